@@ -1,0 +1,435 @@
+"""What every exchange module shares: the error type, symbols, decimals, and signed HTTP calls.
+
+Nothing here names an exchange. An exchange module imports from this file; this file
+imports nothing of the project. See exchanges/__init__.py for the contract a module fulfils.
+"""
+import http.client
+import json
+import re
+import select
+import ssl
+import threading
+import time
+import urllib.parse
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation, ROUND_DOWN, ROUND_HALF_UP
+
+DEFAULT_TIMEOUT = 10.0        # seconds, connect and each read, for every outbound call
+POOL_SIZE = 8                 # idle keep-alive connections kept per exchange host
+RETRY_BACKOFF = 0.2           # seconds before the single retry of an idempotent read
+RATE_LIMIT_WAIT = 0.5         # seconds a read waits once after the exchange said "slow down"
+MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
+QUOTE_STEP = Decimal("0.00000001")   # a market buy's quote amount is sent to 8 decimals
+USER_AGENT = "fmz-plugin"
+
+
+class PluginError(Exception):
+    """The one error type: its message is what the trader reads in the robot log.
+
+    `code` is the exchange's own error code when the exchange refused; `ambiguous` is set
+    when a request may have reached the exchange but no answer came back (timeout, dropped
+    connection, 5xx), which is what decides whether an order may be resent.
+    """
+
+    def __init__(self, message, code=None, ambiguous=False):
+        super().__init__(message)
+        self.code = code
+        self.ambiguous = ambiguous
+
+
+# ---------------------------------------------------------------------------- symbols
+
+class Symbol:
+    """An FMZ symbol: `ETH_USDT` (spot), `BTC_USDT.swap` (perpetual), `USDT.swap` (a range).
+
+    `base` is empty for a range, which names every instrument of one quote and market type.
+    """
+
+    __slots__ = ("base", "quote", "kind")
+
+    def __init__(self, base, quote, kind="spot"):
+        self.base, self.quote, self.kind = base, quote, kind
+
+    def __str__(self):
+        pair = f"{self.base}_{self.quote}" if self.base else self.quote
+        return pair if self.kind == "spot" else f"{pair}.{self.kind}"
+
+    def __repr__(self):
+        return f"Symbol({str(self)!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Symbol) and str(self) == str(other)
+
+    def __hash__(self):
+        return hash(str(self))
+
+    @property
+    def is_swap(self):
+        return self.kind == "swap"
+
+
+_CURRENCY = re.compile(r"^[A-Z0-9]{1,20}$")
+KINDS = ("spot", "swap")
+
+
+def parse_symbol(text, allow_range=False):
+    """`eth_usdt` -> Symbol('ETH_USDT'); `BTC_USDT.swap` -> a swap; `USDT.swap` only as a range."""
+    if not isinstance(text, str) or not text.strip():
+        raise PluginError("symbol is missing (expected e.g. ETH_USDT)")
+    pair, _, kind = text.strip().partition(".")
+    kind = kind.lower() or "spot"
+    if kind not in KINDS:
+        raise PluginError(f"invalid symbol {text!r}: market type {kind!r} is not one of {', '.join(KINDS)}")
+    parts = pair.upper().split("_")
+    if len(parts) == 1 and allow_range and _CURRENCY.match(parts[0]):
+        return Symbol("", parts[0], kind)
+    if len(parts) != 2 or not all(_CURRENCY.match(p) for p in parts):
+        raise PluginError(f"invalid symbol {text!r}: expected BASE_QUOTE such as ETH_USDT or BTC_USDT.swap")
+    return Symbol(parts[0], parts[1], kind)
+
+
+# ---------------------------------------------------------------------------- numbers
+
+def to_decimal(value, name):
+    """A finite Decimal from the docker's value, which may be a string or a number."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise PluginError(f"{name} must be a number, got {_short(value)}")
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else repr(value))
+    except InvalidOperation:
+        raise PluginError(f"{name} must be a number, got {_short(value)}") from None
+    if not number.is_finite():
+        raise PluginError(f"{name} must be a finite number, got {_short(value)}")
+    return number
+
+
+def num(text):
+    """An exchange's numeric field as Decimal; empty or absent fields (common in real replies) are 0."""
+    if text is None or text == "":
+        return Decimal(0)
+    try:
+        return Decimal(str(text))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def plain(number):
+    """Exact decimal text for an exchange: `0.00001`, never `1e-05`, no trailing zeros."""
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def round_down(number, step):
+    """Round down to a multiple of step (amounts: an order never exceeds what was asked)."""
+    if not step:
+        return number
+    return (number / step).to_integral_value(ROUND_DOWN) * step
+
+
+def round_nearest(number, step):
+    """Round to the nearest multiple of step (prices: the tick closest to what was asked)."""
+    if not step:
+        return number
+    return (number / step).to_integral_value(ROUND_HALF_UP) * step
+
+
+def precision(step):
+    """Digits after the point of a step size: 0.001 -> 3, 1 -> 0."""
+    return max(0, -step.normalize().as_tuple().exponent) if step else 0
+
+
+def _short(value, limit=40):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def iso_ms(ms):
+    """ISO-8601 UTC with milliseconds, e.g. 2020-12-08T09:08:57.715Z."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+# ---------------------------------------------------------------------------- HTTP pool
+
+class Pool:
+    """Idle keep-alive connections per host (scheme, host, port), shared by all threads.
+
+    A connection is taken out while in use, so no two threads share one. An idle connection
+    the server has closed is noticed before reuse (its socket turns readable at EOF) and dropped.
+    """
+
+    def __init__(self, size=POOL_SIZE):
+        self.size = size
+        self.idle = {}
+        self.opened = 0               # connections ever opened: the benchmark reports it
+        self.lock = threading.Lock()
+        self.tls = ssl.create_default_context()   # certificates and host names verified
+
+    def take(self, scheme, host, port, timeout):
+        key = (scheme, host, port)
+        with self.lock:
+            idle = self.idle.get(key, [])
+            while idle:
+                conn = idle.pop()
+                if not _closed_by_peer(conn):
+                    conn.timeout = timeout
+                    if conn.sock is not None:
+                        conn.sock.settimeout(timeout)
+                    return conn, True
+                conn.close()
+            self.opened += 1
+        if scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.tls), False
+        return http.client.HTTPConnection(host, port, timeout=timeout), False
+
+    def give_back(self, scheme, host, port, conn):
+        key = (scheme, host, port)
+        with self.lock:
+            idle = self.idle.setdefault(key, [])
+            if len(idle) < self.size:
+                idle.append(conn)
+                return
+        conn.close()
+
+
+def _closed_by_peer(conn):
+    if conn.sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([conn.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+POOL = Pool()
+
+
+# ---------------------------------------------------------------------------- requests
+
+class Request:
+    """One outbound call as the signer sees it: the signer may add headers and query fields."""
+
+    __slots__ = ("method", "path", "query", "body", "headers")
+
+    def __init__(self, method, path, query="", body="", headers=None):
+        self.method, self.path, self.query, self.body = method, path, query, body
+        self.headers = headers or {}
+
+    @property
+    def target(self):
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+class Api:
+    """One exchange, one set of keys, one base URL: what a handler calls the exchange through.
+
+    The exchange module supplies `sign(request, keys, now_ms)` and `check(status, reply)`;
+    this class supplies the transport, timeouts, the retry policy and the clock offset.
+    """
+
+    clock_offsets = {}                 # exchange NAME -> ms to add to our clock, kept across calls
+
+    def __init__(self, exchange, access_key="", secret_key="", base_url=None,
+                 timeout=DEFAULT_TIMEOUT, pool=POOL):
+        self.exchange = exchange
+        self.access_key, self.secret_key = access_key, secret_key
+        self.base_url = (base_url or exchange.BASE_URL).rstrip("/")
+        self.timeout = timeout
+        self.pool = pool
+        self._keys = None
+
+    @property
+    def keys(self):
+        """The exchange's parsed keys, parsed on first private call so public data needs none."""
+        if self._keys is None:
+            self._keys = self.exchange.parse_keys(self.access_key, self.secret_key)
+        return self._keys
+
+    @property
+    def name(self):
+        return self.exchange.NAME
+
+    def now(self):
+        return now_ms() + self.clock_offsets.get(self.name, 0)
+
+    def get(self, path, params=None, signed=False):
+        return self.call("GET", path, params, signed=signed, idempotent=True)
+
+    def post(self, path, body=None, signed=True, idempotent=False):
+        return self.call("POST", path, body, signed=signed, idempotent=idempotent)
+
+    def call(self, method, path, params=None, signed=False, idempotent=None):
+        """Send, decode and check one call. Reads retry once on a reset or 5xx; a signed call
+        refused for clock skew resyncs the offset and is sent once more (it was refused, so
+        this is safe even for orders)."""
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD")
+        attempts = 2 if idempotent else 1
+        for attempt in range(attempts):
+            try:
+                return self._call_once(method, path, params, signed, idempotent)
+            except PluginError as error:
+                if signed and error.code in getattr(self.exchange, "CLOCK_ERRORS", ()):
+                    self.sync_clock()
+                    return self._call_once(method, path, params, signed, idempotent)
+                retry_read = idempotent and attempt + 1 < attempts
+                if retry_read and error.code in getattr(self.exchange, "RATE_LIMIT_ERRORS", ()):
+                    time.sleep(RATE_LIMIT_WAIT)
+                elif retry_read and error.ambiguous:
+                    time.sleep(RETRY_BACKOFF)
+                else:
+                    raise
+
+    def sync_clock(self):
+        """Learn how far the exchange's clock is from ours; every later signature uses it."""
+        before = now_ms()
+        server = self.exchange.server_time(self)
+        self.clock_offsets[self.name] = server - (before + now_ms()) // 2
+
+    def _call_once(self, method, path, params, signed, idempotent):
+        request = self._build(method, path, params)
+        if signed:
+            self.exchange.sign(request, self.keys, self.now())
+        status, body = self._send(request, idempotent)
+        reply = self._decode(status, body)
+        self.exchange.check(status, reply)
+        return reply
+
+    def _build(self, method, path, params):
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        if method in ("GET", "DELETE"):
+            return Request(method, path, query=urllib.parse.urlencode(params))
+        body = json.dumps(params, separators=(",", ":")) if params else ""
+        return Request(method, path, body=body, headers={"Content-Type": "application/json"})
+
+    def _send(self, request, idempotent):
+        """One HTTP exchange over a pooled connection. Returns (status, body bytes).
+
+        A reused keep-alive socket that turns out dead is replaced and the call sent again,
+        but only for idempotent calls: an order may have arrived before the socket died."""
+        url = urllib.parse.urlsplit(self.base_url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **request.headers}
+        target = url.path.rstrip("/") + request.target
+        for fresh_try in (False, True):
+            conn, reused = self.pool.take(url.scheme, url.hostname, port, self.timeout)
+            try:
+                conn.request(request.method, target, body=request.body.encode() or None, headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
+                conn.close()
+                if reused and idempotent and not fresh_try:
+                    continue          # a keep-alive socket the server had dropped: once more, fresh
+                raise PluginError(f"{self.name}: connection lost during {request.method} {request.path}"
+                                  f" ({type(error).__name__})", ambiguous=True) from None
+            except (TimeoutError, OSError, http.client.HTTPException) as error:
+                conn.close()
+                raise PluginError(self._network_message(request, error), ambiguous=True) from None
+            if response.will_close:
+                conn.close()
+            else:
+                self.pool.give_back(url.scheme, url.hostname, port, conn)
+            return response.status, body
+
+    def _network_message(self, request, error):
+        if isinstance(error, TimeoutError) or "timed out" in str(error):
+            return f"{self.name}: no answer within {self.timeout:g}s for {request.method} {request.path}"
+        if isinstance(error, ssl.SSLError):
+            return f"{self.name}: TLS error for {request.method} {request.path}: {error.reason or error}"
+        return f"{self.name}: cannot reach {self.base_url} ({type(error).__name__}: {error})"
+
+    def _decode(self, status, body):
+        try:
+            return json.loads(body)
+        except ValueError:
+            snippet = body[:80].decode("utf-8", "replace").replace("\n", " ")
+            raise PluginError(f"{self.name} answered HTTP {status} with a body that is not JSON: "
+                              f"{snippet!r}", ambiguous=True) from None
+
+
+# ---------------------------------------------------------------------------- markets cache
+
+class MarketsCache:
+    """Instrument specs per (exchange, base URL, market kind), reloaded after MARKETS_TTL.
+
+    Feeds the `markets` method and the tick/lot rounding of every order, so an order never
+    waits for an instrument list except on the first call and after the TTL.
+    """
+
+    def __init__(self, ttl=MARKETS_TTL):
+        self.ttl = ttl
+        self.entries = {}
+        self.lock = threading.Lock()
+
+    def get(self, api, kind):
+        key = (api.name, api.base_url, kind)
+        with self.lock:
+            entry = self.entries.get(key)
+        if entry and time.monotonic() - entry[0] < self.ttl:
+            return entry[1]
+        markets = api.exchange.load_markets(api, kind)
+        with self.lock:
+            self.entries[key] = (time.monotonic(), markets)
+        return markets
+
+    def clear(self):
+        with self.lock:
+            self.entries.clear()
+
+
+MARKETS = MarketsCache()
+
+
+def market(api, symbol):
+    """The spec of one instrument (a dict of FMZ Market fields with Decimal values)."""
+    spec = MARKETS.get(api, symbol.kind).get(str(symbol))
+    if spec is None:
+        raise PluginError(f"{api.name} has no live market {symbol}")
+    return spec
+
+
+def order_size(api, symbol, price, amount, quote_amount=False):
+    """Price and amount as exact strings rounded to the market's tick and lot, checked against
+    its minimum. `quote_amount` marks a spot market buy, whose amount is quote currency."""
+    spec = market(api, symbol)
+    if quote_amount:
+        return None, plain(round_down(amount, QUOTE_STEP))
+    size = round_down(amount, spec["amount_size"])
+    if size <= 0 or size < spec["min_qty"]:
+        raise PluginError(f"amount {plain(amount)} is below the minimum {plain(spec['min_qty'])} "
+                          f"for {symbol} (lot size {plain(spec['amount_size'])})")
+    px = None if price is None else plain(round_nearest(price, spec["tick_size"]))
+    return px, plain(size)
+
+
+def place_once(send, find):
+    """Place an order exactly once.
+
+    `send()` places it (with a client order id chosen beforehand, so every send is the same
+    order) and returns the answer; `find()` looks that client id up and returns the same
+    answer, or None when the exchange provably has no such order. Only an ambiguous send
+    (it may have arrived) leads to a lookup, and only a lookup that says "absent" to one resend.
+    """
+    for _ in range(2):
+        try:
+            return send()
+        except PluginError as error:
+            if not error.ambiguous:
+                raise
+            failure = error
+        try:
+            found = find()
+        except PluginError as error:
+            raise PluginError(f"{failure}; the order may or may not exist and looking it up failed "
+                              f"too ({error}): check open orders before placing it again") from None
+        if found is not None:
+            return found
+    raise PluginError(f"{failure}; looked up by its client order id, the order does not exist")

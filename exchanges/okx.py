@@ -1,0 +1,321 @@
+"""OKX, REST API v5: https://www.okx.com/docs-v5/en/
+
+Keys: access_key = the API key; secret_key = `SECRET,PASSPHRASE` or `SECRET,PASSPHRASE,simulate`
+(the third part sends `x-simulated-trading: 1`, i.e. OKX demo trading).
+
+Signing: base64(HMAC-SHA256(secret, timestamp + METHOD + path[?query] + body)), where the
+timestamp is ISO-8601 UTC with milliseconds and is also sent as OK-ACCESS-TIMESTAMP. OKX
+refuses a timestamp more than 30 s away from its clock (50102), hence the clock offset.
+
+Order ids given to FMZ are `INSTID,ORDID` (`ETH-USDT,123456`): order and cancel need no lookup.
+"""
+import base64
+import hashlib
+import hmac
+import uuid
+from collections import namedtuple
+
+from exchanges._kit import PluginError, Symbol, iso_ms, num, order_size, place_once, precision
+
+NAME = "OKX"
+BASE_URL = "https://www.okx.com"
+CLOCK_ERRORS = ("50102",)            # Timestamp request expired
+RATE_LIMIT_ERRORS = ("50011",)       # Too Many Requests (HTTP 429)
+INST_TYPES = {"spot": "SPOT", "swap": "SWAP"}
+PAGE = 100                           # max rows per page of the order lists
+
+# FMZ period in minutes -> OKX candle bar. Daily and longer bars use the UTC-aligned variants
+# so candle times fall on UTC midnight, as they do on every other exchange.
+BARS = {
+    1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
+    60: "1H", 120: "2H", 240: "4H", 360: "6Hutc", 720: "12Hutc",
+    1440: "1Dutc", 10080: "1Wutc",
+}
+
+# OKX order state -> the FMZ status vocabulary.
+STATUS = {
+    "live": "pending",
+    "partially_filled": "partial-filled",
+    "filled": "filled",
+    "canceled": "canceled",
+    "mmp_canceled": "canceled",
+}
+
+Keys = namedtuple("Keys", "api_key secret passphrase simulated")
+
+
+def parse_keys(access_key, secret_key):
+    parts = [part.strip() for part in (secret_key or "").split(",")]
+    if not access_key or len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise PluginError("OKX keys: access_key must be the API key and secret_key must be "
+                          "SECRET,PASSPHRASE (optionally SECRET,PASSPHRASE,simulate)")
+    if len(parts) == 3 and parts[2] != "simulate":
+        raise PluginError("OKX keys: the third part of secret_key can only be 'simulate'")
+    return Keys(access_key.strip(), parts[0], parts[1], len(parts) == 3)
+
+
+def sign(request, keys, now_ms):
+    timestamp = iso_ms(now_ms)
+    prehash = timestamp + request.method + request.target + request.body
+    digest = hmac.new(keys.secret.encode(), prehash.encode(), hashlib.sha256).digest()
+    request.headers.update({
+        "OK-ACCESS-KEY": keys.api_key,
+        "OK-ACCESS-SIGN": base64.b64encode(digest).decode(),
+        "OK-ACCESS-TIMESTAMP": timestamp,
+        "OK-ACCESS-PASSPHRASE": keys.passphrase,
+    })
+    if keys.simulated:
+        request.headers["x-simulated-trading"] = "1"
+
+
+def check(status, reply):
+    """OKX answers {"code": "0", "data": [...]} on success. A refused order still has code "1"
+    (or "2" for a partly refused batch) with the reason in data[i].sCode / sMsg."""
+    if not isinstance(reply, dict) or "code" not in reply:
+        raise PluginError(f"OKX answered HTTP {status} without a code: {str(reply)[:80]}",
+                          ambiguous=status >= 500)
+    code = str(reply["code"])
+    if code == "0":
+        return
+    for item in reply.get("data") or []:
+        if isinstance(item, dict) and str(item.get("sCode", "0")) != "0":
+            code, message = str(item["sCode"]), item.get("sMsg") or reply.get("msg")
+            break
+    else:
+        message = reply.get("msg") or f"HTTP {status}"
+    raise PluginError(f"OKX {code}: {message}", code=code, ambiguous=status >= 500)
+
+
+def server_time(api):
+    """GET /api/v5/public/time"""
+    return int(api.get("/api/v5/public/time")["data"][0]["ts"])
+
+
+# ---------------------------------------------------------------------------- symbols and ids
+
+def inst_id(symbol):
+    """Symbol('ETH_USDT') -> ETH-USDT; Symbol('BTC_USDT.swap') -> BTC-USDT-SWAP."""
+    base = f"{symbol.base}-{symbol.quote}"
+    return base + "-SWAP" if symbol.is_swap else base
+
+
+def to_symbol(instrument):
+    """ETH-USDT -> Symbol('ETH_USDT'); BTC-USDT-SWAP -> Symbol('BTC_USDT.swap')."""
+    parts = instrument.split("-")
+    kind = "swap" if len(parts) == 3 and parts[2] == "SWAP" else "spot"
+    return Symbol(parts[0], parts[1] if len(parts) > 1 else "", kind)
+
+
+def split_order_id(order_id):
+    """`ETH-USDT,123456` -> ("ETH-USDT", "123456")."""
+    inst, _, ord_id = order_id.partition(",")
+    if not inst or not ord_id or "," in ord_id:
+        raise PluginError(f"invalid OKX order id {order_id!r}: expected INSTID,ORDID such as ETH-USDT,123456")
+    return inst, ord_id
+
+
+def new_client_id():
+    """clOrdId: 1-32 letters and digits, starting with a letter."""
+    return "fmz" + uuid.uuid4().hex[:29]
+
+
+# ---------------------------------------------------------------------------- market data
+
+def ticker(api, symbol):
+    """GET /api/v5/market/ticker"""
+    reply = api.get("/api/v5/market/ticker", {"instId": inst_id(symbol)})
+    return _ticker(_first(reply, symbol)), reply
+
+
+def _ticker(t):
+    return {
+        "symbol": str(to_symbol(t["instId"])),
+        "buy": num(t.get("bidPx")), "sell": num(t.get("askPx")),
+        "high": num(t.get("high24h")), "low": num(t.get("low24h")),
+        "open": num(t.get("open24h")), "last": num(t.get("last")),
+        "vol": num(t.get("vol24h")), "time": int(num(t.get("ts"))),
+    }
+
+
+def depth(api, symbol, limit=None):
+    """GET /api/v5/market/books (sz up to 400 levels a side)"""
+    reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or 20, 400)})
+    book = _first(reply, symbol)
+    levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows]
+    return {"time": int(num(book.get("ts"))), "asks": levels(book.get("asks", [])),
+            "bids": levels(book.get("bids", []))}, reply
+
+
+def trades(api, symbol, limit=None):
+    """GET /api/v5/market/trades (newest first, up to 500; answered oldest first)"""
+    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": min(limit or 100, 500)})
+    rows = [{"id": t["tradeId"], "time": int(num(t["ts"])), "price": num(t["px"]),
+             "amount": num(t["sz"]), "type": t["side"]} for t in reply["data"]]
+    return rows[::-1], reply
+
+
+def records(api, symbol, period=60, limit=None):
+    """GET /api/v5/market/candles (newest first, 300 a page; paged back with `after`)"""
+    bar = BARS.get(period)
+    if bar is None:
+        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, BARS))}")
+    wanted, rows, pages, after = limit or 100, [], [], None
+    while len(rows) < wanted:
+        reply = api.get("/api/v5/market/candles", {"instId": inst_id(symbol), "bar": bar,
+                                                   "limit": min(wanted - len(rows), 300), "after": after})
+        pages.append(reply)
+        if not reply["data"]:
+            break
+        rows += [[int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5])] for r in reply["data"]]
+        after = reply["data"][-1][0]
+    rows.sort(key=lambda row: row[0])
+    return rows, pages[0] if len(pages) == 1 else pages
+
+
+def load_markets(api, kind):
+    """GET /api/v5/public/instruments"""
+    reply = api.get("/api/v5/public/instruments", {"instType": INST_TYPES[kind]})
+    markets = {}
+    for inst in reply["data"]:
+        if inst.get("state", "live") != "live":
+            continue
+        symbol = to_symbol(inst["instId"])
+        tick, lot = num(inst.get("tickSz")), num(inst.get("lotSz"))
+        markets[str(symbol)] = {
+            "symbol": str(symbol),
+            "base_asset": symbol.base, "quote_asset": symbol.quote,
+            "tick_size": tick, "amount_size": lot,
+            "price_precision": precision(tick), "amount_precision": precision(lot),
+            "min_qty": num(inst.get("minSz")), "max_qty": num(inst.get("maxLmtSz")),
+            "min_notional": num(None), "max_notional": num(None),
+            "ct_val": num(inst.get("ctVal")), "ct_val_ccy": inst.get("ctValCcy", ""),
+        }
+    return markets
+
+
+# ---------------------------------------------------------------------------- account
+
+def accounts(api):
+    """GET /api/v5/account/balance (every currency with a balance)"""
+    reply = api.get("/api/v5/account/balance", signed=True)
+    rows = []
+    for account in reply["data"]:
+        for d in account.get("details", []):
+            free = d.get("availBal") or d.get("availEq") or d.get("cashBal")
+            rows.append({"currency": d["ccy"], "free": num(free),
+                         "frozen": num(d.get("frozenBal") or d.get("ordFrozen"))})
+    return rows, reply
+
+
+assets = accounts
+
+
+# ---------------------------------------------------------------------------- trading
+
+def trade(api, symbol, side, price, amount):
+    """POST /api/v5/trade/order (price None = market; a spot market buy spends `amount` quote)"""
+    if side not in ("buy", "sell"):
+        raise PluginError(f"OKX spot orders are buy or sell, not {side!r}")
+    market_buy = price is None and side == "buy" and not symbol.is_swap
+    px, sz = order_size(api, symbol, price, amount, quote_amount=market_buy)
+    client_id = new_client_id()
+    body = {"instId": inst_id(symbol), "tdMode": "cash", "side": side, "clOrdId": client_id,
+            "ordType": "market" if price is None else "limit", "px": px, "sz": sz}
+    if market_buy:
+        body["tgtCcy"] = "quote_ccy"
+
+    def send():
+        reply = api.post("/api/v5/trade/order", body)
+        return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
+
+    def find():
+        try:
+            reply = api.get("/api/v5/trade/order", {"instId": body["instId"], "clOrdId": client_id}, signed=True)
+        except PluginError as error:
+            if error.code == "51603":       # Order does not exist
+                return None
+            raise
+        return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
+
+    return place_once(send, find)
+
+
+def orders(api, symbol=None):
+    """GET /api/v5/trade/orders-pending (every page, newest first, paged with `after`)"""
+    query = {"instType": INST_TYPES[symbol.kind if symbol else "spot"],
+             "instId": inst_id(symbol) if symbol else None, "limit": PAGE}
+    rows, pages = _pages(api, "/api/v5/trade/orders-pending", query)
+    return [_order(o) for o in rows], pages
+
+
+def order(api, order_id, symbol=None):
+    """GET /api/v5/trade/order"""
+    inst, ord_id = split_order_id(order_id)
+    reply = api.get("/api/v5/trade/order", {"instId": inst, "ordId": ord_id}, signed=True)
+    return _order(reply["data"][0]), reply
+
+
+def historyorders(api, symbol, since=None, limit=None):
+    """GET /api/v5/trade/orders-history (last 7 days; `since` -> begin, ms)"""
+    query = {"instType": INST_TYPES[symbol.kind], "instId": inst_id(symbol), "limit": PAGE,
+             "begin": since or None}
+    rows, pages = _pages(api, "/api/v5/trade/orders-history", query, max_rows=limit or PAGE)
+    rows.sort(key=lambda o: int(num(o.get("cTime"))))
+    return [_order(o) for o in rows], pages
+
+
+def cancel(api, order_id, symbol=None):
+    """POST /api/v5/trade/cancel-order"""
+    inst, ord_id = split_order_id(order_id)
+    reply = api.post("/api/v5/trade/cancel-order", {"instId": inst, "ordId": ord_id})
+    return True, reply
+
+
+def io(api, http_method, path, params):
+    """exchange.IO("api", VERB, path, query): any OKX endpoint, signed; the reply unchanged."""
+    reply = api.call(http_method, path, params, signed=True)
+    return reply, reply
+
+
+def _order(o):
+    return {
+        "id": f"{o['instId']},{o['ordId']}",
+        "symbol": str(to_symbol(o["instId"])),
+        "amount": num(o.get("sz")), "price": num(o.get("px")),
+        "deal_amount": num(o.get("accFillSz")), "avg_price": num(o.get("avgPx")),
+        "type": o.get("side", ""), "status": STATUS.get(o.get("state"), o.get("state", "")),
+    }
+
+
+def _pages(api, path, query, max_rows=None):
+    """Follow OKX's `after` cursor (the last ordId of a page) until a short page or max_rows."""
+    rows, pages = [], []
+    while max_rows is None or len(rows) < max_rows:
+        reply = api.get(path, {**query, "after": rows[-1]["ordId"] if rows else None}, signed=True)
+        pages.append(reply)
+        rows += reply["data"]
+        if len(reply["data"]) < query["limit"]:
+            break
+    return rows[:max_rows], pages
+
+
+def _first(reply, symbol):
+    if not reply.get("data"):
+        raise PluginError(f"OKX returned no data for {symbol}")
+    return reply["data"][0]
+
+
+METHODS = {
+    "ticker": ticker,
+    "depth": depth,
+    "trades": trades,
+    "records": records,
+    "accounts": accounts,
+    "assets": assets,
+    "trade": trade,
+    "orders": orders,
+    "order": order,
+    "historyorders": historyorders,
+    "cancel": cancel,
+    "__api_": io,
+}

@@ -1,0 +1,173 @@
+"""The common base of every fake exchange: a threaded HTTP server on 127.0.0.1, port 0.
+
+A fake exchange subclasses FakeExchange, fills `routes` with {(VERB, path): function} and
+implements the exchange's own signature check and state. Every fake shares the fault
+switches below, which tests arm for the next matching request(s):
+
+    fake.inject("html")                 answer an HTML error page (a proxy in front of the API)
+    fake.inject("5xx")                  answer HTTP 503
+    fake.inject("429")                  answer the exchange's own rate-limit reply
+    fake.inject("truncated")            answer the real reply cut in half
+    fake.inject("delay", seconds=2)     wait before answering
+    fake.inject("drop_after")           do the work (store the order), then close without answering
+    fake.inject("drop_before")          close without doing anything
+    fake.clock_skew_ms = 60_000         the fake's clock runs ahead by a minute
+"""
+import http.server
+import json
+import socketserver
+import threading
+import time
+import urllib.parse
+
+
+class FakeRequest:
+    def __init__(self, handler, body):
+        split = urllib.parse.urlsplit(handler.path)
+        self.method = handler.command
+        self.path = split.path
+        self.raw_query = split.query
+        self.query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
+        self.target = handler.path            # path?query exactly as sent, for signatures
+        self.headers = handler.headers
+        self.body = body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body) if self.body else {}
+
+
+class Fault:
+    def __init__(self, kind, path, times, seconds):
+        self.kind, self.path, self.times, self.seconds = kind, path, times, seconds
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def _serve(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.fake.handle(self, FakeRequest(self, body))
+
+    do_GET = do_POST = do_DELETE = do_PUT = _serve
+
+    def log_message(self, format, *args):
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        self.fake.connections += 1
+        return conn, addr
+
+
+class FakeExchange:
+    """Start with `with FakeOKX() as fake:` (or start()/stop()); `fake.url` is its base URL."""
+
+    def __init__(self):
+        self.routes = {}
+        self.faults = []
+        self.clock_skew_ms = 0
+        self.latency = 0.0               # seconds added to every answer (benchmarks)
+        self.lock = threading.RLock()    # one request changes state at a time, like a matching engine
+        self.requests = []               # (verb, target, body) of every request, for assertions
+        self.connections = 0
+        self._server = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self):
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self):
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def now_ms(self):
+        return int(time.time() * 1000) + self.clock_skew_ms
+
+    # ------------------------------------------------------------------ faults
+    def inject(self, kind, path=None, times=1, seconds=0.0):
+        """Arm a fault for the next `times` requests (to `path` only, when given)."""
+        with self.lock:
+            self.faults.append(Fault(kind, path, times, seconds))
+
+    def _take_fault(self, path):
+        with self.lock:
+            for fault in self.faults:
+                if fault.path in (None, path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    # ------------------------------------------------------------------ serving
+    def handle(self, handler, request):
+        with self.lock:
+            self.requests.append((request.method, request.target, request.body))
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self._take_fault(request.path)
+        kind = fault.kind if fault else None
+        if kind == "delay":
+            time.sleep(fault.seconds)
+        if kind == "drop_before":
+            return self._drop(handler)
+        if kind == "html":
+            return self._send(handler, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+        if kind == "5xx":
+            return self._send(handler, 503, b"Service Unavailable", "text/plain")
+        if kind == "429":
+            status, reply = self.rate_limited()
+        else:
+            status, reply = self.route(request)
+        if kind == "drop_after":
+            return self._drop(handler)
+        body = json.dumps(reply).encode()
+        if kind == "truncated":
+            body = body[: len(body) // 2]
+        self._send(handler, status, body, "application/json")
+
+    def route(self, request):
+        function = self.routes.get((request.method, request.path))
+        if function is None:
+            return self.not_found(request)
+        with self.lock:
+            return function(request)
+
+    def _send(self, handler, status, body, content_type):
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    @staticmethod
+    def _drop(handler):
+        handler.close_connection = True
+        handler.connection.shutdown(2)
+
+    # ------------------------------------------------------------------ per exchange
+    def not_found(self, request):
+        raise NotImplementedError
+
+    def rate_limited(self):
+        raise NotImplementedError

@@ -1,0 +1,174 @@
+"""The envelope and the server: bad input of every kind gets a clear {"error"}, and the next
+request is served normally."""
+import json
+import socket
+
+import pytest
+
+import fmz_plugin
+from tests.conftest import PluginClient
+
+
+def raw_exchange(url, data):
+    """Send raw bytes on a fresh socket and return the whole answer (the server closes it)."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return head.decode(), json.loads(body)
+
+
+def envelope(**fields):
+    base = {"access_key": "k", "secret_key": "s,p", "method": "ticker", "params": {"symbol": "BTC_USDT"}, "nonce": 1}
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+BAD_BODIES = {
+    "not json": b"hello",
+    "empty body": b"",
+    "json array": b"[1, 2]",
+    "json string": b'"ticker"',
+    "missing method": json.dumps(envelope(method=...)).encode(),
+    "missing access_key": json.dumps(envelope(access_key=...)).encode(),
+    "missing secret_key": json.dumps(envelope(secret_key=...)).encode(),
+    "method not a string": json.dumps(envelope(method=5)).encode(),
+    "params a list": json.dumps(envelope(params=["BTC_USDT"])).encode(),
+    "params a string": json.dumps(envelope(params="symbol=BTC_USDT")).encode(),
+    "unknown method": json.dumps(envelope(method="teleport")).encode(),
+    "symbol missing": json.dumps(envelope(params={})).encode(),
+    "symbol a number": json.dumps(envelope(params={"symbol": 5})).encode(),
+    "non-numeric amount": json.dumps(envelope(method="trade", params={
+        "symbol": "BTC_USDT", "type": "buy", "price": "1", "amount": "lots"})).encode(),
+    "negative amount": json.dumps(envelope(method="trade", params={
+        "symbol": "BTC_USDT", "type": "buy", "price": "1", "amount": "-1"})).encode(),
+    "zero price": json.dumps(envelope(method="trade", params={
+        "symbol": "BTC_USDT", "type": "buy", "price": "0", "amount": "1"})).encode(),
+    "NaN amount": json.dumps(envelope(method="trade", params={
+        "symbol": "BTC_USDT", "type": "buy", "price": "1", "amount": "NaN"})).encode(),
+    "bad side": json.dumps(envelope(method="trade", params={
+        "symbol": "BTC_USDT", "type": "hold", "price": "1", "amount": "1"})).encode(),
+    "fractional limit": json.dumps(envelope(method="depth", params={"symbol": "BTC_USDT", "limit": "2.5"})).encode(),
+    "missing order id": json.dumps(envelope(method="order", params={})).encode(),
+}
+
+
+@pytest.mark.parametrize("name", BAD_BODIES)
+def test_bad_input_answers_error_then_serves_next(okx, name):
+    answer = okx.post(BAD_BODIES[name])
+    assert set(answer) == {"error"} and answer["error"], answer
+    assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def test_unknown_method_names_it(okx):
+    assert okx.error("teleport") == "unknown method: teleport"
+
+
+def test_method_names_are_case_insensitive(okx):
+    assert okx.data("TICKER", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def test_unknown_exchange_path(okx):
+    answer = okx.post(json.dumps(okx.envelope("ticker", {"symbol": "BTC_USDT"})).encode(), path="/Nowhere")
+    assert answer["error"].startswith("unknown exchange path /Nowhere") and "/OKX" in answer["error"]
+
+
+def test_exchange_path_is_case_insensitive(okx):
+    answer = okx.post(json.dumps(okx.envelope("ticker", {"symbol": "BTC_USDT"})).encode(), path="/okx")
+    assert answer["data"]["symbol"] == "BTC_USDT"
+
+
+def test_get_request_answers_json_error(plugin_server):
+    head, answer = raw_exchange(plugin_server, b"GET /OKX HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200") and "POST" in answer["error"]
+
+
+def test_content_length_longer_than_body(plugin_server, monkeypatch):
+    monkeypatch.setattr(fmz_plugin.Handler, "timeout", 0.5)
+    head, answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{}")
+    assert "Content-Length" in answer["error"] or "in time" in answer["error"]
+
+
+def test_content_length_shorter_than_body(okx):
+    body = json.dumps(okx.envelope("ticker", {"symbol": "BTC_USDT"})).encode()
+    answer = okx.post(body, headers={"Content-Length": str(len(body) - 5)})
+    assert answer == {"error": "the request body is not valid JSON"}
+    assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def test_missing_content_length(plugin_server):
+    head, answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\n\r\n{}")
+    assert "Content-Length" in answer["error"]
+
+
+def test_oversized_body_is_refused(plugin_server):
+    head, answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{")
+    assert "over" in answer["error"]
+
+
+def test_garbage_request_line_gets_json_not_html(plugin_server):
+    head, answer = raw_exchange(plugin_server, b"\x16\x03\x01 garbage\r\n\r\n")
+    assert "error" in answer
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(okx, okx_fake):
+    for _ in range(5):
+        okx.data("ticker", symbol="BTC_USDT")
+    assert okx_fake.connections == 1
+
+
+def test_exchange_down_is_a_clear_error_and_recovers(okx, okx_fake):
+    for kind in ("html", "5xx", "truncated"):
+        okx_fake.inject(kind, times=2)
+        error = okx.error("ticker", symbol="BTC_USDT")
+        assert error.startswith("OKX"), error
+        assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def test_unreachable_exchange_is_a_clear_error():
+    server, url = __import__("tests.conftest", fromlist=["start_plugin"]).start_plugin({"okx": "http://127.0.0.1:9"})
+    try:
+        client = PluginClient(url, "OKX", "k", "s,p")
+        assert "cannot reach http://127.0.0.1:9" in client.error("ticker", symbol="BTC_USDT")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_secrets_never_in_errors_or_logs(okx_fake, plugin_server, caplog):
+    caplog.set_level("DEBUG")
+    client = PluginClient(plugin_server, "OKX", "my-api-key-123", "my-secret-456,my-pass-789")
+    error = client.error("accounts")
+    client.error("trade", symbol="BTC_USDT", type="buy", price="1", amount="1")
+    client.call("__api_/api/v5/account/balance")
+    text = error + caplog.text
+    for secret in ("my-api-key-123", "my-secret-456", "my-pass-789"):
+        assert secret not in text
+
+
+def test_cli_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        fmz_plugin.parse_args(["--help"])
+    out = capsys.readouterr().out
+    for flag in ("--port", "--address", "--timeout", "--base-url", "--log-level"):
+        assert flag in out
+
+
+def test_base_url_flag_validates(capsys):
+    assert fmz_plugin.parse_args(["--base-url", "okx=http://127.0.0.1:1"]).base_urls == {"okx": "http://127.0.0.1:1"}
+    for bad in ("okx", "nowhere=http://x", "okx=ftp://x"):
+        with pytest.raises(SystemExit):
+            fmz_plugin.parse_args(["--base-url", bad])
+
+
+def test_banner_names_the_url_to_paste(okx_fake):
+    server = fmz_plugin.Server(("127.0.0.1", 0))
+    try:
+        text = fmz_plugin.banner(server, fmz_plugin.Settings())
+    finally:
+        server.server_close()
+    assert f"http://127.0.0.1:{server.server_address[1]}/OKX" in text
