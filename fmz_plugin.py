@@ -110,6 +110,18 @@ def history_params(params):
     return {"symbol": _symbol(params), "since": _int(params, "since"), "limit": _int(params, "limit")}
 
 
+def range_params(params):
+    """An optional symbol or range: `BTC_USDT.swap`, `USDT.swap` (every USDT swap), or none."""
+    return {"symbol": _symbol(params, required=False, allow_range=True)}
+
+
+def margin_level_params(params):
+    for name in ("level", "marginLevel", "margin_level"):
+        if params.get(name) not in (None, ""):
+            return {"symbol": _symbol(params), "level": _int(params, name, minimum=1)}
+    raise PluginError("level is missing: expected the leverage, e.g. 10")
+
+
 # The protocol in one table: FMZ method name -> parser of its params. The exchange module's
 # own METHODS dict maps the same names to the functions that serve them.
 PROTOCOL = {
@@ -124,7 +136,16 @@ PROTOCOL = {
     "order": order_params,
     "historyorders": history_params,
     "cancel": order_params,
+    "markets": no_params,
+    "tickers": range_params,
+    "positions": range_params,
+    "margin_level": margin_level_params,
+    "marginlevel": margin_level_params,
+    "fundings": range_params,
 }
+
+
+ALIASES = {"marginlevel": "margin_level"}      # names the docker may use for the same call
 
 
 def io_params(method, params, http_method):
@@ -152,6 +173,15 @@ class Settings:
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
 
+    def base_urls_of(self, exchange_key):
+        """{"": URL, "futures": URL} from --base-url okx=URL / --base-url binance.futures=URL."""
+        found = {}
+        for name, url in self.base_urls.items():
+            key, _, host = name.partition(".")
+            if key == exchange_key:
+                found[host] = url
+        return found
+
 
 def dispatch(exchange_name, envelope, http_method=None, settings=None):
     """One docker request -> (method, symbol, answer). The only place errors become {"error"}."""
@@ -167,11 +197,12 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None):
             if name not in PROTOCOL:
                 raise PluginError(f"unknown method: {method[:60]}")
             kwargs = PROTOCOL[name](params)
+            name = ALIASES.get(name, name)
         handler = exchange.METHODS.get(name)
         if handler is None:
             raise PluginError(f"{exchange.NAME} does not support {name}")
         api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-                  settings.base_urls.get(exchange_name.lower()), settings.timeout)
+                  settings.base_urls_of(exchange_name.lower()), settings.timeout)
         data, raw = handler(api, **kwargs)
         return method, symbol, {"data": data, "raw": raw}
     except PluginError as error:
@@ -321,8 +352,9 @@ def parse_args(argv):
         name, sep, url = item.partition("=")
         if not sep or not re.match(r"^https?://[^/]", url):
             parser.error(f"--base-url wants NAME=URL such as OKX=https://www.okx.com, got {item!r}")
-        if name.split(".")[0].lower() not in EXCHANGES:
-            parser.error(f"--base-url: unknown exchange {name!r}")
+        key, _, host = name.lower().partition(".")
+        if key not in EXCHANGES or (host and host not in getattr(EXCHANGES[key], "HOSTS", {})):
+            parser.error(f"--base-url: unknown exchange or host {name!r}")
         args.base_urls[name.lower()] = url
     return args
 
@@ -332,15 +364,15 @@ def banner(server, settings):
     lines = [f"fmz-plugin {__version__} listening on http://{host}:{port}",
              "Service addresses to paste into FMZ (General Protocol):"]
     for key, module in EXCHANGES.items():
-        base = settings.base_urls.get(key, module.BASE_URL)
+        base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} http://{host}:{port}/{module.NAME}   (exchange API: {base})")
     if host not in ("127.0.0.1", "localhost", "::1"):
         lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted network.")
     return "\n".join(lines)
 
 
-def serve(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def serve(argv):
+    args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     settings = Settings(args.base_urls, args.timeout)
     server = Server((args.address, args.port), settings)
@@ -353,5 +385,17 @@ def serve(argv=None):
         server.server_close()
 
 
+# `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
+COMMANDS = {
+    "serve": serve,
+}
+
+
+def run(argv):
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:])
+    return serve(argv)
+
+
 if __name__ == "__main__":
-    serve()
+    sys.exit(run(sys.argv[1:]))

@@ -236,14 +236,27 @@ class Api:
 
     clock_offsets = {}                 # exchange NAME -> ms to add to our clock, kept across calls
 
-    def __init__(self, exchange, access_key="", secret_key="", base_url=None,
+    def __init__(self, exchange, access_key="", secret_key="", base_urls=None,
                  timeout=DEFAULT_TIMEOUT, pool=POOL):
         self.exchange = exchange
         self.access_key, self.secret_key = access_key, secret_key
-        self.base_url = (base_url or exchange.BASE_URL).rstrip("/")
+        self.base_urls = {name: url.rstrip("/") for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.pool = pool
         self._keys = None
+
+    @property
+    def base_url(self):
+        return self.url_for(None)
+
+    def url_for(self, host):
+        """The base URL of one of the exchange's hosts (None = its main one, BASE_URL).
+
+        `--base-url NAME=URL` replaces every host; `--base-url NAME.HOST=URL` one of the
+        module's other HOSTS (e.g. a separate futures API host) alone."""
+        if host is None:
+            return self.base_urls.get("") or self.exchange.BASE_URL
+        return self.base_urls.get(host) or self.base_urls.get("") or self.exchange.HOSTS[host]
 
     @property
     def keys(self):
@@ -259,13 +272,13 @@ class Api:
     def now(self):
         return now_ms() + self.clock_offsets.get(self.name, 0)
 
-    def get(self, path, params=None, signed=False):
-        return self.call("GET", path, params, signed=signed, idempotent=True)
+    def get(self, path, params=None, signed=False, host=None):
+        return self.call("GET", path, params, signed=signed, idempotent=True, host=host)
 
-    def post(self, path, body=None, signed=True, idempotent=False):
-        return self.call("POST", path, body, signed=signed, idempotent=idempotent)
+    def post(self, path, body=None, signed=True, idempotent=False, host=None):
+        return self.call("POST", path, body, signed=signed, idempotent=idempotent, host=host)
 
-    def call(self, method, path, params=None, signed=False, idempotent=None):
+    def call(self, method, path, params=None, signed=False, idempotent=None, host=None):
         """Send, decode and check one call. Reads retry once on a reset or 5xx; a signed call
         refused for clock skew resyncs the offset and is sent once more (it was refused, so
         this is safe even for orders)."""
@@ -274,11 +287,11 @@ class Api:
         attempts = 2 if idempotent else 1
         for attempt in range(attempts):
             try:
-                return self._call_once(method, path, params, signed, idempotent)
+                return self._call_once(method, path, params, signed, idempotent, host)
             except PluginError as error:
                 if signed and error.code in getattr(self.exchange, "CLOCK_ERRORS", ()):
                     self.sync_clock()
-                    return self._call_once(method, path, params, signed, idempotent)
+                    return self._call_once(method, path, params, signed, idempotent, host)
                 retry_read = idempotent and attempt + 1 < attempts
                 if retry_read and error.code in getattr(self.exchange, "RATE_LIMIT_ERRORS", ()):
                     time.sleep(RATE_LIMIT_WAIT)
@@ -293,11 +306,11 @@ class Api:
         server = self.exchange.server_time(self)
         self.clock_offsets[self.name] = server - (before + now_ms()) // 2
 
-    def _call_once(self, method, path, params, signed, idempotent):
+    def _call_once(self, method, path, params, signed, idempotent, host):
         request = self._build(method, path, params)
         if signed:
             self.exchange.sign(request, self.keys, self.now())
-        status, body = self._send(request, idempotent)
+        status, body = self._send(request, idempotent, self.url_for(host))
         reply = self._decode(status, body)
         self.exchange.check(status, reply)
         return reply
@@ -309,12 +322,12 @@ class Api:
         body = json.dumps(params, separators=(",", ":")) if params else ""
         return Request(method, path, body=body, headers={"Content-Type": "application/json"})
 
-    def _send(self, request, idempotent):
+    def _send(self, request, idempotent, base_url):
         """One HTTP exchange over a pooled connection. Returns (status, body bytes).
 
         A reused keep-alive socket that turns out dead is replaced and the call sent again,
         but only for idempotent calls: an order may have arrived before the socket died."""
-        url = urllib.parse.urlsplit(self.base_url)
+        url = urllib.parse.urlsplit(base_url)
         port = url.port or (443 if url.scheme == "https" else 80)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **request.headers}
         target = url.path.rstrip("/") + request.target
@@ -332,19 +345,19 @@ class Api:
                                   f" ({type(error).__name__})", ambiguous=True) from None
             except (TimeoutError, OSError, http.client.HTTPException) as error:
                 conn.close()
-                raise PluginError(self._network_message(request, error), ambiguous=True) from None
+                raise PluginError(self._network_message(request, error, base_url), ambiguous=True) from None
             if response.will_close:
                 conn.close()
             else:
                 self.pool.give_back(url.scheme, url.hostname, port, conn)
             return response.status, body
 
-    def _network_message(self, request, error):
+    def _network_message(self, request, error, base_url):
         if isinstance(error, TimeoutError) or "timed out" in str(error):
             return f"{self.name}: no answer within {self.timeout:g}s for {request.method} {request.path}"
         if isinstance(error, ssl.SSLError):
             return f"{self.name}: TLS error for {request.method} {request.path}: {error.reason or error}"
-        return f"{self.name}: cannot reach {self.base_url} ({type(error).__name__}: {error})"
+        return f"{self.name}: cannot reach {base_url} ({type(error).__name__}: {error})"
 
     def _decode(self, status, body):
         try:

@@ -12,7 +12,9 @@ import pytest
 
 import fmz_plugin
 from exchanges import _kit
-from tests.fakes.okx import API_KEY, SECRET_KEY, FakeOKX
+from tests.fakes.okx import FakeOKX
+
+FAKES = {"OKX": FakeOKX}        # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:
@@ -83,5 +85,19 @@ def plugin_server(okx_fake):
 
 
 @pytest.fixture
-def okx(plugin_server):
-    return PluginClient(plugin_server, "OKX", API_KEY, SECRET_KEY)
+def okx(plugin_server, okx_fake):
+    client = PluginClient(plugin_server, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
+    client.fake = okx_fake
+    return client
+
+
+@pytest.fixture(params=list(FAKES))
+def exchange(request):
+    """A plugin client for each exchange in FAKES, its fake at `.fake`."""
+    with FAKES[request.param]() as fake:
+        server, url = start_plugin({request.param.lower(): fake.url})
+        client = PluginClient(url, request.param, fake.ACCESS_KEY, fake.SECRET_KEY)
+        client.fake = fake
+        yield client
+        server.shutdown()
+        server.server_close()

@@ -121,14 +121,6 @@ def test_keep_alive_serves_many_requests_on_one_connection(okx, okx_fake):
     assert okx_fake.connections == 1
 
 
-def test_exchange_down_is_a_clear_error_and_recovers(okx, okx_fake):
-    for kind in ("html", "5xx", "truncated"):
-        okx_fake.inject(kind, times=2)
-        error = okx.error("ticker", symbol="BTC_USDT")
-        assert error.startswith("OKX"), error
-        assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
-
-
 def test_unreachable_exchange_is_a_clear_error():
     server, url = __import__("tests.conftest", fromlist=["start_plugin"]).start_plugin({"okx": "http://127.0.0.1:9"})
     try:

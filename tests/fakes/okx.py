@@ -10,29 +10,30 @@ move to the history.
 import base64
 import hashlib
 import hmac
-import itertools
 from datetime import datetime
 from decimal import Decimal as D
 
 from tests.fakes.base import FakeExchange
+from tests.fakes.engine import CANCELED, FILLED, OPEN, PARTIAL, Engine, Refused, fmt
 
 API_KEY, SECRET, PASSPHRASE = "okx-test-key", "okx-test-secret", "okx-test-pass"
 SECRET_KEY = f"{SECRET},{PASSPHRASE}"          # what a trader types into FMZ's Secret Key
 
-INSTRUMENTS = {
-    "BTC-USDT": {"tickSz": "0.1", "lotSz": "0.00000001", "minSz": "0.00001", "maxLmtSz": "9999999999",
-                 "maxMktSz": "1000000", "book": (D("50000"), D("0.1"))},
-    "ETH-USDT": {"tickSz": "0.01", "lotSz": "0.000001", "minSz": "0.001", "maxLmtSz": "99999999",
-                 "maxMktSz": "1000000", "book": (D("3000"), D("0.01"))},
-}
 BAR_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
           "1H": 3_600_000, "2H": 7_200_000, "4H": 14_400_000, "6Hutc": 21_600_000,
           "12Hutc": 43_200_000, "1Dutc": 86_400_000, "1Wutc": 604_800_000}
-
-
-def fmt(number):
-    text = format(number, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+STATES = {OPEN: "live", PARTIAL: "partially_filled", FILLED: "filled", CANCELED: "canceled"}
+# Engine refusals -> OKX sCode and sMsg (docs-v5, "Error Code", trade section)
+REFUSALS = {
+    "unknown_symbol": ("51001", "Instrument ID does not exist"),
+    "duplicate_client_id": ("51016", "Duplicated clOrdId"),
+    "bad_amount": ("51000", "Parameter sz error"),
+    "bad_price": ("51000", "Parameter px error"),
+    "below_min": ("51020", "Your order should meet or exceed the minimum order amount."),
+    "insufficient": ("51008", "Order failed. Insufficient {} balance in account."),
+    "unknown_order": ("51400", "Order cancellation failed as the order has been filled, canceled or does not exist"),
+    "order_closed": ("51400", "Order cancellation failed as the order has been filled, canceled or does not exist"),
+}
 
 
 def ok(data):
@@ -43,12 +44,33 @@ def fail(code, msg, status=200, data=None):
     return status, {"code": code, "msg": msg, "data": data or []}
 
 
+def refuse(error, client_id="", ord_id=""):
+    """A refused order or cancel: top-level code "1", the reason in data[0].sCode / sMsg."""
+    code, msg = REFUSALS[error.reason]
+    return fail("1", "All operations failed", 200,
+                [{"clOrdId": client_id, "ordId": ord_id, "tag": "", "sCode": code, "sMsg": msg.format(error.detail)}])
+
+
+def inst_id(pair):
+    return "-".join(pair)
+
+
+def pair_of(inst):
+    parts = tuple((inst or "").split("-"))
+    return parts if len(parts) == 2 else None
+
+
 class FakeOKX(FakeExchange):
+    NAME = "OKX"
+    ACCESS_KEY, SECRET_KEY = API_KEY, SECRET_KEY
+    ORDER_PATH, TIME_PATH = "/api/v5/trade/order", "/api/v5/public/time"
+    CODES = {reason: code for reason, (code, _) in REFUSALS.items()}
+    CODES.update(unknown_order="51603")               # GET /api/v5/trade/order of an unknown id
+    FOREIGN_ORDER_ID = "ETH-USDT,12345"              # well-formed, but no such order
+
     def __init__(self):
         super().__init__()
-        self.balances = {"USDT": [D("100000"), D(0)], "BTC": [D("1"), D(0)], "ETH": [D("10"), D(0)]}
-        self.orders = {}                       # ordId -> OKX order dict
-        self.order_ids = itertools.count(600000000000000001)
+        self.engine = Engine(self.now_ms)
         self.routes = {
             ("GET", "/api/v5/public/time"): self.time,
             ("GET", "/api/v5/public/instruments"): self.instruments,
@@ -107,63 +129,55 @@ class FakeOKX(FakeExchange):
         if request.query.get("instType") != "SPOT":
             return ok([])
         return ok([{
-            "instType": "SPOT", "instId": inst, "uly": "", "instFamily": "", "category": "1",
-            "baseCcy": inst.split("-")[0], "quoteCcy": inst.split("-")[1], "settleCcy": "",
-            "ctVal": "", "ctMult": "", "ctValCcy": "", "optType": "", "stk": "", "listTime": "1606468572000",
-            "expTime": "", "lever": "10", "tickSz": spec["tickSz"], "lotSz": spec["lotSz"],
-            "minSz": spec["minSz"], "ctType": "", "alias": "", "state": "live",
-            "maxLmtSz": spec["maxLmtSz"], "maxMktSz": spec["maxMktSz"], "maxTwapSz": "", "maxIcebergSz": "",
-            "maxTriggerSz": "", "maxStopSz": "",
-        } for inst, spec in INSTRUMENTS.items()] + [{
+            "instType": "SPOT", "instId": inst_id(pair), "uly": "", "instFamily": "", "category": "1",
+            "baseCcy": pair[0], "quoteCcy": pair[1], "settleCcy": "", "ctVal": "", "ctMult": "",
+            "ctValCcy": "", "optType": "", "stk": "", "listTime": "1606468572000", "expTime": "",
+            "lever": "10", "tickSz": fmt(spec["tick"]), "lotSz": fmt(spec["lot"]), "minSz": fmt(spec["min"]),
+            "ctType": "", "alias": "", "state": "live", "maxLmtSz": fmt(spec["max"]),
+            "maxMktSz": "1000000", "maxTwapSz": "", "maxIcebergSz": "", "maxTriggerSz": "", "maxStopSz": "",
+        } for pair, spec in self.engine.markets.items()] + [{
             "instType": "SPOT", "instId": "OLD-USDT", "baseCcy": "OLD", "quoteCcy": "USDT",
             "tickSz": "0.1", "lotSz": "1", "minSz": "1", "state": "suspend"}])
 
-    def _inst(self, request):
-        inst = request.query.get("instId") or (request.json().get("instId") if request.method == "POST" else None)
-        return inst if inst in INSTRUMENTS else None
-
-    def book(self, inst, levels=5):
-        mid, step = INSTRUMENTS[inst]["book"]
-        asks = [(mid + step * (i + 1), D("0.5") * (i + 1)) for i in range(levels)]
-        bids = [(mid - step * i, D("0.5") * (i + 1)) for i in range(levels)]
-        return asks, bids
+    def _pair(self, request):
+        pair = pair_of(request.query.get("instId"))
+        return pair if pair in self.engine.markets else None
 
     def ticker(self, request):
-        inst = self._inst(request)
-        if inst is None:
+        pair = self._pair(request)
+        if pair is None:
             return fail("51001", "Instrument ID does not exist")
-        asks, bids = self.book(inst)
-        mid = INSTRUMENTS[inst]["book"][0]
+        asks, bids = self.engine.book(pair)
+        mid = self.engine.markets[pair]["mid"]
         return ok([{
-            "instType": "SPOT", "instId": inst, "last": fmt(mid), "lastSz": "0.1",
+            "instType": "SPOT", "instId": inst_id(pair), "last": fmt(mid), "lastSz": "0.1",
             "askPx": fmt(asks[0][0]), "askSz": fmt(asks[0][1]), "bidPx": fmt(bids[0][0]), "bidSz": fmt(bids[0][1]),
             "open24h": fmt(mid - 100), "high24h": fmt(mid + 500), "low24h": fmt(mid - 500),
             "volCcy24h": "2222", "vol24h": "1234.5", "ts": str(self.now_ms()),
             "sodUtc0": fmt(mid - 50), "sodUtc8": fmt(mid - 60)}])
 
     def books(self, request):
-        inst = self._inst(request)
-        if inst is None:
+        pair = self._pair(request)
+        if pair is None:
             return fail("51001", "Instrument ID does not exist")
-        size = min(int(request.query.get("sz", "1")), 400)
-        asks, bids = self.book(inst, levels=size)
+        asks, bids = self.engine.book(pair, levels=min(int(request.query.get("sz", "1")), 400))
         row = lambda px, sz: [fmt(px), fmt(sz), "0", "1"]
         return ok([{"asks": [row(*level) for level in asks], "bids": [row(*level) for level in bids],
                     "ts": str(self.now_ms())}])
 
     def trades(self, request):
-        inst = self._inst(request)
-        if inst is None:
+        pair = self._pair(request)
+        if pair is None:
             return fail("51001", "Instrument ID does not exist")
         limit = min(int(request.query.get("limit", "100")), 500)
-        now, mid = self.now_ms(), INSTRUMENTS[inst]["book"][0]
-        return ok([{"instId": inst, "side": "buy" if i % 2 else "sell", "sz": "0.01",
+        now, mid = self.now_ms(), self.engine.markets[pair]["mid"]
+        return ok([{"instId": inst_id(pair), "side": "buy" if i % 2 else "sell", "sz": "0.01",
                     "px": fmt(mid + i), "tradeId": str(242720720 - i), "ts": str(now - i * 1000)}
                    for i in range(limit)])                  # newest first, as OKX sends
 
     def candles(self, request):
-        inst = self._inst(request)
-        if inst is None:
+        pair = self._pair(request)
+        if pair is None:
             return fail("51001", "Instrument ID does not exist")
         bar = request.query.get("bar", "1m")
         if bar not in BAR_MS:
@@ -171,159 +185,86 @@ class FakeOKX(FakeExchange):
         step = BAR_MS[bar]
         limit = min(int(request.query.get("limit", "100")), 300)
         newest = self.now_ms() // step * step
+        oldest_kept = newest - 1439 * step                  # OKX keeps the latest 1440 here
         if request.query.get("after"):
             newest = min(newest, int(request.query["after"]) - step)
-        oldest_kept = self.now_ms() // step * step - 1439 * step      # OKX keeps the latest 1440 here
         rows = []
-        for i in range(limit):
-            ts = newest - i * step
+        for ts in range(newest, newest - limit * step, -step):
             if ts < oldest_kept:
                 break
-            o = D(100) + D(ts // step % 97)
-            rows.append([str(ts), fmt(o), fmt(o + 2), fmt(o - 1), fmt(o + 1), "10.5", "1050", "1050", "1"])
+            _, o, h, low, c, vol = self.engine.candle(pair, ts, step)
+            rows.append([str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), "1050", "1050", "1"])
         return ok(rows)
 
     # ------------------------------------------------------------------ account
     def balance(self, request):
-        details = [{"ccy": ccy, "availBal": fmt(avail), "frozenBal": fmt(frozen), "ordFrozen": fmt(frozen),
-                    "cashBal": fmt(avail + frozen), "eq": fmt(avail + frozen), "availEq": "", "upl": "",
-                    "uTime": str(self.now_ms())}
-                   for ccy, (avail, frozen) in self.balances.items() if avail or frozen]
-        return ok([{"adjEq": "", "details": details, "totalEq": "0", "uTime": str(self.now_ms())}])
+        now = str(self.now_ms())
+        details = [{"ccy": ccy, "availBal": fmt(free), "frozenBal": fmt(frozen), "ordFrozen": fmt(frozen),
+                    "cashBal": fmt(free + frozen), "eq": fmt(free + frozen), "availEq": "", "upl": "", "uTime": now}
+                   for ccy, (free, frozen) in self.engine.balances.items() if free or frozen]
+        return ok([{"adjEq": "", "details": details, "totalEq": "0", "uTime": now}])
 
     # ------------------------------------------------------------------ trading
     def place(self, request):
         body = request.json()
-        inst, side, kind = body.get("instId"), body.get("side"), body.get("ordType")
-        client_id = body.get("clOrdId", "")
-        refuse = lambda code, msg: fail("1", "All operations failed", 200,
-                                        [{"clOrdId": client_id, "ordId": "", "tag": "", "sCode": code, "sMsg": msg}])
-        if inst not in INSTRUMENTS:
-            return refuse("51001", "Instrument ID does not exist")
+        side, kind, client_id = body.get("side"), body.get("ordType"), body.get("clOrdId", "")
         if side not in ("buy", "sell") or kind not in ("limit", "market") or body.get("tdMode") != "cash":
             return fail("51000", "Parameter side, ordType or tdMode error")
-        if client_id and any(o["clOrdId"] == client_id for o in self.orders.values()):
-            return refuse("51016", "Duplicated clOrdId")
-        spec = INSTRUMENTS[inst]
         try:
-            size = D(body["sz"])
+            amount = D(body["sz"])
             price = D(body["px"]) if kind == "limit" else None
         except Exception:
-            return fail("51000", "Parameter sz error")
-        quote_sized = kind == "market" and side == "buy" and body.get("tgtCcy") == "quote_ccy"
-        if not quote_sized and size % D(spec["lotSz"]):
-            return fail("51000", "Parameter sz error")
-        if price is not None and (price <= 0 or price % D(spec["tickSz"])):
-            return fail("51000", "Parameter px error")
-        if not quote_sized and size < D(spec["minSz"]):
-            return refuse("51020", "Your order should meet or exceed the minimum order amount.")
-        base, quote = inst.split("-")
-        pay = quote if side == "buy" else base
-        need = (size if quote_sized or side == "sell" else size * price)
-        if kind == "market" and side == "buy" and not quote_sized:
-            need = size * self.book(inst)[0][-1][0]
-        if self.balances.setdefault(pay, [D(0), D(0)])[0] < need:
-            return refuse("51008", f"Order failed. Insufficient {pay} balance in account.")
-        ord_id = str(next(self.order_ids))
-        now = str(self.now_ms())
-        self.orders[ord_id] = {
-            "instType": "SPOT", "instId": inst, "ordId": ord_id, "clOrdId": client_id, "tag": "",
-            "px": fmt(price) if price is not None else "", "sz": fmt(size), "ordType": kind, "side": side,
-            "posSide": "net", "tdMode": "cash", "tgtCcy": body.get("tgtCcy", ""), "accFillSz": "0",
-            "fillPx": "", "fillSz": "", "avgPx": "", "state": "live", "fee": "0", "feeCcy": quote,
-            "cTime": now, "uTime": now, "_frozen": need, "_pay": pay, "_filled": D(0), "_cost": D(0),
+            return fail("51000", "Parameter sz or px error")
+        quote_amount = kind == "market" and side == "buy" and body.get("tgtCcy") == "quote_ccy"
+        try:
+            order = self.engine.place(pair_of(body.get("instId")), side, kind, amount, price, client_id, quote_amount)
+        except Refused as error:
+            return refuse(error, client_id)
+        return ok([{"clOrdId": client_id, "ordId": order["id"], "tag": "", "ts": str(order["created"]),
+                    "sCode": "0", "sMsg": "Order placed"}])
+
+    def render(self, order):
+        """An engine order as OKX's order object (GET /api/v5/trade/order)."""
+        avg = self.engine.avg_price(order)
+        return {
+            "instType": "SPOT", "instId": inst_id(order["pair"]), "ordId": order["id"],
+            "clOrdId": order["client_id"], "tag": "", "px": fmt(order["price"]) if order["price"] else "",
+            "sz": fmt(order["amount"]), "ordType": order["type"], "side": order["side"], "posSide": "net",
+            "tdMode": "cash", "tgtCcy": "quote_ccy" if order["quote_amount"] else "",
+            "accFillSz": fmt(order["filled"]), "fillPx": fmt(avg) if avg else "", "fillSz": "",
+            "avgPx": fmt(avg) if avg else "", "state": STATES[order["status"]], "fee": "0",
+            "feeCcy": order["pair"][1], "cTime": str(order["created"]), "uTime": str(order["updated"]),
         }
-        self.balances[pay][0] -= need
-        self.balances[pay][1] += need
-        self._match(self.orders[ord_id], quote_sized)
-        return ok([{"clOrdId": client_id, "ordId": ord_id, "tag": "", "ts": now, "sCode": "0",
-                    "sMsg": "Order placed"}])
-
-    def _match(self, order, quote_sized):
-        """Fill against the (static) book: a limit order takes the levels its price crosses."""
-        inst, side = order["instId"], order["side"]
-        asks, bids = self.book(inst)
-        levels = asks if side == "buy" else bids
-        limit = D(order["px"]) if order["px"] else None
-        remaining = D(order["sz"])                      # base, or quote for a quote-sized buy
-        for px, sz in levels:
-            if remaining <= 0 or (limit is not None and (px > limit if side == "buy" else px < limit)):
-                break
-            take = min(sz, remaining / px) if quote_sized else min(sz, remaining)
-            take = take.quantize(D("0.00000001"))
-            if take <= 0:
-                break
-            order["_filled"] += take
-            order["_cost"] += take * px
-            remaining -= take * px if quote_sized else take
-        if order["_filled"]:
-            self._settle(order)
-        if order["ordType"] == "market" or remaining <= 0:
-            self._close(order, "filled" if remaining <= 0 or order["_filled"] else "canceled")
-        elif order["_filled"]:
-            order["state"] = "partially_filled"
-
-    def _settle(self, order):
-        base, quote = order["instId"].split("-")
-        filled, cost = order["_filled"], order["_cost"]
-        if order["side"] == "buy":
-            self.balances[quote][1] -= cost
-            order["_frozen"] -= cost
-            self.balances.setdefault(base, [D(0), D(0)])[0] += filled
-        else:
-            self.balances[base][1] -= filled
-            order["_frozen"] -= filled
-            self.balances[quote][0] += cost
-        order["accFillSz"] = fmt(filled)
-        order["avgPx"] = fmt((cost / filled).quantize(D("0.00000001")))
-        order["fillPx"] = order["avgPx"]
-
-    def _close(self, order, state):
-        """Finish an order: whatever is still frozen goes back to available."""
-        pay = self.balances[order["_pay"]]
-        pay[0] += order["_frozen"]
-        pay[1] -= order["_frozen"]
-        order["_frozen"] = D(0)
-        order["state"] = state
-        order["uTime"] = str(self.now_ms())
-
-    def _public(self, order):
-        return {k: v for k, v in order.items() if not k.startswith("_")}
 
     def get_order(self, request):
-        ord_id, client_id = request.query.get("ordId"), request.query.get("clOrdId")
-        for order in self.orders.values():
-            if order["instId"] == request.query.get("instId") and (
-                    order["ordId"] == ord_id or (client_id and order["clOrdId"] == client_id)):
-                return ok([self._public(order)])
-        return fail("51603", "Order does not exist")
+        order = self.engine.find(request.query.get("ordId"), request.query.get("clOrdId"))
+        if order is None or inst_id(order["pair"]) != request.query.get("instId"):
+            return fail("51603", "Order does not exist")
+        return ok([self.render(order)])
 
-    def _page(self, request, states):
-        wanted = [o for o in self.orders.values() if o["state"] in states
-                  and o["instType"] == request.query.get("instType")
-                  and request.query.get("instId", o["instId"]) == o["instId"]]
-        wanted.sort(key=lambda o: int(o["ordId"]), reverse=True)        # newest first
+    def _page(self, request, statuses):
+        if request.query.get("instType") != "SPOT":
+            return ok([])
+        since = int(request.query["begin"]) if request.query.get("begin") else None
+        found = self.engine.listing(statuses, pair_of(request.query.get("instId")), since)
         if request.query.get("after"):
-            wanted = [o for o in wanted if int(o["ordId"]) < int(request.query["after"])]
-        if request.query.get("begin"):
-            wanted = [o for o in wanted if int(o["cTime"]) >= int(request.query["begin"])]
+            found = [o for o in found if int(o["id"]) < int(request.query["after"])]
         limit = min(int(request.query.get("limit", "100")), 100)
-        return ok([self._public(o) for o in wanted[:limit]])
+        return ok([self.render(o) for o in found[:limit]])
 
     def pending(self, request):
-        return self._page(request, ("live", "partially_filled"))
+        return self._page(request, (OPEN, PARTIAL))
 
     def history(self, request):
-        return self._page(request, ("filled", "canceled"))
+        return self._page(request, (FILLED, CANCELED))
 
     def cancel(self, request):
         body = request.json()
-        order = self.orders.get(body.get("ordId"))
-        refuse = lambda code, msg: fail("1", "All operations failed", 200,
-                                        [{"clOrdId": "", "ordId": body.get("ordId", ""), "sCode": code, "sMsg": msg}])
-        if order is None or order["instId"] != body.get("instId"):
-            return refuse("51400", "Order cancellation failed as the order has been filled, canceled or does not exist")
-        if order["state"] not in ("live", "partially_filled"):
-            return refuse("51400", "Order cancellation failed as the order has been filled, canceled or does not exist")
-        self._close(order, "canceled")
-        return ok([{"clOrdId": order["clOrdId"], "ordId": order["ordId"], "sCode": "0", "sMsg": ""}])
+        order = self.engine.find(body.get("ordId"))
+        try:
+            if order is None or inst_id(order["pair"]) != body.get("instId"):
+                raise Refused("unknown_order")
+            self.engine.cancel(order["id"])
+        except Refused as error:
+            return refuse(error, ord_id=body.get("ordId", ""))
+        return ok([{"clOrdId": order["client_id"], "ordId": order["id"], "sCode": "0", "sMsg": ""}])
