@@ -44,6 +44,11 @@ def fail(code, msg, status=200, data=None):
     return status, {"code": code, "msg": msg, "data": data or []}
 
 
+def bad_parameter(name):
+    """51000 comes with HTTP 400, as the "Error Code" table documents."""
+    return fail("51000", f"Parameter {name} error", 400)
+
+
 def refuse(error, client_id="", ord_id=""):
     """A refused order or cancel: top-level code "1", the reason in data[0].sCode / sMsg."""
     code, msg = REFUSALS[error.reason]
@@ -181,7 +186,7 @@ class FakeOKX(FakeExchange):
             return fail("51001", "Instrument ID does not exist")
         bar = request.query.get("bar", "1m")
         if bar not in BAR_MS:
-            return fail("51000", "Parameter bar error")
+            return bad_parameter("bar")
         step = BAR_MS[bar]
         limit = min(int(request.query.get("limit", "100")), 300)
         newest = self.now_ms() // step * step
@@ -209,12 +214,12 @@ class FakeOKX(FakeExchange):
         body = request.json()
         side, kind, client_id = body.get("side"), body.get("ordType"), body.get("clOrdId", "")
         if side not in ("buy", "sell") or kind not in ("limit", "market") or body.get("tdMode") != "cash":
-            return fail("51000", "Parameter side, ordType or tdMode error")
+            return bad_parameter("side, ordType or tdMode")
         try:
             amount = D(body["sz"])
             price = D(body["px"]) if kind == "limit" else None
         except Exception:
-            return fail("51000", "Parameter sz or px error")
+            return bad_parameter("sz or px")
         quote_amount = kind == "market" and side == "buy" and body.get("tgtCcy") == "quote_ccy"
         try:
             order = self.engine.place(pair_of(body.get("instId")), side, kind, amount, price, client_id, quote_amount)
@@ -243,28 +248,39 @@ class FakeOKX(FakeExchange):
         return ok([self.render(order)])
 
     def _page(self, request, statuses):
-        if request.query.get("instType") != "SPOT":
+        """Newest first; `state` (an OKX state) narrows `statuses`; after/before page by ordId."""
+        query = request.query
+        if query.get("instType", "SPOT") != "SPOT":
             return ok([])
-        since = int(request.query["begin"]) if request.query.get("begin") else None
-        found = self.engine.listing(statuses, pair_of(request.query.get("instId")), since)
-        if request.query.get("after"):
-            found = [o for o in found if int(o["id"]) < int(request.query["after"])]
-        limit = min(int(request.query.get("limit", "100")), 100)
+        if query.get("state"):
+            statuses = [status for status in statuses if STATES[status] == query["state"]]
+        since = int(query["begin"]) if query.get("begin") else None
+        found = self.engine.listing(statuses, pair_of(query.get("instId")), since)
+        if query.get("end"):
+            found = [o for o in found if o["created"] <= int(query["end"])]
+        if query.get("after"):
+            found = [o for o in found if int(o["id"]) < int(query["after"])]
+        if query.get("before"):
+            found = [o for o in found if int(o["id"]) > int(query["before"])]
+        limit = min(int(query.get("limit", "100")), 100)
         return ok([self.render(o) for o in found[:limit]])
 
     def pending(self, request):
         return self._page(request, (OPEN, PARTIAL))
 
     def history(self, request):
+        if not request.query.get("instType"):             # required here, optional for pending
+            return fail("50014", "Parameter instType can not be empty.", 400)
         return self._page(request, (FILLED, CANCELED))
 
     def cancel(self, request):
         body = request.json()
-        order = self.engine.find(body.get("ordId"))
+        order = self.engine.find(body.get("ordId"), None if body.get("ordId") else body.get("clOrdId"))
         try:
             if order is None or inst_id(order["pair"]) != body.get("instId"):
                 raise Refused("unknown_order")
             self.engine.cancel(order["id"])
         except Refused as error:
             return refuse(error, ord_id=body.get("ordId", ""))
-        return ok([{"clOrdId": order["client_id"], "ordId": order["id"], "sCode": "0", "sMsg": ""}])
+        return ok([{"clOrdId": order["client_id"], "ordId": order["id"], "ts": str(self.now_ms()),
+                    "sCode": "0", "sMsg": ""}])
