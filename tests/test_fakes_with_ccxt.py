@@ -45,6 +45,7 @@ def test_okx_market_data(okx):
     ticker = okx.fetch_ticker("BTC/USDT")
     assert (ticker["bid"], ticker["ask"], ticker["last"]) == (50000, 50000.1, 50000)
     assert ticker["high"] == 50500 and ticker["low"] == 49500 and ticker["baseVolume"] == 1234.5
+    assert 49500 < ticker["vwap"] < 50500                      # quoteVolume is in USDT, as OKX sends
     assert ticker["timestamp"] > 1_600_000_000_000
 
     book = okx.fetch_order_book("BTC/USDT", limit=5)
@@ -92,10 +93,12 @@ def test_okx_market_orders_fill(okx):
     sell = okx.create_order("BTC/USDT", "market", "sell", 0.1)
     filled = okx.fetch_order(sell["id"], "BTC/USDT")
     assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
+    assert filled["fee"]["currency"] == "USDT" and filled["cost"] == 5000
 
     buy = okx.create_market_buy_order_with_cost("ETH/USDT", 30)      # tgtCcy=quote_ccy: spend 30 USDT
     bought = okx.fetch_order(buy["id"], "ETH/USDT")
     assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
+    assert bought["fee"]["currency"] == "ETH" and bought["filled"] == pytest.approx(30 / 3000.01)
 
     closed = okx.fetch_closed_orders()
     assert {o["id"] for o in closed} == {sell["id"], buy["id"]}

@@ -158,7 +158,7 @@ class FakeOKX(FakeExchange):
             "instType": "SPOT", "instId": inst_id(pair), "last": fmt(mid), "lastSz": "0.1",
             "askPx": fmt(asks[0][0]), "askSz": fmt(asks[0][1]), "bidPx": fmt(bids[0][0]), "bidSz": fmt(bids[0][1]),
             "open24h": fmt(mid - 100), "high24h": fmt(mid + 500), "low24h": fmt(mid - 500),
-            "volCcy24h": "2222", "vol24h": "1234.5", "ts": str(self.now_ms()),
+            "volCcy24h": fmt(D("1234.5") * mid), "vol24h": "1234.5", "ts": str(self.now_ms()),
             "sodUtc0": fmt(mid - 50), "sodUtc8": fmt(mid - 60)}])
 
     def books(self, request):
@@ -238,7 +238,7 @@ class FakeOKX(FakeExchange):
             "tdMode": "cash", "tgtCcy": "quote_ccy" if order["quote_amount"] else "",
             "accFillSz": fmt(order["filled"]), "fillPx": fmt(avg) if avg else "", "fillSz": "",
             "avgPx": fmt(avg) if avg else "", "state": STATES[order["status"]], "fee": "0",
-            "feeCcy": order["pair"][1], "cTime": str(order["created"]), "uTime": str(order["updated"]),
+            "feeCcy": order["pair"][0 if order["side"] == "buy" else 1], "cTime": str(order["created"]), "uTime": str(order["updated"]),
         }
 
     def get_order(self, request):
