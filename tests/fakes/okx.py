@@ -61,6 +61,11 @@ def refuse_call(error):
     return fail(code, msg.format(error.detail))
 
 
+def bad_parameter(name):
+    """51000 comes with HTTP 400, as the "Error Code" table documents."""
+    return fail("51000", f"Parameter {name} error", 400)
+
+
 def refuse(error, client_id="", ord_id=""):
     """A refused order or cancel: top-level code "1", the reason in data[0].sCode / sMsg."""
     code, msg = REFUSALS[error.reason]
@@ -219,7 +224,7 @@ class FakeOKX(FakeExchange):
             "instType": inst_type(pair), "instId": inst_id(pair), "last": fmt(mid), "lastSz": "0.1",
             "askPx": fmt(asks[0][0]), "askSz": fmt(asks[0][1]), "bidPx": fmt(bids[0][0]), "bidSz": fmt(bids[0][1]),
             "open24h": fmt(mid - 100), "high24h": fmt(mid + 500), "low24h": fmt(mid - 500),
-            "volCcy24h": "2222", "vol24h": "1234.5", "ts": str(self.now_ms()),
+            "volCcy24h": fmt(D("1234.5") * mid), "vol24h": "1234.5", "ts": str(self.now_ms()),
             "sodUtc0": fmt(mid - 50), "sodUtc8": fmt(mid - 60)}
 
     def books(self, request):
@@ -247,7 +252,7 @@ class FakeOKX(FakeExchange):
             return fail("51001", "Instrument ID does not exist")
         bar = request.query.get("bar", "1m")
         if bar not in BAR_MS:
-            return fail("51000", "Parameter bar error")
+            return bad_parameter("bar")
         step = BAR_MS[bar]
         limit = min(int(request.query.get("limit", "100")), 300)
         newest = self.now_ms() // step * step
@@ -307,7 +312,7 @@ class FakeOKX(FakeExchange):
     def set_position_mode(self, request):
         mode = request.json().get("posMode")
         if mode not in POS_MODES.values():
-            return fail("51000", "Parameter posMode error", 400)
+            return bad_parameter("posMode")
         try:
             self.engine.set_hedge_mode(mode == "long_short_mode")
         except Refused as error:
@@ -318,13 +323,13 @@ class FakeOKX(FakeExchange):
         body = request.json()
         pair, mode = pair_of(body.get("instId")), body.get("mgnMode")
         if mode not in ("cross", "isolated"):
-            return fail("51000", "Parameter mgnMode error", 400)
+            return bad_parameter("mgnMode")
         if mode == "isolated" and self.engine.hedge_mode and body.get("posSide") not in ("long", "short"):
-            return fail("51000", "Parameter posSide error", 400)
+            return bad_parameter("posSide")
         try:
             level = D(str(body.get("lever", "")))
         except Exception:
-            return fail("51000", "Parameter lever error", 400)
+            return bad_parameter("lever")
         try:
             self.engine.set_leverage(pair, level)
         except Refused as error:
@@ -364,13 +369,12 @@ class FakeOKX(FakeExchange):
         swap = pair is not None and len(pair) == 3
         modes = ("cross", "isolated") if swap else ("cash",)
         if side not in ("buy", "sell") or kind not in ("limit", "market") or body.get("tdMode") not in modes:
-            return fail("1", "All operations failed", 200, [{"clOrdId": client_id, "ordId": "", "tag": "",
-                        "sCode": "51000", "sMsg": "Parameter side, ordType or tdMode error"}])
+            return bad_parameter("side, ordType or tdMode")
         try:
             amount = D(body["sz"])
             price = D(body["px"]) if kind == "limit" else None
         except Exception:
-            return fail("51000", "Parameter sz or px error")
+            return bad_parameter("sz or px")
         position_side = body.get("posSide") or None
         if swap and not self.engine.hedge_mode and position_side not in (None, "net"):
             return refuse(Refused("position_side_required"), client_id)
@@ -398,8 +402,8 @@ class FakeOKX(FakeExchange):
             "lever": str(order["leverage"]) if swap else "", "tgtCcy": "quote_ccy" if order["quote_amount"] else "",
             "accFillSz": fmt(order["filled"]), "fillPx": fmt(avg) if avg else "", "fillSz": "",
             "avgPx": fmt(avg) if avg else "", "state": STATES[order["status"]], "fee": "0",
-            "feeCcy": order["pay"] if swap else order["pair"][1], "cTime": str(order["created"]),
-            "uTime": str(order["updated"]),
+            "feeCcy": order["pay"] if swap else order["pair"][0 if order["side"] == "buy" else 1],
+            "cTime": str(order["created"]), "uTime": str(order["updated"]),
         }
 
     def get_order(self, request):
@@ -409,28 +413,38 @@ class FakeOKX(FakeExchange):
         return ok([self.render(order)])
 
     def _page(self, request, statuses):
-        kind = request.query.get("instType")
-        since = int(request.query["begin"]) if request.query.get("begin") else None
-        found = [o for o in self.engine.listing(statuses, pair_of(request.query.get("instId")), since)
-                 if kind in (None, "", inst_type(o["pair"]))]
-        if request.query.get("after"):
-            found = [o for o in found if int(o["id"]) < int(request.query["after"])]
-        limit = min(int(request.query.get("limit", "100")), 100)
+        """Newest first; `state` (an OKX state) narrows `statuses`; after/before page by ordId."""
+        query = request.query
+        if query.get("state"):
+            statuses = [status for status in statuses if STATES[status] == query["state"]]
+        since = int(query["begin"]) if query.get("begin") else None
+        found = [o for o in self.engine.listing(statuses, pair_of(query.get("instId")), since)
+                 if query.get("instType") in (None, "", inst_type(o["pair"]))]
+        if query.get("end"):
+            found = [o for o in found if o["created"] <= int(query["end"])]
+        if query.get("after"):
+            found = [o for o in found if int(o["id"]) < int(query["after"])]
+        if query.get("before"):
+            found = [o for o in found if int(o["id"]) > int(query["before"])]
+        limit = min(int(query.get("limit", "100")), 100)
         return ok([self.render(o) for o in found[:limit]])
 
     def pending(self, request):
         return self._page(request, (OPEN, PARTIAL))
 
     def history(self, request):
+        if not request.query.get("instType"):             # required here, optional for pending
+            return fail("50014", "Parameter instType can not be empty.", 400)
         return self._page(request, (FILLED, CANCELED))
 
     def cancel(self, request):
         body = request.json()
-        order = self.engine.find(body.get("ordId"))
+        order = self.engine.find(body.get("ordId"), None if body.get("ordId") else body.get("clOrdId"))
         try:
             if order is None or inst_id(order["pair"]) != body.get("instId"):
                 raise Refused("unknown_order")
             self.engine.cancel(order["id"])
         except Refused as error:
             return refuse(error, ord_id=body.get("ordId", ""))
-        return ok([{"clOrdId": order["client_id"], "ordId": order["id"], "sCode": "0", "sMsg": ""}])
+        return ok([{"clOrdId": order["client_id"], "ordId": order["id"], "ts": str(self.now_ms()),
+                    "sCode": "0", "sMsg": ""}])
