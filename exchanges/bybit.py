@@ -223,7 +223,7 @@ def _market(inst, kind):
         "min_notional": num(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
         "max_notional": num(lot.get("maxOrderAmt")),
         "ct_val": num(1) if kind == "swap" else num(None), "ct_val_ccy": base if kind == "swap" else "",
-        "quote_size": num(lot.get("quotePrecision")),
+        "quote_step": num(lot.get("quotePrecision")),     # not an FMZ field: `markets` leaves it out
     }
 
 
@@ -231,7 +231,8 @@ def markets(api):
     """GET /v5/market/instruments-info (cached): every trading spot pair, keyed by FMZ symbol"""
     found = {}
     for kind in MARKET_KINDS:
-        found.update(MARKETS.get(api, kind))
+        for name, spec in MARKETS.get(api, kind).items():
+            found[name] = {field: value for field, value in spec.items() if field != "quote_step"}
     return found, None
 
 
@@ -273,7 +274,7 @@ def trade(api, symbol, side, price, amount):
     market_buy = price is None and side == "buy" and not symbol.is_swap
     px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
     if market_buy:
-        qty = plain(round_down(num(qty), market(api, symbol)["quote_size"]))
+        qty = plain(round_down(num(qty), market(api, symbol)["quote_step"]))
         if num(qty) <= 0:
             raise PluginError(f"amount {plain(amount)} {symbol.quote} is below the quote step of {symbol}")
     body = {"category": category(symbol), "symbol": bybit_symbol(symbol), "side": side.capitalize(),

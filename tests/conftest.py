@@ -12,10 +12,11 @@ import pytest
 
 import fmz_plugin
 from exchanges import _kit
+from tests.fakes.binance import FakeBinance
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX, "Bybit": FakeBybit}        # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:

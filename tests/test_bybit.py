@@ -114,6 +114,11 @@ def test_insufficient_balance_names_the_currency_paid(client):
     assert error == "Bybit 170131: Balance insufficient (this order pays in ETH)"
 
 
+def test_order_below_the_minimum_value_gets_bybits_code(client):
+    error = client.error("trade", symbol="BTC_USDT", type="buy", price=1000, amount="0.00001")
+    assert error == "Bybit 170140: Order value exceeded lower limit"           # 0.01 USDT < minOrderAmt 0.1
+
+
 def test_records_page_back_with_end(client):
     rows = client.data("records", symbol="BTC_USDT", period=1, limit=1500)
     pages = [target for target, _ in sent(client, "/v5/market/kline")]
@@ -184,7 +189,8 @@ def test_markets_and_tickers(client):
     markets = client.data("markets")
     assert set(markets) == {"BTC_USDT", "ETH_USDT"}
     assert markets["BTC_USDT"]["tick_size"] == 0.1 and markets["BTC_USDT"]["min_qty"] == 0.00001
-    assert markets["ETH_USDT"]["amount_size"] == 0.000001 and markets["ETH_USDT"]["min_notional"] == 5
+    assert markets["ETH_USDT"]["amount_size"] == 0.000001 and markets["ETH_USDT"]["min_notional"] == 0.1
+    assert "quote_step" not in markets["ETH_USDT"]
     tickers = client.data("tickers")
     assert {t["symbol"] for t in tickers} == {"BTC_USDT", "ETH_USDT"}
     assert [t["symbol"] for t in client.data("tickers", symbol="ETH_USDT")] == ["ETH_USDT"]

@@ -283,17 +283,27 @@ class FakeBybit(FakeExchange):
             price = D(body["price"]) if kind == "Limit" else None
         except (KeyError, TypeError, InvalidOperation):
             raise Rejected(10001, "params error: qty or price invalid")
+        pair = self._pair(category, body.get("symbol", ""))
         quote_amount = kind == "Market" and side == "Buy" and body.get("marketUnit", "quoteCoin") == "quoteCoin"
         if kind == "Market" and side == "Sell" and body.get("marketUnit") == "quoteCoin":
             raise Rejected(10001, "params error: marketUnit invalid")
-        if quote_amount and amount % QUOTE_PRECISION:
-            raise Rejected(170148, "Market order amount decimal too long")
+        if pair:
+            self._check_spot_value(pair, side, amount, price, quote_amount)
         try:
-            order = self.engine.place(self._pair(category, body.get("symbol", "")), side.lower(), kind.lower(),
-                                      amount, price, client_id, quote_amount)
+            order = self.engine.place(pair, side.lower(), kind.lower(), amount, price, client_id, quote_amount)
         except Refused as error:
             raise Rejected(*REFUSALS[error.reason])
         return {"orderId": order["id"], "orderLinkId": client_id}
+
+    def _check_spot_value(self, pair, side, amount, price, quote_amount):
+        """Bybit's own spot rules on top of the engine's: the quote precision of a market buy
+        and the minimum order value (lotSizeFilter.minOrderAmt)."""
+        if quote_amount and amount % QUOTE_PRECISION:
+            raise Rejected(170148, "Market order amount decimal too long")
+        asks, bids = self.engine.book(pair, levels=1)
+        value = amount if quote_amount else amount * (price or (asks if side == "Buy" else bids)[0][0])
+        if value < self.engine.markets[pair]["min_notional"]:
+            raise Rejected(170140, "Order value exceeded lower limit")
 
     def render(self, order):
         """An engine order as Bybit's order object (GET /v5/order/realtime)."""
