@@ -10,12 +10,21 @@ same everywhere:
   BTC_USD.swap   1 contract = 100 USD (margined in BTC), lot 1, mid 50000, max leverage 125
 Leverage starts at 10; margin = notional / leverage, held in the balance's "frozen".
 A fake whose swap orders go to another path than ORDER_PATH names it SWAP_ORDER_PATH.
+An exchange runs this suite once its module serves swaps (lists `positions` in METHODS).
 """
 import time
 
 import pytest
 
+from exchanges import EXCHANGES
+
 HOUR_MS = 3_600_000
+
+
+@pytest.fixture(autouse=True)
+def serves_swaps(exchange):
+    if "positions" not in EXCHANGES[exchange.exchange.lower()].METHODS:
+        pytest.skip(f"{exchange.exchange} does not serve perpetual swaps yet")
 
 
 def balance(ex, currency):
