@@ -68,6 +68,7 @@ def start_plugin(base_urls, timeout=3.0):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     _kit.MARKETS.clear()
+    _kit.ACCOUNT_SETTINGS.clear()
     _kit.Api.clock_offsets.clear()
     yield
 
