@@ -12,9 +12,11 @@ import pytest
 
 import fmz_plugin
 from exchanges import _kit
+from tests.fakes.binance import FakeBinance
+from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX}        # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:
@@ -69,6 +71,7 @@ def start_plugin(base_urls, timeout=3.0, throttle=False, allow=None):
 def fresh_caches():
     _kit.MARKETS.clear()
     _kit.THROTTLE.clear()
+    _kit.ACCOUNT_SETTINGS.clear()
     _kit.Api.clock_offsets.clear()
     yield
 
