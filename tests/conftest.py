@@ -13,9 +13,10 @@ import pytest
 import fmz_plugin
 from exchanges import _kit
 from tests.fakes.binance import FakeBinance
+from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX, "Binance": FakeBinance}        # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:
@@ -67,6 +68,7 @@ def start_plugin(base_urls, timeout=3.0):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     _kit.MARKETS.clear()
+    _kit.ACCOUNT_SETTINGS.clear()
     _kit.Api.clock_offsets.clear()
     yield
 

@@ -247,7 +247,7 @@ def test_check_trade_needs_confirmation(okx, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("no\n"))
     assert run("check", okx.url + "/OKX", "--trade", *keys_of(okx.fake)) == 0
     out = capsys.readouterr().out
-    assert "buy 0.0004 BTC_USDT at 25000" in out and rows(out)["trade"][0] == "skip"
+    assert re.search(r"buy [\d.]+ BTC_USDT at 25000 \(limit\)", out) and rows(out)["trade"][0] == "skip"
     assert okx.fake.engine.orders == {}
 
 
