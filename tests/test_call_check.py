@@ -247,7 +247,7 @@ def test_check_trade_needs_confirmation(okx, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("no\n"))
     assert run("check", okx.url + "/OKX", "--trade", *keys_of(okx.fake)) == 0
     out = capsys.readouterr().out
-    assert re.search(r"buy [\d.]+ BTC_USDT at 25000 \(limit\)", out) and rows(out)["trade"][0] == "skip"
+    assert re.search(r"buy [\d.]+ BTC_USDT at 40000 \(limit\)", out) and rows(out)["trade"][0] == "skip"
     assert okx.fake.engine.orders == {}
 
 
@@ -255,7 +255,7 @@ def test_check_trade_after_typed_yes(okx, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("yes\n"))
     assert run("check", okx.url + "/OKX", "--trade", *keys_of(okx.fake)) == 0
     (order,) = okx.fake.engine.orders.values()
-    assert order["status"] == "canceled" and order["price"] == 25000
+    assert order["status"] == "canceled" and order["price"] == 40000
 
 
 def test_check_trade_cancels_even_when_cancel_first_fails(okx, capsys):
