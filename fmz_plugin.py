@@ -21,6 +21,7 @@ import http.client
 import http.server
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -487,7 +488,7 @@ def render(data):
     if isinstance(data, dict) and isinstance(data.get("asks"), list) and isinstance(data.get("bids"), list):
         return _render_book(data)
     if isinstance(data, dict) and data and all(isinstance(value, dict) for value in data.values()):
-        data = [{"key": key, **value} for key, value in data.items()]       # e.g. markets by symbol
+        data = [value if "symbol" in value else {"key": key, **value} for key, value in data.items()]
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
         columns = list(dict.fromkeys(key for row in data for key in row))
         return table(columns, [[row.get(column) for column in columns] for row in data])
@@ -529,8 +530,11 @@ def _is_number(value):
 
 
 def _cell(value):
+    """One value as text: numbers in plain decimals (0.00000001, not 1e-08), as exchanges write them."""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and math.isfinite(value):
+        return plain(Decimal(repr(value)))
     return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 

@@ -133,6 +133,15 @@ def test_call_prints_orders_as_a_table_and_raw_on_request(okx, capsys):
     assert json.loads(raw)[0]["data"][0]["state"] == "live"
 
 
+def test_call_prints_markets_by_symbol_with_plain_decimals(okx, capsys):
+    assert run("call", "OKX", "markets", "--url", okx.url) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header[:2] == ["symbol", "base_asset"] and "key" not in header
+    btc = dict(zip(header, next(line for line in lines if line.startswith("BTC_USDT ")).split()))
+    assert btc["amount_size"] == "0.00000001" and btc["min_qty"] == "0.00001"
+
+
 def test_call_error_exits_1_without_colour_when_not_a_terminal(okx, capsys):
     assert run("call", "OKX", "ticker", "symbol=NOPE_USDT", "--url", okx.url) == 1
     out = capsys.readouterr().out
