@@ -21,6 +21,7 @@ import http.client
 import http.server
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -487,7 +488,7 @@ def render(data):
     if isinstance(data, dict) and isinstance(data.get("asks"), list) and isinstance(data.get("bids"), list):
         return _render_book(data)
     if isinstance(data, dict) and data and all(isinstance(value, dict) for value in data.values()):
-        data = [{"key": key, **value} for key, value in data.items()]       # e.g. markets by symbol
+        data = [value if "symbol" in value else {"key": key, **value} for key, value in data.items()]
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
         columns = list(dict.fromkeys(key for row in data for key in row))
         return table(columns, [[row.get(column) for column in columns] for row in data])
@@ -529,8 +530,11 @@ def _is_number(value):
 
 
 def _cell(value):
+    """One value as text: numbers in plain decimals (0.00000001, not 1e-08), as exchanges write them."""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and math.isfinite(value):
+        return plain(Decimal(repr(value)))
     return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
@@ -640,7 +644,8 @@ OPEN_STATUSES = ("pending", "pre-submitted", "submitting", "submitted", "partial
 CLOSED_STATUSES = ("filled", "closed", "finished", "partial-canceled", "canceled")
 RECORDS_PERIOD = 60              # minutes asked for by the records check
 FRESH_MS = 10 * 60_000           # a ticker's or book's time must be this close to now
-TRADE_DISCOUNT = Decimal("0.5")  # the --trade buy is placed at half the best bid: it cannot fill
+TRADE_DISCOUNT = Decimal("0.8")  # the --trade buy is placed 20% under the best bid: far enough not to
+                                 # fill, near enough for exchanges' price bands (Binance spot: 20% of avg)
 FALLBACK_NOTIONAL = Decimal(10)  # quote currency the --trade buy is worth when markets gives no minimum
 MAX_SHOWN = 4                    # problems listed per row; the rest are counted
 
@@ -980,8 +985,9 @@ class Checker:
 
     # ------------------------------------------------------------------ --trade
     def plan_order(self):
-        """(price, amount) of a minimum-size limit buy at half the best bid, rounded to the
-        market's tick and lot when the plugin answers markets, else to the bid's own digits."""
+        """(price, amount) of a minimum-size limit buy 20% under the best bid, rounded to the
+        market's tick and lot when the plugin answers markets, else to the bid's own digits.
+        The minimum is the larger of min_qty and min_notional (over the contract value, if any)."""
         reply = self.request("ticker", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
         bid = _number(data.get("buy")) if isinstance(data, dict) else None
@@ -991,13 +997,13 @@ class Checker:
         tick = spec.get("ticksize") or Decimal(1).scaleb(bid.as_tuple().exponent)
         price = round_down(bid * TRADE_DISCOUNT, tick)
         if price <= 0:
-            raise PluginError(f"half the best bid {plain(bid)} rounds to 0 at tick {plain(tick)}")
+            raise PluginError(f"80% of the best bid {plain(bid)} rounds to 0 at tick {plain(tick)}")
         minimum, notional = spec.get("minqty", 0), spec.get("minnotional", 0)
         if not minimum and not notional:
             notional = FALLBACK_NOTIONAL
         lot = spec.get("amountsize") or Decimal("0.00000001")
-        amount = (max(minimum, notional / price) / lot).to_integral_value(ROUND_UP) * lot
-        return price, amount
+        amount = max(minimum, notional / (price * spec.get("ctval", 1)))
+        return price, (amount / lot).to_integral_value(ROUND_UP) * lot
 
     def market_spec(self):
         """This symbol's market as {field name without underscores: positive Decimal}, or {}."""
@@ -1123,7 +1129,7 @@ def parse_check_args(argv):
     parser.add_argument("url", help="the service address as pasted into FMZ, e.g. http://127.0.0.1:6666/OKX")
     parser.add_argument("--symbol", default="BTC_USDT", help="symbol to check with (default BTC_USDT)")
     parser.add_argument("--trade", action="store_true",
-                        help="also place one limit buy at half the best bid, minimum size, and cancel it")
+                        help="also place one limit buy 20%% under the best bid, minimum size, and cancel it")
     parser.add_argument("--yes", action="store_true", help="with --trade: do not ask for confirmation")
     parser.add_argument("--access-key", default=os.environ.get("FMZ_ACCESS_KEY", ""),
                         help="access key for private checks (default: environment FMZ_ACCESS_KEY)")
