@@ -300,7 +300,12 @@ def trade(api, symbol, side, price, amount):
         body.update(_swap_order_fields(api, side))
 
     def send():
-        reply = api.post("/api/v5/trade/order", body)
+        try:
+            reply = api.post("/api/v5/trade/order", body)
+        except PluginError as error:
+            if error.code == "51000" and "posSide" in str(error):
+                ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
+            raise
         return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
 
     def find():
@@ -312,12 +317,7 @@ def trade(api, symbol, side, price, amount):
             raise
         return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
 
-    try:
-        return place_once(send, find)
-    except PluginError as error:
-        if error.code == "51000" and "posSide" in str(error):
-            ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
-        raise
+    return place_once(send, find)
 
 
 def _swap_order_fields(api, fmz_type):
