@@ -19,6 +19,7 @@ Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
 import argparse
 import http.client
 import http.server
+import ipaddress
 import json
 import logging
 import math
@@ -33,7 +34,7 @@ import urllib.parse
 from decimal import Decimal, InvalidOperation, ROUND_UP
 
 from exchanges import EXCHANGES
-from exchanges._kit import (DEFAULT_TIMEOUT, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
+from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
                             round_down, to_decimal)
 
 __version__ = "0.1.0"
@@ -178,9 +179,22 @@ def io_params(method, params, http_method):
 class Settings:
     """What the command line decides for every exchange call."""
 
-    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
+        self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
+
+    def allows(self, client_address):
+        """True when --allow was not given or the client's address is in one of its networks."""
+        if self.allow is None:
+            return True
+        try:
+            address = ipaddress.ip_address(client_address.split("%")[0])
+        except ValueError:
+            return False
+        address = getattr(address, "ipv4_mapped", None) or address    # ::ffff:10.0.0.5 is 10.0.0.5
+        return any(address in network for network in self.allow)
 
     def base_urls_of(self, exchange_key):
         """{"": URL, "futures": URL} from --base-url okx=URL / --base-url binance.futures=URL."""
@@ -211,7 +225,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None):
         if handler is None:
             raise PluginError(f"{exchange.NAME} does not support {name}")
         api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-                  settings.base_urls_of(exchange_name.lower()), settings.timeout)
+                  settings.base_urls_of(exchange_name.lower()), settings.timeout, throttle=settings.throttle)
         data, raw = handler(api, **kwargs)
         return method, symbol, {"data": data, "raw": raw}
     except PluginError as error:
@@ -282,6 +296,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._answer({"error": str(error)}, close=True)
         except ValueError:
             return self._answer({"error": "the request body is not valid JSON"}, close=True)
+        except RecursionError:
+            return self._answer({"error": "the request body is nested too deeply"})
         method, symbol, answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
                                           self.server.settings)
         self._answer(answer)
@@ -292,6 +308,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self._answer({"error": "the General Protocol uses POST /<Exchange> with a JSON body"})
 
+    def parse_request(self):
+        """After the request line and headers: refuse a client --allow does not list, before
+        its body is read."""
+        if not super().parse_request():
+            return False
+        if self.server.settings.allows(self.client_address[0]):
+            return True
+        log.warning("refused a request from %s (not in --allow)", self.client_address[0])
+        self._answer({"error": f"client address {self.client_address[0]} is not allowed (see --allow)"},
+                     close=True, status=403)
+        return False
+
     def _read_body(self):
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
@@ -301,15 +329,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise PluginError(f"the request body is over {MAX_BODY} bytes")
         try:
             body = self.rfile.read(length)
-        except TimeoutError:
-            raise PluginError("the request body did not arrive in time") from None
+        except (socket.timeout, TimeoutError):      # distinct classes before Python 3.10
+            raise PluginError(f"the request body did not arrive within {self.timeout:g}s") from None
         if len(body) < length:
             raise PluginError("the request body is shorter than its Content-Length")
         return body
 
-    def _answer(self, answer, close=False):
+    def _answer(self, answer, close=False, status=200):
         body = to_json(answer)
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         if close:                          # the stream may hold leftovers of a broken request
@@ -355,8 +383,24 @@ def parse_args(argv):
                         help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
+    parser.add_argument("--allow", metavar="IP[,IP]", default=None,
+                        help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
+                             "others get HTTP 403 (default: any)")
+    parser.add_argument("--no-throttle", action="store_true",
+                        help="do not hold calls under the exchanges' documented rate limits "
+                             "(only for a fake exchange or a raised limit)")
     args = parser.parse_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    args.allow_list = None
+    if args.allow is not None:
+        args.allow_list = [item.strip() for item in args.allow.split(",") if item.strip()]
+        for item in args.allow_list:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                parser.error(f"--allow wants IP addresses or networks separated by commas, got {item!r}")
+        if not args.allow_list:
+            parser.error("--allow needs at least one address")
     return args
 
 
@@ -381,15 +425,18 @@ def banner(server, settings):
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} http://{host}:{port}/{module.NAME}   (exchange API: {base})")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted network.")
+    if settings.allow:
+        lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted "
+                     "network, and name the docker's address with --allow.")
     return "\n".join(lines)
 
 
 def serve(argv):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings(args.base_urls, args.timeout)
+    settings = Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
     server = Server((args.address, args.port), settings)
     print(banner(server, settings), flush=True)
     try:
