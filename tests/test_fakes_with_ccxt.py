@@ -434,3 +434,23 @@ def test_okx_swap_position_lifecycle(okx_swap):
     okx_swap.cancel_order(resting["id"], "BTC/USDT:USDT")
     okx_swap.create_order("BTC/USDT:USDT", "market", "sell", 2, params={"reduceOnly": True})
     assert [p for p in okx_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
+
+
+# ---------------------------------------------------------------------------- every fake
+
+@pytest.fixture(params=["okx", "binance", "bybit"])
+def any_client(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_rate_limit_replies_read_as_rate_limits(any_client):
+    any_client.fake.inject("429")
+    with pytest.raises(ccxt.DDoSProtection):             # RateLimitExceeded is one kind of it
+        any_client.fetch_balance()
+    assert any_client.fetch_balance()["USDT"]["free"] == 100000
+
+
+def test_outages_read_as_outages(any_client):
+    any_client.fake.inject("5xx")
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        any_client.fetch_ticker("BTC/USDT")
