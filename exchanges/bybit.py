@@ -23,13 +23,32 @@ import re
 import uuid
 from collections import namedtuple
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, market, num, order_size,
-                            place_once, plain, precision, round_down)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, num,
+                            order_size, place_once, plain, precision, round_down)
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
 CLOCK_ERRORS = ("10002",)            # The request time exceeds the time window range.
 RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
+# Bybit limits every IP to 600 requests per 5 s (all endpoints together; a quarter of that per
+# public endpoint here) and each account per endpoint per second (docs v5 "Rate Limit": orders
+# and cancels 10/s for linear, 20/s for spot, so 10; queries taken as 20/s).
+RATE_LIMITS = {
+    "GET /v5/market/time": (150, 5.0),
+    "GET /v5/market/tickers": (150, 5.0),
+    "GET /v5/market/orderbook": (150, 5.0),
+    "GET /v5/market/recent-trade": (150, 5.0),
+    "GET /v5/market/kline": (150, 5.0),
+    "GET /v5/market/instruments-info": (150, 5.0),
+    "GET /v5/market/funding/history": (150, 5.0),
+    "GET /v5/account/wallet-balance": (20, 1.0),
+    "GET /v5/position/list": (20, 1.0),
+    "GET /v5/order/realtime": (20, 1.0),
+    "GET /v5/order/history": (20, 1.0),
+    "POST /v5/order/create": (10, 1.0),
+    "POST /v5/order/cancel": (10, 1.0),
+    "POST /v5/position/set-leverage": (10, 1.0),
+}
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (Bybit's default)
 CATEGORIES = {"spot": "spot", "swap": "linear"}      # FMZ market kind -> Bybit category
 MARKET_KINDS = ("spot", "swap")      # what `markets` and `tickers` list
@@ -485,10 +504,13 @@ def fundings(api, symbol=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """POST /v5/order/cancel"""
+    """POST /v5/order/cancel (sent once; if no answer came, the order is looked up)"""
     category_name, name, bybit_id = split_order_id(order_id)
-    reply = api.post("/v5/order/cancel", {"category": category_name, "symbol": name, "orderId": bybit_id})
-    return True, reply
+
+    def send():
+        return True, api.post("/v5/order/cancel", {"category": category_name, "symbol": name, "orderId": bybit_id})
+
+    return cancel_once(send, lambda: order(api, order_id))
 
 
 def io(api, http_method, path, params):

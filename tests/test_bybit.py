@@ -182,7 +182,8 @@ def test_rate_limit_on_a_read_waits_once(client):
     client.fake.inject("429")
     assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
     client.fake.inject("429", times=2)
-    assert client.error("ticker", symbol="BTC_USDT") == "Bybit 10006: Too many visits!"
+    assert client.error("ticker", symbol="BTC_USDT") == ("Bybit rate limit reached for GET /v5/market/tickers "
+                                                         "(Bybit allows 150 requests per 5 s): Bybit 10006: Too many visits!")
 
 
 def test_markets_and_tickers(client):

@@ -193,3 +193,10 @@ def test_markets_are_cached_for_orders_and_the_markets_call(okx):
     okx.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)
     loads = [t for _, t, _ in okx.fake.requests if t.startswith("/api/v5/public/instruments")]
     assert loads == ["/api/v5/public/instruments?instType=SPOT", "/api/v5/public/instruments?instType=SWAP"]
+
+
+def test_tickers_of_a_spot_range_or_one_symbol_ask_one_inst_type(okx):
+    assert {t["symbol"] for t in okx.data("tickers", symbol="USDT")} == {"BTC_USDT", "ETH_USDT"}
+    assert okx.fake.requests[-1][1] == "/api/v5/market/tickers?instType=SPOT"
+    assert [t["symbol"] for t in okx.data("tickers", symbol="BTC_USD.swap")] == ["BTC_USD.swap"]
+    assert okx.fake.requests[-1][1] == "/api/v5/market/tickers?instType=SWAP"

@@ -89,6 +89,7 @@ class FakeBybit(FakeExchange):
     NAME = "Bybit"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET
     ORDER_PATH, TIME_PATH = "/v5/order/create", "/v5/market/time"
+    CANCEL_ROUTE = ("POST", "/v5/order/cancel")
     CODES = {reason: str(code) for reason, (code, _) in {**LINEAR_REFUSALS, **REFUSALS}.items()}
     CODES.update(unknown_symbol="10001")             # market data of a symbol Bybit does not list
     FOREIGN_ORDER_ID = "spot,ETHUSDT,12345"          # well-formed, but no such order
@@ -122,6 +123,9 @@ class FakeBybit(FakeExchange):
 
     def not_found(self, request):
         return 404, self.envelope({}, 10017, "Route not found")
+
+    def signature_of(self, request):
+        return request.headers.get("X-BAPI-SIGN")
 
     def rate_limited(self):
         return 200, self.envelope({}, 10006, "Too many visits!")

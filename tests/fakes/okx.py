@@ -92,7 +92,8 @@ def inst_type(pair):
 class FakeOKX(FakeExchange):
     NAME = "OKX"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET_KEY
-    ORDER_PATH, TIME_PATH = "/api/v5/trade/order", "/api/v5/public/time"
+    ORDER_PATH, TIME_PATH = "/api/v5/trade/order", "/api/v5/public/time"    # orders are placed with POST
+    CANCEL_ROUTE = ("POST", "/api/v5/trade/cancel-order")
     CODES = {reason: code for reason, (code, _) in REFUSALS.items()}
     CODES.update(unknown_order="51603")               # GET /api/v5/trade/order of an unknown id
     FOREIGN_ORDER_ID = "ETH-USDT,12345"              # well-formed, but no such order
@@ -155,6 +156,9 @@ class FakeOKX(FakeExchange):
 
     def rate_limited(self):
         return fail("50011", "Too Many Requests", 429)
+
+    def signature_of(self, request):
+        return request.headers.get("OK-ACCESS-SIGN")
 
     # ------------------------------------------------------------------ market data
     def time(self, request):
