@@ -265,16 +265,17 @@ class FakeOKX(FakeExchange):
             return bad_parameter("bar")
         step = BAR_MS[bar]
         limit = min(int(request.query.get("limit", "100")), 300)
-        newest = self.now_ms() // step * step
-        oldest_kept = newest - 1439 * step                  # OKX keeps the latest 1440 here
-        if request.query.get("after"):
-            newest = min(newest, int(request.query["after"]) - step)
+        current = self.now_ms() // step * step
+        newest, oldest = current, current - 1439 * step      # OKX keeps the latest 1440 here
+        if request.query.get("after"):                       # only candles opening before `after`
+            newest = min(newest, (int(request.query["after"]) - 1) // step * step)
+        if request.query.get("before"):                      # only candles opening after `before`
+            oldest = max(oldest, int(request.query["before"]) // step * step + step)
         rows = []
-        for ts in range(newest, newest - limit * step, -step):
-            if ts < oldest_kept:
-                break
+        for ts in range(newest, max(oldest, newest - limit * step + step) - 1, -step):
             _, o, h, low, c, vol = self.engine.candle(pair, ts, step)
-            rows.append([str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), "1050", "1050", "1"])
+            confirm = "0" if ts == current else "1"          # the candle still open is not confirmed
+            rows.append([str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), "1050", "1050", confirm])
         return ok(rows)
 
     def funding_rate(self, request):
