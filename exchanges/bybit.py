@@ -14,8 +14,9 @@ mistaken for a perpetual order of the same pair (both are named BTCUSDT on Bybit
 Perpetuals: `BTC_USDT.swap` is the linear (USDT-margined) perpetual BTCUSDT. Bybit counts linear
 quantities in coins, so one FMZ contract is one coin (ct_val 1). Orders follow the symbol's
 position mode, read once per key and symbol from /v5/position/list (rows with positionIdx 1 and
-2 mean hedge mode): in one-way mode closebuy/closesell are reduceOnly orders with positionIdx 0;
-in hedge mode every order names its side's positionIdx (1 long, 2 short).
+2 mean hedge mode) and read again when Bybit refuses an order with 10001: in one-way mode
+closebuy/closesell are reduceOnly orders with positionIdx 0; in hedge mode every order names its
+side's positionIdx (1 long, 2 short).
 """
 import hashlib
 import hmac
@@ -347,14 +348,30 @@ def trade(api, symbol, side, price, amount):
     elif price is None:
         body["marketUnit"] = "quoteCoin" if market_buy else "baseCoin"
     try:
-        return place_once(lambda: _send_order(api, body), lambda: _find_order(api, body))
+        return _place(api, symbol, side, body)
     except PluginError as error:
-        if symbol.is_swap and error.code == "10001":     # perhaps a positionIdx of the other mode
-            ACCOUNT_SETTINGS.forget(api, _mode_setting(symbol))
         if error.code in INSUFFICIENT:
             pays = symbol.quote if side == "buy" or symbol.is_swap else symbol.base
             raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from None
         raise
+
+
+def _place(api, symbol, fmz_type, body):
+    """Place exactly once. A perpetual order refused with 10001 because the trader has switched
+    the symbol's position mode since we read it is sent once more with the new mode's positionIdx
+    (it was refused, so sending it again cannot make two orders)."""
+    send, find = lambda: _send_order(api, body), lambda: _find_order(api, body)
+    try:
+        return place_once(send, find)
+    except PluginError as error:
+        if not (symbol.is_swap and error.code == "10001"):
+            raise
+        sent_idx = body["positionIdx"]
+        ACCOUNT_SETTINGS.forget(api, _mode_setting(symbol))
+        body.update(_swap_order_fields(api, symbol, fmz_type))
+        if body["positionIdx"] == sent_idx:
+            raise
+        return place_once(send, find)
 
 
 def _swap_order_fields(api, symbol, fmz_type):
@@ -396,10 +413,9 @@ def _find_order(api, body):
 
 
 def orders(api, symbol=None):
-    """GET /v5/order/realtime (open orders, every page, newest first, paged with `cursor`)"""
-    kind = symbol.kind if symbol else "spot"
-    query = {"category": CATEGORIES[kind], "symbol": bybit_symbol(symbol) if symbol else None,
-             "settleCoin": "USDT" if kind == "swap" and not symbol else None, "limit": PAGE}
+    """GET /v5/order/realtime (open orders of a symbol, or of every spot pair; every page)"""
+    query = {"category": category(symbol) if symbol else "spot",
+             "symbol": bybit_symbol(symbol) if symbol else None, "limit": PAGE}
     rows, pages = _pages(api, "/v5/order/realtime", query)
     specs = listed(api, query["category"])
     return [_order(o, query["category"], specs) for o in rows], pages

@@ -254,14 +254,21 @@ def test_position_mode_is_read_once_per_symbol(client):
     assert len(reads) == 2 and "symbol=BTCUSDT" in reads[0] and "symbol=ETHUSDT" in reads[1]
 
 
-def test_a_switched_position_mode_is_read_again_after_bybit_refuses(client):
-    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")     # one-way, rests
-    client.data("cancel", id=client.data("orders", symbol="BTC_USDT.swap")[0]["id"])
+def test_a_switched_position_mode_is_read_again_and_the_refused_order_sent_once_more(client):
+    order_id = client.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")["id"]
+    client.data("cancel", id=order_id)                        # read as one-way mode, then flat again
     client.fake.engine.set_hedge_mode(True)                   # the trader switches on Bybit's site
-    error = client.error("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
-    assert error == "Bybit 10001: position idx not match position mode"
     client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
-    assert json.loads(sent(client, "/v5/order/create")[-1][1])["positionIdx"] == 1
+    bodies = [json.loads(body) for _, body in sent(client, "/v5/order/create")][1:]
+    assert [b["positionIdx"] for b in bodies] == [0, 1] and bodies[0]["orderLinkId"] == bodies[1]["orderLinkId"]
+    assert len(sent(client, "/v5/position/list")) == 2
+    assert [p["type"] for p in client.data("positions", symbol="BTC_USDT.swap")] == [0]
+
+
+def test_a_refusal_that_is_not_about_the_mode_is_not_resent(client):
+    error = client.error("trade", symbol="BTC_USDT.swap", type="closebuy", price=-1, amount="0.01")
+    assert error == "Bybit 110017: Reduce-only rule not satisfied"
+    assert len(sent(client, "/v5/order/create")) == 1
 
 
 def test_leverage_already_set_is_success(client):
@@ -308,3 +315,11 @@ def test_io_post_sends_params_as_json_body(client):
                          category="spot", symbol="ETHUSDT", orderId=order_id.split(",")[2])
     assert answer["data"]["retCode"] == 0
     assert client.data("order", id=order_id)["status"] == "canceled"
+
+
+def test_a_10001_in_the_same_mode_is_not_resent(client):
+    client.data("markets")                                    # the plugin caches tick 0.1 ...
+    client.fake.engine.swaps[("BTC", "USDT", "swap")]["tick"] = 1      # ... Bybit now wants whole dollars
+    error = client.error("trade", symbol="BTC_USDT.swap", type="buy", price="40000.5", amount="0.01")
+    assert error == "Bybit 10001: params error: price invalid"
+    assert len(sent(client, "/v5/order/create")) == 1 and len(sent(client, "/v5/position/list")) == 2
