@@ -31,8 +31,9 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import okx
+from exchanges import binance, okx
 
 EXCHANGES = {
     "okx": okx,
+    "binance": binance,
 }

@@ -26,9 +26,10 @@ import pytest
 
 import fmz_plugin
 from exchanges import _kit
+from tests.fakes.binance import FakeBinance
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX}        # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance}        # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:

@@ -1,7 +1,7 @@
 """The common base of every fake exchange: a threaded HTTP server on 127.0.0.1, port 0.
 
-A fake exchange subclasses FakeExchange, fills `routes` with {(VERB, path): function} and
-implements the exchange's own signature check and state. Every fake shares the fault
+A fake exchange subclasses FakeExchange, fills `routes` with {(VERB, path): function} (each
+answers (status, JSON value), or (status, bytes) for an HTML page) and implements the exchange's own signature check and state. Every fake shares the fault
 switches below, which tests arm for the next matching request(s):
 
     fake.inject("html")                 answer an HTML error page (a proxy in front of the API)
@@ -152,10 +152,11 @@ class FakeExchange:
             status, reply = self.route(request)
         if kind == "drop_after":
             return self._drop(handler)
-        body = json.dumps(reply).encode()
+        body, content_type = (reply, "text/html") if isinstance(reply, bytes) else \
+            (json.dumps(reply).encode(), "application/json")
         if kind == "truncated":
             body = body[: len(body) // 2]
-        self._send(handler, status, body, "application/json")
+        self._send(handler, status, body, content_type)
 
     def route(self, request):
         function = self.routes.get((request.method, request.path))

@@ -5,7 +5,9 @@ It verifies every private call as OKX does: key (50111), passphrase (50105), tim
 30 s of its clock (50102), and the signature base64(HMAC-SHA256(secret, ts + VERB + path?query
 + body)) (50113). It keeps balances and orders: limit orders rest unless they cross the book,
 market orders fill against the book, cancel frees the frozen funds, filled and canceled orders
-move to the history.
+move to the history. SWAP instruments (BTC-USDT-SWAP, ETH-USDT-SWAP, BTC-USD-SWAP) trade in
+contracts with positions, leverage, funding and net / long_short position modes through the same
+engine; `fake.engine.set_hedge_mode(True)` is what POST /api/v5/account/set-position-mode does.
 """
 import base64
 import hashlib
@@ -14,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal as D
 
 from tests.fakes.base import FakeExchange
-from tests.fakes.engine import CANCELED, FILLED, OPEN, PARTIAL, Engine, Refused, fmt
+from tests.fakes.engine import CANCELED, FILLED, LONG, OPEN, PARTIAL, Engine, Refused, fmt
 
 API_KEY, SECRET, PASSPHRASE = "okx-test-key", "okx-test-secret", "okx-test-pass"
 SECRET_KEY = f"{SECRET},{PASSPHRASE}"          # what a trader types into FMZ's Secret Key
@@ -33,7 +35,16 @@ REFUSALS = {
     "insufficient": ("51008", "Order failed. Insufficient {} balance in account."),
     "unknown_order": ("51400", "Order cancellation failed as the order has been filled, canceled or does not exist"),
     "order_closed": ("51400", "Order cancellation failed as the order has been filled, canceled or does not exist"),
+    "insufficient_margin": ("51008", "Order failed. Insufficient {} margin in account"),
+    "no_position": ("51169", "Order failed because you don't have any positions in this direction "
+                             "for this contract to reduce or close."),
+    "close_exceeds_position": ("51112", "Close order size exceeds your available size."),
+    "position_side_required": ("51000", "Parameter posSide error"),
+    "bad_leverage": ("51000", "Parameter lever error"),
+    "leverage_too_high": ("59102", "Leverage exceeds the maximum limit. Please lower the leverage."),
+    "position_mode_busy": ("59000", "Settings failed. Close any open positions or orders before modifying settings."),
 }
+POS_MODES = {False: "net_mode", True: "long_short_mode"}
 
 
 def ok(data):
@@ -44,6 +55,17 @@ def fail(code, msg, status=200, data=None):
     return status, {"code": code, "msg": msg, "data": data or []}
 
 
+def refuse_call(error):
+    """A refused non-order call (set-leverage, set-position-mode): the code at the top level."""
+    code, msg = REFUSALS[error.reason]
+    return fail(code, msg.format(error.detail))
+
+
+def bad_parameter(name):
+    """51000 comes with HTTP 400, as the "Error Code" table documents."""
+    return fail("51000", f"Parameter {name} error", 400)
+
+
 def refuse(error, client_id="", ord_id=""):
     """A refused order or cancel: top-level code "1", the reason in data[0].sCode / sMsg."""
     code, msg = REFUSALS[error.reason]
@@ -52,12 +74,19 @@ def refuse(error, client_id="", ord_id=""):
 
 
 def inst_id(pair):
-    return "-".join(pair)
+    """("BTC", "USDT") -> BTC-USDT; ("BTC", "USDT", "swap") -> BTC-USDT-SWAP."""
+    return "-".join(pair[:2]) + ("-SWAP" if len(pair) == 3 else "")
 
 
 def pair_of(inst):
     parts = tuple((inst or "").split("-"))
+    if len(parts) == 3 and parts[2] == "SWAP":
+        return parts[0], parts[1], "swap"
     return parts if len(parts) == 2 else None
+
+
+def inst_type(pair):
+    return "SWAP" if len(pair) == 3 else "SPOT"
 
 
 class FakeOKX(FakeExchange):
@@ -75,10 +104,16 @@ class FakeOKX(FakeExchange):
             ("GET", "/api/v5/public/time"): self.time,
             ("GET", "/api/v5/public/instruments"): self.instruments,
             ("GET", "/api/v5/market/ticker"): self.ticker,
+            ("GET", "/api/v5/market/tickers"): self.tickers,
+            ("GET", "/api/v5/public/funding-rate"): self.funding_rate,
             ("GET", "/api/v5/market/books"): self.books,
             ("GET", "/api/v5/market/trades"): self.trades,
             ("GET", "/api/v5/market/candles"): self.candles,
             ("GET", "/api/v5/account/balance"): self.private(self.balance),
+            ("GET", "/api/v5/account/config"): self.private(self.config),
+            ("POST", "/api/v5/account/set-position-mode"): self.private(self.set_position_mode),
+            ("GET", "/api/v5/account/positions"): self.private(self.positions),
+            ("POST", "/api/v5/account/set-leverage"): self.private(self.set_leverage),
             ("POST", "/api/v5/trade/order"): self.private(self.place),
             ("GET", "/api/v5/trade/order"): self.private(self.get_order),
             ("GET", "/api/v5/trade/orders-pending"): self.private(self.pending),
@@ -126,35 +161,71 @@ class FakeOKX(FakeExchange):
         return ok([{"ts": str(self.now_ms())}])
 
     def instruments(self, request):
-        if request.query.get("instType") != "SPOT":
-            return ok([])
-        return ok([{
+        kind = request.query.get("instType")
+        if kind == "SPOT":
+            return ok([self._spot_instrument(pair, spec) for pair, spec in self.engine.markets.items()] + [{
+                "instType": "SPOT", "instId": "OLD-USDT", "baseCcy": "OLD", "quoteCcy": "USDT",
+                "tickSz": "0.1", "lotSz": "1", "minSz": "1", "state": "suspend"}])
+        if kind == "SWAP":
+            return ok([self._swap_instrument(pair, spec) for pair, spec in self.engine.swaps.items()])
+        if not kind:
+            return fail("50014", "Parameter instType can not be empty.", 400)
+        return ok([])
+
+    @staticmethod
+    def _spot_instrument(pair, spec):
+        return {
             "instType": "SPOT", "instId": inst_id(pair), "uly": "", "instFamily": "", "category": "1",
             "baseCcy": pair[0], "quoteCcy": pair[1], "settleCcy": "", "ctVal": "", "ctMult": "",
             "ctValCcy": "", "optType": "", "stk": "", "listTime": "1606468572000", "expTime": "",
             "lever": "10", "tickSz": fmt(spec["tick"]), "lotSz": fmt(spec["lot"]), "minSz": fmt(spec["min"]),
             "ctType": "", "alias": "", "state": "live", "maxLmtSz": fmt(spec["max"]),
             "maxMktSz": "1000000", "maxTwapSz": "", "maxIcebergSz": "", "maxTriggerSz": "", "maxStopSz": "",
-        } for pair, spec in self.engine.markets.items()] + [{
-            "instType": "SPOT", "instId": "OLD-USDT", "baseCcy": "OLD", "quoteCcy": "USDT",
-            "tickSz": "0.1", "lotSz": "1", "minSz": "1", "state": "suspend"}])
+        }
+
+    @staticmethod
+    def _swap_instrument(pair, spec):
+        """Shaped like the real BTC-USDT-SWAP object (baseCcy/quoteCcy empty for derivatives)."""
+        family = f"{pair[0]}-{pair[1]}"
+        return {
+            "alias": "", "auctionEndTime": "", "baseCcy": "", "category": "1", "ctMult": "1",
+            "ctType": "inverse" if spec["inverse"] else "linear", "ctVal": fmt(spec["ct_val"]),
+            "ctValCcy": spec["ct_val_ccy"], "expTime": "", "instFamily": family, "instId": inst_id(pair),
+            "instType": "SWAP", "lever": str(spec["max_leverage"]), "listTime": "1573557408000",
+            "lotSz": fmt(spec["lot"]), "maxIcebergSz": "100000000.0000000000000000", "maxLmtAmt": "20000000",
+            "maxLmtSz": fmt(spec["max"]), "maxMktAmt": "", "maxMktSz": "12000", "maxStopSz": "12000",
+            "maxTriggerSz": "100000000.0000000000000000", "maxTwapSz": "100000000.0000000000000000",
+            "minSz": fmt(spec["min"]), "optType": "", "quoteCcy": "", "ruleType": "normal",
+            "settleCcy": spec["settle"], "state": "live", "stk": "", "tickSz": fmt(spec["tick"]), "uly": family,
+        }
 
     def _pair(self, request):
         pair = pair_of(request.query.get("instId"))
-        return pair if pair in self.engine.markets else None
+        return pair if self.engine.spec(pair or ()) else None
 
     def ticker(self, request):
         pair = self._pair(request)
         if pair is None:
             return fail("51001", "Instrument ID does not exist")
+        return ok([self._ticker(pair)])
+
+    def tickers(self, request):
+        """Every instrument of one instType."""
+        kind = request.query.get("instType")
+        if not kind:
+            return fail("50014", "Parameter instType can not be empty.", 400)
+        pairs = {"SPOT": self.engine.markets, "SWAP": self.engine.swaps}.get(kind, {})
+        return ok([self._ticker(pair) for pair in pairs])
+
+    def _ticker(self, pair):
         asks, bids = self.engine.book(pair)
-        mid = self.engine.markets[pair]["mid"]
-        return ok([{
-            "instType": "SPOT", "instId": inst_id(pair), "last": fmt(mid), "lastSz": "0.1",
+        mid = self.engine.spec(pair)["mid"]
+        return {
+            "instType": inst_type(pair), "instId": inst_id(pair), "last": fmt(mid), "lastSz": "0.1",
             "askPx": fmt(asks[0][0]), "askSz": fmt(asks[0][1]), "bidPx": fmt(bids[0][0]), "bidSz": fmt(bids[0][1]),
             "open24h": fmt(mid - 100), "high24h": fmt(mid + 500), "low24h": fmt(mid - 500),
-            "volCcy24h": "2222", "vol24h": "1234.5", "ts": str(self.now_ms()),
-            "sodUtc0": fmt(mid - 50), "sodUtc8": fmt(mid - 60)}])
+            "volCcy24h": fmt(D("1234.5") * mid), "vol24h": "1234.5", "ts": str(self.now_ms()),
+            "sodUtc0": fmt(mid - 50), "sodUtc8": fmt(mid - 60)}
 
     def books(self, request):
         pair = self._pair(request)
@@ -170,7 +241,7 @@ class FakeOKX(FakeExchange):
         if pair is None:
             return fail("51001", "Instrument ID does not exist")
         limit = min(int(request.query.get("limit", "100")), 500)
-        now, mid = self.now_ms(), self.engine.markets[pair]["mid"]
+        now, mid = self.now_ms(), self.engine.spec(pair)["mid"]
         return ok([{"instId": inst_id(pair), "side": "buy" if i % 2 else "sell", "sz": "0.01",
                     "px": fmt(mid + i), "tradeId": str(242720720 - i), "ts": str(now - i * 1000)}
                    for i in range(limit)])                  # newest first, as OKX sends
@@ -181,7 +252,7 @@ class FakeOKX(FakeExchange):
             return fail("51001", "Instrument ID does not exist")
         bar = request.query.get("bar", "1m")
         if bar not in BAR_MS:
-            return fail("51000", "Parameter bar error")
+            return bad_parameter("bar")
         step = BAR_MS[bar]
         limit = min(int(request.query.get("limit", "100")), 300)
         newest = self.now_ms() // step * step
@@ -196,28 +267,123 @@ class FakeOKX(FakeExchange):
             rows.append([str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), "1050", "1050", "1"])
         return ok(rows)
 
+    def funding_rate(self, request):
+        """instId=ANY answers every perpetual."""
+        inst = request.query.get("instId")
+        if not inst:
+            return fail("50014", "Parameter instId can not be empty.", 400)
+        pairs = list(self.engine.swaps) if inst == "ANY" else [pair_of(inst)]
+        if any(pair not in self.engine.swaps for pair in pairs):
+            return fail("51001", "Instrument ID does not exist")
+        rows = []
+        for pair in pairs:
+            funding = self.engine.funding(pair)
+            rows.append({
+                "formulaType": "noRate", "fundingRate": fmt(funding["rate"]), "fundingTime": str(funding["time"]),
+                "impactValue": "", "instId": inst_id(pair), "instType": "SWAP", "interestRate": "",
+                "maxFundingRate": "0.00375", "method": "current_period", "minFundingRate": "-0.00375",
+                "nextFundingRate": "", "nextFundingTime": str(funding["time"] + funding["interval"]),
+                "premium": "0.0000910113652644", "settFundingRate": fmt(funding["rate"]),
+                "settState": "settled", "ts": str(self.now_ms())})
+        return ok(rows)
+
     # ------------------------------------------------------------------ account
     def balance(self, request):
+        """A currency that settles open positions carries its equity and upl; others upl ""."""
         now = str(self.now_ms())
-        details = [{"ccy": ccy, "availBal": fmt(free), "frozenBal": fmt(frozen), "ordFrozen": fmt(frozen),
-                    "cashBal": fmt(free + frozen), "eq": fmt(free + frozen), "availEq": "", "upl": "", "uTime": now}
-                   for ccy, (free, frozen) in self.engine.balances.items() if free or frozen]
+        settles = {self.engine.swaps[p["pair"]]["settle"] for p in self.engine.open_positions()}
+        details = []
+        for ccy, (free, frozen) in self.engine.balances.items():
+            if not (free or frozen):
+                continue
+            eq, upl = self.engine.equity(ccy)
+            on_orders = sum((o["frozen"] for o in self.engine.listing((OPEN, PARTIAL)) if o["pay"] == ccy), D(0))
+            details.append({"ccy": ccy, "availBal": fmt(free), "frozenBal": fmt(frozen), "ordFrozen": fmt(on_orders),
+                            "cashBal": fmt(free + frozen), "eq": fmt(eq), "availEq": "",
+                            "upl": fmt(upl) if ccy in settles else "", "uTime": now})
         return ok([{"adjEq": "", "details": details, "totalEq": "0", "uTime": now}])
+
+    def config(self, request):
+        return ok([{"acctLv": "2", "acctStpMode": "cancel_maker", "autoLoan": False, "ctIsoMode": "automatic",
+                    "greeksType": "PA", "level": "Lv1", "mgnIsoMode": "automatic", "perm": "read_only,trade",
+                    "posMode": POS_MODES[self.engine.hedge_mode], "uid": "44705892343619584",
+                    "mainUid": "44705892343619584", "label": "fake", "ip": "", "roleType": "0"}])
+
+    def set_position_mode(self, request):
+        mode = request.json().get("posMode")
+        if mode not in POS_MODES.values():
+            return bad_parameter("posMode")
+        try:
+            self.engine.set_hedge_mode(mode == "long_short_mode")
+        except Refused as error:
+            return refuse_call(error)
+        return ok([{"posMode": mode}])
+
+    def set_leverage(self, request):
+        body = request.json()
+        pair, mode = pair_of(body.get("instId")), body.get("mgnMode")
+        if mode not in ("cross", "isolated"):
+            return bad_parameter("mgnMode")
+        if mode == "isolated" and self.engine.hedge_mode and body.get("posSide") not in ("long", "short"):
+            return bad_parameter("posSide")
+        try:
+            level = D(str(body.get("lever", "")))
+        except Exception:
+            return bad_parameter("lever")
+        try:
+            self.engine.set_leverage(pair, level)
+        except Refused as error:
+            return refuse_call(error)
+        return ok([{"lever": fmt(level), "mgnMode": mode, "instId": body["instId"], "posSide": body.get("posSide", "")}])
+
+    def positions(self, request):
+        """Newest first; in net mode one row per swap with a signed pos and posSide "net"."""
+        if request.query.get("instType") not in (None, "", "SWAP"):
+            return ok([])
+        wanted = request.query.get("instId")
+        pairs = [pair_of(inst) for inst in wanted.split(",")] if wanted else None
+        return ok([self._position(p) for p in self.engine.open_positions()
+                   if pairs is None or p["pair"] in pairs])
+
+    def _position(self, p):
+        settle, now = self.engine.swaps[p["pair"]]["settle"], str(p["updated"])
+        pos = p["size"] if self.engine.hedge_mode or p["side"] == LONG else -p["size"]
+        mid = self.engine.swaps[p["pair"]]["mid"]
+        isolated = p["margin_mode"] == "isolated"
+        return {
+            "adl": "1", "availPos": fmt(self.engine.closable(p["pair"], p["side"])), "avgPx": fmt(p["avg"]),
+            "cTime": str(p["created"]), "ccy": settle, "imr": "" if isolated else fmt(p["margin"]),
+            "instId": inst_id(p["pair"]), "instType": "SWAP", "lever": str(p["leverage"]), "liqPx": "",
+            "margin": fmt(p["margin"]) if isolated else "", "markPx": fmt(mid), "last": fmt(mid),
+            "mgnMode": p["margin_mode"], "mgnRatio": "", "mmr": "", "notionalUsd": "",
+            "pos": fmt(pos), "posCcy": "", "posId": str(p["created"]) + ("1" if p["side"] == LONG else "2"),
+            "posSide": p["side"] if self.engine.hedge_mode else "net", "realizedPnl": fmt(p["realized"]),
+            "uTime": now, "upl": fmt(self.engine.unrealised(p)), "uplRatio": "",
+        }
 
     # ------------------------------------------------------------------ trading
     def place(self, request):
         body = request.json()
         side, kind, client_id = body.get("side"), body.get("ordType"), body.get("clOrdId", "")
-        if side not in ("buy", "sell") or kind not in ("limit", "market") or body.get("tdMode") != "cash":
-            return fail("51000", "Parameter side, ordType or tdMode error")
+        pair = pair_of(body.get("instId"))
+        swap = pair is not None and len(pair) == 3
+        modes = ("cross", "isolated") if swap else ("cash",)
+        if side not in ("buy", "sell") or kind not in ("limit", "market") or body.get("tdMode") not in modes:
+            return bad_parameter("side, ordType or tdMode")
         try:
             amount = D(body["sz"])
             price = D(body["px"]) if kind == "limit" else None
         except Exception:
-            return fail("51000", "Parameter sz or px error")
-        quote_amount = kind == "market" and side == "buy" and body.get("tgtCcy") == "quote_ccy"
+            return bad_parameter("sz or px")
+        position_side = body.get("posSide") or None
+        if swap and not self.engine.hedge_mode and position_side not in (None, "net"):
+            return refuse(Refused("position_side_required"), client_id)
+        quote_amount = not swap and kind == "market" and side == "buy" and body.get("tgtCcy") == "quote_ccy"
+        reduce_only = swap and not self.engine.hedge_mode and body.get("reduceOnly") in (True, "true")
         try:
-            order = self.engine.place(pair_of(body.get("instId")), side, kind, amount, price, client_id, quote_amount)
+            order = self.engine.place(pair, side, kind, amount, price, client_id, quote_amount,
+                                      None if position_side == "net" else position_side, reduce_only,
+                                      body.get("tdMode"))
         except Refused as error:
             return refuse(error, client_id)
         return ok([{"clOrdId": client_id, "ordId": order["id"], "tag": "", "ts": str(order["created"]),
@@ -226,14 +392,18 @@ class FakeOKX(FakeExchange):
     def render(self, order):
         """An engine order as OKX's order object (GET /api/v5/trade/order)."""
         avg = self.engine.avg_price(order)
+        swap = len(order["pair"]) == 3
         return {
-            "instType": "SPOT", "instId": inst_id(order["pair"]), "ordId": order["id"],
+            "instType": inst_type(order["pair"]), "instId": inst_id(order["pair"]), "ordId": order["id"],
             "clOrdId": order["client_id"], "tag": "", "px": fmt(order["price"]) if order["price"] else "",
-            "sz": fmt(order["amount"]), "ordType": order["type"], "side": order["side"], "posSide": "net",
-            "tdMode": "cash", "tgtCcy": "quote_ccy" if order["quote_amount"] else "",
+            "sz": fmt(order["amount"]), "ordType": order["type"], "side": order["side"],
+            "posSide": order["position_side"] if swap else "net", "tdMode": order["margin_mode"] if swap else "cash",
+            "reduceOnly": "true" if swap and order["reduce_only"] else "false",
+            "lever": str(order["leverage"]) if swap else "", "tgtCcy": "quote_ccy" if order["quote_amount"] else "",
             "accFillSz": fmt(order["filled"]), "fillPx": fmt(avg) if avg else "", "fillSz": "",
             "avgPx": fmt(avg) if avg else "", "state": STATES[order["status"]], "fee": "0",
-            "feeCcy": order["pair"][1], "cTime": str(order["created"]), "uTime": str(order["updated"]),
+            "feeCcy": order["pay"] if swap else order["pair"][0 if order["side"] == "buy" else 1],
+            "cTime": str(order["created"]), "uTime": str(order["updated"]),
         }
 
     def get_order(self, request):
@@ -243,28 +413,38 @@ class FakeOKX(FakeExchange):
         return ok([self.render(order)])
 
     def _page(self, request, statuses):
-        if request.query.get("instType") != "SPOT":
-            return ok([])
-        since = int(request.query["begin"]) if request.query.get("begin") else None
-        found = self.engine.listing(statuses, pair_of(request.query.get("instId")), since)
-        if request.query.get("after"):
-            found = [o for o in found if int(o["id"]) < int(request.query["after"])]
-        limit = min(int(request.query.get("limit", "100")), 100)
+        """Newest first; `state` (an OKX state) narrows `statuses`; after/before page by ordId."""
+        query = request.query
+        if query.get("state"):
+            statuses = [status for status in statuses if STATES[status] == query["state"]]
+        since = int(query["begin"]) if query.get("begin") else None
+        found = [o for o in self.engine.listing(statuses, pair_of(query.get("instId")), since)
+                 if query.get("instType") in (None, "", inst_type(o["pair"]))]
+        if query.get("end"):
+            found = [o for o in found if o["created"] <= int(query["end"])]
+        if query.get("after"):
+            found = [o for o in found if int(o["id"]) < int(query["after"])]
+        if query.get("before"):
+            found = [o for o in found if int(o["id"]) > int(query["before"])]
+        limit = min(int(query.get("limit", "100")), 100)
         return ok([self.render(o) for o in found[:limit]])
 
     def pending(self, request):
         return self._page(request, (OPEN, PARTIAL))
 
     def history(self, request):
+        if not request.query.get("instType"):             # required here, optional for pending
+            return fail("50014", "Parameter instType can not be empty.", 400)
         return self._page(request, (FILLED, CANCELED))
 
     def cancel(self, request):
         body = request.json()
-        order = self.engine.find(body.get("ordId"))
+        order = self.engine.find(body.get("ordId"), None if body.get("ordId") else body.get("clOrdId"))
         try:
             if order is None or inst_id(order["pair"]) != body.get("instId"):
                 raise Refused("unknown_order")
             self.engine.cancel(order["id"])
         except Refused as error:
             return refuse(error, ord_id=body.get("ordId", ""))
-        return ok([{"clOrdId": order["client_id"], "ordId": order["id"], "sCode": "0", "sMsg": ""}])
+        return ok([{"clOrdId": order["client_id"], "ordId": order["id"], "ts": str(self.now_ms()),
+                    "sCode": "0", "sMsg": ""}])

@@ -1,0 +1,266 @@
+"""What is specific to Binance: the signature, key errors, the recvWindow, id format, quoteOrderQty,
+exchangeInfo filters, depth limits, kline paging."""
+import hashlib
+import hmac
+import http.client
+import json
+
+import pytest
+
+from exchanges import binance
+from exchanges._kit import Request
+from tests.conftest import PluginClient, start_plugin
+from tests.fakes.binance import API_KEY, SECRET, FakeBinance, split_signature
+
+# rest-api.md, "SIGNED Endpoint Examples for POST /api/v3/order"
+DOC_PAYLOAD = ("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
+               "&recvWindow=5000&timestamp=1499827319559")
+DOC_SIGNATURE = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
+DOC_MIXED_SIGNATURE = "0fd168b8ddb4876a0358a8d14d0c9f3da0e9b20c5d52b2a00fcf7d1c602f9a77"
+
+
+@pytest.fixture
+def fake():
+    with FakeBinance() as fake:
+        yield fake
+
+
+@pytest.fixture
+def plugin_url(fake):
+    server, url = start_plugin({"binance": fake.url})
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def bn(plugin_url, fake):
+    client = PluginClient(plugin_url, "Binance", API_KEY, SECRET)
+    client.fake = fake
+    return client
+
+
+def sent(fake, verb, path):
+    """(query, body) of the requests the plugin sent to path."""
+    return [(target.partition("?")[2], body) for v, target, body in fake.requests
+            if v == verb and target.split("?")[0] == path]
+
+
+def raw_call(fake, verb, target, body="", key=API_KEY):
+    conn = http.client.HTTPConnection(fake.url.split("//")[1], timeout=5)
+    headers = {"X-MBX-APIKEY": key, "Content-Type": "application/x-www-form-urlencoded"}
+    conn.request(verb, target, body=body or None, headers=headers)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+# ------------------------------------------------------------------ signature
+
+def test_sign_reproduces_the_documented_signature():
+    request = Request("POST", "/api/v3/order", query=DOC_PAYLOAD.rsplit("&timestamp=", 1)[0])
+    binance.sign(request, binance.parse_keys(API_KEY, SECRET), 1499827319559)
+    assert request.query == f"{DOC_PAYLOAD}&signature={DOC_SIGNATURE}"
+    assert request.headers == {"X-MBX-APIKEY": API_KEY} and request.body == ""
+
+
+def test_sign_moves_a_json_body_into_the_query_string():
+    request = Request("POST", "/api/v3/order", body='{"symbol":"LTCBTC","quantity":"1"}',
+                      headers={"Content-Type": "application/json"})
+    binance.sign(request, binance.parse_keys(API_KEY, SECRET), 1499827319559)
+    assert request.body == "" and "Content-Type" not in request.headers
+    assert request.query.startswith("symbol=LTCBTC&quantity=1&timestamp=1499827319559&recvWindow=5000&signature=")
+
+
+def test_fake_verifies_the_documented_examples():
+    assert split_signature(f"{DOC_PAYLOAD}&signature={DOC_SIGNATURE}", "") == (DOC_SIGNATURE, DOC_PAYLOAD)
+    query, body = DOC_PAYLOAD.split("&quantity=")
+    assert split_signature(query, f"quantity={body}&signature={DOC_MIXED_SIGNATURE}") == \
+        (DOC_MIXED_SIGNATURE, query + "quantity=" + body)
+
+
+def test_fake_accepts_parameters_in_the_form_body(fake):
+    """Binance reads POST parameters from the body too; the fake signs query + body as documented."""
+    query = "symbol=ETHUSDT&side=BUY&type=LIMIT&timeInForce=GTC"
+    body = f"quantity=0.01&price=1000&recvWindow=5000&timestamp={fake.now_ms()}"
+    signature = hmac.new(SECRET.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
+    status, reply = raw_call(fake, "POST", f"/api/v3/order?{query}", f"{body}&signature={signature}")
+    assert status == 200 and reply["status"] == "NEW" and reply["origQty"] == "0.01000000"
+    status, reply = raw_call(fake, "POST", f"/api/v3/order?{query}", f"{body}&signature={'0' * 64}")
+    assert (status, reply["code"]) == (400, -1022)
+
+
+def test_every_parameter_travels_in_the_signed_query_string(bn):
+    bn.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    ((query, body),) = sent(bn.fake, "POST", "/api/v3/order")
+    assert body == ""
+    assert query.startswith("symbol=ETHUSDT&side=BUY&type=LIMIT&newClientOrderId=fmz")
+    assert "&timeInForce=GTC&price=1000&quantity=0.01&timestamp=" in query
+    assert "&recvWindow=5000&signature=" in query
+
+
+def test_wrong_secret_key_and_malformed_key_carry_binance_codes(fake, plugin_url):
+    assert PluginClient(plugin_url, "Binance", API_KEY, "x" * 64).error("accounts") == \
+        "Binance -1022: Signature for this request is not valid."
+    assert PluginClient(plugin_url, "Binance", "A" * 64, SECRET).error("accounts") == \
+        "Binance -2015: Invalid API-key, IP, or permissions for action."
+    assert PluginClient(plugin_url, "Binance", "short-key", SECRET).error("accounts") == \
+        "Binance -2014: API-key format invalid."
+
+
+@pytest.mark.parametrize("access_key, secret_key", [("", SECRET), (API_KEY, ""), ("key with space", SECRET)])
+def test_bad_key_format_is_a_clear_error(plugin_url, access_key, secret_key):
+    client = PluginClient(plugin_url, "Binance", access_key, secret_key)
+    assert client.error("accounts").startswith("Binance keys:")
+    assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"     # public data needs no keys
+
+
+def test_secret_never_appears_in_an_error(fake, plugin_url):
+    client = PluginClient(plugin_url, "Binance", API_KEY, "s3cr3t-" + "y" * 40)
+    assert "s3cr3t" not in client.error("accounts")
+
+
+@pytest.mark.parametrize("skew_ms, message", [(60_000, "outside of the recvWindow"),
+                                              (-60_000, "1000ms ahead of the server's time")])
+def test_fake_refuses_timestamps_outside_the_window_with_1021(fake, skew_ms, message):
+    target = f"/api/v3/account?timestamp={fake.now_ms() - skew_ms}&recvWindow=5000"
+    status, reply = raw_call(fake, "GET", target)
+    assert (status, reply["code"]) == (400, -1021) and message in reply["msg"]
+
+
+def test_clock_behind_binance_resyncs_once_then_signs_with_the_offset(bn):
+    bn.fake.clock_skew_ms = -30_000                    # Binance's clock behind ours: "ahead" refusal
+    assert bn.data("accounts")
+    assert bn.data("accounts")
+    assert [t for _, t, _ in bn.fake.requests].count("/api/v3/time") == 1
+
+
+# ------------------------------------------------------------------ ids and trading
+
+def test_order_id_is_symbol_comma_orderid(bn):
+    order_id = bn.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)["id"]
+    market, number = order_id.split(",")
+    assert market == "BTCUSDT" and number.isdigit()
+    assert bn.data("order", id=order_id)["symbol"] == "BTC_USDT"        # no symbol needed
+
+
+def test_market_buy_sends_quote_order_qty(bn):
+    order_id = bn.data("trade", symbol="ETH_USDT", type="buy", price=-1, amount="100.123456789")["id"]
+    ((query, _),) = sent(bn.fake, "POST", "/api/v3/order")
+    assert "type=MARKET" in query and "quoteOrderQty=100.12345678&" in query and "quantity" not in query
+    order = bn.data("order", id=order_id)
+    assert order["amount"] == 100.12345678 and order["status"] == "filled"
+
+
+def test_market_sell_sends_quantity(bn):
+    bn.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.25")
+    ((query, _),) = sent(bn.fake, "POST", "/api/v3/order")
+    assert "type=MARKET" in query and "quantity=0.25&" in query and "timeInForce" not in query
+
+
+def test_insufficient_balance_names_the_currency(bn):
+    error = bn.error("trade", symbol="ETH_USDT", type="sell", price=3000, amount=11)
+    assert error == "Binance -2010: Account has insufficient balance for requested action. " \
+                    "(a sell of ETH_USDT spends ETH)"
+
+
+def test_close_types_are_refused_on_spot(bn):
+    assert "buy or sell" in bn.error("trade", symbol="ETH_USDT", type="closebuy", price=3000, amount=1)
+
+
+def test_order_below_min_notional_is_refused_with_filter_failure(bn):
+    error = bn.error("trade", symbol="BTC_USDT", type="buy", price=5000, amount="0.00001")
+    assert error == "Binance -1013: Filter failure: NOTIONAL"
+
+
+def test_unknown_order_on_cancel_is_2011(bn):
+    assert bn.error("cancel", id="ETHUSDT,12345").startswith("Binance -2011: Unknown order sent.")
+
+
+def test_spot_orders_list_oldest_first_with_binance_ids(bn):
+    first = bn.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")["id"]
+    second = bn.data("trade", symbol="ETH_USDT", type="buy", price=1001, amount="0.01")["id"]
+    assert [o["id"] for o in bn.data("orders", symbol="ETH_USDT")] == [first, second]
+
+
+def test_history_orders_leave_open_ones_out(bn):
+    bn.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    filled = bn.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.01")["id"]
+    assert [o["id"] for o in bn.data("historyorders", symbol="ETH_USDT")] == [filled]
+    query, _ = sent(bn.fake, "GET", "/api/v3/allOrders")[0]
+    assert "startTime" not in query and "limit=1000" in query
+
+
+# ------------------------------------------------------------------ market data
+
+def test_ticker_maps_binance_fields(bn):
+    answer = bn.call("ticker", symbol="BTC_USDT")
+    assert answer["data"] == {"symbol": "BTC_USDT", "buy": 50000, "sell": 50000.1, "high": 50500, "low": 49500,
+                              "open": 49900, "last": 50000, "vol": 1234.5, "time": answer["data"]["time"]}
+    assert answer["raw"]["symbol"] == "BTCUSDT"
+
+
+def test_markets_map_exchange_info_filters_and_skip_halted_symbols(bn):
+    markets = bn.data("markets")
+    assert set(markets) == {"BTC_USDT", "ETH_USDT"}                 # OLDUSDT is in BREAK
+    assert markets["ETH_USDT"] == {
+        "symbol": "ETH_USDT", "base_asset": "ETH", "quote_asset": "USDT", "tick_size": 0.01,
+        "amount_size": 0.000001, "price_precision": 2, "amount_precision": 6, "min_qty": 0.001,
+        "max_qty": 90000, "min_notional": 0.1, "max_notional": 9000000, "ct_val": 0, "ct_val_ccy": ""}
+
+
+def test_tickers_all_or_one_quote(bn):
+    assert {t["symbol"] for t in bn.data("tickers")} == {"BTC_USDT", "ETH_USDT"}
+    assert [t["symbol"] for t in bn.data("tickers", symbol="ETH_USDT")] == ["ETH_USDT"]
+    assert {t["symbol"] for t in bn.data("tickers", symbol="USDT")} == {"BTC_USDT", "ETH_USDT"}
+    assert bn.data("tickers", symbol="BTC") == []
+
+
+@pytest.mark.parametrize("wanted, asked", [(1, 5), (5, 5), (7, 10), (30, 50), (101, 500), (9999, 5000)])
+def test_depth_asks_the_next_binance_limit_and_trims(bn, wanted, asked):
+    book = bn.data("depth", symbol="ETH_USDT", limit=wanted)
+    assert len(book["asks"]) == len(book["bids"]) == min(wanted, asked)
+    assert sent(bn.fake, "GET", "/api/v3/depth")[0][0] == f"symbol=ETHUSDT&limit={asked}"
+
+
+def test_trades_type_from_is_buyer_maker(bn):
+    answer = bn.call("trades", symbol="BTC_USDT")
+    for row, raw in zip(answer["data"], answer["raw"]):
+        assert row["type"] == ("sell" if raw["isBuyerMaker"] else "buy") and row["id"] == str(raw["id"])
+
+
+def test_records_page_backwards_with_end_time(bn):
+    rows = bn.data("records", symbol="BTC_USDT", period=60, limit=2500)
+    queries = [q for q, _ in sent(bn.fake, "GET", "/api/v3/klines")]
+    assert len(queries) == 3 and "endTime" not in queries[0]
+    assert "limit=1000" in queries[0] and f"endTime={rows[1500][0] - 1}" in queries[1] and "limit=500" in queries[2]
+    assert len({r[0] for r in rows}) == 2500
+
+
+def test_weekly_klines_open_on_monday(bn):
+    rows = bn.data("records", symbol="BTC_USDT", period=10080, limit=3)
+    assert all((r[0] // 86_400_000 + 3) % 7 == 0 for r in rows)      # day 0 was a Thursday
+
+
+# ------------------------------------------------------------------ IO and errors
+
+def test_io_reaches_any_endpoint_signed(bn):
+    bn.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    answer = bn.call("__api_/api/v3/openOrders", http_method="GET", symbol="ETHUSDT")
+    assert len(answer["data"]) == 1 and answer["data"][0]["symbol"] == "ETHUSDT"
+
+
+def test_io_delete_cancels(bn):
+    order_id = bn.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")["id"]
+    answer = bn.call("__api_/api/v3/order", http_method="DELETE", symbol="ETHUSDT", orderId=order_id.split(",")[1])
+    assert answer["data"]["status"] == "CANCELED"
+
+
+def test_unknown_path_answers_binance_html_404_as_a_clear_error(bn):
+    assert bn.error("__api_/api/v3/nope").startswith("Binance answered HTTP 404 with a body that is not JSON")
+
+
+def test_rate_limit_is_1003_and_a_read_waits_once(bn):
+    bn.fake.inject("429")
+    assert bn.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    bn.fake.inject("429", times=2)
+    assert bn.error("ticker", symbol="BTC_USDT").startswith("Binance -1003: Too much request weight used")
