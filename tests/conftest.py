@@ -12,15 +12,12 @@ import contextlib
 import http.client
 import json
 import os
-import pathlib
 import re
-import socket
+import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -109,38 +106,43 @@ class BundledPlugin:
         self.process.stdout.close()
 
 
-class BundlePool:
-    """Bundled plugins started one test ahead, on the otherwise idle second core.
+class BundleForker:
+    """The bundle loaded once by a process of its own (tests/bundle_forker.py), which forks a
+    fresh plugin process for each test: no cache or clock offset is shared between tests, and
+    no test pays for an interpreter start.
 
-    Each is pointed at a listening socket of its own (`plugin.listener`) that the test's fake
-    then serves too (FakeExchange.serve_also), so no test waits for a process to start and
-    every test still gets a fresh process with no cache or clock offset left by another.
+    It runs from an empty directory with nothing but the standard library (-I -S).
     """
 
-    def __init__(self, path, folder):
-        self.path, self.folder = path, folder
-        self.starter = ThreadPoolExecutor(max_workers=1)
-        self.next = {}                    # exchange key -> a plugin being started for it
+    def __init__(self, bundle, folder):
+        self.log = open(folder / "plugins.log", "w")
+        empty = folder / "empty"
+        empty.mkdir()
+        self.process = subprocess.Popen([sys.executable, "-I", "-S", os.path.join(ROOT, "tests", "bundle_forker.py"),
+                                         str(bundle)], cwd=empty, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
 
-    def take(self, key):
-        pending = self.next.pop(key, None)
-        plugin = pending.result() if pending else self._start(key)
-        self.next[key] = self.starter.submit(self._start, key)
-        return plugin
-
-    def _start(self, key):
-        listener = socket.create_server(("127.0.0.1", 0))
-        url = "http://127.0.0.1:%d" % listener.getsockname()[1]
-        plugin = BundledPlugin(self.path, {key: url}, pathlib.Path(tempfile.mkdtemp(dir=self.folder)))
-        plugin.listener = listener
-        return plugin
+    @contextlib.contextmanager
+    def plugin(self, base_urls, timeout=3.0):
+        """A plugin process serving `base_urls`; yields its URL, stops it after."""
+        argv = ["--port", "0", "--timeout", str(timeout)]
+        for name, url in base_urls.items():
+            argv += ["--base-url", f"{name}={url}"]
+        self.process.stdin.write(json.dumps(argv) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().split()
+        if len(answer) != 2:
+            raise RuntimeError(f"the bundle did not start: {answer} (see {self.log.name})")
+        try:
+            yield answer[1]
+        finally:
+            os.kill(int(answer[0]), signal.SIGTERM)
 
     def close(self):
-        for pending in self.next.values():
-            plugin = pending.result()
-            plugin.stop()
-            plugin.listener.close()
-        self.starter.shutdown()
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+        self.log.close()
 
 
 @pytest.fixture(scope="session")
@@ -152,22 +154,18 @@ def bundle_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def bundle_pool(bundle_path, tmp_path_factory):
-    pool = BundlePool(bundle_path, tmp_path_factory.mktemp("runs"))
-    yield pool
-    pool.close()
+def bundle_forker(bundle_path, tmp_path_factory):
+    forker = BundleForker(bundle_path, tmp_path_factory.mktemp("forker"))
+    yield forker
+    forker.close()
 
 
 @contextlib.contextmanager
 def running_plugin(request, mode, fake, key):
     """The plugin server in `mode` ("repo" or "bundle") serving exchange `key` from `fake`."""
     if mode == "bundle":
-        plugin = request.getfixturevalue("bundle_pool").take(key)
-        fake.serve_also(plugin.listener)
-        try:
-            yield plugin.url
-        finally:
-            plugin.stop()
+        with request.getfixturevalue("bundle_forker").plugin({key: fake.url}) as url:
+            yield url
         return
     server, url = start_plugin({key: fake.url})
     try:

@@ -77,28 +77,17 @@ class FakeExchange:
         self.requests = []               # (verb, target, body) of every request, for assertions
         self.connections = 0
         self._server = None
-        self._also = []                  # servers on sockets handed over by serve_also()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self):
-        self._server = self._serve(_Server(("127.0.0.1", 0), _Handler))
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
-    def serve_also(self, listener):
-        """Serve on an already listening socket too: the bundle tests start the plugin first."""
-        server = _Server(listener.getsockname(), _Handler, bind_and_activate=False)
-        server.socket = listener
-        self._also.append(self._serve(server))
-
-    def _serve(self, server):
-        server.fake = self
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        return server
-
     def stop(self):
-        for server in [self._server] + self._also:
-            server.shutdown()
-            server.server_close()
+        self._server.shutdown()
+        self._server.server_close()
 
     def __enter__(self):
         return self.start()
