@@ -67,6 +67,12 @@ class Symbol:
     def is_swap(self):
         return self.kind == "swap"
 
+    def covers(self, other):
+        """A range (`USDT.swap`) covers every symbol of its quote and kind; a symbol itself only."""
+        if self.base:
+            return self == other
+        return other.quote == self.quote and other.kind == self.kind
+
 
 _CURRENCY = re.compile(r"^[A-Z0-9]{1,20}$")
 KINDS = ("spot", "swap")
@@ -401,12 +407,52 @@ class MarketsCache:
 MARKETS = MarketsCache()
 
 
+class AccountSettings:
+    """Account settings an exchange makes us read before trading (a position mode, ...), read
+    once per exchange, base URL and API key and kept until forgotten: they change only when the
+    trader changes them on the exchange, and a handler forgets one when the exchange says it
+    no longer holds (the next call reads it again)."""
+
+    def __init__(self):
+        self.values = {}
+        self.lock = threading.Lock()
+
+    def get(self, api, name, load):
+        key = (api.name, api.base_url, api.access_key, name)
+        with self.lock:
+            if key in self.values:
+                return self.values[key]
+        value = load()
+        with self.lock:
+            self.values[key] = value
+        return value
+
+    def forget(self, api, name):
+        with self.lock:
+            self.values.pop((api.name, api.base_url, api.access_key, name), None)
+
+    def clear(self):
+        with self.lock:
+            self.values.clear()
+
+
+ACCOUNT_SETTINGS = AccountSettings()
+
+
 def market(api, symbol):
     """The spec of one instrument (a dict of FMZ Market fields with Decimal values)."""
     spec = MARKETS.get(api, symbol.kind).get(str(symbol))
     if spec is None:
         raise PluginError(f"{api.name} has no live market {symbol}")
     return spec
+
+
+def markets(api, kinds=("spot", "swap")):
+    """`markets`: every live instrument of those kinds, {symbol: FMZ Market fields}, from the cache."""
+    found = {}
+    for kind in kinds:
+        found.update(MARKETS.get(api, kind))
+    return found, None
 
 
 def order_size(api, symbol, price, amount, quote_amount=False):

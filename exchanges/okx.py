@@ -1,13 +1,19 @@
 """OKX, REST API v5: https://www.okx.com/docs-v5/en/
 
-Keys: access_key = the API key; secret_key = `SECRET,PASSPHRASE` or `SECRET,PASSPHRASE,simulate`
-(the third part sends `x-simulated-trading: 1`, i.e. OKX demo trading).
+Keys: access_key = the API key; secret_key = `SECRET,PASSPHRASE`, optionally followed by options:
+`simulate` (sends `x-simulated-trading: 1`, i.e. OKX demo trading) and `isolated` or `cross`
+(the margin mode of swap orders and leverage; cross when absent), e.g. `S,P,simulate,isolated`.
 
 Signing: base64(HMAC-SHA256(secret, timestamp + METHOD + path[?query] + body)), where the
 timestamp is ISO-8601 UTC with milliseconds and is also sent as OK-ACCESS-TIMESTAMP. OKX
 refuses a timestamp more than 30 s away from its clock (50102), hence the clock offset.
 
 Order ids given to FMZ are `INSTID,ORDID` (`ETH-USDT,123456`): order and cancel need no lookup.
+
+Perpetual swaps: `BTC_USDT.swap` is BTC-USDT-SWAP (USDT-margined), `BTC_USD.swap` BTC-USD-SWAP
+(coin-margined); amounts are contracts (ctVal of ctValCcy each). Orders follow the account's
+position mode, read once per key from /api/v5/account/config: in net_mode closebuy/closesell are
+reduce-only orders; in long_short_mode every order names its posSide.
 """
 import base64
 import hashlib
@@ -15,7 +21,8 @@ import hmac
 import uuid
 from collections import namedtuple
 
-from exchanges._kit import PluginError, Symbol, iso_ms, num, order_size, place_once, precision
+from exchanges import _kit
+from exchanges._kit import ACCOUNT_SETTINGS, PluginError, Symbol, iso_ms, num, order_size, place_once, precision
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
@@ -41,17 +48,30 @@ STATUS = {
     "mmp_canceled": "canceled",
 }
 
-Keys = namedtuple("Keys", "api_key secret passphrase simulated")
+# FMZ swap order type -> (OKX side, posSide in long_short_mode, whether it closes)
+SWAP_SIDES = {
+    "buy": ("buy", "long", False),
+    "sell": ("sell", "short", False),
+    "closebuy": ("sell", "long", True),
+    "closesell": ("buy", "short", True),
+}
+KEY_OPTIONS = ("simulate", "isolated", "cross")
+
+Keys = namedtuple("Keys", "api_key secret passphrase simulated margin_mode")
 
 
 def parse_keys(access_key, secret_key):
     parts = [part.strip() for part in (secret_key or "").split(",")]
-    if not access_key or len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+    if not access_key or len(parts) < 2 or not parts[0] or not parts[1]:
         raise PluginError("OKX keys: access_key must be the API key and secret_key must be "
-                          "SECRET,PASSPHRASE (optionally SECRET,PASSPHRASE,simulate)")
-    if len(parts) == 3 and parts[2] != "simulate":
-        raise PluginError("OKX keys: the third part of secret_key can only be 'simulate'")
-    return Keys(access_key.strip(), parts[0], parts[1], len(parts) == 3)
+                          "SECRET,PASSPHRASE (optionally followed by ,simulate and/or ,isolated)")
+    options = parts[2:]
+    if any(o not in KEY_OPTIONS for o in options) or len(set(options)) < len(options) \
+            or {"isolated", "cross"} <= set(options):
+        raise PluginError("OKX keys: after SECRET,PASSPHRASE the secret_key takes only the options "
+                          "simulate and one of isolated / cross")
+    margin_mode = "isolated" if "isolated" in options else "cross"
+    return Keys(access_key.strip(), parts[0], parts[1], "simulate" in options, margin_mode)
 
 
 def sign(request, keys, now_ms):
@@ -106,6 +126,11 @@ def to_symbol(instrument):
     return Symbol(parts[0], parts[1] if len(parts) > 1 else "", kind)
 
 
+def swap_only(symbol, method):
+    if symbol is not None and not symbol.is_swap:
+        raise PluginError(f"OKX {method} is for perpetual swaps such as BTC_USDT.swap or USDT.swap, not {symbol}")
+
+
 def split_order_id(order_id):
     """`ETH-USDT,123456` -> ("ETH-USDT", "123456")."""
     inst, _, ord_id = order_id.partition(",")
@@ -135,6 +160,17 @@ def _ticker(t):
         "open": num(t.get("open24h")), "last": num(t.get("last")),
         "vol": num(t.get("vol24h")), "time": int(num(t.get("ts"))),
     }
+
+
+def tickers(api, symbol=None):
+    """GET /api/v5/market/tickers (SPOT and SWAP without a symbol; a range such as USDT.swap narrows it)"""
+    kinds = [symbol.kind] if symbol else ["spot", "swap"]
+    rows, replies = [], []
+    for kind in kinds:
+        reply = api.get("/api/v5/market/tickers", {"instType": INST_TYPES[kind]})
+        replies.append(reply)
+        rows += [_ticker(t) for t in reply["data"] if symbol is None or symbol.covers(to_symbol(t["instId"]))]
+    return rows, replies[0] if len(replies) == 1 else replies
 
 
 def depth(api, symbol, limit=None):
@@ -172,8 +208,13 @@ def records(api, symbol, period=60, limit=None):
     return rows, pages[0] if len(pages) == 1 else pages
 
 
+def markets(api):
+    """GET /api/v5/public/instruments (SPOT and SWAP, through the markets cache; no raw)"""
+    return _kit.markets(api, ("spot", "swap"))
+
+
 def load_markets(api, kind):
-    """GET /api/v5/public/instruments"""
+    """GET /api/v5/public/instruments (the spec of a swap is in contracts: lotSz, minSz, ctVal)"""
     reply = api.get("/api/v5/public/instruments", {"instType": INST_TYPES[kind]})
     markets = {}
     for inst in reply["data"]:
@@ -196,14 +237,17 @@ def load_markets(api, kind):
 # ---------------------------------------------------------------------------- account
 
 def accounts(api):
-    """GET /api/v5/account/balance (every currency with a balance)"""
+    """GET /api/v5/account/balance (every currency with a balance; equity and upnl where OKX
+    gives `upl`, i.e. for a margin currency of derivative positions)"""
     reply = api.get("/api/v5/account/balance", signed=True)
     rows = []
     for account in reply["data"]:
         for d in account.get("details", []):
             free = d.get("availBal") or d.get("availEq") or d.get("cashBal")
-            rows.append({"currency": d["ccy"], "free": num(free),
-                         "frozen": num(d.get("frozenBal") or d.get("ordFrozen"))})
+            row = {"currency": d["ccy"], "free": num(free), "frozen": num(d.get("frozenBal") or d.get("ordFrozen"))}
+            if d.get("upl") not in (None, ""):
+                row.update(equity=num(d.get("eq")), upnl=num(d["upl"]))
+            rows.append(row)
     return rows, reply
 
 
@@ -212,10 +256,17 @@ assets = accounts
 
 # ---------------------------------------------------------------------------- trading
 
+def position_mode(api):
+    """GET /api/v5/account/config (posMode, read once per key: net_mode or long_short_mode)"""
+    load = lambda: api.get("/api/v5/account/config", signed=True)["data"][0]["posMode"]
+    return ACCOUNT_SETTINGS.get(api, "posMode", load)
+
+
 def trade(api, symbol, side, price, amount):
-    """POST /api/v5/trade/order (price None = market; a spot market buy spends `amount` quote)"""
-    if side not in ("buy", "sell"):
-        raise PluginError(f"OKX spot orders are buy or sell, not {side!r}")
+    """POST /api/v5/trade/order (price None = market; a spot market buy spends `amount` quote;
+    swap amounts are contracts)"""
+    if side not in ("buy", "sell") and not symbol.is_swap:
+        raise PluginError(f"OKX spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
     market_buy = price is None and side == "buy" and not symbol.is_swap
     px, sz = order_size(api, symbol, price, amount, quote_amount=market_buy)
     client_id = new_client_id()
@@ -223,6 +274,8 @@ def trade(api, symbol, side, price, amount):
             "ordType": "market" if price is None else "limit", "px": px, "sz": sz}
     if market_buy:
         body["tgtCcy"] = "quote_ccy"
+    if symbol.is_swap:
+        body.update(_swap_order_fields(api, side))
 
     def send():
         reply = api.post("/api/v5/trade/order", body)
@@ -237,7 +290,73 @@ def trade(api, symbol, side, price, amount):
             raise
         return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
 
-    return place_once(send, find)
+    try:
+        return place_once(send, find)
+    except PluginError as error:
+        if error.code == "51000" and "posSide" in str(error):
+            ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
+        raise
+
+
+def _swap_order_fields(api, fmz_type):
+    """tdMode from the key; posSide in long_short_mode, reduceOnly for closes in net_mode."""
+    side, pos_side, closes = SWAP_SIDES[fmz_type]
+    fields = {"side": side, "tdMode": api.keys.margin_mode}
+    if position_mode(api) == "long_short_mode":
+        fields["posSide"] = pos_side
+    elif closes:
+        fields["reduceOnly"] = True
+    return fields
+
+
+def positions(api, symbol=None):
+    """GET /api/v5/account/positions (SWAP: one swap, a range such as USDT.swap, or every one)"""
+    swap_only(symbol, "positions")
+    query = {"instType": "SWAP", "instId": inst_id(symbol) if symbol and symbol.base else None}
+    reply = api.get("/api/v5/account/positions", query, signed=True)
+    rows = [_position(p) for p in reply["data"]
+            if num(p.get("pos")) and (symbol is None or symbol.covers(to_symbol(p["instId"])))]
+    return rows, reply
+
+
+def _position(p):
+    """Net mode signs `pos` (+ long, - short); long/short mode gives the side in posSide."""
+    pos, side = num(p.get("pos")), p.get("posSide")
+    is_long = side == "long" or (side not in ("long", "short") and pos > 0)
+    closable = p.get("availPos")
+    frozen = abs(pos) - num(closable) if closable not in (None, "") else num(0)
+    return {
+        "symbol": str(to_symbol(p["instId"])), "margin_level": num(p.get("lever")),
+        "amount": abs(pos), "frozen_amount": max(frozen, num(0)), "price": num(p.get("avgPx")),
+        "profit": num(p.get("upl")), "type": 0 if is_long else 1, "contract_type": "swap",
+        "margin": num(p.get("margin") or p.get("imr")),
+    }
+
+
+def margin_level(api, symbol, level):
+    """POST /api/v5/account/set-leverage (mgnMode from the key; isolated in long_short_mode sets
+    both sides)"""
+    swap_only(symbol, "margin_level")
+    body = {"instId": inst_id(symbol), "lever": str(level), "mgnMode": api.keys.margin_mode}
+    sides = [None]
+    if api.keys.margin_mode == "isolated" and position_mode(api) == "long_short_mode":
+        sides = ["long", "short"]
+    replies = [api.post("/api/v5/account/set-leverage", {**body, "posSide": side}, idempotent=True)
+               for side in sides]
+    return True, replies[0] if len(replies) == 1 else replies
+
+
+def fundings(api, symbol=None):
+    """GET /api/v5/public/funding-rate (instId=ANY for every perpetual)"""
+    swap_only(symbol, "fundings")
+    reply = api.get("/api/v5/public/funding-rate", {"instId": inst_id(symbol) if symbol and symbol.base else "ANY"})
+    rows = []
+    for f in reply["data"]:
+        if symbol is None or symbol.covers(to_symbol(f["instId"])):
+            time, following = int(num(f.get("fundingTime"))), int(num(f.get("nextFundingTime")))
+            rows.append({"symbol": str(to_symbol(f["instId"])), "rate": num(f.get("fundingRate")),
+                         "time": time, "interval": max(following - time, 0)})
+    return rows, reply
 
 
 def orders(api, symbol=None):
@@ -283,8 +402,17 @@ def _order(o):
         "symbol": str(to_symbol(o["instId"])),
         "amount": num(o.get("sz")), "price": num(o.get("px")),
         "deal_amount": num(o.get("accFillSz")), "avg_price": num(o.get("avgPx")),
-        "type": o.get("side", ""), "status": STATUS.get(o.get("state"), o.get("state", "")),
+        "type": _order_type(o), "status": STATUS.get(o.get("state"), o.get("state", "")),
     }
+
+
+def _order_type(o):
+    """buy / sell; a swap order that closes is closebuy (closes a long) or closesell."""
+    side, pos_side = o.get("side", ""), o.get("posSide", "")
+    closes = o.get("reduceOnly") in ("true", True) or (side, pos_side) in (("sell", "long"), ("buy", "short"))
+    if closes and o.get("instId", "").endswith("-SWAP"):
+        return "closebuy" if side == "sell" else "closesell"
+    return side
 
 
 def _pages(api, path, query, max_rows=None):
@@ -306,7 +434,9 @@ def _first(reply, symbol):
 
 
 METHODS = {
+    "markets": markets,
     "ticker": ticker,
+    "tickers": tickers,
     "depth": depth,
     "trades": trades,
     "records": records,
@@ -317,5 +447,8 @@ METHODS = {
     "order": order,
     "historyorders": historyorders,
     "cancel": cancel,
+    "positions": positions,
+    "margin_level": margin_level,
+    "fundings": fundings,
     "__api_": io,
 }

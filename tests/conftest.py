@@ -4,9 +4,9 @@
 JSON envelope with string params) and returns the decoded answer.
 
 The plugin server fixtures (`plugin_server`, `okx`, `exchange`) run every test twice: against
-the repository's modules in this process ("repo"), and against the one-file bundle started
-as its own process from an empty directory ("bundle"), built once per session. A test that
-reaches into the plugin's process (monkeypatch, caplog) is marked `@pytest.mark.repo_only`.
+the repository's modules in this process ("repo"), and against the one-file bundle, built once
+per session, in a process of its own per test ("bundle": BundleForker). A test that reaches
+into the plugin's process (monkeypatch, caplog) is marked `@pytest.mark.repo_only`.
 """
 import contextlib
 import http.client
@@ -23,10 +23,12 @@ import pytest
 
 import fmz_plugin
 from exchanges import _kit
+from tests.fakes.base import SERVE_POLL
 from tests.fakes.binance import FakeBinance
+from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX, "Binance": FakeBinance}        # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:
@@ -71,7 +73,7 @@ class PluginClient:
 
 def start_plugin(base_urls, timeout=3.0):
     server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout))
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
     return server, "http://127.0.0.1:%d" % server.server_address[1]
 
 
@@ -195,6 +197,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     _kit.MARKETS.clear()
+    _kit.ACCOUNT_SETTINGS.clear()
     _kit.Api.clock_offsets.clear()
     yield
 

@@ -1,4 +1,6 @@
 """What is specific to OKX: key format, signature codes, demo trading, id format, IO."""
+import json
+
 import pytest
 
 from tests.conftest import PluginClient
@@ -72,3 +74,129 @@ def test_simulate_sends_demo_trading_header(okx_fake, plugin_server):
 def test_suspended_instruments_are_not_markets(okx):
     error = okx.error("trade", symbol="OLD_USDT", type="buy", price=1, amount=1)
     assert error == "OKX has no live market OLD_USDT"
+
+
+# ---------------------------------------------------------------------------- swaps
+
+def sent_orders(fake):
+    return [json.loads(body) for verb, target, body in fake.requests
+            if verb == "POST" and target == "/api/v5/trade/order"]
+
+
+def test_swap_symbols_map_to_okx_swap_instruments(okx):
+    order_id = okx.data("trade", symbol="BTC_USD.swap", type="buy", price=40000, amount=1)["id"]
+    assert order_id.startswith("BTC-USD-SWAP,")
+    assert sent_orders(okx.fake)[-1]["instId"] == "BTC-USD-SWAP"
+    assert okx.call("ticker", symbol="ETH_USDT.swap")["raw"]["data"][0]["instId"] == "ETH-USDT-SWAP"
+
+
+def test_net_mode_closes_are_reduce_only_cross_orders(okx):
+    okx.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=2)
+    okx.data("trade", symbol="BTC_USDT.swap", type="closebuy", price=-1, amount=2)
+    opened, closed = sent_orders(okx.fake)
+    assert (opened["side"], opened["tdMode"], "posSide" in opened, "reduceOnly" in opened) == ("buy", "cross", False, False)
+    assert (closed["side"], closed["tdMode"], closed["reduceOnly"], "posSide" in closed) == ("sell", "cross", True, False)
+    assert opened["sz"] == "2" and "tgtCcy" not in opened
+
+
+def test_long_short_mode_orders_name_their_side(okx):
+    okx.fake.engine.set_hedge_mode(True)
+    for fmz_type in ("buy", "sell", "closebuy", "closesell"):
+        okx.data("trade", symbol="ETH_USDT.swap", type=fmz_type, price=-1, amount=1)
+    sent = [(o["side"], o["posSide"], "reduceOnly" in o) for o in sent_orders(okx.fake)]
+    assert sent == [("buy", "long", False), ("sell", "short", False), ("sell", "long", False), ("buy", "short", False)]
+
+
+def test_position_mode_is_read_once_per_key(okx):
+    for _ in range(3):
+        okx.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount=1)
+    assert sum(target == "/api/v5/account/config" for _, target, _ in okx.fake.requests) == 1
+
+
+def test_position_mode_is_read_again_after_okx_refuses_the_pos_side(okx):
+    okx.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=1)
+    okx.data("trade", symbol="BTC_USDT.swap", type="closebuy", price=-1, amount=1)
+    okx.fake.engine.set_hedge_mode(True)                # the trader switches modes on OKX's site
+    assert okx.error("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=1) == "OKX 51000: Parameter posSide error"
+    okx.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=1)
+    assert sent_orders(okx.fake)[-1]["posSide"] == "long"
+
+
+def test_isolated_key_option_sets_td_mode_and_both_leverage_sides(okx_fake, plugin_server):
+    client = PluginClient(plugin_server, "OKX", API_KEY, f"{SECRET},{PASSPHRASE},isolated")
+    okx_fake.engine.set_hedge_mode(True)
+    assert client.data("margin_level", symbol="BTC_USDT.swap", level=5) is True
+    bodies = [json.loads(b) for verb, target, b in okx_fake.requests if target == "/api/v5/account/set-leverage"]
+    assert bodies == [{"instId": "BTC-USDT-SWAP", "lever": "5", "mgnMode": "isolated", "posSide": side}
+                      for side in ("long", "short")]
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=1)
+    assert sent_orders(okx_fake)[-1]["tdMode"] == "isolated"
+    (held,) = client.data("positions", symbol="BTC_USDT.swap")
+    assert held["margin"] == 100.0002 and held["margin_level"] == 5      # isolated: OKX's `margin` field
+
+
+def test_cross_leverage_is_one_call_without_pos_side(okx):
+    okx.data("margin_level", symbol="ETH_USDT.swap", level=3)
+    (body,) = [b for verb, target, b in okx.fake.requests if target == "/api/v5/account/set-leverage"]
+    assert json.loads(body) == {"instId": "ETH-USDT-SWAP", "lever": "3", "mgnMode": "cross"}
+
+
+@pytest.mark.parametrize("options", ["isolated,cross", "simulate,simulate", "isolated,live"])
+def test_bad_key_options(okx_fake, plugin_server, options):
+    client = PluginClient(plugin_server, "OKX", API_KEY, f"{SECRET},{PASSPHRASE},{options}")
+    assert client.error("accounts").startswith("OKX keys:")
+
+
+def test_simulate_and_isolated_together(okx_fake, plugin_server):
+    client = PluginClient(plugin_server, "OKX", API_KEY, f"{SECRET},{PASSPHRASE},simulate,isolated")
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=1)
+    assert sent_orders(okx_fake)[-1]["tdMode"] == "isolated"
+
+
+def test_resting_close_order_shows_as_frozen_amount(okx):
+    okx.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=10)
+    order_id = okx.data("trade", symbol="BTC_USDT.swap", type="closebuy", price=60000, amount=4)["id"]
+    (held,) = okx.data("positions", symbol="BTC_USDT.swap")
+    assert (held["amount"], held["frozen_amount"]) == (10, 4)
+    okx.data("cancel", id=order_id, symbol="BTC_USDT.swap")
+    assert okx.data("positions", symbol="BTC_USDT.swap")[0]["frozen_amount"] == 0
+
+
+def test_net_mode_short_is_a_negative_pos(okx):
+    okx.data("trade", symbol="ETH_USDT.swap", type="sell", price=-1, amount=7)
+    answer = okx.call("positions", symbol="ETH_USDT.swap")
+    assert answer["raw"]["data"][0]["pos"] == "-7" and answer["raw"]["data"][0]["posSide"] == "net"
+    assert (answer["data"][0]["amount"], answer["data"][0]["type"]) == (7, 1)
+
+
+def test_accounts_add_equity_and_upnl_for_the_margin_currency(okx):
+    okx.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=10)
+    rows = {r["currency"]: r for r in okx.data("accounts")}
+    assert rows["USDT"] == {"currency": "USDT", "free": 99499.999, "frozen": 500.001,
+                            "equity": 99999.99, "upnl": -0.01}
+    assert set(rows["ETH"]) == {"currency", "free", "frozen"}        # no derivative position: no upl
+
+
+def test_funding_interval_is_next_minus_this_settlement(okx):
+    answer = okx.call("fundings", symbol="BTC_USDT.swap")
+    raw = answer["raw"]["data"][0]
+    assert answer["data"][0]["time"] == int(raw["fundingTime"])
+    assert answer["data"][0]["interval"] == int(raw["nextFundingTime"]) - int(raw["fundingTime"])
+    assert okx.fake.requests[-1][1] == "/api/v5/public/funding-rate?instId=BTC-USDT-SWAP"
+    okx.data("fundings")
+    assert okx.fake.requests[-1][1] == "/api/v5/public/funding-rate?instId=ANY"
+
+
+def test_markets_are_cached_for_orders_and_the_markets_call(okx):
+    okx.data("markets")
+    okx.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount=1)
+    okx.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)
+    loads = [t for _, t, _ in okx.fake.requests if t.startswith("/api/v5/public/instruments")]
+    assert loads == ["/api/v5/public/instruments?instType=SPOT", "/api/v5/public/instruments?instType=SWAP"]
+
+
+def test_tickers_of_a_spot_range_or_one_symbol_ask_one_inst_type(okx):
+    assert {t["symbol"] for t in okx.data("tickers", symbol="USDT")} == {"BTC_USDT", "ETH_USDT"}
+    assert okx.fake.requests[-1][1] == "/api/v5/market/tickers?instType=SPOT"
+    assert [t["symbol"] for t in okx.data("tickers", symbol="BTC_USD.swap")] == ["BTC_USD.swap"]
+    assert okx.fake.requests[-1][1] == "/api/v5/market/tickers?instType=SWAP"

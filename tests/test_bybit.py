@@ -1,0 +1,211 @@
+"""What is specific to Bybit: signing, key format, id format, market-buy units, paging, IO."""
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from exchanges import bybit
+from exchanges._kit import Request
+from tests.conftest import PluginClient, start_plugin
+from tests.fakes.bybit import API_KEY, SECRET, FakeBybit
+
+
+@pytest.fixture
+def bybit_fake():
+    with FakeBybit() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bybit_url(bybit_fake):
+    server, url = start_plugin({"bybit": bybit_fake.url})
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def client(bybit_url, bybit_fake):
+    plugin = PluginClient(bybit_url, "Bybit", API_KEY, SECRET)
+    plugin.fake = bybit_fake
+    return plugin
+
+
+def sent(client, path, verb=None):
+    """Targets and bodies the plugin sent to one Bybit path, oldest first."""
+    return [(target, body) for v, target, body in client.fake.requests
+            if target.split("?")[0] == path and verb in (None, v)]
+
+
+def test_signature_of_a_get_is_hex_hmac_of_time_key_window_query():
+    # The docs' example string to sign, with a secret of our own (the docs do not give theirs).
+    request = Request("GET", "/v5/order/realtime", query="category=option&symbol=BTC-29JUL22-25000-C")
+    bybit.sign(request, bybit.Keys("XXXXXXXXXX", "our-secret"), 1658384314791)
+    prehash = "1658384314791XXXXXXXXXX5000category=option&symbol=BTC-29JUL22-25000-C"
+    assert request.headers == {
+        "X-BAPI-API-KEY": "XXXXXXXXXX", "X-BAPI-TIMESTAMP": "1658384314791", "X-BAPI-RECV-WINDOW": "5000",
+        "X-BAPI-SIGN": hmac.new(b"our-secret", prehash.encode(), hashlib.sha256).hexdigest()}
+
+
+def test_signature_of_a_post_covers_the_exact_body():
+    request = Request("POST", "/v5/order/create", body='{"category": "option"}')
+    bybit.sign(request, bybit.Keys("XXXXXXXXXX", "our-secret"), 1658385579423)
+    prehash = '1658385579423XXXXXXXXXX5000{"category": "option"}'
+    assert request.headers["X-BAPI-SIGN"] == hmac.new(b"our-secret", prehash.encode(), hashlib.sha256).hexdigest()
+
+
+def test_wrong_secret_and_wrong_key_get_bybits_codes(bybit_fake, bybit_url):
+    error = PluginClient(bybit_url, "Bybit", API_KEY, "not-" + SECRET).error("accounts")
+    assert error.startswith("Bybit 10004: error sign!")
+    assert API_KEY not in error and SECRET not in error          # Bybit echoes the signed string
+    assert PluginClient(bybit_url, "Bybit", "other-key", SECRET).error("accounts") == \
+        "Bybit 10003: API key is invalid."
+
+
+@pytest.mark.parametrize("secret_key", ["", "   ", "secret,passphrase"])
+def test_bad_key_format_is_a_clear_error(bybit_fake, bybit_url, secret_key):
+    client = PluginClient(bybit_url, "Bybit", API_KEY, secret_key)
+    assert client.error("accounts").startswith("Bybit keys:")
+    assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"     # public data needs no keys
+
+
+def test_ticker_maps_bybit_fields(client):
+    answer = client.call("ticker", symbol="BTC_USDT")
+    assert answer["data"] == {"symbol": "BTC_USDT", "buy": 50000, "sell": 50000.1, "high": 50500, "low": 49500,
+                              "open": 49900, "last": 50000, "vol": 1234.5, "time": answer["raw"]["time"]}
+    assert answer["raw"]["result"]["list"][0]["symbol"] == "BTCUSDT"
+    assert sent(client, "/v5/market/tickers")[-1][0].endswith("?category=spot&symbol=BTCUSDT")
+
+
+def test_order_id_is_category_symbol_orderid(client):
+    order_id = client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)["id"]
+    category, name, bybit_id = order_id.split(",")
+    assert (category, name) == ("spot", "BTCUSDT") and bybit_id.isdigit()
+    assert client.data("order", id=order_id)["symbol"] == "BTC_USDT"        # no symbol needed
+
+
+def test_order_of_another_category_is_not_found(client):
+    order_id = client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)["id"]
+    error = client.error("order", id=order_id.replace("spot,", "linear,"))
+    assert error.startswith("Bybit 110001: Order does not exist")
+
+
+def test_market_buy_sends_quote_amount_with_market_unit(client):
+    client.data("trade", symbol="ETH_USDT", type="buy", price=-1, amount="100.123456789")
+    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    assert body["orderType"] == "Market" and body["marketUnit"] == "quoteCoin" and body["timeInForce"] == "IOC"
+    assert body["qty"] == "100.1234567" and "price" not in body            # quotePrecision 0.0000001
+
+
+def test_market_sell_sends_base_amount(client):
+    client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.5")
+    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    assert (body["side"], body["marketUnit"], body["qty"]) == ("Sell", "baseCoin", "0.5")
+
+
+def test_spot_has_no_close_orders(client):
+    assert "buy or sell" in client.error("trade", symbol="BTC_USDT", type="closebuy", price=40000, amount=0.01)
+    assert sent(client, "/v5/order/create") == []
+
+
+def test_insufficient_balance_names_the_currency_paid(client):
+    error = client.error("trade", symbol="ETH_USDT", type="sell", price=3000, amount=11)
+    assert error == "Bybit 170131: Balance insufficient (this order pays in ETH)"
+
+
+def test_order_below_the_minimum_value_gets_bybits_code(client):
+    error = client.error("trade", symbol="BTC_USDT", type="buy", price=1000, amount="0.00001")
+    assert error == "Bybit 170140: Order value exceeded lower limit"           # 0.01 USDT < minOrderAmt 0.1
+
+
+def test_records_page_back_with_end(client):
+    rows = client.data("records", symbol="BTC_USDT", period=1, limit=1500)
+    pages = [target for target, _ in sent(client, "/v5/market/kline")]
+    assert len(rows) == 1500 and len(pages) == 2
+    assert "end=" not in pages[0] and "limit=1000" in pages[0]
+    assert f"end={rows[500][0] - 1}" in pages[1] and "limit=500" in pages[1]
+
+
+def test_daily_and_weekly_candles(client):
+    days = client.data("records", symbol="BTC_USDT", period=1440, limit=3)
+    weeks = client.data("records", symbol="BTC_USDT", period=10080, limit=3)
+    assert all(row[0] % 86_400_000 == 0 for row in days)
+    assert all((row[0] - 4 * 86_400_000) % (7 * 86_400_000) == 0 for row in weeks)      # Mondays
+
+
+def test_depth_limit_is_capped_at_bybits_maximum(client):
+    book = client.data("depth", symbol="BTC_USDT", limit=1000)
+    assert len(book["asks"]) == 200 and "limit=200" in sent(client, "/v5/market/orderbook")[-1][0]
+
+
+def test_order_falls_back_to_history_when_realtime_has_forgotten_it(client):
+    order_id = client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.01")["id"]
+    client.fake.recent_closed = 0
+    assert client.data("order", id=order_id)["status"] == "filled"
+    assert len(sent(client, "/v5/order/history")) == 1
+
+
+def test_history_walks_back_in_seven_day_windows(client):
+    client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.01")
+    now = client.fake.now_ms()
+    assert len(client.data("historyorders", symbol="ETH_USDT", since=now - 10 * 86_400_000)) == 1
+    windows = [target for target, _ in sent(client, "/v5/order/history")]
+    assert len(windows) == 2 and all("startTime=" in w and "endTime=" in w for w in windows)
+
+
+def test_history_follows_the_cursor(client):
+    for _ in range(60):
+        client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.001")
+    assert len(client.data("historyorders", symbol="ETH_USDT", limit=0)) == 60
+    pages = [target for target, _ in sent(client, "/v5/order/history")]
+    assert len(pages) == 2 and "cursor=page_args" in pages[1]
+
+
+def test_order_dropped_after_it_was_stored_is_found_by_order_link_id(client):
+    client.fake.inject("drop_after", path="/v5/order/create")
+    order_id = client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)["id"]
+    (order,) = client.fake.engine.orders.values()
+    assert order_id == f"spot,BTCUSDT,{order['id']}"
+    assert len(sent(client, "/v5/order/create")) == 1
+
+
+def test_order_dropped_before_it_arrived_is_sent_once_more(client):
+    client.fake.inject("drop_before", path="/v5/order/create")
+    client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)
+    assert len(client.fake.engine.orders) == 1
+    bodies = [json.loads(body) for _, body in sent(client, "/v5/order/create")]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]                   # same orderLinkId
+
+
+def test_rate_limit_on_a_read_waits_once(client):
+    client.fake.inject("429")
+    assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    client.fake.inject("429", times=2)
+    assert client.error("ticker", symbol="BTC_USDT") == "Bybit 10006: Too many visits!"
+
+
+def test_markets_and_tickers(client):
+    markets = client.data("markets")
+    assert set(markets) == {"BTC_USDT", "ETH_USDT"}
+    assert markets["BTC_USDT"]["tick_size"] == 0.1 and markets["BTC_USDT"]["min_qty"] == 0.00001
+    assert markets["ETH_USDT"]["amount_size"] == 0.000001 and markets["ETH_USDT"]["min_notional"] == 0.1
+    assert "quote_step" not in markets["ETH_USDT"]
+    tickers = client.data("tickers")
+    assert {t["symbol"] for t in tickers} == {"BTC_USDT", "ETH_USDT"}
+    assert [t["symbol"] for t in client.data("tickers", symbol="ETH_USDT")] == ["ETH_USDT"]
+    assert client.data("tickers", symbol="BTC") == []
+
+
+def test_io_get_passes_query_and_returns_bybit_reply(client):
+    client.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    answer = client.call("__api_/v5/order/realtime", http_method="GET", category="spot", symbol="ETHUSDT")
+    assert answer["data"]["retCode"] == 0 and len(answer["data"]["result"]["list"]) == 1
+
+
+def test_io_post_sends_params_as_json_body(client):
+    order_id = client.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")["id"]
+    answer = client.call("__api_/v5/order/cancel", http_method="POST",
+                         category="spot", symbol="ETHUSDT", orderId=order_id.split(",")[2])
+    assert answer["data"]["retCode"] == 0
+    assert client.data("order", id=order_id)["status"] == "canceled"
