@@ -413,8 +413,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 # ---------------------------------------------------------------------------- status
-# What GET / (and GET /status) and the FMZ status table show: never a key, never a base URL
-# (a proxy URL may carry a password), only counts, timings and the answers' error texts.
+# What GET / (and GET /status) and the FMZ status table show: the version, the uptime, the
+# service addresses and the Stats counters, whose error texts are the (redacted) answers
+# already sent. Never a key, and no base URL (a proxy URL may carry a password).
 
 def status_report(server):
     host, port = server.server_address[:2]
@@ -458,16 +459,20 @@ def method_cells(row):
 
 
 def status_html(report):
-    cell = lambda value: f"<td>{html.escape(str(value))}</td>"
-    exchanges = "".join(f"<tr>{cell(e['name'])}{cell(e['service_address'])}</tr>" for e in report["exchanges"])
-    methods = "".join("<tr>" + "".join(cell(v) for v in method_cells(row)) + "</tr>" for row in report["methods"])
-    head = "".join(f"<th>{name}</th>" for name in METHOD_COLUMNS)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>fmz-plugin</title></head><body>\n"
+    """The same report as a plain page, for a browser."""
+    exchanges = "".join(_html_row([e["name"], e["service_address"]]) for e in report["exchanges"])
+    methods = "".join(_html_row(method_cells(row)) for row in report["methods"])
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>fmz-plugin</title></head><body>\n"
             f"<h1>fmz-plugin {html.escape(report['version'])}</h1>\n"
             f"<p>Up {uptime_text(report['uptime_seconds'])}. Service addresses to paste into FMZ "
-            f"(General Protocol):</p>\n<table border=\"1\"><tr><th>Exchange</th><th>Service address</th></tr>"
-            f"{exchanges}</table>\n<h2>Calls since start</h2>\n<table border=\"1\"><tr>{head}</tr>{methods}</table>\n"
-            f"</body></html>\n")
+            "(General Protocol):</p>\n<table border=\"1\">"
+            f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
+            f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
+            "</body></html>\n")
+
+
+def _html_row(cells, tag="td"):
+    return "<tr>" + "".join(f"<{tag}>{html.escape(str(cell))}</{tag}>" for cell in cells) + "</tr>"
 
 
 def status_table(report):
@@ -1330,8 +1335,10 @@ def trade_check(checker, confirmed):
 
 REGISTRY = "exchanges"                 # the package whose EXCHANGES dict names the exchanges
 
-BUNDLE_HEAD = '''#!/usr/bin/env python3
+BUNDLE_HEAD = '''#!python3
 # fmz-plugin {version} in one file, serving {names}.
+# (The line above is how FMZ picks the interpreter of a pasted Python strategy; run the file
+# yourself with `python3 fmz_plugin.py`.)
 # Written by `python fmz_plugin.py bundle` from the fmz-plugin repository: edit the repository's
 # files, not this one. Python 3.9+ standard library only.
 #
