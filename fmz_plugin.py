@@ -21,8 +21,10 @@ import ast
 import html
 import http.client
 import http.server
+import ipaddress
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -38,7 +40,7 @@ from collections import deque
 from decimal import Decimal, InvalidOperation, ROUND_UP
 
 from exchanges import EXCHANGES
-from exchanges._kit import (DEFAULT_TIMEOUT, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
+from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
                             round_down, to_decimal)
 
 __version__ = "0.1.0"
@@ -187,9 +189,22 @@ def io_params(method, params, http_method):
 class Settings:
     """What the command line decides for every exchange call."""
 
-    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
+        self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
+
+    def allows(self, client_address):
+        """True when --allow was not given or the client's address is in one of its networks."""
+        if self.allow is None:
+            return True
+        try:
+            address = ipaddress.ip_address(client_address.split("%")[0])
+        except ValueError:
+            return False
+        address = getattr(address, "ipv4_mapped", None) or address    # ::ffff:10.0.0.5 is 10.0.0.5
+        return any(address in network for network in self.allow)
 
     def base_urls_of(self, exchange_key):
         """{"": URL, "futures": URL} from --base-url okx=URL / --base-url binance.futures=URL."""
@@ -271,7 +286,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         if handler is None:
             raise PluginError(f"{exchange.NAME} does not support {name}")
         api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-                  settings.base_urls_of(exchange_name.lower()), settings.timeout)
+                  settings.base_urls_of(exchange_name.lower()), settings.timeout, throttle=settings.throttle)
         data, raw = handler(api, **kwargs)
         answer = {"data": data, "raw": raw}
     except PluginError as error:
@@ -345,6 +360,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._answer({"error": str(error)}, close=True)
         except ValueError:
             return self._answer({"error": "the request body is not valid JSON"}, close=True)
+        except RecursionError:
+            return self._answer({"error": "the request body is nested too deeply"})
         method, symbol, answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
                                           self.server.settings, self.server.stats)
         self._answer(answer)
@@ -361,6 +378,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(status_html(report).encode(), "text/html; charset=utf-8")
         self._answer(report)
 
+    def parse_request(self):
+        """After the request line and headers: refuse a client --allow does not list, before
+        its body is read."""
+        if not super().parse_request():
+            return False
+        if self.server.settings.allows(self.client_address[0]):
+            return True
+        log.warning("refused a request from %s (not in --allow)", self.client_address[0])
+        self._answer({"error": f"client address {self.client_address[0]} is not allowed (see --allow)"},
+                     close=True, status=403)
+        return False
+
     def _read_body(self):
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
@@ -370,17 +399,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise PluginError(f"the request body is over {MAX_BODY} bytes")
         try:
             body = self.rfile.read(length)
-        except TimeoutError:
-            raise PluginError("the request body did not arrive in time") from None
+        except (socket.timeout, TimeoutError):      # distinct classes before Python 3.10
+            raise PluginError(f"the request body did not arrive within {self.timeout:g}s") from None
         if len(body) < length:
             raise PluginError("the request body is shorter than its Content-Length")
         return body
 
-    def _answer(self, answer, close=False):
-        self._send(to_json(answer), "application/json; charset=utf-8", close)
+    def _answer(self, answer, close=False, status=200):
+        self._send(to_json(answer), "application/json; charset=utf-8", close, status)
 
-    def _send(self, body, content_type, close=False):
-        self.send_response(200)
+    def _send(self, body, content_type, close=False, status=200):
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if close:                          # the stream may hold leftovers of a broken request
@@ -502,8 +531,24 @@ def parse_args(argv):
                         help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
+    parser.add_argument("--allow", metavar="IP[,IP]", default=None,
+                        help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
+                             "others get HTTP 403 (default: any)")
+    parser.add_argument("--no-throttle", action="store_true",
+                        help="do not hold calls under the exchanges' documented rate limits "
+                             "(only for a fake exchange or a raised limit)")
     args = parser.parse_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    args.allow_list = None
+    if args.allow is not None:
+        args.allow_list = [item.strip() for item in args.allow.split(",") if item.strip()]
+        for item in args.allow_list:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                parser.error(f"--allow wants IP addresses or networks separated by commas, got {item!r}")
+        if not args.allow_list:
+            parser.error("--allow needs at least one address")
     return args
 
 
@@ -521,6 +566,10 @@ def parse_base_urls(parser, items):
     return base_urls
 
 
+def settings_of(args):
+    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
+
+
 def banner(server, settings):
     host, port = server.server_address[:2]
     lines = [f"fmz-plugin {__version__} listening on http://{host}:{port}",
@@ -528,15 +577,18 @@ def banner(server, settings):
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} http://{host}:{port}/{module.NAME}   (exchange API: {base})")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted network.")
+    if settings.allow:
+        lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted "
+                     "network, and name the docker's address with --allow.")
     return "\n".join(lines)
 
 
 def serve(argv):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings(args.base_urls, args.timeout)
+    settings = settings_of(args)
     server = Server((args.address, args.port), settings)
     print(banner(server, settings), flush=True)
     try:
@@ -635,7 +687,7 @@ def render(data):
     if isinstance(data, dict) and isinstance(data.get("asks"), list) and isinstance(data.get("bids"), list):
         return _render_book(data)
     if isinstance(data, dict) and data and all(isinstance(value, dict) for value in data.values()):
-        data = [{"key": key, **value} for key, value in data.items()]       # e.g. markets by symbol
+        data = [value if "symbol" in value else {"key": key, **value} for key, value in data.items()]
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
         columns = list(dict.fromkeys(key for row in data for key in row))
         return table(columns, [[row.get(column) for column in columns] for row in data])
@@ -677,8 +729,11 @@ def _is_number(value):
 
 
 def _cell(value):
+    """One value as text: numbers in plain decimals (0.00000001, not 1e-08), as exchanges write them."""
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and math.isfinite(value):
+        return plain(Decimal(repr(value)))
     return "" if value is None else json.dumps(value, ensure_ascii=False)
 
 
@@ -788,7 +843,8 @@ OPEN_STATUSES = ("pending", "pre-submitted", "submitting", "submitted", "partial
 CLOSED_STATUSES = ("filled", "closed", "finished", "partial-canceled", "canceled")
 RECORDS_PERIOD = 60              # minutes asked for by the records check
 FRESH_MS = 10 * 60_000           # a ticker's or book's time must be this close to now
-TRADE_DISCOUNT = Decimal("0.5")  # the --trade buy is placed at half the best bid: it cannot fill
+TRADE_DISCOUNT = Decimal("0.8")  # the --trade buy is placed 20% under the best bid: far enough not to
+                                 # fill, near enough for exchanges' price bands (Binance spot: 20% of avg)
 FALLBACK_NOTIONAL = Decimal(10)  # quote currency the --trade buy is worth when markets gives no minimum
 MAX_SHOWN = 4                    # problems listed per row; the rest are counted
 
@@ -1128,8 +1184,9 @@ class Checker:
 
     # ------------------------------------------------------------------ --trade
     def plan_order(self):
-        """(price, amount) of a minimum-size limit buy at half the best bid, rounded to the
-        market's tick and lot when the plugin answers markets, else to the bid's own digits."""
+        """(price, amount) of a minimum-size limit buy 20% under the best bid, rounded to the
+        market's tick and lot when the plugin answers markets, else to the bid's own digits.
+        The minimum is the larger of min_qty and min_notional (over the contract value, if any)."""
         reply = self.request("ticker", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
         bid = _number(data.get("buy")) if isinstance(data, dict) else None
@@ -1139,13 +1196,13 @@ class Checker:
         tick = spec.get("ticksize") or Decimal(1).scaleb(bid.as_tuple().exponent)
         price = round_down(bid * TRADE_DISCOUNT, tick)
         if price <= 0:
-            raise PluginError(f"half the best bid {plain(bid)} rounds to 0 at tick {plain(tick)}")
+            raise PluginError(f"80% of the best bid {plain(bid)} rounds to 0 at tick {plain(tick)}")
         minimum, notional = spec.get("minqty", 0), spec.get("minnotional", 0)
         if not minimum and not notional:
             notional = FALLBACK_NOTIONAL
         lot = spec.get("amountsize") or Decimal("0.00000001")
-        amount = (max(minimum, notional / price) / lot).to_integral_value(ROUND_UP) * lot
-        return price, amount
+        amount = max(minimum, notional / (price * spec.get("ctval", 1)))
+        return price, (amount / lot).to_integral_value(ROUND_UP) * lot
 
     def market_spec(self):
         """This symbol's market as {field name without underscores: positive Decimal}, or {}."""
@@ -1271,7 +1328,7 @@ def parse_check_args(argv):
     parser.add_argument("url", help="the service address as pasted into FMZ, e.g. http://127.0.0.1:6666/OKX")
     parser.add_argument("--symbol", default="BTC_USDT", help="symbol to check with (default BTC_USDT)")
     parser.add_argument("--trade", action="store_true",
-                        help="also place one limit buy at half the best bid, minimum size, and cancel it")
+                        help="also place one limit buy 20%% under the best bid, minimum size, and cancel it")
     parser.add_argument("--yes", action="store_true", help="with --trade: do not ask for confirmation")
     parser.add_argument("--access-key", default=os.environ.get("FMZ_ACCESS_KEY", ""),
                         help="access key for private checks (default: environment FMZ_ACCESS_KEY)")
@@ -1526,6 +1583,7 @@ def _raw_literal(text):
 STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> command-line flag
     "Address": "--address",
     "Port": "--port",
+    "Allow": "--allow",
     "Timeout": "--timeout",
     "LogLevel": "--log-level",
 }
@@ -1576,7 +1634,7 @@ def main(stop=None):
     show = fmz.get("LogStatus") or (lambda text: None)
     sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
     args = parse_args(strategy_argv(fmz))
-    settings = Settings(args.base_urls, args.timeout)
+    settings = settings_of(args)
     server = Server((args.address, args.port), settings)
     threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
     lines, before = LogLines(), (log.level, log.propagate)

@@ -21,13 +21,31 @@ import urllib.parse
 import uuid
 from collections import namedtuple
 
-from exchanges._kit import MARKETS, PluginError, Symbol, num, order_size, place_once, precision
+from exchanges._kit import MARKETS, PluginError, Symbol, cancel_once, num, order_size, place_once, precision
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
 HOSTS = {"futures": "https://fapi.binance.com"}     # USDT-M futures live on their own host
 CLOCK_ERRORS = ("-1021",)            # Timestamp for this request is outside of the recvWindow.
-RATE_LIMIT_ERRORS = ("-1003",)       # Too much request weight used (HTTP 429)
+RATE_LIMIT_ERRORS = ("-1003", "-1015")   # Too much request weight used (HTTP 429) / too many new orders
+# Binance limits request *weight* per IP (6000 a minute, shared by every endpoint) and new
+# orders per account (10 a second). Per endpoint, _kit.Throttle allows a quarter of the weight
+# budget divided by the endpoint's weight (rest-api.md, current weights), so four endpoints
+# busy at once still stay under the shared budget; orders get the account's order limit.
+RATE_LIMITS = {
+    "GET /api/v3/time": (1500, 60.0),               # weight 1
+    "GET /api/v3/exchangeInfo": (75, 60.0),         # weight 20
+    "GET /api/v3/ticker/24hr": (750, 60.0),         # weight 2 with a symbol (80 without)
+    "GET /api/v3/depth": (300, 60.0),               # weight 5 up to 100 levels
+    "GET /api/v3/trades": (60, 60.0),               # weight 25
+    "GET /api/v3/klines": (750, 60.0),              # weight 2
+    "GET /api/v3/account": (75, 60.0),              # weight 20
+    "POST /api/v3/order": (10, 1.0),                # ORDERS 10 per second per account
+    "GET /api/v3/order": (375, 60.0),               # weight 4
+    "DELETE /api/v3/order": (1500, 60.0),           # weight 1
+    "GET /api/v3/openOrders": (250, 60.0),          # weight 6 with a symbol (80 without)
+    "GET /api/v3/allOrders": (75, 60.0),            # weight 20
+}
 RECV_WINDOW = 5000                   # ms; Binance's default, max 60000
 KLINES_PAGE = 1000                   # max klines per request
 TRADES_LIMIT = 100                   # recent trades answered by `trades`
@@ -330,10 +348,14 @@ def historyorders(api, symbol, since=None, limit=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """DELETE /api/v3/order"""
+    """DELETE /api/v3/order (sent once; if no answer came, the order is looked up)"""
     market, oid = split_order_id(order_id)
-    reply = api.call("DELETE", "/api/v3/order", {"symbol": market, "orderId": oid}, signed=True)
-    return True, reply
+
+    def send():
+        return True, api.call("DELETE", "/api/v3/order", {"symbol": market, "orderId": oid}, signed=True,
+                              idempotent=False)
+
+    return cancel_once(send, lambda: order(api, order_id))
 
 
 def io(api, http_method, path, params):

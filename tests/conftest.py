@@ -71,8 +71,10 @@ class PluginClient:
         return answer["error"]
 
 
-def start_plugin(base_urls, timeout=3.0):
-    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout))
+def start_plugin(base_urls, timeout=3.0, throttle=False, allow=None):
+    """The plugin in this process. The client-side throttle is off unless asked for: the fakes
+    do not limit rates, and the suite places orders faster than OKX would allow."""
+    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow))
     threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
     return server, "http://127.0.0.1:%d" % server.server_address[1]
 
@@ -88,7 +90,7 @@ class BundledPlugin:
     """
 
     def __init__(self, path, base_urls, folder, timeout=3.0):
-        argv = [sys.executable, "-I", "-S", str(path), "--port", "0", "--timeout", str(timeout)]
+        argv = [sys.executable, "-I", "-S", str(path), "--port", "0", "--timeout", str(timeout), "--no-throttle"]
         for name, url in base_urls.items():
             argv += ["--base-url", f"{name}={url}"]
         self.log_path = folder / "plugin.log"
@@ -127,7 +129,7 @@ class BundleForker:
     @contextlib.contextmanager
     def plugin(self, base_urls, timeout=3.0):
         """A plugin process serving `base_urls`; yields its URL, stops it after."""
-        argv = ["--port", "0", "--timeout", str(timeout)]
+        argv = ["--port", "0", "--timeout", str(timeout), "--no-throttle"]
         for name, url in base_urls.items():
             argv += ["--base-url", f"{name}={url}"]
         self.process.stdin.write(json.dumps(argv) + "\n")
@@ -164,14 +166,15 @@ def bundle_forker(bundle_path, tmp_path_factory):
 
 @contextlib.contextmanager
 def running_plugin(request, mode, fake, key):
-    """The plugin server in `mode` ("repo" or "bundle") serving exchange `key` from `fake`."""
+    """The plugin in `mode` ("repo" or "bundle") serving exchange `key` from `fake`: yields its
+    URL and, in "repo" mode, the Server object (None for the bundle, in a process of its own)."""
     if mode == "bundle":
         with request.getfixturevalue("bundle_forker").plugin({key: fake.url}) as url:
-            yield url
+            yield url, None
         return
     server, url = start_plugin({key: fake.url})
     try:
-        yield url
+        yield url, server
     finally:
         server.shutdown()
         server.server_close()
@@ -197,6 +200,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     _kit.MARKETS.clear()
+    _kit.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.Api.clock_offsets.clear()
     yield
@@ -210,7 +214,7 @@ def okx_fake():
 
 @pytest.fixture
 def plugin_server(request, plugin_mode, okx_fake):
-    with running_plugin(request, plugin_mode, okx_fake, "okx") as url:
+    with running_plugin(request, plugin_mode, okx_fake, "okx") as (url, server):
         yield url
 
 
@@ -225,7 +229,7 @@ def okx(plugin_server, okx_fake):
 def exchange(request, plugin_mode):
     """A plugin client for each exchange in FAKES, its fake at `.fake`."""
     with FAKES[request.param]() as fake, \
-            running_plugin(request, plugin_mode, fake, request.param.lower()) as url:
+            running_plugin(request, plugin_mode, fake, request.param.lower()) as (url, server):
         client = PluginClient(url, request.param, fake.ACCESS_KEY, fake.SECRET_KEY)
-        client.fake = fake
+        client.fake, client.server = fake, server
         yield client

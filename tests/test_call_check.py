@@ -134,6 +134,15 @@ def test_call_prints_orders_as_a_table_and_raw_on_request(okx, capsys):
     assert json.loads(raw)[0]["data"][0]["state"] == "live"
 
 
+def test_call_prints_markets_by_symbol_with_plain_decimals(okx, capsys):
+    assert run("call", "OKX", "markets", "--url", okx.url) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header[:2] == ["symbol", "base_asset"] and "key" not in header
+    btc = dict(zip(header, next(line for line in lines if line.startswith("BTC_USDT ")).split()))
+    assert btc["amount_size"] == "0.00000001" and btc["min_qty"] == "0.00001"
+
+
 def test_call_error_exits_1_without_colour_when_not_a_terminal(okx, capsys):
     assert run("call", "OKX", "ticker", "symbol=NOPE_USDT", "--url", okx.url) == 1
     out = capsys.readouterr().out
@@ -248,7 +257,7 @@ def test_check_trade_needs_confirmation(okx, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("no\n"))
     assert run("check", okx.url + "/OKX", "--trade", *keys_of(okx.fake)) == 0
     out = capsys.readouterr().out
-    assert re.search(r"buy [\d.]+ BTC_USDT at 25000 \(limit\)", out) and rows(out)["trade"][0] == "skip"
+    assert re.search(r"buy [\d.]+ BTC_USDT at 40000 \(limit\)", out) and rows(out)["trade"][0] == "skip"
     assert okx.fake.engine.orders == {}
 
 
@@ -256,7 +265,7 @@ def test_check_trade_after_typed_yes(okx, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("yes\n"))
     assert run("check", okx.url + "/OKX", "--trade", *keys_of(okx.fake)) == 0
     (order,) = okx.fake.engine.orders.values()
-    assert order["status"] == "canceled" and order["price"] == 25000
+    assert order["status"] == "canceled" and order["price"] == 40000
 
 
 def test_check_trade_cancels_even_when_cancel_first_fails(okx, capsys):

@@ -82,7 +82,8 @@ def split_signature(query, body):
 class FakeBinance(FakeExchange):
     NAME = "Binance"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET
-    ORDER_PATH, TIME_PATH = "/api/v3/order", "/api/v3/time"
+    ORDER_PATH, TIME_PATH = "/api/v3/order", "/api/v3/time"      # orders are placed with POST
+    CANCEL_ROUTE = ("DELETE", "/api/v3/order")
     CODES = {reason: str(code) for reason, (code, _) in REFUSALS.items()}
     CODES.update(unknown_order="-2013")               # GET /api/v3/order of an unknown id
     FOREIGN_ORDER_ID = "ETHUSDT,12345"               # well-formed, but no such order
@@ -146,6 +147,9 @@ class FakeBinance(FakeExchange):
 
     def not_found(self, request):
         return 404, b"<!DOCTYPE html><html><head><title>Binance</title></head><body>404 Not Found</body></html>"
+
+    def signature_of(self, request):
+        return split_signature(request.raw_query, request.body)[0]
 
     def rate_limited(self):
         return fail(-1003, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "

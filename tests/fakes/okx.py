@@ -92,7 +92,8 @@ def inst_type(pair):
 class FakeOKX(FakeExchange):
     NAME = "OKX"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET_KEY
-    ORDER_PATH, TIME_PATH = "/api/v5/trade/order", "/api/v5/public/time"
+    ORDER_PATH, TIME_PATH = "/api/v5/trade/order", "/api/v5/public/time"    # orders are placed with POST
+    CANCEL_ROUTE = ("POST", "/api/v5/trade/cancel-order")
     CODES = {reason: code for reason, (code, _) in REFUSALS.items()}
     CODES.update(unknown_order="51603")               # GET /api/v5/trade/order of an unknown id
     FOREIGN_ORDER_ID = "ETH-USDT,12345"              # well-formed, but no such order
@@ -155,6 +156,9 @@ class FakeOKX(FakeExchange):
 
     def rate_limited(self):
         return fail("50011", "Too Many Requests", 429)
+
+    def signature_of(self, request):
+        return request.headers.get("OK-ACCESS-SIGN")
 
     # ------------------------------------------------------------------ market data
     def time(self, request):
@@ -219,12 +223,18 @@ class FakeOKX(FakeExchange):
 
     def _ticker(self, pair):
         asks, bids = self.engine.book(pair)
-        mid = self.engine.spec(pair)["mid"]
+        spec = self.engine.spec(pair)
+        mid, base_volume = spec["mid"], D("1234.5")
+        if pair in self.engine.swaps:   # vol24h in contracts, volCcy24h in base currency
+            contract_base = spec["ct_val"] / mid if spec["inverse"] else spec["ct_val"]
+            volume, volume_ccy = base_volume / contract_base, base_volume
+        else:                           # vol24h in base currency, volCcy24h in quote currency
+            volume, volume_ccy = base_volume, base_volume * mid
         return {
             "instType": inst_type(pair), "instId": inst_id(pair), "last": fmt(mid), "lastSz": "0.1",
             "askPx": fmt(asks[0][0]), "askSz": fmt(asks[0][1]), "bidPx": fmt(bids[0][0]), "bidSz": fmt(bids[0][1]),
             "open24h": fmt(mid - 100), "high24h": fmt(mid + 500), "low24h": fmt(mid - 500),
-            "volCcy24h": fmt(D("1234.5") * mid), "vol24h": "1234.5", "ts": str(self.now_ms()),
+            "volCcy24h": fmt(volume_ccy), "vol24h": fmt(volume), "ts": str(self.now_ms()),
             "sodUtc0": fmt(mid - 50), "sodUtc8": fmt(mid - 60)}
 
     def books(self, request):
