@@ -23,6 +23,10 @@ READ_TIMEOUT = 0.02          # the same for a read whose every try is delayed (n
 DELAY = 0.4                  # how long the fake then sits on the request
 
 
+# These set the plugin's settings and _kit's waits in this process: not run against the bundle.
+pytestmark = pytest.mark.repo_only
+
+
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
     monkeypatch.setattr(_kit, "RETRY_BACKOFF", 0.01)
