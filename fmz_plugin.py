@@ -17,6 +17,8 @@ Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
 """
 import argparse
+import ast
+import html
 import http.client
 import http.server
 import ipaddress
@@ -24,13 +26,17 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import socket
 import socketserver
+import statistics
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
+from collections import deque
 from decimal import Decimal, InvalidOperation, ROUND_UP
 
 from exchanges import EXCHANGES
@@ -44,6 +50,10 @@ MAX_ERROR = 500             # characters of an error message
 CLIENT_TIMEOUT = 30.0       # seconds a docker connection may stay silent mid-request or idle
 IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>"
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
+IO_LABEL = "IO"             # exchange.IO calls are counted under this method name
+BAD_REQUEST = "(bad request)"   # ... and requests that named no served method under this one
+LATENCIES_KEPT = 500        # recent call durations kept per method, for the p50 in the status
+STATUS_EVERY = 3.0          # seconds between two status tables in FMZ live-strategy mode
 
 log = logging.getLogger("fmz_plugin")
 
@@ -207,33 +217,87 @@ class Settings:
         return found
 
 
-def dispatch(exchange_name, envelope, http_method=None, settings=None):
-    """One docker request -> (method, symbol, answer). The only place errors become {"error"}."""
+class Stats:
+    """Calls, errors, the last error and recent durations per exchange and method, since start.
+
+    dispatch() records every call that named a served exchange; GET /status and the FMZ status
+    table read it. The last error is the text already answered to the docker, so it never
+    holds a key (dispatch redacts them).
+    """
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.methods = {}                  # (exchange NAME, method) -> MethodStats
+
+    def record(self, exchange, method, seconds, error=None):
+        with self.lock:
+            entry = self.methods.get((exchange, method))
+            if entry is None:
+                entry = self.methods[exchange, method] = MethodStats()
+            entry.calls += 1
+            entry.durations.append(seconds)
+            if error is not None:
+                entry.errors += 1
+                entry.last_error = error
+
+    def uptime(self):
+        return time.monotonic() - self.started
+
+    def rows(self):
+        """One dict per exchange and method, sorted: what /status and the FMZ table show."""
+        with self.lock:
+            return [{"exchange": exchange, "method": method, "calls": entry.calls,
+                     "errors": entry.errors, "last_error": entry.last_error,
+                     "p50_ms": round(statistics.median(entry.durations) * 1000, 1)}
+                    for (exchange, method), entry in sorted(self.methods.items())]
+
+
+class MethodStats:
+    __slots__ = ("calls", "errors", "last_error", "durations")
+
+    def __init__(self):
+        self.calls, self.errors, self.last_error = 0, 0, ""
+        self.durations = deque(maxlen=LATENCIES_KEPT)
+
+
+def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None):
+    """One docker request -> (method, symbol, answer). The only place errors become {"error"}.
+
+    When `stats` is given, the call is counted there under the exchange and method it named
+    (a request too malformed to name a served method counts as BAD_REQUEST).
+    """
     settings = settings or Settings()
-    method, symbol = "?", ""
+    started = time.monotonic()
+    served = EXCHANGES.get(exchange_name.lower())         # whom to count the call under
+    label, method, symbol = BAD_REQUEST, "?", ""
     try:
         exchange, method, params = _unpack(exchange_name, envelope)
         symbol = params.get("symbol", "") if isinstance(params.get("symbol"), str) else ""
         if method.startswith(IO_PREFIX):
+            label = IO_LABEL
             name, kwargs = IO_PREFIX, io_params(method, params, http_method)
         else:
             name = method.lower()
             if name not in PROTOCOL:
                 raise PluginError(f"unknown method: {method[:60]}")
-            kwargs = PROTOCOL[name](params)
-            name = ALIASES.get(name, name)
+            parse, name = PROTOCOL[name], ALIASES.get(name, name)
+            label, kwargs = name, parse(params)
         handler = exchange.METHODS.get(name)
         if handler is None:
             raise PluginError(f"{exchange.NAME} does not support {name}")
         api = Api(exchange, envelope["access_key"], envelope["secret_key"],
                   settings.base_urls_of(exchange_name.lower()), settings.timeout, throttle=settings.throttle)
         data, raw = handler(api, **kwargs)
-        return method, symbol, {"data": data, "raw": raw}
+        answer = {"data": data, "raw": raw}
     except PluginError as error:
-        return method, symbol, {"error": _capped(redact(str(error), envelope))}
+        answer = {"error": _capped(redact(str(error), envelope))}
     except Exception as error:
         log.error("internal error in %s: %s", method, redact(traceback.format_exc(), envelope))
-        return method, symbol, {"error": f"internal error in {method}: {type(error).__name__}"}
+        answer = {"error": f"internal error in {method}: {type(error).__name__}"}
+    if stats is not None and served is not None:
+        stats.record(served.NAME, label, time.monotonic() - started, answer.get("error"))
+    return method, symbol, answer
 
 
 def _unpack(exchange_name, envelope):
@@ -316,14 +380,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except RecursionError:
             return self._answer({"error": "the request body is nested too deeply"})
         method, symbol, answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
-                                          self.server.settings)
+                                          self.server.settings, self.server.stats)
         self._answer(answer)
         outcome = "ok" if "data" in answer else "error: " + answer["error"]
         log.info("%s %s %s %.0fms %s", exchange_name, _printable(method, 60), _printable(symbol, 30),
                  (time.monotonic() - started) * 1000, outcome)
 
     def do_GET(self):
-        self._answer({"error": "the General Protocol uses POST /<Exchange> with a JSON body"})
+        """GET / or /status: the status page for humans; any other GET is a protocol mistake."""
+        if self.path.split("?")[0].rstrip("/") not in ("", "/status"):
+            return self._answer({"error": "the General Protocol uses POST /<Exchange> with a JSON body"})
+        report = status_report(self.server)
+        if prefers_html(self.headers.get("Accept", "")):
+            return self._send(status_html(report).encode(), "text/html; charset=utf-8")
+        self._answer(report)
 
     def parse_request(self):
         """After the request line and headers: refuse a client --allow does not list, before
@@ -353,9 +423,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return body
 
     def _answer(self, answer, close=False, status=200):
-        body = to_json(answer)
+        self._send(to_json(answer), "application/json; charset=utf-8", close, status)
+
+    def _send(self, body, content_type, close=False, status=200):
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if close:                          # the stream may hold leftovers of a broken request
             self.send_header("Connection", "close")
@@ -383,6 +455,82 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def __init__(self, address, settings=None):
         super().__init__(address, Handler)
         self.settings = settings or Settings()
+        self.stats = Stats()
+
+
+# ---------------------------------------------------------------------------- status
+# What GET / (and GET /status) and the FMZ status table show: the version, the uptime, the
+# service addresses and the Stats counters, whose error texts are the (redacted) answers
+# already sent. Never a key, and no base URL (a proxy URL may carry a password).
+
+def status_report(server):
+    host, port = server.server_address[:2]
+    return {"name": "fmz-plugin", "version": __version__,
+            "uptime_seconds": int(server.stats.uptime()),
+            "exchanges": [{"name": module.NAME, "service_address": f"http://{host}:{port}/{module.NAME}"}
+                          for module in EXCHANGES.values()],
+            "methods": server.stats.rows()}
+
+
+def prefers_html(accept):
+    """True when the Accept header ranks text/html above JSON (a browser), else JSON (curl, scripts)."""
+    ranks = {}
+    for item in accept.split(","):
+        kind, *options = [part.strip() for part in item.split(";")]
+        quality = 1.0
+        for option in options:
+            if option.startswith("q="):
+                try:
+                    quality = float(option[2:])
+                except ValueError:
+                    quality = 0.0
+        ranks[kind.lower()] = max(quality, ranks.get(kind.lower(), 0.0))
+    anything = ranks.get("*/*", 0.0)
+    html_rank = max(ranks.get("text/html", 0.0), ranks.get("text/*", 0.0))
+    json_rank = max(ranks.get("application/json", 0.0), ranks.get("application/*", 0.0), anything)
+    return html_rank > json_rank
+
+
+def uptime_text(seconds):
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s"
+
+
+METHOD_COLUMNS = ["Exchange", "Method", "Calls", "Errors", "Last error", "p50 ms"]
+
+
+def method_cells(row):
+    return [row["exchange"], row["method"], row["calls"], row["errors"], row["last_error"], row["p50_ms"]]
+
+
+def status_html(report):
+    """The same report as a plain page, for a browser."""
+    exchanges = "".join(_html_row([e["name"], e["service_address"]]) for e in report["exchanges"])
+    methods = "".join(_html_row(method_cells(row)) for row in report["methods"])
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>fmz-plugin</title></head><body>\n"
+            f"<h1>fmz-plugin {html.escape(report['version'])}</h1>\n"
+            f"<p>Up {uptime_text(report['uptime_seconds'])}. Service addresses to paste into FMZ "
+            "(General Protocol):</p>\n<table border=\"1\">"
+            f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
+            f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
+            "</body></html>\n")
+
+
+def _html_row(cells, tag="td"):
+    return "<tr>" + "".join(f"<{tag}>{html.escape(str(cell))}</{tag}>" for cell in cells) + "</tr>"
+
+
+def status_table(report):
+    """The FMZ LogStatus text: a line, then tables as JSON between backticks (FMZ renders them)."""
+    tables = [
+        {"type": "table", "title": "Calls", "cols": METHOD_COLUMNS,
+         "rows": [method_cells(row) for row in report["methods"]]},
+        {"type": "table", "title": "Service addresses", "cols": ["Exchange", "Service address"],
+         "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
+    ]
+    line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
+    return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
 
 
 # ---------------------------------------------------------------------------- command line
@@ -435,6 +583,10 @@ def parse_base_urls(parser, items):
     return base_urls
 
 
+def settings_of(args):
+    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
+
+
 def banner(server, settings):
     host, port = server.server_address[:2]
     lines = [f"fmz-plugin {__version__} listening on http://{host}:{port}",
@@ -453,7 +605,7 @@ def banner(server, settings):
 def serve(argv):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
+    settings = settings_of(args)
     server = Server((args.address, args.port), settings)
     print(banner(server, settings), flush=True)
     try:
@@ -1247,6 +1399,280 @@ def trade_check(checker, confirmed):
     checker.trade(price, amount)
 
 
+# ---------------------------------------------------------------------------- one file
+# `python fmz_plugin.py bundle -o dist/fmz_plugin.py` writes this program and every project
+# module it imports as ONE plain source file: each module's text, in dependency order, is run
+# as that module and registered in sys.modules under its own name, so every import statement
+# works unchanged and two modules may both define `ticker`; this file's own text comes last,
+# verbatim. The modules are found by reading the import statements (exchanges/__init__.py
+# decides which exchanges exist), never from a list kept here. Same sources, same bytes.
+
+REGISTRY = "exchanges"                 # the package whose EXCHANGES dict names the exchanges
+
+BUNDLE_HEAD = '''#!python3
+# fmz-plugin {version} in one file, serving {names}.
+# (The line above is how FMZ picks the interpreter of a pasted Python strategy; run the file
+# yourself with `python3 fmz_plugin.py`.)
+# Written by `python fmz_plugin.py bundle` from the fmz-plugin repository: edit the repository's
+# files, not this one. Python 3.9+ standard library only.
+#
+#   python3 fmz_plugin.py --port 6666      serve; prints the URL to paste into FMZ per exchange
+#   or paste this whole file into FMZ as a Python strategy (README: "Run it inside FMZ")
+#
+# Below, each module is its repository file's text, run as that module and registered in
+# sys.modules under its own name, so its import statements work as in the repository. The main
+# program, the repository's fmz_plugin.py, comes last, verbatim.
+import linecache as _bundle_linecache
+import sys as _bundle_sys
+import types as _bundle_types
+
+
+def _bundle_package(name):
+    """An empty package, so its modules can register under it; its own file runs after them."""
+    package = _bundle_types.ModuleType(name)
+    package.__path__ = []
+    package.__package__ = name
+    _bundle_sys.modules[name] = package
+
+
+def _bundle_module(name, path, text):
+    """Run one repository file's text (after the newline opening the literal) as module `name`."""
+    module = _bundle_sys.modules.get(name) or _bundle_types.ModuleType(name)
+    module.__file__ = path
+    _bundle_sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        module.__package__ = parent
+        setattr(_bundle_sys.modules[parent], child, module)
+    source = text[1:]
+    _bundle_linecache.cache[path] = (len(source), None, source.splitlines(True), path)  # tracebacks
+    exec(compile(source, path, "exec"), module.__dict__)
+
+
+'''
+
+
+def bundle(argv):
+    """The `bundle` sub-command: write the one-file plugin."""
+    parser = argparse.ArgumentParser(prog="fmz_plugin.py bundle",
+                                     description="Write fmz-plugin as one self-contained Python file.")
+    parser.add_argument("-o", "--output", default=os.path.join("dist", "fmz_plugin.py"),
+                        help="file to write (default dist/fmz_plugin.py)")
+    parser.add_argument("--exchanges", default="", metavar="NAME,NAME",
+                        help="only these exchanges (default: every one in exchanges/__init__.py)")
+    args = parser.parse_args(argv)
+    root = os.path.dirname(os.path.abspath(globals().get("__file__", "")))
+    if not os.path.isfile(os.path.join(root, REGISTRY, "__init__.py")):
+        parser.error(f"run bundle from the repository: {root} has no {REGISTRY}/ folder")
+    chosen = [name.strip().lower() for name in args.exchanges.split(",") if name.strip()]
+    try:
+        text, names = bundle_text(root, chosen)
+    except PluginError as error:
+        parser.error(str(error))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8", newline="\n") as file:
+        file.write(text)
+    print(f"wrote {args.output} ({text.count(chr(10))} lines) serving {', '.join(names)}")
+
+
+def bundle_text(root, chosen=()):
+    """The one-file program: head, each project module in dependency order, then this file.
+
+    `chosen` names the exchanges to keep (EXCHANGES keys); empty keeps every one. Returns the
+    text and the NAMEs of the exchanges it serves.
+    """
+    texts = {}
+    registry_text, names = _registry_text(_read(root, REGISTRY + "/__init__.py"), chosen)
+    texts[REGISTRY] = registry_text
+    core_path = os.path.basename(os.path.abspath(globals().get("__file__", "")))
+    core = _read(root, core_path)
+    order = []
+    _visit(root, core, "", texts, order, set())
+    packages = sorted({name for name in order if _path_of(root, name).endswith("__init__.py")})
+    served = [EXCHANGES[key].NAME if key in EXCHANGES else key for key in names]
+    parts = [BUNDLE_HEAD.format(version=__version__, names=", ".join(served))]
+    parts += [f"_bundle_package({name!r})\n" for name in packages]
+    for name in order:
+        path = _path_of(root, name)
+        parts.append(f"\n\n# {'-' * 76} {path}\n"
+                     f"_bundle_module({name!r}, {path!r}, {_raw_literal(texts[name])})\n")
+    parts.append(f"\n\n# {'-' * 76} {core_path}, verbatim\n")
+    return "".join(parts) + core, served
+
+
+def _visit(root, text, name, texts, order, seen):
+    """Depth first: a module's project imports go before it (`name` "" is the main program)."""
+    seen.add(name)
+    for imported in _project_imports(root, text, name):
+        if imported not in seen:
+            if imported not in texts:
+                texts[imported] = _read(root, _path_of(root, imported))
+            _visit(root, texts[imported], imported, texts, order, seen)
+    if name:
+        order.append(name)
+
+
+def _project_imports(root, text, name):
+    """The project modules a module's import statements name, in the order they appear.
+
+    `from exchanges import okx` needs exchanges/okx.py only: the bundle registers a package
+    before its modules and runs the package's own file when it is imported for a name of its own
+    (`from exchanges import EXCHANGES`).
+    """
+    found = []
+    nodes = [node for node in ast.walk(ast.parse(text)) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    for node in sorted(nodes, key=lambda node: (node.lineno, node.col_offset)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                raise PluginError(f"{name}: use absolute imports, the bundle cannot place relative ones")
+            modules = [f"{node.module}.{alias.name}" for alias in node.names]
+            candidates = [module for module in modules if _path_of(root, module)]
+            if len(candidates) < len(modules):        # a name from the package itself, not a module
+                candidates.append(node.module)
+        else:
+            candidates = [alias.name for alias in node.names]
+        found += [c for c in candidates if c != name and c not in found and _path_of(root, c)]
+    return found
+
+
+def _path_of(root, name):
+    """`exchanges.okx` -> `exchanges/okx.py` when that file is in the repository, else ""."""
+    base = name.replace(".", "/")
+    for path in (base + ".py", base + "/__init__.py"):
+        if os.path.isfile(os.path.join(root, path)):
+            return path
+    return ""
+
+
+def _read(root, path):
+    with open(os.path.join(root, path), encoding="utf-8") as file:
+        return file.read()
+
+
+def _registry_text(text, chosen):
+    """exchanges/__init__.py keeping only the `chosen` exchanges, and the names it then serves.
+
+    Only its `from exchanges import ...` statements and its EXCHANGES dict are rewritten, and
+    only when some exchanges are left out; every other line stays as written.
+    """
+    tree = ast.parse(text)
+    registry = next((node for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+                     and [getattr(t, "id", "") for t in node.targets] == ["EXCHANGES"]), None)
+    if registry is None:
+        raise PluginError(f"{REGISTRY}/__init__.py has no EXCHANGES = {{...}} dict")
+    entries = [(ast.literal_eval(key), value.id) for key, value in zip(registry.value.keys, registry.value.values)]
+    unknown = [name for name in chosen if name not in dict(entries)]
+    if unknown:
+        raise PluginError(f"--exchanges: unknown {', '.join(unknown)}; there are {', '.join(k for k, _ in entries)}")
+    kept = [(key, module) for key, module in entries if not chosen or key in chosen]
+    if len(kept) == len(entries):
+        return text, [key for key, _ in kept]
+    dropped = {module for key, module in entries} - {module for key, module in kept}
+    lines = text.splitlines(keepends=True)
+    edits = [(registry, "EXCHANGES = {\n" + "".join(f'    "{key}": {module},\n' for key, module in kept) + "}\n")]
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == REGISTRY:
+            names = [a for a in node.names if (a.asname or a.name) not in dropped]
+            listed = ", ".join(a.name + (f" as {a.asname}" if a.asname else "") for a in names)
+            edits.append((node, f"from {REGISTRY} import {listed}\n" if names else ""))
+    for node, replacement in sorted(edits, key=lambda edit: -edit[0].lineno):
+        lines[node.lineno - 1:node.end_lineno] = [replacement]
+    return "".join(lines), [key for key, _ in kept]
+
+
+def _raw_literal(text):
+    """A literal that evaluates to newline + `text` and reads as the file itself: r'''...'''.
+
+    A raw literal cannot hold ''' nor end in a quote or backslash, so the text is cut at each
+    ''' (written as "'''" between the pieces), and a piece ending in a quote or backslash is
+    written as an ordinary escaped literal instead.
+    """
+    quotes = "'''"
+    pieces = ("\n" + text).split(quotes)
+    return f' "{quotes}" '.join(repr(piece) if piece.endswith(("\'", "\\")) else f"r{quotes}{piece}{quotes}"
+                                for piece in pieces)
+
+
+# ---------------------------------------------------------------------------- FMZ live-strategy mode
+# Pasted into FMZ as a Python strategy, this file runs inside the robot: FMZ calls main() with
+# its API (Log, LogStatus, Sleep) and the strategy parameters set as globals of this file.
+
+STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> command-line flag
+    "Address": "--address",
+    "Port": "--port",
+    "Allow": "--allow",
+    "Timeout": "--timeout",
+    "LogLevel": "--log-level",
+}
+STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
+
+
+def strategy_argv(params):
+    """The command line that the strategy parameters stand for (absent or empty: the default).
+
+    BaseUrls holds --base-url values separated by spaces or commas: `okx=https://my.okx.com`.
+    """
+    argv = ["--log-level", STRATEGY_LOG_LEVEL]
+    for name, flag in STRATEGY_PARAMETERS.items():
+        value = params.get(name)
+        if value not in (None, ""):
+            argv += [flag, str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)]
+    for item in re.split(r"[\s,]+", str(params.get("BaseUrls") or "")):
+        if item:
+            argv += ["--base-url", item]
+    return argv
+
+
+class LogLines(logging.Handler):
+    """Holds log lines from the server's threads; main() hands them to FMZ's Log on its own."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = queue.SimpleQueue()
+        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+    def emit(self, record):
+        self.lines.put(self.format(record))
+
+    def take(self):
+        while not self.lines.empty():
+            yield self.lines.get()
+
+
+def main(stop=None):
+    """FMZ's entry point: serve with the strategy parameters and show the status table.
+
+    Runs until FMZ stops the strategy (FMZ's Sleep then raises) or, when called from Python,
+    until the threading.Event `stop` is set; either way the server is shut down and its port
+    freed before main() returns or the exception goes on.
+    """
+    fmz = globals()
+    say = fmz.get("Log") or print
+    show = fmz.get("LogStatus") or (lambda text: None)
+    sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
+    args = parse_args(strategy_argv(fmz))
+    settings = settings_of(args)
+    server = Server((args.address, args.port), settings)
+    threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
+    lines, before = LogLines(), (log.level, log.propagate)
+    log.addHandler(lines)
+    log.setLevel(args.log_level.upper())
+    log.propagate = False
+    say(banner(server, settings))
+    try:
+        while stop is None or not stop.is_set():
+            for line in lines.take():
+                say(line)
+            show(status_table(status_report(server)))
+            sleep(STATUS_EVERY * 1000)
+    finally:
+        server.shutdown()
+        server.server_close()
+        log.removeHandler(lines)
+        log.setLevel(before[0])
+        log.propagate = before[1]
+
+
 # ---------------------------------------------------------------------------- sub-commands
 
 # `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
@@ -1254,6 +1680,7 @@ COMMANDS = {
     "serve": serve,
     "call": call_command,
     "check": check_command,
+    "bundle": bundle,
 }
 
 
@@ -1263,5 +1690,5 @@ def run(argv):
     return serve(argv)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "LogStatus" not in globals():     # in FMZ, FMZ calls main()
     sys.exit(run(sys.argv[1:]))

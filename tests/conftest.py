@@ -2,9 +2,20 @@
 
 `plugin.call(method, **params)` sends exactly what FMZ's docker sends (POST /<Exchange>,
 JSON envelope with string params) and returns the decoded answer.
+
+The plugin server fixtures (`plugin_server`, `okx`, `exchange`) run every test twice: against
+the repository's modules in this process ("repo"), and against the one-file bundle, built once
+per session, in a process of its own per test ("bundle": BundleForker). A test that reaches
+into the plugin's process (monkeypatch, caplog) is marked `@pytest.mark.repo_only`.
 """
+import contextlib
 import http.client
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,6 +23,7 @@ import pytest
 
 import fmz_plugin
 from exchanges import _kit
+from tests.fakes.base import SERVE_POLL
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
@@ -63,8 +75,126 @@ def start_plugin(base_urls, timeout=3.0, throttle=False, allow=None):
     """The plugin in this process. The client-side throttle is off unless asked for: the fakes
     do not limit rates, and the suite places orders faster than OKX would allow."""
     server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow))
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
     return server, "http://127.0.0.1:%d" % server.server_address[1]
+
+
+PLUGIN_MODES = ["repo", "bundle"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class BundledPlugin:
+    """The bundle as a process of its own: `python3 fmz_plugin.py --port 0 --base-url ...`.
+
+    Its port is read from the first banner line; its log goes to `log_path`.
+    """
+
+    def __init__(self, path, base_urls, folder, timeout=3.0):
+        argv = [sys.executable, "-I", "-S", str(path), "--port", "0", "--timeout", str(timeout), "--no-throttle"]
+        for name, url in base_urls.items():
+            argv += ["--base-url", f"{name}={url}"]
+        self.log_path = folder / "plugin.log"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=log, text=True)
+        first_line = self.process.stdout.readline()
+        found = re.search(r"listening on (http://\S+)", first_line)
+        if not found:
+            self.stop()
+            raise RuntimeError(f"the bundle did not start: {first_line!r} {self.log_path.read_text()}")
+        self.url = found.group(1)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+class BundleForker:
+    """The bundle loaded once by a process of its own (tests/bundle_forker.py), which forks a
+    fresh plugin process for each test: no cache or clock offset is shared between tests, and
+    no test pays for an interpreter start.
+
+    It runs from an empty directory with nothing but the standard library (-I -S).
+    """
+
+    def __init__(self, bundle, folder):
+        self.log = open(folder / "plugins.log", "w")
+        empty = folder / "empty"
+        empty.mkdir()
+        self.process = subprocess.Popen([sys.executable, "-I", "-S", os.path.join(ROOT, "tests", "bundle_forker.py"),
+                                         str(bundle)], cwd=empty, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    @contextlib.contextmanager
+    def plugin(self, base_urls, timeout=3.0):
+        """A plugin process serving `base_urls`; yields its URL, stops it after."""
+        argv = ["--port", "0", "--timeout", str(timeout), "--no-throttle"]
+        for name, url in base_urls.items():
+            argv += ["--base-url", f"{name}={url}"]
+        self.process.stdin.write(json.dumps(argv) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().split()
+        if len(answer) != 2:
+            raise RuntimeError(f"the bundle did not start: {answer} (see {self.log.name})")
+        try:
+            yield answer[1]
+        finally:
+            os.kill(int(answer[0]), signal.SIGTERM)
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def bundle_path(tmp_path_factory):
+    """The one-file plugin, built once, alone in a directory of its own."""
+    path = tmp_path_factory.mktemp("bundle") / "fmz_plugin.py"
+    path.write_text(fmz_plugin.bundle_text(ROOT)[0], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundle_forker(bundle_path, tmp_path_factory):
+    forker = BundleForker(bundle_path, tmp_path_factory.mktemp("forker"))
+    yield forker
+    forker.close()
+
+
+@contextlib.contextmanager
+def running_plugin(request, mode, fake, key):
+    """The plugin in `mode` ("repo" or "bundle") serving exchange `key` from `fake`: yields its
+    URL and, in "repo" mode, the Server object (None for the bundle, in a process of its own)."""
+    if mode == "bundle":
+        with request.getfixturevalue("bundle_forker").plugin({key: fake.url}) as url:
+            yield url, None
+        return
+    server, url = start_plugin({key: fake.url})
+    try:
+        yield url, server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(params=PLUGIN_MODES)
+def plugin_mode(request):
+    return request.param
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "repo_only: reaches into the plugin's process, so not run against the bundle")
+
+
+def pytest_collection_modifyitems(config, items):
+    bundled = [item for item in items if item.get_closest_marker("repo_only")
+               and getattr(item, "callspec", None) and item.callspec.params.get("plugin_mode") == "bundle"]
+    if bundled:
+        config.hook.pytest_deselected(items=bundled)
+        items[:] = [item for item in items if item not in bundled]
 
 
 @pytest.fixture(autouse=True)
@@ -83,11 +213,9 @@ def okx_fake():
 
 
 @pytest.fixture
-def plugin_server(okx_fake):
-    server, url = start_plugin({"okx": okx_fake.url})
-    yield url
-    server.shutdown()
-    server.server_close()
+def plugin_server(request, plugin_mode, okx_fake):
+    with running_plugin(request, plugin_mode, okx_fake, "okx") as (url, server):
+        yield url
 
 
 @pytest.fixture
@@ -98,12 +226,10 @@ def okx(plugin_server, okx_fake):
 
 
 @pytest.fixture(params=list(FAKES))
-def exchange(request):
+def exchange(request, plugin_mode):
     """A plugin client for each exchange in FAKES, its fake at `.fake`."""
-    with FAKES[request.param]() as fake:
-        server, url = start_plugin({request.param.lower(): fake.url})
+    with FAKES[request.param]() as fake, \
+            running_plugin(request, plugin_mode, fake, request.param.lower()) as (url, server):
         client = PluginClient(url, request.param, fake.ACCESS_KEY, fake.SECRET_KEY)
         client.fake, client.server = fake, server
         yield client
-        server.shutdown()
-        server.server_close()

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import fmz_plugin
+from tests.fakes.base import SERVE_POLL
 from tests.fakes.okx import FakeOKX
 
 
@@ -81,7 +82,7 @@ class TinyPlugin:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
 
     def __enter__(self):
         return self

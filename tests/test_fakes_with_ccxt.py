@@ -386,3 +386,83 @@ def test_bybit_clock(bybit):
         bybit.fetch_balance()
     bybit.load_time_difference()
     assert bybit.fetch_balance()["USDT"]["free"] == 100000
+
+
+# ---------------------------------------------------------------------------- OKX perpetual swaps
+
+@pytest.fixture
+def okx_swap():
+    with FakeOKX() as fake:
+        client = okx_client(fake)
+        client.options["fetchMarkets"] = {"types": ["spot", "swap"]}
+        client.fake = fake
+        client.load_markets()
+        yield client
+
+
+def test_okx_swap_markets_and_data(okx_swap):
+    market = okx_swap.market("BTC/USDT:USDT")
+    assert market["id"] == "BTC-USDT-SWAP" and market["swap"] and market["linear"]
+    assert market["contractSize"] == 0.01 and market["settle"] == "USDT"
+    assert okx_swap.market("BTC/USD:BTC")["inverse"]
+    ticker = okx_swap.fetch_ticker("BTC/USDT:USDT")
+    assert ticker["bid"] > 0 and ticker["ask"] > ticker["bid"]
+    # derivatives: vol24h in contracts (ccxt passes it on as baseVolume), volCcy24h in base currency
+    assert ticker["baseVolume"] == 1234.5 / 0.01 and ticker["info"]["volCcy24h"] == "1234.5"
+    inverse = okx_swap.fetch_ticker("BTC/USD:BTC")                 # 100 USD contracts
+    assert inverse["baseVolume"] == 1234.5 * 50000 / 100 and inverse["info"]["volCcy24h"] == "1234.5"
+    funding = okx_swap.fetch_funding_rate("BTC/USDT:USDT")
+    assert funding["fundingRate"] == 0.0001 and funding["fundingTimestamp"] > 0
+    book = okx_swap.fetch_order_book("ETH/USDT:USDT", limit=5)
+    assert len(book["asks"]) == 5 and book["asks"][0][0] > book["bids"][0][0]
+
+
+def test_okx_swap_position_lifecycle(okx_swap):
+    okx_swap.set_leverage(10, "BTC/USDT:USDT", params={"marginMode": "cross"})
+    order = okx_swap.create_order("BTC/USDT:USDT", "market", "buy", 2)     # 2 contracts = 0.02 BTC
+    fetched = okx_swap.fetch_order(order["id"], "BTC/USDT:USDT")
+    assert fetched["status"] == "closed" and fetched["filled"] == 2 and fetched["average"] > 0
+
+    positions = okx_swap.fetch_positions(["BTC/USDT:USDT"])
+    assert len(positions) == 1
+    position = positions[0]
+    assert position["side"] == "long" and position["contracts"] == 2 and position["leverage"] == 10
+    assert position["entryPrice"] > 0 and position["marginMode"] == "cross"
+
+    resting = okx_swap.create_order("BTC/USDT:USDT", "limit", "sell", 1, 60000, params={"reduceOnly": True})
+    assert [o["id"] for o in okx_swap.fetch_open_orders("BTC/USDT:USDT")] == [resting["id"]]
+    okx_swap.cancel_order(resting["id"], "BTC/USDT:USDT")
+    okx_swap.create_order("BTC/USDT:USDT", "market", "sell", 2, params={"reduceOnly": True})
+    assert [p for p in okx_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
+
+
+# ---------------------------------------------------------------------------- every fake
+
+@pytest.fixture(params=["okx", "binance", "bybit"])
+def any_client(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_rate_limit_replies_read_as_rate_limits(any_client):
+    any_client.fake.inject("429")
+    with pytest.raises((ccxt.RateLimitExceeded, ccxt.DDoSProtection)):   # ccxt's two "slow down" errors
+        any_client.fetch_balance()
+    assert any_client.fetch_balance()["USDT"]["free"] == 100000
+
+
+def test_outages_read_as_outages(any_client):
+    any_client.fake.inject("5xx")
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        any_client.fetch_ticker("BTC/USDT")
+
+
+def test_candles_since(any_client):
+    """ccxt's `since` becomes OKX before/after, Binance startTime, Bybit start (which Bybit answers
+    with its latest candles from there, newest first)."""
+    hour = 3_600_000
+    since = any_client.milliseconds() // 60_000 * 60_000 - 10 * hour + 60_000     # not on the hour
+    candles = any_client.fetch_ohlcv("BTC/USDT", "1h", since=since, limit=3)
+    assert len(candles) == 3 and all(c[0] % hour == 0 and c[0] >= since for c in candles)
+    assert [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [hour, hour]
+    if any_client.id != "bybit":
+        assert candles[0][0] == since // hour * hour + hour

@@ -92,6 +92,7 @@ def raw_exchange(url, data, half_close=True):
     return b"".join(chunks)
 
 
+@pytest.mark.repo_only
 def test_slow_body_is_answered_and_the_server_moves_on(plugin_server, slow_clients_time_out, okx):
     answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{", half_close=False)
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -100,6 +101,7 @@ def test_slow_body_is_answered_and_the_server_moves_on(plugin_server, slow_clien
     assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
 
 
+@pytest.mark.repo_only
 def test_silent_connection_is_closed_without_blocking_others(plugin_server, slow_clients_time_out, okx):
     host, port = plugin_server.split("//")[1].split(":")
     with socket.create_connection((host, int(port)), timeout=10) as idle:

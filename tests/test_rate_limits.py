@@ -11,6 +11,10 @@ from exchanges import EXCHANGES, _kit
 from tests.conftest import PluginClient
 
 
+# These set the plugin's settings and _kit's waits in this process: not run against the bundle.
+pytestmark = pytest.mark.repo_only
+
+
 @pytest.fixture(autouse=True)
 def quick_waits(monkeypatch):
     monkeypatch.setattr(_kit, "RATE_LIMIT_WAIT", 0.01)

@@ -87,6 +87,7 @@ def test_get_request_answers_json_error(plugin_server):
     assert head.startswith("HTTP/1.1 200") and "POST" in answer["error"]
 
 
+@pytest.mark.repo_only
 def test_content_length_longer_than_body(plugin_server, monkeypatch):
     monkeypatch.setattr(fmz_plugin.Handler, "timeout", 0.5)
     head, answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{}")
@@ -131,6 +132,7 @@ def test_unreachable_exchange_is_a_clear_error():
         server.server_close()
 
 
+@pytest.mark.repo_only
 def test_secrets_never_in_errors_or_logs(okx_fake, plugin_server, caplog):
     caplog.set_level("DEBUG")
     client = PluginClient(plugin_server, "OKX", "my-api-key-123", "my-secret-456,my-pass-789")

@@ -28,6 +28,8 @@ import threading
 import time
 import urllib.parse
 
+SERVE_POLL = 0.005   # seconds: stop() waits up to one poll of serve_forever, and every test stops servers
+
 
 class FakeRequest:
     def __init__(self, handler, body):
@@ -104,7 +106,7 @@ class FakeExchange:
     def start(self):
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
         return self
 
     def stop(self):
