@@ -12,20 +12,30 @@ exchange's REST API and answers in the shape FMZ expects:
 Run it:   python fmz_plugin.py --port 6666
 then add an exchange on FMZ with protocol "General Protocol" and service address
 http://127.0.0.1:6666/OKX (see README.md). Protocol: https://www.fmz.com/digest-topic/10518
+
+Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
+Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
 """
 import argparse
+import http.client
 import http.server
+import ipaddress
 import json
 import logging
+import math
+import os
 import re
+import socket
 import socketserver
 import sys
 import time
 import traceback
-from decimal import Decimal
+import urllib.parse
+from decimal import Decimal, InvalidOperation, ROUND_UP
 
 from exchanges import EXCHANGES
-from exchanges._kit import DEFAULT_TIMEOUT, Api, PluginError, parse_symbol, to_decimal
+from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
+                            round_down, to_decimal)
 
 __version__ = "0.1.0"
 
@@ -169,9 +179,22 @@ def io_params(method, params, http_method):
 class Settings:
     """What the command line decides for every exchange call."""
 
-    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
+        self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
+
+    def allows(self, client_address):
+        """True when --allow was not given or the client's address is in one of its networks."""
+        if self.allow is None:
+            return True
+        try:
+            address = ipaddress.ip_address(client_address.split("%")[0])
+        except ValueError:
+            return False
+        address = getattr(address, "ipv4_mapped", None) or address    # ::ffff:10.0.0.5 is 10.0.0.5
+        return any(address in network for network in self.allow)
 
     def base_urls_of(self, exchange_key):
         """{"": URL, "futures": URL} from --base-url okx=URL / --base-url binance.futures=URL."""
@@ -202,7 +225,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None):
         if handler is None:
             raise PluginError(f"{exchange.NAME} does not support {name}")
         api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-                  settings.base_urls_of(exchange_name.lower()), settings.timeout)
+                  settings.base_urls_of(exchange_name.lower()), settings.timeout, throttle=settings.throttle)
         data, raw = handler(api, **kwargs)
         return method, symbol, {"data": data, "raw": raw}
     except PluginError as error:
@@ -273,6 +296,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._answer({"error": str(error)}, close=True)
         except ValueError:
             return self._answer({"error": "the request body is not valid JSON"}, close=True)
+        except RecursionError:
+            return self._answer({"error": "the request body is nested too deeply"})
         method, symbol, answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
                                           self.server.settings)
         self._answer(answer)
@@ -283,6 +308,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self._answer({"error": "the General Protocol uses POST /<Exchange> with a JSON body"})
 
+    def parse_request(self):
+        """After the request line and headers: refuse a client --allow does not list, before
+        its body is read."""
+        if not super().parse_request():
+            return False
+        if self.server.settings.allows(self.client_address[0]):
+            return True
+        log.warning("refused a request from %s (not in --allow)", self.client_address[0])
+        self._answer({"error": f"client address {self.client_address[0]} is not allowed (see --allow)"},
+                     close=True, status=403)
+        return False
+
     def _read_body(self):
         length = self.headers.get("Content-Length")
         if length is None or not length.strip().isdigit():
@@ -292,15 +329,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise PluginError(f"the request body is over {MAX_BODY} bytes")
         try:
             body = self.rfile.read(length)
-        except TimeoutError:
-            raise PluginError("the request body did not arrive in time") from None
+        except (socket.timeout, TimeoutError):      # distinct classes before Python 3.10
+            raise PluginError(f"the request body did not arrive within {self.timeout:g}s") from None
         if len(body) < length:
             raise PluginError("the request body is shorter than its Content-Length")
         return body
 
-    def _answer(self, answer, close=False):
+    def _answer(self, answer, close=False, status=200):
         body = to_json(answer)
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         if close:                          # the stream may hold leftovers of a broken request
@@ -346,17 +383,39 @@ def parse_args(argv):
                         help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
+    parser.add_argument("--allow", metavar="IP[,IP]", default=None,
+                        help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
+                             "others get HTTP 403 (default: any)")
+    parser.add_argument("--no-throttle", action="store_true",
+                        help="do not hold calls under the exchanges' documented rate limits "
+                             "(only for a fake exchange or a raised limit)")
     args = parser.parse_args(argv)
-    args.base_urls = {}
-    for item in args.base_url:
+    args.base_urls = parse_base_urls(parser, args.base_url)
+    args.allow_list = None
+    if args.allow is not None:
+        args.allow_list = [item.strip() for item in args.allow.split(",") if item.strip()]
+        for item in args.allow_list:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                parser.error(f"--allow wants IP addresses or networks separated by commas, got {item!r}")
+        if not args.allow_list:
+            parser.error("--allow needs at least one address")
+    return args
+
+
+def parse_base_urls(parser, items):
+    """--base-url NAME=URL items -> {name: url}, or a usage error naming the bad one."""
+    base_urls = {}
+    for item in items:
         name, sep, url = item.partition("=")
         if not sep or not re.match(r"^https?://[^/]", url):
             parser.error(f"--base-url wants NAME=URL such as OKX=https://www.okx.com, got {item!r}")
         key, _, host = name.lower().partition(".")
         if key not in EXCHANGES or (host and host not in getattr(EXCHANGES[key], "HOSTS", {})):
             parser.error(f"--base-url: unknown exchange or host {name!r}")
-        args.base_urls[name.lower()] = url
-    return args
+        base_urls[name.lower()] = url
+    return base_urls
 
 
 def banner(server, settings):
@@ -366,15 +425,18 @@ def banner(server, settings):
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} http://{host}:{port}/{module.NAME}   (exchange API: {base})")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted network.")
+    if settings.allow:
+        lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted "
+                     "network, and name the docker's address with --allow.")
     return "\n".join(lines)
 
 
 def serve(argv):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings(args.base_urls, args.timeout)
+    settings = Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
     server = Server((args.address, args.port), settings)
     print(banner(server, settings), flush=True)
     try:
@@ -385,9 +447,796 @@ def serve(argv):
         server.server_close()
 
 
+# ---------------------------------------------------------------------------- call: one request from a terminal
+# `call OKX ticker symbol=BTC_USDT` sends the envelope a docker would send, either to a running
+# plugin (--url, ours or anyone's) or in-process through dispatch(), and prints the answer for
+# a person: data as a table or aligned fields, the error in red, the round-trip time on stderr.
+
+RED, GREEN, YELLOW = "31", "32", "33"
+RECORD_COLUMNS = ["time", "open", "high", "low", "close", "volume"]
+PLUGIN_TIMEOUT = 30.0        # seconds call and check wait for a plugin at a URL (it may retry inside)
+
+
+def envelope_for(method, params, access_key="", secret_key=""):
+    """The docker's request body: every param value a string, the nonce in nanoseconds."""
+    return {"access_key": access_key, "secret_key": secret_key, "method": method,
+            "params": {name: str(value) for name, value in params.items()}, "nonce": time.time_ns()}
+
+
+class Reply:
+    """What a plugin at a URL answered to one POST: `answer` (a dict with data or error), or
+    `problem`, a sentence saying why nothing usable came back. `unreachable`: nothing listens."""
+
+    def __init__(self, ms, status=None, content_type="", body=b"", problem=None, unreachable=False):
+        self.ms, self.status, self.content_type, self.body = ms, status, content_type, body
+        self.unreachable = unreachable
+        self.answer, self.problem = (None, problem) if problem else _decode_answer(status, content_type, body)
+
+
+def _decode_answer(status, content_type, body):
+    snippet = body[:100].decode("utf-8", "replace").replace("\n", " ")
+    described = content_type or "no Content-Type"
+    if status != 200:
+        return None, f"answered HTTP {status} ({described}): {snippet!r}"
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None, f"answered a body that is not JSON ({described}): {snippet!r}"
+    if not isinstance(answer, dict) or ("data" in answer) == ("error" in answer):
+        return None, f"answered JSON with neither data nor error, or both: {snippet!r}"
+    return answer, None
+
+
+def post_to_plugin(url, body, http_method=None, timeout=PLUGIN_TIMEOUT):
+    """POST body to a plugin on a fresh connection. Never raises for anything the plugin does."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    headers = {"Content-Type": "application/json"}
+    if http_method:
+        headers["Http-Method"] = http_method
+    started = time.monotonic()
+    conn = connection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("POST", parts.path or "/", body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    except (ConnectionRefusedError, socket.gaierror) as error:
+        return Reply(_ms_since(started), problem=f"cannot connect to {parts.netloc}: {error}", unreachable=True)
+    except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected, http.client.IncompleteRead):
+        return Reply(_ms_since(started), problem="the connection was dropped without a complete answer")
+    except (socket.timeout, TimeoutError):
+        return Reply(_ms_since(started), problem=f"no answer within {timeout:g}s")
+    except (OSError, http.client.HTTPException) as error:
+        return Reply(_ms_since(started), problem=f"{type(error).__name__}: {error}")
+    finally:
+        conn.close()
+    return Reply(_ms_since(started), response.status, response.getheader("Content-Type", ""), data)
+
+
+def _ms_since(started):
+    return (time.monotonic() - started) * 1000
+
+
+def plugin_url(url, exchange):
+    """http://HOST:PORT + OKX -> http://HOST:PORT/OKX; a URL already ending in /OKX is kept."""
+    url = url.rstrip("/")
+    return url if url.lower().endswith("/" + exchange.lower()) else f"{url}/{exchange}"
+
+
+def paint(text, colour, stream):
+    """ANSI colour on a terminal only (and never when NO_COLOR is set)."""
+    if getattr(stream, "isatty", lambda: False)() and not os.environ.get("NO_COLOR"):
+        return f"\033[{colour}m{text}\033[0m"
+    return text
+
+
+def render(data):
+    """data as a person reads it: a book, a table for lists, aligned fields for an object, else JSON."""
+    if isinstance(data, dict) and isinstance(data.get("asks"), list) and isinstance(data.get("bids"), list):
+        return _render_book(data)
+    if isinstance(data, dict) and data and all(isinstance(value, dict) for value in data.values()):
+        data = [value if "symbol" in value else {"key": key, **value} for key, value in data.items()]
+    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+        columns = list(dict.fromkeys(key for row in data for key in row))
+        return table(columns, [[row.get(column) for column in columns] for row in data])
+    if isinstance(data, list) and data and all(isinstance(row, list) for row in data):
+        width = max(len(row) for row in data)
+        columns = RECORD_COLUMNS[:width] if width <= len(RECORD_COLUMNS) else list(map(str, range(width)))
+        return table(columns, data)
+    if isinstance(data, dict) and data and not any(isinstance(v, (dict, list)) for v in data.values()):
+        width = max(len(key) for key in data)
+        return "\n".join(f"{key:<{width}}  {_cell(value)}{_utc_note(key, value)}" for key, value in data.items())
+    if data == []:
+        return "(an empty list)"
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def _render_book(book):
+    level = lambda side, row: [side] + (row[:2] if isinstance(row, list) else [row, None])
+    rows = [level("ask", row) for row in reversed(book["asks"])] + [level("bid", row) for row in book["bids"]]
+    head = f"time  {_cell(book['time'])}{_utc_note('time', book['time'])}\n" if "time" in book else ""
+    return head + table(["side", "price", "amount"], rows)
+
+
+def table(columns, rows):
+    """Plain-text columns; numbers right-aligned; a `time` column gets a readable `utc` beside it."""
+    if "time" in columns:
+        at = columns.index("time") + 1
+        columns = columns[:at] + ["utc"] + columns[at:]
+        rows = [row[:at] + [_utc(row[at - 1]) if len(row) >= at else ""] + row[at:] for row in rows]
+    cells = [[_cell(value) for value in row] + [""] * (len(columns) - len(row)) for row in rows]
+    widths = [max([len(column)] + [len(row[i]) for row in cells]) for i, column in enumerate(columns)]
+    numeric = [all(_is_number(row[i]) for row in rows if i < len(row)) for i in range(len(columns))]
+    line = lambda values: "  ".join(value.rjust(width) if right else value.ljust(width)
+                                    for value, width, right in zip(values, widths, numeric)).rstrip()
+    return "\n".join([line(columns)] + [line(row) for row in cells])
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value):
+    """One value as text: numbers in plain decimals (0.00000001, not 1e-08), as exchanges write them."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return plain(Decimal(repr(value)))
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _utc(value):
+    """A millisecond time as 2024-05-01 12:00:00.000 UTC text; '' for anything else."""
+    if not _is_number(value) or not 1e12 <= value < 1e13:
+        return ""
+    return iso_ms(value).replace("T", " ").rstrip("Z")
+
+
+def _utc_note(key, value):
+    text = _utc(value) if key == "time" else ""
+    return f"  ({text} UTC)" if text else ""
+
+
+def parse_call_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="fmz_plugin.py call", description="Send one request exactly as an FMZ docker does and print "
+        "the answer. Exit status: 0 data, 1 error, 2 usage or connection problem.")
+    parser.add_argument("exchange", help="exchange path, e.g. OKX")
+    parser.add_argument("method", help="protocol method (ticker, depth, records, trade, ...) or __api_/PATH")
+    parser.add_argument("params", nargs="*", metavar="name=value", help="params, sent as strings: symbol=BTC_USDT")
+    parser.add_argument("--url", help="a running plugin, http://HOST:PORT (default: serve the call in-process)")
+    parser.add_argument("--raw", action="store_true", help="also print raw, the exchange's own reply")
+    parser.add_argument("--access-key", default=os.environ.get("FMZ_ACCESS_KEY", ""),
+                        help="access key (default: environment FMZ_ACCESS_KEY); never printed")
+    parser.add_argument("--secret-key", default=os.environ.get("FMZ_SECRET_KEY", ""),
+                        help="secret key as typed into FMZ (default: environment FMZ_SECRET_KEY); never printed")
+    parser.add_argument("--http-method", help="verb of an __api_ call, sent as the Http-Method header "
+                        "(GET, POST, ...)")
+    parser.add_argument("--base-url", action="append", default=[], metavar="NAME=URL",
+                        help="in-process: send exchange NAME's calls to URL, as for the server")
+    parser.add_argument("--timeout", type=float, help="seconds to wait for the exchange (in-process, default "
+                        f"{DEFAULT_TIMEOUT:g}) or for the plugin (--url, default {PLUGIN_TIMEOUT:g})")
+    args = parser.parse_intermixed_args(argv)
+    args.base_urls = parse_base_urls(parser, args.base_url)
+    if args.url and args.base_urls:
+        parser.error("--base-url shapes in-process calls; the plugin at --url has its own")
+    if args.url and not re.match(r"^https?://[^/]", args.url):
+        parser.error(f"--url wants http://HOST:PORT, got {args.url!r}")
+    if not args.url and args.exchange.lower() not in EXCHANGES:
+        parser.error(f"in-process calls serve {', '.join(m.NAME for m in EXCHANGES.values())}; "
+                     f"for another plugin give --url")
+    args.param_dict = {}
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"params are name=value, such as symbol=BTC_USDT; got {item!r}")
+        args.param_dict[name] = value
+    return args
+
+
+def call_command(argv):
+    args = parse_call_args(argv)
+    envelope = envelope_for(args.method, args.param_dict, args.access_key, args.secret_key)
+    if args.url:
+        where = "POST " + plugin_url(args.url, args.exchange)
+        reply = post_to_plugin(where[5:], json.dumps(envelope).encode(), args.http_method,
+                               args.timeout or PLUGIN_TIMEOUT)
+        if reply.problem:
+            print(redact(f"{where}: {reply.problem}", envelope), file=sys.stderr)
+            return 2
+        answer, ms = reply.answer, reply.ms
+    else:
+        where, started = "in-process", time.monotonic()
+        settings = Settings(args.base_urls, args.timeout or DEFAULT_TIMEOUT)
+        answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)[2]))
+        ms = _ms_since(started)
+    show_answer(answer, args.raw, envelope)
+    print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where})", file=sys.stderr)
+    return 0 if "data" in answer else 1
+
+
+def show_answer(answer, with_raw, envelope):
+    """Print data (or the error, red on a terminal); keys are blanked from everything printed."""
+    if "error" in answer:
+        print(paint(redact(f"error: {answer['error']}", envelope), RED, sys.stdout))
+        return
+    print(redact(render(answer["data"]), envelope))
+    if with_raw:
+        raw = json.dumps(answer["raw"], indent=2, ensure_ascii=False) if "raw" in answer else "(none)"
+        print("raw:\n" + redact(raw, envelope))
+
+
+# ---------------------------------------------------------------------------- check: grade any plugin
+# `check http://127.0.0.1:6666/OKX` runs the protocol contract against a plugin in any language
+# and prints one row per check. Read checks validate each method's answer; error checks send
+# bad requests that must each get HTTP 200 JSON {"error"} and leave the plugin serving; --trade
+# places one far-from-market limit buy and always cancels it.
+#
+# Decisions: `markets` and `tickers` are optional (FMZ marks them "to be implemented"), so an
+# error saying the plugin does not support them is a skip, not a failure. Private methods are
+# skipped when no keys are given. Values may be JSON numbers or numeric strings (the guide
+# shows strings). `raw` is required on every data answer: a strategy reads it as Info.
+
+PASS, FAIL, SKIP = "pass", "FAIL", "skip"
+OPTIONAL_METHODS = ("markets", "tickers")
+PRIVATE_METHODS = ("accounts", "assets", "orders", "historyorders", "trade", "order", "cancel")
+DECLINED = re.compile(r"not support|unsupported|not implemented|unknown method", re.IGNORECASE)
+TICKER_FIELDS = ("symbol", "buy", "sell", "high", "low", "open", "last", "vol", "time")
+TRADE_FIELDS = ("id", "time", "price", "amount", "type")
+ACCOUNT_FIELDS = ("currency", "free", "frozen")
+ORDER_FIELDS = ("id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "status")
+MARKET_FIELDS = ("symbol", "tick_size", "amount_size", "min_qty")
+ORDER_TYPES = ("buy", "sell", "closebuy", "closesell")
+OPEN_STATUSES = ("pending", "pre-submitted", "submitting", "submitted", "partial-filled")
+CLOSED_STATUSES = ("filled", "closed", "finished", "partial-canceled", "canceled")
+RECORDS_PERIOD = 60              # minutes asked for by the records check
+FRESH_MS = 10 * 60_000           # a ticker's or book's time must be this close to now
+TRADE_DISCOUNT = Decimal("0.8")  # the --trade buy is placed 20% under the best bid: far enough not to
+                                 # fill, near enough for exchanges' price bands (Binance spot: 20% of avg)
+FALLBACK_NOTIONAL = Decimal(10)  # quote currency the --trade buy is worth when markets gives no minimum
+MAX_SHOWN = 4                    # problems listed per row; the rest are counted
+
+
+# Read checks, in the order they run: method, params (built from the --symbol), validator.
+def read_checks(symbol):
+    return [
+        ("ticker", {"symbol": symbol}, ticker_problems),
+        ("depth", {"symbol": symbol, "limit": 10}, depth_problems),
+        ("trades", {"symbol": symbol}, trades_problems),
+        ("records", {"symbol": symbol, "period": RECORDS_PERIOD, "limit": 10}, records_problems),
+        ("markets", {}, markets_problems),
+        ("tickers", {}, tickers_problems),
+        ("accounts", {}, accounts_problems),
+        ("assets", {}, accounts_problems),
+        ("orders", {"symbol": symbol}, orders_problems),
+        ("historyorders", {"symbol": symbol, "since": 0, "limit": 10}, orders_problems),
+    ]
+
+
+def _number(value):
+    """A JSON number or a numeric string as a finite Decimal, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else repr(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _kind(value):
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number") + ("" if isinstance(value, (dict, list)) else f" {_short(value)}")
+
+
+def _short(value, limit=40):
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _object_problems(obj, where, fields, numbers=()):
+    """Missing fields and non-numeric values of one object in an answer."""
+    if not isinstance(obj, dict):
+        return [f"{where} is {_kind(obj)}, expected an object with {', '.join(fields)}"]
+    problems = [f"{where} has no {name}" for name in fields if name not in obj]
+    return problems + [f"{where}.{name} {_short(obj[name])} is not a number"
+                       for name in numbers if name in obj and _number(obj[name]) is None]
+
+
+def _list_problems(data, where, allow_empty=True):
+    if not isinstance(data, list):
+        return [f"{where} is {_kind(data)}, expected a list"]
+    return [] if data or allow_empty else [f"{where} is an empty list"]
+
+
+def _entries(data):
+    """The items of a list answer, or the values of one keyed by symbol ({"BTC_USDT": {...}})."""
+    return list(data.values()) if isinstance(data, dict) else data
+
+
+def _time_problems(value, where, fresh_ms=None):
+    """A time must be milliseconds (not seconds), not in the future, and when asked, recent.
+    A value that is not a number at all is reported by the field check, not here."""
+    ms = _number(value)
+    if ms is None:
+        return []
+    if ms < 10 ** 11:
+        return [f"{where} {value} looks like seconds, not milliseconds"]
+    if ms >= 10 ** 14:
+        return [f"{where} {value} looks like micro- or nanoseconds, not milliseconds"]
+    age = now_ms() - ms
+    if age < -60_000:
+        return [f"{where} {value} is {-age / 1000:.0f}s in the future"]
+    if fresh_ms is not None and age > fresh_ms:
+        return [f"{where} {value} is {age / 60_000:.0f} minutes old"]
+    return []
+
+
+def _sequence_problems(values, where, ascending, strict=True):
+    """The first place a sequence breaks its order, e.g. asks that are not ascending."""
+    direction = 1 if ascending else -1
+    for i in range(1, len(values)):
+        step = (values[i] - values[i - 1]) * direction
+        if step < 0 or (strict and step == 0):
+            return [f"{where} not {'ascending' if ascending else 'descending'}: "
+                    f"{values[i]} after {values[i - 1]} at {i}"]
+    return []
+
+
+def ticker_problems(data, symbol, where="ticker", fresh_ms=FRESH_MS):
+    problems = _object_problems(data, where, TICKER_FIELDS, TICKER_FIELDS[1:])
+    if not isinstance(data, dict):
+        return problems
+    buy, sell = _number(data.get("buy")), _number(data.get("sell"))
+    if buy and sell and buy > sell:
+        problems.append(f"{where}: buy {data['buy']} > sell {data['sell']}")
+    if symbol and isinstance(data.get("symbol"), str) and data["symbol"].upper() != symbol.upper():
+        problems.append(f"{where}.symbol {data['symbol']!r} is not the requested {symbol}")
+    return problems + _time_problems(data.get("time"), where + ".time", fresh_ms)
+
+
+def depth_problems(data, symbol):
+    problems = _object_problems(data, "depth", ("time", "asks", "bids"), ("time",))
+    if not isinstance(data, dict):
+        return problems
+    best = {}
+    for side, ascending in (("asks", True), ("bids", False)):
+        prices, levels = [], data.get(side, [])
+        problems += _list_problems(levels, f"depth.{side}", allow_empty=False)
+        for i, level in enumerate(levels if isinstance(levels, list) else []):
+            if not isinstance(level, list) or len(level) < 2 or None in (_number(level[0]), _number(level[1])):
+                problems.append(f"depth.{side}[{i}] {_short(level)} is not [price, amount] numbers")
+                break
+            prices.append(_number(level[0]))
+        problems += _sequence_problems(prices, f"depth.{side}", ascending)
+        best[side] = prices[0] if prices else None
+    if best["asks"] and best["bids"] and best["bids"] > best["asks"]:
+        problems.append(f"depth: best bid {best['bids']} > best ask {best['asks']}")
+    return problems + _time_problems(data.get("time"), "depth.time", FRESH_MS)
+
+
+def trades_problems(data, symbol):
+    problems = _list_problems(data, "trades", allow_empty=False)
+    for i, trade in enumerate(data if isinstance(data, list) else []):
+        where = f"trades[{i}]"
+        problems += _object_problems(trade, where, TRADE_FIELDS, ("time", "price", "amount"))
+        if isinstance(trade, dict):
+            problems += _id_problems(trade.get("id"), where + ".id")
+            if trade.get("type") not in ("buy", "sell", None):
+                problems.append(f"{where}.type {_short(trade['type'])} is not buy or sell")
+            problems += _time_problems(trade.get("time"), where + ".time")
+    times = [_number(t.get("time")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+    if None not in times:
+        problems += _sequence_problems(times, "trades time (oldest first)", ascending=True, strict=False)
+    return problems
+
+
+def records_problems(data, symbol, period=RECORDS_PERIOD):
+    """Rows [time, open, high, low, close, volume], oldest first, one period apart, up to now."""
+    problems = _list_problems(data, "records", allow_empty=False)
+    times = []
+    for i, row in enumerate(data if isinstance(data, list) else []):
+        values = [_number(v) for v in row[:6]] if isinstance(row, list) else []
+        if len(values) < 6 or None in values:
+            return problems + [f"records[{i}] {_short(row)} is not [time, open, high, low, close, volume] numbers"]
+        time_, open_, high, low, close, _ = values
+        if high < max(open_, close, low) or low > min(open_, close):
+            problems.append(f"records[{i}]: high {row[2]} and low {row[3]} do not contain open and close")
+        times.append(time_)
+    if not times:
+        return problems
+    problems += _time_problems(data[0][0], "records[0].time")
+    unordered = _sequence_problems(times, "records time (oldest first)", ascending=True)
+    if unordered:
+        return problems + unordered
+    step = period * 60_000
+    gaps = [(i, times[i] - times[i - 1]) for i in range(1, len(times)) if times[i] - times[i - 1] != step]
+    if gaps:
+        i, gap = gaps[0]
+        problems.append(f"records spacing {gap} ms between rows {i - 1} and {i}, expected {step} for period {period}")
+    if now_ms() - times[-1] > 2 * step:
+        problems.append(f"the newest record ({data[-1][0]}) is more than two periods old")
+    return problems
+
+
+def markets_problems(data, symbol):
+    """FMZ has not fixed this shape: a list of markets or an object keyed by symbol are both
+    accepted, and field names are matched ignoring case and underscores (tick_size, TickSize)."""
+    entries = _entries(data)
+    problems = _list_problems(entries, "markets", allow_empty=False)
+    wanted = [name.replace("_", "") for name in MARKET_FIELDS]
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        entry = _loose(entry)
+        problems += _object_problems(entry, f"markets[{i}]", wanted, wanted[1:])
+        if isinstance(entry, dict) and not (_number(entry.get("ticksize")) or 0) > 0:
+            problems.append(f"markets[{i}] {entry.get('symbol')}: tick size {entry.get('ticksize')} is not positive")
+        if len(problems) > MAX_SHOWN:
+            return problems
+    if entries and symbol.upper() not in _symbols(entries):
+        problems.append(f"markets has no {symbol}")
+    return problems
+
+
+def _loose(entry):
+    """A market's field names without case and underscores: TickSize, tick_size -> ticksize."""
+    return {str(key).replace("_", "").lower(): value for key, value in entry.items()} \
+        if isinstance(entry, dict) else entry
+
+
+def _symbols(entries):
+    return {str(entry.get("symbol", "")).upper() for entry in entries if isinstance(entry, dict)}
+
+
+def tickers_problems(data, symbol):
+    entries = _entries(data)
+    problems = _list_problems(entries, "tickers", allow_empty=False)
+    for i, ticker in enumerate(entries if isinstance(entries, list) else []):
+        problems += ticker_problems(ticker, None, f"tickers[{i}]", fresh_ms=None)
+        if len(problems) > MAX_SHOWN:
+            return problems
+    if entries and "." not in symbol and symbol.upper() not in _symbols(entries):
+        problems.append(f"tickers has no {symbol}")      # all tickers, unasked, are spot ones
+    return problems
+
+
+def accounts_problems(data, symbol):
+    problems = _list_problems(data, "accounts")
+    for i, row in enumerate(data if isinstance(data, list) else []):
+        problems += _object_problems(row, f"[{i}]", ACCOUNT_FIELDS, ACCOUNT_FIELDS[1:])
+    return problems
+
+
+def orders_problems(data, symbol):
+    problems = _list_problems(data, "orders")
+    for i, order in enumerate(data if isinstance(data, list) else []):
+        problems += order_problems(order, f"[{i}]")
+    return problems
+
+
+def order_problems(order, where="order"):
+    problems = _object_problems(order, where, ORDER_FIELDS, ("amount", "price", "deal_amount", "avg_price"))
+    if isinstance(order, dict):
+        problems += _id_problems(order.get("id"), where + ".id")
+        if order.get("type", "buy") not in ORDER_TYPES:
+            problems.append(f"{where}.type {_short(order['type'])} is not one of {', '.join(ORDER_TYPES)}")
+        if order.get("status", "pending") not in OPEN_STATUSES + CLOSED_STATUSES:
+            problems.append(f"{where}.status {_short(order['status'])} is not an FMZ status")
+    return problems
+
+
+def _id_problems(value, where):
+    if value is None or (isinstance(value, str) and value):
+        return []
+    return [f"{where} {_short(value)} is not a non-empty string"]
+
+
+def error_answer_problems(reply):
+    """An error check's answer must be HTTP 200, JSON, {"error": "a message"}."""
+    if reply.problem:
+        return [reply.problem]
+    problems = [] if "json" in reply.content_type.lower() else [f"Content-Type is {reply.content_type!r}, not JSON"]
+    if "data" in reply.answer:
+        return problems + [f"answered data {_short(reply.answer['data'])}, expected {{\"error\": ...}}"]
+    if not isinstance(reply.answer["error"], str) or not reply.answer["error"].strip():
+        problems.append(f"error {_short(reply.answer['error'])} is not a message")
+    return problems
+
+
+NO_DATA = object()               # what Checker.data_of returns when a reply carries no data
+
+
+class Checker:
+    """Runs the checks against one plugin URL and prints a row as each one finishes."""
+
+    def __init__(self, url, symbol, access_key="", secret_key="", timeout=PLUGIN_TIMEOUT, out=None):
+        self.url, self.symbol, self.timeout = url, symbol, timeout
+        self.keys = {"access_key": access_key, "secret_key": secret_key}
+        self.out = out or sys.stdout
+        self.rows = []
+
+    @property
+    def has_keys(self):
+        return bool(self.keys["access_key"] and self.keys["secret_key"])
+
+    @property
+    def failed(self):
+        return any(outcome == FAIL for _, outcome, _ in self.rows)
+
+    def send(self, body):
+        return post_to_plugin(self.url, body, timeout=self.timeout)
+
+    def request(self, method, params=None):
+        return self.send(json.dumps(envelope_for(method, params or {}, **self.keys)).encode())
+
+    def row(self, name, outcome, detail="", ms=None):
+        """Print one result row; the keys are blanked from anything the plugin said."""
+        detail = redact(detail, self.keys)
+        self.rows.append((name, outcome, detail))
+        colour = {PASS: GREEN, FAIL: RED, SKIP: YELLOW}[outcome]
+        latency = f"{ms:6.0f} ms" if ms is not None else " " * 9
+        print(f"{name:<22} {paint(f'{outcome:<4}', colour, self.out)} {latency}  {detail}".rstrip(),
+              file=self.out, flush=True)
+
+    def verdict(self, name, problems, ms, passed=""):
+        """A FAIL row listing the first problems, or a pass row with a short summary."""
+        if not problems:
+            return self.row(name, PASS, passed, ms)
+        more = f" (+{len(problems) - MAX_SHOWN} more)" if len(problems) > MAX_SHOWN else ""
+        self.row(name, FAIL, "; ".join(problems[:MAX_SHOWN]) + more, ms)
+
+    def data_of(self, name, reply):
+        """The data a reply carries, or NO_DATA after a FAIL row saying why there is none."""
+        if reply.problem or "error" in reply.answer:
+            self.row(name, FAIL, reply.problem or f"error: {reply.answer['error']}", reply.ms)
+            return NO_DATA
+        return reply.answer["data"]
+
+    # ------------------------------------------------------------------ read checks
+    def read(self, method, params, validate):
+        if method in PRIVATE_METHODS and not self.has_keys:
+            return self.row(method, SKIP, "no keys: give --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY")
+        reply = self.request(method, params)
+        if method in OPTIONAL_METHODS and reply.answer and DECLINED.search(str(reply.answer.get("error", ""))):
+            return self.row(method, SKIP, f"error: {reply.answer['error']}", reply.ms)
+        data = self.data_of(method, reply)
+        if data is NO_DATA:
+            return reply
+        problems = validate(data, self.symbol)
+        if "raw" not in reply.answer:
+            problems.append("no raw (the exchange's reply, which a strategy reads as Info)")
+        self.verdict(method, problems, reply.ms, _summary(data))
+        return reply
+
+    # ------------------------------------------------------------------ error checks
+    def error_cases(self):
+        """Bad requests, each of which must be answered {"error"}: name -> body."""
+        envelope = lambda method, params: envelope_for(method, params, **self.keys)
+        no_method = envelope("ticker", {"symbol": self.symbol})
+        del no_method["method"]
+        return {
+            "malformed body": b'{"access_key": "", "method": "ticker", "params": {"symbol": ',
+            "missing method": json.dumps(no_method).encode(),
+            "missing symbol": json.dumps(envelope("ticker", {})).encode(),
+            "unknown method": json.dumps(envelope("nosuchmethod", {"symbol": self.symbol})).encode(),
+            "bad symbol": json.dumps(envelope("ticker", {"symbol": "NOSUCHCOIN_USDT"})).encode(),
+        }
+
+    def error_check(self, name, body):
+        reply = self.send(body)
+        problems = error_answer_problems(reply)
+        after = self.request("ticker", {"symbol": self.symbol})
+        if after.problem or "data" not in after.answer:
+            problems.append(f"a valid ticker right after got: {after.problem or after.answer.get('error')}")
+        passed = "" if problems else f"error: {reply.answer['error']}"[:100]
+        self.verdict("error: " + name, problems, reply.ms, passed)
+
+    # ------------------------------------------------------------------ --trade
+    def plan_order(self):
+        """(price, amount) of a minimum-size limit buy 20% under the best bid, rounded to the
+        market's tick and lot when the plugin answers markets, else to the bid's own digits.
+        The minimum is the larger of min_qty and min_notional (over the contract value, if any)."""
+        reply = self.request("ticker", {"symbol": self.symbol})
+        data = reply.answer.get("data") if reply.answer else None
+        bid = _number(data.get("buy")) if isinstance(data, dict) else None
+        if not bid or bid <= 0:
+            raise PluginError(f"no best bid from ticker: {reply.problem or _short(reply.answer, 100)}")
+        spec = self.market_spec()
+        tick = spec.get("ticksize") or Decimal(1).scaleb(bid.as_tuple().exponent)
+        price = round_down(bid * TRADE_DISCOUNT, tick)
+        if price <= 0:
+            raise PluginError(f"80% of the best bid {plain(bid)} rounds to 0 at tick {plain(tick)}")
+        minimum, notional = spec.get("minqty", 0), spec.get("minnotional", 0)
+        if not minimum and not notional:
+            notional = FALLBACK_NOTIONAL
+        lot = spec.get("amountsize") or Decimal("0.00000001")
+        amount = max(minimum, notional / (price * spec.get("ctval", 1)))
+        return price, (amount / lot).to_integral_value(ROUND_UP) * lot
+
+    def market_spec(self):
+        """This symbol's market as {field name without underscores: positive Decimal}, or {}."""
+        reply = self.request("markets")
+        data = reply.answer.get("data") if reply.answer else None
+        for entry in _entries(data) if isinstance(data, (dict, list)) else []:
+            if isinstance(entry, dict) and str(entry.get("symbol", "")).upper() == self.symbol.upper():
+                numbers = {key: _number(value) for key, value in _loose(entry).items()}
+                return {key: number for key, number in numbers.items() if number is not None and number > 0}
+        return {}
+
+    def trade(self, price, amount):
+        """Place, find with order and orders, cancel, check it is gone. Whatever fails, an order
+        that was placed is canceled before this returns (try/finally)."""
+        order_id = None
+        try:
+            reply = self.request("trade", {"symbol": self.symbol, "type": "buy", "price": plain(price),
+                                           "amount": plain(amount)})
+            if reply.problem:          # it may have been placed anyway: find it so it is canceled
+                order_id = self.find_open_order(price)
+            data = self.data_of("trade", reply)
+            if data is NO_DATA:
+                return
+            order_id = data.get("id") if isinstance(data, dict) else None
+            problems = _object_problems(data, "trade", ("id",)) + _id_problems(order_id, "trade.id")
+            self.verdict("trade", problems, reply.ms, f"buy {plain(amount)} at {plain(price)}: id {order_id}")
+            if order_id is None:
+                order_id = self.find_open_order(price)
+                return
+            self.trade_lookups(order_id, price)
+            if self.trade_cancel(order_id) and self.trade_gone(order_id):
+                order_id = None
+        finally:
+            if order_id is not None:
+                self.cancel_leftover(order_id)
+
+    def trade_lookups(self, order_id, price):
+        reply = self.request("order", {"id": order_id, "symbol": self.symbol})
+        order = self.data_of("trade: order", reply)
+        if order is not NO_DATA:
+            problems = order_problems(order) or _same_order_problems(order, order_id, price)
+            self.verdict("trade: order", problems, reply.ms, f"status {order.get('status')}" if not problems else "")
+        reply = self.request("orders", {"symbol": self.symbol})
+        if self.data_of("trade: orders", reply) is not NO_DATA:
+            problems = [] if _lists(reply, order_id) else [f"orders does not list {order_id}"]
+            self.verdict("trade: orders", problems, reply.ms, "lists the order")
+
+    def trade_cancel(self, order_id):
+        reply = self.request("cancel", {"id": order_id, "symbol": self.symbol})
+        data = self.data_of("trade: cancel", reply)
+        if data is NO_DATA:
+            return False
+        detail = "true" if data is True else f"answered {_short(data)} (protocol: true)"
+        self.row("trade: cancel", PASS, detail, reply.ms)
+        return True
+
+    def trade_gone(self, order_id):
+        """After cancel, order answers a closed status and orders no longer lists it."""
+        started = time.monotonic()
+        for attempt in range(3):           # some exchanges take a moment to move a canceled order
+            if attempt:
+                time.sleep(1)
+            reply = self.request("order", {"id": order_id, "symbol": self.symbol})
+            data = reply.answer.get("data") if reply.answer else None
+            status = data.get("status") if isinstance(data, dict) else None
+            listed = _lists(self.request("orders", {"symbol": self.symbol}), order_id)
+            if status in CLOSED_STATUSES and not listed:
+                self.row("trade: gone", PASS, f"status {status}, no longer in orders", _ms_since(started))
+                return True
+        where = "still listed by orders" if listed else f"order answers status {status!r}"
+        self.row("trade: gone", FAIL, f"after cancel the order is {where}", _ms_since(started))
+        return False
+
+    def find_open_order(self, price):
+        """After a trade whose answer was lost: our open buy at exactly this price, if any."""
+        reply = self.request("orders", {"symbol": self.symbol})
+        data = reply.answer.get("data") if reply.answer else None
+        for order in data if isinstance(data, list) else []:
+            if isinstance(order, dict) and _number(order.get("price")) == price and order.get("type") == "buy":
+                return order.get("id")
+        return None
+
+    def cancel_leftover(self, order_id):
+        """The finally of --trade: cancel the order, or prove orders no longer lists it, or say loudly."""
+        reply = self.request("cancel", {"id": order_id, "symbol": self.symbol})
+        if reply.answer and "data" in reply.answer:
+            return self.row("trade: cleanup", PASS, f"canceled {order_id}", reply.ms)
+        listing = self.request("orders", {"symbol": self.symbol})
+        if listing.answer and "data" in listing.answer and not _lists(listing, order_id):
+            return self.row("trade: cleanup", PASS, f"{order_id} is no longer open", reply.ms)
+        self.row("trade: cleanup", FAIL, f"ORDER {order_id} MAY STILL BE OPEN, cancel it by hand: "
+                 f"{reply.problem or reply.answer.get('error')}", reply.ms)
+
+
+def _same_order_problems(order, order_id, price):
+    problems = [] if order["id"] == order_id else [f"order.id {order['id']!r} is not the id trade gave"]
+    if order["status"] not in OPEN_STATUSES:
+        problems.append(f"order.status {order['status']!r}: the order should still be open")
+    if _number(order["price"]) != price:
+        problems.append(f"order.price {order['price']} is not the price sent, {plain(price)}")
+    return problems
+
+
+def _lists(reply, order_id):
+    data = reply.answer.get("data") if reply.answer else None
+    return isinstance(data, list) and any(isinstance(o, dict) and o.get("id") == order_id for o in data)
+
+
+def _summary(data):
+    if isinstance(data, list):
+        return f"{len(data)} rows"
+    if isinstance(data, dict) and "asks" in data and "bids" in data:
+        return f"{len(data['asks'])} asks, {len(data['bids'])} bids"
+    if isinstance(data, dict) and "buy" in data:
+        return f"buy {data['buy']}, sell {data.get('sell')}"
+    return f"{len(data)} entries" if isinstance(data, dict) else ""
+
+
+def parse_check_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="fmz_plugin.py check", description="Grade a General Protocol plugin (any language) against "
+        "the protocol: one row per check. Exit status 0 only when every check passes.")
+    parser.add_argument("url", help="the service address as pasted into FMZ, e.g. http://127.0.0.1:6666/OKX")
+    parser.add_argument("--symbol", default="BTC_USDT", help="symbol to check with (default BTC_USDT)")
+    parser.add_argument("--trade", action="store_true",
+                        help="also place one limit buy 20%% under the best bid, minimum size, and cancel it")
+    parser.add_argument("--yes", action="store_true", help="with --trade: do not ask for confirmation")
+    parser.add_argument("--access-key", default=os.environ.get("FMZ_ACCESS_KEY", ""),
+                        help="access key for private checks (default: environment FMZ_ACCESS_KEY)")
+    parser.add_argument("--secret-key", default=os.environ.get("FMZ_SECRET_KEY", ""),
+                        help="secret key for private checks (default: environment FMZ_SECRET_KEY)")
+    parser.add_argument("--timeout", type=float, default=PLUGIN_TIMEOUT,
+                        help=f"seconds to wait for each answer (default {PLUGIN_TIMEOUT:g})")
+    args = parser.parse_args(argv)
+    parts = urllib.parse.urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") == "":
+        parser.error(f"URL must include the exchange path, e.g. http://127.0.0.1:6666/OKX; got {args.url!r}")
+    if args.trade and not (args.access_key and args.secret_key):
+        parser.error("--trade needs keys: --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY")
+    return args
+
+
+def check_command(argv):
+    args = parse_check_args(argv)
+    checker = Checker(args.url, args.symbol, args.access_key, args.secret_key, args.timeout)
+    print(f"Checking {args.url} with {args.symbol}", flush=True)
+    for method, params, validate in read_checks(args.symbol):
+        reply = checker.read(method, params, validate)
+        if reply and reply.unreachable:
+            print(f"nothing answers at {args.url}: is the plugin running?", file=sys.stderr)
+            return 2
+    for name, body in checker.error_cases().items():
+        checker.error_check(name, body)
+    if args.trade:
+        trade_check(checker, args.yes)
+    counts = {outcome: sum(row[1] == outcome for row in checker.rows) for outcome in (PASS, FAIL, SKIP)}
+    print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped")
+    return 1 if checker.failed else 0
+
+
+def trade_check(checker, confirmed):
+    try:
+        price, amount = checker.plan_order()
+    except PluginError as error:
+        return checker.row("trade", FAIL, f"cannot plan the test order: {error}")
+    if not confirmed:
+        print(f"--trade places a real order on {checker.url}: buy {plain(amount)} {checker.symbol} "
+              f"at {plain(price)} (limit), then cancels it.")
+        try:
+            confirmed = input("Type yes to place it: ").strip().lower() == "yes"
+        except EOFError:
+            confirmed = False
+        if not sys.stdin.isatty():         # no typed newline was echoed after the prompt
+            print()
+    if not confirmed:
+        return checker.row("trade", SKIP, "not confirmed")
+    checker.trade(price, amount)
+
+
+# ---------------------------------------------------------------------------- sub-commands
+
 # `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
 COMMANDS = {
     "serve": serve,
+    "call": call_command,
+    "check": check_command,
 }
 
 

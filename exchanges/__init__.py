@@ -19,6 +19,9 @@ Functions the core and _kit.Api call
                                                  become a PluginError(message, code=code).
     server_time(api) -> ms                       the exchange's clock, for CLOCK_ERRORS.
     load_markets(api, kind) -> {symbol: market}  instrument specs for _kit.MARKETS ("spot"/"swap").
+                                                 `_kit.markets(api, kinds)` serves `markets` from it.
+                                                 Account settings read before trading (a position
+                                                 mode) are kept per key in _kit.ACCOUNT_SETTINGS.
 
 Protocol handlers, listed in the module's METHODS dict
     Each is `handler(api, **params)` and returns `(data, raw)`: `data` in the FMZ shape of

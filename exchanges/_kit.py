@@ -11,6 +11,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections import deque
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation, ROUND_DOWN, ROUND_HALF_UP
 
@@ -18,6 +19,7 @@ DEFAULT_TIMEOUT = 10.0        # seconds, connect and each read, for every outbou
 POOL_SIZE = 8                 # idle keep-alive connections kept per exchange host
 RETRY_BACKOFF = 0.2           # seconds before the single retry of an idempotent read
 RATE_LIMIT_WAIT = 0.5         # seconds a read waits once after the exchange said "slow down"
+THROTTLE_MAX_WAIT = 1.0       # seconds a call may wait for the client-side rate limit before failing
 MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
 QUOTE_STEP = Decimal("0.00000001")   # a market buy's quote amount is sent to 8 decimals
 USER_AGENT = "fmz-plugin"
@@ -28,13 +30,15 @@ class PluginError(Exception):
 
     `code` is the exchange's own error code when the exchange refused; `ambiguous` is set
     when a request may have reached the exchange but no answer came back (timeout, dropped
-    connection, 5xx), which is what decides whether an order may be resent.
+    connection, 5xx), which is what decides whether an order may be resent; `rate_limited`
+    when the exchange (or our own throttle) refused it for going too fast.
     """
 
-    def __init__(self, message, code=None, ambiguous=False):
+    def __init__(self, message, code=None, ambiguous=False, rate_limited=False):
         super().__init__(message)
         self.code = code
         self.ambiguous = ambiguous
+        self.rate_limited = rate_limited
 
 
 # ---------------------------------------------------------------------------- symbols
@@ -217,6 +221,48 @@ def _closed_by_peer(conn):
 POOL = Pool()
 
 
+# ---------------------------------------------------------------------------- client-side rate limit
+
+class Throttle:
+    """Keeps calls under an exchange's documented limits when many robots share one key.
+
+    An exchange module declares RATE_LIMITS = {"VERB /path": (requests, seconds)}. For each
+    (exchange, key, endpoint) this keeps the send times of the last `requests` calls: a new
+    call may go once the oldest of them is `seconds` old, which holds a sliding window (and
+    so any fixed window) under the limit. A call that would have to wait longer than
+    `max_wait` fails at once, naming the limit, instead of piling up behind the others.
+    Public endpoints (limited per IP) share one bucket for the whole process; signed ones
+    have one per API key.
+    """
+
+    def __init__(self, max_wait=THROTTLE_MAX_WAIT, clock=time.monotonic, sleep=time.sleep):
+        self.max_wait = max_wait
+        self.clock, self.sleep = clock, sleep
+        self.sent = {}                # bucket -> deque of send times (granted, maybe future)
+        self.lock = threading.Lock()
+
+    def wait(self, bucket, limit, seconds, label):
+        """Block until a call to `bucket` may be sent, or raise PluginError if that is too far."""
+        with self.lock:
+            now = self.clock()
+            sent = self.sent.setdefault(bucket, deque(maxlen=limit))
+            at = max(now, sent[0] + seconds) if len(sent) == limit else now
+            if at - now > self.max_wait:
+                raise PluginError(f"{label}: over the exchange's limit of {limit} requests per "
+                                  f"{seconds:g} s, held back by this plugin (free again in "
+                                  f"{at - now:.1f} s)", rate_limited=True)
+            sent.append(at)           # reserved now, so waiting threads queue in order
+        if at > now:
+            self.sleep(at - now)
+
+    def clear(self):
+        with self.lock:
+            self.sent.clear()
+
+
+THROTTLE = Throttle()
+
+
 # ---------------------------------------------------------------------------- requests
 
 class Request:
@@ -243,12 +289,13 @@ class Api:
     clock_offsets = {}                 # exchange NAME -> ms to add to our clock, kept across calls
 
     def __init__(self, exchange, access_key="", secret_key="", base_urls=None,
-                 timeout=DEFAULT_TIMEOUT, pool=POOL):
+                 timeout=DEFAULT_TIMEOUT, pool=POOL, throttle=None):
         self.exchange = exchange
         self.access_key, self.secret_key = access_key, secret_key
         self.base_urls = {name: url.rstrip("/") for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.pool = pool
+        self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self._keys = None
 
     @property
@@ -285,9 +332,12 @@ class Api:
         return self.call("POST", path, body, signed=signed, idempotent=idempotent, host=host)
 
     def call(self, method, path, params=None, signed=False, idempotent=None, host=None):
-        """Send, decode and check one call. Reads retry once on a reset or 5xx; a signed call
-        refused for clock skew resyncs the offset and is sent once more (it was refused, so
-        this is safe even for orders)."""
+        """Send, decode and check one call.
+
+        Reads retry once on a reset, timeout or 5xx, and wait once (RATE_LIMIT_WAIT) when the
+        exchange says "too many requests"; writes never retry here (see place_once). A signed
+        call refused for clock skew resyncs the offset and is sent once more: it was refused,
+        so this is safe even for orders."""
         if idempotent is None:
             idempotent = method in ("GET", "HEAD")
         attempts = 2 if idempotent else 1
@@ -299,8 +349,8 @@ class Api:
                     self.sync_clock()
                     return self._call_once(method, path, params, signed, idempotent, host)
                 retry_read = idempotent and attempt + 1 < attempts
-                if retry_read and error.code in getattr(self.exchange, "RATE_LIMIT_ERRORS", ()):
-                    time.sleep(RATE_LIMIT_WAIT)
+                if retry_read and error.rate_limited and error.code is not None:
+                    time.sleep(RATE_LIMIT_WAIT)       # the exchange's limit, not our throttle's
                 elif retry_read and error.ambiguous:
                     time.sleep(RETRY_BACKOFF)
                 else:
@@ -314,12 +364,38 @@ class Api:
 
     def _call_once(self, method, path, params, signed, idempotent, host):
         request = self._build(method, path, params)
+        self._wait_for_turn(request, signed)
         if signed:
             self.exchange.sign(request, self.keys, self.now())
         status, body = self._send(request, idempotent, self.url_for(host))
-        reply = self._decode(status, body)
-        self.exchange.check(status, reply)
+        try:
+            reply = self._decode(status, body)
+            self.exchange.check(status, reply)
+        except PluginError as error:
+            # HTTP 429 is "too fast" whatever the body says (often a CDN page): refused, not ambiguous
+            if status == 429 or error.code in getattr(self.exchange, "RATE_LIMIT_ERRORS", ()):
+                raise self._rate_limit_error(request, str(error), error.code or "429") from None
+            raise
+        if status == 429:
+            raise self._rate_limit_error(request, f"HTTP 429 {str(reply)[:80]}", "429")
         return reply
+
+    def _limit_of(self, request):
+        """(requests, seconds) the exchange documents for this endpoint, or None."""
+        return getattr(self.exchange, "RATE_LIMITS", {}).get(f"{request.method} {request.path}")
+
+    def _wait_for_turn(self, request, signed):
+        limit = self._limit_of(request)
+        if self.throttle is None or limit is None:
+            return
+        bucket = (self.name, self.access_key if signed else "", request.method, request.path)
+        self.throttle.wait(bucket, *limit, label=f"{self.name} {request.method} {request.path}")
+
+    def _rate_limit_error(self, request, detail, code):
+        limit = self._limit_of(request)
+        documented = f" ({self.name} allows {limit[0]} requests per {limit[1]:g} s)" if limit else ""
+        return PluginError(f"{self.name} rate limit reached for {request.method} {request.path}"
+                           f"{documented}: {detail.strip()}", code=code, rate_limited=True)
 
     def _build(self, method, path, params):
         params = {k: v for k, v in (params or {}).items() if v is not None}
@@ -476,19 +552,60 @@ def place_once(send, find):
     order) and returns the answer; `find()` looks that client id up and returns the same
     answer, or None when the exchange provably has no such order. Only an ambiguous send
     (it may have arrived) leads to a lookup, and only a lookup that says "absent" to one resend.
+    A resend the exchange refuses is looked up once more: the first send may have arrived late
+    (after the lookup), and the exchange then refuses the resend as a duplicate client id.
     """
-    for _ in range(2):
-        try:
-            return send()
-        except PluginError as error:
-            if not error.ambiguous:
-                raise
-            failure = error
-        try:
-            found = find()
-        except PluginError as error:
-            raise PluginError(f"{failure}; the order may or may not exist and looking it up failed "
-                              f"too ({error}): check open orders before placing it again") from None
-        if found is not None:
-            return found
-    raise PluginError(f"{failure}; looked up by its client order id, the order does not exist")
+    try:
+        return send()
+    except PluginError as error:
+        if not error.ambiguous:
+            raise
+        failure = error
+    found = _lookup(find, failure)
+    if found is not None:
+        return found
+    try:
+        return send()
+    except PluginError as error:
+        failure = error
+    found = _lookup(find, failure)
+    if found is not None:
+        return found
+    if failure.ambiguous:
+        raise PluginError(f"{failure}; sent twice with one client order id, so at most one order "
+                          f"exists, and none was found yet: check open orders before placing it again") from None
+    raise PluginError(f"{failure} (sent again after a lookup by client order id found nothing)",
+                      code=failure.code) from None
+
+
+def _lookup(find, failure):
+    try:
+        return find()
+    except PluginError as error:
+        raise PluginError(f"{failure}; the order may or may not exist and looking it up failed "
+                          f"too ({error}): check open orders before placing it again") from None
+
+
+def cancel_once(send, lookup):
+    """Cancel an order without ever sending the cancel twice.
+
+    `send()` cancels and returns `(True, raw)`; `lookup()` returns the order as `(order, raw)`
+    in the FMZ shape. When the cancel may have arrived but no answer came back, the order is
+    looked up: canceled means the cancel worked; anything else is reported, and the robot
+    may cancel again knowing the order is still there.
+    """
+    try:
+        return send()
+    except PluginError as error:
+        if not error.ambiguous:
+            raise
+        failure = error
+    try:
+        order, raw = lookup()
+    except PluginError as error:
+        raise PluginError(f"{failure}; looking the order up failed too ({error}): it may or may not "
+                          f"be canceled") from None
+    if order.get("status") in ("canceled", "partial-canceled"):
+        return True, raw
+    raise PluginError(f"{failure}; looked up, the order is {order.get('status') or 'not canceled'}: "
+                      f"the cancel has not taken effect") from None

@@ -29,13 +29,50 @@ import uuid
 from collections import namedtuple
 
 from exchanges import _kit
-from exchanges._kit import ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, num, order_size, place_once, precision
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, num, order_size,
+                            place_once, precision)
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
 HOSTS = {"futures": "https://fapi.binance.com"}     # USDT-M futures live on their own host
 CLOCK_ERRORS = ("-1021",)            # Timestamp for this request is outside of the recvWindow.
-RATE_LIMIT_ERRORS = ("-1003",)       # Too much request weight used (HTTP 429)
+RATE_LIMIT_ERRORS = ("-1003", "-1015")   # Too much request weight used (HTTP 429) / too many new orders
+# Binance limits request *weight* per IP (spot 6000 a minute, futures 2400, each shared by every
+# endpoint of its API) and new orders per account (spot 10 a second, futures 300 per 10 s). Per
+# endpoint, _kit.Throttle allows a quarter of the weight budget divided by the endpoint's weight
+# (current weights), so four endpoints busy at once still stay under the shared budget; orders get
+# the account's order limit.
+RATE_LIMITS = {
+    "GET /api/v3/time": (1500, 60.0),               # weight 1
+    "GET /api/v3/exchangeInfo": (75, 60.0),         # weight 20
+    "GET /api/v3/ticker/24hr": (750, 60.0),         # weight 2 with a symbol (80 without)
+    "GET /api/v3/depth": (300, 60.0),               # weight 5 up to 100 levels
+    "GET /api/v3/trades": (60, 60.0),               # weight 25
+    "GET /api/v3/klines": (750, 60.0),              # weight 2
+    "GET /api/v3/account": (75, 60.0),              # weight 20
+    "POST /api/v3/order": (10, 1.0),                # ORDERS 10 per second per account
+    "GET /api/v3/order": (375, 60.0),               # weight 4
+    "DELETE /api/v3/order": (1500, 60.0),           # weight 1
+    "GET /api/v3/openOrders": (250, 60.0),          # weight 6 with a symbol (80 without)
+    "GET /api/v3/allOrders": (75, 60.0),            # weight 20
+    "GET /fapi/v1/exchangeInfo": (600, 60.0),       # weight 1
+    "GET /fapi/v1/ticker/24hr": (600, 60.0),        # weight 1 with a symbol (40 without)
+    "GET /fapi/v1/ticker/bookTicker": (300, 60.0),  # weight 2 with a symbol (5 without)
+    "GET /fapi/v1/depth": (300, 60.0),              # weight 2 up to 50 levels
+    "GET /fapi/v1/trades": (120, 60.0),             # weight 5
+    "GET /fapi/v1/klines": (120, 60.0),             # weight 5 for 500-1000 klines
+    "GET /fapi/v1/premiumIndex": (600, 60.0),       # weight 1 with a symbol (10 without)
+    "GET /fapi/v1/fundingInfo": (125, 300.0),       # 500 per 5 minutes, shared with fundingRate
+    "GET /fapi/v2/account": (120, 60.0),            # weight 5
+    "GET /fapi/v2/positionRisk": (120, 60.0),       # weight 5
+    "GET /fapi/v1/positionSide/dual": (20, 60.0),   # weight 30
+    "POST /fapi/v1/leverage": (600, 60.0),          # weight 1
+    "POST /fapi/v1/order": (300, 10.0),             # ORDERS 300 per 10 s per account
+    "GET /fapi/v1/order": (600, 60.0),              # weight 1
+    "DELETE /fapi/v1/order": (600, 60.0),           # weight 1
+    "GET /fapi/v1/openOrders": (600, 60.0),         # weight 1 with a symbol (40 without)
+    "GET /fapi/v1/allOrders": (120, 60.0),          # weight 5
+}
 RECV_WINDOW = 5000                   # ms; Binance's default, max 60000
 # FMZ market kind -> (REST prefix, host in HOSTS; None = BASE_URL)
 APIS = {"spot": ("/api/v3", None), "swap": ("/fapi/v1", "futures")}
@@ -500,10 +537,13 @@ def historyorders(api, symbol, since=None, limit=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """DELETE /api/v3/order, /fapi/v1/order"""
+    """DELETE /api/v3/order, /fapi/v1/order (sent once; if no answer came, the order is looked up)"""
     kind, market, oid = split_order_id(order_id)
-    reply = _send(api, kind, "DELETE", "/order", {"symbol": market, "orderId": oid})
-    return True, reply
+
+    def send():
+        return True, _send(api, kind, "DELETE", "/order", {"symbol": market, "orderId": oid})
+
+    return cancel_once(send, lambda: order(api, order_id))
 
 
 def io(api, http_method, path, params):

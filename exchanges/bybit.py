@@ -10,6 +10,13 @@ X-BAPI-API-KEY, X-BAPI-TIMESTAMP (ms) and X-BAPI-RECV-WINDOW. Bybit refuses a ti
 Order ids given to FMZ are `CATEGORY,SYMBOL,ORDERID` (`spot,BTCUSDT,1321003749386327552`,
 `linear,BTCUSDT,c6f055d9-7f21-...`): order and cancel need no lookup, and a spot order is never
 mistaken for a perpetual order of the same pair (both are named BTCUSDT on Bybit).
+
+Perpetuals: `BTC_USDT.swap` is the linear (USDT-margined) perpetual BTCUSDT. Bybit counts linear
+quantities in coins, so one FMZ contract is one coin (ct_val 1). Orders follow the symbol's
+position mode, read once per key and symbol from /v5/position/list (rows with positionIdx 1 and
+2 mean hedge mode) and read again when Bybit refuses an order with 10001: in one-way mode
+closebuy/closesell are reduceOnly orders with positionIdx 0; in hedge mode every order names its
+side's positionIdx (1 long, 2 short).
 """
 import hashlib
 import hmac
@@ -17,16 +24,36 @@ import re
 import uuid
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, PluginError, Symbol, market, num, order_size, place_once, plain,
-                            precision, round_down)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, num,
+                            order_size, place_once, plain, precision, round_down)
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
 CLOCK_ERRORS = ("10002",)            # The request time exceeds the time window range.
 RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
+# Bybit limits every IP to 600 requests per 5 s (all endpoints together; a quarter of that per
+# public endpoint here) and each account per endpoint per second (docs v5 "Rate Limit": orders
+# and cancels 10/s for linear, 20/s for spot, so 10; queries taken as 20/s).
+RATE_LIMITS = {
+    "GET /v5/market/time": (150, 5.0),
+    "GET /v5/market/tickers": (150, 5.0),
+    "GET /v5/market/orderbook": (150, 5.0),
+    "GET /v5/market/recent-trade": (150, 5.0),
+    "GET /v5/market/kline": (150, 5.0),
+    "GET /v5/market/instruments-info": (150, 5.0),
+    "GET /v5/market/funding/history": (150, 5.0),
+    "GET /v5/account/wallet-balance": (20, 1.0),
+    "GET /v5/position/list": (20, 1.0),
+    "GET /v5/order/realtime": (20, 1.0),
+    "GET /v5/order/history": (20, 1.0),
+    "POST /v5/order/create": (10, 1.0),
+    "POST /v5/order/cancel": (10, 1.0),
+    "POST /v5/position/set-leverage": (10, 1.0),
+}
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (Bybit's default)
 CATEGORIES = {"spot": "spot", "swap": "linear"}      # FMZ market kind -> Bybit category
-MARKET_KINDS = ("spot",)             # what `markets` lists
+MARKET_KINDS = ("spot", "swap")      # what `markets` and `tickers` list
+PRIVATE_FIELDS = ("quote_step", "funding_interval")   # kept with a market's spec, not FMZ fields
 KINDS = {category: kind for kind, category in CATEGORIES.items()}
 PAGE = 50                            # max rows per page of the order lists
 KLINE_PAGE = 1000                    # max candles per /v5/market/kline call
@@ -37,6 +64,15 @@ TRADES_LIMIT = {"spot": 60, "linear": 100}
 # finds nothing with it, as cancel() gets it from Bybit.
 NO_ORDER = {"spot": ("170213", "Order does not exist."), "linear": ("110001", "Order does not exist")}
 INSUFFICIENT = ("170131", "110004", "110007", "110012", "110044", "110045")
+LEVERAGE_UNCHANGED = "110043"        # Set leverage has not been modified: already at that level
+
+# FMZ swap order type -> (Bybit side, positionIdx in hedge mode, whether it only reduces)
+SWAP_SIDES = {
+    "buy": ("Buy", 1, False),
+    "sell": ("Sell", 2, False),
+    "closebuy": ("Sell", 1, True),
+    "closesell": ("Buy", 2, True),
+}
 
 # FMZ period in minutes -> Bybit kline interval (docs v5 enum "interval").
 INTERVALS = {
@@ -122,6 +158,11 @@ def split_order_id(order_id):
         raise PluginError(f"invalid Bybit order id {order_id[:60]!r}: expected CATEGORY,SYMBOL,ORDERID "
                           f"such as spot,BTCUSDT,1321003749386327552")
     return parts[0], parts[1], parts[2]
+
+
+def swap_only(symbol, method):
+    if symbol is not None and not symbol.is_swap:
+        raise PluginError(f"Bybit {method} is for perpetual swaps such as BTC_USDT.swap or USDT.swap, not {symbol}")
 
 
 def new_client_id():
@@ -214,6 +255,7 @@ def _market(inst, kind):
     lot, tick = inst.get("lotSizeFilter") or {}, num((inst.get("priceFilter") or {}).get("tickSize"))
     step = num(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))
     symbol = Symbol(base, quote, kind)
+    interval = int(num(inst.get("fundingInterval"))) * 60_000       # minutes -> ms
     return {
         "symbol": str(symbol), "base_asset": base, "quote_asset": quote,
         "tick_size": tick, "amount_size": step,
@@ -223,30 +265,39 @@ def _market(inst, kind):
         "min_notional": num(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
         "max_notional": num(lot.get("maxOrderAmt")),
         "ct_val": num(1) if kind == "swap" else num(None), "ct_val_ccy": base if kind == "swap" else "",
-        "quote_step": num(lot.get("quotePrecision")),     # not an FMZ field: `markets` leaves it out
+        "quote_step": num(lot.get("quotePrecision")), "funding_interval": interval,
     }
 
 
 def markets(api):
-    """GET /v5/market/instruments-info (cached): every trading spot pair, keyed by FMZ symbol"""
+    """GET /v5/market/instruments-info (cached): every trading spot pair and linear perpetual,
+    keyed by FMZ symbol"""
     found = {}
     for kind in MARKET_KINDS:
         for name, spec in MARKETS.get(api, kind).items():
-            found[name] = {field: value for field, value in spec.items() if field != "quote_step"}
+            found[name] = {field: value for field, value in spec.items() if field not in PRIVATE_FIELDS}
     return found, None
 
 
 def tickers(api, symbol=None):
-    """GET /v5/market/tickers (every instrument of a category in one call)"""
-    category_name = CATEGORIES[symbol.kind if symbol else "spot"]
-    reply = api.get("/v5/market/tickers", {"category": category_name})
-    specs, rows = listed(api, category_name), []
-    for t in reply["result"].get("list") or []:
-        spec = specs.get(t.get("symbol"))
-        if spec and (symbol is None or spec["symbol"] == str(symbol)
-                     or (not symbol.base and spec["quote_asset"] == symbol.quote)):
+    """GET /v5/market/tickers (spot and linear without a symbol; one call per category)"""
+    rows, replies = [], []
+    for kind in [symbol.kind] if symbol else MARKET_KINDS:
+        reply = api.get("/v5/market/tickers", {"category": CATEGORIES[kind]})
+        replies.append(reply)
+        for t, spec in _listed_rows(api, CATEGORIES[kind], reply, symbol):
             rows.append(_ticker(t, spec["symbol"], reply["time"]))
-    return rows, reply
+    return rows, replies[0] if len(replies) == 1 else replies
+
+
+def _listed_rows(api, category_name, reply, symbol):
+    """(row, market spec) of a reply's rows whose instrument is listed and within `symbol`."""
+    specs = listed(api, category_name)
+    for row in reply["result"].get("list") or []:
+        spec = specs.get(row.get("symbol"))
+        if spec and (symbol is None or symbol.covers(Symbol(spec["base_asset"], spec["quote_asset"],
+                                                            KINDS[category_name]))):
+            yield row, spec
 
 
 # ---------------------------------------------------------------------------- account
@@ -257,9 +308,20 @@ def accounts(api):
     rows = []
     for account in reply["result"].get("list") or []:
         for c in account.get("coin") or []:
-            frozen = num(c.get("locked")) + num(c.get("totalOrderIM"))
-            rows.append({"currency": c["coin"], "free": num(c.get("walletBalance")) - frozen, "frozen": frozen})
+            rows.append(_balance(c))
     return rows, reply
+
+
+def _balance(c):
+    """frozen = spot orders (`locked`) + perpetual orders' and positions' initial margin; free =
+    the rest of walletBalance, less any bonus (Bybit's own formula for what an order may use).
+    A coin that margins positions also gets its equity and unrealised profit."""
+    frozen = num(c.get("locked")) + num(c.get("totalOrderIM")) + num(c.get("totalPositionIM"))
+    row = {"currency": c["coin"], "free": num(c.get("walletBalance")) - frozen - num(c.get("bonus")),
+           "frozen": frozen}
+    if num(c.get("totalPositionIM")) or num(c.get("unrealisedPnl")):
+        row.update(equity=num(c.get("equity")), upnl=num(c.get("unrealisedPnl")))
+    return row
 
 
 assets = accounts
@@ -268,9 +330,10 @@ assets = accounts
 # ---------------------------------------------------------------------------- trading
 
 def trade(api, symbol, side, price, amount):
-    """POST /v5/order/create (price None = market; a spot market buy spends `amount` quote)"""
-    if side not in ("buy", "sell"):
-        raise PluginError(f"Bybit spot orders are buy or sell, not {side!r}")
+    """POST /v5/order/create (price None = market; a spot market buy spends `amount` quote;
+    perpetual amounts are coins)"""
+    if side not in ("buy", "sell") and not symbol.is_swap:
+        raise PluginError(f"Bybit spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
     market_buy = price is None and side == "buy" and not symbol.is_swap
     px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
     if market_buy:
@@ -280,15 +343,58 @@ def trade(api, symbol, side, price, amount):
     body = {"category": category(symbol), "symbol": bybit_symbol(symbol), "side": side.capitalize(),
             "orderType": "Market" if price is None else "Limit", "qty": qty, "price": px,
             "timeInForce": "IOC" if price is None else "GTC", "orderLinkId": new_client_id()}
-    if price is None and not symbol.is_swap:
+    if symbol.is_swap:
+        body.update(_swap_order_fields(api, symbol, side))
+    elif price is None:
         body["marketUnit"] = "quoteCoin" if market_buy else "baseCoin"
     try:
-        return place_once(lambda: _send_order(api, body), lambda: _find_order(api, body))
+        return _place(api, symbol, side, body)
     except PluginError as error:
         if error.code in INSUFFICIENT:
             pays = symbol.quote if side == "buy" or symbol.is_swap else symbol.base
             raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from None
         raise
+
+
+def _place(api, symbol, fmz_type, body):
+    """Place exactly once. A perpetual order refused with 10001 because the trader has switched
+    the symbol's position mode since we read it is sent once more with the new mode's positionIdx
+    (it was refused, so sending it again cannot make two orders)."""
+    send, find = lambda: _send_order(api, body), lambda: _find_order(api, body)
+    try:
+        return place_once(send, find)
+    except PluginError as error:
+        if not (symbol.is_swap and error.code == "10001"):
+            raise
+        sent_idx = body["positionIdx"]
+        ACCOUNT_SETTINGS.forget(api, _mode_setting(symbol))
+        body.update(_swap_order_fields(api, symbol, fmz_type))
+        if body["positionIdx"] == sent_idx:
+            raise
+        return place_once(send, find)
+
+
+def _swap_order_fields(api, symbol, fmz_type):
+    """side, positionIdx (0 in one-way mode, 1/2 in hedge mode) and reduceOnly for closes."""
+    side, hedge_idx, closes = SWAP_SIDES[fmz_type]
+    fields = {"side": side, "positionIdx": hedge_idx if position_mode(api, symbol) == "hedge" else 0}
+    if closes:
+        fields["reduceOnly"] = True
+    return fields
+
+
+def position_mode(api, symbol):
+    """GET /v5/position/list (read once per key and symbol: "hedge" when the rows have positionIdx
+    1 and 2, "one-way" for positionIdx 0; Bybit has no endpoint that states the mode)"""
+    def load():
+        reply = api.get("/v5/position/list", {"category": "linear", "symbol": bybit_symbol(symbol)}, signed=True)
+        hedged = any(row.get("positionIdx") in (1, 2) for row in reply["result"].get("list") or [])
+        return "hedge" if hedged else "one-way"
+    return ACCOUNT_SETTINGS.get(api, _mode_setting(symbol), load)
+
+
+def _mode_setting(symbol):
+    return "position mode " + bybit_symbol(symbol)
 
 
 def _send_order(api, body):
@@ -307,10 +413,9 @@ def _find_order(api, body):
 
 
 def orders(api, symbol=None):
-    """GET /v5/order/realtime (open orders, every page, newest first, paged with `cursor`)"""
-    kind = symbol.kind if symbol else "spot"
-    query = {"category": CATEGORIES[kind], "symbol": bybit_symbol(symbol) if symbol else None,
-             "settleCoin": "USDT" if kind == "swap" and not symbol else None, "limit": PAGE}
+    """GET /v5/order/realtime (open orders of a symbol, or of every spot pair; every page)"""
+    query = {"category": category(symbol) if symbol else "spot",
+             "symbol": bybit_symbol(symbol) if symbol else None, "limit": PAGE}
     rows, pages = _pages(api, "/v5/order/realtime", query)
     specs = listed(api, query["category"])
     return [_order(o, query["category"], specs) for o in rows], pages
@@ -357,11 +462,71 @@ def _windows(now, since):
         end -= WEEK_MS
 
 
-def cancel(api, order_id, symbol=None):
-    """POST /v5/order/cancel"""
-    category_name, name, bybit_id = split_order_id(order_id)
-    reply = api.post("/v5/order/cancel", {"category": category_name, "symbol": name, "orderId": bybit_id})
+def positions(api, symbol=None):
+    """GET /v5/position/list (linear: one swap, a range such as USDT.swap, or every settle coin)"""
+    swap_only(symbol, "positions")
+    if symbol and symbol.base:
+        queries = [{"symbol": bybit_symbol(symbol)}]
+    else:
+        coins = {symbol.quote} if symbol else {spec["quote_asset"] for spec in MARKETS.get(api, "swap").values()}
+        queries = [{"settleCoin": coin} for coin in sorted(coins)]
+    rows, pages = [], []
+    for query in queries:
+        found, replies = _pages(api, "/v5/position/list", {"category": "linear", "limit": 200, **query})
+        rows += found
+        pages += replies
+    specs = listed(api, "linear")
+    answer = [_position(p, specs[p["symbol"]]["symbol"]) for p in rows
+              if num(p.get("size")) and p.get("symbol") in specs]
+    return answer, pages[0] if len(pages) == 1 else pages
+
+
+def _position(p, symbol):
+    """Sizes are coins (one FMZ contract); Bybit does not say how much a resting close reserves."""
+    return {
+        "symbol": symbol, "margin_level": num(p.get("leverage")), "amount": num(p.get("size")),
+        "frozen_amount": num(0), "price": num(p.get("avgPrice")), "profit": num(p.get("unrealisedPnl")),
+        "type": 0 if p.get("side") == "Buy" else 1, "contract_type": "swap",
+        "margin": num(p.get("positionIM") or p.get("positionBalance")),
+    }
+
+
+def margin_level(api, symbol, level):
+    """POST /v5/position/set-leverage (the same leverage for both sides; already set = success)"""
+    swap_only(symbol, "margin_level")
+    body = {"category": "linear", "symbol": bybit_symbol(symbol), "buyLeverage": str(level),
+            "sellLeverage": str(level)}
+    try:
+        reply = api.post("/v5/position/set-leverage", body, idempotent=True)
+    except PluginError as error:
+        if error.code != LEVERAGE_UNCHANGED:
+            raise
+        reply = {"retCode": int(error.code), "retMsg": str(error).partition(": ")[2]}
     return True, reply
+
+
+def fundings(api, symbol=None):
+    """GET /v5/market/tickers (linear: fundingRate, nextFundingTime; the interval from
+    instruments-info fundingInterval)"""
+    swap_only(symbol, "fundings")
+    query = {"category": "linear", "symbol": bybit_symbol(symbol) if symbol and symbol.base else None}
+    reply = api.get("/v5/market/tickers", query)
+    rows = []
+    for t, spec in _listed_rows(api, "linear", reply, symbol):
+        interval = spec["funding_interval"] or int(num(t.get("fundingIntervalHour")) * 3_600_000)
+        rows.append({"symbol": spec["symbol"], "rate": num(t.get("fundingRate")),
+                     "time": int(num(t.get("nextFundingTime"))), "interval": interval})
+    return rows, reply
+
+
+def cancel(api, order_id, symbol=None):
+    """POST /v5/order/cancel (sent once; if no answer came, the order is looked up)"""
+    category_name, name, bybit_id = split_order_id(order_id)
+
+    def send():
+        return True, api.post("/v5/order/cancel", {"category": category_name, "symbol": name, "orderId": bybit_id})
+
+    return cancel_once(send, lambda: order(api, order_id))
 
 
 def io(api, http_method, path, params):
@@ -381,8 +546,18 @@ def _order(o, category_name, specs):
         "symbol": specs[o["symbol"]]["symbol"] if o["symbol"] in specs else o["symbol"],
         "amount": num(o.get("qty")), "price": num(o.get("price")),
         "deal_amount": filled, "avg_price": avg,
-        "type": o.get("side", "").lower(), "status": STATUS.get(o.get("orderStatus"), o.get("orderStatus", "")),
+        "type": _order_type(o, category_name), "status": STATUS.get(o.get("orderStatus"), o.get("orderStatus", "")),
     }
+
+
+def _order_type(o, category_name):
+    """buy / sell; a linear order that closes is closebuy (closes a long) or closesell: reduceOnly
+    in one-way mode, Sell on positionIdx 1 or Buy on positionIdx 2 in hedge mode."""
+    side = o.get("side", "").lower()
+    closes = o.get("reduceOnly") is True or (o.get("positionIdx"), side) in ((1, "sell"), (2, "buy"))
+    if category_name == "linear" and closes:
+        return "closebuy" if side == "sell" else "closesell"
+    return side
 
 
 def _pages(api, path, query, max_rows=None):
@@ -412,5 +587,8 @@ METHODS = {
     "cancel": cancel,
     "markets": markets,
     "tickers": tickers,
+    "positions": positions,
+    "margin_level": margin_level,
+    "fundings": fundings,
     "__api_": io,
 }

@@ -22,12 +22,34 @@ import uuid
 from collections import namedtuple
 
 from exchanges import _kit
-from exchanges._kit import ACCOUNT_SETTINGS, PluginError, Symbol, iso_ms, num, order_size, place_once, precision
+from exchanges._kit import ACCOUNT_SETTINGS, PluginError, Symbol, cancel_once, iso_ms, num, order_size, place_once, precision
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
 CLOCK_ERRORS = ("50102",)            # Timestamp request expired
-RATE_LIMIT_ERRORS = ("50011",)       # Too Many Requests (HTTP 429)
+RATE_LIMIT_ERRORS = ("50011", "50013", "50061")   # Too Many Requests / Systems busy / order rate limit
+# Documented limits, requests per 2 s (docs-v5, each endpoint's "Rate Limit" line). Public ones
+# count per IP, private ones per account (orders: per account and instrument; kept per key here,
+# which is stricter). _kit.Throttle holds every robot sharing a key under them.
+RATE_LIMITS = {
+    "GET /api/v5/market/ticker": (20, 2.0),
+    "GET /api/v5/market/tickers": (20, 2.0),
+    "GET /api/v5/market/books": (40, 2.0),
+    "GET /api/v5/market/trades": (100, 2.0),
+    "GET /api/v5/market/candles": (40, 2.0),
+    "GET /api/v5/public/instruments": (20, 2.0),
+    "GET /api/v5/public/time": (10, 2.0),
+    "GET /api/v5/public/funding-rate": (10, 2.0),
+    "GET /api/v5/account/balance": (10, 2.0),
+    "GET /api/v5/account/config": (5, 2.0),
+    "GET /api/v5/account/positions": (10, 2.0),
+    "POST /api/v5/account/set-leverage": (20, 2.0),
+    "POST /api/v5/trade/order": (60, 2.0),
+    "GET /api/v5/trade/order": (60, 2.0),
+    "POST /api/v5/trade/cancel-order": (60, 2.0),
+    "GET /api/v5/trade/orders-pending": (60, 2.0),
+    "GET /api/v5/trade/orders-history": (40, 2.0),
+}
 INST_TYPES = {"spot": "SPOT", "swap": "SWAP"}
 PAGE = 100                           # max rows per page of the order lists
 
@@ -278,7 +300,12 @@ def trade(api, symbol, side, price, amount):
         body.update(_swap_order_fields(api, side))
 
     def send():
-        reply = api.post("/api/v5/trade/order", body)
+        try:
+            reply = api.post("/api/v5/trade/order", body)
+        except PluginError as error:
+            if error.code == "51000" and "posSide" in str(error):
+                ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
+            raise
         return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
 
     def find():
@@ -290,12 +317,7 @@ def trade(api, symbol, side, price, amount):
             raise
         return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
 
-    try:
-        return place_once(send, find)
-    except PluginError as error:
-        if error.code == "51000" and "posSide" in str(error):
-            ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
-        raise
+    return place_once(send, find)
 
 
 def _swap_order_fields(api, fmz_type):
@@ -384,10 +406,13 @@ def historyorders(api, symbol, since=None, limit=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """POST /api/v5/trade/cancel-order"""
+    """POST /api/v5/trade/cancel-order (sent once; if no answer came, the order is looked up)"""
     inst, ord_id = split_order_id(order_id)
-    reply = api.post("/api/v5/trade/cancel-order", {"instId": inst, "ordId": ord_id})
-    return True, reply
+
+    def send():
+        return True, api.post("/api/v5/trade/cancel-order", {"instId": inst, "ordId": ord_id})
+
+    return cancel_once(send, lambda: order(api, order_id))
 
 
 def io(api, http_method, path, params):

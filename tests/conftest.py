@@ -59,15 +59,18 @@ class PluginClient:
         return answer["error"]
 
 
-def start_plugin(base_urls, timeout=3.0):
-    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout))
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+def start_plugin(base_urls, timeout=3.0, throttle=False, allow=None):
+    """The plugin in this process. The client-side throttle is off unless asked for: the fakes
+    do not limit rates, and the suite places orders faster than OKX would allow."""
+    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow))
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     return server, "http://127.0.0.1:%d" % server.server_address[1]
 
 
 @pytest.fixture(autouse=True)
 def fresh_caches():
     _kit.MARKETS.clear()
+    _kit.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.Api.clock_offsets.clear()
     yield
@@ -100,7 +103,7 @@ def exchange(request):
     with FAKES[request.param]() as fake:
         server, url = start_plugin({request.param.lower(): fake.url})
         client = PluginClient(url, request.param, fake.ACCESS_KEY, fake.SECRET_KEY)
-        client.fake = fake
+        client.fake, client.server = fake, server
         yield client
         server.shutdown()
         server.server_close()

@@ -268,7 +268,9 @@ def test_rate_limit_is_1003_and_a_read_waits_once(bn):
     bn.fake.inject("429")
     assert bn.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
     bn.fake.inject("429", times=2)
-    assert bn.error("ticker", symbol="BTC_USDT").startswith("Binance -1003: Too much request weight used")
+    error = bn.error("ticker", symbol="BTC_USDT")
+    assert error.startswith("Binance rate limit reached for GET /api/v3/ticker/24hr")
+    assert "Binance -1003: Too much request weight used" in error
 
 
 # ------------------------------------------------------------------ USDT-M futures

@@ -182,19 +182,125 @@ def test_rate_limit_on_a_read_waits_once(client):
     client.fake.inject("429")
     assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
     client.fake.inject("429", times=2)
-    assert client.error("ticker", symbol="BTC_USDT") == "Bybit 10006: Too many visits!"
+    assert client.error("ticker", symbol="BTC_USDT") == ("Bybit rate limit reached for GET /v5/market/tickers "
+                                                         "(Bybit allows 150 requests per 5 s): Bybit 10006: Too many visits!")
 
 
 def test_markets_and_tickers(client):
     markets = client.data("markets")
-    assert set(markets) == {"BTC_USDT", "ETH_USDT"}
+    assert set(markets) == {"BTC_USDT", "ETH_USDT", "BTC_USDT.swap", "ETH_USDT.swap"}
     assert markets["BTC_USDT"]["tick_size"] == 0.1 and markets["BTC_USDT"]["min_qty"] == 0.00001
     assert markets["ETH_USDT"]["amount_size"] == 0.000001 and markets["ETH_USDT"]["min_notional"] == 0.1
-    assert "quote_step" not in markets["ETH_USDT"]
+    assert markets["ETH_USDT.swap"]["min_notional"] == 5 and markets["ETH_USDT.swap"]["ct_val"] == 1
+    assert not {"quote_step", "funding_interval"} & (set(markets["ETH_USDT"]) | set(markets["ETH_USDT.swap"]))
     tickers = client.data("tickers")
-    assert {t["symbol"] for t in tickers} == {"BTC_USDT", "ETH_USDT"}
+    assert {t["symbol"] for t in tickers} == {"BTC_USDT", "ETH_USDT", "BTC_USDT.swap", "ETH_USDT.swap"}
     assert [t["symbol"] for t in client.data("tickers", symbol="ETH_USDT")] == ["ETH_USDT"]
     assert client.data("tickers", symbol="BTC") == []
+
+
+def test_linear_instruments_are_paged_with_the_cursor(client):
+    client.fake.instruments_page = 1
+    assert {"BTC_USDT.swap", "ETH_USDT.swap"} <= set(client.data("markets"))
+    pages = [target for target, _ in sent(client, "/v5/market/instruments-info") if "category=linear" in target]
+    assert len(pages) == 2 and "cursor=1" in pages[1]
+
+
+# ---------------------------------------------------------------------------- linear perpetuals
+
+def test_spot_and_linear_orders_of_one_name_never_mix(client):
+    spot_id = client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
+    swap_id = client.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")["id"]
+    assert spot_id.startswith("spot,BTCUSDT,") and swap_id.startswith("linear,BTCUSDT,")
+    assert client.data("order", id=spot_id)["symbol"] == "BTC_USDT"
+    assert client.data("order", id=swap_id)["symbol"] == "BTC_USDT.swap"
+    assert [o["id"] for o in client.data("orders", symbol="BTC_USDT.swap")] == [swap_id]
+    assert [o["id"] for o in client.data("orders", symbol="BTC_USDT")] == [spot_id]
+    forged = "linear," + spot_id.split(",", 1)[1]
+    assert client.error("cancel", id=forged).startswith("Bybit 110001:")
+    assert client.data("order", id=spot_id)["status"] == "pending"
+
+
+def test_linear_amounts_are_coins_and_market_orders_have_no_market_unit(client):
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.0123")
+    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    assert (body["category"], body["qty"], body["orderType"], body["positionIdx"]) == ("linear", "0.012", "Market", 0)
+    assert "marketUnit" not in body and "reduceOnly" not in body
+    assert client.data("positions", symbol="BTC_USDT.swap")[0]["amount"] == 0.012
+
+
+def test_one_way_closes_are_reduce_only_on_position_idx_0(client):
+    client.data("trade", symbol="ETH_USDT.swap", type="sell", price=-1, amount="0.5")
+    client.data("trade", symbol="ETH_USDT.swap", type="closesell", price=-1, amount="0.5")
+    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    assert (body["side"], body["positionIdx"], body["reduceOnly"]) == ("Buy", 0, True)
+    assert client.data("positions", symbol="ETH_USDT.swap") == []
+
+
+def test_hedge_mode_orders_name_their_position_idx(client):
+    client.fake.engine.set_hedge_mode(True)
+    for fmz_type in ("buy", "sell", "closebuy", "closesell"):
+        client.data("trade", symbol="BTC_USDT.swap", type=fmz_type, price=-1, amount="0.01")
+    sides = [(b["side"], b["positionIdx"], b.get("reduceOnly", False))
+             for b in (json.loads(body) for _, body in sent(client, "/v5/order/create"))]
+    assert sides == [("Buy", 1, False), ("Sell", 2, False), ("Sell", 1, True), ("Buy", 2, True)]
+
+
+def test_position_mode_is_read_once_per_symbol(client):
+    for _ in range(3):
+        client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
+    client.data("trade", symbol="ETH_USDT.swap", type="buy", price=-1, amount="0.1")
+    reads = [target for target, _ in sent(client, "/v5/position/list")]
+    assert len(reads) == 2 and "symbol=BTCUSDT" in reads[0] and "symbol=ETHUSDT" in reads[1]
+
+
+def test_a_switched_position_mode_is_read_again_and_the_refused_order_sent_once_more(client):
+    order_id = client.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")["id"]
+    client.data("cancel", id=order_id)                        # read as one-way mode, then flat again
+    client.fake.engine.set_hedge_mode(True)                   # the trader switches on Bybit's site
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
+    bodies = [json.loads(body) for _, body in sent(client, "/v5/order/create")][1:]
+    assert [b["positionIdx"] for b in bodies] == [0, 1] and bodies[0]["orderLinkId"] == bodies[1]["orderLinkId"]
+    assert len(sent(client, "/v5/position/list")) == 2
+    assert [p["type"] for p in client.data("positions", symbol="BTC_USDT.swap")] == [0]
+
+
+def test_a_refusal_that_is_not_about_the_mode_is_not_resent(client):
+    error = client.error("trade", symbol="BTC_USDT.swap", type="closebuy", price=-1, amount="0.01")
+    assert error == "Bybit 110017: Reduce-only rule not satisfied"
+    assert len(sent(client, "/v5/order/create")) == 1
+
+
+def test_leverage_already_set_is_success(client):
+    answer = client.call("margin_level", symbol="BTC_USDT.swap", level=10)      # 10 is the starting leverage
+    assert answer["data"] is True and answer["raw"]["retCode"] == 110043
+    body = json.loads(sent(client, "/v5/position/set-leverage")[-1][1])
+    assert body == {"category": "linear", "symbol": "BTCUSDT", "buyLeverage": "10", "sellLeverage": "10"}
+
+
+def test_linear_order_below_the_minimum_notional_gets_bybits_code(client):
+    error = client.error("trade", symbol="BTC_USDT.swap", type="buy", price=100, amount="0.001")
+    assert error == "Bybit 110094: Order notional value below the lower limit"
+
+
+def test_funding_interval_comes_from_instruments_info(client):
+    answer = client.call("fundings", symbol="ETH_USDT.swap")
+    (funding,) = answer["data"]
+    assert funding["interval"] == 4 * 3_600_000 and funding["rate"] == -0.00005
+    assert funding["time"] == int(answer["raw"]["result"]["list"][0]["nextFundingTime"])
+
+
+def test_positions_without_symbol_ask_per_settle_coin(client):
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
+    assert [p["symbol"] for p in client.data("positions")] == ["BTC_USDT.swap"]
+    assert "settleCoin=USDT" in sent(client, "/v5/position/list")[-1][0]
+
+
+def test_accounts_show_equity_and_upnl_of_the_margin_coin(client):
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.1")
+    usdt = {r["currency"]: r for r in client.data("accounts")}["USDT"]
+    assert (usdt["frozen"], usdt["upnl"]) == (500.001, -0.01)
+    assert usdt["equity"] == pytest.approx(100000 - 0.01)
 
 
 def test_io_get_passes_query_and_returns_bybit_reply(client):
@@ -209,3 +315,11 @@ def test_io_post_sends_params_as_json_body(client):
                          category="spot", symbol="ETHUSDT", orderId=order_id.split(",")[2])
     assert answer["data"]["retCode"] == 0
     assert client.data("order", id=order_id)["status"] == "canceled"
+
+
+def test_a_10001_in_the_same_mode_is_not_resent(client):
+    client.data("markets")                                    # the plugin caches tick 0.1 ...
+    client.fake.engine.swaps[("BTC", "USDT", "swap")]["tick"] = 1      # ... Bybit now wants whole dollars
+    error = client.error("trade", symbol="BTC_USDT.swap", type="buy", price="40000.5", amount="0.01")
+    assert error == "Bybit 10001: params error: price invalid"
+    assert len(sent(client, "/v5/order/create")) == 1 and len(sent(client, "/v5/position/list")) == 2

@@ -10,10 +10,13 @@ same everywhere:
   BTC_USD.swap   1 contract = 100 USD (margined in BTC), lot 1, mid 50000, max leverage 125
 Leverage starts at 10; margin = notional / leverage, held in the balance's "frozen".
 A fake whose swap orders go to another path than ORDER_PATH names it SWAP_ORDER_PATH.
-Amounts are written in engine contracts and go through qty(): an exchange whose linear swaps count
-the base coin (Binance USDT-M: ct_val 1) has its fake name the coins one engine contract is in
-COINS_PER_CONTRACT. A fake whose exchange API lists only some of the swaps names them in SWAPS.
 An exchange runs this suite once its module serves swaps (lists `positions` in METHODS).
+
+Amounts below are in the engine's contracts. FMZ amounts are the exchange's own contracts: OKX's
+are the engine's, but a Bybit or Binance USDT perpetual counts in coins (1 contract = 1 BTC). Such
+a fake names, in CONTRACT_UNITS, how many of its exchange's units one engine contract is
+({"BTC_USDT.swap": Decimal("0.01"), ...}), and `units()` converts. A fake whose exchange serves
+only some of the swaps (no coin-margined ones, say) lists those it serves in SWAPS.
 """
 import time
 from decimal import Decimal
@@ -23,6 +26,7 @@ import pytest
 from exchanges import EXCHANGES
 
 HOUR_MS = 3_600_000
+ALL_SWAPS = ("BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap")
 
 
 @pytest.fixture(autouse=True)
@@ -31,20 +35,28 @@ def serves_swaps(exchange):
         pytest.skip(f"{exchange.exchange} does not serve perpetual swaps yet")
 
 
-def qty(ex, symbol, contracts):
-    """`contracts` engine contracts in the exchange's own amount unit (a float, as JSON gives it)."""
-    coins = getattr(ex.fake, "COINS_PER_CONTRACT", {}).get(symbol)
-    return contracts if coins is None else float(Decimal(str(contracts)) * Decimal(str(coins)))
+def units(ex, symbol, contracts):
+    """`contracts` engine contracts of a swap in the exchange's own amount unit, as FMZ sees them."""
+    unit = getattr(ex.fake, "CONTRACT_UNITS", {}).get(symbol, 1)
+    return float(Decimal(str(contracts)) * Decimal(unit))
 
 
-def listed(ex, *symbols):
-    """Those of `symbols` the exchange lists (every one unless its fake names its SWAPS)."""
-    return {s for s in symbols if s in getattr(ex.fake, "SWAPS", symbols) or not s.endswith(".swap")}
+def ct_val(ex, symbol, engine_ct_val):
+    """The contract value the exchange reports for a swap whose engine contract is engine_ct_val."""
+    return float(Decimal(str(engine_ct_val)) / Decimal(getattr(ex.fake, "CONTRACT_UNITS", {}).get(symbol, 1)))
+
+
+def served(ex):
+    return set(getattr(ex.fake, "SWAPS", ALL_SWAPS))
+
+
+def digits(number):
+    return max(0, -Decimal(repr(number)).normalize().as_tuple().exponent)
 
 
 def trade(ex, symbol, side, contracts, price=-1):
-    """Place an order of `contracts` engine contracts (price -1: market); its id."""
-    return ex.data("trade", symbol=symbol, type=side, price=price, amount=qty(ex, symbol, contracts))["id"]
+    """Place an order of `contracts` engine contracts; returns its id."""
+    return ex.data("trade", symbol=symbol, type=side, price=price, amount=units(ex, symbol, contracts))["id"]
 
 
 def balance(ex, currency):
@@ -67,8 +79,7 @@ def refused(ex, reason, method, **params):
 
 def test_markets_list_spot_and_swap_with_contract_values(exchange):
     markets = exchange.data("markets")
-    assert listed(exchange, "BTC_USDT", "ETH_USDT", "BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap") \
-        <= set(markets)
+    assert {"BTC_USDT", "ETH_USDT"} | served(exchange) <= set(markets)
     spot = markets["BTC_USDT"]
     assert set(spot) == {"symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
                          "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val",
@@ -78,22 +89,21 @@ def test_markets_list_spot_and_swap_with_contract_values(exchange):
     assert (spot["price_precision"], spot["amount_precision"]) == (1, 8)
     linear = markets["BTC_USDT.swap"]
     assert (linear["base_asset"], linear["quote_asset"], linear["tick_size"]) == ("BTC", "USDT", 0.1)
-    lot = qty(exchange, "BTC_USDT.swap", 0.1)
-    assert (linear["amount_size"], linear["min_qty"]) == (lot, lot)
-    assert linear["amount_precision"] == -Decimal(str(lot)).as_tuple().exponent
-    assert (qty(exchange, "BTC_USDT.swap", linear["ct_val"]), linear["ct_val_ccy"]) == (0.01, "BTC")
+    lot = units(exchange, "BTC_USDT.swap", "0.1")
+    assert (linear["amount_size"], linear["min_qty"], linear["amount_precision"]) == (lot, lot, digits(lot))
+    assert (linear["ct_val"], linear["ct_val_ccy"]) == (ct_val(exchange, "BTC_USDT.swap", "0.01"), "BTC")
     eth = markets["ETH_USDT.swap"]
-    assert qty(exchange, "ETH_USDT.swap", eth["ct_val"]) == 0.1
-    assert eth["amount_size"] == qty(exchange, "ETH_USDT.swap", 1)
-    if listed(exchange, "BTC_USD.swap"):
+    assert (eth["ct_val"], eth["amount_size"]) == (ct_val(exchange, "ETH_USDT.swap", "0.1"),
+                                                   units(exchange, "ETH_USDT.swap", 1))
+    if "BTC_USD.swap" in served(exchange):
         inverse = markets["BTC_USD.swap"]
-        assert (inverse["quote_asset"], inverse["ct_val"], inverse["ct_val_ccy"]) == ("USD", 100, "USD")
+        assert (inverse["quote_asset"], inverse["ct_val"], inverse["ct_val_ccy"]) == \
+            ("USD", ct_val(exchange, "BTC_USD.swap", 100), "USD")
 
 
 def test_tickers_every_market_in_one_answer(exchange):
     tickers = {t["symbol"]: t for t in exchange.data("tickers")}
-    assert listed(exchange, "BTC_USDT", "ETH_USDT", "BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap") \
-        <= set(tickers)
+    assert {"BTC_USDT", "ETH_USDT"} | served(exchange) <= set(tickers)
     assert tickers["BTC_USDT"] == exchange.data("ticker", symbol="BTC_USDT") | {"time": tickers["BTC_USDT"]["time"]}
     assert (tickers["ETH_USDT.swap"]["buy"], tickers["ETH_USDT.swap"]["sell"]) == (3000, 3000.01)
 
@@ -107,8 +117,8 @@ def test_swap_ticker_and_depth_in_contracts(exchange):
     ticker = exchange.data("ticker", symbol="BTC_USDT.swap")
     assert (ticker["symbol"], ticker["buy"], ticker["sell"]) == ("BTC_USDT.swap", 50000, 50000.1)
     book = exchange.data("depth", symbol="BTC_USDT.swap", limit=5)
-    assert book["asks"][0] == [50000.1, qty(exchange, "BTC_USDT.swap", 10)]
-    assert book["bids"][1] == [49999.9, qty(exchange, "BTC_USDT.swap", 20)]
+    assert book["asks"][0] == [50000.1, units(exchange, "BTC_USDT.swap", 10)]
+    assert book["bids"][1] == [49999.9, units(exchange, "BTC_USDT.swap", 20)]
 
 
 # ---------------------------------------------------------------------------- opening and closing
@@ -118,9 +128,9 @@ def test_open_long_holds_margin(exchange):
     order_id = trade(exchange, "BTC_USDT.swap", "buy", 10)
     order = exchange.data("order", id=order_id, symbol="BTC_USDT.swap")
     assert (order["symbol"], order["type"], order["status"]) == ("BTC_USDT.swap", "buy", "filled")
-    assert (order["deal_amount"], order["avg_price"]) == (qty(exchange, "BTC_USDT.swap", 10), 50000.1)
+    assert (order["deal_amount"], order["avg_price"]) == (units(exchange, "BTC_USDT.swap", 10), 50000.1)
     assert position(exchange, "BTC_USDT.swap") == {
-        "symbol": "BTC_USDT.swap", "margin_level": 10, "amount": qty(exchange, "BTC_USDT.swap", 10),
+        "symbol": "BTC_USDT.swap", "margin_level": 10, "amount": units(exchange, "BTC_USDT.swap", 10),
         "frozen_amount": 0, "price": 50000.1,
         "profit": -0.01, "type": 0, "contract_type": "swap", "margin": 500.001}
     usdt = balance(exchange, "USDT")
@@ -131,7 +141,7 @@ def test_open_short(exchange):
     # bids 3000 x 100, 2999.99 x 200: a sell of 150 contracts fills 100 + 50
     trade(exchange, "ETH_USDT.swap", "sell", 150)
     held = position(exchange, "ETH_USDT.swap")
-    assert (held["type"], held["amount"], held["margin_level"]) == (1, qty(exchange, "ETH_USDT.swap", 150), 10)
+    assert (held["type"], held["amount"], held["margin_level"]) == (1, units(exchange, "ETH_USDT.swap", 150), 10)
     assert held["price"] == pytest.approx((3000 * 100 + 2999.99 * 50) / 150)
     assert held["margin"] == pytest.approx(150 * 0.1 * held["price"] / 10, abs=1e-6)
 
@@ -141,8 +151,7 @@ def test_partial_close_then_close_all(exchange):
     close_id = trade(exchange, "BTC_USDT.swap", "closebuy", 4)
     assert exchange.data("order", id=close_id, symbol="BTC_USDT.swap")["type"] == "closebuy"
     held = position(exchange, "BTC_USDT.swap")
-    assert (held["amount"], held["price"], held["margin"]) == \
-        (qty(exchange, "BTC_USDT.swap", 6), 50000.1, 300.0006)
+    assert (held["amount"], held["price"], held["margin"]) == (units(exchange, "BTC_USDT.swap", 6), 50000.1, 300.0006)
     trade(exchange, "BTC_USDT.swap", "closebuy", 6)
     assert exchange.data("positions", symbol="BTC_USDT.swap") == []
     usdt = balance(exchange, "USDT")             # opened at 50000.1, closed at 50000: -0.01 USDT
@@ -159,7 +168,7 @@ def test_resting_swap_order_lists_and_cancels(exchange):
     order_id = trade(exchange, "BTC_USDT.swap", "buy", 5, price=40000)
     order = exchange.data("order", id=order_id, symbol="BTC_USDT.swap")
     assert (order["amount"], order["price"], order["status"], order["type"]) == \
-        (qty(exchange, "BTC_USDT.swap", 5), 40000, "pending", "buy")
+        (units(exchange, "BTC_USDT.swap", 5), 40000, "pending", "buy")
     assert [o["id"] for o in exchange.data("orders", symbol="BTC_USDT.swap")] == [order_id]
     assert balance(exchange, "USDT")["frozen"] == 200                  # 5 x 0.01 x 40000 / 10
     assert exchange.data("cancel", id=order_id, symbol="BTC_USDT.swap") is True
@@ -168,20 +177,20 @@ def test_resting_swap_order_lists_and_cancels(exchange):
 
 
 def test_contract_amounts_round_down_to_the_lot(exchange):
-    trade(exchange, "ETH_USDT.swap", "buy", 2.7)
-    assert position(exchange, "ETH_USDT.swap")["amount"] == qty(exchange, "ETH_USDT.swap", 2)
+    trade(exchange, "ETH_USDT.swap", "buy", "2.7")
+    assert position(exchange, "ETH_USDT.swap")["amount"] == units(exchange, "ETH_USDT.swap", 2)
     error = exchange.error("trade", symbol="BTC_USDT.swap", type="buy", price=-1,
-                           amount=qty(exchange, "BTC_USDT.swap", 0.05))
-    assert f"below the minimum {qty(exchange, 'BTC_USDT.swap', 0.1)}" in error
+                           amount=units(exchange, "BTC_USDT.swap", "0.05"))
+    assert f"below the minimum {units(exchange, 'BTC_USDT.swap', '0.1')!r}" in error
 
 
 def test_coin_margined_swap_takes_margin_in_the_coin(exchange):
-    if not listed(exchange, "BTC_USD.swap"):
-        pytest.skip(f"{exchange.exchange} lists no coin-margined swap")
+    if "BTC_USD.swap" not in served(exchange):
+        pytest.skip(f"{exchange.exchange} serves no coin-margined swaps")
     # 100 contracts x 100 USD at 50000.1 = 0.19999960 BTC notional, / leverage 10
     trade(exchange, "BTC_USD.swap", "buy", 100)
     held = position(exchange, "BTC_USD.swap")
-    assert (held["amount"], held["type"], held["margin"]) == (100, 0, 0.01999996)
+    assert (held["amount"], held["type"], held["margin"]) == (units(exchange, "BTC_USD.swap", 100), 0, 0.01999996)
     assert balance(exchange, "BTC")["frozen"] == 0.01999996
 
 
@@ -190,7 +199,7 @@ def test_swap_order_is_placed_once_when_the_answer_is_lost(exchange):
     exchange.fake.inject("drop_after", path=path)
     assert trade(exchange, "BTC_USDT.swap", "buy", 1)
     assert len(exchange.fake.engine.orders) == 1
-    assert position(exchange, "BTC_USDT.swap")["amount"] == qty(exchange, "BTC_USDT.swap", 1)
+    assert position(exchange, "BTC_USDT.swap")["amount"] == units(exchange, "BTC_USDT.swap", 1)
 
 
 # ---------------------------------------------------------------------------- leverage, listing, funding
@@ -204,17 +213,14 @@ def test_leverage_change_applies_to_the_next_open(exchange):
 
 
 def test_positions_by_symbol_range_and_all(exchange):
-    trade(exchange, "BTC_USDT.swap", "buy", 1)
-    trade(exchange, "ETH_USDT.swap", "sell", 2)
-    expected = {"BTC_USDT.swap": (0, qty(exchange, "BTC_USDT.swap", 1)),
-                "ETH_USDT.swap": (1, qty(exchange, "ETH_USDT.swap", 2))}
-    if listed(exchange, "BTC_USD.swap"):
-        exchange.data("trade", symbol="BTC_USD.swap", type="buy", price=-1, amount=3)
-        expected["BTC_USD.swap"] = (0, 3)
+    opened = {"BTC_USDT.swap": ("buy", 1), "ETH_USDT.swap": ("sell", 2), "BTC_USD.swap": ("buy", 3)}
+    for symbol in served(exchange):
+        trade(exchange, symbol, opened[symbol][0], opened[symbol][1])
     everything = {p["symbol"]: (p["type"], p["amount"]) for p in exchange.data("positions")}
-    assert everything == expected
+    assert everything == {symbol: (0 if side == "buy" else 1, units(exchange, symbol, contracts))
+                          for symbol, (side, contracts) in opened.items() if symbol in served(exchange)}
     assert {p["symbol"] for p in exchange.data("positions", symbol="USDT.swap")} == {"BTC_USDT.swap", "ETH_USDT.swap"}
-    if listed(exchange, "BTC_USD.swap"):
+    if "BTC_USD.swap" in served(exchange):
         assert [p["symbol"] for p in exchange.data("positions", symbol="BTC_USD.swap")] == ["BTC_USD.swap"]
     assert exchange.data("positions", symbol="ETH_USDT.swap")[0]["type"] == 1
 
@@ -225,7 +231,7 @@ def test_funding_rate_next_time_and_interval(exchange):
     assert (funding["symbol"], funding["rate"], funding["interval"]) == ("ETH_USDT.swap", -0.00005, 4 * HOUR_MS)
     assert funding["time"] % funding["interval"] == 0 and now < funding["time"] <= now + 4 * HOUR_MS + 60_000
     every = {f["symbol"]: f for f in exchange.data("fundings")}
-    assert listed(exchange, "BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap") <= set(every)
+    assert served(exchange) <= set(every)
     assert (every["BTC_USDT.swap"]["rate"], every["BTC_USDT.swap"]["interval"]) == (0.0001, 8 * HOUR_MS)
     assert {f["symbol"] for f in exchange.data("fundings", symbol="USDT.swap")} == {"BTC_USDT.swap", "ETH_USDT.swap"}
 
@@ -234,16 +240,16 @@ def test_funding_rate_next_time_and_interval(exchange):
 
 def test_hedge_mode_holds_long_and_short_apart(exchange):
     exchange.fake.engine.set_hedge_mode(True)
+    btc = lambda contracts: units(exchange, "BTC_USDT.swap", contracts)
     trade(exchange, "BTC_USDT.swap", "buy", 5)
     trade(exchange, "BTC_USDT.swap", "sell", 3)
     held = sorted((p["type"], p["amount"]) for p in exchange.data("positions", symbol="BTC_USDT.swap"))
-    assert held == [(0, qty(exchange, "BTC_USDT.swap", 5)), (1, qty(exchange, "BTC_USDT.swap", 3))]
-    refused(exchange, "close_exceeds_position", "trade",
-            symbol="BTC_USDT.swap", type="closesell", price=-1, amount=qty(exchange, "BTC_USDT.swap", 4))
+    assert held == [(0, btc(5)), (1, btc(3))]
+    refused(exchange, "close_exceeds_position", "trade", symbol="BTC_USDT.swap", type="closesell", price=-1,
+            amount=btc(4))
     close_id = trade(exchange, "BTC_USDT.swap", "closebuy", 5)
     assert exchange.data("order", id=close_id, symbol="BTC_USDT.swap")["type"] == "closebuy"
-    assert [(p["type"], p["amount"]) for p in exchange.data("positions", symbol="BTC_USDT.swap")] == \
-        [(1, qty(exchange, "BTC_USDT.swap", 3))]
+    assert [(p["type"], p["amount"]) for p in exchange.data("positions", symbol="BTC_USDT.swap")] == [(1, btc(3))]
     trade(exchange, "BTC_USDT.swap", "closesell", 3)
     assert exchange.data("positions") == []
 
@@ -263,17 +269,17 @@ def test_leverage_below_one_never_leaves(exchange):
 
 
 def test_closing_more_than_held_is_refused(exchange):
-    refused(exchange, "no_position", "trade",
-            symbol="BTC_USDT.swap", type="closebuy", price=-1, amount=qty(exchange, "BTC_USDT.swap", 1))
+    btc = lambda contracts: units(exchange, "BTC_USDT.swap", contracts)
+    refused(exchange, "no_position", "trade", symbol="BTC_USDT.swap", type="closebuy", price=-1, amount=btc(1))
     trade(exchange, "BTC_USDT.swap", "buy", 3)
-    refused(exchange, "close_exceeds_position", "trade",
-            symbol="BTC_USDT.swap", type="closebuy", price=-1, amount=qty(exchange, "BTC_USDT.swap", 4))
-    assert position(exchange, "BTC_USDT.swap")["amount"] == qty(exchange, "BTC_USDT.swap", 3)
+    refused(exchange, "close_exceeds_position", "trade", symbol="BTC_USDT.swap", type="closebuy", price=-1,
+            amount=btc(4))
+    assert position(exchange, "BTC_USDT.swap")["amount"] == btc(3)
 
 
 def test_insufficient_margin_is_refused(exchange):
-    refused(exchange, "insufficient_margin", "trade",
-            symbol="BTC_USDT.swap", type="buy", price=40000, amount=qty(exchange, "BTC_USDT.swap", 90000))
+    refused(exchange, "insufficient_margin", "trade", symbol="BTC_USDT.swap", type="buy", price=40000,
+            amount=units(exchange, "BTC_USDT.swap", 90000))
 
 
 def test_unknown_contract(exchange):

@@ -6,6 +6,8 @@ CCXT is never a dependency of this project; CI has no ccxt and skips this file. 
     python3 -m venv /tmp/ccxt-venv && /tmp/ccxt-venv/bin/pip install ccxt pytest
     /tmp/ccxt-venv/bin/python -m pytest tests/test_fakes_with_ccxt.py
 """
+import re
+
 import pytest
 
 ccxt = pytest.importorskip("ccxt")
@@ -148,3 +150,319 @@ def test_okx_clock(okx):
         okx.fetch_balance()
     okx.load_time_difference()                                           # /public/time
     assert okx.fetch_balance()["USDT"]["free"] == 100000
+
+
+# ---------------------------------------------------------------------------- Binance (spot)
+
+def binance_client(fake, secret=None):
+    client = ccxt.binance({"apiKey": fake.ACCESS_KEY, "secret": secret or fake.SECRET_KEY,
+                           "enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {api: re.sub(r"^https://[^/]+", fake.url, url) for api, url in client.urls["api"].items()}
+    client.has["fetchCurrencies"] = False           # /sapi/v1/capital/config/getall: not a fake endpoint
+    client.options["fetchMarkets"] = {"types": ["spot"]}
+    client.options["fetchMargins"] = False          # /sapi/v1/margin/allPairs: not a fake endpoint
+    client.options["fetchTradesMethod"] = "publicGetTrades"   # /api/v3/trades, not aggTrades
+    return client
+
+
+@pytest.fixture
+def binance():
+    from tests.fakes.binance import FakeBinance
+    with FakeBinance() as fake:
+        client = binance_client(fake)
+        client.fake = fake
+        client.load_markets()
+        yield client
+
+
+def test_binance_markets(binance):
+    market = binance.market("BTC/USDT")
+    assert market["id"] == "BTCUSDT" and market["spot"] and market["active"]
+    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
+    assert market["limits"]["amount"]["min"] == 0.00001 and market["limits"]["cost"]["min"] == 0.1
+
+
+def test_binance_market_data(binance):
+    ticker = binance.fetch_ticker("BTC/USDT")
+    assert (ticker["bid"], ticker["ask"]) == (50000, 50000.1) and ticker["last"] > 0
+    assert ticker["timestamp"] > 1_600_000_000_000
+
+    book = binance.fetch_order_book("BTC/USDT", limit=5)
+    assert book["asks"][0][:2] == [50000.1, 0.5] and book["bids"][0][:2] == [50000, 0.5]
+    assert len(book["asks"]) == len(book["bids"]) == 5
+
+    trades = binance.fetch_trades("ETH/USDT", limit=10)
+    assert len(trades) == 10 and all(t["price"] > 0 and t["amount"] > 0 for t in trades)
+    assert trades[0]["timestamp"] <= trades[-1]["timestamp"]
+
+    candles = binance.fetch_ohlcv("BTC/USDT", "1m", limit=5)
+    assert len(candles) == 5
+    ts, o, h, low, c, volume = candles[-1]
+    assert ts % 60_000 == 0 and low <= o <= h and low <= c <= h and volume > 0
+
+
+def test_binance_balance(binance):
+    balance = binance.fetch_balance()
+    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    assert balance["BTC"]["free"] == 1
+
+
+def test_binance_limit_order_lifecycle(binance):
+    order = binance.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
+    assert order["id"] and order["status"] == "open" and order["price"] == 40000
+
+    fetched = binance.fetch_order(order["id"], "BTC/USDT")
+    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
+    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
+    assert binance.fetch_balance()["USDT"]["used"] == 400
+    assert [o["id"] for o in binance.fetch_open_orders("BTC/USDT")] == [order["id"]]
+
+    canceled = binance.cancel_order(order["id"], "BTC/USDT")
+    assert canceled["status"] == "canceled"
+    assert binance.fetch_order(order["id"], "BTC/USDT")["status"] == "canceled"
+    assert binance.fetch_open_orders("BTC/USDT") == []
+    everything = binance.fetch_orders("BTC/USDT")                   # /api/v3/allOrders
+    assert [(o["id"], o["status"]) for o in everything] == [(order["id"], "canceled")]
+    assert binance.fetch_balance()["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+
+
+def test_binance_market_orders_fill(binance):
+    sell = binance.create_order("BTC/USDT", "market", "sell", 0.1)
+    assert sell["status"] == "closed" and sell["filled"] == 0.1 and sell["average"] == 50000
+    buy = binance.create_market_buy_order_with_cost("ETH/USDT", 30)   # quoteOrderQty
+    bought = binance.fetch_order(buy["id"], "ETH/USDT")
+    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
+    closed = binance.fetch_closed_orders("BTC/USDT") + binance.fetch_closed_orders("ETH/USDT")
+    assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
+    assert binance.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
+
+
+def test_binance_client_order_ids(binance):
+    order = binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert order["clientOrderId"] == "ccxtTest1"
+    assert binance.fetch_order(None, "ETH/USDT", params={"origClientOrderId": "ccxtTest1"})["id"] == order["id"]
+    binance.cancel_order(order["id"], "ETH/USDT")
+
+
+def test_binance_refusals_map_to_ccxt_errors(binance):
+    with pytest.raises(ccxt.InsufficientFunds):
+        binance.create_order("BTC/USDT", "limit", "buy", 5, 40000)
+    with pytest.raises(ccxt.BadRequest, match="-1013"):                   # ccxt's mapping of -1013
+        binance.create_order("ETH/USDT", "limit", "buy", 0.001, 50)           # below NOTIONAL
+    with pytest.raises(ccxt.OrderNotFound):
+        binance.fetch_order("123", "BTC/USDT")
+    with pytest.raises(ccxt.OrderNotFound):
+        binance.cancel_order("123", "BTC/USDT")
+
+
+def test_binance_refuses_wrong_secret(binance):
+    impostor = binance_client(binance.fake, "x" * 64)
+    impostor.markets, impostor.markets_by_id = binance.markets, binance.markets_by_id
+    with pytest.raises(ccxt.AuthenticationError):
+        impostor.fetch_balance()
+
+
+def test_binance_clock(binance):
+    binance.fake.clock_skew_ms = -60_000                            # the fake's clock is behind
+    assert abs(binance.fetch_time() - binance.milliseconds() + 60_000) < 5_000
+    with pytest.raises(ccxt.InvalidNonce):                           # -1021
+        binance.fetch_balance()
+    binance.load_time_difference()
+    assert binance.fetch_balance()["USDT"]["free"] == 100000
+
+
+# ---------------------------------------------------------------------------- Bybit (spot)
+
+SEEN = {"acknowledged": True}   # ccxt: "fetchOrder finds only the last 500 orders", which these are
+
+
+def bybit_client(fake, secret=None):
+    client = ccxt.bybit({"apiKey": fake.ACCESS_KEY, "secret": secret or fake.SECRET_KEY,
+                         "enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {name: fake.url for name in ("spot", "futures", "v2", "public", "private")}
+    client.has["fetchCurrencies"] = False            # /v5/asset/coin/query-info: not a fake endpoint
+    client.options["fetchMarkets"] = {"types": ["spot"]}
+    client.options["enableUnifiedAccount"] = True   # a unified trading account; skips /v5/user/query-api
+    client.options["enableUnifiedMargin"] = False
+    return client
+
+
+@pytest.fixture
+def bybit():
+    from tests.fakes.bybit import FakeBybit
+    with FakeBybit() as fake:
+        client = bybit_client(fake)
+        client.fake = fake
+        client.load_markets()
+        yield client
+
+
+def test_bybit_markets(bybit):
+    market = bybit.market("BTC/USDT")
+    assert market["id"] == "BTCUSDT" and market["spot"] and market["active"]
+    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
+    assert market["limits"]["amount"]["min"] == 0.00001
+
+
+def test_bybit_market_data(bybit):
+    ticker = bybit.fetch_ticker("BTC/USDT")
+    assert (ticker["bid"], ticker["ask"]) == (50000, 50000.1) and ticker["last"] > 0
+
+    book = bybit.fetch_order_book("BTC/USDT", limit=5)
+    assert book["asks"][0][:2] == [50000.1, 0.5] and book["bids"][0][:2] == [50000, 0.5]
+    assert len(book["asks"]) == len(book["bids"]) == 5
+
+    trades = bybit.fetch_trades("ETH/USDT", limit=10)
+    assert len(trades) == 10 and all(t["price"] > 0 and t["amount"] > 0 for t in trades)
+    assert trades[0]["timestamp"] <= trades[-1]["timestamp"]
+
+    candles = bybit.fetch_ohlcv("BTC/USDT", "1m", limit=5)
+    assert len(candles) == 5
+    ts, o, h, low, c, volume = candles[-1]
+    assert ts % 60_000 == 0 and low <= o <= h and low <= c <= h and volume > 0
+
+
+def test_bybit_balance(bybit):
+    balance = bybit.fetch_balance()
+    assert balance["USDT"]["free"] == 100000 and balance["USDT"]["total"] == 100000
+    assert balance["BTC"]["total"] == 1
+
+
+def test_bybit_limit_order_lifecycle(bybit):
+    order = bybit.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
+    assert order["id"]
+
+    fetched = bybit.fetch_order(order["id"], "BTC/USDT", params=SEEN)
+    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
+    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
+    assert [o["id"] for o in bybit.fetch_open_orders("BTC/USDT")] == [order["id"]]
+    assert bybit.fetch_balance()["USDT"]["used"] == 400
+
+    bybit.cancel_order(order["id"], "BTC/USDT")
+    assert bybit.fetch_order(order["id"], "BTC/USDT", params=SEEN)["status"] == "canceled"
+    assert bybit.fetch_open_orders("BTC/USDT") == []
+    canceled = bybit.fetch_canceled_orders("BTC/USDT")
+    assert [(o["id"], o["status"]) for o in canceled] == [(order["id"], "canceled")]
+    assert bybit.fetch_balance()["USDT"]["free"] == 100000
+
+
+def test_bybit_market_orders_fill(bybit):
+    sell = bybit.create_order("BTC/USDT", "market", "sell", 0.1)
+    filled = bybit.fetch_order(sell["id"], "BTC/USDT", params=SEEN)
+    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
+    buy = bybit.create_market_buy_order_with_cost("ETH/USDT", 30)     # marketUnit quoteCoin
+    bought = bybit.fetch_order(buy["id"], "ETH/USDT", params=SEEN)
+    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
+    closed = bybit.fetch_closed_orders(params={"type": "spot"})     # without a symbol ccxt asks linear
+    assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
+    assert bybit.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
+
+
+def test_bybit_client_order_ids(bybit):
+    order = bybit.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert bybit.fetch_order(order["id"], "ETH/USDT", params=SEEN)["clientOrderId"] == "ccxtTest1"
+    bybit.cancel_order(None, "ETH/USDT", params={"orderLinkId": "ccxtTest1"})
+    assert bybit.fetch_order(order["id"], "ETH/USDT", params=SEEN)["status"] == "canceled"
+
+
+def test_bybit_refusals_map_to_ccxt_errors(bybit):
+    with pytest.raises(ccxt.InsufficientFunds):
+        bybit.create_order("BTC/USDT", "limit", "buy", 5, 40000)
+    with pytest.raises(ccxt.OrderNotFound):
+        bybit.cancel_order("123", "BTC/USDT")
+
+
+def test_bybit_refuses_wrong_secret(bybit):
+    impostor = bybit_client(bybit.fake, "wrong-secret")
+    impostor.markets, impostor.markets_by_id = bybit.markets, bybit.markets_by_id
+    with pytest.raises(ccxt.AuthenticationError):
+        impostor.fetch_balance()
+
+
+def test_bybit_clock(bybit):
+    bybit.fake.clock_skew_ms = 60_000
+    assert abs(bybit.fetch_time() - bybit.milliseconds() - 60_000) < 5_000
+    with pytest.raises(ccxt.InvalidNonce):                           # 10002
+        bybit.fetch_balance()
+    bybit.load_time_difference()
+    assert bybit.fetch_balance()["USDT"]["free"] == 100000
+
+
+# ---------------------------------------------------------------------------- OKX perpetual swaps
+
+@pytest.fixture
+def okx_swap():
+    with FakeOKX() as fake:
+        client = okx_client(fake)
+        client.options["fetchMarkets"] = {"types": ["spot", "swap"]}
+        client.fake = fake
+        client.load_markets()
+        yield client
+
+
+def test_okx_swap_markets_and_data(okx_swap):
+    market = okx_swap.market("BTC/USDT:USDT")
+    assert market["id"] == "BTC-USDT-SWAP" and market["swap"] and market["linear"]
+    assert market["contractSize"] == 0.01 and market["settle"] == "USDT"
+    assert okx_swap.market("BTC/USD:BTC")["inverse"]
+    ticker = okx_swap.fetch_ticker("BTC/USDT:USDT")
+    assert ticker["bid"] > 0 and ticker["ask"] > ticker["bid"]
+    # derivatives: vol24h in contracts (ccxt passes it on as baseVolume), volCcy24h in base currency
+    assert ticker["baseVolume"] == 1234.5 / 0.01 and ticker["info"]["volCcy24h"] == "1234.5"
+    inverse = okx_swap.fetch_ticker("BTC/USD:BTC")                 # 100 USD contracts
+    assert inverse["baseVolume"] == 1234.5 * 50000 / 100 and inverse["info"]["volCcy24h"] == "1234.5"
+    funding = okx_swap.fetch_funding_rate("BTC/USDT:USDT")
+    assert funding["fundingRate"] == 0.0001 and funding["fundingTimestamp"] > 0
+    book = okx_swap.fetch_order_book("ETH/USDT:USDT", limit=5)
+    assert len(book["asks"]) == 5 and book["asks"][0][0] > book["bids"][0][0]
+
+
+def test_okx_swap_position_lifecycle(okx_swap):
+    okx_swap.set_leverage(10, "BTC/USDT:USDT", params={"marginMode": "cross"})
+    order = okx_swap.create_order("BTC/USDT:USDT", "market", "buy", 2)     # 2 contracts = 0.02 BTC
+    fetched = okx_swap.fetch_order(order["id"], "BTC/USDT:USDT")
+    assert fetched["status"] == "closed" and fetched["filled"] == 2 and fetched["average"] > 0
+
+    positions = okx_swap.fetch_positions(["BTC/USDT:USDT"])
+    assert len(positions) == 1
+    position = positions[0]
+    assert position["side"] == "long" and position["contracts"] == 2 and position["leverage"] == 10
+    assert position["entryPrice"] > 0 and position["marginMode"] == "cross"
+
+    resting = okx_swap.create_order("BTC/USDT:USDT", "limit", "sell", 1, 60000, params={"reduceOnly": True})
+    assert [o["id"] for o in okx_swap.fetch_open_orders("BTC/USDT:USDT")] == [resting["id"]]
+    okx_swap.cancel_order(resting["id"], "BTC/USDT:USDT")
+    okx_swap.create_order("BTC/USDT:USDT", "market", "sell", 2, params={"reduceOnly": True})
+    assert [p for p in okx_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
+
+
+# ---------------------------------------------------------------------------- every fake
+
+@pytest.fixture(params=["okx", "binance", "bybit"])
+def any_client(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_rate_limit_replies_read_as_rate_limits(any_client):
+    any_client.fake.inject("429")
+    with pytest.raises((ccxt.RateLimitExceeded, ccxt.DDoSProtection)):   # ccxt's two "slow down" errors
+        any_client.fetch_balance()
+    assert any_client.fetch_balance()["USDT"]["free"] == 100000
+
+
+def test_outages_read_as_outages(any_client):
+    any_client.fake.inject("5xx")
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        any_client.fetch_ticker("BTC/USDT")
+
+
+def test_candles_since(any_client):
+    """ccxt's `since` becomes OKX before/after, Binance startTime, Bybit start (which Bybit answers
+    with its latest candles from there, newest first)."""
+    hour = 3_600_000
+    since = any_client.milliseconds() // 60_000 * 60_000 - 10 * hour + 60_000     # not on the hour
+    candles = any_client.fetch_ohlcv("BTC/USDT", "1h", since=since, limit=3)
+    assert len(candles) == 3 and all(c[0] % hour == 0 and c[0] >= since for c in candles)
+    assert [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [hour, hour]
+    if any_client.id != "bybit":
+        assert candles[0][0] == since // hour * hour + hour

@@ -11,11 +11,19 @@ switches below, which tests arm for the next matching request(s):
     fake.inject("delay", seconds=2)     wait before answering
     fake.inject("drop_after")           do the work (store the order), then close without answering
     fake.inject("drop_before")          close without doing anything
+    fake.inject(kind, path=P, method="POST")   only requests to path P with that verb
     fake.clock_skew_ms = 60_000         the fake's clock runs ahead by a minute
+    fake.close_idle()                   close every idle keep-alive connection (as servers do)
+    fake.wait_idle()                    wait until no request is being served (a delayed one ended)
+
+A fake also records, in `fake.signatures`, every signature a client sent (from its
+`signature_of(request)`), so the secrets test can check that none of them leaks.
 """
 import http.server
 import json
+import socket
 import socketserver
+import sys
 import threading
 import time
 import urllib.parse
@@ -37,8 +45,11 @@ class FakeRequest:
 
 
 class Fault:
-    def __init__(self, kind, path, times, seconds):
-        self.kind, self.path, self.times, self.seconds = kind, path, times, seconds
+    def __init__(self, kind, path, times, seconds, method):
+        self.kind, self.path, self.times, self.seconds, self.method = kind, path, times, seconds, method
+
+    def matches(self, request):
+        return self.path in (None, request.path) and self.method in (None, request.method)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -59,9 +70,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        """A client that gave up (timeout, dropped fault) is normal here, not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
     def get_request(self):
         conn, addr = super().get_request()
-        self.fake.connections += 1
+        with self.fake.lock:
+            self.fake.connections += 1
+            self.fake.sockets = [s for s in self.fake.sockets if s.fileno() != -1] + [conn]
         return conn, addr
 
 
@@ -75,14 +93,18 @@ class FakeExchange:
         self.latency = 0.0               # seconds added to every answer (benchmarks)
         self.lock = threading.RLock()    # one request changes state at a time, like a matching engine
         self.requests = []               # (verb, target, body) of every request, for assertions
-        self.connections = 0
+        self.signatures = []             # every signature clients sent (see signature_of)
+        self.connections = 0             # TCP connections ever accepted
+        self.sockets = []                # accepted connections, for close_idle()
+        self.in_flight = 0
+        self.idle = threading.Condition(self.lock)
         self._server = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self):
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
         return self
 
     def stop(self):
@@ -104,15 +126,31 @@ class FakeExchange:
         return int(time.time() * 1000) + self.clock_skew_ms
 
     # ------------------------------------------------------------------ faults
-    def inject(self, kind, path=None, times=1, seconds=0.0):
-        """Arm a fault for the next `times` requests (to `path` only, when given)."""
+    def inject(self, kind, path=None, times=1, seconds=0.0, method=None):
+        """Arm a fault for the next `times` requests (to `path` / with `method` only, when given)."""
         with self.lock:
-            self.faults.append(Fault(kind, path, times, seconds))
+            self.faults.append(Fault(kind, path, times, seconds, method))
 
-    def _take_fault(self, path):
+    def close_idle(self):
+        """Close every open connection, as a server does with keep-alive connections left idle.
+        Call it only while no request is in flight."""
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass                     # already closed
+
+    def wait_idle(self, timeout=10.0):
+        """Wait until no request is being served, e.g. until a delayed one has ended."""
+        with self.idle:
+            assert self.idle.wait_for(lambda: self.in_flight == 0, timeout), "a request never ended"
+
+    def _take_fault(self, request):
         with self.lock:
             for fault in self.faults:
-                if fault.path in (None, path):
+                if fault.matches(request):
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
@@ -123,9 +161,21 @@ class FakeExchange:
     def handle(self, handler, request):
         with self.lock:
             self.requests.append((request.method, request.target, request.body))
+            signature = self.signature_of(request)
+            if signature:
+                self.signatures.append(signature)
+            self.in_flight += 1
+        try:
+            self._handle(handler, request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.idle.notify_all()
+
+    def _handle(self, handler, request):
         if self.latency:
             time.sleep(self.latency)
-        fault = self._take_fault(request.path)
+        fault = self._take_fault(request)
         kind = fault.kind if fault else None
         if kind == "delay":
             time.sleep(fault.seconds)
@@ -171,4 +221,8 @@ class FakeExchange:
         raise NotImplementedError
 
     def rate_limited(self):
+        raise NotImplementedError
+
+    def signature_of(self, request):
+        """The signature a private request carries (header or query field), or None."""
         raise NotImplementedError

@@ -126,16 +126,17 @@ def split_signature(query, body):
 class FakeBinance(FakeExchange):
     NAME = "Binance"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET
-    ORDER_PATH, TIME_PATH = "/api/v3/order", "/api/v3/time"
+    ORDER_PATH, TIME_PATH = "/api/v3/order", "/api/v3/time"      # orders are placed with POST
     SWAP_ORDER_PATH = "/fapi/v1/order"
+    CANCEL_ROUTE = ("DELETE", "/api/v3/order")
     CODES = {reason: str(code) for reason, (code, _) in FUTURES_REFUSALS.items()}
     CODES.update({reason: str(code) for reason, (code, _) in REFUSALS.items()}, unknown_order="-2013")
     FOREIGN_ORDER_ID = "ETHUSDT,12345"               # well-formed, but no such order
     # USDT-M quantities are coins: one engine contract of BTC_USDT.swap is 0.01 (BTC) here.
     # Coin-margined swaps (Binance's /dapi) are not served, so only the linear swaps are listed.
-    COINS_PER_CONTRACT = {f"{base}_{quote}.swap": spec["ct_val"]
-                          for (base, quote, _), spec in SWAP_MARKETS.items() if not spec["inverse"]}
-    SWAPS = tuple(COINS_PER_CONTRACT)
+    CONTRACT_UNITS = {f"{base}_{quote}.swap": spec["ct_val"]
+                      for (base, quote, _), spec in SWAP_MARKETS.items() if not spec["inverse"]}
+    SWAPS = tuple(CONTRACT_UNITS)
 
     def __init__(self):
         super().__init__()
@@ -219,6 +220,9 @@ class FakeBinance(FakeExchange):
 
     def not_found(self, request):
         return 404, b"<!DOCTYPE html><html><head><title>Binance</title></head><body>404 Not Found</body></html>"
+
+    def signature_of(self, request):
+        return split_signature(request.raw_query, request.body)[0]
 
     def rate_limited(self):
         return fail(-1003, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
@@ -317,7 +321,7 @@ class FakeBinance(FakeExchange):
                 {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
                  "multiplierDecimal": "4"},
             ],
-            "OrderType": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
                           "TRAILING_STOP_MARKET"],
             "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
         }

@@ -6,7 +6,12 @@ It verifies every private call as Bybit does: API key (10003), timestamp within
 [server - recv_window, server + 1000 ms) (10002), and X-BAPI-SIGN = hex HMAC-SHA256(secret,
 timestamp + api_key + recv_window + query string | JSON body) (10004). State lives in the shared
 engine (tests/fakes/engine.py); this file only speaks Bybit's dialect: categories, BTCUSDT
-names, orderLinkId, cursors, the 7-day window of the order history.
+names, orderLinkId, cursors, the 7-day window of the order history, positionIdx.
+
+Category linear lists the engine's USDT-margined swaps (its coin-margined one would be Bybit's
+category inverse, which this fake does not serve). Bybit counts linear quantities in coins: one
+engine contract of BTC_USDT.swap (0.01 BTC) is qty 0.01 here, so every size is converted at the
+edge (CONTRACT_UNITS) and margins, prices and profits stay the engine's.
 """
 import hashlib
 import hmac
@@ -14,7 +19,7 @@ import urllib.parse
 from decimal import Decimal as D, InvalidOperation
 
 from tests.fakes.base import FakeExchange
-from tests.fakes.engine import CANCELED, FILLED, OPEN, PARTIAL, Engine, Refused, fmt
+from tests.fakes.engine import CANCELED, FILLED, LONG, OPEN, PARTIAL, SHORT, SWAP_MARKETS, Engine, Refused, fmt
 
 API_KEY, SECRET = "bybit-test-key", "bybit-test-secret"
 DEFAULT_RECV_WINDOW = 5000
@@ -28,6 +33,11 @@ MONDAY_MS = 4 * DAY_MS                 # 1970-01-05, a Monday: weekly candles op
 ORDERBOOK_LIMITS = {"spot": (1, 200, 1), "linear": (1, 500, 25)}      # (min, max, default)
 TRADE_LIMITS = {"spot": (1, 60, 60), "linear": (1, 1000, 500)}
 LIST_LIMITS = (1, 50, 20)              # order/realtime and order/history
+POSITION_LIMITS = (1, 200, 20)         # position/list
+INSTRUMENT_LIMITS = (1, 1000, 500)     # instruments-info (linear)
+MIN_NOTIONAL = D("5")                  # linear lotSizeFilter.minNotionalValue (USDT)
+LINEAR = {pair: spec for pair, spec in SWAP_MARKETS.items() if not spec["inverse"]}
+POSITION_IDX = {LONG: 1, SHORT: 2}     # hedge mode; one-way mode is positionIdx 0
 STATUSES = {OPEN: "New", PARTIAL: "PartiallyFilled", FILLED: "Filled", CANCELED: "Cancelled"}
 # Engine refusals -> Bybit retCode and retMsg for spot (docs v5 "Error Codes", Spot Trade)
 REFUSALS = {
@@ -40,10 +50,31 @@ REFUSALS = {
     "unknown_order": (170213, "Order does not exist."),
     "order_closed": (170213, "Order does not exist."),
 }
+# ... and for linear (docs v5 "Error Codes", UTA / contract)
+LINEAR_REFUSALS = {
+    "unknown_symbol": (10001, "params error: symbol invalid"),
+    "duplicate_client_id": (110072, "OrderLinkedID is duplicate"),
+    "bad_amount": (10001, "params error: qty invalid"),
+    "bad_price": (10001, "params error: price invalid"),
+    "below_min": (10001, "The number of contracts exceeds minimum limit allowed"),
+    "insufficient_margin": (110007, "Available balance is insufficient"),
+    "no_position": (110017, "Reduce-only rule not satisfied"),
+    "close_exceeds_position": (110017, "Reduce-only rule not satisfied"),
+    "position_side_required": (10001, "position idx not match position mode"),
+    "unknown_order": (110001, "Order does not exist"),
+    "order_closed": (110001, "Order does not exist"),
+    "leverage_too_high": (110013, "Cannot set leverage due to risk limit level."),
+    "bad_leverage": (10001, "params error: leverage invalid"),
+}
 
 
 def name_of(pair):
-    return "".join(pair)
+    """("BTC", "USDT") and ("BTC", "USDT", "swap") are both BTCUSDT: the category tells them apart."""
+    return pair[0] + pair[1]
+
+
+def category_of(pair):
+    return "linear" if pair in LINEAR else "spot"
 
 
 class Rejected(Exception):
@@ -58,9 +89,13 @@ class FakeBybit(FakeExchange):
     NAME = "Bybit"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET
     ORDER_PATH, TIME_PATH = "/v5/order/create", "/v5/market/time"
-    CODES = {reason: str(code) for reason, (code, _) in REFUSALS.items()}
+    CANCEL_ROUTE = ("POST", "/v5/order/cancel")
+    CODES = {reason: str(code) for reason, (code, _) in {**LINEAR_REFUSALS, **REFUSALS}.items()}
     CODES.update(unknown_symbol="10001")             # market data of a symbol Bybit does not list
     FOREIGN_ORDER_ID = "spot,ETHUSDT,12345"          # well-formed, but no such order
+    SWAPS = tuple(f"{base}_{quote}.swap" for base, quote, _ in LINEAR)
+    CONTRACT_UNITS = {f"{base}_{quote}.swap": spec["ct_val"] for (base, quote, _), spec in LINEAR.items()}
+    instruments_page = 1000                          # rows per instruments-info page, at most
 
     def __init__(self):
         super().__init__()
@@ -78,6 +113,8 @@ class FakeBybit(FakeExchange):
             ("GET", "/v5/order/realtime"): self.private(self.realtime),
             ("GET", "/v5/order/history"): self.private(self.history),
             ("POST", "/v5/order/cancel"): self.private(self.cancel),
+            ("GET", "/v5/position/list"): self.private(self.position_list),
+            ("POST", "/v5/position/set-leverage"): self.private(self.set_leverage),
         }
 
     # ------------------------------------------------------------------ envelope
@@ -86,6 +123,9 @@ class FakeBybit(FakeExchange):
 
     def not_found(self, request):
         return 404, self.envelope({}, 10017, "Route not found")
+
+    def signature_of(self, request):
+        return request.headers.get("X-BAPI-SIGN")
 
     def rate_limited(self):
         return 200, self.envelope({}, 10006, "Too many visits!")
@@ -130,9 +170,15 @@ class FakeBybit(FakeExchange):
 
     def _pair(self, category, name):
         """A listed instrument of the category by its Bybit name, or None."""
-        if category != "spot":
-            return None
-        return next((pair for pair in self.engine.markets if name_of(pair) == name), None)
+        listed = self.engine.markets if category == "spot" else LINEAR if category == "linear" else ()
+        return next((pair for pair in listed if name_of(pair) == name), None)
+
+    def _pairs(self, category):
+        return list(self.engine.markets) if category == "spot" else list(LINEAR)
+
+    def unit(self, pair):
+        """Bybit's quantity of one engine amount unit: coins per contract for linear, 1 for spot."""
+        return self.engine.swaps[pair]["ct_val"] if pair in LINEAR else D(1)
 
     @staticmethod
     def _limit(params, bounds):
@@ -158,13 +204,40 @@ class FakeBybit(FakeExchange):
         return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
 
     def instruments(self, request):
+        """Spot in one list; linear paged with `limit` and `cursor` (an opaque offset)."""
         category = self._category(request.query)
         if category is None:
             raise Rejected(10001, "params error: category invalid")
-        if category != "spot":
-            return {"category": category, "list": [], "nextPageCursor": ""}
-        return {"category": "spot",
-                "list": [self._spot_instrument(pair, spec) for pair, spec in self.engine.markets.items()]}
+        if category == "spot":
+            return {"category": "spot",
+                    "list": [self._spot_instrument(pair, spec) for pair, spec in self.engine.markets.items()]}
+        limit = self._limit(request.query, INSTRUMENT_LIMITS)
+        cursor = request.query.get("cursor", "")
+        if limit is None or not (cursor == "" or cursor.isdigit()):
+            raise Rejected(10001, "params error: limit or cursor invalid")
+        start, size = int(cursor or 0), min(limit, self.instruments_page)
+        rows = [self._linear_instrument(pair, self.engine.swaps[pair]) for pair in LINEAR]
+        more = start + size < len(rows)
+        return {"category": "linear", "list": rows[start:start + size],
+                "nextPageCursor": str(start + size) if more else ""}
+
+    @staticmethod
+    def _linear_instrument(pair, spec):
+        unit = spec["ct_val"]
+        return {
+            "symbol": name_of(pair), "contractType": "LinearPerpetual", "status": "Trading",
+            "baseCoin": pair[0], "quoteCoin": pair[1], "launchTime": "1585526400000", "deliveryTime": "0",
+            "deliveryFeeRate": "", "priceScale": str(-spec["tick"].normalize().as_tuple().exponent),
+            "leverageFilter": {"minLeverage": "1", "maxLeverage": f"{spec['max_leverage']}.00", "leverageStep": "0.01"},
+            "priceFilter": {"minPrice": fmt(spec["tick"]), "maxPrice": "1999999.8", "tickSize": fmt(spec["tick"])},
+            "lotSizeFilter": {"maxOrderQty": fmt(spec["max"] * unit), "minOrderQty": fmt(spec["min"] * unit),
+                              "qtyStep": fmt(spec["lot"] * unit), "postOnlyMaxOrderQty": fmt(spec["max"] * unit),
+                              "maxMktOrderQty": fmt(spec["max"] * unit / 2), "minNotionalValue": fmt(MIN_NOTIONAL)},
+            "unifiedMarginTrade": True, "fundingInterval": spec["funding_interval"] // 60_000,
+            "settleCoin": spec["settle"], "copyTrading": "both", "upperFundingRate": "0.00375",
+            "lowerFundingRate": "-0.00375", "isPreListing": False, "preListingInfo": None,
+            "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"}, "symbolType": "",
+        }
 
     @staticmethod
     def _spot_instrument(pair, spec):
@@ -184,7 +257,7 @@ class FakeBybit(FakeExchange):
         category = self._category(request.query)
         if category is None:
             raise Rejected(10001, "params error: category invalid")
-        pairs = list(self.engine.markets) if category == "spot" else []
+        pairs = self._pairs(category)
         if request.query.get("symbol"):
             pair = self._pair(category, request.query["symbol"])
             if pair is None:
@@ -194,12 +267,20 @@ class FakeBybit(FakeExchange):
 
     def _ticker(self, pair):
         asks, bids = self.engine.book(pair)
-        mid = self.engine.markets[pair]["mid"]
-        return {"symbol": name_of(pair), "bid1Price": fmt(bids[0][0]), "bid1Size": fmt(bids[0][1]),
-                "ask1Price": fmt(asks[0][0]), "ask1Size": fmt(asks[0][1]), "lastPrice": fmt(mid),
-                "prevPrice24h": fmt(mid - 100), "price24hPcnt": "0.002", "highPrice24h": fmt(mid + 500),
-                "lowPrice24h": fmt(mid - 500), "turnover24h": "61725000", "volume24h": "1234.5",
-                "usdIndexPrice": fmt(mid)}
+        mid, unit = self.engine.spec(pair)["mid"], self.unit(pair)
+        ticker = {"symbol": name_of(pair), "bid1Price": fmt(bids[0][0]), "bid1Size": fmt(bids[0][1] * unit),
+                  "ask1Price": fmt(asks[0][0]), "ask1Size": fmt(asks[0][1] * unit), "lastPrice": fmt(mid),
+                  "prevPrice24h": fmt(mid - 100), "price24hPcnt": "0.002", "highPrice24h": fmt(mid + 500),
+                  "lowPrice24h": fmt(mid - 500), "turnover24h": "61725000", "volume24h": "1234.5"}
+        if pair not in LINEAR:
+            return {**ticker, "usdIndexPrice": fmt(mid)}
+        funding = self.engine.funding(pair)
+        return {**ticker, "indexPrice": fmt(mid), "markPrice": fmt(mid), "prevPrice1h": fmt(mid - 10),
+                "openInterest": "1200", "openInterestValue": fmt(1200 * mid), "fundingRate": fmt(funding["rate"]),
+                "nextFundingTime": str(funding["time"]), "predictedDeliveryPrice": "", "basisRate": "",
+                "deliveryFeeRate": "", "deliveryTime": "0", "basis": "", "preOpenPrice": "", "preQty": "",
+                "curPreListingPhase": "", "fundingIntervalHour": str(funding["interval"] // 3_600_000),
+                "fundingCap": "0.005", "basisRateYear": ""}
 
     def orderbook(self, request):
         category, pair = self._market_request(request)
@@ -207,7 +288,7 @@ class FakeBybit(FakeExchange):
         if limit is None:
             raise Rejected(10001, "params error: limit invalid")
         asks, bids = self.engine.book(pair, levels=limit)
-        level = lambda px, size: [fmt(px), fmt(size)]
+        level = lambda px, size: [fmt(px), fmt(size * self.unit(pair))]
         now = self.now_ms()
         return {"s": name_of(pair), "a": [level(*row) for row in asks], "b": [level(*row) for row in bids],
                         "ts": now, "u": 230704, "seq": 1432604333, "cts": now - 100}
@@ -217,7 +298,7 @@ class FakeBybit(FakeExchange):
         limit = self._limit(request.query, TRADE_LIMITS[category])
         if limit is None:
             raise Rejected(10001, "params error: limit invalid")
-        now, mid = self.now_ms(), self.engine.markets[pair]["mid"]
+        now, mid = self.now_ms(), self.engine.spec(pair)["mid"]
         return {"category": category, "list": [     # newest first, as Bybit sends
             {"execId": str(2100000000007764263 - i), "symbol": name_of(pair), "price": fmt(mid + i),
              "size": "0.01", "side": "Buy" if i % 2 else "Sell", "time": str(now - i * 1000),
@@ -245,23 +326,32 @@ class FakeBybit(FakeExchange):
     def wallet_balance(self, request):
         if request.query.get("accountType") != "UNIFIED":
             raise Rejected(10001, "accountType only support UNIFIED.")
-        coins = []
-        for coin, (free, frozen) in self.engine.balances.items():
-            if free or frozen:
-                usd = (free + frozen) * self._usd_price(coin)
-                coins.append({
-                    "coin": coin, "equity": fmt(free + frozen), "usdValue": fmt(usd),
-                    "walletBalance": fmt(free + frozen), "locked": fmt(frozen), "free": "",
-                    "availableToWithdraw": "", "availableToBorrow": "", "borrowAmount": "0", "spotBorrow": "0",
-                    "accruedInterest": "0", "totalOrderIM": "0", "totalPositionIM": "0", "totalPositionMM": "0",
-                    "unrealisedPnl": "0", "cumRealisedPnl": "0", "bonus": "0", "spotHedgingQty": "0",
-                    "marginCollateral": True, "collateralSwitch": True})
-        total = fmt(sum(D(c["usdValue"]) for c in coins))
+        coins = [self._coin(coin, free, frozen) for coin, (free, frozen) in self.engine.balances.items()
+                 if free or frozen]
+        total = lambda field: fmt(sum((D(c[field]) * self._usd_price(c["coin"]) for c in coins), D(0)))
         return {"list": [{
-            "accountType": "UNIFIED", "totalEquity": total, "totalWalletBalance": total,
-            "totalMarginBalance": total, "totalAvailableBalance": total, "totalPerpUPL": "0",
-            "totalInitialMargin": "0", "totalMaintenanceMargin": "0", "accountIMRate": "0",
-            "accountMMRate": "0", "accountLTV": "0", "coin": coins}]}
+            "accountType": "UNIFIED", "totalEquity": total("equity"), "totalWalletBalance": total("walletBalance"),
+            "totalMarginBalance": total("equity"), "totalAvailableBalance": total("walletBalance"),
+            "totalPerpUPL": total("unrealisedPnl"), "totalInitialMargin": total("totalPositionIM"),
+            "totalMaintenanceMargin": "0", "accountIMRate": "0", "accountMMRate": "0", "accountLTV": "0",
+            "coin": coins}]}
+
+    def _coin(self, coin, free, frozen):
+        """The engine's frozen funds, told apart as Bybit does: `locked` by spot orders, initial
+        margin of perpetual orders (totalOrderIM) and of positions (totalPositionIM)."""
+        open_orders = [o for o in self.engine.orders.values() if o["status"] in (OPEN, PARTIAL) and o["pay"] == coin]
+        locked = sum((o["frozen"] for o in open_orders if o["pair"] not in LINEAR), D(0))
+        order_im = sum((o["frozen"] for o in open_orders if o["pair"] in LINEAR), D(0))
+        position_im = sum((p["margin"] for p in self.engine.positions.values()
+                           if p["pair"] in LINEAR and LINEAR[p["pair"]]["settle"] == coin), D(0))
+        equity, upl = self.engine.equity(coin)
+        return {
+            "coin": coin, "equity": fmt(equity), "usdValue": fmt(equity * self._usd_price(coin)),
+            "walletBalance": fmt(free + frozen), "locked": fmt(locked), "free": "",
+            "availableToWithdraw": "", "availableToBorrow": "", "borrowAmount": "0", "spotBorrow": "0",
+            "accruedInterest": "0", "totalOrderIM": fmt(order_im), "totalPositionIM": fmt(position_im),
+            "totalPositionMM": fmt(position_im / 10), "unrealisedPnl": fmt(upl), "cumRealisedPnl": "0",
+            "bonus": "0", "spotHedgingQty": "0", "marginCollateral": True, "collateralSwitch": True}
 
     def _usd_price(self, coin):
         spec = self.engine.markets.get((coin, "USDT"))
@@ -284,16 +374,41 @@ class FakeBybit(FakeExchange):
         except (KeyError, TypeError, InvalidOperation):
             raise Rejected(10001, "params error: qty or price invalid")
         pair = self._pair(category, body.get("symbol", ""))
-        quote_amount = kind == "Market" and side == "Buy" and body.get("marketUnit", "quoteCoin") == "quoteCoin"
-        if kind == "Market" and side == "Sell" and body.get("marketUnit") == "quoteCoin":
+        create = self._create_spot if category == "spot" else self._create_linear
+        order = create(pair, body, side.lower(), kind.lower(), amount, price, client_id)
+        return {"orderId": order["id"], "orderLinkId": client_id}
+
+    def _create_spot(self, pair, body, side, kind, amount, price, client_id):
+        """A market buy spends quote currency unless marketUnit says baseCoin."""
+        quote_amount = kind == "market" and side == "buy" and body.get("marketUnit", "quoteCoin") == "quoteCoin"
+        if kind == "market" and side == "sell" and body.get("marketUnit") == "quoteCoin":
             raise Rejected(10001, "params error: marketUnit invalid")
         if pair:
             self._check_spot_value(pair, side, amount, price, quote_amount)
         try:
-            order = self.engine.place(pair, side.lower(), kind.lower(), amount, price, client_id, quote_amount)
+            return self.engine.place(pair, side, kind, amount, price, client_id, quote_amount)
         except Refused as error:
             raise Rejected(*REFUSALS[error.reason])
-        return {"orderId": order["id"], "orderLinkId": client_id}
+
+    def _create_linear(self, pair, body, side, kind, qty, price, client_id):
+        """positionIdx must match the position mode (0 one-way; 1 long / 2 short in hedge mode);
+        reduceOnly may only reduce; qty is coins, turned into engine contracts."""
+        hedge, idx = self.engine.hedge_mode, body.get("positionIdx", 0)
+        if idx not in ((1, 2) if hedge else (0,)) or isinstance(idx, bool):
+            raise Rejected(*LINEAR_REFUSALS["position_side_required"])
+        position_side = {1: LONG, 2: SHORT}.get(idx)
+        reduce_only = body.get("reduceOnly") is True
+        if hedge and reduce_only and (side == "buy") == (position_side == LONG):
+            raise Rejected(*LINEAR_REFUSALS["close_exceeds_position"])
+        if pair is None:
+            raise Rejected(*LINEAR_REFUSALS["unknown_symbol"])
+        if not reduce_only and qty * (price or self.engine.swaps[pair]["mid"]) < MIN_NOTIONAL:
+            raise Rejected(110094, "Order notional value below the lower limit")
+        try:
+            return self.engine.place(pair, side, kind, qty / self.unit(pair), price, client_id,
+                                     position_side=position_side, reduce_only=reduce_only)
+        except Refused as error:
+            raise Rejected(*LINEAR_REFUSALS[error.reason])
 
     def _check_spot_value(self, pair, side, amount, price, quote_amount):
         """Bybit's own spot rules on top of the engine's: the quote precision of a market buy
@@ -301,31 +416,34 @@ class FakeBybit(FakeExchange):
         if quote_amount and amount % QUOTE_PRECISION:
             raise Rejected(170148, "Market order amount decimal too long")
         asks, bids = self.engine.book(pair, levels=1)
-        value = amount if quote_amount else amount * (price or (asks if side == "Buy" else bids)[0][0])
+        value = amount if quote_amount else amount * (price or (asks if side == "buy" else bids)[0][0])
         if value < self.engine.markets[pair]["min_notional"]:
             raise Rejected(170140, "Order value exceeded lower limit")
 
     def render(self, order):
         """An engine order as Bybit's order object (GET /v5/order/realtime)."""
-        avg = self.engine.avg_price(order)
+        avg, unit, linear = self.engine.avg_price(order), self.unit(order["pair"]), order["pair"] in LINEAR
         status = STATUSES[order["status"]]
-        if status == "Cancelled" and order["filled"]:
+        if status == "Cancelled" and order["filled"] and not linear:
             status = "PartiallyFilledCanceled"           # spot: partly filled, then cancelled
         remaining = D(0) if order["status"] in (FILLED, CANCELED) else order["amount"] - order["filled"]
+        spot_market = order["type"] == "market" and not linear
         return {
             "orderId": order["id"], "orderLinkId": order["client_id"], "blockTradeId": "",
             "symbol": name_of(order["pair"]), "price": fmt(order["price"]) if order["price"] else "0",
-            "qty": fmt(order["amount"]), "side": order["side"].capitalize(), "isLeverage": "0",
-            "positionIdx": 0, "orderStatus": status, "createType": "CreateByUser",
+            "qty": fmt(order["amount"] * unit), "side": order["side"].capitalize(),
+            "isLeverage": "" if linear else "0", "positionIdx": POSITION_IDX.get(order.get("position_side"), 0),
+            "orderStatus": status, "createType": "CreateByUser",
             "cancelType": "CancelByUser" if order["status"] == CANCELED else "UNKNOWN",
-            "rejectReason": "EC_NoError", "avgPrice": fmt(avg) if avg else "", "leavesQty": fmt(remaining),
-            "leavesValue": fmt(remaining * (order["price"] or 0)), "cumExecQty": fmt(order["filled"]),
-            "cumExecValue": fmt(order["cost"]), "cumExecFee": "0",
+            "rejectReason": "EC_NoError", "avgPrice": fmt(avg) if avg else "", "leavesQty": fmt(remaining * unit),
+            "leavesValue": fmt(remaining * unit * (order["price"] or 0)), "cumExecQty": fmt(order["filled"] * unit),
+            "cumExecValue": fmt(order["cost"] * unit), "cumExecFee": "0",
             "timeInForce": "IOC" if order["type"] == "market" else "GTC",
             "orderType": order["type"].capitalize(), "stopOrderType": "", "orderIv": "",
-            "marketUnit": ("quoteCoin" if order["quote_amount"] else "baseCoin") if order["type"] == "market" else "",
+            "marketUnit": ("quoteCoin" if order["quote_amount"] else "baseCoin") if spot_market else "",
             "triggerPrice": "0", "takeProfit": "0", "stopLoss": "0", "tpslMode": "",
-            "triggerDirection": 0, "triggerBy": "", "reduceOnly": False, "closeOnTrigger": False,
+            "triggerDirection": 0, "triggerBy": "", "reduceOnly": bool(order.get("reduce_only")),
+            "closeOnTrigger": False,
             "placeType": "", "smpType": "None", "smpGroup": 0, "smpOrderId": "",
             "createdTime": str(order["created"]), "updatedTime": str(order["updated"]),
             "cumFeeDetail": {},
@@ -342,11 +460,13 @@ class FakeBybit(FakeExchange):
         pair = self._pair(category, symbol) if symbol else None
         if symbol and pair is None:
             return category, []
+        settle = params.get("settleCoin")
+        wanted = lambda o: category_of(o["pair"]) == category and pair in (None, o["pair"]) \
+            and settle in (None, o["pair"][1])
         if params.get("orderId") or params.get("orderLinkId"):
             order = self.engine.find(params.get("orderId"), params.get("orderLinkId"))
-            found = [order] if order and order["status"] in statuses and pair in (None, order["pair"]) else []
-            return category, found
-        return category, self.engine.listing(statuses, pair)
+            return category, [order] if order and order["status"] in statuses and wanted(order) else []
+        return category, [o for o in self.engine.listing(statuses, pair) if wanted(o)]
 
     def _recent(self, order):
         """Whether an order is open or among the `recent_closed` newest closed ones."""
@@ -399,9 +519,80 @@ class FakeBybit(FakeExchange):
         category = self._category(body)
         order = self.engine.find(body.get("orderId"), body.get("orderLinkId") if not body.get("orderId") else None)
         try:
-            if order is None or category is None or name_of(order["pair"]) != body.get("symbol"):
+            if order is None or category_of(order["pair"]) != category or name_of(order["pair"]) != body.get("symbol"):
                 raise Refused("unknown_order")
             self.engine.cancel(order["id"])
         except Refused as error:
-            raise Rejected(*REFUSALS[error.reason])
+            raise Rejected(*(LINEAR_REFUSALS if category == "linear" else REFUSALS)[error.reason])
         return {"orderId": order["id"], "orderLinkId": order["client_id"]}
+
+    # ------------------------------------------------------------------ positions
+    def position_list(self, request):
+        """With a symbol, its rows even when flat (one in one-way mode, two in hedge mode); with
+        settleCoin only, the open positions of that coin. Paged with `limit` and `cursor`."""
+        query = request.query
+        if query.get("category") != "linear":
+            raise Rejected(10001, "params error: category invalid")
+        limit, cursor = self._limit(query, POSITION_LIMITS), query.get("cursor", "")
+        if limit is None or not (cursor == "" or cursor.isdigit()):
+            raise Rejected(10001, "params error: limit or cursor invalid")
+        if query.get("symbol"):
+            pair = self._pair("linear", query["symbol"])
+            if pair is None:
+                raise Rejected(*LINEAR_REFUSALS["unknown_symbol"])
+            rows = [self._position(pair, side) for side in ((LONG, SHORT) if self.engine.hedge_mode else (None,))]
+        elif query.get("settleCoin"):
+            rows = [self._position(p["pair"], p["side"] if self.engine.hedge_mode else None)
+                    for p in self.engine.open_positions() if p["pair"] in LINEAR and p["pair"][1] == query["settleCoin"]]
+        else:
+            raise Rejected(10001, "Missing some parameters that must be filled in, symbol or settleCoin")
+        start = int(cursor or 0)
+        more = start + limit < len(rows)
+        return {"category": "linear", "list": rows[start:start + limit],
+                "nextPageCursor": str(start + limit) if more else ""}
+
+    def _position(self, pair, side):
+        """One position row; side None is one-way mode's single row (positionIdx 0)."""
+        if side is None:
+            held = [p for p in (self.engine.positions.get((pair, LONG)), self.engine.positions.get((pair, SHORT))) if p]
+            p = held[0] if held else None
+        else:
+            p = self.engine.positions.get((pair, side))
+        unit, mark, now = self.unit(pair), self.engine.swaps[pair]["mid"], str(self.now_ms())
+        size = p["size"] * unit if p else D(0)
+        return {
+            "positionIdx": POSITION_IDX[side] if side else 0, "riskId": 1, "riskLimitValue": "2000000",
+            "symbol": name_of(pair), "side": ("Buy" if p["side"] == LONG else "Sell") if p else "",
+            "size": fmt(size), "avgPrice": fmt(p["avg"]) if p else "0", "positionValue": fmt(size * p["avg"]) if p else "",
+            "tradeMode": 0, "autoAddMargin": 0, "positionStatus": "Normal",
+            "leverage": str(p["leverage"] if p else self.engine.leverage_of(pair)), "markPrice": fmt(mark),
+            "liqPrice": "", "bustPrice": "", "positionIM": fmt(p["margin"]) if p else "0",
+            "positionMM": fmt(p["margin"] / 10) if p else "0", "positionBalance": fmt(p["margin"]) if p else "0",
+            "takeProfit": "0", "stopLoss": "0", "trailingStop": "0", "sessionAvgPrice": "",
+            "unrealisedPnl": fmt(self.engine.unrealised(p)) if p else "0",
+            "curRealisedPnl": fmt(p["realized"]) if p else "0", "cumRealisedPnl": fmt(p["realized"]) if p else "0",
+            "adlRankIndicator": 2 if p else 0, "createdTime": str(p["created"]) if p else now,
+            "updatedTime": str(p["updated"]) if p else now, "seq": 5723621632, "isReduceOnly": False,
+            "mmrSysUpdatedTime": "", "leverageSysUpdatedTime": "",
+        }
+
+    def set_leverage(self, request):
+        """buyLeverage must equal sellLeverage (one-way mode and cross margin); the current value
+        again is 110043."""
+        body = request.json()
+        pair = self._pair(body.get("category"), body.get("symbol", "")) if body.get("category") == "linear" else None
+        if pair is None:
+            raise Rejected(*LINEAR_REFUSALS["unknown_symbol"])
+        try:
+            buy, sell = D(body["buyLeverage"]), D(body["sellLeverage"])
+        except (KeyError, TypeError, InvalidOperation):
+            raise Rejected(10001, "params error: buyLeverage or sellLeverage invalid")
+        if buy != sell:
+            raise Rejected(10001, "params error: buyLeverage must equal sellLeverage")
+        if buy == self.engine.leverage_of(pair):
+            raise Rejected(110043, "Set leverage has not been modified.")
+        try:
+            self.engine.set_leverage(pair, buy)
+        except Refused as error:
+            raise Rejected(*LINEAR_REFUSALS[error.reason])
+        return {}

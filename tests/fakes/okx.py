@@ -92,7 +92,8 @@ def inst_type(pair):
 class FakeOKX(FakeExchange):
     NAME = "OKX"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET_KEY
-    ORDER_PATH, TIME_PATH = "/api/v5/trade/order", "/api/v5/public/time"
+    ORDER_PATH, TIME_PATH = "/api/v5/trade/order", "/api/v5/public/time"    # orders are placed with POST
+    CANCEL_ROUTE = ("POST", "/api/v5/trade/cancel-order")
     CODES = {reason: code for reason, (code, _) in REFUSALS.items()}
     CODES.update(unknown_order="51603")               # GET /api/v5/trade/order of an unknown id
     FOREIGN_ORDER_ID = "ETH-USDT,12345"              # well-formed, but no such order
@@ -155,6 +156,9 @@ class FakeOKX(FakeExchange):
 
     def rate_limited(self):
         return fail("50011", "Too Many Requests", 429)
+
+    def signature_of(self, request):
+        return request.headers.get("OK-ACCESS-SIGN")
 
     # ------------------------------------------------------------------ market data
     def time(self, request):
@@ -219,12 +223,18 @@ class FakeOKX(FakeExchange):
 
     def _ticker(self, pair):
         asks, bids = self.engine.book(pair)
-        mid = self.engine.spec(pair)["mid"]
+        spec = self.engine.spec(pair)
+        mid, base_volume = spec["mid"], D("1234.5")
+        if pair in self.engine.swaps:   # vol24h in contracts, volCcy24h in base currency
+            contract_base = spec["ct_val"] / mid if spec["inverse"] else spec["ct_val"]
+            volume, volume_ccy = base_volume / contract_base, base_volume
+        else:                           # vol24h in base currency, volCcy24h in quote currency
+            volume, volume_ccy = base_volume, base_volume * mid
         return {
             "instType": inst_type(pair), "instId": inst_id(pair), "last": fmt(mid), "lastSz": "0.1",
             "askPx": fmt(asks[0][0]), "askSz": fmt(asks[0][1]), "bidPx": fmt(bids[0][0]), "bidSz": fmt(bids[0][1]),
             "open24h": fmt(mid - 100), "high24h": fmt(mid + 500), "low24h": fmt(mid - 500),
-            "volCcy24h": fmt(D("1234.5") * mid), "vol24h": "1234.5", "ts": str(self.now_ms()),
+            "volCcy24h": fmt(volume_ccy), "vol24h": fmt(volume), "ts": str(self.now_ms()),
             "sodUtc0": fmt(mid - 50), "sodUtc8": fmt(mid - 60)}
 
     def books(self, request):
@@ -255,16 +265,17 @@ class FakeOKX(FakeExchange):
             return bad_parameter("bar")
         step = BAR_MS[bar]
         limit = min(int(request.query.get("limit", "100")), 300)
-        newest = self.now_ms() // step * step
-        oldest_kept = newest - 1439 * step                  # OKX keeps the latest 1440 here
-        if request.query.get("after"):
-            newest = min(newest, int(request.query["after"]) - step)
+        current = self.now_ms() // step * step
+        newest, oldest = current, current - 1439 * step      # OKX keeps the latest 1440 here
+        if request.query.get("after"):                       # only candles opening before `after`
+            newest = min(newest, (int(request.query["after"]) - 1) // step * step)
+        if request.query.get("before"):                      # only candles opening after `before`
+            oldest = max(oldest, int(request.query["before"]) // step * step + step)
         rows = []
-        for ts in range(newest, newest - limit * step, -step):
-            if ts < oldest_kept:
-                break
+        for ts in range(newest, max(oldest, newest - limit * step + step) - 1, -step):
             _, o, h, low, c, vol = self.engine.candle(pair, ts, step)
-            rows.append([str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), "1050", "1050", "1"])
+            confirm = "0" if ts == current else "1"          # the candle still open is not confirmed
+            rows.append([str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), "1050", "1050", confirm])
         return ok(rows)
 
     def funding_rate(self, request):

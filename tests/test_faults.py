@@ -1,0 +1,283 @@
+"""The network and the exchange misbehave; the plugin stays correct. Run against every
+exchange's fake (the `exchange` fixture), with the fault switches of tests/fakes/base.py.
+
+The rules proven here:
+- `trade`: exactly one order exists afterwards (none where the exchange provably refused) and
+  the answer's id is that order; never two orders, never a failure for an order that exists.
+- `cancel` is sent once, never repeated; an unanswered cancel is resolved by looking the order up.
+- Every other method answers data (a read retried once) or a clear error naming the exchange
+  and what went wrong, and the next request succeeds.
+"""
+import pytest
+
+from exchanges import _kit
+
+FAULTS = ["drop_after", "drop_before", "5xx", "html", "truncated", "delay", "429"]
+# What a trader reads for each fault, when it is not retried away.
+FAULT_WORDS = {
+    "drop_after": "connection lost", "drop_before": "connection lost", "5xx": "HTTP 503",
+    "html": "HTTP 502", "truncated": "not JSON", "delay": "no answer within", "429": "rate limit",
+}
+SHORT_TIMEOUT = 0.3          # the plugin's --timeout while a "delay" fault is armed
+READ_TIMEOUT = 0.02          # the same for a read whose every try is delayed (no healthy call under it)
+DELAY = 0.4                  # how long the fake then sits on the request
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(_kit, "RETRY_BACKOFF", 0.01)
+    monkeypatch.setattr(_kit, "RATE_LIMIT_WAIT", 0.01)
+
+
+def call_under_fault(exchange, kind, method, times=1, path=None, verb=None, timeout=SHORT_TIMEOUT, **params):
+    """Arm one fault, make one call (with a short --timeout for "delay"), disarm what is left."""
+    fake, settings = exchange.fake, exchange.server.settings
+    fake.inject(kind, path=path, method=verb, times=times, seconds=DELAY)
+    normal, settings.timeout = settings.timeout, timeout if kind == "delay" else settings.timeout
+    try:
+        return exchange.call(method, **params)
+    finally:
+        settings.timeout = normal
+        fake.faults.clear()
+
+
+def assert_clear_error(exchange, answer, kind):
+    assert set(answer) == {"error"}, answer
+    assert answer["error"].startswith(exchange.fake.NAME), answer
+    assert FAULT_WORDS[kind] in answer["error"], answer
+
+
+def assert_next_request_works(exchange):
+    assert exchange.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def placements(exchange):
+    return [r for r in exchange.fake.requests if r[0] == "POST" and r[1].split("?")[0] == exchange.fake.ORDER_PATH]
+
+
+def cancels(exchange):
+    verb, path = exchange.fake.CANCEL_ROUTE
+    return [r for r in exchange.fake.requests if r[0] == verb and r[1].split("?")[0] == path]
+
+
+def resting_order(exchange):
+    return exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
+
+
+# ---------------------------------------------------------------------------- trade
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_trade_under_fault_makes_exactly_one_order_or_a_clear_refusal(exchange, kind):
+    answer = call_under_fault(exchange, kind, "trade", path=exchange.fake.ORDER_PATH, verb="POST",
+                              symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    exchange.fake.wait_idle()                     # a delayed first send has been served (and refused)
+    orders = list(exchange.fake.engine.orders.values())
+    if kind == "429":                             # refused by the exchange: nothing exists, nothing resent
+        assert orders == [] and len(placements(exchange)) == 1
+        assert_clear_error(exchange, answer, kind)
+    else:
+        assert len(orders) == 1, (answer, orders)
+        assert "error" not in answer, answer
+        assert orders[0]["id"] in answer["data"]["id"]
+        assert [o["id"] for o in exchange.data("orders", symbol="BTC_USDT")] == [answer["data"]["id"]]
+        assert len(placements(exchange)) <= 2     # at most one resend, with the same client id
+    assert_next_request_works(exchange)
+
+
+@pytest.mark.parametrize("kind", ["drop_after", "truncated"])
+def test_trade_whose_order_arrived_is_not_sent_again(exchange, kind):
+    answer = call_under_fault(exchange, kind, "trade", path=exchange.fake.ORDER_PATH, verb="POST",
+                              symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    assert "data" in answer and len(placements(exchange)) == 1
+
+
+def test_trade_resends_once_with_the_same_client_id(exchange):
+    call_under_fault(exchange, "drop_before", "trade", path=exchange.fake.ORDER_PATH, verb="POST",
+                     symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    first, second = placements(exchange)
+    (order,) = exchange.fake.engine.orders.values()
+    assert order["client_id"] in first[1] + first[2] and order["client_id"] in second[1] + second[2]
+
+
+def test_trade_under_repeated_faults_never_doubles(exchange):
+    # Every placement fails the same way: the answer says so, and at most one order exists.
+    answer = call_under_fault(exchange, "5xx", "trade", times=5, path=exchange.fake.ORDER_PATH, verb="POST",
+                              symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    assert_clear_error(exchange, answer, "5xx")
+    assert "check open orders" in answer["error"] or "found nothing" in answer["error"]
+    assert len(exchange.fake.engine.orders) <= 1 and len(placements(exchange)) == 2
+    assert_next_request_works(exchange)
+
+
+# ---------------------------------------------------------------------------- cancel
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_cancel_is_sent_once_under_fault(exchange, kind):
+    order_id = resting_order(exchange)
+    verb, path = exchange.fake.CANCEL_ROUTE
+    answer = call_under_fault(exchange, kind, "cancel", path=path, verb=verb, id=order_id, symbol="BTC_USDT")
+    exchange.fake.wait_idle()
+    assert len(cancels(exchange)) == 1
+    (order,) = exchange.fake.engine.orders.values()
+    if "data" in answer:                          # the cancel arrived, confirmed by a lookup if need be
+        assert answer["data"] is True and order["status"] == "canceled"
+    else:
+        assert_clear_error(exchange, answer, kind)
+        if kind in ("drop_before", "5xx", "html", "429"):    # never reached the book
+            assert order["status"] == "open"
+        if kind != "429":                                   # unanswered: looked up, still open then
+            assert "has not taken effect" in answer["error"]
+    assert_next_request_works(exchange)
+    if order["status"] == "open":                 # the robot may cancel again: it works
+        assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+
+
+@pytest.mark.parametrize("kind", ["drop_after", "truncated"])
+def test_cancel_that_arrived_answers_true(exchange, kind):
+    order_id = resting_order(exchange)
+    verb, path = exchange.fake.CANCEL_ROUTE
+    answer = call_under_fault(exchange, kind, "cancel", path=path, verb=verb, id=order_id, symbol="BTC_USDT")
+    assert answer["data"] is True and len(cancels(exchange)) == 1
+
+
+# ---------------------------------------------------------------------------- every other method
+
+def read_calls(exchange, order_id):
+    return {
+        "ticker": {"symbol": "BTC_USDT"},
+        "depth": {"symbol": "BTC_USDT", "limit": 5},
+        "trades": {"symbol": "BTC_USDT"},
+        "records": {"symbol": "BTC_USDT", "period": 1, "limit": 10},
+        "accounts": {},
+        "assets": {},
+        "orders": {"symbol": "BTC_USDT"},
+        "order": {"id": order_id, "symbol": "BTC_USDT"},
+        "historyorders": {"symbol": "BTC_USDT", "since": 0, "limit": 10},
+        "__api_" + exchange.fake.TIME_PATH: {},
+    }
+
+
+@pytest.mark.parametrize("kind", FAULTS)
+def test_every_other_method_fails_cleanly_and_the_next_request_works(exchange, kind):
+    order_id = resting_order(exchange)
+    for method, params in read_calls(exchange, order_id).items():
+        answer = call_under_fault(exchange, kind, method, times=2, timeout=READ_TIMEOUT, **params)  # both tries
+        if "error" in answer:
+            assert_clear_error(exchange, answer, kind)
+        assert_next_request_works(exchange)
+        assert "data" in exchange.call(method, **params), method
+
+
+@pytest.mark.parametrize("kind", ["5xx", "html", "truncated", "drop_before", "429"])
+def test_a_single_fault_on_each_read_is_retried_away(exchange, kind):
+    order_id = resting_order(exchange)
+    for method, params in read_calls(exchange, order_id).items():
+        answer = call_under_fault(exchange, kind, method, times=1, **params)
+        assert "data" in answer, (method, answer)
+
+
+def test_timeout_is_a_clear_error_naming_the_limit(exchange):
+    answer = call_under_fault(exchange, "delay", "ticker", times=2, timeout=READ_TIMEOUT, symbol="BTC_USDT")
+    assert answer["error"].startswith(f"{exchange.fake.NAME}: no answer within {READ_TIMEOUT:g}s for GET ")
+
+
+# ---------------------------------------------------------------------------- clock, idle connections
+
+@pytest.mark.parametrize("skew_ms", [120_000, -120_000])
+def test_clock_skew_on_trade_resyncs_once_and_keeps_the_offset(exchange, skew_ms):
+    exchange.fake.clock_skew_ms = skew_ms
+    first = exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
+    second = exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
+    assert first != second and len(exchange.fake.engine.orders) == 2
+    assert exchange.data("accounts")
+    time_calls = [t for _, t, _ in exchange.fake.requests if t.startswith(exchange.fake.TIME_PATH)]
+    assert len(time_calls) == 1
+
+
+def test_connection_closed_by_the_exchange_while_idle_is_replaced(exchange):
+    exchange.data("ticker", symbol="BTC_USDT")
+    exchange.fake.close_idle()
+    assert exchange.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    exchange.fake.close_idle()
+    order_id = resting_order(exchange)
+    exchange.fake.close_idle()
+    assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+    assert len(exchange.fake.engine.orders) == 1 and len(placements(exchange)) == 1
+    assert len(cancels(exchange)) == 1
+
+
+def test_dead_pooled_socket_missed_by_the_check_is_still_replaced(exchange, monkeypatch):
+    """The exchange closes the socket just after the pool checked it: a read is resent on a
+    fresh connection; an order is resolved by its client id, never doubled."""
+    monkeypatch.setattr(_kit, "_closed_by_peer", lambda conn: conn.sock is None)
+    exchange.data("ticker", symbol="BTC_USDT")
+    exchange.fake.close_idle()
+    assert exchange.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    exchange.fake.close_idle()
+    answer = exchange.call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    (order,) = exchange.fake.engine.orders.values()
+    assert order["id"] in answer["data"]["id"]
+
+
+# ---------------------------------------------------------------------------- place_once, cancel_once
+
+def ambiguous(text="no answer"):
+    return _kit.PluginError(text, ambiguous=True)
+
+
+def script(*steps):
+    """A function that on each call returns or raises the next step."""
+    steps = list(steps)
+
+    def next_step():
+        step = steps.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+    next_step.left = steps
+    return next_step
+
+
+def test_place_once_looks_up_an_ambiguous_send_and_answers_the_found_order():
+    send, find = script(ambiguous()), script("found")
+    assert _kit.place_once(send, find) == "found" and send.left == []
+
+
+def test_place_once_resends_once_when_the_lookup_finds_nothing():
+    send, find = script(ambiguous(), "placed"), script(None)
+    assert _kit.place_once(send, find) == "placed"
+
+
+def test_place_once_first_send_arriving_after_the_lookup():
+    """The first send lands late: the resend is refused as a duplicate client id, and the
+    second lookup finds the order that exists; no failure is reported for it."""
+    send = script(ambiguous(), _kit.PluginError("X 51016: Duplicated clOrdId", code="51016"))
+    find = script(None, "found")
+    assert _kit.place_once(send, find) == "found"
+
+
+def test_place_once_refused_send_is_not_looked_up_or_resent():
+    send, find = script(_kit.PluginError("X 51008: Insufficient balance", code="51008")), script()
+    with pytest.raises(_kit.PluginError, match="51008"):
+        _kit.place_once(send, find)
+
+
+def test_place_once_failed_lookup_says_the_order_may_exist():
+    send, find = script(ambiguous()), script(ambiguous("lookup lost"))
+    with pytest.raises(_kit.PluginError, match="may or may not exist.*lookup lost"):
+        _kit.place_once(send, find)
+
+
+def test_place_once_never_sends_a_third_time():
+    send, find = script(ambiguous(), ambiguous(), "never"), script(None, None)
+    with pytest.raises(_kit.PluginError, match="at most one order exists"):
+        _kit.place_once(send, find)
+    assert send.left == ["never"]
+
+
+def test_cancel_once_confirms_an_unanswered_cancel_by_lookup():
+    assert _kit.cancel_once(script(ambiguous()), script(({"status": "canceled"}, "raw"))) == (True, "raw")
+    with pytest.raises(_kit.PluginError, match="order is pending: the cancel has not taken effect"):
+        _kit.cancel_once(script(ambiguous()), script(({"status": "pending"}, "raw")))
+    with pytest.raises(_kit.PluginError, match="51400"):
+        _kit.cancel_once(script(_kit.PluginError("X 51400: gone", code="51400")), script())
