@@ -536,3 +536,23 @@ def test_linear_swap_position_lifecycle(linear):
     closed = linear.fetch_order(closing["id"], "BTC/USDT:USDT", params=SEEN if linear.id == "bybit" else {})
     assert closed["status"] == "closed" and closed["reduceOnly"] is True and closed["average"] == 50000
     assert [p for p in linear.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
+
+
+@pytest.fixture(params=["okx_swap", "binance_swap", "bybit_swap"])
+def any_swap(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_hedge_mode(any_swap):
+    """set_position_mode: OKX set-position-mode, Binance positionSide/dual, Bybit switch-mode."""
+    amount = 2 if any_swap.id == "okx" else 0.02                 # OKX counts contracts of 0.01 BTC
+    any_swap.set_position_mode(True, "BTC/USDT:USDT")
+    any_swap.create_order("BTC/USDT:USDT", "market", "buy", amount, params={"hedged": True})
+    any_swap.create_order("BTC/USDT:USDT", "market", "sell", amount, params={"hedged": True})
+    held = {p["side"]: p for p in any_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]}
+    assert set(held) == {"long", "short"} and held["long"]["contracts"] == held["short"]["contracts"] == amount
+    with pytest.raises(ccxt.ExchangeError):                       # not while positions are open
+        any_swap.set_position_mode(False, "BTC/USDT:USDT")
+    any_swap.create_order("BTC/USDT:USDT", "market", "sell", amount, params={"hedged": True, "reduceOnly": True})
+    held = [p["side"] for p in any_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]]
+    assert held == ["short"]
