@@ -51,6 +51,7 @@ from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, Api, PluginError, iso_ms,
 __version__ = "0.1.0"
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
+MAX_ERROR = 500             # characters of an error message
 CLIENT_TIMEOUT = 30.0       # seconds a docker connection may stay silent mid-request or idle
 IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>"
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
@@ -295,7 +296,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         data, raw = handler(api, **kwargs)
         answer = {"data": data, "raw": raw}
     except PluginError as error:
-        answer = {"error": redact(str(error), envelope)}
+        answer = {"error": _capped(redact(str(error), envelope))}
     except Exception as error:
         log.error("internal error in %s: %s", method, redact(traceback.format_exc(), envelope))
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
@@ -314,12 +315,18 @@ def _unpack(exchange_name, envelope):
     for field in ("access_key", "secret_key", "method"):
         if not isinstance(envelope.get(field), str):
             raise PluginError(f"the request has no {field} string")
+    for field in ("access_key", "secret_key"):     # they travel in HTTP headers: no CR/LF injection
+        if not _KEY_TEXT.fullmatch(envelope[field]):
+            raise PluginError(f"{field} has characters an API key never has (only printable ASCII is allowed)")
     params = envelope.get("params")
     if params is None:
         params = {}
     if not isinstance(params, dict):
         raise PluginError(f"params must be a JSON object, got {type(params).__name__}")
     return exchange, envelope["method"], params
+
+
+_KEY_TEXT = re.compile(r"[\x20-\x7e]*")
 
 
 def redact(text, envelope):
@@ -333,6 +340,16 @@ def redact(text, envelope):
                 if len(secret.strip()) >= 4:
                     text = text.replace(secret.strip(), "***")
     return text
+
+
+def _capped(message, limit=MAX_ERROR):
+    """An error never carries a whole hostile input back: the start of it is enough."""
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
+def _printable(value, limit):
+    """A value for a log line: control characters shown as ?, so no input can forge a line."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", str(value)[:limit])
 
 
 def to_json(answer):
@@ -371,7 +388,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                           self.server.settings, self.server.stats)
         self._answer(answer)
         outcome = "ok" if "data" in answer else "error: " + answer["error"]
-        log.info("%s %s %s %.0fms %s", exchange_name, str(method)[:60], symbol[:30],
+        log.info("%s %s %s %.0fms %s", exchange_name, _printable(method, 60), _printable(symbol, 30),
                  (time.monotonic() - started) * 1000, outcome)
 
     def do_GET(self):

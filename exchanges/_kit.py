@@ -22,6 +22,7 @@ RATE_LIMIT_WAIT = 0.5         # seconds a read waits once after the exchange sai
 THROTTLE_MAX_WAIT = 1.0       # seconds a call may wait for the client-side rate limit before failing
 MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
 QUOTE_STEP = Decimal("0.00000001")   # a market buy's quote amount is sent to 8 decimals
+NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
 
 
@@ -89,12 +90,13 @@ def parse_symbol(text, allow_range=False):
     pair, _, kind = text.strip().partition(".")
     kind = kind.lower() or "spot"
     if kind not in KINDS:
-        raise PluginError(f"invalid symbol {text!r}: market type {kind!r} is not one of {', '.join(KINDS)}")
+        raise PluginError(f"invalid symbol {_short(text, 60)}: market type {_short(kind, 20)} "
+                          f"is not one of {', '.join(KINDS)}")
     parts = pair.upper().split("_")
     if len(parts) == 1 and allow_range and _CURRENCY.match(parts[0]):
         return Symbol("", parts[0], kind)
     if len(parts) != 2 or not all(_CURRENCY.match(p) for p in parts):
-        raise PluginError(f"invalid symbol {text!r}: expected BASE_QUOTE such as ETH_USDT or BTC_USDT.swap")
+        raise PluginError(f"invalid symbol {_short(text, 60)}: expected BASE_QUOTE such as ETH_USDT or BTC_USDT.swap")
     return Symbol(parts[0], parts[1], kind)
 
 
@@ -110,6 +112,8 @@ def to_decimal(value, name):
         raise PluginError(f"{name} must be a number, got {_short(value)}") from None
     if not number.is_finite():
         raise PluginError(f"{name} must be a finite number, got {_short(value)}")
+    if number and not -NUMBER_RANGE <= number.adjusted() < NUMBER_RANGE:
+        raise PluginError(f"{name} is out of range (1e-{NUMBER_RANGE} to 1e{NUMBER_RANGE}), got {_short(value)}")
     return number
 
 

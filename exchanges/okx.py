@@ -157,7 +157,7 @@ def split_order_id(order_id):
     """`ETH-USDT,123456` -> ("ETH-USDT", "123456")."""
     inst, _, ord_id = order_id.partition(",")
     if not inst or not ord_id or "," in ord_id:
-        raise PluginError(f"invalid OKX order id {order_id!r}: expected INSTID,ORDID such as ETH-USDT,123456")
+        raise PluginError(f"invalid OKX order id {order_id[:60]!r}: expected INSTID,ORDID such as ETH-USDT,123456")
     return inst, ord_id
 
 

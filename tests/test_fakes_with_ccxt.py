@@ -466,3 +466,73 @@ def test_candles_since(any_client):
     assert [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [hour, hour]
     if any_client.id != "bybit":
         assert candles[0][0] == since // hour * hour + hour
+
+
+# ---------------------------------------------------------------------------- Binance and Bybit perpetuals
+
+def swap_client(client):
+    """The same client with USDT-margined perpetuals loaded too."""
+    client.options["fetchMarkets"] = {"types": ["spot", "linear"]}
+    client.load_markets(reload=True)
+    return client
+
+
+@pytest.fixture
+def binance_swap(binance):
+    binance.options["leverageBrackets"] = {}               # /fapi/v1/leverageBracket: not a fake endpoint
+    binance.options["fetchBalance"] = {"useV2": True}      # /fapi/v2/account, as the plugin reads it
+    binance.options["fetchPositionsRisk"] = {"useV2": True}
+    return swap_client(binance)
+
+
+@pytest.fixture
+def bybit_swap(bybit):
+    return swap_client(bybit)
+
+
+@pytest.fixture(params=["binance_swap", "bybit_swap"])
+def linear(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_linear_swap_market_data(linear):
+    market = linear.market("BTC/USDT:USDT")
+    assert market["swap"] and market["linear"] and market["settle"] == "USDT" and market["contractSize"] == 1
+    assert market["precision"]["amount"] == 0.001 and market["limits"]["amount"]["min"] == 0.001
+    ticker = linear.fetch_ticker("BTC/USDT:USDT")
+    assert ticker["last"] == 50000 and ticker["high"] > ticker["low"]
+    book = linear.fetch_order_book("BTC/USDT:USDT", 5)
+    assert book["asks"][0][0] == 50000.1 and book["bids"][0][0] == 50000 and len(book["asks"]) == 5
+    method = {"method": "fapiPublicGetTrades"} if linear.id == "binance" else {}   # not aggTrades
+    trades = linear.fetch_trades("BTC/USDT:USDT", limit=3, params=method)
+    assert len(trades) == 3 and all(t["price"] > 49000 for t in trades)
+    candles = linear.fetch_ohlcv("BTC/USDT:USDT", "1m", limit=3)
+    assert len(candles) == 3 and candles[0][0] % 60_000 == 0
+    funding = linear.fetch_funding_rate("BTC/USDT:USDT")
+    assert funding["fundingRate"] == 0.0001 and funding["fundingTimestamp"] % 3_600_000 == 0
+    assert funding["markPrice"] == 50000
+
+
+def test_linear_swap_position_lifecycle(linear):
+    linear.set_leverage(5, "BTC/USDT:USDT")
+    order = linear.create_order("BTC/USDT:USDT", "market", "buy", 0.02)
+    fetched = linear.fetch_order(order["id"], "BTC/USDT:USDT", params=SEEN if linear.id == "bybit" else {})
+    assert fetched["status"] == "closed" and fetched["filled"] == 0.02 and fetched["average"] == 50000.1
+    assert fetched["reduceOnly"] is False
+
+    [position] = linear.fetch_positions(["BTC/USDT:USDT"])
+    assert position["side"] == "long" and position["contracts"] == 0.02 and position["leverage"] == 5
+    assert position["entryPrice"] == 50000.1 and position["unrealizedPnl"] == pytest.approx(-0.002)
+    assert position["initialMargin"] == pytest.approx(200, abs=0.01)
+    assert linear.fetch_balance({"type": "swap"})["USDT"]["used"] == pytest.approx(200, abs=0.01)
+
+    resting = linear.create_order("BTC/USDT:USDT", "limit", "sell", 0.01, 60000, params={"reduceOnly": True})
+    [listed] = linear.fetch_open_orders("BTC/USDT:USDT")
+    assert listed["id"] == resting["id"] and listed["reduceOnly"] and listed["price"] == 60000
+    linear.cancel_order(resting["id"], "BTC/USDT:USDT")
+    assert linear.fetch_open_orders("BTC/USDT:USDT") == []
+
+    closing = linear.create_order("BTC/USDT:USDT", "market", "sell", 0.02, params={"reduceOnly": True})
+    closed = linear.fetch_order(closing["id"], "BTC/USDT:USDT", params=SEEN if linear.id == "bybit" else {})
+    assert closed["status"] == "closed" and closed["reduceOnly"] is True and closed["average"] == 50000
+    assert [p for p in linear.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []

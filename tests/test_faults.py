@@ -18,9 +18,9 @@ FAULT_WORDS = {
     "drop_after": "connection lost", "drop_before": "connection lost", "5xx": "HTTP 503",
     "html": "HTTP 502", "truncated": "not JSON", "delay": "no answer within", "429": "rate limit",
 }
-SHORT_TIMEOUT = 0.3          # the plugin's --timeout while a "delay" fault is armed
+SHORT_TIMEOUT = 0.2          # the plugin's --timeout while a "delay" fault is armed
 READ_TIMEOUT = 0.02          # the same for a read whose every try is delayed (no healthy call under it)
-DELAY = 0.4                  # how long the fake then sits on the request
+DELAY = 0.3                  # how long the fake then sits on the request
 
 
 # These set the plugin's settings and _kit's waits in this process: not run against the bundle.
@@ -172,7 +172,7 @@ def test_every_other_method_fails_cleanly_and_the_next_request_works(exchange, k
         assert "data" in exchange.call(method, **params), method
 
 
-@pytest.mark.parametrize("kind", ["5xx", "html", "truncated", "drop_before", "429"])
+@pytest.mark.parametrize("kind", ["5xx", "truncated", "drop_before"])     # 429: test_rate_limits
 def test_a_single_fault_on_each_read_is_retried_away(exchange, kind):
     order_id = resting_order(exchange)
     for method, params in read_calls(exchange, order_id).items():

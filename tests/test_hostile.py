@@ -3,11 +3,12 @@ malformed envelopes. Every answer is JSON, the connection is never just dropped,
 server serves a valid request right after."""
 import http.client
 import json
+import socket
 
 import pytest
 
 import fmz_plugin
-from tests.conftest import PluginClient, start_plugin
+from tests.conftest import FAKES, PluginClient, start_plugin
 
 
 def raw_post(url, body, path="/OKX", headers=None):
@@ -69,3 +70,209 @@ def test_allow_flag_is_validated(capsys):
     for bad in ("nobody", "", "10.0.0.300"):
         with pytest.raises(SystemExit):
             fmz_plugin.parse_args(["--allow", bad])
+
+
+# ---------------------------------------------------------------------------- the docker's socket
+
+@pytest.fixture
+def slow_clients_time_out(monkeypatch):
+    monkeypatch.setattr(fmz_plugin.Handler, "timeout", 0.3)
+
+
+def raw_exchange(url, data, half_close=True):
+    """Send raw bytes on a fresh socket and read until the server closes it."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.repo_only
+def test_slow_body_is_answered_and_the_server_moves_on(plugin_server, slow_clients_time_out, okx):
+    answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{", half_close=False)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head
+    assert json.loads(body) == {"error": "the request body did not arrive within 0.3s"}
+    assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+@pytest.mark.repo_only
+def test_silent_connection_is_closed_without_blocking_others(plugin_server, slow_clients_time_out, okx):
+    host, port = plugin_server.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as idle:
+        assert okx.data("ticker", symbol="BTC_USDT")      # served while the idle one waits
+        assert idle.recv(100) == b""                      # then the idle one is closed by the server
+
+
+def test_body_over_the_cap_is_refused_before_reading_it(plugin_server, okx):
+    answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"
+                          % (fmz_plugin.MAX_BODY + 1))
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"error": f"the request body is over {fmz_plugin.MAX_BODY} bytes"}
+    assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def test_body_at_the_cap_is_read(okx):
+    body = json.dumps(okx.envelope("ticker", {"symbol": "BTC_USDT"}, padding="x" * 1000)).encode()
+    body = body[:-1] + b" " * (fmz_plugin.MAX_BODY - len(body)) + b"}"
+    assert len(body) == fmz_plugin.MAX_BODY and okx.post(body)["data"]["symbol"] == "BTC_USDT"
+
+
+# ---------------------------------------------------------------------------- a corpus of bad input
+
+KEYS = object()          # stands for the exchange's real keys in the corpus below
+TRADE = {"symbol": "BTC_USDT", "type": "buy", "price": "30000", "amount": "0.01"}
+
+
+def trade_with(**changes):
+    params = {**TRADE, **changes}
+    return {"method": "trade", "params": {k: v for k, v in params.items() if v is not ...}}
+
+
+# name -> raw body bytes, or the envelope fields that differ from a valid ticker call
+CORPUS = {
+    # the envelope
+    "not json": b"hello",
+    "empty body": b"",
+    "json array": b"[1, 2]",
+    "json string": b'"ticker"',
+    "json number": b"42",
+    "json null": b"null",
+    "nested far too deeply": b"[" * 200_000 + b"]" * 200_000,
+    "invalid utf-8": b'{"method": "\xff\xfe"}',
+    "utf-8 bom": b'\xef\xbb\xbf{"method": "ticker"}',
+    "duplicate keys, last not a string": b'{"access_key":"a","secret_key":"b","method":"ticker","method":7}',
+    "method missing": {"method": ...},
+    "method a number": {"method": 7},
+    "method null": {"method": None},
+    "method a list": {"method": ["ticker"]},
+    "method an object": {"method": {"name": "ticker"}},
+    "method empty": {"method": ""},
+    "method very long": {"method": "t" * 100_000},
+    "method unicode": {"method": "тикер"},
+    "method with NUL": {"method": "\u0000ticker"},
+    "method with newline": {"method": "ticker\nfake log line"},
+    "access_key a number": {"access_key": 12345},
+    "secret_key a list": {"secret_key": ["s", "p"]},
+    "access_key with CRLF": {"method": "accounts", "params": {}, "access_key": "key\r\nX-Evil: 1"},
+    "secret_key with CRLF": {"method": "accounts", "params": {}, "secret_key": "s,p\r\nX-Evil: 1"},
+    "secret_key not ASCII": {"method": "accounts", "params": {}, "secret_key": "秘密,口令"},
+    "params a list": {"params": ["BTC_USDT"]},
+    "params a string": {"params": "symbol=BTC_USDT"},
+    "params a number": {"params": 5},
+    "params true": {"params": True},
+    # symbols
+    "symbol missing": {"params": {}},
+    "symbol empty": {"params": {"symbol": ""}},
+    "symbol blank": {"params": {"symbol": "   "}},
+    "symbol a number": {"params": {"symbol": 5}},
+    "symbol null": {"params": {"symbol": None}},
+    "symbol a list": {"params": {"symbol": ["BTC", "USDT"]}},
+    "symbol nested junk": {"params": {"symbol": {"a": [1, {"b": [None, {"c": 1e308}]}]}}},
+    "symbol cyrillic": {"params": {"symbol": "БТЦ_USDT"}},
+    "symbol full-width": {"params": {"symbol": "ＢＴＣ_ＵＳＤＴ"}},
+    "symbol emoji": {"params": {"symbol": "🚀_USDT"}},
+    "symbol very long": {"params": {"symbol": "B" * 100_000 + "_USDT"}},
+    "symbol with NUL": {"params": {"symbol": "BTC\u0000_USDT"}},
+    "symbol path traversal": {"params": {"symbol": "../../BTC_USDT"}},
+    "symbol unknown kind": {"params": {"symbol": "BTC_USDT.future"}},
+    "symbol three parts": {"params": {"symbol": "BTC_USDT_X"}},
+    # trade numbers and sides
+    "amount negative": trade_with(amount="-1"),
+    "amount zero": trade_with(amount="0"),
+    "amount NaN": trade_with(amount="NaN"),
+    "amount sNaN": trade_with(amount="sNaN"),
+    "amount Infinity": trade_with(amount="Infinity"),
+    "amount huge": trade_with(amount="1e400"),
+    "amount astronomically huge": trade_with(amount="9e999999999"),
+    "amount 5000 digits": trade_with(amount="9" * 5000),
+    "amount tiny": trade_with(amount="1e-999999999"),
+    "amount hex": trade_with(amount="0x10"),
+    "amount empty": trade_with(amount=""),
+    "amount missing": trade_with(amount=...),
+    "amount true": trade_with(amount=True),
+    "amount a list": trade_with(amount=[1]),
+    "amount an object": trade_with(amount={"value": 1}),
+    "amount with unit": trade_with(amount="0.01 BTC"),
+    "price words": trade_with(price="thirty thousand"),
+    "price negative": trade_with(price="-5"),
+    "price zero": trade_with(price=0),
+    "price -2": trade_with(price=-2),
+    "price huge float": trade_with(price=1e308),
+    "type missing": trade_with(type=...),
+    "type unknown": trade_with(type="hold"),
+    "type a number": trade_with(type=1),
+    "type injection": trade_with(type="buy; DROP TABLE orders"),
+    "trade symbol empty": trade_with(symbol=""),
+    # limits, periods, times
+    "depth limit negative": {"method": "depth", "params": {"symbol": "BTC_USDT", "limit": "-5"}},
+    "depth limit words": {"method": "depth", "params": {"symbol": "BTC_USDT", "limit": "many"}},
+    "depth limit fractional": {"method": "depth", "params": {"symbol": "BTC_USDT", "limit": 2.5}},
+    "depth limit huge": {"method": "depth", "params": {"symbol": "BTC_USDT", "limit": "1e30"}},
+    "records period zero": {"method": "records", "params": {"symbol": "BTC_USDT", "period": "0"}},
+    "records period unknown": {"method": "records", "params": {"symbol": "BTC_USDT", "period": "7"}},
+    "records period fractional": {"method": "records", "params": {"symbol": "BTC_USDT", "period": "60.5"}},
+    "history since negative": {"method": "historyorders", "params": {"symbol": "BTC_USDT", "since": "-1"}},
+    "history since words": {"method": "historyorders", "params": {"symbol": "BTC_USDT", "since": "yesterday"}},
+    # order ids
+    "order id missing": {"method": "order", "params": {"symbol": "BTC_USDT"}},
+    "order id empty": {"method": "order", "params": {"id": "", "symbol": "BTC_USDT"}},
+    "order id a list": {"method": "order", "params": {"id": ["1"], "symbol": "BTC_USDT"}},
+    "order id true": {"method": "cancel", "params": {"id": True, "symbol": "BTC_USDT"}},
+    "order id without parts": {"method": "order", "params": {"id": "12345", "symbol": "BTC_USDT"}},
+    "order id too many parts": {"method": "cancel", "params": {"id": "a,b,c,d", "symbol": "BTC_USDT"}},
+    "order id very long": {"method": "cancel", "params": {"id": "x" * 100_000, "symbol": "BTC_USDT"}},
+    "order id path traversal": {"method": "order", "params": {"id": "../../etc/passwd", "symbol": "BTC_USDT"}},
+    "order id with CRLF": {"method": "cancel", "params": {"id": "BTC,1\r\nX: y", "symbol": "BTC_USDT"}},
+    # exchange.IO
+    "io absolute url": {"method": "__api_https://evil.example/x"},
+    "io unicode path": {"method": "__api_/api/ключ"},
+    "io dot segments": {"method": "__api_/api/../../x"},
+    "io empty path": {"method": "__api_"},
+    # futures calls
+    "margin level missing": {"method": "margin_level", "params": {"symbol": "BTC_USDT.swap"}},
+    "margin level zero": {"method": "margin_level", "params": {"symbol": "BTC_USDT.swap", "level": "0"}},
+    "margin level words": {"method": "margin_level", "params": {"symbol": "BTC_USDT.swap", "level": "max"}},
+}
+
+
+def corpus_body(case, client):
+    if isinstance(case, bytes):
+        return case
+    envelope = {"access_key": client.access_key, "secret_key": client.secret_key, "method": "ticker",
+                "params": {"symbol": "BTC_USDT"}, "nonce": 1}
+    envelope.update(case)
+    return json.dumps({k: v for k, v in envelope.items() if v is not ...}).encode()
+
+
+@pytest.fixture(scope="module", params=list(FAKES))
+def served(request):
+    """One fake and one plugin per exchange for the whole corpus."""
+    with FAKES[request.param]() as fake:
+        server, url = start_plugin({request.param.lower(): fake.url})
+        client = PluginClient(url, request.param, fake.ACCESS_KEY, fake.SECRET_KEY)
+        client.fake = fake
+        yield client
+        server.shutdown()
+        server.server_close()
+
+
+def test_corpus_is_large():
+    assert len(CORPUS) >= 50
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_bad_input_is_a_clear_error_and_the_next_request_works(served, name):
+    answer = served.post(corpus_body(CORPUS[name], served))     # asserts HTTP 200 and JSON
+    assert set(answer) == {"error"}, answer
+    assert isinstance(answer["error"], str) and 0 < len(answer["error"]) < 400, answer
+    assert "internal error" not in answer["error"], answer
+    assert served.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def test_unknown_http_verb_in_io_is_refused(served):
+    assert "verb" in served.call("__api_/api/x", http_method="TRACE")["error"]

@@ -82,6 +82,15 @@ def fmt(number):
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+
+def _multiple(number, step):
+    """True when number is a whole multiple of step; absurd sizes (1e400) are simply not."""
+    try:
+        return not number % step
+    except ArithmeticError:
+        return False
+
+
 class Engine:
     def __init__(self, now_ms=lambda: int(time.time() * 1000)):
         self.now_ms = now_ms
@@ -131,9 +140,9 @@ class Engine:
             raise Refused("unknown_symbol")
         if client_id and any(o["client_id"] == client_id for o in self.orders.values()):
             raise Refused("duplicate_client_id")
-        if not quote_amount and amount % spec["lot"]:
+        if not quote_amount and not _multiple(amount, spec["lot"]):
             raise Refused("bad_amount", "amount is not a multiple of the lot size")
-        if price is not None and (price <= 0 or price % spec["tick"]):
+        if price is not None and (price <= 0 or not _multiple(price, spec["tick"])):
             raise Refused("bad_price", "price is not a multiple of the tick size")
         if not quote_amount and amount < spec["min"]:
             raise Refused("below_min")

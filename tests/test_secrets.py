@@ -1,0 +1,135 @@
+"""Secrets never reach output: the plugin runs as a real process (`python fmz_plugin.py`), at each
+log level, and every method is called on its success and error paths; nothing it printed (stdout,
+stderr, log lines, tracebacks) and nothing it answered may contain the API key, the secret, the
+passphrase or any signature the exchange received."""
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import fmz_plugin
+from exchanges import EXCHANGES
+from tests.conftest import FAKES, PluginClient, start_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVELS = ["debug", "info", "warning", "error"]
+FAULTS = ["5xx", "drop_after", "429"]     # a failed read, a lost answer, a rate limit
+
+
+def params_for(method, fake, order_id):
+    """Plausible params for each protocol method (unknown ones get none)."""
+    return {
+        "ticker": {"symbol": "BTC_USDT"}, "depth": {"symbol": "BTC_USDT", "limit": 5},
+        "trades": {"symbol": "BTC_USDT"}, "records": {"symbol": "BTC_USDT", "period": 1, "limit": 5},
+        "trade": {"symbol": "BTC_USDT", "type": "buy", "price": 40000, "amount": "0.01"},
+        "orders": {"symbol": "BTC_USDT"}, "order": {"id": order_id, "symbol": "BTC_USDT"},
+        "historyorders": {"symbol": "BTC_USDT", "since": 0, "limit": 5},
+        "cancel": {"id": order_id, "symbol": "BTC_USDT"},
+        "tickers": {"symbol": "USDT.swap"}, "positions": {"symbol": "USDT.swap"},
+        "margin_level": {"symbol": "BTC_USDT.swap", "level": 5}, "fundings": {"symbol": "USDT.swap"},
+    }.get(method, {})
+
+
+def secrets_of(fake):
+    parts = [fake.ACCESS_KEY] + fake.SECRET_KEY.split(",")
+    return [part for part in parts if len(part) >= 4 and part not in ("simulate", "isolated", "cross")]
+
+
+class PluginProcess:
+    """`python fmz_plugin.py --port 0 ...`; everything it prints is kept for `output()`."""
+
+    def __init__(self, name, fake_url, level):
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "fmz_plugin.py"), "--port", "0", "--log-level", level, "--no-throttle",
+             "--timeout", "3", "--base-url", f"{name.lower()}={fake_url}"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.banner = [self.process.stdout.readline()]
+        assert "listening on http://127.0.0.1:" in self.banner[0], self.banner
+        self.url = self.banner[0].split("listening on ")[1].strip()
+
+    def output(self):
+        self.process.terminate()
+        stdout, _ = self.process.communicate(timeout=10)
+        self.log.seek(0)
+        return "".join(self.banner) + stdout + self.log.read().decode("utf-8", "replace")
+
+
+def exercise(client, fake, module):
+    """Every method on its success path, then on error paths; returns every answer as text."""
+    answers = []
+
+    def call(method, **params):
+        answers.append(json.dumps(client.call(method, **params)))
+        return json.loads(answers[-1])
+
+    order_id = call("trade", **params_for("trade", fake, ""))["data"]["id"]
+    for method in module.METHODS:
+        name = "__api_" + fake.TIME_PATH if method == "__api_" else method
+        call(name, **params_for(method, fake, order_id))
+    for kind in FAULTS:                                     # the exchange misbehaves
+        for method in ("accounts", "trade"):
+            fake.inject(kind, times=2)
+            call(method, **params_for(method, fake, order_id))
+            fake.faults.clear()
+    call("trade", symbol="BTC_USDT", type="buy", price=1, amount="-1")     # refused before sending
+    call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="999999")   # refused by the exchange
+    call("teleport")
+    wrong = [fake.SECRET_KEY.replace(secrets_of(fake)[1], secrets_of(fake)[1] + "x"),   # wrong secret
+             "x", "a,b,c,d,e", ""]
+    for secret_key in wrong:
+        client.secret_key = secret_key
+        for method in ("accounts", "trade", "orders", "cancel", "__api_"):
+            name = "__api_" + fake.TIME_PATH if method == "__api_" else method
+            call(name, **params_for(method, fake, order_id))
+    return "\n".join(answers)
+
+
+def run_at_level(name, level):
+    """One fake and one plugin process at `level`: (secrets, printed text, answers text)."""
+    with FAKES[name]() as fake:
+        plugin = PluginProcess(name, fake.url, level)
+        try:
+            client = PluginClient(plugin.url, name, fake.ACCESS_KEY, fake.SECRET_KEY)
+            answers = exercise(client, fake, EXCHANGES[name.lower()])
+        finally:
+            printed = plugin.output()
+    assert fake.signatures, f"the fake {name} records no signatures: give it signature_of()"
+    return secrets_of(fake) + fake.signatures, printed, answers
+
+
+@pytest.mark.parametrize("name", list(FAKES))
+def test_no_secret_in_anything_printed_or_answered(name):
+    with ThreadPoolExecutor(len(LEVELS)) as pool:          # the levels run side by side: mostly waiting
+        runs = dict(zip(LEVELS, pool.map(lambda level: run_at_level(name, level), LEVELS)))
+    assert "ticker" in runs["debug"][1] and "error" in runs["debug"][1]     # the log really was captured
+    for level, (secrets, printed, answers) in runs.items():
+        for secret in secrets:
+            assert secret not in printed, f"{secret[:6]}... printed at level {level}"
+            assert secret not in answers, f"{secret[:6]}... answered"
+
+
+def test_internal_error_traceback_is_redacted(okx_fake, monkeypatch, capfd):
+    """A bug that puts the keys into an exception: the logged traceback and the answer hide them."""
+    def leaky(api, symbol):
+        raise RuntimeError(f"bug with {api.access_key} and {api.secret_key}")
+    monkeypatch.setitem(EXCHANGES["okx"].METHODS, "ticker", leaky)
+    handler = logging.StreamHandler(sys.stderr)
+    fmz_plugin.log.addHandler(handler)
+    server, url = start_plugin({"okx": okx_fake.url})
+    try:
+        client = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
+        answer = client.error("ticker", symbol="BTC_USDT")
+    finally:
+        fmz_plugin.log.removeHandler(handler)
+        server.shutdown()
+        server.server_close()
+    printed = "".join(capfd.readouterr())
+    assert answer == "internal error in ticker: RuntimeError" and "RuntimeError: bug with ***" in printed
+    for secret in secrets_of(okx_fake):
+        assert secret not in printed + answer
