@@ -120,6 +120,21 @@ def test_okx_refuses_wrong_passphrase(okx):
         impostor.fetch_balance()
 
 
+def test_okx_demo_trading(okx):
+    """ccxt's sandbox mode sends x-simulated-trading: 1; OKX takes it only with a demo key (50101)."""
+    from tests.fakes.okx import DEMO_API_KEY
+    okx.set_sandbox_mode(True)
+    okx.urls["api"] = {"rest": okx.fake.url}
+    with pytest.raises(ccxt.AuthenticationError, match="50101"):            # a live key
+        okx.fetch_balance()
+    okx.apiKey = DEMO_API_KEY
+    assert okx.fetch_balance()["USDT"]["free"] == 100000
+    okx.set_sandbox_mode(False)
+    okx.urls["api"] = {"rest": okx.fake.url}
+    with pytest.raises(ccxt.AuthenticationError, match="50101"):            # a demo key without the header
+        okx.fetch_balance()
+
+
 def test_okx_unknown_order(okx):
     with pytest.raises(ccxt.OrderNotFound):
         okx.fetch_order("123", "BTC/USDT")
