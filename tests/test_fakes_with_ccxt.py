@@ -536,3 +536,49 @@ def test_linear_swap_position_lifecycle(linear):
     closed = linear.fetch_order(closing["id"], "BTC/USDT:USDT", params=SEEN if linear.id == "bybit" else {})
     assert closed["status"] == "closed" and closed["reduceOnly"] is True and closed["average"] == 50000
     assert [p for p in linear.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
+
+
+@pytest.fixture(params=["okx_swap", "binance_swap", "bybit_swap"])
+def any_swap(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_hedge_mode(any_swap):
+    """set_position_mode: OKX set-position-mode, Binance positionSide/dual, Bybit switch-mode."""
+    amount = 2 if any_swap.id == "okx" else 0.02                 # OKX counts contracts of 0.01 BTC
+    any_swap.set_position_mode(True, "BTC/USDT:USDT")
+    any_swap.create_order("BTC/USDT:USDT", "market", "buy", amount, params={"hedged": True})
+    any_swap.create_order("BTC/USDT:USDT", "market", "sell", amount, params={"hedged": True})
+    held = {p["side"]: p for p in any_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]}
+    assert set(held) == {"long", "short"} and held["long"]["contracts"] == held["short"]["contracts"] == amount
+    with pytest.raises(ccxt.ExchangeError):                       # not while positions are open
+        any_swap.set_position_mode(False, "BTC/USDT:USDT")
+    any_swap.create_order("BTC/USDT:USDT", "market", "sell", amount, params={"hedged": True, "reduceOnly": True})
+    held = [p["side"] for p in any_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]]
+    assert held == ["short"]
+
+
+def test_unknown_api_key_is_an_authentication_error(any_client):
+    """OKX 50111, Binance -2015 (a key of the right shape), Bybit 10003."""
+    any_client.apiKey = "A" * len(any_client.apiKey)
+    with pytest.raises(ccxt.AuthenticationError):
+        any_client.fetch_balance()
+
+
+def test_unknown_symbol_from_the_exchange(any_client):
+    """A market ccxt knows but the exchange does not list (any more) is refused by the fake."""
+    market = dict(any_client.market("ETH/USDT"), id="XRPUSDT" if any_client.id != "okx" else "XRP-USDT",
+                  symbol="XRP/USDT", base="XRP", baseId="XRP")
+    any_client.markets["XRP/USDT"] = market
+    with pytest.raises((ccxt.BadSymbol, ccxt.BadRequest)):
+        any_client.fetch_ticker("XRP/USDT")
+
+
+def test_all_tickers_and_funding_rates(any_swap):
+    """OKX tickers?instType and funding-rate?instId=ANY, Binance 24hr and premiumIndex without a
+    symbol, Bybit tickers?category: every listed instrument in one call."""
+    swaps = any_swap.fetch_tickers(params={"type": "swap"})
+    assert swaps["BTC/USDT:USDT"]["last"] == 50000 and swaps["ETH/USDT:USDT"]["last"] == 3000
+    rates = any_swap.fetch_funding_rates()
+    assert rates["BTC/USDT:USDT"]["fundingRate"] == 0.0001 and rates["ETH/USDT:USDT"]["fundingRate"] == -0.00005
+    assert abs(any_swap.fetch_time() - any_swap.milliseconds()) < 5_000
