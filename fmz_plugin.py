@@ -1477,7 +1477,8 @@ def bundle(argv):
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", encoding="utf-8", newline="\n") as file:
         file.write(text)
-    print(f"wrote {args.output} ({text.count(chr(10))} lines) serving {', '.join(names)}")
+    lines = text.count("\n")
+    print(f"wrote {args.output} ({lines} lines) serving {', '.join(names)}")
 
 
 def bundle_text(root, chosen=()):
@@ -1493,7 +1494,8 @@ def bundle_text(root, chosen=()):
     core = _read(root, core_path)
     order = []
     _visit(root, core, "", texts, order, set())
-    packages = sorted({name for name in order if _path_of(root, name).endswith("__init__.py")})
+    packages = sorted({name.rsplit(".", 1)[0] for name in order if "." in name}
+                      | {name for name in order if _path_of(root, name).endswith("__init__.py")})
     served = [EXCHANGES[key].NAME if key in EXCHANGES else key for key in names]
     parts = [BUNDLE_HEAD.format(version=__version__, names=", ".join(served))]
     parts += [f"_bundle_package({name!r})\n" for name in packages]
