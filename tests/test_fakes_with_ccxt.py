@@ -597,3 +597,20 @@ def test_all_tickers_and_funding_rates(any_swap):
     rates = any_swap.fetch_funding_rates()
     assert rates["BTC/USDT:USDT"]["fundingRate"] == 0.0001 and rates["ETH/USDT:USDT"]["fundingRate"] == -0.00005
     assert abs(any_swap.fetch_time() - any_swap.milliseconds()) < 5_000
+
+
+SWAP_REFUSALS = {   # exchange -> (no position to reduce, margin short), as each documents them
+    "okx": ("51169", "51008"), "binance": ("-2022", "-2019"), "bybit": ("110017", "110007")}
+
+
+def test_swap_refusals(any_swap):
+    """ccxt's own error classes differ (its Binance futures table is keyed on fapi.binance.com,
+    which a fake on 127.0.0.1 is not), so the exchange's code is what is checked."""
+    no_position, no_margin = SWAP_REFUSALS[any_swap.id]
+    one = 1 if any_swap.id == "okx" else 0.01
+    with pytest.raises(ccxt.ExchangeError, match=no_position):
+        any_swap.create_order("BTC/USDT:USDT", "market", "sell", one, params={"reduceOnly": True})
+    with pytest.raises(ccxt.ExchangeError, match=no_margin):
+        any_swap.create_order("BTC/USDT:USDT", "limit", "buy", one * 10_000, 50000)
+    with pytest.raises(ccxt.OrderNotFound):
+        any_swap.cancel_order("123", "BTC/USDT:USDT")
