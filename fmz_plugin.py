@@ -15,12 +15,17 @@ http://127.0.0.1:6666/OKX (see README.md). Protocol: https://www.fmz.com/digest-
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
+One file to copy:    python fmz_plugin.py bundle -o dist/fmz_plugin.py
+                     (that file is also an FMZ Python strategy: FMZ calls main(), see below)
+Status:              GET http://127.0.0.1:6666/ (JSON, or an HTML page for a browser)
 """
 import argparse
 import ast
+import contextlib
 import html
 import http.client
 import http.server
+import io
 import ipaddress
 import json
 import logging
@@ -1475,7 +1480,8 @@ def bundle(argv):
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", encoding="utf-8", newline="\n") as file:
         file.write(text)
-    print(f"wrote {args.output} ({text.count(chr(10))} lines) serving {', '.join(names)}")
+    lines = text.count("\n")
+    print(f"wrote {args.output} ({lines} lines) serving {', '.join(names)}")
 
 
 def bundle_text(root, chosen=()):
@@ -1491,7 +1497,8 @@ def bundle_text(root, chosen=()):
     core = _read(root, core_path)
     order = []
     _visit(root, core, "", texts, order, set())
-    packages = sorted({name for name in order if _path_of(root, name).endswith("__init__.py")})
+    packages = sorted({name.rsplit(".", 1)[0] for name in order if "." in name}
+                      | {name for name in order if _path_of(root, name).endswith("__init__.py")})
     served = [EXCHANGES[key].NAME if key in EXCHANGES else key for key in names]
     parts = [BUNDLE_HEAD.format(version=__version__, names=", ".join(served))]
     parts += [f"_bundle_package({name!r})\n" for name in packages]
@@ -1627,12 +1634,26 @@ def strategy_argv(params):
 
 
 class LogLines(logging.Handler):
-    """Holds log lines from the server's threads; main() hands them to FMZ's Log on its own."""
+    """`with LogLines(level) as lines:` holds the plugin's log lines here instead of stderr, so
+    that main() hands them to FMZ's Log from its own thread, never from a server thread."""
 
-    def __init__(self):
+    def __init__(self, level):
         super().__init__()
+        self.wanted = level.upper()
         self.lines = queue.SimpleQueue()
         self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+    def __enter__(self):
+        self.before = (log.level, log.propagate)
+        log.addHandler(self)
+        log.setLevel(self.wanted)
+        log.propagate = False
+        return self
+
+    def __exit__(self, *exc):
+        log.removeHandler(self)
+        log.setLevel(self.before[0])
+        log.propagate = self.before[1]
 
     def emit(self, record):
         self.lines.put(self.format(record))
@@ -1640,6 +1661,17 @@ class LogLines(logging.Handler):
     def take(self):
         while not self.lines.empty():
             yield self.lines.get()
+
+
+def strategy_args(params, say):
+    """parse_args() of the strategy parameters; a wrong one is said in FMZ's log, not on stderr."""
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            return parse_args(strategy_argv(params))
+    except SystemExit:
+        say("fmz-plugin: a strategy parameter is wrong: " + errors.getvalue().strip().splitlines()[-1])
+        raise
 
 
 def main(stop=None):
@@ -1653,27 +1685,21 @@ def main(stop=None):
     say = fmz.get("Log") or print
     show = fmz.get("LogStatus") or (lambda text: None)
     sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
-    args = parse_args(strategy_argv(fmz))
+    args = strategy_args(fmz, say)
     settings = settings_of(args)
     server = Server((args.address, args.port), settings)
     threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
-    lines, before = LogLines(), (log.level, log.propagate)
-    log.addHandler(lines)
-    log.setLevel(args.log_level.upper())
-    log.propagate = False
     say(banner(server, settings))
     try:
-        while stop is None or not stop.is_set():
-            for line in lines.take():
-                say(line)
-            show(status_table(status_report(server)))
-            sleep(STATUS_EVERY * 1000)
+        with LogLines(args.log_level) as lines:
+            while stop is None or not stop.is_set():
+                for line in lines.take():
+                    say(line)
+                show(status_table(status_report(server)))
+                sleep(STATUS_EVERY * 1000)
     finally:
         server.shutdown()
         server.server_close()
-        log.removeHandler(lines)
-        log.setLevel(before[0])
-        log.propagate = before[1]
 
 
 # ---------------------------------------------------------------------------- sub-commands

@@ -1,17 +1,24 @@
-"""Binance spot, REST /api/v3: https://developers.binance.com/docs/binance-spot-api-docs/rest-api
+"""Binance spot (REST /api/v3) and USDT-M perpetual futures (/fapi on its own host).
+Spot: https://developers.binance.com/docs/binance-spot-api-docs/rest-api
+Futures: https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info
 
 Keys: access_key = the API key; secret_key = its secret (an HMAC key: Binance's RSA and Ed25519
 keys are not supported).
 
-Signing (TRADE and USER_DATA endpoints): `signature` = hex HMAC-SHA256(secret, totalParams), where
-totalParams is the query string followed directly by the request body. Binance accepts a POST's
-parameters in either; this module sends every parameter in the query string and an empty body, so
-totalParams is the query string: `...&timestamp=MS&recvWindow=5000` then `&signature=HEX` last,
-with the key in the X-MBX-APIKEY header. Binance refuses a timestamp more than recvWindow behind
-its clock or 1 s ahead (-1021), hence the clock offset.
+Signing (TRADE and USER_DATA endpoints, spot and futures alike): `signature` = hex
+HMAC-SHA256(secret, totalParams), where totalParams is the query string followed directly by the
+request body. Binance accepts a POST's parameters in either; this module sends every parameter in
+the query string and an empty body, so totalParams is the query string:
+`...&timestamp=MS&recvWindow=5000` then `&signature=HEX` last, with the key in the X-MBX-APIKEY
+header. Binance refuses a timestamp more than recvWindow behind its clock or 1 s ahead (-1021),
+hence the clock offset.
 
-Order ids given to FMZ are `SYMBOL,ORDERID` in Binance's own words (`BTCUSDT,12345`): order and
-cancel need no lookup.
+Symbols: BTC_USDT is spot BTCUSDT; BTC_USDT.swap is the USDT-M perpetual BTCUSDT on /fapi. A
+futures amount is in the base coin, as Binance's quantity is: a swap's `ct_val` is 1.
+
+Order ids given to FMZ are `SYMBOL,ORDERID` for spot (`BTCUSDT,12345`) and `SYMBOL.swap,ORDERID`
+for futures (`BTCUSDT.swap,12345`): order and cancel need no lookup and never ask the spot API
+about a futures order.
 """
 import hashlib
 import hmac
@@ -21,17 +28,20 @@ import urllib.parse
 import uuid
 from collections import namedtuple
 
-from exchanges._kit import MARKETS, PluginError, Symbol, cancel_once, num, order_size, place_once, precision
+from exchanges import _kit
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, num, order_size,
+                            place_once, precision)
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
 HOSTS = {"futures": "https://fapi.binance.com"}     # USDT-M futures live on their own host
 CLOCK_ERRORS = ("-1021",)            # Timestamp for this request is outside of the recvWindow.
 RATE_LIMIT_ERRORS = ("-1003", "-1015")   # Too much request weight used (HTTP 429) / too many new orders
-# Binance limits request *weight* per IP (6000 a minute, shared by every endpoint) and new
-# orders per account (10 a second). Per endpoint, _kit.Throttle allows a quarter of the weight
-# budget divided by the endpoint's weight (rest-api.md, current weights), so four endpoints
-# busy at once still stay under the shared budget; orders get the account's order limit.
+# Binance limits request *weight* per IP (spot 6000 a minute, futures 2400, each shared by every
+# endpoint of its API) and new orders per account (spot 10 a second, futures 300 per 10 s). Per
+# endpoint, _kit.Throttle allows a quarter of the weight budget divided by the endpoint's weight
+# (current weights), so four endpoints busy at once still stay under the shared budget; orders get
+# the account's order limit.
 RATE_LIMITS = {
     "GET /api/v3/time": (1500, 60.0),               # weight 1
     "GET /api/v3/exchangeInfo": (75, 60.0),         # weight 20
@@ -45,16 +55,38 @@ RATE_LIMITS = {
     "DELETE /api/v3/order": (1500, 60.0),           # weight 1
     "GET /api/v3/openOrders": (250, 60.0),          # weight 6 with a symbol (80 without)
     "GET /api/v3/allOrders": (75, 60.0),            # weight 20
+    "GET /fapi/v1/exchangeInfo": (600, 60.0),       # weight 1
+    "GET /fapi/v1/ticker/24hr": (600, 60.0),        # weight 1 with a symbol (40 without)
+    "GET /fapi/v1/ticker/bookTicker": (300, 60.0),  # weight 2 with a symbol (5 without)
+    "GET /fapi/v1/depth": (300, 60.0),              # weight 2 up to 50 levels
+    "GET /fapi/v1/trades": (120, 60.0),             # weight 5
+    "GET /fapi/v1/klines": (120, 60.0),             # weight 5 for 500-1000 klines
+    "GET /fapi/v1/premiumIndex": (600, 60.0),       # weight 1 with a symbol (10 without)
+    "GET /fapi/v1/fundingInfo": (125, 300.0),       # 500 per 5 minutes, shared with fundingRate
+    "GET /fapi/v2/account": (120, 60.0),            # weight 5
+    "GET /fapi/v2/positionRisk": (120, 60.0),       # weight 5
+    "GET /fapi/v1/positionSide/dual": (20, 60.0),   # weight 30
+    "POST /fapi/v1/leverage": (600, 60.0),          # weight 1
+    "POST /fapi/v1/order": (300, 10.0),             # ORDERS 300 per 10 s per account
+    "GET /fapi/v1/order": (600, 60.0),              # weight 1
+    "DELETE /fapi/v1/order": (600, 60.0),           # weight 1
+    "GET /fapi/v1/openOrders": (600, 60.0),         # weight 1 with a symbol (40 without)
+    "GET /fapi/v1/allOrders": (120, 60.0),          # weight 5
 }
 RECV_WINDOW = 5000                   # ms; Binance's default, max 60000
-KLINES_PAGE = 1000                   # max klines per request
-TRADES_LIMIT = 100                   # recent trades answered by `trades`
+# FMZ market kind -> (REST prefix, host in HOSTS; None = BASE_URL)
+APIS = {"spot": ("/api/v3", None), "swap": ("/fapi/v1", "futures")}
+KLINES_PAGE = {"spot": 1000, "swap": 1500}          # max klines per request
+# Depth limits Binance accepts (futures: these only, else -4021; spot: these have always been
+# accepted): the smallest one >= the wanted depth is asked for, and the answer trimmed.
+DEPTH_LIMITS = {"spot": (5, 10, 20, 50, 100, 500, 1000, 5000), "swap": (5, 10, 20, 50, 100, 500, 1000)}
 DEPTH_DEFAULT = 20                   # levels a side when the docker sends no limit
-# GET /api/v3/depth limits Binance has always accepted (newer docs accept any 1..5000): the
-# smallest one >= the wanted depth is asked for, and the answer trimmed.
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
-HISTORY_PAGE = 1000                  # max orders per GET /api/v3/allOrders
+TRADES_LIMIT = 100                   # recent trades answered by `trades`
+HISTORY_PAGE = 1000                  # max orders per GET .../allOrders
 HISTORY_DEFAULT = 100                # history orders answered when the docker sends no limit
+FUNDING_HOURS = 8                    # a perpetual not listed by /fapi/v1/fundingInfo settles every 8 h
+HOUR_MS = 3_600_000
+NO_FUTURES = ("-2015", "-2014")      # a key without futures permission (or a spot-testnet key)
 
 # FMZ period in minutes -> Binance kline interval (rest-api.md, "Kline/Candlestick chart intervals")
 INTERVALS = {
@@ -78,9 +110,17 @@ STATUS = {
 }
 CLOSED = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
 
+# FMZ swap order type -> (Binance side, positionSide in hedge mode, closes a position)
+SWAP_SIDES = {
+    "buy": ("BUY", "LONG", False),
+    "sell": ("SELL", "SHORT", False),
+    "closebuy": ("SELL", "LONG", True),
+    "closesell": ("BUY", "SHORT", True),
+}
+
 Keys = namedtuple("Keys", "api_key secret")
 _HEADER_SAFE = re.compile(r"[!-~]+")           # printable ASCII: the key travels in a header
-_ORDER_ID = re.compile(r"([A-Z0-9]{2,30}),([0-9]{1,20})")
+_ORDER_ID = re.compile(r"([A-Z0-9]{2,30})(\.swap)?,([0-9]{1,20})")
 
 
 def parse_keys(access_key, secret_key):
@@ -121,7 +161,8 @@ def _form_value(value):
 
 def check(status, reply):
     """Binance answers an error as {"code": -2010, "msg": "..."} with HTTP 4xx (429 or 418 when
-    rate limited, 5xx when the outcome is unknown); a success is the bare object or list."""
+    rate limited, 5xx when the outcome is unknown); a success is the bare object or list (a few
+    futures endpoints answer {"code": 200, "msg": "success"})."""
     code = reply.get("code") if isinstance(reply, dict) else None
     if isinstance(code, int) and not isinstance(code, bool) and code < 0:
         message = reply.get("msg") or f"HTTP {status}"
@@ -135,29 +176,52 @@ def server_time(api):
     return int(api.get("/api/v3/time")["serverTime"])
 
 
-# ---------------------------------------------------------------------------- symbols and ids
+# ---------------------------------------------------------------------------- calls, symbols, ids
+
+def _get(api, kind, endpoint, params=None, signed=False):
+    """GET a spot (/api/v3) or futures (/fapi/v1) endpoint on its host."""
+    prefix, host = APIS[kind]
+    return api.get(prefix + endpoint, params, signed=signed, host=host)
+
+
+def _send(api, kind, verb, endpoint, params, idempotent=False):
+    prefix, host = APIS[kind]
+    return api.call(verb, prefix + endpoint, params, signed=True, idempotent=idempotent, host=host)
+
 
 def market_id(symbol):
-    """Symbol('BTC_USDT') -> BTCUSDT."""
+    """Symbol('BTC_USDT') and Symbol('BTC_USDT.swap') -> BTCUSDT (the API tells them apart)."""
     return symbol.base + symbol.quote
 
 
-def _spot_only(symbol):
-    if symbol is not None and symbol.is_swap:
-        raise PluginError(f"Binance USDT perpetuals are not served yet: {symbol} is a swap")
+def _names(api, kind):
+    """BTCUSDT -> Symbol for every live market of a kind: Binance's symbols do not mark the split."""
+    return {spec["base_asset"] + spec["quote_asset"]: Symbol(spec["base_asset"], spec["quote_asset"], kind)
+            for spec in MARKETS.get(api, kind).values()}
 
 
-def _names(api):
-    """BTCUSDT -> BTC_USDT for every live market: Binance's symbols do not mark the split."""
-    return {spec["base_asset"] + spec["quote_asset"]: name for name, spec in MARKETS.get(api, "spot").items()}
+def _swap_only(symbol, method):
+    if symbol is not None and not symbol.is_swap:
+        raise PluginError(f"{method} is for perpetual swaps: give a symbol such as BTC_USDT.swap, not {symbol}")
+
+
+def _kinds(symbol):
+    """The market kinds a symbol, a range or no symbol at all covers."""
+    return (symbol.kind,) if symbol is not None else ("spot", "swap")
 
 
 def split_order_id(order_id):
-    """`BTCUSDT,12345` -> ("BTCUSDT", "12345")."""
+    """`BTCUSDT,12345` -> ("spot", "BTCUSDT", "12345"); `BTCUSDT.swap,12345` -> ("swap", ...)."""
     found = _ORDER_ID.fullmatch(order_id)
     if not found:
-        raise PluginError(f"invalid Binance order id {order_id[:40]!r}: expected SYMBOL,ORDERID such as BTCUSDT,12345")
-    return found.group(1), found.group(2)
+        raise PluginError(f"invalid Binance order id {order_id[:40]!r}: expected SYMBOL,ORDERID such as "
+                          "BTCUSDT,12345 (spot) or BTCUSDT.swap,12345 (futures)")
+    return "swap" if found.group(2) else "spot", found.group(1), found.group(3)
+
+
+def _order_id(kind, reply):
+    suffix = ".swap" if kind == "swap" else ""
+    return f"{reply['symbol']}{suffix},{reply['orderId']}"
 
 
 def new_client_id():
@@ -168,15 +232,19 @@ def new_client_id():
 # ---------------------------------------------------------------------------- market data
 
 def ticker(api, symbol):
-    """GET /api/v3/ticker/24hr"""
-    _spot_only(symbol)
-    reply = api.get("/api/v3/ticker/24hr", {"symbol": market_id(symbol)})
-    return _ticker(reply, str(symbol)), reply
+    """GET /api/v3/ticker/24hr; swaps: /fapi/v1/ticker/24hr and /fapi/v1/ticker/bookTicker
+    (the futures 24 h ticker has no bid and ask)"""
+    query = {"symbol": market_id(symbol)}
+    reply = _get(api, symbol.kind, "/ticker/24hr", query)
+    if not symbol.is_swap:
+        return _ticker(reply, symbol), reply
+    book = _get(api, "swap", "/ticker/bookTicker", query)
+    return _ticker({**reply, **book, "closeTime": reply.get("closeTime")}, symbol), [reply, book]
 
 
-def _ticker(t, name):
+def _ticker(t, symbol):
     return {
-        "symbol": name,
+        "symbol": str(symbol),
         "buy": num(t.get("bidPrice")), "sell": num(t.get("askPrice")),
         "high": num(t.get("highPrice")), "low": num(t.get("lowPrice")),
         "open": num(t.get("openPrice")), "last": num(t.get("lastPrice")),
@@ -185,32 +253,36 @@ def _ticker(t, name):
 
 
 def tickers(api, symbol=None):
-    """GET /api/v3/ticker/24hr without a symbol: every live market in one call (or one quote's)"""
-    _spot_only(symbol)
-    names = _names(api)
-    reply = api.get("/api/v3/ticker/24hr")
-    rows = [_ticker(t, names[t["symbol"]]) for t in reply if t.get("symbol") in names]
-    if symbol is not None:
-        rows = [row for row in rows if row["symbol"] == str(symbol)
-                or (not symbol.base and row["symbol"].endswith("_" + symbol.quote))]
-    return rows, reply
+    """GET /api/v3/ticker/24hr and /fapi/v1/ticker/24hr + bookTicker without a symbol: every live
+    market, or those of a range (`USDT`, `USDT.swap`) or one symbol"""
+    rows, raw = [], []
+    for kind in _kinds(symbol):
+        names = _names(api, kind)
+        reply = _get(api, kind, "/ticker/24hr")
+        raw.append(reply)
+        books = {}
+        if kind == "swap":
+            raw.append(_get(api, "swap", "/ticker/bookTicker"))
+            books = {b.get("symbol"): b for b in raw[-1]}
+        rows += [_ticker({**t, **books.get(t["symbol"], {}), "closeTime": t.get("closeTime")}, names[t["symbol"]])
+                 for t in reply if t.get("symbol") in names
+                 and (symbol is None or symbol.covers(names[t["symbol"]]))]
+    return rows, raw[0] if len(raw) == 1 else raw
 
 
 def depth(api, symbol, limit=None):
-    """GET /api/v3/depth (the smallest Binance limit >= the wanted levels, then trimmed)"""
-    _spot_only(symbol)
-    wanted = limit or DEPTH_DEFAULT
-    asked = next((n for n in DEPTH_LIMITS if n >= wanted), DEPTH_LIMITS[-1])
-    reply = api.get("/api/v3/depth", {"symbol": market_id(symbol), "limit": asked})
+    """GET /api/v3/depth, /fapi/v1/depth (the smallest Binance limit >= the wanted levels, trimmed)"""
+    wanted, allowed = limit or DEPTH_DEFAULT, DEPTH_LIMITS[symbol.kind]
+    asked = next((n for n in allowed if n >= wanted), allowed[-1])
+    reply = _get(api, symbol.kind, "/depth", {"symbol": market_id(symbol), "limit": asked})
     levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows[:wanted]]
     return {"time": int(reply.get("T") or api.now()), "asks": levels(reply.get("asks", [])),
             "bids": levels(reply.get("bids", []))}, reply
 
 
 def trades(api, symbol):
-    """GET /api/v3/trades (recent trades, oldest first)"""
-    _spot_only(symbol)
-    reply = api.get("/api/v3/trades", {"symbol": market_id(symbol), "limit": TRADES_LIMIT})
+    """GET /api/v3/trades, /fapi/v1/trades (recent trades, oldest first)"""
+    reply = _get(api, symbol.kind, "/trades", {"symbol": market_id(symbol), "limit": TRADES_LIMIT})
     rows = [{"id": str(t["id"]), "time": int(t["time"]), "price": num(t.get("price")),
              "amount": num(t.get("qty")), "type": "sell" if t.get("isBuyerMaker") else "buy"}
             for t in reply]
@@ -218,15 +290,15 @@ def trades(api, symbol):
 
 
 def records(api, symbol, period=60, limit=None):
-    """GET /api/v3/klines (oldest first, 1000 a page; older pages asked for with endTime)"""
-    _spot_only(symbol)
+    """GET /api/v3/klines, /fapi/v1/klines (oldest first, 1000 or 1500 a page; older pages asked
+    for with endTime)"""
     interval = INTERVALS.get(period)
     if interval is None:
         raise PluginError(f"Binance has no {period}-minute klines; periods: {', '.join(map(str, INTERVALS))}")
     wanted, rows, pages, end = limit or 100, [], [], None
     while len(rows) < wanted:
-        reply = api.get("/api/v3/klines", {"symbol": market_id(symbol), "interval": interval,
-                                           "limit": min(wanted - len(rows), KLINES_PAGE), "endTime": end})
+        reply = _get(api, symbol.kind, "/klines", {"symbol": market_id(symbol), "interval": interval, "endTime": end,
+                                                   "limit": min(wanted - len(rows), KLINES_PAGE[symbol.kind])})
         pages.append(reply)
         if not reply:
             break
@@ -235,14 +307,21 @@ def records(api, symbol, period=60, limit=None):
     return rows, pages[0] if len(pages) == 1 else pages
 
 
+def markets(api):
+    """GET /api/v3/exchangeInfo and /fapi/v1/exchangeInfo, through the markets cache (no raw)"""
+    return _kit.markets(api, ("spot", "swap"))
+
+
 def load_markets(api, kind):
-    """GET /api/v3/exchangeInfo (filters: PRICE_FILTER, LOT_SIZE, NOTIONAL or MIN_NOTIONAL)"""
-    reply = api.get("/api/v3/exchangeInfo")
+    """GET /api/v3/exchangeInfo (TRADING spot symbols) or /fapi/v1/exchangeInfo (TRADING
+    perpetuals); filters PRICE_FILTER, LOT_SIZE, NOTIONAL or MIN_NOTIONAL"""
+    reply = _get(api, kind, "/exchangeInfo")
     markets = {}
     for info in reply.get("symbols", []):
-        if info.get("status") != "TRADING" or info.get("isSpotTradingAllowed") is False:
+        if info.get("status") != "TRADING" or info.get("isSpotTradingAllowed") is False \
+                or (kind == "swap" and info.get("contractType") != "PERPETUAL"):
             continue
-        symbol = Symbol(info["baseAsset"], info["quoteAsset"])
+        symbol = Symbol(info["baseAsset"], info["quoteAsset"], kind)
         filters = {f.get("filterType"): f for f in info.get("filters", [])}
         tick = num(filters.get("PRICE_FILTER", {}).get("tickSize"))
         lot = filters.get("LOT_SIZE", {})
@@ -254,25 +333,46 @@ def load_markets(api, kind):
             "tick_size": tick, "amount_size": step,
             "price_precision": precision(tick), "amount_precision": precision(step),
             "min_qty": num(lot.get("minQty")), "max_qty": num(lot.get("maxQty")),
-            "min_notional": num(notional.get("minNotional")), "max_notional": num(notional.get("maxNotional")),
-            "ct_val": num(None), "ct_val_ccy": "",
+            "min_notional": num(notional.get("minNotional") or notional.get("notional")),
+            "max_notional": num(notional.get("maxNotional")),
+            "ct_val": num(1 if kind == "swap" else None), "ct_val_ccy": symbol.base if kind == "swap" else "",
         }
     return markets
-
-
-def markets(api):
-    """GET /api/v3/exchangeInfo, through the markets cache: every live spot market by symbol"""
-    return MARKETS.get(api, "spot"), None
 
 
 # ---------------------------------------------------------------------------- account
 
 def accounts(api):
-    """GET /api/v3/account (omitZeroBalances: every currency with a balance)"""
-    reply = api.get("/api/v3/account", {"omitZeroBalances": "true"}, signed=True)
-    rows = [{"currency": b["asset"], "free": num(b.get("free")), "frozen": num(b.get("locked"))}
-            for b in reply.get("balances", []) if num(b.get("free")) or num(b.get("locked"))]
-    return rows, reply
+    """GET /api/v3/account (spot wallet) and /fapi/v2/account (USDT-M futures wallet), added up
+    per currency: Binance keeps the two wallets apart, FMZ asks for one list. A futures margin
+    currency also gets `equity` (marginBalance) and `upnl` (unrealizedProfit)."""
+    spot = api.get("/api/v3/account", {"omitZeroBalances": "true"}, signed=True)
+    rows = {b["asset"]: {"currency": b["asset"], "free": num(b.get("free")), "frozen": num(b.get("locked"))}
+            for b in spot.get("balances", []) if num(b.get("free")) or num(b.get("locked"))}
+    futures = _if_futures(api, lambda: api.get("/fapi/v2/account", signed=True, host="futures"))
+    for a in (futures or {}).get("assets", []):
+        if not (num(a.get("walletBalance")) or num(a.get("unrealizedProfit"))):
+            continue
+        row = rows.setdefault(a["asset"], {"currency": a["asset"], "free": num(0), "frozen": num(0)})
+        row["free"] += num(a.get("availableBalance"))
+        row["frozen"] += num(a.get("initialMargin"))
+        row.update(equity=num(a.get("marginBalance")), upnl=num(a.get("unrealizedProfit")))
+    return list(rows.values()), spot if futures is None else {"spot": spot, "futures": futures}
+
+
+def _if_futures(api, call):
+    """call() on the futures API, or None for a key without futures permission (-2015, or -2014
+    for a spot-testnet key): remembered per key, so a spot-only key asks once."""
+    if not ACCOUNT_SETTINGS.get(api, "futures", lambda: True):
+        return None
+    try:
+        return call()
+    except PluginError as error:
+        if error.code not in NO_FUTURES:
+            raise
+    ACCOUNT_SETTINGS.forget(api, "futures")
+    ACCOUNT_SETTINGS.get(api, "futures", lambda: False)
+    return None
 
 
 assets = accounts
@@ -280,106 +380,209 @@ assets = accounts
 
 # ---------------------------------------------------------------------------- trading
 
+def hedge_mode(api):
+    """GET /fapi/v1/positionSide/dual (dualSidePosition, read once per key: true = hedge mode)"""
+    load = lambda: api.get("/fapi/v1/positionSide/dual", signed=True, host="futures")["dualSidePosition"]
+    return ACCOUNT_SETTINGS.get(api, "dualSidePosition", load) in (True, "true")
+
+
 def trade(api, symbol, side, price, amount):
-    """POST /api/v3/order (LIMIT GTC; price None = MARKET, a market buy spends `amount` quote)"""
-    _spot_only(symbol)
-    if side not in ("buy", "sell"):
-        raise PluginError(f"Binance spot orders are buy or sell, not {side!r}")
-    market_buy = price is None and side == "buy"
-    px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
+    """POST /api/v3/order, /fapi/v1/order (LIMIT GTC; price None = MARKET, and a spot market buy
+    spends `amount` quote through quoteOrderQty)"""
+    if side not in ("buy", "sell") and not symbol.is_swap:
+        raise PluginError(f"Binance spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
     client_id = new_client_id()
+    params = _order_params(api, symbol, side, price, amount, client_id)
+
+    def send():
+        reply = _send(api, symbol.kind, "POST", "/order", params)
+        return {"id": _order_id(symbol.kind, reply)}, reply
+
+    def find():
+        reply = _order_by_client_id(api, symbol.kind, params["symbol"], client_id)
+        return None if reply is None else ({"id": _order_id(symbol.kind, reply)}, reply)
+
+    try:
+        return place_once(send, find)
+    except PluginError as error:
+        if error.code == "-4061":           # position side does not match: the trader switched modes
+            ACCOUNT_SETTINGS.forget(api, "dualSidePosition")
+        raise _name_the_currency(error, symbol, side) from None
+
+
+def _order_params(api, symbol, side, price, amount, client_id):
+    market_buy = price is None and side == "buy" and not symbol.is_swap
+    px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
     params = {"symbol": market_id(symbol), "side": side.upper(), "type": "MARKET" if price is None else "LIMIT",
               "newClientOrderId": client_id, "newOrderRespType": "RESULT"}
     if price is not None:
         params.update(timeInForce="GTC", price=px)
     params["quoteOrderQty" if market_buy else "quantity"] = qty
+    if symbol.is_swap:
+        params.update(_swap_order_fields(api, side))
+    return params
 
-    def send():
-        reply = api.post("/api/v3/order", params)
-        return {"id": f"{reply['symbol']},{reply['orderId']}"}, reply
 
-    def find():
-        try:
-            reply = api.get("/api/v3/order", {"symbol": params["symbol"], "origClientOrderId": client_id},
-                            signed=True)
-        except PluginError as error:
-            if error.code == "-2013":       # Order does not exist.
-                return None
-            raise
-        return {"id": f"{reply['symbol']},{reply['orderId']}"}, reply
-
+def _order_by_client_id(api, kind, market, client_id):
+    """GET /api/v3/order, /fapi/v1/order by origClientOrderId: the order, or None if Binance has none."""
     try:
-        return place_once(send, find)
+        return _get(api, kind, "/order", {"symbol": market, "origClientOrderId": client_id}, signed=True)
     except PluginError as error:
-        raise _name_the_currency(error, symbol, side) from None
+        if error.code == "-2013":           # Order does not exist.
+            return None
+        raise
+
+
+def _swap_order_fields(api, fmz_type):
+    """positionSide in hedge mode; reduceOnly for closes in one-way mode (never both)."""
+    side, position_side, closes = SWAP_SIDES[fmz_type]
+    if hedge_mode(api):
+        return {"side": side, "positionSide": position_side}
+    return {"side": side, "reduceOnly": "true" if closes else None}
 
 
 def _name_the_currency(error, symbol, side):
-    """Binance's -2010 "insufficient balance" does not say which balance: add it."""
+    """Binance's spot -2010 "insufficient balance" does not say which balance: add it."""
     if error.code != "-2010" or "insufficient balance" not in str(error):
         return error
     currency = symbol.quote if side == "buy" else symbol.base
     return PluginError(f"{error} (a {side} of {symbol} spends {currency})", code=error.code)
 
 
+def positions(api, symbol=None):
+    """GET /fapi/v2/positionRisk (one swap, a range such as USDT.swap, or every one)"""
+    _swap_only(symbol, "positions")
+    one = symbol is not None and symbol.base
+    reply = api.get("/fapi/v2/positionRisk", {"symbol": market_id(symbol) if one else None},
+                    signed=True, host="futures")
+    names = _names(api, "swap")
+    rows = [_position(p, names[p["symbol"]]) for p in reply
+            if num(p.get("positionAmt")) and p.get("symbol") in names
+            and (symbol is None or symbol.covers(names[p["symbol"]]))]
+    return rows, reply
+
+
+def _position(p, symbol):
+    """One-way mode signs positionAmt (+ long, - short) with positionSide BOTH; hedge mode names
+    LONG or SHORT. An isolated position's margin is its isolatedWallet; a cross position's is
+    its entry notional / leverage (positionRisk gives no cross margin)."""
+    amount, side = num(p.get("positionAmt")), p.get("positionSide")
+    is_long = side == "LONG" or (side != "SHORT" and amount > 0)
+    leverage, entry = num(p.get("leverage")), num(p.get("entryPrice"))
+    if p.get("marginType") == "isolated":
+        margin = num(p.get("isolatedWallet"))
+    else:
+        margin = abs(amount) * entry / leverage if leverage else num(0)
+    return {
+        "symbol": str(symbol), "margin_level": leverage, "amount": abs(amount), "frozen_amount": num(0),
+        "price": entry, "profit": num(p.get("unRealizedProfit")), "type": 0 if is_long else 1,
+        "contract_type": "swap", "margin": margin,
+    }
+
+
+def margin_level(api, symbol, level):
+    """POST /fapi/v1/leverage"""
+    _swap_only(symbol, "margin_level")
+    reply = _send(api, "swap", "POST", "/leverage", {"symbol": market_id(symbol), "leverage": str(level)},
+                  idempotent=True)
+    return True, reply
+
+
+def fundings(api, symbol=None):
+    """GET /fapi/v1/premiumIndex (rate, next funding time) and /fapi/v1/fundingInfo (the
+    perpetuals whose interval is not the default 8 h)"""
+    _swap_only(symbol, "fundings")
+    one = symbol is not None and symbol.base
+    index = api.get("/fapi/v1/premiumIndex", {"symbol": market_id(symbol) if one else None}, host="futures")
+    info = api.get("/fapi/v1/fundingInfo", host="futures")
+    hours = {i.get("symbol"): int(num(i.get("fundingIntervalHours")) or FUNDING_HOURS) for i in info}
+    names = {market_id(symbol): symbol} if one else _names(api, "swap")
+    rows = [{"symbol": str(names[f["symbol"]]), "rate": num(f.get("lastFundingRate")),
+             "time": int(num(f.get("nextFundingTime"))),
+             "interval": hours.get(f["symbol"], FUNDING_HOURS) * HOUR_MS}
+            for f in ([index] if one else index)
+            if f.get("symbol") in names and (symbol is None or symbol.covers(names[f["symbol"]]))]
+    return rows, [index, info]
+
+
 def orders(api, symbol=None):
-    """GET /api/v3/openOrders (one symbol's, or every spot symbol's)"""
-    _spot_only(symbol)
-    reply = api.get("/api/v3/openOrders", {"symbol": market_id(symbol) if symbol else None}, signed=True)
-    names = _names(api)
-    return [_order(o, names) for o in reply], reply
+    """GET /api/v3/openOrders, /fapi/v1/openOrders (one symbol's; no symbol: every spot symbol's
+    and, when the key has futures, every futures symbol's)"""
+    rows, raw = [], []
+    for kind in _kinds(symbol):
+        call = lambda: _get(api, kind, "/openOrders", {"symbol": market_id(symbol) if symbol else None}, signed=True)
+        reply = _if_futures(api, call) if kind == "swap" and symbol is None else call()
+        if reply is not None:
+            names = _names(api, kind)
+            rows += [_order(o, kind, names) for o in reply]
+            raw.append(reply)
+    return rows, raw[0] if len(raw) == 1 else raw
 
 
 def order(api, order_id, symbol=None):
-    """GET /api/v3/order"""
-    market, oid = split_order_id(order_id)
-    reply = api.get("/api/v3/order", {"symbol": market, "orderId": oid}, signed=True)
-    return _order(reply, _names(api)), reply
+    """GET /api/v3/order, /fapi/v1/order"""
+    kind, market, oid = split_order_id(order_id)
+    reply = _get(api, kind, "/order", {"symbol": market, "orderId": oid}, signed=True)
+    return _order(reply, kind, _names(api, kind)), reply
 
 
 def historyorders(api, symbol, since=None, limit=None):
-    """GET /api/v3/allOrders (the latest 1000, or 1000 from `since`; the closed ones, oldest first)"""
-    _spot_only(symbol)
-    reply = api.get("/api/v3/allOrders", {"symbol": market_id(symbol), "startTime": since,
-                                          "limit": HISTORY_PAGE}, signed=True)
+    """GET /api/v3/allOrders, /fapi/v1/allOrders (the latest 1000, or 1000 from `since`; the
+    closed ones, oldest first)"""
+    reply = _get(api, symbol.kind, "/allOrders", {"symbol": market_id(symbol), "startTime": since,
+                                                  "limit": HISTORY_PAGE}, signed=True)
     closed = sorted((o for o in reply if o.get("status") in CLOSED), key=lambda o: int(o["orderId"]))
-    names = _names(api)
-    return [_order(o, names) for o in closed[-(limit or HISTORY_DEFAULT):]], reply
+    names = _names(api, symbol.kind)
+    return [_order(o, symbol.kind, names) for o in closed[-(limit or HISTORY_DEFAULT):]], reply
 
 
 def cancel(api, order_id, symbol=None):
-    """DELETE /api/v3/order (sent once; if no answer came, the order is looked up)"""
-    market, oid = split_order_id(order_id)
+    """DELETE /api/v3/order, /fapi/v1/order (sent once; if no answer came, the order is looked up)"""
+    kind, market, oid = split_order_id(order_id)
 
     def send():
-        return True, api.call("DELETE", "/api/v3/order", {"symbol": market, "orderId": oid}, signed=True,
-                              idempotent=False)
+        return True, _send(api, kind, "DELETE", "/order", {"symbol": market, "orderId": oid})
 
     return cancel_once(send, lambda: order(api, order_id))
 
 
 def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any Binance endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
+    """exchange.IO("api", VERB, path, query): any Binance endpoint, signed; /fapi paths go to the
+    futures host. The reply unchanged."""
+    host = "futures" if path.startswith("/fapi/") else None
+    reply = api.call(http_method, path, params, signed=True, host=host)
     return reply, reply
 
 
-def _order(o, names):
-    """A spot order object. The amount of a market buy by quote (quoteOrderQty) is that quote
-    amount, as it was placed; the average price is cummulativeQuoteQty / executedQty."""
-    executed, cost = num(o.get("executedQty")), num(o.get("cummulativeQuoteQty"))
+def _order(o, kind, names):
+    """A spot or futures order object. A spot market buy by quote (quoteOrderQty) has that quote
+    amount as its amount, as it was placed; futures give avgPrice, spot cummulativeQuoteQty."""
+    executed = num(o.get("executedQty"))
+    cost = num(o.get("cummulativeQuoteQty") or o.get("cumQuote"))
+    avg = num(o.get("avgPrice")) or (cost / executed if executed and cost > 0 else num(0))
     amount = num(o.get("origQuoteOrderQty")) if o.get("type") == "MARKET" else 0
+    symbol = names.get(o["symbol"], o["symbol"])
     return {
-        "id": f"{o['symbol']},{o['orderId']}",
-        "symbol": names.get(o["symbol"], o["symbol"]),
+        "id": _order_id(kind, o), "symbol": str(symbol),
         "amount": amount or num(o.get("origQty")), "price": num(o.get("price")),
-        "deal_amount": executed, "avg_price": cost / executed if executed and cost > 0 else num(None),
-        "type": str(o.get("side", "")).lower(), "status": STATUS.get(o.get("status"), o.get("status", "")),
+        "deal_amount": executed, "avg_price": avg, "type": _order_type(o, kind),
+        "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
 
 
+def _order_type(o, kind):
+    """buy / sell; a futures order that closes is closebuy (closes a long) or closesell."""
+    side, position_side = str(o.get("side", "")).lower(), o.get("positionSide")
+    closes = o.get("reduceOnly") in (True, "true") or (side, position_side) in (("sell", "LONG"), ("buy", "SHORT"))
+    if kind == "swap" and closes:
+        return "closebuy" if side == "sell" else "closesell"
+    return side
+
+
 METHODS = {
+    "markets": markets,
     "ticker": ticker,
+    "tickers": tickers,
     "depth": depth,
     "trades": trades,
     "records": records,
@@ -390,7 +593,8 @@ METHODS = {
     "order": order,
     "historyorders": historyorders,
     "cancel": cancel,
-    "markets": markets,
-    "tickers": tickers,
+    "positions": positions,
+    "margin_level": margin_level,
+    "fundings": fundings,
     "__api_": io,
 }

@@ -4,9 +4,10 @@
 
 Each line on stdin is a JSON list of command-line arguments; the forked child runs the
 bundle's own `run(argv)` exactly as `python3 fmz_plugin.py ARGS` would after loading the file,
-and this process answers one line "PID URL" once the child listens. Forking spares each test
-the interpreter start and the bundle's compile (about 0.2 s of CPU); the cold start itself is
-tested once in tests/test_bundle.py. Standard library only, no threads, so fork is safe.
+and this process answers one line "PID URL" once the child listens ("PID failed" if it did
+not; the child's error is on stderr). Forking spares each test the interpreter start and the
+bundle's compile (about 0.2 s of CPU); the cold start itself is tested in tests/test_bundle.py.
+Standard library only, no threads, so fork is safe.
 """
 import json
 import os
@@ -28,7 +29,8 @@ def start_child(plugin, argv):
     os.close(banner_write)
     with os.fdopen(banner_read) as banner:
         first_line = banner.readline()       # "fmz-plugin 0.1.0 listening on http://127.0.0.1:PORT"
-    return pid, first_line.split("listening on ")[-1].split()[0]
+    _, found, url = first_line.partition(" listening on ")
+    return pid, url.split()[0] if found else "failed"    # the child's error went to stderr
 
 
 def main():

@@ -135,7 +135,7 @@ class BundleForker:
         self.process.stdin.write(json.dumps(argv) + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline().split()
-        if len(answer) != 2:
+        if len(answer) != 2 or not answer[1].startswith("http://"):
             raise RuntimeError(f"the bundle did not start: {answer} (see {self.log.name})")
         try:
             yield answer[1]

@@ -199,17 +199,22 @@ def test_ticker_maps_binance_fields(bn):
     assert answer["raw"]["symbol"] == "BTCUSDT"
 
 
-def test_markets_map_exchange_info_filters_and_skip_halted_symbols(bn):
+def test_markets_map_exchange_info_filters_and_skip_what_does_not_trade(bn):
     markets = bn.data("markets")
-    assert set(markets) == {"BTC_USDT", "ETH_USDT"}                 # OLDUSDT is in BREAK
+    # not OLDUSDT (spot BREAK, futures SETTLING) nor the quarterly BTCUSDT_261225
+    assert set(markets) == {"BTC_USDT", "ETH_USDT", "BTC_USDT.swap", "ETH_USDT.swap"}
     assert markets["ETH_USDT"] == {
         "symbol": "ETH_USDT", "base_asset": "ETH", "quote_asset": "USDT", "tick_size": 0.01,
         "amount_size": 0.000001, "price_precision": 2, "amount_precision": 6, "min_qty": 0.001,
         "max_qty": 90000, "min_notional": 0.1, "max_notional": 9000000, "ct_val": 0, "ct_val_ccy": ""}
+    assert markets["BTC_USDT.swap"] == {
+        "symbol": "BTC_USDT.swap", "base_asset": "BTC", "quote_asset": "USDT", "tick_size": 0.1,
+        "amount_size": 0.001, "price_precision": 1, "amount_precision": 3, "min_qty": 0.001, "max_qty": 1000,
+        "min_notional": 5, "max_notional": 0, "ct_val": 1, "ct_val_ccy": "BTC"}
 
 
 def test_tickers_all_or_one_quote(bn):
-    assert {t["symbol"] for t in bn.data("tickers")} == {"BTC_USDT", "ETH_USDT"}
+    assert {t["symbol"] for t in bn.data("tickers")} == {"BTC_USDT", "ETH_USDT", "BTC_USDT.swap", "ETH_USDT.swap"}
     assert [t["symbol"] for t in bn.data("tickers", symbol="ETH_USDT")] == ["ETH_USDT"]
     assert {t["symbol"] for t in bn.data("tickers", symbol="USDT")} == {"BTC_USDT", "ETH_USDT"}
     assert bn.data("tickers", symbol="BTC") == []
@@ -266,3 +271,101 @@ def test_rate_limit_is_1003_and_a_read_waits_once(bn):
     error = bn.error("ticker", symbol="BTC_USDT")
     assert error.startswith("Binance rate limit reached for GET /api/v3/ticker/24hr")
     assert "Binance -1003: Too much request weight used" in error
+
+
+# ------------------------------------------------------------------ USDT-M futures
+
+def test_swap_order_id_names_the_futures_market(bn):
+    order_id = bn.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")["id"]
+    market, number = order_id.split(",")
+    assert market == "BTCUSDT.swap" and number.isdigit()
+    assert bn.data("order", id=order_id)["symbol"] == "BTC_USDT.swap"
+    assert bn.error("order", id=f"BTCUSDT,{number}") == "Binance -2013: Order does not exist."   # not spot
+    assert [v + " " + t.split("?")[0] for v, t, _ in bn.fake.requests if "order" in t.lower()] == [
+        "POST /fapi/v1/order", "GET /fapi/v1/order", "GET /api/v3/order"]
+
+
+def test_one_way_mode_closes_with_reduce_only(bn):
+    bn.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.05")
+    bn.data("trade", symbol="BTC_USDT.swap", type="closebuy", price=-1, amount="0.05")
+    opened, closed = [q for q, _ in sent(bn.fake, "POST", "/fapi/v1/order")]
+    assert "side=BUY&type=MARKET" in opened and "reduceOnly" not in opened and "positionSide" not in opened
+    assert "quantity=0.05&" in opened and "quoteOrderQty" not in opened
+    assert "side=SELL&type=MARKET" in closed and "reduceOnly=true" in closed and "positionSide" not in closed
+    assert len(sent(bn.fake, "GET", "/fapi/v1/positionSide/dual")) == 1          # read once per key
+
+
+def test_hedge_mode_sends_position_side_and_never_reduce_only(bn):
+    bn.fake.engine.set_hedge_mode(True)
+    bn.data("trade", symbol="ETH_USDT.swap", type="sell", price=-1, amount="0.5")
+    bn.data("trade", symbol="ETH_USDT.swap", type="closesell", price=-1, amount="0.5")
+    opened, closed = [q for q, _ in sent(bn.fake, "POST", "/fapi/v1/order")]
+    assert "side=SELL" in opened and "positionSide=SHORT" in opened and "reduceOnly" not in opened
+    assert "side=BUY" in closed and "positionSide=SHORT" in closed and "reduceOnly" not in closed
+
+
+def test_a_mode_switched_on_binance_is_read_again_after_4061(bn):
+    order_id = bn.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")["id"]
+    bn.data("cancel", id=order_id)
+    bn.fake.engine.set_hedge_mode(True)                       # the trader switches on the website
+    error = bn.error("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")
+    assert error == "Binance -4061: Order's position side does not match user's setting."
+    bn.data("trade", symbol="BTC_USDT.swap", type="buy", price=40000, amount="0.01")
+    assert "positionSide=LONG" in sent(bn.fake, "POST", "/fapi/v1/order")[-1][0]
+
+
+def test_futures_min_notional_is_4164(bn):
+    error = bn.error("trade", symbol="BTC_USDT.swap", type="buy", price=1000, amount="0.001")
+    assert error.startswith("Binance -4164: Order's notional must be no smaller than 5")
+
+
+def test_leverage_out_of_range_names_the_level(bn):
+    assert bn.error("margin_level", symbol="BTC_USDT.swap", level=101) == "Binance -4028: Leverage 101 is not valid"
+
+
+def test_accounts_add_the_futures_wallet_to_the_spot_wallet(bn):
+    bn.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.1")     # margin 500.001 USDT
+    answer = bn.call("accounts")
+    usdt = {r["currency"]: r for r in answer["data"]}["USDT"]
+    assert (usdt["free"], usdt["frozen"], usdt["upnl"], usdt["equity"]) == (99499.999, 500.001, -0.01, 499.991)
+    spot = {b["asset"]: b for b in answer["raw"]["spot"]["balances"]}["USDT"]
+    futures = {a["asset"]: a for a in answer["raw"]["futures"]["assets"]}["USDT"]
+    assert (spot["free"], spot["locked"]) == ("99499.99900000", "0.00000000")
+    assert (futures["initialMargin"], futures["availableBalance"]) == ("500.001", "0")
+
+
+def test_a_key_without_futures_gets_spot_and_asks_futures_once(bn):
+    bn.fake.futures_permission = False
+    assert {r["currency"] for r in bn.data("accounts")} == {"USDT", "BTC", "ETH"}
+    bn.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    assert [o["symbol"] for o in bn.data("orders")] == ["ETH_USDT"]
+    assert bn.data("accounts") == bn.data("assets")
+    assert len([t for _, t, _ in bn.fake.requests if t.startswith("/fapi/")]) == 1
+    assert bn.error("positions").startswith("Binance -2015:")
+
+
+@pytest.mark.parametrize("wanted, asked", [(7, 10), (1000, 1000), (2000, 1000)])
+def test_futures_depth_asks_a_limit_binance_accepts(bn, wanted, asked):
+    bn.data("depth", symbol="BTC_USDT.swap", limit=wanted)
+    assert sent(bn.fake, "GET", "/fapi/v1/depth")[0][0] == f"symbol=BTCUSDT&limit={asked}"
+
+
+def test_futures_klines_page_1500(bn):
+    assert len(bn.data("records", symbol="ETH_USDT.swap", period=5, limit=2000)) == 2000
+    assert ["limit=1500" in q for q, _ in sent(bn.fake, "GET", "/fapi/v1/klines")] == [True, False]
+
+
+def test_futures_base_url_alone_moves_futures_calls(fake):
+    with FakeBinance() as futures:
+        server, url = start_plugin({"binance": fake.url, "binance.futures": futures.url})
+        try:
+            client = PluginClient(url, "Binance", API_KEY, SECRET)
+            assert client.data("ticker", symbol="BTC_USDT.swap")["buy"] == 50000
+            assert client.data("ticker", symbol="BTC_USDT")["buy"] == 50000
+            assert client.call("__api_/fapi/v2/positionRisk", symbol="BTCUSDT")["data"][0]["symbol"] == "BTCUSDT"
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert {t.split("?")[0] for _, t, _ in futures.requests} == {"/fapi/v1/ticker/24hr", "/fapi/v1/ticker/bookTicker",
+                                                                 "/fapi/v2/positionRisk"}
+    assert {t.split("?")[0] for _, t, _ in fake.requests} == {"/api/v3/ticker/24hr"}

@@ -323,3 +323,16 @@ def test_a_10001_in_the_same_mode_is_not_resent(client):
     error = client.error("trade", symbol="BTC_USDT.swap", type="buy", price="40000.5", amount="0.01")
     assert error == "Bybit 10001: params error: price invalid"
     assert len(sent(client, "/v5/order/create")) == 1 and len(sent(client, "/v5/position/list")) == 2
+
+
+def test_io_switch_mode_puts_the_account_in_hedge_mode(client):
+    """A trader may switch modes with exchange.IO; the fake answers switch-mode as Bybit does."""
+    switch = dict(http_method="POST", category="linear", symbol="BTCUSDT", mode=3)
+    assert client.call("__api_/v5/position/switch-mode", **switch)["data"]["retCode"] == 0
+    assert client.fake.engine.hedge_mode
+    assert "110025" in json.dumps(client.call("__api_/v5/position/switch-mode", **switch))   # not modified
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
+    [(_, body)] = sent(client, "/v5/order/create")
+    assert json.loads(body)["positionIdx"] == 1
+    back = dict(switch, mode=0)
+    assert "110024" in json.dumps(client.call("__api_/v5/position/switch-mode", **back))     # position open

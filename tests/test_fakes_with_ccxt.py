@@ -120,6 +120,21 @@ def test_okx_refuses_wrong_passphrase(okx):
         impostor.fetch_balance()
 
 
+def test_okx_demo_trading(okx):
+    """ccxt's sandbox mode sends x-simulated-trading: 1; OKX takes it only with a demo key (50101)."""
+    from tests.fakes.okx import DEMO_API_KEY
+    okx.set_sandbox_mode(True)
+    okx.urls["api"] = {"rest": okx.fake.url}
+    with pytest.raises(ccxt.AuthenticationError, match="50101"):            # a live key
+        okx.fetch_balance()
+    okx.apiKey = DEMO_API_KEY
+    assert okx.fetch_balance()["USDT"]["free"] == 100000
+    okx.set_sandbox_mode(False)
+    okx.urls["api"] = {"rest": okx.fake.url}
+    with pytest.raises(ccxt.AuthenticationError, match="50101"):            # a demo key without the header
+        okx.fetch_balance()
+
+
 def test_okx_unknown_order(okx):
     with pytest.raises(ccxt.OrderNotFound):
         okx.fetch_order("123", "BTC/USDT")
@@ -466,3 +481,136 @@ def test_candles_since(any_client):
     assert [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [hour, hour]
     if any_client.id != "bybit":
         assert candles[0][0] == since // hour * hour + hour
+
+
+# ---------------------------------------------------------------------------- Binance and Bybit perpetuals
+
+def swap_client(client):
+    """The same client with USDT-margined perpetuals loaded too."""
+    client.options["fetchMarkets"] = {"types": ["spot", "linear"]}
+    client.load_markets(reload=True)
+    return client
+
+
+@pytest.fixture
+def binance_swap(binance):
+    binance.options["leverageBrackets"] = {}               # /fapi/v1/leverageBracket: not a fake endpoint
+    binance.options["fetchBalance"] = {"useV2": True}      # /fapi/v2/account, as the plugin reads it
+    binance.options["fetchPositionsRisk"] = {"useV2": True}
+    return swap_client(binance)
+
+
+@pytest.fixture
+def bybit_swap(bybit):
+    return swap_client(bybit)
+
+
+@pytest.fixture(params=["binance_swap", "bybit_swap"])
+def linear(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_linear_swap_market_data(linear):
+    market = linear.market("BTC/USDT:USDT")
+    assert market["swap"] and market["linear"] and market["settle"] == "USDT" and market["contractSize"] == 1
+    assert market["precision"]["amount"] == 0.001 and market["limits"]["amount"]["min"] == 0.001
+    ticker = linear.fetch_ticker("BTC/USDT:USDT")
+    assert ticker["last"] == 50000 and ticker["high"] > ticker["low"]
+    book = linear.fetch_order_book("BTC/USDT:USDT", 5)
+    assert book["asks"][0][0] == 50000.1 and book["bids"][0][0] == 50000 and len(book["asks"]) == 5
+    method = {"method": "fapiPublicGetTrades"} if linear.id == "binance" else {}   # not aggTrades
+    trades = linear.fetch_trades("BTC/USDT:USDT", limit=3, params=method)
+    assert len(trades) == 3 and all(t["price"] > 49000 for t in trades)
+    candles = linear.fetch_ohlcv("BTC/USDT:USDT", "1m", limit=3)
+    assert len(candles) == 3 and candles[0][0] % 60_000 == 0
+    funding = linear.fetch_funding_rate("BTC/USDT:USDT")
+    assert funding["fundingRate"] == 0.0001 and funding["fundingTimestamp"] % 3_600_000 == 0
+    assert funding["markPrice"] == 50000
+
+
+def test_linear_swap_position_lifecycle(linear):
+    linear.set_leverage(5, "BTC/USDT:USDT")
+    order = linear.create_order("BTC/USDT:USDT", "market", "buy", 0.02)
+    fetched = linear.fetch_order(order["id"], "BTC/USDT:USDT", params=SEEN if linear.id == "bybit" else {})
+    assert fetched["status"] == "closed" and fetched["filled"] == 0.02 and fetched["average"] == 50000.1
+    assert fetched["reduceOnly"] is False
+
+    [position] = linear.fetch_positions(["BTC/USDT:USDT"])
+    assert position["side"] == "long" and position["contracts"] == 0.02 and position["leverage"] == 5
+    assert position["entryPrice"] == 50000.1 and position["unrealizedPnl"] == pytest.approx(-0.002)
+    assert position["initialMargin"] == pytest.approx(200, abs=0.01)
+    assert linear.fetch_balance({"type": "swap"})["USDT"]["used"] == pytest.approx(200, abs=0.01)
+
+    resting = linear.create_order("BTC/USDT:USDT", "limit", "sell", 0.01, 60000, params={"reduceOnly": True})
+    [listed] = linear.fetch_open_orders("BTC/USDT:USDT")
+    assert listed["id"] == resting["id"] and listed["reduceOnly"] and listed["price"] == 60000
+    linear.cancel_order(resting["id"], "BTC/USDT:USDT")
+    assert linear.fetch_open_orders("BTC/USDT:USDT") == []
+
+    closing = linear.create_order("BTC/USDT:USDT", "market", "sell", 0.02, params={"reduceOnly": True})
+    closed = linear.fetch_order(closing["id"], "BTC/USDT:USDT", params=SEEN if linear.id == "bybit" else {})
+    assert closed["status"] == "closed" and closed["reduceOnly"] is True and closed["average"] == 50000
+    assert [p for p in linear.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
+
+
+@pytest.fixture(params=["okx_swap", "binance_swap", "bybit_swap"])
+def any_swap(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_hedge_mode(any_swap):
+    """set_position_mode: OKX set-position-mode, Binance positionSide/dual, Bybit switch-mode."""
+    amount = 2 if any_swap.id == "okx" else 0.02                 # OKX counts contracts of 0.01 BTC
+    any_swap.set_position_mode(True, "BTC/USDT:USDT")
+    any_swap.create_order("BTC/USDT:USDT", "market", "buy", amount, params={"hedged": True})
+    any_swap.create_order("BTC/USDT:USDT", "market", "sell", amount, params={"hedged": True})
+    held = {p["side"]: p for p in any_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]}
+    assert set(held) == {"long", "short"} and held["long"]["contracts"] == held["short"]["contracts"] == amount
+    with pytest.raises(ccxt.ExchangeError):                       # not while positions are open
+        any_swap.set_position_mode(False, "BTC/USDT:USDT")
+    any_swap.create_order("BTC/USDT:USDT", "market", "sell", amount, params={"hedged": True, "reduceOnly": True})
+    held = [p["side"] for p in any_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]]
+    assert held == ["short"]
+
+
+def test_unknown_api_key_is_an_authentication_error(any_client):
+    """OKX 50111, Binance -2015 (a key of the right shape), Bybit 10003."""
+    any_client.apiKey = "A" * len(any_client.apiKey)
+    with pytest.raises(ccxt.AuthenticationError):
+        any_client.fetch_balance()
+
+
+def test_unknown_symbol_from_the_exchange(any_client):
+    """A market ccxt knows but the exchange does not list (any more) is refused by the fake."""
+    market = dict(any_client.market("ETH/USDT"), id="XRPUSDT" if any_client.id != "okx" else "XRP-USDT",
+                  symbol="XRP/USDT", base="XRP", baseId="XRP")
+    any_client.markets["XRP/USDT"] = market
+    with pytest.raises((ccxt.BadSymbol, ccxt.BadRequest)):
+        any_client.fetch_ticker("XRP/USDT")
+
+
+def test_all_tickers_and_funding_rates(any_swap):
+    """OKX tickers?instType and funding-rate?instId=ANY, Binance 24hr and premiumIndex without a
+    symbol, Bybit tickers?category: every listed instrument in one call."""
+    swaps = any_swap.fetch_tickers(params={"type": "swap"})
+    assert swaps["BTC/USDT:USDT"]["last"] == 50000 and swaps["ETH/USDT:USDT"]["last"] == 3000
+    rates = any_swap.fetch_funding_rates()
+    assert rates["BTC/USDT:USDT"]["fundingRate"] == 0.0001 and rates["ETH/USDT:USDT"]["fundingRate"] == -0.00005
+    assert abs(any_swap.fetch_time() - any_swap.milliseconds()) < 5_000
+
+
+SWAP_REFUSALS = {   # exchange -> (no position to reduce, margin short), as each documents them
+    "okx": ("51169", "51008"), "binance": ("-2022", "-2019"), "bybit": ("110017", "110007")}
+
+
+def test_swap_refusals(any_swap):
+    """ccxt's own error classes differ (its Binance futures table is keyed on fapi.binance.com,
+    which a fake on 127.0.0.1 is not), so the exchange's code is what is checked."""
+    no_position, no_margin = SWAP_REFUSALS[any_swap.id]
+    one = 1 if any_swap.id == "okx" else 0.01
+    with pytest.raises(ccxt.ExchangeError, match=no_position):
+        any_swap.create_order("BTC/USDT:USDT", "market", "sell", one, params={"reduceOnly": True})
+    with pytest.raises(ccxt.ExchangeError, match=no_margin):
+        any_swap.create_order("BTC/USDT:USDT", "limit", "buy", one * 10_000, 50000)
+    with pytest.raises(ccxt.OrderNotFound):
+        any_swap.cancel_order("123", "BTC/USDT:USDT")

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.conftest import PluginClient
-from tests.fakes.okx import API_KEY, PASSPHRASE, SECRET
+from tests.fakes.okx import API_KEY, DEMO_API_KEY, PASSPHRASE, SECRET
 
 
 def test_ticker_maps_okx_fields(okx):
@@ -63,12 +63,19 @@ def test_bad_key_format_is_a_clear_error(okx_fake, plugin_server, secret_key):
 
 
 def test_simulate_sends_demo_trading_header(okx_fake, plugin_server):
-    client = PluginClient(plugin_server, "OKX", API_KEY, f"{SECRET},{PASSPHRASE},simulate")
+    client = PluginClient(plugin_server, "OKX", DEMO_API_KEY, f"{SECRET},{PASSPHRASE},simulate")
     seen = []
     original = okx_fake.authenticate
     okx_fake.authenticate = lambda request: seen.append(request.headers.get("x-simulated-trading")) or original(request)
     client.data("accounts")
     assert seen == ["1"]
+
+
+def test_a_key_used_in_the_other_environment_is_refused(okx_fake, plugin_server):
+    live_as_demo = PluginClient(plugin_server, "OKX", API_KEY, f"{SECRET},{PASSPHRASE},simulate")
+    assert live_as_demo.error("accounts") == "OKX 50101: APIKey does not match current environment."
+    demo_as_live = PluginClient(plugin_server, "OKX", DEMO_API_KEY, f"{SECRET},{PASSPHRASE}")
+    assert demo_as_live.error("accounts") == "OKX 50101: APIKey does not match current environment."
 
 
 def test_suspended_instruments_are_not_markets(okx):
@@ -148,7 +155,7 @@ def test_bad_key_options(okx_fake, plugin_server, options):
 
 
 def test_simulate_and_isolated_together(okx_fake, plugin_server):
-    client = PluginClient(plugin_server, "OKX", API_KEY, f"{SECRET},{PASSPHRASE},simulate,isolated")
+    client = PluginClient(plugin_server, "OKX", DEMO_API_KEY, f"{SECRET},{PASSPHRASE},simulate,isolated")
     client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=1)
     assert sent_orders(okx_fake)[-1]["tdMode"] == "isolated"
 

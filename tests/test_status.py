@@ -196,6 +196,13 @@ def test_main_returns_when_its_stop_event_is_set(monkeypatch):
     assert not fmz.thread.is_alive() and fmz.error is None and refused(url)
 
 
+def test_a_wrong_strategy_parameter_is_said_in_fmz_log(monkeypatch):
+    fmz = FakeFMZ(monkeypatch, Port="six")
+    with pytest.raises(SystemExit):
+        fmz_plugin.main()
+    assert "argument --port: invalid int value: 'six'" in fmz.logs.get_nowait()
+
+
 @pytest.mark.parametrize("parameters, argv", [
     ({}, ["--log-level", "warning"]),
     ({"Address": "0.0.0.0", "Port": 7000.0, "Timeout": 2.5, "LogLevel": "", "Other": 1},

@@ -1,6 +1,7 @@
-"""A fake Binance spot REST API (/api/v3) with real state, for tests. Shapes, messages and codes
-follow binance-spot-api-docs: rest-api.md (response examples of each endpoint), errors.md,
-filters.md and enums.md.
+"""A fake Binance with real state, for tests: spot (/api/v3) and USDT-M perpetual futures (/fapi)
+on one server, as `--base-url Binance=URL` sends both there. Shapes, messages and codes follow
+binance-spot-api-docs (rest-api.md response examples, errors.md, filters.md, enums.md) and the
+USDS-M futures pages of developers.binance.com (see /work/notes/binance.md).
 
 It verifies every SIGNED call as Binance does: the X-MBX-APIKEY header (-2014 malformed, -2015
 unknown), `timestamp` within `recvWindow` behind its clock and less than 1 s ahead (-1021), and
@@ -9,10 +10,21 @@ unknown), `timestamp` within `recvWindow` behind its clock and less than 1 s ahe
 query string and the form body, the query string winning, as Binance reads them.
 
 State lives in the shared engine (tests/fakes/engine.py); this file translates Binance's dialect
-(BTCUSDT, BUY/SELL, LIMIT/MARKET, quoteOrderQty, 8-decimal strings) and its filters (PRICE_FILTER,
-LOT_SIZE, NOTIONAL) to and from it. Simplifications: LIMIT orders are GTC only, quoteOrderQty is
-accepted on market buys only, a FULL answer reports one aggregated fill.
+to and from it: BTCUSDT, BUY/SELL, LIMIT/MARKET, quoteOrderQty, 8-decimal spot strings, the
+filters (PRICE_FILTER, LOT_SIZE, NOTIONAL / futures MIN_NOTIONAL), positionSide and reduceOnly.
+- Futures quantities are in the base coin, as on Binance: one engine contract of BTC_USDT.swap
+  (0.01 BTC) is 0.01 here, so the futures stepSize is the engine's lot times its contract value.
+  Only the engine's linear (USDT-margined) swaps are listed on /fapi.
+- Wallets: Binance keeps spot and futures wallets apart; the engine has one. The fake answers the
+  margin its swaps hold (positions and resting futures orders) as the futures wallet and the rest
+  as the spot wallet, so the two add up to the engine's wallet as Binance's two add up to the
+  trader's money. Transfers between them are not modelled.
+- Margin: a position's margin is what the engine holds for it (margin at the entry price), where
+  Binance recomputes initial margin at the mark price.
+Simplifications: LIMIT orders are GTC only, quoteOrderQty is accepted on spot market buys only,
+a spot FULL answer reports one aggregated fill, every futures position is cross margin.
 """
+import functools
 import hashlib
 import hmac
 import re
@@ -21,7 +33,7 @@ import uuid
 from decimal import Decimal as D, InvalidOperation
 
 from tests.fakes.base import FakeExchange
-from tests.fakes.engine import CANCELED, FILLED, OPEN, PARTIAL, Engine, Refused
+from tests.fakes.engine import CANCELED, FILLED, LONG, OPEN, PARTIAL, SHORT, SWAP_MARKETS, Engine, Refused, fmt
 
 # The API key and secret of Binance's own signing example (rest-api.md, "SIGNED Endpoint Examples").
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
@@ -29,13 +41,17 @@ SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 KEY_FORMAT = re.compile(r"[A-Za-z0-9]{64}")
 CLIENT_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
 MAX_RECV_WINDOW = 60_000
+FUTURES_DEPTH_LIMITS = ("5", "10", "20", "50", "100", "500", "1000")
+FUTURES_MIN_NOTIONAL = D("5")        # BTCUSDT's MIN_NOTIONAL on Binance (reduce-only orders exempt)
+DEFAULT_FUNDING_HOURS = 8            # /fapi/v1/fundingInfo lists only the perpetuals that differ
+SEVEN_DAYS_MS = 7 * 86_400_000       # the futures allOrders window
 
 INTERVAL_MS = {"1s": 1000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
                "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000, "1w": 604_800_000}
 WEEK_START_MS = 4 * 86_400_000       # Binance weeks open on Monday; 1970-01-01 was a Thursday
 
-# Engine refusals -> Binance code and msg (errors.md; -1013 messages from filters.md)
+# Engine refusals -> Binance code and msg: spot (errors.md; -1013 messages from filters.md) ...
 REFUSALS = {
     "unknown_symbol": (-1121, "Invalid symbol."),
     "duplicate_client_id": (-2010, "Duplicate order sent."),
@@ -47,23 +63,51 @@ REFUSALS = {
     "unknown_order": (-2011, "Unknown order sent."),
     "order_closed": (-2011, "Unknown order sent."),
 }
+# ... and USDT-M futures (the derivatives "Error Codes" page)
+FUTURES_REFUSALS = {
+    **REFUSALS,
+    "duplicate_client_id": (-4116, "clientOrderId is duplicated"),
+    "bad_amount": (-1111, "Precision is over the maximum defined for this asset."),
+    "bad_price": (-4014, "Price not increased by tick size."),
+    "below_min": (-4004, "Quantity less than min quantity."),
+    "above_max": (-4005, "Quantity greater than max quantity."),
+    "below_notional": (-4164, "Order's notional must be no smaller than 5 (unless you choose reduce only)."),
+    "insufficient_margin": (-2019, "Margin is insufficient."),
+    "no_position": (-2022, "ReduceOnly Order is rejected."),
+    "close_exceeds_position": (-2022, "ReduceOnly Order is rejected."),
+    "position_side_required": (-4061, "Order's position side does not match user's setting."),
+    "bad_leverage": (-4028, "Leverage {} is not valid"),
+    "leverage_too_high": (-4028, "Leverage {} is not valid"),
+    "position_mode_busy": (-4068, "Position side cannot be changed if there exists position."),
+}
+STATUSES = {OPEN: "NEW", PARTIAL: "PARTIALLY_FILLED", FILLED: "FILLED", CANCELED: "CANCELED"}
+POSITION_SIDES = {LONG: "LONG", SHORT: "SHORT", "net": "BOTH"}
 
 
 def fail(code, msg, status=400):
     return status, {"code": code, "msg": msg}
 
 
-def refuse(error):
-    return fail(*REFUSALS[error.reason])
+def refuse(error, futures=False, detail=""):
+    code, msg = (FUTURES_REFUSALS if futures else REFUSALS)[error.reason]
+    return fail(code, msg.format(detail))
 
 
 def mandatory(name):
     return fail(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
 
 
+def illegal(name, legal):
+    return fail(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
+
+
 def b8(number):
     """Binance writes spot prices and quantities with 8 decimals: "0.10000000"."""
     return f"{(number or D(0)):.8f}"
+
+
+def decimals(step):
+    return max(0, -step.normalize().as_tuple().exponent)
 
 
 def split_signature(query, body):
@@ -83,27 +127,56 @@ class FakeBinance(FakeExchange):
     NAME = "Binance"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET
     ORDER_PATH, TIME_PATH = "/api/v3/order", "/api/v3/time"      # orders are placed with POST
+    SWAP_ORDER_PATH = "/fapi/v1/order"
     CANCEL_ROUTE = ("DELETE", "/api/v3/order")
-    CODES = {reason: str(code) for reason, (code, _) in REFUSALS.items()}
-    CODES.update(unknown_order="-2013")               # GET /api/v3/order of an unknown id
+    CODES = {reason: str(code) for reason, (code, _) in FUTURES_REFUSALS.items()}
+    CODES.update({reason: str(code) for reason, (code, _) in REFUSALS.items()}, unknown_order="-2013")
     FOREIGN_ORDER_ID = "ETHUSDT,12345"               # well-formed, but no such order
+    # USDT-M quantities are coins: one engine contract of BTC_USDT.swap is 0.01 (BTC) here.
+    # Coin-margined swaps (Binance's /dapi) are not served, so only the linear swaps are listed.
+    CONTRACT_UNITS = {f"{base}_{quote}.swap": spec["ct_val"]
+                      for (base, quote, _), spec in SWAP_MARKETS.items() if not spec["inverse"]}
+    SWAPS = tuple(CONTRACT_UNITS)
 
     def __init__(self):
         super().__init__()
         self.engine = Engine(self.now_ms)
+        self.futures_permission = True     # False: the key may trade spot only (/fapi answers -2015)
+        spot, futures = {"futures": False}, {"futures": True}
+        market = lambda function, kind: functools.partial(function, **kind)
+        signed = lambda function, kind: self.signed(functools.partial(function, **kind))
         self.routes = {
             ("GET", "/api/v3/time"): self.time,
             ("GET", "/api/v3/exchangeInfo"): self.exchange_info,
-            ("GET", "/api/v3/ticker/24hr"): self.ticker_24hr,
-            ("GET", "/api/v3/depth"): self.depth,
-            ("GET", "/api/v3/trades"): self.trades,
-            ("GET", "/api/v3/klines"): self.klines,
+            ("GET", "/api/v3/ticker/24hr"): market(self.ticker_24hr, spot),
+            ("GET", "/api/v3/depth"): market(self.depth, spot),
+            ("GET", "/api/v3/trades"): market(self.trades, spot),
+            ("GET", "/api/v3/klines"): market(self.klines, spot),
             ("GET", "/api/v3/account"): self.signed(self.account),
             ("POST", "/api/v3/order"): self.signed(self.new_order),
-            ("GET", "/api/v3/order"): self.signed(self.get_order),
-            ("DELETE", "/api/v3/order"): self.signed(self.cancel_order),
-            ("GET", "/api/v3/openOrders"): self.signed(self.open_orders),
-            ("GET", "/api/v3/allOrders"): self.signed(self.all_orders),
+            ("GET", "/api/v3/order"): signed(self.get_order, spot),
+            ("DELETE", "/api/v3/order"): signed(self.cancel_order, spot),
+            ("GET", "/api/v3/openOrders"): signed(self.open_orders, spot),
+            ("GET", "/api/v3/allOrders"): signed(self.all_orders, spot),
+            ("GET", "/fapi/v1/time"): self.time,
+            ("GET", "/fapi/v1/exchangeInfo"): self.futures_exchange_info,
+            ("GET", "/fapi/v1/ticker/24hr"): market(self.ticker_24hr, futures),
+            ("GET", "/fapi/v1/ticker/bookTicker"): self.book_ticker,
+            ("GET", "/fapi/v1/depth"): market(self.depth, futures),
+            ("GET", "/fapi/v1/trades"): market(self.trades, futures),
+            ("GET", "/fapi/v1/klines"): market(self.klines, futures),
+            ("GET", "/fapi/v1/premiumIndex"): self.premium_index,
+            ("GET", "/fapi/v1/fundingInfo"): self.funding_info,
+            ("GET", "/fapi/v2/account"): self.signed(self.futures_account),
+            ("GET", "/fapi/v2/positionRisk"): self.signed(self.position_risk),
+            ("GET", "/fapi/v1/positionSide/dual"): self.signed(self.get_position_mode),
+            ("POST", "/fapi/v1/positionSide/dual"): self.signed(self.set_position_mode),
+            ("POST", "/fapi/v1/leverage"): self.signed(self.set_leverage),
+            ("POST", "/fapi/v1/order"): self.signed(self.new_futures_order),
+            ("GET", "/fapi/v1/order"): signed(self.get_order, futures),
+            ("DELETE", "/fapi/v1/order"): signed(self.cancel_order, futures),
+            ("GET", "/fapi/v1/openOrders"): signed(self.open_orders, futures),
+            ("GET", "/fapi/v1/allOrders"): signed(self.all_orders, futures),
         }
 
     # ------------------------------------------------------------------ auth
@@ -124,7 +197,7 @@ class FakeBinance(FakeExchange):
         key = request.headers.get("X-MBX-APIKEY")
         if not key or not KEY_FORMAT.fullmatch(key):
             return fail(-2014, "API-key format invalid.", 401)
-        if key != API_KEY:
+        if key != API_KEY or (request.path.startswith("/fapi/") and not self.futures_permission):
             return fail(-2015, "Invalid API-key, IP, or permissions for action.", 401)
         params = self.params(request)
         if not params.get("timestamp", "").isdigit():
@@ -155,21 +228,28 @@ class FakeBinance(FakeExchange):
         return fail(-1003, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
                            "Please use WebSocket Streams for live updates to avoid polling the API.", 429)
 
-    # ------------------------------------------------------------------ market data
-    def pair(self, params):
-        """BTCUSDT -> ("BTC", "USDT"), or None when no live market has that symbol."""
-        for pair in self.engine.markets:
-            if "".join(pair) == params.get("symbol"):
-                return pair
-        return None
+    # ------------------------------------------------------------------ symbols and units
+    def listed(self, futures):
+        """{BTCUSDT: engine pair} of the spot markets, or of the USDT-M perpetuals."""
+        if futures:
+            return {pair[0] + pair[1]: pair for pair, spec in self.engine.swaps.items() if not spec["inverse"]}
+        return {pair[0] + pair[1]: pair for pair in self.engine.markets}
 
-    def with_pair(self, params):
+    def with_pair(self, params, futures=False):
         """(pair, None), or (None, the refusal) for a missing or unknown symbol."""
         if not params.get("symbol"):
             return None, mandatory("symbol")
-        pair = self.pair(params)
+        pair = self.listed(futures).get(params["symbol"])
         return (pair, None) if pair else (None, fail(-1121, "Invalid symbol."))
 
+    def coins(self, pair, contracts):
+        """Engine contracts -> Binance quantity (the base coin); spot amounts are already coins."""
+        return contracts * self.engine.swaps[pair]["ct_val"] if pair in self.engine.swaps else contracts
+
+    def text(self, pair, number):
+        return fmt(number or D(0)) if pair in self.engine.swaps else b8(number)
+
+    # ------------------------------------------------------------------ market data
     def time(self, request):
         return 200, {"serverTime": self.now_ms()}
 
@@ -204,55 +284,118 @@ class FakeBinance(FakeExchange):
             "allowedSelfTradePreventionModes": ["NONE"],
         }
 
-    def ticker_24hr(self, request):
-        if not request.query.get("symbol"):
-            return 200, [self.ticker_of(pair) for pair in self.engine.markets]
-        pair, refusal = self.with_pair(request.query)
-        return refusal or (200, self.ticker_of(pair))
+    def futures_exchange_info(self, request):
+        symbols = [self.contract_info(pair) for pair in self.listed(futures=True).values()]
+        quarterly = self.contract_info(("BTC", "USDT", "swap"))
+        quarterly.update(symbol="BTCUSDT_261225", contractType="CURRENT_QUARTER", deliveryDate=1798185600000)
+        settling = self.contract_info(("ETH", "USDT", "swap"))
+        settling.update(symbol="OLDUSDT", pair="OLDUSDT", baseAsset="OLD", status="SETTLING")
+        return 200, {"timezone": "UTC", "serverTime": self.now_ms(), "futuresType": "U_MARGINED",
+                     "rateLimits": [{"interval": "MINUTE", "intervalNum": 1, "limit": 2400,
+                                     "rateLimitType": "REQUEST_WEIGHT"},
+                                    {"interval": "MINUTE", "intervalNum": 1, "limit": 1200, "rateLimitType": "ORDERS"}],
+                     "exchangeFilters": [], "assets": [{"asset": "USDT", "marginAvailable": True,
+                                                        "autoAssetExchange": "0"}],
+                     "symbols": symbols + [quarterly, settling]}
 
-    def ticker_of(self, pair):
-        asks, bids = self.engine.book(pair, levels=1)
-        mid, now = self.engine.markets[pair]["mid"], self.now_ms()
+    def contract_info(self, pair):
+        spec = self.engine.swaps[pair]
+        step, tick = self.coins(pair, spec["lot"]), spec["tick"]
+        lot = {"minQty": fmt(self.coins(pair, spec["min"])), "maxQty": fmt(self.coins(pair, spec["max"])),
+               "stepSize": fmt(step)}
         return {
-            "symbol": "".join(pair), "priceChange": b8(D(100)), "priceChangePercent": "0.200",
-            "weightedAvgPrice": b8(mid), "prevClosePrice": b8(mid - 100), "lastPrice": b8(mid),
-            "lastQty": "0.10000000", "bidPrice": b8(bids[0][0]), "bidQty": b8(bids[0][1]),
-            "askPrice": b8(asks[0][0]), "askQty": b8(asks[0][1]), "openPrice": b8(mid - 100),
-            "highPrice": b8(mid + 500), "lowPrice": b8(mid - 500), "volume": "1234.50000000",
-            "quoteVolume": b8(mid * D("1234.5")), "openTime": now - 86_400_000, "closeTime": now,
-            "firstId": 28385, "lastId": 28460, "count": 76,
+            "symbol": pair[0] + pair[1], "pair": pair[0] + pair[1], "contractType": "PERPETUAL",
+            "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
+            "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000", "baseAsset": pair[0],
+            "quoteAsset": pair[1], "marginAsset": spec["settle"], "pricePrecision": decimals(tick),
+            "quantityPrecision": decimals(step), "baseAssetPrecision": 8, "quotePrecision": 8,
+            "underlyingType": "COIN", "underlyingSubType": ["PoW"], "settlePlan": 0, "triggerProtect": "0.0500",
+            "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": fmt(tick), "maxPrice": "4529764", "tickSize": fmt(tick)},
+                {"filterType": "LOT_SIZE", **lot},
+                {"filterType": "MARKET_LOT_SIZE", **lot},
+                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                {"filterType": "MIN_NOTIONAL", "notional": fmt(FUTURES_MIN_NOTIONAL)},
+                {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
+                 "multiplierDecimal": "4"},
+            ],
+            "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                          "TRAILING_STOP_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
         }
 
-    def depth(self, request):
-        pair, refusal = self.with_pair(request.query)
+    def ticker_24hr(self, request, futures):
+        if not request.query.get("symbol"):
+            return 200, [self.ticker_of(pair, futures) for pair in self.listed(futures).values()]
+        pair, refusal = self.with_pair(request.query, futures)
+        return refusal or (200, self.ticker_of(pair, futures))
+
+    def ticker_of(self, pair, futures):
+        """The 24 h ticker; the futures one has no bid or ask (bookTicker has them)."""
+        mid, now, text = self.engine.spec(pair)["mid"], self.now_ms(), functools.partial(self.text, pair)
+        ticker = {
+            "symbol": pair[0] + pair[1], "priceChange": text(D(100)), "priceChangePercent": "0.200",
+            "weightedAvgPrice": text(mid), "lastPrice": text(mid), "lastQty": text(self.coins(pair, D(1))),
+            "openPrice": text(mid - 100), "highPrice": text(mid + 500), "lowPrice": text(mid - 500),
+            "volume": text(D("1234.5")), "quoteVolume": text(mid * D("1234.5")), "openTime": now - 86_400_000,
+            "closeTime": now, "firstId": 28385, "lastId": 28460, "count": 76,
+        }
+        if not futures:
+            asks, bids = self.engine.book(pair, levels=1)
+            ticker.update(prevClosePrice=text(mid - 100), bidPrice=text(bids[0][0]), bidQty=text(bids[0][1]),
+                          askPrice=text(asks[0][0]), askQty=text(asks[0][1]))
+        return ticker
+
+    def book_ticker(self, request):
+        def book(pair):
+            asks, bids = self.engine.book(pair, levels=1)
+            return {"symbol": pair[0] + pair[1], "bidPrice": fmt(bids[0][0]),
+                    "bidQty": fmt(self.coins(pair, bids[0][1])), "askPrice": fmt(asks[0][0]),
+                    "askQty": fmt(self.coins(pair, asks[0][1])), "time": self.now_ms()}
+        if not request.query.get("symbol"):
+            return 200, [book(pair) for pair in self.listed(futures=True).values()]
+        pair, refusal = self.with_pair(request.query, futures=True)
+        return refusal or (200, book(pair))
+
+    def depth(self, request, futures):
+        pair, refusal = self.with_pair(request.query, futures)
         if refusal:
             return refusal
-        limit = request.query.get("limit", "100")
+        limit = request.query.get("limit", "500" if futures else "100")
+        if futures and limit not in FUTURES_DEPTH_LIMITS:
+            return fail(-4021, "Invalid depth limit.")
         if not limit.isdigit() or int(limit) < 1:
-            return fail(-1100, "Illegal characters found in parameter 'limit'; legal range is '1-5000'.")
+            return illegal("limit", "1-5000")
         asks, bids = self.engine.book(pair, levels=min(int(limit), 5000))
-        return 200, {"lastUpdateId": 1027024, "bids": [[b8(px), b8(sz)] for px, sz in bids],
-                     "asks": [[b8(px), b8(sz)] for px, sz in asks]}
+        level = lambda px, size: [self.text(pair, px), self.text(pair, self.coins(pair, size))]
+        book = {"lastUpdateId": 1027024, "bids": [level(*b) for b in bids], "asks": [level(*a) for a in asks]}
+        if futures:
+            book.update(E=self.now_ms(), T=self.now_ms())
+        return 200, book
 
-    def trades(self, request):
-        pair, refusal = self.with_pair(request.query)
+    def trades(self, request, futures):
+        pair, refusal = self.with_pair(request.query, futures)
         if refusal:
             return refusal
         limit = min(int(request.query.get("limit", "500")), 1000)
-        now, mid = self.now_ms(), self.engine.markets[pair]["mid"]
-        return 200, [{"id": 28457 - i, "price": b8(mid + i), "qty": "0.01000000", "quoteQty": b8((mid + i) / 100),
-                      "time": now - i * 1000, "isBuyerMaker": i % 2 == 0, "isBestMatch": True}
+        now, mid, qty = self.now_ms(), self.engine.spec(pair)["mid"], self.coins(pair, D(1))
+        extra = {"isRPITrade": False} if futures else {"isBestMatch": True}
+        return 200, [{"id": 28457 - i, "price": self.text(pair, mid + i), "qty": self.text(pair, qty),
+                      "quoteQty": self.text(pair, (mid + i) * qty), "time": now - i * 1000,
+                      "isBuyerMaker": i % 2 == 0, **extra}
                      for i in reversed(range(limit))]              # oldest first, as Binance sends
 
-    def klines(self, request):
+    def klines(self, request, futures):
         query = request.query
-        pair, refusal = self.with_pair(query)
+        pair, refusal = self.with_pair(query, futures)
         if refusal:
             return refusal
         step = INTERVAL_MS.get(query.get("interval"))
-        if step is None:
+        if step is None or (futures and query["interval"] == "1s"):
             return fail(-1120, "Invalid interval.")
-        limit = min(int(query.get("limit", "500")), 1000)
+        limit = min(int(query.get("limit", "500")), 1500 if futures else 1000)
         offset = WEEK_START_MS if query["interval"] == "1w" else 0
         align = lambda ms: (ms - offset) // step * step + offset
         newest = align(self.now_ms())
@@ -267,14 +410,49 @@ class FakeBinance(FakeExchange):
 
     def kline(self, pair, ts, step):
         _, o, h, low, c, vol = self.engine.candle(pair, ts, step)
-        return [ts, b8(o), b8(h), b8(low), b8(c), b8(vol), ts + step - 1, b8(vol * c), 308,
-                b8(vol / 2), b8(vol * c / 2), "0"]
+        text = functools.partial(self.text, pair)
+        return [ts, text(o), text(h), text(low), text(c), text(vol), ts + step - 1, text(vol * c), 308,
+                text(vol / 2), text(vol * c / 2), "0"]
 
-    # ------------------------------------------------------------------ account
+    def premium_index(self, request):
+        def index(pair):
+            spec, funding = self.engine.swaps[pair], self.engine.funding(pair)
+            return {"symbol": pair[0] + pair[1], "markPrice": fmt(spec["mid"]), "indexPrice": fmt(spec["mid"]),
+                    "estimatedSettlePrice": fmt(spec["mid"]), "lastFundingRate": f"{funding['rate']:.8f}",
+                    "interestRate": "0.00010000", "nextFundingTime": funding["time"], "time": self.now_ms()}
+        if not request.query.get("symbol"):
+            return 200, [index(pair) for pair in self.listed(futures=True).values()]
+        pair, refusal = self.with_pair(request.query, futures=True)
+        return refusal or (200, index(pair))
+
+    def funding_info(self, request):
+        """Only the perpetuals whose funding differs from the default 8 h, as Binance lists them."""
+        rows = []
+        for pair in self.listed(futures=True).values():
+            hours = self.engine.swaps[pair]["funding_interval"] // 3_600_000
+            if hours != DEFAULT_FUNDING_HOURS:
+                rows.append({"symbol": pair[0] + pair[1], "adjustedFundingRateCap": "0.02000000",
+                             "adjustedFundingRateFloor": "-0.02000000", "fundingIntervalHours": hours,
+                             "disclaimer": False})
+        return 200, rows
+
+    # ------------------------------------------------------------------ wallets and positions
+    def futures_margin(self, currency):
+        """(margin held by positions, margin frozen by resting futures orders) in a currency."""
+        positions = sum((p["margin"] for p in self.engine.positions.values()
+                         if self.engine.swaps[p["pair"]]["settle"] == currency), D(0))
+        orders = sum((o["frozen"] for o in self.engine.orders.values()
+                      if o["pair"] in self.engine.swaps and o["pay"] == currency and o["status"] in (OPEN, PARTIAL)),
+                     D(0))
+        return positions, orders
+
     def account(self, params):
-        balances = [{"asset": ccy, "free": b8(free), "locked": b8(frozen)}
-                    for ccy, (free, frozen) in self.engine.balances.items()
-                    if free or frozen or params.get("omitZeroBalances") != "true"]
+        """The spot wallet: the engine's, less what the futures wallet holds."""
+        balances = []
+        for ccy, (free, frozen) in self.engine.balances.items():
+            locked = frozen - sum(self.futures_margin(ccy))
+            if free or locked or params.get("omitZeroBalances") != "true":
+                balances.append({"asset": ccy, "free": b8(free), "locked": b8(locked)})
         return 200, {"makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
                      "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000",
                                          "seller": "0.00000000"},
@@ -282,40 +460,124 @@ class FakeBinance(FakeExchange):
                      "requireSelfTradePrevention": False, "updateTime": self.now_ms(), "accountType": "SPOT",
                      "balances": balances, "permissions": ["SPOT"]}
 
-    # ------------------------------------------------------------------ trading
+    def futures_account(self, params):
+        """GET /fapi/v2/account: the USDT wallet (the margin the engine holds), every position."""
+        held, ordered = self.futures_margin("USDT")
+        upl = sum((self.engine.unrealised(p) for p in self.engine.positions.values()
+                   if p["pair"] in self.listed(futures=True).values()), D(0))
+        wallet, available = held + ordered, max(upl, D(0))
+        usdt = {"asset": "USDT", "walletBalance": fmt(wallet), "unrealizedProfit": fmt(upl),
+                "marginBalance": fmt(wallet + upl), "maintMargin": fmt(held / 100), "initialMargin": fmt(wallet),
+                "positionInitialMargin": fmt(held), "openOrderInitialMargin": fmt(ordered),
+                "crossWalletBalance": fmt(wallet), "crossUnPnl": fmt(upl), "availableBalance": fmt(available),
+                "maxWithdrawAmount": fmt(available), "marginAvailable": True, "updateTime": self.now_ms()}
+        positions = [{"symbol": row["symbol"], "initialMargin": row["isolatedWallet"], "maintMargin": "0",
+                      "unrealizedProfit": row["unRealizedProfit"], "positionInitialMargin": row["isolatedWallet"],
+                      "openOrderInitialMargin": "0", "leverage": row["leverage"], "isolated": False,
+                      "entryPrice": row["entryPrice"], "maxNotional": row["maxNotionalValue"], "bidNotional": "0",
+                      "askNotional": "0", "positionSide": row["positionSide"], "positionAmt": row["positionAmt"],
+                      "updateTime": row["updateTime"]} for row in self.position_rows()]
+        return 200, {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True, "updateTime": 0,
+                     "multiAssetsMargin": False, "totalInitialMargin": fmt(wallet), "totalMaintMargin": fmt(held / 100),
+                     "totalWalletBalance": fmt(wallet), "totalUnrealizedProfit": fmt(upl),
+                     "totalMarginBalance": fmt(wallet + upl), "totalPositionInitialMargin": fmt(held),
+                     "totalOpenOrderInitialMargin": fmt(ordered), "totalCrossWalletBalance": fmt(wallet),
+                     "totalCrossUnPnl": fmt(upl), "availableBalance": fmt(available),
+                     "maxWithdrawAmount": fmt(available), "assets": [usdt], "positions": positions}
+
+    def position_rows(self, pairs=None):
+        """positionRisk rows: every perpetual, BOTH in one-way mode, LONG and SHORT in hedge mode."""
+        sides = ("LONG", "SHORT") if self.engine.hedge_mode else ("BOTH",)
+        return [self.position_row(pair, side) for pair in (pairs or self.listed(futures=True).values())
+                for side in sides]
+
+    def position_row(self, pair, side):
+        spec = self.engine.swaps[pair]
+        held = [p for p in (self.engine.positions.get((pair, LONG)), self.engine.positions.get((pair, SHORT)))
+                if p and side in ("BOTH", POSITION_SIDES[p["side"]])]
+        position = held[0] if held else None
+        amount = self.coins(pair, position["size"]) * (-1 if position["side"] == SHORT else 1) if position else D(0)
+        upl = self.engine.unrealised(position) if position else D(0)
+        return {"symbol": pair[0] + pair[1], "positionAmt": fmt(amount),
+                "entryPrice": fmt(position["avg"]) if position else "0.0", "breakEvenPrice": "0.0",
+                "markPrice": fmt(spec["mid"]), "unRealizedProfit": fmt(upl), "liquidationPrice": "0",
+                "leverage": str(self.engine.leverage_of(pair)), "maxNotionalValue": "20000000",
+                "marginType": "cross", "isolatedMargin": "0.00000000", "isAutoAddMargin": "false",
+                "positionSide": side, "notional": fmt(amount * spec["mid"]),
+                "isolatedWallet": fmt(position["margin"]) if position else "0",
+                "updateTime": position["updated"] if position else 0}
+
+    def position_risk(self, params):
+        if not params.get("symbol"):
+            return 200, self.position_rows()
+        pair, refusal = self.with_pair(params, futures=True)
+        return refusal or (200, self.position_rows([pair]))
+
+    def get_position_mode(self, params):
+        return 200, {"dualSidePosition": self.engine.hedge_mode}
+
+    def set_position_mode(self, params):
+        hedge = params.get("dualSidePosition")
+        if hedge not in ("true", "false"):
+            return mandatory("dualSidePosition")
+        if (hedge == "true") == self.engine.hedge_mode:
+            return fail(-4059, "No need to change position side.")
+        try:
+            self.engine.set_hedge_mode(hedge == "true")
+        except Refused as error:
+            return refuse(error, futures=True)
+        return 200, {"code": 200, "msg": "success"}
+
+    def set_leverage(self, params):
+        pair, refusal = self.with_pair(params, futures=True)
+        if refusal:
+            return refusal
+        text = params.get("leverage", "")
+        if not text.isdigit():
+            return mandatory("leverage")
+        try:
+            level = self.engine.set_leverage(pair, D(text))
+        except Refused as error:
+            return refuse(error, futures=True, detail=text)
+        return 200, {"leverage": level, "maxNotionalValue": "20000000", "symbol": params["symbol"]}
+
+    # ------------------------------------------------------------------ spot orders
     def new_order(self, params):
         pair, refusal = self.with_pair(params)
         if refusal:
             return refusal
-        order, refusal = self.read_order(pair, params)
+        order, refusal = self.read_order(params, ("quantity", "quoteOrderQty"))
+        if not refusal and order["kind"] == "market" and (order["amount"] is None) == (order["quote"] is None):
+            refusal = fail(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
+        elif not refusal and order["quote"] is not None and order["side"] == "sell":
+            refusal = fail(-1106, "Parameter 'quoteOrderQty' sent when not required.")
+        client_id, refusal = self.client_id(params, refusal)
         if refusal:
             return refusal
-        client_id = params.get("newClientOrderId") or "web_" + uuid.uuid4().hex[:18]
-        if not CLIENT_ID.fullmatch(client_id):
-            return fail(-1100, "Illegal characters found in parameter 'newClientOrderId'; "
-                               "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+        quote_amount = order.pop("quote") is not None
+        if quote_amount:
+            order["amount"] = D(params["quoteOrderQty"])
         try:
-            self.check_filters(pair, order)
-            placed = self.engine.place(pair, client_id=client_id, **order)
+            self.check_filters(pair, order, quote_amount)
+            placed = self.engine.place(pair, client_id=client_id, quote_amount=quote_amount, **order)
         except Refused as error:
             return refuse(error)
         return 200, self.placed(placed, params.get("newOrderRespType", "FULL"))
 
-    def read_order(self, pair, params):
-        """({side, kind, amount, price, quote_amount}, None) or (None, the refusal)."""
+    def read_order(self, params, amounts):
+        """({side, kind, amount, price, quote}, None) or (None, the refusal): side and type, the
+        decimals (8 places at most), and what a LIMIT order must carry."""
         side, kind = params.get("side"), params.get("type")
         if side not in ("BUY", "SELL"):
-            return None, fail(-1100, "Illegal characters found in parameter 'side'; legal range is 'BUY, SELL'.")
+            return None, illegal("side", "BUY, SELL")
         if kind not in ("LIMIT", "MARKET"):
             return None, fail(-1116, "Invalid orderType.")
-        names = ["quantity", "price"] if kind == "LIMIT" else ["quantity", "quoteOrderQty"]
         values = {}
-        for name in names:
+        for name in amounts + ("price",):
             try:
                 values[name] = D(params[name]) if params.get(name) else None
             except InvalidOperation:
-                return None, fail(-1100, f"Illegal characters found in parameter '{name}'; "
-                                         "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
+                return None, illegal(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$")
             if values[name] is not None and -values[name].as_tuple().exponent > 8:
                 return None, fail(-1111, f"Parameter '{name}' has too much precision.")
         if kind == "LIMIT":
@@ -324,20 +586,26 @@ class FakeBinance(FakeExchange):
                     return None, mandatory(name)
             if params["timeInForce"] != "GTC":
                 return None, fail(-1115, "Invalid timeInForce.")
-        elif (values["quantity"] is None) == (values["quoteOrderQty"] is None):
-            return None, fail(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
-        elif values["quoteOrderQty"] is not None and side == "SELL":
-            return None, fail(-1106, "Parameter 'quoteOrderQty' sent when not required.")
-        quote_amount = values.get("quoteOrderQty") is not None
-        return {"side": side.lower(), "kind": kind.lower(), "price": values.get("price"), "quote_amount": quote_amount,
-                "amount": values["quoteOrderQty"] if quote_amount else values["quantity"]}, None
+        elif amounts == ("quantity",) and values["quantity"] is None:
+            return None, mandatory("quantity")
+        return {"side": side.lower(), "kind": kind.lower(), "amount": values["quantity"],
+                "price": values["price"] if kind == "LIMIT" else None,
+                "quote": values.get("quoteOrderQty")}, None
 
-    def check_filters(self, pair, order):
+    @staticmethod
+    def client_id(params, refusal):
+        """(newClientOrderId or a generated one, the refusal so far or one for a bad id)."""
+        client_id = params.get("newClientOrderId") or "web_" + uuid.uuid4().hex[:18]
+        if not refusal and not CLIENT_ID.fullmatch(client_id):
+            refusal = illegal("newClientOrderId", "^[\\.A-Z\\:/a-z0-9_-]{1,36}$")
+        return client_id, refusal
+
+    def check_filters(self, pair, order, quote_amount):
         """PRICE_FILTER, LOT_SIZE and NOTIONAL (applied to limit orders), as filters.md states them."""
         spec, price, amount = self.engine.markets[pair], order["price"], order["amount"]
         if price is not None and (price < spec["tick"] or price % spec["tick"]):
             raise Refused("bad_price")
-        if order["quote_amount"]:
+        if quote_amount:
             return
         if amount < spec["min"] or amount > spec["max"] or amount % spec["lot"]:
             raise Refused("bad_amount")
@@ -345,26 +613,35 @@ class FakeBinance(FakeExchange):
             raise Refused("below_notional")
 
     def render(self, order):
-        """An engine order as Binance's order object (GET /api/v3/order)."""
-        status = {OPEN: "NEW", PARTIAL: "PARTIALLY_FILLED", FILLED: "FILLED", CANCELED: "CANCELED"}[order["status"]]
-        if order["type"] == "market" and status != "FILLED" or \
-                status == "FILLED" and not order["quote_amount"] and order["filled"] < order["amount"]:
-            status = "EXPIRED"                        # a market order the book could not fill
+        return self.render_futures(order) if order["pair"] in self.engine.swaps else self.render_spot(order)
+
+    @staticmethod
+    def status(order):
+        """A market order the book could not fill completely ends EXPIRED on Binance."""
+        status = STATUSES[order["status"]]
+        partly = not order["quote_amount"] and order["filled"] < order["amount"]
+        if order["type"] == "market" and (status != "FILLED" or partly):
+            return "EXPIRED"
+        return status
+
+    def render_spot(self, order):
+        """An engine order as Binance's spot order object (GET /api/v3/order)."""
         return {
             "symbol": "".join(order["pair"]), "orderId": int(order["id"]), "orderListId": -1,
             "clientOrderId": order["client_id"], "price": b8(order["price"]),
             "origQty": b8(order["filled"] if order["quote_amount"] else order["amount"]),
-            "executedQty": b8(order["filled"]), "cummulativeQuoteQty": b8(order["cost"]), "status": status,
-            "timeInForce": "GTC", "type": order["type"].upper(), "side": order["side"].upper(),
-            "stopPrice": "0.00000000", "icebergQty": "0.00000000", "time": order["created"],
-            "updateTime": order["updated"], "isWorking": True, "workingTime": order["created"],
+            "executedQty": b8(order["filled"]), "cummulativeQuoteQty": b8(order["cost"]),
+            "status": self.status(order), "timeInForce": "GTC", "type": order["type"].upper(),
+            "side": order["side"].upper(), "stopPrice": "0.00000000", "icebergQty": "0.00000000",
+            "time": order["created"], "updateTime": order["updated"], "isWorking": True,
+            "workingTime": order["created"],
             "origQuoteOrderQty": b8(order["amount"] if order["quote_amount"] else D(0)),
             "selfTradePreventionMode": "NONE",
         }
 
     def placed(self, order, response_type):
         """POST /api/v3/order's answer: ACK, RESULT, or FULL (RESULT and its fills)."""
-        full = self.render(order)
+        full = self.render_spot(order)
         ack = {key: full[key] for key in ("symbol", "orderId", "orderListId", "clientOrderId")}
         ack["transactTime"] = order["created"]
         if response_type == "ACK":
@@ -378,61 +655,137 @@ class FakeBinance(FakeExchange):
                                 "commissionAsset": order["pair"][1], "tradeId": 56}] if avg else []
         return result
 
-    def lookup(self, params):
-        """The order named by orderId (or origClientOrderId) on this symbol, or None."""
-        pair = self.pair(params)
-        order = self.engine.find(params.get("orderId"), params.get("origClientOrderId"))
-        return order if order and order["pair"] == pair else None
-
-    def order_params_refusal(self, params):
-        pair, refusal = self.with_pair(params)
+    # ------------------------------------------------------------------ futures orders
+    def new_futures_order(self, params):
+        pair, refusal = self.with_pair(params, futures=True)
         if refusal:
             return refusal
+        order, refusal = self.read_order(params, ("quantity",))
+        position_side, refusal = self.position_side(params, refusal)
+        client_id, refusal = self.client_id(params, refusal)
+        if refusal:
+            return refusal
+        order.pop("quote")
+        reduce_only = params.get("reduceOnly") == "true"
+        try:
+            contracts = self.check_futures_filters(pair, order, reduce_only)
+            placed = self.engine.place(pair, order["side"], order["kind"], contracts, order["price"], client_id,
+                                       position_side=position_side, reduce_only=reduce_only)
+        except Refused as error:
+            return refuse(error, futures=True, detail=params.get("quantity", ""))
+        answer = self.render_futures(placed)
+        if params.get("newOrderRespType", "ACK") == "ACK":     # the order as accepted, before matching
+            answer.update(status="NEW", executedQty="0", cumQuote="0", avgPrice="0.00000")
+        return 200, {**answer, "cumQty": answer["executedQty"]}
+
+    def position_side(self, params, refusal):
+        """(engine position side, refusal): LONG/SHORT required in hedge mode, BOTH (or none) in
+        one-way mode, and reduceOnly "cannot be sent in Hedge Mode"."""
+        side = params.get("positionSide", "BOTH")
+        if refusal:
+            return None, refusal
+        if self.engine.hedge_mode:
+            if side not in ("LONG", "SHORT"):
+                return None, refuse(Refused("position_side_required"), futures=True)
+            if "reduceOnly" in params:
+                return None, fail(-1106, "Parameter 'reduceOnly' sent when not required.")
+            return side.lower(), None
+        if side != "BOTH":
+            return None, refuse(Refused("position_side_required"), futures=True)
+        return None, None
+
+    def check_futures_filters(self, pair, order, reduce_only):
+        """Tick, step, min and max quantity, MIN_NOTIONAL (reduce-only exempt) -> engine contracts."""
+        spec, price, qty = self.engine.swaps[pair], order["price"], order["amount"]
+        if price is not None and price % spec["tick"]:
+            raise Refused("bad_price")
+        contracts = qty / spec["ct_val"]
+        if contracts % spec["lot"]:
+            raise Refused("bad_amount")
+        if contracts < spec["min"]:
+            raise Refused("below_min")
+        if contracts > spec["max"]:
+            raise Refused("above_max")
+        if not reduce_only and qty * (price or spec["mid"]) < FUTURES_MIN_NOTIONAL:
+            raise Refused("below_notional")
+        return contracts
+
+    def render_futures(self, order):
+        """An engine swap order as Binance's futures order object (GET /fapi/v1/order)."""
+        pair, avg = order["pair"], self.engine.avg_price(order)
+        return {
+            "avgPrice": fmt(avg) if avg else "0.00000", "clientOrderId": order["client_id"],
+            "cumQuote": fmt(self.coins(pair, order["cost"])), "executedQty": fmt(self.coins(pair, order["filled"])),
+            "orderId": int(order["id"]), "origQty": fmt(self.coins(pair, order["amount"])),
+            "origType": order["type"].upper(), "price": fmt(order["price"]) if order["price"] else "0",
+            "reduceOnly": order.get("reduce_only", False), "side": order["side"].upper(),
+            "positionSide": POSITION_SIDES.get(order.get("position_side"), "BOTH"), "status": self.status(order),
+            "stopPrice": "0", "closePosition": False, "symbol": pair[0] + pair[1], "time": order["created"],
+            "timeInForce": "GTC", "type": order["type"].upper(), "updateTime": order["updated"],
+            "workingType": "CONTRACT_PRICE", "priceProtect": False, "priceMatch": "NONE",
+            "selfTradePreventionMode": "NONE", "goodTillDate": 0,
+        }
+
+    # ------------------------------------------------------------------ orders, both APIs
+    def lookup(self, params, futures):
+        """(the order named by orderId or origClientOrderId on this symbol or None, refusal)."""
+        pair, refusal = self.with_pair(params, futures)
+        if refusal:
+            return None, refusal
         if not params.get("orderId") and not params.get("origClientOrderId"):
-            return fail(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        return None
+            return None, fail(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        order = self.engine.find(params.get("orderId"), params.get("origClientOrderId"))
+        return (order if order and order["pair"] == pair else None), None
 
-    def get_order(self, params):
-        refusal = self.order_params_refusal(params)
+    def get_order(self, params, futures):
+        order, refusal = self.lookup(params, futures)
         if refusal:
             return refusal
-        order = self.lookup(params)
         return (200, self.render(order)) if order else fail(-2013, "Order does not exist.")
 
-    def cancel_order(self, params):
-        refusal = self.order_params_refusal(params)
+    def cancel_order(self, params, futures):
+        order, refusal = self.lookup(params, futures)
         if refusal:
             return refusal
-        order = self.lookup(params)
         try:
             if order is None:
                 raise Refused("unknown_order")
             self.engine.cancel(order["id"])
         except Refused as error:
-            return refuse(error)
-        answer = {key: value for key, value in self.render(order).items() if key in (
+            return refuse(error, futures)
+        if futures:
+            return 200, {**self.render_futures(order), "cumQty": self.render_futures(order)["executedQty"]}
+        answer = {key: value for key, value in self.render_spot(order).items() if key in (
             "symbol", "orderId", "orderListId", "price", "origQty", "executedQty", "cummulativeQuoteQty",
             "status", "timeInForce", "type", "side", "origQuoteOrderQty", "selfTradePreventionMode")}
         return 200, {**answer, "origClientOrderId": order["client_id"], "transactTime": self.now_ms(),
                      "clientOrderId": params.get("newClientOrderId") or "cancel_" + uuid.uuid4().hex[:16]}
 
-    def open_orders(self, params):
-        pair = None
+    def open_orders(self, params, futures):
+        pairs = set(self.listed(futures).values())
         if params.get("symbol"):
-            pair, refusal = self.with_pair(params)
+            pair, refusal = self.with_pair(params, futures)
             if refusal:
                 return refusal
-        return 200, [self.render(o) for o in reversed(self.engine.listing((OPEN, PARTIAL), pair))]
+            pairs = {pair}
+        found = [o for o in reversed(self.engine.listing((OPEN, PARTIAL))) if o["pair"] in pairs]
+        return 200, [self.render(o) for o in found]
 
-    def all_orders(self, params):
-        """orderId set: from that id up; startTime set: from that time up; else the latest `limit`."""
-        pair, refusal = self.with_pair(params)
+    def all_orders(self, params, futures):
+        """orderId set: from that id up; startTime set: from that time up; else the latest `limit`.
+        Futures look at 7 days at most: from startTime, or the last 7 days."""
+        pair, refusal = self.with_pair(params, futures)
         if refusal:
             return refusal
         limit = min(int(params.get("limit", "500")), 1000)
         found = self.engine.listing((OPEN, PARTIAL, FILLED, CANCELED), pair)[::-1]     # oldest first
-        if params.get("endTime"):
-            found = [o for o in found if o["created"] <= int(params["endTime"])]
+        end = int(params["endTime"]) if params.get("endTime") else None
+        if futures and params.get("startTime") and end is None:
+            end = int(params["startTime"]) + SEVEN_DAYS_MS
+        if futures and not params.get("startTime") and not params.get("orderId"):
+            found = [o for o in found if o["created"] >= (end or self.now_ms()) - SEVEN_DAYS_MS]
+        if end is not None:
+            found = [o for o in found if o["created"] <= end]
         if params.get("orderId"):
             found = [o for o in found if int(o["id"]) >= int(params["orderId"])][:limit]
         elif params.get("startTime"):

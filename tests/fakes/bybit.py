@@ -115,6 +115,7 @@ class FakeBybit(FakeExchange):
             ("POST", "/v5/order/cancel"): self.private(self.cancel),
             ("GET", "/v5/position/list"): self.private(self.position_list),
             ("POST", "/v5/position/set-leverage"): self.private(self.set_leverage),
+            ("POST", "/v5/position/switch-mode"): self.private(self.switch_mode),
         }
 
     # ------------------------------------------------------------------ envelope
@@ -575,6 +576,25 @@ class FakeBybit(FakeExchange):
             "updatedTime": str(p["updated"]) if p else now, "seq": 5723621632, "isReduceOnly": False,
             "mmrSysUpdatedTime": "", "leverageSysUpdatedTime": "",
         }
+
+    def switch_mode(self, request):
+        """mode 0 one-way, 3 hedge, for a symbol or a settle coin. Simplification: the engine keeps
+        one mode for the whole account, so any linear symbol or USDT switches every perpetual."""
+        body = request.json()
+        if body.get("category") != "linear" or body.get("mode") not in (0, 3, "0", "3"):
+            raise Rejected(10001, "params error: category or mode invalid")
+        if not (self._pair("linear", body.get("symbol", "")) or body.get("coin") == "USDT"):
+            raise Rejected(10001, "params error: symbol or coin invalid")
+        hedge = int(body["mode"]) == 3
+        if hedge == self.engine.hedge_mode:
+            raise Rejected(110025, "Position mode has not been modified.")
+        try:
+            self.engine.set_hedge_mode(hedge)
+        except Refused:
+            if self.engine.positions:
+                raise Rejected(110024, "You have an existing position, so the position mode cannot be switched.")
+            raise Rejected(110028, "You have existing open orders, so the position mode cannot be switched.")
+        return {}
 
     def set_leverage(self, request):
         """buyLeverage must equal sellLeverage (one-way mode and cross margin); the current value

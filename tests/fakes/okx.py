@@ -19,6 +19,7 @@ from tests.fakes.base import FakeExchange
 from tests.fakes.engine import CANCELED, FILLED, LONG, OPEN, PARTIAL, Engine, Refused, fmt
 
 API_KEY, SECRET, PASSPHRASE = "okx-test-key", "okx-test-secret", "okx-test-pass"
+DEMO_API_KEY = "okx-demo-key"      # a demo-trading key (same secret and passphrase): x-simulated-trading only
 SECRET_KEY = f"{SECRET},{PASSPHRASE}"          # what a trader types into FMZ's Secret Key
 
 BAR_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
@@ -133,8 +134,10 @@ class FakeOKX(FakeExchange):
         headers = request.headers
         if not headers.get("OK-ACCESS-KEY"):
             return fail("50103", "Request header OK-ACCESS-KEY cannot be empty.", 401)
-        if headers["OK-ACCESS-KEY"] != API_KEY:
+        if headers["OK-ACCESS-KEY"] not in (API_KEY, DEMO_API_KEY):
             return fail("50111", "Invalid OK-ACCESS-KEY.", 401)
+        if (headers["OK-ACCESS-KEY"] == DEMO_API_KEY) != (headers.get("x-simulated-trading") == "1"):
+            return fail("50101", "APIKey does not match current environment.", 401)
         if headers.get("OK-ACCESS-PASSPHRASE") != PASSPHRASE:
             return fail("50105", "Invalid OK-ACCESS-PASSPHRASE.", 401)
         timestamp = headers.get("OK-ACCESS-TIMESTAMP", "")
