@@ -465,6 +465,13 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.settings = settings or Settings()
         self.stats = Stats()
 
+    def handle_error(self, request, client_address):
+        """A docker that hung up mid-answer is routine; anything else is logged, not printed raw."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, socket.timeout)):
+            log.debug("%s hung up before the answer was sent", client_address[0])
+        else:
+            log.error("error serving %s: %s", client_address[0], traceback.format_exc())
+
 
 # ---------------------------------------------------------------------------- status
 # What GET / (and GET /status) and the FMZ status table show: the version, the uptime, the

@@ -185,7 +185,19 @@ def test_timeout_is_a_clear_error_naming_the_limit(exchange):
     assert answer["error"].startswith(f"{exchange.fake.NAME}: no answer within {READ_TIMEOUT:g}s for GET ")
 
 
-# ---------------------------------------------------------------------------- clock, idle connections
+# ---------------------------------------------------------------------------- caches, clock, idle connections
+
+def test_orders_after_the_first_send_only_the_order(exchange):
+    """Instrument specs (tick, lot, minimum) come from the markets cache: an order costs one
+    request, not an instrument list each time."""
+    resting_order(exchange)
+    before = len(exchange.fake.requests)
+    for _ in range(3):
+        resting_order(exchange)
+    assert [(verb, target.split("?")[0]) for verb, target, _ in exchange.fake.requests[before:]] == \
+        [("POST", exchange.fake.ORDER_PATH)] * 3
+
+
 
 @pytest.mark.parametrize("skew_ms", [120_000, -120_000])
 def test_clock_skew_on_trade_resyncs_once_and_keeps_the_offset(exchange, skew_ms):
