@@ -614,3 +614,23 @@ def test_swap_refusals(any_swap):
         any_swap.create_order("BTC/USDT:USDT", "limit", "buy", one * 10_000, 50000)
     with pytest.raises(ccxt.OrderNotFound):
         any_swap.cancel_order("123", "BTC/USDT:USDT")
+
+
+def test_open_and_canceled_orders_page(any_client):
+    """120 resting orders: OKX pages by `after` (100 a page), Bybit by nextPageCursor (ccxt
+    follows it with paginate), Binance openOrders answers them all."""
+    ids = [any_client.create_order("ETH/USDT", "limit", "buy", 0.01, 1000 + i)["id"] for i in range(120)]
+    if any_client.id == "okx":
+        first = any_client.fetch_open_orders("ETH/USDT")
+        oldest = min(first, key=lambda o: int(o["id"]))["id"]
+        rest = any_client.fetch_open_orders("ETH/USDT", params={"after": oldest})
+        found = first + rest
+        assert (len(first), len(rest)) == (100, 20)
+    else:
+        found = any_client.fetch_open_orders("ETH/USDT", params={"paginate": True})
+    assert sorted(o["id"] for o in found) == sorted(ids)
+    for order_id in ids[:60]:
+        any_client.cancel_order(order_id, "ETH/USDT")
+    if any_client.id != "okx":
+        canceled = any_client.fetch_canceled_orders("ETH/USDT", params={"paginate": True})
+        assert sorted(o["id"] for o in canceled) == sorted(ids[:60])
