@@ -12,7 +12,9 @@ import pytest
 
 ccxt = pytest.importorskip("ccxt")
 
-from tests.fakes.okx import FakeOKX  # noqa: E402  (after the skip: nothing to import without ccxt)
+from tests.fakes.binance import FakeBinance  # noqa: E402  (after the skip, as the file needs ccxt)
+from tests.fakes.bybit import FakeBybit  # noqa: E402
+from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
 
 
 def okx_client(fake, secret_key=None):
@@ -122,7 +124,6 @@ def test_okx_refuses_wrong_passphrase(okx):
 
 def test_okx_demo_trading(okx):
     """ccxt's sandbox mode sends x-simulated-trading: 1; OKX takes it only with a demo key (50101)."""
-    from tests.fakes.okx import DEMO_API_KEY
     okx.set_sandbox_mode(True)
     okx.urls["api"] = {"rest": okx.fake.url}
     with pytest.raises(ccxt.AuthenticationError, match="50101"):            # a live key
@@ -182,7 +183,6 @@ def binance_client(fake, secret=None):
 
 @pytest.fixture
 def binance():
-    from tests.fakes.binance import FakeBinance
     with FakeBinance() as fake:
         client = binance_client(fake)
         client.fake = fake
@@ -304,7 +304,6 @@ def bybit_client(fake, secret=None):
 
 @pytest.fixture
 def bybit():
-    from tests.fakes.bybit import FakeBybit
     with FakeBybit() as fake:
         client = bybit_client(fake)
         client.fake = fake
