@@ -475,7 +475,7 @@ def test_candles_since(any_client):
     """ccxt's `since` becomes OKX before/after, Binance startTime, Bybit start (which Bybit answers
     with its latest candles from there, newest first)."""
     hour = 3_600_000
-    since = any_client.milliseconds() // 60_000 * 60_000 - 10 * hour + 60_000     # not on the hour
+    since = any_client.milliseconds() // hour * hour - 10 * hour + 30 * 60_000     # half past
     candles = any_client.fetch_ohlcv("BTC/USDT", "1h", since=since, limit=3)
     assert len(candles) == 3 and all(c[0] % hour == 0 and c[0] >= since for c in candles)
     assert [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [hour, hour]
