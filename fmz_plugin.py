@@ -372,6 +372,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "fmz-plugin/" + __version__
     timeout = CLIENT_TIMEOUT
     disable_nagle_algorithm = True         # headers and body leave at once, no 40 ms delayed-ACK stall
+    wbufsize = -1                          # ... in one write (see _send)
 
     def do_POST(self):
         started = time.monotonic()
@@ -439,6 +440,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+        self.wfile.flush()                 # the answer leaves now, before the log line is written
 
     def send_error(self, code, message=None, explain=None):
         """Malformed HTTP (bad request line, odd verb) still gets JSON, never an HTML page."""
@@ -450,7 +452,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def log_message(self, format, *args):
-        log.debug("%s %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):         # called for every response: format only if shown
+            log.debug("%s %s", self.address_string(), format % args)
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
