@@ -98,6 +98,7 @@ def test_okx_market_orders_fill(okx):
     filled = okx.fetch_order(sell["id"], "BTC/USDT")
     assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
     assert filled["fee"]["currency"] == "USDT" and filled["cost"] == 5000
+    assert filled["lastTradeTimestamp"] == filled["timestamp"]             # fillTime
 
     buy = okx.create_market_buy_order_with_cost("ETH/USDT", 30)      # tgtCcy=quote_ccy: spend 30 USDT
     bought = okx.fetch_order(buy["id"], "ETH/USDT")
