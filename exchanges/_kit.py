@@ -290,7 +290,7 @@ class Api:
     this class supplies the transport, timeouts, the retry policy and the clock offset.
     """
 
-    clock_offsets = {}                 # exchange NAME -> ms to add to our clock, kept across calls
+    clock_offsets = {}                 # (exchange NAME, base URL) -> ms to add to our clock, kept across calls
 
     def __init__(self, exchange, access_key="", secret_key="", base_urls=None,
                  timeout=DEFAULT_TIMEOUT, pool=POOL, throttle=None):
@@ -327,7 +327,7 @@ class Api:
         return self.exchange.NAME
 
     def now(self):
-        return now_ms() + self.clock_offsets.get(self.name, 0)
+        return now_ms() + self.clock_offsets.get((self.name, self.base_url), 0)
 
     def get(self, path, params=None, signed=False, host=None):
         return self.call("GET", path, params, signed=signed, idempotent=True, host=host)
@@ -364,7 +364,7 @@ class Api:
         """Learn how far the exchange's clock is from ours; every later signature uses it."""
         before = now_ms()
         server = self.exchange.server_time(self)
-        self.clock_offsets[self.name] = server - (before + now_ms()) // 2
+        self.clock_offsets[(self.name, self.base_url)] = server - (before + now_ms()) // 2
 
     def _call_once(self, method, path, params, signed, idempotent, host):
         request = self._build(method, path, params)

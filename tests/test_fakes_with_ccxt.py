@@ -12,7 +12,9 @@ import pytest
 
 ccxt = pytest.importorskip("ccxt")
 
-from tests.fakes.okx import FakeOKX  # noqa: E402  (after the skip: nothing to import without ccxt)
+from tests.fakes.binance import FakeBinance  # noqa: E402  (after the skip, as the file needs ccxt)
+from tests.fakes.bybit import FakeBybit  # noqa: E402
+from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
 
 
 def okx_client(fake, secret_key=None):
@@ -96,6 +98,7 @@ def test_okx_market_orders_fill(okx):
     filled = okx.fetch_order(sell["id"], "BTC/USDT")
     assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
     assert filled["fee"]["currency"] == "USDT" and filled["cost"] == 5000
+    assert filled["lastTradeTimestamp"] == filled["timestamp"]             # fillTime
 
     buy = okx.create_market_buy_order_with_cost("ETH/USDT", 30)      # tgtCcy=quote_ccy: spend 30 USDT
     bought = okx.fetch_order(buy["id"], "ETH/USDT")
@@ -122,7 +125,6 @@ def test_okx_refuses_wrong_passphrase(okx):
 
 def test_okx_demo_trading(okx):
     """ccxt's sandbox mode sends x-simulated-trading: 1; OKX takes it only with a demo key (50101)."""
-    from tests.fakes.okx import DEMO_API_KEY
     okx.set_sandbox_mode(True)
     okx.urls["api"] = {"rest": okx.fake.url}
     with pytest.raises(ccxt.AuthenticationError, match="50101"):            # a live key
@@ -182,7 +184,6 @@ def binance_client(fake, secret=None):
 
 @pytest.fixture
 def binance():
-    from tests.fakes.binance import FakeBinance
     with FakeBinance() as fake:
         client = binance_client(fake)
         client.fake = fake
@@ -304,7 +305,6 @@ def bybit_client(fake, secret=None):
 
 @pytest.fixture
 def bybit():
-    from tests.fakes.bybit import FakeBybit
     with FakeBybit() as fake:
         client = bybit_client(fake)
         client.fake = fake
@@ -475,7 +475,7 @@ def test_candles_since(any_client):
     """ccxt's `since` becomes OKX before/after, Binance startTime, Bybit start (which Bybit answers
     with its latest candles from there, newest first)."""
     hour = 3_600_000
-    since = any_client.milliseconds() // 60_000 * 60_000 - 10 * hour + 60_000     # not on the hour
+    since = any_client.milliseconds() // hour * hour - 10 * hour + 30 * 60_000     # half past
     candles = any_client.fetch_ohlcv("BTC/USDT", "1h", since=since, limit=3)
     assert len(candles) == 3 and all(c[0] % hour == 0 and c[0] >= since for c in candles)
     assert [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [hour, hour]
@@ -614,3 +614,23 @@ def test_swap_refusals(any_swap):
         any_swap.create_order("BTC/USDT:USDT", "limit", "buy", one * 10_000, 50000)
     with pytest.raises(ccxt.OrderNotFound):
         any_swap.cancel_order("123", "BTC/USDT:USDT")
+
+
+def test_open_and_canceled_orders_page(any_client):
+    """120 resting orders: OKX pages by `after` (100 a page), Bybit by nextPageCursor (ccxt
+    follows it with paginate), Binance openOrders answers them all."""
+    ids = [any_client.create_order("ETH/USDT", "limit", "buy", 0.01, 1000 + i)["id"] for i in range(120)]
+    if any_client.id == "okx":
+        first = any_client.fetch_open_orders("ETH/USDT")
+        oldest = min(first, key=lambda o: int(o["id"]))["id"]
+        rest = any_client.fetch_open_orders("ETH/USDT", params={"after": oldest})
+        found = first + rest
+        assert (len(first), len(rest)) == (100, 20)
+    else:
+        found = any_client.fetch_open_orders("ETH/USDT", params={"paginate": True})
+    assert sorted(o["id"] for o in found) == sorted(ids)
+    for order_id in ids[:60]:
+        any_client.cancel_order(order_id, "ETH/USDT")
+    if any_client.id != "okx":
+        canceled = any_client.fetch_canceled_orders("ETH/USDT", params={"paginate": True})
+        assert sorted(o["id"] for o in canceled) == sorted(ids[:60])

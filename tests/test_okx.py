@@ -207,3 +207,15 @@ def test_tickers_of_a_spot_range_or_one_symbol_ask_one_inst_type(okx):
     assert okx.fake.requests[-1][1] == "/api/v5/market/tickers?instType=SPOT"
     assert [t["symbol"] for t in okx.data("tickers", symbol="BTC_USD.swap")] == ["BTC_USD.swap"]
     assert okx.fake.requests[-1][1] == "/api/v5/market/tickers?instType=SWAP"
+
+
+def test_clock_offset_is_kept_per_base_url():
+    from exchanges import _kit, okx
+    from tests.fakes.okx import FakeOKX
+    with FakeOKX() as ahead, FakeOKX() as on_time:
+        ahead.clock_skew_ms = 120_000
+        for fake in (ahead, on_time, ahead, on_time):
+            api = _kit.Api(okx, fake.ACCESS_KEY, fake.SECRET_KEY, {"": fake.url}, timeout=3)
+            assert okx.accounts(api)[0]
+        assert sum(t.startswith(ahead.TIME_PATH) for _, t, _ in ahead.requests) == 1
+        assert not any(t.startswith(on_time.TIME_PATH) for _, t, _ in on_time.requests)

@@ -415,6 +415,7 @@ class FakeOKX(FakeExchange):
             "reduceOnly": "true" if swap and order["reduce_only"] else "false",
             "lever": str(order["leverage"]) if swap else "", "tgtCcy": "quote_ccy" if order["quote_amount"] else "",
             "accFillSz": fmt(order["filled"]), "fillPx": fmt(avg) if avg else "", "fillSz": "",
+            "fillTime": str(order["created"]) if order["filled"] else "",    # the book fills on arrival
             "avgPx": fmt(avg) if avg else "", "state": STATES[order["status"]], "fee": "0",
             "feeCcy": order["pay"] if swap else order["pair"][0 if order["side"] == "buy" else 1],
             "cTime": str(order["created"]), "uTime": str(order["updated"]),
