@@ -144,7 +144,7 @@ def test_cli_help_lists_every_flag(capsys):
     with pytest.raises(SystemExit):
         fmz_plugin.parse_args(["--help"])
     out = capsys.readouterr().out
-    for flag in ("--port", "--address", "--timeout", "--base-url", "--log-level"):
+    for flag in ("--port", "--address", "--timeout", "--base-url", "--log-level", "call", "check", "bundle"):
         assert flag in out
 
 
