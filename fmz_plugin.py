@@ -553,7 +553,9 @@ def status_table(report):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
-        + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.")
+        + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
+        epilog="other commands: call (send one docker request from a terminal), check (grade a "
+        "plugin), bundle (write this plugin as one file); e.g. python fmz_plugin.py call --help")
     parser.add_argument("--port", type=int, default=6666, help="port to listen on (default 6666)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")

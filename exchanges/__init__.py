@@ -6,9 +6,13 @@ Adding an exchange is one module in this folder plus one line in EXCHANGES below
 Constants
     NAME        how the exchange is written in messages and in the banner ("OKX").
     BASE_URL    the default REST host; `--base-url NAME=URL` replaces it (testnet, proxy, fake).
+    HOSTS       optional {"futures": URL}: other REST hosts, reached with `api.get(..., host=
+                "futures")`; `--base-url NAME.futures=URL` replaces one alone.
     CLOCK_ERRORS, RATE_LIMIT_ERRORS
                 the exchange's error codes (strings) for "timestamp out of window" and "too many
                 requests"; _kit.Api resyncs the clock or waits once when it sees them.
+    RATE_LIMITS {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
+                _kit's throttle keeps each key (private paths) or the process (public) under.
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the

@@ -71,12 +71,27 @@ class PluginClient:
         return answer["error"]
 
 
-def start_plugin(base_urls, timeout=3.0, throttle=False, allow=None):
-    """The plugin in this process. The client-side throttle is off unless asked for: the fakes
-    do not limit rates, and the suite places orders faster than OKX would allow."""
+@contextlib.contextmanager
+def serving(base_urls, timeout=3.0, throttle=False, allow=None):
+    """The plugin in this process, serving `base_urls`: yields (url, server), stops it after.
+    The client-side throttle is off unless asked for: the fakes do not limit rates, and the
+    suite places orders faster than OKX would allow."""
     server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow))
     threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
-    return server, "http://127.0.0.1:%d" % server.server_address[1]
+    try:
+        yield "http://127.0.0.1:%d" % server.server_address[1], server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def client_of(fake, **base_urls):
+    """A PluginClient with the fake's keys, for a plugin serving that fake (or `base_urls`)."""
+    with serving(base_urls or {fake.NAME.lower(): fake.url}) as (url, server):
+        client = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+        client.fake, client.server = fake, server
+        yield client
 
 
 PLUGIN_MODES = ["repo", "bundle"]
@@ -172,12 +187,8 @@ def running_plugin(request, mode, fake, key):
         with request.getfixturevalue("bundle_forker").plugin({key: fake.url}) as url:
             yield url, None
         return
-    server, url = start_plugin({key: fake.url})
-    try:
+    with serving({key: fake.url}) as (url, server):
         yield url, server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(params=PLUGIN_MODES)

@@ -9,7 +9,7 @@ import pytest
 
 from exchanges import binance
 from exchanges._kit import Request
-from tests.conftest import PluginClient, start_plugin
+from tests.conftest import PluginClient, client_of, serving
 from tests.fakes.binance import API_KEY, SECRET, FakeBinance, split_signature
 
 # rest-api.md, "SIGNED Endpoint Examples for POST /api/v3/order"
@@ -27,10 +27,8 @@ def fake():
 
 @pytest.fixture
 def plugin_url(fake):
-    server, url = start_plugin({"binance": fake.url})
-    yield url
-    server.shutdown()
-    server.server_close()
+    with serving({"binance": fake.url}) as (url, _):
+        yield url
 
 
 @pytest.fixture
@@ -357,15 +355,10 @@ def test_futures_klines_page_1500(bn):
 
 def test_futures_base_url_alone_moves_futures_calls(fake):
     with FakeBinance() as futures:
-        server, url = start_plugin({"binance": fake.url, "binance.futures": futures.url})
-        try:
-            client = PluginClient(url, "Binance", API_KEY, SECRET)
+        with client_of(fake, **{"binance": fake.url, "binance.futures": futures.url}) as client:
             assert client.data("ticker", symbol="BTC_USDT.swap")["buy"] == 50000
             assert client.data("ticker", symbol="BTC_USDT")["buy"] == 50000
             assert client.call("__api_/fapi/v2/positionRisk", symbol="BTCUSDT")["data"][0]["symbol"] == "BTCUSDT"
-        finally:
-            server.shutdown()
-            server.server_close()
     assert {t.split("?")[0] for _, t, _ in futures.requests} == {"/fapi/v1/ticker/24hr", "/fapi/v1/ticker/bookTicker",
                                                                  "/fapi/v2/positionRisk"}
     assert {t.split("?")[0] for _, t, _ in fake.requests} == {"/api/v3/ticker/24hr"}

@@ -7,7 +7,7 @@ import pytest
 
 from exchanges import bybit
 from exchanges._kit import Request
-from tests.conftest import PluginClient, start_plugin
+from tests.conftest import PluginClient, serving
 from tests.fakes.bybit import API_KEY, SECRET, FakeBybit
 
 
@@ -19,10 +19,8 @@ def bybit_fake():
 
 @pytest.fixture
 def bybit_url(bybit_fake):
-    server, url = start_plugin({"bybit": bybit_fake.url})
-    yield url
-    server.shutdown()
-    server.server_close()
+    with serving({"bybit": bybit_fake.url}) as (url, _):
+        yield url
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Hostile or broken clients: address allow-list, slow and huge requests, and a corpus of
 malformed envelopes. Every answer is JSON, the connection is never just dropped, and the
 server serves a valid request right after."""
+import contextlib
 import http.client
 import json
 import socket
@@ -8,7 +9,7 @@ import socket
 import pytest
 
 import fmz_plugin
-from tests.conftest import FAKES, PluginClient, start_plugin
+from tests.conftest import FAKES, client_of, serving
 
 
 def raw_post(url, body, path="/OKX", headers=None):
@@ -28,16 +29,8 @@ def raw_post(url, body, path="/OKX", headers=None):
 
 @pytest.fixture
 def plugin_allowing(okx_fake):
-    servers = []
-
-    def start(allow):
-        server, url = start_plugin({"okx": okx_fake.url}, allow=allow)
-        servers.append(server)
-        return url
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as servers:
+        yield lambda allow: servers.enter_context(serving({"okx": okx_fake.url}, allow=allow))[0]
 
 
 def ticker_body(okx_fake):
@@ -252,13 +245,8 @@ def corpus_body(case, client):
 @pytest.fixture(scope="module", params=list(FAKES))
 def served(request):
     """One fake and one plugin per exchange for the whole corpus."""
-    with FAKES[request.param]() as fake:
-        server, url = start_plugin({request.param.lower(): fake.url})
-        client = PluginClient(url, request.param, fake.ACCESS_KEY, fake.SECRET_KEY)
-        client.fake = fake
+    with FAKES[request.param]() as fake, client_of(fake) as client:
         yield client
-        server.shutdown()
-        server.server_close()
 
 
 def test_corpus_is_large():

@@ -9,7 +9,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 import fmz_plugin  # noqa: E402
-from tests.conftest import FAKES, PluginClient, start_plugin  # noqa: E402
+from tests.conftest import FAKES, client_of  # noqa: E402
 
 PARAM_NAMES = ["symbol", "type", "price", "amount", "limit", "period", "since", "id", "level"]
 SYMBOLS = ["BTC_USDT", "ETH_USDT", "btc_usdt", "BTC_USDT.swap", "USDT.swap", "NOPE_USDT", "BTC", ""]
@@ -27,12 +27,8 @@ methods = (st.sampled_from(list(fmz_plugin.PROTOCOL) + ["__api_/api/v5/public/ti
 
 @pytest.fixture(scope="module", params=list(FAKES))
 def served(request):
-    with FAKES[request.param]() as fake:
-        server, url = start_plugin({request.param.lower(): fake.url})
-        client = PluginClient(url, request.param, fake.ACCESS_KEY, fake.SECRET_KEY)
+    with FAKES[request.param]() as fake, client_of(fake) as client:
         yield client
-        server.shutdown()
-        server.server_close()
 
 
 @settings(max_examples=50, deadline=None, derandomize=True, database=None,

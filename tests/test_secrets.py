@@ -14,7 +14,7 @@ import pytest
 
 import fmz_plugin
 from exchanges import EXCHANGES
-from tests.conftest import FAKES, PluginClient, start_plugin
+from tests.conftest import FAKES, PluginClient, client_of
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = ["debug", "info", "warning", "error"]
@@ -121,14 +121,11 @@ def test_internal_error_traceback_is_redacted(okx_fake, monkeypatch, capfd):
     monkeypatch.setitem(EXCHANGES["okx"].METHODS, "ticker", leaky)
     handler = logging.StreamHandler(sys.stderr)
     fmz_plugin.log.addHandler(handler)
-    server, url = start_plugin({"okx": okx_fake.url})
     try:
-        client = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
-        answer = client.error("ticker", symbol="BTC_USDT")
+        with client_of(okx_fake) as client:
+            answer = client.error("ticker", symbol="BTC_USDT")
     finally:
         fmz_plugin.log.removeHandler(handler)
-        server.shutdown()
-        server.server_close()
     printed = "".join(capfd.readouterr())
     assert answer == "internal error in ticker: RuntimeError" and "RuntimeError: bug with ***" in printed
     for secret in secrets_of(okx_fake):

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 import fmz_plugin
-from tests.conftest import PluginClient
+from tests.conftest import PluginClient, serving
 
 
 def raw_exchange(url, data):
@@ -123,13 +123,9 @@ def test_keep_alive_serves_many_requests_on_one_connection(okx, okx_fake):
 
 
 def test_unreachable_exchange_is_a_clear_error():
-    server, url = __import__("tests.conftest", fromlist=["start_plugin"]).start_plugin({"okx": "http://127.0.0.1:9"})
-    try:
+    with serving({"okx": "http://127.0.0.1:9"}) as (url, _):
         client = PluginClient(url, "OKX", "k", "s,p")
         assert "cannot reach http://127.0.0.1:9" in client.error("ticker", symbol="BTC_USDT")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.repo_only
@@ -148,7 +144,7 @@ def test_cli_help_lists_every_flag(capsys):
     with pytest.raises(SystemExit):
         fmz_plugin.parse_args(["--help"])
     out = capsys.readouterr().out
-    for flag in ("--port", "--address", "--timeout", "--base-url", "--log-level"):
+    for flag in ("--port", "--address", "--timeout", "--base-url", "--log-level", "call", "check", "bundle"):
         assert flag in out
 
 
