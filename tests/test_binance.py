@@ -9,7 +9,7 @@ import pytest
 
 from exchanges import binance
 from exchanges._kit import Request
-from tests.conftest import PluginClient, client_of, serving
+from tests.conftest import PluginClient, client_of
 from tests.fakes.binance import API_KEY, SECRET, FakeBinance, split_signature
 
 # rest-api.md, "SIGNED Endpoint Examples for POST /api/v3/order"
@@ -26,16 +26,14 @@ def fake():
 
 
 @pytest.fixture
-def plugin_url(fake):
-    with serving({"binance": fake.url}) as (url, _):
-        yield url
+def bn(fake):
+    with client_of(fake) as client:
+        yield client
 
 
 @pytest.fixture
-def bn(plugin_url, fake):
-    client = PluginClient(plugin_url, "Binance", API_KEY, SECRET)
-    client.fake = fake
-    return client
+def plugin_url(bn):
+    return bn.url
 
 
 def sent(fake, verb, path):

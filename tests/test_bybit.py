@@ -7,7 +7,7 @@ import pytest
 
 from exchanges import bybit
 from exchanges._kit import Request
-from tests.conftest import PluginClient, serving
+from tests.conftest import PluginClient, client_of
 from tests.fakes.bybit import API_KEY, SECRET, FakeBybit
 
 
@@ -18,16 +18,14 @@ def bybit_fake():
 
 
 @pytest.fixture
-def bybit_url(bybit_fake):
-    with serving({"bybit": bybit_fake.url}) as (url, _):
-        yield url
+def client(bybit_fake):
+    with client_of(bybit_fake) as plugin:
+        yield plugin
 
 
 @pytest.fixture
-def client(bybit_url, bybit_fake):
-    plugin = PluginClient(bybit_url, "Bybit", API_KEY, SECRET)
-    plugin.fake = bybit_fake
-    return plugin
+def bybit_url(client):
+    return client.url
 
 
 def sent(client, path, verb=None):
