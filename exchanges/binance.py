@@ -25,12 +25,11 @@ import hmac
 import json
 import re
 import urllib.parse
-import uuid
 from collections import namedtuple
 
 from exchanges import _kit
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, num, order_size,
-                            place_once, precision)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, new_client_id, num,
+                            order_size, place_once, precision)
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
@@ -223,10 +222,6 @@ def _order_id(kind, reply):
     suffix = ".swap" if kind == "swap" else ""
     return f"{reply['symbol']}{suffix},{reply['orderId']}"
 
-
-def new_client_id():
-    """newClientOrderId: Binance allows ^[.A-Z:/a-z0-9_-]{1,36}$; letters and digits are enough."""
-    return "fmz" + uuid.uuid4().hex[:29]
 
 
 # ---------------------------------------------------------------------------- market data

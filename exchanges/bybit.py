@@ -21,11 +21,10 @@ side's positionIdx (1 long, 2 short).
 import hashlib
 import hmac
 import re
-import uuid
 from collections import namedtuple
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, num,
-                            order_size, place_once, plain, precision, round_down)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, new_client_id,
+                            num, order_size, place_once, plain, precision, round_down)
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
@@ -164,10 +163,6 @@ def swap_only(symbol, method):
     if symbol is not None and not symbol.is_swap:
         raise PluginError(f"Bybit {method} is for perpetual swaps such as BTC_USDT.swap or USDT.swap, not {symbol}")
 
-
-def new_client_id():
-    """orderLinkId: up to 36 letters, digits, dashes and underscores; ours are 32 alphanumerics."""
-    return "fmz" + uuid.uuid4().hex[:29]
 
 
 # ---------------------------------------------------------------------------- market data

@@ -18,11 +18,11 @@ reduce-only orders; in long_short_mode every order names its posSide.
 import base64
 import hashlib
 import hmac
-import uuid
 from collections import namedtuple
 
 from exchanges import _kit
-from exchanges._kit import ACCOUNT_SETTINGS, PluginError, Symbol, cancel_once, iso_ms, num, order_size, place_once, precision
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, cancel_once, iso_ms, new_client_id, num,
+                            order_size, place_once, precision)
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
@@ -160,10 +160,6 @@ def split_order_id(order_id):
         raise PluginError(f"invalid OKX order id {order_id[:60]!r}: expected INSTID,ORDID such as ETH-USDT,123456")
     return inst, ord_id
 
-
-def new_client_id():
-    """clOrdId: 1-32 letters and digits, starting with a letter."""
-    return "fmz" + uuid.uuid4().hex[:29]
 
 
 # ---------------------------------------------------------------------------- market data
