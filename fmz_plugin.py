@@ -45,7 +45,7 @@ from collections import deque
 from decimal import Decimal, InvalidOperation, ROUND_UP
 
 from exchanges import EXCHANGES
-from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
+from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
                             round_down, to_decimal)
 
 __version__ = "0.1.0"
@@ -195,10 +195,12 @@ def io_params(method, params, http_method):
 class Settings:
     """What the command line decides for every exchange call."""
 
-    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None):
+    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
+                 max_wait=THROTTLE_MAX_WAIT):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
+        self.max_wait = max_wait                          # seconds a call may wait for its turn there
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
 
     def allows(self, client_address):
@@ -292,7 +294,8 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         if handler is None:
             raise PluginError(f"{exchange.NAME} does not support {name}")
         api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-                  settings.base_urls_of(exchange_name.lower()), settings.timeout, throttle=settings.throttle)
+                  settings.base_urls_of(exchange_name.lower()), settings.timeout, throttle=settings.throttle,
+                  max_wait=settings.max_wait)
         data, raw = handler(api, **kwargs)
         answer = {"data": data, "raw": raw}
     except PluginError as error:
@@ -459,6 +462,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128          # listen backlog: 32 robots connecting at once are all accepted
 
     def __init__(self, address, settings=None):
         super().__init__(address, Handler)
@@ -568,11 +572,16 @@ def parse_args(argv):
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
                         help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
                              "others get HTTP 403 (default: any)")
+    parser.add_argument("--max-wait", type=float, default=THROTTLE_MAX_WAIT, metavar="SECONDS",
+                        help="how long a call may wait for its turn under an exchange's rate limit before "
+                             f"it fails naming the limit (default {THROTTLE_MAX_WAIT:g})")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
     args = parser.parse_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    if not 0 <= args.max_wait <= 3600:
+        parser.error(f"--max-wait wants seconds from 0 to 3600, got {args.max_wait:g}")
     args.allow_list = None
     if args.allow is not None:
         args.allow_list = [item.strip() for item in args.allow.split(",") if item.strip()]
@@ -601,7 +610,8 @@ def parse_base_urls(parser, items):
 
 
 def settings_of(args):
-    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
+    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
+                    max_wait=args.max_wait)
 
 
 def banner(server, settings):
@@ -1621,6 +1631,7 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "Port": "--port",
     "Allow": "--allow",
     "Timeout": "--timeout",
+    "MaxWait": "--max-wait",
     "LogLevel": "--log-level",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
