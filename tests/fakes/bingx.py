@@ -570,9 +570,11 @@ class FakeBingX(FakeExchange):
                                       position_side={"LONG": LONG, "SHORT": SHORT}.get(position_side),
                                       reduce_only=reduce_only)
         except Refused as error:
-            detail = {"below_min": fmt(spec["min"] * spec["ct_val"]) + " " + pair[0],
-                      "close_exceeds_position": fmt(self.coins(pair, D(error.detail or 0)))}.get(error.reason)
-            raise refused(error, SWAP_REFUSALS, *([detail] if detail else [])) from None
+            if error.reason == "below_min":
+                raise refused(error, SWAP_REFUSALS, fmt(spec["min"] * spec["ct_val"]) + " " + pair[0]) from None
+            if error.reason == "close_exceeds_position":
+                raise refused(error, SWAP_REFUSALS, fmt(self.coins(pair, D(error.detail)))) from None
+            raise refused(error, SWAP_REFUSALS) from None
         order["client_id"] = client_id
         return {"order": {"symbol": name_of(pair), "orderId": int(order["id"]), "side": side.upper(),
                           "positionSide": position_side, "type": kind.upper(), "clientOrderID": client_id,
