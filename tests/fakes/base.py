@@ -78,6 +78,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 128         # the plugin opens many connections at once (socketserver's default: 5)
 
     def handle_error(self, request, client_address):
         """A client that gave up (timeout, dropped fault) is normal here, not worth a traceback."""
