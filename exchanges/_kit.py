@@ -82,32 +82,34 @@ class Symbol:
         return other.quote == self.quote and other.kind == self.kind
 
 
-_CURRENCY = re.compile(r"^[A-Z0-9]{1,20}$")
+_CURRENCY = re.compile(r"[A-Za-z0-9]{1,20}")     # ASCII only, checked before upper-casing
 KINDS = ("spot", "swap")
 
 
 def parse_symbol(text, allow_range=False):
-    """`eth_usdt` -> Symbol('ETH_USDT'); `BTC_USDT.swap` -> a swap; `USDT.swap` only as a range."""
+    """`eth_usdt` -> Symbol('ETH_USDT'); `BTC_USDT.swap` -> a swap; `USDT.swap` only as a range.
+
+    Letters are checked to be ASCII before they are upper-cased: Unicode rules would turn the
+    Turkish dotless `ı` into `I` (`ıNJ_USDT` -> INJ_USDT), a symbol the trader never wrote."""
     if not isinstance(text, str) or not text.strip():
         raise PluginError("symbol is missing (expected e.g. ETH_USDT)")
     pair, _, kind = text.strip().partition(".")
-    kind = kind.lower() or "spot"
+    kind = (kind or "spot").lower() if kind.isascii() else kind
     if kind not in KINDS:
         raise PluginError(f"invalid symbol {_short(text, 60)}: market type {_short(kind, 20)} "
                           f"is not one of {', '.join(KINDS)}")
-    parts = pair.upper().split("_")
-    if len(parts) == 1 and allow_range and _CURRENCY.match(parts[0]):
-        return Symbol("", parts[0], kind)
-    if len(parts) != 2 or not all(_CURRENCY.match(p) for p in parts):
+    parts = pair.split("_")
+    if len(parts) not in ((1, 2) if allow_range else (2,)) or not all(_CURRENCY.fullmatch(p) for p in parts):
         raise PluginError(f"invalid symbol {_short(text, 60)}: expected BASE_QUOTE such as ETH_USDT or BTC_USDT.swap")
-    return Symbol(parts[0], parts[1], kind)
+    parts = [part.upper() for part in parts]
+    return Symbol(parts[0], parts[1], kind) if len(parts) == 2 else Symbol("", parts[0], kind)
 
 
 # ---------------------------------------------------------------------------- numbers
 
 def to_decimal(value, name):
     """A finite Decimal from the docker's value, which may be a string or a number."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not _ascii_number(value):
         raise PluginError(f"{name} must be a number, got {_short(value)}")
     try:
         number = Decimal(value.strip() if isinstance(value, str) else repr(value))
@@ -118,6 +120,12 @@ def to_decimal(value, name):
     if number and not -NUMBER_RANGE <= number.adjusted() < NUMBER_RANGE:
         raise PluginError(f"{name} is out of range (1e-{NUMBER_RANGE} to 1e{NUMBER_RANGE}), got {_short(value)}")
     return number
+
+
+def _ascii_number(value):
+    """Decimal() also reads `1_000` and digits of other scripts (Arabic-Indic `١٢٣`); a docker
+    sends neither, so a number in the docker's text is ASCII without underscores."""
+    return not isinstance(value, str) or (value.isascii() and "_" not in value)
 
 
 def num(text):
@@ -216,9 +224,17 @@ class Pool:
 
 
 def _closed_by_peer(conn):
+    """True when an idle connection's socket is readable (the server closed it, or sent bytes
+    nobody asked for) or gone. poll() where the platform has it: select() cannot watch a file
+    descriptor numbered 1024 or more, and a busy plugin holds that many (Windows' select has no
+    such limit and no poll)."""
     if conn.sock is None:
         return True
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(conn.sock, select.POLLIN)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([conn.sock], [], [], 0)
     except (OSError, ValueError):
         return True
@@ -263,10 +279,12 @@ class Limit:
         return self.cost(params) if callable(self.cost) else self.cost
 
     def describe(self):
-        unit = "weight" if self.pool and "weight" in self.pool else "requests"
-        counted = {None: "", "ip": " per IP", "key": " per API key"}.get(
-            self.per, " per " + (self.per or "").replace("key+", "API key and ").replace("ip+", "IP and "))
-        return f"{self.requests} {unit} per {self.seconds:g} s{counted}"
+        """`60 requests per 2 s per API key and instId`, `6000 spot request weight per 60 s per IP`."""
+        counted = {None: "", "ip": " per IP", "key": " per API key"}.get(self.per)
+        if counted is None:
+            who, _, param = self.per.partition("+")
+            counted = f" per {'API key' if who == 'key' else 'IP'} and {param}"
+        return f"{self.requests} {self.pool or 'requests'} per {self.seconds:g} s{counted}"
 
 
 def limits_of(entry):
@@ -699,34 +717,91 @@ class Api:
                               f"{snippet!r}", ambiguous=True) from None
 
 
-# ---------------------------------------------------------------------------- markets cache
+# ---------------------------------------------------------------------------- caches
+
+class LoadedOnce:
+    """Values loaded once per key and shared by every thread, optionally for `ttl` seconds.
+
+    While a key is being loaded, other callers of that key wait for that load and get its
+    value (or its error) instead of loading their own copy: 40 robots trading on a cold cache
+    make one instrument-list request, not 40 that the rate limit then refuses.
+    """
+
+    def __init__(self, ttl=None):
+        self.ttl = ttl
+        self.values = {}              # key -> (monotonic time loaded, value)
+        self.loading = {}             # key -> _Load in progress
+        self.lock = threading.Lock()
+
+    def get(self, key, load):
+        with self.lock:
+            entry = self.values.get(key)
+            if entry and (self.ttl is None or time.monotonic() - entry[0] < self.ttl):
+                return entry[1]
+            running = self.loading.get(key)
+            leader = running is None or running.owner == threading.get_ident()   # (a load may ask for its own key)
+            if running is None:
+                running = self.loading[key] = _Load()
+        return self._load(key, load, running) if leader else running.result()
+
+    def _load(self, key, load, running):
+        try:
+            running.value = load()
+        except BaseException as error:
+            running.error = error
+            raise
+        finally:
+            with self.lock:
+                if running.error is None:
+                    self.values[key] = (time.monotonic(), running.value)
+                if self.loading.get(key) is running:
+                    del self.loading[key]
+            running.done.set()
+        return running.value
+
+    def forget(self, key):
+        with self.lock:
+            self.values.pop(key, None)
+
+    def clear(self):
+        with self.lock:
+            self.values.clear()
+
+
+class _Load:
+    """One load in progress: its owner thread, then its value or error for those who waited."""
+
+    def __init__(self):
+        self.owner = threading.get_ident()
+        self.done = threading.Event()
+        self.value = self.error = None
+
+    def result(self):
+        self.done.wait()              # the loader's calls have their own timeouts
+        if isinstance(self.error, PluginError):
+            error = self.error        # a copy each: one exception object raised in many threads
+            raise PluginError(str(error), error.code, error.ambiguous, error.rate_limited)
+        if self.error is not None:
+            raise PluginError(f"internal error while another call loaded this: {type(self.error).__name__}")
+        return self.value
+
 
 class MarketsCache:
     """Instrument specs per (exchange, base URL, market kind), reloaded after MARKETS_TTL.
 
     Feeds the `markets` method and the tick/lot rounding of every order, so an order never
-    waits for an instrument list except on the first call and after the TTL.
+    waits for an instrument list except on the first call and after the TTL (and then waits
+    for the one load in progress, see LoadedOnce).
     """
 
     def __init__(self, ttl=MARKETS_TTL):
-        self.ttl = ttl
-        self.entries = {}
-        self.lock = threading.Lock()
+        self.cache = LoadedOnce(ttl)
 
     def get(self, api, kind):
-        key = (api.name, api.base_url, kind)
-        with self.lock:
-            entry = self.entries.get(key)
-        if entry and time.monotonic() - entry[0] < self.ttl:
-            return entry[1]
-        markets = api.exchange.load_markets(api, kind)
-        with self.lock:
-            self.entries[key] = (time.monotonic(), markets)
-        return markets
+        return self.cache.get((api.name, api.base_url, kind), lambda: api.exchange.load_markets(api, kind))
 
     def clear(self):
-        with self.lock:
-            self.entries.clear()
+        self.cache.clear()
 
 
 MARKETS = MarketsCache()
@@ -736,29 +811,20 @@ class AccountSettings:
     """Account settings an exchange makes us read before trading (a position mode, ...), read
     once per exchange, base URL and API key and kept until forgotten: they change only when the
     trader changes them on the exchange, and a handler forgets one when the exchange says it
-    no longer holds (the next call reads it again)."""
+    no longer holds (the next call reads it again). Robots sharing a key that ask at once wait
+    for one read."""
 
     def __init__(self):
-        self.values = {}
-        self.lock = threading.Lock()
+        self.cache = LoadedOnce()
 
     def get(self, api, name, load):
-        key = (api.name, api.base_url, api.access_key, name)
-        with self.lock:
-            if key in self.values:
-                return self.values[key]
-        value = load()
-        with self.lock:
-            self.values[key] = value
-        return value
+        return self.cache.get((api.name, api.base_url, api.access_key, name), load)
 
     def forget(self, api, name):
-        with self.lock:
-            self.values.pop((api.name, api.base_url, api.access_key, name), None)
+        self.cache.forget((api.name, api.base_url, api.access_key, name))
 
     def clear(self):
-        with self.lock:
-            self.values.clear()
+        self.cache.clear()
 
 
 ACCOUNT_SETTINGS = AccountSettings()
