@@ -15,7 +15,9 @@ Constants, every one declared (no defaults are assumed)
     RATE_LIMIT_ERRORS codes for "too many requests": a read waits once and is retried.
     AMBIGUOUS_ERRORS  codes meaning "outcome unknown, the order may exist" (issue #17).
     RATE_LIMITS       {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
-                      _kit.THROTTLE keeps each key (private paths) or the process (public) under.
+                      _kit.THROTTLE keeps each key (signed calls) or the process (public) under; a
+                      value may instead be a _kit.Limit (or a list of them) saying what the
+                      exchange counts it per (IP, key, key + instrument) and a call's weight.
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the
@@ -57,10 +59,11 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import binance, bybit, okx
+from exchanges import binance, bingx, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
     "binance": binance,
     "bybit": bybit,
+    "bingx": bingx,
 }

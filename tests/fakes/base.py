@@ -17,7 +17,9 @@ switches below, which tests arm for the next matching request(s):
     fake.wait_idle()                    wait until no request is being served (a delayed one ended)
 
 A fake also records, in `fake.signatures`, every signature a client sent (from its
-`signature_of(request)`), so the secrets test can check that none of them leaks.
+`signature_of(request)`), so the secrets test can check that none of them leaks, and in
+`fake.arrivals` the (time.monotonic(), VERB, path, request) of every request as it arrived,
+which is what an exchange's rate limiter counts: `fake.most_in_window(seconds, VERB, path)`.
 """
 import http.server
 import json
@@ -71,6 +73,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 128         # the plugin opens many connections at once (socketserver's default: 5)
 
     def handle_error(self, request, client_address):
         """A client that gave up (timeout, dropped fault) is normal here, not worth a traceback."""
@@ -95,6 +98,7 @@ class FakeExchange:
         self.latency = 0.0               # seconds added to every answer (benchmarks)
         self.lock = threading.RLock()    # one request changes state at a time, like a matching engine
         self.requests = []               # (verb, target, body) of every request, for assertions
+        self.arrivals = []               # (monotonic time, verb, path, FakeRequest) as each arrived
         self.signatures = []             # every signature clients sent (see signature_of)
         self.connections = 0             # TCP connections ever accepted
         self.sockets = []                # accepted connections, for close_idle()
@@ -149,6 +153,19 @@ class FakeExchange:
         with self.idle:
             assert self.idle.wait_for(lambda: self.in_flight == 0, timeout), "a request never ended"
 
+    def most_in_window(self, seconds, method=None, path=None, where=None):
+        """The most requests (to that verb and path, those `where(request)` accepts) that arrived
+        within any `seconds`: what the exchange's limiter would have counted at worst."""
+        with self.lock:
+            times = [at for at, verb, route, request in self.arrivals if method in (None, verb)
+                     and path in (None, route) and (where is None or where(request))]
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while times[first] <= at - seconds:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def _take_fault(self, request):
         with self.lock:
             for fault in self.faults:
@@ -161,7 +178,9 @@ class FakeExchange:
 
     # ------------------------------------------------------------------ serving
     def handle(self, handler, request):
+        arrived = time.monotonic()
         with self.lock:
+            self.arrivals.append((arrived, request.method, request.path, request))
             self.requests.append((request.method, request.target, request.body))
             signature = self.signature_of(request)
             if signature:
