@@ -23,9 +23,9 @@ Reading guide, one request top to bottom:
     -> exchange METHODS handler  exchanges/<name>.py, e.g. exchanges/okx.py ticker()
     -> Api                   signs, throttles, sends and checks the call         (exchanges/_kit.py)
 
-Sections: Protocol (the methods and their parsers), Dispatch, HTTP server, Status (GET /),
-Serve (flags, banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs
-while serving: call (one request from a terminal), check (grade any plugin), bundle (this
+Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
+method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
+banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
 program as one file); the sub-command table and run() last.
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
@@ -1330,6 +1330,9 @@ def show_answer(answer, with_raw, envelope):
 # and prints one row per check. Read checks validate each method's answer; error checks send
 # bad requests that must each get HTTP 200 JSON {"error"} and leave the plugin serving; --trade
 # places one far-from-market limit buy and always cancels it.
+#
+# The validators read the answer contract (ANSWERS and its structures, beside PROTOCOL) and add
+# what a table cannot say: rows oldest first, buy <= sell, asks ascending, fresh times.
 #
 # Decisions: `markets` and `tickers` are optional (FMZ marks them "to be implemented"), so an
 # error saying the plugin does not support them is a skip, not a failure. Private methods are

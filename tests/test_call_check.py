@@ -246,6 +246,18 @@ def test_check_passes_against_our_plugin_with_each_fake(exchange, capsys):
     assert len(exchange.fake.engine.orders) == 1
 
 
+def test_check_grades_a_swap_order_round_trip_with_each_fake(exchange, capsys):
+    if "positions" not in fmz_plugin.EXCHANGES[exchange.exchange.lower()].METHODS:
+        pytest.skip(f"{exchange.exchange} does not serve perpetual swaps")
+    url = f"{exchange.url}/{exchange.exchange}"
+    assert run("check", url, "--symbol", "BTC_USDT.swap", "--trade", "--yes", *keys_of(exchange.fake)) == 0
+    out = capsys.readouterr().out
+    found = rows(out)
+    assert found["trade: order"][0] == "pass" and found["trade: gone"][0] == "pass", out
+    (order,) = exchange.fake.engine.orders.values()
+    assert order["status"] == "canceled"
+
+
 def test_check_without_keys_skips_private_methods(okx, capsys):
     assert run("check", okx.url + "/OKX") == 0
     found = rows(capsys.readouterr().out)
@@ -399,6 +411,11 @@ NOW = int(time.time() * 1000)
 HOUR = 3_600_000
 
 
+ORDER = {"id": "BTC-USDT,1", "symbol": "BTC_USDT", "amount": 1, "price": 1, "deal_amount": 0, "avg_price": 0,
+         "type": "buy", "offset": "", "contract_type": "", "time": NOW, "status": "pending"}
+SWAP_ORDER = dict(ORDER, symbol="BTC_USDT.swap", type="sell", offset="close", contract_type="swap")
+
+
 def market(symbol, **fields):
     """A market with every field of the contract's MARKET, as another plugin might spell them."""
     return {"Symbol": symbol, "BaseAsset": symbol.split("_")[0], "QuoteAsset": "USDT", "TickSize": "0.1",
@@ -441,6 +458,14 @@ def market(symbol, **fields):
     (fmz_plugin.orders_problems, [{"id": "1", "symbol": "BTC_USDT", "amount": 1, "price": 1, "deal_amount": 0,
                                    "avg_price": 0, "type": "long", "status": "pending"}], '[0].type "long"'),
     (fmz_plugin.accounts_problems, {"USDT": 1}, "accounts is an object, expected a list"),
+    (fmz_plugin.orders_problems, [dict(ORDER, type="closebuy")], 'orders[0].type "closebuy" is not buy or sell'),
+    (fmz_plugin.orders_problems, [dict(ORDER, type="closesell")], 'orders[0].type "closesell" is not buy or sell'),
+    (fmz_plugin.orders_problems, [{k: v for k, v in SWAP_ORDER.items() if k != "offset"}], "orders[0] has no offset"),
+    (fmz_plugin.orders_problems, [dict(SWAP_ORDER, offset="closebuy")], 'orders[0].offset "closebuy" is not open or close'),
+    (fmz_plugin.orders_problems, [dict(SWAP_ORDER, contract_type="")], "orders[0].contract_type \"\" is not swap"),
+    (fmz_plugin.orders_problems, [{k: v for k, v in ORDER.items() if k != "time"}], "orders[0] has no time"),
+    (fmz_plugin.orders_problems, [dict(ORDER, time=NOW // 1000)], "orders[0].time"),
+    (fmz_plugin.orders_problems, [dict(ORDER, time="yesterday")], 'orders[0].time "yesterday" is not a number'),
 ])
 def test_validators_name_the_defect(validator, data, defect):
     problems = validator(data, "BTC_USDT")
@@ -453,3 +478,6 @@ def test_validators_accept_numeric_strings_and_objects_keyed_by_symbol():
     assert fmz_plugin.ticker_problems(ticker, "BTC_USDT") == []
     markets = {"BTC_USDT": market("BTC_USDT")}
     assert fmz_plugin.markets_problems(markets, "BTC_USDT") == []
+    assert fmz_plugin.orders_problems([ORDER, SWAP_ORDER, dict(ORDER, time=str(NOW), amount="1.5")], "BTC_USDT") == []
+    spot = {k: v for k, v in ORDER.items() if k not in ("offset", "contract_type")}
+    assert fmz_plugin.orders_problems([spot], "BTC_USDT") == []        # spot orders may leave them out
