@@ -54,14 +54,8 @@ import calendar
 import re
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, Limit, PluginError, Symbol, cancel_once, iso_ms, new_client_id, order_size, place_once,
-                            precision)
-from exchanges._kit import markets as markets_answer     # Contract v2 names (issue #12), until _kit has them
-from exchanges._kit import num as number_or_zero
-
-
-def one_or_all(replies):
-    return replies[0] if len(replies) == 1 else replies
+from exchanges._kit import (MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once, iso_ms, markets_answer,
+                            new_client_id, number_or_zero, one_or_all, order_size, place_once, precision)
 
 NAME = "Alpaca"
 BASE_URL = "https://api.alpaca.markets"
@@ -363,9 +357,8 @@ def depth(api, symbol, limit=None):
         return {"time": _ms(quote.get("t")), "asks": [a for a in asks if a[0]], "bids": [b for b in bids if b[0]]}, reply
     reply = _market_data(api, spec, "/latest/orderbooks", {})
     book = _data(reply, "orderbooks", spec)
-    levels = lambda rows: [[number_or_zero(r.get("p")), number_or_zero(r.get("s"))] for r in rows or []]
-    asks = sorted(levels(book.get("a")))[:limit or DEPTH_LEVELS]
-    bids = sorted(levels(book.get("b")), reverse=True)[:limit or DEPTH_LEVELS]
+    asks = sorted(book_levels(book.get("a"), price="p", amount="s"))[:limit or DEPTH_LEVELS]
+    bids = sorted(book_levels(book.get("b"), price="p", amount="s"), reverse=True)[:limit or DEPTH_LEVELS]
     return {"time": _ms(book.get("t")), "asks": asks, "bids": bids}, reply
 
 
@@ -570,6 +563,8 @@ def _order(o):
         "deal_amount": number_or_zero(o.get("filled_qty")),
         "avg_price": number_or_zero(o.get("filled_avg_price")),     # null until something filled
         "type": o.get("side", ""),
+        "offset": "", "contract_type": "",
+        "time": _ms(o.get("created_at")),
         "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
 

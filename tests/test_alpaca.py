@@ -224,10 +224,12 @@ def test_order_ids_are_alpacas_uuids(client):
     assert "invalid Alpaca order id" in client.error("order", id="BTC-USDT,123")
 
 
-def test_a_stock_order_names_its_fmz_symbol(client):
+def test_a_stock_order_in_fmz_fields_with_its_creation_time(client):
     order_id = client.data("trade", symbol="AAPL_USD", type="sell", price=300, amount="1")["id"]
     order = client.data("order", id=order_id)
     assert (order["symbol"], order["type"], order["amount"], order["price"]) == ("AAPL_USD", "sell", 1, 300)
+    assert (order["offset"], order["contract_type"]) == ("", "")
+    assert order["time"] == client.fake.engine.orders[str(int(order_id.rsplit("-")[-1]))]["created"]
 
 
 @pytest.mark.repo_only
