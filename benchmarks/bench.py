@@ -5,6 +5,7 @@
     python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit and BingX, each through its fake
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
+    python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
 
 Everything runs on this machine: the chosen exchanges' fakes (tests/fakes/), each in a process of
 its own, each server under test in a process of its own, and the clients (threads, one keep-alive
@@ -371,9 +372,10 @@ def measure(config, seconds, rounds):
     return list(best.values())
 
 
-def run(exchanges, seconds, rounds, log_level):
+def run(exchanges, seconds, rounds, log_level, limits_only=False):
     """Measure the plugin for each of `exchanges` (keys of EXCHANGES), beside the bare server
-    and, when OKX is among them, the guide's reference program."""
+    and, when OKX is among them, the guide's reference program; then the throttle-on rows
+    (alone with `limits_only`)."""
     fakes = {exchange: FakeExchangeProcess(exchange) for exchange in exchanges}
     python, servers = sys.executable, []
     with tempfile.TemporaryDirectory() as directory:
@@ -386,6 +388,8 @@ def run(exchanges, seconds, rounds, log_level):
                 servers.append(target)
                 return target
 
+            if limits_only:
+                return [], [], limit_rows(exchanges, fakes, start, log_level)
             bare = start("bare", None, [python, __file__, "--serve-bare"])
             plugins = [start("plugin", exchange, [python, str(ROOT / "fmz_plugin.py"), "--no-throttle",
                                                   "--log-level", log_level,
@@ -446,7 +450,7 @@ def poll_one_ticker(target, fake, exchange):
     fake.ask("forget")
     latencies, errors, elapsed, _ = load(target, POLL_ROBOTS, POLL_SECONDS, TICKER_PATH)
     calls = fake.calls("GET", path)
-    most = fake.most(limit.seconds, "GET", path)
+    most = fake.most(limit.seconds, "GET", path) * limit.units({"symbol": "x"})   # in the limit's units
     fake.set_latency(0)
     answers_per_s = len(latencies) / elapsed
     bound = limit.requests / limit.seconds / (limit.units({"symbol": "x"}) or 1)   # answers/s at one call each
@@ -608,6 +612,8 @@ def main(argv):
                         help="the exchange(s) whose fake the plugin is measured against (default okx); "
                              "the guide's reference program speaks OKX only")
     parser.add_argument("--quick", action="store_true", help="one round of 1 s per row: a rough look in seconds")
+    parser.add_argument("--limits", action="store_true",
+                        help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
     parser.add_argument("--serve-fake", choices=list(EXCHANGES), help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)          # the bare server's
@@ -621,8 +627,9 @@ def main(argv):
         raise SystemExit(f"the guide is not at {GUIDE}: the reference program is extracted from it")
     if args.quick:
         args.seconds, args.rounds = 1.0, 1
-    rows, servers, throttled = run(exchanges, args.seconds, args.rounds, args.log_level)
-    report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
+    rows, servers, throttled = run(exchanges, args.seconds, args.rounds, args.log_level, args.limits)
+    if not args.limits:
+        report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
     report_limits(throttled)
 
 
