@@ -91,8 +91,13 @@ def _multiple(number, step):
         return False
 
 
+FIRST_ORDER_ID = 600000000000000001
+
+
 class Engine:
-    def __init__(self, now_ms=lambda: int(time.time() * 1000)):
+    def __init__(self, now_ms=lambda: int(time.time() * 1000), first_order_id=FIRST_ORDER_ID):
+        """`first_order_id`: a fake whose exchange writes order ids in a fixed form (Bitvavo's
+        UUIDs) may want shorter engine ids to carry inside its own."""
         self.now_ms = now_ms
         self.markets = dict(SPOT_MARKETS)
         self.swaps = {pair: dict(spec) for pair, spec in SWAP_MARKETS.items()}
@@ -101,7 +106,7 @@ class Engine:
         self.positions = {}                  # (swap pair, LONG/SHORT) -> position dict
         self.leverage = {}                   # swap pair -> leverage set by the trader
         self.hedge_mode = False
-        self._ids = itertools.count(600000000000000001)
+        self._ids = itertools.count(first_order_id)
 
     def spec(self, pair):
         """The spec of a spot market or a swap, or None."""
