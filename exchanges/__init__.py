@@ -33,6 +33,9 @@ Protocol handlers, listed in the module's METHODS dict
     arrive parsed and checked: `symbol` a _kit.Symbol, prices and amounts Decimal (price None
     for a market order), limits and times int (None when the docker sent none). A method the
     module does not list is answered "<NAME> does not support <method>".
+    `trade(api, symbol, order_type, price, amount)`: order_type is FMZ's buy, sell, closebuy or
+    closesell. The core refuses, before any handler runs, a close type on a spot symbol and a
+    swap-only method (positions, margin_level, fundings) on a spot symbol.
 
 Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is

@@ -199,11 +199,6 @@ def _names(api, kind):
             for spec in MARKETS.get(api, kind).values()}
 
 
-def _swap_only(symbol, method):
-    if symbol is not None and not symbol.is_swap:
-        raise PluginError(f"{method} is for perpetual swaps: give a symbol such as BTC_USDT.swap, not {symbol}")
-
-
 def _kinds(symbol):
     """The market kinds a symbol, a range or no symbol at all covers."""
     return (symbol.kind,) if symbol is not None else ("spot", "swap")
@@ -381,13 +376,11 @@ def hedge_mode(api):
     return ACCOUNT_SETTINGS.get(api, "dualSidePosition", load) in (True, "true")
 
 
-def trade(api, symbol, side, price, amount):
+def trade(api, symbol, order_type, price, amount):
     """POST /api/v3/order, /fapi/v1/order (LIMIT GTC; price None = MARKET, and a spot market buy
     spends `amount` quote through quoteOrderQty)"""
-    if side not in ("buy", "sell") and not symbol.is_swap:
-        raise PluginError(f"Binance spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
     client_id = new_client_id()
-    params = _order_params(api, symbol, side, price, amount, client_id)
+    params = _order_params(api, symbol, order_type, price, amount, client_id)
 
     def send():
         reply = _send(api, symbol.kind, "POST", "/order", params)
@@ -402,19 +395,21 @@ def trade(api, symbol, side, price, amount):
     except PluginError as error:
         if error.code == "-4061":           # position side does not match: the trader switched modes
             ACCOUNT_SETTINGS.forget(api, "dualSidePosition")
-        raise _name_the_currency(error, symbol, side) from None
+        if error.code == "-2010" and "insufficient balance" in str(error):
+            raise _name_the_currency(error, symbol, order_type) from error
+        raise
 
 
-def _order_params(api, symbol, side, price, amount, client_id):
-    market_buy = price is None and side == "buy" and not symbol.is_swap
+def _order_params(api, symbol, order_type, price, amount, client_id):
+    market_buy = price is None and order_type == "buy" and not symbol.is_swap
     px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
-    params = {"symbol": market_id(symbol), "side": side.upper(), "type": "MARKET" if price is None else "LIMIT",
+    side, position_fields = _swap_side(api, order_type) if symbol.is_swap else (order_type.upper(), {})
+    params = {"symbol": market_id(symbol), "side": side, "type": "MARKET" if price is None else "LIMIT",
               "newClientOrderId": client_id, "newOrderRespType": "RESULT"}
     if price is not None:
         params.update(timeInForce="GTC", price=px)
     params["quoteOrderQty" if market_buy else "quantity"] = qty
-    if symbol.is_swap:
-        params.update(_swap_order_fields(api, side))
+    params.update(position_fields)
     return params
 
 
@@ -428,25 +423,23 @@ def _order_by_client_id(api, kind, market, client_id):
         raise
 
 
-def _swap_order_fields(api, fmz_type):
-    """positionSide in hedge mode; reduceOnly for closes in one-way mode (never both)."""
-    side, position_side, closes = SWAP_SIDES[fmz_type]
+def _swap_side(api, order_type):
+    """(side, position fields) of a futures order of FMZ's order type: positionSide in hedge
+    mode, reduceOnly for closes in one-way mode (never both)."""
+    side, position_side, closes = SWAP_SIDES[order_type]
     if hedge_mode(api):
-        return {"side": side, "positionSide": position_side}
-    return {"side": side, "reduceOnly": "true" if closes else None}
+        return side, {"positionSide": position_side}
+    return side, {"reduceOnly": "true" if closes else None}
 
 
-def _name_the_currency(error, symbol, side):
+def _name_the_currency(error, symbol, order_type):
     """Binance's spot -2010 "insufficient balance" does not say which balance: add it."""
-    if error.code != "-2010" or "insufficient balance" not in str(error):
-        return error
-    currency = symbol.quote if side == "buy" else symbol.base
-    return PluginError(f"{error} (a {side} of {symbol} spends {currency})", code=error.code)
+    currency = symbol.quote if order_type == "buy" else symbol.base
+    return PluginError(f"{error} (a {order_type} of {symbol} spends {currency})", code=error.code)
 
 
 def positions(api, symbol=None):
     """GET /fapi/v2/positionRisk (one swap, a range such as USDT.swap, or every one)"""
-    _swap_only(symbol, "positions")
     one = symbol is not None and symbol.base
     reply = api.get("/fapi/v2/positionRisk", {"symbol": market_id(symbol) if one else None},
                     signed=True, host="futures")
@@ -477,7 +470,6 @@ def _position(p, symbol):
 
 def margin_level(api, symbol, level):
     """POST /fapi/v1/leverage"""
-    _swap_only(symbol, "margin_level")
     reply = _send(api, "swap", "POST", "/leverage", {"symbol": market_id(symbol), "leverage": str(level)},
                   idempotent=True)
     return True, reply
@@ -486,7 +478,6 @@ def margin_level(api, symbol, level):
 def fundings(api, symbol=None):
     """GET /fapi/v1/premiumIndex (rate, next funding time) and /fapi/v1/fundingInfo (the
     perpetuals whose interval is not the default 8 h)"""
-    _swap_only(symbol, "fundings")
     one = symbol is not None and symbol.base
     index = api.get("/fapi/v1/premiumIndex", {"symbol": market_id(symbol) if one else None}, host="futures")
     info = api.get("/fapi/v1/fundingInfo", host="futures")

@@ -159,11 +159,6 @@ def split_order_id(order_id):
     return parts[0], parts[1], parts[2]
 
 
-def swap_only(symbol, method):
-    if symbol is not None and not symbol.is_swap:
-        raise PluginError(f"Bybit {method} is for perpetual swaps such as BTC_USDT.swap or USDT.swap, not {symbol}")
-
-
 
 # ---------------------------------------------------------------------------- market data
 
@@ -324,34 +319,34 @@ assets = accounts
 
 # ---------------------------------------------------------------------------- trading
 
-def trade(api, symbol, side, price, amount):
+def trade(api, symbol, order_type, price, amount):
     """POST /v5/order/create (price None = market; a spot market buy spends `amount` quote;
     perpetual amounts are coins)"""
-    if side not in ("buy", "sell") and not symbol.is_swap:
-        raise PluginError(f"Bybit spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
-    market_buy = price is None and side == "buy" and not symbol.is_swap
+    market_buy = price is None and order_type == "buy" and not symbol.is_swap
     px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
     if market_buy:
         qty = plain(round_down(num(qty), market(api, symbol)["quote_step"]))
         if num(qty) <= 0:
             raise PluginError(f"amount {plain(amount)} {symbol.quote} is below the quote step of {symbol}")
-    body = {"category": category(symbol), "symbol": bybit_symbol(symbol), "side": side.capitalize(),
+    body = {"category": category(symbol), "symbol": bybit_symbol(symbol),
             "orderType": "Market" if price is None else "Limit", "qty": qty, "price": px,
             "timeInForce": "IOC" if price is None else "GTC", "orderLinkId": new_client_id()}
     if symbol.is_swap:
-        body.update(_swap_order_fields(api, symbol, side))
-    elif price is None:
-        body["marketUnit"] = "quoteCoin" if market_buy else "baseCoin"
+        body.update(_swap_order_fields(api, symbol, order_type))
+    else:
+        body["side"] = order_type.capitalize()
+        if price is None:
+            body["marketUnit"] = "quoteCoin" if market_buy else "baseCoin"
     try:
-        return _place(api, symbol, side, body)
+        return _place(api, symbol, order_type, body)
     except PluginError as error:
         if error.code in INSUFFICIENT:
-            pays = symbol.quote if side == "buy" or symbol.is_swap else symbol.base
-            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from None
+            pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
+            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from error
         raise
 
 
-def _place(api, symbol, fmz_type, body):
+def _place(api, symbol, order_type, body):
     """Place exactly once. A perpetual order refused with 10001 because the trader has switched
     the symbol's position mode since we read it is sent once more with the new mode's positionIdx
     (it was refused, so sending it again cannot make two orders)."""
@@ -363,15 +358,16 @@ def _place(api, symbol, fmz_type, body):
             raise
         sent_idx = body["positionIdx"]
         ACCOUNT_SETTINGS.forget(api, _mode_setting(symbol))
-        body.update(_swap_order_fields(api, symbol, fmz_type))
+        body.update(_swap_order_fields(api, symbol, order_type))
         if body["positionIdx"] == sent_idx:
             raise
         return place_once(send, find)
 
 
-def _swap_order_fields(api, symbol, fmz_type):
-    """side, positionIdx (0 in one-way mode, 1/2 in hedge mode) and reduceOnly for closes."""
-    side, hedge_idx, closes = SWAP_SIDES[fmz_type]
+def _swap_order_fields(api, symbol, order_type):
+    """side from FMZ's order type, positionIdx (0 in one-way mode, 1/2 in hedge mode) and
+    reduceOnly for closes."""
+    side, hedge_idx, closes = SWAP_SIDES[order_type]
     fields = {"side": side, "positionIdx": hedge_idx if position_mode(api, symbol) == "hedge" else 0}
     if closes:
         fields["reduceOnly"] = True
@@ -459,7 +455,6 @@ def _windows(now, since):
 
 def positions(api, symbol=None):
     """GET /v5/position/list (linear: one swap, a range such as USDT.swap, or every settle coin)"""
-    swap_only(symbol, "positions")
     if symbol and symbol.base:
         queries = [{"symbol": bybit_symbol(symbol)}]
     else:
@@ -488,7 +483,6 @@ def _position(p, symbol):
 
 def margin_level(api, symbol, level):
     """POST /v5/position/set-leverage (the same leverage for both sides; already set = success)"""
-    swap_only(symbol, "margin_level")
     body = {"category": "linear", "symbol": bybit_symbol(symbol), "buyLeverage": str(level),
             "sellLeverage": str(level)}
     try:
@@ -503,7 +497,6 @@ def margin_level(api, symbol, level):
 def fundings(api, symbol=None):
     """GET /v5/market/tickers (linear: fundingRate, nextFundingTime; the interval from
     instruments-info fundingInterval)"""
-    swap_only(symbol, "fundings")
     query = {"category": "linear", "symbol": bybit_symbol(symbol) if symbol and symbol.base else None}
     reply = api.get("/v5/market/tickers", query)
     rows = []

@@ -148,11 +148,6 @@ def to_symbol(instrument):
     return Symbol(parts[0], parts[1] if len(parts) > 1 else "", kind)
 
 
-def swap_only(symbol, method):
-    if symbol is not None and not symbol.is_swap:
-        raise PluginError(f"OKX {method} is for perpetual swaps such as BTC_USDT.swap or USDT.swap, not {symbol}")
-
-
 def split_order_id(order_id):
     """`ETH-USDT,123456` -> ("ETH-USDT", "123456")."""
     inst, _, ord_id = order_id.partition(",")
@@ -280,20 +275,18 @@ def position_mode(api):
     return ACCOUNT_SETTINGS.get(api, "posMode", load)
 
 
-def trade(api, symbol, side, price, amount):
+def trade(api, symbol, order_type, price, amount):
     """POST /api/v5/trade/order (price None = market; a spot market buy spends `amount` quote;
     swap amounts are contracts)"""
-    if side not in ("buy", "sell") and not symbol.is_swap:
-        raise PluginError(f"OKX spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
-    market_buy = price is None and side == "buy" and not symbol.is_swap
+    market_buy = price is None and order_type == "buy" and not symbol.is_swap
     px, sz = order_size(api, symbol, price, amount, quote_amount=market_buy)
     client_id = new_client_id()
-    body = {"instId": inst_id(symbol), "tdMode": "cash", "side": side, "clOrdId": client_id,
-            "ordType": "market" if price is None else "limit", "px": px, "sz": sz}
-    if market_buy:
-        body["tgtCcy"] = "quote_ccy"
+    body = {"instId": inst_id(symbol), "clOrdId": client_id, "ordType": "market" if price is None else "limit",
+            "px": px, "sz": sz}
     if symbol.is_swap:
-        body.update(_swap_order_fields(api, side))
+        body.update(_swap_order_fields(api, order_type))
+    else:
+        body.update(side=order_type, tdMode="cash", tgtCcy="quote_ccy" if market_buy else None)
 
     def send():
         try:
@@ -316,9 +309,10 @@ def trade(api, symbol, side, price, amount):
     return place_once(send, find)
 
 
-def _swap_order_fields(api, fmz_type):
-    """tdMode from the key; posSide in long_short_mode, reduceOnly for closes in net_mode."""
-    side, pos_side, closes = SWAP_SIDES[fmz_type]
+def _swap_order_fields(api, order_type):
+    """side from FMZ's order type, tdMode from the key; posSide in long_short_mode, reduceOnly
+    for closes in net_mode."""
+    side, pos_side, closes = SWAP_SIDES[order_type]
     fields = {"side": side, "tdMode": api.keys.margin_mode}
     if position_mode(api) == "long_short_mode":
         fields["posSide"] = pos_side
@@ -329,7 +323,6 @@ def _swap_order_fields(api, fmz_type):
 
 def positions(api, symbol=None):
     """GET /api/v5/account/positions (SWAP: one swap, a range such as USDT.swap, or every one)"""
-    swap_only(symbol, "positions")
     query = {"instType": "SWAP", "instId": inst_id(symbol) if symbol and symbol.base else None}
     reply = api.get("/api/v5/account/positions", query, signed=True)
     rows = [_position(p) for p in reply["data"]
@@ -354,7 +347,6 @@ def _position(p):
 def margin_level(api, symbol, level):
     """POST /api/v5/account/set-leverage (mgnMode from the key; isolated in long_short_mode sets
     both sides)"""
-    swap_only(symbol, "margin_level")
     body = {"instId": inst_id(symbol), "lever": str(level), "mgnMode": api.keys.margin_mode}
     sides = [None]
     if api.keys.margin_mode == "isolated" and position_mode(api) == "long_short_mode":
@@ -366,7 +358,6 @@ def margin_level(api, symbol, level):
 
 def fundings(api, symbol=None):
     """GET /api/v5/public/funding-rate (instId=ANY for every perpetual)"""
-    swap_only(symbol, "fundings")
     reply = api.get("/api/v5/public/funding-rate", {"instId": inst_id(symbol) if symbol and symbol.base else "ANY"})
     rows = []
     for f in reply["data"]:
