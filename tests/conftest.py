@@ -216,6 +216,7 @@ def fresh_caches():
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.Api.clock_offsets.clear()
     yield
+    _kit.POOL.clear()       # idle sockets to this test's fakes; past 1024 open files select() fails
 
 
 @pytest.fixture
