@@ -57,7 +57,7 @@ from collections import deque
 from decimal import Decimal
 
 from exchanges import EXCHANGES
-from exchanges._kit import DEFAULT_TIMEOUT, THROTTLE, Api, PluginError, parse_symbol, to_decimal
+from exchanges._kit import DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_symbol, to_decimal
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -225,10 +225,12 @@ def io_params(method, params, http_method):
 class Settings:
     """What the command line decides for every exchange call."""
 
-    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None):
+    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
+                 max_wait=THROTTLE_MAX_WAIT):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
+        self.max_wait = max_wait                          # seconds a call may wait for its turn there
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
 
     def allows(self, client_address):
@@ -302,7 +304,8 @@ def _serve_call(exchange, key, method, kwargs, envelope, settings):
         raise PluginError(f"{exchange.NAME} does not support {method}")
     refuse_on_spot(exchange, method, kwargs)
     api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-              settings.base_urls_of(key), settings.timeout, throttle=settings.throttle)
+              settings.base_urls_of(key), settings.timeout, throttle=settings.throttle,
+              max_wait=settings.max_wait)
     data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
 
@@ -470,6 +473,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128          # listen backlog: 32 robots connecting at once are all accepted
 
     def __init__(self, address, settings=None):
         super().__init__(address, Handler)
@@ -625,11 +629,16 @@ def parse_args(argv):
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
                         help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
                              "others get HTTP 403 (default: any)")
+    parser.add_argument("--max-wait", type=float, default=THROTTLE_MAX_WAIT, metavar="SECONDS",
+                        help="how long a call may wait for its turn under an exchange's rate limit before "
+                             f"it fails naming the limit (default {THROTTLE_MAX_WAIT:g})")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
     args = parser.parse_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    if not 0 <= args.max_wait <= 3600:
+        parser.error(f"--max-wait wants seconds from 0 to 3600, got {args.max_wait:g}")
     args.allow_list = None
     if args.allow is not None:
         args.allow_list = [item.strip() for item in args.allow.split(",") if item.strip()]
@@ -658,7 +667,8 @@ def parse_base_urls(parser, items):
 
 
 def settings_of(args):
-    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
+    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
+                    max_wait=args.max_wait)
 
 
 def banner(server, settings):
@@ -699,6 +709,7 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "Port": "--port",
     "Allow": "--allow",
     "Timeout": "--timeout",
+    "MaxWait": "--max-wait",
     "LogLevel": "--log-level",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked

@@ -12,7 +12,9 @@ Constants
                 the exchange's error codes (strings) for "timestamp out of window" and "too many
                 requests"; _kit.Api resyncs the clock or waits once when it sees them.
     RATE_LIMITS {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
-                _kit's throttle keeps each key (private paths) or the process (public) under.
+                _kit's throttle keeps each key (signed calls) or the process (public) under; a
+                value may instead be a _kit.Limit (or a list of them) saying what the exchange
+                counts it per (IP, key, key + instrument) and a call's weight (see _kit.Limit).
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the
@@ -41,11 +43,12 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import binance, bitvavo, bybit, okx
+from exchanges import binance, bingx, bitvavo, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
     "binance": binance,
     "bybit": bybit,
+    "bingx": bingx,
     "bitvavo": bitvavo,
 }
