@@ -44,11 +44,8 @@ Facts this module relies on, and where they come from:
 - Book `timestamp`: the WebSocket docs say nanoseconds while examples show milliseconds; both are
   read (a value past year 5000 in ms is taken as ns).
 
-Rate limits: 1000 weight points a minute per API key (per IP for public calls; "bitvavo-
-ratelimit-remaining" / "-resetat" headers on every answer, not read here: _kit does not pass
-headers on). RATE_LIMITS gives each endpoint a quarter of that budget divided by its weight, as
-the Binance module does. The market paths /v2/{market}/book, /trades and /candles (weights 1, 5,
-1) hold the market in the path, which RATE_LIMITS cannot key, so they are not throttled here.
+Rate limits: 1000 weight points a minute per API key (per IP for public calls), followed through
+the bitvavo-ratelimit-* headers; see RATE_LIMITS below.
 """
 import hashlib
 import hmac
@@ -58,7 +55,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges import _kit
-from exchanges._kit import PluginError, Symbol, cancel_once, num, order_size, place_once, precision
+from exchanges._kit import Limit, PluginError, Symbol, cancel_once, num, order_size, place_once, precision
 
 NAME = "Bitvavo"
 BASE_URL = "https://api.bitvavo.com"        # paths below start with /v2
@@ -67,18 +64,44 @@ CLOCK_ERRORS = ("304",)                     # Request was not received within ac
 RATE_LIMIT_ERRORS = ("103", "104", "105")   # rate limited (weight) / too many new orders / banned
 AMBIGUOUS_ERRORS = ("101", "109")           # "Operation may or may not have succeeded"
 POST_PARAMS = "json"                        # a POST's params travel as its JSON body
-BUDGET = 250                                # a quarter of the 1000 weight points a minute
+
+
+# ---------------------------------------------------------------------------- rate limits
+# Bitvavo counts request *weight*: 1000 points a minute per API key for authenticated calls and
+# per IP for public ones (docs "Rate limits"; each endpoint's "Rate limit weight points"), and
+# answers every call with bitvavo-ratelimit-limit / -remaining / -resetat, the budget as Bitvavo
+# counts it, which the throttle follows. New orders are also limited per account: 100 a second
+# (104). The market paths /v2/{market}/book, /trades and /candles (weights 1, 5, 1) hold the
+# market in the path, which a RATE_LIMITS key cannot name: the throttle does not count them
+# (Bitvavo's headers still report what they spent).
+
+def _weight_used(headers):
+    """Points spent this minute as Bitvavo counts them: the limit less what remains."""
+    limit, remaining = headers.get("bitvavo-ratelimit-limit"), headers.get("bitvavo-ratelimit-remaining")
+    if not (limit and remaining and limit.isdigit() and remaining.isdigit()):
+        return None
+    return max(int(limit) - int(remaining), 0)
+
+
+def _by_market(one, every):
+    """Weight `one` with a market, `every` without (the endpoint then answers every market)."""
+    return lambda params: one if params.get("market") else every
+
+
+WEIGHT = Limit(1000, 60.0, pool="request weight", used=_weight_used)   # per key signed, per IP public
+NEW_ORDERS = Limit(100, 1.0, per="key", pool="new orders")
 RATE_LIMITS = {
-    "GET /v2/time": (BUDGET, 60.0),                 # weight 1
-    "GET /v2/markets": (BUDGET, 60.0),              # weight 1
-    "GET /v2/ticker/24h": (BUDGET, 60.0),           # weight 1 for one market (25 for all)
-    "GET /v2/balance": (BUDGET // 5, 60.0),         # weight 5
-    "POST /v2/order": (BUDGET, 60.0),               # weight 1
-    "GET /v2/order": (BUDGET, 60.0),                # weight 1
-    "DELETE /v2/order": (BUDGET, 60.0),             # weight 1
-    "GET /v2/ordersOpen": (BUDGET, 60.0),           # weight 1 for one market (25 for all)
-    "GET /v2/orders": (BUDGET // 5, 60.0),          # weight 5
+    "GET /v2/time": WEIGHT.costing(1),
+    "GET /v2/markets": WEIGHT.costing(1),
+    "GET /v2/ticker/24h": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/balance": WEIGHT.costing(5),
+    "POST /v2/order": [WEIGHT.costing(1), NEW_ORDERS],
+    "GET /v2/order": WEIGHT.costing(1),
+    "DELETE /v2/order": WEIGHT.costing(1),
+    "GET /v2/ordersOpen": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/orders": WEIGHT.costing(5),
 }
+
 ACCESS_WINDOW = 10_000               # ms: Bitvavo's default, sent explicitly
 DEFAULT_OPERATOR_ID = 1
 DEPTH_DEFAULT, DEPTH_MAX = 20, 1000

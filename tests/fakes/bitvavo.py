@@ -36,6 +36,11 @@ INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1
                "12h": 12 * HOUR_MS, "1d": DAY_MS, "1W": 7 * DAY_MS}
 MONDAY_MS = 4 * DAY_MS                                         # weekly candles open on Mondays
 CANDLE_LIMIT, TRADE_LIMIT, ORDER_LIMIT, BOOK_LIMIT = 1440, 1000, 1000, 1000
+WEIGHT_LIMIT = 1000                                            # weight points a minute
+by_market = lambda one, every: lambda query: one if query.get("market") else every
+WEIGHTS = {("GET", "/v2/ticker/24h"): by_market(1, 25), ("GET", "/v2/ordersOpen"): by_market(1, 25),
+           ("GET", "/v2/balance"): 5, ("GET", "/v2/orders"): 5}     # every other endpoint: 1
+MARKET_PATH_WEIGHTS = {"book": 1, "trades": 5, "candles": 1}
 STATUSES = {OPEN: "new", PARTIAL: "partiallyFilled", FILLED: "filled", CANCELED: "canceled"}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Engine refusals -> Bitvavo errorCode and error ("Handle errors"; texts as Bitvavo words them
@@ -109,6 +114,8 @@ class FakeBitvavo(FakeExchange):
         self.engine = Engine(self.now_ms, first_order_id=FIRST_ORDER_ID)
         self.order_ids = {}               # engine id -> the UUID Bitvavo showed for it
         self.operators = []               # operatorId of every order and cancel, oldest first
+        self.weight_minute, self.weight_used = {}, {}     # per API key (or "ip"): this minute's weight
+        self.weight_used_elsewhere = 0    # weight another program spent on the same key or IP
         self.routes = {
             ("GET", "/v2/time"): self.public(self.time),
             ("GET", "/v2/markets"): self.public(self.markets),
@@ -157,16 +164,27 @@ class FakeBitvavo(FakeExchange):
     def signature_of(self, request):
         return request.headers.get("Bitvavo-Access-Signature")
 
-    def _send(self, handler, status, body, content_type):
-        """Every REST answer carries the weight budget left (a fixed figure here)."""
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("bitvavo-ratelimit-limit", "1000")
-        handler.send_header("bitvavo-ratelimit-remaining", "999")
-        handler.send_header("bitvavo-ratelimit-resetat", str(self.now_ms() // 60_000 * 60_000 + 60_000))
-        handler.end_headers()
-        handler.wfile.write(body)
+    def reply_headers(self, request, status):
+        """Every answer carries the weight budget of the caller (its API key, or this IP for a
+        public call) as Bitvavo counts it: points left of 1000, and when the minute resets."""
+        scope = request.headers.get("Bitvavo-Access-Key") or "ip"
+        now = self.now_ms()
+        minute = now // 60_000
+        if self.weight_minute.get(scope) != minute:
+            self.weight_minute[scope], self.weight_used[scope] = minute, 0
+        self.weight_used[scope] += self.weight_of(request)
+        spent = self.weight_used[scope] + self.weight_used_elsewhere
+        return {"bitvavo-ratelimit-limit": str(WEIGHT_LIMIT),
+                "bitvavo-ratelimit-remaining": str(max(WEIGHT_LIMIT - spent, 0)),
+                "bitvavo-ratelimit-resetat": str((minute + 1) * 60_000)}
+
+    @staticmethod
+    def weight_of(request):
+        """The documented weight of a request (each endpoint's "Rate limit weight points")."""
+        if request.path.split("/")[-1] in MARKET_PATH_WEIGHTS and request.path.count("/") == 3:
+            return MARKET_PATH_WEIGHTS[request.path.split("/")[-1]]
+        weight = WEIGHTS.get((request.method, request.path), 1)
+        return weight(request.query) if callable(weight) else weight
 
     # ------------------------------------------------------------------ auth
     def authenticate(self, request):
