@@ -57,7 +57,8 @@ from collections import deque
 from decimal import Decimal
 
 from exchanges import EXCHANGES
-from exchanges._kit import DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_symbol, to_decimal
+from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_number,
+                            parse_symbol)
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -77,8 +78,28 @@ log = logging.getLogger("fmz_plugin")
 # Each parser below turns one method's params into the typed keyword arguments every
 # exchange handler receives, or raises PluginError naming the bad field.
 
-ORDER_TYPES = ("buy", "sell", "closebuy", "closesell")    # FMZ's order `type`
+TRADE_TYPES = ("buy", "sell", "closebuy", "closesell")    # FMZ's `type` of a trade: the order_type
 CLOSE_TYPES = ("closebuy", "closesell")                   # close a long / a short: swaps only
+
+# What each word of an order's `type`, `direction` or `offset` says: (the side that goes to the
+# book, whether it opens or closes); None where the word does not say.
+ORDER_WORDS = {
+    "buy": ("buy", None),
+    "sell": ("sell", None),
+    "closebuy": ("sell", "close"),       # a close-long is a sell
+    "closesell": ("buy", "close"),       # a close-short is a buy
+    "open": (None, "open"),
+    "close": (None, "close"),
+}
+ORDER_MEANING = {
+    "buy": "a buy", "sell": "a sell", "closebuy": "a sell that closes a long",
+    "closesell": "a buy that closes a short", "open": "an order that opens", "close": "an order that closes",
+}
+CLOSE_TYPE_OF_SIDE = {"sell": "closebuy", "buy": "closesell"}
+
+# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes).
+MINUTE_PERIODS = (1, 3, 5, 15, 30, 60, 120, 240, 360, 480, 720, 1440, 4320, 10080)
+
 
 def _symbol(params, required=True, allow_range=False):
     value = params.get("symbol")
@@ -91,7 +112,7 @@ def _int(params, name, default=None, minimum=0):
     value = params.get(name)
     if value in (None, ""):
         return default
-    number = to_decimal(value, name)
+    number = parse_number(value, name)
     if number != number.to_integral_value() or number < minimum or number > 2 ** 63:
         raise PluginError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(number) or default
@@ -117,24 +138,62 @@ def depth_params(params):
 
 
 def records_params(params):
-    return {"symbol": _symbol(params), "period": _int(params, "period", 60, minimum=1),
-            "limit": _int(params, "limit")}
+    """`period` counts minutes (the guide: "60" = 1 h). FMZ's strategy API counts periods in
+    seconds (PERIOD_H1 = 3600), so a docker may forward those: a value that is no minute period
+    but 60 times one (300, 900, 3600, 14400, 86400, 604800) is read as seconds."""
+    period = _int(params, "period", 60, minimum=1)
+    if period not in MINUTE_PERIODS and period % 60 == 0 and period // 60 in MINUTE_PERIODS:
+        period //= 60
+    return {"symbol": _symbol(params), "period": period, "limit": _int(params, "limit")}
 
 
-def trade_params(params):
-    """FMZ's `type` is the order_type (buy, sell, closebuy, closesell); price -1 is FMZ's market
-    order; amount must be positive."""
-    order_type = params.get("type")
-    if not isinstance(order_type, str) or order_type.lower() not in ORDER_TYPES:
-        raise PluginError(f"type must be buy, sell, closebuy or closesell, got {order_type!r}")
-    price = to_decimal(params.get("price"), "price")
-    amount = to_decimal(params.get("amount"), "amount")
+def trade_params(params, named_side=None):
+    """FMZ's order type (buy, sell, closebuy, closesell) from `type` and a `direction` or
+    `offset` param (`named_side`: the side a method named Buy or Sell carries); price -1 is FMZ's
+    market order; amount must be positive."""
+    order_type = _order_type(params, named_side)
+    price = parse_number(params.get("price"), "price")
+    amount = parse_number(params.get("amount"), "amount")
     if price != -1 and price <= 0:
         raise PluginError(f"price must be positive, or -1 for a market order, got {params['price']!r}")
     if amount <= 0:
         raise PluginError(f"amount must be positive, got {params['amount']!r}")
-    return {"symbol": _symbol(params), "order_type": order_type.lower(),
+    return {"symbol": _symbol(params), "order_type": order_type,
             "price": None if price == -1 else price, "amount": amount}
+
+
+def _order_type(params, named_side=None):
+    """One of TRADE_TYPES from every word the request says about the order.
+
+    The guide does not say how exchange.SetDirection reaches a plugin, so besides `type` a
+    `direction` or `offset` param is read too (`type: "sell", direction: "closebuy"`; `type:
+    "buy", offset: "close"`). Each word names a side, an offset or both (ORDER_WORDS); words
+    that disagree (`type: "buy", direction: "closebuy"`) are refused, never guessed.
+    """
+    words = [(f"the method {named_side.title()}", named_side)] if named_side else []
+    for name in ("type", "direction", "offset"):
+        value = params.get(name)
+        if value in (None, ""):
+            continue
+        allowed = TRADE_TYPES if name == "type" else tuple(ORDER_WORDS)
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise PluginError(f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
+        words.append((f'{name} "{value.lower()}"', value.lower()))
+    side, offset = _agreed(words, 0), _agreed(words, 1) or "open"
+    if side is None:
+        raise PluginError("type is missing: expected buy, sell, closebuy or closesell")
+    return side if offset == "open" else CLOSE_TYPE_OF_SIDE[side]
+
+
+def _agreed(words, part):
+    """What the words say about the side (part 0) or the offset (part 1); None if none says it."""
+    said = [(source, word) for source, word in words if ORDER_WORDS[word][part]]
+    for source, word in said[1:]:
+        if ORDER_WORDS[word][part] != ORDER_WORDS[said[0][1]][part]:
+            first_source, first = said[0]
+            raise PluginError(f"{first_source} and {source} contradict each other ({ORDER_MEANING[first]}, "
+                              f"{ORDER_MEANING[word]}): refused rather than guessed")
+    return ORDER_WORDS[said[0][1]][part] if said else None
 
 
 def orders_params(params):
@@ -182,10 +241,46 @@ PROTOCOL = {
     "fundings": range_params,
 }
 
-# Other names the docker may use for a PROTOCOL method (matched in lower case) -> that method.
+# Other names the docker may send for a PROTOCOL method: FMZ's function names and the singular
+# or plural forms. The guide names the spot methods only; what a newer docker sends for the
+# others is not written anywhere (the status page's `seen` shows it), so each is accepted.
+# Method names match ignoring case and underscores (GetTicker, get_ticker, TICKER, marginlevel);
+# an alias answers exactly what its PROTOCOL method answers.
 ALIASES = {
-    "marginlevel": "margin_level",
+    "getticker": "ticker",
+    "getdepth": "depth",
+    "gettrades": "trades",
+    "getrecords": "records", "record": "records",
+    "getaccount": "accounts", "getaccounts": "accounts", "account": "accounts",
+    "getassets": "assets", "asset": "assets",
+    "createorder": "trade", "buy": "trade", "sell": "trade",
+    "getorders": "orders",
+    "getorder": "order",
+    "gethistoryorders": "historyorders", "historyorder": "historyorders",
+    "cancelorder": "cancel",
+    "getmarkets": "markets", "market": "markets",
+    "gettickers": "tickers",
+    "getpositions": "positions", "getposition": "positions", "position": "positions",
+    "setmarginlevel": "margin_level",
+    "getfundings": "fundings", "getfunding": "fundings", "funding": "fundings",
 }
+NAMED_SIDES = {"buy": "buy", "sell": "sell"}    # FMZ's Buy and Sell: the order's side is the name
+METHOD_NAMES = {**{name.replace("_", ""): name for name in PROTOCOL}, **ALIASES}   # every name -> its method
+
+
+def method_of(called):
+    """The PROTOCOL method a request's `method` names, IO_PREFIX for an exchange.IO call (the key
+    of the exchange module's handler), or None."""
+    if not isinstance(called, str):
+        return None
+    if called.startswith(IO_PREFIX):
+        return IO_PREFIX
+    return METHOD_NAMES.get(_name_key(called))
+
+
+def _name_key(called):
+    return called.lower().replace("_", "")
+
 
 SWAP_ONLY = ("positions", "margin_level", "fundings")    # methods of perpetual swaps alone
 
@@ -254,19 +349,20 @@ class Settings:
         return found
 
 
-def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None):
+def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None, header_names=()):
     """One docker request -> its answer, {"data", "raw"} or {"error"}: the only place errors
     become {"error"}.
 
-    When `stats` is given, the call is counted there under the exchange and the served method
-    it named, refused or not (a request too malformed to name one counts as BAD_REQUEST).
+    When `stats` is given, the call is counted there under the exchange and the method it
+    named (an alias under its PROTOCOL method), refused or not; a request that names no served
+    method counts as BAD_REQUEST. Its shape (method, param and header names) is noted there too.
     """
     started = time.monotonic()
     exchange = EXCHANGES.get(exchange_name.lower())
-    method = BAD_REQUEST
+    method = method_of(envelope.get("method") if isinstance(envelope, dict) else None) or BAD_REQUEST
     try:
         params = _unpack(exchange, exchange_name, envelope)
-        method = _served_method(envelope["method"])
+        _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
         answer = _serve_call(exchange, exchange_name.lower(), method, kwargs, envelope, settings or Settings())
     except PluginError as error:
@@ -276,24 +372,27 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
     if stats is not None and exchange is not None:
         stats.record(exchange.NAME, method, time.monotonic() - started, answer.get("error"))
+        stats.vocabulary.note(exchange.NAME, envelope, header_names)
     return answer
 
 
-def _served_method(called):
-    """The PROTOCOL method a request's method names (through ALIASES, in any case), or IO_PREFIX
-    for an exchange.IO call: the key of the exchange module's handler."""
-    if called.startswith(IO_PREFIX):
-        return IO_PREFIX
-    method = ALIASES.get(called.lower(), called.lower())
-    if method not in PROTOCOL:
-        raise PluginError(f"unknown method: {called[:60]}")
-    return method
+def _require_served(exchange, called, method):
+    """An unknown method's error lists the methods this exchange serves, so a trader can tell
+    what a newer docker sent from what the plugin expects."""
+    if method == BAD_REQUEST:
+        served = [name for name in PROTOCOL if name in exchange.METHODS]
+        if IO_PREFIX in exchange.METHODS:
+            served.append(IO_PREFIX + "<path>")
+        raise PluginError(f"unknown method: {called[:60]}; served: {', '.join(served)}")
 
 
 def _parse_params(method, called, params, http_method):
-    """The handler's keyword arguments (exchange.IO: its path is in the method as called)."""
+    """The handler's keyword arguments (exchange.IO: its path is in the method as called; Buy
+    and Sell: the order's side is)."""
     if method == IO_PREFIX:
         return io_params(called, params, http_method)
+    if method == "trade":
+        return trade_params(params, NAMED_SIDES.get(_name_key(called)))
     return PROTOCOL[method](params)
 
 
@@ -400,7 +499,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except RecursionError:
             return self._answer({"error": "the request body is nested too deeply"})
         answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
-                          self.server.settings, self.server.stats)
+                          self.server.settings, self.server.stats, self.headers.keys())
         self._answer(answer)
         outcome = "ok" if "data" in answer else "error: " + answer["error"]
         log.info("%s %s %s %.0fms %s", exchange_name, *_logged(envelope),
@@ -505,6 +604,7 @@ class Stats:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.methods = {}                  # (exchange NAME, method) -> MethodStats
+        self.vocabulary = Vocabulary()     # what the docker sends, shown as `seen`
 
     def record(self, exchange, method, seconds, error=None):
         """Count one call; exchange.IO calls (method IO_PREFIX) are counted together as IO_LABEL."""
@@ -539,13 +639,71 @@ class MethodStats:
         self.durations = deque(maxlen=LATENCIES_KEPT)
 
 
+class Vocabulary:
+    """What the docker really sends, once per distinct shape: the method as sent, the names of
+    the envelope's fields, of the params and of the HTTP headers, never a value.
+
+    Nobody could run a real FMZ docker while this plugin was written, and the guide leaves the
+    futures methods' names open: a trader's first live run shows here (and in the log, at info
+    level) whether GetPositions arrives as `positions` or as something else. At most
+    SHAPES_KEPT shapes are kept, so a stream of odd requests cannot grow it without end.
+    """
+
+    def __init__(self, kept=None):
+        self.kept = SHAPES_KEPT if kept is None else kept
+        self.lock = threading.Lock()
+        self.shapes = {}                   # (exchange, method, fields, params, headers) -> calls
+        self.full = False
+
+    def note(self, exchange, envelope, header_names=()):
+        shape = request_shape(exchange, envelope, header_names)
+        with self.lock:
+            if shape in self.shapes:
+                self.shapes[shape] += 1
+                return
+            if len(self.shapes) >= self.kept:
+                if not self.full:
+                    self.full = True
+                    log.info("request shapes: %d kept, later new ones are not recorded", self.kept)
+                return
+            self.shapes[shape] = 1
+        log.info("the docker sent a new request shape: %s method %s, fields [%s], params [%s], headers [%s]",
+                 exchange, shape[1], *(", ".join(names) for names in shape[2:]))
+
+    def rows(self):
+        """One dict per shape, in the order they were first seen: the status page's `seen`."""
+        with self.lock:
+            return [{"exchange": exchange, "method": method, "fields": list(fields), "params": list(params),
+                     "headers": list(headers), "calls": calls}
+                    for (exchange, method, fields, params, headers), calls in self.shapes.items()]
+
+
+SHAPES_KEPT = 100           # distinct request shapes Vocabulary keeps
+NAMES_KEPT = 30             # names kept per list of a shape (a docker sends a handful)
+
+
+def request_shape(exchange, envelope, header_names=()):
+    """The names a request is made of, never its values: (exchange, method as sent, envelope
+    field names, param names, header names)."""
+    envelope = envelope if isinstance(envelope, dict) else {}
+    method, params = envelope.get("method"), envelope.get("params")
+    return (exchange, _printable(method, 60) if isinstance(method, str) else None,
+            _names(envelope), _names(params if isinstance(params, dict) else ()), _names(header_names))
+
+
+def _names(names):
+    """At most NAMES_KEPT names, each cut short and printable, sorted ignoring case."""
+    return tuple(sorted({_printable(name, 40) for name in list(names)[:NAMES_KEPT]}, key=str.lower))
+
+
 def status_report(server):
     host, port = server.server_address[:2]
     return {"name": "fmz-plugin", "version": __version__,
             "uptime_seconds": int(server.stats.uptime()),
             "exchanges": [{"name": module.NAME, "service_address": f"http://{host}:{port}/{module.NAME}"}
                           for module in EXCHANGES.values()],
-            "methods": server.stats.rows()}
+            "methods": server.stats.rows(),
+            "seen": server.stats.vocabulary.rows()}
 
 
 def prefers_html(accept):
@@ -660,7 +818,7 @@ def parse_base_urls(parser, items):
         if not sep or not re.match(r"^https?://[^/]", url):
             parser.error(f"--base-url wants NAME=URL such as OKX=https://www.okx.com, got {item!r}")
         key, _, host = name.lower().partition(".")
-        if key not in EXCHANGES or (host and host not in getattr(EXCHANGES[key], "HOSTS", {})):
+        if key not in EXCHANGES or (host and host not in EXCHANGES[key].HOSTS):
             parser.error(f"--base-url: unknown exchange or host {name!r}")
         base_urls[name.lower()] = url
     return base_urls
@@ -1080,7 +1238,7 @@ def read_checks(symbol):
     ]
 
 
-def _number(value):
+def _number_or_none(value):
     """A JSON number or a numeric string as a finite Decimal, else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
@@ -1093,10 +1251,11 @@ def _number(value):
 
 def _kind(value):
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number") + ("" if isinstance(value, (dict, list)) else f" {_short(value)}")
+    return names.get(type(value), "a number") + ("" if isinstance(value, (dict, list)) else f" {_json_text(value)}")
 
 
-def _short(value, limit=40):
+def _json_text(value, limit=40):
+    """A value as the JSON a plugin sent, cut after `limit` characters, for a problem's text."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -1106,8 +1265,8 @@ def _object_problems(obj, where, fields, numbers=()):
     if not isinstance(obj, dict):
         return [f"{where} is {_kind(obj)}, expected an object with {', '.join(fields)}"]
     problems = [f"{where} has no {name}" for name in fields if name not in obj]
-    return problems + [f"{where}.{name} {_short(obj[name])} is not a number"
-                       for name in numbers if name in obj and _number(obj[name]) is None]
+    return problems + [f"{where}.{name} {_json_text(obj[name])} is not a number"
+                       for name in numbers if name in obj and _number_or_none(obj[name]) is None]
 
 
 def _list_problems(data, where, allow_empty=True):
@@ -1124,7 +1283,7 @@ def _entries(data):
 def _time_problems(value, where, fresh_ms=None):
     """A time must be milliseconds (not seconds), not in the future, and when asked, recent.
     A value that is not a number at all is reported by the field check, not here."""
-    ms = _number(value)
+    ms = _number_or_none(value)
     if ms is None:
         return []
     if ms < 10 ** 11:
@@ -1154,7 +1313,7 @@ def ticker_problems(data, symbol, where="ticker", fresh_ms=FRESH_MS):
     problems = _object_problems(data, where, TICKER_FIELDS, TICKER_FIELDS[1:])
     if not isinstance(data, dict):
         return problems
-    buy, sell = _number(data.get("buy")), _number(data.get("sell"))
+    buy, sell = _number_or_none(data.get("buy")), _number_or_none(data.get("sell"))
     if buy and sell and buy > sell:
         problems.append(f"{where}: buy {data['buy']} > sell {data['sell']}")
     if symbol and isinstance(data.get("symbol"), str) and data["symbol"].upper() != symbol.upper():
@@ -1171,10 +1330,10 @@ def depth_problems(data, symbol):
         prices, levels = [], data.get(side, [])
         problems += _list_problems(levels, f"depth.{side}", allow_empty=False)
         for i, level in enumerate(levels if isinstance(levels, list) else []):
-            if not isinstance(level, list) or len(level) < 2 or None in (_number(level[0]), _number(level[1])):
-                problems.append(f"depth.{side}[{i}] {_short(level)} is not [price, amount] numbers")
+            if not isinstance(level, list) or len(level) < 2 or None in (_number_or_none(level[0]), _number_or_none(level[1])):
+                problems.append(f"depth.{side}[{i}] {_json_text(level)} is not [price, amount] numbers")
                 break
-            prices.append(_number(level[0]))
+            prices.append(_number_or_none(level[0]))
         problems += _sequence_problems(prices, f"depth.{side}", ascending)
         best[side] = prices[0] if prices else None
     if best["asks"] and best["bids"] and best["bids"] > best["asks"]:
@@ -1190,9 +1349,9 @@ def trades_problems(data, symbol):
         if isinstance(trade, dict):
             problems += _id_problems(trade.get("id"), where + ".id")
             if trade.get("type") not in ("buy", "sell", None):
-                problems.append(f"{where}.type {_short(trade['type'])} is not buy or sell")
+                problems.append(f"{where}.type {_json_text(trade['type'])} is not buy or sell")
             problems += _time_problems(trade.get("time"), where + ".time")
-    times = [_number(t.get("time")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+    times = [_number_or_none(t.get("time")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
     if None not in times:
         problems += _sequence_problems(times, "trades time (oldest first)", ascending=True, strict=False)
     return problems
@@ -1203,9 +1362,9 @@ def records_problems(data, symbol, period=RECORDS_PERIOD):
     problems = _list_problems(data, "records", allow_empty=False)
     times = []
     for i, row in enumerate(data if isinstance(data, list) else []):
-        values = [_number(v) for v in row[:6]] if isinstance(row, list) else []
+        values = [_number_or_none(v) for v in row[:6]] if isinstance(row, list) else []
         if len(values) < 6 or None in values:
-            return problems + [f"records[{i}] {_short(row)} is not [time, open, high, low, close, volume] numbers"]
+            return problems + [f"records[{i}] {_json_text(row)} is not [time, open, high, low, close, volume] numbers"]
         time_, open_, high, low, close, _ = values
         if high < max(open_, close, low) or low > min(open_, close):
             problems.append(f"records[{i}]: high {row[2]} and low {row[3]} do not contain open and close")
@@ -1235,7 +1394,7 @@ def markets_problems(data, symbol):
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         entry = _loose(entry)
         problems += _object_problems(entry, f"markets[{i}]", wanted, wanted[1:])
-        if isinstance(entry, dict) and not (_number(entry.get("ticksize")) or 0) > 0:
+        if isinstance(entry, dict) and not (_number_or_none(entry.get("ticksize")) or 0) > 0:
             problems.append(f"markets[{i}] {entry.get('symbol')}: tick size {entry.get('ticksize')} is not positive")
         if len(problems) > MAX_SHOWN:
             return problems
@@ -1285,16 +1444,16 @@ def order_problems(order, where="order"):
     if isinstance(order, dict):
         problems += _id_problems(order.get("id"), where + ".id")
         if order.get("type", "buy") not in ORDER_TYPES:
-            problems.append(f"{where}.type {_short(order['type'])} is not one of {', '.join(ORDER_TYPES)}")
+            problems.append(f"{where}.type {_json_text(order['type'])} is not one of {', '.join(ORDER_TYPES)}")
         if order.get("status", "pending") not in OPEN_STATUSES + CLOSED_STATUSES:
-            problems.append(f"{where}.status {_short(order['status'])} is not an FMZ status")
+            problems.append(f"{where}.status {_json_text(order['status'])} is not an FMZ status")
     return problems
 
 
 def _id_problems(value, where):
     if value is None or (isinstance(value, str) and value):
         return []
-    return [f"{where} {_short(value)} is not a non-empty string"]
+    return [f"{where} {_json_text(value)} is not a non-empty string"]
 
 
 def error_answer_problems(reply):
@@ -1303,9 +1462,9 @@ def error_answer_problems(reply):
         return [reply.problem]
     problems = [] if "json" in reply.content_type.lower() else [f"Content-Type is {reply.content_type!r}, not JSON"]
     if "data" in reply.answer:
-        return problems + [f"answered data {_short(reply.answer['data'])}, expected {{\"error\": ...}}"]
+        return problems + [f"answered data {_json_text(reply.answer['data'])}, expected {{\"error\": ...}}"]
     if not isinstance(reply.answer["error"], str) or not reply.answer["error"].strip():
-        problems.append(f"error {_short(reply.answer['error'])} is not a message")
+        problems.append(f"error {_json_text(reply.answer['error'])} is not a message")
     return problems
 
 
@@ -1404,9 +1563,9 @@ class Checker:
         The minimum is the larger of min_qty and min_notional (over the contract value, if any)."""
         reply = self.request("ticker", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
-        bid = _number(data.get("buy")) if isinstance(data, dict) else None
+        bid = _number_or_none(data.get("buy")) if isinstance(data, dict) else None
         if not bid or bid <= 0:
-            raise PluginError(f"no best bid from ticker: {reply.problem or _short(reply.answer, 100)}")
+            raise PluginError(f"no best bid from ticker: {reply.problem or _json_text(reply.answer, 100)}")
         spec = self.market_spec()
         tick = spec.get("ticksize") or Decimal(1).scaleb(bid.as_tuple().exponent)
         price = round_down(bid * TRADE_DISCOUNT, tick)
@@ -1425,7 +1584,7 @@ class Checker:
         data = reply.answer.get("data") if reply.answer else None
         for entry in _entries(data) if isinstance(data, (dict, list)) else []:
             if isinstance(entry, dict) and str(entry.get("symbol", "")).upper() == self.symbol.upper():
-                numbers = {key: _number(value) for key, value in _loose(entry).items()}
+                numbers = {key: _number_or_none(value) for key, value in _loose(entry).items()}
                 return {key: number for key, number in numbers.items() if number is not None and number > 0}
         return {}
 
@@ -1470,7 +1629,7 @@ class Checker:
         data = self.data_of("trade: cancel", reply)
         if data is NO_DATA:
             return False
-        detail = "true" if data is True else f"answered {_short(data)} (protocol: true)"
+        detail = "true" if data is True else f"answered {_json_text(data)} (protocol: true)"
         self.row("trade: cancel", PASS, detail, reply.ms)
         return True
 
@@ -1496,7 +1655,7 @@ class Checker:
         reply = self.request("orders", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
         for order in data if isinstance(data, list) else []:
-            if isinstance(order, dict) and _number(order.get("price")) == price and order.get("type") == "buy":
+            if isinstance(order, dict) and _number_or_none(order.get("price")) == price and order.get("type") == "buy":
                 return order.get("id")
         return None
 
@@ -1516,7 +1675,7 @@ def _same_order_problems(order, order_id, price):
     problems = [] if order["id"] == order_id else [f"order.id {order['id']!r} is not the id trade gave"]
     if order["status"] not in OPEN_STATUSES:
         problems.append(f"order.status {order['status']!r}: the order should still be open")
-    if _number(order["price"]) != price:
+    if _number_or_none(order["price"]) != price:
         problems.append(f"order.price {order['price']} is not the price sent, {plain(price)}")
     return problems
 

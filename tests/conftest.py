@@ -216,7 +216,7 @@ def fresh_caches():
     _kit.MARKETS.clear()
     _kit.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
-    _kit.Api.clock_offsets.clear()
+    _kit.CLOCK_OFFSETS.clear()
     yield
     _kit.POOL.clear()       # idle sockets to this test's fakes; past 1024 open files select() fails
 
