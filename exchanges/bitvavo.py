@@ -54,8 +54,8 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges import _kit
-from exchanges._kit import Limit, PluginError, Symbol, cancel_once, num, order_size, place_once, precision
+from exchanges._kit import (Limit, PluginError, Symbol, book_levels, cancel_once, candle_row, markets_answer,
+                            number_or_zero, one_or_all, order_size, place_once, precision)
 
 NAME = "Bitvavo"
 BASE_URL = "https://api.bitvavo.com"        # paths below start with /v2
@@ -66,7 +66,7 @@ AMBIGUOUS_ERRORS = ("101", "109")           # "Operation may or may not have suc
 POST_PARAMS = "json"                        # a POST's params travel as its JSON body
 
 
-# ---------------------------------------------------------------------------- rate limits
+# -- Rate limits -----------------------------------------------------------------------------------
 # Bitvavo counts request *weight*: 1000 points a minute per API key for authenticated calls and
 # per IP for public ones (docs "Rate limits"; each endpoint's "Rate limit weight points"), and
 # answers every call with bitvavo-ratelimit-limit / -remaining / -resetat, the budget as Bitvavo
@@ -177,20 +177,26 @@ def check(status, reply):
         raise PluginError(f"Bitvavo answered HTTP {status}: {str(reply)[:80]}", ambiguous=status >= 500)
 
 
-def _data(reply):
+def _data(reply, shape):
     """Bitvavo answers the payload itself, with no envelope to unwrap: this is the one place a
-    reply's shape is checked (an object or a list)."""
-    if not isinstance(reply, (dict, list)):
-        raise PluginError(f"Bitvavo answered {str(reply)[:60]!r} where an object or a list was expected")
+    reply's shape is checked against what the endpoint answers (`shape`: dict or list)."""
+    if not isinstance(reply, shape):
+        raise PluginError(f"Bitvavo answered {str(reply)[:60]!r} where "
+                          f"{'a list' if shape is list else 'an object'} was expected")
     return reply
+
+
+def _objects(reply):
+    """The objects of a list reply; an entry that is not one is skipped."""
+    return [row for row in _data(reply, list) if isinstance(row, dict)]
 
 
 def server_time(api):
     """GET /v2/time"""
-    return int(_data(api.get("/v2/time", signed=False))["time"])
+    return int(number_or_zero(_data(api.get("/v2/time", signed=False), dict).get("time")))
 
 
-# ---------------------------------------------------------------------------- symbols and ids
+# -- Symbols and ids -------------------------------------------------------------------------------
 
 def market_id(symbol):
     """Symbol('BTC_EUR') -> BTC-EUR; a swap is refused: Bitvavo trades spot only."""
@@ -222,18 +228,17 @@ def _client_order_id():
 
 def _ms(value):
     """A timestamp in ms, from ms or ns (Bitvavo's book gives one or the other); 0 when absent."""
-    number = int(num(value))
+    number = int(number_or_zero(value))
     return number // 1_000_000 if number >= NANOSECONDS_FROM else number
 
 
-# ---------------------------------------------------------------------------- market data
+# -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
     """GET /v2/ticker/24h?market= (one object; the docs' schema shows a one-row list, also read)"""
     market = market_id(symbol)
     reply = api.get("/v2/ticker/24h", {"market": market}, signed=False)
-    rows = _data(reply)
-    row = next((r for r in rows if r.get("market") == market), None) if isinstance(rows, list) else rows
+    row = reply if isinstance(reply, dict) else next((r for r in _objects(reply) if r.get("market") == market), None)
     if not row:
         raise PluginError(f"Bitvavo returned no ticker for {symbol}")
     return _ticker(row), reply
@@ -243,10 +248,10 @@ def _ticker(t):
     """A market without trades in 24 h has nulls for its prices: they read as 0."""
     return {
         "symbol": str(to_symbol(t.get("market", ""))),
-        "buy": num(t.get("bid")), "sell": num(t.get("ask")),
-        "high": num(t.get("high")), "low": num(t.get("low")),
-        "open": num(t.get("open")), "last": num(t.get("last")),
-        "vol": num(t.get("volume")), "time": _ms(t.get("timestamp")),
+        "buy": number_or_zero(t.get("bid")), "sell": number_or_zero(t.get("ask")),
+        "high": number_or_zero(t.get("high")), "low": number_or_zero(t.get("low")),
+        "open": number_or_zero(t.get("open")), "last": number_or_zero(t.get("last")),
+        "vol": number_or_zero(t.get("volume")), "time": _ms(t.get("timestamp")),
     }
 
 
@@ -255,7 +260,7 @@ def tickers(api, symbol=None):
     if symbol is not None and symbol.kind != "spot":
         raise PluginError(f"Bitvavo has spot markets only, not {symbol}")
     reply = api.get("/v2/ticker/24h", signed=False)
-    rows = [t for t in _data(reply) if isinstance(t, dict) and "-" in str(t.get("market", ""))]
+    rows = [t for t in _objects(reply) if "-" in str(t.get("market", ""))]
     return [_ticker(t) for t in rows if symbol is None or symbol.covers(to_symbol(t["market"]))], reply
 
 
@@ -263,17 +268,17 @@ def depth(api, symbol, limit=None):
     """GET /v2/{market}/book?depth= (up to 1000 levels a side)"""
     reply = api.get(f"/v2/{market_id(symbol)}/book", {"depth": min(limit or DEPTH_DEFAULT, DEPTH_MAX)},
                     signed=False)
-    book = _data(reply)
-    levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows or []]
-    return {"time": _ms(book.get("timestamp")) or api.now(), "asks": levels(book.get("asks")),
-            "bids": levels(book.get("bids"))}, reply
+    book = _data(reply, dict)
+    return {"time": _ms(book.get("timestamp")) or api.now(), "asks": book_levels(book.get("asks")),
+            "bids": book_levels(book.get("bids"))}, reply
 
 
 def trades(api, symbol):
     """GET /v2/{market}/trades (newest first; answered oldest first)"""
     reply = api.get(f"/v2/{market_id(symbol)}/trades", {"limit": TRADES_LIMIT}, signed=False)
-    rows = [{"id": str(t.get("id", "")), "time": _ms(t.get("timestamp")), "price": num(t.get("price")),
-             "amount": num(t.get("amount")), "type": t.get("side", "")} for t in _data(reply)]
+    rows = [{"id": str(t.get("id", "")), "time": _ms(t.get("timestamp")),
+             "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("amount")),
+             "type": t.get("side", "")} for t in _objects(reply)]
     return sorted(rows, key=lambda row: row["time"]), reply
 
 
@@ -288,19 +293,19 @@ def records(api, symbol, period=60, limit=None):
         reply = api.get(path, {"interval": interval, "limit": min(wanted - len(candles), CANDLES_PAGE),
                                "end": end}, signed=False)
         pages.append(reply)
-        rows = [[_ms(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5])] for r in _data(reply)]
+        rows = [candle_row(r) for r in _data(reply, list) if isinstance(r, list) and len(r) >= 6]
         fresh = {row[0]: row for row in rows if row[0] not in candles}
         if not fresh:
             break
         candles.update(fresh)
         end = min(fresh)
     rows = sorted(candles.values())[-wanted:]
-    return rows, pages[0] if len(pages) == 1 else pages
+    return rows, one_or_all(pages)
 
 
 def markets(api):
     """GET /v2/markets, through the markets cache (no raw)"""
-    return _kit.markets(api, ("spot",))
+    return markets_answer(api, ("spot",))
 
 
 def load_markets(api, kind):
@@ -308,19 +313,21 @@ def load_markets(api, kind):
     if kind != "spot":
         return {}
     found = {}
-    for m in _data(api.get("/v2/markets", signed=False)):
-        if not isinstance(m, dict) or m.get("status") not in LIVE or "-" not in str(m.get("market", "")):
+    for m in _objects(api.get("/v2/markets", signed=False)):
+        if m.get("status") not in LIVE or "-" not in str(m.get("market", "")):
             continue
         symbol = to_symbol(m["market"])
-        tick = num(m.get("tickSize"))
+        tick = number_or_zero(m.get("tickSize"))
         lot = _step(m.get("quantityDecimals"))
         found[str(symbol)] = {
             "symbol": str(symbol),
             "base_asset": symbol.base, "quote_asset": symbol.quote,
             "tick_size": tick, "amount_size": lot,
             "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": num(m.get("minOrderInBaseAsset")), "max_qty": num(m.get("maxOrderInBaseAsset")),
-            "min_notional": num(m.get("minOrderInQuoteAsset")), "max_notional": num(m.get("maxOrderInQuoteAsset")),
+            "min_qty": number_or_zero(m.get("minOrderInBaseAsset")),
+            "max_qty": number_or_zero(m.get("maxOrderInBaseAsset")),
+            "min_notional": number_or_zero(m.get("minOrderInQuoteAsset")),
+            "max_notional": number_or_zero(m.get("maxOrderInQuoteAsset")),
             "ct_val": Decimal(0), "ct_val_ccy": "",
             "quote_step": _step(m.get("notionalDecimals")),
         }
@@ -329,23 +336,24 @@ def load_markets(api, kind):
 
 def _step(decimals):
     """quantityDecimals 8 -> 0.00000001 (a string or a number, as Bitvavo sends either)."""
-    digits = num(decimals)
+    digits = number_or_zero(decimals)
     return Decimal(1).scaleb(-int(digits)) if digits == int(digits) and 0 <= digits <= 18 else Decimal(0)
 
 
-# ---------------------------------------------------------------------------- account
+# -- Account ---------------------------------------------------------------------------------------
 
 def accounts(api):
     """GET /v2/balance (every currency Bitvavo lists for the account)"""
     reply = api.get("/v2/balance", signed=True)
-    return [{"currency": b.get("symbol", ""), "free": num(b.get("available")), "frozen": num(b.get("inOrder"))}
-            for b in _data(reply) if isinstance(b, dict)], reply
+    rows = [{"currency": b.get("symbol", ""), "free": number_or_zero(b.get("available")),
+             "frozen": number_or_zero(b.get("inOrder"))} for b in _objects(reply)]
+    return rows, reply
 
 
 assets = accounts
 
 
-# ---------------------------------------------------------------------------- trading
+# -- Trading ---------------------------------------------------------------------------------------
 
 def trade(api, symbol, order_type, price, amount):
     """POST /v2/order (limit; price None = market, and a market buy spends `amount` quote through
@@ -382,7 +390,7 @@ def trade(api, symbol, order_type, price, amount):
 
 
 def _placed_id(market, reply):
-    order_id = _data(reply).get("orderId") if isinstance(reply, dict) else None
+    order_id = _data(reply, dict).get("orderId")
     if not order_id:
         raise PluginError(f"Bitvavo answered the order without an orderId: {str(reply)[:80]}")
     return f"{market},{order_id}"
@@ -392,22 +400,22 @@ def orders(api, symbol=None):
     """GET /v2/ordersOpen (one market's, or every market's without a symbol; at most 100 a market,
     so no pages)"""
     reply = api.get("/v2/ordersOpen", {"market": market_id(symbol) if symbol else None}, signed=True)
-    return [_order(o) for o in _data(reply)], reply
+    return [_order(o) for o in _objects(reply)], reply
 
 
 def order(api, order_id, symbol=None):
     """GET /v2/order?market=&orderId="""
     market, oid = split_order_id(order_id)
     reply = api.get("/v2/order", {"market": market, "orderId": oid}, signed=True)
-    return _order(_data(reply)), reply
+    return _order(_data(reply, dict)), reply
 
 
 def historyorders(api, symbol, since=None, limit=None):
     """GET /v2/orders (the latest 1000, or 1000 from `since`; the closed ones, oldest first)"""
     reply = api.get("/v2/orders", {"market": market_id(symbol), "limit": HISTORY_PAGE, "start": since},
                     signed=True)
-    closed = sorted((o for o in _data(reply) if o.get("status") not in OPEN_STATES),
-                    key=lambda o: int(num(o.get("created"))))
+    closed = sorted((o for o in _objects(reply) if o.get("status") not in OPEN_STATES),
+                    key=lambda o: int(number_or_zero(o.get("created"))))
     return [_order(o) for o in closed[-(limit or HISTORY_DEFAULT):]], reply
 
 
@@ -431,14 +439,18 @@ def io(api, http_method, path, params):
 
 
 def _order(o):
-    """A market buy by amountQuote has no amount: its amount is the quote it spends, as placed."""
-    filled, cost = num(o.get("filledAmount")), num(o.get("filledAmountQuote"))
+    """A Bitvavo order object as FMZ's Order. A market buy by amountQuote has no amount: its
+    amount is the quote it spends, as placed; a market order has no price (0)."""
+    filled, cost = number_or_zero(o.get("filledAmount")), number_or_zero(o.get("filledAmountQuote"))
     return {
         "id": f"{o.get('market', '')},{o.get('orderId', '')}",
         "symbol": str(to_symbol(o.get("market", ""))),
-        "amount": num(o.get("amount")) or num(o.get("amountQuote")), "price": num(o.get("price")),
-        "deal_amount": filled, "avg_price": cost / filled if filled and cost > 0 else num(0),
-        "type": o.get("side", ""), "status": STATUS.get(o.get("status"), o.get("status", "")),
+        "amount": number_or_zero(o.get("amount")) or number_or_zero(o.get("amountQuote")),
+        "price": number_or_zero(o.get("price")),
+        "deal_amount": filled, "avg_price": cost / filled if filled and cost > 0 else Decimal(0),
+        "type": o.get("side", ""), "offset": "", "contract_type": "",
+        "time": int(number_or_zero(o.get("created"))),
+        "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
 
 
