@@ -59,7 +59,7 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import binance, bingx, bitvavo, bybit, okx
+from exchanges import alpaca, binance, bingx, bitvavo, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
@@ -67,4 +67,5 @@ EXCHANGES = {
     "bybit": bybit,
     "bingx": bingx,
     "bitvavo": bitvavo,
+    "alpaca": alpaca,
 }

@@ -111,7 +111,7 @@ class FakeBitvavo(FakeExchange):
 
     def __init__(self):
         super().__init__()
-        self.engine = Engine(self.now_ms, first_order_id=FIRST_ORDER_ID)
+        self.engine = Engine(self.now_ms, first_id=FIRST_ORDER_ID)
         self.order_ids = {}               # engine id -> the UUID Bitvavo showed for it
         self.operators = []               # operatorId of every order and cancel, oldest first
         self.weight_minute, self.weight_used = {}, {}     # per API key (or "ip"): this minute's weight
