@@ -20,7 +20,7 @@ def balance(ex, currency):
     return {r["currency"]: r for r in ex.data("accounts")}[currency]
 
 
-def test_ticker(exchange):
+def test_ticker_answers_best_prices_24h_figures_and_ms_time(exchange):
     answer = exchange.call("ticker", symbol="BTC_USDT")
     t = answer["data"]
     assert t["symbol"] == "BTC_USDT"
@@ -77,7 +77,7 @@ def test_records_more_than_one_exchange_page(exchange):
     assert len(rows) == 1200 and len(set(times)) == 1200 and times == sorted(times)
 
 
-def test_records_unknown_period(exchange):
+def test_records_refuse_a_period_the_exchange_has_not(exchange):
     assert "7-minute" in exchange.error("records", symbol="BTC_USDT", period=7)
 
 
@@ -238,6 +238,7 @@ def test_a_single_fault_on_a_read_is_retried(exchange):
 
 # ---------------------------------------------------------------------------- FMZ's Order fields
 
+# FMZ's Order (syntax guide, struct Order), as every exchange answers it; test_contract_swap.py reads it too
 ORDER_FIELDS = {"id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "offset", "contract_type",
                 "time", "status"}
 
