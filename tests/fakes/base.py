@@ -106,6 +106,8 @@ class FakeExchange:
                           SWAP_ORDER_PATH is set)
         SWAP_ORDER_PATH   the path perpetual orders are placed on, when it is another; else None
         TIME_PATH         the path of the exchange's clock (a clock resync is counted on it)
+        SIGNS_TIME        False for an exchange whose signature carries no timestamp (Alpaca):
+                          no clock resync is then expected
         CANCEL_ROUTE      (VERB, path) of a cancel
         CODES             engine refusal reason (tests/fakes/engine.py) -> the exchange's own
                           error code, as text ("unknown_symbol": "51001")
@@ -120,6 +122,7 @@ class FakeExchange:
     NAME = ""
     ACCESS_KEY = SECRET_KEY = ""
     ORDER_PATH = TIME_PATH = ""
+    SIGNS_TIME = True
     SWAP_ORDER_PATH = None
     CANCEL_ROUTE = ("", "")
     CODES = {}
