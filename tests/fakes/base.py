@@ -24,6 +24,7 @@ path)`. A fake may add headers to its replies (rate-limit usage) in `reply_heade
 """
 import http.server
 import json
+import re
 import socket
 import socketserver
 import sys
@@ -129,6 +130,9 @@ class FakeExchange:
     FOREIGN_ORDER_ID = ""
     SWAPS = ("BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap")
     CONTRACT_UNITS = {}
+
+    CLIENT_ID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")   # the client order ids the plugin sends here
+    MAX_OPEN_ORDERS = None            # open orders the exchange allows per market (None: no such rule)
 
     def __init__(self):
         self.routes = {}
