@@ -27,6 +27,7 @@ MARKETS_TTL = 300.0           # seconds instrument specs are trusted before relo
 QUOTE_STEP = Decimal("0.00000001")   # a market buy's quote amount is sent to 8 decimals
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
+SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
 
 
 class PluginError(Exception):
@@ -524,6 +525,18 @@ class Request:
         return f"{self.path}?{self.query}" if self.query else self.path
 
 
+def _signed_values(before, request):
+    """The header and query values a signer added to a request that could be secret: the
+    signature, above all, which an exchange may echo back in an error and which must then be
+    blanked like the keys (timestamps, windows and other numbers are left out)."""
+    headers, query = before
+    added = [value for name, value in request.headers.items() if headers.get(name) != value]
+    known = set(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    added += [value for pair in urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+              if pair not in known for value in pair[1:]]
+    return [value for value in map(str, added) if len(value) >= SIGNATURE_MIN and not value.isdigit()]
+
+
 class Api:
     """One exchange, one set of keys, one base URL: what a handler calls the exchange through.
 
@@ -542,6 +555,7 @@ class Api:
         self.pool = pool
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
+        self.signatures = []          # what the signer added to each request (see _signed_values)
         self._keys = None
 
     @property
@@ -614,7 +628,9 @@ class Api:
         turn = self._wait_for_turn(request, params, signed, host)
         try:
             if signed:
+                before = dict(request.headers), request.query
                 self.exchange.sign(request, keys, self.now())
+                self.signatures += _signed_values(before, request)
             status, body, headers = self._send(request, idempotent, self.url_for(host))
             if turn is not None:
                 turn.observe(headers)
