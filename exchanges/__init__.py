@@ -43,10 +43,11 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import binance, bybit, okx
+from exchanges import binance, bingx, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
     "binance": binance,
     "bybit": bybit,
+    "bingx": bingx,
 }

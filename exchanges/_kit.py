@@ -280,10 +280,12 @@ class Limit:
         return self.cost(params) if callable(self.cost) else self.cost
 
     def describe(self):
-        unit = "weight" if self.pool and "weight" in self.pool else "requests"
-        counted = {None: "", "ip": " per IP", "key": " per API key"}.get(
-            self.per, " per " + (self.per or "").replace("key+", "API key and ").replace("ip+", "IP and "))
-        return f"{self.requests} {unit} per {self.seconds:g} s{counted}"
+        """`60 requests per 2 s per API key and instId`, `6000 spot request weight per 60 s per IP`."""
+        counted = {None: "", "ip": " per IP", "key": " per API key"}.get(self.per)
+        if counted is None:
+            who, _, param = self.per.partition("+")
+            counted = f" per {'API key' if who == 'key' else 'IP'} and {param}"
+        return f"{self.requests} {self.pool or 'requests'} per {self.seconds:g} s{counted}"
 
 
 def limits_of(entry):

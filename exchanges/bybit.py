@@ -23,31 +23,49 @@ import hmac
 import re
 from collections import namedtuple
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, new_client_id,
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, cancel_once, market, new_client_id,
                             num, order_size, place_once, plain, precision, round_down)
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
 CLOCK_ERRORS = ("10002",)            # The request time exceeds the time window range.
 RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
-# Bybit limits every IP to 600 requests per 5 s (all endpoints together; a quarter of that per
-# public endpoint here) and each account per endpoint per second (docs v5 "Rate Limit": orders
-# and cancels 10/s for linear, 20/s for spot, so 10; queries taken as 20/s).
+# Bybit counts two ways (docs v5 "Rate Limit Rules"): every IP may send 600 requests in any 5 s
+# (all endpoints together, public and private: one pool), and each account (UID) has a limit per
+# endpoint per second: order create and cancel 10/s for linear (20/s spot: 10 kept for both, the
+# stricter), queries taken as 20/s. Every private reply carries X-Bapi-Limit (the account's limit
+# of that endpoint) and X-Bapi-Limit-Status (what is left of it in this second), so the throttle
+# follows Bybit's own count of the endpoint (another program on the same key).
+def _bapi_used(headers):
+    """X-Bapi-Limit minus X-Bapi-Limit-Status: the calls Bybit counted to this endpoint and UID."""
+    limit, left = headers.get("X-Bapi-Limit"), headers.get("X-Bapi-Limit-Status")
+    if not (limit and left and limit.isdigit() and left.isdigit()):
+        return None
+    return max(0, int(limit) - int(left))
+
+
+PER_IP = Limit(600, 5.0, per="ip", pool="requests")       # one budget for every endpoint
+
+
+def _per_uid(requests):
+    return [PER_IP, Limit(requests, 1.0, per="key", used=_bapi_used)]
+
+
 RATE_LIMITS = {
-    "GET /v5/market/time": (150, 5.0),
-    "GET /v5/market/tickers": (150, 5.0),
-    "GET /v5/market/orderbook": (150, 5.0),
-    "GET /v5/market/recent-trade": (150, 5.0),
-    "GET /v5/market/kline": (150, 5.0),
-    "GET /v5/market/instruments-info": (150, 5.0),
-    "GET /v5/market/funding/history": (150, 5.0),
-    "GET /v5/account/wallet-balance": (20, 1.0),
-    "GET /v5/position/list": (20, 1.0),
-    "GET /v5/order/realtime": (20, 1.0),
-    "GET /v5/order/history": (20, 1.0),
-    "POST /v5/order/create": (10, 1.0),
-    "POST /v5/order/cancel": (10, 1.0),
-    "POST /v5/position/set-leverage": (10, 1.0),
+    "GET /v5/market/time": PER_IP,
+    "GET /v5/market/tickers": PER_IP,
+    "GET /v5/market/orderbook": PER_IP,
+    "GET /v5/market/recent-trade": PER_IP,
+    "GET /v5/market/kline": PER_IP,
+    "GET /v5/market/instruments-info": PER_IP,
+    "GET /v5/market/funding/history": PER_IP,
+    "GET /v5/account/wallet-balance": _per_uid(20),
+    "GET /v5/position/list": _per_uid(20),
+    "GET /v5/order/realtime": _per_uid(20),
+    "GET /v5/order/history": _per_uid(20),
+    "POST /v5/order/create": _per_uid(10),
+    "POST /v5/order/cancel": _per_uid(10),
+    "POST /v5/position/set-leverage": _per_uid(10),
 }
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (Bybit's default)
 CATEGORIES = {"spot": "spot", "swap": "linear"}      # FMZ market kind -> Bybit category

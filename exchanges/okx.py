@@ -21,16 +21,22 @@ import hmac
 from collections import namedtuple
 
 from exchanges import _kit
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, cancel_once, iso_ms, new_client_id, num,
+from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, cancel_once, iso_ms, new_client_id, num,
                             order_size, place_once, precision)
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
 CLOCK_ERRORS = ("50102",)            # Timestamp request expired
 RATE_LIMIT_ERRORS = ("50011", "50013", "50061")   # Too Many Requests / Systems busy / order rate limit
-# Documented limits, requests per 2 s (docs-v5, each endpoint's "Rate Limit" line). Public ones
-# count per IP, private ones per account (orders: per account and instrument; kept per key here,
-# which is stricter). _kit.Throttle holds every robot sharing a key under them.
+# Documented limits (docs-v5, each endpoint's "Rate Limit" and "Rate limit rule" lines), all per
+# 2 s. Public endpoints count per IP (a plain tuple: the whole process); private ones per account
+# (a plain tuple on a signed call: per API key). The order endpoints count per account AND
+# instrument ("Place order: 60 requests per 2 seconds, Rate limit rule: User ID + Instrument ID";
+# cancel-order and GET trade/order the same), so a grid on two pairs has 60 per 2 s on each; on
+# top of that, a sub-account may place at most 1000 orders per 2 s over all its instruments.
+# Where OKX counts finer than shown here (instruments per IP and instType), counting coarser is
+# only stricter. OKX sends no usage headers: the throttle counts alone.
+PER_INSTRUMENT = Limit(60, 2.0, per="key+instId")
 RATE_LIMITS = {
     "GET /api/v5/market/ticker": (20, 2.0),
     "GET /api/v5/market/tickers": (20, 2.0),
@@ -44,9 +50,9 @@ RATE_LIMITS = {
     "GET /api/v5/account/config": (5, 2.0),
     "GET /api/v5/account/positions": (10, 2.0),
     "POST /api/v5/account/set-leverage": (20, 2.0),
-    "POST /api/v5/trade/order": (60, 2.0),
-    "GET /api/v5/trade/order": (60, 2.0),
-    "POST /api/v5/trade/cancel-order": (60, 2.0),
+    "POST /api/v5/trade/order": [PER_INSTRUMENT, Limit(1000, 2.0, per="key", pool="orders")],
+    "GET /api/v5/trade/order": PER_INSTRUMENT,
+    "POST /api/v5/trade/cancel-order": PER_INSTRUMENT,
     "GET /api/v5/trade/orders-pending": (60, 2.0),
     "GET /api/v5/trade/orders-history": (40, 2.0),
 }

@@ -53,9 +53,9 @@ def test_rate_limited_read_waits_once_then_names_the_limit(exchange):
     endpoint = endpoint_of(exchange, "ticker", symbol="BTC_USDT")
     exchange.fake.inject("429", times=2)
     error = exchange.error("ticker", symbol="BTC_USDT")
-    requests, seconds = module_of(exchange).RATE_LIMITS[endpoint]
+    limit = _kit.limits_of(module_of(exchange).RATE_LIMITS[endpoint])[0]
     assert error.startswith(f"{exchange.fake.NAME} rate limit reached for {endpoint}")
-    assert f"{requests} requests per {seconds:g} s" in error
+    assert f"{exchange.fake.NAME} allows {limit.describe()}" in error
     assert len(requests_to(exchange, endpoint)) == 3            # the probe, the call, its one retry
     assert exchange.data("ticker", symbol="BTC_USDT")
 

@@ -100,7 +100,7 @@ def test_max_wait_counts_the_calls_waiting_ahead():
 
 def test_a_call_heavier_than_the_whole_limit_fails_at_once():
     throttle, clock = on_fake_clock()
-    with pytest.raises(PluginError, match="limit of 10 weight per 60 s"):
+    with pytest.raises(PluginError, match="limit of 10 spot weight per 60 s"):
         throttle.turn([("w", Limit(10, 60, pool="spot weight"), 11)], "X")
 
 
