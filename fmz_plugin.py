@@ -537,8 +537,8 @@ def printable(text):
 
 
 def _printable(value, limit):
-    """`value` as text cut to `limit` characters and made printable."""
-    return printable(str(value)[:limit])
+    """`value` as text cut to `limit` characters, each one that is not printable shown as ?."""
+    return "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
 
 
 class Traceback(str):
