@@ -341,11 +341,11 @@ class _Bucket:
         if self.reported[1] and self.reported[0] <= now - self.window:
             self.reported = (now, 0)
 
-    def earliest(self, now, units, ahead=0):
-        """When `units` more (behind `ahead` queued ones) fit in the window, counting answered
-        calls until a window after their answer; inf while only calls in flight could free room."""
+    def earliest(self, now, units):
+        """When `units` more fit in the window, counting answered calls until a window after
+        their answer; inf while only calls in flight could free room."""
         self.forget_before(now)
-        over = self.in_flight + ahead + self.done_units + self.reported[1] + units - self.limit.requests
+        over = self.in_flight + self.done_units + self.reported[1] + units - self.limit.requests
         if over <= 0:
             return now
         report_at, report_units = self.reported
