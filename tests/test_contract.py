@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+import fmz_plugin
+
 
 def order_requests(ex):
     """What the plugin sent to place orders (target and body), oldest first."""
@@ -59,7 +61,7 @@ def test_trades_oldest_first(exchange):
     rows = exchange.data("trades", symbol="BTC_USDT")
     assert len(rows) >= 50
     assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
-    assert set(rows[0]) == {"id", "time", "price", "amount", "type"}
+    assert set(rows[0]) == set(fmz_plugin.TRADE)
     assert isinstance(rows[0]["id"], str) and {r["type"] for r in rows} == {"buy", "sell"}
 
 
@@ -239,13 +241,12 @@ def test_a_single_fault_on_a_read_is_retried(exchange):
 
 # ---------------------------------------------------------------------------- FMZ's Order fields
 
-ORDER_FIELDS = {"id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "offset", "contract_type",
-                "time", "status"}
+ORDER_FIELDS = set(fmz_plugin.ORDER)          # the answer contract, written once in fmz_plugin
 
 
 def assert_spot_order(order, side, started_ms):
     """FMZ's Order of a spot order: type buy/sell, no offset nor contract type, time = creation ms."""
-    assert set(order) == ORDER_FIELDS
+    assert set(order) == ORDER_FIELDS and fmz_plugin.order_problems(order) == []
     assert (order["type"], order["offset"], order["contract_type"]) == (side, "", "")
     assert isinstance(order["time"], int) and started_ms - 1000 <= order["time"] <= started_ms + 60_000
 

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 import pytest
 
+import fmz_plugin
 from exchanges import EXCHANGES
 
 HOUR_MS = 3_600_000
@@ -81,9 +82,7 @@ def test_markets_list_spot_and_swap_with_contract_values(exchange):
     markets = exchange.data("markets")
     assert {"BTC_USDT", "ETH_USDT"} | served(exchange) <= set(markets)
     spot = markets["BTC_USDT"]
-    assert set(spot) == {"symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
-                         "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val",
-                         "ct_val_ccy"}
+    assert set(spot) == set(fmz_plugin.MARKET)
     assert (spot["symbol"], spot["base_asset"], spot["quote_asset"]) == ("BTC_USDT", "BTC", "USDT")
     assert (spot["tick_size"], spot["amount_size"], spot["min_qty"]) == (0.1, 0.00000001, 0.00001)
     assert (spot["price_precision"], spot["amount_precision"]) == (1, 8)
@@ -258,8 +257,7 @@ def test_hedge_mode_holds_long_and_short_apart(exchange):
 
 # ---------------------------------------------------------------------------- FMZ's Order fields
 
-ORDER_FIELDS = {"id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "offset", "contract_type",
-                "time", "status"}
+ORDER_FIELDS = set(fmz_plugin.ORDER)          # the answer contract, written once in fmz_plugin
 # FMZ order type -> (type: the side that goes to the book, offset); a close needs a position first
 BOOK_SIDES = {"buy": ("buy", "open"), "sell": ("sell", "open"), "closebuy": ("sell", "close"),
               "closesell": ("buy", "close")}
@@ -281,6 +279,7 @@ def test_swap_orders_carry_fmz_order_fields_in_every_listing(exchange, order_typ
 
     def check(order):
         assert set(order) == ORDER_FIELDS and order["symbol"] == "BTC_USDT.swap"
+        assert fmz_plugin.order_problems(order) == []
         assert (order["type"], order["offset"], order["contract_type"]) == (side, offset, "swap")
         assert isinstance(order["time"], int) and started - 1000 <= order["time"] <= started + 60_000
 
