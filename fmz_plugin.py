@@ -57,8 +57,8 @@ from collections import deque
 from decimal import Decimal
 
 from exchanges import EXCHANGES
-from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_number,
-                            parse_symbol)
+from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
+                            parse_number, parse_symbol)
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -460,6 +460,7 @@ class Settings:
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
         self.max_wait = max_wait                          # seconds a call may wait for its turn there
+        self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
 
     def allows(self, client_address):
@@ -538,7 +539,7 @@ def _serve_call(exchange, key, method, kwargs, envelope, settings):
     refuse_on_spot(exchange, method, kwargs)
     api = Api(exchange, envelope["access_key"], envelope["secret_key"],
               settings.base_urls_of(key), settings.timeout, throttle=settings.throttle,
-              max_wait=settings.max_wait)
+              max_wait=settings.max_wait, shared=settings.shared_reads)
     data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
 
