@@ -62,12 +62,13 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import alpaca, binance, bingx, bybit, okx
+from exchanges import alpaca, binance, bingx, bitvavo, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
     "binance": binance,
     "bybit": bybit,
     "bingx": bingx,
+    "bitvavo": bitvavo,
     "alpaca": alpaca,
 }

@@ -236,6 +236,14 @@ class Pool:
                 return
         conn.close()
 
+    def clear(self):
+        """Close every idle connection (tests: a dead fake's sockets must not pile up)."""
+        with self.lock:
+            idle, self.idle = self.idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
 
 def _closed_by_peer(conn):
     """True when an idle connection's socket is readable (the server closed it, or sent bytes

@@ -27,10 +27,12 @@ from tests.fakes.base import SERVE_POLL
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bingx import FakeBingX
+from tests.fakes.bitvavo import FakeBitvavo
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca}   # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca,
+         "Bitvavo": FakeBitvavo}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:
@@ -217,6 +219,7 @@ def fresh_caches():
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.CLOCK_OFFSETS.clear()
     yield
+    _kit.POOL.clear()       # idle sockets to this test's fakes; past 1024 open files select() fails
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ path)`. A fake may add headers to its replies (rate-limit usage) in `reply_heade
 """
 import http.server
 import json
+import re
 import socket
 import socketserver
 import sys
@@ -95,6 +96,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 class FakeExchange:
     """Start with `with FakeOKX() as fake:` (or start()/stop()); `fake.url` is its base URL."""
+
+    CLIENT_ID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")   # the client order ids the plugin sends here
+    MAX_OPEN_ORDERS = None            # open orders the exchange allows per market (None: no such rule)
 
     def __init__(self):
         self.routes = {}
