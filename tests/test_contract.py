@@ -26,7 +26,7 @@ def balance(ex, currency):
     return {r["currency"]: r for r in ex.data("accounts")}[currency]
 
 
-def test_ticker(exchange):
+def test_ticker_answers_best_prices_24h_figures_and_ms_time(exchange):
     answer = exchange.call("ticker", symbol="BTC_USDT")
     t = answer["data"]
     assert t["symbol"] == "BTC_USDT"
@@ -83,7 +83,7 @@ def test_records_more_than_one_exchange_page(exchange):
     assert len(rows) == 1200 and len(set(times)) == 1200 and times == sorted(times)
 
 
-def test_records_unknown_period(exchange):
+def test_records_refuse_a_period_the_exchange_has_not(exchange):
     assert "7-minute" in exchange.error("records", symbol="BTC_USDT", period=7)
 
 
@@ -227,7 +227,7 @@ def test_clock_skew_resyncs_and_retries_once(exchange):
     exchange.fake.clock_skew_ms = 120_000
     assert exchange.data("accounts")
     assert exchange.data("accounts")
-    resyncs = 1 if getattr(exchange.fake, "SIGNS_TIME", True) else 0     # Alpaca signs no timestamp
+    resyncs = 1 if exchange.fake.SIGNS_TIME else 0     # Alpaca signs no timestamp
     assert sum(target.startswith(exchange.fake.TIME_PATH) for _, target, _ in exchange.fake.requests) == resyncs
 
 
