@@ -1440,6 +1440,7 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "Allow": "--allow",
     "Timeout": "--timeout",
     "MaxWait": "--max-wait",
+    "MaxConnections": "--max-connections",
     "LogLevel": "--log-level",
     "Risk": "--risk-json",
     "HaltFile": "--halt-file",
