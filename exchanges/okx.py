@@ -8,6 +8,10 @@ Signing: base64(HMAC-SHA256(secret, timestamp + METHOD + path[?query] + body)), 
 timestamp is ISO-8601 UTC with milliseconds and is also sent as OK-ACCESS-TIMESTAMP. OKX
 refuses a timestamp more than 30 s away from its clock (50102), hence the clock offset.
 
+Orders carry the `expTime` header ("Transaction Timeouts": OKX does not process an order once its
+clock is past it), --timeout after signing, which is what lets _kit.place_once prove that an
+unanswered order was not placed. OKX takes expTime on placing and amending orders, not on cancels.
+
 Order ids given to FMZ are `INSTID,ORDID` (`ETH-USDT,123456`): order and cancel need no lookup.
 
 Perpetual swaps: `BTC_USDT.swap` is BTC-USDT-SWAP (USDT-margined), `BTC_USD.swap` BTC-USD-SWAP
@@ -26,8 +30,13 @@ from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, cancel_once, 
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
-CLOCK_ERRORS = ("50102",)            # Timestamp request expired
+CLOCK_ERRORS = ("50102", "50036")    # Timestamp request expired / expTime earlier than the system time
 RATE_LIMIT_ERRORS = ("50011", "50013", "50061")   # Too Many Requests / Systems busy / order rate limit
+# "Outcome unknown" (docs-v5 "Error Code"): 50004 endpoint request timeout (HTTP 400, "does not mean
+# that the request was successful or failed"), 50026 system error, 51054 request timed out, 51149
+# order timed out (same words as 50004), 51412 cancellation timed out, 51410 the order is already
+# being canceled. _kit looks the order up after any of them, whatever the HTTP status.
+AMBIGUOUS_ERRORS = ("50004", "50026", "51054", "51149", "51410", "51412")
 # Documented limits, requests per 2 s (docs-v5, each endpoint's "Rate Limit" line). Public ones
 # count per IP, private ones per account (orders: per account and instrument; kept per key here,
 # which is stricter). _kit.Throttle holds every robot sharing a key under them.
@@ -108,6 +117,8 @@ def sign(request, keys, now_ms):
     })
     if keys.simulated:
         request.headers["x-simulated-trading"] = "1"
+    if request.deadline is not None:
+        request.headers["expTime"] = str(request.deadline)     # not signed: a header of its own
 
 
 def check(status, reply):
@@ -297,7 +308,7 @@ def trade(api, symbol, side, price, amount):
 
     def send():
         try:
-            reply = api.post("/api/v5/trade/order", body)
+            reply = api.post("/api/v5/trade/order", body, deadline=True)
         except PluginError as error:
             if error.code == "51000" and "posSide" in str(error):
                 ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
@@ -313,7 +324,7 @@ def trade(api, symbol, side, price, amount):
             raise
         return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
 
-    return place_once(send, find)
+    return place_once(send, find, api, client_id)
 
 
 def _swap_order_fields(api, fmz_type):
@@ -402,13 +413,14 @@ def historyorders(api, symbol, since=None, limit=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """POST /api/v5/trade/cancel-order (sent once; if no answer came, the order is looked up)"""
+    """POST /api/v5/trade/cancel-order (sent once; an unanswered or refused cancel is explained by
+    looking the order up: 51400 covers filled, canceled and unknown orders alike)"""
     inst, ord_id = split_order_id(order_id)
 
     def send():
         return True, api.post("/api/v5/trade/cancel-order", {"instId": inst, "ordId": ord_id})
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def io(api, http_method, path, params):

@@ -8,13 +8,24 @@ switches below, which tests arm for the next matching request(s):
     fake.inject("5xx")                  answer HTTP 503
     fake.inject("429")                  answer the exchange's own rate-limit reply
     fake.inject("truncated")            answer the real reply cut in half
-    fake.inject("delay", seconds=2)     wait before answering
+    fake.inject("delay", seconds=2)     the request reaches the exchange 2 s late (the network held it)
+    fake.inject("queue", seconds=2)     the request arrives on time, but the engine takes it 2 s later
+                                        (a busy matching engine): its validity deadline is then
+                                        checked when the engine takes it, see deadline_of
+    fake.inject("unknown")              do the work, then answer the exchange's own "outcome unknown"
+                                        error (OKX 50004, Binance -1007, Bybit 10000)
     fake.inject("drop_after")           do the work (store the order), then close without answering
     fake.inject("drop_before")          close without doing anything
     fake.inject(kind, path=P, method="POST")   only requests to path P with that verb
     fake.clock_skew_ms = 60_000         the fake's clock runs ahead by a minute
     fake.close_idle()                   close every idle keep-alive connection (as servers do)
     fake.wait_idle()                    wait until no request is being served (a delayed one ended)
+
+Deadlines: an order request may carry the exchange's own validity deadline (OKX `expTime`,
+Binance and Bybit the signed timestamp plus `recvWindow`). `request.arrived_ms` is when the
+request reached the exchange (its gateway checks timestamps against it); a fake's order handlers
+refuse a request the engine takes after its deadline (`fake.taken_late(request)`), as the
+exchanges document, with the exchange's own code.
 
 A fake also records, in `fake.signatures`, every signature a client sent (from its
 `signature_of(request)`), so the secrets test can check that none of them leaks.
@@ -41,6 +52,7 @@ class FakeRequest:
         self.target = handler.path            # path?query exactly as sent, for signatures
         self.headers = handler.headers
         self.body = body.decode("utf-8", "replace")
+        self.arrived_ms = None                # when it reached the exchange (set by FakeExchange)
 
     def json(self):
         return json.loads(self.body) if self.body else {}
@@ -161,6 +173,7 @@ class FakeExchange:
 
     # ------------------------------------------------------------------ serving
     def handle(self, handler, request):
+        request.arrived_ms = self.now_ms()
         with self.lock:
             self.requests.append((request.method, request.target, request.body))
             signature = self.signature_of(request)
@@ -179,8 +192,10 @@ class FakeExchange:
             time.sleep(self.latency)
         fault = self._take_fault(request)
         kind = fault.kind if fault else None
-        if kind == "delay":
+        if kind in ("delay", "queue"):
             time.sleep(fault.seconds)
+        if kind != "queue":                 # a queued request arrived before it waited
+            request.arrived_ms = self.now_ms()
         if kind == "drop_before":
             return self._drop(handler)
         if kind == "html":
@@ -191,6 +206,8 @@ class FakeExchange:
             status, reply = self.rate_limited()
         else:
             status, reply = self.route(request)
+        if kind == "unknown":
+            status, reply = self.outcome_unknown()
         if kind == "drop_after":
             return self._drop(handler)
         body, content_type = (reply, "text/html") if isinstance(reply, bytes) else \
@@ -224,6 +241,20 @@ class FakeExchange:
 
     def rate_limited(self):
         raise NotImplementedError
+
+    def outcome_unknown(self):
+        """(status, reply) of the exchange's documented "the outcome is unknown" error."""
+        raise NotImplementedError
+
+    def deadline_of(self, request):
+        """The validity deadline (ms, exchange clock) an order request carries, or None."""
+        raise NotImplementedError
+
+    def taken_late(self, request):
+        """Whether the engine, now, takes a request after the deadline it carries: the exchange
+        then refuses it, however it got delayed."""
+        deadline = self.deadline_of(request)
+        return deadline is not None and self.now_ms() > deadline
 
     def signature_of(self, request):
         """The signature a private request carries (header or query field), or None."""
