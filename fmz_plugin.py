@@ -1,36 +1,49 @@
 #!/usr/bin/env python3
-"""fmz-plugin: an FMZ Quant "General Protocol" (通用协议) plugin. Standard library only.
+"""fmz-plugin: an FMZ Quant "General Protocol" (通用协议) plugin. One file, standard library only.
 
-An FMZ robot's docker POSTs every exchange call to this server, which signs and sends it to the
-exchange's REST API and answers in the shape FMZ expects:
+What it is: an FMZ robot's docker POSTs every exchange call to this server, which signs and
+sends it to the exchange's REST API and answers in the shape FMZ expects.
+
+Run it:   python fmz_plugin.py --port 6666
+then add an exchange on FMZ with protocol "General Protocol" and service address
+http://127.0.0.1:6666/OKX (see README.md). Protocol: https://www.fmz.com/digest-topic/10518
+
+Wire format (always HTTP 200, JSON):
 
     POST /OKX  {"access_key": "...", "secret_key": "...", "method": "ticker",
                 "params": {"symbol": "ETH_USDT"}, "nonce": 1730275031047002000}
     -> 200     {"data": {"symbol": "ETH_USDT", "buy": 2922.18, ...}, "raw": <the exchange's reply>}
            or  {"error": "OKX 51001: Instrument ID does not exist"}
 
-Run it:   python fmz_plugin.py --port 6666
-then add an exchange on FMZ with protocol "General Protocol" and service address
-http://127.0.0.1:6666/OKX (see README.md). Protocol: https://www.fmz.com/digest-topic/10518
+Reading guide, one request top to bottom:
+
+    Handler.do_POST          reads the body, decodes the JSON envelope            (HTTP server)
+    -> dispatch              names the exchange and method, the one place errors become {"error"}
+    -> PROTOCOL parser       the method's params as typed arguments              (Protocol)
+    -> exchange METHODS handler  exchanges/<name>.py, e.g. exchanges/okx.py ticker()
+    -> Api                   signs, throttles, sends and checks the call         (exchanges/_kit.py)
+
+Sections: Protocol (the methods and their parsers), Dispatch, HTTP server, Status (GET /),
+Serve (flags, banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs
+while serving: call (one request from a terminal), check (grade any plugin), bundle (this
+program as one file); the sub-command table and run() last.
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
 One file to copy:    python fmz_plugin.py bundle -o dist/fmz_plugin.py
-                     (that file is also an FMZ Python strategy: FMZ calls main(), see below)
+                     (that file is also an FMZ Python strategy: FMZ calls main())
 Status:              GET http://127.0.0.1:6666/ (JSON, or an HTML page for a browser)
 """
+__version__ = "0.1.0"
+
 import argparse
-import ast
 import contextlib
 import html
-import http.client
 import http.server
 import io
 import ipaddress
 import json
 import logging
-import math
-import os
 import queue
 import re
 import socket
@@ -40,33 +53,32 @@ import sys
 import threading
 import time
 import traceback
-import urllib.parse
 from collections import deque
-from decimal import Decimal, InvalidOperation, ROUND_UP
+from decimal import Decimal
 
 from exchanges import EXCHANGES
-from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, Api, PluginError, iso_ms, now_ms, parse_symbol, plain,
-                            round_down, to_decimal)
-
-__version__ = "0.1.0"
+from exchanges._kit import DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_symbol, to_decimal
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
 CLIENT_TIMEOUT = 30.0       # seconds a docker connection may stay silent mid-request or idle
-IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>"
+IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
-IO_LABEL = "IO"             # exchange.IO calls are counted under this method name
-BAD_REQUEST = "(bad request)"   # ... and requests that named no served method under this one
+IO_LABEL = "IO"             # how the status shows exchange.IO calls
+BAD_REQUEST = "(bad request)"   # ... and requests that named no served method
 LATENCIES_KEPT = 500        # recent call durations kept per method, for the p50 in the status
 STATUS_EVERY = 3.0          # seconds between two status tables in FMZ live-strategy mode
 
 log = logging.getLogger("fmz_plugin")
 
 
-# ---------------------------------------------------------------------------- parameters
+# -- Protocol: the methods, their parsers and the alias table --------------------------------------
 # The docker sends most values as strings ("limit": "30"), some as numbers ("since": 0).
 # Each parser below turns one method's params into the typed keyword arguments every
 # exchange handler receives, or raises PluginError naming the bad field.
+
+ORDER_TYPES = ("buy", "sell", "closebuy", "closesell")    # FMZ's order `type`
+CLOSE_TYPES = ("closebuy", "closesell")                   # close a long / a short: swaps only
 
 def _symbol(params, required=True, allow_range=False):
     value = params.get("symbol")
@@ -110,17 +122,18 @@ def records_params(params):
 
 
 def trade_params(params):
-    """price -1 is FMZ's market order; amount must be positive."""
-    side = params.get("type")
-    if not isinstance(side, str) or side.lower() not in ("buy", "sell", "closebuy", "closesell"):
-        raise PluginError(f"type must be buy, sell, closebuy or closesell, got {side!r}")
+    """FMZ's `type` is the order_type (buy, sell, closebuy, closesell); price -1 is FMZ's market
+    order; amount must be positive."""
+    order_type = params.get("type")
+    if not isinstance(order_type, str) or order_type.lower() not in ORDER_TYPES:
+        raise PluginError(f"type must be buy, sell, closebuy or closesell, got {order_type!r}")
     price = to_decimal(params.get("price"), "price")
     amount = to_decimal(params.get("amount"), "amount")
     if price != -1 and price <= 0:
         raise PluginError(f"price must be positive, or -1 for a market order, got {params['price']!r}")
     if amount <= 0:
         raise PluginError(f"amount must be positive, got {params['amount']!r}")
-    return {"symbol": _symbol(params), "side": side.lower(),
+    return {"symbol": _symbol(params), "order_type": order_type.lower(),
             "price": None if price == -1 else price, "amount": amount}
 
 
@@ -166,12 +179,29 @@ PROTOCOL = {
     "tickers": range_params,
     "positions": range_params,
     "margin_level": margin_level_params,
-    "marginlevel": margin_level_params,
     "fundings": range_params,
 }
 
+# Other names the docker may use for a PROTOCOL method (matched in lower case) -> that method.
+ALIASES = {
+    "marginlevel": "margin_level",
+}
 
-ALIASES = {"marginlevel": "margin_level"}      # names the docker may use for the same call
+SWAP_ONLY = ("positions", "margin_level", "fundings")    # methods of perpetual swaps alone
+
+
+def refuse_on_spot(exchange, method, kwargs):
+    """Refuse, once here for every exchange, what none serves on a spot symbol: a swap-only
+    method, and an order that closes a position (closebuy/closesell)."""
+    symbol = kwargs.get("symbol")
+    if symbol is None or symbol.is_swap:
+        return
+    if method in SWAP_ONLY:
+        raise PluginError(f"{exchange.NAME} {method} is for perpetual swaps such as BTC_USDT.swap or "
+                          f"USDT.swap, not {symbol}")
+    if kwargs.get("order_type") in CLOSE_TYPES:
+        raise PluginError(f"{exchange.NAME} spot orders are buy or sell, not {kwargs['order_type']!r}: "
+                          f"closebuy/closesell are for swaps such as BTC_USDT.swap")
 
 
 def io_params(method, params, http_method):
@@ -190,15 +220,17 @@ def io_params(method, params, http_method):
     return {"http_method": verb, "path": path, "params": params}
 
 
-# ---------------------------------------------------------------------------- dispatch
+# -- Dispatch: one request to its answer -----------------------------------------------------------
 
 class Settings:
     """What the command line decides for every exchange call."""
 
-    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None):
+    def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
+                 max_wait=THROTTLE_MAX_WAIT):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
+        self.max_wait = max_wait                          # seconds a call may wait for its turn there
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
 
     def allows(self, client_address):
@@ -222,91 +254,64 @@ class Settings:
         return found
 
 
-class Stats:
-    """Calls, errors, the last error and recent durations per exchange and method, since start.
-
-    dispatch() records every call that named a served exchange; GET /status and the FMZ status
-    table read it. The last error is the text already answered to the docker, so it never
-    holds a key (dispatch redacts them).
-    """
-
-    def __init__(self):
-        self.started = time.monotonic()
-        self.lock = threading.Lock()
-        self.methods = {}                  # (exchange NAME, method) -> MethodStats
-
-    def record(self, exchange, method, seconds, error=None):
-        with self.lock:
-            entry = self.methods.get((exchange, method))
-            if entry is None:
-                entry = self.methods[exchange, method] = MethodStats()
-            entry.calls += 1
-            entry.durations.append(seconds)
-            if error is not None:
-                entry.errors += 1
-                entry.last_error = error
-
-    def uptime(self):
-        return time.monotonic() - self.started
-
-    def rows(self):
-        """One dict per exchange and method, sorted: what /status and the FMZ table show."""
-        with self.lock:
-            return [{"exchange": exchange, "method": method, "calls": entry.calls,
-                     "errors": entry.errors, "last_error": entry.last_error,
-                     "p50_ms": round(statistics.median(entry.durations) * 1000, 1)}
-                    for (exchange, method), entry in sorted(self.methods.items())]
-
-
-class MethodStats:
-    __slots__ = ("calls", "errors", "last_error", "durations")
-
-    def __init__(self):
-        self.calls, self.errors, self.last_error = 0, 0, ""
-        self.durations = deque(maxlen=LATENCIES_KEPT)
-
-
 def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None):
-    """One docker request -> (method, symbol, answer). The only place errors become {"error"}.
+    """One docker request -> its answer, {"data", "raw"} or {"error"}: the only place errors
+    become {"error"}.
 
-    When `stats` is given, the call is counted there under the exchange and method it named
-    (a request too malformed to name a served method counts as BAD_REQUEST).
+    When `stats` is given, the call is counted there under the exchange and the served method
+    it named, refused or not (a request too malformed to name one counts as BAD_REQUEST).
     """
-    settings = settings or Settings()
     started = time.monotonic()
-    served = EXCHANGES.get(exchange_name.lower())         # whom to count the call under
-    label, method, symbol = BAD_REQUEST, "?", ""
+    exchange = EXCHANGES.get(exchange_name.lower())
+    method = BAD_REQUEST
     try:
-        exchange, method, params = _unpack(exchange_name, envelope)
-        symbol = params.get("symbol", "") if isinstance(params.get("symbol"), str) else ""
-        if method.startswith(IO_PREFIX):
-            label = IO_LABEL
-            name, kwargs = IO_PREFIX, io_params(method, params, http_method)
-        else:
-            name = method.lower()
-            if name not in PROTOCOL:
-                raise PluginError(f"unknown method: {method[:60]}")
-            parse, name = PROTOCOL[name], ALIASES.get(name, name)
-            label, kwargs = name, parse(params)
-        handler = exchange.METHODS.get(name)
-        if handler is None:
-            raise PluginError(f"{exchange.NAME} does not support {name}")
-        api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-                  settings.base_urls_of(exchange_name.lower()), settings.timeout, throttle=settings.throttle)
-        data, raw = handler(api, **kwargs)
-        answer = {"data": data, "raw": raw}
+        params = _unpack(exchange, exchange_name, envelope)
+        method = _served_method(envelope["method"])
+        kwargs = _parse_params(method, envelope["method"], params, http_method)
+        answer = _serve_call(exchange, exchange_name.lower(), method, kwargs, envelope, settings or Settings())
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope))}
     except Exception as error:
         log.error("internal error in %s: %s", method, redact(traceback.format_exc(), envelope))
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
-    if stats is not None and served is not None:
-        stats.record(served.NAME, label, time.monotonic() - started, answer.get("error"))
-    return method, symbol, answer
+    if stats is not None and exchange is not None:
+        stats.record(exchange.NAME, method, time.monotonic() - started, answer.get("error"))
+    return answer
 
 
-def _unpack(exchange_name, envelope):
-    exchange = EXCHANGES.get(exchange_name.lower())
+def _served_method(called):
+    """The PROTOCOL method a request's method names (through ALIASES, in any case), or IO_PREFIX
+    for an exchange.IO call: the key of the exchange module's handler."""
+    if called.startswith(IO_PREFIX):
+        return IO_PREFIX
+    method = ALIASES.get(called.lower(), called.lower())
+    if method not in PROTOCOL:
+        raise PluginError(f"unknown method: {called[:60]}")
+    return method
+
+
+def _parse_params(method, called, params, http_method):
+    """The handler's keyword arguments (exchange.IO: its path is in the method as called)."""
+    if method == IO_PREFIX:
+        return io_params(called, params, http_method)
+    return PROTOCOL[method](params)
+
+
+def _serve_call(exchange, key, method, kwargs, envelope, settings):
+    """The exchange module's handler of `method`, called with an Api for these keys."""
+    handler = exchange.METHODS.get(method)
+    if handler is None:
+        raise PluginError(f"{exchange.NAME} does not support {method}")
+    refuse_on_spot(exchange, method, kwargs)
+    api = Api(exchange, envelope["access_key"], envelope["secret_key"],
+              settings.base_urls_of(key), settings.timeout, throttle=settings.throttle,
+              max_wait=settings.max_wait)
+    data, raw = handler(api, **kwargs)
+    return {"data": data, "raw": raw}
+
+
+def _unpack(exchange, exchange_name, envelope):
+    """The envelope's params, once the exchange is served and the envelope well formed."""
     if exchange is None:
         served = ", ".join("/" + module.NAME for module in EXCHANGES.values())
         raise PluginError(f"unknown exchange path /{exchange_name[:40]}: this plugin serves {served}")
@@ -323,7 +328,7 @@ def _unpack(exchange_name, envelope):
         params = {}
     if not isinstance(params, dict):
         raise PluginError(f"params must be a JSON object, got {type(params).__name__}")
-    return exchange, envelope["method"], params
+    return params
 
 
 _KEY_TEXT = re.compile(r"[\x20-\x7e]*")
@@ -347,6 +352,15 @@ def _capped(message, limit=MAX_ERROR):
     return message if len(message) <= limit else message[:limit] + "..."
 
 
+def _logged(envelope):
+    """The method and symbol a request names, as text for its log line ("?" when it names none)."""
+    envelope = envelope if isinstance(envelope, dict) else {}
+    params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
+    method, symbol = envelope.get("method"), params.get("symbol")
+    return (_printable(method, 60) if isinstance(method, str) else "?",
+            _printable(symbol, 30) if isinstance(symbol, str) else "")
+
+
 def _printable(value, limit):
     """A value for a log line: control characters shown as ?, so no input can forge a line."""
     return re.sub(r"[\x00-\x1f\x7f]", "?", str(value)[:limit])
@@ -363,7 +377,7 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-# ---------------------------------------------------------------------------- HTTP server
+# -- HTTP server -----------------------------------------------------------------------------------
 
 class Handler(http.server.BaseHTTPRequestHandler):
     """POST /<Exchange> with the docker's JSON envelope; every answer is HTTP 200 JSON."""
@@ -385,11 +399,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._answer({"error": "the request body is not valid JSON"}, close=True)
         except RecursionError:
             return self._answer({"error": "the request body is nested too deeply"})
-        method, symbol, answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
-                                          self.server.settings, self.server.stats)
+        answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
+                          self.server.settings, self.server.stats)
         self._answer(answer)
         outcome = "ok" if "data" in answer else "error: " + answer["error"]
-        log.info("%s %s %s %.0fms %s", exchange_name, _printable(method, 60), _printable(symbol, 30),
+        log.info("%s %s %s %.0fms %s", exchange_name, *_logged(envelope),
                  (time.monotonic() - started) * 1000, outcome)
 
     def do_GET(self):
@@ -422,8 +436,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise PluginError(f"the request body is over {MAX_BODY} bytes")
         try:
             body = self.rfile.read(length)
-        except (socket.timeout, TimeoutError):      # distinct classes before Python 3.10
-            raise PluginError(f"the request body did not arrive within {self.timeout:g}s") from None
+        except (socket.timeout, TimeoutError) as error:      # distinct classes before Python 3.10
+            raise PluginError(f"the request body did not arrive within {self.timeout:g}s") from error
         if len(body) < length:
             raise PluginError("the request body is shorter than its Content-Length")
         return body
@@ -459,6 +473,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128          # listen backlog: 32 robots connecting at once are all accepted
 
     def __init__(self, address, settings=None):
         super().__init__(address, Handler)
@@ -473,10 +488,56 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             log.error("error serving %s: %s", client_address[0], traceback.format_exc())
 
 
-# ---------------------------------------------------------------------------- status
+# -- Status: GET / and the FMZ status table --------------------------------------------------------
 # What GET / (and GET /status) and the FMZ status table show: the version, the uptime, the
 # service addresses and the Stats counters, whose error texts are the (redacted) answers
 # already sent. Never a key, and no base URL (a proxy URL may carry a password).
+
+class Stats:
+    """Calls, errors, the last error and recent durations per exchange and method, since start.
+
+    dispatch() records every call that named a served exchange; GET /status and the FMZ status
+    table read it. The last error is the text already answered to the docker, so it never
+    holds a key (dispatch redacts them).
+    """
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.methods = {}                  # (exchange NAME, method) -> MethodStats
+
+    def record(self, exchange, method, seconds, error=None):
+        """Count one call; exchange.IO calls (method IO_PREFIX) are counted together as IO_LABEL."""
+        key = (exchange, IO_LABEL if method == IO_PREFIX else method)
+        with self.lock:
+            entry = self.methods.get(key)
+            if entry is None:
+                entry = self.methods[key] = MethodStats()
+            entry.calls += 1
+            entry.durations.append(seconds)
+            if error is not None:
+                entry.errors += 1
+                entry.last_error = error
+
+    def uptime(self):
+        return time.monotonic() - self.started
+
+    def rows(self):
+        """One dict per exchange and method, sorted: what /status and the FMZ table show."""
+        with self.lock:
+            return [{"exchange": exchange, "method": method, "calls": entry.calls,
+                     "errors": entry.errors, "last_error": entry.last_error,
+                     "p50_ms": round(statistics.median(entry.durations) * 1000, 1)}
+                    for (exchange, method), entry in sorted(self.methods.items())]
+
+
+class MethodStats:
+    __slots__ = ("calls", "errors", "last_error", "durations")
+
+    def __init__(self):
+        self.calls, self.errors, self.last_error = 0, 0, ""
+        self.durations = deque(maxlen=LATENCIES_KEPT)
+
 
 def status_report(server):
     host, port = server.server_address[:2]
@@ -548,7 +609,7 @@ def status_table(report):
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
 
 
-# ---------------------------------------------------------------------------- command line
+# -- Serve: flags and banner -----------------------------------------------------------------------
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
@@ -568,11 +629,16 @@ def parse_args(argv):
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
                         help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
                              "others get HTTP 403 (default: any)")
+    parser.add_argument("--max-wait", type=float, default=THROTTLE_MAX_WAIT, metavar="SECONDS",
+                        help="how long a call may wait for its turn under an exchange's rate limit before "
+                             f"it fails naming the limit (default {THROTTLE_MAX_WAIT:g})")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
     args = parser.parse_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    if not 0 <= args.max_wait <= 3600:
+        parser.error(f"--max-wait wants seconds from 0 to 3600, got {args.max_wait:g}")
     args.allow_list = None
     if args.allow is not None:
         args.allow_list = [item.strip() for item in args.allow.split(",") if item.strip()]
@@ -601,7 +667,8 @@ def parse_base_urls(parser, items):
 
 
 def settings_of(args):
-    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list)
+    return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
+                    max_wait=args.max_wait)
 
 
 def banner(server, settings):
@@ -633,7 +700,121 @@ def serve(argv):
         server.server_close()
 
 
-# ---------------------------------------------------------------------------- call: one request from a terminal
+# -- FMZ strategy mode -----------------------------------------------------------------------------
+# Pasted into FMZ as a Python strategy, this file runs inside the robot: FMZ calls main() with
+# its API (Log, LogStatus, Sleep) and the strategy parameters set as globals of this file.
+
+STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> command-line flag
+    "Address": "--address",
+    "Port": "--port",
+    "Allow": "--allow",
+    "Timeout": "--timeout",
+    "MaxWait": "--max-wait",
+    "LogLevel": "--log-level",
+}
+STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
+
+
+def strategy_argv(params):
+    """The command line that the strategy parameters stand for (absent or empty: the default).
+
+    BaseUrls holds --base-url values separated by spaces or commas: `okx=https://my.okx.com`.
+    """
+    argv = ["--log-level", STRATEGY_LOG_LEVEL]
+    for name, flag in STRATEGY_PARAMETERS.items():
+        value = params.get(name)
+        if value not in (None, ""):
+            argv += [flag, str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)]
+    for item in re.split(r"[\s,]+", str(params.get("BaseUrls") or "")):
+        if item:
+            argv += ["--base-url", item]
+    return argv
+
+
+class LogLines(logging.Handler):
+    """`with LogLines(level) as lines:` holds the plugin's log lines here instead of stderr, so
+    that main() hands them to FMZ's Log from its own thread, never from a server thread."""
+
+    def __init__(self, level):
+        super().__init__()
+        self.wanted = level.upper()
+        self.lines = queue.SimpleQueue()
+        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+    def __enter__(self):
+        self.before = (log.level, log.propagate)
+        log.addHandler(self)
+        log.setLevel(self.wanted)
+        log.propagate = False
+        return self
+
+    def __exit__(self, *exc):
+        log.removeHandler(self)
+        log.setLevel(self.before[0])
+        log.propagate = self.before[1]
+
+    def emit(self, record):
+        self.lines.put(self.format(record))
+
+    def take(self):
+        while not self.lines.empty():
+            yield self.lines.get()
+
+
+def strategy_args(params, say):
+    """parse_args() of the strategy parameters; a wrong one is said in FMZ's log, not on stderr."""
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            return parse_args(strategy_argv(params))
+    except SystemExit:
+        say("fmz-plugin: a strategy parameter is wrong: " + errors.getvalue().strip().splitlines()[-1])
+        raise
+
+
+def main(stop=None):
+    """FMZ's entry point: serve with the strategy parameters and show the status table.
+
+    Runs until FMZ stops the strategy (FMZ's Sleep then raises) or, when called from Python,
+    until the threading.Event `stop` is set; either way the server is shut down and its port
+    freed before main() returns or the exception goes on.
+    """
+    fmz = globals()
+    say = fmz.get("Log") or print
+    show = fmz.get("LogStatus") or (lambda text: None)
+    sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
+    args = strategy_args(fmz, say)
+    settings = settings_of(args)
+    server = Server((args.address, args.port), settings)
+    threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
+    say(banner(server, settings))
+    try:
+        with LogLines(args.log_level) as lines:
+            while stop is None or not stop.is_set():
+                for line in lines.take():
+                    say(line)
+                show(status_table(status_report(server)))
+                sleep(STATUS_EVERY * 1000)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ==================================================================================================
+# == Tools: nothing below runs while serving =======================================================
+# ==================================================================================================
+# The tools' own imports: the server above needs none of them.
+import ast
+import http.client
+import math
+import os
+import urllib.parse
+from decimal import InvalidOperation, ROUND_UP
+
+from exchanges._kit import iso_ms, now_ms, plain, round_down
+
+
+# -- Tools: call, one request from a terminal ------------------------------------------------------
 # `call OKX ticker symbol=BTC_USDT` sends the envelope a docker would send, either to a running
 # plugin (--url, ours or anyone's) or in-process through dispatch(), and prints the answer for
 # a person: data as a table or aligned fields, the error in red, the round-trip time on stderr.
@@ -834,7 +1015,7 @@ def call_command(argv):
     else:
         where, started = "in-process", time.monotonic()
         settings = Settings(args.base_urls, args.timeout or DEFAULT_TIMEOUT)
-        answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)[2]))
+        answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)))
         ms = _ms_since(started)
     show_answer(answer, args.raw, envelope)
     print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where})", file=sys.stderr)
@@ -852,7 +1033,7 @@ def show_answer(answer, with_raw, envelope):
         print("raw:\n" + redact(raw, envelope))
 
 
-# ---------------------------------------------------------------------------- check: grade any plugin
+# -- Tools: check, grade any plugin ----------------------------------------------------------------
 # `check http://127.0.0.1:6666/OKX` runs the protocol contract against a plugin in any language
 # and prints one row per check. Read checks validate each method's answer; error checks send
 # bad requests that must each get HTTP 200 JSON {"error"} and leave the plugin serving; --trade
@@ -1416,7 +1597,7 @@ def trade_check(checker, confirmed):
     checker.trade(price, amount)
 
 
-# ---------------------------------------------------------------------------- one file
+# -- Tools: bundle, this program as one file -------------------------------------------------------
 # `python fmz_plugin.py bundle -o dist/fmz_plugin.py` writes this program and every project
 # module it imports as ONE plain source file: each module's text, in dependency order, is run
 # as that module and registered in sys.modules under its own name, so every import statement
@@ -1612,106 +1793,7 @@ def _raw_literal(text):
                                 for piece in pieces)
 
 
-# ---------------------------------------------------------------------------- FMZ live-strategy mode
-# Pasted into FMZ as a Python strategy, this file runs inside the robot: FMZ calls main() with
-# its API (Log, LogStatus, Sleep) and the strategy parameters set as globals of this file.
-
-STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> command-line flag
-    "Address": "--address",
-    "Port": "--port",
-    "Allow": "--allow",
-    "Timeout": "--timeout",
-    "LogLevel": "--log-level",
-}
-STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
-
-
-def strategy_argv(params):
-    """The command line that the strategy parameters stand for (absent or empty: the default).
-
-    BaseUrls holds --base-url values separated by spaces or commas: `okx=https://my.okx.com`.
-    """
-    argv = ["--log-level", STRATEGY_LOG_LEVEL]
-    for name, flag in STRATEGY_PARAMETERS.items():
-        value = params.get(name)
-        if value not in (None, ""):
-            argv += [flag, str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)]
-    for item in re.split(r"[\s,]+", str(params.get("BaseUrls") or "")):
-        if item:
-            argv += ["--base-url", item]
-    return argv
-
-
-class LogLines(logging.Handler):
-    """`with LogLines(level) as lines:` holds the plugin's log lines here instead of stderr, so
-    that main() hands them to FMZ's Log from its own thread, never from a server thread."""
-
-    def __init__(self, level):
-        super().__init__()
-        self.wanted = level.upper()
-        self.lines = queue.SimpleQueue()
-        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-
-    def __enter__(self):
-        self.before = (log.level, log.propagate)
-        log.addHandler(self)
-        log.setLevel(self.wanted)
-        log.propagate = False
-        return self
-
-    def __exit__(self, *exc):
-        log.removeHandler(self)
-        log.setLevel(self.before[0])
-        log.propagate = self.before[1]
-
-    def emit(self, record):
-        self.lines.put(self.format(record))
-
-    def take(self):
-        while not self.lines.empty():
-            yield self.lines.get()
-
-
-def strategy_args(params, say):
-    """parse_args() of the strategy parameters; a wrong one is said in FMZ's log, not on stderr."""
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors):
-            return parse_args(strategy_argv(params))
-    except SystemExit:
-        say("fmz-plugin: a strategy parameter is wrong: " + errors.getvalue().strip().splitlines()[-1])
-        raise
-
-
-def main(stop=None):
-    """FMZ's entry point: serve with the strategy parameters and show the status table.
-
-    Runs until FMZ stops the strategy (FMZ's Sleep then raises) or, when called from Python,
-    until the threading.Event `stop` is set; either way the server is shut down and its port
-    freed before main() returns or the exception goes on.
-    """
-    fmz = globals()
-    say = fmz.get("Log") or print
-    show = fmz.get("LogStatus") or (lambda text: None)
-    sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
-    args = strategy_args(fmz, say)
-    settings = settings_of(args)
-    server = Server((args.address, args.port), settings)
-    threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
-    say(banner(server, settings))
-    try:
-        with LogLines(args.log_level) as lines:
-            while stop is None or not stop.is_set():
-                for line in lines.take():
-                    say(line)
-                show(status_table(status_report(server)))
-                sleep(STATUS_EVERY * 1000)
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# ---------------------------------------------------------------------------- sub-commands
+# -- Sub-commands ----------------------------------------------------------------------------------
 
 # `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
 COMMANDS = {

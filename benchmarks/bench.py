@@ -2,7 +2,7 @@
 """Benchmark: this plugin beside a bare http.server and the FMZ guide's reference program.
 
     python3 benchmarks/bench.py              # OKX; about a minute and a half; prints Markdown tables
-    python3 benchmarks/bench.py --exchange all        # OKX, Binance and Bybit, each through its fake
+    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit and BingX, each through its fake
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
 
@@ -48,6 +48,7 @@ ROUNDS = 3                               # rounds per row, interleaved across se
 
 sys.path.insert(0, str(ROOT))
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
+from tests.fakes.bingx import FakeBingX       # noqa: E402
 from tests.fakes.bybit import FakeBybit       # noqa: E402
 from tests.fakes.okx import FakeOKX           # noqa: E402
 
@@ -56,6 +57,7 @@ EXCHANGES = {
     "okx": ("OKX", FakeOKX, "/api/v5/market/ticker?instId=BTC-USDT"),
     "binance": ("Binance", FakeBinance, "/api/v3/ticker/24hr?symbol=BTCUSDT"),
     "bybit": ("Bybit", FakeBybit, "/v5/market/tickers?category=spot&symbol=BTCUSDT"),
+    "bingx": ("BingX", FakeBingX, "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT"),
 }
 
 

@@ -12,7 +12,9 @@ Constants
                 the exchange's error codes (strings) for "timestamp out of window" and "too many
                 requests"; _kit.Api resyncs the clock or waits once when it sees them.
     RATE_LIMITS {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
-                _kit's throttle keeps each key (private paths) or the process (public) under.
+                _kit's throttle keeps each key (signed calls) or the process (public) under; a
+                value may instead be a _kit.Limit (or a list of them) saying what the exchange
+                counts it per (IP, key, key + instrument) and a call's weight (see _kit.Limit).
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the
@@ -33,15 +35,19 @@ Protocol handlers, listed in the module's METHODS dict
     arrive parsed and checked: `symbol` a _kit.Symbol, prices and amounts Decimal (price None
     for a market order), limits and times int (None when the docker sent none). A method the
     module does not list is answered "<NAME> does not support <method>".
+    `trade(api, symbol, order_type, price, amount)`: order_type is FMZ's buy, sell, closebuy or
+    closesell. The core refuses, before any handler runs, a close type on a spot symbol and a
+    swap-only method (positions, margin_level, fundings) on a spot symbol.
 
 Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import binance, bybit, okx
+from exchanges import binance, bingx, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
     "binance": binance,
     "bybit": bybit,
+    "bingx": bingx,
 }

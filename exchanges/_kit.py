@@ -20,7 +20,9 @@ DEFAULT_TIMEOUT = 10.0        # seconds, connect and each read, for every outbou
 POOL_SIZE = 8                 # idle keep-alive connections kept per exchange host
 RETRY_BACKOFF = 0.2           # seconds before the single retry of an idempotent read
 RATE_LIMIT_WAIT = 0.5         # seconds a read waits once after the exchange said "slow down"
-THROTTLE_MAX_WAIT = 1.0       # seconds a call may wait for the client-side rate limit before failing
+THROTTLE_MAX_WAIT = 10.0      # seconds a call may wait for its turn under a rate limit (--max-wait)
+THROTTLE_MARGIN = 0.05        # seconds added to every documented window, for the exchange's clock
+THROTTLE_SWEEP = 5.0          # seconds between two sweeps of idle throttle buckets
 MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
 DEADLINE_MAX_MS = 60_000      # an order's validity deadline is --timeout after signing, at most this
                               # (Binance's recvWindow cannot exceed 60000)
@@ -88,32 +90,34 @@ class Symbol:
         return other.quote == self.quote and other.kind == self.kind
 
 
-_CURRENCY = re.compile(r"^[A-Z0-9]{1,20}$")
+_CURRENCY = re.compile(r"[A-Za-z0-9]{1,20}")     # ASCII only, checked before upper-casing
 KINDS = ("spot", "swap")
 
 
 def parse_symbol(text, allow_range=False):
-    """`eth_usdt` -> Symbol('ETH_USDT'); `BTC_USDT.swap` -> a swap; `USDT.swap` only as a range."""
+    """`eth_usdt` -> Symbol('ETH_USDT'); `BTC_USDT.swap` -> a swap; `USDT.swap` only as a range.
+
+    Letters are checked to be ASCII before they are upper-cased: Unicode rules would turn the
+    Turkish dotless `ı` into `I` (`ıNJ_USDT` -> INJ_USDT), a symbol the trader never wrote."""
     if not isinstance(text, str) or not text.strip():
         raise PluginError("symbol is missing (expected e.g. ETH_USDT)")
     pair, _, kind = text.strip().partition(".")
-    kind = kind.lower() or "spot"
+    kind = (kind or "spot").lower() if kind.isascii() else kind
     if kind not in KINDS:
         raise PluginError(f"invalid symbol {_short(text, 60)}: market type {_short(kind, 20)} "
                           f"is not one of {', '.join(KINDS)}")
-    parts = pair.upper().split("_")
-    if len(parts) == 1 and allow_range and _CURRENCY.match(parts[0]):
-        return Symbol("", parts[0], kind)
-    if len(parts) != 2 or not all(_CURRENCY.match(p) for p in parts):
+    parts = pair.split("_")
+    if len(parts) not in ((1, 2) if allow_range else (2,)) or not all(_CURRENCY.fullmatch(p) for p in parts):
         raise PluginError(f"invalid symbol {_short(text, 60)}: expected BASE_QUOTE such as ETH_USDT or BTC_USDT.swap")
-    return Symbol(parts[0], parts[1], kind)
+    parts = [part.upper() for part in parts]
+    return Symbol(parts[0], parts[1], kind) if len(parts) == 2 else Symbol("", parts[0], kind)
 
 
 # ---------------------------------------------------------------------------- numbers
 
 def to_decimal(value, name):
     """A finite Decimal from the docker's value, which may be a string or a number."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not _ascii_number(value):
         raise PluginError(f"{name} must be a number, got {_short(value)}")
     try:
         number = Decimal(value.strip() if isinstance(value, str) else repr(value))
@@ -124,6 +128,12 @@ def to_decimal(value, name):
     if number and not -NUMBER_RANGE <= number.adjusted() < NUMBER_RANGE:
         raise PluginError(f"{name} is out of range (1e-{NUMBER_RANGE} to 1e{NUMBER_RANGE}), got {_short(value)}")
     return number
+
+
+def _ascii_number(value):
+    """Decimal() also reads `1_000` and digits of other scripts (Arabic-Indic `١٢٣`); a docker
+    sends neither, so a number in the docker's text is ASCII without underscores."""
+    return not isinstance(value, str) or (value.isascii() and "_" not in value)
 
 
 def num(text):
@@ -222,9 +232,17 @@ class Pool:
 
 
 def _closed_by_peer(conn):
+    """True when an idle connection's socket is readable (the server closed it, or sent bytes
+    nobody asked for) or gone. poll() where the platform has it: select() cannot watch a file
+    descriptor numbered 1024 or more, and a busy plugin holds that many (Windows' select has no
+    such limit and no poll)."""
     if conn.sock is None:
         return True
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(conn.sock, select.POLLIN)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([conn.sock], [], [], 0)
     except (OSError, ValueError):
         return True
@@ -236,41 +254,265 @@ POOL = Pool()
 
 # ---------------------------------------------------------------------------- client-side rate limit
 
-class Throttle:
-    """Keeps calls under an exchange's documented limits when many robots share one key.
+class Limit:
+    """One rate limit as the exchange counts it: `requests` units per `seconds`, for RATE_LIMITS.
 
-    An exchange module declares RATE_LIMITS = {"VERB /path": (requests, seconds)}. For each
-    (exchange, key, endpoint) this keeps the send times of the last `requests` calls: a new
-    call may go once the oldest of them is `seconds` old, which holds a sliding window (and
-    so any fixed window) under the limit. A call that would have to wait longer than
-    `max_wait` fails at once, naming the limit, instead of piling up behind the others.
-    Public endpoints (limited per IP) share one bucket for the whole process; signed ones
-    have one per API key.
+    `per` says whose calls the exchange counts together:
+        "ip"        every call of this process (the exchange counts per IP address)
+        "key"       every call made with one API key (per account / UID)
+        "key+NAME"  per API key and value of the request parameter NAME ("key+instId": OKX
+                    counts its order endpoints per account and instrument)
+        "ip+NAME"   per IP address and value of NAME
+        None        "key" for a signed call, "ip" for a public one
+    `cost` is what one call spends: 1 (a request), a documented weight, or a function of the
+    call's params giving it (a Binance depth of 500 levels weighs more than one of 5).
+    Limits with the same `pool` name are one budget shared by every endpoint naming it
+    (Binance's request weight per IP); a limit without a pool counts its endpoint alone.
+    `used(headers)` reads the exchange's own count of this budget from a reply's headers
+    (Binance X-MBX-USED-WEIGHT-1M), or None; the throttle then counts what the exchange
+    counted beyond our own calls (another program on the same IP or key).
     """
 
-    def __init__(self, max_wait=THROTTLE_MAX_WAIT, clock=time.monotonic, sleep=time.sleep):
-        self.max_wait = max_wait
-        self.clock, self.sleep = clock, sleep
-        self.sent = {}                # bucket -> deque of send times (granted, maybe future)
-        self.lock = threading.Lock()
+    __slots__ = ("requests", "seconds", "per", "cost", "pool", "used")
 
-    def wait(self, bucket, limit, seconds, label):
-        """Block until a call to `bucket` may be sent, or raise PluginError if that is too far."""
-        with self.lock:
+    def __init__(self, requests, seconds, per=None, cost=1, pool=None, used=None):
+        self.requests, self.seconds, self.per = requests, float(seconds), per
+        self.cost, self.pool, self.used = cost, pool, used
+
+    def costing(self, cost):
+        """The same budget (same pool), spent `cost` units a call: one endpoint's weight."""
+        return Limit(self.requests, self.seconds, self.per, cost, self.pool, self.used)
+
+    def units(self, params):
+        return self.cost(params) if callable(self.cost) else self.cost
+
+    def describe(self):
+        """`60 requests per 2 s per API key and instId`, `6000 spot request weight per 60 s per IP`."""
+        counted = {None: "", "ip": " per IP", "key": " per API key"}.get(self.per)
+        if counted is None:
+            who, _, param = self.per.partition("+")
+            counted = f" per {'API key' if who == 'key' else 'IP'} and {param}"
+        return f"{self.requests} {self.pool or 'requests'} per {self.seconds:g} s{counted}"
+
+
+def limits_of(entry):
+    """A RATE_LIMITS value as a list of Limits: `(requests, seconds)`, a Limit, or a list of them."""
+    if entry is None:
+        return []
+    if isinstance(entry, Limit):
+        return [entry]
+    if len(entry) == 2 and all(isinstance(n, (int, float)) for n in entry):
+        return [Limit(*entry)]
+    return list(entry)
+
+
+class _Bucket:
+    """The calls one exchange counts together under one Limit, as the throttle sees them."""
+
+    __slots__ = ("limit", "window", "done", "done_units", "in_flight", "queue", "queued_units",
+                 "reported", "last_used")
+
+    def __init__(self, limit, margin, now):
+        self.limit = limit
+        self.window = limit.seconds + margin
+        self.done = deque()           # (answered at, units) of calls that came back, oldest first
+        self.done_units = 0
+        self.in_flight = 0            # units of calls sent and not answered yet: they count in every window
+        self.queue = deque()          # tickets of the calls waiting for their turn, first come first
+        self.queued_units = 0
+        self.reported = (now, 0)      # (when, units) the exchange counted beyond ours (its headers)
+        self.last_used = now
+
+    def forget_before(self, now):
+        while self.done and self.done[0][0] <= now - self.window:
+            self.done_units -= self.done.popleft()[1]
+        if self.reported[1] and self.reported[0] <= now - self.window:
+            self.reported = (now, 0)
+
+    def earliest(self, now, units, ahead=0):
+        """When `units` more (behind `ahead` queued ones) fit in the window, counting answered
+        calls until a window after their answer; inf while only calls in flight could free room."""
+        self.forget_before(now)
+        over = self.in_flight + ahead + self.done_units + self.reported[1] + units - self.limit.requests
+        if over <= 0:
+            return now
+        report_at, report_units = self.reported
+        for at, done_units in self.done:
+            if report_units and report_at <= at:
+                over, report_units = over - report_units, 0
+                if over <= 0:
+                    return report_at + self.window
+            over -= done_units
+            if over <= 0:
+                return at + self.window
+        if report_units and over - report_units <= 0:
+            return report_at + self.window
+        return float("inf")
+
+    def lower_bound(self, now, units):
+        """No earlier than this can a call of `units` go, behind the calls queued ahead: the
+        line is played out as if every call were answered the moment it went (and those in
+        flight now), which only ever makes turns come sooner than they will."""
+        self.forget_before(now)
+        used = self.in_flight + self.done_units + self.reported[1]
+        ahead = self.queued_units
+        if used + ahead + units <= self.limit.requests:
+            return now
+        counted = deque(sorted([*self.done, self.reported, (now, self.in_flight)]))
+        played = deque()              # (went at, units) of the calls ahead, as played out
+        at = now
+        while True:
+            room = self.limit.requests - used
+            if ahead and room > 0:
+                going = min(room, ahead)
+                ahead, used, room = ahead - going, used + going, room - going
+                played.append((at, going))
+            if not ahead and room >= units:
+                return at
+            queue = counted if not played or (counted and counted[0] <= played[0]) else played
+            went, freed = queue.popleft()
+            at, used = max(at, went + self.window), used - freed
+
+    def idle(self, now):
+        return not (self.in_flight or self.queue) and self.last_used <= now - self.window
+
+
+class Throttle:
+    """Holds the calls of every robot under the exchanges' documented limits, counted as each
+    exchange counts them.
+
+    Each exchange module declares RATE_LIMITS = {"VERB /path": limit}: a plain
+    `(requests, seconds)` (counted per API key for a signed call, per IP for a public one) or
+    richer Limit objects naming what the exchange counts a limit per (IP, key, key and
+    instrument) and a call's weight. A call waits for its turn, first come first served, and
+    goes as soon as every limit it falls under has room; only a call that could not go within
+    `max_wait` seconds fails, naming the limit, and is not sent.
+
+    The exchange counts arrivals, and a call arrives some time after it leaves (signing, a new
+    connection, the network). So a call counts from the moment it is let go until a window
+    after its answer came back (not after it was let go): in any window the exchange measures,
+    no more calls than the limit can have arrived, however late each one travelled. Each window
+    is also `margin` seconds longer than documented, for the exchange's own clock.
+
+    A bucket (one limit of one exchange, base URL and key) that has been idle for a whole
+    window holds nothing worth keeping and is dropped, so memory stays bounded however many
+    keys and instruments pass through.
+    """
+
+    def __init__(self, max_wait=THROTTLE_MAX_WAIT, margin=THROTTLE_MARGIN, clock=time.monotonic, wait=None):
+        self.max_wait, self.margin = max_wait, margin
+        self.clock = clock
+        self.buckets = {}             # (exchange, base URL, scope, pool or endpoint) -> _Bucket
+        self.changed = threading.Condition()
+        self.wait_for_change = wait or (lambda seconds: self.changed.wait(seconds))
+        self.swept = clock()
+
+    def turn(self, charges, label, max_wait=None):
+        """Wait until a call charged `charges` ([(bucket key, Limit, units)]) may go: a Turn.
+
+        Raises PluginError naming the limit when that cannot happen within max_wait seconds."""
+        max_wait = self.max_wait if max_wait is None else max_wait
+        with self.changed:
             now = self.clock()
-            sent = self.sent.setdefault(bucket, deque(maxlen=limit))
-            at = max(now, sent[0] + seconds) if len(sent) == limit else now
-            if at - now > self.max_wait:
-                raise PluginError(f"{label}: over the exchange's limit of {limit} requests per "
-                                  f"{seconds:g} s, held back by this plugin (free again in "
-                                  f"{at - now:.1f} s)", rate_limited=True)
-            sent.append(at)           # reserved now, so waiting threads queue in order
-        if at > now:
-            self.sleep(at - now)
+            self._sweep(now)
+            held = [(self._bucket(key, limit, now), units) for key, limit, units in charges]
+            for bucket, units in held:
+                if units > bucket.limit.requests or bucket.lower_bound(now, units) - now > max_wait:
+                    raise self._refusal(label, bucket.limit, max_wait)
+            ticket = object()
+            for bucket, units in held:
+                bucket.queue.append(ticket)
+                bucket.queued_units += units
+            self.changed.notify_all()
+            try:
+                self._wait_for_turn(ticket, held, label, now + max_wait, max_wait)
+            except BaseException:
+                self._leave_queues(ticket, held)
+                raise
+            return Turn(self, held)
+
+    def _wait_for_turn(self, ticket, held, label, deadline, max_wait):
+        while True:
+            now = self.clock()
+            at = max(bucket.earliest(now, units) if bucket.queue[0] is ticket else float("inf")
+                     for bucket, units in held)
+            if at <= now:
+                for bucket, units in held:
+                    bucket.queue.popleft()
+                    bucket.queued_units -= units
+                    bucket.in_flight += units
+                    bucket.last_used = now
+                self.changed.notify_all()        # the next in line may be able to go too
+                return
+            if now >= deadline:
+                blocking = next(b for b, u in held if b.queue[0] is not ticket or b.earliest(now, u) > now)
+                raise self._refusal(label, blocking.limit, max_wait)
+            self.wait_for_change(min(at, deadline) - now)
+
+    def _leave_queues(self, ticket, held):
+        for bucket, units in held:
+            bucket.queue.remove(ticket)
+            bucket.queued_units -= units
+        self.changed.notify_all()
+
+    def _answered(self, held):
+        with self.changed:
+            now = self.clock()
+            for bucket, units in held:
+                bucket.in_flight -= units
+                bucket.done.append((now, units))
+                bucket.done_units += units
+                bucket.last_used = now
+            self.changed.notify_all()
+
+    def _reported(self, bucket, units, exchange_count):
+        """The exchange says it counted `exchange_count` in this bucket's budget, this call's
+        `units` included: what exceeds our own count is another program's, counted too."""
+        with self.changed:
+            now = self.clock()
+            bucket.forget_before(now)
+            bucket.reported = (now, max(0, exchange_count - bucket.done_units - units))
+
+    def _bucket(self, key, limit, now):
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = _Bucket(limit, self.margin, now)
+        return bucket
+
+    def _sweep(self, now):
+        """Drop buckets idle for a whole window (at most every THROTTLE_SWEEP seconds)."""
+        if now - self.swept < THROTTLE_SWEEP:
+            return
+        self.swept = now
+        for key in [key for key, bucket in self.buckets.items() if bucket.idle(now)]:
+            del self.buckets[key]
+
+    @staticmethod
+    def _refusal(label, limit, max_wait):
+        return PluginError(f"{label}: not sent, its turn under the exchange's limit of {limit.describe()} "
+                           f"cannot come within {max_wait:g} s (--max-wait); held back by this plugin",
+                           rate_limited=True)
 
     def clear(self):
-        with self.lock:
-            self.sent.clear()
+        with self.changed:
+            self.buckets.clear()
+
+
+class Turn:
+    """A call let go by the throttle: `observe(headers)` the reply, then `done()` once answered."""
+
+    def __init__(self, throttle, held):
+        self.throttle, self.held = throttle, held
+
+    def observe(self, headers):
+        for bucket, units in self.held:
+            if bucket.limit.used is not None:
+                count = bucket.limit.used(headers)
+                if count is not None:
+                    self.throttle._reported(bucket, units, count)
+
+    def done(self):
+        self.throttle._answered(self.held)
 
 
 THROTTLE = Throttle()
@@ -308,13 +550,14 @@ class Api:
     clock_offsets = {}                 # (exchange NAME, base URL) -> ms to add to our clock, kept across calls
 
     def __init__(self, exchange, access_key="", secret_key="", base_urls=None,
-                 timeout=DEFAULT_TIMEOUT, pool=POOL, throttle=None):
+                 timeout=DEFAULT_TIMEOUT, pool=POOL, throttle=None, max_wait=None):
         self.exchange = exchange
         self.access_key, self.secret_key = access_key, secret_key
         self.base_urls = {name: url.rstrip("/") for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.pool = pool
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
+        self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
         self._keys = None
 
     @property
@@ -416,22 +659,24 @@ class Api:
 
     def _call_once(self, method, path, params, signed, idempotent, host, deadline=False):
         request = self._build(method, path, params)
-        self._wait_for_turn(request, signed)
-        if signed:
-            now = self.now()
-            if deadline:
-                request.window_ms = self.window_ms
-                request.deadline = now + request.window_ms
-            self.exchange.sign(request, self.keys, now)
+        keys = self.keys if signed else None          # bad keys fail before waiting for a turn
+        turn = self._wait_for_turn(request, params, signed, host)
         try:
-            return self._exchange(request, idempotent, host)
+            if signed:
+                now = self.now()
+                if deadline:
+                    request.window_ms = self.window_ms
+                    request.deadline = now + request.window_ms
+                self.exchange.sign(request, keys, now)
+            status, body, headers = self._send(request, idempotent, self.url_for(host))
+            if turn is not None:
+                turn.observe(headers)
         except PluginError as error:
-            error.deadline = request.deadline
+            error.deadline = request.deadline       # no answer: wait_past may wait it out
             raise
-
-    def _exchange(self, request, idempotent, host):
-        """Send a prepared request; its reply checked, or the PluginError saying why not."""
-        status, body = self._send(request, idempotent, self.url_for(host))
+        finally:
+            if turn is not None:
+                turn.done()
         try:
             reply = self._decode(status, body)
             self.exchange.check(status, reply)
@@ -441,25 +686,38 @@ class Api:
                 raise self._rate_limit_error(request, str(error), error.code or "429") from None
             if error.code in getattr(self.exchange, "AMBIGUOUS_ERRORS", ()):
                 error.ambiguous = True           # "outcome unknown", whatever the HTTP status
+            error.deadline = request.deadline
             raise
         if status == 429:
             raise self._rate_limit_error(request, f"HTTP 429 {str(reply)[:80]}", "429")
         return reply
 
-    def _limit_of(self, request):
-        """(requests, seconds) the exchange documents for this endpoint, or None."""
-        return getattr(self.exchange, "RATE_LIMITS", {}).get(f"{request.method} {request.path}")
+    def _limits_of(self, request):
+        """The Limits the exchange documents for this endpoint (RATE_LIMITS), maybe none."""
+        return limits_of(getattr(self.exchange, "RATE_LIMITS", {}).get(f"{request.method} {request.path}"))
 
-    def _wait_for_turn(self, request, signed):
-        limit = self._limit_of(request)
-        if self.throttle is None or limit is None:
-            return
-        bucket = (self.name, self.access_key if signed else "", request.method, request.path)
-        self.throttle.wait(bucket, *limit, label=f"{self.name} {request.method} {request.path}")
+    def _wait_for_turn(self, request, params, signed, host):
+        """A throttle Turn once every limit of this call has room (None when unthrottled)."""
+        limits = self._limits_of(request)
+        if self.throttle is None or not limits:
+            return None
+        endpoint = f"{request.method} {request.path}"
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        charges = [(self._bucket_key(limit, endpoint, params, signed, host), limit, limit.units(params))
+                   for limit in limits]
+        return self.throttle.turn(charges, f"{self.name} {endpoint}", self.max_wait)
+
+    def _bucket_key(self, limit, endpoint, params, signed, host):
+        """Whose calls this limit counts together: this process (IP) or this key, maybe per
+        value of one parameter; one endpoint, or every endpoint of the limit's pool."""
+        per = limit.per or ("key" if signed else "ip")
+        who, _, param = per.partition("+")
+        scope = (self.access_key if who == "key" else "", str(params.get(param, "")) if param else "")
+        return (self.name, self.url_for(host), scope, limit.pool or endpoint)
 
     def _rate_limit_error(self, request, detail, code):
-        limit = self._limit_of(request)
-        documented = f" ({self.name} allows {limit[0]} requests per {limit[1]:g} s)" if limit else ""
+        limits = self._limits_of(request)
+        documented = f" ({self.name} allows {limits[0].describe()})" if limits else ""
         return PluginError(f"{self.name} rate limit reached for {request.method} {request.path}"
                            f"{documented}: {detail.strip()}", code=code, rate_limited=True)
 
@@ -471,7 +729,7 @@ class Api:
         return Request(method, path, body=body, headers={"Content-Type": "application/json"})
 
     def _send(self, request, idempotent, base_url):
-        """One HTTP exchange over a pooled connection. Returns (status, body bytes).
+        """One HTTP exchange over a pooled connection. Returns (status, body bytes, headers).
 
         A reused keep-alive socket that turns out dead is replaced and the call sent again,
         but only for idempotent calls: an order may have arrived before the socket died."""
@@ -498,7 +756,7 @@ class Api:
                 conn.close()
             else:
                 self.pool.give_back(url.scheme, url.hostname, port, conn)
-            return response.status, body
+            return response.status, body, response.headers
 
     def _network_message(self, request, error, base_url):
         if isinstance(error, TimeoutError) or "timed out" in str(error):
@@ -516,34 +774,91 @@ class Api:
                               f"{snippet!r}", ambiguous=True) from None
 
 
-# ---------------------------------------------------------------------------- markets cache
+# ---------------------------------------------------------------------------- caches
+
+class LoadedOnce:
+    """Values loaded once per key and shared by every thread, optionally for `ttl` seconds.
+
+    While a key is being loaded, other callers of that key wait for that load and get its
+    value (or its error) instead of loading their own copy: 40 robots trading on a cold cache
+    make one instrument-list request, not 40 that the rate limit then refuses.
+    """
+
+    def __init__(self, ttl=None):
+        self.ttl = ttl
+        self.values = {}              # key -> (monotonic time loaded, value)
+        self.loading = {}             # key -> _Load in progress
+        self.lock = threading.Lock()
+
+    def get(self, key, load):
+        with self.lock:
+            entry = self.values.get(key)
+            if entry and (self.ttl is None or time.monotonic() - entry[0] < self.ttl):
+                return entry[1]
+            running = self.loading.get(key)
+            leader = running is None or running.owner == threading.get_ident()   # (a load may ask for its own key)
+            if running is None:
+                running = self.loading[key] = _Load()
+        return self._load(key, load, running) if leader else running.result()
+
+    def _load(self, key, load, running):
+        try:
+            running.value = load()
+        except BaseException as error:
+            running.error = error
+            raise
+        finally:
+            with self.lock:
+                if running.error is None:
+                    self.values[key] = (time.monotonic(), running.value)
+                if self.loading.get(key) is running:
+                    del self.loading[key]
+            running.done.set()
+        return running.value
+
+    def forget(self, key):
+        with self.lock:
+            self.values.pop(key, None)
+
+    def clear(self):
+        with self.lock:
+            self.values.clear()
+
+
+class _Load:
+    """One load in progress: its owner thread, then its value or error for those who waited."""
+
+    def __init__(self):
+        self.owner = threading.get_ident()
+        self.done = threading.Event()
+        self.value = self.error = None
+
+    def result(self):
+        self.done.wait()              # the loader's calls have their own timeouts
+        if isinstance(self.error, PluginError):
+            error = self.error        # a copy each: one exception object raised in many threads
+            raise PluginError(str(error), error.code, error.ambiguous, error.rate_limited)
+        if self.error is not None:
+            raise PluginError(f"internal error while another call loaded this: {type(self.error).__name__}")
+        return self.value
+
 
 class MarketsCache:
     """Instrument specs per (exchange, base URL, market kind), reloaded after MARKETS_TTL.
 
     Feeds the `markets` method and the tick/lot rounding of every order, so an order never
-    waits for an instrument list except on the first call and after the TTL.
+    waits for an instrument list except on the first call and after the TTL (and then waits
+    for the one load in progress, see LoadedOnce).
     """
 
     def __init__(self, ttl=MARKETS_TTL):
-        self.ttl = ttl
-        self.entries = {}
-        self.lock = threading.Lock()
+        self.cache = LoadedOnce(ttl)
 
     def get(self, api, kind):
-        key = (api.name, api.base_url, kind)
-        with self.lock:
-            entry = self.entries.get(key)
-        if entry and time.monotonic() - entry[0] < self.ttl:
-            return entry[1]
-        markets = api.exchange.load_markets(api, kind)
-        with self.lock:
-            self.entries[key] = (time.monotonic(), markets)
-        return markets
+        return self.cache.get((api.name, api.base_url, kind), lambda: api.exchange.load_markets(api, kind))
 
     def clear(self):
-        with self.lock:
-            self.entries.clear()
+        self.cache.clear()
 
 
 MARKETS = MarketsCache()
@@ -553,29 +868,20 @@ class AccountSettings:
     """Account settings an exchange makes us read before trading (a position mode, ...), read
     once per exchange, base URL and API key and kept until forgotten: they change only when the
     trader changes them on the exchange, and a handler forgets one when the exchange says it
-    no longer holds (the next call reads it again)."""
+    no longer holds (the next call reads it again). Robots sharing a key that ask at once wait
+    for one read."""
 
     def __init__(self):
-        self.values = {}
-        self.lock = threading.Lock()
+        self.cache = LoadedOnce()
 
     def get(self, api, name, load):
-        key = (api.name, api.base_url, api.access_key, name)
-        with self.lock:
-            if key in self.values:
-                return self.values[key]
-        value = load()
-        with self.lock:
-            self.values[key] = value
-        return value
+        return self.cache.get((api.name, api.base_url, api.access_key, name), load)
 
     def forget(self, api, name):
-        with self.lock:
-            self.values.pop((api.name, api.base_url, api.access_key, name), None)
+        self.cache.forget((api.name, api.base_url, api.access_key, name))
 
     def clear(self):
-        with self.lock:
-            self.values.clear()
+        self.cache.clear()
 
 
 ACCOUNT_SETTINGS = AccountSettings()

@@ -30,7 +30,7 @@ import urllib.parse
 from collections import namedtuple
 
 from exchanges import _kit
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, new_client_id, num,
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, cancel_once, new_client_id, num,
                             order_size, place_once, precision)
 
 NAME = "Binance"
@@ -42,42 +42,97 @@ RATE_LIMIT_ERRORS = ("-1003", "-1015")   # Too much request weight used (HTTP 42
 # unknown", -1007 "Send status unknown; execution status unknown" (seen with HTTP 408). _kit looks
 # the order up after any of them, whatever the HTTP status.
 AMBIGUOUS_ERRORS = ("-1000", "-1006", "-1007")
-# Binance limits request *weight* per IP (spot 6000 a minute, futures 2400, each shared by every
-# endpoint of its API) and new orders per account (spot 10 a second, futures 300 per 10 s). Per
-# endpoint, _kit.Throttle allows a quarter of the weight budget divided by the endpoint's weight
-# (current weights), so four endpoints busy at once still stay under the shared budget; orders get
-# the account's order limit.
+
+
+# ---------------------------------------------------------------------------- rate limits
+# Binance counts request *weight* per IP, not per key: every endpoint of the spot API draws on one
+# budget of 6000 a minute, every endpoint of the futures API on another of 2400 (spot rest-api
+# "LIMITS", futures "General Info"; GET /api/v3/exchangeInfo rateLimits REQUEST_WEIGHT). Each
+# endpoint's weight is documented beside it, and some grow with the params (depth levels, no
+# symbol = every symbol). Every reply carries X-MBX-USED-WEIGHT-1M, the IP's weight used this
+# minute as Binance counts it, which the throttle follows (another program on the same IP).
+# New orders are counted per account: spot 100 per 10 s ("unfilled order count", exchangeInfo
+# ORDERS; 200,000 a day, not kept here), futures 300 per 10 s and 1200 a minute, reported in
+# X-MBX-ORDER-COUNT-10S / -1M on each placed order. A futures order weighs 0 on the IP budget
+# ("1 on 10s order rate limit; 1 on 1min order rate limit; 0 on IP rate limit").
+
+def _header(name):
+    """The exchange's own count of a budget, read from one reply header."""
+    def used(headers):
+        value = headers.get(name)
+        return int(value) if value and value.isdigit() else None
+    return used
+
+
+SPOT_WEIGHT = Limit(6000, 60.0, per="ip", pool="spot request weight", used=_header("X-MBX-USED-WEIGHT-1M"))
+FUTURES_WEIGHT = Limit(2400, 60.0, per="ip", pool="futures request weight", used=_header("X-MBX-USED-WEIGHT-1M"))
+SPOT_ORDERS = Limit(100, 10.0, per="key", pool="spot orders", used=_header("X-MBX-ORDER-COUNT-10S"))
+FUTURES_ORDERS_10S = Limit(300, 10.0, per="key", pool="futures orders", used=_header("X-MBX-ORDER-COUNT-10S"))
+FUTURES_ORDERS_1M = Limit(1200, 60.0, per="key", pool="futures orders a minute",
+                          used=_header("X-MBX-ORDER-COUNT-1M"))
+
+
+def _by_symbol(one, every):
+    """Weight `one` with a symbol, `every` without (the endpoint then answers every symbol)."""
+    return lambda params: one if params.get("symbol") else every
+
+
+def _limit_param(params, default):
+    """The `limit` a weight depends on (a number, or Binance's default when absent or odd)."""
+    text = str(params.get("limit") or "")
+    return int(text) if text.isdigit() else default
+
+
+def _spot_depth_weight(params):
+    """GET /api/v3/depth: 5 up to 100 levels, 25 up to 500, 50 up to 1000, 250 beyond."""
+    levels = _limit_param(params, 100)
+    return 5 if levels <= 100 else 25 if levels <= 500 else 50 if levels <= 1000 else 250
+
+
+def _futures_depth_weight(params):
+    """GET /fapi/v1/depth: 2 up to 50 levels, 5 for 100, 10 for 500, 20 for 1000."""
+    levels = _limit_param(params, 500)
+    return 2 if levels <= 50 else 5 if levels <= 100 else 10 if levels <= 500 else 20
+
+
+def _futures_klines_weight(params):
+    """GET /fapi/v1/klines: 1 under 100 klines, 2 under 500, 5 up to 1000, 10 beyond."""
+    count = _limit_param(params, 500)
+    return 1 if count < 100 else 2 if count < 500 else 5 if count <= 1000 else 10
+
+
 RATE_LIMITS = {
-    "GET /api/v3/time": (1500, 60.0),               # weight 1
-    "GET /api/v3/exchangeInfo": (75, 60.0),         # weight 20
-    "GET /api/v3/ticker/24hr": (750, 60.0),         # weight 2 with a symbol (80 without)
-    "GET /api/v3/depth": (300, 60.0),               # weight 5 up to 100 levels
-    "GET /api/v3/trades": (60, 60.0),               # weight 25
-    "GET /api/v3/klines": (750, 60.0),              # weight 2
-    "GET /api/v3/account": (75, 60.0),              # weight 20
-    "POST /api/v3/order": (10, 1.0),                # ORDERS 10 per second per account
-    "GET /api/v3/order": (375, 60.0),               # weight 4
-    "DELETE /api/v3/order": (1500, 60.0),           # weight 1
-    "GET /api/v3/openOrders": (250, 60.0),          # weight 6 with a symbol (80 without)
-    "GET /api/v3/allOrders": (75, 60.0),            # weight 20
-    "GET /fapi/v1/exchangeInfo": (600, 60.0),       # weight 1
-    "GET /fapi/v1/ticker/24hr": (600, 60.0),        # weight 1 with a symbol (40 without)
-    "GET /fapi/v1/ticker/bookTicker": (300, 60.0),  # weight 2 with a symbol (5 without)
-    "GET /fapi/v1/depth": (300, 60.0),              # weight 2 up to 50 levels
-    "GET /fapi/v1/trades": (120, 60.0),             # weight 5
-    "GET /fapi/v1/klines": (120, 60.0),             # weight 5 for 500-1000 klines
-    "GET /fapi/v1/premiumIndex": (600, 60.0),       # weight 1 with a symbol (10 without)
-    "GET /fapi/v1/fundingInfo": (125, 300.0),       # 500 per 5 minutes, shared with fundingRate
-    "GET /fapi/v2/account": (120, 60.0),            # weight 5
-    "GET /fapi/v2/positionRisk": (120, 60.0),       # weight 5
-    "GET /fapi/v1/positionSide/dual": (20, 60.0),   # weight 30
-    "POST /fapi/v1/leverage": (600, 60.0),          # weight 1
-    "POST /fapi/v1/order": (300, 10.0),             # ORDERS 300 per 10 s per account
-    "GET /fapi/v1/order": (600, 60.0),              # weight 1
-    "DELETE /fapi/v1/order": (600, 60.0),           # weight 1
-    "GET /fapi/v1/openOrders": (600, 60.0),         # weight 1 with a symbol (40 without)
-    "GET /fapi/v1/allOrders": (120, 60.0),          # weight 5
+    "GET /api/v3/time": SPOT_WEIGHT.costing(1),
+    "GET /api/v3/exchangeInfo": SPOT_WEIGHT.costing(20),
+    "GET /api/v3/ticker/24hr": SPOT_WEIGHT.costing(_by_symbol(2, 80)),
+    "GET /api/v3/depth": SPOT_WEIGHT.costing(_spot_depth_weight),
+    "GET /api/v3/trades": SPOT_WEIGHT.costing(25),
+    "GET /api/v3/klines": SPOT_WEIGHT.costing(2),
+    "GET /api/v3/account": SPOT_WEIGHT.costing(20),
+    "POST /api/v3/order": [SPOT_WEIGHT.costing(1), SPOT_ORDERS],
+    "GET /api/v3/order": SPOT_WEIGHT.costing(4),
+    "DELETE /api/v3/order": SPOT_WEIGHT.costing(1),
+    "GET /api/v3/openOrders": SPOT_WEIGHT.costing(_by_symbol(6, 80)),
+    "GET /api/v3/allOrders": SPOT_WEIGHT.costing(20),
+    "GET /fapi/v1/exchangeInfo": FUTURES_WEIGHT.costing(1),
+    "GET /fapi/v1/ticker/24hr": FUTURES_WEIGHT.costing(_by_symbol(1, 40)),
+    "GET /fapi/v1/ticker/bookTicker": FUTURES_WEIGHT.costing(_by_symbol(2, 5)),
+    "GET /fapi/v1/depth": FUTURES_WEIGHT.costing(_futures_depth_weight),
+    "GET /fapi/v1/trades": FUTURES_WEIGHT.costing(5),
+    "GET /fapi/v1/klines": FUTURES_WEIGHT.costing(_futures_klines_weight),
+    "GET /fapi/v1/premiumIndex": FUTURES_WEIGHT.costing(_by_symbol(1, 10)),
+    "GET /fapi/v1/fundingInfo": Limit(500, 300.0, per="ip", pool="funding info"),   # 500 per 5 min per IP
+    "GET /fapi/v2/account": FUTURES_WEIGHT.costing(5),
+    "GET /fapi/v2/positionRisk": FUTURES_WEIGHT.costing(5),
+    "GET /fapi/v1/positionSide/dual": FUTURES_WEIGHT.costing(30),
+    "POST /fapi/v1/leverage": FUTURES_WEIGHT.costing(1),
+    "POST /fapi/v1/order": [FUTURES_ORDERS_10S, FUTURES_ORDERS_1M],
+    "GET /fapi/v1/order": FUTURES_WEIGHT.costing(1),
+    "DELETE /fapi/v1/order": FUTURES_WEIGHT.costing(1),
+    "GET /fapi/v1/openOrders": FUTURES_WEIGHT.costing(_by_symbol(1, 40)),
+    "GET /fapi/v1/allOrders": FUTURES_WEIGHT.costing(5),
 }
+
 RECV_WINDOW = 5000                   # ms; Binance's default, max 60000
 # FMZ market kind -> (REST prefix, host in HOSTS; None = BASE_URL)
 APIS = {"spot": ("/api/v3", None), "swap": ("/fapi/v1", "futures")}
@@ -204,11 +259,6 @@ def _names(api, kind):
     """BTCUSDT -> Symbol for every live market of a kind: Binance's symbols do not mark the split."""
     return {spec["base_asset"] + spec["quote_asset"]: Symbol(spec["base_asset"], spec["quote_asset"], kind)
             for spec in MARKETS.get(api, kind).values()}
-
-
-def _swap_only(symbol, method):
-    if symbol is not None and not symbol.is_swap:
-        raise PluginError(f"{method} is for perpetual swaps: give a symbol such as BTC_USDT.swap, not {symbol}")
 
 
 def _kinds(symbol):
@@ -388,13 +438,11 @@ def hedge_mode(api):
     return ACCOUNT_SETTINGS.get(api, "dualSidePosition", load) in (True, "true")
 
 
-def trade(api, symbol, side, price, amount):
+def trade(api, symbol, order_type, price, amount):
     """POST /api/v3/order, /fapi/v1/order (LIMIT GTC; price None = MARKET, and a spot market buy
     spends `amount` quote through quoteOrderQty)"""
-    if side not in ("buy", "sell") and not symbol.is_swap:
-        raise PluginError(f"Binance spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
     client_id = new_client_id()
-    params = _order_params(api, symbol, side, price, amount, client_id)
+    params = _order_params(api, symbol, order_type, price, amount, client_id)
 
     def send():
         reply = _send(api, symbol.kind, "POST", "/order", params, deadline=True)
@@ -409,19 +457,21 @@ def trade(api, symbol, side, price, amount):
     except PluginError as error:
         if error.code == "-4061":           # position side does not match: the trader switched modes
             ACCOUNT_SETTINGS.forget(api, "dualSidePosition")
-        raise _name_the_currency(error, symbol, side) from None
+        if error.code == "-2010" and "insufficient balance" in str(error):
+            raise _name_the_currency(error, symbol, order_type) from error
+        raise
 
 
-def _order_params(api, symbol, side, price, amount, client_id):
-    market_buy = price is None and side == "buy" and not symbol.is_swap
+def _order_params(api, symbol, order_type, price, amount, client_id):
+    market_buy = price is None and order_type == "buy" and not symbol.is_swap
     px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
-    params = {"symbol": market_id(symbol), "side": side.upper(), "type": "MARKET" if price is None else "LIMIT",
+    side, position_fields = _swap_side(api, order_type) if symbol.is_swap else (order_type.upper(), {})
+    params = {"symbol": market_id(symbol), "side": side, "type": "MARKET" if price is None else "LIMIT",
               "newClientOrderId": client_id, "newOrderRespType": "RESULT"}
     if price is not None:
         params.update(timeInForce="GTC", price=px)
     params["quoteOrderQty" if market_buy else "quantity"] = qty
-    if symbol.is_swap:
-        params.update(_swap_order_fields(api, side))
+    params.update(position_fields)
     return params
 
 
@@ -435,25 +485,23 @@ def _order_by_client_id(api, kind, market, client_id):
         raise
 
 
-def _swap_order_fields(api, fmz_type):
-    """positionSide in hedge mode; reduceOnly for closes in one-way mode (never both)."""
-    side, position_side, closes = SWAP_SIDES[fmz_type]
+def _swap_side(api, order_type):
+    """(side, position fields) of a futures order of FMZ's order type: positionSide in hedge
+    mode, reduceOnly for closes in one-way mode (never both)."""
+    side, position_side, closes = SWAP_SIDES[order_type]
     if hedge_mode(api):
-        return {"side": side, "positionSide": position_side}
-    return {"side": side, "reduceOnly": "true" if closes else None}
+        return side, {"positionSide": position_side}
+    return side, {"reduceOnly": "true" if closes else None}
 
 
-def _name_the_currency(error, symbol, side):
+def _name_the_currency(error, symbol, order_type):
     """Binance's spot -2010 "insufficient balance" does not say which balance: add it."""
-    if error.code != "-2010" or "insufficient balance" not in str(error):
-        return error
-    currency = symbol.quote if side == "buy" else symbol.base
-    return PluginError(f"{error} (a {side} of {symbol} spends {currency})", code=error.code)
+    currency = symbol.quote if order_type == "buy" else symbol.base
+    return PluginError(f"{error} (a {order_type} of {symbol} spends {currency})", code=error.code)
 
 
 def positions(api, symbol=None):
     """GET /fapi/v2/positionRisk (one swap, a range such as USDT.swap, or every one)"""
-    _swap_only(symbol, "positions")
     one = symbol is not None and symbol.base
     reply = api.get("/fapi/v2/positionRisk", {"symbol": market_id(symbol) if one else None},
                     signed=True, host="futures")
@@ -484,7 +532,6 @@ def _position(p, symbol):
 
 def margin_level(api, symbol, level):
     """POST /fapi/v1/leverage"""
-    _swap_only(symbol, "margin_level")
     reply = _send(api, "swap", "POST", "/leverage", {"symbol": market_id(symbol), "leverage": str(level)},
                   idempotent=True)
     return True, reply
@@ -493,7 +540,6 @@ def margin_level(api, symbol, level):
 def fundings(api, symbol=None):
     """GET /fapi/v1/premiumIndex (rate, next funding time) and /fapi/v1/fundingInfo (the
     perpetuals whose interval is not the default 8 h)"""
-    _swap_only(symbol, "fundings")
     one = symbol is not None and symbol.base
     index = api.get("/fapi/v1/premiumIndex", {"symbol": market_id(symbol) if one else None}, host="futures")
     info = api.get("/fapi/v1/fundingInfo", host="futures")

@@ -25,7 +25,7 @@ import hmac
 import re
 from collections import namedtuple
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, new_client_id,
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, cancel_once, market, new_client_id,
                             num, order_size, place_once, plain, precision, round_down)
 
 NAME = "Bybit"
@@ -35,24 +35,42 @@ RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
 # "Outcome unknown" (docs v5 "Error Codes"): 10000 Server Timeout and 10016 Server error, both with
 # HTTP 200. _kit looks the order up after either, whatever the HTTP status.
 AMBIGUOUS_ERRORS = ("10000", "10016")
-# Bybit limits every IP to 600 requests per 5 s (all endpoints together; a quarter of that per
-# public endpoint here) and each account per endpoint per second (docs v5 "Rate Limit": orders
-# and cancels 10/s for linear, 20/s for spot, so 10; queries taken as 20/s).
+# Bybit counts two ways (docs v5 "Rate Limit Rules"): every IP may send 600 requests in any 5 s
+# (all endpoints together, public and private: one pool), and each account (UID) has a limit per
+# endpoint per second: order create and cancel 10/s for linear (20/s spot: 10 kept for both, the
+# stricter), queries taken as 20/s. Every private reply carries X-Bapi-Limit (the account's limit
+# of that endpoint) and X-Bapi-Limit-Status (what is left of it in this second), so the throttle
+# follows Bybit's own count of the endpoint (another program on the same key).
+def _bapi_used(headers):
+    """X-Bapi-Limit minus X-Bapi-Limit-Status: the calls Bybit counted to this endpoint and UID."""
+    limit, left = headers.get("X-Bapi-Limit"), headers.get("X-Bapi-Limit-Status")
+    if not (limit and left and limit.isdigit() and left.isdigit()):
+        return None
+    return max(0, int(limit) - int(left))
+
+
+PER_IP = Limit(600, 5.0, per="ip", pool="requests")       # one budget for every endpoint
+
+
+def _per_uid(requests):
+    return [PER_IP, Limit(requests, 1.0, per="key", used=_bapi_used)]
+
+
 RATE_LIMITS = {
-    "GET /v5/market/time": (150, 5.0),
-    "GET /v5/market/tickers": (150, 5.0),
-    "GET /v5/market/orderbook": (150, 5.0),
-    "GET /v5/market/recent-trade": (150, 5.0),
-    "GET /v5/market/kline": (150, 5.0),
-    "GET /v5/market/instruments-info": (150, 5.0),
-    "GET /v5/market/funding/history": (150, 5.0),
-    "GET /v5/account/wallet-balance": (20, 1.0),
-    "GET /v5/position/list": (20, 1.0),
-    "GET /v5/order/realtime": (20, 1.0),
-    "GET /v5/order/history": (20, 1.0),
-    "POST /v5/order/create": (10, 1.0),
-    "POST /v5/order/cancel": (10, 1.0),
-    "POST /v5/position/set-leverage": (10, 1.0),
+    "GET /v5/market/time": PER_IP,
+    "GET /v5/market/tickers": PER_IP,
+    "GET /v5/market/orderbook": PER_IP,
+    "GET /v5/market/recent-trade": PER_IP,
+    "GET /v5/market/kline": PER_IP,
+    "GET /v5/market/instruments-info": PER_IP,
+    "GET /v5/market/funding/history": PER_IP,
+    "GET /v5/account/wallet-balance": _per_uid(20),
+    "GET /v5/position/list": _per_uid(20),
+    "GET /v5/order/realtime": _per_uid(20),
+    "GET /v5/order/history": _per_uid(20),
+    "POST /v5/order/create": _per_uid(10),
+    "POST /v5/order/cancel": _per_uid(10),
+    "POST /v5/position/set-leverage": _per_uid(10),
 }
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (Bybit's default)
 CATEGORIES = {"spot": "spot", "swap": "linear"}      # FMZ market kind -> Bybit category
@@ -163,11 +181,6 @@ def split_order_id(order_id):
         raise PluginError(f"invalid Bybit order id {order_id[:60]!r}: expected CATEGORY,SYMBOL,ORDERID "
                           f"such as spot,BTCUSDT,1321003749386327552")
     return parts[0], parts[1], parts[2]
-
-
-def swap_only(symbol, method):
-    if symbol is not None and not symbol.is_swap:
-        raise PluginError(f"Bybit {method} is for perpetual swaps such as BTC_USDT.swap or USDT.swap, not {symbol}")
 
 
 
@@ -330,34 +343,34 @@ assets = accounts
 
 # ---------------------------------------------------------------------------- trading
 
-def trade(api, symbol, side, price, amount):
+def trade(api, symbol, order_type, price, amount):
     """POST /v5/order/create (price None = market; a spot market buy spends `amount` quote;
     perpetual amounts are coins)"""
-    if side not in ("buy", "sell") and not symbol.is_swap:
-        raise PluginError(f"Bybit spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
-    market_buy = price is None and side == "buy" and not symbol.is_swap
+    market_buy = price is None and order_type == "buy" and not symbol.is_swap
     px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
     if market_buy:
         qty = plain(round_down(num(qty), market(api, symbol)["quote_step"]))
         if num(qty) <= 0:
             raise PluginError(f"amount {plain(amount)} {symbol.quote} is below the quote step of {symbol}")
-    body = {"category": category(symbol), "symbol": bybit_symbol(symbol), "side": side.capitalize(),
+    body = {"category": category(symbol), "symbol": bybit_symbol(symbol),
             "orderType": "Market" if price is None else "Limit", "qty": qty, "price": px,
             "timeInForce": "IOC" if price is None else "GTC", "orderLinkId": new_client_id()}
     if symbol.is_swap:
-        body.update(_swap_order_fields(api, symbol, side))
-    elif price is None:
-        body["marketUnit"] = "quoteCoin" if market_buy else "baseCoin"
+        body.update(_swap_order_fields(api, symbol, order_type))
+    else:
+        body["side"] = order_type.capitalize()
+        if price is None:
+            body["marketUnit"] = "quoteCoin" if market_buy else "baseCoin"
     try:
-        return _place(api, symbol, side, body)
+        return _place(api, symbol, order_type, body)
     except PluginError as error:
         if error.code in INSUFFICIENT:
-            pays = symbol.quote if side == "buy" or symbol.is_swap else symbol.base
-            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from None
+            pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
+            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from error
         raise
 
 
-def _place(api, symbol, fmz_type, body):
+def _place(api, symbol, order_type, body):
     """Place exactly once. A perpetual order refused with 10001 because the trader has switched
     the symbol's position mode since we read it is sent once more with the new mode's positionIdx
     (it was refused, so sending it again cannot make two orders)."""
@@ -369,15 +382,16 @@ def _place(api, symbol, fmz_type, body):
             raise
         sent_idx = body["positionIdx"]
         ACCOUNT_SETTINGS.forget(api, _mode_setting(symbol))
-        body.update(_swap_order_fields(api, symbol, fmz_type))
+        body.update(_swap_order_fields(api, symbol, order_type))
         if body["positionIdx"] == sent_idx:
             raise
         return place_once(send, find, api, body["orderLinkId"])
 
 
-def _swap_order_fields(api, symbol, fmz_type):
-    """side, positionIdx (0 in one-way mode, 1/2 in hedge mode) and reduceOnly for closes."""
-    side, hedge_idx, closes = SWAP_SIDES[fmz_type]
+def _swap_order_fields(api, symbol, order_type):
+    """side from FMZ's order type, positionIdx (0 in one-way mode, 1/2 in hedge mode) and
+    reduceOnly for closes."""
+    side, hedge_idx, closes = SWAP_SIDES[order_type]
     fields = {"side": side, "positionIdx": hedge_idx if position_mode(api, symbol) == "hedge" else 0}
     if closes:
         fields["reduceOnly"] = True
@@ -465,7 +479,6 @@ def _windows(now, since):
 
 def positions(api, symbol=None):
     """GET /v5/position/list (linear: one swap, a range such as USDT.swap, or every settle coin)"""
-    swap_only(symbol, "positions")
     if symbol and symbol.base:
         queries = [{"symbol": bybit_symbol(symbol)}]
     else:
@@ -494,7 +507,6 @@ def _position(p, symbol):
 
 def margin_level(api, symbol, level):
     """POST /v5/position/set-leverage (the same leverage for both sides; already set = success)"""
-    swap_only(symbol, "margin_level")
     body = {"category": "linear", "symbol": bybit_symbol(symbol), "buyLeverage": str(level),
             "sellLeverage": str(level)}
     try:
@@ -509,7 +521,6 @@ def margin_level(api, symbol, level):
 def fundings(api, symbol=None):
     """GET /v5/market/tickers (linear: fundingRate, nextFundingTime; the interval from
     instruments-info fundingInterval)"""
-    swap_only(symbol, "fundings")
     query = {"category": "linear", "symbol": bybit_symbol(symbol) if symbol and symbol.base else None}
     reply = api.get("/v5/market/tickers", query)
     rows = []

@@ -25,7 +25,7 @@ import hmac
 from collections import namedtuple
 
 from exchanges import _kit
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, cancel_once, iso_ms, new_client_id, num,
+from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, cancel_once, iso_ms, new_client_id, num,
                             order_size, place_once, precision)
 
 NAME = "OKX"
@@ -37,9 +37,15 @@ RATE_LIMIT_ERRORS = ("50011", "50013", "50061")   # Too Many Requests / Systems 
 # order timed out (same words as 50004), 51412 cancellation timed out, 51410 the order is already
 # being canceled. _kit looks the order up after any of them, whatever the HTTP status.
 AMBIGUOUS_ERRORS = ("50004", "50026", "51054", "51149", "51410", "51412")
-# Documented limits, requests per 2 s (docs-v5, each endpoint's "Rate Limit" line). Public ones
-# count per IP, private ones per account (orders: per account and instrument; kept per key here,
-# which is stricter). _kit.Throttle holds every robot sharing a key under them.
+# Documented limits (docs-v5, each endpoint's "Rate Limit" and "Rate limit rule" lines), all per
+# 2 s. Public endpoints count per IP (a plain tuple: the whole process); private ones per account
+# (a plain tuple on a signed call: per API key). The order endpoints count per account AND
+# instrument ("Place order: 60 requests per 2 seconds, Rate limit rule: User ID + Instrument ID";
+# cancel-order and GET trade/order the same), so a grid on two pairs has 60 per 2 s on each; on
+# top of that, a sub-account may place at most 1000 orders per 2 s over all its instruments.
+# Where OKX counts finer than shown here (instruments per IP and instType), counting coarser is
+# only stricter. OKX sends no usage headers: the throttle counts alone.
+PER_INSTRUMENT = Limit(60, 2.0, per="key+instId")
 RATE_LIMITS = {
     "GET /api/v5/market/ticker": (20, 2.0),
     "GET /api/v5/market/tickers": (20, 2.0),
@@ -53,9 +59,9 @@ RATE_LIMITS = {
     "GET /api/v5/account/config": (5, 2.0),
     "GET /api/v5/account/positions": (10, 2.0),
     "POST /api/v5/account/set-leverage": (20, 2.0),
-    "POST /api/v5/trade/order": (60, 2.0),
-    "GET /api/v5/trade/order": (60, 2.0),
-    "POST /api/v5/trade/cancel-order": (60, 2.0),
+    "POST /api/v5/trade/order": [PER_INSTRUMENT, Limit(1000, 2.0, per="key", pool="orders")],
+    "GET /api/v5/trade/order": PER_INSTRUMENT,
+    "POST /api/v5/trade/cancel-order": PER_INSTRUMENT,
     "GET /api/v5/trade/orders-pending": (60, 2.0),
     "GET /api/v5/trade/orders-history": (40, 2.0),
 }
@@ -157,11 +163,6 @@ def to_symbol(instrument):
     parts = instrument.split("-")
     kind = "swap" if len(parts) == 3 and parts[2] == "SWAP" else "spot"
     return Symbol(parts[0], parts[1] if len(parts) > 1 else "", kind)
-
-
-def swap_only(symbol, method):
-    if symbol is not None and not symbol.is_swap:
-        raise PluginError(f"OKX {method} is for perpetual swaps such as BTC_USDT.swap or USDT.swap, not {symbol}")
 
 
 def split_order_id(order_id):
@@ -291,20 +292,18 @@ def position_mode(api):
     return ACCOUNT_SETTINGS.get(api, "posMode", load)
 
 
-def trade(api, symbol, side, price, amount):
+def trade(api, symbol, order_type, price, amount):
     """POST /api/v5/trade/order (price None = market; a spot market buy spends `amount` quote;
     swap amounts are contracts)"""
-    if side not in ("buy", "sell") and not symbol.is_swap:
-        raise PluginError(f"OKX spot orders are buy or sell, not {side!r}: closebuy/closesell are for swaps")
-    market_buy = price is None and side == "buy" and not symbol.is_swap
+    market_buy = price is None and order_type == "buy" and not symbol.is_swap
     px, sz = order_size(api, symbol, price, amount, quote_amount=market_buy)
     client_id = new_client_id()
-    body = {"instId": inst_id(symbol), "tdMode": "cash", "side": side, "clOrdId": client_id,
-            "ordType": "market" if price is None else "limit", "px": px, "sz": sz}
-    if market_buy:
-        body["tgtCcy"] = "quote_ccy"
+    body = {"instId": inst_id(symbol), "clOrdId": client_id, "ordType": "market" if price is None else "limit",
+            "px": px, "sz": sz}
     if symbol.is_swap:
-        body.update(_swap_order_fields(api, side))
+        body.update(_swap_order_fields(api, order_type))
+    else:
+        body.update(side=order_type, tdMode="cash", tgtCcy="quote_ccy" if market_buy else None)
 
     def send():
         try:
@@ -327,9 +326,10 @@ def trade(api, symbol, side, price, amount):
     return place_once(send, find, api, client_id)
 
 
-def _swap_order_fields(api, fmz_type):
-    """tdMode from the key; posSide in long_short_mode, reduceOnly for closes in net_mode."""
-    side, pos_side, closes = SWAP_SIDES[fmz_type]
+def _swap_order_fields(api, order_type):
+    """side from FMZ's order type, tdMode from the key; posSide in long_short_mode, reduceOnly
+    for closes in net_mode."""
+    side, pos_side, closes = SWAP_SIDES[order_type]
     fields = {"side": side, "tdMode": api.keys.margin_mode}
     if position_mode(api) == "long_short_mode":
         fields["posSide"] = pos_side
@@ -340,7 +340,6 @@ def _swap_order_fields(api, fmz_type):
 
 def positions(api, symbol=None):
     """GET /api/v5/account/positions (SWAP: one swap, a range such as USDT.swap, or every one)"""
-    swap_only(symbol, "positions")
     query = {"instType": "SWAP", "instId": inst_id(symbol) if symbol and symbol.base else None}
     reply = api.get("/api/v5/account/positions", query, signed=True)
     rows = [_position(p) for p in reply["data"]
@@ -365,7 +364,6 @@ def _position(p):
 def margin_level(api, symbol, level):
     """POST /api/v5/account/set-leverage (mgnMode from the key; isolated in long_short_mode sets
     both sides)"""
-    swap_only(symbol, "margin_level")
     body = {"instId": inst_id(symbol), "lever": str(level), "mgnMode": api.keys.margin_mode}
     sides = [None]
     if api.keys.margin_mode == "isolated" and position_mode(api) == "long_short_mode":
@@ -377,7 +375,6 @@ def margin_level(api, symbol, level):
 
 def fundings(api, symbol=None):
     """GET /api/v5/public/funding-rate (instId=ANY for every perpetual)"""
-    swap_only(symbol, "fundings")
     reply = api.get("/api/v5/public/funding-rate", {"instId": inst_id(symbol) if symbol and symbol.base else "ANY"})
     rows = []
     for f in reply["data"]:

@@ -180,7 +180,7 @@ def test_rate_limit_on_a_read_waits_once(client):
     assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
     client.fake.inject("429", times=2)
     assert client.error("ticker", symbol="BTC_USDT") == ("Bybit rate limit reached for GET /v5/market/tickers "
-                                                         "(Bybit allows 150 requests per 5 s): Bybit 10006: Too many visits!")
+                                                         "(Bybit allows 600 requests per 5 s per IP): Bybit 10006: Too many visits!")
 
 
 def test_markets_and_tickers(client):

@@ -290,10 +290,14 @@ def test_unknown_contract(exchange):
 
 
 @pytest.mark.parametrize("method", ["positions", "margin_level", "fundings"])
-def test_swap_methods_refuse_spot_symbols(exchange, method):
-    assert "swap" in exchange.error(method, symbol="BTC_USDT", level=5)
+def test_swap_methods_refuse_spot_symbols_before_sending(exchange, method):
+    error = exchange.error(method, symbol="BTC_USDT", level=5)
+    assert error.startswith(f"{exchange.fake.NAME} {method} is for perpetual swaps") and "BTC_USDT" in error
     assert exchange.fake.requests == []
 
 
-def test_close_types_are_refused_on_spot(exchange):
-    assert "closebuy" in exchange.error("trade", symbol="BTC_USDT", type="closebuy", price=40000, amount=1)
+@pytest.mark.parametrize("order_type", ["closebuy", "closesell"])
+def test_close_types_are_refused_on_spot_before_sending(exchange, order_type):
+    error = exchange.error("trade", symbol="BTC_USDT", type=order_type, price=40000, amount=1)
+    assert error.startswith(f"{exchange.fake.NAME} spot orders are buy or sell") and order_type in error
+    assert exchange.fake.requests == []

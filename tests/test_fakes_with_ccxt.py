@@ -13,6 +13,7 @@ import pytest
 ccxt = pytest.importorskip("ccxt")
 
 from tests.fakes.binance import FakeBinance  # noqa: E402  (after the skip, as the file needs ccxt)
+from tests.fakes.bingx import FakeBingX  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
 
@@ -145,12 +146,16 @@ def test_okx_unknown_order(okx):
 
 
 def test_okx_client_order_ids(okx):
+    """A clOrdId is unique among open orders only: taken while its order rests, free once it is
+    canceled; a lookup by clOrdId answers the latest order that had it."""
     order = okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     assert okx.fetch_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})["id"] == order["id"]
-    okx.cancel_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})
-    assert okx.fetch_order(order["id"], "ETH/USDT")["status"] == "canceled"
     with pytest.raises(ccxt.ExchangeError):           # 51016: the id is taken
         okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    okx.cancel_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})
+    assert okx.fetch_order(order["id"], "ETH/USDT")["status"] == "canceled"
+    again = okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert okx.fetch_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})["id"] == again["id"] != order["id"]
 
 
 def test_okx_order_refusals_map_to_ccxt_errors(okx):
@@ -257,7 +262,11 @@ def test_binance_client_order_ids(binance):
     order = binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     assert order["clientOrderId"] == "ccxtTest1"
     assert binance.fetch_order(None, "ETH/USDT", params={"origClientOrderId": "ccxtTest1"})["id"] == order["id"]
+    with pytest.raises(ccxt.ExchangeError, match="Duplicate order sent"):    # taken while the order is open
+        binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     binance.cancel_order(order["id"], "ETH/USDT")
+    again = binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert again["id"] != order["id"]                  # free again once it is canceled
 
 
 def test_binance_refusals_map_to_ccxt_errors(binance):
@@ -553,7 +562,7 @@ def test_linear_swap_position_lifecycle(linear):
     assert [p for p in linear.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
 
 
-@pytest.fixture(params=["okx_swap", "binance_swap", "bybit_swap"])
+@pytest.fixture(params=["okx_swap", "binance_swap", "bybit_swap", "bingx"])
 def any_swap(request):
     return request.getfixturevalue(request.param)
 
@@ -600,7 +609,8 @@ def test_all_tickers_and_funding_rates(any_swap):
 
 
 SWAP_REFUSALS = {   # exchange -> (no position to reduce, margin short), as each documents them
-    "okx": ("51169", "51008"), "binance": ("-2022", "-2019"), "bybit": ("110017", "110007")}
+    "okx": ("51169", "51008"), "binance": ("-2022", "-2019"), "bybit": ("110017", "110007"),
+    "bingx": ("101205", "101204")}
 
 
 def test_swap_refusals(any_swap):
@@ -634,3 +644,110 @@ def test_open_and_canceled_orders_page(any_client):
     if any_client.id != "okx":
         canceled = any_client.fetch_canceled_orders("ETH/USDT", params={"paginate": True})
         assert sorted(o["id"] for o in canceled) == sorted(ids[:60])
+
+
+# ---------------------------------------------------------------------------- BingX (spot and perpetuals)
+
+def bingx_client(fake, secret=None):
+    client = ccxt.bingx({"apiKey": fake.ACCESS_KEY, "secret": secret or fake.SECRET_KEY,
+                         "enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {name: fake.url + "/openApi" for name in client.urls["api"]}
+    client.has["fetchCurrencies"] = False              # /openApi/wallets/v1/capital/config: not a fake endpoint
+    client.fetch_inverse_swap_markets = lambda params: []   # coin-M (/openApi/cswap): not served by the fake
+    return client
+
+
+@pytest.fixture
+def bingx():
+    with FakeBingX() as fake:
+        client = bingx_client(fake)
+        client.fake = fake
+        client.load_markets()
+        yield client
+
+
+def test_bingx_markets(bingx):
+    """Spot from common/symbols, USDT-M perpetuals from quote/contracts (contractSize 1: coins)."""
+    spot, swap = bingx.market("BTC/USDT"), bingx.market("BTC/USDT:USDT")
+    assert spot["id"] == "BTC-USDT" and spot["active"] and spot["precision"] == {"amount": 1e-08, "price": 0.1}
+    assert swap["linear"] and swap["contractSize"] == 1 and swap["precision"] == {"amount": 0.001, "price": 0.1}
+    assert swap["limits"]["amount"]["min"] == 0.001 and swap["limits"]["cost"]["min"] == 2
+    assert bingx.markets["OLD/USDT"]["active"] is False
+
+
+@pytest.mark.parametrize("symbol", ["BTC/USDT", "BTC/USDT:USDT"])
+def test_bingx_market_data(bingx, symbol):
+    ticker = bingx.fetch_ticker(symbol)
+    assert (ticker["bid"], ticker["ask"], ticker["last"], ticker["high"]) == (50000, 50000.1, 50000, 50500)
+    book = bingx.fetch_order_book(symbol, 5)
+    assert book["asks"][0][0] == 50000.1 and book["bids"][0][0] == 50000 and len(book["asks"]) == 5
+    trades = bingx.fetch_trades(symbol, limit=10)
+    assert len(trades) == 10 and {t["side"] for t in trades} == {"buy", "sell"}
+    candles = bingx.fetch_ohlcv(symbol, "1m", limit=3)
+    assert len(candles) == 3 and all(c[0] % 60_000 == 0 for c in candles) and candles[-1][5] == 10.5
+    hour = 3_600_000
+    since = bingx.milliseconds() // hour * hour - 10 * hour + 30 * 60_000
+    hourly = bingx.fetch_ohlcv(symbol, "1h", since=since, limit=3)
+    assert [c[0] for c in hourly] == [since // hour * hour + hour * i for i in (1, 2, 3)]
+
+
+def test_bingx_balance_and_spot_order_lifecycle(bingx):
+    assert bingx.fetch_balance()["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    order = bingx.create_order("BTC/USDT", "limit", "buy", 0.01, 40000, params={"clientOrderId": "ccxtTest1"})
+    fetched = bingx.fetch_order(order["id"], "BTC/USDT")
+    assert (fetched["status"], fetched["amount"], fetched["price"]) == ("open", 0.01, 40000)
+    assert [o["id"] for o in bingx.fetch_open_orders("BTC/USDT")] == [order["id"]]
+    assert bingx.fetch_balance()["USDT"]["used"] == 400
+    bingx.cancel_order(None, "BTC/USDT", params={"clientOrderId": "ccxtTest1"})
+    assert bingx.fetch_order(order["id"], "BTC/USDT")["status"] == "canceled"
+    assert [o["id"] for o in bingx.fetch_canceled_orders("BTC/USDT")] == [order["id"]]
+    again = bingx.create_order("BTC/USDT", "limit", "buy", 0.01, 40000, params={"clientOrderId": "ccxtTest1"})
+    assert again["id"] != order["id"]                  # a client id is unique among open orders only
+    with pytest.raises(ccxt.DuplicateOrderId):
+        bingx.create_order("BTC/USDT", "limit", "buy", 0.01, 40000, params={"clientOrderId": "ccxtTest1"})
+
+
+def test_bingx_market_orders_fill(bingx):
+    sell = bingx.create_order("BTC/USDT", "market", "sell", 0.1)
+    assert bingx.fetch_order(sell["id"], "BTC/USDT")["filled"] == 0.1
+    buy = bingx.create_market_buy_order_with_cost("ETH/USDT", 30)      # quoteOrderQty
+    assert bingx.fetch_order(buy["id"], "ETH/USDT")["cost"] == pytest.approx(30)
+    assert bingx.fetch_balance()["BTC"]["free"] == pytest.approx(0.9)
+
+
+def test_bingx_refusals_map_to_ccxt_errors(bingx):
+    with pytest.raises(ccxt.InsufficientFunds):
+        bingx.create_order("BTC/USDT", "limit", "buy", 5, 40000)
+    with pytest.raises(ccxt.OrderNotFound):
+        bingx.cancel_order("123", "BTC/USDT:USDT")
+    with pytest.raises(ccxt.AuthenticationError):               # 100001: signature
+        impostor = bingx_client(bingx.fake, "wrong-secret")
+        impostor.markets, impostor.markets_by_id = bingx.markets, bingx.markets_by_id
+        impostor.fetch_balance()
+    bingx.apiKey = "A" * len(bingx.apiKey)
+    with pytest.raises(ccxt.AuthenticationError):               # 100413: key
+        bingx.fetch_balance()
+
+
+def test_bingx_clock(bingx):
+    bingx.fake.clock_skew_ms = 60_000
+    assert abs(bingx.fetch_time() - bingx.milliseconds() - 60_000) < 5_000
+    with pytest.raises(ccxt.ExchangeError, match="100421"):
+        bingx.fetch_balance()
+
+
+def test_bingx_swap_position_lifecycle(bingx):
+    bingx.set_leverage(5, "BTC/USDT:USDT", {"side": "BOTH"})
+    order = bingx.create_order("BTC/USDT:USDT", "market", "buy", 0.02)
+    fetched = bingx.fetch_order(order["id"], "BTC/USDT:USDT")
+    assert (fetched["status"], fetched["filled"], fetched["average"]) == ("closed", 0.02, 50000.1)
+    [position] = bingx.fetch_positions(["BTC/USDT:USDT"])
+    assert (position["side"], position["contracts"], position["leverage"]) == ("long", 0.02, 5)
+    assert bingx.fetch_balance({"type": "swap"})["USDT"]["used"] == pytest.approx(200, abs=0.01)
+    resting = bingx.create_order("BTC/USDT:USDT", "limit", "sell", 0.01, 60000, params={"reduceOnly": True})
+    [listed] = bingx.fetch_open_orders("BTC/USDT:USDT")
+    assert listed["id"] == resting["id"] and listed["reduceOnly"] and listed["price"] == 60000
+    bingx.cancel_order(resting["id"], "BTC/USDT:USDT")
+    bingx.create_order("BTC/USDT:USDT", "market", "sell", 0.02, params={"reduceOnly": True})
+    assert bingx.fetch_positions(["BTC/USDT:USDT"]) == []
+    assert len(bingx.fetch_closed_orders("BTC/USDT:USDT")) == 2

@@ -27,7 +27,8 @@ def get(url, path="/", accept="*/*"):
 
 
 def drive(okx):
-    """Two good tickers, one refused, one malformed: what the counters below expect."""
+    """Two good tickers, one refused by the exchange, one trade refused for its type: what the
+    counters below expect."""
     okx.data("ticker", symbol="BTC_USDT")
     okx.data("ticker", symbol="ETH_USDT")
     okx.error("ticker", symbol="NOPE_USDT")
@@ -47,7 +48,7 @@ def test_status_json_counts_calls_and_never_shows_a_key(okx, path):
     ticker = rows["OKX", "ticker"]
     assert (ticker["calls"], ticker["errors"]) == (3, 1)
     assert ticker["last_error"].startswith("OKX 51001") and ticker["p50_ms"] >= 0
-    assert (rows["OKX", "(bad request)"]["calls"], rows["OKX", "(bad request)"]["errors"]) == (1, 1)
+    assert (rows["OKX", "trade"]["calls"], rows["OKX", "trade"]["errors"]) == (1, 1)     # refused, counted as trade
     for secret in [okx.access_key] + okx.secret_key.split(","):
         assert secret not in body
 

@@ -28,7 +28,10 @@ refuse a request the engine takes after its deadline (`fake.taken_late(request)`
 exchanges document, with the exchange's own code.
 
 A fake also records, in `fake.signatures`, every signature a client sent (from its
-`signature_of(request)`), so the secrets test can check that none of them leaks.
+`signature_of(request)`), so the secrets test can check that none of them leaks, and in
+`fake.arrivals` an Arrival(at=time.monotonic(), method, path, query, body) of every request as it
+arrived, which is what an exchange's rate limiter counts: `fake.most_in_window(seconds, VERB,
+path)`. A fake may add headers to its replies (rate-limit usage) in `reply_headers`.
 """
 import http.server
 import json
@@ -38,8 +41,12 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections import namedtuple
 
 SERVE_POLL = 0.005   # seconds: stop() waits up to one poll of serve_forever, and every test stops servers
+
+
+Arrival = namedtuple("Arrival", "at method path query body")
 
 
 class FakeRequest:
@@ -83,6 +90,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 128         # the plugin opens many connections at once (socketserver's default: 5)
 
     def handle_error(self, request, client_address):
         """A client that gave up (timeout, dropped fault) is normal here, not worth a traceback."""
@@ -107,6 +115,7 @@ class FakeExchange:
         self.latency = 0.0               # seconds added to every answer (benchmarks)
         self.lock = threading.RLock()    # one request changes state at a time, like a matching engine
         self.requests = []               # (verb, target, body) of every request, for assertions
+        self.arrivals = []               # an Arrival per request, in the order they arrived
         self.signatures = []             # every signature clients sent (see signature_of)
         self.connections = 0             # TCP connections ever accepted
         self.sockets = []                # accepted connections, for close_idle()
@@ -161,6 +170,22 @@ class FakeExchange:
         with self.idle:
             assert self.idle.wait_for(lambda: self.in_flight == 0, timeout), "a request never ended"
 
+    def most_in_window(self, seconds, method=None, path=None, where=None, weight=None):
+        """The most requests (to that verb and path, those `where(arrival)` accepts; or the most
+        `weight(arrival)` summed) that arrived within any `seconds`: what the exchange's limiter
+        would have counted at worst."""
+        with self.lock:
+            chosen = [a for a in self.arrivals if method in (None, a.method) and path in (None, a.path)
+                      and (where is None or where(a))]
+        most, first, total = 0, 0, 0
+        for arrival in chosen:
+            total += weight(arrival) if weight else 1
+            while chosen[first].at <= arrival.at - seconds:
+                total -= weight(chosen[first]) if weight else 1
+                first += 1
+            most = max(most, total)
+        return most
+
     def _take_fault(self, request):
         with self.lock:
             for fault in self.faults:
@@ -174,7 +199,9 @@ class FakeExchange:
     # ------------------------------------------------------------------ serving
     def handle(self, handler, request):
         request.arrived_ms = self.now_ms()
+        arrived = time.monotonic()
         with self.lock:
+            self.arrivals.append(Arrival(arrived, request.method, request.path, request.query, request.body))
             self.requests.append((request.method, request.target, request.body))
             signature = self.signature_of(request)
             if signature:
@@ -214,7 +241,9 @@ class FakeExchange:
             (json.dumps(reply).encode(), "application/json")
         if kind == "truncated":
             body = body[: len(body) // 2]
-        self._send(handler, status, body, content_type)
+        with self.lock:
+            headers = self.reply_headers(request, status)
+        self._send(handler, status, body, content_type, headers)
 
     def route(self, request):
         function = self.routes.get((request.method, request.path))
@@ -223,10 +252,12 @@ class FakeExchange:
         with self.lock:
             return function(request)
 
-    def _send(self, handler, status, body, content_type):
+    def _send(self, handler, status, body, content_type, headers=None):
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(body)
 
@@ -236,6 +267,10 @@ class FakeExchange:
         handler.connection.shutdown(2)
 
     # ------------------------------------------------------------------ per exchange
+    def reply_headers(self, request, status):
+        """Headers the exchange adds to a reply (its rate-limit counters); called under the lock."""
+        return {}
+
     def not_found(self, request):
         raise NotImplementedError
 

@@ -32,8 +32,10 @@ import functools
 import hashlib
 import hmac
 import re
+import time
 import urllib.parse
 import uuid
+from collections import deque
 from decimal import Decimal as D, InvalidOperation
 
 from tests.fakes.base import FakeExchange
@@ -54,6 +56,32 @@ INTERVAL_MS = {"1s": 1000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 90
                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
                "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000, "1w": 604_800_000}
 WEEK_START_MS = 4 * 86_400_000       # Binance weeks open on Monday; 1970-01-01 was a Thursday
+
+# Request weight of each endpoint (rest-api.md and the futures pages, "Weight"), as Binance adds
+# it up per IP and reports it in X-MBX-USED-WEIGHT-1M: a number, or one with a symbol and one
+# without, or a function of the params. A futures order weighs 0 (it counts on the order limits).
+def _levels_weight(steps, default):
+    def weight(params):
+        levels = int(params["limit"]) if params.get("limit", "").isdigit() else default
+        return next(w for top, w in steps if levels <= top)
+    return weight
+
+
+WEIGHTS = {
+    "/api/v3/time": 1, "/api/v3/exchangeInfo": 20, "/api/v3/ticker/24hr": (2, 80),
+    "/api/v3/depth": _levels_weight([(100, 5), (500, 25), (1000, 50), (5000, 250)], 100),
+    "/api/v3/trades": 25, "/api/v3/klines": 2, "/api/v3/account": 20, "POST /api/v3/order": 1,
+    "/api/v3/order": 4, "DELETE /api/v3/order": 1, "/api/v3/openOrders": (6, 80), "/api/v3/allOrders": 20,
+    "/fapi/v1/time": 1, "/fapi/v1/exchangeInfo": 1, "/fapi/v1/ticker/24hr": (1, 40),
+    "/fapi/v1/ticker/bookTicker": (2, 5),
+    "/fapi/v1/depth": _levels_weight([(50, 2), (100, 5), (500, 10), (1000, 20)], 500),
+    "/fapi/v1/trades": 5, "/fapi/v1/klines": _levels_weight([(99, 1), (499, 2), (1000, 5), (1500, 10)], 500),
+    "/fapi/v1/premiumIndex": (1, 10), "/fapi/v1/fundingInfo": 0, "/fapi/v2/account": 5,
+    "/fapi/v2/positionRisk": 5, "/fapi/v1/positionSide/dual": 30, "POST /fapi/v1/positionSide/dual": 1,
+    "POST /fapi/v1/leverage": 1, "POST /fapi/v1/order": 0, "/fapi/v1/order": 1, "DELETE /fapi/v1/order": 1,
+    "/fapi/v1/openOrders": (1, 40), "/fapi/v1/allOrders": 5,
+}
+ORDER_PATHS = {"/api/v3/order": "spot", "/fapi/v1/order": "futures"}
 
 # Engine refusals -> Binance code and msg: spot (errors.md; -1013 messages from filters.md) ...
 REFUSALS = {
@@ -146,6 +174,11 @@ class FakeBinance(FakeExchange):
         super().__init__()
         self.engine = Engine(self.now_ms)
         self.futures_permission = True     # False: the key may trade spot only (/fapi answers -2015)
+        self.weights = deque()             # (arrived, weight) of the last minute's requests
+        self.weight_used = 0
+        self.weight_used_elsewhere = 0     # weight another program on this IP spent this minute
+        self.orders_placed = {"spot": deque(), "futures": deque()}    # when, over the last minute
+        self.orders_elsewhere = 0          # orders another program on this account placed just now
         spot, futures = {"futures": False}, {"futures": True}
         market = lambda function, kind: functools.partial(function, **kind)
         signed = lambda function, kind: self.signed(functools.partial(function, **kind))
@@ -248,6 +281,34 @@ class FakeBinance(FakeExchange):
 
     def signature_of(self, request):
         return split_signature(request.raw_query, request.body)[0]
+
+    def reply_headers(self, request, status):
+        """X-MBX-USED-WEIGHT-1M on every reply (this IP's weight over the last minute, counted
+        here over a sliding minute where Binance counts calendar minutes); on a placed order,
+        X-MBX-ORDER-COUNT-10S (and -1M on futures, -1D on spot): the account's new orders."""
+        now = time.monotonic()
+        self.weights.append((now, self.weight_of(request)))
+        self.weight_used += self.weights[-1][1]
+        while self.weights[0][0] <= now - 60:
+            self.weight_used -= self.weights.popleft()[1]
+        headers = {"X-MBX-USED-WEIGHT-1M": str(self.weight_used + self.weight_used_elsewhere)}
+        kind = ORDER_PATHS.get(request.path)
+        if request.method == "POST" and kind and status == 200:
+            placed = self.orders_placed[kind]
+            placed.append(now)
+            while placed[0] <= now - 60:
+                placed.popleft()
+            recent = sum(1 for at in placed if at > now - 10) + self.orders_elsewhere
+            headers["X-MBX-ORDER-COUNT-10S"] = str(recent)
+            headers["X-MBX-ORDER-COUNT-1M" if kind == "futures" else "X-MBX-ORDER-COUNT-1D"] = \
+                str(len(placed) + self.orders_elsewhere)
+        return headers
+
+    def weight_of(self, request):
+        weight = WEIGHTS.get(f"{request.method} {request.path}", WEIGHTS.get(request.path, 1))
+        if isinstance(weight, tuple):
+            return weight[0] if self.params(request).get("symbol") else weight[1]
+        return weight(self.params(request)) if callable(weight) else weight
 
     def rate_limited(self):
         return fail(-1003, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "

@@ -18,7 +18,10 @@ edge (CONTRACT_UNITS) and margins, prices and profits stay the engine's.
 """
 import hashlib
 import hmac
+import json
+import time
 import urllib.parse
+from collections import deque
 from decimal import Decimal as D, InvalidOperation
 
 from tests.fakes.base import FakeExchange
@@ -104,6 +107,8 @@ class FakeBybit(FakeExchange):
         super().__init__()
         self.engine = Engine(self.now_ms)
         self.recent_closed = 500          # closed orders /v5/order/realtime still finds by id (UTA)
+        self.uid_calls = {}               # (API key, path) -> arrival times over the last second
+        self.uid_used_elsewhere = 0       # calls another program on this UID made in that second
         self.routes = {
             ("GET", "/v5/market/time"): self.public(self.time),
             ("GET", "/v5/market/instruments-info"): self.public(self.instruments),
@@ -148,6 +153,33 @@ class FakeBybit(FakeExchange):
                                   f"req_timestamp[{request.headers['X-BAPI-TIMESTAMP']}],"
                                   f"server_timestamp[{self.now_ms()}],"
                                   f"recv_window[{request.headers.get('X-BAPI-RECV-WINDOW')}]")
+
+    def reply_headers(self, request, status):
+        """A private reply's X-Bapi-Limit (this UID's limit of the endpoint per second),
+        X-Bapi-Limit-Status (what is left of it in the last second) and
+        X-Bapi-Limit-Reset-Timestamp (docs v5 "Rate Limit Rules")."""
+        key = request.headers.get("X-BAPI-API-KEY")
+        if not key:
+            return {}
+        now = time.monotonic()
+        calls = self.uid_calls.setdefault((key, request.path), deque())
+        calls.append(now)
+        while calls[0] <= now - 1:
+            calls.popleft()
+        limit = self.uid_limit(request)
+        left = max(0, limit - len(calls) - self.uid_used_elsewhere)
+        return {"X-Bapi-Limit": str(limit), "X-Bapi-Limit-Status": str(left),
+                "X-Bapi-Limit-Reset-Timestamp": str(self.now_ms())}
+
+    def uid_limit(self, request):
+        """Per second and UID: order create and cancel 10 for linear, 20 for spot; others 50."""
+        if request.path in ("/v5/order/create", "/v5/order/cancel"):
+            try:
+                category = json.loads(request.body or "{}").get("category")
+            except ValueError:
+                category = None
+            return 20 if category == "spot" else 10
+        return 50
 
     # ------------------------------------------------------------------ auth
     def public(self, function):

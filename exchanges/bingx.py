@@ -1,0 +1,668 @@
+"""BingX, REST API: spot (/openApi/spot/v1) and USDT-M perpetual swaps (/openApi/swap/v2, v3 where
+BingX moved an endpoint). Docs: https://bingx-api.github.io/docs/ (spot "Signature
+Authentication", swap "Basic Information"); CCXT's bingx.py quotes the response examples used here.
+
+Keys: access_key = the API key; secret_key = its secret (HMAC keys).
+
+Signing (docs, spot "Signature Authentication"): every parameter of a private call, `timestamp`
+(ms) and `recvWindow` included, travels in the query string, also for POST and DELETE (the
+docs' own example sends POST /openApi/spot/v1/trade/order with its parameters in the query);
+`signature` = lowercase hex HMAC-SHA256(secret, that parameter string) is appended last, and the
+key goes in the X-BX-APIKEY header. The docs' example (quoteOrderQty=20&side=BUY&symbol=ETHUSDT&
+timestamp=1649404670162&type=MARKET -> 428a3c38...) is a test. BingX refuses a request older than
+recvWindow (5000 ms here; orders and cancels carry --timeout instead, at most 60000): a late order
+is refused, not placed, which is what lets place_once prove an unanswered order absent.
+
+Replies are {"code": 0, "msg": "", "data": ...}; a refusal has a non-zero code (HTTP 200), read
+in check() and answered as `BingX <code>: <msg>`. Codes relied on: 100421 timestamp out of
+window (resync; from BingX.Net's map, unverified against BingX's own table), 100410 rate limited
+(CCXT, BingX.Net), 109421 spot order not found and 80016 swap order not found (CCXT).
+
+Symbols: BTC_USDT is spot BTC-USDT; BTC_USDT.swap is the USDT-M perpetual BTC-USDT. Order ids
+given to FMZ say which API they belong to: `BTC-USDT,1514090846268424192` (spot) and
+`BTC-USDT.swap,1709036527545438208` (perpetual), so order and cancel need no lookup.
+
+Perpetuals: BingX counts USDT-M quantities in coins (CCXT: contractSize 1), so one FMZ contract
+is one coin (ct_val 1 of the base). Orders follow the account's position mode, read once per key
+from /openApi/swap/v1/positionSide/dual: in one-way mode every order is positionSide BOTH and
+closebuy/closesell are reduceOnly; in hedge mode an order names LONG or SHORT (BUY+LONG opens a
+long, SELL+LONG closes it).
+
+Unverified (best readings, kept in one place each): the clientOrderID lookups of
+GET /trade/query and GET /trade/order, the 8 h fallback when premiumIndex omits
+fundingIntervalHours, and allOrders answering every status from `startTime` on.
+"""
+import hashlib
+import hmac
+import json
+import re
+import urllib.parse
+from collections import namedtuple
+from decimal import Decimal
+
+from exchanges import _kit
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, new_client_id, num,
+                            order_size, place_once, precision)
+
+NAME = "BingX"
+BASE_URL = "https://open-api.bingx.com"
+HOSTS = {}
+CLOCK_ERRORS = ("100421",)           # timestamp missing or outside recvWindow
+RATE_LIMIT_ERRORS = ("100410",)      # request frequency too high
+AMBIGUOUS_ERRORS = ("100500",)       # internal server error: the order may exist (unverified)
+POST_PARAMS = "query"                # a POST's parameters travel in the query string, signed with it
+SPOT, SWAP = "/openApi/spot/v1", "/openApi/swap/v2"
+# BingX's limits (support article "API rate limit upgrade", 2025): spot and swap market data share
+# 500 requests per 10 s per IP (a fifth of that per endpoint here); account calls 2000 per 10 s per
+# IP; spot orders and cancels 5/s, spot order queries 10/s, swap orders 10/s per account. The other
+# private endpoints are taken as 10/s (unverified).
+RATE_LIMITS = {
+    "GET /openApi/spot/v1/server/time": (100, 10.0),
+    "GET /openApi/spot/v1/common/symbols": (100, 10.0),
+    "GET /openApi/spot/v1/ticker/24hr": (100, 10.0),
+    "GET /openApi/spot/v1/market/depth": (100, 10.0),
+    "GET /openApi/spot/v1/market/trades": (100, 10.0),
+    "GET /openApi/spot/v1/market/kline": (100, 10.0),
+    "GET /openApi/swap/v2/quote/contracts": (100, 10.0),
+    "GET /openApi/swap/v2/quote/ticker": (100, 10.0),
+    "GET /openApi/swap/v2/quote/depth": (100, 10.0),
+    "GET /openApi/swap/v2/quote/trades": (100, 10.0),
+    "GET /openApi/swap/v3/quote/klines": (100, 10.0),
+    "GET /openApi/swap/v2/quote/premiumIndex": (100, 10.0),
+    "POST /openApi/spot/v1/trade/order": (5, 1.0),
+    "POST /openApi/spot/v1/trade/cancel": (5, 1.0),
+    "GET /openApi/spot/v1/trade/query": (10, 1.0),
+    "GET /openApi/spot/v1/trade/openOrders": (10, 1.0),
+    "GET /openApi/spot/v1/trade/historyOrders": (10, 1.0),
+    "GET /openApi/spot/v1/account/balance": (10, 1.0),
+    "POST /openApi/swap/v2/trade/order": (10, 1.0),
+    "DELETE /openApi/swap/v2/trade/order": (10, 1.0),
+    "GET /openApi/swap/v2/trade/order": (10, 1.0),
+    "GET /openApi/swap/v2/trade/openOrders": (10, 1.0),
+    "GET /openApi/swap/v2/trade/allOrders": (10, 1.0),
+    "GET /openApi/swap/v2/user/positions": (10, 1.0),
+    "GET /openApi/swap/v3/user/balance": (10, 1.0),
+    "POST /openApi/swap/v2/trade/leverage": (5, 1.0),
+    "GET /openApi/swap/v1/positionSide/dual": (5, 1.0),
+}
+RECV_WINDOW = "5000"                 # ms a signed request stays valid (BingX's default)
+
+# The endpoint of each purpose on each API (FMZ market kind -> path).
+PATHS = {
+    "ticker": {"spot": SPOT + "/ticker/24hr", "swap": SWAP + "/quote/ticker"},
+    "depth": {"spot": SPOT + "/market/depth", "swap": SWAP + "/quote/depth"},
+    "trades": {"spot": SPOT + "/market/trades", "swap": SWAP + "/quote/trades"},
+    "klines": {"spot": SPOT + "/market/kline", "swap": "/openApi/swap/v3/quote/klines"},
+    "place": {"spot": SPOT + "/trade/order", "swap": SWAP + "/trade/order"},
+    "query": {"spot": SPOT + "/trade/query", "swap": SWAP + "/trade/order"},
+    "open": {"spot": SPOT + "/trade/openOrders", "swap": SWAP + "/trade/openOrders"},
+}
+SWAP_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)       # the only `limit` values quote/depth takes
+TRADES_LIMIT = 100
+KLINE_PAGE = 1440                    # max candles per kline call
+HISTORY_PAGE = 100                   # spot historyOrders pageSize, at most
+ALL_ORDERS_LIMIT = 1000              # swap allOrders limit, at most
+DEFAULT_FUNDING_INTERVAL = 8 * 3_600_000
+NO_ORDER = {"spot": "109421", "swap": "80016"}      # "order not exist" on each API
+NO_SWAP_PERMISSION = ("100004",)     # Permission denied: a key without perpetual rights
+INSUFFICIENT = ("100202", "101204")
+
+# FMZ period in minutes -> BingX kline interval.
+INTERVALS = {
+    1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
+    60: "1h", 120: "2h", 240: "4h", 360: "6h", 720: "12h",
+    1440: "1d", 10080: "1w",
+}
+
+# BingX order status (spot: NEW, PENDING, PARTIALLY_FILLED, FILLED, CANCELED, FAILED; swap writes
+# CANCELLED) -> the FMZ status vocabulary.
+STATUS = {
+    "NEW": "pending",
+    "PENDING": "pending",
+    "PARTIALLY_FILLED": "partial-filled",
+    "FILLED": "filled",
+    "CANCELED": "canceled",
+    "CANCELLED": "canceled",
+    "FAILED": "canceled",
+}
+FINISHED = ("FILLED", "CANCELED", "CANCELLED", "FAILED")
+
+# FMZ swap order type -> (BingX side, positionSide in hedge mode, whether it closes)
+SWAP_SIDES = {
+    "buy": ("BUY", "LONG", False),
+    "sell": ("SELL", "SHORT", False),
+    "closebuy": ("SELL", "LONG", True),
+    "closesell": ("BUY", "SHORT", True),
+}
+
+Keys = namedtuple("Keys", "api_key secret")
+
+
+def parse_keys(access_key, secret_key):
+    api_key, secret = (access_key or "").strip(), (secret_key or "").strip()
+    if not api_key or not secret or "," in secret:
+        raise PluginError("BingX keys: access_key must be the API key and secret_key its secret")
+    return Keys(api_key, secret)
+
+
+def sign(request, keys, now_ms):
+    """timestamp and recvWindow join the query, whose exact text is signed; signature goes last.
+    (A body, should a POST still carry one, is moved into the query first: BingX signs and reads
+    the query string.)"""
+    fields = urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+    if request.body:
+        fields += [(name, _form_value(value)) for name, value in json.loads(request.body).items()]
+        request.body = ""
+        request.headers.pop("Content-Type", None)
+    fields = [(name, value) for name, value in fields if name not in ("timestamp", "signature")]
+    fields.append(("timestamp", str(now_ms)))
+    if not any(name == "recvWindow" for name, _ in fields):
+        fields.append(("recvWindow", str(request.window_ms or RECV_WINDOW)))
+    query = urllib.parse.urlencode(fields)
+    signature = hmac.new(keys.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    request.query = f"{query}&signature={signature}"
+    request.headers["X-BX-APIKEY"] = keys.api_key
+
+
+def _form_value(value):
+    """A JSON value as query text: true/false, numbers as written."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def check(status, reply):
+    """Success and refusal alike are {"code", "msg", "data"}; code 0 is success."""
+    if not isinstance(reply, dict) or "code" not in reply:
+        raise PluginError(f"BingX answered HTTP {status} without a code: {str(reply)[:80]}",
+                          ambiguous=status >= 500)
+    code = str(reply["code"])
+    if code != "0":
+        message = reply.get("msg") or f"HTTP {status}"
+        raise PluginError(f"BingX {code}: {message}", code=code, ambiguous=status >= 500)
+
+
+def _data(reply):
+    """The one place the envelope is unwrapped: `data`, or None when BingX sent none."""
+    return reply.get("data")
+
+
+def server_time(api):
+    """GET /openApi/spot/v1/server/time"""
+    return int(num((_data(api.get(SPOT + "/server/time", signed=False)) or {}).get("serverTime")))
+
+
+# ---------------------------------------------------------------------------- symbols and ids
+
+def bingx_symbol(symbol):
+    """Symbol('BTC_USDT') and Symbol('BTC_USDT.swap') -> BTC-USDT (the API tells them apart)."""
+    return f"{symbol.base}-{symbol.quote}"
+
+
+def to_symbol(name, kind):
+    base, _, quote = name.partition("-")
+    return Symbol(base, quote, kind)
+
+
+ORDER_ID = re.compile(r"^([A-Z0-9]{1,20}-[A-Z0-9]{1,20})(\.swap)?,([0-9]{1,30})$")
+
+
+def split_order_id(order_id):
+    """`BTC-USDT,123` -> ("spot", "BTC-USDT", "123"); `BTC-USDT.swap,123` -> ("swap", ...)."""
+    found = ORDER_ID.match(order_id)
+    if not found:
+        raise PluginError(f"invalid BingX order id {order_id[:60]!r}: expected SYMBOL,ORDERID such as "
+                          f"BTC-USDT,1514090846268424192 or BTC-USDT.swap,1709036527545438208")
+    name, swap, bingx_id = found.groups()
+    return ("swap" if swap else "spot"), name, bingx_id
+
+
+def _order_id(kind, name, bingx_id):
+    return f"{name}{'.swap' if kind == 'swap' else ''},{bingx_id}"
+
+
+def _listed(api, kind):
+    """{BingX name: FMZ symbol text} of the live markets of a kind."""
+    return {spec["base_asset"] + "-" + spec["quote_asset"]: name for name, spec in MARKETS.get(api, kind).items()}
+
+
+# ---------------------------------------------------------------------------- market data
+
+def ticker(api, symbol):
+    """GET /openApi/spot/v1/ticker/24hr, /openApi/swap/v2/quote/ticker"""
+    reply = api.get(PATHS["ticker"][symbol.kind], {"symbol": bingx_symbol(symbol)}, signed=False)
+    data = _data(reply)
+    row = data[0] if isinstance(data, list) and data else data
+    if not isinstance(row, dict) or not row:
+        raise PluginError(f"BingX returned no ticker for {symbol}")
+    return _ticker(row, str(symbol), reply), reply
+
+
+def _ticker(t, symbol, reply):
+    """closeTime is the ticker's own time (sent as a number or a string); the reply's timestamp
+    stands in where it is absent."""
+    return {
+        "symbol": symbol,
+        "buy": num(t.get("bidPrice")), "sell": num(t.get("askPrice")),
+        "high": num(t.get("highPrice")), "low": num(t.get("lowPrice")),
+        "open": num(t.get("openPrice")), "last": num(t.get("lastPrice")),
+        "vol": num(t.get("volume")), "time": int(num(t.get("closeTime") or reply.get("timestamp"))),
+    }
+
+
+def tickers(api, symbol=None):
+    """GET /openApi/spot/v1/ticker/24hr and /openApi/swap/v2/quote/ticker without a symbol (one
+    call each); a range such as USDT.swap narrows the answer"""
+    rows, replies = [], []
+    for kind in [symbol.kind] if symbol else ["spot", "swap"]:
+        reply = api.get(PATHS["ticker"][kind], signed=False)
+        replies.append(reply)
+        listed = _listed(api, kind)
+        for t in _data(reply) or []:
+            name = listed.get(t.get("symbol"))
+            if name and (symbol is None or symbol.covers(to_symbol(t["symbol"], kind))):
+                rows.append(_ticker(t, name, reply))
+    return rows, _kit_one_or_all(replies)
+
+
+def depth(api, symbol, limit=None):
+    """GET /openApi/spot/v1/market/depth (limit up to 1000), /openApi/swap/v2/quote/depth (limit one
+    of 5, 10, 20, 50, 100, 500, 1000). BingX's examples list asks best-last: both sides are sorted
+    here, asks ascending and bids descending."""
+    wanted = min(limit or 20, 1000)
+    asked = wanted if not symbol.is_swap else next(n for n in SWAP_DEPTHS if n >= wanted)
+    reply = api.get(PATHS["depth"][symbol.kind], {"symbol": bingx_symbol(symbol), "limit": asked}, signed=False)
+    book = _data(reply) or {}
+    levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows or []]
+    asks = sorted(levels(book.get("asks")), key=lambda level: level[0])[:wanted]
+    bids = sorted(levels(book.get("bids")), key=lambda level: level[0], reverse=True)[:wanted]
+    time = book.get("ts") or book.get("T") or reply.get("timestamp")
+    return {"time": int(num(time)), "asks": asks, "bids": bids}, reply
+
+
+def trades(api, symbol):
+    """GET /openApi/spot/v1/market/trades, /openApi/swap/v2/quote/trades (the last 100; answered
+    oldest first). A buyer-maker trade was a taker's sell; swap trades carry no id, their time
+    stands in."""
+    reply = api.get(PATHS["trades"][symbol.kind], {"symbol": bingx_symbol(symbol), "limit": TRADES_LIMIT},
+                    signed=False)
+    rows = []
+    for t in _data(reply) or []:
+        maker = t.get("buyerMaker", t.get("isBuyerMaker"))
+        rows.append({"id": str(t.get("id") or t.get("time")), "time": int(num(t.get("time"))),
+                     "price": num(t.get("price")), "amount": num(t.get("qty")),
+                     "type": "sell" if maker else "buy"})
+    rows.sort(key=lambda row: row["time"])
+    return rows, reply
+
+
+def records(api, symbol, period=60, limit=None):
+    """GET /openApi/spot/v1/market/kline (timeZone=0: days start at UTC midnight, BingX's spot
+    default being UTC+8), /openApi/swap/v3/quote/klines; 1440 a page, paged back with endTime"""
+    interval = INTERVALS.get(period)
+    if interval is None:
+        raise PluginError(f"BingX has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+    wanted, found, pages, end = limit or 100, {}, [], None
+    while len(found) < wanted:
+        asked = min(wanted - len(found), KLINE_PAGE)
+        query = {"symbol": bingx_symbol(symbol), "interval": interval, "limit": asked, "endTime": end}
+        if not symbol.is_swap:
+            query["timeZone"] = 0
+        reply = api.get(PATHS["klines"][symbol.kind], query, signed=False)
+        pages.append(reply)
+        page = [_candle(row) for row in _data(reply) or []]
+        found.update((row[0], row) for row in page)
+        if len(page) < asked:
+            break
+        end = min(row[0] for row in page) - 1
+    rows = sorted(found.values())[-wanted:]
+    return rows, _kit_one_or_all(pages)
+
+
+def _candle(row):
+    """Spot rows are [openTime, open, high, low, close, volume, closeTime, quoteVolume]; swap rows
+    are {open, close, high, low, volume, time}."""
+    if isinstance(row, list):
+        return [int(num(row[0])), num(row[1]), num(row[2]), num(row[3]), num(row[4]), num(row[5])]
+    return [int(num(row.get("time"))), num(row.get("open")), num(row.get("high")), num(row.get("low")),
+            num(row.get("close")), num(row.get("volume"))]
+
+
+def markets(api):
+    """GET /openApi/spot/v1/common/symbols and /openApi/swap/v2/quote/contracts (through the
+    markets cache; no raw)"""
+    return _kit.markets(api, ("spot", "swap"))
+
+
+def load_markets(api, kind):
+    """GET /openApi/spot/v1/common/symbols (status 1 = online), /openApi/swap/v2/quote/contracts
+    (precisions given as digits, quantities in coins)"""
+    if kind == "spot":
+        rows = (_data(api.get(SPOT + "/common/symbols", signed=False)) or {}).get("symbols") or []
+        specs = [_spot_market(row) for row in rows if row.get("status") == 1
+                 and row.get("apiStateBuy") is not False and row.get("apiStateSell") is not False]
+    else:
+        rows = _data(api.get(SWAP + "/quote/contracts", signed=False)) or []
+        specs = [_swap_market(row) for row in rows if str(row.get("status")) == "1"
+                 and str(row.get("apiStateOpen", "true")) == "true"]
+    return {spec["symbol"]: spec for spec in specs if spec}
+
+
+def _spot_market(row):
+    symbol = _fmz_symbol(row.get("symbol"), "spot")
+    if symbol is None:
+        return None
+    tick, step = num(row.get("tickSize")), num(row.get("stepSize"))
+    return _spec(symbol, tick, step, min_qty=num(row.get("minQty")), max_qty=num(row.get("maxQty")),
+                 min_notional=num(row.get("minNotional")), max_notional=num(row.get("maxNotional")))
+
+
+def _swap_market(row):
+    symbol = _fmz_symbol(row.get("symbol"), "swap")
+    if symbol is None:
+        return None
+    tick = Decimal(1).scaleb(-int(num(row.get("pricePrecision"))))
+    step = Decimal(1).scaleb(-int(num(row.get("quantityPrecision"))))
+    spec = _spec(symbol, tick, step, min_qty=num(row.get("tradeMinQuantity")) or step, max_qty=num(None),
+                 min_notional=num(row.get("tradeMinUSDT")), max_notional=num(None))
+    spec.update(ct_val=num(1), ct_val_ccy=symbol.base)
+    return spec
+
+
+def _fmz_symbol(name, kind):
+    parts = (name or "").split("-")
+    if len(parts) != 2 or not all(re.fullmatch(r"[A-Z0-9]{1,20}", part) for part in parts):
+        return None
+    return Symbol(parts[0], parts[1], kind)
+
+
+def _spec(symbol, tick, step, min_qty, max_qty, min_notional, max_notional):
+    return {
+        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
+        "tick_size": tick, "amount_size": step,
+        "price_precision": precision(tick), "amount_precision": precision(step),
+        "min_qty": min_qty, "max_qty": max_qty, "min_notional": min_notional, "max_notional": max_notional,
+        "ct_val": num(None), "ct_val_ccy": "",
+    }
+
+
+# ---------------------------------------------------------------------------- account
+
+def accounts(api):
+    """GET /openApi/spot/v1/account/balance (spot wallet) and /openApi/swap/v3/user/balance
+    (perpetual wallet), added up per currency: BingX keeps the two apart, FMZ asks for one list.
+    The perpetual wallet's free part is availableMargin, its frozen part the margin of positions
+    (usedMargin) and of resting orders (freezedMargin); its currency also gets equity and upnl."""
+    spot = api.get(SPOT + "/account/balance", signed=True)
+    rows = {}
+    for b in (_data(spot) or {}).get("balances") or []:
+        if num(b.get("free")) or num(b.get("locked")):
+            rows[b["asset"]] = {"currency": b["asset"], "free": num(b.get("free")), "frozen": num(b.get("locked"))}
+    swap = _swap_wallet(api)
+    for a in (_data(swap) or []) if swap else []:
+        if not a.get("asset") or not (num(a.get("balance")) or num(a.get("unrealizedProfit"))):
+            continue
+        row = rows.setdefault(a["asset"], {"currency": a["asset"], "free": num(0), "frozen": num(0)})
+        row["free"] += num(a.get("availableMargin"))
+        row["frozen"] += num(a.get("usedMargin")) + num(a.get("freezedMargin"))
+        row.update(equity=num(a.get("equity")), upnl=num(a.get("unrealizedProfit")))
+    return list(rows.values()), spot if swap is None else {"spot": spot, "swap": swap}
+
+
+def _swap_wallet(api):
+    """The perpetual wallet, or None for a key without perpetual permission."""
+    try:
+        return api.get("/openApi/swap/v3/user/balance", signed=True)
+    except PluginError as error:
+        if error.code in NO_SWAP_PERMISSION:
+            return None
+        raise
+
+
+assets = accounts
+
+
+# ---------------------------------------------------------------------------- trading
+
+def position_mode(api):
+    """GET /openApi/swap/v1/positionSide/dual (dualSidePosition, read once per key: "true" = hedge)"""
+    def load():
+        data = _data(api.get("/openApi/swap/v1/positionSide/dual", signed=True)) or {}
+        return "hedge" if str(data.get("dualSidePosition")).lower() == "true" else "one-way"
+    return ACCOUNT_SETTINGS.get(api, "dualSidePosition", load)
+
+
+def trade(api, symbol, order_type, price, amount):
+    """POST /openApi/spot/v1/trade/order, /openApi/swap/v2/trade/order (LIMIT; price None = MARKET,
+    and a spot market buy spends `amount` quote through quoteOrderQty; swap amounts are coins)"""
+    market_buy = price is None and order_type == "buy" and not symbol.is_swap
+    px, size = order_size(api, symbol, price, amount, quote_amount=market_buy)
+    client_id = new_client_id()
+    params = {"symbol": bingx_symbol(symbol), "type": "MARKET" if price is None else "LIMIT", "price": px}
+    if symbol.is_swap:
+        params.update(_swap_order_fields(api, order_type), quantity=size, clientOrderID=client_id)
+    else:
+        params.update(side=order_type.upper(), newClientOrderId=client_id,
+                      **{"quoteOrderQty" if market_buy else "quantity": size})
+    kind = symbol.kind
+
+    def send():
+        try:
+            reply = api.post(PATHS["place"][kind], params, signed=True, deadline=True)
+        except PluginError as error:
+            if symbol.is_swap and "positionSide" in str(error):
+                ACCOUNT_SETTINGS.forget(api, "dualSidePosition")    # the trader switched modes: read it again
+            raise
+        return {"id": _order_id(kind, params["symbol"], _placed_id(reply))}, reply
+
+    def find():
+        try:
+            reply = api.get(PATHS["query"][kind], {"symbol": params["symbol"], "clientOrderID": client_id},
+                            signed=True)
+        except PluginError as error:
+            if error.code == NO_ORDER[kind]:
+                return None
+            raise
+        return {"id": _order_id(kind, params["symbol"], _order_object(reply)["orderId"])}, reply
+
+    try:
+        return place_once(send, find, api, client_id)
+    except PluginError as error:
+        if error.code in INSUFFICIENT:
+            pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
+            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from error
+        raise
+
+
+def _swap_order_fields(api, order_type):
+    """side and positionSide: BOTH in one-way mode (reduceOnly for closes), LONG/SHORT in hedge mode."""
+    side, position_side, closes = SWAP_SIDES[order_type]
+    if position_mode(api) == "hedge":
+        return {"side": side, "positionSide": position_side}
+    fields = {"side": side, "positionSide": "BOTH"}
+    if closes:
+        fields["reduceOnly"] = "true"
+    return fields
+
+
+def _placed_id(reply):
+    """The orderId of a new order: spot answers it in `data`, swap in `data.order`."""
+    return _order_object(reply)["orderId"]
+
+
+def _order_object(reply):
+    data = _data(reply) or {}
+    return data.get("order") if isinstance(data.get("order"), dict) else data
+
+
+def orders(api, symbol=None):
+    """GET /openApi/spot/v1/trade/openOrders, /openApi/swap/v2/trade/openOrders (no symbol = every
+    spot pair)"""
+    kind = symbol.kind if symbol else "spot"
+    query = {"symbol": bingx_symbol(symbol)} if symbol else {}
+    reply = api.get(PATHS["open"][kind], query, signed=True)
+    listed = _listed(api, kind)
+    return [_order(o, kind, listed) for o in (_data(reply) or {}).get("orders") or []], reply
+
+
+def order(api, order_id, symbol=None):
+    """GET /openApi/spot/v1/trade/query, /openApi/swap/v2/trade/order"""
+    kind, name, bingx_id = split_order_id(order_id)
+    reply = api.get(PATHS["query"][kind], {"symbol": name, "orderId": bingx_id}, signed=True)
+    return _order(_order_object(reply), kind, _listed(api, kind)), reply
+
+
+def historyorders(api, symbol, since=None, limit=None):
+    """GET /openApi/spot/v1/trade/historyOrders (finished orders, pageIndex/pageSize 100) or
+    /openApi/swap/v2/trade/allOrders (up to 1000 from `since`, finished ones kept); the newest
+    `limit` (default 100), answered oldest first"""
+    wanted = limit or 100
+    query = {"symbol": bingx_symbol(symbol), "startTime": since or None}
+    if symbol.is_swap:
+        reply = api.get(SWAP + "/trade/allOrders", {**query, "limit": ALL_ORDERS_LIMIT}, signed=True)
+        rows, raw = (_data(reply) or {}).get("orders") or [], reply
+    else:
+        rows, raw = _history_pages(api, query, wanted)
+    finished = [o for o in rows if o.get("status") in FINISHED]
+    finished.sort(key=lambda o: int(num(o.get("time"))))
+    listed = _listed(api, symbol.kind)
+    return [_order(o, symbol.kind, listed) for o in finished[-wanted:]], raw
+
+
+def _history_pages(api, query, wanted):
+    rows, pages = [], []
+    while len(rows) < wanted:
+        reply = api.get(SPOT + "/trade/historyOrders", {**query, "pageIndex": len(pages) + 1,
+                                                        "pageSize": HISTORY_PAGE}, signed=True)
+        pages.append(reply)
+        page = (_data(reply) or {}).get("orders") or []
+        rows += page
+        if len(page) < HISTORY_PAGE:
+            break
+    return rows, _kit_one_or_all(pages)
+
+
+def cancel(api, order_id, symbol=None):
+    """POST /openApi/spot/v1/trade/cancel, DELETE /openApi/swap/v2/trade/order (sent once, with its
+    recvWindow deadline; an unanswered or refused cancel is explained by looking the order up)"""
+    kind, name, bingx_id = split_order_id(order_id)
+    query = {"symbol": name, "orderId": bingx_id}
+
+    def send():
+        if kind == "swap":
+            return True, api.call("DELETE", SWAP + "/trade/order", query, signed=True, idempotent=False,
+                                  deadline=True)
+        return True, api.post(SPOT + "/trade/cancel", query, signed=True, deadline=True)
+
+    return cancel_once(send, lambda: order(api, order_id), api)
+
+
+def positions(api, symbol=None):
+    """GET /openApi/swap/v2/user/positions (one swap, or every one; a range such as USDT.swap narrows it)"""
+    one = symbol is not None and symbol.base
+    reply = api.get(SWAP + "/user/positions", {"symbol": bingx_symbol(symbol) if one else None}, signed=True)
+    listed = _listed(api, "swap")
+    rows = [_position(p, listed[p["symbol"]]) for p in _data(reply) or []
+            if num(p.get("positionAmt")) and p.get("symbol") in listed
+            and (symbol is None or symbol.covers(to_symbol(p["symbol"], "swap")))]
+    return rows, reply
+
+
+def _position(p, symbol):
+    """Amounts are coins; positionSide says the side (positionAmt is also negative for a short in
+    one-way mode on some answers); what resting closes reserve is the amount less availableAmt."""
+    amount = abs(num(p.get("positionAmt")))
+    is_long = p.get("positionSide") == "LONG" or (p.get("positionSide") != "SHORT" and num(p.get("positionAmt")) > 0)
+    available = p.get("availableAmt")
+    frozen = amount - abs(num(available)) if available not in (None, "") else num(0)
+    return {
+        "symbol": symbol, "margin_level": num(p.get("leverage")), "amount": amount,
+        "frozen_amount": max(frozen, num(0)), "price": num(p.get("avgPrice")),
+        "profit": num(p.get("unrealizedProfit")), "type": 0 if is_long else 1, "contract_type": "swap",
+        "margin": num(p.get("initialMargin") or p.get("margin")),
+    }
+
+
+def margin_level(api, symbol, level):
+    """POST /openApi/swap/v2/trade/leverage (side BOTH in one-way mode; LONG and SHORT in hedge mode)"""
+    sides = ("LONG", "SHORT") if position_mode(api) == "hedge" else ("BOTH",)
+    replies = [api.post(SWAP + "/trade/leverage", {"symbol": bingx_symbol(symbol), "side": side,
+                                                   "leverage": str(level)}, signed=True, idempotent=True)
+               for side in sides]
+    return True, _kit_one_or_all(replies)
+
+
+def fundings(api, symbol=None):
+    """GET /openApi/swap/v2/quote/premiumIndex (lastFundingRate, nextFundingTime; one swap answers an
+    object, none every swap in a list)"""
+    one = symbol is not None and symbol.base
+    reply = api.get(SWAP + "/quote/premiumIndex", {"symbol": bingx_symbol(symbol) if one else None}, signed=False)
+    data = _data(reply)
+    listed = _listed(api, "swap")
+    rows = []
+    for f in [data] if isinstance(data, dict) else data or []:
+        name = listed.get(f.get("symbol"))
+        if name and (symbol is None or symbol.covers(to_symbol(f["symbol"], "swap"))):
+            hours = num(f.get("fundingIntervalHours"))
+            rows.append({"symbol": name, "rate": num(f.get("lastFundingRate")),
+                         "time": int(num(f.get("nextFundingTime"))),
+                         "interval": int(hours * 3_600_000) if hours else DEFAULT_FUNDING_INTERVAL})
+    return rows, reply
+
+
+def io(api, http_method, path, params):
+    """exchange.IO("api", VERB, path, query): any BingX endpoint, signed; the reply unchanged."""
+    reply = api.call(http_method, path, params, signed=True)
+    return reply, reply
+
+
+def _order(o, kind, listed):
+    """A BingX order object in FMZ's shape. Spot orders carry no avgPrice: it is the quote filled
+    over the quantity filled. A spot market buy by quote amount has origQty 0: its amount is the
+    quote (origQuoteOrderQty), as FMZ gives it."""
+    filled = num(o.get("executedQty"))
+    avg = num(o.get("avgPrice"))
+    if not avg and filled:
+        avg = num(o.get("cummulativeQuoteQty") or o.get("cumQuote")) / filled
+    amount = num(o.get("origQty")) or num(o.get("origQuoteOrderQty"))
+    name = str(o.get("symbol", ""))
+    return {
+        "id": _order_id(kind, name, o.get("orderId")),
+        "symbol": listed.get(name, name),
+        "amount": amount, "price": num(o.get("price")),
+        "deal_amount": filled, "avg_price": avg,
+        "type": _order_type(o, kind), "status": STATUS.get(o.get("status"), str(o.get("status", ""))),
+    }
+
+
+def _order_type(o, kind):
+    """buy / sell; a swap order that closes is closebuy (closes a long) or closesell: reduceOnly in
+    one-way mode, SELL+LONG or BUY+SHORT in hedge mode."""
+    side, position_side = str(o.get("side", "")).lower(), o.get("positionSide")
+    closes = o.get("reduceOnly") in (True, "true") or (side, position_side) in (("sell", "LONG"), ("buy", "SHORT"))
+    if kind == "swap" and closes:
+        return "closebuy" if side == "sell" else "closesell"
+    return side
+
+
+def _kit_one_or_all(replies):
+    return replies[0] if len(replies) == 1 else replies
+
+
+METHODS = {
+    "markets": markets,
+    "ticker": ticker,
+    "tickers": tickers,
+    "depth": depth,
+    "trades": trades,
+    "records": records,
+    "accounts": accounts,
+    "assets": assets,
+    "trade": trade,
+    "orders": orders,
+    "order": order,
+    "historyorders": historyorders,
+    "cancel": cancel,
+    "positions": positions,
+    "margin_level": margin_level,
+    "fundings": fundings,
+    "__api_": io,
+}

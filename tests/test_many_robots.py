@@ -1,0 +1,252 @@
+"""Many robots on one plugin, throttle on (issue #13): a burst of orders larger than the limit is
+all placed, in turn, and the fake exchange, which records when each request arrived, never sees
+more than the limit in any window. Limits are made small so the tests stay short; no assertion
+depends on how fast the machine is."""
+import threading
+
+import pytest
+
+import fmz_plugin
+from exchanges import EXCHANGES, _kit
+from tests.conftest import PluginClient
+
+pytestmark = pytest.mark.repo_only        # sets the plugin's throttle and limits in this process
+
+
+def module_of(exchange):
+    return EXCHANGES[exchange.exchange.lower()]
+
+
+def throttled(exchange, monkeypatch, endpoint, limit, max_wait=30.0):
+    """Throttle on in the plugin serving `exchange`, with `limit` for `endpoint`; the fake
+    forgets the arrivals so far (they went unthrottled)."""
+    monkeypatch.setitem(module_of(exchange).RATE_LIMITS, endpoint, limit)
+    exchange.server.settings.throttle = _kit.Throttle()
+    exchange.server.settings.max_wait = max_wait
+    exchange.fake.arrivals.clear()
+
+
+def robots(exchange, count, work):
+    """`count` robots, each with a connection of its own, running `work(client, n)`; their
+    answers, in no particular order."""
+    answers, lock = [], threading.Lock()
+
+    def robot(n):
+        client = PluginClient(exchange.url, exchange.exchange, exchange.access_key, exchange.secret_key)
+        for answer in work(client, n):
+            with lock:
+                answers.append(answer)
+
+    threads = [threading.Thread(target=robot, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_a_burst_larger_than_the_limit_is_all_placed_and_never_over_the_limit(exchange, monkeypatch):
+    """Four robots place 3 orders each under a limit of 4 orders per 0.3 s: all 12 are placed
+    (none refused), and no 0.3 s at the exchange saw more than 4 of them arrive."""
+    exchange.data("markets")                          # instruments cached: an order is one request
+    order = f"POST {exchange.fake.ORDER_PATH}"
+    throttled(exchange, monkeypatch, order, (4, 0.3))
+
+    def place(client, n):
+        return [client.call("trade", symbol="BTC_USDT", type="buy", price=40000 - 10 * (3 * n + i),
+                            amount="0.001") for i in range(3)]
+
+    answers = robots(exchange, 4, place)
+    assert [a for a in answers if "error" in a] == []
+    assert len({a["data"]["id"] for a in answers}) == 12
+    assert len(exchange.fake.engine.orders) == 12
+    assert exchange.fake.most_in_window(0.3, "POST", exchange.fake.ORDER_PATH) <= 4
+
+
+def test_a_call_that_cannot_go_within_max_wait_is_refused_naming_the_limit(exchange, monkeypatch):
+    exchange.data("accounts")
+    endpoint = f"{exchange.fake.requests[-1][0]} {exchange.fake.requests[-1][1].split('?')[0]}"
+    throttled(exchange, monkeypatch, endpoint, (1, 60.0), max_wait=0.5)
+    assert exchange.data("accounts")
+    error = exchange.error("accounts")
+    assert error.startswith(f"{exchange.fake.NAME} {endpoint}: not sent")
+    assert "1 requests per 60 s" in error and "0.5 s" in error
+
+
+def test_the_listen_backlog_holds_a_burst_of_robots():
+    assert fmz_plugin.Server.request_queue_size >= 128
+
+
+# ---------------------------------------------------------------------------- counted as the exchange counts
+
+class FakeClock:
+    """A monotonic clock that waiting moves forward: the throttle's turns without real waits."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def wait(self, seconds):
+        self.now += seconds
+
+
+def on_fake_clock(exchange):
+    clock = FakeClock()
+    exchange.server.settings.throttle = _kit.Throttle(clock=clock, wait=clock.wait)
+    return clock
+
+
+@pytest.fixture
+def okx_client(okx_fake):
+    from tests.conftest import client_of
+    with client_of(okx_fake) as client:
+        client.url = "http://127.0.0.1:%d" % client.server.server_address[1]
+        client.data("markets")
+        yield client
+
+
+def instrument_is(inst_id):
+    return lambda arrival: f'"instId":"{inst_id}"' in arrival.body
+
+
+def test_okx_orders_on_two_instruments_each_have_their_own_limit(okx_client, monkeypatch):
+    """OKX counts orders per account and instrument: two robots, one per pair, each at 3 orders
+    per 0.4 s; both pairs are placed in full and neither pair ever goes over its own limit."""
+    exchange = okx_client
+    throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _kit.Limit(3, 0.4, per="key+instId"))
+    pairs = {0: ("BTC_USDT", 40000), 1: ("ETH_USDT", 1000)}
+
+    def place(client, n):
+        symbol, price = pairs[n]
+        return [client.call("trade", symbol=symbol, type="buy", price=price - i, amount="0.01") for i in range(6)]
+
+    answers = robots(exchange, 2, place)
+    assert [a for a in answers if "error" in a] == [] and len(exchange.fake.engine.orders) == 12
+    for inst_id in ("BTC-USDT", "ETH-USDT"):
+        assert exchange.fake.most_in_window(0.4, "POST", "/api/v5/trade/order", instrument_is(inst_id)) <= 3
+
+
+def test_okx_two_instruments_take_half_the_time_of_one(okx_client, monkeypatch):
+    """On a fake clock: 6 orders on each of two pairs under 3 per 2 s per instrument go in one
+    wait of a window; counted per key, the same 12 would take three."""
+    exchange = okx_client
+    throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _kit.Limit(3, 2.0, per="key+instId"))
+    clock = on_fake_clock(exchange)
+    start = clock.now
+    for i in range(6):
+        for symbol, price in (("BTC_USDT", 40000), ("ETH_USDT", 1000)):
+            exchange.data("trade", symbol=symbol, type="buy", price=price - i, amount="0.01")
+    assert clock.now - start == pytest.approx(2.0 + _kit.THROTTLE_MARGIN)
+    monkeypatch.setitem(module_of(exchange).RATE_LIMITS, "POST /api/v5/trade/order", _kit.Limit(3, 2.0, per="key"))
+    start = clock.now
+    for i in range(6):
+        for symbol, price in (("BTC_USDT", 40000), ("ETH_USDT", 1000)):
+            exchange.data("trade", symbol=symbol, type="buy", price=price - 10 - i, amount="0.01")
+    assert clock.now - start == pytest.approx(3 * (2.0 + _kit.THROTTLE_MARGIN))
+
+
+def test_okx_order_limits_are_the_documented_ones():
+    from exchanges import okx
+    place = _kit.limits_of(okx.RATE_LIMITS["POST /api/v5/trade/order"])
+    assert [(l.requests, l.seconds, l.per) for l in place] == [(60, 2.0, "key+instId"), (1000, 2.0, "key")]
+    for endpoint in ("GET /api/v5/trade/order", "POST /api/v5/trade/cancel-order"):
+        assert [(l.requests, l.per) for l in _kit.limits_of(okx.RATE_LIMITS[endpoint])] == [(60, "key+instId")]
+
+
+@pytest.fixture
+def binance_client():
+    from tests.conftest import client_of
+    from tests.fakes.binance import FakeBinance
+    with FakeBinance() as fake, client_of(fake) as client:
+        client.url = "http://127.0.0.1:%d" % client.server.server_address[1]
+        client.data("markets")
+        yield client
+
+
+def test_binance_counts_request_weight_per_ip_across_endpoints(binance_client, monkeypatch):
+    """Depth of 500 levels weighs 25, of 5 levels 5, and a ticker 2: under a budget of 60 weight
+    per 0.5 s, four robots asking all three never made the fake count more than 60."""
+    from exchanges import binance
+    from tests.fakes.binance import FakeBinance
+    exchange = binance_client
+    weight = _kit.Limit(60, 0.5, per="ip", pool="spot request weight")
+    for endpoint, cost in [("GET /api/v3/depth", binance._spot_depth_weight), ("GET /api/v3/ticker/24hr", 2)]:
+        monkeypatch.setitem(binance.RATE_LIMITS, endpoint, weight.costing(cost))
+    throttled(exchange, monkeypatch, "GET /api/v3/time", weight.costing(1))
+
+    def read(client, n):
+        return [client.call("depth", symbol="BTC_USDT", limit=limit) for limit in (500, 5)] + \
+               [client.call("ticker", symbol="BTC_USDT")]
+
+    answers = robots(exchange, 4, read)
+    assert [a for a in answers if "error" in a] == []
+    spot = lambda arrival: arrival.path.startswith("/api/v3/")
+    weigh = lambda arrival: exchange.fake.weight_of(arrival)
+    assert exchange.fake.most_in_window(0.5, "GET", where=spot, weight=weigh) <= 60
+    assert exchange.fake.most_in_window(10, "GET", where=spot, weight=weigh) == 4 * (25 + 5 + 2)
+
+
+def test_binance_weights_are_the_documented_ones():
+    from exchanges import binance
+    weight = lambda endpoint, **params: sum(l.units(params) for l in _kit.limits_of(binance.RATE_LIMITS[endpoint])
+                                            if l.pool == "spot request weight")
+    assert weight("GET /api/v3/depth", limit=100) == 5 and weight("GET /api/v3/depth", limit=500) == 25
+    assert weight("GET /api/v3/depth", limit=5000) == 250
+    assert weight("GET /api/v3/ticker/24hr", symbol="BTCUSDT") == 2 and weight("GET /api/v3/ticker/24hr") == 80
+    assert weight("GET /api/v3/openOrders") == 80 and weight("POST /api/v3/order") == 1
+    assert [l.requests for l in _kit.limits_of(binance.RATE_LIMITS["GET /api/v3/exchangeInfo"])] == [6000]
+    assert [l.requests for l in _kit.limits_of(binance.RATE_LIMITS["GET /fapi/v1/exchangeInfo"])] == [2400]
+    assert [(l.requests, l.seconds) for l in _kit.limits_of(binance.RATE_LIMITS["POST /fapi/v1/order"])] \
+        == [(300, 10.0), (1200, 60.0)]
+
+
+def test_binance_used_weight_header_is_followed(binance_client):
+    """Another program on this IP has spent 5990 of 6000: after one ticker (the fake's
+    X-MBX-USED-WEIGHT-1M says 5992) a depth of 500 (25) cannot go within --max-wait."""
+    exchange = binance_client
+    exchange.server.settings.throttle = _kit.Throttle()
+    exchange.server.settings.max_wait = 1.0
+    exchange.fake.weight_used_elsewhere = 5990 - exchange.fake.weight_used
+    assert exchange.data("ticker", symbol="BTC_USDT")
+    before = len(exchange.fake.requests)
+    error = exchange.error("depth", symbol="BTC_USDT", limit=500)
+    assert "Binance GET /api/v3/depth: not sent" in error and "6000 spot request weight per 60 s per IP" in error
+    assert len(exchange.fake.requests) == before
+
+
+def test_binance_order_count_header_is_followed(binance_client):
+    """Another program on this account placed 99 orders in these 10 s: one more is placed, the
+    next one waits for the window (here: refused, --max-wait 1 s)."""
+    exchange = binance_client
+    exchange.server.settings.throttle = _kit.Throttle()
+    exchange.server.settings.max_wait = 1.0
+    exchange.fake.orders_elsewhere = 99
+    assert exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    error = exchange.error("trade", symbol="BTC_USDT", type="buy", price=40001, amount="0.001")
+    assert "not sent" in error and "100 spot orders per 10 s per API key" in error
+    assert len(exchange.fake.engine.orders) == 1
+
+
+@pytest.fixture
+def bybit_client():
+    from tests.conftest import client_of
+    from tests.fakes.bybit import FakeBybit
+    with FakeBybit() as fake, client_of(fake) as client:
+        client.url = "http://127.0.0.1:%d" % client.server.server_address[1]
+        client.data("markets")
+        yield client
+
+
+def test_bybit_limit_status_header_is_followed(bybit_client):
+    """Bybit says nothing is left of this second's order limit (X-Bapi-Limit-Status 0, another
+    program on this UID): the next order waits for the second to pass instead of being sent."""
+    exchange = bybit_client
+    clock = on_fake_clock(exchange)
+    exchange.fake.uid_used_elsewhere = 10
+    assert exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    start = clock.now
+    exchange.fake.uid_used_elsewhere = 0
+    assert exchange.data("trade", symbol="BTC_USDT", type="buy", price=40001, amount="0.001")
+    assert clock.now - start == pytest.approx(1.0 + _kit.THROTTLE_MARGIN)

@@ -1,0 +1,225 @@
+"""_kit.Throttle on its own: waiting in line instead of refusing, counting a call from the moment
+it is let go until a window after its answer, failing only what cannot go within max_wait, and
+forgetting idle buckets. Driven by a fake clock (no sleeping), or by real threads whose order,
+not speed, is asserted."""
+import random
+import threading
+
+import pytest
+
+from exchanges import _kit
+from exchanges._kit import Limit, PluginError, Throttle
+
+
+class FakeClock:
+    """time.monotonic stand-in: waiting advances it, so a wait costs no real time."""
+
+    def __init__(self):
+        self.now, self.waited = 0.0, []
+
+    def __call__(self):
+        return self.now
+
+    def wait(self, seconds):
+        self.waited.append(round(seconds, 9))
+        self.now += seconds
+
+
+def on_fake_clock(max_wait=5.0, margin=0.0):
+    clock = FakeClock()
+    return Throttle(max_wait=max_wait, margin=margin, clock=clock, wait=clock.wait), clock
+
+
+def call(throttle, limit, key="bucket", max_wait=None):
+    """Let one call go and answer it at once; returns the time it was let go."""
+    turn = throttle.turn([(key, limit, limit.units({}))], "X GET /t", max_wait)
+    went = throttle.clock()
+    turn.done()
+    return went
+
+
+def test_a_burst_waits_in_line_instead_of_failing():
+    throttle, clock = on_fake_clock(max_wait=10)
+    went = [call(throttle, Limit(2, 1.0)) for _ in range(6)]
+    assert went == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+
+
+def test_a_call_counts_until_a_window_after_its_answer():
+    """The exchange counts arrivals: a call that took 0.3 s to come back may have arrived late,
+    so its window starts when its answer came, not when it was let go."""
+    throttle, clock = on_fake_clock()
+    limit = Limit(1, 1.0)
+    turn = throttle.turn([("b", limit, 1)], "X")
+    clock.now = 0.3
+    turn.done()
+    assert call(throttle, limit, "b") == 1.3
+
+
+def test_calls_in_flight_count_in_every_window():
+    throttle, clock = on_fake_clock(max_wait=0.5)
+    limit = Limit(2, 1.0)
+    turns = [throttle.turn([("b", limit, 1)], "X") for _ in range(2)]
+    clock.now = 100.0                       # long after: still in flight, still counted
+    with pytest.raises(PluginError, match="not sent"):
+        throttle.turn([("b", limit, 1)], "X")
+    turns[0].done()
+    assert call(throttle, limit, "b", max_wait=5) == 101.0
+
+
+def test_the_window_has_a_safety_margin():
+    throttle, clock = on_fake_clock(margin=0.05)
+    limit = Limit(1, 2.0)
+    call(throttle, limit)
+    assert call(throttle, limit) == 2.05
+
+
+def test_a_call_that_cannot_go_within_max_wait_fails_at_once_naming_the_limit():
+    throttle, clock = on_fake_clock(max_wait=0.5)
+    limit = Limit(1, 2.0, per="key")
+    call(throttle, limit)
+    with pytest.raises(PluginError, match=r"X GET /t: not sent, its turn under the exchange's limit of "
+                                          r"1 requests per 2 s per API key cannot come within 0.5 s") as error:
+        call(throttle, limit)
+    assert error.value.rate_limited and clock.waited == []
+    clock.now = 2.0
+    assert call(throttle, limit) == 2.0      # nothing was reserved by the refused call
+
+
+def test_max_wait_counts_the_calls_waiting_ahead():
+    """Ten calls in line for 2 per second: the 9th goes at 4 s, so with 3 s to wait it fails."""
+    throttle, clock = on_fake_clock()
+    limit = Limit(2, 1.0)
+    for _ in range(2):
+        call(throttle, limit)
+    bucket = throttle.buckets["bucket"]
+    bucket.queued_units = 6                  # six calls of other threads waiting ahead
+    with pytest.raises(PluginError, match="cannot come within 3 s"):
+        throttle.turn([("bucket", limit, 1)], "X", max_wait=3)
+    assert bucket.lower_bound(clock.now, 1) == 4.0
+
+
+def test_a_call_heavier_than_the_whole_limit_fails_at_once():
+    throttle, clock = on_fake_clock()
+    with pytest.raises(PluginError, match="limit of 10 spot weight per 60 s"):
+        throttle.turn([("w", Limit(10, 60, pool="spot weight"), 11)], "X")
+
+
+def test_weights_add_up_against_one_budget():
+    throttle, clock = on_fake_clock(max_wait=100)
+    weight = Limit(10, 60.0, per="ip", pool="request weight")
+    assert [call(throttle, weight.costing(4), key="ip") for _ in range(3)] == [0.0, 0.0, 60.0]
+
+
+def test_a_call_under_two_limits_waits_for_both():
+    throttle, clock = on_fake_clock(max_wait=100)
+    orders, weight = Limit(1, 10.0), Limit(3, 60.0)
+    went = []
+    for _ in range(4):
+        turn = throttle.turn([("orders", orders, 1), ("weight", weight, 1)], "X")
+        went.append(clock.now)
+        turn.done()
+    assert went == [0.0, 10.0, 20.0, 60.0]
+
+
+def test_the_exchange_count_from_its_headers_is_followed():
+    """The exchange says 9 of 10 are used (another program on this IP): one more fits, then the
+    next waits for a window."""
+    throttle, clock = on_fake_clock(max_wait=100)
+    weight = Limit(10, 60.0, per="ip", pool="weight", used=lambda headers: int(headers["used"]))
+    turn = throttle.turn([("w", weight, 1)], "X")
+    turn.observe({"used": "9"})
+    turn.done()
+    assert call(throttle, weight, "w") == 0.0
+    assert call(throttle, weight, "w") == 60.0
+
+
+def test_buckets_are_independent():
+    throttle, clock = on_fake_clock(max_wait=0)
+    call(throttle, Limit(1, 1.0), "a")
+    call(throttle, Limit(1, 1.0), "b")
+    with pytest.raises(PluginError):
+        call(throttle, Limit(1, 1.0), "a")
+
+
+def test_idle_buckets_are_forgotten():
+    """60,000 keys seen once each: once their windows have passed, the next call drops them."""
+    throttle, clock = on_fake_clock()
+    limit = Limit(5, 2.0)
+    for n in range(60_000):
+        call(throttle, limit, key=("OKX", "url", f"key{n}", "GET /t"))
+    assert len(throttle.buckets) == 60_000
+    clock.now += 2.0 + _kit.THROTTLE_SWEEP
+    call(throttle, limit, key="fresh")
+    assert list(throttle.buckets) == ["fresh"]
+
+
+def test_a_bucket_still_counting_is_kept():
+    throttle, clock = on_fake_clock()
+    call(throttle, Limit(1, 60.0), "slow")
+    clock.now += _kit.THROTTLE_SWEEP
+    call(throttle, Limit(1, 1.0), "other")
+    assert "slow" in throttle.buckets
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_never_more_than_the_limit_in_any_window(seed):
+    """Random arrivals (bursts and gaps) and random answer times: counted from their answers,
+    the calls let go never put more than `limit` arrivals into any window, wherever between
+    being let go and being answered each one arrived."""
+    rng = random.Random(seed)
+    limit = Limit(rng.randint(1, 6), rng.choice([0.5, 1.0, 2.0]))
+    throttle, clock = on_fake_clock(max_wait=1000)
+    latest_arrivals, earliest_arrivals = [], []
+    for _ in range(200):
+        clock.now += rng.choice([0, 0, 0, rng.random() * limit.seconds])
+        turn = throttle.turn([("b", limit, 1)], "X")
+        earliest_arrivals.append(clock.now)
+        clock.now += rng.random() * 0.1          # the call travels, then is answered
+        latest_arrivals.append(clock.now)
+        turn.done()
+    # the worst case for the exchange: every call arrived as late as possible, the next ones early
+    for i, late in enumerate(latest_arrivals):
+        inside = [t for t in earliest_arrivals[i + 1:] if t < late + limit.seconds - 1e-9]
+        assert len(inside) + 1 <= limit.requests
+
+
+def test_calls_go_in_the_order_they_came():
+    """Real threads, a limit of one call per 20 ms: each joins the line only once the one before
+    it is in line, and they are let go in exactly that order."""
+    throttle = Throttle(max_wait=30, margin=0)
+    limit = Limit(1, 0.02)
+    call(throttle, limit)
+    order, lock = [], threading.Lock()
+
+    def robot(n):
+        turn = throttle.turn([("bucket", limit, 1)], "X")
+        with lock:
+            order.append(n)
+        turn.done()
+
+    threads = []
+    for n in range(8):
+        threads.append(threading.Thread(target=robot, args=(n,)))
+        threads[-1].start()
+        with throttle.changed:
+            assert throttle.changed.wait_for(
+                lambda: n < len(order) + len(throttle.buckets["bucket"].queue), timeout=10)
+    for thread in threads:
+        thread.join()
+    assert order == list(range(8))
+
+
+def test_a_plain_tuple_is_one_limit_counted_per_key_or_per_ip():
+    assert [(l.requests, l.seconds, l.per) for l in _kit.limits_of((20, 2.0))] == [(20, 2.0, None)]
+    many = [Limit(1, 1), Limit(2, 2)]
+    assert _kit.limits_of(many) == many and _kit.limits_of(None) == []
+
+    class Exchange:
+        NAME, BASE_URL, HOSTS = "X", "https://x", {}
+
+    api = _kit.Api(Exchange, "the-key", "s")
+    endpoint, params = "POST /order", {"instId": "BTC-USDT"}
+    assert api._bucket_key(Limit(1, 1), endpoint, params, True, None) == ("X", "https://x", ("the-key", ""), endpoint)
+    assert api._bucket_key(Limit(1, 1), endpoint, params, False, None) == ("X", "https://x", ("", ""), endpoint)
+    assert api._bucket_key(Limit(1, 1, per="key+instId"), endpoint, params, True, None)[2] == ("the-key", "BTC-USDT")
+    assert api._bucket_key(Limit(1, 1, per="ip", pool="w"), endpoint, params, True, None)[2:] == (("", ""), "w")
