@@ -80,6 +80,25 @@ log = logging.getLogger("fmz_plugin")
 ORDER_TYPES = ("buy", "sell", "closebuy", "closesell")    # FMZ's order `type`
 CLOSE_TYPES = ("closebuy", "closesell")                   # close a long / a short: swaps only
 
+# What each word of an order's `type`, `direction` or `offset` says: (the side that goes to the
+# book, whether it opens or closes); None where the word does not say.
+ORDER_WORDS = {
+    "buy": ("buy", None),
+    "sell": ("sell", None),
+    "closebuy": ("sell", "close"),       # a close-long is a sell
+    "closesell": ("buy", "close"),       # a close-short is a buy
+    "open": (None, "open"),
+    "close": (None, "close"),
+}
+ORDER_MEANING = {
+    "buy": "a buy", "sell": "a sell", "closebuy": "a sell that closes a long",
+    "closesell": "a buy that closes a short", "open": "an order that opens", "close": "an order that closes",
+}
+CLOSE_TYPE_OF_SIDE = {"sell": "closebuy", "buy": "closesell"}
+
+# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes).
+MINUTE_PERIODS = (1, 3, 5, 15, 30, 60, 120, 240, 360, 480, 720, 1440, 4320, 10080)
+
 def _symbol(params, required=True, allow_range=False):
     value = params.get("symbol")
     if value in (None, "") and not required:
@@ -117,24 +136,62 @@ def depth_params(params):
 
 
 def records_params(params):
-    return {"symbol": _symbol(params), "period": _int(params, "period", 60, minimum=1),
-            "limit": _int(params, "limit")}
+    """`period` counts minutes (the guide: "60" = 1 h). FMZ's strategy API counts periods in
+    seconds (PERIOD_H1 = 3600), so a docker may forward those: a value that is no minute period
+    but 60 times one (300, 900, 3600, 14400, 86400, 604800) is read as seconds."""
+    period = _int(params, "period", 60, minimum=1)
+    if period not in MINUTE_PERIODS and period % 60 == 0 and period // 60 in MINUTE_PERIODS:
+        period //= 60
+    return {"symbol": _symbol(params), "period": period, "limit": _int(params, "limit")}
 
 
-def trade_params(params):
-    """FMZ's `type` is the order_type (buy, sell, closebuy, closesell); price -1 is FMZ's market
-    order; amount must be positive."""
-    order_type = params.get("type")
-    if not isinstance(order_type, str) or order_type.lower() not in ORDER_TYPES:
-        raise PluginError(f"type must be buy, sell, closebuy or closesell, got {order_type!r}")
+def trade_params(params, named_side=None):
+    """FMZ's order type (buy, sell, closebuy, closesell) from `type` and a `direction` or
+    `offset` param (`named_side`: the side a method named Buy or Sell carries); price -1 is FMZ's
+    market order; amount must be positive."""
+    order_type = _order_type(params, named_side)
     price = to_decimal(params.get("price"), "price")
     amount = to_decimal(params.get("amount"), "amount")
     if price != -1 and price <= 0:
         raise PluginError(f"price must be positive, or -1 for a market order, got {params['price']!r}")
     if amount <= 0:
         raise PluginError(f"amount must be positive, got {params['amount']!r}")
-    return {"symbol": _symbol(params), "order_type": order_type.lower(),
+    return {"symbol": _symbol(params), "order_type": order_type,
             "price": None if price == -1 else price, "amount": amount}
+
+
+def _order_type(params, named_side=None):
+    """One of ORDER_TYPES from every word the request says about the order.
+
+    The guide does not say how exchange.SetDirection reaches a plugin, so besides `type` a
+    `direction` or `offset` param is read too (`type: "sell", direction: "closebuy"`; `type:
+    "buy", offset: "close"`). Each word names a side, an offset or both (ORDER_WORDS); words
+    that disagree (`type: "buy", direction: "closebuy"`) are refused, never guessed.
+    """
+    words = [(f"the method {named_side.title()}", named_side)] if named_side else []
+    for name in ("type", "direction", "offset"):
+        value = params.get(name)
+        if value in (None, ""):
+            continue
+        allowed = ORDER_TYPES if name == "type" else tuple(ORDER_WORDS)
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise PluginError(f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
+        words.append((f'{name} "{value.lower()}"', value.lower()))
+    side, offset = _agreed(words, 0), _agreed(words, 1) or "open"
+    if side is None:
+        raise PluginError("type is missing: expected buy, sell, closebuy or closesell")
+    return side if offset == "open" else CLOSE_TYPE_OF_SIDE[side]
+
+
+def _agreed(words, part):
+    """What the words say about the side (part 0) or the offset (part 1); None if none says it."""
+    said = [(source, word) for source, word in words if ORDER_WORDS[word][part]]
+    for source, word in said[1:]:
+        if ORDER_WORDS[word][part] != ORDER_WORDS[said[0][1]][part]:
+            first_source, first = said[0]
+            raise PluginError(f"{first_source} and {source} contradict each other ({ORDER_MEANING[first]}, "
+                              f"{ORDER_MEANING[word]}): refused rather than guessed")
+    return ORDER_WORDS[said[0][1]][part] if said else None
 
 
 def orders_params(params):
@@ -182,10 +239,45 @@ PROTOCOL = {
     "fundings": range_params,
 }
 
-# Other names the docker may use for a PROTOCOL method (matched in lower case) -> that method.
+# Other names the docker may send for a PROTOCOL method: FMZ's function names and the singular
+# or plural forms. The guide names the spot methods only; what a newer docker sends for the
+# others is not written anywhere (the status page's `seen` shows it), so each is accepted.
+# Method names match ignoring case and underscores (GetTicker, get_ticker, TICKER, marginlevel);
+# an alias answers exactly what its PROTOCOL method answers.
 ALIASES = {
-    "marginlevel": "margin_level",
+    "getticker": "ticker",
+    "getdepth": "depth",
+    "gettrades": "trades",
+    "getrecords": "records", "record": "records",
+    "getaccount": "accounts", "getaccounts": "accounts", "account": "accounts",
+    "getassets": "assets", "asset": "assets",
+    "createorder": "trade", "buy": "trade", "sell": "trade",
+    "getorders": "orders",
+    "getorder": "order",
+    "gethistoryorders": "historyorders", "historyorder": "historyorders",
+    "cancelorder": "cancel",
+    "getmarkets": "markets", "market": "markets",
+    "gettickers": "tickers",
+    "getpositions": "positions", "getposition": "positions", "position": "positions",
+    "setmarginlevel": "margin_level",
+    "getfundings": "fundings", "getfunding": "fundings", "funding": "fundings",
 }
+NAMED_SIDES = {"buy": "buy", "sell": "sell"}    # FMZ's Buy and Sell: the order's side is the name
+METHOD_NAMES = {**{name.replace("_", ""): name for name in PROTOCOL}, **ALIASES}   # every name -> its method
+
+
+def method_of(called):
+    """The PROTOCOL method a request's `method` names, IO_PREFIX for an exchange.IO call (the key
+    of the exchange module's handler), or None."""
+    if not isinstance(called, str):
+        return None
+    if called.startswith(IO_PREFIX):
+        return IO_PREFIX
+    return METHOD_NAMES.get(_name_key(called))
+
+
+def _name_key(called):
+    return called.lower().replace("_", "")
 
 SWAP_ONLY = ("positions", "margin_level", "fundings")    # methods of perpetual swaps alone
 
@@ -254,19 +346,20 @@ class Settings:
         return found
 
 
-def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None):
+def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None, header_names=()):
     """One docker request -> its answer, {"data", "raw"} or {"error"}: the only place errors
     become {"error"}.
 
-    When `stats` is given, the call is counted there under the exchange and the served method
-    it named, refused or not (a request too malformed to name one counts as BAD_REQUEST).
+    When `stats` is given, the call is counted there under the exchange and the method it
+    named (an alias under its PROTOCOL method), refused or not; a request that names no served
+    method counts as BAD_REQUEST. Its shape (method, param and header names) is noted there too.
     """
     started = time.monotonic()
     exchange = EXCHANGES.get(exchange_name.lower())
-    method = BAD_REQUEST
+    method = method_of(envelope.get("method") if isinstance(envelope, dict) else None) or BAD_REQUEST
     try:
         params = _unpack(exchange, exchange_name, envelope)
-        method = _served_method(envelope["method"])
+        _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
         answer = _serve_call(exchange, exchange_name.lower(), method, kwargs, envelope, settings or Settings())
     except PluginError as error:
@@ -276,24 +369,27 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
     if stats is not None and exchange is not None:
         stats.record(exchange.NAME, method, time.monotonic() - started, answer.get("error"))
+        stats.vocabulary.note(exchange.NAME, envelope, header_names)
     return answer
 
 
-def _served_method(called):
-    """The PROTOCOL method a request's method names (through ALIASES, in any case), or IO_PREFIX
-    for an exchange.IO call: the key of the exchange module's handler."""
-    if called.startswith(IO_PREFIX):
-        return IO_PREFIX
-    method = ALIASES.get(called.lower(), called.lower())
-    if method not in PROTOCOL:
-        raise PluginError(f"unknown method: {called[:60]}")
-    return method
+def _require_served(exchange, called, method):
+    """An unknown method's error lists the methods this exchange serves, so a trader can tell
+    what a newer docker sent from what the plugin expects."""
+    if method == BAD_REQUEST:
+        served = [name for name in PROTOCOL if name in exchange.METHODS]
+        if IO_PREFIX in exchange.METHODS:
+            served.append(IO_PREFIX + "<path>")
+        raise PluginError(f"unknown method: {called[:60]}; served: {', '.join(served)}")
 
 
 def _parse_params(method, called, params, http_method):
-    """The handler's keyword arguments (exchange.IO: its path is in the method as called)."""
+    """The handler's keyword arguments (exchange.IO: its path is in the method as called; Buy
+    and Sell: the order's side is)."""
     if method == IO_PREFIX:
         return io_params(called, params, http_method)
+    if method == "trade":
+        return trade_params(params, NAMED_SIDES.get(_name_key(called)))
     return PROTOCOL[method](params)
 
 
@@ -400,7 +496,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except RecursionError:
             return self._answer({"error": "the request body is nested too deeply"})
         answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
-                          self.server.settings, self.server.stats)
+                          self.server.settings, self.server.stats, self.headers.keys())
         self._answer(answer)
         outcome = "ok" if "data" in answer else "error: " + answer["error"]
         log.info("%s %s %s %.0fms %s", exchange_name, *_logged(envelope),
@@ -505,6 +601,7 @@ class Stats:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.methods = {}                  # (exchange NAME, method) -> MethodStats
+        self.vocabulary = Vocabulary()     # what the docker sends, shown as `seen`
 
     def record(self, exchange, method, seconds, error=None):
         """Count one call; exchange.IO calls (method IO_PREFIX) are counted together as IO_LABEL."""
@@ -539,13 +636,71 @@ class MethodStats:
         self.durations = deque(maxlen=LATENCIES_KEPT)
 
 
+class Vocabulary:
+    """What the docker really sends, once per distinct shape: the method as sent, the names of
+    the envelope's fields, of the params and of the HTTP headers, never a value.
+
+    Nobody could run a real FMZ docker while this plugin was written, and the guide leaves the
+    futures methods' names open: a trader's first live run shows here (and in the log, at info
+    level) whether GetPositions arrives as `positions` or as something else. At most
+    SHAPES_KEPT shapes are kept, so a stream of odd requests cannot grow it without end.
+    """
+
+    def __init__(self, kept=None):
+        self.kept = SHAPES_KEPT if kept is None else kept
+        self.lock = threading.Lock()
+        self.shapes = {}                   # (exchange, method, fields, params, headers) -> calls
+        self.full = False
+
+    def note(self, exchange, envelope, header_names=()):
+        shape = request_shape(exchange, envelope, header_names)
+        with self.lock:
+            if shape in self.shapes:
+                self.shapes[shape] += 1
+                return
+            if len(self.shapes) >= self.kept:
+                if not self.full:
+                    self.full = True
+                    log.info("request shapes: %d kept, later new ones are not recorded", self.kept)
+                return
+            self.shapes[shape] = 1
+        log.info("the docker sent a new request shape: %s method %s, fields [%s], params [%s], headers [%s]",
+                 exchange, shape[1], *(", ".join(names) for names in shape[2:]))
+
+    def rows(self):
+        """One dict per shape, in the order they were first seen: the status page's `seen`."""
+        with self.lock:
+            return [{"exchange": exchange, "method": method, "fields": list(fields), "params": list(params),
+                     "headers": list(headers), "calls": calls}
+                    for (exchange, method, fields, params, headers), calls in self.shapes.items()]
+
+
+SHAPES_KEPT = 100           # distinct request shapes Vocabulary keeps
+NAMES_KEPT = 30             # names kept per list of a shape (a docker sends a handful)
+
+
+def request_shape(exchange, envelope, header_names=()):
+    """The names a request is made of, never its values: (exchange, method as sent, envelope
+    field names, param names, header names)."""
+    envelope = envelope if isinstance(envelope, dict) else {}
+    method, params = envelope.get("method"), envelope.get("params")
+    return (exchange, _printable(method, 60) if isinstance(method, str) else None,
+            _names(envelope), _names(params if isinstance(params, dict) else ()), _names(header_names))
+
+
+def _names(names):
+    """At most NAMES_KEPT names, each cut short and printable, sorted ignoring case."""
+    return tuple(sorted({_printable(name, 40) for name in list(names)[:NAMES_KEPT]}, key=str.lower))
+
+
 def status_report(server):
     host, port = server.server_address[:2]
     return {"name": "fmz-plugin", "version": __version__,
             "uptime_seconds": int(server.stats.uptime()),
             "exchanges": [{"name": module.NAME, "service_address": f"http://{host}:{port}/{module.NAME}"}
                           for module in EXCHANGES.values()],
-            "methods": server.stats.rows()}
+            "methods": server.stats.rows(),
+            "seen": server.stats.vocabulary.rows()}
 
 
 def prefers_html(accept):

@@ -64,8 +64,10 @@ def test_bad_input_answers_error_then_serves_next(okx, name):
     assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
 
 
-def test_unknown_method_names_it(okx):
-    assert okx.error("teleport") == "unknown method: teleport"
+def test_unknown_method_names_it_and_lists_the_methods_served(okx):
+    error = okx.error("teleport")
+    assert error.startswith("unknown method: teleport; served: ticker, depth, trades, records, accounts, ")
+    assert error.endswith(", fundings, __api_<path>")
 
 
 def test_method_names_are_case_insensitive(okx):
