@@ -57,7 +57,8 @@ from collections import deque
 from decimal import Decimal
 
 from exchanges import EXCHANGES
-from exchanges._kit import DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_symbol, to_decimal
+from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_number,
+                            parse_symbol)
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -77,7 +78,7 @@ log = logging.getLogger("fmz_plugin")
 # Each parser below turns one method's params into the typed keyword arguments every
 # exchange handler receives, or raises PluginError naming the bad field.
 
-ORDER_TYPES = ("buy", "sell", "closebuy", "closesell")    # FMZ's order `type`
+TRADE_TYPES = ("buy", "sell", "closebuy", "closesell")    # FMZ's `type` of a trade: the order_type
 CLOSE_TYPES = ("closebuy", "closesell")                   # close a long / a short: swaps only
 
 # What each word of an order's `type`, `direction` or `offset` says: (the side that goes to the
@@ -99,6 +100,7 @@ CLOSE_TYPE_OF_SIDE = {"sell": "closebuy", "buy": "closesell"}
 # Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes).
 MINUTE_PERIODS = (1, 3, 5, 15, 30, 60, 120, 240, 360, 480, 720, 1440, 4320, 10080)
 
+
 def _symbol(params, required=True, allow_range=False):
     value = params.get("symbol")
     if value in (None, "") and not required:
@@ -110,7 +112,7 @@ def _int(params, name, default=None, minimum=0):
     value = params.get(name)
     if value in (None, ""):
         return default
-    number = to_decimal(value, name)
+    number = parse_number(value, name)
     if number != number.to_integral_value() or number < minimum or number > 2 ** 63:
         raise PluginError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(number) or default
@@ -150,8 +152,8 @@ def trade_params(params, named_side=None):
     `offset` param (`named_side`: the side a method named Buy or Sell carries); price -1 is FMZ's
     market order; amount must be positive."""
     order_type = _order_type(params, named_side)
-    price = to_decimal(params.get("price"), "price")
-    amount = to_decimal(params.get("amount"), "amount")
+    price = parse_number(params.get("price"), "price")
+    amount = parse_number(params.get("amount"), "amount")
     if price != -1 and price <= 0:
         raise PluginError(f"price must be positive, or -1 for a market order, got {params['price']!r}")
     if amount <= 0:
@@ -161,7 +163,7 @@ def trade_params(params, named_side=None):
 
 
 def _order_type(params, named_side=None):
-    """One of ORDER_TYPES from every word the request says about the order.
+    """One of TRADE_TYPES from every word the request says about the order.
 
     The guide does not say how exchange.SetDirection reaches a plugin, so besides `type` a
     `direction` or `offset` param is read too (`type: "sell", direction: "closebuy"`; `type:
@@ -173,7 +175,7 @@ def _order_type(params, named_side=None):
         value = params.get(name)
         if value in (None, ""):
             continue
-        allowed = ORDER_TYPES if name == "type" else tuple(ORDER_WORDS)
+        allowed = TRADE_TYPES if name == "type" else tuple(ORDER_WORDS)
         if not isinstance(value, str) or value.lower() not in allowed:
             raise PluginError(f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
         words.append((f'{name} "{value.lower()}"', value.lower()))
@@ -278,6 +280,7 @@ def method_of(called):
 
 def _name_key(called):
     return called.lower().replace("_", "")
+
 
 SWAP_ONLY = ("positions", "margin_level", "fundings")    # methods of perpetual swaps alone
 
@@ -815,7 +818,7 @@ def parse_base_urls(parser, items):
         if not sep or not re.match(r"^https?://[^/]", url):
             parser.error(f"--base-url wants NAME=URL such as OKX=https://www.okx.com, got {item!r}")
         key, _, host = name.lower().partition(".")
-        if key not in EXCHANGES or (host and host not in getattr(EXCHANGES[key], "HOSTS", {})):
+        if key not in EXCHANGES or (host and host not in EXCHANGES[key].HOSTS):
             parser.error(f"--base-url: unknown exchange or host {name!r}")
         base_urls[name.lower()] = url
     return base_urls
@@ -1235,7 +1238,7 @@ def read_checks(symbol):
     ]
 
 
-def _number(value):
+def _number_or_none(value):
     """A JSON number or a numeric string as a finite Decimal, else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
@@ -1248,10 +1251,11 @@ def _number(value):
 
 def _kind(value):
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number") + ("" if isinstance(value, (dict, list)) else f" {_short(value)}")
+    return names.get(type(value), "a number") + ("" if isinstance(value, (dict, list)) else f" {_json_text(value)}")
 
 
-def _short(value, limit=40):
+def _json_text(value, limit=40):
+    """A value as the JSON a plugin sent, cut after `limit` characters, for a problem's text."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -1261,8 +1265,8 @@ def _object_problems(obj, where, fields, numbers=()):
     if not isinstance(obj, dict):
         return [f"{where} is {_kind(obj)}, expected an object with {', '.join(fields)}"]
     problems = [f"{where} has no {name}" for name in fields if name not in obj]
-    return problems + [f"{where}.{name} {_short(obj[name])} is not a number"
-                       for name in numbers if name in obj and _number(obj[name]) is None]
+    return problems + [f"{where}.{name} {_json_text(obj[name])} is not a number"
+                       for name in numbers if name in obj and _number_or_none(obj[name]) is None]
 
 
 def _list_problems(data, where, allow_empty=True):
@@ -1279,7 +1283,7 @@ def _entries(data):
 def _time_problems(value, where, fresh_ms=None):
     """A time must be milliseconds (not seconds), not in the future, and when asked, recent.
     A value that is not a number at all is reported by the field check, not here."""
-    ms = _number(value)
+    ms = _number_or_none(value)
     if ms is None:
         return []
     if ms < 10 ** 11:
@@ -1309,7 +1313,7 @@ def ticker_problems(data, symbol, where="ticker", fresh_ms=FRESH_MS):
     problems = _object_problems(data, where, TICKER_FIELDS, TICKER_FIELDS[1:])
     if not isinstance(data, dict):
         return problems
-    buy, sell = _number(data.get("buy")), _number(data.get("sell"))
+    buy, sell = _number_or_none(data.get("buy")), _number_or_none(data.get("sell"))
     if buy and sell and buy > sell:
         problems.append(f"{where}: buy {data['buy']} > sell {data['sell']}")
     if symbol and isinstance(data.get("symbol"), str) and data["symbol"].upper() != symbol.upper():
@@ -1326,10 +1330,10 @@ def depth_problems(data, symbol):
         prices, levels = [], data.get(side, [])
         problems += _list_problems(levels, f"depth.{side}", allow_empty=False)
         for i, level in enumerate(levels if isinstance(levels, list) else []):
-            if not isinstance(level, list) or len(level) < 2 or None in (_number(level[0]), _number(level[1])):
-                problems.append(f"depth.{side}[{i}] {_short(level)} is not [price, amount] numbers")
+            if not isinstance(level, list) or len(level) < 2 or None in (_number_or_none(level[0]), _number_or_none(level[1])):
+                problems.append(f"depth.{side}[{i}] {_json_text(level)} is not [price, amount] numbers")
                 break
-            prices.append(_number(level[0]))
+            prices.append(_number_or_none(level[0]))
         problems += _sequence_problems(prices, f"depth.{side}", ascending)
         best[side] = prices[0] if prices else None
     if best["asks"] and best["bids"] and best["bids"] > best["asks"]:
@@ -1345,9 +1349,9 @@ def trades_problems(data, symbol):
         if isinstance(trade, dict):
             problems += _id_problems(trade.get("id"), where + ".id")
             if trade.get("type") not in ("buy", "sell", None):
-                problems.append(f"{where}.type {_short(trade['type'])} is not buy or sell")
+                problems.append(f"{where}.type {_json_text(trade['type'])} is not buy or sell")
             problems += _time_problems(trade.get("time"), where + ".time")
-    times = [_number(t.get("time")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+    times = [_number_or_none(t.get("time")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
     if None not in times:
         problems += _sequence_problems(times, "trades time (oldest first)", ascending=True, strict=False)
     return problems
@@ -1358,9 +1362,9 @@ def records_problems(data, symbol, period=RECORDS_PERIOD):
     problems = _list_problems(data, "records", allow_empty=False)
     times = []
     for i, row in enumerate(data if isinstance(data, list) else []):
-        values = [_number(v) for v in row[:6]] if isinstance(row, list) else []
+        values = [_number_or_none(v) for v in row[:6]] if isinstance(row, list) else []
         if len(values) < 6 or None in values:
-            return problems + [f"records[{i}] {_short(row)} is not [time, open, high, low, close, volume] numbers"]
+            return problems + [f"records[{i}] {_json_text(row)} is not [time, open, high, low, close, volume] numbers"]
         time_, open_, high, low, close, _ = values
         if high < max(open_, close, low) or low > min(open_, close):
             problems.append(f"records[{i}]: high {row[2]} and low {row[3]} do not contain open and close")
@@ -1390,7 +1394,7 @@ def markets_problems(data, symbol):
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         entry = _loose(entry)
         problems += _object_problems(entry, f"markets[{i}]", wanted, wanted[1:])
-        if isinstance(entry, dict) and not (_number(entry.get("ticksize")) or 0) > 0:
+        if isinstance(entry, dict) and not (_number_or_none(entry.get("ticksize")) or 0) > 0:
             problems.append(f"markets[{i}] {entry.get('symbol')}: tick size {entry.get('ticksize')} is not positive")
         if len(problems) > MAX_SHOWN:
             return problems
@@ -1440,16 +1444,16 @@ def order_problems(order, where="order"):
     if isinstance(order, dict):
         problems += _id_problems(order.get("id"), where + ".id")
         if order.get("type", "buy") not in ORDER_TYPES:
-            problems.append(f"{where}.type {_short(order['type'])} is not one of {', '.join(ORDER_TYPES)}")
+            problems.append(f"{where}.type {_json_text(order['type'])} is not one of {', '.join(ORDER_TYPES)}")
         if order.get("status", "pending") not in OPEN_STATUSES + CLOSED_STATUSES:
-            problems.append(f"{where}.status {_short(order['status'])} is not an FMZ status")
+            problems.append(f"{where}.status {_json_text(order['status'])} is not an FMZ status")
     return problems
 
 
 def _id_problems(value, where):
     if value is None or (isinstance(value, str) and value):
         return []
-    return [f"{where} {_short(value)} is not a non-empty string"]
+    return [f"{where} {_json_text(value)} is not a non-empty string"]
 
 
 def error_answer_problems(reply):
@@ -1458,9 +1462,9 @@ def error_answer_problems(reply):
         return [reply.problem]
     problems = [] if "json" in reply.content_type.lower() else [f"Content-Type is {reply.content_type!r}, not JSON"]
     if "data" in reply.answer:
-        return problems + [f"answered data {_short(reply.answer['data'])}, expected {{\"error\": ...}}"]
+        return problems + [f"answered data {_json_text(reply.answer['data'])}, expected {{\"error\": ...}}"]
     if not isinstance(reply.answer["error"], str) or not reply.answer["error"].strip():
-        problems.append(f"error {_short(reply.answer['error'])} is not a message")
+        problems.append(f"error {_json_text(reply.answer['error'])} is not a message")
     return problems
 
 
@@ -1559,9 +1563,9 @@ class Checker:
         The minimum is the larger of min_qty and min_notional (over the contract value, if any)."""
         reply = self.request("ticker", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
-        bid = _number(data.get("buy")) if isinstance(data, dict) else None
+        bid = _number_or_none(data.get("buy")) if isinstance(data, dict) else None
         if not bid or bid <= 0:
-            raise PluginError(f"no best bid from ticker: {reply.problem or _short(reply.answer, 100)}")
+            raise PluginError(f"no best bid from ticker: {reply.problem or _json_text(reply.answer, 100)}")
         spec = self.market_spec()
         tick = spec.get("ticksize") or Decimal(1).scaleb(bid.as_tuple().exponent)
         price = round_down(bid * TRADE_DISCOUNT, tick)
@@ -1580,7 +1584,7 @@ class Checker:
         data = reply.answer.get("data") if reply.answer else None
         for entry in _entries(data) if isinstance(data, (dict, list)) else []:
             if isinstance(entry, dict) and str(entry.get("symbol", "")).upper() == self.symbol.upper():
-                numbers = {key: _number(value) for key, value in _loose(entry).items()}
+                numbers = {key: _number_or_none(value) for key, value in _loose(entry).items()}
                 return {key: number for key, number in numbers.items() if number is not None and number > 0}
         return {}
 
@@ -1625,7 +1629,7 @@ class Checker:
         data = self.data_of("trade: cancel", reply)
         if data is NO_DATA:
             return False
-        detail = "true" if data is True else f"answered {_short(data)} (protocol: true)"
+        detail = "true" if data is True else f"answered {_json_text(data)} (protocol: true)"
         self.row("trade: cancel", PASS, detail, reply.ms)
         return True
 
@@ -1651,7 +1655,7 @@ class Checker:
         reply = self.request("orders", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
         for order in data if isinstance(data, list) else []:
-            if isinstance(order, dict) and _number(order.get("price")) == price and order.get("type") == "buy":
+            if isinstance(order, dict) and _number_or_none(order.get("price")) == price and order.get("type") == "buy":
                 return order.get("id")
         return None
 
@@ -1671,7 +1675,7 @@ def _same_order_problems(order, order_id, price):
     problems = [] if order["id"] == order_id else [f"order.id {order['id']!r} is not the id trade gave"]
     if order["status"] not in OPEN_STATUSES:
         problems.append(f"order.status {order['status']!r}: the order should still be open")
-    if _number(order["price"]) != price:
+    if _number_or_none(order["price"]) != price:
         problems.append(f"order.price {order['price']} is not the price sent, {plain(price)}")
     return problems
 

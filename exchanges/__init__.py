@@ -1,43 +1,66 @@
 """The exchanges this plugin serves, registered by name: `POST /OKX` is served by `exchanges/okx.py`.
 
 Adding an exchange is one module in this folder plus one line in EXCHANGES below; the core
-(fmz_plugin.py) never names an exchange. The contract an exchange module fulfils:
+(fmz_plugin.py) never names an exchange. The contract an exchange module fulfils (Contract v2):
 
-Constants
-    NAME        how the exchange is written in messages and in the banner ("OKX").
-    BASE_URL    the default REST host; `--base-url NAME=URL` replaces it (testnet, proxy, fake).
-    HOSTS       optional {"futures": URL}: other REST hosts, reached with `api.get(..., host=
-                "futures")`; `--base-url NAME.futures=URL` replaces one alone.
-    CLOCK_ERRORS, RATE_LIMIT_ERRORS
-                the exchange's error codes (strings) for "timestamp out of window" and "too many
-                requests"; _kit.Api resyncs the clock or waits once when it sees them.
-    RATE_LIMITS {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
-                _kit's throttle keeps each key (signed calls) or the process (public) under; a
-                value may instead be a _kit.Limit (or a list of them) saying what the exchange
-                counts it per (IP, key, key + instrument) and a call's weight (see _kit.Limit).
+Constants, every one declared (no defaults are assumed)
+    NAME              how the exchange is written in messages and in the banner ("OKX").
+    BASE_URL          the default REST host; `--base-url NAME=URL` replaces it (testnet, proxy, fake).
+    HOSTS             {"futures": URL} of other REST hosts, reached with `api.get(..., host="futures")`
+                      and replaced alone by `--base-url NAME.futures=URL`; {} when there are none.
+    POST_PARAMS       "json": a POST's params travel as a JSON body; "query": in the query string
+                      (GET and DELETE params always do). _kit builds the request so; sign() only signs.
+    CLOCK_ERRORS      error codes (strings) for "timestamp out of window": _kit.Api resyncs the clock
+                      (CLOCK_OFFSETS) and sends once more.
+    RATE_LIMIT_ERRORS codes for "too many requests": a read waits once and is retried.
+    AMBIGUOUS_ERRORS  codes meaning "outcome unknown, the order may exist": _kit.Api marks them
+                      ambiguous whatever the HTTP status, so place_once looks the order up.
+    RATE_LIMITS       {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
+                      _kit.THROTTLE keeps each key (signed calls) or the process (public) under; a
+                      value may instead be a _kit.Limit (or a list of them) saying what the
+                      exchange counts it per (IP, key, key + instrument) and a call's weight.
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the
                                                  module's sign() understands.
     sign(request, keys, now_ms)                  the one place the signing scheme lives: adds
-                                                 headers or query fields to the _kit.Request.
+                                                 headers or query fields to the _kit.Request;
+                                                 writes request.deadline / request.window_ms, when
+                                                 set, as the exchange's validity deadline (OKX
+                                                 expTime, a recvWindow).
     check(status, reply)                         the one place the exchange's error codes
                                                  become a PluginError(message, code=code).
     server_time(api) -> ms                       the exchange's clock, for CLOCK_ERRORS.
-    load_markets(api, kind) -> {symbol: market}  instrument specs for _kit.MARKETS ("spot"/"swap").
-                                                 `_kit.markets(api, kinds)` serves `markets` from it.
-                                                 Account settings read before trading (a position
-                                                 mode) are kept per key in _kit.ACCOUNT_SETTINGS.
+    load_markets(api, kind) -> {symbol: spec}    instrument specs for _kit.MARKETS ("spot"/"swap"):
+                                                 _kit.MARKET_FIELDS with Decimal values, optionally
+                                                 `quote_step`; `_kit.markets_answer(api, kinds)`
+                                                 serves `markets`, `_kit.market_spec` one spec.
+    _data(reply)                                 private: the one place the reply envelope is opened.
+Account settings read before trading (a position mode) are kept per key in _kit.ACCOUNT_SETTINGS.
+Calls go through `api.get(path, params, *, signed, host=None)`, `api.post(path, body, *, signed,
+idempotent=False, host=None, deadline=False)` and `api.call(method, path, params, *, signed, ...)`:
+`signed=` is required; `deadline=True` (orders, and cancels where the exchange takes one) has the
+request carry the exchange's validity deadline, --timeout after signing.
 
-Protocol handlers, listed in the module's METHODS dict
+Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api_")
     Each is `handler(api, **params)` and returns `(data, raw)`: `data` in the FMZ shape of
-    that method (see fmz_plugin.py PROTOCOL), `raw` the exchange's own reply. Parameters
-    arrive parsed and checked: `symbol` a _kit.Symbol, prices and amounts Decimal (price None
-    for a market order), limits and times int (None when the docker sent none). A method the
-    module does not list is answered "<NAME> does not support <method>".
+    that method (see fmz_plugin.py PROTOCOL), `raw` the exchange's own reply (several:
+    `_kit.one_or_all(replies)`). Parameters arrive parsed and checked: `symbol` a _kit.Symbol,
+    prices and amounts Decimal (price None for a market order), limits and times int (None when
+    the docker sent none). A method the module does not list is answered "<NAME> does not
+    support <method>".
     `trade(api, symbol, order_type, price, amount)`: order_type is FMZ's buy, sell, closebuy or
-    closesell. The core refuses, before any handler runs, a close type on a spot symbol and a
-    swap-only method (positions, margin_level, fundings) on a spot symbol.
+    closesell; a spot market buy's amount is quote currency; answers {"id": ...}, an id that
+    carries what order and cancel need. `_kit.order_size` rounds; `_kit.place_once(send, find,
+    api, client_id)` places exactly once (send with deadline=True; find looks the client id up,
+    None when absent) and `_kit.cancel_once(send, lookup, api)` cancels, each explaining a lost
+    or refused answer by looking the order up (see their docstrings for the model). The core refuses, before any handler runs,
+    a close type on a spot symbol and a swap-only method (positions, margin_level, fundings) on
+    a spot symbol.
+    Every order (order, orders, historyorders) is exactly {"id", "symbol" (FMZ form), "amount",
+    "price", "deal_amount", "avg_price", "type": "buy" | "sell" (the side that went to the book:
+    a close-long is "sell"), "offset": "open" | "close" for swaps and "" for spot,
+    "contract_type": "swap" | "", "time": the creation time in ms (int), "status" (FMZ's words)}.
 
 Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is

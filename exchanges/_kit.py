@@ -1,7 +1,14 @@
-"""What every exchange module shares: the error type, symbols, decimals, and signed HTTP calls.
+"""What every exchange module shares: the error type, symbols, numbers, signed HTTP calls, the
+markets cache and account settings, and placing and canceling orders exactly once.
 
-Nothing here names an exchange. An exchange module imports from this file; this file
-imports nothing of the project. See exchanges/__init__.py for the contract a module fulfils.
+Nothing here names an exchange. An exchange module imports from this file; this file imports
+nothing of the project. See exchanges/__init__.py for the contract a module fulfils.
+
+Sections, in order: errors; symbols; numbers; HTTP: connection pool; HTTP: client-side rate
+limit; HTTP: requests and the Api a handler calls through; markets cache; account settings;
+the shared state (POOL, THROTTLE, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
+(market_spec, markets_answer, book_levels, candle_row, one_or_all); orders: size, client id,
+exactly once.
 """
 import http.client
 import json
@@ -29,10 +36,15 @@ DEADLINE_MAX_MS = 60_000      # an order's validity deadline is --timeout after 
 DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock must read before a late
                               # request counts as surely refused (its servers' clocks differ a little)
 DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
-QUOTE_STEP = Decimal("0.00000001")   # a market buy's quote amount is sent to 8 decimals
+QUOTE_STEP = Decimal("0.00000001")   # a spot market buy's quote amount step, unless the spec says (quote_step)
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
+# The fields of FMZ's Market, what `markets` answers; a spec may keep more (quote_step, ...).
+MARKET_FIELDS = ("symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
+                 "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val", "ct_val_ccy")
 
+
+# -- Errors ----------------------------------------------------------------------------------------
 
 class PluginError(Exception):
     """The one error type: its message is what the trader reads in the robot log.
@@ -53,7 +65,7 @@ class PluginError(Exception):
         self.deadline = deadline
 
 
-# ---------------------------------------------------------------------------- symbols
+# -- Symbols ---------------------------------------------------------------------------------------
 
 class Symbol:
     """An FMZ symbol: `ETH_USDT` (spot), `BTC_USDT.swap` (perpetual), `USDT.swap` (a range).
@@ -113,16 +125,17 @@ def parse_symbol(text, allow_range=False):
     return Symbol(parts[0], parts[1], kind) if len(parts) == 2 else Symbol("", parts[0], kind)
 
 
-# ---------------------------------------------------------------------------- numbers
+# -- Numbers: the docker's and the exchanges', rounding, exact text --------------------------------
 
-def to_decimal(value, name):
-    """A finite Decimal from the docker's value, which may be a string or a number."""
+def parse_number(value, name):
+    """The docker's value (a string or a number) as a finite Decimal; raises PluginError naming
+    `name` for anything else."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not _ascii_number(value):
         raise PluginError(f"{name} must be a number, got {_short(value)}")
     try:
         number = Decimal(value.strip() if isinstance(value, str) else repr(value))
-    except InvalidOperation:
-        raise PluginError(f"{name} must be a number, got {_short(value)}") from None
+    except InvalidOperation as error:
+        raise PluginError(f"{name} must be a number, got {_short(value)}") from error
     if not number.is_finite():
         raise PluginError(f"{name} must be a finite number, got {_short(value)}")
     if number and not -NUMBER_RANGE <= number.adjusted() < NUMBER_RANGE:
@@ -136,12 +149,13 @@ def _ascii_number(value):
     return not isinstance(value, str) or (value.isascii() and "_" not in value)
 
 
-def num(text):
-    """An exchange's numeric field as Decimal; empty or absent fields (common in real replies) are 0."""
-    if text is None or text == "":
+def number_or_zero(value):
+    """An exchange's numeric field as Decimal; empty, absent or garbled fields (common in real
+    replies) are 0, never an error."""
+    if value is None or value == "":
         return Decimal(0)
     try:
-        return Decimal(str(text))
+        return Decimal(str(value))
     except InvalidOperation:
         return Decimal(0)
 
@@ -188,7 +202,7 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-# ---------------------------------------------------------------------------- HTTP pool
+# -- HTTP: connection pool -------------------------------------------------------------------------
 
 class Pool:
     """Idle keep-alive connections per host (scheme, host, port), shared by all threads.
@@ -249,10 +263,7 @@ def _closed_by_peer(conn):
     return bool(readable)
 
 
-POOL = Pool()
-
-
-# ---------------------------------------------------------------------------- client-side rate limit
+# -- HTTP: client-side rate limit ------------------------------------------------------------------
 
 class Limit:
     """One rate limit as the exchange counts it: `requests` units per `seconds`, for RATE_LIMITS.
@@ -515,10 +526,7 @@ class Turn:
         self.throttle._answered(self.held)
 
 
-THROTTLE = Throttle()
-
-
-# ---------------------------------------------------------------------------- requests
+# -- HTTP: requests and the Api a handler calls through --------------------------------------------
 
 class Request:
     """One outbound call as the signer sees it: the signer may add headers and query fields.
@@ -544,18 +552,17 @@ class Api:
     """One exchange, one set of keys, one base URL: what a handler calls the exchange through.
 
     The exchange module supplies `sign(request, keys, now_ms)` and `check(status, reply)`;
-    this class supplies the transport, timeouts, the retry policy and the clock offset.
+    this class supplies the transport, timeouts, the retry policy and the clock offset
+    (CLOCK_OFFSETS). Every call says whether it is signed: `signed=` is a required keyword.
     """
 
-    clock_offsets = {}                 # (exchange NAME, base URL) -> ms to add to our clock, kept across calls
-
     def __init__(self, exchange, access_key="", secret_key="", base_urls=None,
-                 timeout=DEFAULT_TIMEOUT, pool=POOL, throttle=None, max_wait=None):
+                 timeout=DEFAULT_TIMEOUT, pool=None, throttle=None, max_wait=None):
         self.exchange = exchange
         self.access_key, self.secret_key = access_key, secret_key
         self.base_urls = {name: url.rstrip("/") for name, url in (base_urls or {}).items()}
         self.timeout = timeout
-        self.pool = pool
+        self.pool = pool or POOL
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
         self._keys = None
@@ -585,12 +592,12 @@ class Api:
         return self.exchange.NAME
 
     def now(self):
-        return now_ms() + self.clock_offsets.get((self.name, self.base_url), 0)
+        return now_ms() + CLOCK_OFFSETS.get((self.name, self.base_url), 0)
 
-    def get(self, path, params=None, signed=False, host=None):
+    def get(self, path, params=None, *, signed, host=None):
         return self.call("GET", path, params, signed=signed, idempotent=True, host=host)
 
-    def post(self, path, body=None, signed=True, idempotent=False, host=None, deadline=False):
+    def post(self, path, body=None, *, signed, idempotent=False, host=None, deadline=False):
         return self.call("POST", path, body, signed=signed, idempotent=idempotent, host=host, deadline=deadline)
 
     @property
@@ -599,7 +606,7 @@ class Api:
         request later than the plugin would have waited for its answer."""
         return max(1, min(int(self.timeout * 1000), DEADLINE_MAX_MS))
 
-    def call(self, method, path, params=None, signed=False, idempotent=None, host=None, deadline=False):
+    def call(self, method, path, params=None, *, signed, idempotent=None, host=None, deadline=False):
         """Send, decode and check one call.
 
         Reads retry once on a reset, timeout or 5xx, and wait once (RATE_LIMIT_WAIT) when the
@@ -616,7 +623,7 @@ class Api:
             try:
                 return once()
             except PluginError as error:
-                if signed and error.code in getattr(self.exchange, "CLOCK_ERRORS", ()):
+                if signed and error.code in self.exchange.CLOCK_ERRORS:
                     self.sync_clock()
                     return once()
                 retry_read = idempotent and attempt + 1 < attempts
@@ -634,7 +641,7 @@ class Api:
 
     def sync_clock_from(self, server_ms, sent_ms):
         """The offset from one reading of the exchange's clock, asked for at `sent_ms`."""
-        self.clock_offsets[(self.name, self.base_url)] = server_ms - (sent_ms + now_ms()) // 2
+        CLOCK_OFFSETS[(self.name, self.base_url)] = server_ms - (sent_ms + now_ms()) // 2
 
     def wait_past(self, deadline):
         """Block until the exchange's own clock is past `deadline` (ms) by DEADLINE_MARGIN_MS:
@@ -682,9 +689,9 @@ class Api:
             self.exchange.check(status, reply)
         except PluginError as error:
             # HTTP 429 is "too fast" whatever the body says (often a CDN page): refused, not ambiguous
-            if status == 429 or error.code in getattr(self.exchange, "RATE_LIMIT_ERRORS", ()):
-                raise self._rate_limit_error(request, str(error), error.code or "429") from None
-            if error.code in getattr(self.exchange, "AMBIGUOUS_ERRORS", ()):
+            if status == 429 or error.code in self.exchange.RATE_LIMIT_ERRORS:
+                raise self._rate_limit_error(request, str(error), error.code or "429") from error
+            if error.code in self.exchange.AMBIGUOUS_ERRORS:
                 error.ambiguous = True           # "outcome unknown", whatever the HTTP status
             error.deadline = request.deadline
             raise
@@ -694,7 +701,7 @@ class Api:
 
     def _limits_of(self, request):
         """The Limits the exchange documents for this endpoint (RATE_LIMITS), maybe none."""
-        return limits_of(getattr(self.exchange, "RATE_LIMITS", {}).get(f"{request.method} {request.path}"))
+        return limits_of(self.exchange.RATE_LIMITS.get(f"{request.method} {request.path}"))
 
     def _wait_for_turn(self, request, params, signed, host):
         """A throttle Turn once every limit of this call has room (None when unthrottled)."""
@@ -722,9 +729,12 @@ class Api:
                            f"{documented}: {detail.strip()}", code=code, rate_limited=True)
 
     def _build(self, method, path, params):
+        """The unsigned request: GET and DELETE params in the query string; a POST's (or PUT's)
+        in a JSON body or the query string, as the module's POST_PARAMS says."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        if method in ("GET", "DELETE"):
-            return Request(method, path, query=urllib.parse.urlencode(params))
+        if method in ("GET", "DELETE") or self.exchange.POST_PARAMS == "query":
+            return Request(method, path, query=urllib.parse.urlencode(
+                [(name, _query_text(value)) for name, value in params.items()]))
         body = json.dumps(params, separators=(",", ":")) if params else ""
         return Request(method, path, body=body, headers={"Content-Type": "application/json"})
 
@@ -748,10 +758,10 @@ class Api:
                 if reused and idempotent and not fresh_try:
                     continue          # a keep-alive socket the server had dropped: once more, fresh
                 raise PluginError(f"{self.name}: connection lost during {request.method} {request.path}"
-                                  f" ({type(error).__name__})", ambiguous=True) from None
+                                  f" ({type(error).__name__})", ambiguous=True) from error
             except (TimeoutError, OSError, http.client.HTTPException) as error:
                 conn.close()
-                raise PluginError(self._network_message(request, error, base_url), ambiguous=True) from None
+                raise PluginError(self._network_message(request, error, base_url), ambiguous=True) from error
             if response.will_close:
                 conn.close()
             else:
@@ -768,13 +778,23 @@ class Api:
     def _decode(self, status, body):
         try:
             return json.loads(body)
-        except ValueError:
+        except ValueError as error:
             snippet = body[:80].decode("utf-8", "replace").replace("\n", " ")
             raise PluginError(f"{self.name} answered HTTP {status} with a body that is not JSON: "
-                              f"{snippet!r}", ambiguous=True) from None
+                              f"{snippet!r}", ambiguous=True) from error
 
 
-# ---------------------------------------------------------------------------- caches
+def _query_text(value):
+    """A param value as query-string text: strings as they are, true/false, numbers and lists as
+    JSON writes them (what exchanges that take a POST's params in the query expect)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return plain(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+# -- Caches: loaded once, markets -----------------------------------------------------------------
 
 class LoadedOnce:
     """Values loaded once per key and shared by every thread, optionally for `ttl` seconds.
@@ -861,8 +881,7 @@ class MarketsCache:
         self.cache.clear()
 
 
-MARKETS = MarketsCache()
-
+# -- Account settings ------------------------------------------------------------------------------
 
 class AccountSettings:
     """Account settings an exchange makes us read before trading (a position mode, ...), read
@@ -884,31 +903,66 @@ class AccountSettings:
         self.cache.clear()
 
 
-ACCOUNT_SETTINGS = AccountSettings()
+# -- Shared state: one of each per process, kept across calls --------------------------------------
+
+POOL = Pool()                          # idle keep-alive connections per host
+THROTTLE = Throttle()                  # the client-side rate limit (fmz_plugin: unless --no-throttle)
+MARKETS = MarketsCache()               # instrument specs per exchange, base URL and kind
+ACCOUNT_SETTINGS = AccountSettings()   # per exchange, base URL and key: a position mode, ...
+CLOCK_OFFSETS = {}                     # (exchange NAME, base URL) -> ms to add to our clock
 
 
-def market(api, symbol):
-    """The spec of one instrument (a dict of FMZ Market fields with Decimal values)."""
+# -- Reading replies: specs, the markets answer, book levels, candles, raw --------------------------
+
+def market_spec(api, symbol):
+    """The cached spec of one instrument: a dict of FMZ Market fields with Decimal values (and
+    optionally `quote_step`). Raises PluginError when the exchange lists no such live market."""
     spec = MARKETS.get(api, symbol.kind).get(str(symbol))
     if spec is None:
         raise PluginError(f"{api.name} has no live market {symbol}")
     return spec
 
 
-def markets(api, kinds=("spot", "swap")):
-    """`markets`: every live instrument of those kinds, {symbol: FMZ Market fields}, from the cache."""
+def markets_answer(api, kinds=("spot", "swap")):
+    """The `markets` handler's answer, (data, None): every live instrument of those kinds from the
+    cache, {symbol: its MARKET_FIELDS}."""
     found = {}
     for kind in kinds:
-        found.update(MARKETS.get(api, kind))
+        for name, spec in MARKETS.get(api, kind).items():
+            found[name] = {field: spec[field] for field in MARKET_FIELDS}
     return found, None
 
 
+def book_levels(rows, price=0, amount=1):
+    """An exchange's book side as [[Decimal price, Decimal amount], ...]: rows are lists
+    ([price, amount, ...], the default) or objects ({"price": .., "qty": ..}: give the key names)."""
+    return [[number_or_zero(row[price]), number_or_zero(row[amount])] for row in rows or []]
+
+
+def candle_row(row):
+    """An exchange's candle [open time ms, open, high, low, close, volume, ...] as FMZ's record."""
+    return [int(row[0])] + [number_or_zero(value) for value in row[1:6]]
+
+
+def one_or_all(replies):
+    """The `raw` of a handler that made several calls: the reply itself when there was one."""
+    return replies[0] if len(replies) == 1 else replies
+
+
+# -- Orders: size, client id, exactly once ---------------------------------------------------------
+
 def order_size(api, symbol, price, amount, quote_amount=False):
     """Price and amount as exact strings rounded to the market's tick and lot, checked against
-    its minimum. `quote_amount` marks a spot market buy, whose amount is quote currency."""
-    spec = market(api, symbol)
+    its minimum. `quote_amount` marks a spot market buy, whose amount is quote currency, rounded
+    down to the spec's `quote_step` (QUOTE_STEP when the exchange states none)."""
+    spec = market_spec(api, symbol)
     if quote_amount:
-        return None, plain(round_down(amount, QUOTE_STEP))
+        step = spec.get("quote_step") or QUOTE_STEP
+        quote = round_down(amount, step)
+        if quote <= 0:
+            raise PluginError(f"amount {plain(amount)} {symbol.quote} is below the quote step "
+                              f"{plain(step)} of {symbol}")
+        return None, plain(quote)
     size = round_down(amount, spec["amount_size"])
     if size <= 0 or size < spec["min_qty"]:
         raise PluginError(f"amount {plain(amount)} is below the minimum {plain(spec['min_qty'])} "

@@ -8,7 +8,7 @@ keys are not supported).
 Signing (TRADE and USER_DATA endpoints, spot and futures alike): `signature` = hex
 HMAC-SHA256(secret, totalParams), where totalParams is the query string followed directly by the
 request body. Binance accepts a POST's parameters in either; this module sends every parameter in
-the query string and an empty body, so totalParams is the query string:
+the query string and an empty body (POST_PARAMS = "query"), so totalParams is the query string:
 `...&timestamp=MS&recvWindow=5000` then `&signature=HEX` last, with the key in the X-MBX-APIKEY
 header. Binance refuses a timestamp more than recvWindow behind its clock or 1 s ahead (-1021),
 hence the clock offset. Orders and cancels carry recvWindow = --timeout instead (at most 60000):
@@ -24,18 +24,19 @@ about a futures order.
 """
 import hashlib
 import hmac
-import json
 import re
 import urllib.parse
 from collections import namedtuple
+from decimal import Decimal
 
-from exchanges import _kit
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, cancel_once, new_client_id, num,
-                            order_size, place_once, precision)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
+                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
+                            place_once, precision)
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
 HOSTS = {"futures": "https://fapi.binance.com"}     # USDT-M futures live on their own host
+POST_PARAMS = "query"                # a POST's params travel in the (signed) query string, the body is empty
 CLOCK_ERRORS = ("-1021",)            # Timestamp for this request is outside of the recvWindow.
 RATE_LIMIT_ERRORS = ("-1003", "-1015")   # Too much request weight used (HTTP 429) / too many new orders
 # "Outcome unknown" (errors.md): -1000 unknown error while processing, -1006 "Execution status
@@ -193,15 +194,9 @@ def parse_keys(access_key, secret_key):
 
 
 def sign(request, keys, now_ms):
-    """Every parameter goes in the query string, so totalParams is exactly the query string.
-
-    _kit encodes a POST's parameters as a JSON body, which Binance does not read: they are
-    moved into the query string here, before timestamp and recvWindow are appended."""
+    """Every parameter is in the query string (POST_PARAMS), so totalParams is exactly the query
+    string: timestamp and recvWindow are appended, then the signature of it all."""
     fields = urllib.parse.parse_qsl(request.query, keep_blank_values=True)
-    if request.body:
-        fields += [(name, _form_value(value)) for name, value in json.loads(request.body).items()]
-        request.body = ""
-        request.headers.pop("Content-Type", None)
     fields = [(name, value) for name, value in fields if name not in ("timestamp", "signature")]
     fields.append(("timestamp", str(now_ms)))
     if not any(name == "recvWindow" for name, _ in fields):
@@ -210,13 +205,6 @@ def sign(request, keys, now_ms):
     signature = hmac.new(keys.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     request.query = f"{query}&signature={signature}"
     request.headers["X-MBX-APIKEY"] = keys.api_key
-
-
-def _form_value(value):
-    """A JSON value as Binance's form text: true/false, numbers as written, arrays as JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
 
 
 def check(status, reply):
@@ -233,18 +221,25 @@ def check(status, reply):
 
 def server_time(api):
     """GET /api/v3/time"""
-    return int(api.get("/api/v3/time")["serverTime"])
+    return int(_data(api.get("/api/v3/time", signed=False))["serverTime"])
 
 
-# ---------------------------------------------------------------------------- calls, symbols, ids
+def _data(reply):
+    """A Binance reply is the bare object or list, no envelope (check() has read any error):
+    the one place a reply becomes data, as in every module."""
+    return reply
 
-def _get(api, kind, endpoint, params=None, signed=False):
+
+# -- Calls, symbols, ids ---------------------------------------------------------------------------
+
+def _get(api, kind, endpoint, params=None, *, signed):
     """GET a spot (/api/v3) or futures (/fapi/v1) endpoint on its host."""
     prefix, host = APIS[kind]
     return api.get(prefix + endpoint, params, signed=signed, host=host)
 
 
 def _send(api, kind, verb, endpoint, params, idempotent=False, deadline=False):
+    """A signed POST or DELETE to a spot or futures endpoint on its host (deadline: see _kit.Request)."""
     prefix, host = APIS[kind]
     return api.call(verb, prefix + endpoint, params, signed=True, idempotent=idempotent, host=host,
                     deadline=deadline)
@@ -280,27 +275,27 @@ def _order_id(kind, reply):
     return f"{reply['symbol']}{suffix},{reply['orderId']}"
 
 
-
-# ---------------------------------------------------------------------------- market data
+# -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
     """GET /api/v3/ticker/24hr; swaps: /fapi/v1/ticker/24hr and /fapi/v1/ticker/bookTicker
     (the futures 24 h ticker has no bid and ask)"""
     query = {"symbol": market_id(symbol)}
-    reply = _get(api, symbol.kind, "/ticker/24hr", query)
+    reply = _get(api, symbol.kind, "/ticker/24hr", query, signed=False)
     if not symbol.is_swap:
-        return _ticker(reply, symbol), reply
-    book = _get(api, "swap", "/ticker/bookTicker", query)
-    return _ticker({**reply, **book, "closeTime": reply.get("closeTime")}, symbol), [reply, book]
+        return _ticker(_data(reply), symbol), reply
+    book = _get(api, "swap", "/ticker/bookTicker", query, signed=False)
+    day = _data(reply)
+    return _ticker({**day, **_data(book), "closeTime": day.get("closeTime")}, symbol), [reply, book]
 
 
 def _ticker(t, symbol):
     return {
         "symbol": str(symbol),
-        "buy": num(t.get("bidPrice")), "sell": num(t.get("askPrice")),
-        "high": num(t.get("highPrice")), "low": num(t.get("lowPrice")),
-        "open": num(t.get("openPrice")), "last": num(t.get("lastPrice")),
-        "vol": num(t.get("volume")), "time": int(num(t.get("closeTime"))),
+        "buy": number_or_zero(t.get("bidPrice")), "sell": number_or_zero(t.get("askPrice")),
+        "high": number_or_zero(t.get("highPrice")), "low": number_or_zero(t.get("lowPrice")),
+        "open": number_or_zero(t.get("openPrice")), "last": number_or_zero(t.get("lastPrice")),
+        "vol": number_or_zero(t.get("volume")), "time": int(number_or_zero(t.get("closeTime"))),
     }
 
 
@@ -310,34 +305,34 @@ def tickers(api, symbol=None):
     rows, raw = [], []
     for kind in _kinds(symbol):
         names = _names(api, kind)
-        reply = _get(api, kind, "/ticker/24hr")
+        reply = _get(api, kind, "/ticker/24hr", signed=False)
         raw.append(reply)
         books = {}
         if kind == "swap":
-            raw.append(_get(api, "swap", "/ticker/bookTicker"))
-            books = {b.get("symbol"): b for b in raw[-1]}
+            raw.append(_get(api, "swap", "/ticker/bookTicker", signed=False))
+            books = {b.get("symbol"): b for b in _data(raw[-1])}
         rows += [_ticker({**t, **books.get(t["symbol"], {}), "closeTime": t.get("closeTime")}, names[t["symbol"]])
-                 for t in reply if t.get("symbol") in names
+                 for t in _data(reply) if t.get("symbol") in names
                  and (symbol is None or symbol.covers(names[t["symbol"]]))]
-    return rows, raw[0] if len(raw) == 1 else raw
+    return rows, one_or_all(raw)
 
 
 def depth(api, symbol, limit=None):
     """GET /api/v3/depth, /fapi/v1/depth (the smallest Binance limit >= the wanted levels, trimmed)"""
     wanted, allowed = limit or DEPTH_DEFAULT, DEPTH_LIMITS[symbol.kind]
     asked = next((n for n in allowed if n >= wanted), allowed[-1])
-    reply = _get(api, symbol.kind, "/depth", {"symbol": market_id(symbol), "limit": asked})
-    levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows[:wanted]]
-    return {"time": int(reply.get("T") or api.now()), "asks": levels(reply.get("asks", [])),
-            "bids": levels(reply.get("bids", []))}, reply
+    reply = _get(api, symbol.kind, "/depth", {"symbol": market_id(symbol), "limit": asked}, signed=False)
+    book = _data(reply)
+    return {"time": int(book.get("T") or api.now()), "asks": book_levels(book.get("asks", [])[:wanted]),
+            "bids": book_levels(book.get("bids", [])[:wanted])}, reply
 
 
 def trades(api, symbol):
     """GET /api/v3/trades, /fapi/v1/trades (recent trades, oldest first)"""
-    reply = _get(api, symbol.kind, "/trades", {"symbol": market_id(symbol), "limit": TRADES_LIMIT})
-    rows = [{"id": str(t["id"]), "time": int(t["time"]), "price": num(t.get("price")),
-             "amount": num(t.get("qty")), "type": "sell" if t.get("isBuyerMaker") else "buy"}
-            for t in reply]
+    reply = _get(api, symbol.kind, "/trades", {"symbol": market_id(symbol), "limit": TRADES_LIMIT}, signed=False)
+    rows = [{"id": str(t["id"]), "time": int(t["time"]), "price": number_or_zero(t.get("price")),
+             "amount": number_or_zero(t.get("qty")), "type": "sell" if t.get("isBuyerMaker") else "buy"}
+            for t in _data(reply)]
     return rows, reply
 
 
@@ -350,65 +345,70 @@ def records(api, symbol, period=60, limit=None):
     wanted, rows, pages, end = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = _get(api, symbol.kind, "/klines", {"symbol": market_id(symbol), "interval": interval, "endTime": end,
-                                                   "limit": min(wanted - len(rows), KLINES_PAGE[symbol.kind])})
+                                                   "limit": min(wanted - len(rows), KLINES_PAGE[symbol.kind])},
+                     signed=False)
         pages.append(reply)
-        if not reply:
+        page = _data(reply)
+        if not page:
             break
-        rows = [[int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5])] for r in reply] + rows
-        end = int(reply[0][0]) - 1
-    return rows, pages[0] if len(pages) == 1 else pages
+        rows = [candle_row(r) for r in page] + rows
+        end = int(page[0][0]) - 1
+    return rows, one_or_all(pages)
 
 
 def markets(api):
     """GET /api/v3/exchangeInfo and /fapi/v1/exchangeInfo, through the markets cache (no raw)"""
-    return _kit.markets(api, ("spot", "swap"))
+    return markets_answer(api, ("spot", "swap"))
 
 
 def load_markets(api, kind):
     """GET /api/v3/exchangeInfo (TRADING spot symbols) or /fapi/v1/exchangeInfo (TRADING
     perpetuals); filters PRICE_FILTER, LOT_SIZE, NOTIONAL or MIN_NOTIONAL"""
-    reply = _get(api, kind, "/exchangeInfo")
+    reply = _get(api, kind, "/exchangeInfo", signed=False)
     markets = {}
-    for info in reply.get("symbols", []):
+    for info in _data(reply).get("symbols", []):
         if info.get("status") != "TRADING" or info.get("isSpotTradingAllowed") is False \
                 or (kind == "swap" and info.get("contractType") != "PERPETUAL"):
             continue
         symbol = Symbol(info["baseAsset"], info["quoteAsset"], kind)
         filters = {f.get("filterType"): f for f in info.get("filters", [])}
-        tick = num(filters.get("PRICE_FILTER", {}).get("tickSize"))
+        tick = number_or_zero(filters.get("PRICE_FILTER", {}).get("tickSize"))
         lot = filters.get("LOT_SIZE", {})
-        step = num(lot.get("stepSize"))
+        step = number_or_zero(lot.get("stepSize"))
         notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
         markets[str(symbol)] = {
             "symbol": str(symbol),
             "base_asset": symbol.base, "quote_asset": symbol.quote,
             "tick_size": tick, "amount_size": step,
             "price_precision": precision(tick), "amount_precision": precision(step),
-            "min_qty": num(lot.get("minQty")), "max_qty": num(lot.get("maxQty")),
-            "min_notional": num(notional.get("minNotional") or notional.get("notional")),
-            "max_notional": num(notional.get("maxNotional")),
-            "ct_val": num(1 if kind == "swap" else None), "ct_val_ccy": symbol.base if kind == "swap" else "",
+            "min_qty": number_or_zero(lot.get("minQty")), "max_qty": number_or_zero(lot.get("maxQty")),
+            "min_notional": number_or_zero(notional.get("minNotional") or notional.get("notional")),
+            "max_notional": number_or_zero(notional.get("maxNotional")),
+            "ct_val": Decimal(1 if kind == "swap" else 0), "ct_val_ccy": symbol.base if kind == "swap" else "",
         }
     return markets
 
 
-# ---------------------------------------------------------------------------- account
+# -- Account ---------------------------------------------------------------------------------------
 
 def accounts(api):
     """GET /api/v3/account (spot wallet) and /fapi/v2/account (USDT-M futures wallet), added up
     per currency: Binance keeps the two wallets apart, FMZ asks for one list. A futures margin
     currency also gets `equity` (marginBalance) and `upnl` (unrealizedProfit)."""
     spot = api.get("/api/v3/account", {"omitZeroBalances": "true"}, signed=True)
-    rows = {b["asset"]: {"currency": b["asset"], "free": num(b.get("free")), "frozen": num(b.get("locked"))}
-            for b in spot.get("balances", []) if num(b.get("free")) or num(b.get("locked"))}
+    rows = {}
+    for b in _data(spot).get("balances", []):
+        free, frozen = number_or_zero(b.get("free")), number_or_zero(b.get("locked"))
+        if free or frozen:
+            rows[b["asset"]] = {"currency": b["asset"], "free": free, "frozen": frozen}
     futures = _if_futures(api, lambda: api.get("/fapi/v2/account", signed=True, host="futures"))
-    for a in (futures or {}).get("assets", []):
-        if not (num(a.get("walletBalance")) or num(a.get("unrealizedProfit"))):
+    for a in _data(futures or {}).get("assets", []):
+        if not (number_or_zero(a.get("walletBalance")) or number_or_zero(a.get("unrealizedProfit"))):
             continue
-        row = rows.setdefault(a["asset"], {"currency": a["asset"], "free": num(0), "frozen": num(0)})
-        row["free"] += num(a.get("availableBalance"))
-        row["frozen"] += num(a.get("initialMargin"))
-        row.update(equity=num(a.get("marginBalance")), upnl=num(a.get("unrealizedProfit")))
+        row = rows.setdefault(a["asset"], {"currency": a["asset"], "free": Decimal(0), "frozen": Decimal(0)})
+        row["free"] += number_or_zero(a.get("availableBalance"))
+        row["frozen"] += number_or_zero(a.get("initialMargin"))
+        row.update(equity=number_or_zero(a.get("marginBalance")), upnl=number_or_zero(a.get("unrealizedProfit")))
     return list(rows.values()), spot if futures is None else {"spot": spot, "futures": futures}
 
 
@@ -430,11 +430,11 @@ def _if_futures(api, call):
 assets = accounts
 
 
-# ---------------------------------------------------------------------------- trading
+# -- Trading ---------------------------------------------------------------------------------------
 
 def hedge_mode(api):
     """GET /fapi/v1/positionSide/dual (dualSidePosition, read once per key: true = hedge mode)"""
-    load = lambda: api.get("/fapi/v1/positionSide/dual", signed=True, host="futures")["dualSidePosition"]
+    load = lambda: _data(api.get("/fapi/v1/positionSide/dual", signed=True, host="futures"))["dualSidePosition"]
     return ACCOUNT_SETTINGS.get(api, "dualSidePosition", load) in (True, "true")
 
 
@@ -506,8 +506,8 @@ def positions(api, symbol=None):
     reply = api.get("/fapi/v2/positionRisk", {"symbol": market_id(symbol) if one else None},
                     signed=True, host="futures")
     names = _names(api, "swap")
-    rows = [_position(p, names[p["symbol"]]) for p in reply
-            if num(p.get("positionAmt")) and p.get("symbol") in names
+    rows = [_position(p, names[p["symbol"]]) for p in _data(reply)
+            if number_or_zero(p.get("positionAmt")) and p.get("symbol") in names
             and (symbol is None or symbol.covers(names[p["symbol"]]))]
     return rows, reply
 
@@ -516,16 +516,16 @@ def _position(p, symbol):
     """One-way mode signs positionAmt (+ long, - short) with positionSide BOTH; hedge mode names
     LONG or SHORT. An isolated position's margin is its isolatedWallet; a cross position's is
     its entry notional / leverage (positionRisk gives no cross margin)."""
-    amount, side = num(p.get("positionAmt")), p.get("positionSide")
+    amount, side = number_or_zero(p.get("positionAmt")), p.get("positionSide")
     is_long = side == "LONG" or (side != "SHORT" and amount > 0)
-    leverage, entry = num(p.get("leverage")), num(p.get("entryPrice"))
+    leverage, entry = number_or_zero(p.get("leverage")), number_or_zero(p.get("entryPrice"))
     if p.get("marginType") == "isolated":
-        margin = num(p.get("isolatedWallet"))
+        margin = number_or_zero(p.get("isolatedWallet"))
     else:
-        margin = abs(amount) * entry / leverage if leverage else num(0)
+        margin = abs(amount) * entry / leverage if leverage else Decimal(0)
     return {
-        "symbol": str(symbol), "margin_level": leverage, "amount": abs(amount), "frozen_amount": num(0),
-        "price": entry, "profit": num(p.get("unRealizedProfit")), "type": 0 if is_long else 1,
+        "symbol": str(symbol), "margin_level": leverage, "amount": abs(amount), "frozen_amount": Decimal(0),
+        "price": entry, "profit": number_or_zero(p.get("unRealizedProfit")), "type": 0 if is_long else 1,
         "contract_type": "swap", "margin": margin,
     }
 
@@ -541,14 +541,16 @@ def fundings(api, symbol=None):
     """GET /fapi/v1/premiumIndex (rate, next funding time) and /fapi/v1/fundingInfo (the
     perpetuals whose interval is not the default 8 h)"""
     one = symbol is not None and symbol.base
-    index = api.get("/fapi/v1/premiumIndex", {"symbol": market_id(symbol) if one else None}, host="futures")
-    info = api.get("/fapi/v1/fundingInfo", host="futures")
-    hours = {i.get("symbol"): int(num(i.get("fundingIntervalHours")) or FUNDING_HOURS) for i in info}
+    index = api.get("/fapi/v1/premiumIndex", {"symbol": market_id(symbol) if one else None}, signed=False,
+                    host="futures")
+    info = api.get("/fapi/v1/fundingInfo", signed=False, host="futures")
+    hours = {i.get("symbol"): int(number_or_zero(i.get("fundingIntervalHours")) or FUNDING_HOURS)
+             for i in _data(info)}
     names = {market_id(symbol): symbol} if one else _names(api, "swap")
-    rows = [{"symbol": str(names[f["symbol"]]), "rate": num(f.get("lastFundingRate")),
-             "time": int(num(f.get("nextFundingTime"))),
+    rows = [{"symbol": str(names[f["symbol"]]), "rate": number_or_zero(f.get("lastFundingRate")),
+             "time": int(number_or_zero(f.get("nextFundingTime"))),
              "interval": hours.get(f["symbol"], FUNDING_HOURS) * HOUR_MS}
-            for f in ([index] if one else index)
+            for f in ([_data(index)] if one else _data(index))
             if f.get("symbol") in names and (symbol is None or symbol.covers(names[f["symbol"]]))]
     return rows, [index, info]
 
@@ -562,16 +564,16 @@ def orders(api, symbol=None):
         reply = _if_futures(api, call) if kind == "swap" and symbol is None else call()
         if reply is not None:
             names = _names(api, kind)
-            rows += [_order(o, kind, names) for o in reply]
+            rows += [_order(o, kind, names) for o in _data(reply)]
             raw.append(reply)
-    return rows, raw[0] if len(raw) == 1 else raw
+    return rows, one_or_all(raw)
 
 
 def order(api, order_id, symbol=None):
     """GET /api/v3/order, /fapi/v1/order"""
     kind, market, oid = split_order_id(order_id)
     reply = _get(api, kind, "/order", {"symbol": market, "orderId": oid}, signed=True)
-    return _order(reply, kind, _names(api, kind)), reply
+    return _order(_data(reply), kind, _names(api, kind)), reply
 
 
 def historyorders(api, symbol, since=None, limit=None):
@@ -579,7 +581,7 @@ def historyorders(api, symbol, since=None, limit=None):
     closed ones, oldest first)"""
     reply = _get(api, symbol.kind, "/allOrders", {"symbol": market_id(symbol), "startTime": since,
                                                   "limit": HISTORY_PAGE}, signed=True)
-    closed = sorted((o for o in reply if o.get("status") in CLOSED), key=lambda o: int(o["orderId"]))
+    closed = sorted((o for o in _data(reply) if o.get("status") in CLOSED), key=lambda o: int(o["orderId"]))
     names = _names(api, symbol.kind)
     return [_order(o, symbol.kind, names) for o in closed[-(limit or HISTORY_DEFAULT):]], reply
 
@@ -605,28 +607,28 @@ def io(api, http_method, path, params):
 
 
 def _order(o, kind, names):
-    """A spot or futures order object. A spot market buy by quote (quoteOrderQty) has that quote
-    amount as its amount, as it was placed; futures give avgPrice, spot cummulativeQuoteQty."""
-    executed = num(o.get("executedQty"))
-    cost = num(o.get("cummulativeQuoteQty") or o.get("cumQuote"))
-    avg = num(o.get("avgPrice")) or (cost / executed if executed and cost > 0 else num(0))
-    amount = num(o.get("origQuoteOrderQty")) if o.get("type") == "MARKET" else 0
+    """A spot or futures order object as FMZ's Order. A spot market buy by quote (quoteOrderQty)
+    has that quote amount as its amount, as it was placed; futures give avgPrice, spot
+    cummulativeQuoteQty. `type` is the side that went to the book; a futures order's `offset`
+    is close when it is reduceOnly (one-way mode) or a SELL on LONG / BUY on SHORT (hedge mode);
+    `time` is its creation (`time`; `updateTime` when absent)."""
+    executed = number_or_zero(o.get("executedQty"))
+    cost = number_or_zero(o.get("cummulativeQuoteQty") or o.get("cumQuote"))
+    avg = number_or_zero(o.get("avgPrice")) or (cost / executed if executed and cost > 0 else Decimal(0))
+    amount = number_or_zero(o.get("origQuoteOrderQty")) if o.get("type") == "MARKET" else 0
     symbol = names.get(o["symbol"], o["symbol"])
-    return {
-        "id": _order_id(kind, o), "symbol": str(symbol),
-        "amount": amount or num(o.get("origQty")), "price": num(o.get("price")),
-        "deal_amount": executed, "avg_price": avg, "type": _order_type(o, kind),
-        "status": STATUS.get(o.get("status"), o.get("status", "")),
-    }
-
-
-def _order_type(o, kind):
-    """buy / sell; a futures order that closes is closebuy (closes a long) or closesell."""
     side, position_side = str(o.get("side", "")).lower(), o.get("positionSide")
     closes = o.get("reduceOnly") in (True, "true") or (side, position_side) in (("sell", "LONG"), ("buy", "SHORT"))
-    if kind == "swap" and closes:
-        return "closebuy" if side == "sell" else "closesell"
-    return side
+    return {
+        "id": _order_id(kind, o), "symbol": str(symbol),
+        "amount": amount or number_or_zero(o.get("origQty")), "price": number_or_zero(o.get("price")),
+        "deal_amount": executed, "avg_price": avg,
+        "type": side,
+        "offset": ("close" if closes else "open") if kind == "swap" else "",
+        "contract_type": "swap" if kind == "swap" else "",
+        "time": int(number_or_zero(o.get("time") or o.get("updateTime"))),
+        "status": STATUS.get(o.get("status"), o.get("status", "")),
+    }
 
 
 METHODS = {

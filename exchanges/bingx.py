@@ -34,15 +34,14 @@ fundingIntervalHours, and allOrders answering every status from `startTime` on.
 """
 import hashlib
 import hmac
-import json
 import re
 import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges import _kit
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, cancel_once, market, new_client_id, num,
-                            order_size, place_once, precision)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, cancel_once, candle_row,
+                            markets_answer, new_client_id, number_or_zero, one_or_all, order_size, place_once,
+                            precision)
 
 NAME = "BingX"
 BASE_URL = "https://open-api.bingx.com"
@@ -146,14 +145,9 @@ def parse_keys(access_key, secret_key):
 
 
 def sign(request, keys, now_ms):
-    """timestamp and recvWindow join the query, whose exact text is signed; signature goes last.
-    (A body, should a POST still carry one, is moved into the query first: BingX signs and reads
-    the query string.)"""
+    """timestamp and recvWindow join the query (every param is there: POST_PARAMS), whose exact
+    text is signed; signature goes last."""
     fields = urllib.parse.parse_qsl(request.query, keep_blank_values=True)
-    if request.body:
-        fields += [(name, _form_value(value)) for name, value in json.loads(request.body).items()]
-        request.body = ""
-        request.headers.pop("Content-Type", None)
     fields = [(name, value) for name, value in fields if name not in ("timestamp", "signature")]
     fields.append(("timestamp", str(now_ms)))
     if not any(name == "recvWindow" for name, _ in fields):
@@ -162,11 +156,6 @@ def sign(request, keys, now_ms):
     signature = hmac.new(keys.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     request.query = f"{query}&signature={signature}"
     request.headers["X-BX-APIKEY"] = keys.api_key
-
-
-def _form_value(value):
-    """A JSON value as query text: true/false, numbers as written."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def check(status, reply):
@@ -187,10 +176,10 @@ def _data(reply):
 
 def server_time(api):
     """GET /openApi/spot/v1/server/time"""
-    return int(num((_data(api.get(SPOT + "/server/time", signed=False)) or {}).get("serverTime")))
+    return int(number_or_zero((_data(api.get(SPOT + "/server/time", signed=False)) or {}).get("serverTime")))
 
 
-# ---------------------------------------------------------------------------- symbols and ids
+# -- Symbols and ids -------------------------------------------------------------------------------
 
 def bingx_symbol(symbol):
     """Symbol('BTC_USDT') and Symbol('BTC_USDT.swap') -> BTC-USDT (the API tells them apart)."""
@@ -224,7 +213,7 @@ def _listed(api, kind):
     return {spec["base_asset"] + "-" + spec["quote_asset"]: name for name, spec in MARKETS.get(api, kind).items()}
 
 
-# ---------------------------------------------------------------------------- market data
+# -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
     """GET /openApi/spot/v1/ticker/24hr, /openApi/swap/v2/quote/ticker"""
@@ -241,10 +230,11 @@ def _ticker(t, symbol, reply):
     stands in where it is absent."""
     return {
         "symbol": symbol,
-        "buy": num(t.get("bidPrice")), "sell": num(t.get("askPrice")),
-        "high": num(t.get("highPrice")), "low": num(t.get("lowPrice")),
-        "open": num(t.get("openPrice")), "last": num(t.get("lastPrice")),
-        "vol": num(t.get("volume")), "time": int(num(t.get("closeTime") or reply.get("timestamp"))),
+        "buy": number_or_zero(t.get("bidPrice")), "sell": number_or_zero(t.get("askPrice")),
+        "high": number_or_zero(t.get("highPrice")), "low": number_or_zero(t.get("lowPrice")),
+        "open": number_or_zero(t.get("openPrice")), "last": number_or_zero(t.get("lastPrice")),
+        "vol": number_or_zero(t.get("volume")),
+        "time": int(number_or_zero(t.get("closeTime") or reply.get("timestamp"))),
     }
 
 
@@ -260,7 +250,7 @@ def tickers(api, symbol=None):
             name = listed.get(t.get("symbol"))
             if name and (symbol is None or symbol.covers(to_symbol(t["symbol"], kind))):
                 rows.append(_ticker(t, name, reply))
-    return rows, _kit_one_or_all(replies)
+    return rows, one_or_all(replies)
 
 
 def depth(api, symbol, limit=None):
@@ -271,11 +261,10 @@ def depth(api, symbol, limit=None):
     asked = wanted if not symbol.is_swap else next(n for n in SWAP_DEPTHS if n >= wanted)
     reply = api.get(PATHS["depth"][symbol.kind], {"symbol": bingx_symbol(symbol), "limit": asked}, signed=False)
     book = _data(reply) or {}
-    levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows or []]
-    asks = sorted(levels(book.get("asks")), key=lambda level: level[0])[:wanted]
-    bids = sorted(levels(book.get("bids")), key=lambda level: level[0], reverse=True)[:wanted]
+    asks = sorted(book_levels(book.get("asks")), key=lambda level: level[0])[:wanted]
+    bids = sorted(book_levels(book.get("bids")), key=lambda level: level[0], reverse=True)[:wanted]
     time = book.get("ts") or book.get("T") or reply.get("timestamp")
-    return {"time": int(num(time)), "asks": asks, "bids": bids}, reply
+    return {"time": int(number_or_zero(time)), "asks": asks, "bids": bids}, reply
 
 
 def trades(api, symbol):
@@ -287,8 +276,8 @@ def trades(api, symbol):
     rows = []
     for t in _data(reply) or []:
         maker = t.get("buyerMaker", t.get("isBuyerMaker"))
-        rows.append({"id": str(t.get("id") or t.get("time")), "time": int(num(t.get("time"))),
-                     "price": num(t.get("price")), "amount": num(t.get("qty")),
+        rows.append({"id": str(t.get("id") or t.get("time")), "time": int(number_or_zero(t.get("time"))),
+                     "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("qty")),
                      "type": "sell" if maker else "buy"})
     rows.sort(key=lambda row: row["time"])
     return rows, reply
@@ -314,22 +303,21 @@ def records(api, symbol, period=60, limit=None):
             break
         end = min(row[0] for row in page) - 1
     rows = sorted(found.values())[-wanted:]
-    return rows, _kit_one_or_all(pages)
+    return rows, one_or_all(pages)
 
 
 def _candle(row):
     """Spot rows are [openTime, open, high, low, close, volume, closeTime, quoteVolume]; swap rows
     are {open, close, high, low, volume, time}."""
     if isinstance(row, list):
-        return [int(num(row[0])), num(row[1]), num(row[2]), num(row[3]), num(row[4]), num(row[5])]
-    return [int(num(row.get("time"))), num(row.get("open")), num(row.get("high")), num(row.get("low")),
-            num(row.get("close")), num(row.get("volume"))]
+        return candle_row(row)
+    return candle_row([row.get(field) for field in ("time", "open", "high", "low", "close", "volume")])
 
 
 def markets(api):
     """GET /openApi/spot/v1/common/symbols and /openApi/swap/v2/quote/contracts (through the
     markets cache; no raw)"""
-    return _kit.markets(api, ("spot", "swap"))
+    return markets_answer(api, ("spot", "swap"))
 
 
 def load_markets(api, kind):
@@ -350,20 +338,22 @@ def _spot_market(row):
     symbol = _fmz_symbol(row.get("symbol"), "spot")
     if symbol is None:
         return None
-    tick, step = num(row.get("tickSize")), num(row.get("stepSize"))
-    return _spec(symbol, tick, step, min_qty=num(row.get("minQty")), max_qty=num(row.get("maxQty")),
-                 min_notional=num(row.get("minNotional")), max_notional=num(row.get("maxNotional")))
+    tick, step = number_or_zero(row.get("tickSize")), number_or_zero(row.get("stepSize"))
+    return _spec(symbol, tick, step,
+                 min_qty=number_or_zero(row.get("minQty")), max_qty=number_or_zero(row.get("maxQty")),
+                 min_notional=number_or_zero(row.get("minNotional")),
+                 max_notional=number_or_zero(row.get("maxNotional")))
 
 
 def _swap_market(row):
     symbol = _fmz_symbol(row.get("symbol"), "swap")
     if symbol is None:
         return None
-    tick = Decimal(1).scaleb(-int(num(row.get("pricePrecision"))))
-    step = Decimal(1).scaleb(-int(num(row.get("quantityPrecision"))))
-    spec = _spec(symbol, tick, step, min_qty=num(row.get("tradeMinQuantity")) or step, max_qty=num(None),
-                 min_notional=num(row.get("tradeMinUSDT")), max_notional=num(None))
-    spec.update(ct_val=num(1), ct_val_ccy=symbol.base)
+    tick = Decimal(1).scaleb(-int(number_or_zero(row.get("pricePrecision"))))
+    step = Decimal(1).scaleb(-int(number_or_zero(row.get("quantityPrecision"))))
+    spec = _spec(symbol, tick, step, min_qty=number_or_zero(row.get("tradeMinQuantity")) or step, max_qty=Decimal(0),
+                 min_notional=number_or_zero(row.get("tradeMinUSDT")), max_notional=Decimal(0))
+    spec.update(ct_val=Decimal(1), ct_val_ccy=symbol.base)
     return spec
 
 
@@ -380,11 +370,11 @@ def _spec(symbol, tick, step, min_qty, max_qty, min_notional, max_notional):
         "tick_size": tick, "amount_size": step,
         "price_precision": precision(tick), "amount_precision": precision(step),
         "min_qty": min_qty, "max_qty": max_qty, "min_notional": min_notional, "max_notional": max_notional,
-        "ct_val": num(None), "ct_val_ccy": "",
+        "ct_val": Decimal(0), "ct_val_ccy": "",
     }
 
 
-# ---------------------------------------------------------------------------- account
+# -- Account ---------------------------------------------------------------------------------------
 
 def accounts(api):
     """GET /openApi/spot/v1/account/balance (spot wallet) and /openApi/swap/v3/user/balance
@@ -394,16 +384,17 @@ def accounts(api):
     spot = api.get(SPOT + "/account/balance", signed=True)
     rows = {}
     for b in (_data(spot) or {}).get("balances") or []:
-        if num(b.get("free")) or num(b.get("locked")):
-            rows[b["asset"]] = {"currency": b["asset"], "free": num(b.get("free")), "frozen": num(b.get("locked"))}
+        free, frozen = number_or_zero(b.get("free")), number_or_zero(b.get("locked"))
+        if free or frozen:
+            rows[b["asset"]] = {"currency": b["asset"], "free": free, "frozen": frozen}
     swap = _swap_wallet(api)
     for a in (_data(swap) or []) if swap else []:
-        if not a.get("asset") or not (num(a.get("balance")) or num(a.get("unrealizedProfit"))):
+        if not a.get("asset") or not (number_or_zero(a.get("balance")) or number_or_zero(a.get("unrealizedProfit"))):
             continue
-        row = rows.setdefault(a["asset"], {"currency": a["asset"], "free": num(0), "frozen": num(0)})
-        row["free"] += num(a.get("availableMargin"))
-        row["frozen"] += num(a.get("usedMargin")) + num(a.get("freezedMargin"))
-        row.update(equity=num(a.get("equity")), upnl=num(a.get("unrealizedProfit")))
+        row = rows.setdefault(a["asset"], {"currency": a["asset"], "free": Decimal(0), "frozen": Decimal(0)})
+        row["free"] += number_or_zero(a.get("availableMargin"))
+        row["frozen"] += number_or_zero(a.get("usedMargin")) + number_or_zero(a.get("freezedMargin"))
+        row.update(equity=number_or_zero(a.get("equity")), upnl=number_or_zero(a.get("unrealizedProfit")))
     return list(rows.values()), spot if swap is None else {"spot": spot, "swap": swap}
 
 
@@ -420,7 +411,7 @@ def _swap_wallet(api):
 assets = accounts
 
 
-# ---------------------------------------------------------------------------- trading
+# -- Trading ---------------------------------------------------------------------------------------
 
 def position_mode(api):
     """GET /openApi/swap/v1/positionSide/dual (dualSidePosition, read once per key: "true" = hedge)"""
@@ -522,7 +513,7 @@ def historyorders(api, symbol, since=None, limit=None):
     else:
         rows, raw = _history_pages(api, query, wanted)
     finished = [o for o in rows if o.get("status") in FINISHED]
-    finished.sort(key=lambda o: int(num(o.get("time"))))
+    finished.sort(key=lambda o: int(number_or_zero(o.get("time"))))
     listed = _listed(api, symbol.kind)
     return [_order(o, symbol.kind, listed) for o in finished[-wanted:]], raw
 
@@ -537,7 +528,7 @@ def _history_pages(api, query, wanted):
         rows += page
         if len(page) < HISTORY_PAGE:
             break
-    return rows, _kit_one_or_all(pages)
+    return rows, one_or_all(pages)
 
 
 def cancel(api, order_id, symbol=None):
@@ -561,7 +552,7 @@ def positions(api, symbol=None):
     reply = api.get(SWAP + "/user/positions", {"symbol": bingx_symbol(symbol) if one else None}, signed=True)
     listed = _listed(api, "swap")
     rows = [_position(p, listed[p["symbol"]]) for p in _data(reply) or []
-            if num(p.get("positionAmt")) and p.get("symbol") in listed
+            if number_or_zero(p.get("positionAmt")) and p.get("symbol") in listed
             and (symbol is None or symbol.covers(to_symbol(p["symbol"], "swap")))]
     return rows, reply
 
@@ -569,15 +560,16 @@ def positions(api, symbol=None):
 def _position(p, symbol):
     """Amounts are coins; positionSide says the side (positionAmt is also negative for a short in
     one-way mode on some answers); what resting closes reserve is the amount less availableAmt."""
-    amount = abs(num(p.get("positionAmt")))
-    is_long = p.get("positionSide") == "LONG" or (p.get("positionSide") != "SHORT" and num(p.get("positionAmt")) > 0)
+    signed_amount = number_or_zero(p.get("positionAmt"))
+    amount = abs(signed_amount)
+    is_long = p.get("positionSide") == "LONG" or (p.get("positionSide") != "SHORT" and signed_amount > 0)
     available = p.get("availableAmt")
-    frozen = amount - abs(num(available)) if available not in (None, "") else num(0)
+    frozen = amount - abs(number_or_zero(available)) if available not in (None, "") else Decimal(0)
     return {
-        "symbol": symbol, "margin_level": num(p.get("leverage")), "amount": amount,
-        "frozen_amount": max(frozen, num(0)), "price": num(p.get("avgPrice")),
-        "profit": num(p.get("unrealizedProfit")), "type": 0 if is_long else 1, "contract_type": "swap",
-        "margin": num(p.get("initialMargin") or p.get("margin")),
+        "symbol": symbol, "margin_level": number_or_zero(p.get("leverage")), "amount": amount,
+        "frozen_amount": max(frozen, Decimal(0)), "price": number_or_zero(p.get("avgPrice")),
+        "profit": number_or_zero(p.get("unrealizedProfit")), "type": 0 if is_long else 1, "contract_type": "swap",
+        "margin": number_or_zero(p.get("initialMargin") or p.get("margin")),
     }
 
 
@@ -587,7 +579,7 @@ def margin_level(api, symbol, level):
     replies = [api.post(SWAP + "/trade/leverage", {"symbol": bingx_symbol(symbol), "side": side,
                                                    "leverage": str(level)}, signed=True, idempotent=True)
                for side in sides]
-    return True, _kit_one_or_all(replies)
+    return True, one_or_all(replies)
 
 
 def fundings(api, symbol=None):
@@ -601,9 +593,9 @@ def fundings(api, symbol=None):
     for f in [data] if isinstance(data, dict) else data or []:
         name = listed.get(f.get("symbol"))
         if name and (symbol is None or symbol.covers(to_symbol(f["symbol"], "swap"))):
-            hours = num(f.get("fundingIntervalHours"))
-            rows.append({"symbol": name, "rate": num(f.get("lastFundingRate")),
-                         "time": int(num(f.get("nextFundingTime"))),
+            hours = number_or_zero(f.get("fundingIntervalHours"))
+            rows.append({"symbol": name, "rate": number_or_zero(f.get("lastFundingRate")),
+                         "time": int(number_or_zero(f.get("nextFundingTime"))),
                          "interval": int(hours * 3_600_000) if hours else DEFAULT_FUNDING_INTERVAL})
     return rows, reply
 
@@ -615,36 +607,30 @@ def io(api, http_method, path, params):
 
 
 def _order(o, kind, listed):
-    """A BingX order object in FMZ's shape. Spot orders carry no avgPrice: it is the quote filled
+    """A BingX order object as FMZ's Order. Spot orders carry no avgPrice: it is the quote filled
     over the quantity filled. A spot market buy by quote amount has origQty 0: its amount is the
-    quote (origQuoteOrderQty), as FMZ gives it."""
-    filled = num(o.get("executedQty"))
-    avg = num(o.get("avgPrice"))
+    quote (origQuoteOrderQty), as FMZ gives it. `type` is the side that went to the book; a swap
+    order's `offset` is close when it is reduceOnly (one-way mode) or SELL+LONG / BUY+SHORT
+    (hedge mode); `time` is its creation (`time`; `updateTime` when absent)."""
+    filled = number_or_zero(o.get("executedQty"))
+    avg = number_or_zero(o.get("avgPrice"))
     if not avg and filled:
-        avg = num(o.get("cummulativeQuoteQty") or o.get("cumQuote")) / filled
-    amount = num(o.get("origQty")) or num(o.get("origQuoteOrderQty"))
+        avg = number_or_zero(o.get("cummulativeQuoteQty") or o.get("cumQuote")) / filled
+    amount = number_or_zero(o.get("origQty")) or number_or_zero(o.get("origQuoteOrderQty"))
     name = str(o.get("symbol", ""))
+    side, position_side = str(o.get("side", "")).lower(), o.get("positionSide")
+    closes = o.get("reduceOnly") in (True, "true") or (side, position_side) in (("sell", "LONG"), ("buy", "SHORT"))
     return {
         "id": _order_id(kind, name, o.get("orderId")),
         "symbol": listed.get(name, name),
-        "amount": amount, "price": num(o.get("price")),
+        "amount": amount, "price": number_or_zero(o.get("price")),
         "deal_amount": filled, "avg_price": avg,
-        "type": _order_type(o, kind), "status": STATUS.get(o.get("status"), str(o.get("status", ""))),
+        "type": side,
+        "offset": ("close" if closes else "open") if kind == "swap" else "",
+        "contract_type": "swap" if kind == "swap" else "",
+        "time": int(number_or_zero(o.get("time") or o.get("updateTime"))),
+        "status": STATUS.get(o.get("status"), str(o.get("status", ""))),
     }
-
-
-def _order_type(o, kind):
-    """buy / sell; a swap order that closes is closebuy (closes a long) or closesell: reduceOnly in
-    one-way mode, SELL+LONG or BUY+SHORT in hedge mode."""
-    side, position_side = str(o.get("side", "")).lower(), o.get("positionSide")
-    closes = o.get("reduceOnly") in (True, "true") or (side, position_side) in (("sell", "LONG"), ("buy", "SHORT"))
-    if kind == "swap" and closes:
-        return "closebuy" if side == "sell" else "closesell"
-    return side
-
-
-def _kit_one_or_all(replies):
-    return replies[0] if len(replies) == 1 else replies
 
 
 METHODS = {

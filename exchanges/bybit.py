@@ -24,12 +24,16 @@ import hashlib
 import hmac
 import re
 from collections import namedtuple
+from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, cancel_once, market, new_client_id,
-                            num, order_size, place_once, plain, precision, round_down)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
+                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
+                            place_once, precision)
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
+HOSTS = {}                           # one REST host for every category
+POST_PARAMS = "json"                 # a POST's params travel as a JSON body (the signed payload)
 CLOCK_ERRORS = ("10002",)            # The request time exceeds the time window range.
 RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
 # "Outcome unknown" (docs v5 "Error Codes"): 10000 Server Timeout and 10016 Server error, both with
@@ -75,7 +79,6 @@ RATE_LIMITS = {
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (Bybit's default)
 CATEGORIES = {"spot": "spot", "swap": "linear"}      # FMZ market kind -> Bybit category
 MARKET_KINDS = ("spot", "swap")      # what `markets` and `tickers` list
-PRIVATE_FIELDS = ("quote_step", "funding_interval")   # kept with a market's spec, not FMZ fields
 KINDS = {category: kind for kind, category in CATEGORIES.items()}
 PAGE = 50                            # max rows per page of the order lists
 KLINE_PAGE = 1000                    # max candles per /v5/market/kline call
@@ -152,10 +155,21 @@ def check(status, reply):
 
 def server_time(api):
     """GET /v5/market/time"""
-    return int(api.get("/v5/market/time")["time"])
+    return int(api.get("/v5/market/time", signed=False)["time"])
 
 
-# ---------------------------------------------------------------------------- symbols and ids
+def _data(reply):
+    """The `result` of a Bybit reply, {retCode, retMsg, result, retExtInfo, time}: the one place
+    the envelope is opened."""
+    return reply.get("result") or {}
+
+
+def _rows(reply):
+    """The rows of a reply whose result is a list ({"list": [...], "nextPageCursor": ...})."""
+    return _data(reply).get("list") or []
+
+
+# -- Symbols and ids -------------------------------------------------------------------------------
 
 def category(symbol):
     return CATEGORIES[symbol.kind]
@@ -184,12 +198,13 @@ def split_order_id(order_id):
 
 
 
-# ---------------------------------------------------------------------------- market data
+# -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
     """GET /v5/market/tickers"""
-    reply = api.get("/v5/market/tickers", {"category": category(symbol), "symbol": bybit_symbol(symbol)})
-    rows = reply["result"].get("list") or []
+    reply = api.get("/v5/market/tickers", {"category": category(symbol), "symbol": bybit_symbol(symbol)},
+                    signed=False)
+    rows = _rows(reply)
     if not rows:
         raise PluginError(f"Bybit returned no ticker for {symbol}")
     return _ticker(rows[0], str(symbol), reply["time"]), reply
@@ -199,28 +214,28 @@ def _ticker(t, symbol, time_ms):
     """Bybit tickers carry no timestamp of their own: the reply's `time` is used."""
     return {
         "symbol": symbol,
-        "buy": num(t.get("bid1Price")), "sell": num(t.get("ask1Price")),
-        "high": num(t.get("highPrice24h")), "low": num(t.get("lowPrice24h")),
-        "open": num(t.get("prevPrice24h")), "last": num(t.get("lastPrice")),
-        "vol": num(t.get("volume24h")), "time": int(num(time_ms)),
+        "buy": number_or_zero(t.get("bid1Price")), "sell": number_or_zero(t.get("ask1Price")),
+        "high": number_or_zero(t.get("highPrice24h")), "low": number_or_zero(t.get("lowPrice24h")),
+        "open": number_or_zero(t.get("prevPrice24h")), "last": number_or_zero(t.get("lastPrice")),
+        "vol": number_or_zero(t.get("volume24h")), "time": int(number_or_zero(time_ms)),
     }
 
 
 def depth(api, symbol, limit=None):
     """GET /v5/market/orderbook (up to 200 levels a side for spot, 500 for linear)"""
     reply = api.get("/v5/market/orderbook", {"category": category(symbol), "symbol": bybit_symbol(symbol),
-                                             "limit": min(limit or 20, DEPTH_MAX[category(symbol)])})
-    book = reply["result"]
-    levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows or []]
-    return {"time": int(num(book.get("ts"))), "asks": levels(book.get("a")), "bids": levels(book.get("b"))}, reply
+                                             "limit": min(limit or 20, DEPTH_MAX[category(symbol)])}, signed=False)
+    book = _data(reply)
+    return {"time": int(number_or_zero(book.get("ts"))), "asks": book_levels(book.get("a")),
+            "bids": book_levels(book.get("b"))}, reply
 
 
 def trades(api, symbol):
     """GET /v5/market/recent-trade (newest first: 60 for spot, 100 for linear; answered oldest first)"""
     reply = api.get("/v5/market/recent-trade", {"category": category(symbol), "symbol": bybit_symbol(symbol),
-                                                "limit": TRADES_LIMIT[category(symbol)]})
-    rows = [{"id": t["execId"], "time": int(num(t["time"])), "price": num(t["price"]),
-             "amount": num(t["size"]), "type": t["side"].lower()} for t in reply["result"].get("list") or []]
+                                                "limit": TRADES_LIMIT[category(symbol)]}, signed=False)
+    rows = [{"id": t["execId"], "time": int(number_or_zero(t["time"])), "price": number_or_zero(t["price"]),
+             "amount": number_or_zero(t["size"]), "type": t["side"].lower()} for t in _rows(reply)]
     return rows[::-1], reply
 
 
@@ -233,15 +248,15 @@ def records(api, symbol, period=60, limit=None):
     while len(rows) < wanted:
         asked = min(wanted - len(rows), KLINE_PAGE)
         reply = api.get("/v5/market/kline", {"category": category(symbol), "symbol": bybit_symbol(symbol),
-                                             "interval": interval, "limit": asked, "end": end})
+                                             "interval": interval, "limit": asked, "end": end}, signed=False)
         pages.append(reply)
-        page = reply["result"].get("list") or []
-        rows += [[int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5])] for r in page]
+        page = _rows(reply)
+        rows += [candle_row(r) for r in page]
         if len(page) < asked:
             break
         end = int(page[-1][0]) - 1
     rows.sort(key=lambda row: row[0])
-    return rows, pages[0] if len(pages) == 1 else pages
+    return rows, one_or_all(pages)
 
 
 def load_markets(api, kind):
@@ -249,12 +264,12 @@ def load_markets(api, kind):
     markets, cursor = {}, None
     while True:
         reply = api.get("/v5/market/instruments-info", {"category": CATEGORIES[kind], "limit": 1000,
-                                                        "cursor": cursor})
-        for inst in reply["result"].get("list") or []:
+                                                        "cursor": cursor}, signed=False)
+        for inst in _rows(reply):
             spec = _market(inst, kind)
             if spec:
                 markets[spec["symbol"]] = spec
-        cursor = reply["result"].get("nextPageCursor")
+        cursor = _data(reply).get("nextPageCursor")
         if not cursor:
             return markets
 
@@ -266,61 +281,57 @@ def _market(inst, kind):
     if inst.get("status") != "Trading" or inst.get("symbol") != base + quote \
             or (kind == "swap" and inst.get("contractType") != "LinearPerpetual"):
         return None
-    lot, tick = inst.get("lotSizeFilter") or {}, num((inst.get("priceFilter") or {}).get("tickSize"))
-    step = num(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))
+    lot, tick = inst.get("lotSizeFilter") or {}, number_or_zero((inst.get("priceFilter") or {}).get("tickSize"))
+    step = number_or_zero(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))
     symbol = Symbol(base, quote, kind)
-    interval = int(num(inst.get("fundingInterval"))) * 60_000       # minutes -> ms
+    interval = int(number_or_zero(inst.get("fundingInterval"))) * 60_000       # minutes -> ms
     return {
         "symbol": str(symbol), "base_asset": base, "quote_asset": quote,
         "tick_size": tick, "amount_size": step,
         "price_precision": precision(tick), "amount_precision": precision(step),
-        "min_qty": num(lot.get("minOrderQty")),
-        "max_qty": num(lot.get("maxLimitOrderQty") or lot.get("maxOrderQty")),
-        "min_notional": num(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
-        "max_notional": num(lot.get("maxOrderAmt")),
-        "ct_val": num(1) if kind == "swap" else num(None), "ct_val_ccy": base if kind == "swap" else "",
-        "quote_step": num(lot.get("quotePrecision")), "funding_interval": interval,
+        "min_qty": number_or_zero(lot.get("minOrderQty")),
+        "max_qty": number_or_zero(lot.get("maxLimitOrderQty") or lot.get("maxOrderQty")),
+        "min_notional": number_or_zero(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
+        "max_notional": number_or_zero(lot.get("maxOrderAmt")),
+        "ct_val": Decimal(1 if kind == "swap" else 0), "ct_val_ccy": base if kind == "swap" else "",
+        "quote_step": number_or_zero(lot.get("quotePrecision")), "funding_interval": interval,
     }
 
 
 def markets(api):
     """GET /v5/market/instruments-info (cached): every trading spot pair and linear perpetual,
     keyed by FMZ symbol"""
-    found = {}
-    for kind in MARKET_KINDS:
-        for name, spec in MARKETS.get(api, kind).items():
-            found[name] = {field: value for field, value in spec.items() if field not in PRIVATE_FIELDS}
-    return found, None
+    return markets_answer(api, MARKET_KINDS)
 
 
 def tickers(api, symbol=None):
     """GET /v5/market/tickers (spot and linear without a symbol; one call per category)"""
     rows, replies = [], []
     for kind in [symbol.kind] if symbol else MARKET_KINDS:
-        reply = api.get("/v5/market/tickers", {"category": CATEGORIES[kind]})
+        reply = api.get("/v5/market/tickers", {"category": CATEGORIES[kind]}, signed=False)
         replies.append(reply)
         for t, spec in _listed_rows(api, CATEGORIES[kind], reply, symbol):
             rows.append(_ticker(t, spec["symbol"], reply["time"]))
-    return rows, replies[0] if len(replies) == 1 else replies
+    return rows, one_or_all(replies)
 
 
 def _listed_rows(api, category_name, reply, symbol):
     """(row, market spec) of a reply's rows whose instrument is listed and within `symbol`."""
     specs = listed(api, category_name)
-    for row in reply["result"].get("list") or []:
+    for row in _rows(reply):
         spec = specs.get(row.get("symbol"))
         if spec and (symbol is None or symbol.covers(Symbol(spec["base_asset"], spec["quote_asset"],
                                                             KINDS[category_name]))):
             yield row, spec
 
 
-# ---------------------------------------------------------------------------- account
+# -- Account ---------------------------------------------------------------------------------------
 
 def accounts(api):
     """GET /v5/account/wallet-balance (unified trading account: every coin with a balance)"""
     reply = api.get("/v5/account/wallet-balance", {"accountType": "UNIFIED"}, signed=True)
     rows = []
-    for account in reply["result"].get("list") or []:
+    for account in _rows(reply):
         for c in account.get("coin") or []:
             rows.append(_balance(c))
     return rows, reply
@@ -330,28 +341,24 @@ def _balance(c):
     """frozen = spot orders (`locked`) + perpetual orders' and positions' initial margin; free =
     the rest of walletBalance, less any bonus (Bybit's own formula for what an order may use).
     A coin that margins positions also gets its equity and unrealised profit."""
-    frozen = num(c.get("locked")) + num(c.get("totalOrderIM")) + num(c.get("totalPositionIM"))
-    row = {"currency": c["coin"], "free": num(c.get("walletBalance")) - frozen - num(c.get("bonus")),
-           "frozen": frozen}
-    if num(c.get("totalPositionIM")) or num(c.get("unrealisedPnl")):
-        row.update(equity=num(c.get("equity")), upnl=num(c.get("unrealisedPnl")))
+    frozen = sum(number_or_zero(c.get(field)) for field in ("locked", "totalOrderIM", "totalPositionIM"))
+    free = number_or_zero(c.get("walletBalance")) - frozen - number_or_zero(c.get("bonus"))
+    row = {"currency": c["coin"], "free": free, "frozen": frozen}
+    if number_or_zero(c.get("totalPositionIM")) or number_or_zero(c.get("unrealisedPnl")):
+        row.update(equity=number_or_zero(c.get("equity")), upnl=number_or_zero(c.get("unrealisedPnl")))
     return row
 
 
 assets = accounts
 
 
-# ---------------------------------------------------------------------------- trading
+# -- Trading ---------------------------------------------------------------------------------------
 
 def trade(api, symbol, order_type, price, amount):
     """POST /v5/order/create (price None = market; a spot market buy spends `amount` quote;
     perpetual amounts are coins)"""
     market_buy = price is None and order_type == "buy" and not symbol.is_swap
-    px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)
-    if market_buy:
-        qty = plain(round_down(num(qty), market(api, symbol)["quote_step"]))
-        if num(qty) <= 0:
-            raise PluginError(f"amount {plain(amount)} {symbol.quote} is below the quote step of {symbol}")
+    px, qty = order_size(api, symbol, price, amount, quote_amount=market_buy)   # quote_step = quotePrecision
     body = {"category": category(symbol), "symbol": bybit_symbol(symbol),
             "orderType": "Market" if price is None else "Limit", "qty": qty, "price": px,
             "timeInForce": "IOC" if price is None else "GTC", "orderLinkId": new_client_id()}
@@ -403,7 +410,7 @@ def position_mode(api, symbol):
     1 and 2, "one-way" for positionIdx 0; Bybit has no endpoint that states the mode)"""
     def load():
         reply = api.get("/v5/position/list", {"category": "linear", "symbol": bybit_symbol(symbol)}, signed=True)
-        hedged = any(row.get("positionIdx") in (1, 2) for row in reply["result"].get("list") or [])
+        hedged = any(row.get("positionIdx") in (1, 2) for row in _rows(reply))
         return "hedge" if hedged else "one-way"
     return ACCOUNT_SETTINGS.get(api, _mode_setting(symbol), load)
 
@@ -413,15 +420,15 @@ def _mode_setting(symbol):
 
 
 def _send_order(api, body):
-    reply = api.post("/v5/order/create", body, deadline=True)
-    return {"id": f"{body['category']},{body['symbol']},{reply['result']['orderId']}"}, reply
+    reply = api.post("/v5/order/create", body, signed=True, deadline=True)
+    return {"id": f"{body['category']},{body['symbol']},{_data(reply)['orderId']}"}, reply
 
 
 def _find_order(api, body):
     """The order placed with this orderLinkId, or None when Bybit has none."""
     reply = api.get("/v5/order/realtime", {"category": body["category"], "symbol": body["symbol"],
                                            "orderLinkId": body["orderLinkId"]}, signed=True)
-    rows = reply["result"].get("list") or []
+    rows = _rows(reply)
     if not rows:
         return None
     return {"id": f"{body['category']},{body['symbol']},{rows[0]['orderId']}"}, reply
@@ -442,8 +449,8 @@ def order(api, order_id, symbol=None):
     query = {"category": category_name, "symbol": name, "orderId": bybit_id}
     for path in ("/v5/order/realtime", "/v5/order/history"):
         reply = api.get(path, query, signed=True)
-        if reply["result"].get("list"):
-            return _order(reply["result"]["list"][0], category_name, listed(api, category_name)), reply
+        if _rows(reply):
+            return _order(_rows(reply)[0], category_name, listed(api, category_name)), reply
     code, message = NO_ORDER[category_name]
     raise PluginError(f"Bybit {code}: {message} (no {category_name} order {bybit_id} on {name})", code=code)
 
@@ -460,7 +467,7 @@ def historyorders(api, symbol, since=None, limit=None):
         pages += replies
         if len(rows) >= wanted:
             break
-    rows.sort(key=lambda o: int(num(o.get("createdTime"))))
+    rows.sort(key=lambda o: int(number_or_zero(o.get("createdTime"))))
     specs = listed(api, query["category"])
     return [_order(o, query["category"], specs) for o in rows], pages
 
@@ -491,17 +498,18 @@ def positions(api, symbol=None):
         pages += replies
     specs = listed(api, "linear")
     answer = [_position(p, specs[p["symbol"]]["symbol"]) for p in rows
-              if num(p.get("size")) and p.get("symbol") in specs]
-    return answer, pages[0] if len(pages) == 1 else pages
+              if number_or_zero(p.get("size")) and p.get("symbol") in specs]
+    return answer, one_or_all(pages)
 
 
 def _position(p, symbol):
     """Sizes are coins (one FMZ contract); Bybit does not say how much a resting close reserves."""
     return {
-        "symbol": symbol, "margin_level": num(p.get("leverage")), "amount": num(p.get("size")),
-        "frozen_amount": num(0), "price": num(p.get("avgPrice")), "profit": num(p.get("unrealisedPnl")),
+        "symbol": symbol, "margin_level": number_or_zero(p.get("leverage")), "amount": number_or_zero(p.get("size")),
+        "frozen_amount": Decimal(0), "price": number_or_zero(p.get("avgPrice")),
+        "profit": number_or_zero(p.get("unrealisedPnl")),
         "type": 0 if p.get("side") == "Buy" else 1, "contract_type": "swap",
-        "margin": num(p.get("positionIM") or p.get("positionBalance")),
+        "margin": number_or_zero(p.get("positionIM") or p.get("positionBalance")),
     }
 
 
@@ -510,7 +518,7 @@ def margin_level(api, symbol, level):
     body = {"category": "linear", "symbol": bybit_symbol(symbol), "buyLeverage": str(level),
             "sellLeverage": str(level)}
     try:
-        reply = api.post("/v5/position/set-leverage", body, idempotent=True)
+        reply = api.post("/v5/position/set-leverage", body, signed=True, idempotent=True)
     except PluginError as error:
         if error.code != LEVERAGE_UNCHANGED:
             raise
@@ -522,12 +530,12 @@ def fundings(api, symbol=None):
     """GET /v5/market/tickers (linear: fundingRate, nextFundingTime; the interval from
     instruments-info fundingInterval)"""
     query = {"category": "linear", "symbol": bybit_symbol(symbol) if symbol and symbol.base else None}
-    reply = api.get("/v5/market/tickers", query)
+    reply = api.get("/v5/market/tickers", query, signed=False)
     rows = []
     for t, spec in _listed_rows(api, "linear", reply, symbol):
-        interval = spec["funding_interval"] or int(num(t.get("fundingIntervalHour")) * 3_600_000)
-        rows.append({"symbol": spec["symbol"], "rate": num(t.get("fundingRate")),
-                     "time": int(num(t.get("nextFundingTime"))), "interval": interval})
+        interval = spec["funding_interval"] or int(number_or_zero(t.get("fundingIntervalHour")) * 3_600_000)
+        rows.append({"symbol": spec["symbol"], "rate": number_or_zero(t.get("fundingRate")),
+                     "time": int(number_or_zero(t.get("nextFundingTime"))), "interval": interval})
     return rows, reply
 
 
@@ -539,7 +547,7 @@ def cancel(api, order_id, symbol=None):
 
     def send():
         return True, api.post("/v5/order/cancel", {"category": category_name, "symbol": name, "orderId": bybit_id},
-                              deadline=True)
+                              signed=True, deadline=True)
 
     return cancel_once(send, lambda: order(api, order_id), api)
 
@@ -551,28 +559,27 @@ def io(api, http_method, path, params):
 
 
 def _order(o, category_name, specs):
-    """A Bybit order object in FMZ's shape; an instrument no longer listed keeps Bybit's name."""
-    avg = num(o.get("avgPrice"))
-    filled, value = num(o.get("cumExecQty")), num(o.get("cumExecValue"))
+    """A Bybit order object as FMZ's Order; an instrument no longer listed keeps Bybit's name.
+    `type` is the side that went to the book; a linear order's `offset` is close when it is
+    reduceOnly (one-way mode) or a Sell on positionIdx 1 / Buy on positionIdx 2 (hedge mode);
+    `time` is its creation (createdTime)."""
+    avg = number_or_zero(o.get("avgPrice"))
+    filled, value = number_or_zero(o.get("cumExecQty")), number_or_zero(o.get("cumExecValue"))
     if not avg and filled:
         avg = value / filled
+    side, swap = o.get("side", "").lower(), category_name == "linear"
+    closes = o.get("reduceOnly") is True or (o.get("positionIdx"), side) in ((1, "sell"), (2, "buy"))
     return {
         "id": f"{category_name},{o['symbol']},{o['orderId']}",
         "symbol": specs[o["symbol"]]["symbol"] if o["symbol"] in specs else o["symbol"],
-        "amount": num(o.get("qty")), "price": num(o.get("price")),
+        "amount": number_or_zero(o.get("qty")), "price": number_or_zero(o.get("price")),
         "deal_amount": filled, "avg_price": avg,
-        "type": _order_type(o, category_name), "status": STATUS.get(o.get("orderStatus"), o.get("orderStatus", "")),
+        "type": side,
+        "offset": ("close" if closes else "open") if swap else "",
+        "contract_type": "swap" if swap else "",
+        "time": int(number_or_zero(o.get("createdTime"))),
+        "status": STATUS.get(o.get("orderStatus"), o.get("orderStatus", "")),
     }
-
-
-def _order_type(o, category_name):
-    """buy / sell; a linear order that closes is closebuy (closes a long) or closesell: reduceOnly
-    in one-way mode, Sell on positionIdx 1 or Buy on positionIdx 2 in hedge mode."""
-    side = o.get("side", "").lower()
-    closes = o.get("reduceOnly") is True or (o.get("positionIdx"), side) in ((1, "sell"), (2, "buy"))
-    if category_name == "linear" and closes:
-        return "closebuy" if side == "sell" else "closesell"
-    return side
 
 
 def _pages(api, path, query, max_rows=None):
@@ -581,8 +588,8 @@ def _pages(api, path, query, max_rows=None):
     while max_rows is None or len(rows) < max_rows:
         reply = api.get(path, {**query, "cursor": cursor}, signed=True)
         pages.append(reply)
-        rows += reply["result"].get("list") or []
-        cursor = reply["result"].get("nextPageCursor")
+        rows += _rows(reply)
+        cursor = _data(reply).get("nextPageCursor")
         if not cursor:
             break
     return rows[:max_rows], pages

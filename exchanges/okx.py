@@ -23,13 +23,16 @@ import base64
 import hashlib
 import hmac
 from collections import namedtuple
+from decimal import Decimal
 
-from exchanges import _kit
-from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, cancel_once, iso_ms, new_client_id, num,
-                            order_size, place_once, precision)
+from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, book_levels, cancel_once, candle_row,
+                            iso_ms, markets_answer, new_client_id, number_or_zero, one_or_all, order_size, place_once,
+                            precision)
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
+HOSTS = {}                           # one REST host for spot and swaps
+POST_PARAMS = "json"                 # a POST's params travel as a JSON body
 CLOCK_ERRORS = ("50102", "50036")    # Timestamp request expired / expTime earlier than the system time
 RATE_LIMIT_ERRORS = ("50011", "50013", "50061")   # Too Many Requests / Systems busy / order rate limit
 # "Outcome unknown" (docs-v5 "Error Code"): 50004 endpoint request timeout (HTTP 400, "does not mean
@@ -147,10 +150,15 @@ def check(status, reply):
 
 def server_time(api):
     """GET /api/v5/public/time"""
-    return int(api.get("/api/v5/public/time")["data"][0]["ts"])
+    return int(_data(api.get("/api/v5/public/time", signed=False))[0]["ts"])
 
 
-# ---------------------------------------------------------------------------- symbols and ids
+def _data(reply):
+    """The rows of an OKX reply, {"code": "0", "data": [...]}: the one place the envelope is opened."""
+    return reply.get("data") or []
+
+
+# -- Symbols and ids -------------------------------------------------------------------------------
 
 def inst_id(symbol):
     """Symbol('ETH_USDT') -> ETH-USDT; Symbol('BTC_USDT.swap') -> BTC-USDT-SWAP."""
@@ -173,22 +181,21 @@ def split_order_id(order_id):
     return inst, ord_id
 
 
-
-# ---------------------------------------------------------------------------- market data
+# -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
     """GET /api/v5/market/ticker"""
-    reply = api.get("/api/v5/market/ticker", {"instId": inst_id(symbol)})
+    reply = api.get("/api/v5/market/ticker", {"instId": inst_id(symbol)}, signed=False)
     return _ticker(_first(reply, symbol)), reply
 
 
 def _ticker(t):
     return {
         "symbol": str(to_symbol(t["instId"])),
-        "buy": num(t.get("bidPx")), "sell": num(t.get("askPx")),
-        "high": num(t.get("high24h")), "low": num(t.get("low24h")),
-        "open": num(t.get("open24h")), "last": num(t.get("last")),
-        "vol": num(t.get("vol24h")), "time": int(num(t.get("ts"))),
+        "buy": number_or_zero(t.get("bidPx")), "sell": number_or_zero(t.get("askPx")),
+        "high": number_or_zero(t.get("high24h")), "low": number_or_zero(t.get("low24h")),
+        "open": number_or_zero(t.get("open24h")), "last": number_or_zero(t.get("last")),
+        "vol": number_or_zero(t.get("vol24h")), "time": int(number_or_zero(t.get("ts"))),
     }
 
 
@@ -197,26 +204,26 @@ def tickers(api, symbol=None):
     kinds = [symbol.kind] if symbol else ["spot", "swap"]
     rows, replies = [], []
     for kind in kinds:
-        reply = api.get("/api/v5/market/tickers", {"instType": INST_TYPES[kind]})
+        reply = api.get("/api/v5/market/tickers", {"instType": INST_TYPES[kind]}, signed=False)
         replies.append(reply)
-        rows += [_ticker(t) for t in reply["data"] if symbol is None or symbol.covers(to_symbol(t["instId"]))]
-    return rows, replies[0] if len(replies) == 1 else replies
+        rows += [_ticker(t) for t in _data(reply) if symbol is None or symbol.covers(to_symbol(t["instId"]))]
+    return rows, one_or_all(replies)
 
 
 def depth(api, symbol, limit=None):
     """GET /api/v5/market/books (sz up to 400 levels a side)"""
-    reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or 20, 400)})
+    reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or 20, 400)}, signed=False)
     book = _first(reply, symbol)
-    levels = lambda rows: [[num(row[0]), num(row[1])] for row in rows]
-    return {"time": int(num(book.get("ts"))), "asks": levels(book.get("asks", [])),
-            "bids": levels(book.get("bids", []))}, reply
+    return {"time": int(number_or_zero(book.get("ts"))), "asks": book_levels(book.get("asks")),
+            "bids": book_levels(book.get("bids"))}, reply
 
 
 def trades(api, symbol, limit=None):
     """GET /api/v5/market/trades (newest first, up to 500; answered oldest first)"""
-    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": min(limit or 100, 500)})
-    rows = [{"id": t["tradeId"], "time": int(num(t["ts"])), "price": num(t["px"]),
-             "amount": num(t["sz"]), "type": t["side"]} for t in reply["data"]]
+    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": min(limit or 100, 500)},
+                    signed=False)
+    rows = [{"id": t["tradeId"], "time": int(number_or_zero(t["ts"])), "price": number_or_zero(t["px"]),
+             "amount": number_or_zero(t["sz"]), "type": t["side"]} for t in _data(reply)]
     return rows[::-1], reply
 
 
@@ -228,55 +235,58 @@ def records(api, symbol, period=60, limit=None):
     wanted, rows, pages, after = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = api.get("/api/v5/market/candles", {"instId": inst_id(symbol), "bar": bar,
-                                                   "limit": min(wanted - len(rows), 300), "after": after})
+                                                   "limit": min(wanted - len(rows), 300), "after": after},
+                        signed=False)
         pages.append(reply)
-        if not reply["data"]:
+        page = _data(reply)
+        if not page:
             break
-        rows += [[int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5])] for r in reply["data"]]
-        after = reply["data"][-1][0]
+        rows += [candle_row(r) for r in page]
+        after = page[-1][0]
     rows.sort(key=lambda row: row[0])
-    return rows, pages[0] if len(pages) == 1 else pages
+    return rows, one_or_all(pages)
 
 
 def markets(api):
     """GET /api/v5/public/instruments (SPOT and SWAP, through the markets cache; no raw)"""
-    return _kit.markets(api, ("spot", "swap"))
+    return markets_answer(api, ("spot", "swap"))
 
 
 def load_markets(api, kind):
     """GET /api/v5/public/instruments (the spec of a swap is in contracts: lotSz, minSz, ctVal)"""
-    reply = api.get("/api/v5/public/instruments", {"instType": INST_TYPES[kind]})
+    reply = api.get("/api/v5/public/instruments", {"instType": INST_TYPES[kind]}, signed=False)
     markets = {}
-    for inst in reply["data"]:
+    for inst in _data(reply):
         if inst.get("state", "live") != "live":
             continue
         symbol = to_symbol(inst["instId"])
-        tick, lot = num(inst.get("tickSz")), num(inst.get("lotSz"))
+        tick, lot = number_or_zero(inst.get("tickSz")), number_or_zero(inst.get("lotSz"))
         markets[str(symbol)] = {
             "symbol": str(symbol),
             "base_asset": symbol.base, "quote_asset": symbol.quote,
             "tick_size": tick, "amount_size": lot,
             "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": num(inst.get("minSz")), "max_qty": num(inst.get("maxLmtSz")),
-            "min_notional": num(None), "max_notional": num(None),
-            "ct_val": num(inst.get("ctVal")), "ct_val_ccy": inst.get("ctValCcy", ""),
+            "min_qty": number_or_zero(inst.get("minSz")), "max_qty": number_or_zero(inst.get("maxLmtSz")),
+            "min_notional": Decimal(0), "max_notional": Decimal(0),
+            "ct_val": number_or_zero(inst.get("ctVal")), "ct_val_ccy": inst.get("ctValCcy", ""),
         }
     return markets
 
 
-# ---------------------------------------------------------------------------- account
+# -- Account ---------------------------------------------------------------------------------------
 
 def accounts(api):
     """GET /api/v5/account/balance (every currency with a balance; equity and upnl where OKX
     gives `upl`, i.e. for a margin currency of derivative positions)"""
     reply = api.get("/api/v5/account/balance", signed=True)
     rows = []
-    for account in reply["data"]:
+    for account in _data(reply):
         for d in account.get("details", []):
             free = d.get("availBal") or d.get("availEq") or d.get("cashBal")
-            row = {"currency": d["ccy"], "free": num(free), "frozen": num(d.get("frozenBal") or d.get("ordFrozen"))}
+            frozen = d.get("frozenBal") or d.get("ordFrozen")
+            row = {"currency": d["ccy"], "free": number_or_zero(free), "frozen": number_or_zero(frozen)}
             if d.get("upl") not in (None, ""):
-                row.update(equity=num(d.get("eq")), upnl=num(d["upl"]))
+                row.update(equity=number_or_zero(d.get("eq")), upnl=number_or_zero(d["upl"]))
             rows.append(row)
     return rows, reply
 
@@ -284,11 +294,11 @@ def accounts(api):
 assets = accounts
 
 
-# ---------------------------------------------------------------------------- trading
+# -- Trading ---------------------------------------------------------------------------------------
 
 def position_mode(api):
     """GET /api/v5/account/config (posMode, read once per key: net_mode or long_short_mode)"""
-    load = lambda: api.get("/api/v5/account/config", signed=True)["data"][0]["posMode"]
+    load = lambda: _data(api.get("/api/v5/account/config", signed=True))[0]["posMode"]
     return ACCOUNT_SETTINGS.get(api, "posMode", load)
 
 
@@ -307,12 +317,12 @@ def trade(api, symbol, order_type, price, amount):
 
     def send():
         try:
-            reply = api.post("/api/v5/trade/order", body, deadline=True)
+            reply = api.post("/api/v5/trade/order", body, signed=True, deadline=True)
         except PluginError as error:
             if error.code == "51000" and "posSide" in str(error):
                 ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
             raise
-        return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
+        return {"id": f"{body['instId']},{_data(reply)[0]['ordId']}"}, reply
 
     def find():
         try:
@@ -321,7 +331,7 @@ def trade(api, symbol, order_type, price, amount):
             if error.code == "51603":       # Order does not exist
                 return None
             raise
-        return {"id": f"{body['instId']},{reply['data'][0]['ordId']}"}, reply
+        return {"id": f"{body['instId']},{_data(reply)[0]['ordId']}"}, reply
 
     return place_once(send, find, api, client_id)
 
@@ -342,22 +352,22 @@ def positions(api, symbol=None):
     """GET /api/v5/account/positions (SWAP: one swap, a range such as USDT.swap, or every one)"""
     query = {"instType": "SWAP", "instId": inst_id(symbol) if symbol and symbol.base else None}
     reply = api.get("/api/v5/account/positions", query, signed=True)
-    rows = [_position(p) for p in reply["data"]
-            if num(p.get("pos")) and (symbol is None or symbol.covers(to_symbol(p["instId"])))]
+    rows = [_position(p) for p in _data(reply)
+            if number_or_zero(p.get("pos")) and (symbol is None or symbol.covers(to_symbol(p["instId"])))]
     return rows, reply
 
 
 def _position(p):
     """Net mode signs `pos` (+ long, - short); long/short mode gives the side in posSide."""
-    pos, side = num(p.get("pos")), p.get("posSide")
+    pos, side = number_or_zero(p.get("pos")), p.get("posSide")
     is_long = side == "long" or (side not in ("long", "short") and pos > 0)
     closable = p.get("availPos")
-    frozen = abs(pos) - num(closable) if closable not in (None, "") else num(0)
+    frozen = abs(pos) - number_or_zero(closable) if closable not in (None, "") else Decimal(0)
     return {
-        "symbol": str(to_symbol(p["instId"])), "margin_level": num(p.get("lever")),
-        "amount": abs(pos), "frozen_amount": max(frozen, num(0)), "price": num(p.get("avgPx")),
-        "profit": num(p.get("upl")), "type": 0 if is_long else 1, "contract_type": "swap",
-        "margin": num(p.get("margin") or p.get("imr")),
+        "symbol": str(to_symbol(p["instId"])), "margin_level": number_or_zero(p.get("lever")),
+        "amount": abs(pos), "frozen_amount": max(frozen, Decimal(0)), "price": number_or_zero(p.get("avgPx")),
+        "profit": number_or_zero(p.get("upl")), "type": 0 if is_long else 1, "contract_type": "swap",
+        "margin": number_or_zero(p.get("margin") or p.get("imr")),
     }
 
 
@@ -368,19 +378,20 @@ def margin_level(api, symbol, level):
     sides = [None]
     if api.keys.margin_mode == "isolated" and position_mode(api) == "long_short_mode":
         sides = ["long", "short"]
-    replies = [api.post("/api/v5/account/set-leverage", {**body, "posSide": side}, idempotent=True)
+    replies = [api.post("/api/v5/account/set-leverage", {**body, "posSide": side}, signed=True, idempotent=True)
                for side in sides]
-    return True, replies[0] if len(replies) == 1 else replies
+    return True, one_or_all(replies)
 
 
 def fundings(api, symbol=None):
     """GET /api/v5/public/funding-rate (instId=ANY for every perpetual)"""
-    reply = api.get("/api/v5/public/funding-rate", {"instId": inst_id(symbol) if symbol and symbol.base else "ANY"})
+    reply = api.get("/api/v5/public/funding-rate", {"instId": inst_id(symbol) if symbol and symbol.base else "ANY"},
+                    signed=False)
     rows = []
-    for f in reply["data"]:
+    for f in _data(reply):
         if symbol is None or symbol.covers(to_symbol(f["instId"])):
-            time, following = int(num(f.get("fundingTime"))), int(num(f.get("nextFundingTime")))
-            rows.append({"symbol": str(to_symbol(f["instId"])), "rate": num(f.get("fundingRate")),
+            time, following = int(number_or_zero(f.get("fundingTime"))), int(number_or_zero(f.get("nextFundingTime")))
+            rows.append({"symbol": str(to_symbol(f["instId"])), "rate": number_or_zero(f.get("fundingRate")),
                          "time": time, "interval": max(following - time, 0)})
     return rows, reply
 
@@ -397,7 +408,7 @@ def order(api, order_id, symbol=None):
     """GET /api/v5/trade/order"""
     inst, ord_id = split_order_id(order_id)
     reply = api.get("/api/v5/trade/order", {"instId": inst, "ordId": ord_id}, signed=True)
-    return _order(reply["data"][0]), reply
+    return _order(_data(reply)[0]), reply
 
 
 def historyorders(api, symbol, since=None, limit=None):
@@ -405,7 +416,7 @@ def historyorders(api, symbol, since=None, limit=None):
     query = {"instType": INST_TYPES[symbol.kind], "instId": inst_id(symbol), "limit": PAGE,
              "begin": since or None}
     rows, pages = _pages(api, "/api/v5/trade/orders-history", query, max_rows=limit or PAGE)
-    rows.sort(key=lambda o: int(num(o.get("cTime"))))
+    rows.sort(key=lambda o: int(number_or_zero(o.get("cTime"))))
     return [_order(o) for o in rows], pages
 
 
@@ -415,7 +426,7 @@ def cancel(api, order_id, symbol=None):
     inst, ord_id = split_order_id(order_id)
 
     def send():
-        return True, api.post("/api/v5/trade/cancel-order", {"instId": inst, "ordId": ord_id})
+        return True, api.post("/api/v5/trade/cancel-order", {"instId": inst, "ordId": ord_id}, signed=True)
 
     return cancel_once(send, lambda: order(api, order_id), api)
 
@@ -427,22 +438,23 @@ def io(api, http_method, path, params):
 
 
 def _order(o):
-    return {
-        "id": f"{o['instId']},{o['ordId']}",
-        "symbol": str(to_symbol(o["instId"])),
-        "amount": num(o.get("sz")), "price": num(o.get("px")),
-        "deal_amount": num(o.get("accFillSz")), "avg_price": num(o.get("avgPx")),
-        "type": _order_type(o), "status": STATUS.get(o.get("state"), o.get("state", "")),
-    }
-
-
-def _order_type(o):
-    """buy / sell; a swap order that closes is closebuy (closes a long) or closesell."""
+    """An OKX order object as FMZ's Order: `type` is the side that went to the book, `offset`
+    whether a swap order opens or closes (reduceOnly in net_mode; sell on posSide long or buy on
+    short in long_short_mode), `time` its creation (cTime)."""
+    symbol = to_symbol(o["instId"])
     side, pos_side = o.get("side", ""), o.get("posSide", "")
     closes = o.get("reduceOnly") in ("true", True) or (side, pos_side) in (("sell", "long"), ("buy", "short"))
-    if closes and o.get("instId", "").endswith("-SWAP"):
-        return "closebuy" if side == "sell" else "closesell"
-    return side
+    return {
+        "id": f"{o['instId']},{o['ordId']}",
+        "symbol": str(symbol),
+        "amount": number_or_zero(o.get("sz")), "price": number_or_zero(o.get("px")),
+        "deal_amount": number_or_zero(o.get("accFillSz")), "avg_price": number_or_zero(o.get("avgPx")),
+        "type": side,
+        "offset": ("close" if closes else "open") if symbol.is_swap else "",
+        "contract_type": "swap" if symbol.is_swap else "",
+        "time": int(number_or_zero(o.get("cTime"))),
+        "status": STATUS.get(o.get("state"), o.get("state", "")),
+    }
 
 
 def _pages(api, path, query, max_rows=None):
@@ -451,16 +463,18 @@ def _pages(api, path, query, max_rows=None):
     while max_rows is None or len(rows) < max_rows:
         reply = api.get(path, {**query, "after": rows[-1]["ordId"] if rows else None}, signed=True)
         pages.append(reply)
-        rows += reply["data"]
-        if len(reply["data"]) < query["limit"]:
+        page = _data(reply)
+        rows += page
+        if len(page) < query["limit"]:
             break
     return rows[:max_rows], pages
 
 
 def _first(reply, symbol):
-    if not reply.get("data"):
+    rows = _data(reply)
+    if not rows:
         raise PluginError(f"OKX returned no data for {symbol}")
-    return reply["data"][0]
+    return rows[0]
 
 
 METHODS = {

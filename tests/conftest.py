@@ -214,7 +214,7 @@ def fresh_caches():
     _kit.MARKETS.clear()
     _kit.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
-    _kit.Api.clock_offsets.clear()
+    _kit.CLOCK_OFFSETS.clear()
     yield
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from exchanges import binance
-from exchanges._kit import Request
+from exchanges._kit import Api, Request
 from tests.conftest import PluginClient, client_of
 from tests.fakes.binance import API_KEY, SECRET, FakeBinance, split_signature
 
@@ -59,12 +59,14 @@ def test_sign_reproduces_the_documented_signature():
     assert request.headers == {"X-MBX-APIKEY": API_KEY} and request.body == ""
 
 
-def test_sign_moves_a_json_body_into_the_query_string():
-    request = Request("POST", "/api/v3/order", body='{"symbol":"LTCBTC","quantity":"1"}',
-                      headers={"Content-Type": "application/json"})
+def test_a_post_is_built_with_its_params_in_the_query_string():
+    """POST_PARAMS = "query": _kit builds the request that way, so sign() only signs."""
+    request = Api(binance)._build("POST", "/api/v3/order", {"symbol": "LTCBTC", "quantity": "1", "flag": True,
+                                                            "price": None})
+    assert (request.query, request.body, request.headers) == ("symbol=LTCBTC&quantity=1&flag=true", "", {})
     binance.sign(request, binance.parse_keys(API_KEY, SECRET), 1499827319559)
-    assert request.body == "" and "Content-Type" not in request.headers
-    assert request.query.startswith("symbol=LTCBTC&quantity=1&timestamp=1499827319559&recvWindow=5000&signature=")
+    assert request.query.startswith("symbol=LTCBTC&quantity=1&flag=true&timestamp=1499827319559&recvWindow=5000"
+                                    "&signature=") and request.body == ""
 
 
 def test_fake_verifies_the_documented_examples():

@@ -186,7 +186,8 @@ def test_spot_order_example_without_avg_price():
          "time": 1649821532000, "updateTime": 1649821543000, "origQuoteOrderQty": "0", "fee": "0", "feeAsset": "XRP"}
     assert bingx._order(o, "spot", {"XRP-USDT": "XRP_USDT"}) == {
         "id": "XRP-USDT,1514087361158316032", "symbol": "XRP_USDT", "amount": 10, "price": Decimal("0.5"),
-        "deal_amount": 4, "avg_price": Decimal("0.5"), "type": "buy", "status": "canceled"}
+        "deal_amount": 4, "avg_price": Decimal("0.5"), "type": "buy", "offset": "", "contract_type": "",
+        "time": 1649821532000, "status": "canceled"}
 
 
 def test_swap_order_example_with_empty_fields():
@@ -197,7 +198,8 @@ def test_swap_order_example_with_empty_fields():
     mapped = bingx._order(o, "swap", {"BTC-USDT": "BTC_USDT.swap"})
     assert mapped["id"] == "BTC-USDT.swap,1597597642269917184" and mapped["symbol"] == "BTC_USDT.swap"
     assert (mapped["amount"], mapped["deal_amount"], mapped["avg_price"]) == (1, 0, 0)
-    assert (mapped["type"], mapped["status"]) == ("closebuy", "filled")     # SELL on the LONG side closes it
+    assert (mapped["type"], mapped["offset"], mapped["status"]) == ("sell", "close", "filled")   # SELL on LONG closes
+    assert (mapped["contract_type"], mapped["time"]) == ("swap", 1669731935000)
 
 
 def test_position_example():

@@ -129,7 +129,8 @@ def test_call_prints_orders_as_a_table_and_raw_on_request(okx, capsys):
     assert run("call", "OKX", "orders", "symbol=ETH_USDT", "--url", okx.url, "--raw", *keys_of(okx.fake)) == 0
     out = capsys.readouterr().out
     table, raw = out.split("raw:\n")
-    assert table.splitlines()[0].split() == ["id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "status"]
+    assert table.splitlines()[0].split() == ["id", "symbol", "amount", "price", "deal_amount", "avg_price", "type",
+                                             "offset", "contract_type", "time", "utc", "status"]
     assert order_id in table and "pending" in table
     assert json.loads(raw)[0]["data"][0]["state"] == "live"
 

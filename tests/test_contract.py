@@ -5,6 +5,8 @@ Every fake lists the same markets and book (tests/fakes/engine.py), so the expec
 are the same for every exchange: BTC_USDT mid 50000 step 0.1, ETH_USDT mid 3000 step 0.01;
 balances USDT 100000, BTC 1, ETH 10.
 """
+import time
+
 import pytest
 
 
@@ -93,7 +95,8 @@ def test_limit_buy_rests_freezes_funds_and_cancels(exchange):
     assert (usdt["free"], usdt["frozen"]) == (80000, 20000)
     order = exchange.data("order", id=order_id, symbol="BTC_USDT")
     assert order == {"id": order_id, "symbol": "BTC_USDT", "amount": 0.5, "price": 40000,
-                     "deal_amount": 0, "avg_price": 0, "type": "buy", "status": "pending"}
+                     "deal_amount": 0, "avg_price": 0, "type": "buy", "offset": "", "contract_type": "",
+                     "time": order["time"], "status": "pending"}
     assert [o["id"] for o in exchange.data("orders", symbol="BTC_USDT")] == [order_id]
     assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
     assert exchange.data("order", id=order_id, symbol="BTC_USDT")["status"] == "canceled"
@@ -231,3 +234,33 @@ def test_exchange_faults_are_clear_errors_and_the_next_call_works(exchange):
 def test_a_single_fault_on_a_read_is_retried(exchange):
     exchange.fake.inject("5xx")
     assert exchange.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+# ---------------------------------------------------------------------------- FMZ's Order fields
+
+ORDER_FIELDS = {"id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "offset", "contract_type",
+                "time", "status"}
+
+
+def assert_spot_order(order, side, started_ms):
+    """FMZ's Order of a spot order: type buy/sell, no offset nor contract type, time = creation ms."""
+    assert set(order) == ORDER_FIELDS
+    assert (order["type"], order["offset"], order["contract_type"]) == (side, "", "")
+    assert isinstance(order["time"], int) and started_ms - 1000 <= order["time"] <= started_ms + 60_000
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_spot_orders_carry_fmz_order_fields_in_every_listing(exchange, side):
+    started = int(time.time() * 1000)
+    resting = exchange.data("trade", symbol="ETH_USDT", type=side, price=1000 if side == "buy" else 9000,
+                            amount="0.01")["id"]
+    filled = exchange.data("trade", symbol="ETH_USDT", type=side, price=-1, amount="10" if side == "buy" else "0.01")["id"]
+    assert_spot_order(exchange.data("order", id=resting, symbol="ETH_USDT"), side, started)
+    (listed,) = exchange.data("orders", symbol="ETH_USDT")
+    assert listed["id"] == resting
+    assert_spot_order(listed, side, started)
+    exchange.data("cancel", id=resting, symbol="ETH_USDT")
+    history = exchange.data("historyorders", symbol="ETH_USDT", since=0, limit=10)
+    assert {o["id"] for o in history} == {resting, filled}
+    for order in history:
+        assert_spot_order(order, side, started)

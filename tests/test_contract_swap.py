@@ -149,7 +149,8 @@ def test_open_short(exchange):
 def test_partial_close_then_close_all(exchange):
     trade(exchange, "BTC_USDT.swap", "buy", 10)
     close_id = trade(exchange, "BTC_USDT.swap", "closebuy", 4)
-    assert exchange.data("order", id=close_id, symbol="BTC_USDT.swap")["type"] == "closebuy"
+    closing = exchange.data("order", id=close_id, symbol="BTC_USDT.swap")
+    assert (closing["type"], closing["offset"]) == ("sell", "close")         # a close-long sells
     held = position(exchange, "BTC_USDT.swap")
     assert (held["amount"], held["price"], held["margin"]) == (units(exchange, "BTC_USDT.swap", 6), 50000.1, 300.0006)
     trade(exchange, "BTC_USDT.swap", "closebuy", 6)
@@ -248,10 +249,51 @@ def test_hedge_mode_holds_long_and_short_apart(exchange):
     refused(exchange, "close_exceeds_position", "trade", symbol="BTC_USDT.swap", type="closesell", price=-1,
             amount=btc(4))
     close_id = trade(exchange, "BTC_USDT.swap", "closebuy", 5)
-    assert exchange.data("order", id=close_id, symbol="BTC_USDT.swap")["type"] == "closebuy"
+    closing = exchange.data("order", id=close_id, symbol="BTC_USDT.swap")
+    assert (closing["type"], closing["offset"]) == ("sell", "close")
     assert [(p["type"], p["amount"]) for p in exchange.data("positions", symbol="BTC_USDT.swap")] == [(1, btc(3))]
     trade(exchange, "BTC_USDT.swap", "closesell", 3)
     assert exchange.data("positions") == []
+
+
+# ---------------------------------------------------------------------------- FMZ's Order fields
+
+ORDER_FIELDS = {"id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "offset", "contract_type",
+                "time", "status"}
+# FMZ order type -> (type: the side that goes to the book, offset); a close needs a position first
+BOOK_SIDES = {"buy": ("buy", "open"), "sell": ("sell", "open"), "closebuy": ("sell", "close"),
+              "closesell": ("buy", "close")}
+OPENED_BEFORE = {"closebuy": "buy", "closesell": "sell"}
+
+
+@pytest.mark.parametrize("hedge", [False, True], ids=["net", "hedge"])
+@pytest.mark.parametrize("order_type", list(BOOK_SIDES))
+def test_swap_orders_carry_fmz_order_fields_in_every_listing(exchange, order_type, hedge):
+    """type is only buy or sell, offset open or close, contract_type swap, time the creation in
+    ms: in order, orders and historyorders, in net and hedge mode."""
+    exchange.fake.engine.set_hedge_mode(hedge)
+    started = int(time.time() * 1000)
+    if order_type in OPENED_BEFORE:
+        trade(exchange, "BTC_USDT.swap", OPENED_BEFORE[order_type], 2)
+    side, offset = BOOK_SIDES[order_type]
+    resting = trade(exchange, "BTC_USDT.swap", order_type, 1, price=40000 if side == "buy" else 60000)
+    filled = trade(exchange, "BTC_USDT.swap", order_type, 1)
+
+    def check(order):
+        assert set(order) == ORDER_FIELDS and order["symbol"] == "BTC_USDT.swap"
+        assert (order["type"], order["offset"], order["contract_type"]) == (side, offset, "swap")
+        assert isinstance(order["time"], int) and started - 1000 <= order["time"] <= started + 60_000
+
+    check(exchange.data("order", id=resting, symbol="BTC_USDT.swap"))
+    check(exchange.data("order", id=filled, symbol="BTC_USDT.swap"))
+    (listed,) = exchange.data("orders", symbol="BTC_USDT.swap")
+    assert listed["id"] == resting
+    check(listed)
+    exchange.data("cancel", id=resting, symbol="BTC_USDT.swap")
+    history = {o["id"]: o for o in exchange.data("historyorders", symbol="BTC_USDT.swap", since=0, limit=10)}
+    assert {resting, filled} <= set(history)
+    check(history[resting])
+    check(history[filled])
 
 
 # ---------------------------------------------------------------------------- errors

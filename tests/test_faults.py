@@ -18,7 +18,8 @@ FAULT_WORDS = {
     "drop_after": "connection lost", "drop_before": "connection lost", "5xx": "HTTP 503",
     "html": "HTTP 502", "truncated": "not JSON", "delay": "no answer within", "429": "rate limit",
 }
-SHORT_TIMEOUT = 0.2          # the plugin's --timeout while a fault is armed (also each order's deadline)
+SHORT_TIMEOUT = 0.2          # the plugin's --timeout while a "delay" fault or an order's fault is armed
+                             # (it is also each order's deadline, waited out after a lost answer)
 READ_TIMEOUT = 0.02          # the same for a read whose every try is delayed (no healthy call under it)
 DELAY = 0.3                  # how long the fake then sits on the request
 
@@ -34,11 +35,13 @@ def quick_retries(monkeypatch):
 
 
 def call_under_fault(exchange, kind, method, times=1, path=None, verb=None, timeout=SHORT_TIMEOUT, **params):
-    """Arm one fault, make one call with a short --timeout (so an order's deadline, waited out
-    after an unanswered send, is short too), disarm what is left."""
+    """Arm one fault, make one call, disarm what is left. The --timeout is short for "delay" and
+    for orders and cancels (whose deadline, waited out after a lost answer, is the --timeout);
+    other calls keep the fixture's, so a busy machine does not turn a healthy read into a timeout."""
     fake, settings = exchange.fake, exchange.server.settings
     fake.inject(kind, path=path, method=verb, times=times, seconds=DELAY)
-    normal, settings.timeout = settings.timeout, timeout
+    short = kind == "delay" or method in ("trade", "cancel")
+    normal, settings.timeout = settings.timeout, timeout if short else settings.timeout
     try:
         return exchange.call(method, **params)
     finally:
