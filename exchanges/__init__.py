@@ -66,11 +66,12 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import binance, bingx, bybit, okx
+from exchanges import alpaca, binance, bingx, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
     "binance": binance,
     "bybit": bybit,
     "bingx": bingx,
+    "alpaca": alpaca,
 }

@@ -776,6 +776,8 @@ class Api:
         return f"{self.name}: cannot reach {base_url} ({type(error).__name__}: {error})"
 
     def _decode(self, status, body):
+        if status == 204:
+            return None                   # No Content: a success that has nothing to say
         try:
             return json.loads(body)
         except ValueError as error:

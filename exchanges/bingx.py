@@ -39,9 +39,9 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, cancel_once, candle_row,
-                            markets_answer, new_client_id, number_or_zero, one_or_all, order_size, place_once,
-                            precision)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
+                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
+                            place_once, precision)
 
 NAME = "BingX"
 BASE_URL = "https://open-api.bingx.com"
@@ -51,38 +51,47 @@ RATE_LIMIT_ERRORS = ("100410",)      # request frequency too high
 AMBIGUOUS_ERRORS = ("100500",)       # internal server error: the order may exist (unverified)
 POST_PARAMS = "query"                # a POST's parameters travel in the query string, signed with it
 SPOT, SWAP = "/openApi/spot/v1", "/openApi/swap/v2"
-# BingX's limits (support article "API rate limit upgrade", 2025): spot and swap market data share
-# 500 requests per 10 s per IP (a fifth of that per endpoint here); account calls 2000 per 10 s per
-# IP; spot orders and cancels 5/s, spot order queries 10/s, swap orders 10/s per account. The other
-# private endpoints are taken as 10/s (unverified).
+# BingX's limits (support article "API rate limit upgrade", bingx.com/en/support/articles/
+# 31103871611289, 2025): every market-data endpoint of both APIs shares 500 requests per 10 s per
+# IP; account endpoints share 2000 per 10 s per IP; per account, spot orders and cancels 5/s, spot
+# order queries 10/s, swap orders 10/s. Other private endpoints are held at 10/s each per account
+# (unverified: the article lists no figure for them).
+MARKET_DATA = Limit(500, 10.0, per="ip", pool="market data")
+ACCOUNT = Limit(2000, 10.0, per="ip", pool="account")
+
+
+def _per_account(requests):
+    return [ACCOUNT, Limit(requests, 1.0, per="key")]
+
+
 RATE_LIMITS = {
-    "GET /openApi/spot/v1/server/time": (100, 10.0),
-    "GET /openApi/spot/v1/common/symbols": (100, 10.0),
-    "GET /openApi/spot/v1/ticker/24hr": (100, 10.0),
-    "GET /openApi/spot/v1/market/depth": (100, 10.0),
-    "GET /openApi/spot/v1/market/trades": (100, 10.0),
-    "GET /openApi/spot/v1/market/kline": (100, 10.0),
-    "GET /openApi/swap/v2/quote/contracts": (100, 10.0),
-    "GET /openApi/swap/v2/quote/ticker": (100, 10.0),
-    "GET /openApi/swap/v2/quote/depth": (100, 10.0),
-    "GET /openApi/swap/v2/quote/trades": (100, 10.0),
-    "GET /openApi/swap/v3/quote/klines": (100, 10.0),
-    "GET /openApi/swap/v2/quote/premiumIndex": (100, 10.0),
-    "POST /openApi/spot/v1/trade/order": (5, 1.0),
-    "POST /openApi/spot/v1/trade/cancel": (5, 1.0),
-    "GET /openApi/spot/v1/trade/query": (10, 1.0),
-    "GET /openApi/spot/v1/trade/openOrders": (10, 1.0),
-    "GET /openApi/spot/v1/trade/historyOrders": (10, 1.0),
-    "GET /openApi/spot/v1/account/balance": (10, 1.0),
-    "POST /openApi/swap/v2/trade/order": (10, 1.0),
-    "DELETE /openApi/swap/v2/trade/order": (10, 1.0),
-    "GET /openApi/swap/v2/trade/order": (10, 1.0),
-    "GET /openApi/swap/v2/trade/openOrders": (10, 1.0),
-    "GET /openApi/swap/v2/trade/allOrders": (10, 1.0),
-    "GET /openApi/swap/v2/user/positions": (10, 1.0),
-    "GET /openApi/swap/v3/user/balance": (10, 1.0),
-    "POST /openApi/swap/v2/trade/leverage": (5, 1.0),
-    "GET /openApi/swap/v1/positionSide/dual": (5, 1.0),
+    "GET /openApi/spot/v1/server/time": MARKET_DATA,
+    "GET /openApi/spot/v1/common/symbols": MARKET_DATA,
+    "GET /openApi/spot/v1/ticker/24hr": MARKET_DATA,
+    "GET /openApi/spot/v1/market/depth": MARKET_DATA,
+    "GET /openApi/spot/v1/market/trades": MARKET_DATA,
+    "GET /openApi/spot/v1/market/kline": MARKET_DATA,
+    "GET /openApi/swap/v2/quote/contracts": MARKET_DATA,
+    "GET /openApi/swap/v2/quote/ticker": MARKET_DATA,
+    "GET /openApi/swap/v2/quote/depth": MARKET_DATA,
+    "GET /openApi/swap/v2/quote/trades": MARKET_DATA,
+    "GET /openApi/swap/v3/quote/klines": MARKET_DATA,
+    "GET /openApi/swap/v2/quote/premiumIndex": MARKET_DATA,
+    "POST /openApi/spot/v1/trade/order": _per_account(5),
+    "POST /openApi/spot/v1/trade/cancel": _per_account(5),
+    "GET /openApi/spot/v1/trade/query": _per_account(10),
+    "GET /openApi/spot/v1/trade/openOrders": _per_account(10),
+    "GET /openApi/spot/v1/trade/historyOrders": _per_account(10),
+    "GET /openApi/spot/v1/account/balance": _per_account(10),
+    "POST /openApi/swap/v2/trade/order": _per_account(10),
+    "DELETE /openApi/swap/v2/trade/order": _per_account(10),
+    "GET /openApi/swap/v2/trade/order": _per_account(10),
+    "GET /openApi/swap/v2/trade/openOrders": _per_account(10),
+    "GET /openApi/swap/v2/trade/allOrders": _per_account(10),
+    "GET /openApi/swap/v2/user/positions": _per_account(10),
+    "GET /openApi/swap/v3/user/balance": _per_account(10),
+    "POST /openApi/swap/v2/trade/leverage": _per_account(10),
+    "GET /openApi/swap/v1/positionSide/dual": _per_account(10),
 }
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (BingX's default)
 

@@ -24,12 +24,13 @@ import pytest
 import fmz_plugin
 from exchanges import _kit
 from tests.fakes.base import SERVE_POLL
+from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bingx import FakeBingX
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX}   # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:

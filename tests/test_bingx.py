@@ -36,10 +36,10 @@ def client(bingx_fake):
 def test_the_docs_signature_example_is_what_the_fake_checks():
     """Spot docs, "Signature Authentication": the parameter string and its signature."""
     text = "quoteOrderQty=20&side=BUY&symbol=ETHUSDT&timestamp=1649404670162&type=MARKET"
-    request = type("R", (), {"raw_query": text + "&signature=428a3c383bde514baff0d10d3c20e5adfaacaf799e324546dafe5ccc480dd827"})
+    signature = "428a3c383bde514baff0d10d3c20e5adfaacaf799e324546dafe5ccc480dd827"
+    request = type("SentRequest", (), {"raw_query": f"{text}&signature={signature}"})
     assert FakeBingX.signed_string(request) == text
-    assert hmac.new(DOCS_SECRET.encode(), text.encode(), hashlib.sha256).hexdigest() == \
-        "428a3c383bde514baff0d10d3c20e5adfaacaf799e324546dafe5ccc480dd827"
+    assert hmac.new(DOCS_SECRET.encode(), text.encode(), hashlib.sha256).hexdigest() == signature
 
 
 def test_signature_is_hex_hmac_of_the_query_with_timestamp_and_recv_window():
@@ -170,8 +170,10 @@ def test_candles_of_both_shapes_come_oldest_first():
     spot = {"code": 0, "data": [[1691402640000, 29093.24, 29095.0, 29090.1, 29094.0, 0.6, 1691402699999, 17000.0],
                                 [1691402580000, 29093.61, 29093.93, 29087.73, 29093.24, 0.59, 1691402639999, 17221.07]]}
     swap = {"code": 0, "msg": "", "data": [
-        {"open": "19394.4", "close": "19379.0", "high": "19394.4", "low": "19368.3", "volume": "167.44", "time": 1666584000000},
-        {"open": "19396.8", "close": "19394.4", "high": "19397.5", "low": "19385.7", "volume": "110.05", "time": 1666583700000}]}
+        {"open": "19394.4", "close": "19379.0", "high": "19394.4", "low": "19368.3", "volume": "167.44",
+         "time": 1666584000000},
+        {"open": "19396.8", "close": "19394.4", "high": "19397.5", "low": "19385.7", "volume": "110.05",
+         "time": 1666583700000}]}
     api = canned({"/openApi/spot/v1/market/kline": spot, "/openApi/swap/v3/quote/klines": swap})
     rows, _ = bingx.records(api, Symbol("BTC", "USDT"), period=1, limit=2)
     assert rows[0] == [1691402580000, Decimal("29093.61"), Decimal("29093.93"), Decimal("29087.73"),
@@ -234,3 +236,25 @@ def test_hedge_mode_orders_name_their_side_and_close_without_reduce_only(client)
     assert [(p["side"], p["positionSide"], p.get("reduceOnly")) for p in sent] == \
         [("BUY", "LONG", None), ("SELL", "LONG", None)]
     assert client.data("positions") == []
+
+
+def test_every_endpoint_the_plugin_calls_has_its_documented_limit(client):
+    """RATE_LIMITS names each path the module calls: market data in one shared budget per IP,
+    the private endpoints in the account budget and their own per-key limit."""
+    for method, params in [("markets", {}), ("ticker", {"symbol": "BTC_USDT"}), ("tickers", {}),
+                           ("depth", {"symbol": "BTC_USDT.swap"}), ("trades", {"symbol": "BTC_USDT"}),
+                           ("trades", {"symbol": "BTC_USDT.swap"}), ("records", {"symbol": "BTC_USDT"}),
+                           ("records", {"symbol": "BTC_USDT.swap"}), ("accounts", {}), ("orders", {}),
+                           ("orders", {"symbol": "BTC_USDT.swap"}), ("positions", {}), ("fundings", {}),
+                           ("historyorders", {"symbol": "BTC_USDT"}), ("historyorders", {"symbol": "BTC_USDT.swap"}),
+                           ("margin_level", {"symbol": "BTC_USDT.swap", "level": 5})]:
+        client.data(method, **params)
+    for symbol in ("BTC_USDT", "BTC_USDT.swap"):
+        order_id = client.data("trade", symbol=symbol, type="buy", price=40000, amount="0.01")["id"]
+        client.data("order", id=order_id)
+        client.data("cancel", id=order_id)
+    called = {f"{verb} {target.split('?')[0]}" for verb, target, _ in client.fake.requests}
+    assert called - set(bingx.RATE_LIMITS) == set()
+    public = [endpoint for endpoint in called if "/trade/" not in endpoint and "/user/" not in endpoint
+              and "/account/" not in endpoint and "positionSide" not in endpoint]
+    assert {bingx.RATE_LIMITS[endpoint].pool for endpoint in public} == {"market data"}

@@ -12,7 +12,8 @@ import pytest
 
 ccxt = pytest.importorskip("ccxt")
 
-from tests.fakes.binance import FakeBinance  # noqa: E402  (after the skip, as the file needs ccxt)
+from tests.fakes.alpaca import FakeAlpaca  # noqa: E402  (after the skip, as the file needs ccxt)
+from tests.fakes.binance import FakeBinance  # noqa: E402
 from tests.fakes.bingx import FakeBingX  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
@@ -460,9 +461,118 @@ def test_okx_swap_position_lifecycle(okx_swap):
     assert [p for p in okx_swap.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
 
 
+# ---------------------------------------------------------------------------- Alpaca (crypto)
+
+def alpaca_client(fake, secret=None):
+    client = ccxt.alpaca({"apiKey": fake.ACCESS_KEY, "secret": secret or fake.SECRET_KEY,
+                          "enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {"trader": fake.url, "market": fake.url, "broker": fake.url}
+    return client
+
+
+@pytest.fixture
+def alpaca():
+    with FakeAlpaca() as fake:
+        client = alpaca_client(fake)
+        client.fake = fake
+        client.load_markets()
+        yield client
+
+
+def test_alpaca_markets(alpaca):
+    """ccxt lists the crypto assets (asset_class=crypto): the stocks stay out."""
+    assert set(alpaca.markets) == {"BTC/USDT", "ETH/USDT", "BTC/USD", "ETH/USD"}
+    market = alpaca.market("BTC/USDT")
+    assert market["id"] == "BTC/USDT" and market["spot"] and market["active"]
+    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
+    assert market["limits"]["amount"]["min"] == 0.00001
+
+
+def test_alpaca_market_data(alpaca):
+    ticker = alpaca.fetch_ticker("BTC/USDT")
+    assert (ticker["bid"], ticker["ask"], ticker["last"]) == (50000, 50000.1, 50000)
+    assert ticker["high"] == 50500 and ticker["low"] == 49500 and ticker["baseVolume"] == 1234.5
+    assert ticker["timestamp"] > 1_600_000_000_000
+
+    book = alpaca.fetch_order_book("BTC/USDT")
+    assert book["asks"][0][:2] == [50000.1, 0.5] and book["bids"][0][:2] == [50000, 0.5]
+
+    trades = alpaca.fetch_trades("ETH/USDT", limit=10)
+    assert len(trades) == 10 and {t["side"] for t in trades} == {"buy", "sell"}
+    assert trades[0]["timestamp"] <= trades[-1]["timestamp"]
+
+    minute = 60_000
+    since = alpaca.milliseconds() // minute * minute - 10 * minute
+    candles = alpaca.fetch_ohlcv("BTC/USDT", "1m", since=since, limit=5)
+    assert len(candles) == 5 and candles[0][0] == since
+    ts, o, h, low, c, volume = candles[-1]
+    assert ts % minute == 0 and h == o + 2 and low == o - 1 and c == o + 1 and volume == 10.5
+
+
+def test_alpaca_balance(alpaca):
+    """USD is the account's cash; USDT, BTC and ETH are positions (USDTUSD, BTCUSD, ETHUSD)."""
+    balance = alpaca.fetch_balance()
+    assert balance["USD"]["free"] == 100000
+    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    assert balance["BTC"]["free"] == 1 and balance["ETH"]["free"] == 10
+
+
+def test_alpaca_limit_order_lifecycle(alpaca):
+    order = alpaca.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
+    assert order["id"] and order["status"] == "open" and order["clientOrderId"].startswith("ccxt_")
+    fetched = alpaca.fetch_order(order["id"])
+    assert fetched["amount"] == 0.01 and fetched["price"] == 40000 and fetched["side"] == "buy"
+    assert fetched["timeInForce"] == "GTC"
+    assert [o["id"] for o in alpaca.fetch_open_orders("BTC/USDT")] == [order["id"]]
+    assert alpaca.fetch_balance()["USDT"]["used"] == 400
+    alpaca.cancel_order(order["id"])
+    assert alpaca.fetch_order(order["id"])["status"] == "canceled"
+    assert alpaca.fetch_open_orders() == []
+
+
+def test_alpaca_market_orders_fill(alpaca):
+    sell = alpaca.create_order("BTC/USDT", "market", "sell", 0.1)
+    filled = alpaca.fetch_order(sell["id"])
+    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
+
+    buy = alpaca.create_market_buy_order_with_cost("ETH/USDT", 30)      # notional: spend 30 USDT
+    bought = alpaca.fetch_order(buy["id"])
+    assert bought["status"] == "closed" and bought["filled"] == pytest.approx(30 / 3000.01, rel=1e-6)
+    assert {o["id"] for o in alpaca.fetch_closed_orders()} == {sell["id"], buy["id"]}
+
+
+def test_alpaca_refusals_map_to_ccxt_errors(alpaca):
+    with pytest.raises(ccxt.InsufficientFunds):                 # "insufficient balance for USDT"
+        alpaca.create_order("BTC/USDT", "limit", "buy", 5, 40000)
+    with pytest.raises(ccxt.InvalidOrder):                      # 40410000
+        alpaca.fetch_order("00000000-0000-4000-8000-000000000001")
+    with pytest.raises(ccxt.BadRequest):                        # 42210000: crypto takes gtc or ioc
+        alpaca.create_order("BTC/USDT", "limit", "buy", 0.01, 40000, params={"timeInForce": "day"})
+
+
+def test_alpaca_client_order_ids_are_unique_for_good(alpaca):
+    """Alpaca refuses a client_order_id it has seen, even on an order canceled since."""
+    order = alpaca.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    alpaca.cancel_order(order["id"])
+    with pytest.raises(ccxt.BadRequest, match="client_order_id must be unique"):
+        alpaca.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+
+
+def test_alpaca_refuses_wrong_secret(alpaca):
+    impostor = alpaca_client(alpaca.fake, "wrong-secret")
+    impostor.markets, impostor.markets_by_id = alpaca.markets, alpaca.markets_by_id
+    with pytest.raises(ccxt.PermissionDenied):                  # 40110000
+        impostor.fetch_balance()
+
+
+def test_alpaca_clock(alpaca):
+    """/v2/clock gives New York time with its offset and nanoseconds."""
+    assert abs(alpaca.fetch_time() - alpaca.milliseconds()) < 5_000
+
+
 # ---------------------------------------------------------------------------- every fake
 
-@pytest.fixture(params=["okx", "binance", "bybit"])
+@pytest.fixture(params=["okx", "binance", "bybit", "alpaca"])
 def any_client(request):
     return request.getfixturevalue(request.param)
 
@@ -628,7 +738,7 @@ def test_swap_refusals(any_swap):
 
 def test_open_and_canceled_orders_page(any_client):
     """120 resting orders: OKX pages by `after` (100 a page), Bybit by nextPageCursor (ccxt
-    follows it with paginate), Binance openOrders answers them all."""
+    follows it with paginate), Binance openOrders answers them all, Alpaca up to `limit` (500)."""
     ids = [any_client.create_order("ETH/USDT", "limit", "buy", 0.01, 1000 + i)["id"] for i in range(120)]
     if any_client.id == "okx":
         first = any_client.fetch_open_orders("ETH/USDT")
@@ -636,12 +746,18 @@ def test_open_and_canceled_orders_page(any_client):
         rest = any_client.fetch_open_orders("ETH/USDT", params={"after": oldest})
         found = first + rest
         assert (len(first), len(rest)) == (100, 20)
+    elif any_client.id == "alpaca":
+        assert len(any_client.fetch_open_orders("ETH/USDT")) == 50            # Alpaca's default limit
+        found = any_client.fetch_open_orders("ETH/USDT", limit=500)
     else:
         found = any_client.fetch_open_orders("ETH/USDT", params={"paginate": True})
     assert sorted(o["id"] for o in found) == sorted(ids)
     for order_id in ids[:60]:
         any_client.cancel_order(order_id, "ETH/USDT")
-    if any_client.id != "okx":
+    if any_client.id == "alpaca":
+        canceled = any_client.fetch_closed_orders("ETH/USDT", limit=500)
+        assert sorted(o["id"] for o in canceled if o["status"] == "canceled") == sorted(ids[:60])
+    elif any_client.id != "okx":
         canceled = any_client.fetch_canceled_orders("ETH/USDT", params={"paginate": True})
         assert sorted(o["id"] for o in canceled) == sorted(ids[:60])
 

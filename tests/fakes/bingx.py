@@ -356,7 +356,8 @@ class FakeBingX(FakeExchange):
             rows.append({"contractId": str(100 + len(rows)), "symbol": name_of(pair), "size": "0.0001",
                          "quantityPrecision": precision_digits(lot), "pricePrecision": precision_digits(spec["tick"]),
                          "feeRate": 0.0005, "makerFeeRate": 0.0002, "takerFeeRate": 0.0005, "tradeMinLimit": 0,
-                         "tradeMinQuantity": float(spec["min"] * spec["ct_val"]), "tradeMinUSDT": float(MIN_NOTIONAL_SWAP),
+                         "tradeMinQuantity": float(spec["min"] * spec["ct_val"]),
+                         "tradeMinUSDT": float(MIN_NOTIONAL_SWAP),
                          "maxLongLeverage": spec["max_leverage"], "maxShortLeverage": spec["max_leverage"],
                          "currency": spec["settle"], "asset": pair[0], "status": 1, "apiStateOpen": "true",
                          "apiStateClose": "true", "ensureTrigger": True, "triggerFeeRate": "0.00020000"})
@@ -644,5 +645,6 @@ class FakeBingX(FakeExchange):
         pair = self.swap_pair(params)
         limit = self.limit(params, 500, 1000)
         start, end = int(params.get("startTime") or 0), int(params.get("endTime") or 2**62)
-        found = [o for o in self.engine.listing((OPEN, PARTIAL, FILLED, CANCELED), pair) if start <= o["created"] <= end]
+        found = [o for o in self.engine.listing((OPEN, PARTIAL, FILLED, CANCELED), pair)
+                 if start <= o["created"] <= end]
         return {"orders": [self.render_swap(o) for o in found[:limit]]}

@@ -96,7 +96,7 @@ def _multiple(number, step):
 
 
 class Engine:
-    def __init__(self, now_ms=lambda: int(time.time() * 1000)):
+    def __init__(self, now_ms=lambda: int(time.time() * 1000), first_id=600000000000000001):
         self.now_ms = now_ms
         self.markets = dict(SPOT_MARKETS)
         self.swaps = {pair: dict(spec) for pair, spec in SWAP_MARKETS.items()}
@@ -105,7 +105,7 @@ class Engine:
         self.positions = {}                  # (swap pair, LONG/SHORT) -> position dict
         self.leverage = {}                   # swap pair -> leverage set by the trader
         self.hedge_mode = False
-        self._ids = itertools.count(600000000000000001)
+        self._ids = itertools.count(first_id)          # order ids: numbers in creation order
 
     def spec(self, pair):
         """The spec of a spot market or a swap, or None."""
@@ -134,8 +134,10 @@ class Engine:
 
     # ------------------------------------------------------------------ orders
     def place(self, pair, side, kind, amount, price=None, client_id="", quote_amount=False,
-              position_side=None, reduce_only=False, margin_mode="cross"):
+              position_side=None, reduce_only=False, margin_mode="cross", hold=False):
         """Validate, freeze funds, match. `amount` is quote currency when quote_amount is set.
+        `hold` keeps a spot order away from the book (funds frozen) until release_held(): a
+        stock order placed while the market is closed.
 
         Swaps (pair in self.swaps) take amounts in contracts and the position arguments; see the
         swap rules at the top of this file."""
@@ -162,9 +164,18 @@ class Engine:
             need = amount * (price if price is not None else self.book(pair)[0][-1][0])
         if self.balances.setdefault(pay, [D(0), D(0)])[0] < need:
             raise Refused("insufficient", pay)
-        order = self._new_order(pair, side, kind, amount, price, client_id, need, pay, quote_amount=quote_amount)
-        self._match(order)
+        order = self._new_order(pair, side, kind, amount, price, client_id, need, pay, quote_amount=quote_amount,
+                                held=hold)
+        if not hold:
+            self._match(order)
         return order
+
+    def release_held(self):
+        """The held orders meet the book now (the market opened), oldest first."""
+        for order in sorted(self.orders.values(), key=lambda o: int(o["id"])):
+            if order.get("held") and order["status"] == OPEN:
+                order["held"] = False
+                self._match(order)
 
     def _new_order(self, pair, side, kind, amount, price, client_id, frozen, pay, **extra):
         now = self.now_ms()
