@@ -979,7 +979,7 @@ def new_client_id():
     return "fmz" + uuid.uuid4().hex[:29]
 
 
-def place_once(send, find, api=None, client_id=""):
+def place_once(send, find, api=None, client_id="", ids_never_reused=False):
     """Place an order exactly once: never two orders, never a failure for one that exists.
 
     `send()` places the order, with a client order id chosen beforehand (`client_id`, so every
@@ -987,11 +987,11 @@ def place_once(send, find, api=None, client_id=""):
     and returns the answer; `find()` looks the client id up and returns the same answer, or None
     when the exchange has no such order.
 
-    The model. An exchange checks a client id only among OPEN orders: once the first send has
-    filled, a resend with the same id is a second order. So "not found" proves nothing while the
-    first send may still be on its way or queued inside the exchange. What proves it is the
-    deadline the request carried (OKX expTime, Binance and Bybit the signed timestamp plus
-    recvWindow, both --timeout after signing): past it, the exchange refuses the request however
+    The model. OKX, Binance, Bybit and BingX check a client id only among OPEN orders: once the
+    first send has filled, a resend with the same id is a second order. So "not found" proves
+    nothing while the first send may still be on its way or queued inside the exchange. What
+    proves it is the deadline the request carried (OKX expTime, the others the signed timestamp
+    plus recvWindow, --timeout after signing): past it, the exchange refuses the request however
     late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
       1. look the client id up: found -> that order's answer (the usual case: the reply was lost);
       2. wait until the exchange's own clock is past the deadline (Api.wait_past);
@@ -1001,6 +1001,10 @@ def place_once(send, find, api=None, client_id=""):
     Whenever proof is impossible (no deadline, the exchange's clock or the lookup unreachable),
     nothing is resent and the error says the order may exist and names its client id.
     Without `api`, nothing can be waited out, so an order not found is never sent again.
+
+    `ids_never_reused=True` is for an exchange that refuses any client id an earlier order had,
+    finished ones included (Alpaca): there a resend can never make a second order, so it goes at
+    once, without a deadline; if it is refused, the first send arrived after all and is looked up.
     """
     try:
         return send()
@@ -1008,28 +1012,35 @@ def place_once(send, find, api=None, client_id=""):
         if not error.ambiguous:
             raise
         first = error
-    found = _settle(find, first, api, client_id)
+    found = _settle(find, first, api, client_id, wait=not ids_never_reused)
     if found is not None:
         return found
     try:
         return send()
     except PluginError as error:
         if not error.ambiguous:
-            raise PluginError(f"{error} (sent again after the first request, unanswered, was proven not "
+            found = _lookup(find, error, client_id) if ids_never_reused else None
+            if found is not None:
+                return found              # the first send arrived late: its id refused this one
+            raise PluginError(f"{error} (sent again after the first request, unanswered, was found not "
                               f"placed)", code=error.code) from None
         second = error
-    found = _settle(find, second, api, client_id)
+    found = _settle(find, second, api, client_id, wait=not ids_never_reused)
     if found is not None:
         return found
+    if ids_never_reused:
+        raise _outcome_unknown(second, client_id, "sent twice without an answer (the exchange takes a "
+                               "client id once, so at most one order exists)") from None
     raise PluginError(f"{second}; sent twice with client order id {client_id}, each time without an "
                       f"answer, and looked up after each deadline: no order was placed") from None
 
 
-def _settle(find, failure, api, client_id):
+def _settle(find, failure, api, client_id, wait=True):
     """After an ambiguous send: the order's answer if it exists, None once it provably does not
-    (looked up after the request's deadline); PluginError "outcome unknown" when unprovable."""
+    (looked up after the request's deadline); PluginError "outcome unknown" when unprovable.
+    With wait=False, a first lookup that finds nothing is enough (ids_never_reused)."""
     found = _lookup(find, failure, client_id)
-    if found is not None:
+    if found is not None or not wait:
         return found
     if api is None or failure.deadline is None or not api.wait_past(failure.deadline):
         raise _outcome_unknown(failure, client_id, "its deadline could not be waited out, so it may "

@@ -112,7 +112,8 @@ def test_trade_under_repeated_faults_never_doubles(exchange):
     answer = call_under_fault(exchange, "5xx", "trade", times=5, path=exchange.fake.ORDER_PATH, verb="POST",
                               symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
     assert_clear_error(exchange, answer, "5xx")
-    assert "no order was placed" in answer["error"]        # looked up after each request's deadline
+    # looked up after each request's deadline; Alpaca has none, but never takes one client id twice
+    assert "no order was placed" in answer["error"] or "at most one order exists" in answer["error"]
     assert len(exchange.fake.engine.orders) == 0 and len(placements(exchange)) == 2
     assert_next_request_works(exchange)
 
@@ -316,7 +317,7 @@ def test_place_once_never_sends_a_third_time_and_says_nothing_was_placed():
 
 def test_place_once_resend_refused_says_the_first_was_proven_not_placed():
     send = script(ambiguous(), _kit.PluginError("X 51008: Insufficient balance", code="51008"))
-    with pytest.raises(_kit.PluginError, match="51008.*proven not placed") as raised:
+    with pytest.raises(_kit.PluginError, match="51008.*found not placed") as raised:
         _kit.place_once(send, script(None, None), Clock(), "fmz1")
     assert raised.value.code == "51008"
 
