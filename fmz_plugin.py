@@ -23,9 +23,9 @@ Reading guide, one request top to bottom:
     -> exchange METHODS handler  exchanges/<name>.py, e.g. exchanges/okx.py ticker()
     -> Api                   signs, throttles, sends and checks the call         (exchanges/_kit.py)
 
-Sections: Protocol (the methods and their parsers), Dispatch, HTTP server, Status (GET /),
-Serve (flags, banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs
-while serving: call (one request from a terminal), check (grade any plugin), bundle (this
+Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
+method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
+banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
 program as one file); the sub-command table and run() last.
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
@@ -57,8 +57,8 @@ from collections import deque
 from decimal import Decimal
 
 from exchanges import EXCHANGES
-from exchanges._kit import (DEFAULT_TIMEOUT, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError, parse_number,
-                            parse_symbol)
+from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
+                            parse_number, parse_symbol)
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -315,6 +315,140 @@ def io_params(method, params, http_method):
     return {"http_method": verb, "path": path, "params": params}
 
 
+# -- The answer contract: what every method's `data` is -------------------------------------------
+# Written once, as yt-dlp's InfoExtractor docstring states its result fields: every exchange
+# module answers this (exchanges/__init__.py points here), `check` grades any plugin by it and
+# the contract tests hold each exchange to it. FMZ turns these into its structures (Ticker,
+# Record, Order, Market, Position, Funding), field names in lower case with underscores.
+#
+# A structure is {field: (kind, presence, meaning)}, fields in the order answered.
+#   kind      "number"    a number (this plugin answers JSON numbers; check also takes numeric strings)
+#             "int"       a whole number
+#             "time"      a moment in milliseconds since 1970 UTC, not in the future
+#             "next time" a moment in milliseconds that may lie ahead
+#             "interval"  a duration in milliseconds
+#             "text", "symbol" (FMZ form: BTC_USDT, BTC_USDT.swap), "id" (a non-empty string the
+#             docker hands back verbatim), "levels" ([[price, amount], ...]),
+#             or a tuple: the only values allowed
+#   presence  REQUIRED: always there. SWAP: there on a perpetual swap's answer; a spot one gives
+#             "" or leaves it out. OPTIONAL: there when the exchange has it.
+# Amounts are in the market's amount unit: the base currency on spot, the exchange's own unit
+# on a swap (OKX: contracts of ct_val ct_val_ccy each; Binance, Bybit: coins).
+
+REQUIRED, SWAP, OPTIONAL = "required", "swap", "optional"
+OPEN_STATUSES = ("pending", "pre-submitted", "submitting", "submitted", "partial-filled")
+CLOSED_STATUSES = ("filled", "closed", "finished", "partial-canceled", "canceled")
+
+TICKER = {
+    "symbol": ("symbol", REQUIRED, "the market"),
+    "buy": ("number", REQUIRED, "best bid price"),
+    "sell": ("number", REQUIRED, "best ask price"),
+    "high": ("number", REQUIRED, "highest price of the last 24 h"),
+    "low": ("number", REQUIRED, "lowest price of the last 24 h"),
+    "open": ("number", REQUIRED, "price 24 h ago"),
+    "last": ("number", REQUIRED, "last traded price"),
+    "vol": ("number", REQUIRED, "volume of the last 24 h, in the amount unit"),
+    "time": ("time", REQUIRED, "when the exchange stamped it"),
+}
+DEPTH = {
+    "time": ("time", REQUIRED, "when the exchange stamped the book"),
+    "asks": ("levels", REQUIRED, "[[price, amount], ...], lowest price first"),
+    "bids": ("levels", REQUIRED, "[[price, amount], ...], highest price first"),
+}
+TRADE = {                           # one row of `trades`, oldest first
+    "id": ("id", REQUIRED, "the exchange's trade id"),
+    "time": ("time", REQUIRED, "when it traded"),
+    "price": ("number", REQUIRED, "price"),
+    "amount": ("number", REQUIRED, "amount, in the amount unit"),
+    "type": (("buy", "sell"), REQUIRED, "the taker's side"),
+}
+RECORD = {                          # one row of `records`: a list in this column order, oldest first
+    "time": ("time", REQUIRED, "when the candle opened"),
+    "open": ("number", REQUIRED, "first price"),
+    "high": ("number", REQUIRED, "highest price"),
+    "low": ("number", REQUIRED, "lowest price"),
+    "close": ("number", REQUIRED, "last price"),
+    "volume": ("number", REQUIRED, "volume, in the amount unit"),
+}
+BALANCE = {                         # one row of `accounts` / `assets`, one per currency
+    "currency": ("text", REQUIRED, "the currency, e.g. USDT"),
+    "free": ("number", REQUIRED, "available to trade"),
+    "frozen": ("number", REQUIRED, "held by open orders (and by swap positions' margin)"),
+    "equity": ("number", OPTIONAL, "the margin currency's equity, unrealised profit included"),
+    "upnl": ("number", OPTIONAL, "unrealised profit of the positions it margins"),
+}
+ORDER_ID = {                        # what `trade` answers
+    "id": ("id", REQUIRED, "the order's id: what order and cancel take back"),
+}
+ORDER = {                           # what `order` answers; `orders` and `historyorders` list them
+    "id": ("id", REQUIRED, "the id trade answered"),
+    "symbol": ("symbol", REQUIRED, "the market"),
+    "amount": ("number", REQUIRED, "the amount ordered, in the amount unit"),
+    "price": ("number", REQUIRED, "the limit price; 0 for a market order"),
+    "deal_amount": ("number", REQUIRED, "the amount filled so far"),
+    "avg_price": ("number", REQUIRED, "the average fill price; 0 before the first fill"),
+    "type": (("buy", "sell"), REQUIRED, "the side that went to the book: closing a long is a sell"),
+    "offset": (("open", "close"), SWAP, "whether the swap order opens or closes a position"),
+    "contract_type": (("swap",), SWAP, "swap: the order is a perpetual swap's"),
+    "time": ("time", REQUIRED, "when the order was created"),
+    "status": (OPEN_STATUSES + CLOSED_STATUSES, REQUIRED, "FMZ's order status"),
+}
+MARKET = {                          # one value of `markets`, keyed by symbol (FMZ's Market)
+    "symbol": ("symbol", REQUIRED, "the market"),
+    "base_asset": ("text", REQUIRED, "what is bought, e.g. BTC"),
+    "quote_asset": ("text", REQUIRED, "what it is paid in, e.g. USDT"),
+    "tick_size": ("number", REQUIRED, "price step"),
+    "amount_size": ("number", REQUIRED, "amount step, in the amount unit"),
+    "price_precision": ("int", REQUIRED, "digits after the point of a price"),
+    "amount_precision": ("int", REQUIRED, "digits after the point of an amount"),
+    "min_qty": ("number", REQUIRED, "smallest amount of an order"),
+    "max_qty": ("number", REQUIRED, "largest amount of an order; 0 when the exchange names none"),
+    "min_notional": ("number", REQUIRED, "smallest price x amount; 0 when none"),
+    "max_notional": ("number", REQUIRED, "largest price x amount; 0 when none"),
+    "ct_val": ("number", REQUIRED, "a swap contract's value in ct_val_ccy; 0 on spot"),
+    "ct_val_ccy": ("text", REQUIRED, "the currency of ct_val; empty on spot"),
+}
+POSITION = {                        # one row of `positions` (FMZ's Position), open positions only
+    "symbol": ("symbol", REQUIRED, "the swap"),
+    "margin_level": ("number", REQUIRED, "leverage"),
+    "amount": ("number", REQUIRED, "size, positive, in the amount unit"),
+    "frozen_amount": ("number", REQUIRED, "the part held by resting closing orders"),
+    "price": ("number", REQUIRED, "average entry price"),
+    "profit": ("number", REQUIRED, "unrealised profit, in the margin currency"),
+    "type": ((0, 1), REQUIRED, "0 long, 1 short"),
+    "contract_type": (("swap",), REQUIRED, "swap"),
+    "margin": ("number", REQUIRED, "the margin held, in the margin currency"),
+}
+FUNDING = {                         # one row of `fundings` (FMZ's Funding)
+    "symbol": ("symbol", REQUIRED, "the swap"),
+    "rate": ("number", REQUIRED, "the rate of the coming settlement"),
+    "time": ("next time", REQUIRED, "when it settles"),
+    "interval": ("interval", REQUIRED, "time between two settlements"),
+}
+
+# Each method's `data`: (shape, structure). Shapes: "object" one structure; "list" a list of
+# them; "rows" a list of lists in the structure's column order; "by symbol" an object whose
+# keys are symbols and whose values are structures; "true" the JSON literal true.
+ANSWERS = {
+    "ticker": ("object", TICKER),
+    "depth": ("object", DEPTH),
+    "trades": ("list", TRADE),
+    "records": ("rows", RECORD),
+    "accounts": ("list", BALANCE),
+    "assets": ("list", BALANCE),
+    "trade": ("object", ORDER_ID),
+    "orders": ("list", ORDER),
+    "order": ("object", ORDER),
+    "historyorders": ("list", ORDER),
+    "cancel": ("true", None),
+    "markets": ("by symbol", MARKET),
+    "tickers": ("list", TICKER),
+    "positions": ("list", POSITION),
+    "margin_level": ("true", None),
+    "fundings": ("list", FUNDING),
+}
+
+
 # -- Dispatch: one request to its answer -----------------------------------------------------------
 
 class Settings:
@@ -326,6 +460,7 @@ class Settings:
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
         self.max_wait = max_wait                          # seconds a call may wait for its turn there
+        self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
 
     def allows(self, client_address):
@@ -404,7 +539,7 @@ def _serve_call(exchange, key, method, kwargs, envelope, settings):
     refuse_on_spot(exchange, method, kwargs)
     api = Api(exchange, envelope["access_key"], envelope["secret_key"],
               settings.base_urls_of(key), settings.timeout, throttle=settings.throttle,
-              max_wait=settings.max_wait)
+              max_wait=settings.max_wait, shared=settings.shared_reads)
     data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
 
@@ -1197,6 +1332,9 @@ def show_answer(answer, with_raw, envelope):
 # bad requests that must each get HTTP 200 JSON {"error"} and leave the plugin serving; --trade
 # places one far-from-market limit buy and always cancels it.
 #
+# The validators read the answer contract (ANSWERS and its structures, beside PROTOCOL) and add
+# what a table cannot say: rows oldest first, buy <= sell, asks ascending, fresh times.
+#
 # Decisions: `markets` and `tickers` are optional (FMZ marks them "to be implemented"), so an
 # error saying the plugin does not support them is a skip, not a failure. Private methods are
 # skipped when no keys are given. Values may be JSON numbers or numeric strings (the guide
@@ -1206,14 +1344,6 @@ PASS, FAIL, SKIP = "pass", "FAIL", "skip"
 OPTIONAL_METHODS = ("markets", "tickers")
 PRIVATE_METHODS = ("accounts", "assets", "orders", "historyorders", "trade", "order", "cancel")
 DECLINED = re.compile(r"not support|unsupported|not implemented|unknown method", re.IGNORECASE)
-TICKER_FIELDS = ("symbol", "buy", "sell", "high", "low", "open", "last", "vol", "time")
-TRADE_FIELDS = ("id", "time", "price", "amount", "type")
-ACCOUNT_FIELDS = ("currency", "free", "frozen")
-ORDER_FIELDS = ("id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "status")
-MARKET_FIELDS = ("symbol", "tick_size", "amount_size", "min_qty")
-ORDER_TYPES = ("buy", "sell", "closebuy", "closesell")
-OPEN_STATUSES = ("pending", "pre-submitted", "submitting", "submitted", "partial-filled")
-CLOSED_STATUSES = ("filled", "closed", "finished", "partial-canceled", "canceled")
 RECORDS_PERIOD = 60              # minutes asked for by the records check
 FRESH_MS = 10 * 60_000           # a ticker's or book's time must be this close to now
 TRADE_DISCOUNT = Decimal("0.8")  # the --trade buy is placed 20% under the best bid: far enough not to
@@ -1260,13 +1390,97 @@ def _json_text(value, limit=40):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _object_problems(obj, where, fields, numbers=()):
-    """Missing fields and non-numeric values of one object in an answer."""
+def answer_problems(method, data):
+    """What in one method's `data` breaks the answer contract (ANSWERS): its shape, then each
+    structure's fields. The validators below add what the contract's tables cannot say
+    (order of rows, buy <= sell, freshness)."""
+    shape, structure = ANSWERS[method]
+    if shape == "true":
+        return [] if data is True else [f"{method} answered {_json_text(data)}, expected true"]
+    if shape == "object":
+        return structure_problems(data, structure, method)
+    if shape == "by symbol":
+        if not isinstance(data, dict):
+            return [f"{method} is {_kind(data)}, expected an object keyed by symbol"]
+        problems = [f"{method}[{key}].symbol {_json_text(item.get('symbol'))} is not its key {key}"
+                    for key, item in data.items() if isinstance(item, dict) and item.get("symbol") != key]
+        return problems + [problem for key, item in data.items()
+                           for problem in structure_problems(item, structure, f"{method}[{key}]")]
+    problems = _list_problems(data, method)
+    for i, item in enumerate(data if isinstance(data, list) else []):
+        if shape == "rows":
+            problems += _row_problems(item, structure, f"{method}[{i}]")
+        else:
+            problems += structure_problems(item, structure, f"{method}[{i}]")
+    return problems
+
+
+def structure_problems(obj, structure, where, swap=None):
+    """Missing fields and wrong values of one structure of the contract (TICKER, ORDER, ...).
+
+    SWAP fields are required when `swap` is true; None reads it from the object's own symbol
+    (BTC_USDT.swap). On spot such a field may be absent or "".
+    """
+    required = [name for name, (_, presence, _) in structure.items() if presence == REQUIRED]
     if not isinstance(obj, dict):
-        return [f"{where} is {_kind(obj)}, expected an object with {', '.join(fields)}"]
-    problems = [f"{where} has no {name}" for name in fields if name not in obj]
-    return problems + [f"{where}.{name} {_json_text(obj[name])} is not a number"
-                       for name in numbers if name in obj and _number_or_none(obj[name]) is None]
+        return [f"{where} is {_kind(obj)}, expected an object with {', '.join(required)}"]
+    if swap is None:
+        swap = str(obj.get("symbol", "")).endswith(".swap")
+    problems, wrong = [], []
+    for name, (kind, presence, _) in structure.items():
+        needed = presence == REQUIRED or (presence == SWAP and swap)
+        if name not in obj or (not needed and obj[name] in ("", None)):
+            if needed:
+                problems.append(f"{where} has no {name}")
+            continue
+        wrong += _value_problems(obj[name], kind, f"{where}.{name}")
+    return problems + wrong
+
+
+def _row_problems(row, structure, where):
+    """One row of a "rows" answer ([time, open, high, low, close, volume]) by its columns."""
+    if not isinstance(row, list) or len(row) < len(structure) or \
+            any(_number_or_none(value) is None for value in row[:len(structure)]):
+        return [f"{where} {_json_text(row)} is not [{', '.join(structure)}] numbers"]
+    return structure_problems(dict(zip(structure, row)), structure, where)
+
+
+def _value_problems(value, kind, where):
+    """One field's value against its kind in the contract."""
+    if isinstance(kind, tuple):
+        allowed = value in kind and not isinstance(value, bool)
+        return [] if allowed else [f"{where} {_json_text(value)} is not {_either(kind)}"]
+    if kind in ("number", "int", "time", "next time", "interval"):
+        number = _number_or_none(value)
+        if number is None:
+            return [f"{where} {_json_text(value)} is not a number"]
+        if kind != "number" and number != number.to_integral_value():
+            return [f"{where} {_json_text(value)} is not a whole number"]
+        if kind == "interval" and number < 0:
+            return [f"{where} {_json_text(value)} is negative"]
+        return _time_problems(value, where, ahead=kind == "next time") if "time" in kind else []
+    if kind == "levels":
+        return _levels_problems(value, where)
+    if not isinstance(value, str) or (kind in ("id", "symbol") and not value):
+        return [f"{where} {_json_text(value)} is not a {'non-empty ' if kind in ('id', 'symbol') else ''}string"]
+    return []
+
+
+def _levels_problems(levels, where):
+    if not isinstance(levels, list):
+        return [f"{where} is {_kind(levels)}, expected a list"]
+    for i, level in enumerate(levels):
+        if not isinstance(level, list) or len(level) < 2 or None in (_number_or_none(level[0]), _number_or_none(level[1])):
+            return [f"{where}[{i}] {_json_text(level)} is not [price, amount] numbers"]
+    return []
+
+
+def _either(values):
+    """("buy", "sell") -> "buy or sell"; longer tuples -> "one of a, b, c"."""
+    words = [str(value) for value in values]
+    if len(words) <= 2:
+        return " or ".join(words)
+    return "one of " + ", ".join(words)
 
 
 def _list_problems(data, where, allow_empty=True):
@@ -1280,9 +1494,9 @@ def _entries(data):
     return list(data.values()) if isinstance(data, dict) else data
 
 
-def _time_problems(value, where, fresh_ms=None):
-    """A time must be milliseconds (not seconds), not in the future, and when asked, recent.
-    A value that is not a number at all is reported by the field check, not here."""
+def _time_problems(value, where, ahead=False):
+    """A time must be milliseconds (not seconds) and, unless `ahead` is allowed, not in the
+    future. A value that is not a number at all is reported by the field check, not here."""
     ms = _number_or_none(value)
     if ms is None:
         return []
@@ -1290,12 +1504,17 @@ def _time_problems(value, where, fresh_ms=None):
         return [f"{where} {value} looks like seconds, not milliseconds"]
     if ms >= 10 ** 14:
         return [f"{where} {value} looks like micro- or nanoseconds, not milliseconds"]
-    age = now_ms() - ms
-    if age < -60_000:
-        return [f"{where} {value} is {-age / 1000:.0f}s in the future"]
-    if fresh_ms is not None and age > fresh_ms:
-        return [f"{where} {value} is {age / 60_000:.0f} minutes old"]
+    if not ahead and ms - now_ms() > 60_000:
+        return [f"{where} {value} is {(ms - now_ms()) / 1000:.0f}s in the future"]
     return []
+
+
+def _stale_problems(value, where, fresh_ms):
+    """A ticker's or a book's time must be recent (within fresh_ms of now)."""
+    ms = _number_or_none(value)
+    if ms is None or fresh_ms is None or not 10 ** 11 <= ms < 10 ** 14 or now_ms() - ms <= fresh_ms:
+        return []
+    return [f"{where} {value} is {(now_ms() - ms) / 60_000:.0f} minutes old"]
 
 
 def _sequence_problems(values, where, ascending, strict=True):
@@ -1310,7 +1529,7 @@ def _sequence_problems(values, where, ascending, strict=True):
 
 
 def ticker_problems(data, symbol, where="ticker", fresh_ms=FRESH_MS):
-    problems = _object_problems(data, where, TICKER_FIELDS, TICKER_FIELDS[1:])
+    problems = structure_problems(data, TICKER, where)
     if not isinstance(data, dict):
         return problems
     buy, sell = _number_or_none(data.get("buy")), _number_or_none(data.get("sell"))
@@ -1318,41 +1537,35 @@ def ticker_problems(data, symbol, where="ticker", fresh_ms=FRESH_MS):
         problems.append(f"{where}: buy {data['buy']} > sell {data['sell']}")
     if symbol and isinstance(data.get("symbol"), str) and data["symbol"].upper() != symbol.upper():
         problems.append(f"{where}.symbol {data['symbol']!r} is not the requested {symbol}")
-    return problems + _time_problems(data.get("time"), where + ".time", fresh_ms)
+    return problems + _stale_problems(data.get("time"), where + ".time", fresh_ms)
 
 
 def depth_problems(data, symbol):
-    problems = _object_problems(data, "depth", ("time", "asks", "bids"), ("time",))
+    problems = answer_problems("depth", data)
     if not isinstance(data, dict):
         return problems
     best = {}
     for side, ascending in (("asks", True), ("bids", False)):
-        prices, levels = [], data.get(side, [])
-        problems += _list_problems(levels, f"depth.{side}", allow_empty=False)
-        for i, level in enumerate(levels if isinstance(levels, list) else []):
-            if not isinstance(level, list) or len(level) < 2 or None in (_number_or_none(level[0]), _number_or_none(level[1])):
-                problems.append(f"depth.{side}[{i}] {_json_text(level)} is not [price, amount] numbers")
-                break
-            prices.append(_number_or_none(level[0]))
+        levels = data.get(side)
+        if levels == []:
+            problems.append(f"depth.{side} is an empty list")
+        if _levels_problems(levels, side):
+            best[side] = None
+            continue
+        prices = [_number_or_none(level[0]) for level in levels]
         problems += _sequence_problems(prices, f"depth.{side}", ascending)
         best[side] = prices[0] if prices else None
     if best["asks"] and best["bids"] and best["bids"] > best["asks"]:
         problems.append(f"depth: best bid {best['bids']} > best ask {best['asks']}")
-    return problems + _time_problems(data.get("time"), "depth.time", FRESH_MS)
+    return problems + _stale_problems(data.get("time"), "depth.time", FRESH_MS)
 
 
 def trades_problems(data, symbol):
-    problems = _list_problems(data, "trades", allow_empty=False)
-    for i, trade in enumerate(data if isinstance(data, list) else []):
-        where = f"trades[{i}]"
-        problems += _object_problems(trade, where, TRADE_FIELDS, ("time", "price", "amount"))
-        if isinstance(trade, dict):
-            problems += _id_problems(trade.get("id"), where + ".id")
-            if trade.get("type") not in ("buy", "sell", None):
-                problems.append(f"{where}.type {_json_text(trade['type'])} is not buy or sell")
-            problems += _time_problems(trade.get("time"), where + ".time")
+    if data == []:
+        return ["trades is an empty list"]
+    problems = answer_problems("trades", data)
     times = [_number_or_none(t.get("time")) for t in data if isinstance(t, dict)] if isinstance(data, list) else []
-    if None not in times:
+    if times and None not in times:
         problems += _sequence_problems(times, "trades time (oldest first)", ascending=True, strict=False)
     return problems
 
@@ -1360,18 +1573,17 @@ def trades_problems(data, symbol):
 def records_problems(data, symbol, period=RECORDS_PERIOD):
     """Rows [time, open, high, low, close, volume], oldest first, one period apart, up to now."""
     problems = _list_problems(data, "records", allow_empty=False)
+    if problems:
+        return problems
     times = []
-    for i, row in enumerate(data if isinstance(data, list) else []):
-        values = [_number_or_none(v) for v in row[:6]] if isinstance(row, list) else []
-        if len(values) < 6 or None in values:
-            return problems + [f"records[{i}] {_json_text(row)} is not [time, open, high, low, close, volume] numbers"]
-        time_, open_, high, low, close, _ = values
+    for i, row in enumerate(data):
+        row_problems = _row_problems(row, RECORD, f"records[{i}]")
+        if row_problems:
+            return row_problems
+        time_, open_, high, low, close, _ = [_number_or_none(value) for value in row[:len(RECORD)]]
         if high < max(open_, close, low) or low > min(open_, close):
             problems.append(f"records[{i}]: high {row[2]} and low {row[3]} do not contain open and close")
         times.append(time_)
-    if not times:
-        return problems
-    problems += _time_problems(data[0][0], "records[0].time")
     unordered = _sequence_problems(times, "records time (oldest first)", ascending=True)
     if unordered:
         return problems + unordered
@@ -1385,15 +1597,17 @@ def records_problems(data, symbol, period=RECORDS_PERIOD):
     return problems
 
 
+LOOSE_MARKET = {name.replace("_", ""): field for name, field in MARKET.items()}   # TickSize, tick_size -> ticksize
+
+
 def markets_problems(data, symbol):
     """FMZ has not fixed this shape: a list of markets or an object keyed by symbol are both
     accepted, and field names are matched ignoring case and underscores (tick_size, TickSize)."""
     entries = _entries(data)
     problems = _list_problems(entries, "markets", allow_empty=False)
-    wanted = [name.replace("_", "") for name in MARKET_FIELDS]
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         entry = _loose(entry)
-        problems += _object_problems(entry, f"markets[{i}]", wanted, wanted[1:])
+        problems += structure_problems(entry, LOOSE_MARKET, f"markets[{i}]", swap=False)
         if isinstance(entry, dict) and not (_number_or_none(entry.get("ticksize")) or 0) > 0:
             problems.append(f"markets[{i}] {entry.get('symbol')}: tick size {entry.get('ticksize')} is not positive")
         if len(problems) > MAX_SHOWN:
@@ -1410,7 +1624,7 @@ def _loose(entry):
 
 
 def _symbols(entries):
-    return {str(entry.get("symbol", "")).upper() for entry in entries if isinstance(entry, dict)}
+    return {str(_loose(entry).get("symbol", "")).upper() for entry in entries if isinstance(entry, dict)}
 
 
 def tickers_problems(data, symbol):
@@ -1426,34 +1640,16 @@ def tickers_problems(data, symbol):
 
 
 def accounts_problems(data, symbol):
-    problems = _list_problems(data, "accounts")
-    for i, row in enumerate(data if isinstance(data, list) else []):
-        problems += _object_problems(row, f"[{i}]", ACCOUNT_FIELDS, ACCOUNT_FIELDS[1:])
-    return problems
+    return answer_problems("accounts", data)
 
 
 def orders_problems(data, symbol):
-    problems = _list_problems(data, "orders")
-    for i, order in enumerate(data if isinstance(data, list) else []):
-        problems += order_problems(order, f"[{i}]")
-    return problems
+    """Every order as FMZ's Order: `type` buy or sell only, `offset` on swap orders, `time`."""
+    return answer_problems("orders", data)
 
 
 def order_problems(order, where="order"):
-    problems = _object_problems(order, where, ORDER_FIELDS, ("amount", "price", "deal_amount", "avg_price"))
-    if isinstance(order, dict):
-        problems += _id_problems(order.get("id"), where + ".id")
-        if order.get("type", "buy") not in ORDER_TYPES:
-            problems.append(f"{where}.type {_json_text(order['type'])} is not one of {', '.join(ORDER_TYPES)}")
-        if order.get("status", "pending") not in OPEN_STATUSES + CLOSED_STATUSES:
-            problems.append(f"{where}.status {_json_text(order['status'])} is not an FMZ status")
-    return problems
-
-
-def _id_problems(value, where):
-    if value is None or (isinstance(value, str) and value):
-        return []
-    return [f"{where} {_json_text(value)} is not a non-empty string"]
+    return structure_problems(order, ORDER, where)
 
 
 def error_answer_problems(reply):
@@ -1601,7 +1797,7 @@ class Checker:
             if data is NO_DATA:
                 return
             order_id = data.get("id") if isinstance(data, dict) else None
-            problems = _object_problems(data, "trade", ("id",)) + _id_problems(order_id, "trade.id")
+            problems = answer_problems("trade", data)
             self.verdict("trade", problems, reply.ms, f"buy {plain(amount)} at {plain(price)}: id {order_id}")
             if order_id is None:
                 order_id = self.find_open_order(price)

@@ -5,6 +5,7 @@
     python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit and BingX, each through its fake
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
+    python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
 
 Everything runs on this machine: the chosen exchanges' fakes (tests/fakes/), each in a process of
 its own, each server under test in a process of its own, and the clients (threads, one keep-alive
@@ -20,6 +21,12 @@ latency added by the fake exchange to every answer:
              with its hard-coded https://www.okx.com replaced by the fake's URL. It speaks OKX
              only, so it is measured only when OKX is among the chosen exchanges.
   exchange   the fake exchange's ticker asked directly, for scale
+
+Then, with the throttle on (the plugin's default, the exchanges' real documented limits), per
+chosen exchange: 8 robots polling one ticker for 3 s at 50 ms exchange latency (answers/s,
+errors, and the most ticker calls the fake saw arrive in any window of the exchange's limit),
+and one grid robot placing 105 limit orders in a loop (time, orders placed, refused, and the
+most orders the fake saw arrive in any window of the order limit).
 
 Columns: requests/s, p50 and p99 latency seen by the client, upstream (exchange) connections
 opened per 100 requests; per server: cold start (process start to first answer) and peak RSS.
@@ -47,6 +54,8 @@ WARMUP = 3                               # requests per client before measuring
 ROUNDS = 3                               # rounds per row, interleaved across servers; the best is kept
 
 sys.path.insert(0, str(ROOT))
+from exchanges import EXCHANGES as MODULES    # noqa: E402  (the documented limits, for the report)
+from exchanges._kit import limits_of         # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402
 from tests.fakes.bybit import FakeBybit       # noqa: E402
@@ -109,7 +118,8 @@ def wait_for_answer(port, path, body, popen):
 
 class FakeExchangeProcess:
     """One exchange's fake (tests/fakes/) in a process of its own, steered over its stdin:
-    `latency S`, `connections`."""
+    `latency S`, `connections`, `forget` (the arrivals so far), `most SECONDS VERB PATH` (the most
+    requests that arrived in any SECONDS), `calls VERB PATH`."""
 
     def __init__(self, exchange):
         self.popen = subprocess.Popen([sys.executable, __file__, "--serve-fake", exchange], cwd=ROOT, text=True,
@@ -128,6 +138,15 @@ class FakeExchangeProcess:
     def connections(self):
         return int(self.ask("connections"))
 
+    def most(self, seconds, verb, path):
+        return int(self.ask(f"most {seconds} {verb} {path}"))
+
+    def orders(self):
+        return int(self.ask("orders"))
+
+    def calls(self, verb, path):
+        return int(self.ask(f"calls {verb} {path}"))
+
     def stop(self):
         self.popen.stdin.close()
         self.popen.wait(timeout=10)
@@ -144,6 +163,18 @@ def serve_fake(exchange):
             print("ok", flush=True)
         elif command == "connections":
             print(fake.connections, flush=True)
+        elif command == "forget":
+            with fake.lock:
+                fake.arrivals.clear()
+            print("ok", flush=True)
+        elif command == "most":
+            seconds, verb, path = value.split()
+            print(fake.most_in_window(float(seconds), verb, path), flush=True)
+        elif command == "orders":
+            print(len(fake.engine.orders), flush=True)
+        elif command == "calls":
+            verb, path = value.split()
+            print(sum(1 for a in list(fake.arrivals) if (a.method, a.path) == (verb, path)), flush=True)
     fake.stop()
 
 
@@ -341,9 +372,10 @@ def measure(config, seconds, rounds):
     return list(best.values())
 
 
-def run(exchanges, seconds, rounds, log_level):
+def run(exchanges, seconds, rounds, log_level, limits_only=False):
     """Measure the plugin for each of `exchanges` (keys of EXCHANGES), beside the bare server
-    and, when OKX is among them, the guide's reference program."""
+    and, when OKX is among them, the guide's reference program; then the throttle-on rows
+    (alone with `limits_only`)."""
     fakes = {exchange: FakeExchangeProcess(exchange) for exchange in exchanges}
     python, servers = sys.executable, []
     with tempfile.TemporaryDirectory() as directory:
@@ -356,6 +388,8 @@ def run(exchanges, seconds, rounds, log_level):
                 servers.append(target)
                 return target
 
+            if limits_only:
+                return [], [], limit_rows(exchanges, fakes, start, log_level)
             bare = start("bare", None, [python, __file__, "--serve-bare"])
             plugins = [start("plugin", exchange, [python, str(ROOT / "fmz_plugin.py"), "--no-throttle",
                                                   "--log-level", log_level,
@@ -371,12 +405,99 @@ def run(exchanges, seconds, rounds, log_level):
                     for row in measure(config, seconds, rounds)]
             summary = [(t.name, t.label, t.process.cold_start_ms, t.process.peak_rss_mb(), t.upstream)
                        for t in servers]
+            throttled = limit_rows(exchanges, fakes, start, log_level)
         finally:
             for target in servers:
                 target.process.stop()
             for fake in fakes.values():
                 fake.stop()
-    return rows, summary
+    return rows, summary, throttled
+
+
+# ---------------------------------------------------------------------------- throttle on: the real limits
+
+POLL_ROBOTS, POLL_SECONDS, POLL_LATENCY_MS = 8, 3.0, 50
+BURST_ORDERS = 105
+
+
+def documented(exchange, endpoint):
+    """The tightest limit the exchange module documents for `endpoint` ("VERB /path"): the
+    fewest calls per second it allows (a weight divides the budget)."""
+    calls_per_second = lambda limit: limit.requests / limit.seconds / (limit.units({"symbol": "x"}) or 1)
+    return min(limits_of(MODULES[exchange].RATE_LIMITS.get(endpoint)), key=calls_per_second)
+
+
+def trade_envelope(fake_class, n):
+    """Order n of a grid: a limit buy of 0.001 BTC, one price step lower each time."""
+    return json.dumps({"access_key": fake_class.ACCESS_KEY, "secret_key": fake_class.SECRET_KEY,
+                       "method": "trade", "nonce": time.time_ns(),
+                       "params": {"symbol": "BTC_USDT", "type": "buy", "price": str(40000 - n), "amount": "0.001"}}
+                      ).encode()
+
+
+class LimitRow:
+    def __init__(self, exchange, what, figures, limit):
+        self.exchange, self.what, self.figures, self.limit = exchange, what, figures, limit
+
+
+def poll_one_ticker(target, fake, exchange):
+    """8 robots polling BTC_USDT for 3 s, 50 ms exchange latency: what they got, and the most
+    ticker calls the fake saw arrive in any window of the documented limit."""
+    label, fake_class, direct = EXCHANGES[exchange]
+    path = direct.split("?")[0]
+    limit = documented(exchange, f"GET {path}")
+    fake.set_latency(POLL_LATENCY_MS)
+    fake.ask("forget")
+    latencies, errors, elapsed, _ = load(target, POLL_ROBOTS, POLL_SECONDS, TICKER_PATH)
+    calls = fake.calls("GET", path)
+    most = fake.most(limit.seconds, "GET", path) * limit.units({"symbol": "x"})   # in the limit's units
+    fake.set_latency(0)
+    answers_per_s = len(latencies) / elapsed
+    bound = limit.requests / limit.seconds / (limit.units({"symbol": "x"}) or 1)   # answers/s at one call each
+    row = LimitRow(label, "8 robots poll one ticker, 50 ms latency, 3 s", {
+        "answers/s": f"{answers_per_s:,.0f}", "errors": str(errors),
+        "exchange calls": f"{calls} ({calls / elapsed:.1f}/s)",
+        "answers per call": f"{len(latencies) / max(calls, 1):.1f}",
+        "most in one window": f"{most}", "vs the limit-bound figure": f"{answers_per_s / bound:.1f}x",
+    }, limit)
+    row.binds = bound < 1000 / POLL_LATENCY_MS      # the limit, not the latency, bounds one robot
+    return row
+
+
+def order_burst(target, fake, exchange):
+    """One grid robot placing 105 limit orders in a loop, 0 ms exchange latency."""
+    label, fake_class, _ = EXCHANGES[exchange]
+    path = fake_class.ORDER_PATH
+    limit = documented(exchange, f"POST {path}")
+    fake.ask("forget")
+    orders_before = fake.orders()
+    conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
+    started, refused = time.perf_counter(), 0
+    for n in range(BURST_ORDERS):
+        answer = json.loads(post(conn, target.path, trade_envelope(fake_class, n)))
+        refused += "error" in answer
+    elapsed = time.perf_counter() - started
+    conn.close()
+    placed = fake.orders() - orders_before
+    most = fake.most(limit.seconds, "POST", path)
+    return LimitRow(label, f"{BURST_ORDERS} limit orders in a loop, 0 ms latency", {
+        "time s": f"{elapsed:.2f}", "placed": str(placed), "refused": str(refused),
+        "most in one window": str(most),
+    }, limit)
+
+
+def limit_rows(exchanges, fakes, start, log_level):
+    """The throttle-on rows: a plugin per exchange started with its default throttle."""
+    rows = []
+    for exchange in exchanges:
+        plugin = start("plugin, throttle on", exchange,
+                       [sys.executable, str(ROOT / "fmz_plugin.py"), "--log-level", log_level,
+                        "--base-url", f"{EXCHANGES[exchange][0]}={fakes[exchange].url}"])
+        rows.append(poll_one_ticker(plugin, fakes[exchange], exchange))
+        rows.append(order_burst(plugin, fakes[exchange], exchange))
+        for row in rows[-2:]:
+            print(f"  throttle on {row.exchange:<8} {row.what}: {row.figures}", file=sys.stderr, flush=True)
+    return rows
 
 
 # ---------------------------------------------------------------------------- the report
@@ -447,6 +568,39 @@ def report(rows, servers, exchanges, seconds, rounds, log_level):
         print(table(["target", "wanted", "measured", ""], verdicts(rows, servers, label)))
 
 
+def report_limits(rows):
+    """The throttle-on rows and their targets: nothing refused, the exchange never over its
+    limit, and polling robots answered at least 8x what the limit allows one robot per call."""
+    print("\nThrottle on (the exchanges' documented limits, as the plugin runs by default):\n")
+    for kind in ("poll", "burst"):
+        chosen = [r for r in rows if ("poll" in r.what) == (kind == "poll")]
+        if not chosen:
+            continue
+        names = list(chosen[0].figures)
+        print(table(["exchange", "run", *names, "limit"],
+                    [[r.exchange, r.what, *r.figures.values(), r.limit.describe()] for r in chosen]))
+        print()
+    yes = lambda ok: "met" if ok else "MISSED"
+    lines = []
+    for r in rows:
+        over = int(r.figures["most in one window"]) > r.limit.requests
+        if "poll" in r.what:
+            ratio = float(r.figures["vs the limit-bound figure"].rstrip("x"))
+            wanted = ">= 8x the limit-bound answers/s" if r.binds else \
+                "(the limit does not bind at 50 ms: answers per call instead)"
+            shown = f"{ratio:.1f}x" if r.binds else f"{r.figures['answers per call']} answers per call"
+            good = ratio >= 8 if r.binds else float(r.figures["answers per call"]) >= 7
+            lines.append([r.exchange, f"polling: 0 errors, never over the limit, {wanted}",
+                          f"{r.figures['errors']} errors, most {r.figures['most in one window']} of "
+                          f"{r.limit.requests}, {shown}", yes(r.figures["errors"] == "0" and not over and good)])
+        else:
+            lines.append([r.exchange, f"burst: all {BURST_ORDERS} placed, 0 refused, never over the limit",
+                          f"{r.figures['placed']} placed, {r.figures['refused']} refused, most "
+                          f"{r.figures['most in one window']} of {r.limit.requests}",
+                          yes(r.figures["refused"] == "0" and not over)])
+    print(table(["exchange", "target", "measured", ""], lines))
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description="Benchmark the plugin against a bare server and the guide's example.")
     parser.add_argument("--seconds", type=float, default=3.0,
@@ -458,6 +612,8 @@ def main(argv):
                         help="the exchange(s) whose fake the plugin is measured against (default okx); "
                              "the guide's reference program speaks OKX only")
     parser.add_argument("--quick", action="store_true", help="one round of 1 s per row: a rough look in seconds")
+    parser.add_argument("--limits", action="store_true",
+                        help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
     parser.add_argument("--serve-fake", choices=list(EXCHANGES), help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)          # the bare server's
@@ -471,8 +627,10 @@ def main(argv):
         raise SystemExit(f"the guide is not at {GUIDE}: the reference program is extracted from it")
     if args.quick:
         args.seconds, args.rounds = 1.0, 1
-    rows, servers = run(exchanges, args.seconds, args.rounds, args.log_level)
-    report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
+    rows, servers, throttled = run(exchanges, args.seconds, args.rounds, args.log_level, args.limits)
+    if not args.limits:
+        report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
+    report_limits(throttled)
 
 
 if __name__ == "__main__":

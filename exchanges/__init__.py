@@ -44,7 +44,9 @@ request carry the exchange's validity deadline, --timeout after signing.
 
 Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api_")
     Each is `handler(api, **params)` and returns `(data, raw)`: `data` in the FMZ shape of
-    that method (see fmz_plugin.py PROTOCOL), `raw` the exchange's own reply (several:
+    that method, written once as the answer contract in fmz_plugin.py (ANSWERS, and its
+    structures TICKER, DEPTH, TRADE, RECORD, BALANCE, ORDER, MARKET, POSITION, FUNDING: every
+    field, its unit, whether it is required), `raw` the exchange's own reply (several:
     `_kit.one_or_all(replies)`). Parameters arrive parsed and checked: `symbol` a _kit.Symbol,
     prices and amounts Decimal (price None for a market order), limits and times int (None when
     the docker sent none). A method the module does not list is answered "<NAME> does not
@@ -57,21 +59,23 @@ Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api
     or refused answer by looking the order up (see their docstrings for the model). The core refuses, before any handler runs,
     a close type on a spot symbol and a swap-only method (positions, margin_level, fundings) on
     a spot symbol.
-    Every order (order, orders, historyorders) is exactly {"id", "symbol" (FMZ form), "amount",
-    "price", "deal_amount", "avg_price", "type": "buy" | "sell" (the side that went to the book:
-    a close-long is "sell"), "offset": "open" | "close" for swaps and "" for spot,
-    "contract_type": "swap" | "", "time": the creation time in ms (int), "status" (FMZ's words)}.
+    Every order (order, orders, historyorders) is exactly fmz_plugin.ORDER: {"id", "symbol"
+    (FMZ form), "amount", "price", "deal_amount", "avg_price", "type": "buy" | "sell" (the side
+    that went to the book: a close-long is "sell"), "offset": "open" | "close" for swaps and ""
+    for spot, "contract_type": "swap" | "", "time": the creation time in ms (int), "status"
+    (FMZ's words)}.
 
 Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import alpaca, binance, bingx, bybit, okx
+from exchanges import alpaca, binance, bingx, bitvavo, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
     "binance": binance,
     "bybit": bybit,
     "bingx": bingx,
+    "bitvavo": bitvavo,
     "alpaca": alpaca,
 }

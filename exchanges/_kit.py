@@ -32,7 +32,8 @@ THROTTLE_MARGIN = 0.05        # seconds added to every documented window, for th
 THROTTLE_SWEEP = 5.0          # seconds between two sweeps of idle throttle buckets
 MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
 DEADLINE_MAX_MS = 60_000      # an order's validity deadline is --timeout after signing, at most this
-                              # (Binance's recvWindow cannot exceed 60000)
+DEADLINE_MIN_MS = 100         # and at least this (Binance's recvWindow and Bitvavo's access window
+                              # take 100..60000 ms)
 DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock must read before a late
                               # request counts as surely refused (its servers' clocks differ a little)
 DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
@@ -243,6 +244,14 @@ class Pool:
                 idle.append(conn)
                 return
         conn.close()
+
+    def clear(self):
+        """Close every idle connection (tests: a dead fake's sockets must not pile up)."""
+        with self.lock:
+            idle, self.idle = self.idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
 
 def _closed_by_peer(conn):
@@ -526,6 +535,66 @@ class Turn:
         self.throttle._answered(self.held)
 
 
+# -- HTTP: shared public reads (single-flight) ----------------------------------------------------
+
+class SharedReads:
+    """One exchange call for identical public reads asked at the same time (single-flight).
+
+    While an unsigned GET (same exchange, base URL, path and query) is waiting for its turn or
+    in flight, another robot asking exactly the same joins it and gets the same reply, or the
+    same error, instead of a call of its own: 30 robots watching one ticker cost one call per
+    round trip, within the exchange's public limit. Never across different params (a depth of
+    5 levels is not a depth of 10) nor for signed calls, and never an answer older than the
+    call that was joined: the call leaves the table the moment its reply is in, so whoever asks
+    after that asks the exchange again. What is shared is the raw reply; each caller decodes
+    its own copy.
+    """
+
+    def __init__(self):
+        self.flights = {}             # key -> _Flight being waited for or in flight
+        self.lock = threading.Lock()
+
+    def fetch(self, key, call):
+        """call()'s result, or that of the identical call already under way."""
+        with self.lock:
+            flight = self.flights.get(key)
+            leading = flight is None
+            if leading:
+                flight = self.flights[key] = _Flight()
+            else:
+                flight.joined += 1
+        if not leading:
+            return flight.outcome()
+        try:
+            flight.result = call()
+        except BaseException as error:
+            flight.error = error
+            raise
+        finally:
+            with self.lock:
+                del self.flights[key]
+            flight.landed.set()
+        return flight.result
+
+
+class _Flight:
+    __slots__ = ("landed", "result", "error", "joined")
+
+    def __init__(self):
+        self.landed = threading.Event()
+        self.result, self.error, self.joined = None, None, 0
+
+    def outcome(self):
+        self.landed.wait()
+        if isinstance(self.error, PluginError):
+            error = self.error       # each caller raises its own copy of the same error
+            raise PluginError(str(error), code=error.code, ambiguous=error.ambiguous,
+                              rate_limited=error.rate_limited)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 # -- HTTP: requests and the Api a handler calls through --------------------------------------------
 
 class Request:
@@ -557,7 +626,7 @@ class Api:
     """
 
     def __init__(self, exchange, access_key="", secret_key="", base_urls=None,
-                 timeout=DEFAULT_TIMEOUT, pool=None, throttle=None, max_wait=None):
+                 timeout=DEFAULT_TIMEOUT, pool=None, throttle=None, max_wait=None, shared=None):
         self.exchange = exchange
         self.access_key, self.secret_key = access_key, secret_key
         self.base_urls = {name: url.rstrip("/") for name, url in (base_urls or {}).items()}
@@ -565,6 +634,7 @@ class Api:
         self.pool = pool or POOL
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
+        self.shared = shared          # a SharedReads joining identical public GETs, or None
         self._keys = None
 
     @property
@@ -604,7 +674,7 @@ class Api:
     def window_ms(self):
         """The validity window of an order or cancel: --timeout, so the exchange never takes a
         request later than the plugin would have waited for its answer."""
-        return max(1, min(int(self.timeout * 1000), DEADLINE_MAX_MS))
+        return max(DEADLINE_MIN_MS, min(int(self.timeout * 1000), DEADLINE_MAX_MS))
 
     def call(self, method, path, params=None, *, signed, idempotent=None, host=None, deadline=False):
         """Send, decode and check one call.
@@ -667,23 +737,15 @@ class Api:
     def _call_once(self, method, path, params, signed, idempotent, host, deadline=False):
         request = self._build(method, path, params)
         keys = self.keys if signed else None          # bad keys fail before waiting for a turn
-        turn = self._wait_for_turn(request, params, signed, host)
+        send = lambda: self._send_in_turn(request, params, keys, idempotent, host, deadline)
         try:
-            if signed:
-                now = self.now()
-                if deadline:
-                    request.window_ms = self.window_ms
-                    request.deadline = now + request.window_ms
-                self.exchange.sign(request, keys, now)
-            status, body, headers = self._send(request, idempotent, self.url_for(host))
-            if turn is not None:
-                turn.observe(headers)
+            if signed or request.method != "GET" or self.shared is None:
+                status, body, headers = send()
+            else:
+                status, body, headers = self.shared.fetch((self.name, self.url_for(host), request.target), send)
         except PluginError as error:
             error.deadline = request.deadline       # no answer: wait_past may wait it out
             raise
-        finally:
-            if turn is not None:
-                turn.done()
         try:
             reply = self._decode(status, body)
             self.exchange.check(status, reply)
@@ -698,6 +760,25 @@ class Api:
         if status == 429:
             raise self._rate_limit_error(request, f"HTTP 429 {str(reply)[:80]}", "429")
         return reply
+
+    def _send_in_turn(self, request, params, keys, idempotent, host, deadline=False):
+        """Wait for the throttle's turn, sign (with the validity deadline of an order or cancel:
+        it starts when the request leaves, not while it waits), send: (status, body, headers)."""
+        turn = self._wait_for_turn(request, params, keys is not None, host)
+        try:
+            if keys is not None:
+                now = self.now()
+                if deadline:
+                    request.window_ms = self.window_ms
+                    request.deadline = now + request.window_ms
+                self.exchange.sign(request, keys, now)
+            status, body, headers = self._send(request, idempotent, self.url_for(host))
+            if turn is not None:
+                turn.observe(headers)
+            return status, body, headers
+        finally:
+            if turn is not None:
+                turn.done()
 
     def _limits_of(self, request):
         """The Limits the exchange documents for this endpoint (RATE_LIMITS), maybe none."""
@@ -909,6 +990,7 @@ class AccountSettings:
 
 POOL = Pool()                          # idle keep-alive connections per host
 THROTTLE = Throttle()                  # the client-side rate limit (fmz_plugin: unless --no-throttle)
+SHARED_READS = SharedReads()           # identical public reads under way at once: one call
 MARKETS = MarketsCache()               # instrument specs per exchange, base URL and kind
 ACCOUNT_SETTINGS = AccountSettings()   # per exchange, base URL and key: a position mode, ...
 CLOCK_OFFSETS = {}                     # (exchange NAME, base URL) -> ms to add to our clock

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,10 +28,12 @@ from tests.fakes.base import SERVE_POLL
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bingx import FakeBingX
+from tests.fakes.bitvavo import FakeBitvavo
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
-FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca}   # exchange name -> its fake; the contract suite runs against each
+FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca,
+         "Bitvavo": FakeBitvavo}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:
@@ -93,6 +96,34 @@ def client_of(fake, **base_urls):
     with serving(base_urls or {fake.NAME.lower(): fake.url}) as (url, server):
         client = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
         client.fake, client.server = fake, server
+        yield client
+
+
+def raw_exchange(url, data, half_close=True):
+    """Send raw bytes to the plugin at `url` on a fresh socket and read until it closes: the
+    whole answer, head and body, as bytes. `half_close` ends our side once sent."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def head_and_json(answer):
+    """A raw answer as (its head as text, its body decoded from JSON)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.decode(), json.loads(body)
+
+
+@pytest.fixture(scope="module", params=list(FAKES))
+def served(request):
+    """A client of one plugin (in this process) serving each exchange's fake, kept for a whole
+    test module: for suites of many quick requests that each leave the plugin as they found it."""
+    with FAKES[request.param]() as fake, client_of(fake) as client:
         yield client
 
 
@@ -217,6 +248,7 @@ def fresh_caches():
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.CLOCK_OFFSETS.clear()
     yield
+    _kit.POOL.clear()       # idle sockets to this test's fakes; past 1024 open files select() fails
 
 
 @pytest.fixture

@@ -246,6 +246,18 @@ def test_check_passes_against_our_plugin_with_each_fake(exchange, capsys):
     assert len(exchange.fake.engine.orders) == 1
 
 
+def test_check_grades_a_swap_order_round_trip_with_each_fake(exchange, capsys):
+    if "positions" not in fmz_plugin.EXCHANGES[exchange.exchange.lower()].METHODS:
+        pytest.skip(f"{exchange.exchange} does not serve perpetual swaps")
+    url = f"{exchange.url}/{exchange.exchange}"
+    assert run("check", url, "--symbol", "BTC_USDT.swap", "--trade", "--yes", *keys_of(exchange.fake)) == 0
+    out = capsys.readouterr().out
+    found = rows(out)
+    assert found["trade: order"][0] == "pass" and found["trade: gone"][0] == "pass", out
+    (order,) = exchange.fake.engine.orders.values()
+    assert order["status"] == "canceled"
+
+
 def test_check_without_keys_skips_private_methods(okx, capsys):
     assert run("check", okx.url + "/OKX") == 0
     found = rows(capsys.readouterr().out)
@@ -339,7 +351,8 @@ def test_check_names_each_defect_of_a_broken_plugin(capsys):
         "tickers": ["connection was dropped"],
         "accounts": ['[0].free "lots" is not a number', "no raw"],
         "assets": ["answered HTTP 500 (text/html)"],
-        "orders": ["[0].id 123 is not a non-empty string", '[0].status "open" is not an FMZ status'],
+        "orders": ["[0].id 123 is not a non-empty string", '[0].status "open" is not one of pending, ',
+                   "[0] has no time"],
         "error: malformed body": ["answered HTTP 500 (text/html)"],
         "error: missing method": ['answered data "ok"'],
         "error: missing symbol": ["answered data"],
@@ -398,6 +411,18 @@ NOW = int(time.time() * 1000)
 HOUR = 3_600_000
 
 
+ORDER = {"id": "BTC-USDT,1", "symbol": "BTC_USDT", "amount": 1, "price": 1, "deal_amount": 0, "avg_price": 0,
+         "type": "buy", "offset": "", "contract_type": "", "time": NOW, "status": "pending"}
+SWAP_ORDER = dict(ORDER, symbol="BTC_USDT.swap", type="sell", offset="close", contract_type="swap")
+
+
+def market(symbol, **fields):
+    """A market with every field of the contract's MARKET, as another plugin might spell them."""
+    return {"Symbol": symbol, "BaseAsset": symbol.split("_")[0], "QuoteAsset": "USDT", "TickSize": "0.1",
+            "AmountSize": "0.001", "PricePrecision": 1, "AmountPrecision": 3, "MinQty": "0.001", "MaxQty": 0,
+            "MinNotional": 0, "MaxNotional": 0, "CtVal": 0, "CtValCcy": "", **fields}
+
+
 @pytest.mark.parametrize("validator, data, defect", [
     (fmz_plugin.ticker_problems, {"symbol": "ETH_USDT", "buy": 1, "sell": 2, "high": 2, "low": 1, "open": 1,
                                   "last": 1, "vol": 1, "time": NOW}, "is not the requested BTC_USDT"),
@@ -425,14 +450,22 @@ HOUR = 3_600_000
     (fmz_plugin.records_problems, [[NOW - HOUR, 1, 0.5, 1, 1, 1]], "do not contain open and close"),
     (fmz_plugin.records_problems, [[NOW - 5 * HOUR, 1, 2, 1, 1, 1]], "more than two periods old"),
     (fmz_plugin.records_problems, [{"time": NOW}], "is not [time, open, high, low, close, volume] numbers"),
-    (fmz_plugin.markets_problems, [{"symbol": "ETH_USDT", "tick_size": 0.01, "amount_size": 0.001, "min_qty": 0.001}],
-     "markets has no BTC_USDT"),
-    (fmz_plugin.markets_problems, {"BTC_USDT": {"Symbol": "BTC_USDT", "TickSize": 0, "AmountSize": 1, "MinQty": 1}},
-     "tick size 0 is not positive"),
+    (fmz_plugin.markets_problems, [market("ETH_USDT")], "markets has no BTC_USDT"),
+    (fmz_plugin.markets_problems, {"BTC_USDT": market("BTC_USDT", TickSize=0)}, "tick size 0 is not positive"),
+    (fmz_plugin.markets_problems, [{"symbol": "BTC_USDT", "tick_size": 0.1, "amount_size": 0.001, "min_qty": 0.001}],
+     "markets[0] has no baseasset"),
     (fmz_plugin.tickers_problems, [{"symbol": "BTC_USDT", "buy": 2, "sell": 1}], "tickers[0]: buy 2 > sell 1"),
     (fmz_plugin.orders_problems, [{"id": "1", "symbol": "BTC_USDT", "amount": 1, "price": 1, "deal_amount": 0,
                                    "avg_price": 0, "type": "long", "status": "pending"}], '[0].type "long"'),
     (fmz_plugin.accounts_problems, {"USDT": 1}, "accounts is an object, expected a list"),
+    (fmz_plugin.orders_problems, [dict(ORDER, type="closebuy")], 'orders[0].type "closebuy" is not buy or sell'),
+    (fmz_plugin.orders_problems, [dict(ORDER, type="closesell")], 'orders[0].type "closesell" is not buy or sell'),
+    (fmz_plugin.orders_problems, [{k: v for k, v in SWAP_ORDER.items() if k != "offset"}], "orders[0] has no offset"),
+    (fmz_plugin.orders_problems, [dict(SWAP_ORDER, offset="closebuy")], 'orders[0].offset "closebuy" is not open or close'),
+    (fmz_plugin.orders_problems, [dict(SWAP_ORDER, contract_type="")], "orders[0].contract_type \"\" is not swap"),
+    (fmz_plugin.orders_problems, [{k: v for k, v in ORDER.items() if k != "time"}], "orders[0] has no time"),
+    (fmz_plugin.orders_problems, [dict(ORDER, time=NOW // 1000)], "orders[0].time"),
+    (fmz_plugin.orders_problems, [dict(ORDER, time="yesterday")], 'orders[0].time "yesterday" is not a number'),
 ])
 def test_validators_name_the_defect(validator, data, defect):
     problems = validator(data, "BTC_USDT")
@@ -443,5 +476,8 @@ def test_validators_accept_numeric_strings_and_objects_keyed_by_symbol():
     ticker = {"symbol": "BTC_USDT", "buy": "1.5", "sell": "1.6", "high": "2", "low": "1", "open": "1",
               "last": "1.5", "vol": "10", "time": str(NOW)}
     assert fmz_plugin.ticker_problems(ticker, "BTC_USDT") == []
-    markets = {"BTC_USDT": {"symbol": "BTC_USDT", "TickSize": "0.1", "AmountSize": "0.001", "MinQty": "0.001"}}
+    markets = {"BTC_USDT": market("BTC_USDT")}
     assert fmz_plugin.markets_problems(markets, "BTC_USDT") == []
+    assert fmz_plugin.orders_problems([ORDER, SWAP_ORDER, dict(ORDER, time=str(NOW), amount="1.5")], "BTC_USDT") == []
+    spot = {k: v for k, v in ORDER.items() if k not in ("offset", "contract_type")}
+    assert fmz_plugin.orders_problems([spot], "BTC_USDT") == []        # spot orders may leave them out

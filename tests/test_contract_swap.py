@@ -9,7 +9,8 @@ same everywhere:
                  max leverage 50, funding -0.00005 every 4 h
   BTC_USD.swap   1 contract = 100 USD (margined in BTC), lot 1, mid 50000, max leverage 125
 Leverage starts at 10; margin = notional / leverage, held in the balance's "frozen".
-A fake whose swap orders go to another path than ORDER_PATH names it SWAP_ORDER_PATH.
+A fake whose swap orders go to another path than ORDER_PATH names it SWAP_ORDER_PATH (see
+FakeExchange in tests/fakes/base.py for every attribute read here).
 An exchange runs this suite once its module serves swaps (lists `positions` in METHODS).
 
 Amounts below are in the engine's contracts. FMZ amounts are the exchange's own contracts: OKX's
@@ -23,10 +24,10 @@ from decimal import Decimal
 
 import pytest
 
+import fmz_plugin
 from exchanges import EXCHANGES
 
 HOUR_MS = 3_600_000
-ALL_SWAPS = ("BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap")
 
 
 @pytest.fixture(autouse=True)
@@ -37,17 +38,18 @@ def serves_swaps(exchange):
 
 def units(ex, symbol, contracts):
     """`contracts` engine contracts of a swap in the exchange's own amount unit, as FMZ sees them."""
-    unit = getattr(ex.fake, "CONTRACT_UNITS", {}).get(symbol, 1)
+    unit = ex.fake.CONTRACT_UNITS.get(symbol, 1)
     return float(Decimal(str(contracts)) * Decimal(unit))
 
 
 def ct_val(ex, symbol, engine_ct_val):
     """The contract value the exchange reports for a swap whose engine contract is engine_ct_val."""
-    return float(Decimal(str(engine_ct_val)) / Decimal(getattr(ex.fake, "CONTRACT_UNITS", {}).get(symbol, 1)))
+    return float(Decimal(str(engine_ct_val)) / Decimal(ex.fake.CONTRACT_UNITS.get(symbol, 1)))
 
 
-def served(ex):
-    return set(getattr(ex.fake, "SWAPS", ALL_SWAPS))
+def swaps_of(ex):
+    """The perpetual swaps the exchange serves (its fake's SWAPS)."""
+    return set(ex.fake.SWAPS)
 
 
 def digits(number):
@@ -79,11 +81,9 @@ def refused(ex, reason, method, **params):
 
 def test_markets_list_spot_and_swap_with_contract_values(exchange):
     markets = exchange.data("markets")
-    assert {"BTC_USDT", "ETH_USDT"} | served(exchange) <= set(markets)
+    assert {"BTC_USDT", "ETH_USDT"} | swaps_of(exchange) <= set(markets)
     spot = markets["BTC_USDT"]
-    assert set(spot) == {"symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
-                         "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val",
-                         "ct_val_ccy"}
+    assert set(spot) == set(fmz_plugin.MARKET)
     assert (spot["symbol"], spot["base_asset"], spot["quote_asset"]) == ("BTC_USDT", "BTC", "USDT")
     assert (spot["tick_size"], spot["amount_size"], spot["min_qty"]) == (0.1, 0.00000001, 0.00001)
     assert (spot["price_precision"], spot["amount_precision"]) == (1, 8)
@@ -95,7 +95,7 @@ def test_markets_list_spot_and_swap_with_contract_values(exchange):
     eth = markets["ETH_USDT.swap"]
     assert (eth["ct_val"], eth["amount_size"]) == (ct_val(exchange, "ETH_USDT.swap", "0.1"),
                                                    units(exchange, "ETH_USDT.swap", 1))
-    if "BTC_USD.swap" in served(exchange):
+    if "BTC_USD.swap" in swaps_of(exchange):
         inverse = markets["BTC_USD.swap"]
         assert (inverse["quote_asset"], inverse["ct_val"], inverse["ct_val_ccy"]) == \
             ("USD", ct_val(exchange, "BTC_USD.swap", 100), "USD")
@@ -103,7 +103,7 @@ def test_markets_list_spot_and_swap_with_contract_values(exchange):
 
 def test_tickers_every_market_in_one_answer(exchange):
     tickers = {t["symbol"]: t for t in exchange.data("tickers")}
-    assert {"BTC_USDT", "ETH_USDT"} | served(exchange) <= set(tickers)
+    assert {"BTC_USDT", "ETH_USDT"} | swaps_of(exchange) <= set(tickers)
     assert tickers["BTC_USDT"] == exchange.data("ticker", symbol="BTC_USDT") | {"time": tickers["BTC_USDT"]["time"]}
     assert (tickers["ETH_USDT.swap"]["buy"], tickers["ETH_USDT.swap"]["sell"]) == (3000, 3000.01)
 
@@ -137,7 +137,7 @@ def test_open_long_holds_margin(exchange):
     assert (usdt["free"], usdt["frozen"]) == (99499.999, 500.001)
 
 
-def test_open_short(exchange):
+def test_open_short_fills_across_book_levels_and_holds_margin(exchange):
     # bids 3000 x 100, 2999.99 x 200: a sell of 150 contracts fills 100 + 50
     trade(exchange, "ETH_USDT.swap", "sell", 150)
     held = position(exchange, "ETH_USDT.swap")
@@ -186,7 +186,7 @@ def test_contract_amounts_round_down_to_the_lot(exchange):
 
 
 def test_coin_margined_swap_takes_margin_in_the_coin(exchange):
-    if "BTC_USD.swap" not in served(exchange):
+    if "BTC_USD.swap" not in swaps_of(exchange):
         pytest.skip(f"{exchange.exchange} serves no coin-margined swaps")
     # 100 contracts x 100 USD at 50000.1 = 0.19999960 BTC notional, / leverage 10
     trade(exchange, "BTC_USD.swap", "buy", 100)
@@ -196,7 +196,7 @@ def test_coin_margined_swap_takes_margin_in_the_coin(exchange):
 
 
 def test_swap_order_is_placed_once_when_the_answer_is_lost(exchange):
-    path = getattr(exchange.fake, "SWAP_ORDER_PATH", exchange.fake.ORDER_PATH)
+    path = exchange.fake.SWAP_ORDER_PATH or exchange.fake.ORDER_PATH
     exchange.fake.inject("drop_after", path=path)
     assert trade(exchange, "BTC_USDT.swap", "buy", 1)
     assert len(exchange.fake.engine.orders) == 1
@@ -215,13 +215,13 @@ def test_leverage_change_applies_to_the_next_open(exchange):
 
 def test_positions_by_symbol_range_and_all(exchange):
     opened = {"BTC_USDT.swap": ("buy", 1), "ETH_USDT.swap": ("sell", 2), "BTC_USD.swap": ("buy", 3)}
-    for symbol in served(exchange):
+    for symbol in swaps_of(exchange):
         trade(exchange, symbol, opened[symbol][0], opened[symbol][1])
     everything = {p["symbol"]: (p["type"], p["amount"]) for p in exchange.data("positions")}
     assert everything == {symbol: (0 if side == "buy" else 1, units(exchange, symbol, contracts))
-                          for symbol, (side, contracts) in opened.items() if symbol in served(exchange)}
+                          for symbol, (side, contracts) in opened.items() if symbol in swaps_of(exchange)}
     assert {p["symbol"] for p in exchange.data("positions", symbol="USDT.swap")} == {"BTC_USDT.swap", "ETH_USDT.swap"}
-    if "BTC_USD.swap" in served(exchange):
+    if "BTC_USD.swap" in swaps_of(exchange):
         assert [p["symbol"] for p in exchange.data("positions", symbol="BTC_USD.swap")] == ["BTC_USD.swap"]
     assert exchange.data("positions", symbol="ETH_USDT.swap")[0]["type"] == 1
 
@@ -232,7 +232,7 @@ def test_funding_rate_next_time_and_interval(exchange):
     assert (funding["symbol"], funding["rate"], funding["interval"]) == ("ETH_USDT.swap", -0.00005, 4 * HOUR_MS)
     assert funding["time"] % funding["interval"] == 0 and now < funding["time"] <= now + 4 * HOUR_MS + 60_000
     every = {f["symbol"]: f for f in exchange.data("fundings")}
-    assert served(exchange) <= set(every)
+    assert swaps_of(exchange) <= set(every)
     assert (every["BTC_USDT.swap"]["rate"], every["BTC_USDT.swap"]["interval"]) == (0.0001, 8 * HOUR_MS)
     assert {f["symbol"] for f in exchange.data("fundings", symbol="USDT.swap")} == {"BTC_USDT.swap", "ETH_USDT.swap"}
 
@@ -258,8 +258,7 @@ def test_hedge_mode_holds_long_and_short_apart(exchange):
 
 # ---------------------------------------------------------------------------- FMZ's Order fields
 
-ORDER_FIELDS = {"id", "symbol", "amount", "price", "deal_amount", "avg_price", "type", "offset", "contract_type",
-                "time", "status"}
+ORDER_FIELDS = set(fmz_plugin.ORDER)          # the answer contract, written once in fmz_plugin
 # FMZ order type -> (type: the side that goes to the book, offset); a close needs a position first
 BOOK_SIDES = {"buy": ("buy", "open"), "sell": ("sell", "open"), "closebuy": ("sell", "close"),
               "closesell": ("buy", "close")}
@@ -281,6 +280,7 @@ def test_swap_orders_carry_fmz_order_fields_in_every_listing(exchange, order_typ
 
     def check(order):
         assert set(order) == ORDER_FIELDS and order["symbol"] == "BTC_USDT.swap"
+        assert fmz_plugin.order_problems(order) == []
         assert (order["type"], order["offset"], order["contract_type"]) == (side, offset, "swap")
         assert isinstance(order["time"], int) and started - 1000 <= order["time"] <= started + 60_000
 
@@ -324,7 +324,7 @@ def test_insufficient_margin_is_refused(exchange):
             amount=units(exchange, "BTC_USDT.swap", 90000))
 
 
-def test_unknown_contract(exchange):
+def test_unknown_contract_is_refused_with_the_exchange_code(exchange):
     assert "NOPE_USDT.swap" in exchange.error("trade", symbol="NOPE_USDT.swap", type="buy", price=-1, amount=1)
     refused(exchange, "unknown_symbol", "ticker", symbol="NOPE_USDT.swap")
     refused(exchange, "unknown_symbol", "margin_level", symbol="NOPE_USDT.swap", level=5)

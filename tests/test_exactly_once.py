@@ -22,7 +22,7 @@ pytestmark = pytest.mark.repo_only
 
 TIMEOUT = 0.2                # the plugin's --timeout, and so each order's validity deadline (s)
 LATE = 0.5                   # how long the exchange's engine sits on a queued request (s)
-CLIENT_ID = re.compile(r"fmz[0-9a-f]{29}")
+CLIENT_ID = re.compile(r"fmz[0-9a-f]{29}|[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")   # ours, or a UUID4
 
 
 @pytest.fixture(autouse=True)

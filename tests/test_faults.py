@@ -212,7 +212,7 @@ def test_clock_skew_on_trade_resyncs_once_and_keeps_the_offset(exchange, skew_ms
     assert first != second and len(exchange.fake.engine.orders) == 2
     assert exchange.data("accounts")
     time_calls = [t for _, t, _ in exchange.fake.requests if t.startswith(exchange.fake.TIME_PATH)]
-    assert len(time_calls) == (1 if getattr(exchange.fake, "SIGNS_TIME", True) else 0)   # Alpaca signs no time
+    assert len(time_calls) == (1 if exchange.fake.SIGNS_TIME else 0)   # Alpaca signs no time
 
 
 def test_connection_closed_by_the_exchange_while_idle_is_replaced(exchange):

@@ -123,7 +123,7 @@ def test_robots_sharing_a_key_read_its_position_mode_once(fake, monkeypatch):
     counts, original = {}, _kit.ACCOUNT_SETTINGS.get
     monkeypatch.setattr(_kit.ACCOUNT_SETTINGS, "get",
                         lambda api, name, load: original(api, name, counting(load, counts, name)))
-    one_contract = float(Decimal(getattr(fake, "CONTRACT_UNITS", {}).get("BTC_USDT.swap", 1)))
+    one_contract = float(Decimal(fake.CONTRACT_UNITS.get("BTC_USDT.swap", 1)))
     with client_of(fake) as client:
         client.data("markets")                # specs cached: only the account settings are cold
         answers = all_at_once(lambda robot: robot.call("trade", symbol="BTC_USDT.swap", type="buy", price=-1,

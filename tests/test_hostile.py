@@ -9,7 +9,7 @@ import socket
 import pytest
 
 import fmz_plugin
-from tests.conftest import FAKES, client_of, serving
+from tests.conftest import raw_exchange, serving
 
 
 def raw_post(url, body, path="/OKX", headers=None):
@@ -72,19 +72,6 @@ def slow_clients_time_out(monkeypatch):
     monkeypatch.setattr(fmz_plugin.Handler, "timeout", 0.3)
 
 
-def raw_exchange(url, data, half_close=True):
-    """Send raw bytes on a fresh socket and read until the server closes it."""
-    host, port = url.split("//")[1].split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(data)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @pytest.mark.repo_only
 def test_slow_body_is_answered_and_the_server_moves_on(plugin_server, slow_clients_time_out, okx):
     answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{", half_close=False)
@@ -140,6 +127,9 @@ CORPUS = {
     "utf-8 bom": b'\xef\xbb\xbf{"method": "ticker"}',
     "duplicate keys, last not a string": b'{"access_key":"a","secret_key":"b","method":"ticker","method":7}',
     "method missing": {"method": ...},
+    "method unknown": {"method": "teleport"},
+    "access_key missing": {"access_key": ...},
+    "secret_key missing": {"secret_key": ...},
     "method a number": {"method": 7},
     "method null": {"method": None},
     "method a list": {"method": ["ticker"]},
@@ -234,23 +224,13 @@ CORPUS = {
 
 
 def corpus_body(case, client):
+    """A corpus case as the bytes to POST, with the client's keys where the case keeps them."""
     if isinstance(case, bytes):
         return case
     envelope = {"access_key": client.access_key, "secret_key": client.secret_key, "method": "ticker",
                 "params": {"symbol": "BTC_USDT"}, "nonce": 1}
     envelope.update(case)
     return json.dumps({k: v for k, v in envelope.items() if v is not ...}).encode()
-
-
-@pytest.fixture(scope="module", params=list(FAKES))
-def served(request):
-    """One fake and one plugin per exchange for the whole corpus."""
-    with FAKES[request.param]() as fake, client_of(fake) as client:
-        yield client
-
-
-def test_corpus_is_large():
-    assert len(CORPUS) >= 50
 
 
 @pytest.mark.parametrize("name", CORPUS)

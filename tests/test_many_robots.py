@@ -167,10 +167,11 @@ def binance_client():
 
 def test_binance_counts_request_weight_per_ip_across_endpoints(binance_client, monkeypatch):
     """Depth of 500 levels weighs 25, of 5 levels 5, and a ticker 2: under a budget of 60 weight
-    per 0.5 s, four robots asking all three never made the fake count more than 60."""
+    per 0.5 s, four robots asking all three never made the fake count more than 60 (each robot's
+    reads its own: identical reads are not shared here)."""
     from exchanges import binance
-    from tests.fakes.binance import FakeBinance
     exchange = binance_client
+    exchange.server.settings.shared_reads = None
     weight = _kit.Limit(60, 0.5, per="ip", pool="spot request weight")
     for endpoint, cost in [("GET /api/v3/depth", binance._spot_depth_weight), ("GET /api/v3/ticker/24hr", 2)]:
         monkeypatch.setitem(binance.RATE_LIMITS, endpoint, weight.costing(cost))
@@ -250,3 +251,86 @@ def test_bybit_limit_status_header_is_followed(bybit_client):
     exchange.fake.uid_used_elsewhere = 0
     assert exchange.data("trade", symbol="BTC_USDT", type="buy", price=40001, amount="0.001")
     assert clock.now - start == pytest.approx(1.0 + _kit.THROTTLE_MARGIN)
+
+
+# ---------------------------------------------------------------------------- identical public reads shared
+
+def gets_to(exchange):
+    return [r for r in exchange.fake.requests if r[0] == "GET"]
+
+
+def at_once(exchange, asks):
+    """One robot per ask ((method, params)), all sending at the same moment (a barrier), while
+    the fake answers 0.3 s late so that they overlap; throttle on with the real limits."""
+    exchange.server.settings.throttle = _kit.Throttle()
+    barrier = threading.Barrier(len(asks))
+
+    def ask(client, n):
+        method, params = asks[n]
+        barrier.wait(10)
+        return [(n, client.call(method, **params))]
+
+    exchange.fake.latency = 0.3
+    try:
+        return dict(robots(exchange, len(asks), ask))
+    finally:
+        exchange.fake.latency = 0.0
+
+
+def test_32_robots_asking_one_ticker_at_once_cost_a_few_exchange_calls(exchange):
+    """A public ticker is shared by the robots asking it at once. An exchange whose market
+    data is a signed call (Alpaca sends the keys with it) gets a call per robot: signed calls
+    are never shared."""
+    exchange.data("markets")
+    before, signatures = len(gets_to(exchange)), len(exchange.fake.signatures)
+    one = exchange.data("ticker", symbol="BTC_USDT")
+    per_ticker = len(gets_to(exchange)) - before                  # calls one ticker costs alone
+    signed = len(exchange.fake.signatures) > signatures
+    before = len(gets_to(exchange))
+    answers = at_once(exchange, [("ticker", {"symbol": "BTC_USDT"})] * 32)
+    assert len(answers) == 32 and all("data" in a and a["data"]["symbol"] == "BTC_USDT" for a in answers.values())
+    assert {a["data"]["last"] for a in answers.values()} == {one["last"]}
+    if signed:
+        assert len(gets_to(exchange)) - before == 32 * per_ticker
+    else:
+        assert len(gets_to(exchange)) - before <= 3 * per_ticker
+
+
+def test_mixed_symbols_and_depths_never_share_an_answer(exchange):
+    exchange.data("markets")
+    asks = [("ticker", {"symbol": "BTC_USDT"}), ("ticker", {"symbol": "ETH_USDT"}),
+            ("depth", {"symbol": "BTC_USDT", "limit": 5}), ("depth", {"symbol": "BTC_USDT", "limit": 10}),
+            ("depth", {"symbol": "ETH_USDT", "limit": 5})] * 4
+    answers = at_once(exchange, asks)
+    for n, (method, params) in enumerate(asks):
+        data = answers[n]["data"]
+        if method == "ticker":
+            assert data["symbol"] == params["symbol"]
+            assert 1000 < data["last"] < 10000 if params["symbol"] == "ETH_USDT" else data["last"] > 10000
+        else:
+            assert len(data["asks"]) == len(data["bids"]) == params["limit"]
+            best = data["asks"][0][0]
+            assert 1000 < best < 10000 if params["symbol"] == "ETH_USDT" else best > 10000
+
+
+def test_a_shared_call_error_reaches_every_robot_that_joined_it(exchange):
+    """Twelve robots ask a ticker for a pair the exchange does not have: every one gets the
+    exchange's refusal, the same text, from a few calls."""
+    exchange.data("markets")
+    before, signatures = len(exchange.fake.requests), len(exchange.fake.signatures)
+    answers = at_once(exchange, [("ticker", {"symbol": "XYZ_USDT"})] * 12)
+    errors = {a.get("error") for a in answers.values()}
+    assert len(errors) == 1 and None not in errors
+    if len(exchange.fake.signatures) == signatures:               # public: shared
+        assert len(exchange.fake.requests) - before <= 3 * 2      # a few calls, each maybe retried once
+
+
+def test_signed_reads_are_never_shared(exchange):
+    exchange.data("accounts")
+    before = len(exchange.fake.requests)
+    exchange.data("accounts")
+    per_accounts = len(exchange.fake.requests) - before
+    before = len(exchange.fake.requests)
+    answers = at_once(exchange, [("accounts", {})] * 6)
+    assert all("data" in a for a in answers.values())
+    assert len(exchange.fake.requests) - before == 6 * per_accounts

@@ -9,7 +9,6 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 import fmz_plugin  # noqa: E402
-from tests.conftest import FAKES, client_of  # noqa: E402
 
 PARAM_NAMES = ["symbol", "type", "price", "amount", "limit", "period", "since", "id", "level"]
 SYMBOLS = ["BTC_USDT", "ETH_USDT", "btc_usdt", "BTC_USDT.swap", "USDT.swap", "NOPE_USDT", "BTC", ""]
@@ -23,12 +22,6 @@ json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
 params = st.dictionaries(st.sampled_from(PARAM_NAMES) | st.text(max_size=10), json_values, max_size=6)
 methods = (st.sampled_from(list(fmz_plugin.PROTOCOL) + ["__api_/api/v5/public/time", "__api_//x", "nope"])
            | st.text(max_size=20))
-
-
-@pytest.fixture(scope="module", params=list(FAKES))
-def served(request):
-    with FAKES[request.param]() as fake, client_of(fake) as client:
-        yield client
 
 
 @settings(max_examples=50, deadline=None, derandomize=True, database=None,

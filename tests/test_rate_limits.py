@@ -100,6 +100,7 @@ def test_robots_sharing_a_key_never_exceed_the_limit(exchange, monkeypatch):
     error naming the limit."""
     endpoint = endpoint_of(exchange, "ticker", symbol="BTC_USDT")
     throttled(exchange, monkeypatch, endpoint, (5, 1000.0))
+    exchange.server.settings.shared_reads = None          # each robot's ticker a call of its own
     answers, lock = [], threading.Lock()
 
     def robot():

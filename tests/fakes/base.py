@@ -35,6 +35,7 @@ path)`. A fake may add headers to its replies (rate-limit usage) in `reply_heade
 """
 import http.server
 import json
+import re
 import socket
 import socketserver
 import sys
@@ -106,7 +107,44 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class FakeExchange:
-    """Start with `with FakeOKX() as fake:` (or start()/stop()); `fake.url` is its base URL."""
+    """Start with `with FakeOKX() as fake:` (or start()/stop()); `fake.url` is its base URL.
+
+    A fake declares what the exchange-neutral suites (tests/test_contract.py,
+    test_contract_swap.py, test_faults.py, test_secrets.py, ...) read from it:
+
+        NAME              the exchange module's NAME, as the plugin serves it ("OKX")
+        ACCESS_KEY        the access key a trader would type into FMZ for this fake ...
+        SECRET_KEY        ... and the secret key, as typed (OKX: SECRET,PASSPHRASE)
+        ORDER_PATH        the path orders are placed on (every order, or spot orders when
+                          SWAP_ORDER_PATH is set)
+        SWAP_ORDER_PATH   the path perpetual orders are placed on, when it is another; else None
+        TIME_PATH         the path of the exchange's clock (a clock resync is counted on it)
+        SIGNS_TIME        False for an exchange whose signature carries no timestamp (Alpaca):
+                          no clock resync is then expected
+        CANCEL_ROUTE      (VERB, path) of a cancel
+        CODES             engine refusal reason (tests/fakes/engine.py) -> the exchange's own
+                          error code, as text ("unknown_symbol": "51001")
+        FOREIGN_ORDER_ID  an order id in the plugin's form for which the fake has no order
+        SWAPS             the perpetual swaps the exchange serves, of the engine's SWAP_MARKETS
+        CONTRACT_UNITS    {swap: how many of the exchange's amount units one engine contract is}
+                          for an exchange that counts swaps in coins; 1 for those not listed
+        engine            the shared Engine keeping the fake's state (set by each fake)
+    and implements not_found, rate_limited and signature_of below.
+    """
+
+    NAME = ""
+    ACCESS_KEY = SECRET_KEY = ""
+    ORDER_PATH = TIME_PATH = ""
+    SIGNS_TIME = True
+    SWAP_ORDER_PATH = None
+    CANCEL_ROUTE = ("", "")
+    CODES = {}
+    FOREIGN_ORDER_ID = ""
+    SWAPS = ("BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap")
+    CONTRACT_UNITS = {}
+
+    CLIENT_ID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")   # the client order ids the plugin sends here
+    MAX_OPEN_ORDERS = None            # open orders the exchange allows per market (None: no such rule)
 
     def __init__(self):
         self.routes = {}

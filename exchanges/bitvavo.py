@@ -1,0 +1,475 @@
+"""Bitvavo, REST API v2 (spot only): https://docs.bitvavo.com/
+
+Keys: access_key = the API key (64 characters); secret_key = the API secret, optionally followed by
+`,OPERATORID` (an integer naming this trader or bot inside the account, sent as `operatorId` with
+every order and cancel; 1 when absent), e.g. `SECRET` or `SECRET,42`.
+
+Signing (https://docs.bitvavo.com/docs/rest-api/introduction/): Bitvavo-Access-Signature = hex
+HMAC-SHA256(secret, timestamp + METHOD + path + body), where path is the request path from /v2 on
+with its query string (`/v2/order?market=BTC-EUR&orderId=...`; the python SDK signs exactly that)
+and body is the JSON body ("" for GET and DELETE). The timestamp (ms) travels as
+Bitvavo-Access-Timestamp, the key as Bitvavo-Access-Key, and Bitvavo-Access-Window (ms, default
+10000, at most 60000) bounds how late the request may arrive: later is refused with 304, hence the
+clock offset. Orders and cancels carry a window of --timeout (see _kit.Api.window_ms), which
+is what lets _kit.place_once prove that an unanswered order was not placed.
+
+Replies carry no envelope: a success is the bare object or list, a refusal
+{"errorCode": 216, "error": "..."} with an HTTP 4xx/5xx status (https://docs.bitvavo.com/docs/errors).
+
+Symbols: BTC_EUR is market BTC-EUR. Bitvavo has no derivatives: a `.swap` symbol is refused, and
+positions, margin_level and fundings are not served. Order ids given to FMZ are `MARKET,ORDERID`
+(`BTC-EUR,1be6d0df-d5dc-4b53-a250-3376f3b393e6`): order and cancel need no lookup.
+
+Facts this module relies on, and where they come from:
+- Markets (GET /v2/markets): `tickSize` is the price step, validated since API v2.12.0, which made
+  `pricePrecision` null (https://docs.bitvavo.com/releases/v2.12.0); `quantityDecimals` the
+  amount's decimals and `notionalDecimals` the quote amount's; `minOrderInBaseAsset` /
+  `minOrderInQuoteAsset` the minimums (217 for a quote amount below the latter); status
+  trading / halted / auction.
+- Orders (POST /v2/order, https://docs.bitvavo.com/docs/rest-api/create-order): `clientOrderId`
+  must be unique among OPEN orders (220 "clientOrderId conflict within the market"); the FIX API
+  says it must be a UUID and the REST example is one, so a UUID4 is sent. `operatorId` is sent with
+  orders and cancels: CCXT refuses createOrder and cancelOrder without one (its options note
+  "required soon for order-related endpoints"); whether Bitvavo already refuses its absence is
+  UNVERIFIED. A market buy by quote spends `amountQuote`. At most 100 open orders per market (235).
+- Order states: new, awaitingTrigger, partiallyFilled, filled, canceled and its variants
+  (canceledAuction, canceledSelfTradePrevention, canceledIOC, canceledFOK,
+  canceledMarketProtection, canceledPostOnly), expired, rejected (CCXT's parse_order_status).
+- Errors: 240 "No order found" for an unknown order; 233 when cancelling one that is no longer
+  new or partiallyFilled (CCXT issue 24154); 216 insufficient balance (without the currency: this
+  module names it); 205 an invalid parameter value (an unknown market answers "market parameter
+  is invalid." - that wording is UNVERIFIED); 304 outside the access window; 103 / 104 / 105 rate
+  limited or banned (105 names the ban's end); 101 and 109 "may or may not have succeeded".
+- Lists: candles (max 1440 a request, intervals 1m..1d and 1W, 1M) and trades (max 1000) come
+  newest first; GET /v2/orders (max 1000) newest first with start/end on the creation time.
+- Book `timestamp`: the WebSocket docs say nanoseconds while examples show milliseconds; both are
+  read (a value past year 5000 in ms is taken as ns).
+
+Rate limits: 1000 weight points a minute per API key (per IP for public calls), followed through
+the bitvavo-ratelimit-* headers; see RATE_LIMITS below.
+"""
+import hashlib
+import hmac
+import re
+import uuid
+from collections import namedtuple
+from decimal import Decimal
+
+from exchanges._kit import (Limit, PluginError, Symbol, book_levels, cancel_once, candle_row, markets_answer,
+                            number_or_zero, one_or_all, order_size, place_once, precision)
+
+NAME = "Bitvavo"
+BASE_URL = "https://api.bitvavo.com"        # paths below start with /v2
+HOSTS = {}
+CLOCK_ERRORS = ("304",)                     # Request was not received within acceptable window
+RATE_LIMIT_ERRORS = ("103", "104", "105")   # rate limited (weight) / too many new orders / banned
+AMBIGUOUS_ERRORS = ("101", "109")           # "Operation may or may not have succeeded"
+POST_PARAMS = "json"                        # a POST's params travel as its JSON body
+
+
+# -- Rate limits -----------------------------------------------------------------------------------
+# Bitvavo counts request *weight*: 1000 points a minute per API key for authenticated calls and
+# per IP for public ones (docs "Rate limits"; each endpoint's "Rate limit weight points"), and
+# answers every call with bitvavo-ratelimit-limit / -remaining / -resetat, the budget as Bitvavo
+# counts it, which the throttle follows. New orders are also limited per account: 100 a second
+# (104). The market paths /v2/{market}/book, /trades and /candles (weights 1, 5, 1) hold the
+# market in the path, which a RATE_LIMITS key cannot name: the throttle does not count them
+# (Bitvavo's headers still report what they spent).
+
+def _weight_used(headers):
+    """Points spent this minute as Bitvavo counts them: the limit less what remains."""
+    limit, remaining = headers.get("bitvavo-ratelimit-limit"), headers.get("bitvavo-ratelimit-remaining")
+    if not (limit and remaining and limit.isdigit() and remaining.isdigit()):
+        return None
+    return max(int(limit) - int(remaining), 0)
+
+
+def _by_market(one, every):
+    """Weight `one` with a market, `every` without (the endpoint then answers every market)."""
+    return lambda params: one if params.get("market") else every
+
+
+WEIGHT = Limit(1000, 60.0, pool="request weight", used=_weight_used)   # per key signed, per IP public
+NEW_ORDERS = Limit(100, 1.0, per="key", pool="new orders")
+RATE_LIMITS = {
+    "GET /v2/time": WEIGHT.costing(1),
+    "GET /v2/markets": WEIGHT.costing(1),
+    "GET /v2/ticker/24h": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/balance": WEIGHT.costing(5),
+    "POST /v2/order": [WEIGHT.costing(1), NEW_ORDERS],
+    "GET /v2/order": WEIGHT.costing(1),
+    "DELETE /v2/order": WEIGHT.costing(1),
+    "GET /v2/ordersOpen": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/orders": WEIGHT.costing(5),
+}
+
+ACCESS_WINDOW = 10_000               # ms: Bitvavo's default, sent explicitly
+DEFAULT_OPERATOR_ID = 1
+DEPTH_DEFAULT, DEPTH_MAX = 20, 1000
+TRADES_LIMIT = 100                   # recent trades answered by `trades` (Bitvavo allows 1000)
+CANDLES_PAGE = 1440
+HISTORY_PAGE, HISTORY_DEFAULT = 1000, 100
+LIVE = ("trading", "auction")        # market states that take orders (halted does not)
+NANOSECONDS_FROM = 10 ** 14          # a timestamp this large is in ns, not ms
+
+# FMZ period in minutes -> Bitvavo candle interval (GET /v2/{market}/candles, "interval")
+INTERVALS = {
+    1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 120: "2h", 240: "4h",
+    360: "6h", 480: "8h", 720: "12h", 1440: "1d", 10080: "1W",
+}
+
+# Bitvavo order status -> the FMZ status vocabulary
+STATUS = {
+    "new": "pending",
+    "awaitingTrigger": "pending",
+    "partiallyFilled": "partial-filled",
+    "filled": "filled",
+    "canceled": "canceled",
+    "canceledAuction": "canceled",
+    "canceledSelfTradePrevention": "canceled",
+    "canceledIOC": "canceled",
+    "canceledFOK": "canceled",
+    "canceledMarketProtection": "canceled",
+    "canceledPostOnly": "canceled",
+    "expired": "canceled",
+    "rejected": "canceled",
+}
+OPEN_STATES = ("new", "awaitingTrigger", "partiallyFilled")
+
+Keys = namedtuple("Keys", "api_key secret operator_id")
+_HEADER_SAFE = re.compile(r"[!-~]+")
+_ORDER_ID = re.compile(r"([A-Z0-9]{1,20}-[A-Z0-9]{1,20}),([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})")
+
+
+def parse_keys(access_key, secret_key):
+    api_key = (access_key or "").strip()
+    secret, _, operator = (secret_key or "").strip().partition(",")
+    if not api_key or not secret.strip():
+        raise PluginError("Bitvavo keys: access_key must be the API key and secret_key the API secret "
+                          "(optionally followed by ,OPERATORID)")
+    if not _HEADER_SAFE.fullmatch(api_key):
+        raise PluginError("Bitvavo keys: the API key has spaces or characters a Bitvavo key never has")
+    operator = operator.strip()
+    if operator and not (operator.isdigit() and len(operator) <= 18):
+        raise PluginError("Bitvavo keys: after SECRET, the secret_key takes only an operator id, a whole "
+                          "number such as 42")
+    return Keys(api_key, secret.strip(), int(operator) if operator else DEFAULT_OPERATOR_ID)
+
+
+def sign(request, keys, now_ms):
+    timestamp = str(now_ms)
+    prehash = timestamp + request.method + request.target + request.body
+    request.headers.update({
+        "Bitvavo-Access-Key": keys.api_key,
+        "Bitvavo-Access-Signature": hmac.new(keys.secret.encode(), prehash.encode(), hashlib.sha256).hexdigest(),
+        "Bitvavo-Access-Timestamp": timestamp,
+        "Bitvavo-Access-Window": str(request.window_ms or ACCESS_WINDOW),
+    })
+
+
+def check(status, reply):
+    """A refusal is {"errorCode": N, "error": "..."}; a success the bare payload with HTTP 200."""
+    if isinstance(reply, dict) and "errorCode" in reply:
+        code = str(reply["errorCode"])
+        message = reply.get("error") or f"HTTP {status}"
+        raise PluginError(f"Bitvavo {code}: {message}", code=code,
+                          ambiguous=status >= 500 or code in AMBIGUOUS_ERRORS)
+    if status >= 400:
+        raise PluginError(f"Bitvavo answered HTTP {status}: {str(reply)[:80]}", ambiguous=status >= 500)
+
+
+def _data(reply, shape):
+    """Bitvavo answers the payload itself, with no envelope to unwrap: this is the one place a
+    reply's shape is checked against what the endpoint answers (`shape`: dict or list)."""
+    if not isinstance(reply, shape):
+        raise PluginError(f"Bitvavo answered {str(reply)[:60]!r} where "
+                          f"{'a list' if shape is list else 'an object'} was expected")
+    return reply
+
+
+def _objects(reply):
+    """The objects of a list reply; an entry that is not one is skipped."""
+    return [row for row in _data(reply, list) if isinstance(row, dict)]
+
+
+def server_time(api):
+    """GET /v2/time"""
+    return int(number_or_zero(_data(api.get("/v2/time", signed=False), dict).get("time")))
+
+
+# -- Symbols and ids -------------------------------------------------------------------------------
+
+def market_id(symbol):
+    """Symbol('BTC_EUR') -> BTC-EUR; a swap is refused: Bitvavo trades spot only."""
+    if symbol.kind != "spot":
+        raise PluginError(f"Bitvavo has spot markets only, not {symbol}")
+    return f"{symbol.base}-{symbol.quote}"
+
+
+def to_symbol(market):
+    """BTC-EUR -> Symbol('BTC_EUR')."""
+    base, _, quote = str(market).partition("-")
+    return Symbol(base, quote)
+
+
+def split_order_id(order_id):
+    """`BTC-EUR,1be6d0df-...` -> ("BTC-EUR", "1be6d0df-...")."""
+    found = _ORDER_ID.fullmatch(order_id)
+    if not found:
+        raise PluginError(f"invalid Bitvavo order id {order_id[:60]!r}: expected MARKET,ORDERID such as "
+                          "BTC-EUR,1be6d0df-d5dc-4b53-a250-3376f3b393e6")
+    return found.group(1), found.group(2)
+
+
+def _client_order_id():
+    """Bitvavo's clientOrderId is a UUID (the FIX API requires one; the REST docs show one),
+    which _kit.new_client_id's 32 letters and digits are not."""
+    return str(uuid.uuid4())
+
+
+def _ms(value):
+    """A timestamp in ms, from ms or ns (Bitvavo's book gives one or the other); 0 when absent."""
+    number = int(number_or_zero(value))
+    return number // 1_000_000 if number >= NANOSECONDS_FROM else number
+
+
+# -- Market data -----------------------------------------------------------------------------------
+
+def ticker(api, symbol):
+    """GET /v2/ticker/24h?market= (one object; the docs' schema shows a one-row list, also read)"""
+    market = market_id(symbol)
+    reply = api.get("/v2/ticker/24h", {"market": market}, signed=False)
+    row = reply if isinstance(reply, dict) else next((r for r in _objects(reply) if r.get("market") == market), None)
+    if not row:
+        raise PluginError(f"Bitvavo returned no ticker for {symbol}")
+    return _ticker(row), reply
+
+
+def _ticker(t):
+    """A market without trades in 24 h has nulls for its prices: they read as 0."""
+    return {
+        "symbol": str(to_symbol(t.get("market", ""))),
+        "buy": number_or_zero(t.get("bid")), "sell": number_or_zero(t.get("ask")),
+        "high": number_or_zero(t.get("high")), "low": number_or_zero(t.get("low")),
+        "open": number_or_zero(t.get("open")), "last": number_or_zero(t.get("last")),
+        "vol": number_or_zero(t.get("volume")), "time": _ms(t.get("timestamp")),
+    }
+
+
+def tickers(api, symbol=None):
+    """GET /v2/ticker/24h without a market (every market, weight 25; a range such as EUR narrows it)"""
+    if symbol is not None and symbol.kind != "spot":
+        raise PluginError(f"Bitvavo has spot markets only, not {symbol}")
+    reply = api.get("/v2/ticker/24h", signed=False)
+    rows = [t for t in _objects(reply) if "-" in str(t.get("market", ""))]
+    return [_ticker(t) for t in rows if symbol is None or symbol.covers(to_symbol(t["market"]))], reply
+
+
+def depth(api, symbol, limit=None):
+    """GET /v2/{market}/book?depth= (up to 1000 levels a side)"""
+    reply = api.get(f"/v2/{market_id(symbol)}/book", {"depth": min(limit or DEPTH_DEFAULT, DEPTH_MAX)},
+                    signed=False)
+    book = _data(reply, dict)
+    return {"time": _ms(book.get("timestamp")) or api.now(), "asks": book_levels(book.get("asks")),
+            "bids": book_levels(book.get("bids"))}, reply
+
+
+def trades(api, symbol):
+    """GET /v2/{market}/trades (newest first; answered oldest first)"""
+    reply = api.get(f"/v2/{market_id(symbol)}/trades", {"limit": TRADES_LIMIT}, signed=False)
+    rows = [{"id": str(t.get("id", "")), "time": _ms(t.get("timestamp")),
+             "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("amount")),
+             "type": t.get("side", "")} for t in _objects(reply)]
+    return sorted(rows, key=lambda row: row["time"]), reply
+
+
+def records(api, symbol, period=60, limit=None):
+    """GET /v2/{market}/candles (newest first, 1440 a page; older pages asked for with `end`, the
+    open time of the oldest candle so far, which ends the interval before it)"""
+    interval = INTERVALS.get(period)
+    if interval is None:
+        raise PluginError(f"Bitvavo has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+    path, wanted, candles, pages, end = f"/v2/{market_id(symbol)}/candles", limit or 100, {}, [], None
+    while len(candles) < wanted:
+        reply = api.get(path, {"interval": interval, "limit": min(wanted - len(candles), CANDLES_PAGE),
+                               "end": end}, signed=False)
+        pages.append(reply)
+        rows = [candle_row(r) for r in _data(reply, list) if isinstance(r, list) and len(r) >= 6]
+        fresh = {row[0]: row for row in rows if row[0] not in candles}
+        if not fresh:
+            break
+        candles.update(fresh)
+        end = min(fresh)
+    rows = sorted(candles.values())[-wanted:]
+    return rows, one_or_all(pages)
+
+
+def markets(api):
+    """GET /v2/markets, through the markets cache (no raw)"""
+    return markets_answer(api, ("spot",))
+
+
+def load_markets(api, kind):
+    """GET /v2/markets (markets that take orders: trading or auction); Bitvavo lists no swaps"""
+    if kind != "spot":
+        return {}
+    found = {}
+    for m in _objects(api.get("/v2/markets", signed=False)):
+        if m.get("status") not in LIVE or "-" not in str(m.get("market", "")):
+            continue
+        symbol = to_symbol(m["market"])
+        tick = number_or_zero(m.get("tickSize"))
+        lot = _step(m.get("quantityDecimals"))
+        found[str(symbol)] = {
+            "symbol": str(symbol),
+            "base_asset": symbol.base, "quote_asset": symbol.quote,
+            "tick_size": tick, "amount_size": lot,
+            "price_precision": precision(tick), "amount_precision": precision(lot),
+            "min_qty": number_or_zero(m.get("minOrderInBaseAsset")),
+            "max_qty": number_or_zero(m.get("maxOrderInBaseAsset")),
+            "min_notional": number_or_zero(m.get("minOrderInQuoteAsset")),
+            "max_notional": number_or_zero(m.get("maxOrderInQuoteAsset")),
+            "ct_val": Decimal(0), "ct_val_ccy": "",
+            "quote_step": _step(m.get("notionalDecimals")),
+        }
+    return found
+
+
+def _step(decimals):
+    """quantityDecimals 8 -> 0.00000001 (a string or a number, as Bitvavo sends either)."""
+    digits = number_or_zero(decimals)
+    return Decimal(1).scaleb(-int(digits)) if digits == int(digits) and 0 <= digits <= 18 else Decimal(0)
+
+
+# -- Account ---------------------------------------------------------------------------------------
+
+def accounts(api):
+    """GET /v2/balance (every currency Bitvavo lists for the account)"""
+    reply = api.get("/v2/balance", signed=True)
+    rows = [{"currency": b.get("symbol", ""), "free": number_or_zero(b.get("available")),
+             "frozen": number_or_zero(b.get("inOrder"))} for b in _objects(reply)]
+    return rows, reply
+
+
+assets = accounts
+
+
+# -- Trading ---------------------------------------------------------------------------------------
+
+def trade(api, symbol, order_type, price, amount):
+    """POST /v2/order (limit; price None = market, and a market buy spends `amount` quote through
+    amountQuote). Exactly once: a UUID clientOrderId, looked up with GET /v2/order when the answer
+    is lost."""
+    market = market_id(symbol)
+    market_buy = price is None and order_type == "buy"
+    px, size = order_size(api, symbol, price, amount, quote_amount=market_buy)
+    client_id = _client_order_id()
+    body = {"market": market, "side": order_type, "orderType": "market" if price is None else "limit",
+            "clientOrderId": client_id, "operatorId": api.keys.operator_id, "price": px,
+            "amountQuote" if market_buy else "amount": size}
+
+    def send():
+        reply = api.post("/v2/order", body, signed=True, deadline=True)
+        return {"id": _placed_id(market, reply)}, reply
+
+    def find():
+        try:
+            reply = api.get("/v2/order", {"market": market, "clientOrderId": client_id}, signed=True)
+        except PluginError as error:
+            if error.code == "240":         # No order found
+                return None
+            raise
+        return {"id": _placed_id(market, reply)}, reply
+
+    try:
+        return place_once(send, find, api, client_id)
+    except PluginError as error:
+        if error.code != "216":
+            raise
+        spends = symbol.quote if order_type == "buy" else symbol.base
+        raise PluginError(f"{error} (a {order_type} of {symbol} spends {spends})", code=error.code) from error
+
+
+def _placed_id(market, reply):
+    order_id = _data(reply, dict).get("orderId")
+    if not order_id:
+        raise PluginError(f"Bitvavo answered the order without an orderId: {str(reply)[:80]}")
+    return f"{market},{order_id}"
+
+
+def orders(api, symbol=None):
+    """GET /v2/ordersOpen (one market's, or every market's without a symbol; at most 100 a market,
+    so no pages)"""
+    reply = api.get("/v2/ordersOpen", {"market": market_id(symbol) if symbol else None}, signed=True)
+    return [_order(o) for o in _objects(reply)], reply
+
+
+def order(api, order_id, symbol=None):
+    """GET /v2/order?market=&orderId="""
+    market, oid = split_order_id(order_id)
+    reply = api.get("/v2/order", {"market": market, "orderId": oid}, signed=True)
+    return _order(_data(reply, dict)), reply
+
+
+def historyorders(api, symbol, since=None, limit=None):
+    """GET /v2/orders (the latest 1000, or 1000 from `since`; the closed ones, oldest first)"""
+    reply = api.get("/v2/orders", {"market": market_id(symbol), "limit": HISTORY_PAGE, "start": since},
+                    signed=True)
+    closed = sorted((o for o in _objects(reply) if o.get("status") not in OPEN_STATES),
+                    key=lambda o: int(number_or_zero(o.get("created"))))
+    return [_order(o) for o in closed[-(limit or HISTORY_DEFAULT):]], reply
+
+
+def cancel(api, order_id, symbol=None):
+    """DELETE /v2/order?market=&orderId=&operatorId= (sent once, with its access-window deadline; an
+    unanswered or refused cancel is explained by looking the order up: 233 is what a filled or
+    canceled order answers)"""
+    market, oid = split_order_id(order_id)
+
+    def send():
+        return True, api.call("DELETE", "/v2/order", {"market": market, "orderId": oid,
+                                                      "operatorId": api.keys.operator_id}, signed=True,
+                              deadline=True)
+
+    return cancel_once(send, lambda: order(api, order_id), api)
+
+
+def io(api, http_method, path, params):
+    """exchange.IO("api", VERB, path, query): any Bitvavo endpoint (a path such as /v2/balance),
+    signed; the reply unchanged."""
+    reply = api.call(http_method, path, params, signed=True)
+    return reply, reply
+
+
+def _order(o):
+    """A Bitvavo order object as FMZ's Order. A market buy by amountQuote has no amount: its
+    amount is the quote it spends, as placed; a market order has no price (0)."""
+    filled, cost = number_or_zero(o.get("filledAmount")), number_or_zero(o.get("filledAmountQuote"))
+    return {
+        "id": f"{o.get('market', '')},{o.get('orderId', '')}",
+        "symbol": str(to_symbol(o.get("market", ""))),
+        "amount": number_or_zero(o.get("amount")) or number_or_zero(o.get("amountQuote")),
+        "price": number_or_zero(o.get("price")),
+        "deal_amount": filled, "avg_price": cost / filled if filled and cost > 0 else Decimal(0),
+        "type": o.get("side", ""), "offset": "", "contract_type": "",
+        "time": int(number_or_zero(o.get("created"))),
+        "status": STATUS.get(o.get("status"), o.get("status", "")),
+    }
+
+
+METHODS = {
+    "markets": markets,
+    "ticker": ticker,
+    "tickers": tickers,
+    "depth": depth,
+    "trades": trades,
+    "records": records,
+    "accounts": accounts,
+    "assets": assets,
+    "trade": trade,
+    "orders": orders,
+    "order": order,
+    "historyorders": historyorders,
+    "cancel": cancel,
+    "__api_": io,
+}
