@@ -40,6 +40,7 @@ DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a de
 QUOTE_STEP = Decimal("0.00000001")   # a spot market buy's quote amount step, unless the spec says (quote_step)
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
+SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
 # The fields of FMZ's Market, what `markets` answers; a spec may keep more (quote_step, ...).
 MARKET_FIELDS = ("symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
                  "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val", "ct_val_ccy")
@@ -349,11 +350,11 @@ class _Bucket:
         if self.reported[1] and self.reported[0] <= now - self.window:
             self.reported = (now, 0)
 
-    def earliest(self, now, units, ahead=0):
-        """When `units` more (behind `ahead` queued ones) fit in the window, counting answered
-        calls until a window after their answer; inf while only calls in flight could free room."""
+    def earliest(self, now, units):
+        """When `units` more fit in the window, counting answered calls until a window after
+        their answer; inf while only calls in flight could free room."""
         self.forget_before(now)
-        over = self.in_flight + ahead + self.done_units + self.reported[1] + units - self.limit.requests
+        over = self.in_flight + self.done_units + self.reported[1] + units - self.limit.requests
         if over <= 0:
             return now
         report_at, report_units = self.reported
@@ -617,6 +618,18 @@ class Request:
         return f"{self.path}?{self.query}" if self.query else self.path
 
 
+def _signed_values(before, request):
+    """The header and query values a signer added to a request that could be secret: the
+    signature, above all, which an exchange may echo back in an error and which must then be
+    blanked like the keys (timestamps, windows and other numbers are left out)."""
+    headers, query = before
+    added = [value for name, value in request.headers.items() if headers.get(name) != value]
+    known = set(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    added += [value for pair in urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+              if pair not in known for value in pair[1:]]
+    return [value for value in map(str, added) if len(value) >= SIGNATURE_MIN and not value.isdigit()]
+
+
 class Api:
     """One exchange, one set of keys, one base URL: what a handler calls the exchange through.
 
@@ -635,6 +648,7 @@ class Api:
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
         self.shared = shared          # a SharedReads joining identical public GETs, or None
+        self.signatures = []          # what the signer added to each request (see _signed_values)
         self._keys = None
 
     @property
@@ -771,7 +785,9 @@ class Api:
                 if deadline:
                     request.window_ms = self.window_ms
                     request.deadline = now + request.window_ms
+                before = dict(request.headers), request.query
                 self.exchange.sign(request, keys, now)
+                self.signatures += _signed_values(before, request)
             status, body, headers = self._send(request, idempotent, self.url_for(host))
             if turn is not None:
                 turn.observe(headers)

@@ -63,6 +63,24 @@ def test_a_burst_larger_than_the_limit_is_all_placed_and_never_over_the_limit(ex
     assert exchange.fake.most_in_window(0.3, "POST", exchange.fake.ORDER_PATH) <= 4
 
 
+def test_network_jitter_never_puts_more_than_the_limit_into_a_window(exchange, monkeypatch):
+    """Each order reaches the exchange up to 0.15 s late, at random: some early, some late. A
+    call counts until a window after its answer, so the exchange still never sees more than 3
+    arrive in any 0.3 s."""
+    exchange.data("markets")
+    order = f"POST {exchange.fake.ORDER_PATH}"
+    throttled(exchange, monkeypatch, order, (3, 0.3))
+    exchange.fake.jitter = 0.15
+
+    def place(client, n):
+        return [client.call("trade", symbol="BTC_USDT", type="buy", price=40000 - 10 * (3 * n + i),
+                            amount="0.001") for i in range(3)]
+
+    answers = robots(exchange, 3, place)
+    assert [a for a in answers if "error" in a] == [] and len(exchange.fake.engine.orders) == 9
+    assert exchange.fake.most_in_window(0.3, "POST", exchange.fake.ORDER_PATH) <= 3
+
+
 def test_a_call_that_cannot_go_within_max_wait_is_refused_naming_the_limit(exchange, monkeypatch):
     exchange.data("accounts")
     endpoint = f"{exchange.fake.requests[-1][0]} {exchange.fake.requests[-1][1].split('?')[0]}"

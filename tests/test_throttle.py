@@ -223,3 +223,13 @@ def test_a_plain_tuple_is_one_limit_counted_per_key_or_per_ip():
     assert api._bucket_key(Limit(1, 1), endpoint, params, False, None) == ("X", "https://x", ("", ""), endpoint)
     assert api._bucket_key(Limit(1, 1, per="key+instId"), endpoint, params, True, None)[2] == ("the-key", "BTC-USDT")
     assert api._bucket_key(Limit(1, 1, per="ip", pool="w"), endpoint, params, True, None)[2:] == (("", ""), "w")
+
+
+def test_max_wait_is_a_flag_and_a_strategy_parameter():
+    import fmz_plugin
+    assert fmz_plugin.settings_of(fmz_plugin.parse_args([])).max_wait == _kit.THROTTLE_MAX_WAIT == 10
+    assert fmz_plugin.settings_of(fmz_plugin.parse_args(["--max-wait", "2.5"])).max_wait == 2.5
+    with pytest.raises(SystemExit):
+        fmz_plugin.parse_args(["--max-wait", "-1"])
+    argv = fmz_plugin.strategy_argv({"MaxWait": 3.0})
+    assert argv[argv.index("--max-wait") + 1] == "3"

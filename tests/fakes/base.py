@@ -18,6 +18,7 @@ switches below, which tests arm for the next matching request(s):
     fake.inject("drop_before")          close without doing anything
     fake.inject(kind, path=P, method="POST")   only requests to path P with that verb
     fake.clock_skew_ms = 60_000         the fake's clock runs ahead by a minute
+    fake.jitter = 0.1                   each request arrives up to 0.1 s late (network jitter)
     fake.close_idle()                   close every idle keep-alive connection (as servers do)
     fake.wait_idle()                    wait until no request is being served (a delayed one ended)
 
@@ -35,6 +36,7 @@ path)`. A fake may add headers to its replies (rate-limit usage) in `reply_heade
 """
 import http.server
 import json
+import random
 import re
 import socket
 import socketserver
@@ -151,6 +153,7 @@ class FakeExchange:
         self.faults = []
         self.clock_skew_ms = 0
         self.latency = 0.0               # seconds added to every answer (benchmarks)
+        self.jitter = 0.0                # up to this many seconds (at random) before a request arrives
         self.lock = threading.RLock()    # one request changes state at a time, like a matching engine
         self.requests = []               # (verb, target, body) of every request, for assertions
         self.arrivals = []               # an Arrival per request, in the order they arrived
@@ -236,6 +239,8 @@ class FakeExchange:
 
     # ------------------------------------------------------------------ serving
     def handle(self, handler, request):
+        if self.jitter:
+            time.sleep(random.uniform(0, self.jitter))     # the network was slow this time
         request.arrived_ms = self.now_ms()
         arrived = time.monotonic()
         with self.lock:
