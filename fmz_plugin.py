@@ -38,12 +38,14 @@ __version__ = "0.1.0"
 
 import argparse
 import contextlib
+import errno
 import html
 import http.server
 import io
 import ipaddress
 import json
 import logging
+import os
 import queue
 import re
 import socket
@@ -53,8 +55,14 @@ import sys
 import threading
 import time
 import traceback
+import urllib.parse
 from collections import deque
 from decimal import Decimal
+
+try:
+    import resource                 # POSIX: the process's open-file limit, for --max-connections
+except ImportError:
+    resource = None
 
 from exchanges import EXCHANGES
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
@@ -62,15 +70,28 @@ from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MA
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
-CLIENT_TIMEOUT = 30.0       # seconds a docker connection may stay silent mid-request or idle
+CLIENT_TIMEOUT = 30.0       # seconds a docker's keep-alive connection may wait idle for its next request
+REQUEST_TIMEOUT = 10.0      # seconds a request may take to arrive whole, from its first byte
+MAX_CONNECTIONS = 512       # docker connections served at once (--max-connections); see default_max_connections
+FILES_KEPT = 32             # open files the process keeps for itself (listening socket, logs, a spare)
+REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many connections) is logged once per
+REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
+REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
 IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
 BAD_REQUEST = "(bad request)"   # ... and requests that named no served method
 LATENCIES_KEPT = 500        # recent call durations kept per method, for the p50 in the status
 STATUS_EVERY = 3.0          # seconds between two status tables in FMZ live-strategy mode
+# How much one request may ask of an exchange: each page costs a signed or weighted request
+# and memory (records limit=1e9 grew the process to 1.6 GB; a Bybit history since 2001 cost
+# 1,317 requests). Beyond these the request is refused, naming the limit (README "Limits").
+MAX_RECORDS = 5000          # candles per records call
+MAX_HISTORY_ORDERS = 1000   # orders per historyorders call
+MAX_HISTORY_DAYS = 90       # how far back historyorders' since may reach
+DAY_MS = 86_400_000
 
-log = logging.getLogger("fmz_plugin")
+log = logging.getLogger("fmz_plugin")     # every field of its lines made printable: see SafeFields below
 
 
 # -- Protocol: the methods, their parsers and the alias table --------------------------------------
@@ -118,6 +139,26 @@ def _int(params, name, default=None, minimum=0):
     return int(number) or default
 
 
+def _limit(params, method, maximum):
+    """The optional `limit`, at most `maximum` (every page of it is a request to the exchange)."""
+    limit = _int(params, "limit")
+    if limit is not None and limit > maximum:
+        raise PluginError(f"limit {limit} is over the {maximum} that {method} answers at most: "
+                          f"ask for fewer")
+    return limit
+
+
+def _since(params):
+    """The optional `since` (ms), at most MAX_HISTORY_DAYS ago."""
+    since = _int(params, "since")
+    oldest = time.time() * 1000 - MAX_HISTORY_DAYS * DAY_MS
+    if since is not None and since < oldest:
+        unit = " (that looks like seconds: since is in milliseconds)" if since < 10 ** 11 else ""
+        raise PluginError(f"since {since} is more than {MAX_HISTORY_DAYS} days ago{unit}: historyorders "
+                          f"looks back at most {MAX_HISTORY_DAYS} days")
+    return since
+
+
 def _order_id(params):
     value = params.get("id")
     if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value).strip() == "":
@@ -144,7 +185,7 @@ def records_params(params):
     period = _int(params, "period", 60, minimum=1)
     if period not in MINUTE_PERIODS and period % 60 == 0 and period // 60 in MINUTE_PERIODS:
         period //= 60
-    return {"symbol": _symbol(params), "period": period, "limit": _int(params, "limit")}
+    return {"symbol": _symbol(params), "period": period, "limit": _limit(params, "records", MAX_RECORDS)}
 
 
 def trade_params(params, named_side=None):
@@ -205,7 +246,8 @@ def order_params(params):
 
 
 def history_params(params):
-    return {"symbol": _symbol(params), "since": _int(params, "since"), "limit": _int(params, "limit")}
+    return {"symbol": _symbol(params), "since": _since(params),
+            "limit": _limit(params, "historyorders", MAX_HISTORY_ORDERS)}
 
 
 def range_params(params):
@@ -455,13 +497,14 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
         self.max_wait = max_wait                          # seconds a call may wait for its turn there
         self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
+        self.max_connections = max_connections or default_max_connections()   # docker connections at once
 
     def allows(self, client_address):
         """True when --allow was not given or the client's address is in one of its networks."""
@@ -495,15 +538,17 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
     started = time.monotonic()
     exchange = EXCHANGES.get(exchange_name.lower())
     method = method_of(envelope.get("method") if isinstance(envelope, dict) else None) or BAD_REQUEST
+    api = None
     try:
         params = _unpack(exchange, exchange_name, envelope)
         _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
-        answer = _serve_call(exchange, exchange_name.lower(), method, kwargs, envelope, settings or Settings())
+        api = _api_for(exchange, exchange_name.lower(), envelope, settings or Settings())
+        answer = _serve_call(api, method, kwargs)
     except PluginError as error:
-        answer = {"error": _capped(redact(str(error), envelope))}
+        answer = {"error": _capped(redact(str(error), envelope, api))}
     except Exception as error:
-        log.error("internal error in %s: %s", method, redact(traceback.format_exc(), envelope))
+        log.error("internal error in %s:\n    %s", method, Traceback(redact(traceback.format_exc(), envelope, api)))
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
     if stats is not None and exchange is not None:
         stats.record(exchange.NAME, method, time.monotonic() - started, answer.get("error"))
@@ -531,15 +576,19 @@ def _parse_params(method, called, params, http_method):
     return PROTOCOL[method](params)
 
 
-def _serve_call(exchange, key, method, kwargs, envelope, settings):
-    """The exchange module's handler of `method`, called with an Api for these keys."""
-    handler = exchange.METHODS.get(method)
+def _api_for(exchange, key, envelope, settings):
+    """The Api a handler calls the exchange through, for the envelope's keys."""
+    return Api(exchange, envelope["access_key"], envelope["secret_key"], settings.base_urls_of(key),
+               settings.timeout, throttle=settings.throttle, max_wait=settings.max_wait,
+               shared=settings.shared_reads)
+
+
+def _serve_call(api, method, kwargs):
+    """The exchange module's handler of `method`, called with `api`."""
+    handler = api.exchange.METHODS.get(method)
     if handler is None:
-        raise PluginError(f"{exchange.NAME} does not support {method}")
-    refuse_on_spot(exchange, method, kwargs)
-    api = Api(exchange, envelope["access_key"], envelope["secret_key"],
-              settings.base_urls_of(key), settings.timeout, throttle=settings.throttle,
-              max_wait=settings.max_wait, shared=settings.shared_reads)
+        raise PluginError(f"{api.exchange.NAME} does not support {method}")
+    refuse_on_spot(api.exchange, method, kwargs)
     data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
 
@@ -568,17 +617,40 @@ def _unpack(exchange, exchange_name, envelope):
 _KEY_TEXT = re.compile(r"[\x20-\x7e]*")
 
 
-def redact(text, envelope):
-    """Blank out the keys the docker sent (and each part of a SECRET,PASSPHRASE string)."""
-    if not isinstance(envelope, dict):
-        return text
-    for field in ("access_key", "secret_key"):
-        value = envelope.get(field)
-        if isinstance(value, str):
-            for secret in [value] + value.split(","):
-                if len(secret.strip()) >= 4:
-                    text = text.replace(secret.strip(), "***")
+SHORT_SECRET = 8            # characters: a shorter secret is blanked only where it stands alone
+
+
+def redact(text, envelope, api=None):
+    """Blank every secret of a request wherever it appears in `text`: the keys the docker sent,
+    each part of a SECRET,PASSPHRASE string, and the signatures `api` sent. An exchange may echo
+    a request back, so each is also looked for JSON-escaped and URL-encoded; the longest go
+    first, so a key that begins another leaves no tail. A secret under SHORT_SECRET characters
+    is blanked where it stands alone (not inside a longer word, which would blank every `a`)."""
+    secrets = _secrets_of(envelope) + (api.signatures if api is not None else [])
+    forms = {form for secret in secrets for form in _written_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= SHORT_SECRET:
+            text = text.replace(form, "***")
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
     return text
+
+
+def _secrets_of(envelope):
+    if not isinstance(envelope, dict):
+        return []
+    values = [envelope.get(field) for field in ("access_key", "secret_key")]
+    return [part.strip() for value in values if isinstance(value, str)
+            for part in [value] + value.split(",") if part.strip()]
+
+
+def _written_forms(secret):
+    """How an exchange's reply may spell `secret`: as is, JSON-escaped (once or twice, with `/`
+    as `\\/` too) and URL-encoded (%2F or %2f, `+` or %20 for a space)."""
+    escaped = json.dumps(secret)[1:-1]
+    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), urllib.parse.quote(secret)]
+    lower = [re.sub(r"%[0-9A-F]{2}", lambda hit: hit.group().lower(), form) for form in quoted]
+    return {secret, escaped, json.dumps(escaped)[1:-1], escaped.replace("/", "\\/"), *quoted, *lower}
 
 
 def _capped(message, limit=MAX_ERROR):
@@ -587,17 +659,50 @@ def _capped(message, limit=MAX_ERROR):
 
 
 def _logged(envelope):
-    """The method and symbol a request names, as text for its log line ("?" when it names none)."""
+    """The method and symbol a request names, cut short for its log line ("?" when it names none)."""
     envelope = envelope if isinstance(envelope, dict) else {}
     params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
     method, symbol = envelope.get("method"), params.get("symbol")
-    return (_printable(method, 60) if isinstance(method, str) else "?",
-            _printable(symbol, 30) if isinstance(symbol, str) else "")
+    return (method[:60] if isinstance(method, str) else "?", symbol[:30] if isinstance(symbol, str) else "")
+
+
+def printable(text):
+    """`text` with every character that is not printable written as an escape (\\x0a, \\x1b,
+    \\u2028): a newline cannot start a forged log line, an ANSI escape cannot reach a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)
 
 
 def _printable(value, limit):
-    """A value for a log line: control characters shown as ?, so no input can forge a line."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", str(value)[:limit])
+    """`value` as text cut to `limit` characters, each one that is not printable shown as ?."""
+    return "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
+
+
+class Traceback(str):
+    """A log argument that spans lines on purpose: SafeFields keeps its lines, each indented."""
+
+
+class SafeFields(logging.Filter):
+    """The one place log lines are made safe: every text field of every record of the plugin's
+    logger is made printable (whoever logs it and whatever it holds: a path, a method name,
+    an exchange's error text). A Traceback keeps its lines, indented under the line that
+    announced it, so none of them can pass for a log line of its own."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(_safe_field(arg) for arg in record.args)
+        return True
+
+
+def _safe_field(value):
+    if isinstance(value, Traceback):
+        return "\n    ".join(printable(line) for line in value.rstrip("\n").split("\n"))
+    return printable(value) if isinstance(value, str) else value
+
+
+log.addFilter(SafeFields())
 
 
 def to_json(answer):
@@ -618,9 +723,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"          # keep-alive toward the docker
     server_version = "fmz-plugin/" + __version__
-    timeout = CLIENT_TIMEOUT
+    timeout = CLIENT_TIMEOUT               # idle, waiting for the next request; and each write
+    request_timeout = REQUEST_TIMEOUT      # a whole request, from its first byte (see RequestReader)
     disable_nagle_algorithm = True         # headers and body leave at once, no 40 ms delayed-ACK stall
     wbufsize = -1                          # ... in one write (see _send)
+
+    def setup(self):
+        super().setup()
+        self.rfile = io.BufferedReader(RequestReader(self.connection, self.timeout, self.request_timeout))
+
+    def handle_one_request(self):
+        self.rfile.raw.next_request()
+        super().handle_one_request()
 
     def do_POST(self):
         started = time.monotonic()
@@ -656,7 +770,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return False
         if self.server.settings.allows(self.client_address[0]):
             return True
-        log.warning("refused a request from %s (not in --allow)", self.client_address[0])
+        if self.server.refusals.first_in_a_while(self.client_address[0]):
+            log.warning("refused a request from %s (not in --allow; logged once a minute per address)",
+                        self.client_address[0])
         self._answer({"error": f"client address {self.client_address[0]} is not allowed (see --allow)"},
                      close=True, status=403)
         return False
@@ -671,7 +787,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             body = self.rfile.read(length)
         except (socket.timeout, TimeoutError) as error:      # distinct classes before Python 3.10
-            raise PluginError(f"the request body did not arrive within {self.timeout:g}s") from error
+            raise PluginError(f"the request did not arrive whole within {self.request_timeout:g}s") from error
         if len(body) < length:
             raise PluginError("the request body is shorter than its Content-Length")
         return body
@@ -680,6 +796,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(to_json(answer), "application/json; charset=utf-8", close, status)
 
     def _send(self, body, content_type, close=False, status=200):
+        self.connection.settimeout(self.timeout)      # reads may have left a shorter one
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -704,22 +821,220 @@ class Handler(http.server.BaseHTTPRequestHandler):
             log.debug("%s %s", self.address_string(), format % args)
 
 
+class RequestReader(io.RawIOBase):
+    """A docker's socket as its Handler reads it. Waiting for a request may take `idle` seconds;
+    once its first bytes arrived, the whole request (line, headers, body) must follow within
+    `total` seconds. A socket timeout alone bounds each read, and a client sending a byte every
+    20 s would hold its connection (and its thread) forever."""
+
+    def __init__(self, sock, idle, total):
+        self.sock, self.idle, self.total = sock, idle, total
+        self.deadline = None          # None while idle, between requests
+
+    def next_request(self):
+        self.deadline = None
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.deadline is None:
+            self.sock.settimeout(self.idle)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out")       # TimeoutError since Python 3.10
+            self.sock.settimeout(left)
+        count = self.sock.recv_into(buffer)
+        if self.deadline is None and count:
+            self.deadline = time.monotonic() + self.total
+        return count
+
+
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """The threaded HTTP server, one thread per docker connection, at most
+    `settings.max_connections` of them: beyond that a new connection is answered HTTP 503 and
+    closed at once (and the event logged once a minute), instead of the process running out of
+    file descriptors, where accept() fails and the server would spin with nothing logged.
+    An IPv6 address (`::1`, `::`) gets an IPv6 socket; `::` also accepts IPv4 clients."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128          # listen backlog: 32 robots connecting at once are all accepted
 
     def __init__(self, address, settings=None):
-        super().__init__(address, Handler)
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.settings = settings or Settings()
         self.stats = Stats()
+        self.refusals = Refusals(REFUSALS_LOGGED_EVERY)
+        self.open_connections = 0
+        self.lock = threading.Lock()
+        self.spare_file = _spare_file()
+        self.refused = []             # (until, socket): refused connections, half-open (see _refuse)
+        super().__init__(address, Handler)
+
+    def server_bind(self):
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            with contextlib.suppress(AttributeError, OSError):     # dual stack where the system has it
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+    def server_close(self):
+        super().server_close()
+        for _, sock in self.refused:
+            sock.close()
+        if self.spare_file is not None:
+            os.close(self.spare_file)
+            self.spare_file = None
+
+    def get_request(self):
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                self._out_of_files()
+            raise
+
+    def _out_of_files(self):
+        """accept() failed for want of a file descriptor: the waiting connection is refused with
+        the spare one kept for this (else the loop would find it waiting again at once)."""
+        if self.refusals.first_in_a_while("out of files"):
+            log.error("cannot accept a connection: the process has no file descriptor left (limit %s); "
+                      "lower --max-connections (now %d) or raise the limit (ulimit -n)",
+                      _open_file_limit(), self.settings.max_connections)
+        if self.spare_file is None:
+            time.sleep(0.05)
+            return
+        os.close(self.spare_file)
+        try:
+            request, _ = self.socket.accept()
+            self._refuse(request, "the plugin has no file descriptor left for another connection", linger=False)
+        except OSError:
+            pass
+        finally:
+            self.spare_file = _spare_file()
+
+    def process_request(self, request, client_address):
+        with self.lock:
+            admitted = self.open_connections < self.settings.max_connections
+            if admitted:
+                self.open_connections += 1
+        if not admitted:
+            if self.refusals.first_in_a_while("max connections"):
+                log.warning("refusing connections: %d are open, the --max-connections limit "
+                            "(logged once a minute while it lasts)", self.settings.max_connections)
+            return self._refuse(request, f"the plugin serves at most {self.settings.max_connections} "
+                                         "connections at once (--max-connections): try again shortly")
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connection_closed()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_closed()
+
+    def _connection_closed(self):
+        with self.lock:
+            self.open_connections -= 1
+
+    def _refuse(self, request, reason, linger=True):
+        """HTTP 503 with a JSON error, sent at once from the accepting thread, then the sending
+        side closed. The socket itself stays open a moment (`linger`; service_actions closes it)
+        so the request the client is still sending arrives and is dropped: closed at once, the
+        system would answer that request with a reset, which can destroy the 503 unread."""
+        body = to_json({"error": reason})
+        head = ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n")
+        try:
+            request.setblocking(False)
+            _drained(request)
+            request.send(head.encode() + body)
+            request.shutdown(socket.SHUT_WR)
+        except OSError:
+            linger = False
+        if linger and len(self.refused) < REFUSED_KEPT:
+            self.refused.append((time.monotonic() + REFUSED_LINGER, request))
+        else:
+            request.close()
+
+    def service_actions(self):
+        """Between two accepts (serve_forever's loop): close the refused connections whose client
+        has hung up or whose moment is over."""
+        now = time.monotonic()
+        kept = []
+        for until, sock in self.refused:
+            if now < until and not _drained(sock):
+                kept.append((until, sock))
+            else:
+                sock.close()
+        self.refused = kept
 
     def handle_error(self, request, client_address):
         """A docker that hung up mid-answer is routine; anything else is logged, not printed raw."""
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, socket.timeout)):
             log.debug("%s hung up before the answer was sent", client_address[0])
         else:
-            log.error("error serving %s: %s", client_address[0], traceback.format_exc())
+            log.error("error serving %s:\n    %s", client_address[0], Traceback(traceback.format_exc()))
+
+
+class Refusals:
+    """When a refusal of one kind (a client address, "max connections") was last logged, so a
+    flood of them is logged once every `seconds`, not once a request. Entries older than that
+    are dropped as new ones come, so a scan from many addresses cannot grow it without end."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.logged = {}
+        self.lock = threading.Lock()
+
+    def first_in_a_while(self, kind):
+        now = time.monotonic()
+        with self.lock:
+            if now - self.logged.get(kind, -self.seconds) < self.seconds:
+                return False
+            if len(self.logged) >= 1024:
+                self.logged = {k: at for k, at in self.logged.items() if now - at < self.seconds}
+            self.logged[kind] = now
+            return True
+
+
+def _open_file_limit():
+    """The process's open-file limit (soft), or None where there is none to read."""
+    if resource is None:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def default_max_connections():
+    """MAX_CONNECTIONS, or fewer when the open-file limit is low: each docker connection may hold
+    one to the exchange as well, and FILES_KEPT are kept for the process itself."""
+    limit = _open_file_limit()
+    return MAX_CONNECTIONS if limit is None else max(1, min(MAX_CONNECTIONS, (limit - FILES_KEPT) // 2))
+
+
+def _drained(sock):
+    """Read and drop what a non-blocking socket holds: True once the peer has closed (or reset) it."""
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _spare_file():
+    """One descriptor held in reserve, freed to refuse a connection when there is none left."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY)
+    except OSError:
+        return None
 
 
 # -- Status: GET / and the FMZ status table --------------------------------------------------------
@@ -832,13 +1147,18 @@ def _names(names):
 
 
 def status_report(server):
-    host, port = server.server_address[:2]
     return {"name": "fmz-plugin", "version": __version__,
             "uptime_seconds": int(server.stats.uptime()),
-            "exchanges": [{"name": module.NAME, "service_address": f"http://{host}:{port}/{module.NAME}"}
+            "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
                           for module in EXCHANGES.values()],
             "methods": server.stats.rows(),
             "seen": server.stats.vocabulary.rows()}
+
+
+def server_url(server):
+    """http://HOST:PORT of a listening server; an IPv6 host in brackets (http://[::1]:6666)."""
+    host, port = server.server_address[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def prefers_html(accept):
@@ -925,11 +1245,17 @@ def parse_args(argv):
     parser.add_argument("--max-wait", type=float, default=THROTTLE_MAX_WAIT, metavar="SECONDS",
                         help="how long a call may wait for its turn under an exchange's rate limit before "
                              f"it fails naming the limit (default {THROTTLE_MAX_WAIT:g})")
+    parser.add_argument("--max-connections", type=int, default=None, metavar="N",
+                        help=f"docker connections served at once; more are answered HTTP 503 (default "
+                             f"{MAX_CONNECTIONS}, fewer when the open-file limit is low: half of it, less "
+                             f"{FILES_KEPT}; now {default_max_connections()})")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
     args = parser.parse_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    if args.max_connections is not None and args.max_connections < 1:
+        parser.error(f"--max-connections wants a number of connections of 1 or more, got {args.max_connections}")
     if not 0 <= args.max_wait <= 3600:
         parser.error(f"--max-wait wants seconds from 0 to 3600, got {args.max_wait:g}")
     args.allow_list = None
@@ -961,16 +1287,16 @@ def parse_base_urls(parser, items):
 
 def settings_of(args):
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
-                    max_wait=args.max_wait)
+                    max_wait=args.max_wait, max_connections=args.max_connections)
 
 
 def banner(server, settings):
-    host, port = server.server_address[:2]
-    lines = [f"fmz-plugin {__version__} listening on http://{host}:{port}",
+    host = server.server_address[0]
+    lines = [f"fmz-plugin {__version__} listening on {server_url(server)}",
              "Service addresses to paste into FMZ (General Protocol):"]
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
-        lines.append(f"  {module.NAME:<10} http://{host}:{port}/{module.NAME}   (exchange API: {base})")
+        lines.append(f"  {module.NAME:<10} {server_url(server)}/{module.NAME}   (exchange API: {base})")
     if settings.allow:
         lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
     elif host not in ("127.0.0.1", "localhost", "::1"):

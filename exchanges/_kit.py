@@ -35,6 +35,7 @@ MARKETS_TTL = 300.0           # seconds instrument specs are trusted before relo
 QUOTE_STEP = Decimal("0.00000001")   # a spot market buy's quote amount step, unless the spec says (quote_step)
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
+SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
 # The fields of FMZ's Market, what `markets` answers; a spec may keep more (quote_step, ...).
 MARKET_FIELDS = ("symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
                  "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val", "ct_val_ccy")
@@ -625,6 +626,18 @@ class Request:
         return f"{self.path}?{self.query}" if self.query else self.path
 
 
+def _signed_values(before, request):
+    """The header and query values a signer added to a request that could be secret: the
+    signature, above all, which an exchange may echo back in an error and which must then be
+    blanked like the keys (timestamps, windows and other numbers are left out)."""
+    headers, query = before
+    added = [value for name, value in request.headers.items() if headers.get(name) != value]
+    known = set(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    added += [value for pair in urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+              if pair not in known for value in pair[1:]]
+    return [value for value in map(str, added) if len(value) >= SIGNATURE_MIN and not value.isdigit()]
+
+
 class Api:
     """One exchange, one set of keys, one base URL: what a handler calls the exchange through.
 
@@ -643,6 +656,7 @@ class Api:
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
         self.shared = shared          # a SharedReads joining identical public GETs, or None
+        self.signatures = []          # what the signer added to each request (see _signed_values)
         self._keys = None
 
     @property
@@ -734,7 +748,9 @@ class Api:
         turn = self._wait_for_turn(request, params, keys is not None, host)
         try:
             if keys is not None:
+                before = dict(request.headers), request.query
                 self.exchange.sign(request, keys, self.now())
+                self.signatures += _signed_values(before, request)
             status, body, headers = self._send(request, idempotent, self.url_for(host))
             if turn is not None:
                 turn.observe(headers)

@@ -2,6 +2,7 @@
 fractional shares, time in force, market hours, pattern day trader), keys and hosts (paper,
 data), the asset list, order ids, times with nanoseconds, the status table and paging."""
 import json
+import time
 
 import pytest
 
@@ -241,7 +242,7 @@ def test_open_and_closed_orders_page_by_submitted_time(client, monkeypatch):
     assert len(targets) == 3 and "until=" in targets[1] and "until=" not in targets[0]
     for order_id in ids:
         client.data("cancel", id=order_id)
-    history = client.data("historyorders", symbol="ETH_USDT", since=1, limit=12)
+    history = client.data("historyorders", symbol="ETH_USDT", since=int(time.time() * 1000) - 86_400_000, limit=12)
     assert [o["id"] for o in history] == ids                    # oldest first, across 3 pages of 5
     assert [o["id"] for o in client.data("historyorders", symbol="ETH_USDT", limit=7)] == ids[-7:]
 

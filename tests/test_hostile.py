@@ -70,6 +70,7 @@ def test_allow_flag_is_validated(capsys):
 @pytest.fixture
 def slow_clients_time_out(monkeypatch):
     monkeypatch.setattr(fmz_plugin.Handler, "timeout", 0.3)
+    monkeypatch.setattr(fmz_plugin.Handler, "request_timeout", 0.3)
 
 
 @pytest.mark.repo_only
@@ -77,7 +78,7 @@ def test_slow_body_is_answered_and_the_server_moves_on(plugin_server, slow_clien
     answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{", half_close=False)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head
-    assert json.loads(body) == {"error": "the request body did not arrive within 0.3s"}
+    assert json.loads(body) == {"error": "the request did not arrive whole within 0.3s"}
     assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
 
 
