@@ -28,9 +28,14 @@ from /openApi/swap/v1/positionSide/dual: in one-way mode every order is position
 closebuy/closesell are reduceOnly; in hedge mode an order names LONG or SHORT (BUY+LONG opens a
 long, SELL+LONG closes it).
 
-Unverified (best readings, kept in one place each): the clientOrderID lookups of
-GET /trade/query and GET /trade/order, the 8 h fallback when premiumIndex omits
-fundingIntervalHours, and allOrders answering every status from `startTime` on.
+Client order ids (1 to 40 characters in BingX's docs; ours are 32 letters and digits): placed as
+newClientOrderId (spot) and clientOrderID (swap, as CCXT sends it), looked up as clientOrderID on
+GET /openApi/spot/v1/trade/query and clientOrderId on GET /openApi/swap/v2/trade/order (the names
+BingX.Net sends: BingX spells them differently per endpoint, LOOKUP_ID).
+
+Unverified (best readings, kept in one place each): the message texts of the error codes, the spot
+"order not exist" code 109421 (CCXT maps it; BingX's table is not in reach), the 8 h fallback when
+premiumIndex omits fundingIntervalHours, and allOrders answering every status from `startTime` on.
 """
 import hashlib
 import hmac
@@ -54,8 +59,8 @@ SPOT, SWAP = "/openApi/spot/v1", "/openApi/swap/v2"
 # BingX's limits (support article "API rate limit upgrade", bingx.com/en/support/articles/
 # 31103871611289, 2025): every market-data endpoint of both APIs shares 500 requests per 10 s per
 # IP; account endpoints share 2000 per 10 s per IP; per account, spot orders and cancels 5/s, spot
-# order queries 10/s, swap orders 10/s. Other private endpoints are held at 10/s each per account
-# (unverified: the article lists no figure for them).
+# order queries 10/s, swap orders 10/s. The other private endpoints take the figures BingX.Net
+# holds them to (10/s spot queries, 5/s swap ones), which the article does not list.
 MARKET_DATA = Limit(500, 10.0, per="ip", pool="market data")
 ACCOUNT = Limit(2000, 10.0, per="ip", pool="account")
 
@@ -84,14 +89,14 @@ RATE_LIMITS = {
     "GET /openApi/spot/v1/trade/historyOrders": _per_account(10),
     "GET /openApi/spot/v1/account/balance": _per_account(10),
     "POST /openApi/swap/v2/trade/order": _per_account(10),
-    "DELETE /openApi/swap/v2/trade/order": _per_account(10),
-    "GET /openApi/swap/v2/trade/order": _per_account(10),
-    "GET /openApi/swap/v2/trade/openOrders": _per_account(10),
-    "GET /openApi/swap/v2/trade/allOrders": _per_account(10),
-    "GET /openApi/swap/v2/user/positions": _per_account(10),
-    "GET /openApi/swap/v3/user/balance": _per_account(10),
-    "POST /openApi/swap/v2/trade/leverage": _per_account(10),
-    "GET /openApi/swap/v1/positionSide/dual": _per_account(10),
+    "DELETE /openApi/swap/v2/trade/order": _per_account(5),
+    "GET /openApi/swap/v2/trade/order": _per_account(5),
+    "GET /openApi/swap/v2/trade/openOrders": _per_account(5),
+    "GET /openApi/swap/v2/trade/allOrders": _per_account(5),
+    "GET /openApi/swap/v2/user/positions": _per_account(5),
+    "GET /openApi/swap/v3/user/balance": _per_account(5),
+    "POST /openApi/swap/v2/trade/leverage": _per_account(5),
+    "GET /openApi/swap/v1/positionSide/dual": _per_account(5),
 }
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (BingX's default)
 
@@ -112,6 +117,7 @@ HISTORY_PAGE = 100                   # spot historyOrders pageSize, at most
 ALL_ORDERS_LIMIT = 1000              # swap allOrders limit, at most
 DEFAULT_FUNDING_INTERVAL = 8 * 3_600_000
 NO_ORDER = {"spot": "109421", "swap": "80016"}      # "order not exist" on each API
+LOOKUP_ID = {"spot": "clientOrderID", "swap": "clientOrderId"}    # the query endpoints' client id field
 NO_SWAP_PERMISSION = ("100004",)     # Permission denied: a key without perpetual rights
 INSUFFICIENT = ("100202", "101204")
 
@@ -455,7 +461,7 @@ def trade(api, symbol, order_type, price, amount):
 
     def find():
         try:
-            reply = api.get(PATHS["query"][kind], {"symbol": params["symbol"], "clientOrderID": client_id},
+            reply = api.get(PATHS["query"][kind], {"symbol": params["symbol"], LOOKUP_ID[kind]: client_id},
                             signed=True)
         except PluginError as error:
             if error.code == NO_ORDER[kind]:

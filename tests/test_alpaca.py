@@ -106,6 +106,7 @@ def test_markets_list_stocks_and_crypto_with_their_steps(client):
     assert markets["AAPL_USD"]["amount_size"] == 0.000000001 and markets["AAPL_USD"]["min_notional"] == 1
     assert markets["ZVZZT_USD"]["amount_size"] == 1 and markets["ZVZZT_USD"]["tick_size"] == 0.01
     assert markets["BTC_USDT"]["tick_size"] == 0.1 and markets["BTC_USDT"]["min_qty"] == 0.00001
+    assert markets["BTC_USD"]["min_notional"] == 10 and markets["BTC_USDT"]["min_notional"] == 0
 
 
 # ---------------------------------------------------------------------------- stock market data

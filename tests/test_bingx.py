@@ -258,3 +258,16 @@ def test_every_endpoint_the_plugin_calls_has_its_documented_limit(client):
     public = [endpoint for endpoint in called if "/trade/" not in endpoint and "/user/" not in endpoint
               and "/account/" not in endpoint and "positionSide" not in endpoint]
     assert {bingx.RATE_LIMITS[endpoint].pool for endpoint in public} == {"market data"}
+
+
+@pytest.mark.parametrize("symbol, path, field", [("BTC_USDT", "/openApi/spot/v1/trade/query", "clientOrderID"),
+                                                 ("BTC_USDT.swap", "/openApi/swap/v2/trade/order", "clientOrderId")])
+def test_a_lost_answer_is_looked_up_by_the_client_id_field_of_that_api(client, symbol, path, field):
+    place = FakeBingX.ORDER_PATH if symbol == "BTC_USDT" else FakeBingX.SWAP_ORDER_PATH
+    client.fake.inject("drop_after", path=place, method="POST")
+    order_id = client.data("trade", symbol=symbol, type="buy", price=40000, amount="0.01")["id"]
+    (order,) = client.fake.engine.orders.values()
+    assert order_id.endswith("," + order["id"])
+    lookups = [dict(urllib.parse.parse_qsl(t.partition("?")[2])) for v, t, _ in client.fake.requests
+               if v == "GET" and t.startswith(path + "?")]
+    assert [q.get(field) for q in lookups] == [order["client_id"]]
