@@ -45,8 +45,11 @@ Facts relied on (docs above, CCXT's alpaca.py, alpaca-py and user-docs issues):
 - GET /v2/orders: status open|closed|all, limit up to 500, after/until (submitted_at, exclusive),
   direction asc|desc (default desc), symbols=A,B. Bars, trades: up to 10000 a page, sort asc|desc,
   next_page_token; start defaults to the beginning of the current day, so it is always sent.
-Unverified (marked where used): that the multi-symbol stock snapshot answer is keyed by symbol at
-its top level (the crypto one is under "snapshots"), that sub-dollar stock prices take 4 decimals
+- Market data answers are keyed by symbol under their kind: {"snapshots": {"AAPL": {...}}} (the
+  example of Alpaca's public Postman collection for /v2/stocks/snapshots), {"quotes": ...},
+  {"orderbooks": ...}, {"bars": ..., "next_page_token": ...}.
+Unverified (marked where used): whether the stock snapshots answer may also come keyed by symbol
+at its top level, as some clients read it (both are read), that sub-dollar stock prices take 4 decimals
 (Reg NMS; the tick here stays 0.01), and that GET /v2/orders/{id}, GET /v2/assets/{symbol} and
 DELETE /v2/orders/{id} count in the trading budget (RATE_LIMITS names fixed paths only).
 """
@@ -180,8 +183,8 @@ def _market_data(api, specs, path, params=None):
 
 
 def _data(reply, key, spec):
-    """The one place a market data reply is unwrapped: {key: {SYMBOL: value}}. The stock
-    snapshots answer is keyed by symbol at its top level (unverified, see the docstring)."""
+    """The one place a market data reply is unwrapped: {key: {SYMBOL: value}}, or {SYMBOL: value}
+    as some clients read the stock snapshots (unverified, see the docstring)."""
     by_symbol = reply.get(key, reply) if isinstance(reply, dict) else {}
     value = by_symbol.get(spec["alpaca_symbol"]) if isinstance(by_symbol, dict) else None
     if value is None:
