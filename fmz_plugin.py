@@ -1355,6 +1355,7 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "Allow": "--allow",
     "Timeout": "--timeout",
     "MaxWait": "--max-wait",
+    "MaxConnections": "--max-connections",
     "LogLevel": "--log-level",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
