@@ -18,7 +18,9 @@ Constants, every one declared (no defaults are assumed)
     RATE_LIMITS       {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
                       _kit.THROTTLE keeps each key (signed calls) or the process (public) under; a
                       value may instead be a _kit.Limit (or a list of them) saying what the
-                      exchange counts it per (IP, key, key + instrument) and a call's weight.
+                      exchange counts it per (IP, key, key + instrument) and a call's weight. A
+                      key may be a template, "GET /v2/{market}/book": every path it matches is
+                      that one endpoint, and {market} a param for the Limit's `per` and `cost`.
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the

@@ -10,6 +10,7 @@ the shared state (POOL, THROTTLE, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); rea
 (market_spec, markets_answer, book_levels, candle_row, one_or_all); orders: size, client id,
 exactly once.
 """
+import functools
 import http.client
 import json
 import re
@@ -325,6 +326,28 @@ def limits_of(entry):
     if len(entry) == 2 and all(isinstance(n, (int, float)) for n in entry):
         return [Limit(*entry)]
     return list(entry)
+
+
+def endpoint_limits(table, method, path):
+    """(key, Limits, placeholder values) of RATE_LIMITS `table` for one request. A key names a
+    fixed path ("GET /api/v3/depth") or a template whose {name} parts match one path segment
+    each ("DELETE /v2/orders/{id}", "GET /v2/{market}/book"): every path it matches is counted
+    as that one endpoint, and each {name} is a param for `per` and `cost`."""
+    exact = f"{method} {path}"
+    if exact in table:
+        return exact, limits_of(table[exact]), {}
+    for key, entry in table.items():
+        if "{" in key:
+            found = _template(key).fullmatch(exact)
+            if found:
+                return key, limits_of(entry), found.groupdict()
+    return exact, [], {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(key):
+    parts = re.split(r"\{(\w+)\}", key)
+    return re.compile("".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)))
 
 
 class _Bucket:
@@ -797,19 +820,19 @@ class Api:
                 turn.done()
 
     def _limits_of(self, request):
-        """The Limits the exchange documents for this endpoint (RATE_LIMITS), maybe none."""
-        return limits_of(self.exchange.RATE_LIMITS.get(f"{request.method} {request.path}"))
+        """(RATE_LIMITS key, its Limits, the values of its {placeholders}) for this request: the
+        key is "VERB /path", or a template such as "GET /v2/{market}/book" matching it."""
+        return endpoint_limits(self.exchange.RATE_LIMITS, request.method, request.path)
 
     def _wait_for_turn(self, request, params, signed, host):
         """A throttle Turn once every limit of this call has room (None when unthrottled)."""
-        limits = self._limits_of(request)
+        endpoint, limits, in_path = self._limits_of(request)
         if self.throttle is None or not limits:
             return None
-        endpoint = f"{request.method} {request.path}"
-        params = {k: v for k, v in (params or {}).items() if v is not None}
+        params = {**{k: v for k, v in (params or {}).items() if v is not None}, **in_path}
         charges = [(self._bucket_key(limit, endpoint, params, signed, host), limit, limit.units(params))
                    for limit in limits]
-        return self.throttle.turn(charges, f"{self.name} {endpoint}", self.max_wait)
+        return self.throttle.turn(charges, f"{self.name} {request.method} {request.path}", self.max_wait)
 
     def _bucket_key(self, limit, endpoint, params, signed, host):
         """Whose calls this limit counts together: this process (IP) or this key, maybe per
@@ -820,7 +843,7 @@ class Api:
         return (self.name, self.url_for(host), scope, limit.pool or endpoint)
 
     def _rate_limit_error(self, request, detail, code):
-        limits = self._limits_of(request)
+        limits = self._limits_of(request)[1]
         documented = f" ({self.name} allows {limits[0].describe()})" if limits else ""
         return PluginError(f"{self.name} rate limit reached for {request.method} {request.path}"
                            f"{documented}: {detail.strip()}", code=code, rate_limited=True)

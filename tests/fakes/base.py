@@ -195,6 +195,12 @@ class FakeExchange:
         with self.lock:
             self.faults.append(Fault(kind, path, times, seconds, method))
 
+    def forget(self):
+        """Forget the arrivals so far, and what a fake that counts a budget (request weight) has
+        counted: a benchmark row starts as if nothing had been sent before it."""
+        with self.lock:
+            self.arrivals.clear()
+
     def close_idle(self):
         """Close every open connection, as a server does with keep-alive connections left idle.
         Call it only while no request is in flight."""

@@ -194,6 +194,12 @@ class FakeBitvavo(FakeExchange):
                 "bitvavo-ratelimit-remaining": str(max(WEIGHT_LIMIT - spent, 0)),
                 "bitvavo-ratelimit-resetat": str((minute + 1) * 60_000)}
 
+    def forget(self):
+        super().forget()
+        with self.lock:
+            self.weight_minute.clear()
+            self.weight_used.clear()
+
     @staticmethod
     def weight_of(request):
         """The documented weight of a request (each endpoint's "Rate limit weight points")."""
