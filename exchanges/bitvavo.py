@@ -71,9 +71,7 @@ POST_PARAMS = "json"                        # a POST's params travel as its JSON
 # per IP for public ones (docs "Rate limits"; each endpoint's "Rate limit weight points"), and
 # answers every call with bitvavo-ratelimit-limit / -remaining / -resetat, the budget as Bitvavo
 # counts it, which the throttle follows. New orders are also limited per account: 100 a second
-# (104). The market paths /v2/{market}/book, /trades and /candles (weights 1, 5, 1) hold the
-# market in the path, which a RATE_LIMITS key cannot name: the throttle does not count them
-# (Bitvavo's headers still report what they spent).
+# (104). The market paths are templates: every /v2/{market}/book is one endpoint.
 
 def _weight_used(headers):
     """Points spent this minute as Bitvavo counts them: the limit less what remains."""
@@ -94,6 +92,9 @@ RATE_LIMITS = {
     "GET /v2/time": WEIGHT.costing(1),
     "GET /v2/markets": WEIGHT.costing(1),
     "GET /v2/ticker/24h": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/{market}/book": WEIGHT.costing(1),
+    "GET /v2/{market}/trades": WEIGHT.costing(5),
+    "GET /v2/{market}/candles": WEIGHT.costing(1),
     "GET /v2/balance": WEIGHT.costing(5),
     "POST /v2/order": [WEIGHT.costing(1), NEW_ORDERS],
     "GET /v2/order": WEIGHT.costing(1),

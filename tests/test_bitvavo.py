@@ -324,12 +324,29 @@ def test_an_unexpected_shape_is_a_clear_error():
 
 # ---------------------------------------------------------------------------- rate limits
 
+def test_every_endpoint_the_module_calls_has_its_limit(client):
+    for method, params in [("ticker", {"symbol": "BTC_USDT"}), ("tickers", {}), ("depth", {"symbol": "BTC_USDT"}),
+                           ("trades", {"symbol": "BTC_USDT"}), ("records", {"symbol": "BTC_USDT"}),
+                           ("markets", {}), ("accounts", {}), ("orders", {}), ("historyorders", {"symbol": "BTC_USDT"}),
+                           ("trade", {"symbol": "BTC_USDT", "type": "buy", "price": 40000, "amount": "0.01"})]:
+        client.data(method, **params)
+    order_id = client.data("orders", symbol="BTC_USDT")[0]["id"]
+    client.data("order", id=order_id)
+    client.data("cancel", id=order_id)
+    client.data("__api_/v2/time")
+    called = {(verb, target.split("?")[0]) for verb, target, _ in client.fake.requests}
+    assert len(called) == 12                  # /v2/time through exchange.IO
+    for verb, path in called:
+        assert _kit.endpoint_limits(bitvavo.RATE_LIMITS, verb, path)[1], (verb, path)
+
+
 def test_weights_are_the_documented_ones():
     weight = lambda endpoint, **params: sum(limit.units(params) for limit in _kit.limits_of(bitvavo.RATE_LIMITS[endpoint])
                                             if limit.pool == "request weight")
     assert weight("GET /v2/ticker/24h", market="BTC-EUR") == 1 and weight("GET /v2/ticker/24h") == 25
     assert weight("GET /v2/ordersOpen") == 25 and weight("GET /v2/balance") == 5 and weight("GET /v2/orders") == 5
     assert weight("POST /v2/order") == 1 and weight("DELETE /v2/order") == 1
+    assert weight("GET /v2/{market}/trades") == 5 and weight("GET /v2/{market}/book") == 1
     assert bitvavo._weight_used({"bitvavo-ratelimit-limit": "1000", "bitvavo-ratelimit-remaining": "990"}) == 10
     assert bitvavo._weight_used({}) is None
 
