@@ -363,3 +363,12 @@ def test_the_remaining_weight_header_is_followed(client):
     error = client.error("orders")
     assert "Bitvavo GET /v2/ordersOpen: not sent" in error and "1000 request weight per 60 s" in error
     assert len(client.fake.requests) == before
+
+
+def test_the_fake_refuses_a_field_bitvavo_does_not_take(bitvavo_fake):
+    """So the plugin is held to Bitvavo's own field names (204 for any other)."""
+    api = _kit.Api(bitvavo, API_KEY, SECRET, {"": bitvavo_fake.url})
+    body = {"market": "BTC-USDT", "side": "buy", "orderType": "limit", "price": "40000", "amount": "0.01",
+            "operatorId": 1, "quantity": "0.01"}
+    with pytest.raises(PluginError, match="Bitvavo 204: quantity parameter is not supported."):
+        api.post("/v2/order", body, signed=True)
