@@ -67,6 +67,7 @@ except ImportError:
 from exchanges import EXCHANGES
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
                             parse_number, parse_symbol)
+from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -498,7 +499,7 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
@@ -506,6 +507,7 @@ class Settings:
         self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
         self.max_connections = max_connections or default_max_connections()   # docker connections at once
+        self.risk = risk                                  # the RiskGuard orders pass (--risk), or None
 
     def allows(self, client_address):
         """True when --allow was not given or the client's address is in one of its networks."""
@@ -544,8 +546,9 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         params = _unpack(exchange, exchange_name, envelope)
         _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
-        api = _api_for(exchange, exchange_name.lower(), envelope, settings or Settings())
-        answer = _serve_call(api, method, kwargs)
+        settings = settings or Settings()
+        api = _api_for(exchange, exchange_name.lower(), envelope, settings)
+        answer = _serve_call(api, method, kwargs, settings.risk)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
     except Exception as error:
@@ -584,14 +587,22 @@ def _api_for(exchange, key, envelope, settings):
                shared=settings.shared_reads)
 
 
-def _serve_call(api, method, kwargs):
-    """The exchange module's handler of `method`, called with `api`."""
+def _serve_call(api, method, kwargs, risk=None):
+    """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
+    first passes the risk guard, which may refuse it (exchanges/_risk.py)."""
     handler = api.exchange.METHODS.get(method)
     if handler is None:
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
-    data, raw = handler(api, **kwargs)
+    if risk is None or method not in GUARDED:
+        data, raw = handler(api, **kwargs)
+    else:
+        with risk.admit(api, method, kwargs):
+            data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
+
+
+GUARDED = ("trade", "margin_level")     # what the risk guard sees: never a read or a cancel
 
 
 def _unpack(exchange, exchange_name, envelope):
@@ -1178,12 +1189,15 @@ def _names(names):
 
 
 def status_report(server):
-    return {"name": "fmz-plugin", "version": __version__,
-            "uptime_seconds": int(server.stats.uptime()),
-            "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
-                          for module in EXCHANGES.values()],
-            "methods": server.stats.rows(),
-            "seen": server.stats.vocabulary.rows()}
+    report = {"name": "fmz-plugin", "version": __version__,
+              "uptime_seconds": int(server.stats.uptime()),
+              "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
+                            for module in EXCHANGES.values()],
+              "methods": server.stats.rows(),
+              "seen": server.stats.vocabulary.rows()}
+    if server.settings.risk is not None:
+        report["risk"] = server.settings.risk.report()      # halted, the rules, refusals per rule
+    return report
 
 
 def server_url(server):
@@ -1234,7 +1248,29 @@ def status_html(report):
             "(General Protocol):</p>\n<table border=\"1\">"
             f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
             f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
-            "</body></html>\n")
+            f"{risk_html(report.get('risk'))}</body></html>\n")
+
+
+RISK_COLUMNS = ["Exchange", "Rule", "Refused", "Last refusal"]
+
+
+def risk_cells(row):
+    return [row["exchange"], row["rule"], row["count"], row["last"]]
+
+
+def risk_html(risk):
+    """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
+    if risk is None:
+        return ""
+    state = (f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
+             "every new order is refused (cancels go through)</p>\n") if risk["halted"] else \
+        f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n"
+    entries = ", ".join(risk["entries"]) or "none"
+    rules = f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}.</p>\n"
+    problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
+    refusals = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
+    return ("<!-- risk guard -->\n<h2>Risk guard</h2>\n" + state + rules + problem +
+            f"<table border=\"1\">{_html_row(RISK_COLUMNS, 'th')}{refusals}</table>\n<!-- /risk guard -->\n")
 
 
 def _html_row(cells, tag="td"):
@@ -1250,6 +1286,14 @@ def status_table(report):
          "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
     ]
     line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
+    risk = report.get("risk")
+    if risk is not None:
+        tables.append({"type": "table", "title": "Risk guard", "cols": RISK_COLUMNS,
+                       "rows": [risk_cells(row) for row in risk["refusals"]]})
+        if risk["halted"]:
+            line += f", HALTED by {risk['halt_file']}: every new order is refused"
+        if risk["problem"]:
+            line += f", risk guard: {risk['problem']}"
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
 
 
@@ -1260,7 +1304,8 @@ def parse_args(argv):
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
         + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
         epilog="other commands: call (send one docker request from a terminal), check (grade a "
-        "plugin), bundle (write this plugin as one file); e.g. python fmz_plugin.py call --help")
+        "plugin), bundle (write this plugin as one file), halt and resume (the risk guard's kill "
+        "switch); e.g. python fmz_plugin.py call --help")
     parser.add_argument("--port", type=int, default=6666, help="port to listen on (default 6666)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")
@@ -1283,7 +1328,12 @@ def parse_args(argv):
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
+    add_risk_args(parser)
+    parser.add_argument("--risk-json", metavar="JSON", default=None,
+                        help="the risk rules as JSON text instead of a file (what FMZ's Risk parameter passes)")
     args = parser.parse_args(argv)
+    if args.risk and args.risk_json:
+        parser.error("give the risk rules once: --risk FILE or --risk-json JSON")
     args.base_urls = parse_base_urls(parser, args.base_url)
     if args.max_connections is not None and args.max_connections < 1:
         parser.error(f"--max-connections wants a number of connections of 1 or more, got {args.max_connections}")
@@ -1316,9 +1366,31 @@ def parse_base_urls(parser, items):
     return base_urls
 
 
+def add_risk_args(parser):
+    """--risk and --halt-file: the server's, and those of halt and resume, which find the same file."""
+    parser.add_argument("--risk", metavar="FILE", default=None,
+                        help="risk rules (JSON) every order must pass, re-read when the file changes "
+                             "(README: Risk guard)")
+    parser.add_argument("--halt-file", metavar="PATH", default=None,
+                        help=f"kill switch: while this file exists every new order is refused (default "
+                             f"{RISK_HALT_NAME} beside the --risk file, else in the current directory)")
+
+
+RISK_HALT_NAME = os.path.basename(default_halt_file())
+
+
 def settings_of(args):
+    """The Settings the flags ask for; raises PluginError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
-                    max_wait=args.max_wait, max_connections=args.max_connections)
+                    max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args))
+
+
+def risk_guard_of(args):
+    """The RiskGuard every order passes: the rules of --risk or --risk-json (none: only the kill
+    switch), and the halt file."""
+    names = {**{key: module.NAME for key, module in EXCHANGES.items()},
+             **{module.NAME.lower(): module.NAME for module in EXCHANGES.values()}}
+    return RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
 
 
 def banner(server, settings):
@@ -1328,6 +1400,8 @@ def banner(server, settings):
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} {server_url(server)}/{module.NAME}   (exchange API: {base})")
+    if settings.risk is not None:
+        lines.append(risk_banner(settings.risk))
     if settings.allow:
         lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
     elif host not in ("127.0.0.1", "localhost", "::1"):
@@ -1336,10 +1410,21 @@ def banner(server, settings):
     return "\n".join(lines)
 
 
+def risk_banner(guard):
+    report = guard.report()
+    rules = f"rules of {report['rules']} for {', '.join(report['entries'])}" if report["entries"] else "no rules"
+    state = "HALTED: it exists, every new order is refused" if report["halted"] else "absent, trading"
+    return f"Risk guard: {rules}; kill switch {report['halt_file']} ({state})"
+
+
 def serve(argv):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    settings = settings_of(args)
+    try:
+        settings = settings_of(args)
+    except PluginError as error:
+        print(f"fmz-plugin: not started, the risk rules are not valid: {error}", file=sys.stderr)
+        return 2
     server = Server((args.address, args.port), settings)
     print(banner(server, settings), flush=True)
     try:
@@ -1362,6 +1447,8 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "MaxWait": "--max-wait",
     "MaxConnections": "--max-connections",
     "LogLevel": "--log-level",
+    "Risk": "--risk-json",
+    "HaltFile": "--halt-file",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
 
@@ -1435,7 +1522,11 @@ def main(stop=None):
     show = fmz.get("LogStatus") or (lambda text: None)
     sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
     args = strategy_args(fmz, say)
-    settings = settings_of(args)
+    try:
+        settings = settings_of(args)
+    except PluginError as error:
+        say(f"fmz-plugin: not started, the Risk parameter is not valid: {error}")
+        raise SystemExit(2) from None
     server = Server((args.address, args.port), settings)
     threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
     say(banner(server, settings))
@@ -2149,10 +2240,16 @@ class Checker:
         try:
             reply = self.request("trade", {"symbol": self.symbol, "type": "buy", "price": plain(price),
                                            "amount": plain(amount)})
-            if reply.problem:          # it may have been placed anyway: find it so it is canceled
+            if reply.problem or "error" in reply.answer:
+                # no answer, or an error, which may mean "outcome unknown" (an exchange's timeout
+                # code, a lost answer the plugin could not resolve): the order may have been placed
+                # anyway, so it is looked for, and canceled below if it is there
                 order_id = self.find_open_order(price)
             data = self.data_of("trade", reply)
             if data is NO_DATA:
+                if order_id is not None and not reply.problem:
+                    self.row("trade: error, yet placed", FAIL, f"trade answered an error, but order {order_id} "
+                             f"is open: a robot reading that error may place it again")
                 return
             order_id = data.get("id") if isinstance(data, dict) else None
             problems = answer_problems("trade", data)
@@ -2205,7 +2302,7 @@ class Checker:
         return False
 
     def find_open_order(self, price):
-        """After a trade whose answer was lost: our open buy at exactly this price, if any."""
+        """After a trade whose answer was lost or an error: our open buy at exactly this price, if any."""
         reply = self.request("orders", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
         for order in data if isinstance(data, list) else []:
@@ -2506,6 +2603,33 @@ def _raw_literal(text):
                                 for piece in pieces)
 
 
+# -- Tools: halt and resume, the kill switch from a terminal ----------------------------------------
+# `halt` creates the file the risk guard watches (exchanges/_risk.py), `resume` removes it: while
+# it exists, a running plugin refuses every new order on every exchange. Both find the file as
+# the server does: --halt-file, else beside --risk, else in the current directory.
+
+def parse_switch_args(command, argv):
+    parser = argparse.ArgumentParser(
+        prog=f"fmz_plugin.py {command}", description="Halt trading: every new order on every exchange is "
+        "refused, cancels go through." if command == "halt" else "Resume trading after halt.")
+    add_risk_args(parser)
+    if command == "halt":
+        parser.add_argument("reason", nargs="*", help="why, written into the halt file")
+    return parser.parse_args(argv)
+
+
+def halt_command(argv):
+    args = parse_switch_args("halt", argv)
+    print(halt(args.halt_file or default_halt_file(args.risk), " ".join(args.reason)))
+    return 0
+
+
+def resume_command(argv):
+    args = parse_switch_args("resume", argv)
+    print(resume(args.halt_file or default_halt_file(args.risk)))
+    return 0
+
+
 # -- Sub-commands ----------------------------------------------------------------------------------
 
 # `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
@@ -2514,6 +2638,8 @@ COMMANDS = {
     "call": call_command,
     "check": check_command,
     "bundle": bundle,
+    "halt": halt_command,
+    "resume": resume_command,
 }
 
 
