@@ -78,6 +78,7 @@ FILES_KEPT = 32             # open files the process keeps for itself (listening
 REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many connections) is logged once per
 REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
 REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
+OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no descriptor even to refuse with
 IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
@@ -908,22 +909,24 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def _out_of_files(self):
         """accept() failed for want of a file descriptor: the waiting connection is refused with
-        the spare one kept for this (else the loop would find it waiting again at once)."""
+        the spare one kept for this (else the loop would find it waiting again at once). While
+        the spare is taken by a refused connection (until service_actions closes it), the loop
+        pauses a moment instead of spinning."""
         if self.refusals.first_in_a_while("out of files"):
             log.error("cannot accept a connection: the process has no file descriptor left (limit %s); "
                       "lower --max-connections (now %d) or raise the limit (ulimit -n)",
                       _open_file_limit(), self.settings.max_connections)
         if self.spare_file is None:
-            time.sleep(0.05)
+            time.sleep(OUT_OF_FILES_PAUSE)
             return
         os.close(self.spare_file)
+        self.spare_file = None
         try:
             request, _ = self.socket.accept()
-            self._refuse(request, "the plugin has no file descriptor left for another connection", linger=False)
         except OSError:
-            pass
-        finally:
-            self.spare_file = _spare_file()
+            return
+        self._refuse(request, "the plugin has no file descriptor left for another connection")
+        self.spare_file = _spare_file()     # None while the refused one holds it
 
     def process_request(self, request, client_address):
         with self.lock:
@@ -974,7 +977,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def service_actions(self):
         """Between two accepts (serve_forever's loop): close the refused connections whose client
-        has hung up or whose moment is over."""
+        has hung up or whose moment is over, and take the spare descriptor back if it was used."""
         now = time.monotonic()
         kept = []
         for until, sock in self.refused:
@@ -983,6 +986,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             else:
                 sock.close()
         self.refused = kept
+        if self.spare_file is None:
+            self.spare_file = _spare_file()
 
     def handle_error(self, request, client_address):
         """A docker that hung up mid-answer is routine; anything else is logged, not printed raw."""

@@ -408,7 +408,8 @@ class RiskGuard:
         """The Tickets of this exchange, key and symbol that an exchange read begun a moment ago
         may not show yet: those in flight and those answered in the last minute."""
         if len(self.flights) > FLIGHT_KEYS_KEPT:
-            self.flights = {k: kept for k, tickets in self.flights.items() if (kept := _fresh(tickets, now))}
+            fresh = {k: _fresh(tickets, now) for k, tickets in self.flights.items()}
+            self.flights = {k: tickets for k, tickets in fresh.items() if tickets}
         flights = self.flights[key] = _fresh(self.flights.get(key, ()), now)
         return flights
 
