@@ -1106,19 +1106,30 @@ class Vocabulary:
     futures methods' names open: a trader's first live run shows here (and in the log, at info
     level) whether GetPositions arrives as `positions` or as something else. At most
     SHAPES_KEPT shapes are kept, so a stream of odd requests cannot grow it without end.
+
+    Every request is noted, so the usual one costs a dict lookup: the names as they arrived
+    (`_names_as_sent`) map to the cleaned-up shape once one request has made it.
     """
 
     def __init__(self, kept=None):
         self.kept = SHAPES_KEPT if kept is None else kept
         self.lock = threading.Lock()
         self.shapes = {}                   # (exchange, method, fields, params, headers) -> calls
+        self.as_sent = {}                  # _names_as_sent(...) -> its shape, for the usual requests
         self.full = False
 
     def note(self, exchange, envelope, header_names=()):
+        sent = _names_as_sent(exchange, envelope, header_names)
+        with self.lock:
+            if sent in self.as_sent:
+                self.shapes[self.as_sent[sent]] += 1
+                return
         shape = request_shape(exchange, envelope, header_names)
         with self.lock:
             if shape in self.shapes:
                 self.shapes[shape] += 1
+                if sent is not None and len(self.as_sent) < 4 * self.kept:
+                    self.as_sent[sent] = shape
                 return
             if len(self.shapes) >= self.kept:
                 if not self.full:
@@ -1126,6 +1137,8 @@ class Vocabulary:
                     log.info("request shapes: %d kept, later new ones are not recorded", self.kept)
                 return
             self.shapes[shape] = 1
+            if sent is not None:
+                self.as_sent[sent] = shape
         log.info("the docker sent a new request shape: %s method %s, fields [%s], params [%s], headers [%s]",
                  exchange, shape[1], *(", ".join(names) for names in shape[2:]))
 
@@ -1148,6 +1161,19 @@ def request_shape(exchange, envelope, header_names=()):
     method, params = envelope.get("method"), envelope.get("params")
     return (exchange, _printable(method, 60) if isinstance(method, str) else None,
             _names(envelope), _names(params if isinstance(params, dict) else ()), _names(header_names))
+
+
+def _names_as_sent(exchange, envelope, header_names):
+    """The names of a request as they arrived, as a key to remember its shape by; None for one
+    too odd to remember (not an object, a long method, many or long names)."""
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("method"), str):
+        return None
+    params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
+    names = (tuple(envelope), tuple(params), tuple(header_names))
+    if len(envelope["method"]) > 60 or max(map(len, names)) > NAMES_KEPT \
+            or sum(sum(map(len, group)) for group in names) > 1000:
+        return None
+    return (exchange, envelope["method"], *names)
 
 
 def _names(names):
@@ -1437,6 +1463,7 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "Allow": "--allow",
     "Timeout": "--timeout",
     "MaxWait": "--max-wait",
+    "MaxConnections": "--max-connections",
     "LogLevel": "--log-level",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked

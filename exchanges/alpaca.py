@@ -45,8 +45,11 @@ Facts relied on (docs above, CCXT's alpaca.py, alpaca-py and user-docs issues):
 - GET /v2/orders: status open|closed|all, limit up to 500, after/until (submitted_at, exclusive),
   direction asc|desc (default desc), symbols=A,B. Bars, trades: up to 10000 a page, sort asc|desc,
   next_page_token; start defaults to the beginning of the current day, so it is always sent.
-Unverified (marked where used): that the multi-symbol stock snapshot answer is keyed by symbol at
-its top level (the crypto one is under "snapshots"), that sub-dollar stock prices take 4 decimals
+- Market data answers are keyed by symbol under their kind: {"snapshots": {"AAPL": {...}}} (the
+  example of Alpaca's public Postman collection for /v2/stocks/snapshots), {"quotes": ...},
+  {"orderbooks": ...}, {"bars": ..., "next_page_token": ...}.
+Unverified (marked where used): whether the stock snapshots answer may also come keyed by symbol
+at its top level, as some clients read it (both are read), that sub-dollar stock prices take 4 decimals
 (Reg NMS; the tick here stays 0.01), and that GET /v2/orders/{id}, GET /v2/assets/{symbol} and
 DELETE /v2/orders/{id} count in the trading budget (RATE_LIMITS names fixed paths only).
 """
@@ -84,6 +87,7 @@ DEPTH_LEVELS = 20                      # default levels a side of a crypto book
 STOCK_TICK = "0.01"                    # stocks trade in cents (above $1; see "Unverified")
 FRACTIONAL_STEP = "0.000000001"        # a fractional share: 9 decimals
 FRACTIONAL_MIN_USD = 1                 # the smallest fractional order, in USD
+CRYPTO_MIN_USD = 10                    # the smallest USD-quoted crypto buy (CCXT found it live; unverified here)
 DAY_MS = 86_400_000
 # A stock trades about 16 of 24 hours (with the extended sessions), 5 days of 7, and some
 # holidays: bars of a stock look back this many times the plain span, plus a week.
@@ -169,16 +173,18 @@ def _trading(api, verb, path, params=None):
     return api.call(verb, path, params, signed=True, host="paper" if api.keys.paper else None)
 
 
-def _market_data(api, spec, path, params):
-    """GET on the data host: /v2/stocks/... (with the key's feed) or /v1beta3/crypto/us/..."""
-    stock = spec["asset_class"] == "us_equity"
-    query = {"symbols": spec["alpaca_symbol"], **params, "feed": api.keys.feed if stock else None}
+def _market_data(api, specs, path, params=None):
+    """GET on the data host for the assets `specs` (all stocks or all crypto): /v2/stocks/...
+    with the key's feed, or /v1beta3/crypto/us/..., asking for them by symbols=A,B."""
+    stock = specs[0]["asset_class"] == "us_equity"
+    query = {"symbols": ",".join(spec["alpaca_symbol"] for spec in specs), **(params or {}),
+             "feed": api.keys.feed if stock else None}
     return api.get((STOCK_DATA if stock else CRYPTO_DATA) + path, query, signed=True, host="data")
 
 
 def _data(reply, key, spec):
-    """The one place a market data reply is unwrapped: {key: {SYMBOL: value}}. The stock
-    snapshots answer is keyed by symbol at its top level (unverified, see the docstring)."""
+    """The one place a market data reply is unwrapped: {key: {SYMBOL: value}}, or {SYMBOL: value}
+    as some clients read the stock snapshots (unverified, see the docstring)."""
     by_symbol = reply.get(key, reply) if isinstance(reply, dict) else {}
     value = by_symbol.get(spec["alpaca_symbol"]) if isinstance(by_symbol, dict) else None
     if value is None:
@@ -268,7 +274,8 @@ def _spec(a):
     fractionable = bool(a.get("fractionable"))
     if crypto:
         tick, lot = number_or_zero(a.get("price_increment")), number_or_zero(a.get("min_trade_increment"))
-        minimum, min_notional = number_or_zero(a.get("min_order_size")), number_or_zero(None)
+        minimum = number_or_zero(a.get("min_order_size"))
+        min_notional = number_or_zero(CRYPTO_MIN_USD if symbol.quote == "USD" else None)
     else:
         tick, lot = number_or_zero(STOCK_TICK), number_or_zero(FRACTIONAL_STEP if fractionable else 1)
         minimum, min_notional = lot, number_or_zero(FRACTIONAL_MIN_USD if fractionable else None)
@@ -294,7 +301,7 @@ def ticker(api, symbol):
     """GET /v2/stocks/snapshots (feed) or GET /v1beta3/crypto/us/snapshots: latest quote, latest
     trade and the daily bar in one call"""
     spec = asset(api, symbol)
-    reply = _market_data(api, spec, "/snapshots", {})
+    reply = _market_data(api, [spec], "/snapshots")
     return _ticker(spec, _data(reply, "snapshots", spec)), reply
 
 
@@ -327,8 +334,7 @@ def tickers(api, symbol=None):
         group = [spec for spec in group if symbol is None or spec["quote_asset"] == symbol.quote]
         if not group:
             continue
-        names = ",".join(spec["alpaca_symbol"] for spec in group)
-        reply = _market_data(api, {**group[0], "alpaca_symbol": names}, "/snapshots", {})
+        reply = _market_data(api, group, "/snapshots")
         replies.append(reply)
         for spec in group:
             snapshot = _snapshot(reply, spec)
@@ -350,12 +356,12 @@ def depth(api, symbol, limit=None):
     one level a side."""
     spec = asset(api, symbol)
     if spec["asset_class"] == "us_equity":
-        reply = _market_data(api, spec, "/quotes/latest", {})
+        reply = _market_data(api, [spec], "/quotes/latest")
         quote = _data(reply, "quotes", spec)
         asks = [[number_or_zero(quote.get("ap")), number_or_zero(quote.get("as"))]]
         bids = [[number_or_zero(quote.get("bp")), number_or_zero(quote.get("bs"))]]
         return {"time": _ms(quote.get("t")), "asks": [a for a in asks if a[0]], "bids": [b for b in bids if b[0]]}, reply
-    reply = _market_data(api, spec, "/latest/orderbooks", {})
+    reply = _market_data(api, [spec], "/latest/orderbooks")
     book = _data(reply, "orderbooks", spec)
     asks = sorted(book_levels(book.get("a"), price="p", amount="s"))[:limit or DEPTH_LEVELS]
     bids = sorted(book_levels(book.get("b"), price="p", amount="s"), reverse=True)[:limit or DEPTH_LEVELS]
@@ -370,7 +376,7 @@ def trades(api, symbol, limit=None):
     spec = asset(api, symbol)
     wanted = min(limit or 100, DATA_PAGE)
     start = api.now() - TRADES_LOOKBACK_MS[spec["asset_class"]]
-    reply = _market_data(api, spec, "/trades", {"start": iso_ms(start), "limit": wanted, "sort": "desc"})
+    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": wanted, "sort": "desc"})
     rows = list(reversed(_data(reply, "trades", spec) or []))
     answer, previous = [], None
     for t in rows:
@@ -395,7 +401,7 @@ def records(api, symbol, period=60, limit=None):
     query = {"timeframe": timeframe, "start": iso_ms(api.now() - back), "sort": "desc"}
     rows, pages, token = [], [], None
     while len(rows) < wanted:
-        reply = _market_data(api, spec, "/bars", {**query, "limit": min(wanted - len(rows), DATA_PAGE),
+        reply = _market_data(api, [spec], "/bars", {**query, "limit": min(wanted - len(rows), DATA_PAGE),
                                                   "page_token": token})
         pages.append(reply)
         bars = (reply.get("bars") or {}).get(spec["alpaca_symbol"]) or []
@@ -474,8 +480,8 @@ def trade(api, symbol, order_type, price, amount):
 def _time_in_force(spec, price, size, market_buy, extended):
     if spec["asset_class"] == "crypto":
         return "gtc"
-    whole = "." not in size
-    return "gtc" if price is not None and whole and not market_buy and not extended else "day"
+    whole_shares = "." not in size            # size is order_size's exact text, e.g. "2" or "0.5"
+    return "gtc" if price is not None and whole_shares and not market_buy and not extended else "day"
 
 
 def _why_refused(api, error):

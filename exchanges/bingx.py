@@ -16,7 +16,9 @@ resend one after looking it up.
 Replies are {"code": 0, "msg": "", "data": ...}; a refusal has a non-zero code (HTTP 200), read
 in check() and answered as `BingX <code>: <msg>`. Codes relied on: 100421 timestamp out of
 window (resync; from BingX.Net's map, unverified against BingX's own table), 100410 rate limited
-(CCXT, BingX.Net), 109421 spot order not found and 80016 swap order not found (CCXT).
+(CCXT, BingX.Net), 100404 spot order not found (" order not exist", as OctoBot quotes BingX's
+reply) and 80016 swap order not found (CCXT, BingX.Net). `code` arrives as a number or a string,
+`msg` sometimes with a leading space.
 
 Symbols: BTC_USDT is spot BTC-USDT; BTC_USDT.swap is the USDT-M perpetual BTC-USDT. Order ids
 given to FMZ say which API they belong to: `BTC-USDT,1514090846268424192` (spot) and
@@ -28,9 +30,17 @@ from /openApi/swap/v1/positionSide/dual: in one-way mode every order is position
 closebuy/closesell are reduceOnly; in hedge mode an order names LONG or SHORT (BUY+LONG opens a
 long, SELL+LONG closes it).
 
-Unverified (best readings, kept in one place each): the clientOrderID lookups of
-GET /trade/query and GET /trade/order, the 8 h fallback when premiumIndex omits
-fundingIntervalHours, and allOrders answering every status from `startTime` on.
+Client order ids (1 to 40 characters in BingX's docs; ours are 32 letters and digits): placed as
+newClientOrderId (spot) and clientOrderID (swap, as CCXT sends it), looked up as clientOrderID on
+GET /openApi/spot/v1/trade/query and clientOrderId on GET /openApi/swap/v2/trade/order (the names
+BingX.Net sends: BingX spells them differently per endpoint, LOOKUP_ID).
+
+Spot markets: BingX's docs mark common/symbols' minQty and maxQty deprecated (minNotional is what
+it enforces); minQty is still read as the minimum, so an order below it is refused before sending.
+
+Unverified (best readings, kept in one place each): the message texts of most error codes, the 8 h
+fallback when premiumIndex omits fundingIntervalHours, and allOrders answering every status from
+`startTime` on.
 """
 import hashlib
 import hmac
@@ -54,8 +64,8 @@ SPOT, SWAP = "/openApi/spot/v1", "/openApi/swap/v2"
 # BingX's limits (support article "API rate limit upgrade", bingx.com/en/support/articles/
 # 31103871611289, 2025): every market-data endpoint of both APIs shares 500 requests per 10 s per
 # IP; account endpoints share 2000 per 10 s per IP; per account, spot orders and cancels 5/s, spot
-# order queries 10/s, swap orders 10/s. Other private endpoints are held at 10/s each per account
-# (unverified: the article lists no figure for them).
+# order queries 10/s, swap orders 10/s. The other private endpoints take the figures BingX.Net
+# holds them to (10/s spot queries, 5/s swap ones), which the article does not list.
 MARKET_DATA = Limit(500, 10.0, per="ip", pool="market data")
 ACCOUNT = Limit(2000, 10.0, per="ip", pool="account")
 
@@ -84,14 +94,14 @@ RATE_LIMITS = {
     "GET /openApi/spot/v1/trade/historyOrders": _per_account(10),
     "GET /openApi/spot/v1/account/balance": _per_account(10),
     "POST /openApi/swap/v2/trade/order": _per_account(10),
-    "DELETE /openApi/swap/v2/trade/order": _per_account(10),
-    "GET /openApi/swap/v2/trade/order": _per_account(10),
-    "GET /openApi/swap/v2/trade/openOrders": _per_account(10),
-    "GET /openApi/swap/v2/trade/allOrders": _per_account(10),
-    "GET /openApi/swap/v2/user/positions": _per_account(10),
-    "GET /openApi/swap/v3/user/balance": _per_account(10),
-    "POST /openApi/swap/v2/trade/leverage": _per_account(10),
-    "GET /openApi/swap/v1/positionSide/dual": _per_account(10),
+    "DELETE /openApi/swap/v2/trade/order": _per_account(5),
+    "GET /openApi/swap/v2/trade/order": _per_account(5),
+    "GET /openApi/swap/v2/trade/openOrders": _per_account(5),
+    "GET /openApi/swap/v2/trade/allOrders": _per_account(5),
+    "GET /openApi/swap/v2/user/positions": _per_account(5),
+    "GET /openApi/swap/v3/user/balance": _per_account(5),
+    "POST /openApi/swap/v2/trade/leverage": _per_account(5),
+    "GET /openApi/swap/v1/positionSide/dual": _per_account(5),
 }
 RECV_WINDOW = "5000"                 # ms a signed request stays valid (BingX's default)
 
@@ -111,7 +121,8 @@ KLINE_PAGE = 1440                    # max candles per kline call
 HISTORY_PAGE = 100                   # spot historyOrders pageSize, at most
 ALL_ORDERS_LIMIT = 1000              # swap allOrders limit, at most
 DEFAULT_FUNDING_INTERVAL = 8 * 3_600_000
-NO_ORDER = {"spot": "109421", "swap": "80016"}      # "order not exist" on each API
+NO_ORDER = {"spot": "100404", "swap": "80016"}      # "order not exist" on each API
+LOOKUP_ID = {"spot": "clientOrderID", "swap": "clientOrderId"}    # the query endpoints' client id field
 NO_SWAP_PERMISSION = ("100004",)     # Permission denied: a key without perpetual rights
 INSUFFICIENT = ("100202", "101204")
 
@@ -168,13 +179,14 @@ def sign(request, keys, now_ms):
 
 
 def check(status, reply):
-    """Success and refusal alike are {"code", "msg", "data"}; code 0 is success."""
+    """Success and refusal alike are {"code", "msg", "data"}; code 0 is success (a number, or a
+    string in some replies)."""
     if not isinstance(reply, dict) or "code" not in reply:
         raise PluginError(f"BingX answered HTTP {status} without a code: {str(reply)[:80]}",
                           ambiguous=status >= 500)
     code = str(reply["code"])
     if code != "0":
-        message = reply.get("msg") or f"HTTP {status}"
+        message = str(reply.get("msg") or "").strip() or f"HTTP {status}"
         raise PluginError(f"BingX {code}: {message}", code=code, ambiguous=status >= 500)
 
 
@@ -294,7 +306,8 @@ def trades(api, symbol):
 
 def records(api, symbol, period=60, limit=None):
     """GET /openApi/spot/v1/market/kline (timeZone=0: days start at UTC midnight, BingX's spot
-    default being UTC+8), /openApi/swap/v3/quote/klines; 1440 a page, paged back with endTime"""
+    default being UTC+8; CCXT reads spot candles there and found timeZone live), /openApi/swap/v3/
+    quote/klines; 1440 a page, paged back with endTime"""
     interval = INTERVALS.get(period)
     if interval is None:
         raise PluginError(f"BingX has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
@@ -455,7 +468,7 @@ def trade(api, symbol, order_type, price, amount):
 
     def find():
         try:
-            reply = api.get(PATHS["query"][kind], {"symbol": params["symbol"], "clientOrderID": client_id},
+            reply = api.get(PATHS["query"][kind], {"symbol": params["symbol"], LOOKUP_ID[kind]: client_id},
                             signed=True)
         except PluginError as error:
             if error.code == NO_ORDER[kind]:

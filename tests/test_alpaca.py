@@ -106,6 +106,7 @@ def test_markets_list_stocks_and_crypto_with_their_steps(client):
     assert markets["AAPL_USD"]["amount_size"] == 0.000000001 and markets["AAPL_USD"]["min_notional"] == 1
     assert markets["ZVZZT_USD"]["amount_size"] == 1 and markets["ZVZZT_USD"]["tick_size"] == 0.01
     assert markets["BTC_USDT"]["tick_size"] == 0.1 and markets["BTC_USDT"]["min_qty"] == 0.00001
+    assert markets["BTC_USD"]["min_notional"] == 10 and markets["BTC_USDT"]["min_notional"] == 0
 
 
 # ---------------------------------------------------------------------------- stock market data
@@ -295,3 +296,12 @@ def test_tickers_unasked_are_every_crypto_pair_and_the_stocks_held(client):
     assert {t["symbol"] for t in client.data("tickers")} == {"BTC_USDT", "ETH_USDT", "BTC_USD", "ETH_USD", "AAPL_USD"}
     assert {t["symbol"] for t in client.data("tickers", symbol="USDT")} == {"BTC_USDT", "ETH_USDT"}
     assert [t["symbol"] for t in client.data("tickers", symbol="ZVZZT_USD")] == ["ZVZZT_USD"]
+
+
+def test_market_data_is_read_under_its_kind_or_keyed_at_the_top():
+    spec = {"alpaca_symbol": "AAPL", "symbol": "AAPL_USD", "asset_class": "us_equity"}
+    snapshot = {"latestQuote": {"bp": 1}}
+    assert alpaca._data({"snapshots": {"AAPL": snapshot}}, "snapshots", spec) is snapshot
+    assert alpaca._data({"AAPL": snapshot}, "snapshots", spec) is snapshot
+    with pytest.raises(alpaca.PluginError, match="Alpaca has no snapshots for AAPL_USD right now .*IEX"):
+        alpaca._data({"snapshots": {}}, "snapshots", spec)

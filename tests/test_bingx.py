@@ -258,3 +258,33 @@ def test_every_endpoint_the_plugin_calls_has_its_documented_limit(client):
     public = [endpoint for endpoint in called if "/trade/" not in endpoint and "/user/" not in endpoint
               and "/account/" not in endpoint and "positionSide" not in endpoint]
     assert {bingx.RATE_LIMITS[endpoint].pool for endpoint in public} == {"market data"}
+
+
+@pytest.mark.parametrize("symbol, path, field", [("BTC_USDT", "/openApi/spot/v1/trade/query", "clientOrderID"),
+                                                 ("BTC_USDT.swap", "/openApi/swap/v2/trade/order", "clientOrderId")])
+def test_a_lost_answer_is_looked_up_by_the_client_id_field_of_that_api(client, symbol, path, field):
+    place = FakeBingX.ORDER_PATH if symbol == "BTC_USDT" else FakeBingX.SWAP_ORDER_PATH
+    client.fake.inject("drop_after", path=place, method="POST")
+    order_id = client.data("trade", symbol=symbol, type="buy", price=40000, amount="0.01")["id"]
+    (order,) = client.fake.engine.orders.values()
+    assert order_id.endswith("," + order["id"])
+    lookups = [dict(urllib.parse.parse_qsl(t.partition("?")[2])) for v, t, _ in client.fake.requests
+               if v == "GET" and t.startswith(path + "?")]
+    assert [q.get(field) for q in lookups] == [order["client_id"]]
+
+
+@pytest.mark.parametrize("reply, message", [
+    ({"code": "100413", "msg": "Incorrect apiKey", "timestamp": "1725195218082"}, "BingX 100413: Incorrect apiKey"),
+    ({"code": 100404, "msg": " order not exist", "debugMsg": ""}, "BingX 100404: order not exist"),
+    ({"code": 101204, "msg": "", "data": {}}, "BingX 101204: HTTP 200"),
+])
+def test_refusals_as_bingx_sends_them(reply, message):
+    """Replies quoted from BingX (OctoBot's and CCXT's notes): the code as a string or a number,
+    a msg with a leading space or none at all."""
+    with pytest.raises(PluginError) as refused:
+        bingx.check(200, reply)
+    assert (str(refused.value), refused.value.code) == (message, message.split()[1].rstrip(":"))
+
+
+def test_unknown_spot_order_is_bingx_100404(client):
+    assert client.error("order", id="BTC-USDT,12345") == "BingX 100404: order not exist"

@@ -265,6 +265,20 @@ def test_vocabulary_is_bounded_and_takes_any_input():
     assert seen[2]["method"] == ("x?" * 30) and len(seen[2]["params"]) == fmz_plugin.NAMES_KEPT
 
 
+def test_vocabulary_counts_one_shape_whatever_order_or_length_its_names_came_in():
+    vocabulary = fmz_plugin.Vocabulary()
+    long_name = "p" * 2000
+    for envelope, headers in [({"method": "depth", "params": {"symbol": 1, "limit": 2}}, ["Host", "Content-Type"]),
+                              ({"params": {"limit": 2, "symbol": 1}, "method": "depth"}, ["Content-Type", "Host"]),
+                              ({"method": "depth", "params": {"symbol": 1, "limit": 2}}, ["Host", "Content-Type"]),
+                              ({"method": "depth", "params": {long_name: 1}}, []),
+                              ({"method": "depth", "params": {long_name: 2}}, [])]:
+        vocabulary.note("OKX", envelope, headers)
+    seen = vocabulary.rows()
+    assert [(row["params"], row["headers"], row["calls"]) for row in seen] == [
+        (["limit", "symbol"], ["Content-Type", "Host"], 3), (["p" * 40], [], 2)]
+
+
 def test_status_page_shows_what_the_docker_sent(okx):
     okx.data("GetTicker", symbol="BTC_USDT")
     okx.data("GetTicker", symbol="ETH_USDT")

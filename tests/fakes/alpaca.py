@@ -479,10 +479,11 @@ class FakeAlpaca(FakeExchange):
         return {"t": rfc3339(ts).replace(".000000000Z", "Z"), "o": float(o), "h": float(h), "l": float(low),
                 "c": float(c), "v": float(vol), "n": 11, "vw": float(o + 1)}
 
-    def _keyed(self, market, key, values):
-        """Crypto answers {key: {symbol: ...}}; the stock multi-symbol answers the same, except
-        snapshots, which are keyed by symbol at the top level."""
-        return values if market == "stocks" and key == "snapshots" else {key: values}
+    @staticmethod
+    def _keyed(market, key, values):
+        """Every multi-symbol answer is {key: {symbol: ...}} (for stock snapshots too, as the
+        example of Alpaca's public Postman collection shows)."""
+        return {key: values}
 
     def snapshots(self, request, market):
         answers = {}

@@ -45,8 +45,8 @@ MIN_NOTIONAL_SWAP = D("2")             # quote/contracts tradeMinUSDT
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")   # unverified: BingX's rule for clientOrderID
 SPOT_STATUS = {OPEN: "PENDING", PARTIAL: "PARTIALLY_FILLED", FILLED: "FILLED", CANCELED: "CANCELED"}
 SWAP_STATUS = {OPEN: "NEW", PARTIAL: "PARTIALLY_FILLED", FILLED: "FILLED", CANCELED: "CANCELLED"}
-# Engine refusals -> BingX (code, msg), spot API. 109xxx are the spot API's own family
-# (CCXT maps 109201 duplicate id, 109421 order not found, 109425 unknown pair); unverified texts.
+# Engine refusals -> BingX (code, msg), spot API. The 100404 texts are BingX's own (as OctoBot
+# quotes them); 109201 duplicate id and 109425 unknown pair are codes CCXT maps (texts unverified).
 SPOT_REFUSALS = {
     "unknown_symbol": (109425, "{} not exist, please verify it"),
     "duplicate_client_id": (109201, "the same clientOrderID is already used by an open order"),
@@ -54,8 +54,9 @@ SPOT_REFUSALS = {
     "bad_price": (100400, "price precision is wrong"),
     "below_min": (100400, "The minimum amount per order is {}"),
     "insufficient": (100202, "Insufficient balance"),
-    "unknown_order": (109421, "order not exist"),
-    "order_closed": (80018, "order is already filled or canceled"),
+    "unknown_order": (100404, " order not exist"),
+    "order_closed": (100404, "the order you want to cancel is FILLED or CANCELLED already, or is not a valid "
+                             "order id ,please verify"),
 }
 # ... and the perpetual swap API (CCXT's and BingX.Net's maps: 101204 insufficient margin,
 # 101205 no position to close, 101400 below the minimum, 101414 leverage above the maximum,

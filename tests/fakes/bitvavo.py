@@ -304,7 +304,8 @@ class FakeBitvavo(FakeExchange):
                  "price": fmt(mid + i), "side": "buy" if i % 2 else "sell"} for i in range(limit)]
 
     def candles(self, request, pair):
-        """Newest first; `start` and `end` bound the open times (end is the end of the last interval)."""
+        """Newest first; `start` and `end` bound the open times (an aligned `end` is the end of the
+        last interval, so its candle opened before it)."""
         interval = request.query.get("interval")
         if not interval:
             raise Rejected(203, "interval parameter is required.")
@@ -314,8 +315,8 @@ class FakeBitvavo(FakeExchange):
         offset = MONDAY_MS % step if interval == "1W" else 0
         limit = self._limit(request, "limit", CANDLE_LIMIT, CANDLE_LIMIT)
         newest = (self.now_ms() - offset) // step * step + offset
-        if request.query.get("end"):
-            newest = min(newest, (self._int(request, "end") - offset) // step * step + offset - step)
+        if request.query.get("end"):                     # only candles opening before `end`
+            newest = min(newest, (self._int(request, "end") - 1 - offset) // step * step + offset)
         oldest = self._int(request, "start") if request.query.get("start") else 0
         rows = []
         for ts in range(newest, newest - limit * step, -step):
