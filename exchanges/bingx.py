@@ -10,8 +10,8 @@ docs' own example sends POST /openApi/spot/v1/trade/order with its parameters in
 `signature` = lowercase hex HMAC-SHA256(secret, that parameter string) is appended last, and the
 key goes in the X-BX-APIKEY header. The docs' example (quoteOrderQty=20&side=BUY&symbol=ETHUSDT&
 timestamp=1649404670162&type=MARKET -> 428a3c38...) is a test. BingX refuses a request older than
-recvWindow (5000 ms here): a late order is refused, not placed, which is what lets place_once
-resend one after looking it up.
+recvWindow (5000 ms here; orders and cancels carry --timeout instead, at most 60000): a late order
+is refused, not placed, which is what lets place_once prove an unanswered order absent.
 
 Replies are {"code": 0, "msg": "", "data": ...}; a refusal has a non-zero code (HTTP 200), read
 in check() and answered as `BingX <code>: <msg>`. Codes relied on: 100421 timestamp out of
@@ -171,7 +171,7 @@ def sign(request, keys, now_ms):
     fields = [(name, value) for name, value in fields if name not in ("timestamp", "signature")]
     fields.append(("timestamp", str(now_ms)))
     if not any(name == "recvWindow" for name, _ in fields):
-        fields.append(("recvWindow", RECV_WINDOW))
+        fields.append(("recvWindow", str(request.window_ms or RECV_WINDOW)))
     query = urllib.parse.urlencode(fields)
     signature = hmac.new(keys.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     request.query = f"{query}&signature={signature}"
@@ -459,7 +459,7 @@ def trade(api, symbol, order_type, price, amount):
 
     def send():
         try:
-            reply = api.post(PATHS["place"][kind], params, signed=True)
+            reply = api.post(PATHS["place"][kind], params, signed=True, deadline=True)
         except PluginError as error:
             if symbol.is_swap and "positionSide" in str(error):
                 ACCOUNT_SETTINGS.forget(api, "dualSidePosition")    # the trader switched modes: read it again
@@ -477,7 +477,7 @@ def trade(api, symbol, order_type, price, amount):
         return {"id": _order_id(kind, params["symbol"], _order_object(reply)["orderId"])}, reply
 
     try:
-        return place_once(send, find)
+        return place_once(send, find, api, client_id)
     except PluginError as error:
         if error.code in INSUFFICIENT:
             pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
@@ -554,17 +554,18 @@ def _history_pages(api, query, wanted):
 
 
 def cancel(api, order_id, symbol=None):
-    """POST /openApi/spot/v1/trade/cancel, DELETE /openApi/swap/v2/trade/order (sent once; if no
-    answer came, the order is looked up)"""
+    """POST /openApi/spot/v1/trade/cancel, DELETE /openApi/swap/v2/trade/order (sent once, with its
+    recvWindow deadline; an unanswered or refused cancel is explained by looking the order up)"""
     kind, name, bingx_id = split_order_id(order_id)
     query = {"symbol": name, "orderId": bingx_id}
 
     def send():
         if kind == "swap":
-            return True, api.call("DELETE", SWAP + "/trade/order", query, signed=True, idempotent=False)
-        return True, api.post(SPOT + "/trade/cancel", query, signed=True)
+            return True, api.call("DELETE", SWAP + "/trade/order", query, signed=True, idempotent=False,
+                                  deadline=True)
+        return True, api.post(SPOT + "/trade/cancel", query, signed=True, deadline=True)
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def positions(api, symbol=None):

@@ -57,7 +57,7 @@ def test_a_post_sends_its_parameters_in_the_signed_query_and_no_body(client):
     params = dict(urllib.parse.parse_qsl(target.partition("?")[2]))
     assert (verb, body) == ("POST", "")
     assert {"symbol": "BTC-USDT", "side": "BUY", "type": "LIMIT", "price": "40000", "quantity": "0.01",
-            "recvWindow": "5000"}.items() <= params.items()
+            "recvWindow": "3000"}.items() <= params.items()       # an order's deadline: --timeout (3 s here)
     assert params["newClientOrderId"].startswith("fmz") and params["signature"]
 
 

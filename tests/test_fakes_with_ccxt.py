@@ -148,12 +148,16 @@ def test_okx_unknown_order(okx):
 
 
 def test_okx_client_order_ids(okx):
+    """A clOrdId is unique among open orders only: taken while its order rests, free once it is
+    canceled; a lookup by clOrdId answers the latest order that had it."""
     order = okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     assert okx.fetch_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})["id"] == order["id"]
-    okx.cancel_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})
-    assert okx.fetch_order(order["id"], "ETH/USDT")["status"] == "canceled"
     with pytest.raises(ccxt.ExchangeError):           # 51016: the id is taken
         okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    okx.cancel_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})
+    assert okx.fetch_order(order["id"], "ETH/USDT")["status"] == "canceled"
+    again = okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert okx.fetch_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})["id"] == again["id"] != order["id"]
 
 
 def test_okx_order_refusals_map_to_ccxt_errors(okx):
@@ -260,7 +264,11 @@ def test_binance_client_order_ids(binance):
     order = binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     assert order["clientOrderId"] == "ccxtTest1"
     assert binance.fetch_order(None, "ETH/USDT", params={"origClientOrderId": "ccxtTest1"})["id"] == order["id"]
+    with pytest.raises(ccxt.ExchangeError, match="Duplicate order sent"):    # taken while the order is open
+        binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     binance.cancel_order(order["id"], "ETH/USDT")
+    again = binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert again["id"] != order["id"]                  # free again once it is canceled
 
 
 def test_binance_refusals_map_to_ccxt_errors(binance):
