@@ -68,6 +68,7 @@ except ImportError:
 from exchanges import EXCHANGES
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
                             parse_number, parse_symbol)
+from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -78,6 +79,7 @@ FILES_KEPT = 32             # open files the process keeps for itself (listening
 REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many connections) is logged once per
 REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
 REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
+OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no descriptor even to refuse with
 IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
@@ -498,7 +500,7 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
@@ -506,6 +508,7 @@ class Settings:
         self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
         self.max_connections = max_connections or default_max_connections()   # docker connections at once
+        self.risk = risk                                  # the RiskGuard orders pass (--risk), or None
 
     def allows(self, client_address):
         """True when --allow was not given or the client's address is in one of its networks."""
@@ -544,8 +547,9 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         params = _unpack(exchange, exchange_name, envelope)
         _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
-        api = _api_for(exchange, exchange_name.lower(), envelope, settings or Settings())
-        answer = _serve_call(api, method, kwargs)
+        settings = settings or Settings()
+        api = _api_for(exchange, exchange_name.lower(), envelope, settings)
+        answer = _serve_call(api, method, kwargs, settings.risk)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
     except Exception as error:
@@ -584,14 +588,22 @@ def _api_for(exchange, key, envelope, settings):
                shared=settings.shared_reads)
 
 
-def _serve_call(api, method, kwargs):
-    """The exchange module's handler of `method`, called with `api`."""
+def _serve_call(api, method, kwargs, risk=None):
+    """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
+    first passes the risk guard, which may refuse it (exchanges/_risk.py)."""
     handler = api.exchange.METHODS.get(method)
     if handler is None:
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
-    data, raw = handler(api, **kwargs)
+    if risk is None or method not in GUARDED:
+        data, raw = handler(api, **kwargs)
+    else:
+        with risk.admit(api, method, kwargs):
+            data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
+
+
+GUARDED = ("trade", "margin_level")     # what the risk guard sees: never a read or a cancel
 
 
 def _unpack(exchange, exchange_name, envelope):
@@ -906,22 +918,24 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def _out_of_files(self):
         """accept() failed for want of a file descriptor: the waiting connection is refused with
-        the spare one kept for this (else the loop would find it waiting again at once)."""
+        the spare one kept for this (else the loop would find it waiting again at once). While
+        the spare is taken by a refused connection (until service_actions closes it), the loop
+        pauses a moment instead of spinning."""
         if self.refusals.first_in_a_while("out of files"):
             log.error("cannot accept a connection: the process has no file descriptor left (limit %s); "
                       "lower --max-connections (now %d) or raise the limit (ulimit -n)",
                       _open_file_limit(), self.settings.max_connections)
         if self.spare_file is None:
-            time.sleep(0.05)
+            time.sleep(OUT_OF_FILES_PAUSE)
             return
         os.close(self.spare_file)
+        self.spare_file = None
         try:
             request, _ = self.socket.accept()
-            self._refuse(request, "the plugin has no file descriptor left for another connection", linger=False)
         except OSError:
-            pass
-        finally:
-            self.spare_file = _spare_file()
+            return
+        self._refuse(request, "the plugin has no file descriptor left for another connection")
+        self.spare_file = _spare_file()     # None while the refused one holds it
 
     def process_request(self, request, client_address):
         with self.lock:
@@ -972,7 +986,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def service_actions(self):
         """Between two accepts (serve_forever's loop): close the refused connections whose client
-        has hung up or whose moment is over."""
+        has hung up or whose moment is over, and take the spare descriptor back if it was used."""
         now = time.monotonic()
         kept = []
         for until, sock in self.refused:
@@ -981,6 +995,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             else:
                 sock.close()
         self.refused = kept
+        if self.spare_file is None:
+            self.spare_file = _spare_file()
 
     def handle_error(self, request, client_address):
         """A docker that hung up mid-answer is routine; anything else is logged, not printed raw."""
@@ -1182,12 +1198,15 @@ def _names(names):
 
 
 def status_report(server):
-    return {"name": "fmz-plugin", "version": __version__,
-            "uptime_seconds": int(server.stats.uptime()),
-            "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
-                          for module in EXCHANGES.values()],
-            "methods": server.stats.rows(),
-            "seen": server.stats.vocabulary.rows()}
+    report = {"name": "fmz-plugin", "version": __version__,
+              "uptime_seconds": int(server.stats.uptime()),
+              "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
+                            for module in EXCHANGES.values()],
+              "methods": server.stats.rows(),
+              "seen": server.stats.vocabulary.rows()}
+    if server.settings.risk is not None:
+        report["risk"] = server.settings.risk.report()      # halted, the rules, refusals per rule
+    return report
 
 
 def server_url(server):
@@ -1238,7 +1257,29 @@ def status_html(report):
             "(General Protocol):</p>\n<table border=\"1\">"
             f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
             f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
-            "</body></html>\n")
+            f"{risk_html(report.get('risk'))}</body></html>\n")
+
+
+RISK_COLUMNS = ["Exchange", "Rule", "Refused", "Last refusal"]
+
+
+def risk_cells(row):
+    return [row["exchange"], row["rule"], row["count"], row["last"]]
+
+
+def risk_html(risk):
+    """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
+    if risk is None:
+        return ""
+    state = (f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
+             "every new order is refused (cancels go through)</p>\n") if risk["halted"] else \
+        f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n"
+    entries = ", ".join(risk["entries"]) or "none"
+    rules = f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}.</p>\n"
+    problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
+    refusals = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
+    return ("<!-- risk guard -->\n<h2>Risk guard</h2>\n" + state + rules + problem +
+            f"<table border=\"1\">{_html_row(RISK_COLUMNS, 'th')}{refusals}</table>\n<!-- /risk guard -->\n")
 
 
 def _html_row(cells, tag="td"):
@@ -1254,6 +1295,14 @@ def status_table(report):
          "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
     ]
     line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
+    risk = report.get("risk")
+    if risk is not None:
+        tables.append({"type": "table", "title": "Risk guard", "cols": RISK_COLUMNS,
+                       "rows": [risk_cells(row) for row in risk["refusals"]]})
+        if risk["halted"]:
+            line += f", HALTED by {risk['halt_file']}: every new order is refused"
+        if risk["problem"]:
+            line += f", risk guard: {risk['problem']}"
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
 
 
@@ -1298,7 +1347,8 @@ def parse_args(argv):
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
         + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
         epilog="other commands: call (send one docker request from a terminal), check (grade a "
-        "plugin), bundle (write this plugin as one file); e.g. python fmz_plugin.py call --help")
+        "plugin), bundle (write this plugin as one file), halt and resume (the risk guard's kill "
+        "switch); e.g. python fmz_plugin.py call --help")
     parser.add_argument("--port", type=port_number, default=6666, help="port to listen on (default 6666; 0: any free port)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")
@@ -1321,7 +1371,12 @@ def parse_args(argv):
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
+    add_risk_args(parser)
+    parser.add_argument("--risk-json", metavar="JSON", default=None,
+                        help="the risk rules as JSON text instead of a file (what FMZ's Risk parameter passes)")
     args = parser.parse_args(argv)
+    if args.risk and args.risk_json:
+        parser.error("give the risk rules once: --risk FILE or --risk-json JSON")
     args.base_urls = parse_base_urls(parser, args.base_url)
     if args.max_connections is not None and args.max_connections < 1:
         parser.error(f"--max-connections wants a number of connections of 1 or more, got {args.max_connections}")
@@ -1361,9 +1416,31 @@ def base_url_names():
     return [f"{key}{'.' + host if host else ''}" for key, module in EXCHANGES.items() for host in ["", *module.HOSTS]]
 
 
+def add_risk_args(parser):
+    """--risk and --halt-file: the server's, and those of halt and resume, which find the same file."""
+    parser.add_argument("--risk", metavar="FILE", default=None,
+                        help="risk rules (JSON) every order must pass, re-read when the file changes "
+                             "(README: Risk guard)")
+    parser.add_argument("--halt-file", metavar="PATH", default=None,
+                        help=f"kill switch: while this file exists every new order is refused (default "
+                             f"{RISK_HALT_NAME} beside the --risk file, else in the current directory)")
+
+
+RISK_HALT_NAME = os.path.basename(default_halt_file())
+
+
 def settings_of(args):
+    """The Settings the flags ask for; raises PluginError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
-                    max_wait=args.max_wait, max_connections=args.max_connections)
+                    max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args))
+
+
+def risk_guard_of(args):
+    """The RiskGuard every order passes: the rules of --risk or --risk-json (none: only the kill
+    switch), and the halt file."""
+    names = {**{key: module.NAME for key, module in EXCHANGES.items()},
+             **{module.NAME.lower(): module.NAME for module in EXCHANGES.values()}}
+    return RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
 
 
 def banner(server, settings):
@@ -1373,6 +1450,8 @@ def banner(server, settings):
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} {server_url(server)}/{module.NAME}   (exchange API: {base})")
+    if settings.risk is not None:
+        lines.append(risk_banner(settings.risk))
     if settings.allow:
         lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
     elif host not in ("127.0.0.1", "localhost", "::1"):
@@ -1381,10 +1460,21 @@ def banner(server, settings):
     return "\n".join(lines)
 
 
+def risk_banner(guard):
+    report = guard.report()
+    rules = f"rules of {report['rules']} for {', '.join(report['entries'])}" if report["entries"] else "no rules"
+    state = "HALTED: it exists, every new order is refused" if report["halted"] else "absent, trading"
+    return f"Risk guard: {rules}; kill switch {report['halt_file']} ({state})"
+
+
 def serve(argv):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    settings = settings_of(args)
+    try:
+        settings = settings_of(args)
+    except PluginError as error:
+        print(f"fmz-plugin: not started, the risk rules are not valid: {error}", file=sys.stderr)
+        return 2
     try:
         server = listening(args.address, args.port, settings)
     except StartupError as error:
@@ -1465,6 +1555,8 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "MaxWait": "--max-wait",
     "MaxConnections": "--max-connections",
     "LogLevel": "--log-level",
+    "Risk": "--risk-json",
+    "HaltFile": "--halt-file",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
 
@@ -1546,7 +1638,11 @@ def main(stop=None):
     show = fmz.get("LogStatus") or (lambda text: None)
     sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
     args = strategy_args(fmz, say)
-    settings = settings_of(args)
+    try:
+        settings = settings_of(args)
+    except PluginError as error:
+        say(f"fmz-plugin: not started, the Risk parameter is not valid: {error}")
+        raise SystemExit(2) from None
     try:
         server = listening(args.address, args.port, settings)
     except StartupError as error:
@@ -2263,10 +2359,16 @@ class Checker:
         try:
             reply = self.request("trade", {"symbol": self.symbol, "type": "buy", "price": plain(price),
                                            "amount": plain(amount)})
-            if reply.problem:          # it may have been placed anyway: find it so it is canceled
+            if reply.problem or "error" in reply.answer:
+                # no answer, or an error, which may mean "outcome unknown" (an exchange's timeout
+                # code, a lost answer the plugin could not resolve): the order may have been placed
+                # anyway, so it is looked for, and canceled below if it is there
                 order_id = self.find_open_order(price)
             data = self.data_of("trade", reply)
             if data is NO_DATA:
+                if order_id is not None and not reply.problem:
+                    self.row("trade: error, yet placed", FAIL, f"trade answered an error, but order {order_id} "
+                             f"is open: a robot reading that error may place it again")
                 return
             order_id = data.get("id") if isinstance(data, dict) else None
             problems = answer_problems("trade", data)
@@ -2319,7 +2421,7 @@ class Checker:
         return False
 
     def find_open_order(self, price):
-        """After a trade whose answer was lost: our open buy at exactly this price, if any."""
+        """After a trade whose answer was lost or an error: our open buy at exactly this price, if any."""
         reply = self.request("orders", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
         for order in data if isinstance(data, list) else []:
@@ -2620,6 +2722,33 @@ def _raw_literal(text):
                                 for piece in pieces)
 
 
+# -- Tools: halt and resume, the kill switch from a terminal ----------------------------------------
+# `halt` creates the file the risk guard watches (exchanges/_risk.py), `resume` removes it: while
+# it exists, a running plugin refuses every new order on every exchange. Both find the file as
+# the server does: --halt-file, else beside --risk, else in the current directory.
+
+def parse_switch_args(command, argv):
+    parser = argparse.ArgumentParser(
+        prog=f"fmz_plugin.py {command}", description="Halt trading: every new order on every exchange is "
+        "refused, cancels go through." if command == "halt" else "Resume trading after halt.")
+    add_risk_args(parser)
+    if command == "halt":
+        parser.add_argument("reason", nargs="*", help="why, written into the halt file")
+    return parser.parse_args(argv)
+
+
+def halt_command(argv):
+    args = parse_switch_args("halt", argv)
+    print(halt(args.halt_file or default_halt_file(args.risk), " ".join(args.reason)))
+    return 0
+
+
+def resume_command(argv):
+    args = parse_switch_args("resume", argv)
+    print(resume(args.halt_file or default_halt_file(args.risk)))
+    return 0
+
+
 # -- Sub-commands ----------------------------------------------------------------------------------
 
 # `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
@@ -2628,6 +2757,8 @@ COMMANDS = {
     "call": call_command,
     "check": check_command,
     "bundle": bundle,
+    "halt": halt_command,
+    "resume": resume_command,
 }
 
 

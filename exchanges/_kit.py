@@ -765,8 +765,8 @@ class Api:
                 time.sleep(wait_ms / 1000)
             try:
                 sent = now_ms()
-                server = self.exchange.server_time(self)
-            except PluginError:
+                server = int(self.exchange.server_time(self))
+            except Exception:                 # unreachable, or an answer we cannot read: no proof
                 return False
             if server >= target:
                 return True
@@ -1113,12 +1113,12 @@ def place_once(send, find, api=None, client_id="", ids_never_reused=False):
     and returns the answer; `find()` looks the client id up and returns the same answer, or None
     when the exchange has no such order.
 
-    The model. OKX, Binance, Bybit and BingX check a client id only among OPEN orders: once the
-    first send has filled, a resend with the same id is a second order. So "not found" proves
-    nothing while the first send may still be on its way or queued inside the exchange. What
-    proves it is the deadline the request carried (OKX expTime, the others the signed timestamp
-    plus recvWindow, --timeout after signing): past it, the exchange refuses the request however
-    late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
+    The model. OKX, Binance, Bybit, BingX and Bitvavo check a client id only among OPEN orders:
+    once the first send has filled, a resend with the same id is a second order. So "not found"
+    proves nothing while the first send may still be on its way or queued inside the exchange.
+    What proves it is the deadline the request carried (OKX expTime, a recvWindow or access
+    window with the signed timestamp elsewhere, --timeout after signing): past it, the exchange
+    refuses the request however late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
       1. look the client id up: found -> that order's answer (the usual case: the reply was lost);
       2. wait until the exchange's own clock is past the deadline (Api.wait_past);
       3. look it up again: found -> that order; absent -> proof that nothing was placed, and only
@@ -1175,10 +1175,13 @@ def _settle(find, failure, api, client_id, wait=True):
 
 
 def _lookup(find, failure, client_id):
+    """find(), or "outcome unknown" when it fails, even on a reply it cannot read (KeyError...):
+    the order may exist, and the robot must be told so rather than read "internal error"."""
     try:
         return find()
-    except PluginError as error:
-        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({error})") from None
+    except Exception as error:
+        why = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({why})") from None
 
 
 def _outcome_unknown(failure, client_id, why):
@@ -1229,10 +1232,11 @@ def _order_after(lookup, failure):
     """The order looked up after a failed cancel; a refusal stands if the lookup fails too."""
     try:
         return lookup()
-    except PluginError as error:
+    except Exception as error:                # a reply it cannot read counts as a failed lookup
         if not failure.ambiguous:
             raise failure from None
-        raise PluginError(f"{failure}; looking the order up failed too ({error}): it may or may not "
+        why = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+        raise PluginError(f"{failure}; looking the order up failed too ({why}): it may or may not "
                           f"be canceled") from None
 
 

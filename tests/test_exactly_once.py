@@ -54,11 +54,25 @@ def engine_orders(exchange):
 
 # ---------------------------------------------------------------------------- trade
 
-def test_an_order_the_exchange_takes_late_fills_once(exchange):
-    """The first send sits in the exchange's queue past the plugin's timeout. Resending the same
-    client id at once would fill twice (the first one is not open, so its id is free again); the
-    plugin instead waits out the deadline, after which the exchange refuses the late original."""
-    exchange.fake.inject("queue", path=exchange.fake.ORDER_PATH, method="POST", seconds=LATE)
+def test_every_order_carries_its_deadline_of_timeout_after_signing(exchange):
+    """OKX expTime, Binance/Bybit/BingX recvWindow, Bitvavo's access window: --timeout (Alpaca's
+    requests carry none: its client ids are never reused, which is its proof instead)."""
+    exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    (placed,) = [r for r in exchange.fake.recent if r.method == "POST" and r.path == exchange.fake.ORDER_PATH]
+    deadline = exchange.fake.deadline_of(placed)
+    if exchange.fake.NAME == "Alpaca":
+        assert deadline is None
+    else:
+        assert 0 < deadline - placed.arrived_ms <= TIMEOUT * 1000
+
+
+@pytest.mark.parametrize("kind", ["queue", "delay"])
+def test_an_order_the_exchange_takes_late_fills_once(exchange, kind):
+    """The first send sits in the exchange's queue ("queue") or in the network ("delay") past the
+    plugin's timeout. Resending the same client id at once would fill twice (the first one is not
+    open, so its id is free again); the plugin instead waits out the deadline, after which the
+    exchange refuses the late original."""
+    exchange.fake.inject(kind, path=exchange.fake.ORDER_PATH, method="POST", seconds=LATE)
     answer = filled_now(exchange)
     orders = engine_orders(exchange)
     assert len(orders) == 1, (answer, orders)
@@ -132,3 +146,30 @@ def test_an_outcome_unknown_cancel_is_looked_up(exchange):
     verb, path = exchange.fake.CANCEL_ROUTE
     exchange.fake.inject("unknown", path=path, method=verb)
     assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+
+
+def test_without_the_exchanges_clock_nothing_is_sent_again(exchange):
+    """The answer is lost and the exchange's time endpoint fails: the deadline cannot be proven
+    past, so the order is not resent and the error says it may exist."""
+    if exchange.fake.NAME == "Alpaca":
+        pytest.skip("Alpaca needs no clock: its client ids are never reused")
+    exchange.data("markets")
+    exchange.fake.inject("html", path=exchange.fake.TIME_PATH, times=10)
+    exchange.fake.inject("drop_before", path=exchange.fake.ORDER_PATH, method="POST")
+    error = exchange.error("trade", symbol="BTC_USDT", type="buy", price=50010, amount="0.01")
+    assert "may exist" in error and len(placements(exchange)) == 1, error
+    assert engine_orders(exchange) == []
+
+
+def test_the_deadline_is_waited_out_on_the_exchanges_clock_not_ours(exchange):
+    """OKX accepts timestamps 30 s off, so its clock may run behind ours unnoticed: expTime then
+    falls later on its clock than on ours. The plugin reads OKX's clock before resending, finds
+    the deadline not yet passed there, waits, and finds the late original instead of doubling it."""
+    if exchange.fake.NAME != "OKX":
+        pytest.skip("the others refuse a timestamp ahead of their clock, so their offset is learnt")
+    exchange.fake.clock_skew_ms = -1000              # OKX's clock runs a second behind ours
+    exchange.fake.inject("queue", path=exchange.fake.ORDER_PATH, method="POST", seconds=LATE)
+    answer = filled_now(exchange)
+    (order,) = engine_orders(exchange)
+    assert "error" not in answer and order["id"] in answer["data"]["id"] and order["status"] == "filled"
+    assert len(placements(exchange)) == 1
