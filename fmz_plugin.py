@@ -20,13 +20,15 @@ Reading guide, one request top to bottom:
     Handler.do_POST          reads the body, decodes the JSON envelope            (HTTP server)
     -> dispatch              names the exchange and method, the one place errors become {"error"}
     -> PROTOCOL parser       the method's params as typed arguments              (Protocol)
+    -> risk guard            trade and margin_level only: limits, kill switch    (exchanges/_risk.py)
     -> exchange METHODS handler  exchanges/<name>.py, e.g. exchanges/okx.py ticker()
     -> Api                   signs, throttles, sends and checks the call         (exchanges/_kit.py)
 
 Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
 method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
 banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
-program as one file); the sub-command table and run() last.
+program as one file), halt and resume (the risk guard's kill switch); the sub-command table and
+run() last.
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
