@@ -26,7 +26,9 @@ Reading guide, one request top to bottom:
 Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
 method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
 banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
-program as one file); the sub-command table and run() last.
+program as one file), paper (list or reset paper accounts); the sub-command table and run() last.
+
+Paper trading (Access Key "paper"): dispatch serves the private methods from exchanges/_paper.py.
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
@@ -64,7 +66,7 @@ try:
 except ImportError:
     resource = None
 
-from exchanges import EXCHANGES
+from exchanges import EXCHANGES, _paper
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
                             parse_number, parse_symbol)
 
@@ -497,7 +499,7 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, paper=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
@@ -505,6 +507,8 @@ class Settings:
         self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
         self.max_connections = max_connections or default_max_connections()   # docker connections at once
+        # paper accounts (access_key "paper"): their SQLite file, opened on the first paper call
+        self.paper = paper or _paper.Ledger(_paper.default_path(globals().get("__file__")))
 
     def allows(self, client_address):
         """True when --allow was not given or the client's address is in one of its networks."""
@@ -538,22 +542,33 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
     started = time.monotonic()
     exchange = EXCHANGES.get(exchange_name.lower())
     method = method_of(envelope.get("method") if isinstance(envelope, dict) else None) or BAD_REQUEST
-    api = None
+    api = paper = None
     try:
         params = _unpack(exchange, exchange_name, envelope)
         _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
-        api = _api_for(exchange, exchange_name.lower(), envelope, settings or Settings())
-        answer = _serve_call(api, method, kwargs)
+        settings = settings or Settings()
+        api = _api_for(exchange, exchange_name.lower(), envelope, settings)
+        if _paper.is_paper(envelope["access_key"]):
+            paper = settings.paper.account(api, envelope["secret_key"].strip())
+        answer = _serve_call(api, method, kwargs, paper)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
     except Exception as error:
         log.error("internal error in %s:\n    %s", method, Traceback(redact(traceback.format_exc(), envelope, api)))
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
     if stats is not None and exchange is not None:
-        stats.record(exchange.NAME, method, time.monotonic() - started, answer.get("error"))
+        shown = exchange.NAME + PAPER_LABEL if _paper_envelope(envelope) else exchange.NAME
+        stats.record(shown, method, time.monotonic() - started, answer.get("error"))
         stats.vocabulary.note(exchange.NAME, envelope, header_names)
     return answer
+
+
+PAPER_LABEL = " paper"       # how the status shows the calls of paper accounts: "OKX paper"
+
+
+def _paper_envelope(envelope):
+    return isinstance(envelope, dict) and _paper.is_paper(envelope.get("access_key"))
 
 
 def _require_served(exchange, called, method):
@@ -577,19 +592,28 @@ def _parse_params(method, called, params, http_method):
 
 
 def _api_for(exchange, key, envelope, settings):
-    """The Api a handler calls the exchange through, for the envelope's keys."""
-    return Api(exchange, envelope["access_key"], envelope["secret_key"], settings.base_urls_of(key),
+    """The Api a handler calls the exchange through, for the envelope's keys; a paper account's
+    sends public calls only (_paper.PublicApi)."""
+    kind = _paper.PublicApi if _paper.is_paper(envelope["access_key"]) else Api
+    return kind(exchange, envelope["access_key"], envelope["secret_key"], settings.base_urls_of(key),
                settings.timeout, throttle=settings.throttle, max_wait=settings.max_wait,
                shared=settings.shared_reads)
 
 
-def _serve_call(api, method, kwargs):
-    """The exchange module's handler of `method`, called with `api`."""
+def _serve_call(api, method, kwargs, paper=None):
+    """The exchange module's handler of `method`, called with `api`; on a paper account
+    (`paper`, a _paper.Account) its private methods are served by exchanges/_paper.py instead."""
     handler = api.exchange.METHODS.get(method)
     if handler is None:
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
-    data, raw = handler(api, **kwargs)
+    if paper is not None and method == IO_PREFIX:
+        raise PluginError(f"{api.exchange.NAME} paper: exchange.IO is not served on a paper account "
+                          f"(it sends signed requests)")
+    if paper is not None and method in _paper.METHODS:
+        data, raw = _paper.METHODS[method](paper, **kwargs)
+    else:
+        data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
 
 
@@ -637,8 +661,8 @@ def redact(text, envelope, api=None):
 
 
 def _secrets_of(envelope):
-    if not isinstance(envelope, dict):
-        return []
+    if not isinstance(envelope, dict) or _paper_envelope(envelope):
+        return []                  # a paper account's keys are the word paper and its balances
     values = [envelope.get(field) for field in ("access_key", "secret_key")]
     return [part.strip() for value in values if isinstance(value, str)
             for part in [value] + value.split(",") if part.strip()]
@@ -1178,7 +1202,8 @@ def status_report(server):
             "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
                           for module in EXCHANGES.values()],
             "methods": server.stats.rows(),
-            "seen": server.stats.vocabulary.rows()}
+            "seen": server.stats.vocabulary.rows(),
+            "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()}}
 
 
 def server_url(server):
@@ -1229,7 +1254,20 @@ def status_html(report):
             "(General Protocol):</p>\n<table border=\"1\">"
             f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
             f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
-            "</body></html>\n")
+            f"{_paper_html(report)}</body></html>\n")
+
+
+PAPER_COLUMNS = ["Exchange", "Paper account (Secret Key)", "Calls"]
+
+
+def _paper_html(report):
+    """The paper accounts used since start, said to be simulated: never confusable with live ones."""
+    paper = report.get("paper") or {}
+    if not paper.get("accounts"):
+        return ""
+    rows = "".join(_html_row([a["exchange"], a["account"], a["calls"]]) for a in paper["accounts"])
+    return (f"<h2>PAPER accounts (simulated: no order reaches an exchange)</h2>\n<p>Kept in "
+            f"{html.escape(paper['db'])}</p>\n<table border=\"1\">{_html_row(PAPER_COLUMNS, 'th')}{rows}</table>\n")
 
 
 def _html_row(cells, tag="td"):
@@ -1244,6 +1282,9 @@ def status_table(report):
         {"type": "table", "title": "Service addresses", "cols": ["Exchange", "Service address"],
          "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
     ]
+    if report.get("paper", {}).get("accounts"):
+        tables.append({"type": "table", "title": "PAPER accounts (simulated)", "cols": PAPER_COLUMNS,
+                       "rows": [[a["exchange"], a["account"], a["calls"]] for a in report["paper"]["accounts"]]})
     line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
 
@@ -1255,7 +1296,8 @@ def parse_args(argv):
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
         + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
         epilog="other commands: call (send one docker request from a terminal), check (grade a "
-        "plugin), bundle (write this plugin as one file); e.g. python fmz_plugin.py call --help")
+        "plugin), bundle (write this plugin as one file), paper (list or reset paper accounts); "
+        "e.g. python fmz_plugin.py call --help")
     parser.add_argument("--port", type=int, default=6666, help="port to listen on (default 6666)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")
@@ -1278,8 +1320,10 @@ def parse_args(argv):
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
+    add_paper_flags(parser)
     args = parser.parse_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    args.paper = paper_ledger(parser, args)
     if args.max_connections is not None and args.max_connections < 1:
         parser.error(f"--max-connections wants a number of connections of 1 or more, got {args.max_connections}")
     if not 0 <= args.max_wait <= 3600:
@@ -1313,7 +1357,26 @@ def parse_base_urls(parser, items):
 
 def settings_of(args):
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
-                    max_wait=args.max_wait, max_connections=args.max_connections)
+                    max_wait=args.max_wait, max_connections=args.max_connections, paper=args.paper)
+
+
+def add_paper_flags(parser, fees=True):
+    parser.add_argument("--paper-db", metavar="PATH", default=_paper.default_path(globals().get("__file__")),
+                        help="the SQLite file of paper accounts (Access Key paper; default "
+                             f"{_paper.DB_NAME} beside this program)")
+    if fees:
+        parser.add_argument("--paper-fees", metavar="MAKER,TAKER", default=None,
+                            help="fee rates of paper accounts as fractions, e.g. 0.0002,0.0005 (0 for none; "
+                                 "default: each exchange's standard rates, README: Paper trading)")
+
+
+def paper_ledger(parser, args):
+    """The paper accounts' Ledger the flags name, or a usage error naming the bad flag."""
+    try:
+        fees = _paper.parse_fees(args.paper_fees) if getattr(args, "paper_fees", None) is not None else None
+    except ValueError as error:
+        parser.error(f"--paper-fees: {error}")
+    return _paper.Ledger(args.paper_db, fees=fees)
 
 
 def banner(server, settings):
@@ -1323,6 +1386,8 @@ def banner(server, settings):
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} {server_url(server)}/{module.NAME}   (exchange API: {base})")
+    lines.append(f"Paper trading: Access Key paper, Secret Key the starting balances (USDT=10000,BTC=0.1); "
+                 f"accounts kept in {settings.paper.path}")
     if settings.allow:
         lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
     elif host not in ("127.0.0.1", "localhost", "::1"):
@@ -1356,6 +1421,8 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "Timeout": "--timeout",
     "MaxWait": "--max-wait",
     "LogLevel": "--log-level",
+    "PaperDb": "--paper-db",
+    "PaperFees": "--paper-fees",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
 
@@ -1628,8 +1695,10 @@ def parse_call_args(argv):
                         help="in-process: send exchange NAME's calls to URL, as for the server")
     parser.add_argument("--timeout", type=float, help="seconds to wait for the exchange (in-process, default "
                         f"{DEFAULT_TIMEOUT:g}) or for the plugin (--url, default {PLUGIN_TIMEOUT:g})")
+    add_paper_flags(parser)
     args = parser.parse_intermixed_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    args.paper = paper_ledger(parser, args)
     if args.url and args.base_urls:
         parser.error("--base-url shapes in-process calls; the plugin at --url has its own")
     if args.url and not re.match(r"^https?://[^/]", args.url):
@@ -1659,11 +1728,12 @@ def call_command(argv):
         answer, ms = reply.answer, reply.ms
     else:
         where, started = "in-process", time.monotonic()
-        settings = Settings(args.base_urls, args.timeout or DEFAULT_TIMEOUT)
+        settings = Settings(args.base_urls, args.timeout or DEFAULT_TIMEOUT, paper=args.paper)
         answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)))
         ms = _ms_since(started)
     show_answer(answer, args.raw, envelope)
-    print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where})", file=sys.stderr)
+    account = f", PAPER account {args.secret_key or '(default)'!r}" if _paper.is_paper(args.access_key) else ""
+    print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where}{account})", file=sys.stderr)
     return 0 if "data" in answer else 1
 
 
@@ -2019,6 +2089,11 @@ def error_answer_problems(reply):
 NO_DATA = object()               # what Checker.data_of returns when a reply carries no data
 
 
+def has_keys(access_key, secret_key):
+    """Both keys, or the Access Key paper (a paper account's Secret Key may be empty)."""
+    return bool(access_key and (secret_key or _paper.is_paper(access_key)))
+
+
 class Checker:
     """Runs the checks against one plugin URL and prints a row as each one finishes."""
 
@@ -2030,7 +2105,7 @@ class Checker:
 
     @property
     def has_keys(self):
-        return bool(self.keys["access_key"] and self.keys["secret_key"])
+        return has_keys(self.keys["access_key"], self.keys["secret_key"])
 
     @property
     def failed(self):
@@ -2258,12 +2333,18 @@ def parse_check_args(argv):
                         help="secret key for private checks (default: environment FMZ_SECRET_KEY)")
     parser.add_argument("--timeout", type=float, default=PLUGIN_TIMEOUT,
                         help=f"seconds to wait for each answer (default {PLUGIN_TIMEOUT:g})")
+    parser.add_argument("--paper", action="store_true",
+                        help="check a paper account (Access Key paper, Secret Key --secret-key or the default "
+                             "balances): the private checks and --trade need no keys")
     args = parser.parse_args(argv)
+    if args.paper:
+        args.access_key = _paper.ACCESS_KEY
     parts = urllib.parse.urlsplit(args.url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") == "":
         parser.error(f"URL must include the exchange path, e.g. http://127.0.0.1:6666/OKX; got {args.url!r}")
-    if args.trade and not (args.access_key and args.secret_key):
-        parser.error("--trade needs keys: --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY")
+    if args.trade and not has_keys(args.access_key, args.secret_key):
+        parser.error("--trade needs keys: --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY, "
+                     "or --paper for a paper account")
     return args
 
 
@@ -2291,7 +2372,8 @@ def trade_check(checker, confirmed):
     except PluginError as error:
         return checker.row("trade", FAIL, f"cannot plan the test order: {error}")
     if not confirmed:
-        print(f"--trade places a real order on {checker.url}: buy {plain(amount)} {checker.symbol} "
+        kind = "a PAPER order" if _paper.is_paper(checker.keys["access_key"]) else "a real order"
+        print(f"--trade places {kind} on {checker.url}: buy {plain(amount)} {checker.symbol} "
               f"at {plain(price)} (limit), then cancels it.")
         try:
             confirmed = input("Type yes to place it: ").strip().lower() == "yes"
@@ -2500,6 +2582,41 @@ def _raw_literal(text):
                                 for piece in pieces)
 
 
+# -- Tools: paper, the paper accounts' file -------------------------------------------------------
+# `paper list` shows every paper account in the --paper-db file; `paper reset NAME` forgets one
+# (NAME is its Secret Key as typed into FMZ), so its next call starts it afresh from its
+# starting balances. A running plugin may keep serving: the file is shared safely.
+
+def paper_command(argv):
+    parser = argparse.ArgumentParser(prog="fmz_plugin.py paper",
+                                     description="Paper accounts (Access Key paper): list them or start one afresh.")
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every paper account in the file")
+    reset = actions.add_parser("reset", help="start an account afresh from its starting balances")
+    reset.add_argument("name", help="the account's Secret Key as typed into FMZ, e.g. USDT=10000,BTC=0.1 "
+                                    "('' for the default account)")
+    reset.add_argument("--exchange", help="only on this exchange, e.g. OKX (default: on every exchange)")
+    for action in (listing, reset):
+        add_paper_flags(action, fees=False)
+    args = parser.parse_args(argv)
+    ledger = _paper.Ledger(args.paper_db)
+    try:
+        if args.action == "list":
+            rows = ledger.accounts()
+            print(table(["exchange", "account", "open_orders", "positions", "created"],
+                        [[r["exchange"], r["account"] or "(default)", r["open_orders"], r["positions"], r["created"]]
+                         for r in rows]) if rows else f"no paper account in {args.paper_db}")
+            return 0
+        removed = ledger.reset(args.name.strip(), args.exchange)
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    where = f" on {args.exchange}" if args.exchange else ""
+    print(f"paper account {args.name.strip() or '(default)'!r}{where}: "
+          + (f"reset ({removed} removed); its next call starts it afresh" if removed else "none found, nothing to reset"))
+    return 0
+
+
 # -- Sub-commands ----------------------------------------------------------------------------------
 
 # `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
@@ -2508,6 +2625,7 @@ COMMANDS = {
     "call": call_command,
     "check": check_command,
     "bundle": bundle,
+    "paper": paper_command,
 }
 
 
