@@ -1420,6 +1420,7 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "Allow": "--allow",
     "Timeout": "--timeout",
     "MaxWait": "--max-wait",
+    "MaxConnections": "--max-connections",
     "LogLevel": "--log-level",
     "PaperDb": "--paper-db",
     "PaperFees": "--paper-fees",

@@ -2,7 +2,7 @@
 """Benchmark: this plugin beside a bare http.server and the FMZ guide's reference program.
 
     python3 benchmarks/bench.py              # OKX; about a minute and a half; prints Markdown tables
-    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit and BingX, each through its fake
+    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, each through its fake
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
     python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
@@ -58,6 +58,7 @@ from exchanges import EXCHANGES as MODULES    # noqa: E402  (the documented limi
 from exchanges._kit import limits_of         # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402
+from tests.fakes.bitvavo import FakeBitvavo   # noqa: E402
 from tests.fakes.bybit import FakeBybit       # noqa: E402
 from tests.fakes.okx import FakeOKX           # noqa: E402
 
@@ -67,6 +68,7 @@ EXCHANGES = {
     "binance": ("Binance", FakeBinance, "/api/v3/ticker/24hr?symbol=BTCUSDT"),
     "bybit": ("Bybit", FakeBybit, "/v5/market/tickers?category=spot&symbol=BTCUSDT"),
     "bingx": ("BingX", FakeBingX, "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT"),
+    "bitvavo": ("Bitvavo", FakeBitvavo, "/v2/ticker/24h?market=BTC-USDT"),
 }
 
 
@@ -164,8 +166,7 @@ def serve_fake(exchange):
         elif command == "connections":
             print(fake.connections, flush=True)
         elif command == "forget":
-            with fake.lock:
-                fake.arrivals.clear()
+            fake.forget()
             print("ok", flush=True)
         elif command == "most":
             seconds, verb, path = value.split()
@@ -418,12 +419,13 @@ def run(exchanges, seconds, rounds, log_level, limits_only=False):
 
 POLL_ROBOTS, POLL_SECONDS, POLL_LATENCY_MS = 8, 3.0, 50
 BURST_ORDERS = 105
+ONE_INSTRUMENT = {"symbol": "x", "market": "x"}     # a call's params naming one instrument (a weight may depend on it)
 
 
 def documented(exchange, endpoint):
     """The tightest limit the exchange module documents for `endpoint` ("VERB /path"): the
     fewest calls per second it allows (a weight divides the budget)."""
-    calls_per_second = lambda limit: limit.requests / limit.seconds / (limit.units({"symbol": "x"}) or 1)
+    calls_per_second = lambda limit: limit.requests / limit.seconds / (limit.units(ONE_INSTRUMENT) or 1)
     return min(limits_of(MODULES[exchange].RATE_LIMITS.get(endpoint)), key=calls_per_second)
 
 
@@ -450,10 +452,10 @@ def poll_one_ticker(target, fake, exchange):
     fake.ask("forget")
     latencies, errors, elapsed, _ = load(target, POLL_ROBOTS, POLL_SECONDS, TICKER_PATH)
     calls = fake.calls("GET", path)
-    most = fake.most(limit.seconds, "GET", path) * limit.units({"symbol": "x"})   # in the limit's units
+    most = fake.most(limit.seconds, "GET", path) * limit.units(ONE_INSTRUMENT)   # in the limit's units
     fake.set_latency(0)
     answers_per_s = len(latencies) / elapsed
-    bound = limit.requests / limit.seconds / (limit.units({"symbol": "x"}) or 1)   # answers/s at one call each
+    bound = limit.requests / limit.seconds / (limit.units(ONE_INSTRUMENT) or 1)   # answers/s at one call each
     row = LimitRow(label, "8 robots poll one ticker, 50 ms latency, 3 s", {
         "answers/s": f"{answers_per_s:,.0f}", "errors": str(errors),
         "exchange calls": f"{calls} ({calls / elapsed:.1f}/s)",

@@ -13,17 +13,23 @@ Constants, every one declared (no defaults are assumed)
     CLOCK_ERRORS      error codes (strings) for "timestamp out of window": _kit.Api resyncs the clock
                       (CLOCK_OFFSETS) and sends once more.
     RATE_LIMIT_ERRORS codes for "too many requests": a read waits once and is retried.
-    AMBIGUOUS_ERRORS  codes meaning "outcome unknown, the order may exist" (issue #17).
+    AMBIGUOUS_ERRORS  codes meaning "outcome unknown, the order may exist": _kit.Api marks them
+                      ambiguous whatever the HTTP status, so place_once looks the order up.
     RATE_LIMITS       {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
                       _kit.THROTTLE keeps each key (signed calls) or the process (public) under; a
                       value may instead be a _kit.Limit (or a list of them) saying what the
-                      exchange counts it per (IP, key, key + instrument) and a call's weight.
+                      exchange counts it per (IP, key, key + instrument) and a call's weight. A
+                      key may be a template, "GET /v2/{market}/book": every path it matches is
+                      that one endpoint, and {market} a param for the Limit's `per` and `cost`.
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the
                                                  module's sign() understands.
     sign(request, keys, now_ms)                  the one place the signing scheme lives: adds
-                                                 headers or query fields to the _kit.Request.
+                                                 headers or query fields to the _kit.Request;
+                                                 writes request.deadline / request.window_ms, when
+                                                 set, as the exchange's validity deadline (OKX
+                                                 expTime, a recvWindow).
     check(status, reply)                         the one place the exchange's error codes
                                                  become a PluginError(message, code=code).
     server_time(api) -> ms                       the exchange's clock, for CLOCK_ERRORS.
@@ -34,8 +40,9 @@ Functions the core and _kit.Api call
     _data(reply)                                 private: the one place the reply envelope is opened.
 Account settings read before trading (a position mode) are kept per key in _kit.ACCOUNT_SETTINGS.
 Calls go through `api.get(path, params, *, signed, host=None)`, `api.post(path, body, *, signed,
-idempotent=False, host=None)` and `api.call(method, path, params, *, signed, ...)`: `signed=` is
-required.
+idempotent=False, host=None, deadline=False)` and `api.call(method, path, params, *, signed, ...)`:
+`signed=` is required; `deadline=True` (orders, and cancels where the exchange takes one) has the
+request carry the exchange's validity deadline, --timeout after signing.
 
 Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api_")
     Each is `handler(api, **params)` and returns `(data, raw)`: `data` in the FMZ shape of
@@ -48,8 +55,10 @@ Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api
     support <method>".
     `trade(api, symbol, order_type, price, amount)`: order_type is FMZ's buy, sell, closebuy or
     closesell; a spot market buy's amount is quote currency; answers {"id": ...}, an id that
-    carries what order and cancel need. `_kit.order_size` rounds, `_kit.place_once` and
-    `_kit.cancel_once` place and cancel exactly once. The core refuses, before any handler runs,
+    carries what order and cancel need. `_kit.order_size` rounds; `_kit.place_once(send, find,
+    api, client_id)` places exactly once (send with deadline=True; find looks the client id up,
+    None when absent) and `_kit.cancel_once(send, lookup, api)` cancels, each explaining a lost
+    or refused answer by looking the order up (see their docstrings for the model). The core refuses, before any handler runs,
     a close type on a spot symbol and a swap-only method (positions, margin_level, fundings) on
     a spot symbol.
     Every order (order, orders, historyorders) is exactly fmz_plugin.ORDER: {"id", "symbol"

@@ -10,6 +10,7 @@ the shared state (POOL, THROTTLE, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); rea
 (market_spec, markets_answer, book_levels, candle_row, one_or_all); orders: size, client id,
 exactly once.
 """
+import functools
 import http.client
 import json
 import re
@@ -31,6 +32,12 @@ THROTTLE_MAX_WAIT = 10.0      # seconds a call may wait for its turn under a rat
 THROTTLE_MARGIN = 0.05        # seconds added to every documented window, for the exchange's clock
 THROTTLE_SWEEP = 5.0          # seconds between two sweeps of idle throttle buckets
 MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
+DEADLINE_MAX_MS = 60_000      # an order's validity deadline is --timeout after signing, at most this
+DEADLINE_MIN_MS = 100         # and at least this (Binance's recvWindow and Bitvavo's access window
+                              # take 100..60000 ms)
+DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock must read before a late
+                              # request counts as surely refused (its servers' clocks differ a little)
+DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
 QUOTE_STEP = Decimal("0.00000001")   # a spot market buy's quote amount step, unless the spec says (quote_step)
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
@@ -46,16 +53,19 @@ class PluginError(Exception):
     """The one error type: its message is what the trader reads in the robot log.
 
     `code` is the exchange's own error code when the exchange refused; `ambiguous` is set
-    when a request may have reached the exchange but no answer came back (timeout, dropped
-    connection, 5xx), which is what decides whether an order may be resent; `rate_limited`
-    when the exchange (or our own throttle) refused it for going too fast.
+    when a request may have taken effect but no answer says so (timeout, dropped connection,
+    5xx, an exchange's "outcome unknown" code), which is what decides whether an order is looked
+    up; `rate_limited` when the exchange (or our own throttle) refused it for going too fast.
+    `deadline` is the validity deadline (ms, exchange clock) of the request that failed, when it
+    carried one: past it, the exchange refuses that request however late it arrives.
     """
 
-    def __init__(self, message, code=None, ambiguous=False, rate_limited=False):
+    def __init__(self, message, code=None, ambiguous=False, rate_limited=False, deadline=None):
         super().__init__(message)
         self.code = code
         self.ambiguous = ambiguous
         self.rate_limited = rate_limited
+        self.deadline = deadline
 
 
 # -- Symbols ---------------------------------------------------------------------------------------
@@ -316,6 +326,28 @@ def limits_of(entry):
     if len(entry) == 2 and all(isinstance(n, (int, float)) for n in entry):
         return [Limit(*entry)]
     return list(entry)
+
+
+def endpoint_limits(table, method, path):
+    """(key, Limits, placeholder values) of RATE_LIMITS `table` for one request. A key names a
+    fixed path ("GET /api/v3/depth") or a template whose {name} parts match one path segment
+    each ("DELETE /v2/orders/{id}", "GET /v2/{market}/book"): every path it matches is counted
+    as that one endpoint, and each {name} is a param for `per` and `cost`."""
+    exact = f"{method} {path}"
+    if exact in table:
+        return exact, limits_of(table[exact]), {}
+    for key, entry in table.items():
+        if "{" in key:
+            found = _template(key).fullmatch(exact)
+            if found:
+                return key, limits_of(entry), found.groupdict()
+    return exact, [], {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(key):
+    parts = re.split(r"\{(\w+)\}", key)
+    return re.compile("".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)))
 
 
 class _Bucket:
@@ -590,13 +622,19 @@ class _Flight:
 # -- HTTP: requests and the Api a handler calls through --------------------------------------------
 
 class Request:
-    """One outbound call as the signer sees it: the signer may add headers and query fields."""
+    """One outbound call as the signer sees it: the signer may add headers and query fields.
 
-    __slots__ = ("method", "path", "query", "body", "headers")
+    `window_ms` is set on orders and cancels (`deadline=True`): how long after its signature the
+    exchange may still take the request, and `deadline` (exchange clock, ms) = the signing time +
+    window_ms. The signer writes them the exchange's way (OKX `expTime`, a `recvWindow`, ...)."""
+
+    __slots__ = ("method", "path", "query", "body", "headers", "window_ms", "deadline")
 
     def __init__(self, method, path, query="", body="", headers=None):
         self.method, self.path, self.query, self.body = method, path, query, body
         self.headers = headers or {}
+        self.window_ms = None
+        self.deadline = None
 
     @property
     def target(self):
@@ -666,26 +704,35 @@ class Api:
     def get(self, path, params=None, *, signed, host=None):
         return self.call("GET", path, params, signed=signed, idempotent=True, host=host)
 
-    def post(self, path, body=None, *, signed, idempotent=False, host=None):
-        return self.call("POST", path, body, signed=signed, idempotent=idempotent, host=host)
+    def post(self, path, body=None, *, signed, idempotent=False, host=None, deadline=False):
+        return self.call("POST", path, body, signed=signed, idempotent=idempotent, host=host, deadline=deadline)
 
-    def call(self, method, path, params=None, *, signed, idempotent=None, host=None):
+    @property
+    def window_ms(self):
+        """The validity window of an order or cancel: --timeout, so the exchange never takes a
+        request later than the plugin would have waited for its answer."""
+        return max(DEADLINE_MIN_MS, min(int(self.timeout * 1000), DEADLINE_MAX_MS))
+
+    def call(self, method, path, params=None, *, signed, idempotent=None, host=None, deadline=False):
         """Send, decode and check one call.
 
         Reads retry once on a reset, timeout or 5xx, and wait once (RATE_LIMIT_WAIT) when the
         exchange says "too many requests"; writes never retry here (see place_once). A signed
         call refused for clock skew resyncs the offset and is sent once more: it was refused,
-        so this is safe even for orders."""
+        so this is safe even for orders. `deadline=True` (orders, cancels) has the request carry
+        the exchange's validity deadline (Request.window_ms); an ambiguous failure then names it
+        in PluginError.deadline, for wait_past."""
         if idempotent is None:
             idempotent = method in ("GET", "HEAD")
         attempts = 2 if idempotent else 1
+        once = lambda: self._call_once(method, path, params, signed, idempotent, host, deadline)
         for attempt in range(attempts):
             try:
-                return self._call_once(method, path, params, signed, idempotent, host)
+                return once()
             except PluginError as error:
                 if signed and error.code in self.exchange.CLOCK_ERRORS:
                     self.sync_clock()
-                    return self._call_once(method, path, params, signed, idempotent, host)
+                    return once()
                 retry_read = idempotent and attempt + 1 < attempts
                 if retry_read and error.rate_limited and error.code is not None:
                     time.sleep(RATE_LIMIT_WAIT)       # the exchange's limit, not our throttle's
@@ -696,18 +743,46 @@ class Api:
 
     def sync_clock(self):
         """Learn how far the exchange's clock is from ours; every later signature uses it."""
-        before = now_ms()
-        server = self.exchange.server_time(self)
-        CLOCK_OFFSETS[(self.name, self.base_url)] = server - (before + now_ms()) // 2
+        sent = now_ms()
+        self.sync_clock_from(self.exchange.server_time(self), sent)
 
-    def _call_once(self, method, path, params, signed, idempotent, host):
+    def sync_clock_from(self, server_ms, sent_ms):
+        """The offset from one reading of the exchange's clock, asked for at `sent_ms`."""
+        CLOCK_OFFSETS[(self.name, self.base_url)] = server_ms - (sent_ms + now_ms()) // 2
+
+    def wait_past(self, deadline):
+        """Block until the exchange's own clock is past `deadline` (ms) by DEADLINE_MARGIN_MS:
+        from then on the exchange refuses a request that carried that deadline, however late it
+        arrives. Returns True once the exchange's clock said so, False when it could not be read
+        (then nothing is proven). Reading the clock, not trusting ours, covers an offset we have
+        not learnt (OKX accepts timestamps 30 s off)."""
+        target = deadline + DEADLINE_MARGIN_MS
+        for _ in range(DEADLINE_CHECKS):
+            wait_ms = target - self.now()
+            if wait_ms > 0:
+                time.sleep(wait_ms / 1000)
+            try:
+                sent = now_ms()
+                server = self.exchange.server_time(self)
+            except PluginError:
+                return False
+            if server >= target:
+                return True
+            self.sync_clock_from(server, sent)          # our offset was off: learn it, wait again
+        return False
+
+    def _call_once(self, method, path, params, signed, idempotent, host, deadline=False):
         request = self._build(method, path, params)
         keys = self.keys if signed else None          # bad keys fail before waiting for a turn
-        send = lambda: self._send_in_turn(request, params, keys, idempotent, host)
-        if signed or request.method != "GET" or self.shared is None:
-            status, body, headers = send()
-        else:
-            status, body, headers = self.shared.fetch((self.name, self.url_for(host), request.target), send)
+        send = lambda: self._send_in_turn(request, params, keys, idempotent, host, deadline)
+        try:
+            if signed or request.method != "GET" or self.shared is None:
+                status, body, headers = send()
+            else:
+                status, body, headers = self.shared.fetch((self.name, self.url_for(host), request.target), send)
+        except PluginError as error:
+            error.deadline = request.deadline       # no answer: wait_past may wait it out
+            raise
         try:
             reply = self._decode(status, body)
             self.exchange.check(status, reply)
@@ -715,18 +790,26 @@ class Api:
             # HTTP 429 is "too fast" whatever the body says (often a CDN page): refused, not ambiguous
             if status == 429 or error.code in self.exchange.RATE_LIMIT_ERRORS:
                 raise self._rate_limit_error(request, str(error), error.code or "429") from error
+            if error.code in self.exchange.AMBIGUOUS_ERRORS:
+                error.ambiguous = True           # "outcome unknown", whatever the HTTP status
+            error.deadline = request.deadline
             raise
         if status == 429:
             raise self._rate_limit_error(request, f"HTTP 429 {str(reply)[:80]}", "429")
         return reply
 
-    def _send_in_turn(self, request, params, keys, idempotent, host):
-        """Wait for the throttle's turn, sign, send: (status, body, headers)."""
+    def _send_in_turn(self, request, params, keys, idempotent, host, deadline=False):
+        """Wait for the throttle's turn, sign (with the validity deadline of an order or cancel:
+        it starts when the request leaves, not while it waits), send: (status, body, headers)."""
         turn = self._wait_for_turn(request, params, keys is not None, host)
         try:
             if keys is not None:
+                now = self.now()
+                if deadline:
+                    request.window_ms = self.window_ms
+                    request.deadline = now + request.window_ms
                 before = dict(request.headers), request.query
-                self.exchange.sign(request, keys, self.now())
+                self.exchange.sign(request, keys, now)
                 self.signatures += _signed_values(before, request)
             status, body, headers = self._send(request, idempotent, self.url_for(host))
             if turn is not None:
@@ -737,19 +820,19 @@ class Api:
                 turn.done()
 
     def _limits_of(self, request):
-        """The Limits the exchange documents for this endpoint (RATE_LIMITS), maybe none."""
-        return limits_of(self.exchange.RATE_LIMITS.get(f"{request.method} {request.path}"))
+        """(RATE_LIMITS key, its Limits, the values of its {placeholders}) for this request: the
+        key is "VERB /path", or a template such as "GET /v2/{market}/book" matching it."""
+        return endpoint_limits(self.exchange.RATE_LIMITS, request.method, request.path)
 
     def _wait_for_turn(self, request, params, signed, host):
         """A throttle Turn once every limit of this call has room (None when unthrottled)."""
-        limits = self._limits_of(request)
+        endpoint, limits, in_path = self._limits_of(request)
         if self.throttle is None or not limits:
             return None
-        endpoint = f"{request.method} {request.path}"
-        params = {k: v for k, v in (params or {}).items() if v is not None}
+        params = {**{k: v for k, v in (params or {}).items() if v is not None}, **in_path}
         charges = [(self._bucket_key(limit, endpoint, params, signed, host), limit, limit.units(params))
                    for limit in limits]
-        return self.throttle.turn(charges, f"{self.name} {endpoint}", self.max_wait)
+        return self.throttle.turn(charges, f"{self.name} {request.method} {request.path}", self.max_wait)
 
     def _bucket_key(self, limit, endpoint, params, signed, host):
         """Whose calls this limit counts together: this process (IP) or this key, maybe per
@@ -760,7 +843,7 @@ class Api:
         return (self.name, self.url_for(host), scope, limit.pool or endpoint)
 
     def _rate_limit_error(self, request, detail, code):
-        limits = self._limits_of(request)
+        limits = self._limits_of(request)[1]
         documented = f" ({self.name} allows {limits[0].describe()})" if limits else ""
         return PluginError(f"{self.name} rate limit reached for {request.method} {request.path}"
                            f"{documented}: {detail.strip()}", code=code, rate_limited=True)
@@ -1017,67 +1100,139 @@ def new_client_id():
     return "fmz" + uuid.uuid4().hex[:29]
 
 
-def place_once(send, find):
-    """Place an order exactly once.
+def place_once(send, find, api=None, client_id="", ids_never_reused=False):
+    """Place an order exactly once: never two orders, never a failure for one that exists.
 
-    `send()` places it (with a client order id chosen beforehand, so every send is the same
-    order) and returns the answer; `find()` looks that client id up and returns the same
-    answer, or None when the exchange provably has no such order. Only an ambiguous send
-    (it may have arrived) leads to a lookup, and only a lookup that says "absent" to one resend.
-    A resend the exchange refuses is looked up once more: the first send may have arrived late
-    (after the lookup), and the exchange then refuses the resend as a duplicate client id.
+    `send()` places the order, with a client order id chosen beforehand (`client_id`, so every
+    send is the same order) and the exchange's validity deadline (`api.post(..., deadline=True)`),
+    and returns the answer; `find()` looks the client id up and returns the same answer, or None
+    when the exchange has no such order.
+
+    The model. OKX, Binance, Bybit and BingX check a client id only among OPEN orders: once the
+    first send has filled, a resend with the same id is a second order. So "not found" proves
+    nothing while the first send may still be on its way or queued inside the exchange. What
+    proves it is the deadline the request carried (OKX expTime, the others the signed timestamp
+    plus recvWindow, --timeout after signing): past it, the exchange refuses the request however
+    late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
+      1. look the client id up: found -> that order's answer (the usual case: the reply was lost);
+      2. wait until the exchange's own clock is past the deadline (Api.wait_past);
+      3. look it up again: found -> that order; absent -> proof that nothing was placed, and only
+         then is the order sent again, as a new request with a new deadline;
+      4. the same steps once for that second send; after it, nothing is sent a third time.
+    Whenever proof is impossible (no deadline, the exchange's clock or the lookup unreachable),
+    nothing is resent and the error says the order may exist and names its client id.
+    Without `api`, nothing can be waited out, so an order not found is never sent again.
+
+    `ids_never_reused=True` is for an exchange that refuses any client id an earlier order had,
+    finished ones included (Alpaca): there a resend can never make a second order, so it goes at
+    once, without a deadline; if it is refused, the first send arrived after all and is looked up.
     """
     try:
         return send()
     except PluginError as error:
         if not error.ambiguous:
             raise
-        failure = error
-    found = _lookup(find, failure)
+        first = error
+    found = _settle(find, first, api, client_id, wait=not ids_never_reused)
     if found is not None:
         return found
     try:
         return send()
     except PluginError as error:
-        failure = error
-    found = _lookup(find, failure)
+        if not error.ambiguous:
+            found = _lookup(find, error, client_id) if ids_never_reused else None
+            if found is not None:
+                return found              # the first send arrived late: its id refused this one
+            raise PluginError(f"{error} (sent again after the first request, unanswered, was found not "
+                              f"placed)", code=error.code) from None
+        second = error
+    found = _settle(find, second, api, client_id, wait=not ids_never_reused)
     if found is not None:
         return found
-    if failure.ambiguous:
-        raise PluginError(f"{failure}; sent twice with one client order id, so at most one order "
-                          f"exists, and none was found yet: check open orders before placing it again") from None
-    raise PluginError(f"{failure} (sent again after a lookup by client order id found nothing)",
-                      code=failure.code) from None
+    if ids_never_reused:
+        raise _outcome_unknown(second, client_id, "sent twice without an answer (the exchange takes a "
+                               "client id once, so at most one order exists)") from None
+    raise PluginError(f"{second}; sent twice with client order id {client_id}, each time without an "
+                      f"answer, and looked up after each deadline: no order was placed") from None
 
 
-def _lookup(find, failure):
+def _settle(find, failure, api, client_id, wait=True):
+    """After an ambiguous send: the order's answer if it exists, None once it provably does not
+    (looked up after the request's deadline); PluginError "outcome unknown" when unprovable.
+    With wait=False, a first lookup that finds nothing is enough (ids_never_reused)."""
+    found = _lookup(find, failure, client_id)
+    if found is not None or not wait:
+        return found
+    if api is None or failure.deadline is None or not api.wait_past(failure.deadline):
+        raise _outcome_unknown(failure, client_id, "its deadline could not be waited out, so it may "
+                               "still be taken") from None
+    return _lookup(find, failure, client_id)
+
+
+def _lookup(find, failure, client_id):
     try:
         return find()
     except PluginError as error:
-        raise PluginError(f"{failure}; the order may or may not exist and looking it up failed "
-                          f"too ({error}): check open orders before placing it again") from None
+        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({error})") from None
 
 
-def cancel_once(send, lookup):
-    """Cancel an order without ever sending the cancel twice.
+def _outcome_unknown(failure, client_id, why):
+    return PluginError(f"{failure}; outcome unknown, {why}: the order may exist (client order id "
+                       f"{client_id}), look at open orders and history before placing it again",
+                       ambiguous=True)
 
-    `send()` cancels and returns `(True, raw)`; `lookup()` returns the order as `(order, raw)`
-    in the FMZ shape. When the cancel may have arrived but no answer came back, the order is
-    looked up: canceled means the cancel worked; anything else is reported, and the robot
-    may cancel again knowing the order is still there.
+
+CANCELED = ("canceled", "partial-canceled")
+
+
+def cancel_once(send, lookup, api=None):
+    """Cancel an order; never report a canceled order as not canceled.
+
+    `send()` cancels (with the exchange's validity deadline where its cancels take one) and
+    returns `(True, raw)`; `lookup()` returns the order as `(order, raw)` in the FMZ shape.
+    - A refused cancel is explained by the order: already canceled -> True (a second cancel
+      succeeds, as FMZ reads "no error"); filled -> an error saying it filled; else the refusal.
+    - An unanswered cancel is looked up: canceled -> True; filled -> the error saying so; still
+      open -> with a deadline, looked up again once it has passed (a late cancel is then refused
+      by the exchange): canceled -> True, else "still open"; without one, the error says the
+      cancel may still take effect. Either way the robot may cancel again.
     """
     try:
         return send()
     except PluginError as error:
-        if not error.ambiguous:
-            raise
         failure = error
+    if failure.rate_limited or (failure.code is None and not failure.ambiguous):
+        raise failure
+    order, raw = _order_after(lookup, failure)
+    if order.get("status") in CANCELED:
+        return True, raw
+    if order.get("status") == "filled" or not failure.ambiguous:
+        raise _not_canceled(failure, order) from None
+    if api is None or failure.deadline is None or not api.wait_past(failure.deadline):
+        raise PluginError(f"{failure}; looked up, the order is still {order.get('status')}: the cancel may "
+                          f"still take effect, cancel again to be sure") from None
+    order, raw = _order_after(lookup, failure)
+    if order.get("status") in CANCELED:
+        return True, raw
+    if order.get("status") == "filled":
+        raise _not_canceled(failure, order) from None
+    raise PluginError(f"{failure}; looked up after the cancel's deadline, the order is still open "
+                      f"({order.get('status')}): the cancel did not take effect") from None
+
+
+def _order_after(lookup, failure):
+    """The order looked up after a failed cancel; a refusal stands if the lookup fails too."""
     try:
-        order, raw = lookup()
+        return lookup()
     except PluginError as error:
+        if not failure.ambiguous:
+            raise failure from None
         raise PluginError(f"{failure}; looking the order up failed too ({error}): it may or may not "
                           f"be canceled") from None
-    if order.get("status") in ("canceled", "partial-canceled"):
-        return True, raw
-    raise PluginError(f"{failure}; looked up, the order is {order.get('status') or 'not canceled'}: "
-                      f"the cancel has not taken effect") from None
+
+
+def _not_canceled(failure, order):
+    if order.get("status") == "filled":
+        return PluginError(f"{failure}: the order has already filled ({order.get('deal_amount')} at "
+                           f"{order.get('avg_price')}), nothing is left to cancel", code=failure.code)
+    return failure

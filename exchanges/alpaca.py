@@ -470,7 +470,7 @@ def trade(api, symbol, order_type, price, amount):
         return {"id": reply["id"]}, reply
 
     try:
-        return place_once(send, find)
+        return place_once(send, find, api, body["client_order_id"], ids_never_reused=True)
     except PluginError as error:
         if stock and not error.ambiguous and not error.rate_limited:
             raise PluginError(f"{error}{_why_refused(api, error)}", code=error.code) from None
@@ -549,7 +549,7 @@ def cancel(api, order_id, symbol=None):
     def send():
         return True, _trading(api, "DELETE", path)
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def io(api, http_method, path, params):

@@ -11,7 +11,9 @@ request body. Binance accepts a POST's parameters in either; this module sends e
 the query string and an empty body (POST_PARAMS = "query"), so totalParams is the query string:
 `...&timestamp=MS&recvWindow=5000` then `&signature=HEX` last, with the key in the X-MBX-APIKEY
 header. Binance refuses a timestamp more than recvWindow behind its clock or 1 s ahead (-1021),
-hence the clock offset.
+hence the clock offset. Orders and cancels carry recvWindow = --timeout instead (at most 60000):
+Binance does not take them later than that (futures: -5028 from the matching engine), which is
+what lets _kit.place_once prove that an unanswered order was not placed.
 
 Symbols: BTC_USDT is spot BTCUSDT; BTC_USDT.swap is the USDT-M perpetual BTCUSDT on /fapi. A
 futures amount is in the base coin, as Binance's quantity is: a swap's `ct_val` is 1.
@@ -37,9 +39,10 @@ HOSTS = {"futures": "https://fapi.binance.com"}     # USDT-M futures live on the
 POST_PARAMS = "query"                # a POST's params travel in the (signed) query string, the body is empty
 CLOCK_ERRORS = ("-1021",)            # Timestamp for this request is outside of the recvWindow.
 RATE_LIMIT_ERRORS = ("-1003", "-1015")   # Too much request weight used (HTTP 429) / too many new orders
-# -1006 UNEXPECTED_RESP "Execution status unknown", -1007 TIMEOUT "Send status unknown; execution
-# status unknown" (errors.md, spot and USD-M futures alike): the order may exist.
-AMBIGUOUS_ERRORS = ("-1006", "-1007")
+# "Outcome unknown" (errors.md): -1000 unknown error while processing, -1006 "Execution status
+# unknown", -1007 "Send status unknown; execution status unknown" (seen with HTTP 408). _kit looks
+# the order up after any of them, whatever the HTTP status.
+AMBIGUOUS_ERRORS = ("-1000", "-1006", "-1007")
 
 
 # ---------------------------------------------------------------------------- rate limits
@@ -197,7 +200,7 @@ def sign(request, keys, now_ms):
     fields = [(name, value) for name, value in fields if name not in ("timestamp", "signature")]
     fields.append(("timestamp", str(now_ms)))
     if not any(name == "recvWindow" for name, _ in fields):
-        fields.append(("recvWindow", str(RECV_WINDOW)))
+        fields.append(("recvWindow", str(request.window_ms or RECV_WINDOW)))
     query = urllib.parse.urlencode(fields)
     signature = hmac.new(keys.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     request.query = f"{query}&signature={signature}"
@@ -235,10 +238,11 @@ def _get(api, kind, endpoint, params=None, *, signed):
     return api.get(prefix + endpoint, params, signed=signed, host=host)
 
 
-def _send(api, kind, verb, endpoint, params, idempotent=False):
-    """A signed POST or DELETE to a spot or futures endpoint on its host."""
+def _send(api, kind, verb, endpoint, params, idempotent=False, deadline=False):
+    """A signed POST or DELETE to a spot or futures endpoint on its host (deadline: see _kit.Request)."""
     prefix, host = APIS[kind]
-    return api.call(verb, prefix + endpoint, params, signed=True, idempotent=idempotent, host=host)
+    return api.call(verb, prefix + endpoint, params, signed=True, idempotent=idempotent, host=host,
+                    deadline=deadline)
 
 
 def market_id(symbol):
@@ -441,7 +445,7 @@ def trade(api, symbol, order_type, price, amount):
     params = _order_params(api, symbol, order_type, price, amount, client_id)
 
     def send():
-        reply = _send(api, symbol.kind, "POST", "/order", params)
+        reply = _send(api, symbol.kind, "POST", "/order", params, deadline=True)
         return {"id": _order_id(symbol.kind, reply)}, reply
 
     def find():
@@ -449,7 +453,7 @@ def trade(api, symbol, order_type, price, amount):
         return None if reply is None else ({"id": _order_id(symbol.kind, reply)}, reply)
 
     try:
-        return place_once(send, find)
+        return place_once(send, find, api, client_id)
     except PluginError as error:
         if error.code == "-4061":           # position side does not match: the trader switched modes
             ACCOUNT_SETTINGS.forget(api, "dualSidePosition")
@@ -583,13 +587,15 @@ def historyorders(api, symbol, since=None, limit=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """DELETE /api/v3/order, /fapi/v1/order (sent once; if no answer came, the order is looked up)"""
+    """DELETE /api/v3/order, /fapi/v1/order (sent once, with its recvWindow deadline; an unanswered
+    or refused cancel is explained by looking the order up: -2011 "Unknown order sent." is also
+    what a filled or canceled order answers)"""
     kind, market, oid = split_order_id(order_id)
 
     def send():
-        return True, _send(api, kind, "DELETE", "/order", {"symbol": market, "orderId": oid})
+        return True, _send(api, kind, "DELETE", "/order", {"symbol": market, "orderId": oid}, deadline=True)
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def io(api, http_method, path, params):

@@ -10,13 +10,15 @@ docs' own example sends POST /openApi/spot/v1/trade/order with its parameters in
 `signature` = lowercase hex HMAC-SHA256(secret, that parameter string) is appended last, and the
 key goes in the X-BX-APIKEY header. The docs' example (quoteOrderQty=20&side=BUY&symbol=ETHUSDT&
 timestamp=1649404670162&type=MARKET -> 428a3c38...) is a test. BingX refuses a request older than
-recvWindow (5000 ms here): a late order is refused, not placed, which is what lets place_once
-resend one after looking it up.
+recvWindow (5000 ms here; orders and cancels carry --timeout instead, at most 60000): a late order
+is refused, not placed, which is what lets place_once prove an unanswered order absent.
 
 Replies are {"code": 0, "msg": "", "data": ...}; a refusal has a non-zero code (HTTP 200), read
 in check() and answered as `BingX <code>: <msg>`. Codes relied on: 100421 timestamp out of
 window (resync; from BingX.Net's map, unverified against BingX's own table), 100410 rate limited
-(CCXT, BingX.Net), 109421 spot order not found and 80016 swap order not found (CCXT).
+(CCXT, BingX.Net), 100404 spot order not found (" order not exist", as OctoBot quotes BingX's
+reply) and 80016 swap order not found (CCXT, BingX.Net). `code` arrives as a number or a string,
+`msg` sometimes with a leading space.
 
 Symbols: BTC_USDT is spot BTC-USDT; BTC_USDT.swap is the USDT-M perpetual BTC-USDT. Order ids
 given to FMZ say which API they belong to: `BTC-USDT,1514090846268424192` (spot) and
@@ -33,9 +35,12 @@ newClientOrderId (spot) and clientOrderID (swap, as CCXT sends it), looked up as
 GET /openApi/spot/v1/trade/query and clientOrderId on GET /openApi/swap/v2/trade/order (the names
 BingX.Net sends: BingX spells them differently per endpoint, LOOKUP_ID).
 
-Unverified (best readings, kept in one place each): the message texts of the error codes, the spot
-"order not exist" code 109421 (CCXT maps it; BingX's table is not in reach), the 8 h fallback when
-premiumIndex omits fundingIntervalHours, and allOrders answering every status from `startTime` on.
+Spot markets: BingX's docs mark common/symbols' minQty and maxQty deprecated (minNotional is what
+it enforces); minQty is still read as the minimum, so an order below it is refused before sending.
+
+Unverified (best readings, kept in one place each): the message texts of most error codes, the 8 h
+fallback when premiumIndex omits fundingIntervalHours, and allOrders answering every status from
+`startTime` on.
 """
 import hashlib
 import hmac
@@ -116,7 +121,7 @@ KLINE_PAGE = 1440                    # max candles per kline call
 HISTORY_PAGE = 100                   # spot historyOrders pageSize, at most
 ALL_ORDERS_LIMIT = 1000              # swap allOrders limit, at most
 DEFAULT_FUNDING_INTERVAL = 8 * 3_600_000
-NO_ORDER = {"spot": "109421", "swap": "80016"}      # "order not exist" on each API
+NO_ORDER = {"spot": "100404", "swap": "80016"}      # "order not exist" on each API
 LOOKUP_ID = {"spot": "clientOrderID", "swap": "clientOrderId"}    # the query endpoints' client id field
 NO_SWAP_PERMISSION = ("100004",)     # Permission denied: a key without perpetual rights
 INSUFFICIENT = ("100202", "101204")
@@ -166,7 +171,7 @@ def sign(request, keys, now_ms):
     fields = [(name, value) for name, value in fields if name not in ("timestamp", "signature")]
     fields.append(("timestamp", str(now_ms)))
     if not any(name == "recvWindow" for name, _ in fields):
-        fields.append(("recvWindow", RECV_WINDOW))
+        fields.append(("recvWindow", str(request.window_ms or RECV_WINDOW)))
     query = urllib.parse.urlencode(fields)
     signature = hmac.new(keys.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
     request.query = f"{query}&signature={signature}"
@@ -174,13 +179,14 @@ def sign(request, keys, now_ms):
 
 
 def check(status, reply):
-    """Success and refusal alike are {"code", "msg", "data"}; code 0 is success."""
+    """Success and refusal alike are {"code", "msg", "data"}; code 0 is success (a number, or a
+    string in some replies)."""
     if not isinstance(reply, dict) or "code" not in reply:
         raise PluginError(f"BingX answered HTTP {status} without a code: {str(reply)[:80]}",
                           ambiguous=status >= 500)
     code = str(reply["code"])
     if code != "0":
-        message = reply.get("msg") or f"HTTP {status}"
+        message = str(reply.get("msg") or "").strip() or f"HTTP {status}"
         raise PluginError(f"BingX {code}: {message}", code=code, ambiguous=status >= 500)
 
 
@@ -300,7 +306,8 @@ def trades(api, symbol):
 
 def records(api, symbol, period=60, limit=None):
     """GET /openApi/spot/v1/market/kline (timeZone=0: days start at UTC midnight, BingX's spot
-    default being UTC+8), /openApi/swap/v3/quote/klines; 1440 a page, paged back with endTime"""
+    default being UTC+8; CCXT reads spot candles there and found timeZone live), /openApi/swap/v3/
+    quote/klines; 1440 a page, paged back with endTime"""
     interval = INTERVALS.get(period)
     if interval is None:
         raise PluginError(f"BingX has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
@@ -452,7 +459,7 @@ def trade(api, symbol, order_type, price, amount):
 
     def send():
         try:
-            reply = api.post(PATHS["place"][kind], params, signed=True)
+            reply = api.post(PATHS["place"][kind], params, signed=True, deadline=True)
         except PluginError as error:
             if symbol.is_swap and "positionSide" in str(error):
                 ACCOUNT_SETTINGS.forget(api, "dualSidePosition")    # the trader switched modes: read it again
@@ -470,7 +477,7 @@ def trade(api, symbol, order_type, price, amount):
         return {"id": _order_id(kind, params["symbol"], _order_object(reply)["orderId"])}, reply
 
     try:
-        return place_once(send, find)
+        return place_once(send, find, api, client_id)
     except PluginError as error:
         if error.code in INSUFFICIENT:
             pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
@@ -547,17 +554,18 @@ def _history_pages(api, query, wanted):
 
 
 def cancel(api, order_id, symbol=None):
-    """POST /openApi/spot/v1/trade/cancel, DELETE /openApi/swap/v2/trade/order (sent once; if no
-    answer came, the order is looked up)"""
+    """POST /openApi/spot/v1/trade/cancel, DELETE /openApi/swap/v2/trade/order (sent once, with its
+    recvWindow deadline; an unanswered or refused cancel is explained by looking the order up)"""
     kind, name, bingx_id = split_order_id(order_id)
     query = {"symbol": name, "orderId": bingx_id}
 
     def send():
         if kind == "swap":
-            return True, api.call("DELETE", SWAP + "/trade/order", query, signed=True, idempotent=False)
-        return True, api.post(SPOT + "/trade/cancel", query, signed=True)
+            return True, api.call("DELETE", SWAP + "/trade/order", query, signed=True, idempotent=False,
+                                  deadline=True)
+        return True, api.post(SPOT + "/trade/cancel", query, signed=True, deadline=True)
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def positions(api, symbol=None):

@@ -10,7 +10,8 @@ with its query string (`/v2/order?market=BTC-EUR&orderId=...`; the python SDK si
 and body is the JSON body ("" for GET and DELETE). The timestamp (ms) travels as
 Bitvavo-Access-Timestamp, the key as Bitvavo-Access-Key, and Bitvavo-Access-Window (ms, default
 10000, at most 60000) bounds how late the request may arrive: later is refused with 304, hence the
-clock offset.
+clock offset. Orders and cancels carry a window of --timeout (see _kit.Api.window_ms), which
+is what lets _kit.place_once prove that an unanswered order was not placed.
 
 Replies carry no envelope: a success is the bare object or list, a refusal
 {"errorCode": 216, "error": "..."} with an HTTP 4xx/5xx status (https://docs.bitvavo.com/docs/errors).
@@ -162,7 +163,7 @@ def sign(request, keys, now_ms):
         "Bitvavo-Access-Key": keys.api_key,
         "Bitvavo-Access-Signature": hmac.new(keys.secret.encode(), prehash.encode(), hashlib.sha256).hexdigest(),
         "Bitvavo-Access-Timestamp": timestamp,
-        "Bitvavo-Access-Window": str(ACCESS_WINDOW),
+        "Bitvavo-Access-Window": str(request.window_ms or ACCESS_WINDOW),
     })
 
 
@@ -368,7 +369,7 @@ def trade(api, symbol, order_type, price, amount):
             "amountQuote" if market_buy else "amount": size}
 
     def send():
-        reply = api.post("/v2/order", body, signed=True)
+        reply = api.post("/v2/order", body, signed=True, deadline=True)
         return {"id": _placed_id(market, reply)}, reply
 
     def find():
@@ -381,7 +382,7 @@ def trade(api, symbol, order_type, price, amount):
         return {"id": _placed_id(market, reply)}, reply
 
     try:
-        return place_once(send, find)
+        return place_once(send, find, api, client_id)
     except PluginError as error:
         if error.code != "216":
             raise
@@ -420,15 +421,17 @@ def historyorders(api, symbol, since=None, limit=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """DELETE /v2/order?market=&orderId=&operatorId= (sent once; if no answer came, the order is
-    looked up)"""
+    """DELETE /v2/order?market=&orderId=&operatorId= (sent once, with its access-window deadline; an
+    unanswered or refused cancel is explained by looking the order up: 233 is what a filled or
+    canceled order answers)"""
     market, oid = split_order_id(order_id)
 
     def send():
         return True, api.call("DELETE", "/v2/order", {"market": market, "orderId": oid,
-                                                      "operatorId": api.keys.operator_id}, signed=True)
+                                                      "operatorId": api.keys.operator_id}, signed=True,
+                              deadline=True)
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def io(api, http_method, path, params):

@@ -5,7 +5,9 @@ Keys: access_key = the API key; secret_key = its secret (HMAC keys; RSA keys are
 Signing: lowercase hex HMAC-SHA256(secret, timestamp + api_key + recv_window + payload), where the
 payload is the query string of a GET and the exact JSON body of a POST; sent as X-BAPI-SIGN with
 X-BAPI-API-KEY, X-BAPI-TIMESTAMP (ms) and X-BAPI-RECV-WINDOW. Bybit refuses a timestamp outside
-[server - recv_window, server + 1000 ms) with retCode 10002, hence the clock offset.
+[server - recv_window, server + 1000 ms) with retCode 10002, hence the clock offset. Orders and
+cancels carry recv_window = --timeout (at most 60 s): Bybit does not take them later than that,
+which is what lets _kit.place_once prove that an unanswered order was not placed.
 
 Order ids given to FMZ are `CATEGORY,SYMBOL,ORDERID` (`spot,BTCUSDT,1321003749386327552`,
 `linear,BTCUSDT,c6f055d9-7f21-...`): order and cancel need no lookup, and a spot order is never
@@ -34,8 +36,8 @@ HOSTS = {}                           # one REST host for every category
 POST_PARAMS = "json"                 # a POST's params travel as a JSON body (the signed payload)
 CLOCK_ERRORS = ("10002",)            # The request time exceeds the time window range.
 RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
-# 10000 Server Timeout, 10016 Server error (docs v5 "Error Codes"): the outcome is not known, the
-# order may exist.
+# "Outcome unknown" (docs v5 "Error Codes"): 10000 Server Timeout and 10016 Server error, both with
+# HTTP 200. _kit looks the order up after either, whatever the HTTP status.
 AMBIGUOUS_ERRORS = ("10000", "10016")
 # Bybit counts two ways (docs v5 "Rate Limit Rules"): every IP may send 600 requests in any 5 s
 # (all endpoints together, public and private: one pool), and each account (UID) has a limit per
@@ -129,13 +131,14 @@ def parse_keys(access_key, secret_key):
 
 def sign(request, keys, now_ms):
     timestamp = str(now_ms)
+    window = str(request.window_ms) if request.window_ms else RECV_WINDOW
     payload = request.body if request.method == "POST" else request.query
-    prehash = timestamp + keys.api_key + RECV_WINDOW + payload
+    prehash = timestamp + keys.api_key + window + payload
     request.headers.update({
         "X-BAPI-API-KEY": keys.api_key,
         "X-BAPI-SIGN": hmac.new(keys.secret.encode(), prehash.encode(), hashlib.sha256).hexdigest(),
         "X-BAPI-TIMESTAMP": timestamp,
-        "X-BAPI-RECV-WINDOW": RECV_WINDOW,
+        "X-BAPI-RECV-WINDOW": window,
     })
 
 
@@ -380,7 +383,7 @@ def _place(api, symbol, order_type, body):
     (it was refused, so sending it again cannot make two orders)."""
     send, find = lambda: _send_order(api, body), lambda: _find_order(api, body)
     try:
-        return place_once(send, find)
+        return place_once(send, find, api, body["orderLinkId"])
     except PluginError as error:
         if not (symbol.is_swap and error.code == "10001"):
             raise
@@ -389,7 +392,7 @@ def _place(api, symbol, order_type, body):
         body.update(_swap_order_fields(api, symbol, order_type))
         if body["positionIdx"] == sent_idx:
             raise
-        return place_once(send, find)
+        return place_once(send, find, api, body["orderLinkId"])
 
 
 def _swap_order_fields(api, symbol, order_type):
@@ -417,7 +420,7 @@ def _mode_setting(symbol):
 
 
 def _send_order(api, body):
-    reply = api.post("/v5/order/create", body, signed=True)
+    reply = api.post("/v5/order/create", body, signed=True, deadline=True)
     return {"id": f"{body['category']},{body['symbol']},{_data(reply)['orderId']}"}, reply
 
 
@@ -537,14 +540,16 @@ def fundings(api, symbol=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """POST /v5/order/cancel (sent once; if no answer came, the order is looked up)"""
+    """POST /v5/order/cancel (sent once, with its recv_window deadline; an unanswered or refused
+    cancel is explained by looking the order up: 110001/170213 "Order does not exist" is also what
+    a filled or canceled order answers)"""
     category_name, name, bybit_id = split_order_id(order_id)
 
     def send():
         return True, api.post("/v5/order/cancel", {"category": category_name, "symbol": name, "orderId": bybit_id},
-                              signed=True)
+                              signed=True, deadline=True)
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def io(api, http_method, path, params):

@@ -8,6 +8,10 @@ Signing: base64(HMAC-SHA256(secret, timestamp + METHOD + path[?query] + body)), 
 timestamp is ISO-8601 UTC with milliseconds and is also sent as OK-ACCESS-TIMESTAMP. OKX
 refuses a timestamp more than 30 s away from its clock (50102), hence the clock offset.
 
+Orders carry the `expTime` header ("Transaction Timeouts": OKX does not process an order once its
+clock is past it), --timeout after signing, which is what lets _kit.place_once prove that an
+unanswered order was not placed. OKX takes expTime on placing and amending orders, not on cancels.
+
 Order ids given to FMZ are `INSTID,ORDID` (`ETH-USDT,123456`): order and cancel need no lookup.
 
 Perpetual swaps: `BTC_USDT.swap` is BTC-USDT-SWAP (USDT-margined), `BTC_USD.swap` BTC-USD-SWAP
@@ -29,11 +33,13 @@ NAME = "OKX"
 BASE_URL = "https://www.okx.com"
 HOSTS = {}                           # one REST host for spot and swaps
 POST_PARAMS = "json"                 # a POST's params travel as a JSON body
-CLOCK_ERRORS = ("50102",)            # Timestamp request expired
+CLOCK_ERRORS = ("50102", "50036")    # Timestamp request expired / expTime earlier than the system time
 RATE_LIMIT_ERRORS = ("50011", "50013", "50061")   # Too Many Requests / Systems busy / order rate limit
-# "Endpoint request timeout (does not mean that the request was successful or failed, please
-# check the request result)" (docs-v5, "Error Code", general): the order may exist.
-AMBIGUOUS_ERRORS = ("50004",)
+# "Outcome unknown" (docs-v5 "Error Code"): 50004 endpoint request timeout (HTTP 400, "does not mean
+# that the request was successful or failed"), 50026 system error, 51054 request timed out, 51149
+# order timed out (same words as 50004), 51412 cancellation timed out, 51410 the order is already
+# being canceled. _kit looks the order up after any of them, whatever the HTTP status.
+AMBIGUOUS_ERRORS = ("50004", "50026", "51054", "51149", "51410", "51412")
 # Documented limits (docs-v5, each endpoint's "Rate Limit" and "Rate limit rule" lines), all per
 # 2 s. Public endpoints count per IP (a plain tuple: the whole process); private ones per account
 # (a plain tuple on a signed call: per API key). The order endpoints count per account AND
@@ -120,6 +126,8 @@ def sign(request, keys, now_ms):
     })
     if keys.simulated:
         request.headers["x-simulated-trading"] = "1"
+    if request.deadline is not None:
+        request.headers["expTime"] = str(request.deadline)     # not signed: a header of its own
 
 
 def check(status, reply):
@@ -309,7 +317,7 @@ def trade(api, symbol, order_type, price, amount):
 
     def send():
         try:
-            reply = api.post("/api/v5/trade/order", body, signed=True)
+            reply = api.post("/api/v5/trade/order", body, signed=True, deadline=True)
         except PluginError as error:
             if error.code == "51000" and "posSide" in str(error):
                 ACCOUNT_SETTINGS.forget(api, "posMode")      # the trader switched modes: read it again
@@ -325,7 +333,7 @@ def trade(api, symbol, order_type, price, amount):
             raise
         return {"id": f"{body['instId']},{_data(reply)[0]['ordId']}"}, reply
 
-    return place_once(send, find)
+    return place_once(send, find, api, client_id)
 
 
 def _swap_order_fields(api, order_type):
@@ -413,13 +421,14 @@ def historyorders(api, symbol, since=None, limit=None):
 
 
 def cancel(api, order_id, symbol=None):
-    """POST /api/v5/trade/cancel-order (sent once; if no answer came, the order is looked up)"""
+    """POST /api/v5/trade/cancel-order (sent once; an unanswered or refused cancel is explained by
+    looking the order up: 51400 covers filled, canceled and unknown orders alike)"""
     inst, ord_id = split_order_id(order_id)
 
     def send():
         return True, api.post("/api/v5/trade/cancel-order", {"instId": inst, "ordId": ord_id}, signed=True)
 
-    return cancel_once(send, lambda: order(api, order_id))
+    return cancel_once(send, lambda: order(api, order_id), api)
 
 
 def io(api, http_method, path, params):

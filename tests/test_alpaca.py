@@ -248,10 +248,15 @@ def test_open_and_closed_orders_page_by_submitted_time(client, monkeypatch):
     assert [o["id"] for o in client.data("historyorders", symbol="ETH_USDT", limit=7)] == ids[-7:]
 
 
-def test_cancel_answers_true_on_alpacas_204_and_a_closed_order_is_422(client):
+def test_cancel_answers_true_on_alpacas_204_and_a_closed_order_is_explained(client):
+    """A second cancel gets 422 'already canceled': the order is canceled, so true (FMZ reads no
+    error as success); a filled order's 422 stays an error, saying it filled."""
     order_id = client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
     assert client.data("cancel", id=order_id) is True
-    assert client.error("cancel", id=order_id) == 'Alpaca 42210000: order is already in "canceled" state'
+    assert client.data("cancel", id=order_id) is True
+    filled = client.data("trade", symbol="BTC_USDT", type="buy", price=50010, amount="0.01")["id"]
+    error = client.error("cancel", id=filled)
+    assert error.startswith('Alpaca 42210000: order is already in "filled" state') and "already filled" in error
 
 
 def test_io_reaches_the_trading_host(client):

@@ -93,6 +93,12 @@ def test_every_parameter_travels_in_the_signed_query_string(bn):
     assert body == ""
     assert query.startswith("symbol=ETHUSDT&side=BUY&type=LIMIT&newClientOrderId=fmz")
     assert "&timeInForce=GTC&price=1000&quantity=0.01&timestamp=" in query
+    assert "&recvWindow=3000&signature=" in query       # an order's deadline is --timeout (3 s here)
+
+
+def test_reads_keep_binance_default_recv_window(bn):
+    bn.data("accounts")
+    ((query, _),) = sent(bn.fake, "GET", "/api/v3/account")
     assert "&recvWindow=5000&signature=" in query
 
 

@@ -57,7 +57,7 @@ def test_a_post_sends_its_parameters_in_the_signed_query_and_no_body(client):
     params = dict(urllib.parse.parse_qsl(target.partition("?")[2]))
     assert (verb, body) == ("POST", "")
     assert {"symbol": "BTC-USDT", "side": "BUY", "type": "LIMIT", "price": "40000", "quantity": "0.01",
-            "recvWindow": "5000"}.items() <= params.items()
+            "recvWindow": "3000"}.items() <= params.items()       # an order's deadline: --timeout (3 s here)
     assert params["newClientOrderId"].startswith("fmz") and params["signature"]
 
 
@@ -271,3 +271,20 @@ def test_a_lost_answer_is_looked_up_by_the_client_id_field_of_that_api(client, s
     lookups = [dict(urllib.parse.parse_qsl(t.partition("?")[2])) for v, t, _ in client.fake.requests
                if v == "GET" and t.startswith(path + "?")]
     assert [q.get(field) for q in lookups] == [order["client_id"]]
+
+
+@pytest.mark.parametrize("reply, message", [
+    ({"code": "100413", "msg": "Incorrect apiKey", "timestamp": "1725195218082"}, "BingX 100413: Incorrect apiKey"),
+    ({"code": 100404, "msg": " order not exist", "debugMsg": ""}, "BingX 100404: order not exist"),
+    ({"code": 101204, "msg": "", "data": {}}, "BingX 101204: HTTP 200"),
+])
+def test_refusals_as_bingx_sends_them(reply, message):
+    """Replies quoted from BingX (OctoBot's and CCXT's notes): the code as a string or a number,
+    a msg with a leading space or none at all."""
+    with pytest.raises(PluginError) as refused:
+        bingx.check(200, reply)
+    assert (str(refused.value), refused.value.code) == (message, message.split()[1].rstrip(":"))
+
+
+def test_unknown_spot_order_is_bingx_100404(client):
+    assert client.error("order", id="BTC-USDT,12345") == "BingX 100404: order not exist"

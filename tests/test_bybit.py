@@ -167,6 +167,7 @@ def test_order_dropped_after_it_was_stored_is_found_by_order_link_id(client):
 
 
 def test_order_dropped_before_it_arrived_is_sent_once_more(client):
+    client.server.settings.timeout = 0.3        # the order's deadline, waited out before the resend
     client.fake.inject("drop_before", path="/v5/order/create")
     client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)
     assert len(client.fake.engine.orders) == 1

@@ -15,6 +15,7 @@ ccxt = pytest.importorskip("ccxt")
 from tests.fakes.alpaca import FakeAlpaca  # noqa: E402  (after the skip, as the file needs ccxt)
 from tests.fakes.binance import FakeBinance  # noqa: E402
 from tests.fakes.bingx import FakeBingX  # noqa: E402
+from tests.fakes.bitvavo import FakeBitvavo  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
 
@@ -147,12 +148,16 @@ def test_okx_unknown_order(okx):
 
 
 def test_okx_client_order_ids(okx):
+    """A clOrdId is unique among open orders only: taken while its order rests, free once it is
+    canceled; a lookup by clOrdId answers the latest order that had it."""
     order = okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     assert okx.fetch_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})["id"] == order["id"]
-    okx.cancel_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})
-    assert okx.fetch_order(order["id"], "ETH/USDT")["status"] == "canceled"
     with pytest.raises(ccxt.ExchangeError):           # 51016: the id is taken
         okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    okx.cancel_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})
+    assert okx.fetch_order(order["id"], "ETH/USDT")["status"] == "canceled"
+    again = okx.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert okx.fetch_order(None, "ETH/USDT", params={"clientOrderId": "ccxtTest1"})["id"] == again["id"] != order["id"]
 
 
 def test_okx_order_refusals_map_to_ccxt_errors(okx):
@@ -259,7 +264,11 @@ def test_binance_client_order_ids(binance):
     order = binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     assert order["clientOrderId"] == "ccxtTest1"
     assert binance.fetch_order(None, "ETH/USDT", params={"origClientOrderId": "ccxtTest1"})["id"] == order["id"]
+    with pytest.raises(ccxt.ExchangeError, match="Duplicate order sent"):    # taken while the order is open
+        binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
     binance.cancel_order(order["id"], "ETH/USDT")
+    again = binance.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
+    assert again["id"] != order["id"]                  # free again once it is canceled
 
 
 def test_binance_refusals_map_to_ccxt_errors(binance):
@@ -562,9 +571,147 @@ def test_alpaca_clock(alpaca):
     assert abs(alpaca.fetch_time() - alpaca.milliseconds()) < 5_000
 
 
+# ---------------------------------------------------------------------------- Bitvavo (spot)
+
+def bitvavo_client(fake, secret=None):
+    client = ccxt.bitvavo({"apiKey": fake.ACCESS_KEY, "secret": secret or fake.SECRET_KEY,
+                           "enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {"public": fake.url, "private": fake.url}
+    client.options["operatorId"] = 7                 # ccxt refuses orders and cancels without one
+    return client
+
+
+@pytest.fixture
+def bitvavo():
+    with FakeBitvavo() as fake:
+        client = bitvavo_client(fake)
+        client.fake = fake
+        client.load_markets()
+        yield client
+
+
+def test_bitvavo_markets(bitvavo):
+    market = bitvavo.market("BTC/USDT")
+    assert market["id"] == "BTC-USDT" and market["spot"] and market["active"]
+    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
+    assert market["limits"]["amount"]["min"] == 0.00001 and market["limits"]["cost"]["min"] == 0.1
+    assert bitvavo.markets["OLD/USDT"]["active"] is False
+
+
+def test_bitvavo_market_data(bitvavo):
+    ticker = bitvavo.fetch_ticker("BTC/USDT")
+    assert (ticker["bid"], ticker["ask"], ticker["last"]) == (50000, 50000.1, 50000)
+    assert ticker["high"] == 50500 and ticker["baseVolume"] == 1234.5 and ticker["timestamp"] > 1.6e12
+
+    tickers = bitvavo.fetch_tickers()
+    assert tickers["ETH/USDT"]["last"] == 3000 and tickers["OLD/USDT"]["last"] is None
+
+    book = bitvavo.fetch_order_book("BTC/USDT", limit=5)
+    assert book["asks"][0][:2] == [50000.1, 0.5] and book["bids"][0][:2] == [50000, 0.5]
+    assert len(book["asks"]) == len(book["bids"]) == 5 and book["nonce"] == 438524
+
+    trades = bitvavo.fetch_trades("ETH/USDT", limit=10)
+    assert len(trades) == 10 and {t["side"] for t in trades} == {"buy", "sell"}
+    assert trades[0]["timestamp"] <= trades[-1]["timestamp"]
+
+    candles = bitvavo.fetch_ohlcv("BTC/USDT", "1m", limit=5)
+    assert len(candles) == 5
+    ts, o, h, low, c, volume = candles[-1]
+    assert ts % 60_000 == 0 and h == o + 2 and low == o - 1 and c == o + 1 and volume == 10.5
+
+
+def test_bitvavo_balance(bitvavo):
+    balance = bitvavo.fetch_balance()
+    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    assert balance["BTC"]["free"] == 1
+
+
+def test_bitvavo_limit_order_lifecycle(bitvavo):
+    order = bitvavo.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
+    assert order["id"] and order["status"] == "open"
+
+    fetched = bitvavo.fetch_order(order["id"], "BTC/USDT")
+    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
+    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
+    assert bitvavo.fetch_balance()["USDT"]["used"] == 400
+    assert [o["id"] for o in bitvavo.fetch_open_orders("BTC/USDT")] == [order["id"]]
+    assert [o["id"] for o in bitvavo.fetch_open_orders()] == [order["id"]]          # every market
+
+    bitvavo.cancel_order(order["id"], "BTC/USDT")
+    assert bitvavo.fetch_order(order["id"], "BTC/USDT")["status"] == "canceled"
+    assert bitvavo.fetch_open_orders("BTC/USDT") == []
+    assert [(o["id"], o["status"]) for o in bitvavo.fetch_orders("BTC/USDT")] == [(order["id"], "canceled")]
+    assert bitvavo.fetch_balance()["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    assert bitvavo.fake.operators == [7, 7]
+
+
+def test_bitvavo_market_orders_fill(bitvavo):
+    sell = bitvavo.create_order("BTC/USDT", "market", "sell", 0.1)
+    filled = bitvavo.fetch_order(sell["id"], "BTC/USDT")
+    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["cost"] == 5000
+    assert filled["average"] == 50000 and len(filled["trades"]) == 1
+
+    buy = bitvavo.create_order("ETH/USDT", "market", "buy", 0, params={"cost": 30})    # amountQuote: 30 USDT
+    bought = bitvavo.fetch_order(buy["id"], "ETH/USDT")
+    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
+    assert bought["filled"] == pytest.approx(30 / 3000.01, rel=1e-6)
+
+    closed = bitvavo.fetch_closed_orders("ETH/USDT") + bitvavo.fetch_closed_orders("BTC/USDT")
+    assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
+    assert bitvavo.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
+
+
+def test_bitvavo_client_order_ids(bitvavo):
+    """clientOrderId is unique among a market's open orders only (220), and finds the order."""
+    client_id = "2be7d0df-d8dc-7b93-a550-8876f3b393e9"
+    order = bitvavo.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": client_id})
+    assert bitvavo.fetch_order(None, "ETH/USDT", params={"clientOrderId": client_id})["id"] == order["id"]
+    with pytest.raises(ccxt.ExchangeError, match="220"):
+        bitvavo.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": client_id})
+    bitvavo.cancel_order(order["id"], "ETH/USDT")
+    again = bitvavo.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": client_id})
+    assert again["id"] != order["id"]
+
+
+def test_bitvavo_refusals_map_to_ccxt_errors(bitvavo):
+    with pytest.raises(ccxt.InsufficientFunds):                      # 216
+        bitvavo.create_order("BTC/USDT", "limit", "buy", 5, 40000)
+    with pytest.raises(ccxt.OrderNotFound):                          # 240
+        bitvavo.cancel_order("1be6d0df-d5dc-4b53-a250-3376f3b393e6", "BTC/USDT")
+    sold = bitvavo.create_order("BTC/USDT", "market", "sell", 0.01)
+    with pytest.raises(ccxt.OrderNotFound):                          # 233: no longer open
+        bitvavo.cancel_order(sold["id"], "BTC/USDT")
+    with pytest.raises(ccxt.InvalidOrder):                           # 212: below minOrderInBaseAsset
+        bitvavo.create_order("BTC/USDT", "limit", "buy", 0.000005, 40000)
+
+
+def test_bitvavo_open_orders_are_capped_per_market(bitvavo):
+    """100 open orders a market (235); another market still takes orders."""
+    ids = [bitvavo.create_order("ETH/USDT", "limit", "buy", 0.01, 1000 + i)["id"] for i in range(100)]
+    with pytest.raises(ccxt.ExchangeError, match="235"):
+        bitvavo.create_order("ETH/USDT", "limit", "buy", 0.01, 999)
+    assert sorted(o["id"] for o in bitvavo.fetch_open_orders("ETH/USDT")) == sorted(ids)
+    assert bitvavo.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)["id"]
+
+
+def test_bitvavo_refuses_wrong_secret(bitvavo):
+    impostor = bitvavo_client(bitvavo.fake, "wrong-secret")
+    impostor.markets, impostor.markets_by_id = bitvavo.markets, bitvavo.markets_by_id
+    with pytest.raises(ccxt.AuthenticationError, match="309"):
+        impostor.fetch_balance()
+
+
+def test_bitvavo_clock(bitvavo):
+    """ccxt sends an access window of 10 s: a fake clock a minute ahead refuses it (304)."""
+    bitvavo.fake.clock_skew_ms = 60_000
+    assert abs(bitvavo.fetch_time() - bitvavo.milliseconds() - 60_000) < 5_000
+    with pytest.raises(ccxt.AuthenticationError, match="304"):
+        bitvavo.fetch_balance()
+
+
 # ---------------------------------------------------------------------------- every fake
 
-@pytest.fixture(params=["okx", "binance", "bybit", "alpaca"])
+@pytest.fixture(params=["okx", "binance", "bybit", "alpaca", "bitvavo"])
 def any_client(request):
     return request.getfixturevalue(request.param)
 
@@ -693,7 +840,7 @@ def test_unknown_api_key_is_an_authentication_error(any_client):
 
 def test_unknown_symbol_from_the_exchange(any_client):
     """A market ccxt knows but the exchange does not list (any more) is refused by the fake."""
-    market = dict(any_client.market("ETH/USDT"), id="XRPUSDT" if any_client.id != "okx" else "XRP-USDT",
+    market = dict(any_client.market("ETH/USDT"), id="XRP-USDT" if any_client.id in ("okx", "bitvavo") else "XRPUSDT",
                   symbol="XRP/USDT", base="XRP", baseId="XRP")
     any_client.markets["XRP/USDT"] = market
     with pytest.raises((ccxt.BadSymbol, ccxt.BadRequest)):
@@ -730,7 +877,10 @@ def test_swap_refusals(any_swap):
 
 def test_open_and_canceled_orders_page(any_client):
     """120 resting orders: OKX pages by `after` (100 a page), Bybit by nextPageCursor (ccxt
-    follows it with paginate), Binance openOrders answers them all, Alpaca up to `limit` (500)."""
+    follows it with paginate), Binance openOrders answers them all, Alpaca up to `limit` (500).
+    Bitvavo allows 100 open orders a market: test_bitvavo_open_orders_are_capped_per_market."""
+    if any_client.id == "bitvavo":
+        pytest.skip("Bitvavo allows 100 open orders a market")
     ids = [any_client.create_order("ETH/USDT", "limit", "buy", 0.01, 1000 + i)["id"] for i in range(120)]
     if any_client.id == "okx":
         first = any_client.fetch_open_orders("ETH/USDT")

@@ -18,7 +18,8 @@ FAULT_WORDS = {
     "drop_after": "connection lost", "drop_before": "connection lost", "5xx": "HTTP 503",
     "html": "HTTP 502", "truncated": "not JSON", "delay": "no answer within", "429": "rate limit",
 }
-SHORT_TIMEOUT = 0.2          # the plugin's --timeout while a "delay" fault is armed
+SHORT_TIMEOUT = 0.2          # the plugin's --timeout while a "delay" fault or an order's fault is armed
+                             # (it is also each order's deadline, waited out after a lost answer)
 READ_TIMEOUT = 0.02          # the same for a read whose every try is delayed (no healthy call under it)
 DELAY = 0.3                  # how long the fake then sits on the request
 
@@ -34,10 +35,13 @@ def quick_retries(monkeypatch):
 
 
 def call_under_fault(exchange, kind, method, times=1, path=None, verb=None, timeout=SHORT_TIMEOUT, **params):
-    """Arm one fault, make one call (with a short --timeout for "delay"), disarm what is left."""
+    """Arm one fault, make one call, disarm what is left. The --timeout is short for "delay" and
+    for orders and cancels (whose deadline, waited out after a lost answer, is the --timeout);
+    other calls keep the fixture's, so a busy machine does not turn a healthy read into a timeout."""
     fake, settings = exchange.fake, exchange.server.settings
     fake.inject(kind, path=path, method=verb, times=times, seconds=DELAY)
-    normal, settings.timeout = settings.timeout, timeout if kind == "delay" else settings.timeout
+    short = kind == "delay" or method in ("trade", "cancel")
+    normal, settings.timeout = settings.timeout, timeout if short else settings.timeout
     try:
         return exchange.call(method, **params)
     finally:
@@ -108,8 +112,9 @@ def test_trade_under_repeated_faults_never_doubles(exchange):
     answer = call_under_fault(exchange, "5xx", "trade", times=5, path=exchange.fake.ORDER_PATH, verb="POST",
                               symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
     assert_clear_error(exchange, answer, "5xx")
-    assert "check open orders" in answer["error"] or "found nothing" in answer["error"]
-    assert len(exchange.fake.engine.orders) <= 1 and len(placements(exchange)) == 2
+    # looked up after each request's deadline; Alpaca has none, but never takes one client id twice
+    assert "no order was placed" in answer["error"] or "at most one order exists" in answer["error"]
+    assert len(exchange.fake.engine.orders) == 0 and len(placements(exchange)) == 2
     assert_next_request_works(exchange)
 
 
@@ -129,8 +134,8 @@ def test_cancel_is_sent_once_under_fault(exchange, kind):
         assert_clear_error(exchange, answer, kind)
         if kind in ("drop_before", "5xx", "html", "429"):    # never reached the book
             assert order["status"] == "open"
-        if kind != "429":                                   # unanswered: looked up, still open then
-            assert "has not taken effect" in answer["error"]
+        if kind != "429":              # unanswered: looked up (after its deadline, where it has one)
+            assert "take effect" in answer["error"]
     assert_next_request_works(exchange)
     if order["status"] == "open":                 # the robot may cancel again: it works
         assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
@@ -237,8 +242,8 @@ def test_dead_pooled_socket_missed_by_the_check_is_still_replaced(exchange, monk
 
 # ---------------------------------------------------------------------------- place_once, cancel_once
 
-def ambiguous(text="no answer"):
-    return _kit.PluginError(text, ambiguous=True)
+def ambiguous(text="no answer", deadline=1000):
+    return _kit.PluginError(text, ambiguous=True, deadline=deadline)
 
 
 def script(*steps):
@@ -254,46 +259,87 @@ def script(*steps):
     return next_step
 
 
+class Clock:
+    """Stands in for an Api in place_once / cancel_once: records the deadlines waited out."""
+
+    def __init__(self, readable=True):
+        self.readable, self.waited = readable, []
+
+    def wait_past(self, deadline):
+        self.waited.append(deadline)
+        return self.readable
+
+
 def test_place_once_looks_up_an_ambiguous_send_and_answers_the_found_order():
-    send, find = script(ambiguous()), script("found")
-    assert _kit.place_once(send, find) == "found" and send.left == []
+    send, find, clock = script(ambiguous()), script("found"), Clock()
+    assert _kit.place_once(send, find, clock, "fmz1") == "found" and send.left == [] and clock.waited == []
 
 
-def test_place_once_resends_once_when_the_lookup_finds_nothing():
-    send, find = script(ambiguous(), "placed"), script(None)
-    assert _kit.place_once(send, find) == "placed"
+def test_place_once_resends_only_after_the_deadline_has_passed_and_the_order_is_still_absent():
+    send, find, clock = script(ambiguous(deadline=1234), "placed"), script(None, None), Clock()
+    assert _kit.place_once(send, find, clock, "fmz1") == "placed"
+    assert clock.waited == [1234] and find.left == []
 
 
-def test_place_once_first_send_arriving_after_the_lookup():
-    """The first send lands late: the resend is refused as a duplicate client id, and the
-    second lookup finds the order that exists; no failure is reported for it."""
-    send = script(ambiguous(), _kit.PluginError("X 51016: Duplicated clOrdId", code="51016"))
-    find = script(None, "found")
-    assert _kit.place_once(send, find) == "found"
+def test_place_once_finds_an_order_taken_while_the_deadline_was_waited_out():
+    send, find = script(ambiguous(), "never"), script(None, "found")
+    assert _kit.place_once(send, find, Clock(), "fmz1") == "found" and send.left == ["never"]
+
+
+def test_place_once_never_resends_without_a_deadline_or_a_readable_clock():
+    for api, failure in ((Clock(), ambiguous(deadline=None)), (Clock(readable=False), ambiguous()),
+                         (None, ambiguous())):
+        send, find = script(failure, "never"), script(None)
+        with pytest.raises(_kit.PluginError, match="outcome unknown.*may exist \\(client order id fmz7\\)"):
+            _kit.place_once(send, find, api, "fmz7")
+        assert send.left == ["never"]
 
 
 def test_place_once_refused_send_is_not_looked_up_or_resent():
     send, find = script(_kit.PluginError("X 51008: Insufficient balance", code="51008")), script()
     with pytest.raises(_kit.PluginError, match="51008"):
-        _kit.place_once(send, find)
+        _kit.place_once(send, find, Clock(), "fmz1")
 
 
-def test_place_once_failed_lookup_says_the_order_may_exist():
+def test_place_once_failed_lookup_says_the_order_may_exist_and_names_the_client_id():
     send, find = script(ambiguous()), script(ambiguous("lookup lost"))
-    with pytest.raises(_kit.PluginError, match="may or may not exist.*lookup lost"):
-        _kit.place_once(send, find)
+    with pytest.raises(_kit.PluginError, match="lookup lost.*may exist \\(client order id fmz9\\)") as raised:
+        _kit.place_once(send, find, Clock(), "fmz9")
+    assert raised.value.ambiguous
 
 
-def test_place_once_never_sends_a_third_time():
-    send, find = script(ambiguous(), ambiguous(), "never"), script(None, None)
-    with pytest.raises(_kit.PluginError, match="at most one order exists"):
-        _kit.place_once(send, find)
+def test_place_once_never_sends_a_third_time_and_says_nothing_was_placed():
+    send, find = script(ambiguous(), ambiguous(), "never"), script(None, None, None, None)
+    with pytest.raises(_kit.PluginError, match="sent twice.*no order was placed"):
+        _kit.place_once(send, find, Clock(), "fmz1")
     assert send.left == ["never"]
 
 
+def test_place_once_resend_refused_says_the_first_was_proven_not_placed():
+    send = script(ambiguous(), _kit.PluginError("X 51008: Insufficient balance", code="51008"))
+    with pytest.raises(_kit.PluginError, match="51008.*found not placed") as raised:
+        _kit.place_once(send, script(None, None), Clock(), "fmz1")
+    assert raised.value.code == "51008"
+
+
 def test_cancel_once_confirms_an_unanswered_cancel_by_lookup():
-    assert _kit.cancel_once(script(ambiguous()), script(({"status": "canceled"}, "raw"))) == (True, "raw")
-    with pytest.raises(_kit.PluginError, match="order is pending: the cancel has not taken effect"):
-        _kit.cancel_once(script(ambiguous()), script(({"status": "pending"}, "raw")))
-    with pytest.raises(_kit.PluginError, match="51400"):
-        _kit.cancel_once(script(_kit.PluginError("X 51400: gone", code="51400")), script())
+    assert _kit.cancel_once(script(ambiguous()), script(({"status": "canceled"}, "raw")), Clock()) == (True, "raw")
+    with pytest.raises(_kit.PluginError, match="still open \\(pending\\): the cancel did not take effect"):
+        _kit.cancel_once(script(ambiguous()), script(({"status": "pending"}, "r"), ({"status": "pending"}, "r")),
+                         Clock())
+    with pytest.raises(_kit.PluginError, match="still pending: the cancel may still take effect"):
+        _kit.cancel_once(script(ambiguous(deadline=None)), script(({"status": "pending"}, "raw")), Clock())
+
+
+def test_cancel_once_a_late_cancel_that_landed_before_its_deadline_answers_true():
+    lookup = script(({"status": "pending"}, "r1"), ({"status": "canceled"}, "r2"))
+    assert _kit.cancel_once(script(ambiguous()), lookup, Clock()) == (True, "r2")
+
+
+def test_cancel_once_explains_a_refusal_by_the_order():
+    gone = _kit.PluginError("X 51400: filled, canceled or does not exist", code="51400")
+    assert _kit.cancel_once(script(gone), script(({"status": "canceled"}, "raw"))) == (True, "raw")
+    with pytest.raises(_kit.PluginError, match="51400.*already filled"):
+        _kit.cancel_once(script(gone), script(({"status": "filled", "deal_amount": 1}, "raw")))
+    with pytest.raises(_kit.PluginError, match="^X 51400: filled, canceled or does not exist$"):
+        _kit.cancel_once(script(gone), script(_kit.PluginError("X 51603: Order does not exist", code="51603")))

@@ -317,6 +317,8 @@ def test_connections_over_the_cap_are_refused_cleanly_and_logged_once(okx_fake, 
 
 def test_max_connections_default_follows_the_open_file_limit(monkeypatch):
     assert fmz_plugin.parse_args(["--max-connections", "7"]).max_connections == 7
+    assert fmz_plugin.settings_of(fmz_plugin.parse_args(fmz_plugin.strategy_argv({"MaxConnections": 7.0}))) \
+        .max_connections == 7
     with pytest.raises(SystemExit):
         fmz_plugin.parse_args(["--max-connections", "0"])
     monkeypatch.setattr(fmz_plugin, "_open_file_limit", lambda: 1024)

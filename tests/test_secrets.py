@@ -47,7 +47,7 @@ class PluginProcess:
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "fmz_plugin.py"), "--port", "0", "--log-level", level, "--no-throttle",
-             "--timeout", "3", "--base-url", f"{name.lower()}={fake_url}"],
+             "--timeout", "1", "--base-url", f"{name.lower()}={fake_url}"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.banner = [self.process.stdout.readline()]
         assert "listening on http://127.0.0.1:" in self.banner[0], self.banner

@@ -233,3 +233,24 @@ def test_max_wait_is_a_flag_and_a_strategy_parameter():
         fmz_plugin.parse_args(["--max-wait", "-1"])
     argv = fmz_plugin.strategy_argv({"MaxWait": 3.0})
     assert argv[argv.index("--max-wait") + 1] == "3"
+
+
+def test_a_templated_key_counts_every_path_it_matches_as_one_endpoint():
+    table = {"GET /v2/{market}/book": Limit(10, 1.0, per="ip"), "DELETE /v2/orders/{id}": (5, 1.0),
+             "GET /v2/ticker": (20, 1.0)}
+    assert _kit.endpoint_limits(table, "GET", "/v2/ticker")[0] == "GET /v2/ticker"
+    key, limits, in_path = _kit.endpoint_limits(table, "GET", "/v2/BTC-EUR/book")
+    assert (key, limits[0].requests, in_path) == ("GET /v2/{market}/book", 10, {"market": "BTC-EUR"})
+    assert _kit.endpoint_limits(table, "DELETE", "/v2/orders/abc-123")[2] == {"id": "abc-123"}
+    assert _kit.endpoint_limits(table, "GET", "/v2/BTC-EUR/book/extra")[1] == []
+    assert _kit.endpoint_limits(table, "POST", "/v2/BTC-EUR/book")[1] == []
+
+    class Exchange:
+        NAME, BASE_URL, HOSTS, RATE_LIMITS = "X", "https://x", {}, table
+
+    clock = FakeClock()
+    api = _kit.Api(Exchange, "key", "s", throttle=Throttle(clock=clock, wait=clock.wait))
+    for market in ("BTC-EUR", "ETH-EUR"):
+        request = _kit.Request("GET", f"/v2/{market}/book")
+        api._wait_for_turn(request, {}, False, None).done()
+    assert list(api.throttle.buckets) == [("X", "https://x", ("", ""), "GET /v2/{market}/book")]

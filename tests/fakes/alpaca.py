@@ -191,6 +191,13 @@ class FakeAlpaca(FakeExchange):
     def rate_limited(self):
         return 429, {"code": 42910000, "message": "rate limit exceeded"}
 
+    def outcome_unknown(self):
+        """Alpaca documents no "outcome unknown" code: its servers answer 5xx (this body unverified)."""
+        return 500, {"code": 50010000, "message": "internal server error"}
+
+    def deadline_of(self, request):
+        return None                      # Alpaca requests carry no validity deadline
+
     def signature_of(self, request):
         """Alpaca has no signature: the secret itself travels. Only the real one is recorded (a
         test's deliberately wrong secrets, such as "x", are no secrets to keep)."""
@@ -305,6 +312,8 @@ class FakeAlpaca(FakeExchange):
         client_id = body.get("client_order_id") or str(uuid.uuid4())
         if len(client_id) > 128:
             raise Rejected(422, 40010001, "client_order_id must be no more than 128 characters")
+        if any(o["client_id"] == client_id for o in self.engine.orders.values()):
+            raise Rejected(*REFUSALS["duplicate_client_id"])       # any earlier order's id, not only open ones
         held = pair in STOCKS and not self.market_open
         try:
             order = self.engine.place(pair, side, kind, notional or qty, price, client_id,

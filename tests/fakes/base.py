@@ -8,7 +8,12 @@ switches below, which tests arm for the next matching request(s):
     fake.inject("5xx")                  answer HTTP 503
     fake.inject("429")                  answer the exchange's own rate-limit reply
     fake.inject("truncated")            answer the real reply cut in half
-    fake.inject("delay", seconds=2)     wait before answering
+    fake.inject("delay", seconds=2)     the request reaches the exchange 2 s late (the network held it)
+    fake.inject("queue", seconds=2)     the request arrives on time, but the engine takes it 2 s later
+                                        (a busy matching engine): its validity deadline is then
+                                        checked when the engine takes it, see deadline_of
+    fake.inject("unknown")              do the work, then answer the exchange's own "outcome unknown"
+                                        error (OKX 50004, Binance -1007, Bybit 10000)
     fake.inject("drop_after")           do the work (store the order), then close without answering
     fake.inject("drop_before")          close without doing anything
     fake.inject(kind, path=P, method="POST")   only requests to path P with that verb
@@ -16,6 +21,12 @@ switches below, which tests arm for the next matching request(s):
     fake.jitter = 0.1                   each request arrives up to 0.1 s late (network jitter)
     fake.close_idle()                   close every idle keep-alive connection (as servers do)
     fake.wait_idle()                    wait until no request is being served (a delayed one ended)
+
+Deadlines: an order request may carry the exchange's own validity deadline (OKX `expTime`,
+Binance and Bybit the signed timestamp plus `recvWindow`). `request.arrived_ms` is when the
+request reached the exchange (its gateway checks timestamps against it); a fake's order handlers
+refuse a request the engine takes after its deadline (`fake.taken_late(request)`), as the
+exchanges document, with the exchange's own code.
 
 A fake also records, in `fake.signatures`, every signature a client sent (from its
 `signature_of(request)`), so the secrets test can check that none of them leaks, and in
@@ -51,6 +62,7 @@ class FakeRequest:
         self.target = handler.path            # path?query exactly as sent, for signatures
         self.headers = handler.headers
         self.body = body.decode("utf-8", "replace")
+        self.arrived_ms = None                # when it reached the exchange (set by FakeExchange)
 
     def json(self):
         return json.loads(self.body) if self.body else {}
@@ -183,6 +195,12 @@ class FakeExchange:
         with self.lock:
             self.faults.append(Fault(kind, path, times, seconds, method))
 
+    def forget(self):
+        """Forget the arrivals so far, and what a fake that counts a budget (request weight) has
+        counted: a benchmark row starts as if nothing had been sent before it."""
+        with self.lock:
+            self.arrivals.clear()
+
     def close_idle(self):
         """Close every open connection, as a server does with keep-alive connections left idle.
         Call it only while no request is in flight."""
@@ -229,6 +247,7 @@ class FakeExchange:
     def handle(self, handler, request):
         if self.jitter:
             time.sleep(random.uniform(0, self.jitter))     # the network was slow this time
+        request.arrived_ms = self.now_ms()
         arrived = time.monotonic()
         with self.lock:
             self.arrivals.append(Arrival(arrived, request.method, request.path, request.query, request.body))
@@ -249,8 +268,10 @@ class FakeExchange:
             time.sleep(self.latency)
         fault = self._take_fault(request)
         kind = fault.kind if fault else None
-        if kind == "delay":
+        if kind in ("delay", "queue"):
             time.sleep(fault.seconds)
+        if kind != "queue":                 # a queued request arrived before it waited
+            request.arrived_ms = self.now_ms()
         if kind == "drop_before":
             return self._drop(handler)
         if kind == "html":
@@ -261,6 +282,8 @@ class FakeExchange:
             status, reply = self.rate_limited()
         else:
             status, reply = self.route(request)
+        if kind == "unknown":
+            status, reply = self.outcome_unknown()
         if kind == "drop_after":
             return self._drop(handler)
         body, content_type = (reply, "text/html") if isinstance(reply, bytes) else \
@@ -302,6 +325,20 @@ class FakeExchange:
 
     def rate_limited(self):
         raise NotImplementedError
+
+    def outcome_unknown(self):
+        """(status, reply) of the exchange's documented "the outcome is unknown" error."""
+        raise NotImplementedError
+
+    def deadline_of(self, request):
+        """The validity deadline (ms, exchange clock) an order request carries, or None."""
+        raise NotImplementedError
+
+    def taken_late(self, request):
+        """Whether the engine, now, takes a request after the deadline it carries: the exchange
+        then refuses it, however it got delayed."""
+        deadline = self.deadline_of(request)
+        return deadline is not None and self.now_ms() > deadline
 
     def signature_of(self, request):
         """The signature a private request carries (header or query field), or None."""

@@ -8,6 +8,10 @@ unknown), `timestamp` within `recvWindow` behind its clock and less than 1 s ahe
 `signature` = hex HMAC-SHA256(secret, totalParams) where totalParams is the query string
 (without `signature`) followed directly by the form body (-1022). Parameters are read from the
 query string and the form body, the query string winning, as Binance reads them.
+The timestamp is checked against when the request arrived; an order or cancel the matching engine
+takes after timestamp + recvWindow is refused too: futures with -5028 "Timestamp for this request is
+outside of the ME recvWindow." (USDS-M error codes), spot with -1021 (the spot docs' timing rule:
+"the request must be processed within a certain number of milliseconds or be rejected").
 
 State lives in the shared engine (tests/fakes/engine.py); this file translates Binance's dialect
 to and from it: BTCUSDT, BUY/SELL, LIMIT/MARKET, quoteOrderQty, 8-decimal spot strings, the
@@ -238,7 +242,7 @@ class FakeBinance(FakeExchange):
         window = params.get("recvWindow", "5000")
         if not window.isdigit() or int(window) > MAX_RECV_WINDOW:
             return fail(-1131, "recvWindow must be less than 60000")
-        sent, now = int(params["timestamp"]), self.now_ms()
+        sent, now = int(params["timestamp"]), request.arrived_ms
         if sent >= now + 1000:
             return fail(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
         if now - sent > int(window):
@@ -250,6 +254,27 @@ class FakeBinance(FakeExchange):
         if not hmac.compare_digest(expected, signature.lower()):
             return fail(-1022, "Signature for this request is not valid.")
         return None
+
+    def deadline_of(self, request):
+        return self.deadline(self.params(request))
+
+    @staticmethod
+    def deadline(params):
+        """timestamp + recvWindow: the request is valid until then (authenticate checked both)."""
+        return int(params["timestamp"]) + int(params.get("recvWindow", "5000"))
+
+    def taken_late_by_engine(self, params, futures):
+        """The refusal of an order or cancel the matching engine takes after its recvWindow."""
+        if self.now_ms() <= self.deadline(params):
+            return None
+        if futures:
+            return fail(-5028, "Timestamp for this request is outside of the ME recvWindow.")
+        return fail(-1021, "Timestamp for this request is outside of the recvWindow.")
+
+    def outcome_unknown(self):
+        """-1007 as Binance answers it (HTTP 408 observed on /fapi/v1/order)."""
+        return fail(-1007, "Timeout waiting for response from backend server. Send status unknown; "
+                           "execution status unknown.", 408)
 
     def not_found(self, request):
         return 404, b"<!DOCTYPE html><html><head><title>Binance</title></head><body>404 Not Found</body></html>"
@@ -604,6 +629,9 @@ class FakeBinance(FakeExchange):
 
     # ------------------------------------------------------------------ spot orders
     def new_order(self, params):
+        late = self.taken_late_by_engine(params, futures=False)
+        if late:
+            return late
         pair, refusal = self.with_pair(params)
         if refusal:
             return refusal
@@ -718,6 +746,9 @@ class FakeBinance(FakeExchange):
 
     # ------------------------------------------------------------------ futures orders
     def new_futures_order(self, params):
+        late = self.taken_late_by_engine(params, futures=True)
+        if late:
+            return late
         pair, refusal = self.with_pair(params, futures=True)
         if refusal:
             return refusal
@@ -805,6 +836,9 @@ class FakeBinance(FakeExchange):
         return (200, self.render(order)) if order else fail(-2013, "Order does not exist.")
 
     def cancel_order(self, params, futures):
+        late = self.taken_late_by_engine(params, futures)
+        if late:
+            return late
         order, refusal = self.lookup(params, futures)
         if refusal:
             return refusal

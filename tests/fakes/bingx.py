@@ -8,7 +8,9 @@ key in the X-BX-APIKEY header (100413), `timestamp` within `recvWindow` (default
 clock (100421), and `signature` = hex HMAC-SHA256(secret, the parameter string), where the
 parameter string is the query exactly as sent with the `signature` field taken out (100001).
 Private POST and DELETE calls carry their parameters in the query string, as BingX's own
-examples send them.
+examples send them. The timestamp is checked against when the request arrived; an order or cancel
+the engine takes after timestamp + recvWindow is refused with 100421 too (the strict reading of
+"refuses a request older than recvWindow").
 
 State lives in the shared engine (tests/fakes/engine.py); this file only speaks BingX's dialect:
 BTC-USDT names, BUY/SELL, LIMIT/MARKET, quoteOrderQty, positionSide BOTH/LONG/SHORT with
@@ -45,8 +47,8 @@ MIN_NOTIONAL_SWAP = D("2")             # quote/contracts tradeMinUSDT
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")   # unverified: BingX's rule for clientOrderID
 SPOT_STATUS = {OPEN: "PENDING", PARTIAL: "PARTIALLY_FILLED", FILLED: "FILLED", CANCELED: "CANCELED"}
 SWAP_STATUS = {OPEN: "NEW", PARTIAL: "PARTIALLY_FILLED", FILLED: "FILLED", CANCELED: "CANCELLED"}
-# Engine refusals -> BingX (code, msg), spot API. 109xxx are the spot API's own family
-# (CCXT maps 109201 duplicate id, 109421 order not found, 109425 unknown pair); unverified texts.
+# Engine refusals -> BingX (code, msg), spot API. The 100404 texts are BingX's own (as OctoBot
+# quotes them); 109201 duplicate id and 109425 unknown pair are codes CCXT maps (texts unverified).
 SPOT_REFUSALS = {
     "unknown_symbol": (109425, "{} not exist, please verify it"),
     "duplicate_client_id": (109201, "the same clientOrderID is already used by an open order"),
@@ -54,8 +56,9 @@ SPOT_REFUSALS = {
     "bad_price": (100400, "price precision is wrong"),
     "below_min": (100400, "The minimum amount per order is {}"),
     "insufficient": (100202, "Insufficient balance"),
-    "unknown_order": (109421, "order not exist"),
-    "order_closed": (80018, "order is already filled or canceled"),
+    "unknown_order": (100404, " order not exist"),
+    "order_closed": (100404, "the order you want to cancel is FILLED or CANCELLED already, or is not a valid "
+                             "order id ,please verify"),
 }
 # ... and the perpetual swap API (CCXT's and BingX.Net's maps: 101204 insufficient margin,
 # 101205 no position to close, 101400 below the minimum, 101414 leverage above the maximum,
@@ -162,6 +165,22 @@ class FakeBingX(FakeExchange):
     def rate_limited(self):
         return 200, self.envelope({}, 100410, "rate limited: the request frequency is too high, try again later")
 
+    def outcome_unknown(self):
+        return 200, self.envelope({}, 100500, "Internal server error")        # unverified text
+
+    def deadline_of(self, request):
+        return self.deadline(self.params(request))
+
+    @staticmethod
+    def deadline(params):
+        """timestamp + recvWindow (authenticate checked both are numbers)."""
+        return int(params["timestamp"]) + int(params.get("recvWindow") or DEFAULT_RECV_WINDOW)
+
+    def refuse_if_taken_late(self, params):
+        """An order or cancel the engine takes after its recvWindow is refused, however it got late."""
+        if self.now_ms() > self.deadline(params):
+            raise Rejected(100421, "Null timestamp or timestamp mismatch")      # unverified text
+
     # ------------------------------------------------------------------ auth
     def public(self, function):
         """A handler returns `data` or raises Rejected; either becomes the envelope."""
@@ -198,7 +217,7 @@ class FakeBingX(FakeExchange):
             raise Rejected(100413, "Incorrect apiKey")
         query = request.query
         timestamp, window = query.get("timestamp", ""), query.get("recvWindow") or str(DEFAULT_RECV_WINDOW)
-        server = self.now_ms()
+        server = request.arrived_ms
         if not timestamp.isdigit() or not window.isdigit() or int(window) > MAX_RECV_WINDOW \
                 or not server - int(window) <= int(timestamp) < server + 1000:
             raise Rejected(100421, "Null timestamp or timestamp mismatch")      # unverified text
@@ -471,6 +490,7 @@ class FakeBingX(FakeExchange):
 
     # ------------------------------------------------------------------ spot orders
     def spot_place(self, params):
+        self.refuse_if_taken_late(params)
         pair = self.spot_pair(params)
         side, kind, price, client_id = self._order_fields(params)
         self._check_client_id(client_id, SPOT_REFUSALS)
@@ -534,6 +554,7 @@ class FakeBingX(FakeExchange):
         return {"orders": [self.render_spot(o) for o in found[first:first + int(size)]]}
 
     def spot_cancel(self, params):
+        self.refuse_if_taken_late(params)
         self.spot_pair(params)
         order = self._find(params, swap=False)
         try:
@@ -550,6 +571,7 @@ class FakeBingX(FakeExchange):
     def swap_place(self, params):
         """positionSide BOTH in one-way mode (reduceOnly may only reduce), LONG / SHORT in hedge mode
         (where reduceOnly is not taken); quantity in coins."""
+        self.refuse_if_taken_late(params)
         pair = self.swap_pair(params)
         side, kind, price, client_id = self._order_fields(params)
         self._check_client_id(client_id, SWAP_REFUSALS)
@@ -602,6 +624,7 @@ class FakeBingX(FakeExchange):
         return {"order": self.render_swap(order)}
 
     def swap_cancel(self, params):
+        self.refuse_if_taken_late(params)
         self.swap_pair(params)
         order = self._find(params, swap=True)
         try:

@@ -8,7 +8,9 @@ It verifies every private call as Bitvavo documents it
 64 characters, 305 unknown), Bitvavo-Access-Timestamp in ms (302), Bitvavo-Access-Window 100..60000
 ms, default 10000 (303), the request within that window of the timestamp (304), and
 Bitvavo-Access-Signature = hex HMAC-SHA256(secret, timestamp + METHOD + /v2/path?query + body)
-(308 not 64 hex characters, 309 wrong). Orders need an integer operatorId (as CCXT requires it for
+(308 not 64 hex characters, 309 wrong). The window is checked against when the request arrived; an
+order or cancel the engine takes after timestamp + window is refused with 304 too (the strict
+reading of "the request must be received within the window"). Orders need an integer operatorId (as CCXT requires it for
 create and cancel) and a UUID clientOrderId unique among the market's OPEN orders (220); a market
 has at most 100 open orders (235).
 
@@ -164,6 +166,20 @@ class FakeBitvavo(FakeExchange):
     def signature_of(self, request):
         return request.headers.get("Bitvavo-Access-Signature")
 
+    def outcome_unknown(self):
+        return 500, {"errorCode": 101, "error": "Unknown error. Operation may or may not have succeeded."}
+
+    def deadline_of(self, request):
+        """Bitvavo-Access-Timestamp + Bitvavo-Access-Window (authenticate checked both)."""
+        headers = request.headers
+        return int(headers["Bitvavo-Access-Timestamp"]) + int(headers.get("Bitvavo-Access-Window") or DEFAULT_WINDOW)
+
+    def refuse_if_taken_late(self, request):
+        if self.taken_late(request):
+            raise Rejected(304, "Request was not received within acceptable window (default 30s, or custom with "
+                                "Bitvavo-Access-Window header) of Bitvavo-Access-Timestamp header (or timestamp "
+                                "parameter for websocket).", 403)
+
     def reply_headers(self, request, status):
         """Every answer carries the weight budget of the caller (its API key, or this IP for a
         public call) as Bitvavo counts it: points left of 1000, and when the minute resets."""
@@ -177,6 +193,12 @@ class FakeBitvavo(FakeExchange):
         return {"bitvavo-ratelimit-limit": str(WEIGHT_LIMIT),
                 "bitvavo-ratelimit-remaining": str(max(WEIGHT_LIMIT - spent, 0)),
                 "bitvavo-ratelimit-resetat": str((minute + 1) * 60_000)}
+
+    def forget(self):
+        super().forget()
+        with self.lock:
+            self.weight_minute.clear()
+            self.weight_used.clear()
 
     @staticmethod
     def weight_of(request):
@@ -206,7 +228,7 @@ class FakeBitvavo(FakeExchange):
                              "header or timestamp parameter for websocket.")
         if window is not None and (not window.isdigit() or not MIN_WINDOW <= int(window) <= MAX_WINDOW):
             return fail(303, "Window must be between 100 and 60000 ms.")
-        if abs(self.now_ms() - int(timestamp)) > int(window or DEFAULT_WINDOW):
+        if abs(request.arrived_ms - int(timestamp)) > int(window or DEFAULT_WINDOW):
             return fail(304, "Request was not received within acceptable window (default 30s, or custom with "
                              "Bitvavo-Access-Window header) of Bitvavo-Access-Timestamp header (or timestamp "
                              "parameter for websocket).")
@@ -304,7 +326,8 @@ class FakeBitvavo(FakeExchange):
                  "price": fmt(mid + i), "side": "buy" if i % 2 else "sell"} for i in range(limit)]
 
     def candles(self, request, pair):
-        """Newest first; `start` and `end` bound the open times (end is the end of the last interval)."""
+        """Newest first; `start` and `end` bound the open times (an aligned `end` is the end of the
+        last interval, so its candle opened before it)."""
         interval = request.query.get("interval")
         if not interval:
             raise Rejected(203, "interval parameter is required.")
@@ -314,8 +337,8 @@ class FakeBitvavo(FakeExchange):
         offset = MONDAY_MS % step if interval == "1W" else 0
         limit = self._limit(request, "limit", CANDLE_LIMIT, CANDLE_LIMIT)
         newest = (self.now_ms() - offset) // step * step + offset
-        if request.query.get("end"):
-            newest = min(newest, (self._int(request, "end") - offset) // step * step + offset - step)
+        if request.query.get("end"):                     # only candles opening before `end`
+            newest = min(newest, (self._int(request, "end") - 1 - offset) // step * step + offset)
         oldest = self._int(request, "start") if request.query.get("start") else 0
         rows = []
         for ts in range(newest, newest - limit * step, -step):
@@ -354,6 +377,7 @@ class FakeBitvavo(FakeExchange):
         self.operators.append(int(operator))
 
     def place(self, request):
+        self.refuse_if_taken_late(request)
         try:
             body = request.json()
         except ValueError:
@@ -462,6 +486,7 @@ class FakeBitvavo(FakeExchange):
         return self.render(self._find(request.query, pair))
 
     def cancel(self, request):
+        self.refuse_if_taken_late(request)
         pair = self._pair(request.query.get("market"))
         self._operator(request.query)
         order = self._find(request.query, pair)

@@ -4,7 +4,10 @@ codes follow https://bybit-exchange.github.io/docs/v5/intro (each endpoint's res
 
 It verifies every private call as Bybit does: API key (10003), timestamp within
 [server - recv_window, server + 1000 ms) (10002), and X-BAPI-SIGN = hex HMAC-SHA256(secret,
-timestamp + api_key + recv_window + query string | JSON body) (10004). State lives in the shared
+timestamp + api_key + recv_window + query string | JSON body) (10004). The timestamp is checked
+against when the request arrived; an order or cancel the engine takes after timestamp + recv_window
+is refused with 10002 as well (Bybit documents the window, not the moment it is checked: ours is
+the strict reading). State lives in the shared
 engine (tests/fakes/engine.py); this file only speaks Bybit's dialect: categories, BTCUSDT
 names, orderLinkId, cursors, the 7-day window of the order history, positionIdx.
 
@@ -136,6 +139,21 @@ class FakeBybit(FakeExchange):
     def rate_limited(self):
         return 200, self.envelope({}, 10006, "Too many visits!")
 
+    def outcome_unknown(self):
+        return 200, self.envelope({}, 10000, "Server Timeout")
+
+    def deadline_of(self, request):
+        """X-BAPI-TIMESTAMP + X-BAPI-RECV-WINDOW (authenticate checked that both are numbers)."""
+        window = request.headers.get("X-BAPI-RECV-WINDOW") or str(DEFAULT_RECV_WINDOW)
+        return int(request.headers["X-BAPI-TIMESTAMP"]) + int(window)
+
+    def refuse_if_taken_late(self, request):
+        if self.taken_late(request):
+            raise Rejected(10002, f"invalid request, please check your server timestamp or recv_window param. "
+                                  f"req_timestamp[{request.headers['X-BAPI-TIMESTAMP']}],"
+                                  f"server_timestamp[{self.now_ms()}],"
+                                  f"recv_window[{request.headers.get('X-BAPI-RECV-WINDOW')}]")
+
     def reply_headers(self, request, status):
         """A private reply's X-Bapi-Limit (this UID's limit of the endpoint per second),
         X-Bapi-Limit-Status (what is left of it in the last second) and
@@ -185,7 +203,7 @@ class FakeBybit(FakeExchange):
             raise Rejected(10003, "API key is invalid.")
         timestamp = headers.get("X-BAPI-TIMESTAMP", "")
         window = headers.get("X-BAPI-RECV-WINDOW") or str(DEFAULT_RECV_WINDOW)
-        server = self.now_ms()
+        server = request.arrived_ms
         if not timestamp.isdigit() or not window.isdigit() \
                 or not server - int(window) <= int(timestamp) < server + 1000:
             raise Rejected(10002, f"invalid request, please check your server timestamp or recv_window param. "
@@ -392,6 +410,7 @@ class FakeBybit(FakeExchange):
 
     # ------------------------------------------------------------------ trading
     def create(self, request):
+        self.refuse_if_taken_late(request)
         body = request.json()
         category, client_id = self._category(body), body.get("orderLinkId", "")
         if category is None:
@@ -548,6 +567,7 @@ class FakeBybit(FakeExchange):
         return self._page(request.query, category, [o for o in orders if start <= o["created"] <= end])
 
     def cancel(self, request):
+        self.refuse_if_taken_late(request)
         body = request.json()
         category = self._category(body)
         order = self.engine.find(body.get("orderId"), body.get("orderLinkId") if not body.get("orderId") else None)

@@ -5,6 +5,10 @@ Each fake translates its own dialect (OKX's instId/sz/px, ...) to and from this 
 matching rules are written once and every fake behaves the same way, which is what lets one
 contract test suite run against all of them. Numbers are Decimal; times are ms.
 
+Client order ids are unique among OPEN orders only, as OKX (clOrdId), Binance (newClientOrderId)
+and Bybit (orderLinkId) check them: once an order has filled or been canceled its client id may be
+used again, so a resend with the same id after a fill makes a second order.
+
 Spot rules: the book never changes (every level is always there); a limit order fills against
 the levels its price crosses and rests with the rest (a resting order never fills later); a
 market order fills what the book has and is then done; funds are frozen when an order is placed
@@ -140,7 +144,8 @@ class Engine:
         spec = self.spec(pair)
         if spec is None:
             raise Refused("unknown_symbol")
-        if client_id and any(o["client_id"] == client_id for o in self.orders.values()):
+        if client_id and any(o["client_id"] == client_id and o["status"] in (OPEN, PARTIAL)
+                             for o in self.orders.values()):
             raise Refused("duplicate_client_id")
         if not quote_amount and not _multiple(amount, spec["lot"]):
             raise Refused("bad_amount", "amount is not a multiple of the lot size")
@@ -246,10 +251,12 @@ class Engine:
         return order
 
     def find(self, order_id=None, client_id=None):
-        for order in self.orders.values():
-            if order["id"] == order_id or (client_id and order["client_id"] == client_id):
-                return order
-        return None
+        """The order with this id, else the NEWEST with this client id: a client id is unique only
+        among open orders, so finished orders may share one, and exchanges answer the latest."""
+        if order_id in self.orders:
+            return self.orders[order_id]
+        sharing = [o for o in self.orders.values() if client_id and o["client_id"] == client_id]
+        return sharing[-1] if sharing else None
 
     def listing(self, statuses, pair=None, since=None):
         """Orders in those statuses, newest first, as exchanges list them."""

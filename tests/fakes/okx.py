@@ -3,7 +3,10 @@ https://www.okx.com/docs-v5/en/ (response examples of each endpoint, "Error Code
 
 It verifies every private call as OKX does: key (50111), passphrase (50105), timestamp within
 30 s of its clock (50102), and the signature base64(HMAC-SHA256(secret, ts + VERB + path?query
-+ body)) (50113). It keeps balances and orders: limit orders rest unless they cross the book,
++ body)) (50113). An order carrying the `expTime` header ("Transaction Timeouts": the request is
+not processed once the server's time is after it) is refused with 50036 when it arrives after
+that time and with 50037 "Order expired." when the engine takes it after that time (which of the
+two documented codes OKX gives at which moment is our reading). It keeps balances and orders: limit orders rest unless they cross the book,
 market orders fill against the book, cancel frees the frozen funds, filled and canceled orders
 move to the history. SWAP instruments (BTC-USDT-SWAP, ETH-USDT-SWAP, BTC-USD-SWAP) trade in
 contracts with positions, leverage, funding and net / long_short position modes through the same
@@ -146,7 +149,7 @@ class FakeOKX(FakeExchange):
             sent_ms = int((sent - datetime(1970, 1, 1)).total_seconds() * 1000)
         except ValueError:
             return fail("50112", "Invalid OK-ACCESS-TIMESTAMP.", 401)
-        if abs(self.now_ms() - sent_ms) > 30_000:
+        if abs(request.arrived_ms - sent_ms) > 30_000:
             return fail("50102", "Timestamp request expired.", 401)
         prehash = timestamp + request.method + request.target + request.body
         expected = base64.b64encode(hmac.new(SECRET.encode(), prehash.encode(), hashlib.sha256).digest())
@@ -159,6 +162,27 @@ class FakeOKX(FakeExchange):
 
     def rate_limited(self):
         return fail("50011", "Too Many Requests", 429)
+
+    def outcome_unknown(self):
+        return fail("50004", "API endpoint request timeout. (does not mean that the request was successful "
+                             "or failed, please check the request result).", 400)
+
+    def deadline_of(self, request):
+        """The expTime header, which OKX honours on order placement only."""
+        text = request.headers.get("expTime")
+        return int(text) if text and text.isdigit() and request.path == self.ORDER_PATH else None
+
+    def expired(self, request):
+        """The refusal of an order whose expTime had passed on arrival or when the engine took it."""
+        if request.headers.get("expTime") is not None and self.deadline_of(request) is None:
+            return bad_parameter("expTime")
+        deadline = self.deadline_of(request)
+        if deadline is not None and request.arrived_ms > deadline:
+            return fail("50036", "The expTime can't be earlier than the current system time. "
+                                 "Please adjust the expTime and try again.")
+        if self.taken_late(request):
+            return fail("50037", "Order expired.")
+        return None
 
     def signature_of(self, request):
         return request.headers.get("OK-ACCESS-SIGN")
@@ -377,6 +401,9 @@ class FakeOKX(FakeExchange):
 
     # ------------------------------------------------------------------ trading
     def place(self, request):
+        refusal = self.expired(request)
+        if refusal:
+            return refusal
         body = request.json()
         side, kind, client_id = body.get("side"), body.get("ordType"), body.get("clOrdId", "")
         pair = pair_of(body.get("instId"))
