@@ -2219,10 +2219,16 @@ class Checker:
         try:
             reply = self.request("trade", {"symbol": self.symbol, "type": "buy", "price": plain(price),
                                            "amount": plain(amount)})
-            if reply.problem:          # it may have been placed anyway: find it so it is canceled
+            if reply.problem or "error" in reply.answer:
+                # no answer, or an error, which may mean "outcome unknown" (an exchange's timeout
+                # code, a lost answer the plugin could not resolve): the order may have been placed
+                # anyway, so it is looked for, and canceled below if it is there
                 order_id = self.find_open_order(price)
             data = self.data_of("trade", reply)
             if data is NO_DATA:
+                if order_id is not None and not reply.problem:
+                    self.row("trade: error, yet placed", FAIL, f"trade answered an error, but order {order_id} "
+                             f"is open: a robot reading that error may place it again")
                 return
             order_id = data.get("id") if isinstance(data, dict) else None
             problems = answer_problems("trade", data)
@@ -2275,7 +2281,7 @@ class Checker:
         return False
 
     def find_open_order(self, price):
-        """After a trade whose answer was lost: our open buy at exactly this price, if any."""
+        """After a trade whose answer was lost or an error: our open buy at exactly this price, if any."""
         reply = self.request("orders", {"symbol": self.symbol})
         data = reply.answer.get("data") if reply.answer else None
         for order in data if isinstance(data, list) else []:

@@ -454,50 +454,52 @@ class Throttle:
     def turn(self, charges, label, max_wait=None):
         """Wait until a call charged `charges` ([(bucket key, Limit, units)]) may go: a Turn.
 
-        Raises PluginError naming the limit when that cannot happen within max_wait seconds."""
+        Raises PluginError naming the limit when that cannot happen within max_wait seconds.
+        The call takes its limits one at a time, always in the order of their keys: a call
+        waiting for one limit (Binance's order count) holds no place in the line of another
+        (the weight every market-data read shares), and two calls never wait for each other."""
         max_wait = self.max_wait if max_wait is None else max_wait
         with self.changed:
             now = self.clock()
             self._sweep(now)
+            charges = sorted(charges, key=lambda charge: charge[0])
             held = [(self._bucket(key, limit, now), units) for key, limit, units in charges]
             for bucket, units in held:
                 if units > bucket.limit.requests or bucket.lower_bound(now, units) - now > max_wait:
                     raise self._refusal(label, bucket.limit, max_wait)
-            ticket = object()
-            for bucket, units in held:
-                bucket.queue.append(ticket)
-                bucket.queued_units += units
-            self.changed.notify_all()
+            taken = []
             try:
-                self._wait_for_turn(ticket, held, label, now + max_wait, max_wait)
+                for bucket, units in held:
+                    self._take(bucket, units, label, now + max_wait, max_wait)
+                    taken.append((bucket, units))
             except BaseException:
-                self._leave_queues(ticket, held)
+                for bucket, units in taken:      # not sent after all: counted nowhere
+                    bucket.in_flight -= units
+                self.changed.notify_all()
                 raise
             return Turn(self, held)
 
-    def _wait_for_turn(self, ticket, held, label, deadline, max_wait):
-        while True:
-            now = self.clock()
-            at = max(bucket.earliest(now, units) if bucket.queue[0] is ticket else float("inf")
-                     for bucket, units in held)
-            if at <= now:
-                for bucket, units in held:
-                    bucket.queue.popleft()
-                    bucket.queued_units -= units
+    def _take(self, bucket, units, label, deadline, max_wait):
+        """Queue for `bucket`, first come first served, until it has room for `units`."""
+        ticket = object()
+        bucket.queue.append(ticket)
+        bucket.queued_units += units
+        self.changed.notify_all()
+        try:
+            while True:
+                now = self.clock()
+                at = bucket.earliest(now, units) if bucket.queue[0] is ticket else float("inf")
+                if at <= now:
                     bucket.in_flight += units
                     bucket.last_used = now
-                self.changed.notify_all()        # the next in line may be able to go too
-                return
-            if now >= deadline:
-                blocking = next(b for b, u in held if b.queue[0] is not ticket or b.earliest(now, u) > now)
-                raise self._refusal(label, blocking.limit, max_wait)
-            self.wait_for_change(min(at, deadline) - now)
-
-    def _leave_queues(self, ticket, held):
-        for bucket, units in held:
+                    return
+                if now >= deadline:
+                    raise self._refusal(label, bucket.limit, max_wait)
+                self.wait_for_change(min(at, deadline) - now)
+        finally:
             bucket.queue.remove(ticket)
             bucket.queued_units -= units
-        self.changed.notify_all()
+            self.changed.notify_all()            # the next in line may be able to go too
 
     def _answered(self, held):
         with self.changed:
@@ -1108,12 +1110,12 @@ def place_once(send, find, api=None, client_id="", ids_never_reused=False):
     and returns the answer; `find()` looks the client id up and returns the same answer, or None
     when the exchange has no such order.
 
-    The model. OKX, Binance, Bybit and BingX check a client id only among OPEN orders: once the
-    first send has filled, a resend with the same id is a second order. So "not found" proves
-    nothing while the first send may still be on its way or queued inside the exchange. What
-    proves it is the deadline the request carried (OKX expTime, the others the signed timestamp
-    plus recvWindow, --timeout after signing): past it, the exchange refuses the request however
-    late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
+    The model. OKX, Binance, Bybit, BingX and Bitvavo check a client id only among OPEN orders:
+    once the first send has filled, a resend with the same id is a second order. So "not found"
+    proves nothing while the first send may still be on its way or queued inside the exchange.
+    What proves it is the deadline the request carried (OKX expTime, a recvWindow or access
+    window with the signed timestamp elsewhere, --timeout after signing): past it, the exchange
+    refuses the request however late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
       1. look the client id up: found -> that order's answer (the usual case: the reply was lost);
       2. wait until the exchange's own clock is past the deadline (Api.wait_past);
       3. look it up again: found -> that order; absent -> proof that nothing was placed, and only

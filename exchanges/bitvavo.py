@@ -28,10 +28,12 @@ Facts this module relies on, and where they come from:
   trading / halted / auction.
 - Orders (POST /v2/order, https://docs.bitvavo.com/docs/rest-api/create-order): `clientOrderId`
   must be unique among OPEN orders (220 "clientOrderId conflict within the market"); the FIX API
-  says it must be a UUID and the REST example is one, so a UUID4 is sent. `operatorId` is sent with
-  orders and cancels: CCXT refuses createOrder and cancelOrder without one (its options note
-  "required soon for order-related endpoints"); whether Bitvavo already refuses its absence is
-  UNVERIFIED. A market buy by quote spends `amountQuote`. At most 100 open orders per market (235).
+  says it must be a UUID and the REST example is one, so a UUID4 is sent. `operatorId` (an
+  integer, API v2.7.0: https://docs.bitvavo.com/releases/v2.7.0, on create, update and cancel) is
+  sent with orders and cancels: CCXT refuses createOrder and cancelOrder without one (its options
+  note "required soon for order-related endpoints"); whether Bitvavo already refuses its absence
+  is UNVERIFIED. A market buy by quote spends `amountQuote`. At most 100 open orders per market
+  (235). GET /v2/order takes orderId or clientOrderId (the latter wins when both are set).
 - Order states: new, awaitingTrigger, partiallyFilled, filled, canceled and its variants
   (canceledAuction, canceledSelfTradePrevention, canceledIOC, canceledFOK,
   canceledMarketProtection, canceledPostOnly), expired, rejected (CCXT's parse_order_status).
@@ -40,8 +42,12 @@ Facts this module relies on, and where they come from:
   module names it); 205 an invalid parameter value (an unknown market answers "market parameter
   is invalid." - that wording is UNVERIFIED); 304 outside the access window; 103 / 104 / 105 rate
   limited or banned (105 names the ban's end); 101 and 109 "may or may not have succeeded".
-- Lists: candles (max 1440 a request, intervals 1m..1d and 1W, 1M) and trades (max 1000) come
-  newest first; GET /v2/orders (max 1000) newest first with start/end on the creation time.
+- Lists: candles (max 1440 a request, intervals 1m..1d and 1W, 1M; none for an interval without
+  trades) and trades (max 1000) come newest first; GET /v2/orders (max 1000) newest first with
+  start/end on the creation time. A candle `end` "must align with the end of an interval": the
+  one opening at `end` is taken to be excluded (UNVERIFIED; rows are de-duplicated either way).
+- The market-buy order object's fields (amountQuote and amountQuoteRemaining in place of amount
+  and amountRemaining) are read as CCXT's parse_order reads them (UNVERIFIED against a live reply).
 - Book `timestamp`: the WebSocket docs say nanoseconds while examples show milliseconds; both are
   read (a value past year 5000 in ms is taken as ns).
 
@@ -72,9 +78,7 @@ POST_PARAMS = "json"                        # a POST's params travel as its JSON
 # per IP for public ones (docs "Rate limits"; each endpoint's "Rate limit weight points"), and
 # answers every call with bitvavo-ratelimit-limit / -remaining / -resetat, the budget as Bitvavo
 # counts it, which the throttle follows. New orders are also limited per account: 100 a second
-# (104). The market paths /v2/{market}/book, /trades and /candles (weights 1, 5, 1) hold the
-# market in the path, which a RATE_LIMITS key cannot name: the throttle does not count them
-# (Bitvavo's headers still report what they spent).
+# (104). The market paths are templates: every /v2/{market}/book is one endpoint.
 
 def _weight_used(headers):
     """Points spent this minute as Bitvavo counts them: the limit less what remains."""
@@ -95,6 +99,9 @@ RATE_LIMITS = {
     "GET /v2/time": WEIGHT.costing(1),
     "GET /v2/markets": WEIGHT.costing(1),
     "GET /v2/ticker/24h": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/{market}/book": WEIGHT.costing(1),
+    "GET /v2/{market}/trades": WEIGHT.costing(5),
+    "GET /v2/{market}/candles": WEIGHT.costing(1),
     "GET /v2/balance": WEIGHT.costing(5),
     "POST /v2/order": [WEIGHT.costing(1), NEW_ORDERS],
     "GET /v2/order": WEIGHT.costing(1),

@@ -324,12 +324,29 @@ def test_an_unexpected_shape_is_a_clear_error():
 
 # ---------------------------------------------------------------------------- rate limits
 
+def test_every_endpoint_the_module_calls_has_its_limit(client):
+    for method, params in [("ticker", {"symbol": "BTC_USDT"}), ("tickers", {}), ("depth", {"symbol": "BTC_USDT"}),
+                           ("trades", {"symbol": "BTC_USDT"}), ("records", {"symbol": "BTC_USDT"}),
+                           ("markets", {}), ("accounts", {}), ("orders", {}), ("historyorders", {"symbol": "BTC_USDT"}),
+                           ("trade", {"symbol": "BTC_USDT", "type": "buy", "price": 40000, "amount": "0.01"})]:
+        client.data(method, **params)
+    order_id = client.data("orders", symbol="BTC_USDT")[0]["id"]
+    client.data("order", id=order_id)
+    client.data("cancel", id=order_id)
+    client.data("__api_/v2/time")
+    called = {(verb, target.split("?")[0]) for verb, target, _ in client.fake.requests}
+    assert len(called) == 12                  # /v2/time through exchange.IO
+    for verb, path in called:
+        assert _kit.endpoint_limits(bitvavo.RATE_LIMITS, verb, path)[1], (verb, path)
+
+
 def test_weights_are_the_documented_ones():
     weight = lambda endpoint, **params: sum(limit.units(params) for limit in _kit.limits_of(bitvavo.RATE_LIMITS[endpoint])
                                             if limit.pool == "request weight")
     assert weight("GET /v2/ticker/24h", market="BTC-EUR") == 1 and weight("GET /v2/ticker/24h") == 25
     assert weight("GET /v2/ordersOpen") == 25 and weight("GET /v2/balance") == 5 and weight("GET /v2/orders") == 5
     assert weight("POST /v2/order") == 1 and weight("DELETE /v2/order") == 1
+    assert weight("GET /v2/{market}/trades") == 5 and weight("GET /v2/{market}/book") == 1
     assert bitvavo._weight_used({"bitvavo-ratelimit-limit": "1000", "bitvavo-ratelimit-remaining": "990"}) == 10
     assert bitvavo._weight_used({}) is None
 
@@ -346,3 +363,12 @@ def test_the_remaining_weight_header_is_followed(client):
     error = client.error("orders")
     assert "Bitvavo GET /v2/ordersOpen: not sent" in error and "1000 request weight per 60 s" in error
     assert len(client.fake.requests) == before
+
+
+def test_the_fake_refuses_a_field_bitvavo_does_not_take(bitvavo_fake):
+    """So the plugin is held to Bitvavo's own field names (204 for any other)."""
+    api = _kit.Api(bitvavo, API_KEY, SECRET, {"": bitvavo_fake.url})
+    body = {"market": "BTC-USDT", "side": "buy", "orderType": "limit", "price": "40000", "amount": "0.01",
+            "operatorId": 1, "quantity": "0.01"}
+    with pytest.raises(PluginError, match="Bitvavo 204: quantity parameter is not supported."):
+        api.post("/v2/order", body, signed=True)

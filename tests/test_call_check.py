@@ -308,6 +308,27 @@ def test_check_trade_finds_and_cancels_an_order_whose_answer_was_lost(okx, capsy
     assert order["status"] == "canceled"
 
 
+def test_check_trade_treats_an_outcome_unknown_error_as_an_order_that_may_exist(okx, capsys):
+    """A plugin that places the order, then answers an error (as an exchange's "outcome unknown"
+    code reads): check looks for the order, reports it, and cancels it."""
+    def forward_but_fail_trade(envelope, body):
+        conn = http.client.HTTPConnection(okx.url.split("//")[1], timeout=10)
+        conn.request("POST", "/OKX", body=body, headers={"Content-Type": "application/json"})
+        answer = json.loads(conn.getresponse().read())
+        conn.close()
+        if envelope and envelope.get("method") == "trade":
+            return ("json", {"error": "OKX 50004: API endpoint request timeout (outcome unknown)"})
+        return ("json", answer)
+
+    with TinyPlugin(forward_but_fail_trade) as plugin:
+        assert run("check", plugin.url + "/OKX", "--trade", "--yes", *keys_of(okx.fake)) == 1
+    found = rows(capsys.readouterr().out)
+    assert found["trade"][0] == "FAIL" and found["trade: error, yet placed"][0] == "FAIL"
+    assert found["trade: cleanup"][0] == "pass"
+    (order,) = okx.fake.engine.orders.values()
+    assert order["status"] == "canceled"
+
+
 # ---------------------------------------------------------------------------- check: a broken plugin
 
 def broken_answers(now_ms):

@@ -54,11 +54,25 @@ def engine_orders(exchange):
 
 # ---------------------------------------------------------------------------- trade
 
-def test_an_order_the_exchange_takes_late_fills_once(exchange):
-    """The first send sits in the exchange's queue past the plugin's timeout. Resending the same
-    client id at once would fill twice (the first one is not open, so its id is free again); the
-    plugin instead waits out the deadline, after which the exchange refuses the late original."""
-    exchange.fake.inject("queue", path=exchange.fake.ORDER_PATH, method="POST", seconds=LATE)
+def test_every_order_carries_its_deadline_of_timeout_after_signing(exchange):
+    """OKX expTime, Binance/Bybit/BingX recvWindow, Bitvavo's access window: --timeout (Alpaca's
+    requests carry none: its client ids are never reused, which is its proof instead)."""
+    exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    (placed,) = [r for r in exchange.fake.recent if r.method == "POST" and r.path == exchange.fake.ORDER_PATH]
+    deadline = exchange.fake.deadline_of(placed)
+    if exchange.fake.NAME == "Alpaca":
+        assert deadline is None
+    else:
+        assert 0 < deadline - placed.arrived_ms <= TIMEOUT * 1000
+
+
+@pytest.mark.parametrize("kind", ["queue", "delay"])
+def test_an_order_the_exchange_takes_late_fills_once(exchange, kind):
+    """The first send sits in the exchange's queue ("queue") or in the network ("delay") past the
+    plugin's timeout. Resending the same client id at once would fill twice (the first one is not
+    open, so its id is free again); the plugin instead waits out the deadline, after which the
+    exchange refuses the late original."""
+    exchange.fake.inject(kind, path=exchange.fake.ORDER_PATH, method="POST", seconds=LATE)
     answer = filled_now(exchange)
     orders = engine_orders(exchange)
     assert len(orders) == 1, (answer, orders)

@@ -254,3 +254,25 @@ def test_a_templated_key_counts_every_path_it_matches_as_one_endpoint():
         request = _kit.Request("GET", f"/v2/{market}/book")
         api._wait_for_turn(request, {}, False, None).done()
     assert list(api.throttle.buckets) == [("X", "https://x", ("", ""), "GET /v2/{market}/book")]
+
+
+def test_a_call_held_by_one_limit_holds_up_no_call_under_another():
+    """An order waits for the order limit; meanwhile a read under the weight budget it also
+    falls under goes at once: the order holds no place in the weight budget's line."""
+    throttle, clock = on_fake_clock(max_wait=100)
+    weight, orders = Limit(5, 60.0), Limit(1, 10.0)
+    order = [("a weight", weight, 1), ("b orders", orders, 1)]      # the weight is taken first
+    throttle.turn(order, "order").done()
+    went = []
+
+    def wait(seconds):                       # while the second order waits, a read asks
+        if not went:
+            turn = throttle.turn([("a weight", weight, 1)], "read")
+            went.append(("read", clock.now))
+            turn.done()
+        clock.now += seconds
+
+    throttle.wait_for_change = wait
+    throttle.turn(order, "order").done()
+    went.append(("order", clock.now))
+    assert went == [("read", 0.0), ("order", 10.0)]

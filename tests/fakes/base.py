@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections import namedtuple
+from collections import deque, namedtuple
 
 SERVE_POLL = 0.005   # seconds: stop() waits up to one poll of serve_forever, and every test stops servers
 
@@ -156,6 +156,7 @@ class FakeExchange:
         self.jitter = 0.0                # up to this many seconds (at random) before a request arrives
         self.lock = threading.RLock()    # one request changes state at a time, like a matching engine
         self.requests = []               # (verb, target, body) of every request, for assertions
+        self.recent = deque(maxlen=100)  # the latest FakeRequests themselves (headers included)
         self.arrivals = []               # an Arrival per request, in the order they arrived
         self.signatures = []             # every signature clients sent (see signature_of)
         self.connections = 0             # TCP connections ever accepted
@@ -252,6 +253,7 @@ class FakeExchange:
         with self.lock:
             self.arrivals.append(Arrival(arrived, request.method, request.path, request.query, request.body))
             self.requests.append((request.method, request.target, request.body))
+            self.recent.append(request)
             signature = self.signature_of(request)
             if signature:
                 self.signatures.append(signature)

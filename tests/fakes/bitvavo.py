@@ -60,6 +60,13 @@ REFUSALS = {
     "order_closed": (233, "Order must be active (status new or partiallyFilled) to allow updating/cancelling."),
     "too_many_open": (235, "You can only have 100 open orders on each book."),
 }
+# The parameters each order endpoint takes (docs: Create order, Get order, Cancel order); any
+# other is refused with 204, so the plugin is held to the documented names.
+ORDER_FIELDS = {"market", "side", "orderType", "amount", "amountQuote", "price", "triggerAmount", "triggerType",
+                "triggerReference", "timeInForce", "postOnly", "selfTradePrevention", "disableMarketProtection",
+                "responseRequired", "clientOrderId", "operatorId"}
+LOOKUP_FIELDS = {"market", "orderId", "clientOrderId"}
+CANCEL_FIELDS = LOOKUP_FIELDS | {"operatorId"}
 STATUS_OF = {205: 400, 212: 400, 216: 400, 217: 400, 220: 400, 233: 400, 235: 400, 240: 404}
 
 
@@ -83,6 +90,13 @@ class Rejected(Exception):
 def refused(reason):
     code, message = REFUSALS[reason]
     return Rejected(code, message, STATUS_OF.get(code, 400))
+
+
+def only(fields, allowed):
+    """Refuse a parameter the endpoint does not take (204)."""
+    for name in fields:
+        if name not in allowed:
+            raise Rejected(204, f"{name} parameter is not supported.")
 
 
 def decimal_field(fields, name, required=True):
@@ -382,6 +396,9 @@ class FakeBitvavo(FakeExchange):
             body = request.json()
         except ValueError:
             raise Rejected(102, "Invalid JSON.") from None
+        if not isinstance(body, dict):
+            raise Rejected(102, "Invalid JSON.")
+        only(body, ORDER_FIELDS)
         for name in ("market", "side", "orderType"):
             if not body.get(name):
                 raise Rejected(203, f"{name} parameter is required.")
@@ -482,10 +499,12 @@ class FakeBitvavo(FakeExchange):
         return found
 
     def get_order(self, request):
+        only(request.query, LOOKUP_FIELDS)
         pair = self._pair(request.query.get("market"))
         return self.render(self._find(request.query, pair))
 
     def cancel(self, request):
+        only(request.query, CANCEL_FIELDS)
         self.refuse_if_taken_late(request)
         pair = self._pair(request.query.get("market"))
         self._operator(request.query)
