@@ -28,7 +28,8 @@ method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve
 banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
 program as one file), paper (list or reset paper accounts); the sub-command table and run() last.
 
-Paper trading (Access Key "paper"): dispatch serves the private methods from exchanges/_paper.py.
+Paper trading (Access Key "paper"): _api_for gives the handlers an exchange whose private
+methods a simulated account serves (exchanges/_paper.py).
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
@@ -69,6 +70,7 @@ except ImportError:
 from exchanges import EXCHANGES, _paper
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
                             parse_number, parse_symbol)
+from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -79,6 +81,7 @@ FILES_KEPT = 32             # open files the process keeps for itself (listening
 REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many connections) is logged once per
 REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
 REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
+OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no descriptor even to refuse with
 IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
@@ -499,7 +502,7 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, paper=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
@@ -509,6 +512,7 @@ class Settings:
         self.max_connections = max_connections or default_max_connections()   # docker connections at once
         # paper accounts (access_key "paper"): their SQLite file, opened on the first paper call
         self.paper = paper or _paper.Ledger(_paper.default_path(globals().get("__file__")))
+        self.risk = risk                                  # the RiskGuard orders pass (--risk), or None
 
     def allows(self, client_address):
         """True when --allow was not given or the client's address is in one of its networks."""
@@ -542,16 +546,14 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
     started = time.monotonic()
     exchange = EXCHANGES.get(exchange_name.lower())
     method = method_of(envelope.get("method") if isinstance(envelope, dict) else None) or BAD_REQUEST
-    api = paper = None
+    api = None
     try:
         params = _unpack(exchange, exchange_name, envelope)
         _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
         settings = settings or Settings()
         api = _api_for(exchange, exchange_name.lower(), envelope, settings)
-        if _paper.is_paper(envelope["access_key"]):
-            paper = settings.paper.account(api, envelope["secret_key"].strip())
-        answer = _serve_call(api, method, kwargs, paper)
+        answer = _serve_call(api, method, kwargs, settings.risk)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
     except Exception as error:
@@ -592,29 +594,32 @@ def _parse_params(method, called, params, http_method):
 
 
 def _api_for(exchange, key, envelope, settings):
-    """The Api a handler calls the exchange through, for the envelope's keys; a paper account's
-    sends public calls only (_paper.PublicApi)."""
-    kind = _paper.PublicApi if _paper.is_paper(envelope["access_key"]) else Api
-    return kind(exchange, envelope["access_key"], envelope["secret_key"], settings.base_urls_of(key),
-               settings.timeout, throttle=settings.throttle, max_wait=settings.max_wait,
-               shared=settings.shared_reads)
+    """The Api a handler calls the exchange through, for the envelope's keys. A paper account's
+    (Access Key paper) sends public calls only, and its exchange's private methods are served by
+    the account (exchanges/_paper.py): the risk guard and everything else see it as any Api."""
+    options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=settings.throttle,
+                   max_wait=settings.max_wait, shared=settings.shared_reads)
+    if _paper.is_paper(envelope["access_key"]):
+        return settings.paper.api(exchange, envelope["secret_key"].strip(), **options)
+    return Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
 
 
-def _serve_call(api, method, kwargs, paper=None):
-    """The exchange module's handler of `method`, called with `api`; on a paper account
-    (`paper`, a _paper.Account) its private methods are served by exchanges/_paper.py instead."""
+def _serve_call(api, method, kwargs, risk=None):
+    """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
+    first passes the risk guard, which may refuse it (exchanges/_risk.py)."""
     handler = api.exchange.METHODS.get(method)
     if handler is None:
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
-    if paper is not None and method == IO_PREFIX:
-        raise PluginError(f"{api.exchange.NAME} paper: exchange.IO is not served on a paper account "
-                          f"(it sends signed requests)")
-    if paper is not None and method in _paper.METHODS:
-        data, raw = _paper.METHODS[method](paper, **kwargs)
-    else:
+    if risk is None or method not in GUARDED:
         data, raw = handler(api, **kwargs)
+    else:
+        with risk.admit(api, method, kwargs):
+            data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
+
+
+GUARDED = ("trade", "margin_level")     # what the risk guard sees: never a read or a cancel
 
 
 def _unpack(exchange, exchange_name, envelope):
@@ -921,22 +926,24 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def _out_of_files(self):
         """accept() failed for want of a file descriptor: the waiting connection is refused with
-        the spare one kept for this (else the loop would find it waiting again at once)."""
+        the spare one kept for this (else the loop would find it waiting again at once). While
+        the spare is taken by a refused connection (until service_actions closes it), the loop
+        pauses a moment instead of spinning."""
         if self.refusals.first_in_a_while("out of files"):
             log.error("cannot accept a connection: the process has no file descriptor left (limit %s); "
                       "lower --max-connections (now %d) or raise the limit (ulimit -n)",
                       _open_file_limit(), self.settings.max_connections)
         if self.spare_file is None:
-            time.sleep(0.05)
+            time.sleep(OUT_OF_FILES_PAUSE)
             return
         os.close(self.spare_file)
+        self.spare_file = None
         try:
             request, _ = self.socket.accept()
-            self._refuse(request, "the plugin has no file descriptor left for another connection", linger=False)
         except OSError:
-            pass
-        finally:
-            self.spare_file = _spare_file()
+            return
+        self._refuse(request, "the plugin has no file descriptor left for another connection")
+        self.spare_file = _spare_file()     # None while the refused one holds it
 
     def process_request(self, request, client_address):
         with self.lock:
@@ -987,7 +994,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def service_actions(self):
         """Between two accepts (serve_forever's loop): close the refused connections whose client
-        has hung up or whose moment is over."""
+        has hung up or whose moment is over, and take the spare descriptor back if it was used."""
         now = time.monotonic()
         kept = []
         for until, sock in self.refused:
@@ -996,6 +1003,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             else:
                 sock.close()
         self.refused = kept
+        if self.spare_file is None:
+            self.spare_file = _spare_file()
 
     def handle_error(self, request, client_address):
         """A docker that hung up mid-answer is routine; anything else is logged, not printed raw."""
@@ -1197,13 +1206,16 @@ def _names(names):
 
 
 def status_report(server):
-    return {"name": "fmz-plugin", "version": __version__,
-            "uptime_seconds": int(server.stats.uptime()),
-            "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
-                          for module in EXCHANGES.values()],
-            "methods": server.stats.rows(),
-            "seen": server.stats.vocabulary.rows(),
-            "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()}}
+    report = {"name": "fmz-plugin", "version": __version__,
+              "uptime_seconds": int(server.stats.uptime()),
+              "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
+                            for module in EXCHANGES.values()],
+              "methods": server.stats.rows(),
+              "seen": server.stats.vocabulary.rows(),
+              "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()}}
+    if server.settings.risk is not None:
+        report["risk"] = server.settings.risk.report()      # halted, the rules, refusals per rule
+    return report
 
 
 def server_url(server):
@@ -1254,7 +1266,29 @@ def status_html(report):
             "(General Protocol):</p>\n<table border=\"1\">"
             f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
             f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
-            f"{_paper_html(report)}</body></html>\n")
+            f"{risk_html(report.get('risk'))}{_paper_html(report)}</body></html>\n")
+
+
+RISK_COLUMNS = ["Exchange", "Rule", "Refused", "Last refusal"]
+
+
+def risk_cells(row):
+    return [row["exchange"], row["rule"], row["count"], row["last"]]
+
+
+def risk_html(risk):
+    """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
+    if risk is None:
+        return ""
+    state = (f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
+             "every new order is refused (cancels go through)</p>\n") if risk["halted"] else \
+        f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n"
+    entries = ", ".join(risk["entries"]) or "none"
+    rules = f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}.</p>\n"
+    problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
+    refusals = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
+    return ("<!-- risk guard -->\n<h2>Risk guard</h2>\n" + state + rules + problem +
+            f"<table border=\"1\">{_html_row(RISK_COLUMNS, 'th')}{refusals}</table>\n<!-- /risk guard -->\n")
 
 
 PAPER_COLUMNS = ["Exchange", "Paper account (Secret Key)", "Calls"]
@@ -1286,6 +1320,14 @@ def status_table(report):
         tables.append({"type": "table", "title": "PAPER accounts (simulated)", "cols": PAPER_COLUMNS,
                        "rows": [[a["exchange"], a["account"], a["calls"]] for a in report["paper"]["accounts"]]})
     line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
+    risk = report.get("risk")
+    if risk is not None:
+        tables.append({"type": "table", "title": "Risk guard", "cols": RISK_COLUMNS,
+                       "rows": [risk_cells(row) for row in risk["refusals"]]})
+        if risk["halted"]:
+            line += f", HALTED by {risk['halt_file']}: every new order is refused"
+        if risk["problem"]:
+            line += f", risk guard: {risk['problem']}"
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
 
 
@@ -1296,8 +1338,8 @@ def parse_args(argv):
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
         + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
         epilog="other commands: call (send one docker request from a terminal), check (grade a "
-        "plugin), bundle (write this plugin as one file), paper (list or reset paper accounts); "
-        "e.g. python fmz_plugin.py call --help")
+        "plugin), bundle (write this plugin as one file), halt and resume (the risk guard's kill "
+        "switch), paper (list or reset paper accounts); e.g. python fmz_plugin.py call --help")
     parser.add_argument("--port", type=int, default=6666, help="port to listen on (default 6666)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")
@@ -1320,8 +1362,13 @@ def parse_args(argv):
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
+    add_risk_args(parser)
+    parser.add_argument("--risk-json", metavar="JSON", default=None,
+                        help="the risk rules as JSON text instead of a file (what FMZ's Risk parameter passes)")
     add_paper_flags(parser)
     args = parser.parse_args(argv)
+    if args.risk and args.risk_json:
+        parser.error("give the risk rules once: --risk FILE or --risk-json JSON")
     args.base_urls = parse_base_urls(parser, args.base_url)
     args.paper = paper_ledger(parser, args)
     if args.max_connections is not None and args.max_connections < 1:
@@ -1355,9 +1402,32 @@ def parse_base_urls(parser, items):
     return base_urls
 
 
+def add_risk_args(parser):
+    """--risk and --halt-file: the server's, and those of halt and resume, which find the same file."""
+    parser.add_argument("--risk", metavar="FILE", default=None,
+                        help="risk rules (JSON) every order must pass, re-read when the file changes "
+                             "(README: Risk guard)")
+    parser.add_argument("--halt-file", metavar="PATH", default=None,
+                        help=f"kill switch: while this file exists every new order is refused (default "
+                             f"{RISK_HALT_NAME} beside the --risk file, else in the current directory)")
+
+
+RISK_HALT_NAME = os.path.basename(default_halt_file())
+
+
 def settings_of(args):
+    """The Settings the flags ask for; raises PluginError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
-                    max_wait=args.max_wait, max_connections=args.max_connections, paper=args.paper)
+                    max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args),
+                    paper=args.paper)
+
+
+def risk_guard_of(args):
+    """The RiskGuard every order passes: the rules of --risk or --risk-json (none: only the kill
+    switch), and the halt file."""
+    names = {**{key: module.NAME for key, module in EXCHANGES.items()},
+             **{module.NAME.lower(): module.NAME for module in EXCHANGES.values()}}
+    return RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
 
 
 def add_paper_flags(parser, fees=True):
@@ -1388,6 +1458,8 @@ def banner(server, settings):
         lines.append(f"  {module.NAME:<10} {server_url(server)}/{module.NAME}   (exchange API: {base})")
     lines.append(f"Paper trading: Access Key paper, Secret Key the starting balances (USDT=10000,BTC=0.1); "
                  f"accounts kept in {settings.paper.path}")
+    if settings.risk is not None:
+        lines.append(risk_banner(settings.risk))
     if settings.allow:
         lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
     elif host not in ("127.0.0.1", "localhost", "::1"):
@@ -1396,10 +1468,21 @@ def banner(server, settings):
     return "\n".join(lines)
 
 
+def risk_banner(guard):
+    report = guard.report()
+    rules = f"rules of {report['rules']} for {', '.join(report['entries'])}" if report["entries"] else "no rules"
+    state = "HALTED: it exists, every new order is refused" if report["halted"] else "absent, trading"
+    return f"Risk guard: {rules}; kill switch {report['halt_file']} ({state})"
+
+
 def serve(argv):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    settings = settings_of(args)
+    try:
+        settings = settings_of(args)
+    except PluginError as error:
+        print(f"fmz-plugin: not started, the risk rules are not valid: {error}", file=sys.stderr)
+        return 2
     server = Server((args.address, args.port), settings)
     print(banner(server, settings), flush=True)
     try:
@@ -1424,6 +1507,8 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "LogLevel": "--log-level",
     "PaperDb": "--paper-db",
     "PaperFees": "--paper-fees",
+    "Risk": "--risk-json",
+    "HaltFile": "--halt-file",
 }
 STRATEGY_LOG_LEVEL = "warning"   # FMZ keeps every Log line: no line per request unless asked
 
@@ -1497,7 +1582,11 @@ def main(stop=None):
     show = fmz.get("LogStatus") or (lambda text: None)
     sleep = fmz.get("Sleep") or (lambda ms: time.sleep(ms / 1000))
     args = strategy_args(fmz, say)
-    settings = settings_of(args)
+    try:
+        settings = settings_of(args)
+    except PluginError as error:
+        say(f"fmz-plugin: not started, the Risk parameter is not valid: {error}")
+        raise SystemExit(2) from None
     server = Server((args.address, args.port), settings)
     threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
     say(banner(server, settings))
@@ -2624,6 +2713,33 @@ def paper_command(argv):
     return 0
 
 
+# -- Tools: halt and resume, the kill switch from a terminal ----------------------------------------
+# `halt` creates the file the risk guard watches (exchanges/_risk.py), `resume` removes it: while
+# it exists, a running plugin refuses every new order on every exchange. Both find the file as
+# the server does: --halt-file, else beside --risk, else in the current directory.
+
+def parse_switch_args(command, argv):
+    parser = argparse.ArgumentParser(
+        prog=f"fmz_plugin.py {command}", description="Halt trading: every new order on every exchange is "
+        "refused, cancels go through." if command == "halt" else "Resume trading after halt.")
+    add_risk_args(parser)
+    if command == "halt":
+        parser.add_argument("reason", nargs="*", help="why, written into the halt file")
+    return parser.parse_args(argv)
+
+
+def halt_command(argv):
+    args = parse_switch_args("halt", argv)
+    print(halt(args.halt_file or default_halt_file(args.risk), " ".join(args.reason)))
+    return 0
+
+
+def resume_command(argv):
+    args = parse_switch_args("resume", argv)
+    print(resume(args.halt_file or default_halt_file(args.risk)))
+    return 0
+
+
 # -- Sub-commands ----------------------------------------------------------------------------------
 
 # `python fmz_plugin.py [serve] --port 6666`, or one of these sub-commands.
@@ -2633,6 +2749,8 @@ COMMANDS = {
     "check": check_command,
     "bundle": bundle,
     "paper": paper_command,
+    "halt": halt_command,
+    "resume": resume_command,
 }
 
 

@@ -765,8 +765,8 @@ class Api:
                 time.sleep(wait_ms / 1000)
             try:
                 sent = now_ms()
-                server = self.exchange.server_time(self)
-            except PluginError:
+                server = int(self.exchange.server_time(self))
+            except Exception:                 # unreachable, or an answer we cannot read: no proof
                 return False
             if server >= target:
                 return True
@@ -1172,10 +1172,13 @@ def _settle(find, failure, api, client_id, wait=True):
 
 
 def _lookup(find, failure, client_id):
+    """find(), or "outcome unknown" when it fails, even on a reply it cannot read (KeyError...):
+    the order may exist, and the robot must be told so rather than read "internal error"."""
     try:
         return find()
-    except PluginError as error:
-        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({error})") from None
+    except Exception as error:
+        why = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({why})") from None
 
 
 def _outcome_unknown(failure, client_id, why):
@@ -1226,10 +1229,11 @@ def _order_after(lookup, failure):
     """The order looked up after a failed cancel; a refusal stands if the lookup fails too."""
     try:
         return lookup()
-    except PluginError as error:
+    except Exception as error:                # a reply it cannot read counts as a failed lookup
         if not failure.ambiguous:
             raise failure from None
-        raise PluginError(f"{failure}; looking the order up failed too ({error}): it may or may not "
+        why = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
+        raise PluginError(f"{failure}; looking the order up failed too ({why}): it may or may not "
                           f"be canceled") from None
 
 

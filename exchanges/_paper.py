@@ -134,6 +134,35 @@ class PublicApi(Api):
                           f"account never has nor sends (README: Paper trading)")
 
 
+class PaperExchange:
+    """An exchange module as a paper account's Api sees it: the module's constants and public
+    handlers, with its private methods (those of METHODS below that it serves) served by the
+    account, and exchange.IO refused. The core and the risk guard call it as they call a module."""
+
+    def __init__(self, module, account):
+        self.module = module
+        self.METHODS = dict(module.METHODS)
+        for name, handler in METHODS.items():
+            if name in module.METHODS:
+                self.METHODS[name] = _served_by(account, handler)
+        if IO_METHOD in module.METHODS:
+            self.METHODS[IO_METHOD] = _no_io
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)          # NAME, BASE_URL, load_markets, check, ...
+
+
+IO_METHOD = "__api_"                 # exchange.IO's key in a module's METHODS
+
+
+def _served_by(account, handler):
+    return lambda api, **params: handler(account, **params)
+
+
+def _no_io(api, **params):
+    raise PluginError(f"{api.name} paper: exchange.IO is not served on a paper account (it sends signed requests)")
+
+
 # -- The database ----------------------------------------------------------------------------------
 
 class Ledger:
@@ -176,11 +205,14 @@ class Ledger:
         finally:
             db.close()
 
-    def account(self, api, name):
+    def api(self, module, name, **options):
+        """The Api of the paper account `name` on the exchange `module` (options as for Api):
+        public calls go to the exchange, the private methods to the account (PaperExchange)."""
+        api = PublicApi(module, ACCESS_KEY, name, **options)
         with self.lock:
-            key = (api.name, name)
-            self.used[key] = self.used.get(key, 0) + 1
-        return Account(self, api, name)
+            self.used[(module.NAME, name)] = self.used.get((module.NAME, name), 0) + 1
+        api.exchange = PaperExchange(module, Account(self, api, name))
+        return api
 
     def fee_rate(self, exchange, kind, maker):
         rates = self.fees or FEES.get(exchange, DEFAULT_FEES).get(kind) or DEFAULT_FEES[kind]

@@ -120,11 +120,11 @@ def account(request):
 
 
 @contextlib.contextmanager
-def serving(base_urls, timeout=3.0, throttle=False, allow=None):
+def serving(base_urls, timeout=3.0, throttle=False, allow=None, risk=None):
     """The plugin in this process, serving `base_urls`: yields (url, server), stops it after.
     The client-side throttle is off unless asked for: the fakes do not limit rates, and the
-    suite places orders faster than OKX would allow."""
-    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow))
+    suite places orders faster than OKX would allow. `risk`: a RiskGuard orders must pass."""
+    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow, risk=risk))
     threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
     try:
         yield "http://127.0.0.1:%d" % server.server_address[1], server
@@ -219,7 +219,7 @@ class BundleForker:
 
     @contextlib.contextmanager
     def plugin(self, base_urls, timeout=3.0, extra=()):
-        """A plugin process serving `base_urls` (`extra`: more flags); yields its URL, stops it after."""
+        """A plugin process serving `base_urls` (more flags in `extra`); yields its URL, stops it after."""
         argv = ["--port", "0", "--timeout", str(timeout), "--no-throttle", *extra]
         for name, url in base_urls.items():
             argv += ["--base-url", f"{name}={url}"]

@@ -196,7 +196,8 @@ def test_docs_ticker_of_a_market_without_trades():
 
 
 @pytest.mark.parametrize("timestamp, ms", [(1542967486256, 1542967486256), (1542967486256123456, 1542967486256),
-                                           (None, 1_700_000_000_000)], ids=["ms", "ns", "absent"])
+                                           (None, 1_700_000_000_000), ("NaN", 1_700_000_000_000)],
+                         ids=["ms", "ns", "absent", "garbled"])
 def test_docs_book(timestamp, ms):
     """GET /{market}/book: the REST example's timestamp is in ms, the WebSocket docs say ns."""
     book = {"market": "BTC-EUR", "nonce": 438524,
@@ -257,6 +258,8 @@ def test_docs_markets():
     assert (btc["min_qty"], btc["min_notional"], btc["price_precision"], btc["amount_precision"]) == \
         (Decimal("0.000061"), 5, 0, 8)
     assert specs["ADA_EUR"]["amount_size"] == Decimal("0.000001")
+    garbled = bitvavo.load_markets(Replies([{**reply[0], "quantityDecimals": "NaN", "notionalDecimals": "2.5"}]), "spot")
+    assert (garbled["BTC_EUR"]["amount_size"], garbled["BTC_EUR"]["quote_step"]) == (0, 0)
     assert bitvavo.load_markets(Replies(), "swap") == {}
 
 

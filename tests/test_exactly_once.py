@@ -146,3 +146,30 @@ def test_an_outcome_unknown_cancel_is_looked_up(exchange):
     verb, path = exchange.fake.CANCEL_ROUTE
     exchange.fake.inject("unknown", path=path, method=verb)
     assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+
+
+def test_without_the_exchanges_clock_nothing_is_sent_again(exchange):
+    """The answer is lost and the exchange's time endpoint fails: the deadline cannot be proven
+    past, so the order is not resent and the error says it may exist."""
+    if exchange.fake.NAME == "Alpaca":
+        pytest.skip("Alpaca needs no clock: its client ids are never reused")
+    exchange.data("markets")
+    exchange.fake.inject("html", path=exchange.fake.TIME_PATH, times=10)
+    exchange.fake.inject("drop_before", path=exchange.fake.ORDER_PATH, method="POST")
+    error = exchange.error("trade", symbol="BTC_USDT", type="buy", price=50010, amount="0.01")
+    assert "may exist" in error and len(placements(exchange)) == 1, error
+    assert engine_orders(exchange) == []
+
+
+def test_the_deadline_is_waited_out_on_the_exchanges_clock_not_ours(exchange):
+    """OKX accepts timestamps 30 s off, so its clock may run behind ours unnoticed: expTime then
+    falls later on its clock than on ours. The plugin reads OKX's clock before resending, finds
+    the deadline not yet passed there, waits, and finds the late original instead of doubling it."""
+    if exchange.fake.NAME != "OKX":
+        pytest.skip("the others refuse a timestamp ahead of their clock, so their offset is learnt")
+    exchange.fake.clock_skew_ms = -1000              # OKX's clock runs a second behind ours
+    exchange.fake.inject("queue", path=exchange.fake.ORDER_PATH, method="POST", seconds=LATE)
+    answer = filled_now(exchange)
+    (order,) = engine_orders(exchange)
+    assert "error" not in answer and order["id"] in answer["data"]["id"] and order["status"] == "filled"
+    assert len(placements(exchange)) == 1

@@ -343,3 +343,14 @@ def test_cancel_once_explains_a_refusal_by_the_order():
         _kit.cancel_once(script(gone), script(({"status": "filled", "deal_amount": 1}, "raw")))
     with pytest.raises(_kit.PluginError, match="^X 51400: filled, canceled or does not exist$"):
         _kit.cancel_once(script(gone), script(_kit.PluginError("X 51603: Order does not exist", code="51603")))
+
+
+def test_place_once_a_lookup_reply_it_cannot_read_still_says_the_order_may_exist():
+    send, find = script(ambiguous()), script(KeyError("ordId"))
+    with pytest.raises(_kit.PluginError, match="KeyError.*may exist \\(client order id fmz3\\)"):
+        _kit.place_once(send, find, Clock(), "fmz3")
+
+
+def test_cancel_once_a_lookup_reply_it_cannot_read_says_it_may_or_may_not_be_canceled():
+    with pytest.raises(_kit.PluginError, match="TypeError.*may or may not be canceled"):
+        _kit.cancel_once(script(ambiguous()), script(TypeError("bad")), Clock())

@@ -20,6 +20,7 @@ import pytest
 
 import fmz_plugin
 from exchanges import EXCHANGES, _paper
+from exchanges._risk import RiskGuard
 from tests.conftest import FAKES, PAPER_BALANCES, PluginClient, client_of, paper_client, serving
 
 
@@ -355,3 +356,16 @@ def test_paper_trading_in_the_bundle(bundle_forker, tmp_path):
         assert client.data("order", id=order_id, symbol="ETH_USDT")["status"] == "filled"
         assert balance(client, "USDT")["free"] == pytest.approx(700, abs=0.01)
         assert fake.signatures == []
+
+
+def test_paper_orders_pass_the_risk_guard_like_live_ones(tmp_path):
+    rules = tmp_path / "risk.json"
+    rules.write_text(json.dumps({"OKX": {"max_order_value": 1000, "max_open_orders": 1}}))
+    guard = RiskGuard({"okx": "OKX"}, path=str(rules), halt_file=str(tmp_path / "halt"))
+    with FAKES["OKX"]() as fake, serving({"okx": fake.url}, risk=guard) as (url, server):
+        server.settings.paper = _paper.Ledger(str(tmp_path / "paper.db"), fees=(0, 0))
+        client = PluginClient(url, "OKX", "paper", PAPER_BALANCES)
+        assert "max_order_value" in client.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.1")
+        client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")      # 400 USDT: passes
+        assert "max_open_orders" in client.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+        assert len(client.data("orders", symbol="BTC_USDT")) == 1 and fake.signatures == []

@@ -1,0 +1,377 @@
+"""The risk guard (exchanges/_risk.py): every rule on every exchange's fake, spot and swap, the kill
+switch, the rules file re-read when it changes, and rules that are not valid.
+
+Every fake lists the same markets (tests/fakes/engine.py): BTC_USDT bid 50000 ask 50000.1;
+BTC_USDT.swap 1 contract = 0.01 BTC (a coin-counting exchange's amounts convert with `units`);
+BTC_USD.swap 1 contract = 100 USD. A refused order never reaches the exchange: the fake's engine
+holds no order for it.
+"""
+import contextlib
+import json
+import os
+import threading
+from decimal import Decimal
+
+import pytest
+
+import fmz_plugin
+from exchanges import EXCHANGES
+from exchanges._risk import RiskGuard, figure, parse_rules
+from tests.conftest import FAKES, PluginClient, serving
+from tests.fakes.okx import FakeOKX
+from tests.test_call_check import keys_of, rows, run
+from tests.test_contract_swap import units
+from tests.test_status import get
+
+NAMES = {key: module.NAME for key, module in EXCHANGES.items()}
+
+
+@pytest.fixture(params=list(FAKES))
+def fake(request):
+    with FAKES[request.param]() as fake:
+        yield fake
+
+
+@pytest.fixture
+def guarded(fake, tmp_path):
+    """guarded(**rules) -> a client of a plugin (in this process) serving `fake`, whose orders
+    pass `rules` for that exchange, written to tmp_path/risk.json (guarded(file={...}): the
+    whole file); its kill switch is tmp_path/fmz-plugin.halt."""
+    with contextlib.ExitStack() as stack:
+        def start(file=None, **rules):
+            path = tmp_path / "risk.json"
+            write(path, file if file is not None else {fake.NAME: rules})
+            guard = RiskGuard(NAMES, path=str(path))
+            url, server = stack.enter_context(serving({fake.NAME.lower(): fake.url}, risk=guard))
+            client = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+            client.fake, client.server, client.guard, client.path = fake, server, guard, path
+            return client
+        yield start
+
+
+def write(path, rules):
+    """Replace the file as an editor does (a new file moved over the old one)."""
+    text = rules if isinstance(rules, str) else json.dumps(rules)
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_text(text)
+    os.replace(fresh, path)
+
+
+def serves_swaps(ex):
+    if "positions" not in EXCHANGES[ex.exchange.lower()].METHODS:
+        pytest.skip(f"{ex.exchange} serves no perpetual swaps")
+
+
+def refused(ex, rule_text, **order):
+    """The order is refused with exactly "risk guard: `rule_text`" and never reached the exchange."""
+    before = len(ex.fake.engine.orders)
+    error = ex.error("trade", **order)
+    assert error == f"risk guard: {rule_text}", error
+    assert len(ex.fake.engine.orders) == before
+    return error
+
+
+def placed(ex, **order):
+    return ex.data("trade", **order)["id"]
+
+
+def hold_position(ex, symbol, side, contracts):
+    """An open swap position of `contracts` engine contracts, made in the fake's engine."""
+    base, quote = symbol.split(".")[0].split("_")
+    ex.fake.engine.place((base, quote, "swap"), side, "market", Decimal(contracts))
+
+
+def amount(ex, symbol, contracts):
+    """`contracts` engine contracts in the exchange's amount unit, as a refusal writes it."""
+    return figure(Decimal(str(units(ex, symbol, contracts))))
+
+
+# ---------------------------------------------------------------------------- max_order_value
+
+def test_order_value_over_the_limit_is_refused_before_the_exchange(guarded):
+    ex = guarded(max_order_value=5000)
+    refused(ex, f"order value 8,000 USDT over max_order_value 5,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount="0.2")
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.125")       # 5,000: at the limit
+
+
+def test_market_orders_are_valued_at_the_best_price(guarded):
+    ex = guarded(max_order_value=5000)
+    refused(ex, f"order value 10,000 USDT over max_order_value 5,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="sell", price=-1, amount="0.2")             # at the best bid, 50000
+    refused(ex, f"order value 6,000 USDT over max_order_value 5,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=-1, amount=6000)              # a market buy's amount is quote
+    placed(ex, symbol="BTC_USDT", type="sell", price=-1, amount="0.1")
+
+
+def test_swap_order_value_is_contracts_times_contract_value_times_price(guarded):
+    ex = guarded(max_order_value=3000)
+    serves_swaps(ex)
+    contracts = amount(ex, "BTC_USDT.swap", 10)      # 10 x 0.01 BTC x 40000 = 4000 USDT on every exchange
+    refused(ex, f"order value 4,000 USDT over max_order_value 3,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT.swap", type="buy", price=40000, amount=contracts)
+    refused(ex, f"order value 5,000 USDT over max_order_value 3,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT.swap", type="sell", price=-1, amount=contracts)    # at the best bid, 50000
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=30000, amount=contracts)
+
+
+def test_inverse_swap_value_is_contracts_times_their_quote_value(guarded):
+    ex = guarded(max_order_value=400)
+    serves_swaps(ex)
+    if "BTC_USD.swap" not in ex.fake.SWAPS:
+        pytest.skip(f"{ex.exchange} serves no coin-margined swaps")
+    refused(ex, f"order value 500 USD over max_order_value 400 ({ex.exchange}, risk.json)",
+            symbol="BTC_USD.swap", type="buy", price=40000, amount=5)           # 5 x 100 USD
+    placed(ex, symbol="BTC_USD.swap", type="buy", price=40000, amount=4)
+
+
+@pytest.mark.parametrize("close", [{"type": "closebuy"}, {"type": "sell", "offset": "close"},
+                                   {"type": "sell", "direction": "closebuy"}])
+def test_a_close_passes_value_symbol_and_position_rules(guarded, close):
+    ex = guarded(max_order_value=10, symbols=["ETH_USDT"], max_position=0)
+    serves_swaps(ex)
+    hold_position(ex, "BTC_USDT.swap", "buy", 10)
+    contracts = amount(ex, "BTC_USDT.swap", 10)
+    refused(ex, f"BTC_USDT.swap is not in symbols [ETH_USDT] ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT.swap", type="buy", price=-1, amount=contracts)
+    placed(ex, symbol="BTC_USDT.swap", price=-1, amount=contracts, **close)
+    assert ex.data("positions", symbol="BTC_USDT.swap") == []
+
+
+# ---------------------------------------------------------------------------- max_order_amount
+
+def test_order_amount_over_the_limit_is_refused(guarded):
+    ex = guarded(max_order_amount="0.2")
+    refused(ex, f"order amount 0.5 BTC over max_order_amount 0.2 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount="0.5")
+    refused(ex, f"order amount 0.2999994 BTC (at the best ask 50,000.1) over max_order_amount 0.2 "
+                f"({ex.exchange}, risk.json)", symbol="BTC_USDT", type="buy", price=-1, amount=15000)
+    placed(ex, symbol="BTC_USDT", type="sell", price=60000, amount="0.2")
+
+
+def test_swap_order_amount_is_in_the_exchanges_amount_unit(guarded, fake):
+    limit = units_of(fake, "BTC_USDT.swap", 5)
+    ex = guarded(max_order_amount=limit)
+    serves_swaps(ex)
+    refused(ex, f"order amount {amount(ex, 'BTC_USDT.swap', 6)} over max_order_amount {figure(Decimal(limit))} "
+                f"({ex.exchange}, risk.json)", symbol="BTC_USDT.swap", type="buy", price=40000,
+            amount=amount(ex, "BTC_USDT.swap", 6))
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=40000, amount=amount(ex, "BTC_USDT.swap", 5))
+
+
+def units_of(fake, symbol, contracts):
+    return str(Decimal(contracts) * Decimal(str(fake.CONTRACT_UNITS.get(symbol, 1))))
+
+
+# ---------------------------------------------------------------------------- symbols
+
+def test_only_the_listed_symbols_may_be_traded(guarded):
+    ex = guarded(symbols=["BTC_USDT", "USDT.swap"])
+    refused(ex, f"ETH_USDT is not in symbols [BTC_USDT, USDT.swap] ({ex.exchange}, risk.json)",
+            symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    placed(ex, symbol="btc_usdt", type="buy", price=40000, amount="0.001")
+    if "positions" in EXCHANGES[ex.exchange.lower()].METHODS:
+        placed(ex, symbol="ETH_USDT.swap", type="buy", price=1000, amount=amount(ex, "ETH_USDT.swap", 1))
+
+
+def test_reads_and_cancels_are_never_blocked(guarded):
+    ex = guarded(symbols=[], max_order_value=0)
+    order_id = ex.fake.engine.place(("BTC", "USDT"), "buy", "limit", Decimal("0.001"), Decimal(40000))["id"]
+    assert ex.data("ticker", symbol="ETH_USDT")["symbol"] == "ETH_USDT"
+    assert len(ex.data("orders", symbol="BTC_USDT")) == 1
+    refused(ex, f"BTC_USDT is not in symbols [] ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    listed = ex.data("orders", symbol="BTC_USDT")[0]["id"]
+    assert ex.data("cancel", id=listed, symbol="BTC_USDT") is True
+    assert ex.fake.engine.orders[order_id]["status"] == "canceled"
+
+
+# ---------------------------------------------------------------------------- max_orders_per_minute
+
+def test_orders_per_minute_count_only_orders_that_reached_the_exchange(guarded):
+    ex = guarded(max_orders_per_minute=2, max_order_value=150000)
+    refused(ex, f"order value 200,000 USDT over max_order_value 150,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount=5)                # refused here: not counted
+    assert "below the minimum" in ex.error("trade", symbol="BTC_USDT", type="buy", price=40000,
+                                           amount="0.000001")                    # never sent: not counted
+    assert ex.error("trade", symbol="BTC_USDT", type="sell", price=60000, amount=2).startswith(
+        f"{ex.exchange} {ex.fake.CODES['insufficient']}")                        # the exchange refused it: counted
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    refused(ex, f"3 orders within a minute over max_orders_per_minute 2 ({ex.exchange}, risk.json)",
+            symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+
+
+def test_orders_per_minute_forget_orders_older_than_a_minute(guarded):
+    ex = guarded(max_orders_per_minute=1)
+    clock = [1000.0]
+    ex.guard.clock = lambda: clock[0]
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    refused(ex, f"2 orders within a minute over max_orders_per_minute 1 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    clock[0] += 60.001
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+
+
+# ---------------------------------------------------------------------------- max_open_orders
+
+def test_open_orders_on_the_symbol_are_counted_before_the_order(guarded):
+    ex = guarded(max_open_orders=2)
+    first = placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    placed(ex, symbol="BTC_USDT", type="buy", price=40001, amount="0.001")
+    refused(ex, f"3 open orders on BTC_USDT over max_open_orders 2 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40002, amount="0.001")
+    placed(ex, symbol="ETH_USDT", type="buy", price=1000, amount="0.01")        # another symbol
+    assert ex.data("cancel", id=first, symbol="BTC_USDT") is True
+    placed(ex, symbol="BTC_USDT", type="sell", price=-1, amount="0.001")       # fills at once: never open
+    placed(ex, symbol="BTC_USDT", type="buy", price=40002, amount="0.001")
+    refused(ex, f"3 open orders on BTC_USDT over max_open_orders 2 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40003, amount="0.001")
+
+
+def test_open_orders_of_a_swap(guarded):
+    ex = guarded(max_open_orders=1)
+    serves_swaps(ex)
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=40000, amount=amount(ex, "BTC_USDT.swap", 1))
+    refused(ex, f"2 open orders on BTC_USDT.swap over max_open_orders 1 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT.swap", type="sell", price=60000, amount=amount(ex, "BTC_USDT.swap", 1))
+
+
+# ---------------------------------------------------------------------------- max_position
+
+def test_position_after_the_order_on_the_side_it_opens(guarded, fake):
+    ex = guarded(max_position=units_of(fake, "BTC_USDT.swap", 15))
+    serves_swaps(ex)
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=-1, amount=amount(ex, "BTC_USDT.swap", 10))
+    refused(ex, f"position on BTC_USDT.swap after the order {amount(ex, 'BTC_USDT.swap', 20)} over max_position "
+                f"{amount(ex, 'BTC_USDT.swap', 15)} ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT.swap", type="buy", price=-1, amount=amount(ex, "BTC_USDT.swap", 10))
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=-1, amount=amount(ex, "BTC_USDT.swap", 5))
+    placed(ex, symbol="BTC_USDT.swap", type="closebuy", price=-1, amount=amount(ex, "BTC_USDT.swap", 15))
+    placed(ex, symbol="BTC_USDT.swap", type="sell", price=-1, amount=amount(ex, "BTC_USDT.swap", 15))
+
+
+def test_a_resting_opening_order_counts_toward_the_position_only_once_filled(guarded, fake):
+    ex = guarded(max_position=units_of(fake, "BTC_USDT.swap", 10))
+    serves_swaps(ex)
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=40000, amount=amount(ex, "BTC_USDT.swap", 10))
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=-1, amount=amount(ex, "BTC_USDT.swap", 10))
+
+
+# ---------------------------------------------------------------------------- max_leverage
+
+def test_leverage_over_the_limit_is_refused(guarded):
+    ex = guarded(max_leverage=10)
+    serves_swaps(ex)
+    assert ex.error("margin_level", symbol="BTC_USDT.swap", level=20) ==         f"risk guard: leverage 20 over max_leverage 10 ({ex.exchange}, risk.json)"
+    assert ex.fake.engine.leverage_of(("BTC", "USDT", "swap")) == 10 and ex.fake.engine.leverage == {}
+    assert ex.data("margin_level", symbol="BTC_USDT.swap", level=5) is True
+    assert ex.fake.engine.leverage_of(("BTC", "USDT", "swap")) == 5
+
+
+# ---------------------------------------------------------------------------- one key's entry
+
+def test_a_keys_entry_overrides_its_exchanges_rules_and_keeps_the_others(guarded, fake):
+    ex = guarded(file={fake.NAME: {"max_order_value": 5000, "symbols": ["BTC_USDT"]},
+                       f"{fake.NAME}:{fake.ACCESS_KEY[-4:]}": {"max_order_value": 100},
+                       f"{fake.NAME}:zzzz": {"max_order_value": 1}})
+    refused(ex, f"order value 400 USDT over max_order_value 100 ({ex.exchange} key ...{fake.ACCESS_KEY[-4:]}, "
+                f"risk.json)", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    refused(ex, f"ETH_USDT is not in symbols [BTC_USDT] ({ex.exchange}, risk.json)",
+            symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.002")
+
+
+# ---------------------------------------------------------------------------- the kill switch
+
+def test_halt_refuses_every_new_order_cancels_pass_and_resume_trades_again(guarded, capsys):
+    ex = guarded()
+    halt_file = str(ex.path.with_name("fmz-plugin.halt"))
+    order_id = placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    assert run("halt", "--risk", ex.path, "robot", "gone", "wild") == 0
+    assert capsys.readouterr().out.startswith(f"trading halted: {halt_file} exists")
+    assert "robot gone wild" in open(halt_file).read()
+    refused(ex, f"trading halted by {halt_file} (remove it, or run `fmz_plugin.py resume`, to trade again)",
+            symbol="ETH_USDT", type="sell", price=-1, amount="0.01")
+    assert ex.data("cancel", id=order_id, symbol="BTC_USDT") is True
+    assert ex.data("accounts")
+    assert run("resume", "--halt-file", halt_file) == 0
+    assert capsys.readouterr().out == f"trading resumed: {halt_file} removed\n"
+    placed(ex, symbol="ETH_USDT", type="sell", price=-1, amount="0.01")
+    assert run("resume", "--halt-file", halt_file) == 0
+    assert "not halted" in capsys.readouterr().out
+
+
+def test_halt_without_rules_refuses_every_order_on_every_exchange(tmp_path):
+    halt_file = tmp_path / "stop"
+    guard = RiskGuard(NAMES, halt_file=str(halt_file))
+    halt_file.write_text("")
+    refusal = f"risk guard: trading halted by {halt_file} (remove it, or run `fmz_plugin.py resume`, to trade again)"
+    with FakeOKX() as okx, FAKES["Binance"]() as binance, \
+            serving({"okx": okx.url, "binance": binance.url}, risk=guard) as (url, server):
+        for fake in (okx, binance):
+            client = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+            assert client.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001") == refusal
+            assert client.data("ticker", symbol="BTC_USDT")
+            assert fake.engine.orders == {}
+    assert guard.report()["refusals"] == [{"exchange": "Binance", "rule": "halt", "count": 1, "last": refusal},
+                                          {"exchange": "OKX", "rule": "halt", "count": 1, "last": refusal}]
+
+
+# ---------------------------------------------------------------------------- the file changes
+
+def test_changed_rules_are_read_without_a_restart_and_a_bad_version_keeps_the_last_good(guarded, caplog):
+    ex = guarded(max_order_value=5000)
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.1")               # 4,000
+    write(ex.path, {ex.exchange: {"max_order_value": 1000}})
+    refused(ex, f"order value 4,000 USDT over max_order_value 1,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount="0.1")
+    write(ex.path, '{"%s": {"max_order_value": 1000,}' % ex.exchange)
+    refused(ex, f"order value 4,000 USDT over max_order_value 1,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount="0.1")                  # the last good rules
+    problem = ex.guard.report()["problem"]
+    assert problem.startswith("risk.json is invalid, the previous rules stay: risk.json is not valid JSON:"), problem
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["risk guard: " + problem]
+    status = json.loads(get(ex.url, "/status")[2])["risk"]
+    assert status["problem"] == problem and status["entries"] == [ex.exchange]
+    ex.path.unlink()
+    refused(ex, f"order value 4,000 USDT over max_order_value 1,000 ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT", type="buy", price=40000, amount="0.1")                  # a deleted file too
+    assert "risk.json cannot be read" in ex.guard.report()["problem"]
+    write(ex.path, {ex.exchange: {"max_order_value": 4000}})
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.1")
+    assert ex.guard.report()["problem"] == ""
+
+
+@pytest.mark.parametrize("text, why", [
+    ("{", "risk.json is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    ("[]", 'risk.json must hold a JSON object of exchange paths, e.g. {"OKX": {...}}'),
+    ('{"Kraken": {}}', "risk.json: 'Kraken' is no exchange this plugin serves"),
+    ('{"OKX": {"max_order_valu": 1}}', "risk.json: OKX.max_order_valu is no rule; rules are symbols, "),
+    ('{"OKX": {"max_order_value": -1}}', "risk.json: OKX.max_order_value must be a number >= 0, got -1"),
+    ('{"OKX": {"max_order_value": true}}', "risk.json: OKX.max_order_value must be a number >= 0, got true"),
+    ('{"OKX": {"max_order_value": NaN}}', "risk.json is not valid JSON: NaN is not a number"),
+    ('{"OKX": {"max_open_orders": 2.5}}', "risk.json: OKX.max_open_orders must be a whole number >= 0, got 2.5"),
+    ('{"OKX": {"max_leverage": 0}}', "risk.json: OKX.max_leverage must be a whole number >= 1, got 0"),
+    ('{"OKX": {"symbols": "BTC_USDT"}}', "risk.json: OKX.symbols must be a list of symbols"),
+    ('{"OKX": {"symbols": ["BTC-USDT"]}}', "risk.json: OKX.symbols: invalid symbol 'BTC-USDT'"),
+    ('{"OKX": {}, "OKX": {}}', "risk.json is not valid JSON: 'OKX' is given twice"),
+    ('{"OKX": {}, "okx": {}}', "risk.json: okx names an entry already given"),
+    ('{"OKX:abc": {}}', "risk.json: 'OKX:abc': after the colon come the last 4 characters of an access key"),
+    ('{"OKX": 5}', "risk.json: OKX must be an object of rules"),
+])
+def test_rules_that_are_not_valid_say_why(text, why):
+    with pytest.raises(fmz_plugin.PluginError) as refusal:
+        parse_rules(text, "risk.json", NAMES)
+    assert str(refusal.value).startswith(why), str(refusal.value)
+
+
+def test_the_plugin_refuses_to_start_with_rules_that_are_not_valid_in_one_line(tmp_path, capsys):
+    path = tmp_path / "risk.json"
+    path.write_text('{"OKX": {"max_order_value": "lots"}}')
+    assert run("--port", "0", "--risk", path) == 2
+    err = capsys.readouterr().err
+    assert err == ("fmz-plugin: not started, the risk rules are not valid: risk.json: OKX.max_order_value must "
+                   "be a number >= 0, got \"lots\"\n"), err
+    assert run("--port", "0", "--risk", tmp_path / "missing.json") == 2
+    assert capsys.readouterr().err == ("fmz-plugin: not started, the risk rules are not valid: missing.json cannot "
+                                       "be read: No such file or directory\n")
