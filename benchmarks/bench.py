@@ -6,6 +6,7 @@
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
     python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
+    python3 benchmarks/bench.py --guard      # only the risk guard's cost per order (a second)
 
 Everything runs on this machine: the chosen exchanges' fakes (tests/fakes/), each in a process of
 its own, each server under test in a process of its own, and the clients (threads, one keep-alive
@@ -28,6 +29,11 @@ errors, and the most ticker calls the fake saw arrive in any window of the excha
 and one grid robot placing 105 limit orders in a loop (time, orders placed, refused, and the
 most orders the fake saw arrive in any window of the order limit).
 
+Last, the risk guard's own cost per order when no rule needs an exchange call (a limit order
+checked against symbols, max_order_amount, max_order_value and max_orders_per_minute, the rules
+file's and the halt file's stat included), measured in this process: the guard's admission and
+its bookkeeping after the answer, without the HTTP round trips (README "Risk guard").
+
 Columns: requests/s, p50 and p99 latency seen by the client, upstream (exchange) connections
 opened per 100 requests; per server: cold start (process start to first answer) and peak RSS.
 This is a benchmark, not a test: numbers depend on the machine, nothing is asserted.
@@ -44,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +62,8 @@ ROUNDS = 3                               # rounds per row, interleaved across se
 
 sys.path.insert(0, str(ROOT))
 from exchanges import EXCHANGES as MODULES    # noqa: E402  (the documented limits, for the report)
-from exchanges._kit import limits_of         # noqa: E402
+from exchanges._kit import Api, limits_of, parse_symbol   # noqa: E402
+from exchanges._risk import RiskGuard        # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402
 from tests.fakes.bitvavo import FakeBitvavo   # noqa: E402
@@ -603,6 +611,47 @@ def report_limits(rows):
     print(table(["exchange", "target", "measured", ""], lines))
 
 
+# ---------------------------------------------------------------------------- the risk guard's cost
+
+GUARD_ORDERS = 20000                     # orders admitted per measurement
+GUARD_TARGET_MS = 0.1                    # what the guard may cost an order that needs no exchange call
+
+
+def guard_cost():
+    """[(what, microseconds per order)]: the guard admitting a limit order and noting its answer,
+    best of ROUNDS runs of GUARD_ORDERS, with rules that need no exchange call and with none."""
+    names = {key: module.NAME for key, module in MODULES.items()}
+    order = {"symbol": parse_symbol("BTC_USDT"), "order_type": "buy", "price": Decimal("40000"),
+             "amount": Decimal("0.01")}
+    api = Api(MODULES["okx"], "bench-key-9f3a", "secret,pass")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "risk.json")
+        with open(path, "w") as file:
+            json.dump({"OKX": {"symbols": ["BTC_USDT", "ETH_USDT"], "max_order_amount": 10, "max_order_value": 50000,
+                               "max_orders_per_minute": 10 ** 9}}, file)
+        guards = [("symbols, max_order_amount, max_order_value, max_orders_per_minute (risk.json)",
+                   RiskGuard(names, path=path)),
+                  ("no rules: the kill switch alone", RiskGuard(names, halt_file=os.path.join(folder, "halt")))]
+        rows = []
+        for what, guard in guards:
+            best = float("inf")
+            for _ in range(ROUNDS):
+                started = time.perf_counter()
+                for _ in range(GUARD_ORDERS):
+                    with guard.admit(api, "trade", order):
+                        pass
+                best = min(best, (time.perf_counter() - started) / GUARD_ORDERS)
+            rows.append((what, best * 1e6))
+    return rows
+
+
+def report_guard(rows):
+    print(f"\nRisk guard, per order that needs no exchange call (best of {ROUNDS} x {GUARD_ORDERS}; "
+          f"target under {GUARD_TARGET_MS:g} ms):\n")
+    print(table(["rules", "us per order", ""],
+                [[what, f"{us:.1f}", "yes" if us < GUARD_TARGET_MS * 1000 else "NO"] for what, us in rows]))
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description="Benchmark the plugin against a bare server and the guide's example.")
     parser.add_argument("--seconds", type=float, default=3.0,
@@ -616,6 +665,7 @@ def main(argv):
     parser.add_argument("--quick", action="store_true", help="one round of 1 s per row: a rough look in seconds")
     parser.add_argument("--limits", action="store_true",
                         help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
+    parser.add_argument("--guard", action="store_true", help="only the risk guard's cost per order")
     parser.add_argument("--serve-fake", choices=list(EXCHANGES), help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)          # the bare server's
@@ -624,6 +674,8 @@ def main(argv):
         return serve_fake(args.serve_fake)
     if args.serve_bare:
         return serve_bare(args.port)
+    if args.guard:
+        return report_guard(guard_cost())
     exchanges = list(EXCHANGES) if args.exchange == "all" else [args.exchange]
     if "okx" in exchanges and not GUIDE.exists():
         raise SystemExit(f"the guide is not at {GUIDE}: the reference program is extracted from it")
@@ -633,6 +685,8 @@ def main(argv):
     if not args.limits:
         report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
     report_limits(throttled)
+    if not args.limits:
+        report_guard(guard_cost())
 
 
 if __name__ == "__main__":

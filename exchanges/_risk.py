@@ -274,7 +274,7 @@ class RiskGuard:
         rules = self._rules_for(api)
         if not rules:
             return _UNGUARDED
-        order = _Order(api, kwargs)
+        order = _Order(kwargs)
         if not order.closes:
             self._check_symbol(api, rules, order)
         self._check_amount(api, rules, order)
@@ -408,7 +408,8 @@ class RiskGuard:
         """The Tickets of this exchange, key and symbol that an exchange read begun a moment ago
         may not show yet: those in flight and those answered in the last minute."""
         if len(self.flights) > FLIGHT_KEYS_KEPT:
-            self.flights = {k: kept for k, tickets in self.flights.items() if (kept := _fresh(tickets, now))}
+            fresh = {k: _fresh(tickets, now) for k, tickets in self.flights.items()}
+            self.flights = {k: tickets for k, tickets in fresh.items() if tickets}
         flights = self.flights[key] = _fresh(self.flights.get(key, ()), now)
         return flights
 
@@ -470,7 +471,7 @@ class _Order:
 
     __slots__ = ("symbol", "order_type", "side", "price", "amount", "closes", "quote_amount")
 
-    def __init__(self, api, kwargs):
+    def __init__(self, kwargs):
         self.symbol, self.order_type = kwargs["symbol"], kwargs["order_type"]
         self.price, self.amount = kwargs["price"], kwargs["amount"]
         self.closes = self.order_type in CLOSE_TYPES

@@ -21,7 +21,7 @@ from tests.conftest import FAKES, PluginClient, serving
 from tests.fakes.okx import FakeOKX
 from tests.test_call_check import keys_of, rows, run
 from tests.test_contract_swap import units
-from tests.test_status import get
+from tests.test_status import FakeFMZ, get, tables_of
 
 NAMES = {key: module.NAME for key, module in EXCHANGES.items()}
 
@@ -250,6 +250,19 @@ def test_position_after_the_order_on_the_side_it_opens(guarded, fake):
     placed(ex, symbol="BTC_USDT.swap", type="sell", price=-1, amount=amount(ex, "BTC_USDT.swap", 15))
 
 
+def test_in_hedge_mode_each_side_is_its_own_position(guarded, fake):
+    ex = guarded(max_position=units_of(fake, "BTC_USDT.swap", 15))
+    serves_swaps(ex)
+    fake.engine.set_hedge_mode(True)
+    fake.engine.place(("BTC", "USDT", "swap"), "buy", "market", Decimal(10), position_side="long")
+    fake.engine.place(("BTC", "USDT", "swap"), "sell", "market", Decimal(10), position_side="short")
+    refused(ex, f"position on BTC_USDT.swap after the order {amount(ex, 'BTC_USDT.swap', 20)} over max_position "
+                f"{amount(ex, 'BTC_USDT.swap', 15)} ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT.swap", type="sell", price=-1, amount=amount(ex, "BTC_USDT.swap", 10))
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=-1, amount=amount(ex, "BTC_USDT.swap", 5))
+    placed(ex, symbol="BTC_USDT.swap", type="closesell", price=-1, amount=amount(ex, "BTC_USDT.swap", 10))
+
+
 def test_a_resting_opening_order_counts_toward_the_position_only_once_filled(guarded, fake):
     ex = guarded(max_position=units_of(fake, "BTC_USDT.swap", 10))
     serves_swaps(ex)
@@ -375,3 +388,120 @@ def test_the_plugin_refuses_to_start_with_rules_that_are_not_valid_in_one_line(t
     assert run("--port", "0", "--risk", tmp_path / "missing.json") == 2
     assert capsys.readouterr().err == ("fmz-plugin: not started, the risk rules are not valid: missing.json cannot "
                                        "be read: No such file or directory\n")
+
+
+# ---------------------------------------------------------------------------- status, banner, FMZ
+
+def test_status_shows_halted_and_every_refusal_per_rule(guarded):
+    ex = guarded(max_order_value=1000)
+    for _ in range(2):
+        ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.1")
+    halt_file = ex.guard.halt_file
+    open(halt_file, "w").close()
+    ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    risk = json.loads(get(ex.url, "/status")[2])["risk"]
+    assert risk == {"halted": True, "halt_file": halt_file, "rules": "risk.json", "rules_file": str(ex.path),
+                    "entries": [ex.exchange], "problem": "", "refusals": [
+                        {"exchange": ex.exchange, "rule": "halt", "count": 1, "last": risk["refusals"][0]["last"]},
+                        {"exchange": ex.exchange, "rule": "max_order_value", "count": 2,
+                         "last": f"risk guard: order value 4,000 USDT over max_order_value 1,000 ({ex.exchange}, "
+                                 "risk.json)"}]}
+    page = get(ex.url, "/", accept="text/html")[2]
+    section = page[page.index("<!-- risk guard -->"):page.index("<!-- /risk guard -->")]
+    assert "HALTED" in section and "color:#c00" in section and "<td>max_order_value</td><td>2</td>" in section
+    os.remove(halt_file)
+    page = get(ex.url, "/", accept="text/html")[2]
+    assert "HALTED" not in page and "Trading (kill switch" in page
+
+
+def test_fmz_status_table_has_the_guards_refusals():
+    guard = RiskGuard(NAMES, text='{"OKX": {"max_leverage": 3}}', halt_file="/nonexistent/halt")
+    report = {"version": "x", "uptime_seconds": 1, "methods": [], "exchanges": [], "risk": guard.report()}
+    report["risk"]["refusals"] = [{"exchange": "OKX", "rule": "max_leverage", "count": 1, "last": "risk guard: ..."}]
+    report["risk"]["halted"] = True
+    text, tables = tables_of(fmz_plugin.status_table(report))
+    assert text.endswith(", HALTED by /nonexistent/halt: every new order is refused")
+    assert tables["Risk guard"]["rows"] == [["OKX", "max_leverage", 1, "risk guard: ..."]]
+
+
+def test_the_banner_names_the_rules_and_the_kill_switch(tmp_path):
+    path = tmp_path / "risk.json"
+    path.write_text('{"OKX": {"max_order_value": 1}, "Bybit:ab12": {}}')
+    args = fmz_plugin.parse_args(["--risk", str(path)])
+    settings = fmz_plugin.settings_of(args)
+    with serving({}) as (url, server):
+        banner = fmz_plugin.banner(server, settings)
+    assert f"Risk guard: rules of risk.json for Bybit key ...ab12, OKX; kill switch {tmp_path}/fmz-plugin.halt " \
+           "(absent, trading)" in banner
+
+
+def test_the_risk_strategy_parameter_holds_the_rules(okx_fake):
+    rules = json.dumps({"OKX": {"max_order_value": 100}})
+    argv = fmz_plugin.strategy_argv({"Risk": rules, "HaltFile": "/tmp/no-such-halt-file"})
+    assert argv[-4:] == ["--risk-json", rules, "--halt-file", "/tmp/no-such-halt-file"]
+    args = fmz_plugin.parse_args(argv + ["--base-url", f"okx={okx_fake.url}"])
+    settings = fmz_plugin.settings_of(args)
+    answer = fmz_plugin.dispatch("OKX", {"access_key": okx_fake.ACCESS_KEY, "secret_key": okx_fake.SECRET_KEY,
+                                         "method": "trade", "params": {"symbol": "BTC_USDT", "type": "buy",
+                                                                       "price": "40000", "amount": "0.01"}},
+                                 settings=settings)
+    assert answer == {"error": "risk guard: order value 400 USDT over max_order_value 100 (OKX, Risk parameter)"}
+    with pytest.raises(fmz_plugin.PluginError, match="Risk parameter: OKX.max_order_value must be"):
+        fmz_plugin.settings_of(fmz_plugin.parse_args(["--risk-json", '{"OKX": {"max_order_value": "x"}}']))
+
+
+def test_a_bad_risk_parameter_is_said_in_fmz_log(monkeypatch):
+    fmz = FakeFMZ(monkeypatch, Port=0, Risk='{"OKX": {"max_order_value": -5}}')
+    with pytest.raises(SystemExit):
+        fmz_plugin.main()
+    assert fmz.logs.get_nowait() == ("fmz-plugin: not started, the Risk parameter is not valid: Risk parameter: "
+                                     "OKX.max_order_value must be a number >= 0, got -5")
+
+
+def test_the_bundle_carries_the_guard(bundle_forker, tmp_path):
+    path = tmp_path / "risk.json"
+    path.write_text('{"OKX": {"max_order_value": 100}}')
+    with FakeOKX() as okx, bundle_forker.plugin({"okx": okx.url}, extra=["--risk", str(path)]) as url:
+        client = PluginClient(url, "OKX", okx.ACCESS_KEY, okx.SECRET_KEY)
+        assert client.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01") == \
+            "risk guard: order value 400 USDT over max_order_value 100 (OKX, risk.json)"
+        (tmp_path / "fmz-plugin.halt").write_text("")
+        assert client.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001").startswith(
+            f"risk guard: trading halted by {tmp_path}/fmz-plugin.halt")
+        assert okx.engine.orders == {}
+
+
+# ---------------------------------------------------------------------------- check --trade, robots racing
+
+PERMISSIVE = {"max_order_value": 1000000, "max_order_amount": 1000000, "max_orders_per_minute": 100,
+              "max_open_orders": 50, "max_position": 1000000, "max_leverage": 100,
+              "symbols": ["BTC_USDT", "ETH_USDT", "USDT.swap"]}
+
+
+@pytest.mark.parametrize("symbol", ["BTC_USDT", "BTC_USDT.swap"])
+def test_check_trade_passes_with_a_permissive_risk_file(guarded, symbol, capsys):
+    ex = guarded(**PERMISSIVE)
+    if symbol.endswith(".swap"):
+        serves_swaps(ex)
+    assert run("check", f"{ex.url}/{ex.exchange}", "--symbol", symbol, "--trade", "--yes", *keys_of(ex.fake)) == 0
+    found = rows(capsys.readouterr().out)
+    assert found["trade"][0] == found["trade: gone"][0] == "pass", found
+    assert ex.guard.report()["refusals"] == []
+
+
+@pytest.mark.parametrize("rule, limit", [("max_open_orders", 3), ("max_orders_per_minute", 3)])
+def test_robots_racing_cannot_pass_a_limit_together(okx_fake, tmp_path, rule, limit):
+    guard = RiskGuard(NAMES, text=json.dumps({"OKX": {rule: limit}}), halt_file=str(tmp_path / "halt"))
+    answers = []
+    with serving({"okx": okx_fake.url}, risk=guard) as (url, server):
+        def robot(n):
+            client = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
+            answers.append(client.call("trade", symbol="BTC_USDT", type="buy", price=40000 + n, amount="0.001"))
+        robots = [threading.Thread(target=robot, args=(n,)) for n in range(10)]
+        for thread in robots:
+            thread.start()
+        for thread in robots:
+            thread.join()
+    assert sum("data" in answer for answer in answers) == limit == len(okx_fake.engine.orders)
+    assert {answer["error"].split(" over ")[1] for answer in answers if "error" in answer} == \
+        {f"{rule} {limit} (OKX, Risk parameter)"}

@@ -10,9 +10,12 @@ ms, default 10000 (303), the request within that window of the timestamp (304), 
 Bitvavo-Access-Signature = hex HMAC-SHA256(secret, timestamp + METHOD + /v2/path?query + body)
 (308 not 64 hex characters, 309 wrong). The window is checked against when the request arrived; an
 order or cancel the engine takes after timestamp + window is refused with 304 too (the strict
-reading of "the request must be received within the window"). Orders need an integer operatorId (as CCXT requires it for
-create and cancel) and a UUID clientOrderId unique among the market's OPEN orders (220); a market
-has at most 100 open orders (235).
+reading of "the request must be received within the window"). Orders need an integer operatorId
+(as CCXT requires it for create and cancel) and a UUID clientOrderId unique among the market's
+OPEN orders (220); a market has at most 100 open orders (235); an order parameter Bitvavo does not
+take is refused (204). Every answer carries bitvavo-ratelimit-limit / -remaining / -resetat: the
+caller's weight budget (per API key, or per IP for public calls) over the current minute, with
+each endpoint's documented weight.
 
 State lives in the shared engine (tests/fakes/engine.py); this file speaks Bitvavo's dialect:
 BTC-USDT market names, UUID order ids, amountQuote for a market buy by quote, newest-first lists.
