@@ -163,6 +163,13 @@ def number_or_zero(value):
         return Decimal(0)
 
 
+def whole_or_zero(value):
+    """An exchange's whole-number field (a time in ms, a count of decimals) as int, cut toward
+    zero; empty, absent or garbled fields (NaN and infinity included) are 0, never an error."""
+    number = number_or_zero(value)
+    return int(number) if number.is_finite() else 0
+
+
 def plain(number):
     """Exact decimal text for an exchange: `0.00001`, never `1e-05`, no trailing zeros."""
     text = format(number, "f")
