@@ -20,13 +20,15 @@ Reading guide, one request top to bottom:
     Handler.do_POST          reads the body, decodes the JSON envelope            (HTTP server)
     -> dispatch              names the exchange and method, the one place errors become {"error"}
     -> PROTOCOL parser       the method's params as typed arguments              (Protocol)
+    -> risk guard            trade and margin_level only: limits, kill switch    (exchanges/_risk.py)
     -> exchange METHODS handler  exchanges/<name>.py, e.g. exchanges/okx.py ticker()
     -> Api                   signs, throttles, sends and checks the call         (exchanges/_kit.py)
 
 Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
 method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
 banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
-program as one file); the sub-command table and run() last.
+program as one file), halt and resume (the risk guard's kill switch); the sub-command table and
+run() last.
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
@@ -45,6 +47,7 @@ import io
 import ipaddress
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -609,7 +612,8 @@ def _unpack(exchange, exchange_name, envelope):
     """The envelope's params, once the exchange is served and the envelope well formed."""
     if exchange is None:
         served = ", ".join("/" + module.NAME for module in EXCHANGES.values())
-        raise PluginError(f"unknown exchange path /{exchange_name[:40]}: this plugin serves {served}")
+        raise PluginError(f"unknown exchange path /{exchange_name[:40]}: this plugin serves {served} "
+                          "(the last segment of the service address names the exchange)")
     if not isinstance(envelope, dict):
         raise PluginError("the request body must be a JSON object {access_key, secret_key, method, params}")
     for field in ("access_key", "secret_key", "method"):
@@ -750,7 +754,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         started = time.monotonic()
-        exchange_name = self.path.split("?")[0].strip("/")
+        exchange_name = exchange_of_path(self.path)
         try:
             envelope = json.loads(self._read_body())
         except PluginError as error:
@@ -769,7 +773,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         """GET / or /status: the status page for humans; any other GET is a protocol mistake."""
         if self.path.split("?")[0].rstrip("/") not in ("", "/status"):
-            return self._answer({"error": "the General Protocol uses POST /<Exchange> with a JSON body"})
+            return self._answer({"error": "the General Protocol uses POST /<Exchange> with a JSON body; "
+                                          "the status page is GET /"})
         report = status_report(self.server)
         if prefers_html(self.headers.get("Accept", "")):
             return self._send(status_html(report).encode(), "text/html; charset=utf-8")
@@ -831,6 +836,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         if log.isEnabledFor(logging.DEBUG):         # called for every response: format only if shown
             log.debug("%s %s", self.address_string(), format % args)
+
+
+def exchange_of_path(path):
+    """The exchange a request's path names: its last segment, as README says (`/OKX`,
+    `/api/OKX/`, `/okx?x=1` all name OKX), so a docker or proxy that adds a prefix still works."""
+    return path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 class RequestReader(io.RawIOBase):
@@ -1298,18 +1309,52 @@ def status_table(report):
 
 
 # -- Serve: flags and banner -----------------------------------------------------------------------
+# A mistake in the flags (or strategy parameters) or in the machine (a port taken, an address it
+# does not have) stops the plugin before it serves, with one line naming the flag and the fix:
+# exit status 2 in a terminal, a line in the robot's log in FMZ. No traceback for a user mistake.
+
+class StartupError(Exception):
+    """Why the plugin cannot start, as the one line the user reads (the flag and the fix)."""
+
+
+class FlagParser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line (no usage block): `fmz_plugin.py: argument --port:
+    wants a port from 1 to 65535 ..., got '99999' (--help lists every flag)`, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (--help lists every flag)\n")
+
+
+def port_number(text):
+    """A --port value: 1 to 65535, or 0 for any free port."""
+    port = int(text) if re.fullmatch(r"\s*\d{1,6}\s*", text) else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"wants a port from 1 to 65535 (or 0: any free port), got {text!r}")
+    return port
+
+
+def seconds_above_zero(text):
+    """A --timeout value: seconds, more than 0 and at most an hour."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"wants seconds above 0 and up to 3600, such as 10; got {text!r}")
+    return seconds
+
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
         + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
         epilog="other commands: call (send one docker request from a terminal), check (grade a "
         "plugin), bundle (write this plugin as one file), halt and resume (the risk guard's kill "
         "switch); e.g. python fmz_plugin.py call --help")
-    parser.add_argument("--port", type=int, default=6666, help="port to listen on (default 6666)")
+    parser.add_argument("--port", type=port_number, default=6666, help="port to listen on (default 6666; 0: any free port)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    parser.add_argument("--timeout", type=seconds_above_zero, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"seconds to wait for an exchange (connect and each read; default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--base-url", action="append", default=[], metavar="NAME=URL",
                         help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
@@ -1353,17 +1398,24 @@ def parse_args(argv):
 
 
 def parse_base_urls(parser, items):
-    """--base-url NAME=URL items -> {name: url}, or a usage error naming the bad one."""
+    """--base-url NAME=URL items -> {name: url}, or a usage error naming the bad one and the forms."""
     base_urls = {}
     for item in items:
         name, sep, url = item.partition("=")
-        if not sep or not re.match(r"^https?://[^/]", url):
-            parser.error(f"--base-url wants NAME=URL such as OKX=https://www.okx.com, got {item!r}")
+        if not sep or not name:
+            parser.error(f"--base-url wants NAME=URL such as okx=https://www.okx.com, got {item!r}")
+        if not re.match(r"^https?://[^/]", url):
+            parser.error(f"--base-url {item}: the URL needs http:// or https://, e.g. {name}=https://{url or 'HOST'}")
         key, _, host = name.lower().partition(".")
         if key not in EXCHANGES or (host and host not in EXCHANGES[key].HOSTS):
-            parser.error(f"--base-url: unknown exchange or host {name!r}")
+            parser.error(f"--base-url: unknown exchange or host {name!r}; NAME is one of {', '.join(base_url_names())}")
         base_urls[name.lower()] = url
     return base_urls
+
+
+def base_url_names():
+    """What --base-url NAME may be: each exchange, and each of its other hosts (binance.futures)."""
+    return [f"{key}{'.' + host if host else ''}" for key, module in EXCHANGES.items() for host in ["", *module.HOSTS]]
 
 
 def add_risk_args(parser):
@@ -1425,7 +1477,11 @@ def serve(argv):
     except PluginError as error:
         print(f"fmz-plugin: not started, the risk rules are not valid: {error}", file=sys.stderr)
         return 2
-    server = Server((args.address, args.port), settings)
+    try:
+        server = listening(args.address, args.port, settings)
+    except StartupError as error:
+        print(f"fmz_plugin.py: {error}", file=sys.stderr)
+        return 2
     print(banner(server, settings), flush=True)
     try:
         server.serve_forever()
@@ -1433,6 +1489,60 @@ def serve(argv):
         pass
     finally:
         server.server_close()
+
+
+def listening(address, port, settings):
+    """A Server bound to (address, port), or StartupError saying why it cannot be."""
+    try:
+        return Server((address, port), settings)
+    except (OSError, OverflowError) as error:
+        raise StartupError(bind_problem(error, address, port)) from None
+
+
+def bind_problem(error, address, port, flag="--port"):
+    """What a failed bind means for the user, and what to do about it, in one line."""
+    code = getattr(error, "errno", None)
+    if code == errno.EADDRINUSE:
+        return (f"port {port} is already in use on {address} (is another fmz-plugin running?): stop that "
+                f"program, or choose a free port, e.g. {flag} {free_port_near(address, port)}")
+    if code == errno.EACCES:
+        return (f"port {port} needs administrator rights here (ports below 1024 usually do): "
+                f"choose {flag} 6666 or another port above 1023")
+    if code == errno.EAFNOSUPPORT:
+        return f"--address {address}: this machine has no IPv6; use --address 127.0.0.1 (or 0.0.0.0: every IPv4 address)"
+    if code == errno.EADDRNOTAVAIL:
+        return (f"--address {address} is not an address of this machine: use 127.0.0.1 (this machine only), "
+                "0.0.0.0 (every address) or one of this machine's own addresses")
+    if isinstance(error, socket.gaierror):
+        return (f"--address {address} is neither an IP address nor a name this machine can resolve: use "
+                "127.0.0.1, 0.0.0.0 or one of this machine's own addresses")
+    return f"cannot listen on {address} port {port}: {getattr(error, 'strerror', None) or error}"
+
+
+def free_port_near(address, port):
+    """A port above `port` that is free on `address` and that browsers open (else 0: any free port)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    for candidate in range(port + 1, min(port + 50, 65536)):
+        if candidate in BROWSER_REFUSED_PORTS:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, candidate))
+                return candidate
+            except OSError:
+                continue
+    return 0
+
+
+# Ports browsers refuse to open (net::ERR_UNSAFE_PORT): the Fetch Standard's "bad port" list,
+# which Chrome and Firefox follow (https://fetch.spec.whatwg.org/#bad-port). 6666, the guide's
+# port and our default, is one of them: the status page is then also served on a port they open.
+BROWSER_REFUSED_PORTS = frozenset((
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103,
+    104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513,
+    514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720,
+    1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080))
 
 
 # -- FMZ strategy mode -----------------------------------------------------------------------------
@@ -1506,8 +1616,15 @@ def strategy_args(params, say):
         with contextlib.redirect_stderr(errors):
             return parse_args(strategy_argv(params))
     except SystemExit:
-        say("fmz-plugin: a strategy parameter is wrong: " + errors.getvalue().strip().splitlines()[-1])
+        line = errors.getvalue().strip().splitlines()[-1].replace(" (--help lists every flag)", "")
+        say("fmz-plugin cannot start: strategy parameter " + in_fmz_words(line.replace("fmz_plugin.py: ", "", 1)))
         raise
+
+
+def in_fmz_words(text):
+    """A message about flags, told with the strategy parameters' names: `--port` is `Port`."""
+    names = {**{flag: name for name, flag in STRATEGY_PARAMETERS.items()}, "--base-url": "BaseUrls"}
+    return re.sub(r"(argument )?(--[a-z-]+)", lambda hit: names.get(hit.group(2), hit.group(0)), text)
 
 
 def main(stop=None):
@@ -1515,7 +1632,8 @@ def main(stop=None):
 
     Runs until FMZ stops the strategy (FMZ's Sleep then raises) or, when called from Python,
     until the threading.Event `stop` is set; either way the server is shut down and its port
-    freed before main() returns or the exception goes on.
+    freed before main() returns or the exception goes on. A wrong parameter or a port that is
+    taken is one line in the robot's log, then SystemExit(2) stops the robot.
     """
     fmz = globals()
     say = fmz.get("Log") or print
@@ -1527,7 +1645,11 @@ def main(stop=None):
     except PluginError as error:
         say(f"fmz-plugin: not started, the Risk parameter is not valid: {error}")
         raise SystemExit(2) from None
-    server = Server((args.address, args.port), settings)
+    try:
+        server = listening(args.address, args.port, settings)
+    except StartupError as error:
+        say(f"fmz-plugin cannot start: {in_fmz_words(str(error))}")
+        raise SystemExit(2) from None
     threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
     say(banner(server, settings))
     try:
@@ -1548,7 +1670,6 @@ def main(stop=None):
 # The tools' own imports: the server above needs none of them.
 import ast
 import http.client
-import math
 import os
 import urllib.parse
 from decimal import InvalidOperation, ROUND_UP
@@ -1707,7 +1828,7 @@ def _utc_note(key, value):
 
 
 def parse_call_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="fmz_plugin.py call", description="Send one request exactly as an FMZ docker does and print "
         "the answer. Exit status: 0 data, 1 error, 2 usage or connection problem.")
     parser.add_argument("exchange", help="exchange path, e.g. OKX")
@@ -1723,7 +1844,7 @@ def parse_call_args(argv):
                         "(GET, POST, ...)")
     parser.add_argument("--base-url", action="append", default=[], metavar="NAME=URL",
                         help="in-process: send exchange NAME's calls to URL, as for the server")
-    parser.add_argument("--timeout", type=float, help="seconds to wait for the exchange (in-process, default "
+    parser.add_argument("--timeout", type=seconds_above_zero, help="seconds to wait for the exchange (in-process, default "
                         f"{DEFAULT_TIMEOUT:g}) or for the plugin (--url, default {PLUGIN_TIMEOUT:g})")
     args = parser.parse_intermixed_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
@@ -2347,7 +2468,7 @@ def _summary(data):
 
 
 def parse_check_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="fmz_plugin.py check", description="Grade a General Protocol plugin (any language) against "
         "the protocol: one row per check. Exit status 0 only when every check passes.")
     parser.add_argument("url", help="the service address as pasted into FMZ, e.g. http://127.0.0.1:6666/OKX")
@@ -2359,7 +2480,7 @@ def parse_check_args(argv):
                         help="access key for private checks (default: environment FMZ_ACCESS_KEY)")
     parser.add_argument("--secret-key", default=os.environ.get("FMZ_SECRET_KEY", ""),
                         help="secret key for private checks (default: environment FMZ_SECRET_KEY)")
-    parser.add_argument("--timeout", type=float, default=PLUGIN_TIMEOUT,
+    parser.add_argument("--timeout", type=seconds_above_zero, default=PLUGIN_TIMEOUT,
                         help=f"seconds to wait for each answer (default {PLUGIN_TIMEOUT:g})")
     args = parser.parse_args(argv)
     parts = urllib.parse.urlsplit(args.url)
@@ -2462,8 +2583,8 @@ def _bundle_module(name, path, text):
 
 def bundle(argv):
     """The `bundle` sub-command: write the one-file plugin."""
-    parser = argparse.ArgumentParser(prog="fmz_plugin.py bundle",
-                                     description="Write fmz-plugin as one self-contained Python file.")
+    parser = FlagParser(prog="fmz_plugin.py bundle",
+                        description="Write fmz-plugin as one self-contained Python file.")
     parser.add_argument("-o", "--output", default=os.path.join("dist", "fmz_plugin.py"),
                         help="file to write (default dist/fmz_plugin.py)")
     parser.add_argument("--exchanges", default="", metavar="NAME,NAME",

@@ -913,16 +913,19 @@ class Api:
                                   f" ({type(error).__name__})", ambiguous=True) from error
             except (TimeoutError, OSError, http.client.HTTPException) as error:
                 conn.close()
-                raise PluginError(self._network_message(request, error, base_url), ambiguous=True) from error
+                raise PluginError(self._network_message(request, error, base_url, idempotent),
+                                  ambiguous=True) from error
             if response.will_close:
                 conn.close()
             else:
                 self.pool.give_back(url.scheme, url.hostname, port, conn)
             return response.status, body, response.headers
 
-    def _network_message(self, request, error, base_url):
+    def _network_message(self, request, error, base_url, idempotent=False):
+        """A read is asked twice (see call): its timeout says how long that took in all."""
         if isinstance(error, TimeoutError) or "timed out" in str(error):
-            return f"{self.name}: no answer within {self.timeout:g}s for {request.method} {request.path}"
+            waited = f" (asked twice, up to {2 * self.timeout + RETRY_BACKOFF:g}s in all)" if idempotent else ""
+            return f"{self.name}: no answer within {self.timeout:g}s for {request.method} {request.path}{waited}"
         if isinstance(error, ssl.SSLError):
             return f"{self.name}: TLS error for {request.method} {request.path}: {error.reason or error}"
         return f"{self.name}: cannot reach {base_url} ({type(error).__name__}: {error})"

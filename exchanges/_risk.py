@@ -274,7 +274,7 @@ class RiskGuard:
         rules = self._rules_for(api)
         if not rules:
             return _UNGUARDED
-        order = _Order(api, kwargs)
+        order = _Order(kwargs)
         if not order.closes:
             self._check_symbol(api, rules, order)
         self._check_amount(api, rules, order)
@@ -471,7 +471,7 @@ class _Order:
 
     __slots__ = ("symbol", "order_type", "side", "price", "amount", "closes", "quote_amount")
 
-    def __init__(self, api, kwargs):
+    def __init__(self, kwargs):
         self.symbol, self.order_type = kwargs["symbol"], kwargs["order_type"]
         self.price, self.amount = kwargs["price"], kwargs["amount"]
         self.closes = self.order_type in CLOSE_TYPES

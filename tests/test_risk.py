@@ -250,6 +250,19 @@ def test_position_after_the_order_on_the_side_it_opens(guarded, fake):
     placed(ex, symbol="BTC_USDT.swap", type="sell", price=-1, amount=amount(ex, "BTC_USDT.swap", 15))
 
 
+def test_in_hedge_mode_each_side_is_its_own_position(guarded, fake):
+    ex = guarded(max_position=units_of(fake, "BTC_USDT.swap", 15))
+    serves_swaps(ex)
+    fake.engine.set_hedge_mode(True)
+    fake.engine.place(("BTC", "USDT", "swap"), "buy", "market", Decimal(10), position_side="long")
+    fake.engine.place(("BTC", "USDT", "swap"), "sell", "market", Decimal(10), position_side="short")
+    refused(ex, f"position on BTC_USDT.swap after the order {amount(ex, 'BTC_USDT.swap', 20)} over max_position "
+                f"{amount(ex, 'BTC_USDT.swap', 15)} ({ex.exchange}, risk.json)",
+            symbol="BTC_USDT.swap", type="sell", price=-1, amount=amount(ex, "BTC_USDT.swap", 10))
+    placed(ex, symbol="BTC_USDT.swap", type="buy", price=-1, amount=amount(ex, "BTC_USDT.swap", 5))
+    placed(ex, symbol="BTC_USDT.swap", type="closesell", price=-1, amount=amount(ex, "BTC_USDT.swap", 10))
+
+
 def test_a_resting_opening_order_counts_toward_the_position_only_once_filled(guarded, fake):
     ex = guarded(max_position=units_of(fake, "BTC_USDT.swap", 10))
     serves_swaps(ex)

@@ -201,7 +201,8 @@ def test_a_wrong_strategy_parameter_is_said_in_fmz_log(monkeypatch):
     fmz = FakeFMZ(monkeypatch, Port="six")
     with pytest.raises(SystemExit):
         fmz_plugin.main()
-    assert "argument --port: invalid int value: 'six'" in fmz.logs.get_nowait()
+    assert fmz.logs.get_nowait() == ("fmz-plugin cannot start: strategy parameter Port: wants a port from 1 to 65535 "
+                                     "(or 0: any free port), got 'six'")
 
 
 @pytest.mark.parametrize("parameters, argv", [
