@@ -199,6 +199,9 @@ def test_orders_per_minute_count_only_orders_that_reached_the_exchange(guarded):
     placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
     refused(ex, f"3 orders within a minute over max_orders_per_minute 2 ({ex.exchange}, risk.json)",
             symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
+    if "positions" in EXCHANGES[ex.exchange.lower()].METHODS:                  # every market of the exchange
+        refused(ex, f"3 orders within a minute over max_orders_per_minute 2 ({ex.exchange}, risk.json)",
+                symbol="ETH_USDT.swap", type="buy", price=1000, amount=amount(ex, "ETH_USDT.swap", 1))
 
 
 def test_orders_per_minute_forget_orders_older_than_a_minute(guarded):
@@ -303,8 +306,12 @@ def test_halt_refuses_every_new_order_cancels_pass_and_resume_trades_again(guard
     assert run("halt", "--risk", ex.path, "robot", "gone", "wild") == 0
     assert capsys.readouterr().out.startswith(f"trading halted: {halt_file} exists")
     assert "robot gone wild" in open(halt_file).read()
-    refused(ex, f"trading halted by {halt_file} (remove it, or run `fmz_plugin.py resume`, to trade again)",
-            symbol="ETH_USDT", type="sell", price=-1, amount="0.01")
+    halted = f"trading halted by {halt_file} (remove it, or run `fmz_plugin.py resume`, to trade again)"
+    refused(ex, halted, symbol="ETH_USDT", type="sell", price=-1, amount="0.01")
+    if "positions" in EXCHANGES[ex.exchange.lower()].METHODS:
+        hold_position(ex, "BTC_USDT.swap", "buy", 1)
+        refused(ex, halted, symbol="BTC_USDT.swap", type="closebuy", price=-1, amount=amount(ex, "BTC_USDT.swap", 1))
+        assert ex.data("margin_level", symbol="BTC_USDT.swap", level=3) is True     # no order
     assert ex.data("cancel", id=order_id, symbol="BTC_USDT") is True
     assert ex.data("accounts")
     assert run("resume", "--halt-file", halt_file) == 0
