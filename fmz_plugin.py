@@ -1432,7 +1432,7 @@ RISK_HALT_NAME = os.path.basename(default_halt_file())
 
 
 def settings_of(args):
-    """The Settings the flags ask for; raises PluginError when the risk rules are not valid."""
+    """The Settings the flags ask for; raises StartupError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
                     max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args))
 
@@ -1442,7 +1442,10 @@ def risk_guard_of(args):
     switch), and the halt file."""
     names = {**{key: module.NAME for key, module in EXCHANGES.items()},
              **{module.NAME.lower(): module.NAME for module in EXCHANGES.values()}}
-    return RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
+    try:
+        return RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
+    except PluginError as error:
+        raise StartupError(f"the risk rules are not valid: {error}") from None
 
 
 def banner(server, settings):
@@ -1474,10 +1477,6 @@ def serve(argv):
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = settings_of(args)
-    except PluginError as error:
-        print(f"fmz-plugin: not started, the risk rules are not valid: {error}", file=sys.stderr)
-        return 2
-    try:
         server = listening(args.address, args.port, settings)
     except StartupError as error:
         print(f"fmz_plugin.py: {error}", file=sys.stderr)
@@ -1642,10 +1641,6 @@ def main(stop=None):
     args = strategy_args(fmz, say)
     try:
         settings = settings_of(args)
-    except PluginError as error:
-        say(f"fmz-plugin: not started, the Risk parameter is not valid: {error}")
-        raise SystemExit(2) from None
-    try:
         server = listening(args.address, args.port, settings)
     except StartupError as error:
         say(f"fmz-plugin cannot start: {in_fmz_words(str(error))}")

@@ -390,10 +390,10 @@ def test_the_plugin_refuses_to_start_with_rules_that_are_not_valid_in_one_line(t
     path.write_text('{"OKX": {"max_order_value": "lots"}}')
     assert run("--port", "0", "--risk", path) == 2
     err = capsys.readouterr().err
-    assert err == ("fmz-plugin: not started, the risk rules are not valid: risk.json: OKX.max_order_value must "
+    assert err == ("fmz_plugin.py: the risk rules are not valid: risk.json: OKX.max_order_value must "
                    "be a number >= 0, got \"lots\"\n"), err
     assert run("--port", "0", "--risk", tmp_path / "missing.json") == 2
-    assert capsys.readouterr().err == ("fmz-plugin: not started, the risk rules are not valid: missing.json cannot "
+    assert capsys.readouterr().err == ("fmz_plugin.py: the risk rules are not valid: missing.json cannot "
                                        "be read: No such file or directory\n")
 
 
@@ -453,7 +453,7 @@ def test_the_risk_strategy_parameter_holds_the_rules(okx_fake):
                                                                        "price": "40000", "amount": "0.01"}},
                                  settings=settings)
     assert answer == {"error": "risk guard: order value 400 USDT over max_order_value 100 (OKX, Risk parameter)"}
-    with pytest.raises(fmz_plugin.PluginError, match="Risk parameter: OKX.max_order_value must be"):
+    with pytest.raises(fmz_plugin.StartupError, match="Risk parameter: OKX.max_order_value must be"):
         fmz_plugin.settings_of(fmz_plugin.parse_args(["--risk-json", '{"OKX": {"max_order_value": "x"}}']))
 
 
@@ -461,7 +461,7 @@ def test_a_bad_risk_parameter_is_said_in_fmz_log(monkeypatch):
     fmz = FakeFMZ(monkeypatch, Port=0, Risk='{"OKX": {"max_order_value": -5}}')
     with pytest.raises(SystemExit):
         fmz_plugin.main()
-    assert fmz.logs.get_nowait() == ("fmz-plugin: not started, the Risk parameter is not valid: Risk parameter: "
+    assert fmz.logs.get_nowait() == ("fmz-plugin cannot start: the risk rules are not valid: Risk parameter: "
                                      "OKX.max_order_value must be a number >= 0, got -5")
 
 
