@@ -27,8 +27,11 @@ Reading guide, one request top to bottom:
 Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
 method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
 banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
-program as one file), halt and resume (the risk guard's kill switch); the sub-command table and
-run() last.
+program as one file), halt and resume (the risk guard's kill switch), paper (list or reset paper
+accounts); the sub-command table and run() last.
+
+Paper trading (Access Key "paper"): _api_for gives the handlers an exchange whose private
+methods a simulated account serves (exchanges/_paper.py).
 
 Try it without FMZ:  python fmz_plugin.py call OKX ticker symbol=BTC_USDT
 Grade any plugin:    python fmz_plugin.py check http://127.0.0.1:6666/OKX
@@ -67,7 +70,7 @@ try:
 except ImportError:
     resource = None
 
-from exchanges import EXCHANGES
+from exchanges import EXCHANGES, _paper
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
                             parse_number, parse_symbol)
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
@@ -502,7 +505,7 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
@@ -510,6 +513,8 @@ class Settings:
         self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
         self.max_connections = max_connections or default_max_connections()   # docker connections at once
+        # paper accounts (access_key "paper"): their SQLite file, opened on the first paper call
+        self.paper = paper or _paper.Ledger(_paper.default_path(globals().get("__file__")))
         self.risk = risk                                  # the RiskGuard orders pass (--risk), or None
 
     def allows(self, client_address):
@@ -558,9 +563,17 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         log.error("internal error in %s:\n    %s", method, Traceback(redact(traceback.format_exc(), envelope, api)))
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
     if stats is not None and exchange is not None:
-        stats.record(exchange.NAME, method, time.monotonic() - started, answer.get("error"))
+        shown = exchange.NAME + PAPER_LABEL if _paper_envelope(envelope) else exchange.NAME
+        stats.record(shown, method, time.monotonic() - started, answer.get("error"))
         stats.vocabulary.note(exchange.NAME, envelope, header_names)
     return answer
+
+
+PAPER_LABEL = " paper"       # how the status shows the calls of paper accounts: "OKX paper"
+
+
+def _paper_envelope(envelope):
+    return isinstance(envelope, dict) and _paper.is_paper(envelope.get("access_key"))
 
 
 def _require_served(exchange, called, method):
@@ -584,10 +597,14 @@ def _parse_params(method, called, params, http_method):
 
 
 def _api_for(exchange, key, envelope, settings):
-    """The Api a handler calls the exchange through, for the envelope's keys."""
-    return Api(exchange, envelope["access_key"], envelope["secret_key"], settings.base_urls_of(key),
-               settings.timeout, throttle=settings.throttle, max_wait=settings.max_wait,
-               shared=settings.shared_reads)
+    """The Api a handler calls the exchange through, for the envelope's keys. A paper account's
+    (Access Key paper) sends public calls only, and its exchange's private methods are served by
+    the account (exchanges/_paper.py): the risk guard and everything else see it as any Api."""
+    options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=settings.throttle,
+                   max_wait=settings.max_wait, shared=settings.shared_reads)
+    if _paper.is_paper(envelope["access_key"]):
+        return settings.paper.api(exchange, envelope["secret_key"].strip(), **options)
+    return Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
 
 
 def _serve_call(api, method, kwargs, risk=None):
@@ -653,8 +670,8 @@ def redact(text, envelope, api=None):
 
 
 def _secrets_of(envelope):
-    if not isinstance(envelope, dict):
-        return []
+    if not isinstance(envelope, dict) or _paper_envelope(envelope):
+        return []                  # a paper account's keys are the word paper and its balances
     values = [envelope.get(field) for field in ("access_key", "secret_key")]
     return [part.strip() for value in values if isinstance(value, str)
             for part in [value] + value.split(",") if part.strip()]
@@ -1205,7 +1222,8 @@ def status_report(server):
               "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
                             for module in EXCHANGES.values()],
               "methods": server.stats.rows(),
-              "seen": server.stats.vocabulary.rows()}
+              "seen": server.stats.vocabulary.rows(),
+              "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()}}
     if server.settings.risk is not None:
         report["risk"] = server.settings.risk.report()      # halted, the rules, refusals per rule
     return report
@@ -1259,7 +1277,7 @@ def status_html(report):
             "(General Protocol):</p>\n<table border=\"1\">"
             f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
             f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
-            f"{risk_html(report.get('risk'))}</body></html>\n")
+            f"{risk_html(report.get('risk'))}{_paper_html(report)}</body></html>\n")
 
 
 RISK_COLUMNS = ["Exchange", "Rule", "Refused", "Last refusal"]
@@ -1284,6 +1302,19 @@ def risk_html(risk):
             f"<table border=\"1\">{_html_row(RISK_COLUMNS, 'th')}{refusals}</table>\n<!-- /risk guard -->\n")
 
 
+PAPER_COLUMNS = ["Exchange", "Paper account (Secret Key)", "Calls"]
+
+
+def _paper_html(report):
+    """The paper accounts used since start, said to be simulated: never confusable with live ones."""
+    paper = report.get("paper") or {}
+    if not paper.get("accounts"):
+        return ""
+    rows = "".join(_html_row([a["exchange"], a["account"], a["calls"]]) for a in paper["accounts"])
+    return (f"<h2>PAPER accounts (simulated: no order reaches an exchange)</h2>\n<p>Kept in "
+            f"{html.escape(paper['db'])}</p>\n<table border=\"1\">{_html_row(PAPER_COLUMNS, 'th')}{rows}</table>\n")
+
+
 def _html_row(cells, tag="td"):
     return "<tr>" + "".join(f"<{tag}>{html.escape(str(cell))}</{tag}>" for cell in cells) + "</tr>"
 
@@ -1296,6 +1327,9 @@ def status_table(report):
         {"type": "table", "title": "Service addresses", "cols": ["Exchange", "Service address"],
          "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
     ]
+    if report.get("paper", {}).get("accounts"):
+        tables.append({"type": "table", "title": "PAPER accounts (simulated)", "cols": PAPER_COLUMNS,
+                       "rows": [[a["exchange"], a["account"], a["calls"]] for a in report["paper"]["accounts"]]})
     line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
     risk = report.get("risk")
     if risk is not None:
@@ -1350,7 +1384,7 @@ def parse_args(argv):
         + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
         epilog="other commands: call (send one docker request from a terminal), check (grade a "
         "plugin), bundle (write this plugin as one file), halt and resume (the risk guard's kill "
-        "switch); e.g. python fmz_plugin.py call --help")
+        "switch), paper (list or reset paper accounts); e.g. python fmz_plugin.py call --help")
     parser.add_argument("--port", type=port_number, default=6666, help="port to listen on (default 6666; 0: any free port)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")
@@ -1376,10 +1410,12 @@ def parse_args(argv):
     add_risk_args(parser)
     parser.add_argument("--risk-json", metavar="JSON", default=None,
                         help="the risk rules as JSON text instead of a file (what FMZ's Risk parameter passes)")
+    add_paper_flags(parser)
     args = parser.parse_args(argv)
     if args.risk and args.risk_json:
         parser.error("give the risk rules once: --risk FILE or --risk-json JSON")
     args.base_urls = parse_base_urls(parser, args.base_url)
+    args.paper = paper_ledger(parser, args)
     if args.max_connections is not None and args.max_connections < 1:
         parser.error(f"--max-connections wants a number of connections of 1 or more, got {args.max_connections}")
     if not 0 <= args.max_wait <= 3600:
@@ -1434,7 +1470,8 @@ RISK_HALT_NAME = os.path.basename(default_halt_file())
 def settings_of(args):
     """The Settings the flags ask for; raises StartupError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
-                    max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args))
+                    max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args),
+                    paper=args.paper)
 
 
 def risk_guard_of(args):
@@ -1448,6 +1485,25 @@ def risk_guard_of(args):
         raise StartupError(f"the risk rules are not valid: {error}") from None
 
 
+def add_paper_flags(parser, fees=True):
+    parser.add_argument("--paper-db", metavar="PATH", default=_paper.default_path(globals().get("__file__")),
+                        help="the SQLite file of paper accounts (Access Key paper; default "
+                             f"{_paper.DB_NAME} beside this program)")
+    if fees:
+        parser.add_argument("--paper-fees", metavar="MAKER,TAKER", default=None,
+                            help="fee rates of paper accounts as fractions, e.g. 0.0002,0.0005 (0 for none; "
+                                 "default: each exchange's standard rates, README: Paper trading)")
+
+
+def paper_ledger(parser, args):
+    """The paper accounts' Ledger the flags name, or a usage error naming the bad flag."""
+    try:
+        fees = _paper.parse_fees(args.paper_fees) if getattr(args, "paper_fees", None) is not None else None
+    except ValueError as error:
+        parser.error(f"--paper-fees: {error}")
+    return _paper.Ledger(args.paper_db, fees=fees)
+
+
 def banner(server, settings):
     host = server.server_address[0]
     lines = [f"fmz-plugin {__version__} listening on {server_url(server)}",
@@ -1455,6 +1511,8 @@ def banner(server, settings):
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
         lines.append(f"  {module.NAME:<10} {server_url(server)}/{module.NAME}   (exchange API: {base})")
+    lines.append(f"Paper trading: Access Key paper, Secret Key the starting balances (USDT=10000,BTC=0.1); "
+                 f"accounts kept in {settings.paper.path}")
     if settings.risk is not None:
         lines.append(risk_banner(settings.risk))
     if settings.allow:
@@ -1556,6 +1614,8 @@ STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> com
     "MaxWait": "--max-wait",
     "MaxConnections": "--max-connections",
     "LogLevel": "--log-level",
+    "PaperDb": "--paper-db",
+    "PaperFees": "--paper-fees",
     "Risk": "--risk-json",
     "HaltFile": "--halt-file",
 }
@@ -1841,8 +1901,10 @@ def parse_call_args(argv):
                         help="in-process: send exchange NAME's calls to URL, as for the server")
     parser.add_argument("--timeout", type=seconds_above_zero, help="seconds to wait for the exchange (in-process, default "
                         f"{DEFAULT_TIMEOUT:g}) or for the plugin (--url, default {PLUGIN_TIMEOUT:g})")
+    add_paper_flags(parser)
     args = parser.parse_intermixed_args(argv)
     args.base_urls = parse_base_urls(parser, args.base_url)
+    args.paper = paper_ledger(parser, args)
     if args.url and args.base_urls:
         parser.error("--base-url shapes in-process calls; the plugin at --url has its own")
     if args.url and not re.match(r"^https?://[^/]", args.url):
@@ -1872,11 +1934,12 @@ def call_command(argv):
         answer, ms = reply.answer, reply.ms
     else:
         where, started = "in-process", time.monotonic()
-        settings = Settings(args.base_urls, args.timeout or DEFAULT_TIMEOUT)
+        settings = Settings(args.base_urls, args.timeout or DEFAULT_TIMEOUT, paper=args.paper)
         answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)))
         ms = _ms_since(started)
     show_answer(answer, args.raw, envelope)
-    print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where})", file=sys.stderr)
+    account = f", PAPER account {args.secret_key or '(default)'!r}" if _paper.is_paper(args.access_key) else ""
+    print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where}{account})", file=sys.stderr)
     return 0 if "data" in answer else 1
 
 
@@ -2232,6 +2295,11 @@ def error_answer_problems(reply):
 NO_DATA = object()               # what Checker.data_of returns when a reply carries no data
 
 
+def has_keys(access_key, secret_key):
+    """Both keys, or the Access Key paper (a paper account's Secret Key may be empty)."""
+    return bool(access_key and (secret_key or _paper.is_paper(access_key)))
+
+
 class Checker:
     """Runs the checks against one plugin URL and prints a row as each one finishes."""
 
@@ -2243,7 +2311,7 @@ class Checker:
 
     @property
     def has_keys(self):
-        return bool(self.keys["access_key"] and self.keys["secret_key"])
+        return has_keys(self.keys["access_key"], self.keys["secret_key"])
 
     @property
     def failed(self):
@@ -2477,12 +2545,18 @@ def parse_check_args(argv):
                         help="secret key for private checks (default: environment FMZ_SECRET_KEY)")
     parser.add_argument("--timeout", type=seconds_above_zero, default=PLUGIN_TIMEOUT,
                         help=f"seconds to wait for each answer (default {PLUGIN_TIMEOUT:g})")
+    parser.add_argument("--paper", action="store_true",
+                        help="check a paper account (Access Key paper, Secret Key --secret-key or the default "
+                             "balances): the private checks and --trade need no keys")
     args = parser.parse_args(argv)
+    if args.paper:
+        args.access_key = _paper.ACCESS_KEY
     parts = urllib.parse.urlsplit(args.url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") == "":
         parser.error(f"URL must include the exchange path, e.g. http://127.0.0.1:6666/OKX; got {args.url!r}")
-    if args.trade and not (args.access_key and args.secret_key):
-        parser.error("--trade needs keys: --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY")
+    if args.trade and not has_keys(args.access_key, args.secret_key):
+        parser.error("--trade needs keys: --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY, "
+                     "or --paper for a paper account")
     return args
 
 
@@ -2510,7 +2584,8 @@ def trade_check(checker, confirmed):
     except PluginError as error:
         return checker.row("trade", FAIL, f"cannot plan the test order: {error}")
     if not confirmed:
-        print(f"--trade places a real order on {checker.url}: buy {plain(amount)} {checker.symbol} "
+        kind = "a PAPER order" if _paper.is_paper(checker.keys["access_key"]) else "a real order"
+        print(f"--trade places {kind} on {checker.url}: buy {plain(amount)} {checker.symbol} "
               f"at {plain(price)} (limit), then cancels it.")
         try:
             confirmed = input("Type yes to place it: ").strip().lower() == "yes"
@@ -2719,6 +2794,41 @@ def _raw_literal(text):
                                 for piece in pieces)
 
 
+# -- Tools: paper, the paper accounts' file -------------------------------------------------------
+# `paper list` shows every paper account in the --paper-db file; `paper reset NAME` forgets one
+# (NAME is its Secret Key as typed into FMZ), so its next call starts it afresh from its
+# starting balances. A running plugin may keep serving: the file is shared safely.
+
+def paper_command(argv):
+    parser = argparse.ArgumentParser(prog="fmz_plugin.py paper",
+                                     description="Paper accounts (Access Key paper): list them or start one afresh.")
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every paper account in the file")
+    reset = actions.add_parser("reset", help="start an account afresh from its starting balances")
+    reset.add_argument("name", help="the account's Secret Key as typed into FMZ, e.g. USDT=10000,BTC=0.1 "
+                                    "('' for the default account)")
+    reset.add_argument("--exchange", help="only on this exchange, e.g. OKX (default: on every exchange)")
+    for action in (listing, reset):
+        add_paper_flags(action, fees=False)
+    args = parser.parse_args(argv)
+    ledger = _paper.Ledger(args.paper_db)
+    try:
+        if args.action == "list":
+            rows = ledger.accounts()
+            print(table(["exchange", "account", "open_orders", "positions", "created"],
+                        [[r["exchange"], r["account"] or "(default)", r["open_orders"], r["positions"], r["created"]]
+                         for r in rows]) if rows else f"no paper account in {args.paper_db}")
+            return 0
+        removed = ledger.reset(args.name.strip(), args.exchange)
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    where = f" on {args.exchange}" if args.exchange else ""
+    print(f"paper account {args.name.strip() or '(default)'!r}{where}: "
+          + (f"reset ({removed} removed); its next call starts it afresh" if removed else "none found, nothing to reset"))
+    return 0
+
+
 # -- Tools: halt and resume, the kill switch from a terminal ----------------------------------------
 # `halt` creates the file the risk guard watches (exchanges/_risk.py), `resume` removes it: while
 # it exists, a running plugin refuses every new order on every exchange. Both find the file as
@@ -2754,6 +2864,7 @@ COMMANDS = {
     "call": call_command,
     "check": check_command,
     "bundle": bundle,
+    "paper": paper_command,
     "halt": halt_command,
     "resume": resume_command,
 }

@@ -23,7 +23,7 @@ import time
 import pytest
 
 import fmz_plugin
-from exchanges import _kit
+from exchanges import _kit, _paper
 from tests.fakes.base import SERVE_POLL
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
@@ -37,6 +37,8 @@ FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": Fa
 
 
 class PluginClient:
+    paper = False                # a client of a paper account (see paper_client)
+
     def __init__(self, url, exchange, access_key, secret_key):
         self.url, self.exchange = url, exchange
         self.access_key, self.secret_key = access_key, secret_key
@@ -74,6 +76,47 @@ class PluginClient:
         answer = self.call(method, **params)
         assert set(answer) == {"error"}, answer
         return answer["error"]
+
+    def refusal(self, reason, method="trade"):
+        """How the error of that engine refusal (tests/fakes/engine.py) begins: the exchange's own
+        code, or "NAME paper:" where a paper account served the method."""
+        if self.paper and method in _paper.METHODS:
+            return f"{self.fake.NAME} paper:"
+        return f"{self.fake.NAME} {self.fake.CODES[reason]}:"
+
+    def set_hedge_mode(self, hedge):
+        """Long/short (hedge) or net position mode: the fake's account setting, or a paper
+        account whose Secret Key says `hedge` (a fresh account with the same balances)."""
+        if self.paper:
+            self.secret_key = PAPER_BALANCES + (",hedge" if hedge else "")
+        else:
+            self.fake.engine.set_hedge_mode(hedge)
+
+
+PAPER_BALANCES = "USDT=100000,BTC=1,ETH=10"     # the fakes' START_BALANCES, as a paper account's Secret Key
+ACCOUNTS = ["live", "paper"]                    # what the contract suites run on (see paper_client)
+
+
+def paper_client(live, tmp_path):
+    """A client of a paper account on the plugin (in this process) that `live` talks to: the
+    same fake serves the public data, the account starts with the fakes' balances, no fees,
+    and resting orders fill only when placed, as the fakes' own (their trade tape does not
+    follow their book). An exchange whose public data needs keys is skipped."""
+    live.server.settings.paper = _paper.Ledger(str(tmp_path / "paper.db"), fees=(0, 0), fill_from_trades=False)
+    client = PluginClient(live.url, live.exchange, "paper", PAPER_BALANCES)
+    client.fake, client.server, client.paper = live.fake, live.server, True
+    answer = client.call("markets")
+    if "signed request" in answer.get("error", ""):
+        pytest.skip(f"{live.exchange} serves market data only with keys: {answer['error']}")
+    live.fake.requests.clear()
+    return client
+
+
+@pytest.fixture(params=ACCOUNTS)
+def account(request):
+    """live: the fake's own account, signed; paper: a paper account on the fake's prices (repo
+    mode only). A contract module overrides `exchange` with paper_client for "paper"."""
+    return request.param
 
 
 @contextlib.contextmanager
@@ -231,14 +274,18 @@ def plugin_mode(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "repo_only: reaches into the plugin's process, so not run against the bundle")
+    config.addinivalue_line("markers", "live_only: about signed requests to the exchange, so not run on a paper account")
 
 
 def pytest_collection_modifyitems(config, items):
-    bundled = [item for item in items if item.get_closest_marker("repo_only")
-               and getattr(item, "callspec", None) and item.callspec.params.get("plugin_mode") == "bundle"]
-    if bundled:
-        config.hook.pytest_deselected(items=bundled)
-        items[:] = [item for item in items if item not in bundled]
+    params = lambda item: item.callspec.params if getattr(item, "callspec", None) else {}
+    left_out = [item for item in items if params(item).get("plugin_mode") == "bundle"
+                and (item.get_closest_marker("repo_only") or params(item).get("account") == "paper")]
+    left_out += [item for item in items if item.get_closest_marker("live_only") and params(item).get("account") == "paper"
+                 and item not in left_out]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,13 @@ import pytest
 
 import fmz_plugin
 from exchanges import EXCHANGES
+from tests.conftest import paper_client
+
+@pytest.fixture
+def exchange(exchange, account, tmp_path):
+    """Each test on the fake's own account and on a paper account (conftest.paper_client)."""
+    return paper_client(exchange, tmp_path) if account == "paper" else exchange
+
 
 SPOT_READS = [
     ("ticker", {"symbol": "BTC_USDT"}),
@@ -63,7 +70,7 @@ def test_spot_answers_follow_the_contract(exchange):
 def test_swap_answers_follow_the_contract(exchange, hedge):
     if not served(exchange, "positions"):
         pytest.skip(f"{exchange.exchange} does not serve perpetual swaps")
-    exchange.fake.engine.set_hedge_mode(hedge)
+    exchange.set_hedge_mode(hedge)
     lot = exchange.data("markets")["BTC_USDT.swap"]["min_qty"]
     follows(exchange, "trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=lot * 2)
     resting = follows(exchange, "trade", symbol="BTC_USDT.swap", type="closebuy", price=60000, amount=lot)["id"]

@@ -26,8 +26,15 @@ import pytest
 
 import fmz_plugin
 from exchanges import EXCHANGES
+from tests.conftest import paper_client
 
 HOUR_MS = 3_600_000
+
+
+@pytest.fixture
+def exchange(exchange, account, tmp_path):
+    """Each test on the fake's own account and on a paper account (conftest.paper_client)."""
+    return paper_client(exchange, tmp_path) if account == "paper" else exchange
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +80,7 @@ def position(ex, symbol):
 def refused(ex, reason, method, **params):
     """The error carries the exchange's own code for that engine refusal."""
     error = ex.error(method, **params)
-    assert error.startswith(f"{ex.fake.NAME} {ex.fake.CODES[reason]}:"), error
+    assert error.startswith(ex.refusal(reason, method)), error
     return error
 
 
@@ -195,6 +202,7 @@ def test_coin_margined_swap_takes_margin_in_the_coin(exchange):
     assert balance(exchange, "BTC")["frozen"] == 0.01999996
 
 
+@pytest.mark.live_only
 def test_swap_order_is_placed_once_when_the_answer_is_lost(exchange):
     path = exchange.fake.SWAP_ORDER_PATH or exchange.fake.ORDER_PATH
     exchange.fake.inject("drop_after", path=path)
@@ -240,7 +248,7 @@ def test_funding_rate_next_time_and_interval(exchange):
 # ---------------------------------------------------------------------------- hedge (long/short) mode
 
 def test_hedge_mode_holds_long_and_short_apart(exchange):
-    exchange.fake.engine.set_hedge_mode(True)
+    exchange.set_hedge_mode(True)
     btc = lambda contracts: units(exchange, "BTC_USDT.swap", contracts)
     trade(exchange, "BTC_USDT.swap", "buy", 5)
     trade(exchange, "BTC_USDT.swap", "sell", 3)
@@ -270,7 +278,7 @@ OPENED_BEFORE = {"closebuy": "buy", "closesell": "sell"}
 def test_swap_orders_carry_fmz_order_fields_in_every_listing(exchange, order_type, hedge):
     """type is only buy or sell, offset open or close, contract_type swap, time the creation in
     ms: in order, orders and historyorders, in net and hedge mode."""
-    exchange.fake.engine.set_hedge_mode(hedge)
+    exchange.set_hedge_mode(hedge)
     started = int(time.time() * 1000)
     if order_type in OPENED_BEFORE:
         trade(exchange, "BTC_USDT.swap", OPENED_BEFORE[order_type], 2)
@@ -298,6 +306,7 @@ def test_swap_orders_carry_fmz_order_fields_in_every_listing(exchange, order_typ
 
 # ---------------------------------------------------------------------------- errors
 
+@pytest.mark.live_only
 @pytest.mark.parametrize("level", [101, 1000])
 def test_leverage_above_the_maximum_is_refused(exchange, level):
     refused(exchange, "leverage_too_high", "margin_level", symbol="BTC_USDT.swap", level=level)

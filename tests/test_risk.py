@@ -231,6 +231,16 @@ def test_open_orders_on_the_symbol_are_counted_before_the_order(guarded):
             symbol="BTC_USDT", type="buy", price=40003, amount="0.001")
 
 
+def test_a_check_the_exchange_cannot_answer_refuses_the_order(guarded):
+    ex = guarded(max_open_orders=5)
+    ex.fake.inject("5xx", times=2)                  # the open orders' read and its one retry
+    error = ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    assert error.startswith("risk guard: cannot check max_open_orders (") and \
+        error.endswith("), so the order was not sent"), error
+    assert ex.fake.engine.orders == {}
+    placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+
+
 def test_open_orders_of_a_swap(guarded):
     ex = guarded(max_open_orders=1)
     serves_swaps(ex)
