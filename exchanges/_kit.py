@@ -11,6 +11,7 @@ the shared state (POOL, THROTTLE, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); rea
 exactly once.
 """
 import functools
+import hashlib
 import http.client
 import json
 import re
@@ -161,6 +162,13 @@ def number_or_zero(value):
         return Decimal(str(value))
     except InvalidOperation:
         return Decimal(0)
+
+
+def whole_or_zero(value):
+    """An exchange's whole-number field (a time in ms, a count of decimals) as int, cut toward
+    zero; empty, absent or garbled fields (NaN and infinity included) are 0, never an error."""
+    number = number_or_zero(value)
+    return int(number) if number.is_finite() else 0
 
 
 def plain(number):
@@ -570,10 +578,13 @@ class SharedReads:
     in flight, another robot asking exactly the same joins it and gets the same reply, or the
     same error, instead of a call of its own: 30 robots watching one ticker cost one call per
     round trip, within the exchange's public limit. Never across different params (a depth of
-    5 levels is not a depth of 10) nor for signed calls, and never an answer older than the
-    call that was joined: the call leaves the table the moment its reply is in, so whoever asks
-    after that asks the exchange again. What is shared is the raw reply; each caller decodes
-    its own copy.
+    5 levels is not a depth of 10), and never an answer older than the call that was joined:
+    the call leaves the table the moment its reply is in, so whoever asks after that asks the
+    exchange again. What is shared is the raw reply; each caller decodes its own copy.
+
+    Signed calls are not shared, except a signed GET its module marks `per_key=True` (market
+    data behind the keys, as Alpaca's): that is shared only among callers with the same access
+    key and secret (Api.key_digest is part of the key), never across keys.
     """
 
     def __init__(self):
@@ -703,8 +714,11 @@ class Api:
     def now(self):
         return now_ms() + CLOCK_OFFSETS.get((self.name, self.base_url), 0)
 
-    def get(self, path, params=None, *, signed, host=None):
-        return self.call("GET", path, params, signed=signed, idempotent=True, host=host)
+    def get(self, path, params=None, *, signed, host=None, per_key=False):
+        """A GET. `per_key=True` marks a signed read whose answer is the same for every caller
+        with these keys (market data an exchange serves only signed): SharedReads may then join
+        identical ones of the same keys, never of other keys."""
+        return self.call("GET", path, params, signed=signed, idempotent=True, host=host, per_key=per_key)
 
     def post(self, path, body=None, *, signed, idempotent=False, host=None, deadline=False):
         return self.call("POST", path, body, signed=signed, idempotent=idempotent, host=host, deadline=deadline)
@@ -715,7 +729,7 @@ class Api:
         request later than the plugin would have waited for its answer."""
         return max(DEADLINE_MIN_MS, min(int(self.timeout * 1000), DEADLINE_MAX_MS))
 
-    def call(self, method, path, params=None, *, signed, idempotent=None, host=None, deadline=False):
+    def call(self, method, path, params=None, *, signed, idempotent=None, host=None, deadline=False, per_key=False):
         """Send, decode and check one call.
 
         Reads retry once on a reset, timeout or 5xx, and wait once (RATE_LIMIT_WAIT) when the
@@ -727,7 +741,7 @@ class Api:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD")
         attempts = 2 if idempotent else 1
-        once = lambda: self._call_once(method, path, params, signed, idempotent, host, deadline)
+        once = lambda: self._call_once(method, path, params, signed, idempotent, host, deadline, per_key)
         for attempt in range(attempts):
             try:
                 return once()
@@ -773,15 +787,16 @@ class Api:
             self.sync_clock_from(server, sent)          # our offset was off: learn it, wait again
         return False
 
-    def _call_once(self, method, path, params, signed, idempotent, host, deadline=False):
+    def _call_once(self, method, path, params, signed, idempotent, host, deadline=False, per_key=False):
         request = self._build(method, path, params)
         keys = self.keys if signed else None          # bad keys fail before waiting for a turn
         send = lambda: self._send_in_turn(request, params, keys, idempotent, host, deadline)
+        shared_as = self._shared_as(request, host, signed, per_key)
         try:
-            if signed or request.method != "GET" or self.shared is None:
+            if shared_as is None:
                 status, body, headers = send()
             else:
-                status, body, headers = self.shared.fetch((self.name, self.url_for(host), request.target), send)
+                status, body, headers = self.shared.fetch(shared_as, send)
         except PluginError as error:
             error.deadline = request.deadline       # no answer: wait_past may wait it out
             raise
@@ -799,6 +814,21 @@ class Api:
         if status == 429:
             raise self._rate_limit_error(request, f"HTTP 429 {str(reply)[:80]}", "429")
         return reply
+
+    def _shared_as(self, request, host, signed, per_key):
+        """The SharedReads key of a GET that identical ones may join, or None: a public GET by
+        exchange, base URL and target; a signed one only when marked per_key, and then with the
+        digest of its keys, so it is shared among callers with the same keys alone."""
+        if self.shared is None or request.method != "GET" or (signed and not per_key):
+            return None
+        key = (self.name, self.url_for(host), request.target)
+        return key + (self.key_digest,) if signed else key
+
+    @property
+    def key_digest(self):
+        """SHA-256 of the access key and secret as sent: equal only for equal keys, and no secret
+        in the clear in a table key."""
+        return hashlib.sha256(f"{self.access_key}\n{self.secret_key}".encode()).hexdigest()
 
     def _send_in_turn(self, request, params, keys, idempotent, host, deadline=False):
         """Wait for the throttle's turn, sign (with the validity deadline of an order or cancel:

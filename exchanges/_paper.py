@@ -191,7 +191,10 @@ class Ledger:
     def transaction(self):
         """One write transaction: BEGIN IMMEDIATE takes the write lock first, so two robots (or
         two processes) changing one account run one after the other, each on fresh state."""
-        db = self.connect()
+        try:
+            db = self.connect()
+        except sqlite3.Error as error:
+            raise PluginError(f"paper database {self.path}: {error} (see --paper-db)") from error
         try:
             db.execute("BEGIN IMMEDIATE")
             try:

@@ -31,7 +31,8 @@ from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
                             candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision)
+                            place_once, precision,
+                            whole_or_zero)
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
@@ -295,7 +296,7 @@ def _ticker(t, symbol):
         "buy": number_or_zero(t.get("bidPrice")), "sell": number_or_zero(t.get("askPrice")),
         "high": number_or_zero(t.get("highPrice")), "low": number_or_zero(t.get("lowPrice")),
         "open": number_or_zero(t.get("openPrice")), "last": number_or_zero(t.get("lastPrice")),
-        "vol": number_or_zero(t.get("volume")), "time": int(number_or_zero(t.get("closeTime"))),
+        "vol": number_or_zero(t.get("volume")), "time": whole_or_zero(t.get("closeTime")),
     }
 
 
@@ -544,11 +545,11 @@ def fundings(api, symbol=None):
     index = api.get("/fapi/v1/premiumIndex", {"symbol": market_id(symbol) if one else None}, signed=False,
                     host="futures")
     info = api.get("/fapi/v1/fundingInfo", signed=False, host="futures")
-    hours = {i.get("symbol"): int(number_or_zero(i.get("fundingIntervalHours")) or FUNDING_HOURS)
+    hours = {i.get("symbol"): whole_or_zero(i.get("fundingIntervalHours")) or FUNDING_HOURS
              for i in _data(info)}
     names = {market_id(symbol): symbol} if one else _names(api, "swap")
     rows = [{"symbol": str(names[f["symbol"]]), "rate": number_or_zero(f.get("lastFundingRate")),
-             "time": int(number_or_zero(f.get("nextFundingTime"))),
+             "time": whole_or_zero(f.get("nextFundingTime")),
              "interval": hours.get(f["symbol"], FUNDING_HOURS) * HOUR_MS}
             for f in ([_data(index)] if one else _data(index))
             if f.get("symbol") in names and (symbol is None or symbol.covers(names[f["symbol"]]))]
@@ -626,7 +627,7 @@ def _order(o, kind, names):
         "type": side,
         "offset": ("close" if closes else "open") if kind == "swap" else "",
         "contract_type": "swap" if kind == "swap" else "",
-        "time": int(number_or_zero(o.get("time") or o.get("updateTime"))),
+        "time": whole_or_zero(o.get("time") or o.get("updateTime")),
         "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
 

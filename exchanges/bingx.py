@@ -51,7 +51,8 @@ from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
                             candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision)
+                            place_once, precision,
+                            whole_or_zero)
 
 NAME = "BingX"
 BASE_URL = "https://open-api.bingx.com"
@@ -197,7 +198,7 @@ def _data(reply):
 
 def server_time(api):
     """GET /openApi/spot/v1/server/time"""
-    return int(number_or_zero((_data(api.get(SPOT + "/server/time", signed=False)) or {}).get("serverTime")))
+    return whole_or_zero((_data(api.get(SPOT + "/server/time", signed=False)) or {}).get("serverTime"))
 
 
 # -- Symbols and ids -------------------------------------------------------------------------------
@@ -255,7 +256,7 @@ def _ticker(t, symbol, reply):
         "high": number_or_zero(t.get("highPrice")), "low": number_or_zero(t.get("lowPrice")),
         "open": number_or_zero(t.get("openPrice")), "last": number_or_zero(t.get("lastPrice")),
         "vol": number_or_zero(t.get("volume")),
-        "time": int(number_or_zero(t.get("closeTime") or reply.get("timestamp"))),
+        "time": whole_or_zero(t.get("closeTime") or reply.get("timestamp")),
     }
 
 
@@ -285,7 +286,7 @@ def depth(api, symbol, limit=None):
     asks = sorted(book_levels(book.get("asks")), key=lambda level: level[0])[:wanted]
     bids = sorted(book_levels(book.get("bids")), key=lambda level: level[0], reverse=True)[:wanted]
     time = book.get("ts") or book.get("T") or reply.get("timestamp")
-    return {"time": int(number_or_zero(time)), "asks": asks, "bids": bids}, reply
+    return {"time": whole_or_zero(time), "asks": asks, "bids": bids}, reply
 
 
 def trades(api, symbol):
@@ -297,7 +298,7 @@ def trades(api, symbol):
     rows = []
     for t in _data(reply) or []:
         maker = t.get("buyerMaker", t.get("isBuyerMaker"))
-        rows.append({"id": str(t.get("id") or t.get("time")), "time": int(number_or_zero(t.get("time"))),
+        rows.append({"id": str(t.get("id") or t.get("time")), "time": whole_or_zero(t.get("time")),
                      "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("qty")),
                      "type": "sell" if maker else "buy"})
     rows.sort(key=lambda row: row["time"])
@@ -371,8 +372,8 @@ def _swap_market(row):
     symbol = _fmz_symbol(row.get("symbol"), "swap")
     if symbol is None:
         return None
-    tick = Decimal(1).scaleb(-int(number_or_zero(row.get("pricePrecision"))))
-    step = Decimal(1).scaleb(-int(number_or_zero(row.get("quantityPrecision"))))
+    tick = Decimal(1).scaleb(-whole_or_zero(row.get("pricePrecision")))
+    step = Decimal(1).scaleb(-whole_or_zero(row.get("quantityPrecision")))
     spec = _spec(symbol, tick, step, min_qty=number_or_zero(row.get("tradeMinQuantity")) or step, max_qty=Decimal(0),
                  min_notional=number_or_zero(row.get("tradeMinUSDT")), max_notional=Decimal(0))
     spec.update(ct_val=Decimal(1), ct_val_ccy=symbol.base)
@@ -535,7 +536,7 @@ def historyorders(api, symbol, since=None, limit=None):
     else:
         rows, raw = _history_pages(api, query, wanted)
     finished = [o for o in rows if o.get("status") in FINISHED]
-    finished.sort(key=lambda o: int(number_or_zero(o.get("time"))))
+    finished.sort(key=lambda o: whole_or_zero(o.get("time")))
     listed = _listed(api, symbol.kind)
     return [_order(o, symbol.kind, listed) for o in finished[-wanted:]], raw
 
@@ -617,7 +618,7 @@ def fundings(api, symbol=None):
         if name and (symbol is None or symbol.covers(to_symbol(f["symbol"], "swap"))):
             hours = number_or_zero(f.get("fundingIntervalHours"))
             rows.append({"symbol": name, "rate": number_or_zero(f.get("lastFundingRate")),
-                         "time": int(number_or_zero(f.get("nextFundingTime"))),
+                         "time": whole_or_zero(f.get("nextFundingTime")),
                          "interval": int(hours * 3_600_000) if hours else DEFAULT_FUNDING_INTERVAL})
     return rows, reply
 
@@ -650,7 +651,7 @@ def _order(o, kind, listed):
         "type": side,
         "offset": ("close" if closes else "open") if kind == "swap" else "",
         "contract_type": "swap" if kind == "swap" else "",
-        "time": int(number_or_zero(o.get("time") or o.get("updateTime"))),
+        "time": whole_or_zero(o.get("time") or o.get("updateTime")),
         "status": STATUS.get(o.get("status"), str(o.get("status", ""))),
     }
 

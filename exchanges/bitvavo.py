@@ -62,7 +62,8 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (Limit, PluginError, Symbol, book_levels, cancel_once, candle_row, markets_answer,
-                            number_or_zero, one_or_all, order_size, place_once, precision)
+                            number_or_zero, one_or_all, order_size, place_once, precision,
+                            whole_or_zero)
 
 NAME = "Bitvavo"
 BASE_URL = "https://api.bitvavo.com"        # paths below start with /v2
@@ -201,7 +202,7 @@ def _objects(reply):
 
 def server_time(api):
     """GET /v2/time"""
-    return _whole(_data(api.get("/v2/time", signed=False), dict).get("time"))
+    return whole_or_zero(_data(api.get("/v2/time", signed=False), dict).get("time"))
 
 
 # -- Symbols and ids -------------------------------------------------------------------------------
@@ -234,15 +235,9 @@ def _client_order_id():
     return str(uuid.uuid4())
 
 
-def _whole(value):
-    """A whole number from an exchange field (a string or a number); 0 when absent or garbled."""
-    number = number_or_zero(value)
-    return int(number) if number.is_finite() else 0
-
-
 def _ms(value):
     """A timestamp in ms, from ms or ns (Bitvavo's book gives one or the other); 0 when absent."""
-    number = _whole(value)
+    number = whole_or_zero(value)
     return number // 1_000_000 if number >= NANOSECONDS_FROM else number
 
 
@@ -351,7 +346,7 @@ def load_markets(api, kind):
 def _step(decimals):
     """quantityDecimals 8 -> 0.00000001 (a string or a number, as Bitvavo sends either)."""
     digits = number_or_zero(decimals)
-    return Decimal(1).scaleb(-_whole(digits)) if digits == _whole(digits) and 0 <= digits <= 18 else Decimal(0)
+    return Decimal(1).scaleb(-whole_or_zero(digits)) if digits == whole_or_zero(digits) and 0 <= digits <= 18 else Decimal(0)
 
 
 # -- Account ---------------------------------------------------------------------------------------
@@ -429,7 +424,7 @@ def historyorders(api, symbol, since=None, limit=None):
     reply = api.get("/v2/orders", {"market": market_id(symbol), "limit": HISTORY_PAGE, "start": since},
                     signed=True)
     closed = sorted((o for o in _objects(reply) if o.get("status") not in OPEN_STATES),
-                    key=lambda o: _whole(o.get("created")))
+                    key=lambda o: whole_or_zero(o.get("created")))
     return [_order(o) for o in closed[-(limit or HISTORY_DEFAULT):]], reply
 
 
@@ -465,7 +460,7 @@ def _order(o):
         "price": number_or_zero(o.get("price")),
         "deal_amount": filled, "avg_price": cost / filled if filled and cost > 0 else Decimal(0),
         "type": o.get("side", ""), "offset": "", "contract_type": "",
-        "time": _whole(o.get("created")),
+        "time": whole_or_zero(o.get("created")),
         "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
 

@@ -28,7 +28,8 @@ from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
                             candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision)
+                            place_once, precision,
+                            whole_or_zero)
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
@@ -217,7 +218,7 @@ def _ticker(t, symbol, time_ms):
         "buy": number_or_zero(t.get("bid1Price")), "sell": number_or_zero(t.get("ask1Price")),
         "high": number_or_zero(t.get("highPrice24h")), "low": number_or_zero(t.get("lowPrice24h")),
         "open": number_or_zero(t.get("prevPrice24h")), "last": number_or_zero(t.get("lastPrice")),
-        "vol": number_or_zero(t.get("volume24h")), "time": int(number_or_zero(time_ms)),
+        "vol": number_or_zero(t.get("volume24h")), "time": whole_or_zero(time_ms),
     }
 
 
@@ -226,7 +227,7 @@ def depth(api, symbol, limit=None):
     reply = api.get("/v5/market/orderbook", {"category": category(symbol), "symbol": bybit_symbol(symbol),
                                              "limit": min(limit or 20, DEPTH_MAX[category(symbol)])}, signed=False)
     book = _data(reply)
-    return {"time": int(number_or_zero(book.get("ts"))), "asks": book_levels(book.get("a")),
+    return {"time": whole_or_zero(book.get("ts")), "asks": book_levels(book.get("a")),
             "bids": book_levels(book.get("b"))}, reply
 
 
@@ -234,7 +235,7 @@ def trades(api, symbol):
     """GET /v5/market/recent-trade (newest first: 60 for spot, 100 for linear; answered oldest first)"""
     reply = api.get("/v5/market/recent-trade", {"category": category(symbol), "symbol": bybit_symbol(symbol),
                                                 "limit": TRADES_LIMIT[category(symbol)]}, signed=False)
-    rows = [{"id": t["execId"], "time": int(number_or_zero(t["time"])), "price": number_or_zero(t["price"]),
+    rows = [{"id": t["execId"], "time": whole_or_zero(t["time"]), "price": number_or_zero(t["price"]),
              "amount": number_or_zero(t["size"]), "type": t["side"].lower()} for t in _rows(reply)]
     return rows[::-1], reply
 
@@ -284,7 +285,7 @@ def _market(inst, kind):
     lot, tick = inst.get("lotSizeFilter") or {}, number_or_zero((inst.get("priceFilter") or {}).get("tickSize"))
     step = number_or_zero(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))
     symbol = Symbol(base, quote, kind)
-    interval = int(number_or_zero(inst.get("fundingInterval"))) * 60_000       # minutes -> ms
+    interval = whole_or_zero(inst.get("fundingInterval")) * 60_000       # minutes -> ms
     return {
         "symbol": str(symbol), "base_asset": base, "quote_asset": quote,
         "tick_size": tick, "amount_size": step,
@@ -467,7 +468,7 @@ def historyorders(api, symbol, since=None, limit=None):
         pages += replies
         if len(rows) >= wanted:
             break
-    rows.sort(key=lambda o: int(number_or_zero(o.get("createdTime"))))
+    rows.sort(key=lambda o: whole_or_zero(o.get("createdTime")))
     specs = listed(api, query["category"])
     return [_order(o, query["category"], specs) for o in rows], pages
 
@@ -535,7 +536,7 @@ def fundings(api, symbol=None):
     for t, spec in _listed_rows(api, "linear", reply, symbol):
         interval = spec["funding_interval"] or int(number_or_zero(t.get("fundingIntervalHour")) * 3_600_000)
         rows.append({"symbol": spec["symbol"], "rate": number_or_zero(t.get("fundingRate")),
-                     "time": int(number_or_zero(t.get("nextFundingTime"))), "interval": interval})
+                     "time": whole_or_zero(t.get("nextFundingTime")), "interval": interval})
     return rows, reply
 
 
@@ -577,7 +578,7 @@ def _order(o, category_name, specs):
         "type": side,
         "offset": ("close" if closes else "open") if swap else "",
         "contract_type": "swap" if swap else "",
-        "time": int(number_or_zero(o.get("createdTime"))),
+        "time": whole_or_zero(o.get("createdTime")),
         "status": STATUS.get(o.get("orderStatus"), o.get("orderStatus", "")),
     }
 

@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, book_levels, cancel_once, candle_row,
                             iso_ms, markets_answer, new_client_id, number_or_zero, one_or_all, order_size, place_once,
-                            precision)
+                            precision, whole_or_zero)
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
@@ -195,7 +195,7 @@ def _ticker(t):
         "buy": number_or_zero(t.get("bidPx")), "sell": number_or_zero(t.get("askPx")),
         "high": number_or_zero(t.get("high24h")), "low": number_or_zero(t.get("low24h")),
         "open": number_or_zero(t.get("open24h")), "last": number_or_zero(t.get("last")),
-        "vol": number_or_zero(t.get("vol24h")), "time": int(number_or_zero(t.get("ts"))),
+        "vol": number_or_zero(t.get("vol24h")), "time": whole_or_zero(t.get("ts")),
     }
 
 
@@ -214,7 +214,7 @@ def depth(api, symbol, limit=None):
     """GET /api/v5/market/books (sz up to 400 levels a side)"""
     reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or 20, 400)}, signed=False)
     book = _first(reply, symbol)
-    return {"time": int(number_or_zero(book.get("ts"))), "asks": book_levels(book.get("asks")),
+    return {"time": whole_or_zero(book.get("ts")), "asks": book_levels(book.get("asks")),
             "bids": book_levels(book.get("bids"))}, reply
 
 
@@ -222,7 +222,7 @@ def trades(api, symbol, limit=None):
     """GET /api/v5/market/trades (newest first, up to 500; answered oldest first)"""
     reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": min(limit or 100, 500)},
                     signed=False)
-    rows = [{"id": t["tradeId"], "time": int(number_or_zero(t["ts"])), "price": number_or_zero(t["px"]),
+    rows = [{"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
              "amount": number_or_zero(t["sz"]), "type": t["side"]} for t in _data(reply)]
     return rows[::-1], reply
 
@@ -390,7 +390,7 @@ def fundings(api, symbol=None):
     rows = []
     for f in _data(reply):
         if symbol is None or symbol.covers(to_symbol(f["instId"])):
-            time, following = int(number_or_zero(f.get("fundingTime"))), int(number_or_zero(f.get("nextFundingTime")))
+            time, following = whole_or_zero(f.get("fundingTime")), whole_or_zero(f.get("nextFundingTime"))
             rows.append({"symbol": str(to_symbol(f["instId"])), "rate": number_or_zero(f.get("fundingRate")),
                          "time": time, "interval": max(following - time, 0)})
     return rows, reply
@@ -416,7 +416,7 @@ def historyorders(api, symbol, since=None, limit=None):
     query = {"instType": INST_TYPES[symbol.kind], "instId": inst_id(symbol), "limit": PAGE,
              "begin": since or None}
     rows, pages = _pages(api, "/api/v5/trade/orders-history", query, max_rows=limit or PAGE)
-    rows.sort(key=lambda o: int(number_or_zero(o.get("cTime"))))
+    rows.sort(key=lambda o: whole_or_zero(o.get("cTime")))
     return [_order(o) for o in rows], pages
 
 
@@ -452,7 +452,7 @@ def _order(o):
         "type": side,
         "offset": ("close" if closes else "open") if symbol.is_swap else "",
         "contract_type": "swap" if symbol.is_swap else "",
-        "time": int(number_or_zero(o.get("cTime"))),
+        "time": whole_or_zero(o.get("cTime")),
         "status": STATUS.get(o.get("state"), o.get("state", "")),
     }
 

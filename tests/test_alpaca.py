@@ -25,13 +25,8 @@ def client(fake):
         yield plugin
 
 
-def sent(fake, path, verb=None):
-    """(target, body) of every request to one path, oldest first."""
-    return [(target, body) for v, target, body in fake.requests if target.split("?")[0] == path and verb in (None, v)]
-
-
 def orders_sent(fake):
-    return [json.loads(body) for _, body in sent(fake, "/v2/orders", "POST")]
+    return [json.loads(body) for _, body in fake.sent("/v2/orders", "POST")]
 
 
 def holding(client, currency):
@@ -75,7 +70,7 @@ def test_paper_keys_trade_on_the_paper_host_and_read_data_from_the_data_host():
         assert client.data("ticker", symbol="AAPL_USD")["buy"] == 190
         assert list(paper.engine.orders) and not live.engine.orders
         assert not any(target.startswith(("/v2/stocks", "/v1beta3")) for _, target, _ in paper.requests)
-        assert sent(data, "/v2/stocks/snapshots") and not sent(data, "/v2/orders")
+        assert data.sent("/v2/stocks/snapshots") and not data.sent("/v2/orders")
         assert not live.requests                    # the asset list too comes from the paper host
 
 
@@ -89,10 +84,10 @@ def fmz_plugin_client(url, secret_key):
 def test_stock_and_crypto_are_told_apart_by_the_asset_list(client):
     assert client.data("ticker", symbol="AAPL_USD")["last"] == 190
     assert client.data("ticker", symbol="BTC_USD")["last"] == 50000
-    stock, crypto = sent(client.fake, "/v2/stocks/snapshots"), sent(client.fake, "/v1beta3/crypto/us/snapshots")
+    stock, crypto = client.fake.sent("/v2/stocks/snapshots"), client.fake.sent("/v1beta3/crypto/us/snapshots")
     assert [t for t, _ in stock] == ["/v2/stocks/snapshots?symbols=AAPL&feed=iex"]
     assert [t for t, _ in crypto] == ["/v1beta3/crypto/us/snapshots?symbols=BTC%2FUSD"]
-    assert len(sent(client.fake, "/v2/assets")) == 2            # us_equity and crypto, once
+    assert len(client.fake.sent("/v2/assets")) == 2            # us_equity and crypto, once
 
 
 def test_unknown_symbol_is_alpacas_own_not_found(client):
@@ -114,7 +109,7 @@ def test_markets_list_stocks_and_crypto_with_their_steps(client):
 def test_stock_depth_is_one_level_from_the_latest_quote(client):
     book = client.data("depth", symbol="AAPL_USD", limit=10)
     assert book["asks"] == [[190.01, 0.5]] and book["bids"] == [[190, 0.5]]
-    assert [t for t, _ in sent(client.fake, "/v2/stocks/quotes/latest")] == \
+    assert [t for t, _ in client.fake.sent("/v2/stocks/quotes/latest")] == \
         ["/v2/stocks/quotes/latest?symbols=AAPL&feed=iex"]
 
 
@@ -126,7 +121,7 @@ def test_crypto_depth_is_the_book_cut_to_limit(client):
 def test_stock_records_and_trades_ask_the_feed(client):
     rows = client.data("records", symbol="AAPL_USD", period=60, limit=5)
     assert len(rows) == 5 and {b[0] - a[0] for a, b in zip(rows, rows[1:])} == {3_600_000}
-    (target, _), = sent(client.fake, "/v2/stocks/bars")
+    (target, _), = client.fake.sent("/v2/stocks/bars")
     assert "feed=iex" in target and "timeframe=1Hour" in target and "sort=desc" in target
     trades = client.data("trades", symbol="AAPL_USD")
     assert len(trades) == 100 and {t["type"] for t in trades} == {"buy", "sell"}     # by the tick test
@@ -136,7 +131,7 @@ def test_sip_key_option_asks_the_sip_feed(fake):
     with client_of(fake) as client:
         client.secret_key = SECRET + ",sip"
         client.data("ticker", symbol="AAPL_USD")
-    assert "feed=sip" in sent(fake, "/v2/stocks/snapshots")[0][0]
+    assert "feed=sip" in fake.sent("/v2/stocks/snapshots")[0][0]
 
 
 # ---------------------------------------------------------------------------- stock orders
@@ -220,9 +215,9 @@ def test_accounts_have_usd_cash_and_each_position_as_a_currency(client):
 def test_order_ids_are_alpacas_uuids(client):
     order_id = client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
     assert alpaca._UUID.match(order_id)
-    assert [t for t, _ in sent(client.fake, f"/v2/orders/{order_id}")] == []
+    assert [t for t, _ in client.fake.sent(f"/v2/orders/{order_id}")] == []
     client.data("order", id=order_id, symbol="BTC_USDT")
-    assert sent(client.fake, f"/v2/orders/{order_id}", "GET")
+    assert client.fake.sent(f"/v2/orders/{order_id}", "GET")
     assert "invalid Alpaca order id" in client.error("order", id="BTC-USDT,123")
 
 
@@ -239,7 +234,7 @@ def test_open_and_closed_orders_page_by_submitted_time(client, monkeypatch):
     monkeypatch.setattr(alpaca, "ORDER_PAGE", 5)
     ids = [client.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.001")["id"] for _ in range(12)]
     assert {o["id"] for o in client.data("orders")} == set(ids)
-    targets = [t for t, _ in sent(client.fake, "/v2/orders", "GET")]
+    targets = [t for t, _ in client.fake.sent("/v2/orders", "GET")]
     assert len(targets) == 3 and "until=" in targets[1] and "until=" not in targets[0]
     for order_id in ids:
         client.data("cancel", id=order_id)

@@ -38,8 +38,7 @@ def plugin_url(bn):
 
 def sent(fake, verb, path):
     """(query, body) of the requests the plugin sent to path."""
-    return [(target.partition("?")[2], body) for v, target, body in fake.requests
-            if v == verb and target.split("?")[0] == path]
+    return [(target.partition("?")[2], body) for target, body in fake.sent(path, verb)]
 
 
 def raw_call(fake, verb, target, body="", key=API_KEY):

@@ -28,12 +28,6 @@ def bybit_url(client):
     return client.url
 
 
-def sent(client, path, verb=None):
-    """Targets and bodies the plugin sent to one Bybit path, oldest first."""
-    return [(target, body) for v, target, body in client.fake.requests
-            if target.split("?")[0] == path and verb in (None, v)]
-
-
 def test_signature_of_a_get_is_hex_hmac_of_time_key_window_query():
     # The docs' example string to sign, with a secret of our own (the docs do not give theirs).
     request = Request("GET", "/v5/order/realtime", query="category=option&symbol=BTC-29JUL22-25000-C")
@@ -71,7 +65,7 @@ def test_ticker_maps_bybit_fields(client):
     assert answer["data"] == {"symbol": "BTC_USDT", "buy": 50000, "sell": 50000.1, "high": 50500, "low": 49500,
                               "open": 49900, "last": 50000, "vol": 1234.5, "time": answer["raw"]["time"]}
     assert answer["raw"]["result"]["list"][0]["symbol"] == "BTCUSDT"
-    assert sent(client, "/v5/market/tickers")[-1][0].endswith("?category=spot&symbol=BTCUSDT")
+    assert client.fake.sent("/v5/market/tickers")[-1][0].endswith("?category=spot&symbol=BTCUSDT")
 
 
 def test_order_id_is_category_symbol_orderid(client):
@@ -89,20 +83,20 @@ def test_order_of_another_category_is_not_found(client):
 
 def test_market_buy_sends_quote_amount_with_market_unit(client):
     client.data("trade", symbol="ETH_USDT", type="buy", price=-1, amount="100.123456789")
-    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    body = json.loads(client.fake.sent("/v5/order/create")[-1][1])
     assert body["orderType"] == "Market" and body["marketUnit"] == "quoteCoin" and body["timeInForce"] == "IOC"
     assert body["qty"] == "100.1234567" and "price" not in body            # quotePrecision 0.0000001
 
 
 def test_market_sell_sends_base_amount(client):
     client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.5")
-    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    body = json.loads(client.fake.sent("/v5/order/create")[-1][1])
     assert (body["side"], body["marketUnit"], body["qty"]) == ("Sell", "baseCoin", "0.5")
 
 
 def test_spot_has_no_close_orders(client):
     assert "buy or sell" in client.error("trade", symbol="BTC_USDT", type="closebuy", price=40000, amount=0.01)
-    assert sent(client, "/v5/order/create") == []
+    assert client.fake.sent("/v5/order/create") == []
 
 
 def test_insufficient_balance_names_the_currency_paid(client):
@@ -117,7 +111,7 @@ def test_order_below_the_minimum_value_gets_bybits_code(client):
 
 def test_records_page_back_with_end(client):
     rows = client.data("records", symbol="BTC_USDT", period=1, limit=1500)
-    pages = [target for target, _ in sent(client, "/v5/market/kline")]
+    pages = [target for target, _ in client.fake.sent("/v5/market/kline")]
     assert len(rows) == 1500 and len(pages) == 2
     assert "end=" not in pages[0] and "limit=1000" in pages[0]
     assert f"end={rows[500][0] - 1}" in pages[1] and "limit=500" in pages[1]
@@ -132,21 +126,21 @@ def test_daily_and_weekly_candles(client):
 
 def test_depth_limit_is_capped_at_bybits_maximum(client):
     book = client.data("depth", symbol="BTC_USDT", limit=1000)
-    assert len(book["asks"]) == 200 and "limit=200" in sent(client, "/v5/market/orderbook")[-1][0]
+    assert len(book["asks"]) == 200 and "limit=200" in client.fake.sent("/v5/market/orderbook")[-1][0]
 
 
 def test_order_falls_back_to_history_when_realtime_has_forgotten_it(client):
     order_id = client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.01")["id"]
     client.fake.recent_closed = 0
     assert client.data("order", id=order_id)["status"] == "filled"
-    assert len(sent(client, "/v5/order/history")) == 1
+    assert len(client.fake.sent("/v5/order/history")) == 1
 
 
 def test_history_walks_back_in_seven_day_windows(client):
     client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.01")
     now = client.fake.now_ms()
     assert len(client.data("historyorders", symbol="ETH_USDT", since=now - 10 * 86_400_000)) == 1
-    windows = [target for target, _ in sent(client, "/v5/order/history")]
+    windows = [target for target, _ in client.fake.sent("/v5/order/history")]
     assert len(windows) == 2 and all("startTime=" in w and "endTime=" in w for w in windows)
 
 
@@ -154,7 +148,7 @@ def test_history_follows_the_cursor(client):
     for _ in range(60):
         client.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.001")
     assert len(client.data("historyorders", symbol="ETH_USDT", limit=0)) == 60
-    pages = [target for target, _ in sent(client, "/v5/order/history")]
+    pages = [target for target, _ in client.fake.sent("/v5/order/history")]
     assert len(pages) == 2 and "cursor=page_args" in pages[1]
 
 
@@ -163,7 +157,7 @@ def test_order_dropped_after_it_was_stored_is_found_by_order_link_id(client):
     order_id = client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)["id"]
     (order,) = client.fake.engine.orders.values()
     assert order_id == f"spot,BTCUSDT,{order['id']}"
-    assert len(sent(client, "/v5/order/create")) == 1
+    assert len(client.fake.sent("/v5/order/create")) == 1
 
 
 def test_order_dropped_before_it_arrived_is_sent_once_more(client):
@@ -171,7 +165,7 @@ def test_order_dropped_before_it_arrived_is_sent_once_more(client):
     client.fake.inject("drop_before", path="/v5/order/create")
     client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount=0.001)
     assert len(client.fake.engine.orders) == 1
-    bodies = [json.loads(body) for _, body in sent(client, "/v5/order/create")]
+    bodies = [json.loads(body) for _, body in client.fake.sent("/v5/order/create")]
     assert len(bodies) == 2 and bodies[0] == bodies[1]                   # same orderLinkId
 
 
@@ -199,7 +193,7 @@ def test_markets_and_tickers(client):
 def test_linear_instruments_are_paged_with_the_cursor(client):
     client.fake.instruments_page = 1
     assert {"BTC_USDT.swap", "ETH_USDT.swap"} <= set(client.data("markets"))
-    pages = [target for target, _ in sent(client, "/v5/market/instruments-info") if "category=linear" in target]
+    pages = [target for target, _ in client.fake.sent("/v5/market/instruments-info") if "category=linear" in target]
     assert len(pages) == 2 and "cursor=1" in pages[1]
 
 
@@ -220,7 +214,7 @@ def test_spot_and_linear_orders_of_one_name_never_mix(client):
 
 def test_linear_amounts_are_coins_and_market_orders_have_no_market_unit(client):
     client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.0123")
-    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    body = json.loads(client.fake.sent("/v5/order/create")[-1][1])
     assert (body["category"], body["qty"], body["orderType"], body["positionIdx"]) == ("linear", "0.012", "Market", 0)
     assert "marketUnit" not in body and "reduceOnly" not in body
     assert client.data("positions", symbol="BTC_USDT.swap")[0]["amount"] == 0.012
@@ -229,7 +223,7 @@ def test_linear_amounts_are_coins_and_market_orders_have_no_market_unit(client):
 def test_one_way_closes_are_reduce_only_on_position_idx_0(client):
     client.data("trade", symbol="ETH_USDT.swap", type="sell", price=-1, amount="0.5")
     client.data("trade", symbol="ETH_USDT.swap", type="closesell", price=-1, amount="0.5")
-    body = json.loads(sent(client, "/v5/order/create")[-1][1])
+    body = json.loads(client.fake.sent("/v5/order/create")[-1][1])
     assert (body["side"], body["positionIdx"], body["reduceOnly"]) == ("Buy", 0, True)
     assert client.data("positions", symbol="ETH_USDT.swap") == []
 
@@ -239,7 +233,7 @@ def test_hedge_mode_orders_name_their_position_idx(client):
     for fmz_type in ("buy", "sell", "closebuy", "closesell"):
         client.data("trade", symbol="BTC_USDT.swap", type=fmz_type, price=-1, amount="0.01")
     sides = [(b["side"], b["positionIdx"], b.get("reduceOnly", False))
-             for b in (json.loads(body) for _, body in sent(client, "/v5/order/create"))]
+             for b in (json.loads(body) for _, body in client.fake.sent("/v5/order/create"))]
     assert sides == [("Buy", 1, False), ("Sell", 2, False), ("Sell", 1, True), ("Buy", 2, True)]
 
 
@@ -247,7 +241,7 @@ def test_position_mode_is_read_once_per_symbol(client):
     for _ in range(3):
         client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
     client.data("trade", symbol="ETH_USDT.swap", type="buy", price=-1, amount="0.1")
-    reads = [target for target, _ in sent(client, "/v5/position/list")]
+    reads = [target for target, _ in client.fake.sent("/v5/position/list")]
     assert len(reads) == 2 and "symbol=BTCUSDT" in reads[0] and "symbol=ETHUSDT" in reads[1]
 
 
@@ -256,22 +250,22 @@ def test_a_switched_position_mode_is_read_again_and_the_refused_order_sent_once_
     client.data("cancel", id=order_id)                        # read as one-way mode, then flat again
     client.fake.engine.set_hedge_mode(True)                   # the trader switches on Bybit's site
     client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
-    bodies = [json.loads(body) for _, body in sent(client, "/v5/order/create")][1:]
+    bodies = [json.loads(body) for _, body in client.fake.sent("/v5/order/create")][1:]
     assert [b["positionIdx"] for b in bodies] == [0, 1] and bodies[0]["orderLinkId"] == bodies[1]["orderLinkId"]
-    assert len(sent(client, "/v5/position/list")) == 2
+    assert len(client.fake.sent("/v5/position/list")) == 2
     assert [p["type"] for p in client.data("positions", symbol="BTC_USDT.swap")] == [0]
 
 
 def test_a_refusal_that_is_not_about_the_mode_is_not_resent(client):
     error = client.error("trade", symbol="BTC_USDT.swap", type="closebuy", price=-1, amount="0.01")
     assert error == "Bybit 110017: Reduce-only rule not satisfied"
-    assert len(sent(client, "/v5/order/create")) == 1
+    assert len(client.fake.sent("/v5/order/create")) == 1
 
 
 def test_leverage_already_set_is_success(client):
     answer = client.call("margin_level", symbol="BTC_USDT.swap", level=10)      # 10 is the starting leverage
     assert answer["data"] is True and answer["raw"]["retCode"] == 110043
-    body = json.loads(sent(client, "/v5/position/set-leverage")[-1][1])
+    body = json.loads(client.fake.sent("/v5/position/set-leverage")[-1][1])
     assert body == {"category": "linear", "symbol": "BTCUSDT", "buyLeverage": "10", "sellLeverage": "10"}
 
 
@@ -290,7 +284,7 @@ def test_funding_interval_comes_from_instruments_info(client):
 def test_positions_without_symbol_ask_per_settle_coin(client):
     client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
     assert [p["symbol"] for p in client.data("positions")] == ["BTC_USDT.swap"]
-    assert "settleCoin=USDT" in sent(client, "/v5/position/list")[-1][0]
+    assert "settleCoin=USDT" in client.fake.sent("/v5/position/list")[-1][0]
 
 
 def test_accounts_show_equity_and_upnl_of_the_margin_coin(client):
@@ -319,7 +313,7 @@ def test_a_10001_in_the_same_mode_is_not_resent(client):
     client.fake.engine.swaps[("BTC", "USDT", "swap")]["tick"] = 1      # ... Bybit now wants whole dollars
     error = client.error("trade", symbol="BTC_USDT.swap", type="buy", price="40000.5", amount="0.01")
     assert error == "Bybit 10001: params error: price invalid"
-    assert len(sent(client, "/v5/order/create")) == 1 and len(sent(client, "/v5/position/list")) == 2
+    assert len(client.fake.sent("/v5/order/create")) == 1 and len(client.fake.sent("/v5/position/list")) == 2
 
 
 def test_io_switch_mode_puts_the_account_in_hedge_mode(client):
@@ -329,7 +323,7 @@ def test_io_switch_mode_puts_the_account_in_hedge_mode(client):
     assert client.fake.engine.hedge_mode
     assert "110025" in json.dumps(client.call("__api_/v5/position/switch-mode", **switch))   # not modified
     client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount="0.01")
-    [(_, body)] = sent(client, "/v5/order/create")
+    [(_, body)] = client.fake.sent("/v5/order/create")
     assert json.loads(body)["positionIdx"] == 1
     back = dict(switch, mode=0)
     assert "110024" in json.dumps(client.call("__api_/v5/position/switch-mode", **back))     # position open

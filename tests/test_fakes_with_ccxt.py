@@ -6,6 +6,7 @@ CCXT is never a dependency of this project; CI has no ccxt and skips this file. 
     python3 -m venv /tmp/ccxt-venv && /tmp/ccxt-venv/bin/pip install ccxt pytest
     /tmp/ccxt-venv/bin/python -m pytest tests/test_fakes_with_ccxt.py
 """
+import contextlib
 import re
 
 import pytest
@@ -18,6 +19,18 @@ from tests.fakes.bingx import FakeBingX  # noqa: E402
 from tests.fakes.bitvavo import FakeBitvavo  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
+
+
+@contextlib.contextmanager
+def loaded(fake_class, make_client, **options):
+    """A CCXT client (`make_client(fake)`, then `options`) of a fresh fake, kept at `.fake`, its
+    markets loaded."""
+    with fake_class() as fake:
+        client = make_client(fake)
+        client.options.update(options)
+        client.fake = fake
+        client.load_markets()
+        yield client
 
 
 def okx_client(fake, secret_key=None):
@@ -33,10 +46,7 @@ def okx_client(fake, secret_key=None):
 
 @pytest.fixture
 def okx():
-    with FakeOKX() as fake:
-        client = okx_client(fake)
-        client.fake = fake
-        client.load_markets()
+    with loaded(FakeOKX, okx_client) as client:
         yield client
 
 
@@ -191,10 +201,7 @@ def binance_client(fake, secret=None):
 
 @pytest.fixture
 def binance():
-    with FakeBinance() as fake:
-        client = binance_client(fake)
-        client.fake = fake
-        client.load_markets()
+    with loaded(FakeBinance, binance_client) as client:
         yield client
 
 
@@ -316,10 +323,7 @@ def bybit_client(fake, secret=None):
 
 @pytest.fixture
 def bybit():
-    with FakeBybit() as fake:
-        client = bybit_client(fake)
-        client.fake = fake
-        client.load_markets()
+    with loaded(FakeBybit, bybit_client) as client:
         yield client
 
 
@@ -418,11 +422,7 @@ def test_bybit_clock(bybit):
 
 @pytest.fixture
 def okx_swap():
-    with FakeOKX() as fake:
-        client = okx_client(fake)
-        client.options["fetchMarkets"] = {"types": ["spot", "swap"]}
-        client.fake = fake
-        client.load_markets()
+    with loaded(FakeOKX, okx_client, fetchMarkets={"types": ["spot", "swap"]}) as client:
         yield client
 
 
@@ -473,10 +473,7 @@ def alpaca_client(fake, secret=None):
 
 @pytest.fixture
 def alpaca():
-    with FakeAlpaca() as fake:
-        client = alpaca_client(fake)
-        client.fake = fake
-        client.load_markets()
+    with loaded(FakeAlpaca, alpaca_client) as client:
         yield client
 
 
@@ -583,10 +580,7 @@ def bitvavo_client(fake, secret=None):
 
 @pytest.fixture
 def bitvavo():
-    with FakeBitvavo() as fake:
-        client = bitvavo_client(fake)
-        client.fake = fake
-        client.load_markets()
+    with loaded(FakeBitvavo, bitvavo_client) as client:
         yield client
 
 
@@ -917,10 +911,7 @@ def bingx_client(fake, secret=None):
 
 @pytest.fixture
 def bingx():
-    with FakeBingX() as fake:
-        client = bingx_client(fake)
-        client.fake = fake
-        client.load_markets()
+    with loaded(FakeBingX, bingx_client) as client:
         yield client
 
 

@@ -190,6 +190,11 @@ class FakeExchange:
     def now_ms(self):
         return int(time.time() * 1000) + self.clock_skew_ms
 
+    def sent(self, path, verb=None):
+        """(target, body) of every request to `path` (any query; by `verb` only, when given), oldest first."""
+        return [(target, body) for v, target, body in self.requests
+                if target.split("?")[0] == path and verb in (None, v)]
+
     # ------------------------------------------------------------------ faults
     def inject(self, kind, path=None, times=1, seconds=0.0, method=None):
         """Arm a fault for the next `times` requests (to `path` / with `method` only, when given)."""
