@@ -2185,9 +2185,10 @@ class Reply:
     """What a plugin at a URL answered to one POST: `answer` (a dict with data or error), or
     `problem`, a sentence saying why nothing usable came back. `unreachable`: nothing listens."""
 
-    def __init__(self, ms, status=None, content_type="", body=b"", problem=None, unreachable=False):
+    def __init__(self, ms, status=None, content_type="", body=b"", problem=None, unreachable=False,
+                 timed_out=False):
         self.ms, self.status, self.content_type, self.body = ms, status, content_type, body
-        self.unreachable = unreachable
+        self.unreachable, self.timed_out = unreachable, timed_out
         self.answer, self.problem = (None, problem) if problem else _decode_answer(status, content_type, body)
 
 
@@ -2223,7 +2224,7 @@ def post_to_plugin(url, body, http_method=None, timeout=PLUGIN_TIMEOUT):
     except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected, http.client.IncompleteRead):
         return Reply(_ms_since(started), problem="the connection was dropped without a complete answer")
     except (socket.timeout, TimeoutError):
-        return Reply(_ms_since(started), problem=f"no answer within {timeout:g}s")
+        return Reply(_ms_since(started), problem=f"no answer within {timeout:g}s", timed_out=True)
     except (OSError, http.client.HTTPException) as error:
         return Reply(_ms_since(started), problem=f"{type(error).__name__}: {error}")
     finally:
@@ -2489,6 +2490,14 @@ TRADE_DISCOUNT = Decimal("0.8")  # the --trade buy is placed 20% under the best 
                                  # fill, near enough for exchanges' price bands (Binance spot: 20% of avg)
 FALLBACK_NOTIONAL = Decimal(10)  # quote currency the --trade buy is worth when markets gives no minimum
 MAX_SHOWN = 4                    # problems listed per row; the rest are counted
+CHECK_TIMEOUT = 8.0              # seconds each check waits for its answer (--timeout): a silent exchange costs
+                                 # one such wait, as the checks that need it are then skipped
+EXCHANGE_ERROR_CASES = ("bad symbol",)   # error checks whose answer needs the exchange
+# An error answer that says the exchange was not reached (ours, and the usual words of others).
+NETWORK_ERROR = re.compile(r"cannot reach|can't reach|could not reach|unreachable|no answer within|timed? ?out|"
+                           r"connection (?:refused|reset|lost|aborted|closed)|ECONN|getaddrinfo|name or service|"
+                           r"name resolution|nodename|dial tcp|TLS error|SSL|certificate verify|network is",
+                           re.IGNORECASE)
 
 
 # Read checks, in the order they run: method, params (built from the --symbol), validator.
@@ -2819,6 +2828,8 @@ class Checker:
         self.keys = {"access_key": access_key, "secret_key": secret_key}
         self.out = out or sys.stdout
         self.rows = []
+        self.exchange = urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "the exchange"
+        self.exchange_down = False      # every read answers the same network error: skip what needs it
 
     @property
     def has_keys(self):
@@ -2858,10 +2869,10 @@ class Checker:
         return reply.answer["data"]
 
     # ------------------------------------------------------------------ read checks
-    def read(self, method, params, validate):
+    def read(self, method, params, validate, reply=None):
         if method in PRIVATE_METHODS and not self.has_keys:
             return self.row(method, SKIP, "no keys: give --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY")
-        reply = self.request(method, params)
+        reply = reply or self.request(method, params)
         if method in OPTIONAL_METHODS and reply.answer and DECLINED.search(str(reply.answer.get("error", ""))):
             return self.row(method, SKIP, f"error: {reply.answer['error']}", reply.ms)
         data = self.data_of(method, reply)
@@ -2888,13 +2899,48 @@ class Checker:
         }
 
     def error_check(self, name, body):
+        if self.exchange_down and name in EXCHANGE_ERROR_CASES:
+            return None
         reply = self.send(body)
         problems = error_answer_problems(reply)
-        after = self.request("ticker", {"symbol": self.symbol})
-        if after.problem or "data" not in after.answer:
-            problems.append(f"a valid ticker right after got: {after.problem or after.answer.get('error')}")
+        if self.exchange_down:          # still serving? asked with a request that needs no exchange
+            after = self.request("ticker", {})
+            if after.problem or "error" not in after.answer:
+                problems.append(f"a request right after got: {after.problem or _json_text(after.answer, 100)}")
+        else:
+            after = self.request("ticker", {"symbol": self.symbol})
+            if after.problem or "data" not in after.answer:
+                problems.append(f"a valid ticker right after got: {after.problem or after.answer.get('error')}")
         passed = "" if problems else f"error: {reply.answer['error']}"[:100]
         self.verdict("error: " + name, problems, reply.ms, passed)
+
+    # ------------------------------------------------------------------ is the exchange there?
+    def probe_exchange(self):
+        """The first ticker's reply, after deciding whether the exchange behind the plugin can be
+        reached. It cannot when the ticker and a depth both answer a network error, or when the
+        ticker gets no answer in time while the plugin answers a bad request at once: then one
+        FAIL row says so, and the checks that need the exchange are skipped."""
+        reply = self.request("ticker", {"symbol": self.symbol})
+        cause = self._network_cause(reply, "ticker")
+        if cause is None:
+            return reply
+        if reply.timed_out:
+            alive = self.send(b"{")
+            if alive.problem or "error" not in alive.answer:
+                return reply             # the plugin itself is silent: the read checks say so
+        else:
+            second = self.request("depth", {"symbol": self.symbol, "limit": 10})
+            if self._network_cause(second, "depth") is None:
+                return reply
+        self.exchange_down = True
+        self.row("exchange", FAIL, f"the plugin answers, but {self.exchange} cannot be reached: {cause}", reply.ms)
+        return None
+
+    def _network_cause(self, reply, method):
+        if reply.timed_out:
+            return f"no answer to {method} within {self.timeout:g}s"
+        error = reply.answer.get("error") if reply.answer else None
+        return error if isinstance(error, str) and NETWORK_ERROR.search(error) else None
 
     # ------------------------------------------------------------------ --trade
     def plan_order(self):
@@ -3054,8 +3100,8 @@ def parse_check_args(argv):
                         help="access key for private checks (default: environment FMZ_ACCESS_KEY)")
     parser.add_argument("--secret-key", default=os.environ.get("FMZ_SECRET_KEY", ""),
                         help="secret key for private checks (default: environment FMZ_SECRET_KEY)")
-    parser.add_argument("--timeout", type=seconds_above_zero, default=PLUGIN_TIMEOUT,
-                        help=f"seconds to wait for each answer (default {PLUGIN_TIMEOUT:g})")
+    parser.add_argument("--timeout", type=seconds_above_zero, default=CHECK_TIMEOUT,
+                        help=f"seconds to wait for each answer (default {CHECK_TIMEOUT:g})")
     parser.add_argument("--paper", action="store_true",
                         help="check a paper account (Access Key paper, Secret Key --secret-key or the default "
                              "balances): the private checks and --trade need no keys")
@@ -3075,14 +3121,18 @@ def check_command(argv):
     args = parse_check_args(argv)
     checker = Checker(args.url, args.symbol, args.access_key, args.secret_key, args.timeout)
     print(f"Checking {args.url} with {args.symbol}", flush=True)
-    for method, params, validate in read_checks(args.symbol):
-        reply = checker.read(method, params, validate)
+    first = checker.probe_exchange()
+    if checker.exchange_down:
+        needing = [method for method, _, _ in read_checks(args.symbol)] + ["error: " + name for name in EXCHANGE_ERROR_CASES]
+        checker.row("exchange checks", SKIP, f"{len(needing)} skipped, they need {checker.exchange}: {', '.join(needing)}")
+    for method, params, validate in [] if checker.exchange_down else read_checks(args.symbol):
+        reply = checker.read(method, params, validate, first if method == "ticker" else None)
         if reply and reply.unreachable:
             print(f"nothing answers at {args.url}: is the plugin running?", file=sys.stderr)
             return 2
     for name, body in checker.error_cases().items():
         checker.error_check(name, body)
-    if args.trade:
+    if args.trade and not checker.exchange_down:
         trade_check(checker, args.yes)
     counts = {outcome: sum(row[1] == outcome for row in checker.rows) for outcome in (PASS, FAIL, SKIP)}
     print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped")
