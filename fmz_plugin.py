@@ -1557,9 +1557,11 @@ def status_html(report):
     failing = [h["exchange"] for h in report["health"] if h["state"] == "failing"]
     title = (f"FAILING {', '.join(failing)} - " if failing else "") + "fmz-plugin"
     started = f'<time data-ms="{report["started_at"]}" data-date>{_utc_text(report["started_at"])}</time>'
+    risk = report.get("risk")
+    alarming = risk is not None and (risk["halted"] or risk["problem"])     # then first, else after the addresses
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<title>{html.escape(title)}</title>\n'
+            f'<title>{html.escape(title)}</title><link rel="icon" href="data:,">\n'
             f'<noscript><meta http-equiv="refresh" content="{STATUS_REFRESH}"></noscript>\n'
             f'<style>{STATUS_CSS}</style></head>\n<body><main id="status">\n'
             f'<h1>fmz-plugin <small>{html.escape(report["version"])}</small></h1>\n'
@@ -1567,8 +1569,9 @@ def status_html(report):
             f'page refreshed every {STATUS_REFRESH} s · as of <time data-ms="{report["now"]}">'
             f'{clock_text(report["now"])}</time></p>\n'
             '<div id="offline" class="banner alert" hidden></div>\n'
-            f'{risk_html(report.get("risk"))}{_paper_html(report)}'
-            f'{_exchanges_html(report)}{_addresses_html(report)}{_seen_html(report["seen"])}'
+            f'{risk_html(risk) if alarming else ""}{_paper_html(report)}'
+            f'{_exchanges_html(report)}{_addresses_html(report)}{"" if alarming else risk_html(risk)}'
+            f'{_seen_html(report["seen"])}'
             f'<footer>For scripts: <a href="/status?format=json">/status?format=json</a> (or any request '
             f'without Accept: text/html). In a terminal: <code>python3 fmz_plugin.py status '
             f'{html.escape(report["hosts"][-1])}/</code></footer>\n'

@@ -80,7 +80,8 @@ def test_status_page_for_a_browser(okx):
     assert "<title>FAILING OKX - fmz-plugin</title>" in body
     assert f'<meta http-equiv="refresh" content="{fmz_plugin.STATUS_REFRESH}">' in body    # without script
     assert "setInterval(refresh, 5000)" in body                                           # with script
-    assert "<script src" not in body and "<link" not in body and "http" not in body.split("<script>")[1]
+    assert "<script src" not in body and '<link rel="stylesheet"' not in body and "@import" not in body
+    assert "http" not in body.split("<script>")[1] and '<link rel="icon" href="data:,">' in body   # no asset fetched
     card = body[body.index('<section class="card failing"><h3>OKX'):]
     card = card[:card.index("</section>")]
     assert "FAILING: ticker, trade · 5 calls · last 5 min: 5 calls, 40.0% errors · p50 " in card
