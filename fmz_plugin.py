@@ -89,7 +89,9 @@ IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
 BAD_REQUEST = "(bad request)"   # ... and requests that named no served method
-LATENCIES_KEPT = 500        # recent call durations kept per method, for the p50 in the status
+LATENCIES_KEPT = 500        # recent call durations kept per method, for the p50 and p99 in the status
+HEALTH_WINDOW = 300.0       # seconds: the status page's "last 5 minutes" (calls, error rate)
+STATUS_REFRESH = 5          # seconds between two refreshes of the status page in a browser
 STATUS_EVERY = 3.0          # seconds between two status tables in FMZ live-strategy mode
 # How much one request may ask of an exchange: each page costs a signed or weighted request
 # and memory (records limit=1e9 grew the process to 1.6 GB; a Bybit history since 2001 cost
@@ -770,6 +772,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         super().handle_one_request()
 
     def do_POST(self):
+        if isinstance(self.server, StatusServer):
+            return self._answer({"error": "this port serves the status page only; the General Protocol is "
+                                          f"served at {service_hosts(self.server)[0]}/<Exchange>"}, close=True)
         started = time.monotonic()
         exchange_name = exchange_of_path(self.path)
         try:
@@ -792,8 +797,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.split("?")[0].rstrip("/") not in ("", "/status"):
             return self._answer({"error": "the General Protocol uses POST /<Exchange> with a JSON body; "
                                           "the status page is GET /"})
-        report = status_report(self.server)
-        if prefers_html(self.headers.get("Accept", "")):
+        report = status_report(self.server.status_of)
+        if "format=json" not in self.path and prefers_html(self.headers.get("Accept", "")):
             return self._send(status_html(report).encode(), "text/html; charset=utf-8")
         self._answer(report)
 
@@ -927,6 +932,17 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             os.close(self.spare_file)
             self.spare_file = None
 
+    status_page = None        # the StatusServer showing this server's status on a port browsers open, if any
+
+    @property
+    def status_of(self):
+        """The protocol server whose status this one shows: itself."""
+        return self
+
+    @property
+    def status_page_server(self):
+        return self.status_page or self
+
     def get_request(self):
         try:
             return super().get_request()
@@ -1025,6 +1041,25 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             log.error("error serving %s:\n    %s", client_address[0], Traceback(traceback.format_exc()))
 
 
+class StatusServer(Server):
+    """The status page alone, on a port browsers open, beside a protocol server on one they
+    refuse (6666, the guide's port, is on their list): the same counters, settings and --allow;
+    a POST is told where the protocol is served."""
+
+    def __init__(self, address, protocol):
+        self.protocol = protocol
+        super().__init__(address, protocol.settings)
+        self.stats = protocol.stats
+
+    @property
+    def status_of(self):
+        return self.protocol
+
+    @property
+    def status_page_server(self):
+        return self
+
+
 class Refusals:
     """When a refusal of one kind (a client address, "max connections") was last logged, so a
     flood of them is logged once every `seconds`, not once a request. Entries older than that
@@ -1087,7 +1122,8 @@ def _spare_file():
 # already sent. Never a key, and no base URL (a proxy URL may carry a password).
 
 class Stats:
-    """Calls, errors, the last error and recent durations per exchange and method, since start.
+    """Calls, errors, the last error and recent durations per exchange and method, since start,
+    and the calls and errors of the last HEALTH_WINDOW seconds.
 
     dispatch() records every call that named a served exchange; GET /status and the FMZ status
     table read it. The last error is the text already answered to the docker, so it never
@@ -1096,8 +1132,10 @@ class Stats:
 
     def __init__(self):
         self.started = time.monotonic()
+        self.started_at = time.time()
         self.lock = threading.Lock()
         self.methods = {}                  # (exchange NAME, method) -> MethodStats
+        self.last_errors = {}              # exchange NAME -> (its latest error, time.time() of it)
         self.vocabulary = Vocabulary()     # what the docker sends, shown as `seen`
 
     def record(self, exchange, method, seconds, error=None):
@@ -1109,28 +1147,88 @@ class Stats:
                 entry = self.methods[key] = MethodStats()
             entry.calls += 1
             entry.durations.append(seconds)
+            entry.recent.add(time.monotonic(), error is not None)
+            entry.failing = error is not None
             if error is not None:
                 entry.errors += 1
-                entry.last_error = error
+                entry.last_error, entry.last_error_at = error, time.time()
+                self.last_errors[exchange] = (error, entry.last_error_at)
 
     def uptime(self):
         return time.monotonic() - self.started
 
     def rows(self):
-        """One dict per exchange and method, sorted: what /status and the FMZ table show."""
+        """One dict per exchange and method, each exchange's methods together, failing ones
+        first (the last call answered an error), then those with errors in the last 5 minutes,
+        then the busiest: what /status and the FMZ table show."""
+        now = time.monotonic()
         with self.lock:
-            return [{"exchange": exchange, "method": method, "calls": entry.calls,
-                     "errors": entry.errors, "last_error": entry.last_error,
-                     "p50_ms": round(statistics.median(entry.durations) * 1000, 1)}
-                    for (exchange, method), entry in sorted(self.methods.items())]
+            rows = [_method_row(exchange, method, entry, now) for (exchange, method), entry in self.methods.items()]
+        return sorted(rows, key=lambda row: (row["exchange"], not row["failing"], not row["errors_5m"],
+                                             -row["calls"], row["method"]))
+
+    def durations_of(self, exchange):
+        """The recent durations (seconds) of every method of one exchange, for its p50 and p99."""
+        with self.lock:
+            return [d for (name, _), entry in self.methods.items() if name == exchange for d in entry.durations]
+
+
+def _method_row(exchange, method, entry, now):
+    calls_5m, errors_5m = entry.recent.totals(now)
+    durations = sorted(entry.durations)
+    return {"exchange": exchange, "method": method, "calls": entry.calls, "errors": entry.errors,
+            "last_error": entry.last_error, "last_error_at": _ms_or_none(entry.last_error_at),
+            "p50_ms": percentile_ms(durations, 0.5), "p99_ms": percentile_ms(durations, 0.99),
+            "calls_5m": calls_5m, "errors_5m": errors_5m, "failing": entry.failing}
+
+
+def percentile_ms(sorted_seconds, fraction):
+    """The `fraction` percentile of sorted durations, in ms (the median for 0.5; 0 for none)."""
+    if not sorted_seconds:
+        return 0.0
+    if fraction == 0.5:
+        return round(statistics.median(sorted_seconds) * 1000, 1)
+    return round(sorted_seconds[max(0, math.ceil(fraction * len(sorted_seconds)) - 1)] * 1000, 1)
+
+
+def _ms_or_none(seconds):
+    return None if seconds is None else int(seconds * 1000)
 
 
 class MethodStats:
-    __slots__ = ("calls", "errors", "last_error", "durations")
+    __slots__ = ("calls", "errors", "last_error", "last_error_at", "durations", "recent", "failing")
 
     def __init__(self):
-        self.calls, self.errors, self.last_error = 0, 0, ""
+        self.calls, self.errors, self.last_error, self.last_error_at = 0, 0, "", None
         self.durations = deque(maxlen=LATENCIES_KEPT)
+        self.recent = RecentCounts()
+        self.failing = False               # the last call answered an error
+
+
+class RecentCounts:
+    """Calls and errors of the last HEALTH_WINDOW seconds, counted per second: at most one
+    small entry per second, however many calls."""
+
+    def __init__(self, window=None):
+        self.window = HEALTH_WINDOW if window is None else window
+        self.seconds = deque()             # [second, calls, errors], oldest first
+
+    def add(self, now, error):
+        second = int(now)
+        if not self.seconds or self.seconds[-1][0] != second:
+            self.seconds.append([second, 0, 0])
+            self._forget(now)
+        self.seconds[-1][1] += 1
+        self.seconds[-1][2] += error
+
+    def totals(self, now):
+        """(calls, errors) of the window ending `now`."""
+        self._forget(now)
+        return sum(entry[1] for entry in self.seconds), sum(entry[2] for entry in self.seconds)
+
+    def _forget(self, now):
+        while self.seconds and self.seconds[0][0] <= now - self.window:
+            self.seconds.popleft()
 
 
 class Vocabulary:
@@ -1217,16 +1315,128 @@ def _names(names):
 
 
 def status_report(server):
+    """What GET / answers (JSON for scripts; the page, the terminal `status` and the FMZ table
+    show the same): version, uptime, where to paste and where the page is, per exchange a health
+    line, per method its counters (failing first), the shapes the docker sent, extra sections."""
+    stats, hosts = server.stats, service_hosts(server)
+    methods = stats.rows()
+    health = exchange_health(stats, methods)
     report = {"name": "fmz-plugin", "version": __version__,
-              "uptime_seconds": int(server.stats.uptime()),
-              "exchanges": [{"name": module.NAME, "service_address": f"{server_url(server)}/{module.NAME}"}
+              "uptime_seconds": int(stats.uptime()), "started_at": int(stats.started_at * 1000),
+              "now": int(time.time() * 1000), "status_page": status_page_url(server),
+              "hosts": hosts,
+              "exchanges": [{"name": module.NAME, "service_address": f"{hosts[0]}/{module.NAME}",
+                             "service_addresses": [f"{host}/{module.NAME}" for host in hosts]}
                             for module in EXCHANGES.values()],
-              "methods": server.stats.rows(),
-              "seen": server.stats.vocabulary.rows(),
+              "health": health,
+              "methods": methods,
+              "seen": stats.vocabulary.rows(),
               "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()}}
+    # Extra sections go here, each under a key of its own, and are shown by status_html,
+    # status_text and status_table after the exchanges (the risk guard: HALTED, refusals).
     if server.settings.risk is not None:
         report["risk"] = server.settings.risk.report()      # halted, the rules, refusals per rule
     return report
+
+
+def exchange_health(stats, methods):
+    """Per exchange that was called, its health line: calls, the last 5 minutes' error rate,
+    p50 and p99, the last error with its time and age, and the methods now failing. Exchanges
+    with a failing method come first, then the busiest."""
+    now = time.time()
+    health = []
+    for exchange in dict.fromkeys(row["exchange"] for row in methods):
+        rows = [row for row in methods if row["exchange"] == exchange]
+        calls_5m, errors_5m = sum(r["calls_5m"] for r in rows), sum(r["errors_5m"] for r in rows)
+        last_error, last_at = stats.last_errors.get(exchange, ("", None))
+        durations = sorted(stats.durations_of(exchange))
+        failing = [r["method"] for r in rows if r["failing"]]
+        health.append({
+            "exchange": exchange, "calls": sum(r["calls"] for r in rows), "errors": sum(r["errors"] for r in rows),
+            "calls_5m": calls_5m, "errors_5m": errors_5m,
+            "error_rate_5m": round(errors_5m / calls_5m, 4) if calls_5m else 0.0,
+            "p50_ms": percentile_ms(durations, 0.5), "p99_ms": percentile_ms(durations, 0.99),
+            "last_error": last_error, "last_error_at": _ms_or_none(last_at),
+            "last_error_age_seconds": None if last_at is None else int(now - last_at),
+            "failing_methods": failing,
+            "state": "failing" if failing else "errors" if errors_5m else "ok"})
+    return sorted(health, key=lambda h: (h["state"] != "failing", h["state"] != "errors", -h["calls"]))
+
+
+def health_line(entry):
+    """One exchange's health as one line of text (the page, the terminal, FMZ's table)."""
+    parts = [_calls_text(entry["calls"]),
+             f"last 5 min: {_calls_text(entry['calls_5m'])}, {entry['error_rate_5m'] * 100:.1f}% errors",
+             f"p50 {entry['p50_ms']:g} ms", f"p99 {entry['p99_ms']:g} ms"]
+    if entry["failing_methods"]:
+        parts.insert(0, "FAILING: " + ", ".join(entry["failing_methods"]))
+    return " · ".join(parts)
+
+
+def _calls_text(count):
+    return f"{count} call" if count == 1 else f"{count} calls"
+
+
+def last_error_line(entry, now_ms):
+    """`last error 12:03:04 UTC (3 min ago): OKX 51001: ...`, or '' when there was none."""
+    if not entry["last_error_at"]:
+        return ""
+    return f"last error {clock_text(entry['last_error_at'])} ({age_text(now_ms - entry['last_error_at'])}): " \
+           f"{entry['last_error']}"
+
+
+def clock_text(ms):
+    return time.strftime("%H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def age_text(ms):
+    """How long ago, for a person: 12 s ago, 3 min ago, 2 h ago, 4 days ago."""
+    seconds = max(0, int(ms / 1000))
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def service_hosts(server):
+    """The http://HOST:PORT a docker reaches the protocol server at: the address it listens on,
+    or, listening on every address (0.0.0.0, ::), this machine's own addresses and 127.0.0.1
+    (for a docker on this machine), never 0.0.0.0, which no docker can reach."""
+    server = server.status_of
+    host, port = server.server_address[:2]
+    if host not in ("0.0.0.0", "::"):
+        return [server_url(server)]
+    return [url_of(address, port) for address in machine_addresses(ipv6=host == "::")] + [url_of("127.0.0.1", port)]
+
+
+def url_of(host, port):
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def machine_addresses(ipv6=False):
+    """This machine's own addresses that a docker elsewhere could reach, found without sending
+    anything: what its name resolves to, and the source address a route out would use (connect()
+    on a UDP socket only picks the route). Loopback and link-local addresses are left out."""
+    found = []
+    for family, outside in [(socket.AF_INET, "192.0.2.1")] + ([(socket.AF_INET6, "2001:db8::1")] if ipv6 else []):
+        with contextlib.suppress(OSError):
+            found += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)]
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((outside, 9))                # documentation addresses: nothing is sent
+            found.append(probe.getsockname()[0])
+    kept = []
+    for address in dict.fromkeys(found):
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not (ip.is_loopback or ip.is_link_local or ip.is_unspecified):
+            kept.append(str(ip))
+    return kept
+
+
+def status_page_url(server):
+    """Where a browser on this machine opens the status page (a port browsers open)."""
+    server = server.status_page_server
+    host, port = server.server_address[:2]
+    return url_of("127.0.0.1" if host in ("0.0.0.0", "::") else host, port) + "/"
 
 
 def server_url(server):
@@ -1260,24 +1470,185 @@ def uptime_text(seconds):
     return f"{hours}h{minutes:02d}m{seconds:02d}s"
 
 
-METHOD_COLUMNS = ["Exchange", "Method", "Calls", "Errors", "Last error", "p50 ms"]
+METHOD_COLUMNS = ["Exchange", "Method", "Calls", "Errors", "Last error", "p50 ms", "p99 ms", "Errors, 5 min"]
 
 
-def method_cells(row):
-    return [row["exchange"], row["method"], row["calls"], row["errors"], row["last_error"], row["p50_ms"]]
+def method_cells(row, now_ms=None):
+    last = row["last_error"]
+    if last and row["last_error_at"] and now_ms:
+        last += f" ({clock_text(row['last_error_at'])}, {age_text(now_ms - row['last_error_at'])})"
+    return [row["exchange"], row["method"], row["calls"], row["errors"], last, row["p50_ms"], row["p99_ms"],
+            row["errors_5m"]]
+
+
+STATUS_CSS = """
+body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f3f4f6;color:#1f2937}
+main{max-width:1100px;margin:0 auto;padding:16px}
+h1{font-size:22px;margin:0}h1 small{font-weight:normal;color:#6b7280;font-size:15px}
+h2{font-size:17px;margin:22px 0 8px}h3{font-size:17px;margin:0 0 4px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}
+.meta{color:#4b5563;margin:4px 0 0}
+.card{background:#fff;border:1px solid #e5e7eb;border-left:6px solid #16a34a;border-radius:8px;padding:12px 14px;margin:10px 0}
+.card.errors{border-left-color:#d97706}.card.failing{border-left-color:#dc2626}.card.idle{border-left-color:#9ca3af}
+.badge{font-size:12px;font-weight:600;padding:2px 8px;border-radius:10px;background:#dcfce7;color:#166534}
+.errors .badge{background:#fef3c7;color:#92400e}.failing .badge{background:#fee2e2;color:#991b1b}
+.health{margin:2px 0;color:#374151}.lasterror{margin:2px 0 8px;color:#991b1b;overflow-wrap:anywhere}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:14px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}
+th{color:#6b7280;font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.err{color:#991b1b;overflow-wrap:anywhere;min-width:12em}
+tr.failing td{background:#fee2e2}tr.failing td:first-child{font-weight:600;color:#991b1b}
+tr.errors td{background:#fffbeb}
+code{font:13px ui-monospace,Menlo,Consolas,monospace;background:#eef2ff;padding:2px 6px;border-radius:4px;
+user-select:all;overflow-wrap:anywhere}
+.banner{border-radius:8px;padding:10px 14px;margin:12px 0;font-weight:600}
+.banner.alert{background:#fee2e2;color:#991b1b;border:1px solid #fca5a5}
+.note{color:#6b7280;font-size:13px}
+details{margin-top:18px}summary{cursor:pointer;font-weight:600}
+footer{color:#6b7280;font-size:13px;margin:22px 0 8px}
+tr.under{display:none}
+@media (max-width:640px){main{padding:10px}.wide,td.err,th.err{display:none}th,td{padding:4px 5px}
+tr.under{display:table-row}tr.under td{color:#991b1b;font-size:13px;padding-top:0;overflow-wrap:anywhere;font-weight:normal!important}
+tr.has-under td{border-bottom:0}}
+"""
+
+# Refreshes the page in place every STATUS_REFRESH seconds (keeping the scroll position and an
+# open <details>), writes times in the browser's own time zone, and says so when the plugin
+# stops answering. Without script, the <noscript> meta refresh reloads the page instead.
+STATUS_SCRIPT = """
+(function(){
+  var since = null;
+  function localTimes(){
+    document.querySelectorAll('time[data-ms]').forEach(function(t){
+      var d = new Date(+t.getAttribute('data-ms'));
+      t.title = t.textContent; t.textContent = t.hasAttribute('data-date') ? d.toLocaleString() : d.toLocaleTimeString();
+    });
+  }
+  function refresh(){
+    fetch(location.pathname, {headers: {Accept: 'text/html'}, cache: 'no-store'}).then(function(r){
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.text();
+    }).then(function(text){
+      var page = new DOMParser().parseFromString(text, 'text/html'), next = page.getElementById('status');
+      var open = document.querySelector('details') && document.querySelector('details').open;
+      document.getElementById('status').replaceWith(next);
+      if (open && next.querySelector('details')) next.querySelector('details').open = true;
+      document.title = page.title; since = null; localTimes();
+    }).catch(function(){
+      since = since || new Date();
+      var b = document.getElementById('offline');
+      b.hidden = false;
+      b.textContent = 'The plugin has not answered since ' + since.toLocaleTimeString() + ': is it still running?';
+      document.title = 'not answering - fmz-plugin';
+    });
+  }
+  localTimes();
+  setInterval(refresh, REFRESH_MS);
+})();
+"""
 
 
 def status_html(report):
-    """The same report as a plain page, for a browser."""
-    exchanges = "".join(_html_row([e["name"], e["service_address"]]) for e in report["exchanges"])
-    methods = "".join(_html_row(method_cells(row)) for row in report["methods"])
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>fmz-plugin</title></head><body>\n"
-            f"<h1>fmz-plugin {html.escape(report['version'])}</h1>\n"
-            f"<p>Up {uptime_text(report['uptime_seconds'])}. Service addresses to paste into FMZ "
-            "(General Protocol):</p>\n<table border=\"1\">"
-            f"{_html_row(['Exchange', 'Service address'], 'th')}{exchanges}</table>\n"
-            f"<h2>Calls since start</h2>\n<table border=\"1\">{_html_row(METHOD_COLUMNS, 'th')}{methods}</table>\n"
-            f"{risk_html(report.get('risk'))}{_paper_html(report)}</body></html>\n")
+    """The report as a page a trader keeps open: it refreshes itself; one card per exchange
+    called (its health line, then its methods, failing ones first in a warning colour); the
+    service addresses to paste; the extra sections (the risk guard); what the docker sent.
+    Inline CSS and script, no external asset: it works offline."""
+    failing = [h["exchange"] for h in report["health"] if h["state"] == "failing"]
+    title = (f"FAILING {', '.join(failing)} - " if failing else "") + "fmz-plugin"
+    started = f'<time data-ms="{report["started_at"]}" data-date>{_utc_text(report["started_at"])}</time>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<title>{html.escape(title)}</title>\n'
+            f'<noscript><meta http-equiv="refresh" content="{STATUS_REFRESH}"></noscript>\n'
+            f'<style>{STATUS_CSS}</style></head>\n<body><main id="status">\n'
+            f'<h1>fmz-plugin <small>{html.escape(report["version"])}</small></h1>\n'
+            f'<p class="meta">Up {uptime_text(report["uptime_seconds"])} (since {started}) · '
+            f'page refreshed every {STATUS_REFRESH} s · as of <time data-ms="{report["now"]}">'
+            f'{clock_text(report["now"])}</time></p>\n'
+            '<div id="offline" class="banner alert" hidden></div>\n'
+            f'{risk_html(report.get("risk"))}{_paper_html(report)}'
+            f'{_exchanges_html(report)}{_addresses_html(report)}{_seen_html(report["seen"])}'
+            f'<footer>For scripts: <a href="/status?format=json">/status?format=json</a> (or any request '
+            f'without Accept: text/html). In a terminal: <code>python3 fmz_plugin.py status '
+            f'{html.escape(report["hosts"][-1])}/</code></footer>\n'
+            f'</main><script>{STATUS_SCRIPT.replace("REFRESH_MS", str(STATUS_REFRESH * 1000))}</script>'
+            '</body></html>\n')
+
+
+def _utc_text(ms):
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def _exchanges_html(report):
+    if not report["health"]:
+        return ('<h2>Exchanges</h2>\n<p class="card idle">No call yet. Add an exchange on FMZ with a service '
+                'address below, and start a robot that uses it: its calls show here.</p>\n')
+    return "<h2>Exchanges</h2>\n" + "".join(_exchange_card(entry, report) for entry in report["health"])
+
+
+HTML_METHOD_COLUMNS = [("Method", ""), ("Calls", "num"), ("Errors", "num"), ("5 min", "num wide"),
+                       ("p50 ms", "num"), ("p99 ms", "num wide"), ("Last error", "err")]
+
+
+def _exchange_card(entry, report):
+    badge = {"failing": "failing", "errors": "errors in the last 5 min", "ok": "ok"}[entry["state"]]
+    last = last_error_line(entry, report["now"])
+    if last:
+        last = (f'<p class="lasterror">Last error <time data-ms="{entry["last_error_at"]}">'
+                f'{clock_text(entry["last_error_at"])}</time> ({age_text(report["now"] - entry["last_error_at"])}): '
+                f'{html.escape(entry["last_error"])}</p>\n')
+    head = "".join(f'<th class="{css}">{name}</th>' if css else f"<th>{name}</th>" for name, css in HTML_METHOD_COLUMNS)
+    rows = "".join(_method_html(row, report["now"]) for row in report["methods"] if row["exchange"] == entry["exchange"])
+    return (f'<section class="card {entry["state"]}"><h3>{html.escape(entry["exchange"])} '
+            f'<span class="badge">{badge}</span></h3>\n'
+            f'<p class="health">{html.escape(health_line(entry))}</p>\n{last}'
+            f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div></section>\n')
+
+
+def _method_html(row, now_ms):
+    state = "failing" if row["failing"] else "errors" if row["errors_5m"] else ""
+    error = html.escape(row["last_error"])
+    if row["last_error_at"]:
+        error = (f'<time data-ms="{row["last_error_at"]}">{clock_text(row["last_error_at"])}</time> '
+                 f'({age_text(now_ms - row["last_error_at"])}): {error}')
+    cells = [html.escape(row["method"]), row["calls"], row["errors"], row["errors_5m"], f'{row["p50_ms"]:g}',
+             f'{row["p99_ms"]:g}']
+    tds = "".join(f'<td class="{css}">{cell}</td>' if css else f"<td>{cell}</td>"
+                  for cell, (_, css) in zip(cells, HTML_METHOD_COLUMNS))
+    classes = " ".join(name for name in (state, "has-under" if error else "") if name)
+    row_html = f'<tr class="{classes}">' if classes else "<tr>"
+    below = f'<tr class="{state} under"><td colspan="{len(HTML_METHOD_COLUMNS)}">{error}</td></tr>' if error else ""
+    return f'{row_html}{tds}<td class="err">{error}</td></tr>{below}'     # `under`: the error on a phone
+
+
+def _addresses_html(report):
+    states = {h["exchange"]: h for h in report["health"]}
+    rows = ""
+    for exchange in report["exchanges"]:
+        health = states.get(exchange["name"])
+        state = f'{health["calls"]} calls' + (", failing" if health["state"] == "failing" else "") if health else "no call yet"
+        rows += (f'<tr><td>{html.escape(exchange["name"])}</td><td><code>{html.escape(exchange["service_address"])}'
+                 f'</code></td><td class="wide">{state}</td></tr>')
+    others = ""
+    if len(report["hosts"]) > 1:
+        others = ('<p class="note">The same paths are served at ' +
+                  ", ".join(f"<code>{html.escape(host)}/</code>" for host in report["hosts"][1:]) +
+                  " (127.0.0.1: for a docker on this machine).</p>\n")
+    return ('<h2>Service addresses to paste into FMZ</h2>\n<p class="note">Exchange -> Add exchange, protocol '
+            '<b>General Protocol</b>, this service address, and your keys.</p>\n'
+            f'<div class="scroll"><table><tr><th>Exchange</th><th>Service address</th><th class="wide">Now</th></tr>'
+            f'{rows}</table></div>\n{others}')
+
+
+def _seen_html(seen):
+    if not seen:
+        return ""
+    rows = "".join(_html_row([row["exchange"], row["method"], ", ".join(row["params"]), ", ".join(row["fields"]),
+                              row["calls"]]) for row in seen)
+    return (f'<details><summary>What the docker sent ({len(seen)} request shapes: names only, never a value)</summary>\n'
+            '<div class="scroll"><table><tr><th>Exchange</th><th>Method as sent</th><th>Params</th><th>Fields</th>'
+            f'<th>Calls</th></tr>{rows}</table></div></details>\n')
 
 
 RISK_COLUMNS = ["Exchange", "Rule", "Refused", "Last refusal"]
@@ -1321,9 +1692,12 @@ def _html_row(cells, tag="td"):
 
 def status_table(report):
     """The FMZ LogStatus text: a line, then tables as JSON between backticks (FMZ renders them)."""
+    health, now = report.get("health", []), report.get("now")
     tables = [
+        {"type": "table", "title": "Health", "cols": ["Exchange", "Health", "Last error"],
+         "rows": [[h["exchange"], health_line(h), last_error_line(h, now)] for h in health]},
         {"type": "table", "title": "Calls", "cols": METHOD_COLUMNS,
-         "rows": [method_cells(row) for row in report["methods"]]},
+         "rows": [method_cells(row, now) for row in report["methods"]]},
         {"type": "table", "title": "Service addresses", "cols": ["Exchange", "Service address"],
          "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
     ]
@@ -1331,6 +1705,9 @@ def status_table(report):
         tables.append({"type": "table", "title": "PAPER accounts (simulated)", "cols": PAPER_COLUMNS,
                        "rows": [[a["exchange"], a["account"], a["calls"]] for a in report["paper"]["accounts"]]})
     line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
+    failing = [h["exchange"] for h in health if h["state"] == "failing"]
+    if failing:
+        line += ", FAILING: " + ", ".join(failing)
     risk = report.get("risk")
     if risk is not None:
         tables.append({"type": "table", "title": "Risk guard", "cols": RISK_COLUMNS,
@@ -1388,6 +1765,9 @@ def parse_args(argv):
     parser.add_argument("--port", type=port_number, default=6666, help="port to listen on (default 6666; 0: any free port)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1; the docker sends keys in clear, keep it local)")
+    parser.add_argument("--status-port", type=port_number, default=None, metavar="N",
+                        help="also serve the status page on port N; 0: never. Default: when browsers refuse "
+                             "--port (6666 is on their list), the first free port above it that they open (6670)")
     parser.add_argument("--timeout", type=seconds_above_zero, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"seconds to wait for an exchange (connect and each read; default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--base-url", action="append", default=[], metavar="NAME=URL",
@@ -1505,12 +1885,20 @@ def paper_ledger(parser, args):
 
 
 def banner(server, settings):
-    host = server.server_address[0]
-    lines = [f"fmz-plugin {__version__} listening on {server_url(server)}",
-             "Service addresses to paste into FMZ (General Protocol):"]
+    """What the terminal (or the robot's log) shows at start: where to paste, where the page is."""
+    host, port = server.server_address[:2]
+    hosts = service_hosts(server)
+    if host in ("0.0.0.0", "::"):
+        lines = [f"fmz-plugin {__version__} listening on port {port} of every address of this machine "
+                 f"(--address {host})"]
+    else:
+        lines = [f"fmz-plugin {__version__} listening on {server_url(server)}"]
+    lines.append("Service addresses to paste into FMZ (General Protocol):")
     for key, module in EXCHANGES.items():
         base = settings.base_urls_of(key).get("", module.BASE_URL)
-        lines.append(f"  {module.NAME:<10} {server_url(server)}/{module.NAME}   (exchange API: {base})")
+        lines.append(f"  {module.NAME:<10} {hosts[0]}/{module.NAME}   (exchange API: {base})")
+    if len(hosts) > 1:
+        lines.append("  The same paths at " + ", ".join(f"{h}/" for h in hosts[1:]) + " (127.0.0.1: a docker on this machine)")
     lines.append(f"Paper trading: Access Key paper, Secret Key the starting balances (USDT=10000,BTC=0.1); "
                  f"accounts kept in {settings.paper.path}")
     if settings.risk is not None:
@@ -1518,13 +1906,18 @@ def banner(server, settings):
     if settings.allow:
         lines.append("Clients allowed: " + ", ".join(map(str, settings.allow)))
     elif host not in ("127.0.0.1", "localhost", "::1"):
-        lines.append("Warning: the docker sends API keys in clear; listen beyond loopback only on a trusted "
-                     "network, and name the docker's address with --allow.")
+        lines.append("Warning: --allow is missing: any machine that reaches this one may trade with the keys its "
+                     "docker sends in clear. Name your docker's address, e.g. --allow 192.168.1.20.")
+    lines.append(f"Status page: {status_page_url(server)}")
     return "\n".join(lines)
 
 
 def risk_banner(guard):
-    report = guard.report()
+    return risk_line(guard.report())
+
+
+def risk_line(report):
+    """The risk guard in one line: its rules and the kill switch's state."""
     rules = f"rules of {report['rules']} for {', '.join(report['entries'])}" if report["entries"] else "no rules"
     state = "HALTED: it exists, every new order is refused" if report["halted"] else "absent, trading"
     return f"Risk guard: {rules}; kill switch {report['halt_file']} ({state})"
@@ -1535,7 +1928,7 @@ def serve(argv):
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = settings_of(args)
-        server = listening(args.address, args.port, settings)
+        server = listening(args.address, args.port, settings, args.status_port)
     except StartupError as error:
         print(f"fmz_plugin.py: {error}", file=sys.stderr)
         return 2
@@ -1545,15 +1938,54 @@ def serve(argv):
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        close(server)
 
 
-def listening(address, port, settings):
-    """A Server bound to (address, port), or StartupError saying why it cannot be."""
+def listening(address, port, settings, status_port=None):
+    """A Server bound to (address, port), with its StatusServer when the status page needs a
+    port of its own (see status_port_for); or StartupError saying why it cannot be."""
     try:
-        return Server((address, port), settings)
+        server = Server((address, port), settings)
     except (OSError, OverflowError) as error:
         raise StartupError(bind_problem(error, address, port)) from None
+    try:
+        page_port = status_port_for(server, status_port)
+        if page_port is not None:
+            server.status_page = StatusServer((address, page_port), server)
+    except (OSError, StartupError) as error:
+        server.server_close()
+        if isinstance(error, StartupError):
+            raise
+        raise StartupError(bind_problem(error, address, page_port, "--status-port")) from None
+    if server.status_page is not None:
+        threading.Thread(target=server.status_page.serve_forever, args=(0.1,), daemon=True).start()
+    return server
+
+
+def status_port_for(server, asked):
+    """The port of the status page's own server, or None when the protocol port serves it.
+
+    asked None (the default): a port of its own only when browsers refuse the protocol port,
+    the first free one above it that they open. 0: none. N: that port."""
+    port = server.server_address[1]
+    if asked == 0 or (asked is None and port not in BROWSER_REFUSED_PORTS):
+        return None
+    if asked is None:
+        return free_port_near(server.server_address[0], port) or 0
+    if asked == port:
+        raise StartupError(f"--status-port {asked} is --port itself: give another port, or 0 for none")
+    if asked in BROWSER_REFUSED_PORTS:
+        raise StartupError(f"--status-port {asked}: browsers refuse that port too; choose another, e.g. "
+                           f"--status-port {free_port_near(server.server_address[0], asked)}")
+    return asked
+
+
+def close(server):
+    """Stop serving and free the ports: the protocol server's and its status page's."""
+    if server.status_page is not None:
+        server.status_page.shutdown()
+        server.status_page.server_close()
+    server.server_close()
 
 
 def bind_problem(error, address, port, flag="--port"):
@@ -1609,6 +2041,7 @@ BROWSER_REFUSED_PORTS = frozenset((
 STRATEGY_PARAMETERS = {          # FMZ strategy parameter (each optional) -> command-line flag
     "Address": "--address",
     "Port": "--port",
+    "StatusPort": "--status-port",
     "Allow": "--allow",
     "Timeout": "--timeout",
     "MaxWait": "--max-wait",
@@ -1701,7 +2134,7 @@ def main(stop=None):
     args = strategy_args(fmz, say)
     try:
         settings = settings_of(args)
-        server = listening(args.address, args.port, settings)
+        server = listening(args.address, args.port, settings, args.status_port)
     except StartupError as error:
         say(f"fmz-plugin cannot start: {in_fmz_words(str(error))}")
         raise SystemExit(2) from None
@@ -1716,7 +2149,7 @@ def main(stop=None):
                 sleep(STATUS_EVERY * 1000)
     finally:
         server.shutdown()
-        server.server_close()
+        close(server)
 
 
 # ==================================================================================================
@@ -1752,9 +2185,10 @@ class Reply:
     """What a plugin at a URL answered to one POST: `answer` (a dict with data or error), or
     `problem`, a sentence saying why nothing usable came back. `unreachable`: nothing listens."""
 
-    def __init__(self, ms, status=None, content_type="", body=b"", problem=None, unreachable=False):
+    def __init__(self, ms, status=None, content_type="", body=b"", problem=None, unreachable=False,
+                 timed_out=False):
         self.ms, self.status, self.content_type, self.body = ms, status, content_type, body
-        self.unreachable = unreachable
+        self.unreachable, self.timed_out = unreachable, timed_out
         self.answer, self.problem = (None, problem) if problem else _decode_answer(status, content_type, body)
 
 
@@ -1790,7 +2224,7 @@ def post_to_plugin(url, body, http_method=None, timeout=PLUGIN_TIMEOUT):
     except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected, http.client.IncompleteRead):
         return Reply(_ms_since(started), problem="the connection was dropped without a complete answer")
     except (socket.timeout, TimeoutError):
-        return Reply(_ms_since(started), problem=f"no answer within {timeout:g}s")
+        return Reply(_ms_since(started), problem=f"no answer within {timeout:g}s", timed_out=True)
     except (OSError, http.client.HTTPException) as error:
         return Reply(_ms_since(started), problem=f"{type(error).__name__}: {error}")
     finally:
@@ -1954,6 +2388,84 @@ def show_answer(answer, with_raw, envelope):
         print("raw:\n" + redact(raw, envelope))
 
 
+# -- Tools: status, the status page in a terminal -------------------------------------------------
+# `status http://127.0.0.1:6666/` reads GET /status as JSON and prints what the page shows, for a
+# server without a browser.
+
+DEFAULT_STATUS_URL = "http://127.0.0.1:6666/"
+
+
+def status_command(argv):
+    parser = FlagParser(prog="fmz_plugin.py status", description="Print a running plugin's status page "
+                        "in the terminal. Exit status 0, or 2 when nothing answers there.")
+    parser.add_argument("url", nargs="?", default=DEFAULT_STATUS_URL,
+                        help=f"the plugin, http://HOST:PORT/ (default {DEFAULT_STATUS_URL}); a service address works too")
+    parser.add_argument("--timeout", type=seconds_above_zero, default=10.0, help="seconds to wait (default 10)")
+    args = parser.parse_args(argv)
+    parts = urllib.parse.urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        parser.error(f"URL wants http://HOST:PORT/, such as {DEFAULT_STATUS_URL}; got {args.url!r}")
+    report, problem = fetch_status(f"{parts.scheme}://{parts.netloc}/status", args.timeout)
+    if problem:
+        print(f"{parts.scheme}://{parts.netloc}/status: {problem}", file=sys.stderr)
+        return 2
+    print(status_text(report))
+    return 0
+
+
+def fetch_status(url, timeout):
+    """(the status report, None), or (None, why there is none)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = connection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path, headers={"Accept": "application/json"})
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as error:
+        return None, f"nothing answers ({type(error).__name__}: {error}): is the plugin running?"
+    finally:
+        conn.close()
+    try:
+        report = json.loads(body)
+    except ValueError:
+        report = None
+    if response.status != 200 or not isinstance(report, dict) or "health" not in report:
+        return None, f"answered HTTP {response.status}, not an fmz-plugin status report: {body[:100]!r}"
+    return report, None
+
+
+def status_text(report, stream=None):
+    """The report for a terminal (`python3 fmz_plugin.py status`): what the page shows, in the
+    same order; failing methods marked `!` (red on a terminal)."""
+    stream = stream or sys.stdout
+    lines = [f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}; "
+             f"status page {report['status_page']}"]
+    risk = report.get("risk")
+    if risk is not None:
+        lines.append(paint(risk_line(risk), RED if risk["halted"] or risk["problem"] else GREEN, stream))
+    if not report["health"]:
+        lines.append("No call yet.")
+    for entry in report["health"]:
+        colour = {"failing": RED, "errors": YELLOW, "ok": GREEN}[entry["state"]]
+        lines += ["", paint(f"{entry['exchange']}  {entry['state']}", colour, stream) + "  " + health_line(entry)]
+        if entry["last_error_at"]:
+            lines.append("  " + last_error_line(entry, report["now"]))
+        rows = [row for row in report["methods"] if row["exchange"] == entry["exchange"]]
+        cells = [["!" if row["failing"] else "", row["method"], row["calls"], row["errors"], row["errors_5m"],
+                  row["p50_ms"], row["p99_ms"], method_cells(row, report["now"])[4]] for row in rows]
+        text = table(["", "method", "calls", "errors", "5 min", "p50 ms", "p99 ms", "last error"], cells)
+        head, *body = text.splitlines()
+        lines.append("  " + head)
+        lines += ["  " + (paint(line, RED, stream) if row["failing"] else line) for line, row in zip(body, rows)]
+    lines += ["", "Service addresses to paste into FMZ (General Protocol):"]
+    lines += [f"  {e['name']:<10} {e['service_address']}" for e in report["exchanges"]]
+    if len(report["hosts"]) > 1:
+        lines.append("  also at " + ", ".join(report["hosts"][1:]))
+    return "\n".join(lines)
+
+
+
 # -- Tools: check, grade any plugin ----------------------------------------------------------------
 # `check http://127.0.0.1:6666/OKX` runs the protocol contract against a plugin in any language
 # and prints one row per check. Read checks validate each method's answer; error checks send
@@ -1978,6 +2490,14 @@ TRADE_DISCOUNT = Decimal("0.8")  # the --trade buy is placed 20% under the best 
                                  # fill, near enough for exchanges' price bands (Binance spot: 20% of avg)
 FALLBACK_NOTIONAL = Decimal(10)  # quote currency the --trade buy is worth when markets gives no minimum
 MAX_SHOWN = 4                    # problems listed per row; the rest are counted
+CHECK_TIMEOUT = 8.0              # seconds each check waits for its answer (--timeout): a silent exchange costs
+                                 # one such wait, as the checks that need it are then skipped
+EXCHANGE_ERROR_CASES = ("bad symbol",)   # error checks whose answer needs the exchange
+# An error answer that says the exchange was not reached (ours, and the usual words of others).
+NETWORK_ERROR = re.compile(r"cannot reach|can't reach|could not reach|unreachable|no answer within|timed? ?out|"
+                           r"connection (?:refused|reset|lost|aborted|closed)|ECONN|getaddrinfo|name or service|"
+                           r"name resolution|nodename|dial tcp|TLS error|SSL|certificate verify|network is",
+                           re.IGNORECASE)
 
 
 # Read checks, in the order they run: method, params (built from the --symbol), validator.
@@ -2308,6 +2828,8 @@ class Checker:
         self.keys = {"access_key": access_key, "secret_key": secret_key}
         self.out = out or sys.stdout
         self.rows = []
+        self.exchange = urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "the exchange"
+        self.exchange_down = False      # every read answers the same network error: skip what needs it
 
     @property
     def has_keys(self):
@@ -2347,10 +2869,10 @@ class Checker:
         return reply.answer["data"]
 
     # ------------------------------------------------------------------ read checks
-    def read(self, method, params, validate):
+    def read(self, method, params, validate, reply=None):
         if method in PRIVATE_METHODS and not self.has_keys:
             return self.row(method, SKIP, "no keys: give --access-key/--secret-key or FMZ_ACCESS_KEY/FMZ_SECRET_KEY")
-        reply = self.request(method, params)
+        reply = reply or self.request(method, params)
         if method in OPTIONAL_METHODS and reply.answer and DECLINED.search(str(reply.answer.get("error", ""))):
             return self.row(method, SKIP, f"error: {reply.answer['error']}", reply.ms)
         data = self.data_of(method, reply)
@@ -2377,13 +2899,48 @@ class Checker:
         }
 
     def error_check(self, name, body):
+        if self.exchange_down and name in EXCHANGE_ERROR_CASES:
+            return None
         reply = self.send(body)
         problems = error_answer_problems(reply)
-        after = self.request("ticker", {"symbol": self.symbol})
-        if after.problem or "data" not in after.answer:
-            problems.append(f"a valid ticker right after got: {after.problem or after.answer.get('error')}")
+        if self.exchange_down:          # still serving? asked with a request that needs no exchange
+            after = self.request("ticker", {})
+            if after.problem or "error" not in after.answer:
+                problems.append(f"a request right after got: {after.problem or _json_text(after.answer, 100)}")
+        else:
+            after = self.request("ticker", {"symbol": self.symbol})
+            if after.problem or "data" not in after.answer:
+                problems.append(f"a valid ticker right after got: {after.problem or after.answer.get('error')}")
         passed = "" if problems else f"error: {reply.answer['error']}"[:100]
         self.verdict("error: " + name, problems, reply.ms, passed)
+
+    # ------------------------------------------------------------------ is the exchange there?
+    def probe_exchange(self):
+        """The first ticker's reply, after deciding whether the exchange behind the plugin can be
+        reached. It cannot when the ticker and a depth both answer a network error, or when the
+        ticker gets no answer in time while the plugin answers a bad request at once: then one
+        FAIL row says so, and the checks that need the exchange are skipped."""
+        reply = self.request("ticker", {"symbol": self.symbol})
+        cause = self._network_cause(reply, "ticker")
+        if cause is None:
+            return reply
+        if reply.timed_out:
+            alive = self.send(b"{")
+            if alive.problem or "error" not in alive.answer:
+                return reply             # the plugin itself is silent: the read checks say so
+        else:
+            second = self.request("depth", {"symbol": self.symbol, "limit": 10})
+            if self._network_cause(second, "depth") is None:
+                return reply
+        self.exchange_down = True
+        self.row("exchange", FAIL, f"the plugin answers, but {self.exchange} cannot be reached: {cause}", reply.ms)
+        return None
+
+    def _network_cause(self, reply, method):
+        if reply.timed_out:
+            return f"no answer to {method} within {self.timeout:g}s"
+        error = reply.answer.get("error") if reply.answer else None
+        return error if isinstance(error, str) and NETWORK_ERROR.search(error) else None
 
     # ------------------------------------------------------------------ --trade
     def plan_order(self):
@@ -2543,8 +3100,8 @@ def parse_check_args(argv):
                         help="access key for private checks (default: environment FMZ_ACCESS_KEY)")
     parser.add_argument("--secret-key", default=os.environ.get("FMZ_SECRET_KEY", ""),
                         help="secret key for private checks (default: environment FMZ_SECRET_KEY)")
-    parser.add_argument("--timeout", type=seconds_above_zero, default=PLUGIN_TIMEOUT,
-                        help=f"seconds to wait for each answer (default {PLUGIN_TIMEOUT:g})")
+    parser.add_argument("--timeout", type=seconds_above_zero, default=CHECK_TIMEOUT,
+                        help=f"seconds to wait for each answer (default {CHECK_TIMEOUT:g})")
     parser.add_argument("--paper", action="store_true",
                         help="check a paper account (Access Key paper, Secret Key --secret-key or the default "
                              "balances): the private checks and --trade need no keys")
@@ -2564,14 +3121,18 @@ def check_command(argv):
     args = parse_check_args(argv)
     checker = Checker(args.url, args.symbol, args.access_key, args.secret_key, args.timeout)
     print(f"Checking {args.url} with {args.symbol}", flush=True)
-    for method, params, validate in read_checks(args.symbol):
-        reply = checker.read(method, params, validate)
+    first = checker.probe_exchange()
+    if checker.exchange_down:
+        needing = [method for method, _, _ in read_checks(args.symbol)] + ["error: " + name for name in EXCHANGE_ERROR_CASES]
+        checker.row("exchange checks", SKIP, f"{len(needing)} skipped, they need {checker.exchange}: {', '.join(needing)}")
+    for method, params, validate in [] if checker.exchange_down else read_checks(args.symbol):
+        reply = checker.read(method, params, validate, first if method == "ticker" else None)
         if reply and reply.unreachable:
             print(f"nothing answers at {args.url}: is the plugin running?", file=sys.stderr)
             return 2
     for name, body in checker.error_cases().items():
         checker.error_check(name, body)
-    if args.trade:
+    if args.trade and not checker.exchange_down:
         trade_check(checker, args.yes)
     counts = {outcome: sum(row[1] == outcome for row in checker.rows) for outcome in (PASS, FAIL, SKIP)}
     print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped")
@@ -2863,6 +3424,7 @@ COMMANDS = {
     "serve": serve,
     "call": call_command,
     "check": check_command,
+    "status": status_command,
     "bundle": bundle,
     "paper": paper_command,
     "halt": halt_command,

@@ -17,10 +17,12 @@ latency added by the fake exchange to every answer:
   plugin     fmz_plugin.py, one process per chosen exchange, pointed at that exchange's fake with
              --base-url NAME=URL: `ticker` through the fake, and a request refused before any
              exchange call (an invalid symbol), i.e. the plugin's own overhead
-  reference  the guide's Python example (the code at the end of
-             ../shared/seeds/000_2cf53884887e97c0.txt), extracted at run time into a temp dir
-             with its hard-coded https://www.okx.com replaced by the fake's URL. It speaks OKX
-             only, so it is measured only when OKX is among the chosen exchanges.
+  reference  the FMZ guide's Python example (the code at the end of the guide's text), extracted
+             at run time into a temp dir with its hard-coded https://www.okx.com replaced by the
+             fake's URL. The guide is not part of this repository: give its text with --guide
+             PATH (found without it at ../shared/seeds/000_2cf53884887e97c0.txt, beside the
+             checkout); without it these rows are skipped, with one line saying so. It speaks
+             OKX only, so it is measured only when OKX is among the chosen exchanges.
   exchange   the fake exchange's ticker asked directly, for scale
 
 Then, with the throttle on (the plugin's default, the exchanges' real documented limits), per
@@ -54,7 +56,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDE = ROOT.parent / "shared" / "seeds" / "000_2cf53884887e97c0.txt"
+GUIDE = ROOT.parent / "shared" / "seeds" / "000_2cf53884887e97c0.txt"    # where --guide is looked for
 CLIENTS = (1, 8)
 LATENCIES_MS = (0, 50)
 WARMUP = 3                               # requests per client before measuring
@@ -216,10 +218,12 @@ def serve_bare(port):
     Server(("127.0.0.1", port), Handler).serve_forever()
 
 
-def extract_reference(fake_url, directory):
+def extract_reference(guide, fake_url, directory):
     """The guide's Python example: the text from its last `import http.server` to the end,
     with the OKX host replaced by the fake's (in this temporary copy only)."""
-    text = GUIDE.read_text(encoding="utf-8")
+    text = Path(guide).read_text(encoding="utf-8")
+    if "import http.server" not in text:
+        raise SystemExit(f"{guide} holds no Python example (no `import http.server`): is it the FMZ guide's text?")
     code = text[text.rindex("import http.server"):]
     if "https://www.okx.com" not in code:
         raise SystemExit("the reference program no longer names https://www.okx.com; update the benchmark")
@@ -381,10 +385,10 @@ def measure(config, seconds, rounds):
     return list(best.values())
 
 
-def run(exchanges, seconds, rounds, log_level, limits_only=False):
+def run(exchanges, seconds, rounds, log_level, limits_only=False, guide=None):
     """Measure the plugin for each of `exchanges` (keys of EXCHANGES), beside the bare server
-    and, when OKX is among them, the guide's reference program; then the throttle-on rows
-    (alone with `limits_only`)."""
+    and, when OKX is among them and the `guide` is given, the guide's reference program; then
+    the throttle-on rows (alone with `limits_only`)."""
     fakes = {exchange: FakeExchangeProcess(exchange) for exchange in exchanges}
     python, servers = sys.executable, []
     with tempfile.TemporaryDirectory() as directory:
@@ -405,8 +409,8 @@ def run(exchanges, seconds, rounds, log_level, limits_only=False):
                                                   "--base-url", f"{EXCHANGES[exchange][0]}={fakes[exchange].url}"])
                        for exchange in exchanges]
             reference = None
-            if "okx" in fakes:
-                code = extract_reference(fakes["okx"].url, directory)
+            if "okx" in fakes and guide is not None:
+                code = extract_reference(guide, fakes["okx"].url, directory)
                 reference = start("reference", "okx", [python, str(code), "--address", "127.0.0.1"], directory)
             directs = [Target("exchange", exchange, fakes[exchange].port, fakes[exchange], "GET")
                        for exchange in exchanges]
@@ -559,8 +563,10 @@ def report(rows, servers, exchanges, seconds, rounds, log_level):
     print(f"\nfmz-plugin benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"{platform.machine()}; each row the best of {rounds} rounds of {seconds / rounds:g} s, "
           f"servers interleaved; plugin at --log-level {log_level}; exchanges: {', '.join(labels)}")
-    print("The guide's reference program speaks OKX only: its rows are OKX's"
-          + ("." if "okx" in exchanges else ", so it was not measured (add okx to --exchange).") + "\n")
+    if any(server[0] == "reference" for server in servers):
+        print("The guide's reference program speaks OKX only: its rows are OKX's.\n")
+    else:
+        print("The guide's reference program was not measured (it needs --guide and okx among --exchange).\n")
     print(table(["server", "exchange", "request", "clients", "exchange latency", "req/s", "p50 ms", "p99 ms",
                  "upstream conns / 100 req"], [row.cells() for row in rows]))
     print()
@@ -666,6 +672,9 @@ def main(argv):
     parser.add_argument("--limits", action="store_true",
                         help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
     parser.add_argument("--guard", action="store_true", help="only the risk guard's cost per order")
+    parser.add_argument("--guide", metavar="PATH", type=Path, default=None,
+                        help="the FMZ guide's text, whose Python example is the reference program (default: "
+                             f"{GUIDE} when it exists; without it the reference rows are skipped)")
     parser.add_argument("--serve-fake", choices=list(EXCHANGES), help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)          # the bare server's
@@ -677,11 +686,15 @@ def main(argv):
     if args.guard:
         return report_guard(guard_cost())
     exchanges = list(EXCHANGES) if args.exchange == "all" else [args.exchange]
-    if "okx" in exchanges and not GUIDE.exists():
-        raise SystemExit(f"the guide is not at {GUIDE}: the reference program is extracted from it")
+    guide = args.guide or (GUIDE if GUIDE.exists() else None)
+    if args.guide is not None and not args.guide.is_file():
+        raise SystemExit(f"--guide {args.guide}: no such file (give the FMZ guide's text, or leave --guide out)")
+    if guide is None and "okx" in exchanges and not args.limits:
+        print(f"Reference rows skipped: they run the FMZ guide's example, and the guide is not here "
+              f"(give --guide PATH; looked for {GUIDE}).", flush=True)
     if args.quick:
         args.seconds, args.rounds = 1.0, 1
-    rows, servers, throttled = run(exchanges, args.seconds, args.rounds, args.log_level, args.limits)
+    rows, servers, throttled = run(exchanges, args.seconds, args.rounds, args.log_level, args.limits, guide)
     if not args.limits:
         report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
     report_limits(throttled)

@@ -53,7 +53,7 @@ import sqlite3
 import threading
 from decimal import Decimal
 
-from exchanges._kit import Api, PluginError, Symbol, market_spec, now_ms, order_size, parse_symbol, round_down
+from exchanges._kit import Api, PluginError, market_spec, now_ms, order_size, parse_symbol, round_down
 
 ACCESS_KEY = "paper"                 # the Access Key that makes an account a paper one
 DEFAULT_BALANCES = "USDT=10000,USDC=10000,USD=10000,EUR=10000"   # an empty Secret Key's account
@@ -62,6 +62,7 @@ BOOK_LEVELS = 50                     # levels of the live book an order may walk
 BUSY_SECONDS = 10.0                  # how long a transaction waits for another process's to end
 MONEY = Decimal("0.00000001")        # swap margins and profits are kept to 8 decimal places
 DB_NAME = "fmz_plugin_paper.db"      # the default database, beside the plugin file
+ACCOUNTS_SHOWN = 100                 # paper accounts the status page counts calls of (a bound, not a rule)
 
 # Standard (lowest tier) maker and taker rates, as each exchange publishes them (fee pages,
 # 2025): {NAME: {kind: (maker, taker)}}. Others get DEFAULT_FEES. Alpaca's are its crypto
@@ -191,7 +192,10 @@ class Ledger:
     def transaction(self):
         """One write transaction: BEGIN IMMEDIATE takes the write lock first, so two robots (or
         two processes) changing one account run one after the other, each on fresh state."""
-        db = self.connect()
+        try:
+            db = self.connect()
+        except sqlite3.Error as error:
+            raise PluginError(f"paper database {self.path}: {error} (see --paper-db)") from error
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -210,7 +214,9 @@ class Ledger:
         public calls go to the exchange, the private methods to the account (PaperExchange)."""
         api = PublicApi(module, ACCESS_KEY, name, **options)
         with self.lock:
-            self.used[(module.NAME, name)] = self.used.get((module.NAME, name), 0) + 1
+            key = (module.NAME, name)
+            if key in self.used or len(self.used) < ACCOUNTS_SHOWN:
+                self.used[key] = self.used.get(key, 0) + 1
         api.exchange = PaperExchange(module, Account(self, api, name))
         return api
 

@@ -1,5 +1,6 @@
 """`call` (one docker request from a terminal) and `check` (the protocol contract run against
 any plugin at a URL): against our plugin and its fakes, and against small broken plugins."""
+import contextlib
 import http.client
 import http.server
 import json
@@ -502,3 +503,69 @@ def test_validators_accept_numeric_strings_and_objects_keyed_by_symbol():
     assert fmz_plugin.orders_problems([ORDER, SWAP_ORDER, dict(ORDER, time=str(NOW), amount="1.5")], "BTC_USDT") == []
     spot = {k: v for k, v in ORDER.items() if k not in ("offset", "contract_type")}
     assert fmz_plugin.orders_problems([spot], "BTC_USDT") == []        # spot orders may leave them out
+
+
+# ---------------------------------------------------------------------------- check: the exchange cannot be reached
+
+class SilentExchange:
+    """An exchange that accepts connections and never answers; counts the connections."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.accepted = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.sock.accept()[0])
+
+    def close(self):
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def assert_one_cause(out, cause):
+    found = rows(out)
+    assert found["exchange"][0] == "FAIL", out
+    assert found["exchange"][1].startswith(f"the plugin answers, but OKX cannot be reached: {cause}"), out
+    assert out.count("cannot be reached") == 1 and out.count("FAIL") == 1, out
+    assert "a valid ticker right after" not in out and "ticker  " not in out
+    assert found["exchange checks"][0] == "skip" and "11 skipped, they need OKX: ticker, depth, " in out
+    for name in ("malformed body", "missing method", "missing symbol", "unknown method"):
+        assert found["error: " + name][0] == "pass", out        # the plugin's own checks still run
+    assert out.rstrip().endswith("4 passed, 1 failed, 1 skipped")
+
+
+def test_check_says_once_that_the_exchange_cannot_be_reached(capsys):
+    from tests.conftest import serving
+    with serving({"okx": "http://127.0.0.1:9"}) as (url, _):
+        assert run("check", f"{url}/OKX") == 1
+    assert_one_cause(capsys.readouterr().out, "OKX: cannot reach http://127.0.0.1:9 (ConnectionRefusedError")
+
+
+def test_check_against_a_silent_exchange_waits_once(capsys):
+    from tests.conftest import serving
+    silent = SilentExchange()
+    try:
+        with serving({"okx": silent.url}, timeout=5.0) as (url, _):
+            assert run("check", f"{url}/OKX", "--timeout", "0.5") == 1
+            assert len(silent.accepted) <= 2          # the one ticker (and its retry): nothing else waited
+    finally:
+        silent.close()
+    assert_one_cause(capsys.readouterr().out, "no answer to ticker within 0.5s")
+
+
+def test_check_default_wait_is_a_few_seconds():
+    assert fmz_plugin.parse_check_args(["http://127.0.0.1:6666/OKX"]).timeout == fmz_plugin.CHECK_TIMEOUT <= 10
+
+
+def test_one_failed_read_is_not_an_unreachable_exchange(okx, capsys):
+    okx.fake.inject("drop_before", path="/api/v5/market/ticker", times=2)    # the ticker and its retry
+    run("check", f"{okx.url}/OKX")
+    out = capsys.readouterr().out
+    assert "cannot be reached" not in out and rows(out)["depth"][0] == "pass", out

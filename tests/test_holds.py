@@ -546,7 +546,11 @@ def test_the_plugin_listens_on_ipv6(okx_fake, address):
     try:
         url = fmz_plugin.server_url(server)
         assert url == f"http://[{address}]:{server.server_address[1]}"
-        assert f"{url}/OKX" in fmz_plugin.banner(server, settings)
+        if address == "::1":
+            assert f"{url}/OKX" in fmz_plugin.banner(server, settings)
+        else:                                 # every address: the banner names real ones, never [::]
+            text = fmz_plugin.banner(server, settings)
+            assert "[::]" not in text and f"http://127.0.0.1:{server.server_address[1]}/" in text
         assert ipv6_client(url, okx_fake).data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
         if address == "::":                   # both stacks: IPv4 robots are served too
             client = PluginClient(f"http://127.0.0.1:{server.server_address[1]}", "OKX",

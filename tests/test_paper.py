@@ -285,16 +285,34 @@ def test_a_restart_in_the_middle_of_a_session_loses_nothing(tmp_path):
             assert balance(after, "USDT")["frozen"] == pytest.approx(500.001 / 2)    # the swap's margin only
 
 
-def test_robots_on_one_account_in_two_processes_lose_no_update(tmp_path):
-    """8 robots, half on each of two plugin servers sharing the file (as two processes would),
+def test_a_restart_of_the_process_loses_nothing(bundle_forker, tmp_path):
+    """The plugin process ends (SIGTERM, no clean-up) in the middle of a session; the next one
+    on the same file answers the same and trades on."""
+    flags = ("--paper-db", str(tmp_path / "paper.db"), "--paper-fees", "0")
+    with FAKES["OKX"]() as fake:
+        with bundle_forker.plugin({"okx": fake.url}, extra=flags) as url:
+            before = PluginClient(url, "OKX", "paper", PAPER_BALANCES)
+            resting = before.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.5")["id"]
+            before.data("trade", symbol="BTC_USDT.swap", type="sell", price=-1, amount=10)
+            state = session_state(before)
+        with bundle_forker.plugin({"okx": fake.url}, extra=flags) as url:
+            after = PluginClient(url, "OKX", "paper", PAPER_BALANCES)
+            assert session_state(after) == state
+            assert after.data("cancel", id=resting, symbol="ETH_USDT") is True
+            after.data("trade", symbol="BTC_USDT.swap", type="closesell", price=-1, amount=10)
+            assert after.data("positions") == [] and balance(after, "USDT")["frozen"] == 0
+
+
+def test_robots_on_one_account_in_two_processes_lose_no_update(bundle_forker, tmp_path):
+    """8 robots, half on this process's plugin and half on a bundle's process, sharing the file,
     each selling 0.01 ETH five times and resting a buy: every change is in the balances."""
     path = str(tmp_path / "paper.db")
     with FAKES["OKX"]() as fake, contextlib.ExitStack() as stack:
-        urls = []
-        for _ in range(2):
-            url, server = stack.enter_context(serving({"okx": fake.url}))
-            server.settings.paper = _paper.Ledger(path, fees=(0, 0), fill_from_trades=False)
-            urls.append(url)
+        url, server = stack.enter_context(serving({"okx": fake.url}))
+        server.settings.paper = _paper.Ledger(path, fees=(0, 0), fill_from_trades=False)
+        other = stack.enter_context(bundle_forker.plugin({"okx": fake.url}, extra=("--paper-db", path,
+                                                                                   "--paper-fees", "0")))
+        urls = [url, other]
         ids, errors = [], []
 
         def robot(number):
@@ -369,3 +387,10 @@ def test_paper_orders_pass_the_risk_guard_like_live_ones(tmp_path):
         client.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")      # 400 USDT: passes
         assert "max_open_orders" in client.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
         assert len(client.data("orders", symbol="BTC_USDT")) == 1 and fake.signatures == []
+
+
+def test_a_paper_database_that_cannot_be_opened_is_a_clear_error(okx_paper, tmp_path):
+    use_ledger(okx_paper, tmp_path / "no such folder" / "paper.db")
+    error = okx_paper.error("accounts")
+    assert error.startswith("paper database") and "--paper-db" in error
+    assert okx_paper.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"     # public data still served

@@ -43,7 +43,9 @@ def test_status_json_counts_calls_and_never_shows_a_key(okx, path):
     report = json.loads(body)
     assert report["name"] == "fmz-plugin" and report["version"] == fmz_plugin.__version__
     assert isinstance(report["uptime_seconds"], int)
-    assert {"name": "OKX", "service_address": okx.url + "/OKX"} in report["exchanges"]
+    assert {"name": "OKX", "service_address": okx.url + "/OKX", "service_addresses": [okx.url + "/OKX"]} \
+        in report["exchanges"]
+    assert report["status_page"] == okx.url + "/" and report["hosts"] == [okx.url]
     rows = {(row["exchange"], row["method"]): row for row in report["methods"]}
     ticker = rows["OKX", "ticker"]
     assert (ticker["calls"], ticker["errors"]) == (3, 1)
@@ -53,14 +55,71 @@ def test_status_json_counts_calls_and_never_shows_a_key(okx, path):
         assert secret not in body
 
 
+def test_status_json_has_a_health_line_per_exchange_and_failing_methods_first(okx):
+    drive(okx)
+    okx.data("depth", symbol="BTC_USDT")
+    report = json.loads(get(okx.url)[2])
+    [health] = report["health"]
+    assert health["exchange"] == "OKX" and health["state"] == "failing"
+    assert (health["calls"], health["errors"], health["calls_5m"], health["errors_5m"]) == (5, 2, 5, 2)
+    assert health["error_rate_5m"] == 0.4 and health["failing_methods"] == ["ticker", "trade"]
+    assert 0 <= health["p50_ms"] <= health["p99_ms"]
+    assert "type" in health["last_error"]                         # the latest: the trade's
+    assert abs(health["last_error_at"] - report["now"]) < 60_000 and health["last_error_age_seconds"] >= 0
+    assert [row["method"] for row in report["methods"]] == ["ticker", "trade", "depth"]   # failing first
+    assert [row["failing"] for row in report["methods"]] == [True, True, False]
+    assert report["methods"][0]["last_error"].startswith("OKX 51001") and report["methods"][0]["p99_ms"] >= 0
+
+
 def test_status_page_for_a_browser(okx):
     drive(okx)
+    okx.data("depth", symbol="BTC_USDT")
     status, content_type, body = get(okx.url, "/status", accept=BROWSER)
     assert status == 200 and content_type.startswith("text/html")
-    assert body.startswith("<!DOCTYPE html>") and f"{okx.url}/OKX" in body
-    assert "<td>ticker</td><td>3</td><td>1</td><td>OKX 51001" in body
+    assert body.startswith("<!DOCTYPE html>") and f"<code>{okx.url}/OKX</code>" in body
+    assert "<title>FAILING OKX - fmz-plugin</title>" in body
+    assert f'<meta http-equiv="refresh" content="{fmz_plugin.STATUS_REFRESH}">' in body    # without script
+    assert "setInterval(refresh, 5000)" in body                                           # with script
+    assert "<script src" not in body and "<link" not in body and "http" not in body.split("<script>")[1]
+    card = body[body.index('<section class="card failing"><h3>OKX'):]
+    card = card[:card.index("</section>")]
+    assert "FAILING: ticker, trade · 5 calls · last 5 min: 5 calls, 40.0% errors · p50 " in card
+    assert '<p class="lasterror">Last error <time data-ms=' in card
+    ticker, trade, depth = (card.index(f"<td>{name}</td>") for name in ("ticker", "trade", "depth"))
+    assert ticker < trade < depth                                         # failing methods first
+    assert '<tr class="failing has-under"><td>ticker</td><td class="num">3</td><td class="num">1</td>' in card
+    assert "<tr><td>depth</td>" in card                                   # no warning colour
+    assert "ago): OKX 51001: Instrument ID does not exist" in card
     for secret in [okx.access_key] + okx.secret_key.split(","):
         assert secret not in body
+
+
+def test_status_page_before_any_call_says_so(okx):
+    body = get(okx.url, "/", accept=BROWSER)[2]
+    assert "No call yet" in body and "<title>fmz-plugin</title>" in body and "no call yet" in body
+
+
+def test_status_json_on_request_from_a_browser(okx):
+    status, content_type, body = get(okx.url, "/status?format=json", accept=BROWSER)
+    assert content_type.startswith("application/json") and json.loads(body)["name"] == "fmz-plugin"
+
+
+def test_an_error_shows_its_time_and_age():
+    assert fmz_plugin.age_text(5_000) == "5 s ago" and fmz_plugin.age_text(185_000) == "3 min ago"
+    assert fmz_plugin.age_text(7_300_000) == "2 h ago" and fmz_plugin.age_text(3 * 86_400_000) == "3 days ago"
+    entry = {"last_error_at": 1_700_000_000_000, "last_error": "OKX 50011: slow down"}
+    assert fmz_plugin.last_error_line(entry, 1_700_000_120_000) == \
+        "last error 22:13:20 UTC (2 min ago): OKX 50011: slow down"
+
+
+def test_recent_counts_forget_what_is_older_than_the_window():
+    recent = fmz_plugin.RecentCounts(window=300)
+    recent.add(1000.0, False)
+    recent.add(1000.5, True)
+    recent.add(1200.0, True)
+    assert recent.totals(1200.0) == (3, 2)
+    assert recent.totals(1301.0) == (1, 1)
+    assert recent.totals(1501.0) == (0, 0) and not recent.seconds
 
 
 def test_other_get_paths_still_answer_the_protocol_error(okx):
@@ -91,7 +150,7 @@ def test_p50_is_the_median_of_recent_calls():
     stats = fmz_plugin.Stats()
     for seconds in (0.001, 0.002, 0.100):
         stats.record("OKX", "ticker", seconds)
-    assert stats.rows()[0]["p50_ms"] == 2.0
+    assert stats.rows()[0]["p50_ms"] == 2.0 and stats.rows()[0]["p99_ms"] == 100.0
 
 
 # ---------------------------------------------------------------------------- FMZ live-strategy mode
@@ -167,9 +226,12 @@ def test_main_serves_shows_the_status_table_and_stops_with_fmz(okx_fake, monkeyp
     okx = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
     drive(okx)
     text, tables = tables_of(fmz.tick())
-    assert re.fullmatch(r"fmz-plugin \S+, up \d+h\d\dm\d\ds", text)
+    assert re.fullmatch(r"fmz-plugin \S+, up \d+h\d\dm\d\ds, FAILING: OKX", text)
     calls = tables["Calls"]
-    assert calls["type"] == "table" and calls["cols"] == ["Exchange", "Method", "Calls", "Errors", "Last error", "p50 ms"]
+    assert calls["type"] == "table" and calls["cols"] == ["Exchange", "Method", "Calls", "Errors", "Last error", "p50 ms",
+                                                          "p99 ms", "Errors, 5 min"]
+    assert tables["Health"]["rows"][0][:2] == ["OKX", tables["Health"]["rows"][0][1]]
+    assert tables["Health"]["rows"][0][1].startswith("FAILING: ticker, trade · 4 calls")
     rows = {(row[0], row[1]): row for row in calls["rows"]}
     assert rows["OKX", "ticker"][2:4] == [3, 1] and rows["OKX", "ticker"][4].startswith("OKX 51001")
     assert ["OKX", url + "/OKX"] in tables["Service addresses"]["rows"]
@@ -214,3 +276,115 @@ def test_a_wrong_strategy_parameter_is_said_in_fmz_log(monkeypatch):
 ])
 def test_strategy_parameters_become_the_command_line(parameters, argv):
     assert fmz_plugin.strategy_argv(parameters) == argv
+
+
+# ---------------------------------------------------------------------------- the page on a port browsers open
+
+def refused_port_free_here():
+    """A port browsers refuse that nothing listens on here (6666 may be taken on a shared machine)."""
+    for port in (6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    pytest.skip("every browser-refused port is taken here")
+
+
+def test_on_a_port_browsers_refuse_the_page_is_also_served_on_one_they_open():
+    port = refused_port_free_here()
+    server = fmz_plugin.listening("127.0.0.1", port, fmz_plugin.Settings())
+    try:
+        page_port = server.status_page.server_address[1]
+        assert page_port > port and page_port not in fmz_plugin.BROWSER_REFUSED_PORTS
+        text = fmz_plugin.banner(server, server.settings)
+        assert f"\nStatus page: http://127.0.0.1:{page_port}/" in text
+        page_url = f"http://127.0.0.1:{page_port}"
+        report = json.loads(get(page_url)[2])
+        assert report["status_page"] == page_url + "/" and report["exchanges"][0]["service_address"] == \
+            f"http://127.0.0.1:{port}/OKX"                          # the protocol's port, not the page's
+        client = PluginClient(page_url, "OKX", "k", "s,p")
+        assert f"served at http://127.0.0.1:{port}/<Exchange>" in client.error("ticker", symbol="BTC_USDT")
+    finally:
+        fmz_plugin.close(server)
+    assert refused(page_url)
+
+
+def test_status_port_flag():
+    assert fmz_plugin.parse_args([]).status_port is None
+    assert fmz_plugin.parse_args(["--status-port", "0"]).status_port == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    server = fmz_plugin.listening("127.0.0.1", 0, fmz_plugin.Settings(), status_port=free)
+    try:
+        assert server.status_page.server_address[1] == free
+        assert f"Status page: http://127.0.0.1:{free}/" in fmz_plugin.banner(server, server.settings)
+    finally:
+        fmz_plugin.close(server)
+    server = fmz_plugin.listening("127.0.0.1", 0, fmz_plugin.Settings())       # a port browsers open: no second one
+    try:
+        assert server.status_page is None
+        assert fmz_plugin.banner(server, server.settings).endswith(f"Status page: {fmz_plugin.server_url(server)}/")
+    finally:
+        fmz_plugin.close(server)
+    for asked, words in [(6667, "browsers refuse that port too"), ]:
+        with pytest.raises(fmz_plugin.StartupError, match=words):
+            fmz_plugin.listening("127.0.0.1", 0, fmz_plugin.Settings(), status_port=asked)
+
+
+def test_a_status_port_taken_names_the_flag():
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        with pytest.raises(fmz_plugin.StartupError, match=f"port {taken} is already in use.*--status-port "):
+            fmz_plugin.listening("127.0.0.1", 0, fmz_plugin.Settings(), status_port=taken)
+
+
+# ---------------------------------------------------------------------------- every address: 0.0.0.0
+
+def test_banner_for_every_address_lists_real_ones_and_warns_without_allow(monkeypatch):
+    monkeypatch.setattr(fmz_plugin, "machine_addresses", lambda ipv6=False: ["192.168.1.20", "10.8.0.2"])
+    server = fmz_plugin.Server(("0.0.0.0", 0))
+    port = server.server_address[1]
+    try:
+        text = fmz_plugin.banner(server, fmz_plugin.Settings())
+        allowed = fmz_plugin.banner(server, fmz_plugin.Settings(allow=["192.168.1.0/24"]))
+        report = fmz_plugin.status_report(server)
+    finally:
+        server.server_close()
+    assert "0.0.0.0:" not in text and "0.0.0.0/" not in text
+    assert f"  OKX        http://192.168.1.20:{port}/OKX" in text
+    assert f"The same paths at http://10.8.0.2:{port}/, http://127.0.0.1:{port}/" in text
+    assert "Warning: --allow is missing" in text and "Warning" not in allowed
+    assert report["hosts"] == [f"http://192.168.1.20:{port}", f"http://10.8.0.2:{port}", f"http://127.0.0.1:{port}"]
+    assert report["status_page"] == f"http://127.0.0.1:{port}/"
+
+
+def test_machine_addresses_are_never_loopback_or_unspecified():
+    for address in fmz_plugin.machine_addresses(ipv6=True):
+        assert not address.startswith("127.") and address not in ("0.0.0.0", "::", "::1")
+
+
+# ---------------------------------------------------------------------------- status in a terminal
+
+def test_status_command_prints_the_report(okx, capsys):
+    drive(okx)
+    assert fmz_plugin.run(["status", okx.url + "/OKX"]) == 0           # a service address works too
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"fmz-plugin {fmz_plugin.__version__}, up ") and f"status page {okx.url}/" in lines[0]
+    assert any(line.startswith("OKX  failing  FAILING: ticker, trade · 4 calls") for line in lines)
+    assert any(line.startswith("  last error ") for line in lines)
+    methods = [line.split()[1] for line in lines if line.startswith("  !")]
+    assert methods == ["ticker", "trade"]
+    assert f"  OKX        {okx.url}/OKX" in lines
+    for secret in [okx.access_key] + okx.secret_key.split(","):
+        assert secret not in out
+
+
+def test_status_command_when_nothing_answers(capsys):
+    assert fmz_plugin.run(["status", "http://127.0.0.1:9/"]) == 2
+    assert "nothing answers" in capsys.readouterr().err
