@@ -65,7 +65,7 @@ BASE_URL = "https://api.alpaca.markets"
 HOSTS = {"paper": "https://paper-api.alpaca.markets", "data": "https://data.alpaca.markets"}
 CLOCK_ERRORS = ()                      # nothing is timestamped: a skewed clock changes nothing
 RATE_LIMIT_ERRORS = ("42910000",)      # rate limit exceeded (HTTP 429)
-AMBIGUOUS_ERRORS = ()                  # Alpaca has no "outcome unknown" code: 5xx and lost answers are
+AMBIGUOUS_ERRORS = ()                  # no "outcome unknown" code: a 5xx or a lost answer is (check())
 POST_PARAMS = "json"
 # Alpaca counts 200 requests a minute per account on the trading API, and 200 a minute per key
 # on free market data (Algo Trader Plus: more): one budget each, shared by its endpoints.
@@ -240,7 +240,8 @@ def _ms(text):
     return seconds * 1000 + int((fraction or "0")[:3].ljust(3, "0"))
 
 
-def _order_id(order_id):
+def _checked_order_id(order_id):
+    """The order id FMZ gave back, once it is seen to be an Alpaca UUID."""
     if not _UUID.match(order_id):
         raise PluginError(f"invalid Alpaca order id {order_id[:60]!r}: expected the UUID that trade "
                           f"returned, such as 61e69015-8549-4bfd-b9c3-01e75843f47d")
@@ -510,7 +511,7 @@ def orders(api, symbol=None):
 
 def order(api, order_id, symbol=None):
     """GET /v2/orders/{order_id}"""
-    reply = _trading(api, "GET", f"/v2/orders/{_order_id(order_id)}")
+    reply = _trading(api, "GET", f"/v2/orders/{_checked_order_id(order_id)}")
     return _order(reply), reply
 
 
@@ -546,7 +547,7 @@ def _order_pages(api, query, wanted, direction):
 
 def cancel(api, order_id, symbol=None):
     """DELETE /v2/orders/{order_id} (204; sent once, and when its answer is lost the order is looked up)"""
-    path = f"/v2/orders/{_order_id(order_id)}"
+    path = f"/v2/orders/{_checked_order_id(order_id)}"
 
     def send():
         return True, _trading(api, "DELETE", path)

@@ -156,6 +156,7 @@ SWAP_SIDES = {
 }
 
 Keys = namedtuple("Keys", "api_key secret")
+ORDER_ID = re.compile(r"^([A-Z0-9]{1,20}-[A-Z0-9]{1,20})(\.swap)?,([0-9]{1,30})$")   # see split_order_id
 
 
 def parse_keys(access_key, secret_key):
@@ -209,11 +210,9 @@ def bingx_symbol(symbol):
 
 
 def to_symbol(name, kind):
+    """BTC-USDT of the `kind` API ("spot" or "swap") -> Symbol('BTC_USDT') or Symbol('BTC_USDT.swap')."""
     base, _, quote = name.partition("-")
     return Symbol(base, quote, kind)
-
-
-ORDER_ID = re.compile(r"^([A-Z0-9]{1,20}-[A-Z0-9]{1,20})(\.swap)?,([0-9]{1,30})$")
 
 
 def split_order_id(order_id):

@@ -198,7 +198,6 @@ def split_order_id(order_id):
     return parts[0], parts[1], parts[2]
 
 
-
 # -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
