@@ -1763,7 +1763,7 @@ def parse_args(argv):
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
         + ", ".join("/" + m.NAME for m in EXCHANGES.values()) + " to FMZ robots.",
         epilog="other commands: call (send one docker request from a terminal), check (grade a "
-        "plugin), bundle (write this plugin as one file), halt and resume (the risk guard's kill "
+        "plugin), status (the status page in a terminal), bundle (write this plugin as one file), halt and resume (the risk guard's kill "
         "switch), paper (list or reset paper accounts); e.g. python fmz_plugin.py call --help")
     parser.add_argument("--port", type=port_number, default=6666, help="port to listen on (default 6666; 0: any free port)")
     parser.add_argument("--address", default="127.0.0.1",
