@@ -1758,6 +1758,26 @@ def seconds_above_zero(text):
     return seconds
 
 
+def wait_seconds(text):
+    """A --max-wait value: seconds from 0 (never wait) to an hour."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"wants seconds from 0 to 3600, such as 10; got {text!r}")
+    return seconds
+
+
+def connection_count(text):
+    """A --max-connections value: a whole number of 1 or more."""
+    count = int(text) if re.fullmatch(r"\s*\d{1,9}\s*", text) else 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"wants a whole number of connections of 1 or more, such as 512; "
+                                         f"got {text!r}")
+    return count
+
+
 def parse_args(argv):
     parser = FlagParser(
         prog="fmz_plugin.py", description="FMZ General Protocol plugin: serves "
@@ -1780,10 +1800,10 @@ def parse_args(argv):
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
                         help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
                              "others get HTTP 403 (default: any)")
-    parser.add_argument("--max-wait", type=float, default=THROTTLE_MAX_WAIT, metavar="SECONDS",
+    parser.add_argument("--max-wait", type=wait_seconds, default=THROTTLE_MAX_WAIT, metavar="SECONDS",
                         help="how long a call may wait for its turn under an exchange's rate limit before "
                              f"it fails naming the limit (default {THROTTLE_MAX_WAIT:g})")
-    parser.add_argument("--max-connections", type=int, default=None, metavar="N",
+    parser.add_argument("--max-connections", type=connection_count, default=None, metavar="N",
                         help=f"docker connections served at once; more are answered HTTP 503 (default "
                              f"{MAX_CONNECTIONS}, fewer when the open-file limit is low: half of it, less "
                              f"{FILES_KEPT}; now {default_max_connections()})")
@@ -1799,10 +1819,6 @@ def parse_args(argv):
         parser.error("give the risk rules once: --risk FILE or --risk-json JSON")
     args.base_urls = parse_base_urls(parser, args.base_url)
     args.paper = paper_ledger(parser, args)
-    if args.max_connections is not None and args.max_connections < 1:
-        parser.error(f"--max-connections wants a number of connections of 1 or more, got {args.max_connections}")
-    if not 0 <= args.max_wait <= 3600:
-        parser.error(f"--max-wait wants seconds from 0 to 3600, got {args.max_wait:g}")
     args.allow_list = None
     if args.allow is not None:
         args.allow_list = [item.strip() for item in args.allow.split(",") if item.strip()]
