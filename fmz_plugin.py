@@ -1747,12 +1747,17 @@ def port_number(text):
     return port
 
 
+def _float_or_nan(text):
+    """A flag's number, or NaN (which fails every range check) when it is not one."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def seconds_above_zero(text):
     """A --timeout value: seconds, more than 0 and at most an hour."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
+    seconds = _float_or_nan(text)
     if not 0 < seconds <= 3600:
         raise argparse.ArgumentTypeError(f"wants seconds above 0 and up to 3600, such as 10; got {text!r}")
     return seconds
@@ -1760,10 +1765,7 @@ def seconds_above_zero(text):
 
 def wait_seconds(text):
     """A --max-wait value: seconds from 0 (never wait) to an hour."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
+    seconds = _float_or_nan(text)
     if not 0 <= seconds <= 3600:
         raise argparse.ArgumentTypeError(f"wants seconds from 0 to 3600, such as 10; got {text!r}")
     return seconds
