@@ -1441,8 +1441,7 @@ def status_page_url(server):
 
 def server_url(server):
     """http://HOST:PORT of a listening server; an IPv6 host in brackets (http://[::1]:6666)."""
-    host, port = server.server_address[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return url_of(*server.server_address[:2])
 
 
 def prefers_html(accept):
@@ -2179,8 +2178,6 @@ def main(stop=None):
 # The tools' own imports: the server above needs none of them.
 import ast
 import http.client
-import os
-import urllib.parse
 from decimal import InvalidOperation, ROUND_UP
 
 from exchanges._kit import iso_ms, now_ms, plain, round_down
@@ -2849,7 +2846,7 @@ class Checker:
         self.keys = {"access_key": access_key, "secret_key": secret_key}
         self.out = out or sys.stdout
         self.rows = []
-        self.exchange = urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "the exchange"
+        self.exchange = exchange_of_path(urllib.parse.urlsplit(url).path) or "the exchange"
         self.exchange_down = False      # every read answers the same network error: skip what needs it
 
     @property
