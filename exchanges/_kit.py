@@ -858,8 +858,10 @@ class Api:
 
     def _wait_for_turn(self, request, params, signed, host):
         """A throttle Turn once every limit of this call has room (None when unthrottled)."""
+        if self.throttle is None:
+            return None
         endpoint, limits, in_path = self._limits_of(request)
-        if self.throttle is None or not limits:
+        if not limits:
             return None
         params = {**{k: v for k, v in (params or {}).items() if v is not None}, **in_path}
         charges = [(self._bucket_key(limit, endpoint, params, signed, host), limit, limit.units(params))
@@ -1210,8 +1212,12 @@ def _lookup(find, failure, client_id):
     try:
         return find()
     except Exception as error:
-        why = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
-        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({why})") from None
+        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({_why(error)})") from None
+
+
+def _why(error):
+    """What went wrong in a lookup, for the trader: a PluginError's own text, else its type too."""
+    return str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
 
 
 def _outcome_unknown(failure, client_id, why):
@@ -1265,8 +1271,7 @@ def _order_after(lookup, failure):
     except Exception as error:                # a reply it cannot read counts as a failed lookup
         if not failure.ambiguous:
             raise failure from None
-        why = str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
-        raise PluginError(f"{failure}; looking the order up failed too ({why}): it may or may not "
+        raise PluginError(f"{failure}; looking the order up failed too ({_why(error)}): it may or may not "
                           f"be canceled") from None
 
 

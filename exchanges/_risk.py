@@ -30,6 +30,7 @@ Thread-safe: robots on many threads share one guard. Orders let through and not 
 count as open orders (and toward the position) of their symbol, so robots racing each other
 cannot pass a limit together. Nothing here names an exchange.
 """
+import contextlib
 import json
 import logging
 import os
@@ -507,17 +508,7 @@ class Ticket:
         return False
 
 
-class _Unguarded:
-    """The context of a call no rule counts."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_UNGUARDED = _Unguarded()
+_UNGUARDED = contextlib.nullcontext()      # the context of a call no rule counts
 
 
 def _stamp(path):

@@ -449,8 +449,9 @@ def order(api, order_id, symbol=None):
     query = {"category": category_name, "symbol": name, "orderId": bybit_id}
     for path in ("/v5/order/realtime", "/v5/order/history"):
         reply = api.get(path, query, signed=True)
-        if _rows(reply):
-            return _order(_rows(reply)[0], category_name, listed(api, category_name)), reply
+        rows = _rows(reply)
+        if rows:
+            return _order(rows[0], category_name, listed(api, category_name)), reply
     code, message = NO_ORDER[category_name]
     raise PluginError(f"Bybit {code}: {message} (no {category_name} order {bybit_id} on {name})", code=code)
 
