@@ -933,6 +933,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             self.spare_file = None
 
     status_page = None        # the StatusServer showing this server's status on a port browsers open, if any
+    hosts = None              # the http://HOST:PORT dockers reach it at, once service_hosts() worked them out
 
     @property
     def status_of(self):
@@ -1401,12 +1402,19 @@ def age_text(ms):
 def service_hosts(server):
     """The http://HOST:PORT a docker reaches the protocol server at: the address it listens on,
     or, listening on every address (0.0.0.0, ::), this machine's own addresses and 127.0.0.1
-    (for a docker on this machine), never 0.0.0.0, which no docker can reach."""
+    (for a docker on this machine), never 0.0.0.0, which no docker can reach.
+
+    Worked out once per server: finding this machine's addresses may ask DNS, and the status
+    page and the FMZ status table ask every few seconds."""
     server = server.status_of
-    host, port = server.server_address[:2]
-    if host not in ("0.0.0.0", "::"):
-        return [server_url(server)]
-    return [url_of(address, port) for address in machine_addresses(ipv6=host == "::")] + [url_of("127.0.0.1", port)]
+    if server.hosts is None:
+        host, port = server.server_address[:2]
+        if host not in ("0.0.0.0", "::"):
+            server.hosts = [server_url(server)]
+        else:
+            server.hosts = ([url_of(address, port) for address in machine_addresses(ipv6=host == "::")]
+                            + [url_of("127.0.0.1", port)])
+    return list(server.hosts)
 
 
 def url_of(host, port):

@@ -1248,18 +1248,16 @@ def cancel_once(send, lookup, api=None):
     if failure.rate_limited or (failure.code is None and not failure.ambiguous):
         raise failure
     order, raw = _order_after(lookup, failure)
-    if order.get("status") in CANCELED:
+    if _settled(failure, order):
         return True, raw
-    if order.get("status") == "filled" or not failure.ambiguous:
-        raise _not_canceled(failure, order) from None
+    if not failure.ambiguous:
+        raise failure
     if api is None or failure.deadline is None or not api.wait_past(failure.deadline):
         raise PluginError(f"{failure}; looked up, the order is still {order.get('status')}: the cancel may "
                           f"still take effect, cancel again to be sure") from None
     order, raw = _order_after(lookup, failure)
-    if order.get("status") in CANCELED:
+    if _settled(failure, order):
         return True, raw
-    if order.get("status") == "filled":
-        raise _not_canceled(failure, order) from None
     raise PluginError(f"{failure}; looked up after the cancel's deadline, the order is still open "
                       f"({order.get('status')}): the cancel did not take effect") from None
 
@@ -1275,8 +1273,12 @@ def _order_after(lookup, failure):
                           f"be canceled") from None
 
 
-def _not_canceled(failure, order):
+def _settled(failure, order):
+    """True when the looked-up order is canceled; a filled order raises, as nothing is left to
+    cancel; False while it is still open."""
+    if order.get("status") in CANCELED:
+        return True
     if order.get("status") == "filled":
-        return PluginError(f"{failure}: the order has already filled ({order.get('deal_amount')} at "
-                           f"{order.get('avg_price')}), nothing is left to cancel", code=failure.code)
-    return failure
+        raise PluginError(f"{failure}: the order has already filled ({order.get('deal_amount')} at "
+                          f"{order.get('avg_price')}), nothing is left to cancel", code=failure.code) from None
+    return False
