@@ -938,6 +938,8 @@ class Api:
         try:
             return json.loads(body)
         except ValueError as error:
+            if status in (401, 403):      # "Unauthorized" as text (Coinbase): a refusal for check()
+                return body[:200].decode("utf-8", "replace")
             snippet = body[:80].decode("utf-8", "replace").replace("\n", " ")
             raise PluginError(f"{self.name} answered HTTP {status} with a body that is not JSON: "
                               f"{snippet!r}", ambiguous=True) from error

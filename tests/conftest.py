@@ -10,6 +10,7 @@ into the plugin's process (monkeypatch, caplog) is marked `@pytest.mark.repo_onl
 """
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -30,10 +31,13 @@ from tests.fakes.binance import FakeBinance
 from tests.fakes.bingx import FakeBingX
 from tests.fakes.bitvavo import FakeBitvavo
 from tests.fakes.bybit import FakeBybit
+from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.okx import FakeOKX
 
 FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca,
          "Bitvavo": FakeBitvavo}   # exchange name -> its fake; the contract suite runs against each
+if importlib.util.find_spec("cryptography"):    # fake Coinbase checks JWTs with it (a test-only dependency)
+    FAKES["Coinbase"] = FakeCoinbase
 
 
 class PluginClient:
