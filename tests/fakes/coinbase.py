@@ -132,6 +132,7 @@ class FakeCoinbase(FakeExchange):
     FOREIGN_ORDER_ID = "1be6d0df-d5dc-4b53-a250-3376f3b393e6"     # well-formed, never placed
     CLIENT_ID = UUID
     SWAPS = ()
+    DEADLINES = False
 
     def __init__(self):
         super().__init__()
