@@ -23,7 +23,9 @@ with the text body "Unauthorized": it is this module's one clock error, so the c
 from GET /time and the request sent once more (it was refused, so this is safe for orders too).
 
 Replies: a success is the endpoint's object ({"products": [...]}, {"order": {...}}); a refusal
-{"error": "NOT_FOUND", "message": "...", "error_details": "..."} with an HTTP 4xx/5xx status. Orders
+{"error": "NOT_FOUND", "message": "...", "error_details": "..."} with an HTTP 4xx/5xx status (CCXT
+recorded {"error": "unknown", ...} for an unknown order id), or the older
+{"errors": [{"id": "rate_limit_exceeded", "message": ...}]} that Coinbase documents for HTTP 429. Orders
 and cancels answer HTTP 200 whether or not they were taken: POST /orders says
 {"success": false, "error_response": {"error": "INSUFFICIENT_FUND", "message": ...,
 "preview_failure_reason": ...}, "failure_reason": ...} and
@@ -75,7 +77,7 @@ BASE_URL = "https://api.coinbase.com"       # paths below start with /api/v3/bro
 HOSTS = {}
 JWT_HOST = "api.coinbase.com"               # the host a JWT's uri names (see the docstring)
 CLOCK_ERRORS = ("401",)                     # a JWT refused: maybe its nbf/exp against Coinbase's clock
-RATE_LIMIT_ERRORS = ("429", "RATE_LIMIT_EXCEEDED")
+RATE_LIMIT_ERRORS = ("429", "rate_limit_exceeded", "RESOURCE_EXHAUSTED", "resource_exhausted")
 AMBIGUOUS_ERRORS = ()                       # a 5xx is ambiguous anyway; Coinbase names no other
 POST_PARAMS = "json"
 API = "/api/v3/brokerage"
@@ -170,9 +172,11 @@ def check(status, reply):
         detail = reply.get("message") or reply.get("error") if isinstance(reply, dict) else str(reply).strip()
         raise PluginError(f"Coinbase 401: {detail or 'Unauthorized'} (the key name, the private key, its "
                           f"permissions or the clock)", code="401")
-    if isinstance(reply, dict) and status >= 400 and reply.get("error"):
-        code = str(reply["error"])
-        message = reply.get("message") or reply.get("error_details") or f"HTTP {status}"
+    if isinstance(reply, dict) and status >= 400 and (reply.get("error") or reply.get("errors")):
+        first = (reply.get("errors") or [{}])[0] if not reply.get("error") else {}
+        first = first if isinstance(first, dict) else {}
+        code = str(reply.get("error") or first.get("id") or status)
+        message = reply.get("message") or reply.get("error_details") or first.get("message") or f"HTTP {status}"
         raise PluginError(f"Coinbase {code}: {message}", code=code, ambiguous=status >= 500)
     if status >= 400:
         raise PluginError(f"Coinbase answered HTTP {status}: {str(reply)[:80]}", code=str(status),

@@ -8,10 +8,11 @@ order or cancel refused with HTTP 200 and `success: false` (error_response / fai
 It verifies every private call's JWT as Coinbase documents it, with the `cryptography` package
 (an implementation independent of exchanges/_ecc.py): `Authorization: Bearer <JWS>`; header alg
 ES256 (r||s, 64 bytes) or EdDSA as the key is, kid = the key name, a nonce never seen before,
-typ JWT; claims iss "cdp", sub == kid, nbf <= now < exp, exp - nbf <= 120 s, and uri
-"METHOD api.coinbase.com/path" for this very request (no query string). Two keys are known: an
-EC P-256 key (SECRET_KEY, a PEM with literal \\n as CDP's JSON download writes it) and an
-Ed25519 key (ED25519_NAME / ED25519_SECRET).
+typ JWT; claims iss "cdp" (or the older "coinbase-cloud" CCXT still sends), sub == kid,
+nbf <= now < exp, exp - nbf <= 120 s, and uri "METHOD api.coinbase.com/path" for this very
+request, no query string (or `uris`, a list of that one, as CCXT writes it for Ed25519 keys).
+Two keys are known: an EC P-256 key (SECRET_KEY, a PEM with literal \\n as CDP's JSON download
+writes it) and an Ed25519 key (ED25519_NAME / ED25519_SECRET).
 
 State lives in the shared engine (tests/fakes/engine.py); this file speaks Coinbase's dialect:
 BTC-USDT product ids, UUID order ids (the last group is the engine's 12-digit id), BUY/SELL,
@@ -44,6 +45,7 @@ EC_PKCS8_PEM = ("-----BEGIN PRIVATE KEY-----\n"
 ED25519_NAME = "7d3f1c2a-5b6e-4f80-9a1b-fmz0ed25519"
 ED25519_SECRET = "gHiQj0cBcbLKbFthR2+EzxTXcyKBTdJrCLRwIVumcjzkN/KqQyfY0DOtiRM/Y8k1dHjs2CSOdNL+IDmDfaesDw=="
 JWT_HOST = "api.coinbase.com"
+ISSUERS = ("cdp", "coinbase-cloud")     # the docs' issuer, and the older one CCXT still signs ES256 with
 JWT_MAX_LIFETIME = 120
 API = "/api/v3/brokerage"
 FIRST_ORDER_ID = 100000000001
@@ -149,6 +151,7 @@ class FakeCoinbase(FakeExchange):
             ("GET", f"{API}/market/products"): self.public(self.products),
             ("GET", f"{API}/market/product_book"): self.public(self.product_book),
             ("GET", f"{API}/accounts"): self.private(self.accounts),
+            ("GET", f"{API}/transaction_summary"): self.private(self.transaction_summary),
             ("POST", f"{API}/orders"): self.private(self.place),
             ("POST", f"{API}/orders/batch_cancel"): self.private(self.batch_cancel),
             ("GET", f"{API}/orders/historical/batch"): self.private(self.list_orders),
@@ -186,7 +189,7 @@ class FakeCoinbase(FakeExchange):
         return 404, b"404 page not found\n"
 
     def rate_limited(self):
-        return 429, {"error": "RATE_LIMIT_EXCEEDED", "error_details": "Too many requests", "message": "Too many requests"}
+        return 429, {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]}
 
     def outcome_unknown(self):
         return 500, {"error": "INTERNAL", "error_details": "internal error", "message": "internal error"}
@@ -227,11 +230,12 @@ class FakeCoinbase(FakeExchange):
             raise ValueError("nonce missing or replayed")
         now_s = self.now_ms() / 1000
         nbf, exp = claims.get("nbf"), claims.get("exp")
-        if claims.get("iss") != "cdp" or claims.get("sub") != header["kid"]:
+        if claims.get("iss") not in ISSUERS or claims.get("sub") != header["kid"]:
             raise ValueError("iss or sub")
         if not (isinstance(nbf, int) and isinstance(exp, int) and nbf <= now_s < exp and exp - nbf <= JWT_MAX_LIFETIME):
             raise ValueError("outside nbf..exp")
-        if claims.get("uri") != f"{request.method} {JWT_HOST}{request.path}":
+        uris = claims.get("uris") if "uris" in claims else [claims.get("uri")]
+        if uris != [f"{request.method} {JWT_HOST}{request.path}"]:
             raise ValueError("uri is another request's")
         if not signature_valid(alg, public, f"{parts[0]}.{parts[1]}".encode(), signature):
             raise ValueError("bad signature")
@@ -340,6 +344,14 @@ class FakeCoinbase(FakeExchange):
         limit = min(self._int(request, "limit", 1, ACCOUNTS_PAGE_MAX, ACCOUNTS_PAGE_DEFAULT), self.accounts_page_max)
         page, cursor, more = self._page(rows, request, limit)
         return {"accounts": page, "has_next": more, "cursor": cursor, "size": len(page)}
+
+    def transaction_summary(self, request):
+        """The fee tier (CCXT reads it while loading markets)."""
+        return {"total_volume": 0, "total_fees": 0, "fee_tier": {
+                    "pricing_tier": "Advanced 1", "usd_from": "0", "usd_to": "1000",
+                    "taker_fee_rate": "0.012", "maker_fee_rate": "0.006"},
+                "margin_rate": None, "goods_and_services_tax": None, "advanced_trade_only_volume": 0,
+                "advanced_trade_only_fees": 0, "coinbase_pro_volume": 0, "coinbase_pro_fees": 0}
 
     def _page(self, rows, request, limit):
         """One page of rows from the opaque cursor (an offset here): (rows, next cursor, has_next)."""
