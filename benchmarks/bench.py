@@ -2,11 +2,12 @@
 """Benchmark: this plugin beside a bare http.server and the FMZ guide's reference program.
 
     python3 benchmarks/bench.py              # OKX; about a minute and a half; prints Markdown tables
-    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, each through its fake
+    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, Coinbase, each through its fake
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
     python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
     python3 benchmarks/bench.py --guard      # only the risk guard's cost per order (a second)
+    python3 benchmarks/bench.py --sign       # only Coinbase's JWT signing cost per request (pure Python)
 
 Everything runs on this machine: the chosen exchanges' fakes (tests/fakes/), each in a process of
 its own, each server under test in a process of its own, and the clients (threads, one keep-alive
@@ -41,6 +42,7 @@ opened per 100 requests; per server: cold start (process start to first answer) 
 This is a benchmark, not a test: numbers depend on the machine, nothing is asserted.
 """
 import argparse
+import importlib.util
 import http.client
 import json
 import os
@@ -64,12 +66,13 @@ ROUNDS = 3                               # rounds per row, interleaved across se
 
 sys.path.insert(0, str(ROOT))
 from exchanges import EXCHANGES as MODULES    # noqa: E402  (the documented limits, for the report)
-from exchanges._kit import Api, limits_of, parse_symbol   # noqa: E402
+from exchanges._kit import Api, endpoint_limits, parse_symbol   # noqa: E402
 from exchanges._risk import RiskGuard        # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402
 from tests.fakes.bitvavo import FakeBitvavo   # noqa: E402
 from tests.fakes.bybit import FakeBybit       # noqa: E402
+from tests.fakes.coinbase import EC_PEM, ED25519_NAME, ED25519_SECRET, KEY_NAME, FakeCoinbase   # noqa: E402
 from tests.fakes.okx import FakeOKX           # noqa: E402
 
 # --exchange value -> (the plugin's path and --base-url name, its fake, the fake's own spot ticker)
@@ -80,6 +83,8 @@ EXCHANGES = {
     "bingx": ("BingX", FakeBingX, "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT"),
     "bitvavo": ("Bitvavo", FakeBitvavo, "/v2/ticker/24h?market=BTC-USDT"),
 }
+if importlib.util.find_spec("cryptography"):     # fake Coinbase checks JWTs with it (test-only)
+    EXCHANGES["coinbase"] = ("Coinbase", FakeCoinbase, "/api/v3/brokerage/market/products/BTC-USDT/ticker?limit=1")
 
 
 # ---------------------------------------------------------------------------- the processes
@@ -438,7 +443,7 @@ def documented(exchange, endpoint):
     """The tightest limit the exchange module documents for `endpoint` ("VERB /path"): the
     fewest calls per second it allows (a weight divides the budget)."""
     calls_per_second = lambda limit: limit.requests / limit.seconds / (limit.units(ONE_INSTRUMENT) or 1)
-    return min(limits_of(MODULES[exchange].RATE_LIMITS.get(endpoint)), key=calls_per_second)
+    return min(endpoint_limits(MODULES[exchange].RATE_LIMITS, *endpoint.split(" ", 1))[1], key=calls_per_second)
 
 
 def trade_envelope(fake_class, n):
@@ -658,6 +663,36 @@ def report_guard(rows):
                 [[what, f"{us:.1f}", "yes" if us < GUARD_TARGET_MS * 1000 else "NO"] for what, us in rows]))
 
 
+# ---------------------------------------------------------------------------- Coinbase's signing cost
+
+SIGNS = 50                               # JWTs per round
+
+
+def sign_cost():
+    """[(key kind, ms per signed request)]: exchanges/coinbase.sign, a fresh JWT (ES256 or EdDSA,
+    pure Python) added to one request, best of ROUNDS rounds of SIGNS."""
+    from exchanges import coinbase
+    from exchanges._kit import Request
+    rows = []
+    for kind, name, secret in (("EC P-256 (ES256)", KEY_NAME, EC_PEM), ("Ed25519 (EdDSA)", ED25519_NAME, ED25519_SECRET)):
+        keys = coinbase.parse_keys(name, secret)
+        best = float("inf")
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            for _ in range(SIGNS):
+                coinbase.sign(Request("GET", "/api/v3/brokerage/accounts"), keys, int(time.time() * 1000))
+            best = min(best, (time.perf_counter() - started) * 1000 / SIGNS)
+        rows.append((kind, best))
+    return rows
+
+
+def report_sign(rows):
+    print(f"\nCoinbase JWT per signed request, pure Python (best of {ROUNDS} x {SIGNS}):\n")
+    print("| key | ms per request |\n|---|---|")
+    for kind, ms in rows:
+        print(f"| {kind} | {ms:.2f} |")
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description="Benchmark the plugin against a bare server and the guide's example.")
     parser.add_argument("--seconds", type=float, default=3.0,
@@ -672,6 +707,7 @@ def main(argv):
     parser.add_argument("--limits", action="store_true",
                         help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
     parser.add_argument("--guard", action="store_true", help="only the risk guard's cost per order")
+    parser.add_argument("--sign", action="store_true", help="only Coinbase's JWT signing cost per request")
     parser.add_argument("--guide", metavar="PATH", type=Path, default=None,
                         help="the FMZ guide's text, whose Python example is the reference program (default: "
                              f"{GUIDE} when it exists; without it the reference rows are skipped)")
@@ -685,6 +721,8 @@ def main(argv):
         return serve_bare(args.port)
     if args.guard:
         return report_guard(guard_cost())
+    if args.sign:
+        return report_sign(sign_cost())
     exchanges = list(EXCHANGES) if args.exchange == "all" else [args.exchange]
     guide = args.guide or (GUIDE if GUIDE.exists() else None)
     if args.guide is not None and not args.guide.is_file():
