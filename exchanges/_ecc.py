@@ -32,9 +32,12 @@ Ed25519 (RFC 8032 section 5.1), points on -x^2 + y^2 = 1 + D*x^2*y^2 mod 2^255 -
     Points use extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z, x*y = T/Z (section 5.1.4),
     and the same kind of table of the base point's multiples as for P-256.
 
-Python ints are not constant-time: timing could leak bits of the key to someone who measures
-many signatures very precisely. The plugin signs on the trader's own machine, where that observer
-would already hold the key; do not reuse this module for a signing service.
+Cost: about 0.5 ms an ES256 signature and 0.3 ms an Ed25519 one (CPython 3.11); the two
+tables take about 50 ms each, once, at a curve's first use.
+
+Python ints do not run in constant time, so timing many signatures very precisely could in
+principle reveal bits of a key. The plugin signs on the trader's own machine, with a network's
+jitter between it and anyone else; do not reuse this module for a signing service.
 """
 import base64
 import binascii
