@@ -61,6 +61,7 @@ Facts this module relies on, and where they come from:
   endpoints, 10 a second per IP on public ones; HTTP 429 beyond.
 """
 import calendar
+import functools
 import re
 import secrets
 import time
@@ -150,10 +151,17 @@ def parse_keys(access_key, secret_key):
         raise PluginError("Coinbase keys: the API key name has spaces or characters a key name never has; "
                           + KEY_FORMATS)
     try:
-        key = _ecc.load_key(secret_key)
+        key = _loaded_key(secret_key)
     except ValueError:
         raise PluginError(f"Coinbase keys: the private key could not be read; {KEY_FORMATS}") from None
     return Keys(name, key)
+
+
+@functools.lru_cache(maxsize=64)
+def _loaded_key(text):
+    """_ecc.load_key, once per key text: reading an EC key works out its public point (about 8 ms),
+    and every docker request parses its keys anew."""
+    return _ecc.load_key(text)
 
 
 def sign(request, keys, now_ms):
@@ -216,8 +224,11 @@ def server_time(api):
     reply = api.get(f"{API}/time", signed=False)
     if not isinstance(reply, dict):
         raise PluginError(f"Coinbase answered {str(reply)[:60]!r} for its time")
-    millis = number_or_zero(reply.get("epochMillis"))
-    return int(millis) if millis else int(number_or_zero(reply.get("epochSeconds")) * 1000) or _ms(reply.get("iso"))
+    ms = int(number_or_zero(reply.get("epochMillis"))) or int(number_or_zero(reply.get("epochSeconds")) * 1000) \
+        or _ms(reply.get("iso"))
+    if not ms:
+        raise PluginError(f"Coinbase answered {str(reply)[:60]!r} for its time")
+    return ms
 
 
 # -- Symbols, ids and times ------------------------------------------------------------------------
