@@ -41,7 +41,9 @@ Facts this module relies on, and where they come from:
   products (product_type SPOT; status "online"; trading_disabled / is_disabled / cancel_only),
   product_book ({"pricebook": {bids, asks: [{price, size}], time}}), products/{id}/ticker
   ({"trades": newest first, "best_bid", "best_ask"}), products/{id}/candles (granularity enum,
-  start/end in UNIX seconds, at most 350 candles a request, newest first, `start` as a string).
+  start/end in UNIX seconds, at most 350 candles a request (asked 300 at a time, as CCXT does against
+  the live API), newest first, `start` as a string; whether a candle opening exactly at `end` is
+  included is UNVERIFIED: rows are de-duplicated either way).
 - Product fields: quote_increment, base_increment, price_increment (the price step where given;
   quote_increment otherwise, as CCXT reads it), base_min_size, base_max_size, quote_min_size,
   quote_max_size, volume_24h, price, price_percentage_change_24h.
@@ -104,7 +106,7 @@ RATE_LIMITS = {
 
 DEPTH_DEFAULT, DEPTH_MAX = 20, 500
 TRADES_LIMIT = 100
-CANDLES_PAGE = 350                          # at most 350 candles a request
+CANDLES_PAGE = 300                          # Coinbase documents 350 a request; CCXT, used live, asks 300
 ACCOUNTS_PAGE = 250
 ORDERS_PAGE = 1000
 HISTORY_DEFAULT = 100
@@ -339,13 +341,13 @@ def trades(api, symbol):
 
 
 def records(api, symbol, period=60, limit=None):
-    """GET /market/products/{id}/candles?start=&end=&granularity= (at most 350 a request, newest
-    first; older pages asked for by moving the window back)"""
+    """GET /market/products/{id}/candles?start=&end=&granularity= (300 a request, newest first;
+    older pages asked for by moving the window [start, end) back to the oldest candle's open)"""
     granularity = GRANULARITIES.get(period)
     if granularity is None:
         raise PluginError(f"Coinbase has no {period}-minute candles; periods: {', '.join(map(str, GRANULARITIES))}")
     path, step, wanted = f"{API}/market/products/{product_id(symbol)}/candles", period * 60, limit or 100
-    end, candles, pages = api.now() // 1000 // step * step + step, {}, []
+    end, candles, pages = api.now() // 1000, {}, []
     while len(candles) < wanted:
         count = min(wanted - len(candles), CANDLES_PAGE)
         reply = api.get(path, {"start": end - count * step, "end": end, "granularity": granularity,

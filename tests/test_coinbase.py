@@ -207,13 +207,13 @@ def test_swaps_are_refused_before_any_request(client, fake):
     assert fake.requests == []
 
 
-def test_candles_come_350_a_request_oldest_first(client, fake):
+def test_candles_come_300_a_request_oldest_first(client, fake):
     rows = client.data("records", symbol="BTC_USDT", period=1, limit=500)
     assert len(rows) == 500 and [r[0] for r in rows] == sorted({r[0] for r in rows})
     assert all(b[0] - a[0] == 60_000 for a, b in zip(rows, rows[1:]))
     pages = [dict(p.split("=") for p in target.split("?")[1].split("&"))
              for target, _ in fake.sent(f"{API}/market/products/BTC-USDT/candles")]
-    assert len(pages) == 2 and all((int(p["end"]) - int(p["start"])) // 60 <= 350 for p in pages)
+    assert len(pages) == 2 and all((int(p["end"]) - int(p["start"])) // 60 <= 300 for p in pages)
 
 
 # ---------------------------------------------------------------------------- refusals
