@@ -23,6 +23,7 @@ Reading guide, one request top to bottom:
     -> risk guard            trade and margin_level only: limits, kill switch    (exchanges/_risk.py)
     -> exchange METHODS handler  exchanges/<name>.py, e.g. exchanges/okx.py ticker()
     -> Api                   signs, throttles, sends and checks the call         (exchanges/_kit.py)
+       -> Throttle           waits for the call's turn under the exchange's limits (exchanges/_throttle.py)
 
 Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
 method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
@@ -71,8 +72,8 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
-                            parse_number, parse_symbol)
+from exchanges._kit import DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, parse_number, parse_symbol
+from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred

@@ -64,7 +64,8 @@ ROUNDS = 3                               # rounds per row, interleaved across se
 
 sys.path.insert(0, str(ROOT))
 from exchanges import EXCHANGES as MODULES    # noqa: E402  (the documented limits, for the report)
-from exchanges._kit import Api, limits_of, parse_symbol   # noqa: E402
+from exchanges._kit import Api, parse_symbol   # noqa: E402
+from exchanges._throttle import limits_of   # noqa: E402
 from exchanges._risk import RiskGuard        # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402

@@ -16,8 +16,8 @@ Constants, every one declared (no defaults are assumed)
     AMBIGUOUS_ERRORS  codes meaning "outcome unknown, the order may exist": _kit.Api marks them
                       ambiguous whatever the HTTP status, so place_once looks the order up.
     RATE_LIMITS       {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
-                      _kit.THROTTLE keeps each key (signed calls) or the process (public) under; a
-                      value may instead be a _kit.Limit (or a list of them) saying what the
+                      _throttle.THROTTLE keeps each key (signed calls) or the process (public) under; a
+                      value may instead be a _throttle.Limit (or a list of them) saying what the
                       exchange counts it per (IP, key, key + instrument) and a call's weight. A
                       key may be a template, "GET /v2/{market}/book": every path it matches is
                       that one endpoint, and {market} a param for the Limit's `per` and `cost`.
@@ -55,9 +55,9 @@ Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api
     support <method>".
     `trade(api, symbol, order_type, price, amount)`: order_type is FMZ's buy, sell, closebuy or
     closesell; a spot market buy's amount is quote currency; answers {"id": ...}, an id that
-    carries what order and cancel need. `_kit.order_size` rounds; `_kit.place_once(send, find,
+    carries what order and cancel need. `_orders.order_size` rounds; `_orders.place_once(send, find,
     api, client_id)` places exactly once (send with deadline=True; find looks the client id up,
-    None when absent) and `_kit.cancel_once(send, lookup, api)` cancels, each explaining a lost
+    None when absent) and `_orders.cancel_once(send, lookup, api)` cancels, each explaining a lost
     or refused answer by looking the order up (see their docstrings for the model). The core refuses, before any handler runs,
     a close type on a spot symbol and a swap-only method (positions, margin_level, fundings) on
     a spot symbol.

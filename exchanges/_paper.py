@@ -23,7 +23,7 @@ Matching
   exchange NAME and market kind, or `--paper-fees MAKER,TAKER` for all). Spot fees are taken
   from what the order receives (the base of a buy, the quote of a sell); swap fees from the
   margin currency's balance.
-- Orders are rounded and refused as the exchange would (`_kit.order_size`: tick, lot, minimum;
+- Orders are rounded and refused as the exchange would (`_orders.order_size`: tick, lot, minimum;
   the market's min_notional and max_qty), and refused when the balance does not cover them.
   A resting order freezes what it would spend (`frozen` in accounts) until it fills or is canceled.
 
@@ -53,7 +53,8 @@ import sqlite3
 import threading
 from decimal import Decimal
 
-from exchanges._kit import Api, PluginError, market_spec, now_ms, order_size, parse_symbol, round_down
+from exchanges._kit import Api, PluginError, market_spec, now_ms, parse_symbol, round_down
+from exchanges._orders import order_size
 
 ACCESS_KEY = "paper"                 # the Access Key that makes an account a paper one
 DEFAULT_BALANCES = "USDT=10000,USDC=10000,USD=10000,EUR=10000"   # an empty Secret Key's account

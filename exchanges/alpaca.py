@@ -57,8 +57,10 @@ import calendar
 import re
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once, iso_ms, markets_answer,
-                            new_client_id, number_or_zero, one_or_all, order_size, place_once, precision)
+from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, markets_answer, number_or_zero,
+                            one_or_all, precision)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Alpaca"
 BASE_URL = "https://api.alpaca.markets"

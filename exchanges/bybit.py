@@ -7,7 +7,7 @@ payload is the query string of a GET and the exact JSON body of a POST; sent as 
 X-BAPI-API-KEY, X-BAPI-TIMESTAMP (ms) and X-BAPI-RECV-WINDOW. Bybit refuses a timestamp outside
 [server - recv_window, server + 1000 ms) with retCode 10002, hence the clock offset. Orders and
 cancels carry recv_window = --timeout (at most 60 s): Bybit does not take them later than that,
-which is what lets _kit.place_once prove that an unanswered order was not placed.
+which is what lets _orders.place_once prove that an unanswered order was not placed.
 
 Order ids given to FMZ are `CATEGORY,SYMBOL,ORDERID` (`spot,BTCUSDT,1321003749386327552`,
 `linear,BTCUSDT,c6f055d9-7f21-...`): order and cancel need no lookup, and a spot order is never
@@ -26,10 +26,10 @@ import re
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
-                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision,
-                            whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
+                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
