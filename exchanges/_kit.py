@@ -1,16 +1,16 @@
 """What every exchange module shares, apart from the rate limit (exchanges/_throttle.py) and
 orders (exchanges/_orders.py): the error type, symbols, numbers, the transport (connection pool,
-requests, the Api a handler calls through, shared reads), the caches loaded once (markets,
-account settings) and reading replies.
+requests, the Api a handler calls through), one single-flight for shared reads and the caches
+(markets, account settings), and reading replies.
 
 Nothing here names an exchange. An exchange module imports from this file; of the project, this
 file imports only exchanges/_throttle.py. See exchanges/__init__.py for the contract a module fulfils.
 
 Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flight (one call for
-callers asking the same at once); HTTP: shared reads; HTTP: requests and the Api a handler calls
-through; caches: loaded once, markets; account settings; the shared state (POOL, SHARED_READS,
-MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies (market_spec, markets_answer,
-book_levels, candle_row, one_or_all).
+callers asking the same at once, and optionally its value kept: shared reads and the caches);
+HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
+state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
+(market_spec, markets_answer, book_levels, candle_row, one_or_all).
 """
 import hashlib
 import http.client
@@ -279,39 +279,60 @@ def _closed_by_peer(conn):
     return bool(readable)
 
 
-# -- HTTP: shared public reads (single-flight) ----------------------------------------------------
+# -- Single-flight: one call for callers asking the same at once ------------------------------------
 
-class SharedReads:
-    """One exchange call for identical public reads asked at the same time (single-flight).
+class SingleFlight:
+    """One call per key for the callers asking the same thing at the same time (single-flight),
+    and with `keep`, its value kept for later callers (for `ttl` seconds, or until forgotten).
 
-    While an unsigned GET (same exchange, base URL, path and query) is waiting for its turn or
-    in flight, another robot asking exactly the same joins it and gets the same reply, or the
-    same error, instead of a call of its own: 30 robots watching one ticker cost one call per
-    round trip, within the exchange's public limit. Never across different params (a depth of
-    5 levels is not a depth of 10), and never an answer older than the call that was joined:
-    the call leaves the table the moment its reply is in, so whoever asks after that asks the
-    exchange again. What is shared is the raw reply; each caller decodes its own copy.
+    The first caller of a key leads: it makes the call. Whoever asks for that key while the
+    call is under way joins it and gets its outcome instead of a call of their own. A leader's
+    call that asks for its own key again runs that call itself (it cannot wait for itself).
 
-    Signed calls are not shared, except a signed GET its module marks `per_key=True` (market
-    data behind the keys, as Alpaca's): that is shared only among callers with the same access
-    key and secret (Api.key_digest is part of the key), never across keys.
+    The one rule for a failure: every caller who joined meets the leader's failure, as the
+    leader does. A PluginError reaches each as a copy of its own (one exception object is not
+    raised in many threads); any other exception is raised again as it is, so each caller's
+    path answers it as it answers the leader's (the core: "internal error in <method>"). A
+    failure is never kept: the next caller asks again.
+
+    Two uses. SHARED_READS (keep=False): identical reads under way at once are one exchange
+    call (see Api._shared_as): 30 robots watching one ticker cost one call per round trip,
+    within the exchange's public limit. Never across different params (a depth of 5 levels is
+    not a depth of 10), and never an answer older than the call that was joined: the call
+    leaves the table the moment its reply is in. What is shared is the raw reply; each caller
+    decodes its own copy. The caches (keep=True: MarketsCache, AccountSettings): 40 robots
+    trading on a cold cache make one instrument-list request, not 40 that the rate limit
+    then refuses.
     """
 
-    def __init__(self):
-        self.flights = {}             # key -> _Flight being waited for or in flight
+    def __init__(self, keep=False, ttl=None):
+        self.keep, self.ttl = keep, ttl
+        self.values = {}              # key -> (monotonic time kept, value), when keep
+        self.flights = {}             # key -> _Flight under way
         self.lock = threading.Lock()
 
-    def fetch(self, key, call):
-        """call()'s result, or that of the identical call already under way."""
+    def get(self, key, call):
+        """The kept value of `key`, else call()'s result, or that of the same call under way."""
         with self.lock:
+            kept = self.values.get(key)
+            if kept and (self.ttl is None or time.monotonic() - kept[0] < self.ttl):
+                return kept[1]
             flight = self.flights.get(key)
-            leading = flight is None
-            if leading:
+            if flight is None:
                 flight = self.flights[key] = _Flight()
+                role = "lead"
+            elif flight.owner == threading.get_ident():
+                role = "again"        # the leader's own call asks for its key
             else:
                 flight.joined += 1
-        if not leading:
+                role = "join"
+        if role == "join":
             return flight.outcome()
+        if role == "again":
+            return call()
+        return self._lead(key, flight, call)
+
+    def _lead(self, key, flight, call):
         try:
             flight.result = call()
         except BaseException as error:
@@ -319,22 +340,35 @@ class SharedReads:
             raise
         finally:
             with self.lock:
+                if self.keep and flight.error is None:
+                    self.values[key] = (time.monotonic(), flight.result)
                 del self.flights[key]
             flight.landed.set()
         return flight.result
 
+    def forget(self, key):
+        with self.lock:
+            self.values.pop(key, None)
+
+    def clear(self):
+        with self.lock:
+            self.values.clear()
+
 
 class _Flight:
-    __slots__ = ("landed", "result", "error", "joined")
+    """One call under way: the thread leading it, then its result or failure for those who joined."""
+
+    __slots__ = ("owner", "landed", "result", "error", "joined")
 
     def __init__(self):
+        self.owner = threading.get_ident()
         self.landed = threading.Event()
         self.result, self.error, self.joined = None, None, 0
 
     def outcome(self):
-        self.landed.wait()
+        self.landed.wait()            # the leader's calls have their own timeouts
         if isinstance(self.error, PluginError):
-            error = self.error       # each caller raises its own copy of the same error
+            error = self.error        # each caller raises its own copy of the same error
             raise PluginError(str(error), code=error.code, ambiguous=error.ambiguous,
                               rate_limited=error.rate_limited)
         if self.error is not None:
@@ -393,7 +427,7 @@ class Api:
         self.pool = pool or POOL
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
-        self.shared = shared          # a SharedReads joining identical public GETs, or None
+        self.shared = shared          # a SingleFlight joining identical public GETs, or None
         self.signatures = []          # what the signer added to each request (see _signed_values)
         self._keys = None
 
@@ -426,7 +460,7 @@ class Api:
 
     def get(self, path, params=None, *, signed, host=None, per_key=False):
         """A GET. `per_key=True` marks a signed read whose answer is the same for every caller
-        with these keys (market data an exchange serves only signed): SharedReads may then join
+        with these keys (market data an exchange serves only signed): SHARED_READS may then join
         identical ones of the same keys, never of other keys."""
         return self.call("GET", path, params, signed=signed, idempotent=True, host=host, per_key=per_key)
 
@@ -506,7 +540,7 @@ class Api:
             if shared_as is None:
                 status, body, headers = send()
             else:
-                status, body, headers = self.shared.fetch(shared_as, send)
+                status, body, headers = self.shared.get(shared_as, send)
         except PluginError as error:
             error.deadline = request.deadline       # no answer: wait_past may wait it out
             raise
@@ -526,7 +560,7 @@ class Api:
         return reply
 
     def _shared_as(self, request, host, signed, per_key):
-        """The SharedReads key of a GET that identical ones may join, or None: a public GET by
+        """The SHARED_READS key of a GET that identical ones may join, or None: a public GET by
         exchange, base URL and target; a signed one only when marked per_key, and then with the
         digest of its keys, so it is shared among callers with the same keys alone."""
         if self.shared is None or request.method != "GET" or (signed and not per_key):
@@ -666,85 +700,18 @@ def _query_text(value):
     return json.dumps(value, separators=(",", ":"))
 
 
-# -- Caches: loaded once, markets -----------------------------------------------------------------
-
-class LoadedOnce:
-    """Values loaded once per key and shared by every thread, optionally for `ttl` seconds.
-
-    While a key is being loaded, other callers of that key wait for that load and get its
-    value (or its error) instead of loading their own copy: 40 robots trading on a cold cache
-    make one instrument-list request, not 40 that the rate limit then refuses.
-    """
-
-    def __init__(self, ttl=None):
-        self.ttl = ttl
-        self.values = {}              # key -> (monotonic time loaded, value)
-        self.loading = {}             # key -> _Load in progress
-        self.lock = threading.Lock()
-
-    def get(self, key, load):
-        with self.lock:
-            entry = self.values.get(key)
-            if entry and (self.ttl is None or time.monotonic() - entry[0] < self.ttl):
-                return entry[1]
-            running = self.loading.get(key)
-            leader = running is None or running.owner == threading.get_ident()   # (a load may ask for its own key)
-            if running is None:
-                running = self.loading[key] = _Load()
-        return self._load(key, load, running) if leader else running.result()
-
-    def _load(self, key, load, running):
-        try:
-            running.value = load()
-        except BaseException as error:
-            running.error = error
-            raise
-        finally:
-            with self.lock:
-                if running.error is None:
-                    self.values[key] = (time.monotonic(), running.value)
-                if self.loading.get(key) is running:
-                    del self.loading[key]
-            running.done.set()
-        return running.value
-
-    def forget(self, key):
-        with self.lock:
-            self.values.pop(key, None)
-
-    def clear(self):
-        with self.lock:
-            self.values.clear()
-
-
-class _Load:
-    """One load in progress: its owner thread, then its value or error for those who waited."""
-
-    def __init__(self):
-        self.owner = threading.get_ident()
-        self.done = threading.Event()
-        self.value = self.error = None
-
-    def result(self):
-        self.done.wait()              # the loader's calls have their own timeouts
-        if isinstance(self.error, PluginError):
-            error = self.error        # a copy each: one exception object raised in many threads
-            raise PluginError(str(error), error.code, error.ambiguous, error.rate_limited)
-        if self.error is not None:
-            raise PluginError(f"internal error while another call loaded this: {type(self.error).__name__}")
-        return self.value
-
+# -- Caches: markets -------------------------------------------------------------------------------
 
 class MarketsCache:
     """Instrument specs per (exchange, base URL, market kind), reloaded after MARKETS_TTL.
 
     Feeds the `markets` method and the tick/lot rounding of every order, so an order never
     waits for an instrument list except on the first call and after the TTL (and then waits
-    for the one load in progress, see LoadedOnce).
+    for the one load in progress, see SingleFlight).
     """
 
     def __init__(self, ttl=MARKETS_TTL):
-        self.cache = LoadedOnce(ttl)
+        self.cache = SingleFlight(keep=True, ttl=ttl)
 
     def get(self, api, kind):
         return self.cache.get((api.name, api.base_url, kind), lambda: api.exchange.load_markets(api, kind))
@@ -763,7 +730,7 @@ class AccountSettings:
     for one read."""
 
     def __init__(self):
-        self.cache = LoadedOnce()
+        self.cache = SingleFlight(keep=True)
 
     def get(self, api, name, load):
         return self.cache.get((api.name, api.base_url, api.access_key, name), load)
@@ -778,7 +745,7 @@ class AccountSettings:
 # -- Shared state: one of each per process, kept across calls --------------------------------------
 
 POOL = Pool()                          # idle keep-alive connections per host
-SHARED_READS = SharedReads()           # identical public reads under way at once: one call
+SHARED_READS = SingleFlight()          # identical public reads under way at once: one call
 MARKETS = MarketsCache()               # instrument specs per exchange, base URL and kind
 ACCOUNT_SETTINGS = AccountSettings()   # per exchange, base URL and key: a position mode, ...
 CLOCK_OFFSETS = {}                     # (exchange NAME, base URL) -> ms to add to our clock

@@ -179,7 +179,7 @@ def _market_data(api, specs, path, params=None):
     """GET on the data host for the assets `specs` (all stocks or all crypto): /v2/stocks/...
     with the key's feed, or /v1beta3/crypto/us/..., asking for them by symbols=A,B. Signed (the
     keys travel with it) but the same for every caller with these keys: per_key lets robots on
-    one key share an identical read under way (_kit.SharedReads), never across keys."""
+    one key share an identical read under way (_kit.SHARED_READS), never across keys."""
     stock = specs[0]["asset_class"] == "us_equity"
     query = {"symbols": ",".join(spec["alpaca_symbol"] for spec in specs), **(params or {}),
              "feed": api.keys.feed if stock else None}
