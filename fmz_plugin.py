@@ -359,8 +359,8 @@ def io_params(method, params, http_method):
     sent to another host, so absolute URLs, `//host`, `..` and odd characters are refused.
     """
     path = method[len(IO_PREFIX):]
-    if not re.fullmatch(r"/[A-Za-z0-9_\-./]*", path) or path.startswith("//") or "/../" in path + "/" \
-            or "/./" in path + "/":
+    if (not re.fullmatch(r"/[A-Za-z0-9_\-./]*", path) or path.startswith("//") or "/../" in path + "/"
+            or "/./" in path + "/"):
         raise PluginError(f"exchange.IO path {path[:80]!r} is refused: give a path such as /api/v5/account/balance")
     verb = (http_method or "GET").upper()
     if verb not in IO_VERBS:
@@ -1305,8 +1305,8 @@ def _names_as_sent(exchange, envelope, header_names):
         return None
     params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
     names = (tuple(envelope), tuple(params), tuple(header_names))
-    if len(envelope["method"]) > 60 or max(map(len, names)) > NAMES_KEPT \
-            or sum(sum(map(len, group)) for group in names) > 1000:
+    if (len(envelope["method"]) > 60 or max(map(len, names)) > NAMES_KEPT
+            or sum(sum(map(len, group)) for group in names) > 1000):
         return None
     return (exchange, envelope["method"], *names)
 
@@ -1383,8 +1383,8 @@ def last_error_line(entry, now_ms):
     """`last error 12:03:04 UTC (3 min ago): OKX 51001: ...`, or '' when there was none."""
     if not entry["last_error_at"]:
         return ""
-    return f"last error {clock_text(entry['last_error_at'])} ({age_text(now_ms - entry['last_error_at'])}): " \
-           f"{entry['last_error']}"
+    return (f"last error {clock_text(entry['last_error_at'])} ({age_text(now_ms - entry['last_error_at'])}): "
+            f"{entry['last_error']}")
 
 
 def clock_text(ms):
@@ -1673,9 +1673,9 @@ def risk_html(risk):
     """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
     if risk is None:
         return ""
-    state = (f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
-             "every new order is refused (cancels go through)</p>\n") if risk["halted"] else \
-        f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n"
+    state = ((f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
+              "every new order is refused (cancels go through)</p>\n") if risk["halted"] else
+             f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n")
     entries = ", ".join(risk["entries"]) or "none"
     rules = f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}.</p>\n"
     problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
@@ -2614,8 +2614,8 @@ def structure_problems(obj, structure, where, swap=None):
 
 def _row_problems(row, structure, where):
     """One row of a "rows" answer ([time, open, high, low, close, volume]) by its columns."""
-    if not isinstance(row, list) or len(row) < len(structure) or \
-            any(_number_or_none(value) is None for value in row[:len(structure)]):
+    if (not isinstance(row, list) or len(row) < len(structure)
+            or any(_number_or_none(value) is None for value in row[:len(structure)])):
         return [f"{where} {_json_text(row)} is not [{', '.join(structure)}] numbers"]
     return structure_problems(dict(zip(structure, row)), structure, where)
 
@@ -2794,8 +2794,8 @@ def markets_problems(data, symbol):
 
 def _loose(entry):
     """A market's field names without case and underscores: TickSize, tick_size -> ticksize."""
-    return {str(key).replace("_", "").lower(): value for key, value in entry.items()} \
-        if isinstance(entry, dict) else entry
+    return ({str(key).replace("_", "").lower(): value for key, value in entry.items()}
+            if isinstance(entry, dict) else entry)
 
 
 def _symbols(entries):

@@ -494,8 +494,8 @@ class State:
         swap, side = order["swap"], order["close_side"]
         position = self.positions[(order["symbol"], side)]
         pnl = _pnl(swap, side, position["avg"], price, size)
-        release = position["margin"] if size >= position["size"] else \
-            (position["margin"] * size / position["size"]).quantize(MONEY)
+        release = (position["margin"] if size >= position["size"]
+                   else (position["margin"] * size / position["size"]).quantize(MONEY))
         balance = self.balance(swap["settle"])
         balance[1] -= release
         balance[0] += release + pnl
@@ -641,8 +641,8 @@ def _place_spot(account, state, order, fills, left):
     base, quote = order["base"], order["quote"]
     order["frozen_ccy"] = quote if order["side"] == "buy" else base
     # a buy freezes its quote (a limit buy amount x price, a market buy the quote it spends), a sell its base
-    need = order["amount"] * order["price"] if order["side"] == "buy" and order["price"] is not None \
-        else order["amount"]
+    need = (order["amount"] * order["price"] if order["side"] == "buy" and order["price"] is not None
+            else order["amount"])
     free = state.balance(order["frozen_ccy"])[0]
     if free < need:
         raise account.refusal(f"insufficient {order['frozen_ccy']}: {free} free, {need} needed")

@@ -282,8 +282,8 @@ class RiskGuard:
         if not order.closes:
             self._check_value(api, rules, order)
         open_now = self._exchange_count(api, rules, order, "max_open_orders", self._open_orders)
-        position_now = None if order.closes or not order.symbol.is_swap else \
-            self._exchange_count(api, rules, order, "max_position", self._position)
+        position_now = (None if order.closes or not order.symbol.is_swap
+                        else self._exchange_count(api, rules, order, "max_position", self._position))
         return self._take_turn(api, rules, order, open_now, position_now)
 
     def _check_symbol(self, api, rules, order):

@@ -429,8 +429,8 @@ def accounts(api):
     account = _trading(api, "GET", "/v2/account")
     positions = _trading(api, "GET", "/v2/positions")
     cash = number_or_zero(account.get("cash"))
-    held = number_or_zero(account.get("equity")) - number_or_zero(account.get("long_market_value")) \
-        - number_or_zero(account.get("short_market_value")) - cash
+    held = (number_or_zero(account.get("equity")) - number_or_zero(account.get("long_market_value"))
+            - number_or_zero(account.get("short_market_value")) - cash)
     rows = [{"currency": account.get("currency") or "USD", "free": cash, "frozen": max(held, number_or_zero(0))}]
     for p in positions or []:
         qty, available = number_or_zero(p.get("qty")), number_or_zero(p.get("qty_available"))

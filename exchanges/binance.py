@@ -368,8 +368,8 @@ def load_markets(api, kind):
     reply = _get(api, kind, "/exchangeInfo", signed=False)
     markets = {}
     for info in _data(reply).get("symbols", []):
-        if info.get("status") != "TRADING" or info.get("isSpotTradingAllowed") is False \
-                or (kind == "swap" and info.get("contractType") != "PERPETUAL"):
+        if (info.get("status") != "TRADING" or info.get("isSpotTradingAllowed") is False
+                or (kind == "swap" and info.get("contractType") != "PERPETUAL")):
             continue
         symbol = Symbol(info["baseAsset"], info["quoteAsset"], kind)
         filters = {f.get("filterType"): f for f in info.get("filters", [])}

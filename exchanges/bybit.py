@@ -191,8 +191,8 @@ def listed(api, category_name):
 def split_order_id(order_id):
     """`spot,BTCUSDT,123` -> ("spot", "BTCUSDT", "123")."""
     parts = order_id.split(",")
-    if len(parts) != 3 or parts[0] not in KINDS or not re.fullmatch(r"[A-Z0-9]{2,40}", parts[1]) \
-            or not re.fullmatch(r"[A-Za-z0-9\-]{1,64}", parts[2]):
+    if (len(parts) != 3 or parts[0] not in KINDS or not re.fullmatch(r"[A-Z0-9]{2,40}", parts[1])
+            or not re.fullmatch(r"[A-Za-z0-9\-]{1,64}", parts[2])):
         raise PluginError(f"invalid Bybit order id {order_id[:60]!r}: expected CATEGORY,SYMBOL,ORDERID "
                           f"such as spot,BTCUSDT,1321003749386327552")
     return parts[0], parts[1], parts[2]
@@ -278,8 +278,8 @@ def _market(inst, kind):
     """One instrument as FMZ Market fields; perpetuals only among linear contracts, and only those
     named BASE+QUOTE, so that BTC_USDT.swap <-> BTCUSDT holds both ways."""
     base, quote = inst.get("baseCoin", ""), inst.get("quoteCoin", "")
-    if inst.get("status") != "Trading" or inst.get("symbol") != base + quote \
-            or (kind == "swap" and inst.get("contractType") != "LinearPerpetual"):
+    if (inst.get("status") != "Trading" or inst.get("symbol") != base + quote
+            or (kind == "swap" and inst.get("contractType") != "LinearPerpetual")):
         return None
     lot, tick = inst.get("lotSizeFilter") or {}, number_or_zero((inst.get("priceFilter") or {}).get("tickSize"))
     step = number_or_zero(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))

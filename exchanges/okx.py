@@ -107,8 +107,8 @@ def parse_keys(access_key, secret_key):
         raise PluginError("OKX keys: access_key must be the API key and secret_key must be "
                           "SECRET,PASSPHRASE (optionally followed by ,simulate and/or ,isolated)")
     options = parts[2:]
-    if any(o not in KEY_OPTIONS for o in options) or len(set(options)) < len(options) \
-            or {"isolated", "cross"} <= set(options):
+    if (any(o not in KEY_OPTIONS for o in options) or len(set(options)) < len(options)
+            or {"isolated", "cross"} <= set(options)):
         raise PluginError("OKX keys: after SECRET,PASSPHRASE the secret_key takes only the options "
                           "simulate and one of isolated / cross")
     margin_mode = "isolated" if "isolated" in options else "cross"
