@@ -51,7 +51,8 @@ def place_once(send, find, api=None, client_id="", ids_never_reused=False):
     proves nothing while the first send may still be on its way or queued inside the exchange.
     What proves it is the deadline the request carried (OKX expTime, a recvWindow or access
     window with the signed timestamp elsewhere, --timeout after signing): past it, the exchange
-    refuses the request however late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
+    refuses the request however late it arrives. Hence, after an ambiguous send (no answer, 5xx,
+    an "outcome unknown" code):
       1. look the client id up: found -> that order's answer (the usual case: the reply was lost);
       2. wait until the exchange's own clock is past the deadline (Api.wait_past);
       3. look it up again: found -> that order; absent -> proof that nothing was placed, and only
