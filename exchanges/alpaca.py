@@ -373,15 +373,14 @@ def depth(api, symbol, limit=None):
     return {"time": _ms(book.get("t")), "asks": asks, "bids": bids}, reply
 
 
-def trades(api, symbol, limit=None):
-    """GET /v2/stocks/trades or GET /v1beta3/crypto/us/trades (the latest `limit`, default 100,
-    of the last day for crypto, the last week for a stock; answered oldest first). Crypto trades
+def trades(api, symbol):
+    """GET /v2/stocks/trades or GET /v1beta3/crypto/us/trades (the latest 100 of the last
+    day for crypto, the last week for a stock; answered oldest first). Crypto trades
     say the taker's side (tks B/S); stock trades do not, so a stock trade is a buy when its price
     is not below the one before (the tick test)."""
     spec = asset(api, symbol)
-    wanted = min(limit or 100, DATA_PAGE)
     start = api.now() - TRADES_LOOKBACK_MS[spec["asset_class"]]
-    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": wanted, "sort": "desc"})
+    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": 100, "sort": "desc"})
     rows = list(reversed(_data(reply, "trades", spec) or []))
     answer, previous = [], None
     for t in rows:

@@ -219,10 +219,9 @@ def depth(api, symbol, limit=None):
             "bids": book_levels(book.get("bids"))}, reply
 
 
-def trades(api, symbol, limit=None):
-    """GET /api/v5/market/trades (newest first, up to 500; answered oldest first)"""
-    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": min(limit or 100, 500)},
-                    signed=False)
+def trades(api, symbol):
+    """GET /api/v5/market/trades (newest first, the latest 100 of up to 500; answered oldest first)"""
+    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": 100}, signed=False)
     rows = [{"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
              "amount": number_or_zero(t["sz"]), "type": t["side"]} for t in _data(reply)]
     return rows[::-1], reply
