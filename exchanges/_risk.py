@@ -62,6 +62,7 @@ MINUTE = 60.0
 SYMBOLS_SHOWN = 6                                # allowed symbols a refusal lists
 FLIGHT_KEYS_KEPT = 1024                          # (exchange, key, symbol) lists kept before a sweep
 REFUSALS_LOGGED_EVERY = 60.0                     # seconds: a refusal per exchange and rule is logged once per
+_UNGUARDED = contextlib.nullcontext()            # the context of a call no rule counts
 
 
 def default_halt_file(risk_path=None):
@@ -506,9 +507,6 @@ class Ticket:
         reached = error is None or not isinstance(error, PluginError) or error.code is not None or error.ambiguous
         self.guard._landed(self, reached)
         return False
-
-
-_UNGUARDED = contextlib.nullcontext()      # the context of a call no rule counts
 
 
 def _stamp(path):
