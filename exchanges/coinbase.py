@@ -72,8 +72,10 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges import _ecc
-from exchanges._kit import (Limit, PluginError, Symbol, book_levels, cancel_once, markets_answer,
-                            number_or_zero, one_or_all, order_size, place_once, precision)
+from exchanges._kit import (PluginError, Symbol, book_levels, markets_answer, number_or_zero, one_or_all,
+                            precision)
+from exchanges._orders import cancel_once, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Coinbase"
 BASE_URL = "https://api.coinbase.com"       # paths below start with /api/v3/brokerage

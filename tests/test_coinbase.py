@@ -8,6 +8,7 @@ The fake checks every JWT with the `cryptography` package, a test-only dependenc
 import base64
 import json
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -139,7 +140,7 @@ def test_a_skewed_clock_is_learnt_from_coinbase(client, fake):
 
 def test_accounts_follow_the_cursor(client, fake):
     fake.accounts_page_max = 2
-    fake.engine.balances.update({ccy: [_kit.Decimal(1), _kit.Decimal(0)] for ccy in ("ADA", "SOL", "XRP")})
+    fake.engine.balances.update({ccy: [Decimal(1), Decimal(0)] for ccy in ("ADA", "SOL", "XRP")})
     rows = client.data("accounts")
     assert sorted(row["currency"] for row in rows) == ["ADA", "BTC", "ETH", "SOL", "USDT", "XRP"]
     assert len(fake.sent(f"{API}/accounts")) == 3
@@ -277,8 +278,8 @@ RECORDED_ORDER = {          # CCXT's fetchClosedOrders example: a market sell of
 
 def test_a_recorded_order_maps_to_fmz():
     assert coinbase._order(RECORDED_ORDER) == {
-        "id": "01b6e467-b659-432f-9490-c7cefe949564", "symbol": "ADA_USDT", "amount": _kit.Decimal("10"),
-        "price": 0, "deal_amount": _kit.Decimal("10"), "avg_price": _kit.Decimal("0.392"), "type": "sell",
+        "id": "01b6e467-b659-432f-9490-c7cefe949564", "symbol": "ADA_USDT", "amount": Decimal("10"),
+        "price": 0, "deal_amount": Decimal("10"), "avg_price": Decimal("0.392"), "type": "sell",
         "offset": "", "contract_type": "", "time": 1700993987423, "status": "filled"}
 
 
@@ -329,9 +330,9 @@ def test_the_recorded_ticker_reply_with_empty_bid_and_ask_fields():
                            {"start": "1713945600", "low": "65900", "high": "66200", "open": "66050",
                             "close": "66100", "volume": "10"}]}
     data, _ = coinbase.ticker(Replies(quote, product, candles), Symbol("BTC", "USDC"))
-    assert (data["buy"], data["sell"], data["last"]) == tuple(map(_kit.Decimal, ("66367.58", "66367.59", "66363.03")))
+    assert (data["buy"], data["sell"], data["last"]) == tuple(map(Decimal, ("66367.58", "66367.59", "66363.03")))
     assert (data["open"], data["high"], data["low"]) == (66050, 66500, 65900)
-    assert data["vol"] == _kit.Decimal("10967.87426597") and data["time"] == 1713952598063
+    assert data["vol"] == Decimal("10967.87426597") and data["time"] == 1713952598063
 
 
 def test_an_empty_ticker_reads_zero_not_an_error():

@@ -1,5 +1,5 @@
 """Rate limits: the exchange's own "too many requests" answers, and the client-side throttle
-(_kit.Throttle) that holds every robot sharing a key under the exchange's documented limits
+(_throttle.Throttle) that holds every robot sharing a key under the exchange's documented limits
 (the module's RATE_LIMITS table). No assertion here depends on how fast the machine is: the
 throttle is driven by a fake clock, or by limits so tight that the count decides."""
 import random
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from exchanges import EXCHANGES, _kit
+from exchanges import EXCHANGES, _kit, _throttle
 from tests.conftest import PluginClient
 
 
@@ -37,7 +37,7 @@ def endpoint_of(exchange, method, **params):
 def limits_for(exchange, endpoint):
     """The Limits of RATE_LIMITS for one "VERB /path", through a template such as
     "GET /v2/{market}/book" where the path has a part that varies."""
-    return _kit.endpoint_limits(module_of(exchange).RATE_LIMITS, *endpoint.split(" ", 1))[1]
+    return _throttle.endpoint_limits(module_of(exchange).RATE_LIMITS, *endpoint.split(" ", 1))[1]
 
 
 def requests_to(exchange, endpoint):
@@ -52,7 +52,7 @@ def test_every_exchange_documents_its_limits(exchange):
         assert limits_for(exchange, endpoint_of(exchange, method, **params))
     assert limits_for(exchange, f"POST {exchange.fake.ORDER_PATH}")
     for entry in limits.values():
-        for limit in _kit.limits_of(entry):
+        for limit in _throttle.limits_of(entry):
             assert isinstance(limit.requests, int) and limit.requests > 0 and limit.seconds > 0
             assert limit.per in (None, "ip", "key") or limit.per.startswith(("ip+", "key+"))
 
@@ -96,7 +96,7 @@ def test_http_429_without_a_json_body_is_a_rate_limit_too(exchange):
 
 def throttled(exchange, monkeypatch, endpoint, limit, throttle=None):
     monkeypatch.setitem(module_of(exchange).RATE_LIMITS, endpoint, limit)
-    exchange.server.settings.throttle = throttle or _kit.Throttle()
+    exchange.server.settings.throttle = throttle or _throttle.Throttle()
     exchange.fake.requests.clear()
 
 
