@@ -418,11 +418,12 @@ class FakeCoinbase(FakeExchange):
 
         if name == "limit_limit_gtc":
             unknown = set(fields) - {"base_size", "limit_price", "post_only"}
-            if unknown or not isinstance(fields.get("base_size"), str) or not isinstance(fields.get("limit_price"), str):
+            if unknown or not all(isinstance(fields.get(f), str) for f in ("base_size", "limit_price")):
                 raise Rejected("INVALID_ARGUMENT", "limit_limit_gtc takes base_size and limit_price as strings")
             return "limit", number("base_size"), number("limit_price"), False
         if name == "market_market_ioc":
-            if set(fields) not in ({"quote_size"}, {"base_size"}) or not all(isinstance(v, str) for v in fields.values()):
+            if set(fields) not in ({"quote_size"}, {"base_size"}) or not all(isinstance(v, str)
+                                                                              for v in fields.values()):
                 raise Rejected("INVALID_ARGUMENT", "market_market_ioc takes one of quote_size or base_size, a string")
             if "quote_size" in fields:
                 return "market", number("quote_size"), None, True
