@@ -72,8 +72,8 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges import _ecc
-from exchanges._kit import (PluginError, Symbol, book_levels, markets_answer, number_or_zero, one_or_all,
-                            precision)
+from exchanges._kit import (PluginError, SingleFlight, Symbol, book_levels, markets_answer, number_or_zero,
+                            one_or_all, precision)
 from exchanges._orders import cancel_once, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -114,6 +114,10 @@ ORDERS_PAGE = 1000
 HISTORY_DEFAULT = 100
 HISTORY_PAGES = 5                           # pages of 1000 historyorders reads at most
 LOOKUP_PAGE = 100                           # the newest orders a lost order is looked for among
+DAY_STATS_TTL = 30.0                        # seconds a product's 24 h volume, open, high and low are kept
+# (base URL, product) -> the replies giving a ticker's 24 h figures, which Coinbase's ticker lacks:
+# a robot polling a ticker then costs one call, not three
+DAY_STATS = SingleFlight(keep=True, ttl=DAY_STATS_TTL)
 
 # FMZ period in minutes -> Coinbase candle granularity (GET .../candles, "granularity")
 GRANULARITIES = {
@@ -278,20 +282,13 @@ def _rfc3339(ms):
 # -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
-    """GET /market/products/{id}/ticker?limit=1 (best bid and ask, the last trade),
-    GET /market/products/{id} (volume_24h) and GET .../candles ONE_HOUR (the last 24 h's open,
-    high and low, which Coinbase's ticker does not give)"""
+    """GET /market/products/{id}/ticker?limit=1 (best bid and ask, the last trade), with the
+    product's 24 h figures, which that ticker lacks, kept DAY_STATS_TTL seconds (see _day)"""
     product = product_id(symbol)
     quote = api.get(f"{API}/market/products/{product}/ticker", {"limit": 1}, signed=False)
-    info = api.get(f"{API}/market/products/{product}", signed=False)
-    now_s = api.now() // 1000
-    candles = api.get(f"{API}/market/products/{product}/candles",
-                      {"start": now_s - 24 * 3600, "end": now_s, "granularity": "ONE_HOUR", "limit": 24},
-                      signed=False)
+    info, candles = DAY_STATS.get((api.base_url, product), lambda: _day(api, product))
     last = (_objects(_data(quote, "trades", list)) or [{}])[0]
     hours = sorted(_candles(candles))
-    if not isinstance(info, dict):
-        raise PluginError(f"Coinbase answered {str(info)[:60]!r} for product {product}")
     data = {
         "symbol": str(symbol),
         "buy": number_or_zero(quote.get("best_bid")), "sell": number_or_zero(quote.get("best_ask")),
@@ -303,6 +300,20 @@ def ticker(api, symbol):
         "time": _ms(last.get("time")) or api.now(),
     }
     return data, [quote, info, candles]
+
+
+def _day(api, product):
+    """GET /market/products/{id} (volume_24h) and GET .../candles ONE_HOUR over the last 24 h
+    (open, high and low): the replies, (product, candles)."""
+    info = api.get(f"{API}/market/products/{product}", signed=False)
+    if not isinstance(info, dict):
+        raise PluginError(f"Coinbase answered {str(info)[:60]!r} for product {product}")
+    now_s = api.now() // 1000
+    candles = api.get(f"{API}/market/products/{product}/candles",
+                      {"start": now_s - 24 * 3600, "end": now_s, "granularity": "ONE_HOUR", "limit": 24},
+                      signed=False)
+    _candles(candles)
+    return info, candles
 
 
 def tickers(api, symbol=None):

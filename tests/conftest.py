@@ -24,7 +24,7 @@ import time
 import pytest
 
 import fmz_plugin
-from exchanges import _kit, _paper, _throttle
+from exchanges import _kit, _paper, _throttle, coinbase
 from tests.fakes.base import SERVE_POLL
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
@@ -298,6 +298,7 @@ def fresh_caches():
     _throttle.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.CLOCK_OFFSETS.clear()
+    coinbase.DAY_STATS.clear()      # a ticker's 24 h figures, kept 30 s per base URL (a new fake may reuse a port)
     yield
     _kit.POOL.clear()       # idle sockets to this test's fakes; past 1024 open files select() fails
 

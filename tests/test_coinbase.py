@@ -308,9 +308,11 @@ def test_times(text, ms):
 
 class Replies:
     """An api stand-in: answers each GET with the next canned reply."""
+    base_url = "https://api.coinbase.com"
 
     def __init__(self, *replies):
         self.replies = list(replies)
+        coinbase.DAY_STATS.clear()
 
     def get(self, path, params=None, *, signed):
         return self.replies.pop(0)
@@ -348,6 +350,14 @@ def test_markets_keep_online_spot_products_only(client):
     btc = markets["BTC_USDT"]
     assert (btc["tick_size"], btc["amount_size"], btc["min_qty"], btc["min_notional"]) == \
         (0.1, 0.00000001, 0.00001, 0.1)
+
+
+def test_a_polled_ticker_is_one_call_its_24h_figures_kept_a_while(client, fake):
+    for _ in range(3):
+        assert client.data("ticker", symbol="ETH_USDT")["vol"] == 1234.5
+    paths = [target.split("?")[0] for _, target, _ in fake.requests if "ETH-USDT" in target]
+    assert sorted(paths) == sorted([f"{API}/market/products/ETH-USDT", f"{API}/market/products/ETH-USDT/candles"]
+                                   + [f"{API}/market/products/ETH-USDT/ticker"] * 3)
 
 
 def test_market_data_needs_no_keys(fake):
