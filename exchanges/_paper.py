@@ -75,6 +75,7 @@ FEES = {
     "BingX": {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")},
     "Bitvavo": {"spot": ("0.0015", "0.0025")},
     "Alpaca": {"spot": ("0.0015", "0.0025")},
+    "Coinbase": {"spot": ("0.006", "0.012")},        # Advanced 1 tier (under 1,000 USD a month)
 }
 DEFAULT_FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
 
