@@ -20,7 +20,8 @@ The signature itself is exchanges/_ecc.py, in pure Python (a few ms; README "Coi
 
 A refused JWT (bad key, bad signature, or a clock off by more than the token allows) is HTTP 401
 with the text body "Unauthorized": it is this module's one clock error, so the clock is resynced
-from GET /time and the request sent once more (it was refused, so this is safe for orders too).
+from GET /time, and the request is sent once more if our clock was off (it was refused, so this is
+safe for orders too); if the clock was right, the key itself was refused and that is the answer.
 
 Replies: a success is the endpoint's object ({"products": [...]}, {"order": {...}}); a refusal
 {"error": "NOT_FOUND", "message": "...", "error_details": "..."} with an HTTP 4xx/5xx status (CCXT
@@ -50,8 +51,9 @@ Facts this module relies on, and where they come from:
 - Orders (POST /orders): `client_order_id` is required; Coinbase documents that an id already
   used does not make a second order: the order that has it is answered instead. That is this
   module's exactly-once proof (as Alpaca's never-reused ids are): an unanswered order is looked
-  up by its client id and, if absent, sent again at once with the same id (_kit.place_once
-  ids_never_reused). limit_limit_gtc {base_size, limit_price, post_only}; market_market_ioc
+  up by its client id and, if absent, sent again at once with the same id (_orders.place_once
+  ids_never_reused). That a finished order's id is refused as an open one's is the documented
+  rule, UNVERIFIED against a live account. limit_limit_gtc {base_size, limit_price, post_only}; market_market_ioc
   {quote_size} for a market buy (quote currency, a multiple of quote_increment) or {base_size}
   for a market sell.
 - Order status: PENDING, OPEN, FILLED, CANCELLED, EXPIRED, FAILED, UNKNOWN_ORDER_STATUS, QUEUED,
