@@ -71,6 +71,7 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
+from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
                             parse_number, parse_symbol)
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
@@ -507,8 +508,11 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None, stream=False):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
+        # market data from the exchanges' WebSockets (the server's default; --no-stream): _stream.py
+        self.streams = Streams(lambda exchange: stream_urls(exchange, self.base_urls_of(exchange.NAME.lower()))) \
+            if stream else None
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
         self.max_wait = max_wait                          # seconds a call may wait for its turn there
@@ -558,7 +562,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         kwargs = _parse_params(method, envelope["method"], params, http_method)
         settings = settings or Settings()
         api = _api_for(exchange, exchange_name.lower(), envelope, settings)
-        answer = _serve_call(api, method, kwargs, settings.risk)
+        answer = _serve_call(api, method, kwargs, settings.risk, settings.streams, exchange)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
     except Exception as error:
@@ -609,14 +613,17 @@ def _api_for(exchange, key, envelope, settings):
     return Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
 
 
-def _serve_call(api, method, kwargs, risk=None):
+def _serve_call(api, method, kwargs, risk=None, streams=None, exchange=None):
     """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
-    first passes the risk guard, which may refuse it (exchanges/_risk.py)."""
+    first passes the risk guard, which may refuse it (exchanges/_risk.py); market data is
+    answered from the exchange's stream when it holds it (exchanges/_stream.py)."""
     handler = api.exchange.METHODS.get(method)
     if handler is None:
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
-    if risk is None or method not in GUARDED:
+    if streams is not None and method in STREAMED:
+        data, raw = streams.serve(exchange, method, kwargs, lambda: handler(api, **kwargs))
+    elif risk is None or method not in GUARDED:
         data, raw = handler(api, **kwargs)
     else:
         with risk.admit(api, method, kwargs):
@@ -926,6 +933,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def server_close(self):
         super().server_close()
+        if self.status_of is self and self.settings.streams is not None:
+            self.settings.streams.close()
         for _, sock in self.refused:
             sock.close()
         if self.spare_file is not None:
@@ -1332,7 +1341,8 @@ def status_report(server):
               "health": health,
               "methods": methods,
               "seen": stats.vocabulary.rows(),
-              "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()}}
+              "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()},
+              "streams": server.settings.streams.status() if server.settings.streams is not None else {}}
     # Extra sections go here, each under a key of its own, and are shown by status_html,
     # status_text and status_table after the exchanges (the risk guard: HALTED, refusals).
     if server.settings.risk is not None:
@@ -1803,7 +1813,9 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=seconds_above_zero, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"seconds to wait for an exchange (connect and each read; default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--base-url", action="append", default=[], metavar="NAME=URL",
-                        help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
+                        help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable. "
+                             "NAME.ws=ws://HOST:PORT (or wss://) moves its stream's host; a moved REST host "
+                             "without NAME.ws does not stream")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
@@ -1816,6 +1828,9 @@ def parse_args(argv):
                         help=f"docker connections served at once; more are answered HTTP 503 (default "
                              f"{MAX_CONNECTIONS}, fewer when the open-file limit is low: half of it, less "
                              f"{FILES_KEPT}; now {default_max_connections()})")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="answer ticker, depth and trades from REST calls only, never from the "
+                             "exchanges' WebSocket streams")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
@@ -1848,11 +1863,16 @@ def parse_base_urls(parser, items):
         name, sep, url = item.partition("=")
         if not sep or not name:
             parser.error(f"--base-url wants NAME=URL such as okx=https://www.okx.com, got {item!r}")
-        if not re.match(r"^https?://[^/]", url):
-            parser.error(f"--base-url {item}: the URL needs http:// or https://, e.g. {name}=https://{url or 'HOST'}")
         key, _, host = name.lower().partition(".")
-        if key not in EXCHANGES or (host and host not in EXCHANGES[key].HOSTS):
-            parser.error(f"--base-url: unknown exchange or host {name!r}; NAME is one of {', '.join(base_url_names())}")
+        stream = host == "ws" or host.startswith("ws.")
+        if stream and not re.match(r"^wss?://[^/]", url):
+            parser.error(f"--base-url {item}: a stream's URL needs ws:// or wss://, e.g. {name}=wss://HOST:PORT")
+        if not stream and not re.match(r"^https?://[^/]", url):
+            parser.error(f"--base-url {item}: the URL needs http:// or https://, e.g. {name}=https://{url or 'HOST'}")
+        if key not in EXCHANGES or (host and not stream and host not in EXCHANGES[key].HOSTS) \
+                or (stream and host[3:] and host[3:] not in EXCHANGES[key].STREAM_URLS):
+            parser.error(f"--base-url: unknown exchange or host {name!r}; NAME is one of {', '.join(base_url_names())}"
+                         f" (and EXCHANGE.ws for the host of a stream: {', '.join(stream_names())})")
         base_urls[name.lower()] = url
     return base_urls
 
@@ -1860,6 +1880,11 @@ def parse_base_urls(parser, items):
 def base_url_names():
     """What --base-url NAME may be: each exchange, and each of its other hosts (binance.futures)."""
     return [f"{key}{'.' + host if host else ''}" for key, module in EXCHANGES.items() for host in ["", *module.HOSTS]]
+
+
+def stream_names():
+    """The exchanges whose WebSocket host --base-url NAME.ws=ws://HOST:PORT moves."""
+    return [f"{key}.ws" for key, module in EXCHANGES.items() if module.STREAM_URLS]
 
 
 def add_risk_args(parser):
@@ -1879,7 +1904,7 @@ def settings_of(args):
     """The Settings the flags ask for; raises StartupError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
                     max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args),
-                    paper=args.paper)
+                    paper=args.paper, stream=not args.no_stream)
 
 
 def risk_guard_of(args):
