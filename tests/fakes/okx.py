@@ -16,7 +16,8 @@ Its WebSocket API (docs-v5 "WebSocket", public channels) is served on the same p
 /ws/v5/public: {"op": "subscribe" | "unsubscribe", "args": [{"channel", "instId"}]} answered by
 an event per arg ({"event": "subscribe", "arg", "connId"}) or {"event": "error", "code": "60018"};
 channels tickers (a push on subscribing and after every fill), books (a 400-level snapshot,
-then updates chained by seqId / prevSeqId with the CRC32 checksum of the top 25 levels) and
+then updates chained by seqId / prevSeqId with the CRC32 checksum of the top 25 levels), books5
+(the top 5 levels, whole in every push) and
 trades (every fill of the engine). A text "ping" is answered "pong"; a connection that sends
 nothing for `ws_idle_limit` seconds (OKX: 30) is closed. Tests move the stream with
 `push_book_update`, `ws_drop()`, and `fault_next_book` ("checksum": a wrong checksum, "gap": a
@@ -64,7 +65,7 @@ REFUSALS = {
 }
 POS_MODES = {False: "net_mode", True: "long_short_mode"}
 WS_BOOK_LEVELS = 400           # levels a side of a books snapshot
-WS_CHANNELS = ("tickers", "books", "trades")
+WS_CHANNELS = ("tickers", "books", "books5", "trades")
 
 
 def ok(data):
@@ -403,17 +404,27 @@ class FakeOKX(FakeExchange):
                 session.send_text(json.dumps({"event": op, "arg": arg, "connId": "fake"}))
                 if op == "subscribe":
                     self._first_push(session, topic, pair)
+                self.ws_changed.notify_all()
 
     def _first_push(self, session, topic, pair):
         channel, inst = topic
         if channel == "tickers":
             session.send_text(json.dumps({"arg": {"channel": channel, "instId": inst}, "data": [self._ticker(pair)]}))
+        elif channel == "books5":
+            session.send_text(json.dumps(self._books5(pair)))
         elif channel == "books":
             book = self._ws_book(pair)
             data = {"asks": self._rows(book["asks"], False), "bids": self._rows(book["bids"], True),
                     "ts": str(self.now_ms()), "checksum": okx_checksum(book), "prevSeqId": -1, "seqId": book["seq"]}
             session.send_text(json.dumps({"arg": {"channel": channel, "instId": inst}, "action": "snapshot",
                                           "data": [data]}))
+
+    def _books5(self, pair):
+        """A books5 push: the top 5 levels a side, whole every time (no action, no checksum)."""
+        book, inst = self._ws_book(pair), inst_id(pair)
+        data = {"asks": self._rows(book["asks"], False)[:5], "bids": self._rows(book["bids"], True)[:5],
+                "instId": inst, "ts": str(self.now_ms()), "seqId": book["seq"]}
+        return {"arg": {"channel": "books5", "instId": inst}, "data": [data]}
 
     def _ws_book(self, pair):
         inst = inst_id(pair)
@@ -451,6 +462,7 @@ class FakeOKX(FakeExchange):
             data = {"asks": [[p, s, "0", "1"] for p, s in asks], "bids": [[p, s, "0", "1"] for p, s in bids],
                     "ts": str(self.now_ms()), "checksum": checksum, "prevSeqId": previous, "seqId": book["seq"]}
             self._push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": [data]})
+            self._push(("books5", inst), self._books5(pair))
 
     def stream_fill(self, pair, side, price, amount):
         """The engine filled an order (under the lock): the trade, the ticker and the book move."""
@@ -459,7 +471,8 @@ class FakeOKX(FakeExchange):
                  "side": side, "ts": str(self.now_ms()), "count": "1"}
         self._push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
         self._push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
-        if any(("books", inst) in subscribed for subscribed in self.ws_subscriptions.values()):
+        if any(("books", inst) in subscribed or ("books5", inst) in subscribed
+               for subscribed in self.ws_subscriptions.values()):
             self.push_book_update(pair)
 
     # ------------------------------------------------------------------ account
