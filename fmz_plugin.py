@@ -622,7 +622,7 @@ def _serve_call(api, method, kwargs, risk=None, streams=None, exchange=None):
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
     if streams is not None and method in STREAMED:
-        data, raw = streams.serve(exchange, method, kwargs, lambda: handler(api, **kwargs))
+        data, raw = streams.serve(exchange, method, kwargs, lambda: handler(api, **kwargs), lambda: api.keys)
     elif risk is None or method not in GUARDED:
         data, raw = handler(api, **kwargs)
     else:
@@ -1374,6 +1374,19 @@ def exchange_health(stats, methods):
     return sorted(health, key=lambda h: (h["state"] != "failing", h["state"] != "errors", -h["calls"]))
 
 
+def stream_line(figures):
+    """One exchange's stream figures (exchanges/_stream.py Streams.status) as a line."""
+    if figures is None:
+        return ""
+    counts = f"{figures['reconnects']} reconnects, {figures['resyncs']} resyncs"
+    if not figures["connected"]:
+        return f"stream: down, reconnecting; {figures['subscriptions']} subscriptions, {counts}"
+    age = figures["last_message_age"]
+    return (f"stream: connected since {clock_text(figures['connected_since'])}, {figures['subscriptions']} "
+            f"subscriptions, {figures['messages_per_second']:g} messages/s, last "
+            f"{'-' if age is None else f'{age:.1f} s'} ago, {counts}")
+
+
 def health_line(entry):
     """One exchange's health as one line of text (the page, the terminal, FMZ's table)."""
     parts = [_calls_text(entry["calls"]),
@@ -1623,7 +1636,12 @@ def _exchange_card(entry, report):
     return (f'<section class="card {entry["state"]}"><h3>{html.escape(entry["exchange"])} '
             f'<span class="badge">{badge}</span></h3>\n'
             f'<p class="health">{html.escape(health_line(entry))}</p>\n{last}'
+            f'{_stream_html(report.get("streams", {}).get(entry["exchange"]))}'
             f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div></section>\n')
+
+
+def _stream_html(figures):
+    return f'<p class="health">{html.escape(stream_line(figures))}</p>\n' if figures else ""
 
 
 def _method_html(row, now_ms):
@@ -1721,6 +1739,9 @@ def status_table(report):
         {"type": "table", "title": "Service addresses", "cols": ["Exchange", "Service address"],
          "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
     ]
+    if report.get("streams"):
+        tables.append({"type": "table", "title": "Streams", "cols": ["Exchange", "Stream"],
+                       "rows": [[name, stream_line(figures)] for name, figures in report["streams"].items()]})
     if report.get("paper", {}).get("accounts"):
         tables.append({"type": "table", "title": "PAPER accounts (simulated)", "cols": PAPER_COLUMNS,
                        "rows": [[a["exchange"], a["account"], a["calls"]] for a in report["paper"]["accounts"]]})
@@ -2502,6 +2523,8 @@ def status_text(report, stream=None):
         lines += ["", paint(f"{entry['exchange']}  {entry['state']}", colour, stream) + "  " + health_line(entry)]
         if entry["last_error_at"]:
             lines.append("  " + last_error_line(entry, report["now"]))
+        if report.get("streams", {}).get(entry["exchange"]):
+            lines.append("  " + stream_line(report["streams"][entry["exchange"]]))
         rows = [row for row in report["methods"] if row["exchange"] == entry["exchange"]]
         cells = [["!" if row["failing"] else "", row["method"], row["calls"], row["errors"], row["errors_5m"],
                   row["p50_ms"], row["p99_ms"], method_cells(row, report["now"])[4]] for row in rows]

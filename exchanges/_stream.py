@@ -35,7 +35,7 @@ import urllib.parse
 from collections import deque
 
 from exchanges import _websocket
-from exchanges._kit import number_or_zero
+from exchanges._kit import PluginError, number_or_zero
 
 IDLE_AFTER = 300.0          # seconds a channel stays subscribed after the last request for it
 TICK = 1.0                  # seconds between two looks at keepalive, idle channels and pending subscriptions
@@ -278,8 +278,11 @@ class Connection:
             delivered = False
             try:
                 delivered = self._session()
-            except (OSError, ValueError) as error:
+            except OSError as error:
                 log.info("%s stream %s: %s", self.exchange.NAME, self.endpoint, str(error)[:200])
+            except Exception as error:       # a bug: logged, and the connection replaced like a dead one
+                log.warning("%s stream %s failed: %s: %s", self.exchange.NAME, self.endpoint,
+                            type(error).__name__, str(error)[:200])
             self._lost()
             backoff = BACKOFF_FIRST if delivered else min(backoff * 2, BACKOFF_MAX)
             if self.stopping.wait(backoff):
@@ -306,13 +309,22 @@ class Connection:
                 delivered = True
                 self.last_message, self.pinged = now, False
                 self.arrivals.append(now)
-                with self.lock:              # requests read the local copy between two messages
-                    self.exchange.stream_read(message, self.feed)
+                self._read(message)
             if now >= chores_due:
                 if not self._chores(ws, now):
                     ws.close()
                     return delivered
                 chores_due = now + TICK
+
+    def _read(self, message):
+        """One message into the local copy. A message the dialect cannot read is skipped (a book
+        then fails its next sequence or checksum check and resyncs); its text is not logged."""
+        try:
+            with self.lock:                  # requests read the local copy between two messages
+                self.exchange.stream_read(message, self.feed)
+        except Exception as error:
+            log.warning("%s stream %s: a message it could not read (%s: %s)", self.exchange.NAME, self.endpoint,
+                        type(error).__name__, str(error)[:80])
 
     @staticmethod
     def _receive(ws):
@@ -356,6 +368,14 @@ class Connection:
                 "messages_per_second": round(recent / RATE_WINDOW, 1),
                 "last_message_age": round(now - self.last_message, 3) if self.last_message else None,
                 "reconnects": self.reconnects, "resyncs": self.resyncs}
+
+
+def _keys_or_none(keys):
+    """The robot's parsed keys, or None (no keys, or keys the exchange refuses: REST says why)."""
+    try:
+        return keys() if keys is not None else None
+    except PluginError:
+        return None
 
 
 def _answer(exchange, channel, kwargs):
@@ -444,7 +464,8 @@ class Streams:
 
     def serve(self, exchange, method, kwargs, rest, keys=None):
         """(data, raw) from the stream when it holds them, else rest() (and the channel is
-        subscribed for the next request)."""
+        subscribed for the next request). `keys()` gives the robot's parsed keys, asked only for
+        an endpoint in the exchange's STREAM_LOGIN."""
         connection, topic = self._route(exchange, method, kwargs, keys)
         if connection is not None:
             found = connection.read(topic, method, kwargs)
@@ -468,8 +489,10 @@ class Streams:
         endpoint, topic = where
         if endpoint not in exchange.STREAM_LOGIN:
             keys = None                      # public channels never carry a key
-        elif keys is None:
-            return None, None
+        else:
+            keys = _keys_or_none(keys)
+            if keys is None:
+                return None, None
         return self._connection(exchange, endpoint, urls[endpoint], keys, topic, method), topic
 
     def _connection(self, exchange, endpoint, url, keys, topic, method):

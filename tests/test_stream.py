@@ -12,6 +12,7 @@ import zlib
 
 import pytest
 
+import fmz_plugin
 from exchanges import _stream, okx
 from tests.conftest import PluginClient, serving
 from tests.fakes.base import FakeExchange
@@ -167,6 +168,19 @@ def test_an_update_changes_the_local_book(client):
     assert book["asks"][:2] == [[50000.15, 0.25], [50000.2, 1]] and book["bids"][0] == [50000, 9]
 
 
+def test_a_message_it_cannot_read_is_skipped(client):
+    from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
+    for session in list(client.fake.ws_sessions):
+        session.send_text("{not json")
+        session.send_text('{"arg": {"channel": "books", "instId": "BTC-USDT"}, "data": 7}')
+    client.fake.push_book_update(("BTC", "USDT"), bids=[["50000", "4"]])
+    for _ in range(5000):
+        book = from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
+        if book["bids"][0] == [50000, 4]:
+            break
+    assert book["bids"][0] == [50000, 4] and client.fake.ws_connections == 1
+
+
 # -- Book integrity --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fault", ["checksum", "gap"])
@@ -291,6 +305,11 @@ def test_status_shows_the_stream(repo_client):
     assert status["connected"] == 1 and status["subscriptions"] == 1 and status["reconnects"] == 0
     assert status["connected_since"] > 0 and status["last_message_age"] >= 0
     assert set(status) >= {"messages_per_second", "resyncs"}
+    report = fmz_plugin.status_report(repo_client.server)
+    assert report["streams"]["OKX"]["subscriptions"] == 1
+    assert "stream: connected since" in fmz_plugin.status_text(report)
+    assert "stream: connected since" in fmz_plugin.status_html(report)
+    assert "Streams" in fmz_plugin.status_table(report)
 
 
 # -- When there is no stream -----------------------------------------------------------------------
@@ -319,3 +338,63 @@ def test_stream_urls_keep_the_exchanges_path():
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1", "ws": "ws://127.0.0.1:2"}) == \
         {"public": "ws://127.0.0.1:2/ws/v5/public"}
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1"}) is None
+
+
+# -- An authenticated endpoint (Alpaca's data stream; private streams later) -----------------------
+
+class Acme:
+    """A made-up exchange's dialect: a public endpoint and one that logs in with the robot's keys."""
+    NAME = "Acme"
+    STREAM_LOGIN = ("private",)
+    STREAM_KEEPALIVE, STREAM_SILENCE, STREAM_CONNECTS, STREAM_TOPICS = 20.0, 30.0, (10, 1.0), 10
+    STREAM_DEPTH, DEPTH_DEFAULT, TRADES_DEFAULT = 5, 5, 10
+
+    def __init__(self, server):
+        self.STREAM_URLS = {"public": server.ws_url + "/public", "private": server.ws_url + "/private"}
+
+    @staticmethod
+    def stream_topic(symbol, method):
+        return ("private" if method == "trades" else "public"), (method, symbol)
+
+    @staticmethod
+    def stream_subscribe(topics):
+        return ["subscribe " + ",".join(f"{method}:{symbol}" for method, symbol in topics)]
+
+    stream_unsubscribe = stream_subscribe
+
+    @staticmethod
+    def stream_login(keys):
+        return [f"login {keys}"]
+
+    @staticmethod
+    def stream_ping():
+        return None
+
+    @staticmethod
+    def stream_read(message, feed):
+        pass
+
+
+def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
+    sessions = {}                       # session -> [path, messages...]
+
+    def record(session):
+        sessions[session] = [session.path]
+        while True:
+            sessions[session].append(session.receive())
+            server.ws_note(session, sessions[session][-1])
+
+    with FakeExchange() as server:
+        server.ws_routes = {"/public": record, "/private": record}
+        acme, streams = Acme(server), _stream.Streams(lambda exchange: exchange.STREAM_URLS)
+        rest = lambda: ("from REST", None)
+        try:
+            for key in ("key-A", "key-B", "key-A"):
+                for method in ("ticker", "trades"):
+                    assert streams.serve(acme, method, {"symbol": "X"}, rest, lambda: key) == ("from REST", None)
+            server.ws_wait(lambda: len(server.ws_received) == 5)
+        finally:
+            streams.close()
+    assert sorted(sessions.values()) == [["/private", "login key-A", "subscribe trades:X"],
+                                         ["/private", "login key-B", "subscribe trades:X"],
+                                         ["/public", "subscribe ticker:X"]]       # one, and no key
