@@ -78,6 +78,9 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
     STREAM_KEEPALIVE  seconds without a message before stream_ping() is sent.
     STREAM_SILENCE    seconds without any message after which the connection is dead and replaced.
     STREAM_CONNECTS   (connection requests, seconds): the exchange's limit per IP; reconnects wait for it.
+    STREAM_REQUESTS   (messages, seconds): subscribe, unsubscribe and login messages one connection
+                      may send (the exchange's limit; keepalive not counted); a subscription with no
+                      room waits its turn while REST answers.
     STREAM_TOPICS     channels one connection carries; more open another connection.
     STREAM_DEPTH      levels a side the depth channel keeps; a deeper request goes to REST.
     DEPTH_DEFAULT, TRADES_DEFAULT   the levels / trades REST answers when the docker gave no

@@ -187,6 +187,7 @@ class Connection:
         self.last_message = None             # monotonic time of the last message received
         self.arrivals = deque(maxlen=10000)  # monotonic times of recent messages
         self.pinged = False                  # a keepalive ping is out since the last message
+        self.requests = deque()              # when each subscribe / unsubscribe / login was sent here
         self.reconnects = self.resyncs = 0
         self.stopping = threading.Event()
         self.feed = Feed(self)
@@ -228,14 +229,31 @@ class Connection:
             self.streams.notify()
 
     def subscribe_pending(self):
-        """Send the subscriptions not yet sent on the current connection (any thread)."""
+        """Send the subscriptions not yet sent on the current connection (any thread); those the
+        exchange's request limit has no room for wait for a later turn (REST answers meanwhile)."""
         with self.lock:
             ws = self.ws
             pending = [c for c in self.channels.values() if not c.sent] if ws is not None else []
+            if not pending:
+                return
+            messages = self.exchange.stream_subscribe([c.topic for c in pending])
+            if not self._spend(messages):
+                return
             for channel in pending:
                 channel.sent = True
-        if pending:
-            self._send_all(ws, self.exchange.stream_subscribe([c.topic for c in pending]))
+        self._send_all(ws, messages)
+
+    def _spend(self, messages):
+        """Whether the exchange's limit of requests per connection (STREAM_REQUESTS) has room for
+        `messages` now, and if so they are counted; call under the lock."""
+        count, seconds = self.exchange.STREAM_REQUESTS
+        now = time.monotonic()
+        while self.requests and now - self.requests[0] >= seconds:
+            self.requests.popleft()
+        if len(self.requests) + len(messages) > count:
+            return False
+        self.requests.extend([now] * len(messages))
+        return True
 
     @staticmethod
     def _send_all(ws, messages):
@@ -252,9 +270,11 @@ class Connection:
                 return
             channel.drop()
             self.resyncs += 1
+            messages = self.exchange.stream_unsubscribe([topic])
+            messages = messages if self._spend(messages) else []
         self.streams.notify()
         log.warning("%s stream: %s; subscribing again for a fresh snapshot", self.exchange.NAME, why)
-        self._send_all(ws, self.exchange.stream_unsubscribe([topic]))
+        self._send_all(ws, messages)
         self.subscribe_pending()
 
     # -- the connection's thread
@@ -295,11 +315,15 @@ class Connection:
         with self.lock:
             self.ws, self.last_message, self.pinged = ws, time.monotonic(), False
             self.connected_since = int(time.time() * 1000)
+            self.requests.clear()            # the exchange counts them per connection
         self.streams.notify()
         if self.stopping.is_set():
             return False
         if self.keys is not None:
-            self._send_all(ws, self.exchange.stream_login(self.keys))
+            with self.lock:
+                login = self.exchange.stream_login(self.keys)
+                self._spend(login)
+            self._send_all(ws, login)
         self.subscribe_pending()
         delivered, chores_due = False, 0.0
         while True:
@@ -347,8 +371,9 @@ class Connection:
             sent = [t for t in idle if self.channels[t].sent]
             for topic in idle:
                 del self.channels[topic]
-        if sent:
-            self._send_all(ws, self.exchange.stream_unsubscribe(sent))
+            messages = self.exchange.stream_unsubscribe(sent) if sent else []
+            messages = messages if self._spend(messages) else []     # else the exchange keeps pushing: ignored
+        self._send_all(ws, messages)
         self.subscribe_pending()
         return bool(self.channels) and not self.stopping.is_set()
 

@@ -79,13 +79,14 @@ TRADES_DEFAULT = 100                 # trades when the docker asks no limit
 # updates chained by seqId/prevSeqId and checked by a CRC32 of the top 25 levels) and trades on
 # /ws/v5/public, spot and swaps alike. OKX closes a connection after 30 s without a message
 # from the client and asks for a text "ping" (answered "pong") when nothing came for N < 30 s;
-# it allows 3 connection requests per second per IP, and 480 subscribe/unsubscribe requests per
-# hour per connection, which one request per symbol and channel stays far under.
+# it allows 3 connection requests per second per IP, and 480 subscribe/unsubscribe/login requests
+# per hour per connection.
 STREAM_URLS = {"public": "wss://ws.okx.com:8443/ws/v5/public"}
 STREAM_LOGIN = ()                    # no endpoint here needs a key
 STREAM_KEEPALIVE = 20.0              # seconds without a message before our "ping"
 STREAM_SILENCE = 29.0                # seconds without any message: the connection is dead
 STREAM_CONNECTS = (3, 1.0)           # connection requests per seconds, per IP
+STREAM_REQUESTS = (480, 3600.0)      # subscribe / unsubscribe / login requests per connection
 STREAM_TOPICS = 200                  # channels one connection carries
 STREAM_DEPTH = 400                   # levels a side the books channel keeps
 STREAM_CHANNELS = {"ticker": "tickers", "depth": "books", "trades": "trades"}

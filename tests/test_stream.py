@@ -281,6 +281,18 @@ def test_channels_beyond_a_connections_limit_open_another(repo_client, monkeypat
     assert okx_status(repo_client)["subscriptions"] == 3 and okx_status(repo_client)["connections"] == 2
 
 
+def test_subscriptions_stay_within_the_requests_a_connection_may_send(repo_client, monkeypatch):
+    monkeypatch.setattr(okx, "STREAM_REQUESTS", (2, 3600.0))
+    for sent, symbol in enumerate(("BTC_USDT", "ETH_USDT"), 1):
+        repo_client.data("ticker", symbol=symbol)
+        repo_client.fake.ws_wait(lambda: len(subscriptions(repo_client.fake)) == sent)
+    for count in range(1, 4):                         # a third subscription waits its turn: REST
+        before = rest_calls(repo_client.fake, TICKER_PATH)
+        repo_client.data("ticker", symbol="BTC_USDT.swap")
+        assert rest_calls(repo_client.fake, TICKER_PATH) == before + 1
+    assert len(subscriptions(repo_client.fake)) == 2
+
+
 def test_reconnects_are_paced():
     pacer = _stream.Pacer(2, 0.2)
     started = _stream.time.monotonic()
@@ -346,7 +358,7 @@ class Acme:
     """A made-up exchange's dialect: a public endpoint and one that logs in with the robot's keys."""
     NAME = "Acme"
     STREAM_LOGIN = ("private",)
-    STREAM_KEEPALIVE, STREAM_SILENCE, STREAM_CONNECTS, STREAM_TOPICS = 20.0, 30.0, (10, 1.0), 10
+    STREAM_KEEPALIVE, STREAM_SILENCE, STREAM_CONNECTS, STREAM_REQUESTS, STREAM_TOPICS = 20.0, 30.0, (10, 1.0), (9, 1.0), 10
     STREAM_DEPTH, DEPTH_DEFAULT, TRADES_DEFAULT = 5, 5, 10
 
     def __init__(self, server):
