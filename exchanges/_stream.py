@@ -185,7 +185,7 @@ class Connection:
         self.ws = None                       # the open WebSocket, while connected
         self.connected_since = None          # ms, wall clock
         self.last_message = None             # monotonic time of the last message received
-        self.arrivals = deque(maxlen=10000)  # monotonic times of recent messages
+        self.counts = deque(maxlen=int(RATE_WINDOW) + 1)   # [second, messages received in it]
         self.pinged = False                  # a keepalive ping is out since the last message
         self.requests = deque()              # when each subscribe / unsubscribe / login was sent here
         self.reconnects = self.resyncs = 0
@@ -332,23 +332,30 @@ class Connection:
             if message is not None:
                 delivered = True
                 self.last_message, self.pinged = now, False
-                self.arrivals.append(now)
-                self._read(message)
+                self._read(message, now)
             if now >= chores_due:
                 if not self._chores(ws, now):
                     ws.close()
                     return delivered
                 chores_due = now + TICK
 
-    def _read(self, message):
+    def _read(self, message, now):
         """One message into the local copy. A message the dialect cannot read is skipped (a book
         then fails its next sequence or checksum check and resyncs); its text is not logged."""
         try:
             with self.lock:                  # requests read the local copy between two messages
+                self._count(now)
                 self.exchange.stream_read(message, self.feed)
         except Exception as error:
             log.warning("%s stream %s: a message it could not read (%s: %s)", self.exchange.NAME, self.endpoint,
                         type(error).__name__, str(error)[:80])
+
+    def _count(self, now):
+        second = int(now)
+        if self.counts and self.counts[-1][0] == second:
+            self.counts[-1][1] += 1
+        else:
+            self.counts.append([second, 1])
 
     @staticmethod
     def _receive(ws):
@@ -365,7 +372,10 @@ class Connection:
         if silent > self.exchange.STREAM_KEEPALIVE and not self.pinged:
             self.pinged = True
             ping = self.exchange.stream_ping()
-            ws.ping() if ping is None else ws.send_text(ping)
+            if ping is None:
+                ws.ping()
+            else:
+                ws.send_text(ping)
         with self.lock:
             idle = [t for t, c in self.channels.items() if now - c.requested > IDLE_AFTER]
             sent = [t for t in idle if self.channels[t].sent]
@@ -388,7 +398,8 @@ class Connection:
         self.streams.notify()
 
     def status(self, now):
-        recent = sum(1 for t in self.arrivals if now - t <= RATE_WINDOW)
+        with self.lock:
+            recent = sum(count for second, count in self.counts if now - second <= RATE_WINDOW)
         return {"connected_since": self.connected_since, "subscriptions": len(self.channels),
                 "messages_per_second": round(recent / RATE_WINDOW, 1),
                 "last_message_age": round(now - self.last_message, 3) if self.last_message else None,
@@ -476,16 +487,26 @@ class Streams:
         self.connections = {}                # (NAME, endpoint, url, keys) -> [Connection]
         self.lock = threading.Lock()
         self.changed = threading.Condition()  # notified when a connection or a channel changes state
+        self.changes = 0                      # ... and counted, so a waiter misses none
         self.closed = False
 
     def notify(self):
         with self.changed:
+            self.changes += 1
             self.changed.notify_all()
 
     def wait_for(self, predicate, timeout):
-        """Wait until predicate() holds, re-checked on every change of state; its last value."""
-        with self.changed:
-            return self.changed.wait_for(predicate, timeout)
+        """Wait until predicate() holds, re-checked after every change of state (outside the
+        condition's lock, so the predicate may take any lock); its last value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.changed:
+                seen = self.changes
+            if predicate():
+                return True
+            with self.changed:
+                if not self.changed.wait_for(lambda: self.changes != seen, deadline - time.monotonic()):
+                    return predicate()
 
     def serve(self, exchange, method, kwargs, rest, keys=None):
         """(data, raw) from the stream when it holds them, else rest() (and the channel is
