@@ -110,6 +110,13 @@ def test_first_request_subscribes_as_okx_documents(client):
     assert json.loads(message) == {"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}]}
 
 
+def test_a_symbol_the_exchange_refuses_is_never_subscribed(client):
+    assert client.error("ticker", symbol="NOPE_USDT").startswith("OKX 51001")
+    client.data("ticker", symbol="BTC_USDT")
+    client.fake.ws_wait(lambda: subscriptions(client.fake))
+    assert subscriptions(client.fake) == [{"channel": "tickers", "instId": "BTC-USDT"}]
+
+
 def test_ticker_from_the_stream_is_the_rest_answer_without_a_rest_call(client):
     rest = client.data("ticker", symbol="ETH_USDT.swap")
     streamed = from_stream(client, TICKER_PATH, "ticker", symbol="ETH_USDT.swap")
