@@ -35,7 +35,7 @@ import urllib.parse
 from collections import deque
 
 from exchanges import _websocket
-from exchanges._kit import PluginError, number_or_zero
+from exchanges._kit import POOL, PluginError, number_or_zero
 
 IDLE_AFTER = 300.0          # seconds a channel stays subscribed after the last request for it
 TICK = 1.0                  # seconds between two looks at keepalive, idle channels and pending subscriptions
@@ -308,7 +308,7 @@ class Connection:
     def _session(self):
         """Connect, subscribe, read until the connection fails or carries nothing more. True when
         it delivered data (the next reconnect then starts from the first backoff)."""
-        ws = _websocket.connect(self.url, CONNECT_TIMEOUT)
+        ws = _websocket.connect(self.url, CONNECT_TIMEOUT, context=POOL.tls)    # REST's verified TLS
         with self.lock:
             self.ws, self.last_message, self.pinged = ws, time.monotonic(), False
             self.connected_since = int(time.time() * 1000)
