@@ -12,23 +12,14 @@ import pytest
 
 from exchanges import bingx
 from exchanges._kit import PluginError, Request, Symbol
-from tests.conftest import PluginClient, client_of
+from tests.conftest import PluginClient, exchange_fixtures
 from tests.fakes.bingx import API_KEY, SECRET, FakeBingX
 
 DOCS_KEY = "Zsm4DcrHBTewmVaElrdwA67PmivPv6VDK6JAkiECZ9QfcUnmn67qjCOgvRuZVOzU"
 DOCS_SECRET = "UuGuyEGt6ZEkpUObCYCmIfh0elYsZVh80jlYwpJuRZEw70t6vomMH7Sjmf94ztSI"
 
 
-@pytest.fixture
-def bingx_fake():
-    with FakeBingX() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(bingx_fake):
-    with client_of(bingx_fake) as plugin:
-        yield plugin
+fake, client = exchange_fixtures(FakeBingX)
 
 
 # ---------------------------------------------------------------------------- signing and keys
