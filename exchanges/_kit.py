@@ -10,7 +10,7 @@ Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flig
 callers asking the same at once, and optionally its value kept: shared reads and the caches);
 HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
 state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
-(market_spec, markets_answer, book_levels, candle_row, one_or_all).
+(market_spec, markets_answer, book_levels, candle_row, signed_io, one_or_all).
 """
 import hashlib
 import http.client
@@ -39,6 +39,7 @@ DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock mus
 DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
+IO_PREFIX = "__api_"          # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
 # The fields of FMZ's Market, what `markets` answers; a spec may keep more (quote_step, ...).
 MARKET_FIELDS = ("symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
@@ -781,6 +782,13 @@ def book_levels(rows, price=0, amount=1):
 def candle_row(row):
     """An exchange's candle [open time ms, open, high, low, close, volume, ...] as FMZ's record."""
     return [int(row[0])] + [number_or_zero(value) for value in row[1:6]]
+
+
+def signed_io(api, http_method, path, params):
+    """exchange.IO("api", VERB, path, query) where a METHODS table points at it: any endpoint of
+    the exchange's REST host, signed; the reply unchanged, as both data and raw."""
+    reply = api.call(http_method, path, params, signed=True)
+    return reply, reply
 
 
 def one_or_all(replies):

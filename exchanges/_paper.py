@@ -53,7 +53,7 @@ import sqlite3
 import threading
 from decimal import Decimal
 
-from exchanges._kit import Api, PluginError, market_spec, now_ms, parse_symbol, round_down
+from exchanges._kit import IO_PREFIX, Api, PluginError, market_spec, now_ms, parse_symbol, round_down
 from exchanges._orders import order_size
 
 ACCESS_KEY = "paper"                 # the Access Key that makes an account a paper one
@@ -147,14 +147,11 @@ class PaperExchange:
         for name, handler in METHODS.items():
             if name in module.METHODS:
                 self.METHODS[name] = _served_by(account, handler)
-        if IO_METHOD in module.METHODS:
-            self.METHODS[IO_METHOD] = _no_io
+        if IO_PREFIX in module.METHODS:
+            self.METHODS[IO_PREFIX] = _no_io
 
     def __getattr__(self, name):
         return getattr(self.module, name)          # NAME, BASE_URL, load_markets, check, ...
-
-
-IO_METHOD = "__api_"                 # exchange.IO's key in a module's METHODS
 
 
 def _served_by(account, handler):

@@ -50,7 +50,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
+                            markets_answer, number_or_zero, one_or_all, precision, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -622,12 +622,6 @@ def fundings(api, symbol=None):
     return rows, reply
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any BingX endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o, kind, listed):
     """A BingX order object as FMZ's Order. Spot orders carry no avgPrice: it is the quote filled
     over the quantity filled. A spot market buy by quote amount has origQty 0: its amount is the
@@ -672,5 +666,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }

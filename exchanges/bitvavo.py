@@ -62,7 +62,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, markets_answer, number_or_zero,
-                            one_or_all, precision, whole_or_zero)
+                            one_or_all, precision, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -443,13 +443,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any Bitvavo endpoint (a path such as /v2/balance),
-    signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """A Bitvavo order object as FMZ's Order. A market buy by amountQuote has no amount: its
     amount is the quote it spends, as placed; a market order has no price (0)."""
@@ -480,5 +473,5 @@ METHODS = {
     "order": order,
     "historyorders": historyorders,
     "cancel": cancel,
-    "__api_": io,
+    "__api_": signed_io,
 }

@@ -27,7 +27,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
+                            markets_answer, number_or_zero, one_or_all, precision, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -553,12 +553,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any Bybit v5 endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o, category_name, specs):
     """A Bybit order object as FMZ's Order; an instrument no longer listed keeps Bybit's name.
     `type` is the side that went to the book; a linear order's `offset` is close when it is
@@ -613,5 +607,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }

@@ -26,7 +26,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, markets_answer,
-                            number_or_zero, one_or_all, precision, whole_or_zero)
+                            number_or_zero, one_or_all, precision, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -431,12 +431,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any OKX endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """An OKX order object as FMZ's Order: `type` is the side that went to the book, `offset`
     whether a swap order opens or closes (reduceOnly in net_mode; sell on posSide long or buy on
@@ -494,5 +488,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }
