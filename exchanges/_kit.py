@@ -10,7 +10,7 @@ Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flig
 callers asking the same at once, and optionally its value kept: shared reads and the caches);
 HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
 state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
-(market_spec, markets_answer, book_levels, candle_row, signed_io, one_or_all).
+(market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, signed_io, one_or_all).
 """
 import hashlib
 import http.client
@@ -761,6 +761,13 @@ def market_spec(api, symbol):
     if spec is None:
         raise PluginError(f"{api.name} has no live market {symbol}")
     return spec
+
+
+def specs_by_exchange_id(api, kind, separator=""):
+    """{the exchange's name of an instrument: its cached spec} for the live markets of a kind, the
+    name written base, separator, quote (BTCUSDT, BTC-USDT): the listed markets say where a name
+    that does not mark the split divides into base and quote."""
+    return {spec["base_asset"] + separator + spec["quote_asset"]: spec for spec in MARKETS.get(api, kind).values()}
 
 
 def markets_answer(api, kinds=("spot", "swap")):

@@ -29,8 +29,8 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row,
+                            markets_answer, number_or_zero, one_or_all, precision, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -253,8 +253,8 @@ def market_id(symbol):
 
 def _names(api, kind):
     """BTCUSDT -> Symbol for every live market of a kind: Binance's symbols do not mark the split."""
-    return {spec["base_asset"] + spec["quote_asset"]: Symbol(spec["base_asset"], spec["quote_asset"], kind)
-            for spec in MARKETS.get(api, kind).values()}
+    return {name: Symbol(spec["base_asset"], spec["quote_asset"], kind)
+            for name, spec in specs_by_exchange_id(api, kind).items()}
 
 
 def _kinds(symbol):

@@ -49,8 +49,9 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, signed_io, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row,
+                            markets_answer, number_or_zero, one_or_all, precision, signed_io, specs_by_exchange_id,
+                            whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -229,11 +230,6 @@ def _order_id(kind, name, bingx_id):
     return f"{name}{'.swap' if kind == 'swap' else ''},{bingx_id}"
 
 
-def _listed(api, kind):
-    """{BingX name: FMZ symbol text} of the live markets of a kind."""
-    return {spec["base_asset"] + "-" + spec["quote_asset"]: name for name, spec in MARKETS.get(api, kind).items()}
-
-
 # -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
@@ -266,11 +262,11 @@ def tickers(api, symbol=None):
     for kind in [symbol.kind] if symbol else ["spot", "swap"]:
         reply = api.get(PATHS["ticker"][kind], signed=False)
         replies.append(reply)
-        listed = _listed(api, kind)
+        specs = specs_by_exchange_id(api, kind, "-")
         for t in _data(reply) or []:
-            name = listed.get(t.get("symbol"))
-            if name and (symbol is None or symbol.covers(to_symbol(t["symbol"], kind))):
-                rows.append(_ticker(t, name, reply))
+            spec = specs.get(t.get("symbol"))
+            if spec and (symbol is None or symbol.covers(to_symbol(t["symbol"], kind))):
+                rows.append(_ticker(t, spec["symbol"], reply))
     return rows, one_or_all(replies)
 
 
@@ -512,15 +508,15 @@ def orders(api, symbol=None):
     kind = symbol.kind if symbol else "spot"
     query = {"symbol": bingx_symbol(symbol)} if symbol else {}
     reply = api.get(PATHS["open"][kind], query, signed=True)
-    listed = _listed(api, kind)
-    return [_order(o, kind, listed) for o in (_data(reply) or {}).get("orders") or []], reply
+    specs = specs_by_exchange_id(api, kind, "-")
+    return [_order(o, kind, specs) for o in (_data(reply) or {}).get("orders") or []], reply
 
 
 def order(api, order_id, symbol=None):
     """GET /openApi/spot/v1/trade/query, /openApi/swap/v2/trade/order"""
     kind, name, bingx_id = split_order_id(order_id)
     reply = api.get(PATHS["query"][kind], {"symbol": name, "orderId": bingx_id}, signed=True)
-    return _order(_order_object(reply), kind, _listed(api, kind)), reply
+    return _order(_order_object(reply), kind, specs_by_exchange_id(api, kind, "-")), reply
 
 
 def historyorders(api, symbol, since=None, limit=None):
@@ -536,8 +532,8 @@ def historyorders(api, symbol, since=None, limit=None):
         rows, raw = _history_pages(api, query, wanted)
     finished = [o for o in rows if o.get("status") in FINISHED]
     finished.sort(key=lambda o: whole_or_zero(o.get("time")))
-    listed = _listed(api, symbol.kind)
-    return [_order(o, symbol.kind, listed) for o in finished[-wanted:]], raw
+    specs = specs_by_exchange_id(api, symbol.kind, "-")
+    return [_order(o, symbol.kind, specs) for o in finished[-wanted:]], raw
 
 
 def _history_pages(api, query, wanted):
@@ -572,9 +568,9 @@ def positions(api, symbol=None):
     """GET /openApi/swap/v2/user/positions (one swap, or every one; a range such as USDT.swap narrows it)"""
     one = symbol is not None and symbol.base
     reply = api.get(SWAP + "/user/positions", {"symbol": bingx_symbol(symbol) if one else None}, signed=True)
-    listed = _listed(api, "swap")
-    rows = [_position(p, listed[p["symbol"]]) for p in _data(reply) or []
-            if number_or_zero(p.get("positionAmt")) and p.get("symbol") in listed
+    specs = specs_by_exchange_id(api, "swap", "-")
+    rows = [_position(p, specs[p["symbol"]]["symbol"]) for p in _data(reply) or []
+            if number_or_zero(p.get("positionAmt")) and p.get("symbol") in specs
             and (symbol is None or symbol.covers(to_symbol(p["symbol"], "swap")))]
     return rows, reply
 
@@ -610,19 +606,19 @@ def fundings(api, symbol=None):
     one = symbol is not None and symbol.base
     reply = api.get(SWAP + "/quote/premiumIndex", {"symbol": bingx_symbol(symbol) if one else None}, signed=False)
     data = _data(reply)
-    listed = _listed(api, "swap")
+    specs = specs_by_exchange_id(api, "swap", "-")
     rows = []
     for f in [data] if isinstance(data, dict) else data or []:
-        name = listed.get(f.get("symbol"))
-        if name and (symbol is None or symbol.covers(to_symbol(f["symbol"], "swap"))):
+        spec = specs.get(f.get("symbol"))
+        if spec and (symbol is None or symbol.covers(to_symbol(f["symbol"], "swap"))):
             hours = number_or_zero(f.get("fundingIntervalHours"))
-            rows.append({"symbol": name, "rate": number_or_zero(f.get("lastFundingRate")),
+            rows.append({"symbol": spec["symbol"], "rate": number_or_zero(f.get("lastFundingRate")),
                          "time": whole_or_zero(f.get("nextFundingTime")),
                          "interval": int(hours * 3_600_000) if hours else DEFAULT_FUNDING_INTERVAL})
     return rows, reply
 
 
-def _order(o, kind, listed):
+def _order(o, kind, specs):
     """A BingX order object as FMZ's Order. Spot orders carry no avgPrice: it is the quote filled
     over the quantity filled. A spot market buy by quote amount has origQty 0: its amount is the
     quote (origQuoteOrderQty), as FMZ gives it. `type` is the side that went to the book; a swap
@@ -638,7 +634,7 @@ def _order(o, kind, listed):
     closes = o.get("reduceOnly") in (True, "true") or (side, position_side) in (("sell", "LONG"), ("buy", "SHORT"))
     return {
         "id": _order_id(kind, name, o.get("orderId")),
-        "symbol": listed.get(name, name),
+        "symbol": specs[name]["symbol"] if name in specs else name,
         "amount": amount, "price": number_or_zero(o.get("price")),
         "deal_amount": filled, "avg_price": avg,
         "type": side,

@@ -27,7 +27,8 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, signed_io, whole_or_zero)
+                            markets_answer, number_or_zero, one_or_all, precision, signed_io, specs_by_exchange_id,
+                            whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -181,13 +182,6 @@ def bybit_symbol(symbol):
     return symbol.base + symbol.quote
 
 
-def listed(api, category_name):
-    """{Bybit name: FMZ market spec} of a category: BTCUSDT -> the spec of BTC_USDT (spot) or
-    BTC_USDT.swap (linear). The listed markets say where a name splits into base and quote."""
-    return {spec["base_asset"] + spec["quote_asset"]: spec
-            for spec in MARKETS.get(api, KINDS[category_name]).values()}
-
-
 def split_order_id(order_id):
     """`spot,BTCUSDT,123` -> ("spot", "BTCUSDT", "123")."""
     parts = order_id.split(",")
@@ -317,7 +311,7 @@ def tickers(api, symbol=None):
 
 def _listed_rows(api, category_name, reply, symbol):
     """(row, market spec) of a reply's rows whose instrument is listed and within `symbol`."""
-    specs = listed(api, category_name)
+    specs = specs_by_exchange_id(api, KINDS[category_name])
     for row in _rows(reply):
         spec = specs.get(row.get("symbol"))
         if spec and (symbol is None or symbol.covers(Symbol(spec["base_asset"], spec["quote_asset"],
@@ -439,7 +433,7 @@ def orders(api, symbol=None):
     query = {"category": category(symbol) if symbol else "spot",
              "symbol": bybit_symbol(symbol) if symbol else None, "limit": PAGE}
     rows, pages = _pages(api, "/v5/order/realtime", query)
-    specs = listed(api, query["category"])
+    specs = specs_by_exchange_id(api, KINDS[query["category"]])
     return [_order(o, query["category"], specs) for o in rows], pages
 
 
@@ -451,7 +445,7 @@ def order(api, order_id, symbol=None):
         reply = api.get(path, query, signed=True)
         rows = _rows(reply)
         if rows:
-            return _order(rows[0], category_name, listed(api, category_name)), reply
+            return _order(rows[0], category_name, specs_by_exchange_id(api, KINDS[category_name])), reply
     code, message = NO_ORDER[category_name]
     raise PluginError(f"Bybit {code}: {message} (no {category_name} order {bybit_id} on {name})", code=code)
 
@@ -469,7 +463,7 @@ def historyorders(api, symbol, since=None, limit=None):
         if len(rows) >= wanted:
             break
     rows.sort(key=lambda o: whole_or_zero(o.get("createdTime")))
-    specs = listed(api, query["category"])
+    specs = specs_by_exchange_id(api, KINDS[query["category"]])
     return [_order(o, query["category"], specs) for o in rows], pages
 
 
@@ -497,7 +491,7 @@ def positions(api, symbol=None):
         found, replies = _pages(api, "/v5/position/list", {"category": "linear", "limit": 200, **query})
         rows += found
         pages += replies
-    specs = listed(api, "linear")
+    specs = specs_by_exchange_id(api, "swap")
     answer = [_position(p, specs[p["symbol"]]["symbol"]) for p in rows
               if number_or_zero(p.get("size")) and p.get("symbol") in specs]
     return answer, one_or_all(pages)
