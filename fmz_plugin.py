@@ -133,8 +133,9 @@ ORDER_MEANING = {
 }
 CLOSE_TYPE_OF_SIDE = {"sell": "closebuy", "buy": "closesell"}
 
-# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes).
-MINUTE_PERIODS = (1, 3, 5, 15, 30, 60, 120, 240, 360, 480, 720, 1440, 4320, 10080)
+# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes):
+# the union of their PERIODS tables.
+MINUTE_PERIODS = frozenset(period for exchange in EXCHANGES.values() for period in exchange.PERIODS)
 
 
 def _symbol(params, required=True, allow_range=False):

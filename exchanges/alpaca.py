@@ -96,8 +96,13 @@ DAY_MS = 86_400_000
 STOCK_SPAN = 6
 TRADES_LOOKBACK_MS = {"crypto": DAY_MS, "us_equity": 7 * DAY_MS}
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025). Its crypto rates: its
+# stocks trade commission-free (--paper-fees 0 for those).
+FEES = {"spot": ("0.0015", "0.0025")}
+
 # FMZ period in minutes -> Alpaca bar timeframe
-BARS = {
+PERIODS = {
     1: "1Min", 3: "3Min", 5: "5Min", 15: "15Min", 30: "30Min",
     60: "1Hour", 120: "2Hour", 240: "4Hour", 360: "6Hour", 720: "12Hour",
     1440: "1Day", 10080: "1Week",
@@ -396,9 +401,9 @@ def records(api, symbol, period=60, limit=None):
     """GET /v2/stocks/bars or GET /v1beta3/crypto/us/bars (newest first with sort=desc, paged with
     next_page_token; answered oldest first). A stock has bars only while it trades, so its start
     looks further back (STOCK_SPAN)."""
-    timeframe = BARS.get(period)
+    timeframe = PERIODS.get(period)
     if timeframe is None:
-        raise PluginError(f"Alpaca has no {period}-minute bars; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"Alpaca has no {period}-minute bars; periods: {', '.join(map(str, PERIODS))}")
     spec = asset(api, symbol)
     wanted, span = limit or 100, period * 60_000
     back = wanted * span + span if spec["asset_class"] == "crypto" else wanted * span * STOCK_SPAN + 7 * DAY_MS

@@ -150,8 +150,12 @@ FUNDING_HOURS = 8                    # a perpetual not listed by /fapi/v1/fundin
 HOUR_MS = 3_600_000
 NO_FUTURES = ("-2015", "-2014")      # a key without futures permission (or a spot-testnet key)
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
+
 # FMZ period in minutes -> Binance kline interval (rest-api.md, "Kline/Candlestick chart intervals")
-INTERVALS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1h", 120: "2h", 240: "4h", 360: "6h", 480: "8h", 720: "12h",
     1440: "1d", 4320: "3d", 10080: "1w",
@@ -340,9 +344,9 @@ def trades(api, symbol):
 def records(api, symbol, period=60, limit=None):
     """GET /api/v3/klines, /fapi/v1/klines (oldest first, 1000 or 1500 a page; older pages asked
     for with endTime)"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"Binance has no {period}-minute klines; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"Binance has no {period}-minute klines; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, end = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = _get(api, symbol.kind, "/klines", {"symbol": market_id(symbol), "interval": interval, "endTime": end,

@@ -128,8 +128,12 @@ LOOKUP_ID = {"spot": "clientOrderID", "swap": "clientOrderId"}    # the query en
 NO_SWAP_PERMISSION = ("100004",)     # Permission denied: a key without perpetual rights
 INSUFFICIENT = ("100202", "101204")
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
+
 # FMZ period in minutes -> BingX kline interval.
-INTERVALS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1h", 120: "2h", 240: "4h", 360: "6h", 720: "12h",
     1440: "1d", 10080: "1w",
@@ -304,9 +308,9 @@ def records(api, symbol, period=60, limit=None):
     """GET /openApi/spot/v1/market/kline (timeZone=0: days start at UTC midnight, BingX's spot
     default being UTC+8; CCXT reads spot candles there and found timeZone live), /openApi/swap/v3/
     quote/klines; 1440 a page, paged back with endTime"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"BingX has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"BingX has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, found, pages, end = limit or 100, {}, [], None
     while len(found) < wanted:
         asked = min(wanted - len(found), KLINE_PAGE)

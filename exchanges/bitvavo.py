@@ -121,8 +121,12 @@ HISTORY_PAGE, HISTORY_DEFAULT = 1000, 100
 LIVE = ("trading", "auction")        # market states that take orders (halted does not)
 NANOSECONDS_FROM = 10 ** 14          # a timestamp this large is in ns, not ms
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.0015", "0.0025")}
+
 # FMZ period in minutes -> Bitvavo candle interval (GET /v2/{market}/candles, "interval")
-INTERVALS = {
+PERIODS = {
     1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 120: "2h", 240: "4h",
     360: "6h", 480: "8h", 720: "12h", 1440: "1d", 10080: "1W",
 }
@@ -295,9 +299,9 @@ def trades(api, symbol):
 def records(api, symbol, period=60, limit=None):
     """GET /v2/{market}/candles (newest first, 1440 a page; older pages asked for with `end`, the
     open time of the oldest candle so far, which ends the interval before it)"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"Bitvavo has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"Bitvavo has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     path, wanted, candles, pages, end = f"/v2/{market_id(symbol)}/candles", limit or 100, {}, [], None
     while len(candles) < wanted:
         reply = api.get(path, {"interval": interval, "limit": min(wanted - len(candles), CANDLES_PAGE),

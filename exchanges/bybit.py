@@ -101,8 +101,12 @@ SWAP_SIDES = {
     "closesell": ("Buy", 2, True),
 }
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.00055")}
+
 # FMZ period in minutes -> Bybit kline interval (docs v5 enum "interval").
-INTERVALS = {
+PERIODS = {
     1: "1", 3: "3", 5: "5", 15: "15", 30: "30",
     60: "60", 120: "120", 240: "240", 360: "360", 720: "720",
     1440: "D", 10080: "W",
@@ -235,9 +239,9 @@ def trades(api, symbol):
 
 def records(api, symbol, period=60, limit=None):
     """GET /v5/market/kline (newest first, 1000 a page; paged back with `end`)"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"Bybit has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"Bybit has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, end = limit or 100, [], [], None
     while len(rows) < wanted:
         asked = min(wanted - len(rows), KLINE_PAGE)

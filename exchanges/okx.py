@@ -72,9 +72,13 @@ RATE_LIMITS = {
 INST_TYPES = {"spot": "SPOT", "swap": "SWAP"}
 PAGE = 100                           # max rows per page of the order lists
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.0008", "0.001"), "swap": ("0.0002", "0.0005")}
+
 # FMZ period in minutes -> OKX candle bar. Daily and longer bars use the UTC-aligned variants
 # so candle times fall on UTC midnight, as they do on every other exchange.
-BARS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1H", 120: "2H", 240: "4H", 360: "6Hutc", 720: "12Hutc",
     1440: "1Dutc", 10080: "1Wutc",
@@ -229,9 +233,9 @@ def trades(api, symbol):
 
 def records(api, symbol, period=60, limit=None):
     """GET /api/v5/market/candles (newest first, 300 a page; paged back with `after`)"""
-    bar = BARS.get(period)
+    bar = PERIODS.get(period)
     if bar is None:
-        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, after = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = api.get("/api/v5/market/candles", {"instId": inst_id(symbol), "bar": bar,
