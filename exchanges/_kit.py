@@ -10,7 +10,7 @@ Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flig
 callers asking the same at once, and optionally its value kept: shared reads and the caches);
 HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
 state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
-(market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, signed_io, one_or_all).
+(market, market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, signed_io, one_or_all).
 """
 import hashlib
 import http.client
@@ -753,6 +753,21 @@ CLOCK_OFFSETS = {}                     # (exchange NAME, base URL) -> ms to add 
 
 
 # -- Reading replies: specs, the markets answer, book levels, candles, raw --------------------------
+
+def market(symbol, tick, step, *, min_qty=Decimal(0), max_qty=Decimal(0), min_notional=Decimal(0),
+           max_notional=Decimal(0), ct_val=Decimal(0), ct_val_ccy="", **more):
+    """One instrument's spec as load_markets gives it: the MARKET_FIELDS of `symbol` (a Symbol)
+    with its price `tick` and amount `step` (Decimals; the precisions follow from them), a limit
+    the exchange does not give 0, a spot market's contract value 0 and ""; `more` adds fields of
+    the module's own (quote_step, ...)."""
+    return {
+        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
+        "tick_size": tick, "amount_size": step,
+        "price_precision": precision(tick), "amount_precision": precision(step),
+        "min_qty": min_qty, "max_qty": max_qty, "min_notional": min_notional, "max_notional": max_notional,
+        "ct_val": ct_val, "ct_val_ccy": ct_val_ccy, **more,
+    }
+
 
 def market_spec(api, symbol):
     """The cached spec of one instrument: a dict of FMZ Market fields with Decimal values (and

@@ -57,8 +57,8 @@ import calendar
 import re
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, markets_answer, number_or_zero,
-                            one_or_all, precision)
+from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, market, markets_answer, number_or_zero,
+                            one_or_all)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -289,15 +289,8 @@ def _spec(a):
     else:
         tick, lot = number_or_zero(STOCK_TICK), number_or_zero(FRACTIONAL_STEP if fractionable else 1)
         minimum, min_notional = lot, number_or_zero(FRACTIONAL_MIN_USD if fractionable else None)
-    return {
-        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
-        "tick_size": tick, "amount_size": lot, "price_precision": precision(tick),
-        "amount_precision": precision(lot), "min_qty": minimum, "max_qty": number_or_zero(None),
-        "min_notional": min_notional, "max_notional": number_or_zero(None),
-        "ct_val": number_or_zero(None), "ct_val_ccy": "",
-        "alpaca_symbol": a["symbol"], "asset_class": "crypto" if crypto else "us_equity",
-        "fractionable": fractionable,
-    }
+    return market(symbol, tick, lot, min_qty=minimum, min_notional=min_notional, alpaca_symbol=a["symbol"],
+                  asset_class="crypto" if crypto else "us_equity", fractionable=fractionable)
 
 
 def markets(api):

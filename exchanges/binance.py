@@ -29,8 +29,8 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, specs_by_exchange_id, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+                            number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -381,16 +381,11 @@ def load_markets(api, kind):
         lot = filters.get("LOT_SIZE", {})
         step = number_or_zero(lot.get("stepSize"))
         notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
-        markets[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": step,
-            "price_precision": precision(tick), "amount_precision": precision(step),
-            "min_qty": number_or_zero(lot.get("minQty")), "max_qty": number_or_zero(lot.get("maxQty")),
-            "min_notional": number_or_zero(notional.get("minNotional") or notional.get("notional")),
-            "max_notional": number_or_zero(notional.get("maxNotional")),
-            "ct_val": Decimal(1 if kind == "swap" else 0), "ct_val_ccy": symbol.base if kind == "swap" else "",
-        }
+        markets[str(symbol)] = market(
+            symbol, tick, step, min_qty=number_or_zero(lot.get("minQty")), max_qty=number_or_zero(lot.get("maxQty")),
+            min_notional=number_or_zero(notional.get("minNotional") or notional.get("notional")),
+            max_notional=number_or_zero(notional.get("maxNotional")),
+            ct_val=Decimal(1 if kind == "swap" else 0), ct_val_ccy=symbol.base if kind == "swap" else "")
     return markets
 
 

@@ -49,9 +49,8 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, signed_io, specs_by_exchange_id,
-                            whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+                            number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -361,10 +360,10 @@ def _spot_market(row):
     if symbol is None:
         return None
     tick, step = number_or_zero(row.get("tickSize")), number_or_zero(row.get("stepSize"))
-    return _spec(symbol, tick, step,
-                 min_qty=number_or_zero(row.get("minQty")), max_qty=number_or_zero(row.get("maxQty")),
-                 min_notional=number_or_zero(row.get("minNotional")),
-                 max_notional=number_or_zero(row.get("maxNotional")))
+    return market(symbol, tick, step,
+                  min_qty=number_or_zero(row.get("minQty")), max_qty=number_or_zero(row.get("maxQty")),
+                  min_notional=number_or_zero(row.get("minNotional")),
+                  max_notional=number_or_zero(row.get("maxNotional")))
 
 
 def _swap_market(row):
@@ -373,10 +372,8 @@ def _swap_market(row):
         return None
     tick = Decimal(1).scaleb(-whole_or_zero(row.get("pricePrecision")))
     step = Decimal(1).scaleb(-whole_or_zero(row.get("quantityPrecision")))
-    spec = _spec(symbol, tick, step, min_qty=number_or_zero(row.get("tradeMinQuantity")) or step, max_qty=Decimal(0),
-                 min_notional=number_or_zero(row.get("tradeMinUSDT")), max_notional=Decimal(0))
-    spec.update(ct_val=Decimal(1), ct_val_ccy=symbol.base)
-    return spec
+    return market(symbol, tick, step, min_qty=number_or_zero(row.get("tradeMinQuantity")) or step,
+                  min_notional=number_or_zero(row.get("tradeMinUSDT")), ct_val=Decimal(1), ct_val_ccy=symbol.base)
 
 
 def _fmz_symbol(name, kind):
@@ -384,16 +381,6 @@ def _fmz_symbol(name, kind):
     if len(parts) != 2 or not all(re.fullmatch(r"[A-Z0-9]{1,20}", part) for part in parts):
         return None
     return Symbol(parts[0], parts[1], kind)
-
-
-def _spec(symbol, tick, step, min_qty, max_qty, min_notional, max_notional):
-    return {
-        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
-        "tick_size": tick, "amount_size": step,
-        "price_precision": precision(tick), "amount_precision": precision(step),
-        "min_qty": min_qty, "max_qty": max_qty, "min_notional": min_notional, "max_notional": max_notional,
-        "ct_val": Decimal(0), "ct_val_ccy": "",
-    }
 
 
 # -- Account ---------------------------------------------------------------------------------------

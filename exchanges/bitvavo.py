@@ -61,8 +61,8 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, markets_answer, number_or_zero,
-                            one_or_all, precision, signed_io, whole_or_zero)
+from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, market, markets_answer, number_or_zero,
+                            one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -333,18 +333,12 @@ def load_markets(api, kind):
         symbol = to_symbol(m["market"])
         tick = number_or_zero(m.get("tickSize"))
         lot = _step(m.get("quantityDecimals"))
-        found[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(m.get("minOrderInBaseAsset")),
-            "max_qty": number_or_zero(m.get("maxOrderInBaseAsset")),
-            "min_notional": number_or_zero(m.get("minOrderInQuoteAsset")),
-            "max_notional": number_or_zero(m.get("maxOrderInQuoteAsset")),
-            "ct_val": Decimal(0), "ct_val_ccy": "",
-            "quote_step": _step(m.get("notionalDecimals")),
-        }
+        found[str(symbol)] = market(
+            symbol, tick, lot,
+            min_qty=number_or_zero(m.get("minOrderInBaseAsset")), max_qty=number_or_zero(m.get("maxOrderInBaseAsset")),
+            min_notional=number_or_zero(m.get("minOrderInQuoteAsset")),
+            max_notional=number_or_zero(m.get("maxOrderInQuoteAsset")),
+            quote_step=_step(m.get("notionalDecimals")))
     return found
 
 

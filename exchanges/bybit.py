@@ -26,9 +26,8 @@ import re
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, signed_io, specs_by_exchange_id,
-                            whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row, market,
+                            markets_answer, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -283,17 +282,13 @@ def _market(inst, kind):
     step = number_or_zero(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))
     symbol = Symbol(base, quote, kind)
     interval = whole_or_zero(inst.get("fundingInterval")) * 60_000       # minutes -> ms
-    return {
-        "symbol": str(symbol), "base_asset": base, "quote_asset": quote,
-        "tick_size": tick, "amount_size": step,
-        "price_precision": precision(tick), "amount_precision": precision(step),
-        "min_qty": number_or_zero(lot.get("minOrderQty")),
-        "max_qty": number_or_zero(lot.get("maxLimitOrderQty") or lot.get("maxOrderQty")),
-        "min_notional": number_or_zero(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
-        "max_notional": number_or_zero(lot.get("maxOrderAmt")),
-        "ct_val": Decimal(1 if kind == "swap" else 0), "ct_val_ccy": base if kind == "swap" else "",
-        "quote_step": number_or_zero(lot.get("quotePrecision")), "funding_interval": interval,
-    }
+    return market(
+        symbol, tick, step, min_qty=number_or_zero(lot.get("minOrderQty")),
+        max_qty=number_or_zero(lot.get("maxLimitOrderQty") or lot.get("maxOrderQty")),
+        min_notional=number_or_zero(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
+        max_notional=number_or_zero(lot.get("maxOrderAmt")),
+        ct_val=Decimal(1 if kind == "swap" else 0), ct_val_ccy=base if kind == "swap" else "",
+        quote_step=number_or_zero(lot.get("quotePrecision")), funding_interval=interval)
 
 
 def markets(api):

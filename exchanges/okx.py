@@ -25,8 +25,8 @@ import hmac
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, markets_answer,
-                            number_or_zero, one_or_all, precision, signed_io, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, market,
+                            markets_answer, number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -265,15 +265,9 @@ def load_markets(api, kind):
             continue
         symbol = to_symbol(inst["instId"])
         tick, lot = number_or_zero(inst.get("tickSz")), number_or_zero(inst.get("lotSz"))
-        markets[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(inst.get("minSz")), "max_qty": number_or_zero(inst.get("maxLmtSz")),
-            "min_notional": Decimal(0), "max_notional": Decimal(0),
-            "ct_val": number_or_zero(inst.get("ctVal")), "ct_val_ccy": inst.get("ctValCcy", ""),
-        }
+        markets[str(symbol)] = market(
+            symbol, tick, lot, min_qty=number_or_zero(inst.get("minSz")), max_qty=number_or_zero(inst.get("maxLmtSz")),
+            ct_val=number_or_zero(inst.get("ctVal")), ct_val_ccy=inst.get("ctValCcy", ""))
     return markets
 
 
