@@ -32,7 +32,7 @@ from decimal import Decimal
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
                             number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
-from exchanges._throttle import Limit
+from exchanges._throttle import Limit, by_param
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
@@ -74,11 +74,6 @@ FUTURES_ORDERS_1M = Limit(1200, 60.0, per="key", pool="futures orders a minute",
                           used=_header("X-MBX-ORDER-COUNT-1M"))
 
 
-def _by_symbol(one, every):
-    """Weight `one` with a symbol, `every` without (the endpoint then answers every symbol)."""
-    return lambda params: one if params.get("symbol") else every
-
-
 def _limit_param(params, default):
     """The `limit` a weight depends on (a number, or Binance's default when absent or odd)."""
     text = str(params.get("limit") or "")
@@ -106,7 +101,7 @@ def _futures_klines_weight(params):
 RATE_LIMITS = {
     "GET /api/v3/time": SPOT_WEIGHT.costing(1),
     "GET /api/v3/exchangeInfo": SPOT_WEIGHT.costing(20),
-    "GET /api/v3/ticker/24hr": SPOT_WEIGHT.costing(_by_symbol(2, 80)),
+    "GET /api/v3/ticker/24hr": SPOT_WEIGHT.costing(by_param("symbol", 2, 80)),
     "GET /api/v3/depth": SPOT_WEIGHT.costing(_spot_depth_weight),
     "GET /api/v3/trades": SPOT_WEIGHT.costing(25),
     "GET /api/v3/klines": SPOT_WEIGHT.costing(2),
@@ -114,15 +109,15 @@ RATE_LIMITS = {
     "POST /api/v3/order": [SPOT_WEIGHT.costing(1), SPOT_ORDERS],
     "GET /api/v3/order": SPOT_WEIGHT.costing(4),
     "DELETE /api/v3/order": SPOT_WEIGHT.costing(1),
-    "GET /api/v3/openOrders": SPOT_WEIGHT.costing(_by_symbol(6, 80)),
+    "GET /api/v3/openOrders": SPOT_WEIGHT.costing(by_param("symbol", 6, 80)),
     "GET /api/v3/allOrders": SPOT_WEIGHT.costing(20),
     "GET /fapi/v1/exchangeInfo": FUTURES_WEIGHT.costing(1),
-    "GET /fapi/v1/ticker/24hr": FUTURES_WEIGHT.costing(_by_symbol(1, 40)),
-    "GET /fapi/v1/ticker/bookTicker": FUTURES_WEIGHT.costing(_by_symbol(2, 5)),
+    "GET /fapi/v1/ticker/24hr": FUTURES_WEIGHT.costing(by_param("symbol", 1, 40)),
+    "GET /fapi/v1/ticker/bookTicker": FUTURES_WEIGHT.costing(by_param("symbol", 2, 5)),
     "GET /fapi/v1/depth": FUTURES_WEIGHT.costing(_futures_depth_weight),
     "GET /fapi/v1/trades": FUTURES_WEIGHT.costing(5),
     "GET /fapi/v1/klines": FUTURES_WEIGHT.costing(_futures_klines_weight),
-    "GET /fapi/v1/premiumIndex": FUTURES_WEIGHT.costing(_by_symbol(1, 10)),
+    "GET /fapi/v1/premiumIndex": FUTURES_WEIGHT.costing(by_param("symbol", 1, 10)),
     "GET /fapi/v1/fundingInfo": Limit(500, 300.0, per="ip", pool="funding info"),   # 500 per 5 min per IP
     "GET /fapi/v2/account": FUTURES_WEIGHT.costing(5),
     "GET /fapi/v2/positionRisk": FUTURES_WEIGHT.costing(5),
@@ -131,7 +126,7 @@ RATE_LIMITS = {
     "POST /fapi/v1/order": [FUTURES_ORDERS_10S, FUTURES_ORDERS_1M],
     "GET /fapi/v1/order": FUTURES_WEIGHT.costing(1),
     "DELETE /fapi/v1/order": FUTURES_WEIGHT.costing(1),
-    "GET /fapi/v1/openOrders": FUTURES_WEIGHT.costing(_by_symbol(1, 40)),
+    "GET /fapi/v1/openOrders": FUTURES_WEIGHT.costing(by_param("symbol", 1, 40)),
     "GET /fapi/v1/allOrders": FUTURES_WEIGHT.costing(5),
 }
 

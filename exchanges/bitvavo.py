@@ -64,7 +64,7 @@ from decimal import Decimal
 from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, market, markets_answer, number_or_zero,
                             one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, order_size, place_once
-from exchanges._throttle import Limit
+from exchanges._throttle import Limit, by_param, used_from
 
 NAME = "Bitvavo"
 BASE_URL = "https://api.bitvavo.com"        # paths below start with /v2
@@ -82,25 +82,13 @@ POST_PARAMS = "json"                        # a POST's params travel as its JSON
 # counts it, which the throttle follows. New orders are also limited per account: 100 a second
 # (104). The market paths are templates: every /v2/{market}/book is one endpoint.
 
-def _weight_used(headers):
-    """Points spent this minute as Bitvavo counts them: the limit less what remains."""
-    limit, remaining = headers.get("bitvavo-ratelimit-limit"), headers.get("bitvavo-ratelimit-remaining")
-    if not (limit and remaining and limit.isdigit() and remaining.isdigit()):
-        return None
-    return max(int(limit) - int(remaining), 0)
-
-
-def _by_market(one, every):
-    """Weight `one` with a market, `every` without (the endpoint then answers every market)."""
-    return lambda params: one if params.get("market") else every
-
-
-WEIGHT = Limit(1000, 60.0, pool="request weight", used=_weight_used)   # per key signed, per IP public
+_WEIGHT_USED = used_from("bitvavo-ratelimit-limit", "bitvavo-ratelimit-remaining")   # points spent this minute
+WEIGHT = Limit(1000, 60.0, pool="request weight", used=_WEIGHT_USED)   # per key signed, per IP public
 NEW_ORDERS = Limit(100, 1.0, per="key", pool="new orders")
 RATE_LIMITS = {
     "GET /v2/time": WEIGHT.costing(1),
     "GET /v2/markets": WEIGHT.costing(1),
-    "GET /v2/ticker/24h": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/ticker/24h": WEIGHT.costing(by_param("market", 1, 25)),
     "GET /v2/{market}/book": WEIGHT.costing(1),
     "GET /v2/{market}/trades": WEIGHT.costing(5),
     "GET /v2/{market}/candles": WEIGHT.costing(1),
@@ -108,7 +96,7 @@ RATE_LIMITS = {
     "POST /v2/order": [WEIGHT.costing(1), NEW_ORDERS],
     "GET /v2/order": WEIGHT.costing(1),
     "DELETE /v2/order": WEIGHT.costing(1),
-    "GET /v2/ordersOpen": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/ordersOpen": WEIGHT.costing(by_param("market", 1, 25)),
     "GET /v2/orders": WEIGHT.costing(5),
 }
 

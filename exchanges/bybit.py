@@ -29,7 +29,7 @@ from decimal import Decimal
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row, market,
                             markets_answer, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
-from exchanges._throttle import Limit
+from exchanges._throttle import Limit, used_from
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
@@ -46,19 +46,13 @@ AMBIGUOUS_ERRORS = ("10000", "10016")
 # stricter), queries taken as 20/s. Every private reply carries X-Bapi-Limit (the account's limit
 # of that endpoint) and X-Bapi-Limit-Status (what is left of it in this second), so the throttle
 # follows Bybit's own count of the endpoint (another program on the same key).
-def _bapi_used(headers):
-    """X-Bapi-Limit minus X-Bapi-Limit-Status: the calls Bybit counted to this endpoint and UID."""
-    limit, left = headers.get("X-Bapi-Limit"), headers.get("X-Bapi-Limit-Status")
-    if not (limit and left and limit.isdigit() and left.isdigit()):
-        return None
-    return max(0, int(limit) - int(left))
-
-
+# X-Bapi-Limit minus X-Bapi-Limit-Status: the calls Bybit counted to this endpoint and UID.
+_BAPI_USED = used_from("X-Bapi-Limit", "X-Bapi-Limit-Status")
 PER_IP = Limit(600, 5.0, per="ip", pool="requests")       # one budget for every endpoint
 
 
 def _per_uid(requests):
-    return [PER_IP, Limit(requests, 1.0, per="key", used=_bapi_used)]
+    return [PER_IP, Limit(requests, 1.0, per="key", used=_BAPI_USED)]
 
 
 RATE_LIMITS = {

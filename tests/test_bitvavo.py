@@ -341,8 +341,8 @@ def test_weights_are_the_documented_ones():
     assert weight("GET /v2/ordersOpen") == 25 and weight("GET /v2/balance") == 5 and weight("GET /v2/orders") == 5
     assert weight("POST /v2/order") == 1 and weight("DELETE /v2/order") == 1
     assert weight("GET /v2/{market}/trades") == 5 and weight("GET /v2/{market}/book") == 1
-    assert bitvavo._weight_used({"bitvavo-ratelimit-limit": "1000", "bitvavo-ratelimit-remaining": "990"}) == 10
-    assert bitvavo._weight_used({}) is None
+    assert bitvavo._WEIGHT_USED({"bitvavo-ratelimit-limit": "1000", "bitvavo-ratelimit-remaining": "990"}) == 10
+    assert bitvavo._WEIGHT_USED({}) is None
 
 
 @pytest.mark.repo_only
