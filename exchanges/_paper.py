@@ -349,12 +349,13 @@ class Account:
 
     def catch_up(self):
         """Fill the resting orders the market has traded through since they were last looked at:
-        the recent trades of each market with an open order, then one transaction."""
+        the recent trades of each market with an open order, then one transaction. Every open
+        order has a price: a market order is done once placed (State.after_fills)."""
         if not self.ledger.fill_from_trades:
             return
         with self.ledger.transaction() as db:
             account = self.open(db)
-            symbols = sorted({o["symbol"] for o in self.orders(db, account, LIVE) if o["price"] is not None})
+            symbols = sorted({o["symbol"] for o in self.orders(db, account, LIVE)})
         tapes = {}
         for text in symbols:
             try:
@@ -367,7 +368,7 @@ class Account:
             account = self.open(db)
             state = State(self, db, account)
             for order in self.orders(db, account, LIVE):
-                if order["symbol"] in tapes and order["price"] is not None:
+                if order["symbol"] in tapes:
                     state.fill_from_tape(order, tapes[order["symbol"]])
             state.save()
 
