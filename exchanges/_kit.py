@@ -9,8 +9,9 @@ file imports only exchanges/_throttle.py. See exchanges/__init__.py for the cont
 Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flight (one call for
 callers asking the same at once, and optionally its value kept: shared reads and the caches);
 HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
-state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
-(market, market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, signed_io, one_or_all).
+state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies (market,
+market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, signed_io: exchange.IO
+passed through, one_or_all).
 """
 import hashlib
 import http.client
@@ -752,7 +753,7 @@ ACCOUNT_SETTINGS = AccountSettings()   # per exchange, base URL and key: a posit
 CLOCK_OFFSETS = {}                     # (exchange NAME, base URL) -> ms to add to our clock
 
 
-# -- Reading replies: specs, the markets answer, book levels, candles, raw --------------------------
+# -- Reading replies: specs, the markets answer, book levels, candles, IO, raw ----------------------
 
 def market(symbol, tick, step, *, min_qty=Decimal(0), max_qty=Decimal(0), min_notional=Decimal(0),
            max_notional=Decimal(0), ct_val=Decimal(0), ct_val_ccy="", **more):
