@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
                             number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
-from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, by_param
 
 NAME = "Binance"
@@ -491,8 +491,7 @@ def _swap_side(api, order_type):
 
 def _name_the_currency(error, symbol, order_type):
     """Binance's spot -2010 "insufficient balance" does not say which balance: add it."""
-    currency = symbol.quote if order_type == "buy" else symbol.base
-    return PluginError(f"{error} (a {order_type} of {symbol} spends {currency})", code=error.code)
+    return PluginError(f"{error} (a {order_type} of {symbol} spends {paid_in(symbol, order_type)})", code=error.code)
 
 
 def positions(api, symbol=None):

@@ -63,7 +63,7 @@ from decimal import Decimal
 
 from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, market, markets_answer, number_or_zero,
                             one_or_all, signed_io, whole_or_zero)
-from exchanges._orders import cancel_once, order_size, place_once
+from exchanges._orders import cancel_once, order_size, paid_in, place_once
 from exchanges._throttle import Limit, by_param, used_from
 
 NAME = "Bitvavo"
@@ -381,8 +381,8 @@ def trade(api, symbol, order_type, price, amount):
     except PluginError as error:
         if error.code != "216":
             raise
-        spends = symbol.quote if order_type == "buy" else symbol.base
-        raise PluginError(f"{error} (a {order_type} of {symbol} spends {spends})", code=error.code) from error
+        raise PluginError(f"{error} (a {order_type} of {symbol} spends {paid_in(symbol, order_type)})",
+                          code=error.code) from error
 
 
 def _placed_id(market, reply):

@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row, market,
                             markets_answer, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
-from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, used_from
 
 NAME = "Bybit"
@@ -359,8 +359,7 @@ def trade(api, symbol, order_type, price, amount):
         return _place(api, symbol, order_type, body)
     except PluginError as error:
         if error.code in INSUFFICIENT:
-            pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
-            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from error
+            raise PluginError(f"{error} (this order pays in {paid_in(symbol, order_type)})", code=error.code) from error
         raise
 
 
