@@ -74,9 +74,9 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges import _ecc
-from exchanges._kit import (PluginError, SingleFlight, Symbol, book_levels, markets_answer, number_or_zero,
-                            one_or_all, precision)
-from exchanges._orders import cancel_once, order_size, place_once
+from exchanges._kit import (PluginError, SingleFlight, Symbol, book_levels, market, markets_answer, number_or_zero,
+                            one_or_all, signed_io)
+from exchanges._orders import cancel_once, order_size, paid_in, place_once
 from exchanges._throttle import Limit
 
 NAME = "Coinbase"
@@ -87,6 +87,7 @@ CLOCK_ERRORS = ("401",)                     # a JWT refused: maybe its nbf/exp a
 RATE_LIMIT_ERRORS = ("429", "rate_limit_exceeded", "RESOURCE_EXHAUSTED", "resource_exhausted")
 AMBIGUOUS_ERRORS = ()                       # a 5xx is ambiguous anyway; Coinbase names no other
 POST_PARAMS = "json"
+STREAM_URLS = {}                            # no stream yet: market data from REST (exchanges/_stream.py)
 API = "/api/v3/brokerage"
 JWT_LIFETIME = 120                          # seconds from nbf to exp, as Coinbase's examples sign
 
@@ -121,8 +122,12 @@ DAY_STATS_TTL = 30.0                        # seconds a product's 24 h volume, o
 # a robot polling a ticker then costs one call, not three
 DAY_STATS = SingleFlight(keep=True, ttl=DAY_STATS_TTL)
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: Coinbase's Advanced 1 tier (under
+# 1,000 USD a month), as CCXT lists it
+FEES = {"spot": ("0.006", "0.012")}
+
 # FMZ period in minutes -> Coinbase candle granularity (GET .../candles, "granularity")
-GRANULARITIES = {
+PERIODS = {
     1: "ONE_MINUTE", 5: "FIVE_MINUTE", 15: "FIFTEEN_MINUTE", 30: "THIRTY_MINUTE",
     60: "ONE_HOUR", 120: "TWO_HOUR", 360: "SIX_HOUR", 1440: "ONE_DAY",
 }
@@ -358,9 +363,9 @@ def trades(api, symbol):
 def records(api, symbol, period=60, limit=None):
     """GET /market/products/{id}/candles?start=&end=&granularity= (300 a request, newest first;
     older pages asked for by moving the window [start, end) back to the oldest candle's open)"""
-    granularity = GRANULARITIES.get(period)
+    granularity = PERIODS.get(period)
     if granularity is None:
-        raise PluginError(f"Coinbase has no {period}-minute candles; periods: {', '.join(map(str, GRANULARITIES))}")
+        raise PluginError(f"Coinbase has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     path, step, wanted = f"{API}/market/products/{product_id(symbol)}/candles", period * 60, limit or 100
     end, candles, pages = api.now() // 1000, {}, []
     while len(candles) < wanted:
@@ -402,18 +407,12 @@ def load_markets(api, kind):
         if not _tradable(p):
             continue
         symbol = to_symbol(p["product_id"])
-        tick = number_or_zero(p.get("price_increment")) or number_or_zero(p.get("quote_increment"))
-        lot = number_or_zero(p.get("base_increment"))
-        found[str(symbol)] = {
-            "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(p.get("base_min_size")), "max_qty": number_or_zero(p.get("base_max_size")),
-            "min_notional": number_or_zero(p.get("quote_min_size")),
-            "max_notional": number_or_zero(p.get("quote_max_size")),
-            "ct_val": Decimal(0), "ct_val_ccy": "",
-            "quote_step": number_or_zero(p.get("quote_increment")),
-        }
+        found[str(symbol)] = market(
+            symbol, number_or_zero(p.get("price_increment")) or number_or_zero(p.get("quote_increment")),
+            number_or_zero(p.get("base_increment")),
+            min_qty=number_or_zero(p.get("base_min_size")), max_qty=number_or_zero(p.get("base_max_size")),
+            min_notional=number_or_zero(p.get("quote_min_size")), max_notional=number_or_zero(p.get("quote_max_size")),
+            quote_step=number_or_zero(p.get("quote_increment")))
     return found
 
 
@@ -490,8 +489,8 @@ def trade(api, symbol, order_type, price, amount):
     except PluginError as error:
         if error.code not in ("INSUFFICIENT_FUND", "PREVIEW_INSUFFICIENT_FUND"):
             raise
-        spends = symbol.quote if order_type == "buy" else symbol.base
-        raise PluginError(f"{error} (a {order_type} of {symbol} spends {spends})", code=error.code) from error
+        raise PluginError(f"{error} (a {order_type} of {symbol} spends {paid_in(symbol, order_type)})",
+                          code=error.code) from error
 
 
 def _new_client_id():
@@ -550,13 +549,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, oid), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any Coinbase endpoint (a path such as
-    /api/v3/brokerage/accounts), signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """A Coinbase order object as FMZ's Order. A market buy by quote_size has that quote amount as
     its amount; a market order has no price (0)."""
@@ -593,5 +585,5 @@ METHODS = {
     "order": order,
     "historyorders": historyorders,
     "cancel": cancel,
-    "__api_": io,
+    "__api_": signed_io,
 }
