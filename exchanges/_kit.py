@@ -37,7 +37,6 @@ DEADLINE_MIN_MS = 100         # and at least this (Binance's recvWindow and Bitv
                               # take 100..60000 ms)
 DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock must read before a late
                               # request counts as surely refused (its servers' clocks differ a little)
-CLOCK_MOVED_MS = 500          # a resync that moves the clock offset less than this proves the clock was right
 DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
@@ -459,13 +458,8 @@ class Api:
     def name(self):
         return self.exchange.NAME
 
-    @property
-    def clock_offset(self):
-        """ms to add to our clock to read the exchange's (0 until learnt)."""
-        return CLOCK_OFFSETS.get((self.name, self.base_url), 0)
-
     def now(self):
-        return now_ms() + self.clock_offset
+        return now_ms() + CLOCK_OFFSETS.get((self.name, self.base_url), 0)
 
     def get(self, path, params=None, *, signed, host=None, per_key=False):
         """A GET. `per_key=True` marks a signed read whose answer is the same for every caller
@@ -488,9 +482,7 @@ class Api:
         Reads retry once on a reset, timeout or 5xx, and wait once (RATE_LIMIT_WAIT) when the
         exchange says "too many requests"; writes never retry here (see place_once). A signed
         call refused for clock skew resyncs the offset and is sent once more: it was refused,
-        so this is safe even for orders; unless the exchange's clock turns out to agree with the
-        offset it was signed with (within CLOCK_MOVED_MS), when the refusal was about something
-        else (Coinbase's 401 says the same for a bad key as for a bad clock). `deadline=True` (orders, cancels) has the request carry
+        so this is safe even for orders. `deadline=True` (orders, cancels) has the request carry
         the exchange's validity deadline (Request.window_ms); an ambiguous failure then names it
         in PluginError.deadline, for wait_past."""
         if idempotent is None:
@@ -498,14 +490,11 @@ class Api:
         attempts = 2 if idempotent else 1
         once = lambda: self._call_once(method, path, params, signed, idempotent, host, deadline, per_key)
         for attempt in range(attempts):
-            offset = self.clock_offset
             try:
                 return once()
             except PluginError as error:
                 if signed and error.code in self.exchange.CLOCK_ERRORS:
                     self.sync_clock()
-                    if abs(self.clock_offset - offset) < CLOCK_MOVED_MS:
-                        raise                 # our clock was right: sending again changes nothing
                     return once()
                 retry_read = idempotent and attempt + 1 < attempts
                 if retry_read and error.rate_limited and error.code is not None:

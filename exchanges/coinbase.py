@@ -20,8 +20,8 @@ The signature itself is exchanges/_ecc.py, in pure Python (a few ms; README "Coi
 
 A refused JWT (bad key, bad signature, or a clock off by more than the token allows) is HTTP 401
 with the text body "Unauthorized": it is this module's one clock error, so the clock is resynced
-from GET /time, and the request is sent once more if our clock was off (it was refused, so this is
-safe for orders too); if the clock was right, the key itself was refused and that is the answer.
+from GET /time and the request sent once more (it was refused, so this is safe for orders too); a
+wrong key thus costs one clock read and a second refusal before its answer.
 
 Replies: a success is the endpoint's object ({"products": [...]}, {"order": {...}}); a refusal
 {"error": "NOT_FOUND", "message": "...", "error_details": "..."} with an HTTP 4xx/5xx status (CCXT

@@ -118,14 +118,15 @@ def test_a_key_name_with_spaces_is_refused(fake):
     assert fake.requests == []
 
 
-def test_a_wrong_key_is_unauthorized_without_a_second_try(fake):
-    """Coinbase answers 401 "Unauthorized" for every JWT it refuses. The plugin asks its clock
-    once (it might be the clock); the clock agrees, so the request is not sent again."""
+def test_a_wrong_key_is_unauthorized_after_one_clock_check(fake):
+    """Coinbase answers 401 "Unauthorized" for every JWT it refuses, a skewed clock's as a wrong
+    key's: the plugin reads Coinbase's clock and sends once more, then answers the refusal."""
     with client_of(fake) as plugin:
         plugin.access_key = "organizations/x/apiKeys/someone-else"
         error = plugin.error("accounts")
     assert error.startswith("Coinbase 401: Unauthorized") and "clock" in error
-    assert [target.split("?")[0] for _, target, _ in fake.requests] == [f"{API}/accounts", f"{API}/time"]
+    assert [target.split("?")[0] for _, target, _ in fake.requests] == \
+        [f"{API}/accounts", f"{API}/time", f"{API}/accounts"]
 
 
 def test_a_skewed_clock_is_learnt_from_coinbase(client, fake):
