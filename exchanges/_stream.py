@@ -105,12 +105,13 @@ class Channel:
         self.trades = None                   # rows oldest first, once seeded from REST
         self.streamed = []                   # trades streamed before the seed
         self.complete = False                # the seed held all the history REST had
+        self.parts = {}                      # what the dialect keeps between messages (a ticker's halves)
 
     def drop(self):
         """Forget the local copy (the connection dropped, or the book needs a resync)."""
         self.live, self.sent, self.confirmed_at = False, False, None
         self.raw = self.ticker = self.book = self.trades = None
-        self.streamed, self.complete = [], False
+        self.streamed, self.complete, self.parts = [], False, {}
 
 
 class Feed:
@@ -137,6 +138,18 @@ class Feed:
             if channel is not None:
                 channel.ticker, channel.raw = ticker, raw
                 self._connection.went_live(channel)
+
+    def topics(self):
+        """The topics this connection carries (a dialect whose pushes name a stream, not a
+        topic, finds its topic among them)."""
+        return list(self._connection.channels)
+
+    def parts(self, topic):
+        """A dict the dialect may keep for the channel between messages, e.g. the halves of a
+        ticker two of the exchange's channels make (emptied when the local copy is dropped); a
+        topic not subscribed gets a throwaway dict."""
+        channel = self._channel(topic)
+        return channel.parts if channel is not None else {}
 
     def book(self, topic):
         """The channel's Book to reset or update (a new one after a resync), or None."""
@@ -186,7 +199,7 @@ class Connection:
         self.connected_since = None          # ms, wall clock
         self.last_message = None             # monotonic time of the last message received
         self.counts = deque(maxlen=int(RATE_WINDOW) + 1)   # [second, messages received in it]
-        self.pinged = False                  # a keepalive ping is out since the last message
+        self.pinged = False                  # when a keepalive ping went out unanswered (monotonic), or False
         self.requests = deque()              # when each subscribe / unsubscribe / login was sent here
         self.reconnects = self.resyncs = 0
         self.stopping = threading.Event()
@@ -366,11 +379,14 @@ class Connection:
 
     def _chores(self, ws, now):
         """Keepalive, idle channels, pending subscriptions; False when nothing is left to carry."""
-        silent = now - self.last_message
+        heard = max(self.last_message, ws.last_frame)     # a pong to a ping frame counts
+        silent = now - heard
         if silent > self.exchange.STREAM_SILENCE:
             raise _websocket.WebSocketError(f"silent for {silent:.0f} s")
+        if self.pinged and ws.last_frame > self.pinged:
+            self.pinged = False              # the ping frame was answered
         if silent > self.exchange.STREAM_KEEPALIVE and not self.pinged:
-            self.pinged = True
+            self.pinged = now
             ping = self.exchange.stream_ping()
             if ping is None:
                 ws.ping()
@@ -472,10 +488,11 @@ def stream_urls(exchange, base_urls):
 
 
 def _on_host(url, host):
-    """`url`'s path and query on `host` (ws://127.0.0.1:8080)."""
+    """`url`'s path and query on `host` (ws://127.0.0.1:8080), after the host's own path if it
+    has one (ws://127.0.0.1:8080/futures: a proxy, or a fake serving two hosts' same paths)."""
     path = urllib.parse.urlsplit(url)
     moved = urllib.parse.urlsplit(host)
-    return urllib.parse.urlunsplit((moved.scheme, moved.netloc, path.path, path.query, ""))
+    return urllib.parse.urlunsplit((moved.scheme, moved.netloc, moved.path.rstrip("/") + path.path, path.query, ""))
 
 
 class Streams:
