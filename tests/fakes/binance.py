@@ -27,11 +27,12 @@ filters (PRICE_FILTER, LOT_SIZE, NOTIONAL / futures MIN_NOTIONAL), positionSide 
   Binance recomputes initial margin at the mark price.
 
 Its market streams (spot "WebSocket Streams", USDT-M "Websocket Market Streams") are served on the
-same port: spot at /ws (raw pushes; CCXT adds /N) and /stream (combined: {"stream", "data"}),
+same port: spot at /ws and /stream/ws (raw pushes; CCXT adds /N) and /stream (combined:
+{"stream", "data"}),
 futures the same under /futures (where the plugin's tests move `binance.ws.futures`) and under
 USDT-M's /public and /market hosts (where CCXT goes). {"method": "SUBSCRIBE" | "UNSUBSCRIBE" |
 "LIST_SUBSCRIPTIONS", "params": [...], "id": N} is answered {"result": ..., "id": N}, a bad one
-{"error": {"code", "msg"}, "id"}. Streams: <symbol>@ticker, @bookTicker, @depth5/10/20[@100ms]
+{"error": {"code", "msg"}, "id"}. Streams: <symbol>@ticker, @miniTicker, @bookTicker, @depth5/10/20[@100ms]
 (the top levels whole), @depth[@100ms] (diff updates chained by U/u, and pu on futures, after
 the lastUpdateId REST /depth gives), @trade and @aggTrade; a subscription gets the current
 ticker, book ticker and partial book at once, and every engine fill pushes the trade, the
@@ -68,8 +69,11 @@ FUTURES_MIN_NOTIONAL = D("5")        # BTCUSDT's MIN_NOTIONAL on Binance (reduce
 DEFAULT_FUNDING_HOURS = 8            # /fapi/v1/fundingInfo lists only the perpetuals that differ
 SEVEN_DAYS_MS = 7 * 86_400_000       # the futures allOrders window
 FIRST_UPDATE_ID = 1027024            # a book's lastUpdateId before any update
-WS_STREAM = re.compile(r"([a-z0-9]+)@(ticker|bookTicker|depth(?:5|10|20)?(?:@100ms|@1000ms)?|trade|aggTrade)")
-WS_HOSTS = {"": False, "/futures": True, "/public": True, "/market": True}   # path prefix -> futures
+WS_STREAM = re.compile(r"([a-z0-9]+)@(ticker|miniTicker|bookTicker|depth(?:5|10|20)?(?:@100ms|@1000ms)?|trade|aggTrade)")
+# path prefix -> futures: spot at the root and under /stream (CCXT tells a spot connection by
+# "/stream" in its URL, as the real host stream.binance.com has), futures under /futures (the
+# plugin's tests) and USDT-M's /public and /market (CCXT)
+WS_HOSTS = {"": False, "/stream": False, "/futures": True, "/public": True, "/market": True}
 
 INTERVAL_MS = {"1s": 1000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
@@ -974,7 +978,7 @@ class FakeBinance(FakeExchange):
     def _first_push(self, session, name, pair, kind):
         """What Binance's next tick would bring: the tickers and partial books (diffs and trades
         come when something changes)."""
-        if kind in ("ticker", "bookTicker") or WS_PARTIAL.fullmatch(kind):
+        if kind in ("ticker", "miniTicker", "bookTicker") or WS_PARTIAL.fullmatch(kind):
             self._ws_send(session, name, self._payload(pair, kind))
 
     def _ws_send(self, session, name, payload):
@@ -997,12 +1001,14 @@ class FakeBinance(FakeExchange):
         """A push of one stream kind (None: that kind does not push now)."""
         futures, now, text = pair in self.engine.swaps, self.now_ms(), functools.partial(self.text, pair)
         symbol = pair[0] + pair[1]
-        if kind == "ticker":
+        if kind in ("ticker", "miniTicker"):
             t = self.ticker_of(pair, futures)
             day = {"e": "24hrTicker", "E": now, "s": symbol, "p": t["priceChange"], "P": t["priceChangePercent"],
                    "w": t["weightedAvgPrice"], "c": t["lastPrice"], "Q": t["lastQty"], "o": t["openPrice"],
                    "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"],
                    "O": t["openTime"], "C": t["closeTime"], "F": t["firstId"], "L": t["lastId"], "n": t["count"]}
+            if kind == "miniTicker":
+                return {"e": "24hrMiniTicker", **{k: day[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")}}
             if not futures:
                 day.update(x=t["prevClosePrice"], b=t["bidPrice"], B=t["bidQty"], a=t["askPrice"], A=t["askQty"])
             return day
