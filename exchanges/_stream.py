@@ -27,12 +27,13 @@ The exchange's side is its dialect (exchanges/__init__.py documents it): URLs, l
 functions that build subscribe / unsubscribe / ping messages and read one received message into
 a Feed. This module never names an exchange.
 """
+import itertools
 import logging
 import socket
 import threading
 import time
 import urllib.parse
-from collections import deque
+from collections import OrderedDict, deque
 
 from exchanges import _websocket
 from exchanges._kit import PluginError, number_or_zero
@@ -430,6 +431,32 @@ def _keys_or_none(keys):
         return None
 
 
+def trades_wanted(exchange, kwargs):
+    """The trades a request wants: its limit, or what REST answers without one (TRADES_DEFAULT,
+    or {market kind: count} where the exchange's REST answers differently per kind)."""
+    default = exchange.TRADES_DEFAULT
+    return kwargs.get("limit") or (default[kwargs["symbol"].kind] if isinstance(default, dict) else default)
+
+
+class Requests:
+    """A dialect's subscribe requests awaiting the exchange's answer, by the request id it put in
+    them: new(topics) gives the next id, answered(id) the topics it carried (once). Ids never
+    answered (a dropped connection) are forgotten after `kept` newer ones."""
+
+    def __init__(self, kept=1000):
+        self.ids, self.waiting, self.kept = itertools.count(1), OrderedDict(), kept
+
+    def new(self, topics):
+        request_id = next(self.ids)
+        self.waiting[request_id] = list(topics)
+        while len(self.waiting) > self.kept:
+            self.waiting.popitem(last=False)
+        return request_id
+
+    def answered(self, request_id):
+        return self.waiting.pop(request_id, ())
+
+
 def _answer(exchange, channel, kwargs):
     """The local copy in the REST handler's shape, or None when REST must answer."""
     if channel.method == "ticker":
@@ -437,7 +464,7 @@ def _answer(exchange, channel, kwargs):
     if channel.method == "depth":
         levels = kwargs.get("limit") or exchange.DEPTH_DEFAULT
         return (channel.book.depth(levels), channel.raw) if levels <= exchange.STREAM_DEPTH else None
-    wanted = kwargs.get("limit") or exchange.TRADES_DEFAULT
+    wanted = trades_wanted(exchange, kwargs)
     if channel.trades is None or (len(channel.trades) < wanted and not channel.complete):
         return None
     return channel.trades[-wanted:], channel.raw
@@ -537,7 +564,7 @@ class Streams:
         started = time.monotonic()
         data, raw = rest()
         if connection is not None and method == "trades":
-            connection.seed(topic, data, started, kwargs.get("limit") or exchange.TRADES_DEFAULT)
+            connection.seed(topic, data, started, trades_wanted(exchange, kwargs))
         return data, raw
 
     def _route(self, exchange, method, kwargs, keys):

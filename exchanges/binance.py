@@ -24,18 +24,18 @@ about a futures order.
 """
 import hashlib
 import hmac
-import itertools
 import json
 import re
 import time
 import urllib.parse
-from collections import OrderedDict, namedtuple
+from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
                             candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
                             place_once, precision,
                             whole_or_zero)
+from exchanges._stream import Requests
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
@@ -177,9 +177,7 @@ STREAM_REQUESTS = (4, 1.0)           # SUBSCRIBE / UNSUBSCRIBE a second (5 messa
 STREAM_TOPICS = 100                  # channels a connection carries (a futures ticker is 2 of the 200 streams)
 STREAM_DEPTH = 20                    # levels a side of <symbol>@depth20
 STREAM_NAMES = {"ticker": ("@ticker",), "depth": ("@depth20@100ms",), "trades": ("@trade",)}
-_request_ids = itertools.count(1)
-_requested = OrderedDict()           # SUBSCRIBE id -> the topics it carries, until Binance answers
-REQUESTS_REMEMBERED = 1000
+SUBSCRIBING = Requests()             # SUBSCRIBE ids awaiting Binance's answer
 
 # FMZ period in minutes -> Binance kline interval (rest-api.md, "Kline/Candlestick chart intervals")
 INTERVALS = {
@@ -681,15 +679,11 @@ def stream_names(topic):
 
 def stream_subscribe(topics):
     """{"method": "SUBSCRIBE", "params": ["btcusdt@ticker", ...], "id": 7}"""
-    request_id = next(_request_ids)
-    _requested[request_id] = list(topics)
-    while len(_requested) > REQUESTS_REMEMBERED:           # answers that never came (a dropped connection)
-        _requested.popitem(last=False)
-    return [_request("SUBSCRIBE", topics, request_id)]
+    return [_request("SUBSCRIBE", topics, SUBSCRIBING.new(topics))]
 
 
 def stream_unsubscribe(topics):
-    return [_request("UNSUBSCRIBE", topics, next(_request_ids))]
+    return [_request("UNSUBSCRIBE", topics, SUBSCRIBING.new(()))]
 
 
 def _request(method, topics, request_id):
@@ -707,7 +701,7 @@ def stream_read(message, feed):
     {"stream": "btcusdt@trade", "data": {...}}."""
     reply = json.loads(message)
     if "stream" not in reply:
-        topics = _requested.pop(reply.get("id"), ())
+        topics = SUBSCRIBING.answered(reply.get("id"))
         if reply.get("result") is None and "error" not in reply:
             for topic in topics:
                 feed.subscribed(topic)

@@ -14,13 +14,14 @@ import zlib
 import pytest
 
 import fmz_plugin
-from exchanges import _stream, binance, okx
+from exchanges import _stream, binance, bybit, okx
 from tests.conftest import PluginClient, serving
 from tests.fakes.base import FakeExchange
 from tests.fakes.binance import FakeBinance
+from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import PASSPHRASE, FakeOKX
 
-TICKER_PATH, BOOKS_PATH, TRADES_PATH = "/api/v5/market/ticker", "/api/v5/market/books", "/api/v5/market/trades"
+TICKER_PATH = "/api/v5/market/ticker"
 PUBLIC = "/ws/v5/public"
 WAIT = 10.0        # seconds any awaited event may take at most (it takes milliseconds)
 
@@ -28,8 +29,10 @@ WAIT = 10.0        # seconds any awaited event may take at most (it takes millis
 class Venue:
     """What the exchange-neutral tests need to know of one exchange's stream and its fake."""
 
-    def __init__(self, name, fake_class, module, ws_urls, subscriptions, ticker_topic, secrets=(), contract=1):
+    def __init__(self, name, fake_class, module, ws_urls, subscriptions, ticker_topic, depth_topic=None,
+                 secrets=(), contract=1):
         self.name, self.fake_class, self.module = name, fake_class, module
+        self.depth_topic = depth_topic        # how BTC_USDT's depth channel appears there (a diff book)
         self.contract = contract              # the amount of one BTC_USDT.swap contract in the plugin's unit
         self.ws_urls = ws_urls                # fake -> the --base-url entries of its stream
         self.subscriptions = subscriptions    # (fake, op) -> the topics subscribed (or unsubscribed), in order
@@ -59,9 +62,23 @@ def binance_subscriptions(fake, op="subscribe"):
     return found
 
 
+def bybit_subscriptions(fake, op="subscribe"):
+    """The topics of every subscribe (or unsubscribe) the fake Bybit received, in order, less the
+    orderbook.1 a spot ticker takes along."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message)
+        if request.get("op") == op:
+            found += [arg for arg in request["args"] if not arg.startswith("orderbook.1.")]
+    return found
+
+
 VENUES = {
     "okx": Venue("okx", FakeOKX, okx, lambda fake: {"okx.ws": fake.ws_url}, okx_subscriptions,
-                 {"channel": "tickers", "instId": "BTC-USDT"}, secrets=(PASSPHRASE,)),
+                 {"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"},
+                 secrets=(PASSPHRASE,)),
+    "bybit": Venue("bybit", FakeBybit, bybit, lambda fake: {"bybit.ws": fake.ws_url}, bybit_subscriptions,
+                   "tickers.BTCUSDT", "orderbook.50.BTCUSDT", contract=0.01),
     "binance": Venue("binance", FakeBinance, binance,
                      lambda fake: {"binance.ws": fake.ws_url, "binance.ws.futures": fake.ws_url + "/futures"},
                      binance_subscriptions, "btcusdt@ticker", contract=0.01),
@@ -155,9 +172,6 @@ def stream_status(client):
     return client.server.settings.streams.status().get(client.fake.NAME, {})
 
 
-okx_status = stream_status
-
-
 def only(*names):
     """The test is about these exchanges' dialects."""
     return pytest.mark.parametrize("venue", [VENUES[name] for name in names], ids=list(names))
@@ -166,6 +180,7 @@ def only(*names):
 FIRST_SUBSCRIBE = {     # the subscribe message BTC_USDT's ticker sends, as each exchange documents it
     "okx": (PUBLIC, {"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}]}),
     "binance": ("/stream", {"method": "SUBSCRIBE", "params": ["btcusdt@ticker"]}),
+    "bybit": ("/v5/public/spot", {"op": "subscribe", "args": ["tickers.BTCUSDT", "orderbook.1.BTCUSDT"]}),
 }
 
 
@@ -179,6 +194,8 @@ def test_first_request_subscribes_as_the_exchange_documents(client, venue):
     sent = json.loads(message)
     if venue.name == "binance":
         assert isinstance(sent.pop("id"), int)           # Binance echoes the id in its answer
+    if venue.name == "bybit":
+        assert sent.pop("req_id").isdigit()              # ... and Bybit its req_id
     assert (path, sent) == FIRST_SUBSCRIBE[venue.name]
 
 
@@ -233,7 +250,7 @@ def test_a_fill_reaches_the_streamed_trades_and_ticker(client, venue, symbol):
         rows = client.data("trades", symbol=symbol)
         if rows[-1]["id"] != first[-1]["id"]:
             break
-    assert rows[-1]["type"] == "buy" and rows[-1]["price"] == 50000.1 and len(rows) == 100
+    assert rows[-1]["type"] == "buy" and rows[-1]["price"] == 50000.1 and len(rows) == len(rest)
     assert rows[-1]["time"] >= rows[0]["time"]
     assert rest_calls(client.fake) == calls
     for _ in range(5000):
@@ -243,9 +260,9 @@ def test_a_fill_reaches_the_streamed_trades_and_ticker(client, venue, symbol):
     assert moved["time"] > ticker["time"]
 
 
-@only("okx")
+@only("okx", "bybit")
 def test_an_update_changes_the_local_book(client):
-    from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
     client.fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "0"], ["50000.15", "0.25"]], bids=[["50000", "9"]])
     for _ in range(5000):
         book = client.data("depth", symbol="BTC_USDT", limit=5)
@@ -257,6 +274,7 @@ def test_an_update_changes_the_local_book(client):
 UNREADABLE = {          # a message that names a subscribed channel but carries nonsense
     "okx": '{"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": 7}',
     "binance": '{"stream": "btcusdt@ticker", "data": 7}',
+    "bybit": '{"topic": "tickers.BTCUSDT", "type": "snapshot", "data": 7}',
 }
 
 
@@ -276,14 +294,14 @@ def test_a_message_it_cannot_read_is_skipped(client, venue):
 
 # -- Book integrity --------------------------------------------------------------------------------
 
-@only("okx")
-@pytest.mark.parametrize("fault", ["checksum", "gap"])
-def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(client, fault):
-    from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
+@pytest.mark.parametrize("venue, fault", [(VENUES["okx"], "checksum"), (VENUES["okx"], "gap"),
+                                          (VENUES["bybit"], "gap")], ids=["okx-checksum", "okx-gap", "bybit-gap"])
+def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(client, venue, fault):
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
     client.fake.fault_next_book = fault
     client.fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "3"]])
-    client.fake.ws_wait(lambda: subscriptions(client.fake, "unsubscribe") == [{"channel": "books", "instId": "BTC-USDT"}])
-    client.fake.ws_wait(lambda: subscriptions(client.fake).count({"channel": "books", "instId": "BTC-USDT"}) == 2)
+    client.fake.ws_wait(lambda: subscriptions(client.fake, "unsubscribe") == [venue.depth_topic])
+    client.fake.ws_wait(lambda: subscriptions(client.fake).count(venue.depth_topic) == 2)
     for _ in range(5000):
         book = client.data("depth", symbol="BTC_USDT", limit=5)
         if book["asks"][0] == [50000.1, 3]:
@@ -291,12 +309,44 @@ def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(clie
     assert book["asks"][0] == [50000.1, 3]          # the fresh snapshot has the update
 
 
-@only("okx")
+@only("okx", "bybit")
 def test_resyncs_are_counted(repo_client):
-    from_stream(repo_client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
-    repo_client.fake.fault_next_book = "checksum"
+    from_stream(repo_client, None, "depth", symbol="BTC_USDT", limit=5)
+    repo_client.fake.fault_next_book = "gap"
     repo_client.fake.push_book_update(("BTC", "USDT"))
-    wait_state(repo_client, lambda: okx_status(repo_client).get("resyncs") == 1)
+    wait_state(repo_client, lambda: stream_status(repo_client).get("resyncs") == 1)
+
+
+@only("bybit")
+def test_bybit_a_u1_snapshot_after_a_restart_replaces_the_book(client):
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
+    client.fake.fault_next_book = "restart"
+    client.fake.push_book_update(("BTC", "USDT"), bids=[["50000", "7"]])
+    for _ in range(5000):
+        book = client.data("depth", symbol="BTC_USDT", limit=5)
+        if book["bids"][0] == [50000, 7]:
+            break
+    assert book["bids"][0] == [50000, 7]
+    client.fake.push_book_update(("BTC", "USDT"), bids=[["50000", "8"]])      # u = 2 follows the u = 1 snapshot
+    for _ in range(5000):
+        book = client.data("depth", symbol="BTC_USDT", limit=5)
+        if book["bids"][0] == [50000, 8]:
+            break
+    assert book["bids"][0] == [50000, 8] and not subscriptions(client.fake, "unsubscribe")
+
+
+@only("bybit")
+def test_bybit_linear_ticker_deltas_update_the_snapshot(client):
+    first = from_stream(client, None, "ticker", symbol="BTC_USDT.swap")
+    swap = next(pair for pair in client.fake.engine.swaps if pair[:2] == ("BTC", "USDT"))
+    client.fake.push_ticker_delta(swap, lastPrice="50123.5")
+    for _ in range(5000):
+        ticker = from_stream(client, None, "ticker", symbol="BTC_USDT.swap")
+        if ticker["last"] == 50123.5:
+            break
+    assert ticker["last"] == 50123.5
+    assert {k: v for k, v in ticker.items() if k not in ("last", "time")} == \
+        {k: v for k, v in first.items() if k not in ("last", "time")}          # the rest kept from the snapshot
 
 
 def test_book_checksum_is_a_signed_crc32_of_bid_then_ask_levels():
@@ -352,12 +402,15 @@ def test_silent_connection_is_closed_and_replaced(repo_client, venue, quick, mon
 
 # -- Keepalive, idle channels, limits --------------------------------------------------------------
 
-@only("okx")
-def test_okx_keepalive_pings_keep_the_connection(repo_client, quick, monkeypatch):
-    monkeypatch.setattr(okx, "STREAM_KEEPALIVE", 0.05)
+KEEPALIVE = {"okx": "ping", "bybit": '{"op": "ping"}'}     # the exchange's text ping
+
+
+@only("okx", "bybit")
+def test_text_keepalive_pings_keep_the_connection(repo_client, venue, quick, monkeypatch):
+    monkeypatch.setattr(venue.module, "STREAM_KEEPALIVE", 0.05)
     repo_client.fake.ws_idle_limit = 0.5                    # the fake closes a client silent this long
     repo_client.data("ticker", symbol="BTC_USDT")
-    pings = lambda: [m for p, m in list(repo_client.fake.ws_received) if m == "ping"]
+    pings = lambda: [m for p, m in list(repo_client.fake.ws_received) if m == KEEPALIVE[venue.name]]
     repo_client.fake.ws_wait(lambda: len(pings()) >= 5)
     assert repo_client.fake.ws_connections == 1
 
@@ -535,3 +588,10 @@ def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
     assert sorted(sessions.values()) == [["/private", "login key-A", "subscribe trades:X"],
                                          ["/private", "login key-B", "subscribe trades:X"],
                                          ["/public", "subscribe ticker:X"]]       # one, and no key
+
+
+def test_bybit_requests_carry_at_most_10_args():
+    from exchanges._kit import Symbol
+    topics = [("ticker", Symbol(base, "USDT")) for base in ("A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K")]
+    messages = [json.loads(message)["args"] for message in bybit.stream_subscribe(topics)]
+    assert max(map(len, messages)) <= bybit.STREAM_ARGS and sum(map(len, messages)) == 22      # ticker + orderbook.1
