@@ -17,6 +17,7 @@ pytest.importorskip("aiohttp")
 import ccxt.pro  # noqa: E402  (after the skip, as the file needs ccxt)
 
 from tests.fakes.binance import FakeBinance  # noqa: E402
+from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import FakeOKX  # noqa: E402
 
 WAIT = 10.0          # seconds any awaited message may take at most (it takes milliseconds)
@@ -160,4 +161,62 @@ def test_binance_watch_trades_sees_the_engines_fills():
 async def binance_subscribed(fake, name, futures=False):
     subscribed = lambda: any(name in names and fake.ws_kinds.get(session, (None,))[0] == futures
                              for session, names in list(fake.ws_subscriptions.items()))
+    await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
+
+
+# -- Bybit -----------------------------------------------------------------------------------------
+
+def bybit_client(fake):
+    client = ccxt.pro.bybit({"enableRateLimit": False, "timeout": 5000})
+    rest = {name: fake.url for name in ("spot", "futures", "v2", "public", "private")}
+    client.urls["api"] = {**rest, "ws": {"public": {kind: f"{fake.ws_url}/v5/public/{kind}" for kind in ("spot", "linear")}}}
+    client.has["fetchCurrencies"] = False
+    client.options["fetchMarkets"] = {"types": ["spot", "linear"]}
+    client.options["enableUnifiedAccount"] = True
+    client.options["enableUnifiedMargin"] = False
+    return client
+
+
+def bybit_swap(fake):
+    return next(pair for pair in fake.engine.swaps if pair[:2] == ("BTC", "USDT") and not fake.engine.swaps[pair]["inverse"])
+
+
+def test_bybit_watch_ticker_spot_and_linear_deltas():
+    async def check(client, fake):
+        ticker = await soon(client.watch_ticker("BTC/USDT"))
+        assert ticker["last"] == 50000 and ticker["symbol"] == "BTC/USDT" and ticker["timestamp"] > 1_600_000_000_000
+        swap = await soon(client.watch_ticker("BTC/USDT:USDT"))
+        assert (swap["bid"], swap["ask"], swap["last"]) == (50000, 50000.1, 50000)
+        fake.push_ticker_delta(bybit_swap(fake), lastPrice="50123.5")        # CCXT merges the delta
+        swap = await soon(client.watch_ticker("BTC/USDT:USDT"))
+        assert (swap["bid"], swap["last"]) == (50000, 50123.5)
+    watching(FakeBybit, bybit_client, check)
+
+
+@pytest.mark.parametrize("symbol", ["BTC/USDT", "BTC/USDT:USDT"])
+def test_bybit_watch_order_book_snapshot_and_deltas(symbol):
+    async def check(client, fake):
+        pair = ("BTC", "USDT") if symbol == "BTC/USDT" else bybit_swap(fake)
+        book = await soon(client.watch_order_book(symbol))                  # orderbook.50
+        assert book["asks"][0][0] == 50000.1 and len(book["bids"]) == 50
+        fake.push_book_update(pair, asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
+        book = await soon(client.watch_order_book(symbol))
+        assert book["asks"][0][0] == 50000.2 and book["bids"][0] == [50000.05, 2]
+    watching(FakeBybit, bybit_client, check)
+
+
+def test_bybit_watch_trades_sees_the_engines_fills():
+    async def check(client, fake):
+        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
+        await bybit_subscribed(fake, "publicTrade.BTCUSDT")
+        with fake.lock:
+            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
+        trades = await soon(waiting)
+        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USDT")]
+        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+    watching(FakeBybit, bybit_client, check)
+
+
+async def bybit_subscribed(fake, topic):
+    subscribed = lambda: any(topic in topics for topics in list(fake.ws_subscriptions.values()))
     await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)

@@ -739,15 +739,16 @@ class FakeBybit(FakeExchange):
             for match in found:
                 subscribed.add(match.group(0)) if op == "subscribe" else subscribed.discard(match.group(0))
                 if op == "subscribe":
-                    pair = self._pair(category, match.group(3))
-                    session.send_text(json.dumps(self._ws_first(pair, match.group(0), match.group(1))))
+                    first = self._ws_first(self._pair(category, match.group(3)), match.group(0), match.group(1))
+                    if first is not None:
+                        session.send_text(json.dumps(first))
             self.ws_changed.notify_all()
 
     def _ws_first(self, pair, topic, kind):
         if kind == "tickers":
             return self._ws_ticker(pair, topic)
         if kind == "publicTrade":
-            return {"topic": topic, "type": "snapshot", "ts": self.now_ms(), "data": []}
+            return None                  # trades come when they happen
         return self._ws_snapshot(pair, topic, int(kind.split(".")[1]))
 
     def _ws_ticker(self, pair, topic):
