@@ -106,7 +106,8 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       feed.topics() the topics the connection carries (to find the topic of a push
                       that names the exchange's stream); feed.parts(topic) a dict kept with the
                       channel until its copy is dropped (a ticker made of two of the exchange's
-                      channels, a ticker sent as a snapshot and then deltas).
+                      channels, a ticker sent as a snapshot and then deltas); feed.reply(text)
+                      answers the exchange's own keepalive on the connection (BingX's "Ping").
                       Pongs, acks of unsubscribe and notices need no call.
     The manager does everything else (connect, subscribe on first request, answer only while
     live, drop and reconnect, idle unsubscribe, status); a dialect never opens a socket.

@@ -181,6 +181,13 @@ class Feed:
             else:
                 channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
 
+    def reply(self, text):
+        """Answer the exchange on this connection: its own keepalive (BingX's "Ping" wants a
+        "Pong"), not counted as a request."""
+        ws = self._connection.ws
+        if ws is not None:
+            self._connection._send_all(ws, [text])
+
     def resync(self, topic, why):
         """The local copy is broken (a sequence gap, a failed checksum): drop it and subscribe
         again for a fresh snapshot."""

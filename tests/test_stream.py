@@ -14,10 +14,11 @@ import zlib
 import pytest
 
 import fmz_plugin
-from exchanges import _stream, binance, bybit, okx
+from exchanges import _stream, binance, bingx, bybit, okx
 from tests.conftest import PluginClient, serving
 from tests.fakes.base import FakeExchange
 from tests.fakes.binance import FakeBinance
+from tests.fakes.bingx import FakeBingX
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import PASSPHRASE, FakeOKX
 
@@ -73,12 +74,24 @@ def bybit_subscriptions(fake, op="subscribe"):
     return found
 
 
+def bingx_subscriptions(fake, op="subscribe"):
+    """The dataType of every sub (or unsub) the fake BingX received, in order."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message) if message.startswith("{") else {}
+        if request.get("reqType") == {"subscribe": "sub", "unsubscribe": "unsub"}[op]:
+            found.append(request["dataType"])
+    return found
+
+
 VENUES = {
     "okx": Venue("okx", FakeOKX, okx, lambda fake: {"okx.ws": fake.ws_url}, okx_subscriptions,
                  {"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"},
                  secrets=(PASSPHRASE,)),
     "bybit": Venue("bybit", FakeBybit, bybit, lambda fake: {"bybit.ws": fake.ws_url}, bybit_subscriptions,
                    "tickers.BTCUSDT", "orderbook.50.BTCUSDT", contract=0.01),
+    "bingx": Venue("bingx", FakeBingX, bingx, lambda fake: {"bingx.ws": fake.ws_url}, bingx_subscriptions,
+                   "BTC-USDT@ticker", contract=0.01),
     "binance": Venue("binance", FakeBinance, binance,
                      lambda fake: {"binance.ws": fake.ws_url, "binance.ws.futures": fake.ws_url + "/futures"},
                      binance_subscriptions, "btcusdt@ticker", contract=0.01),
@@ -181,6 +194,7 @@ FIRST_SUBSCRIBE = {     # the subscribe message BTC_USDT's ticker sends, as each
     "okx": (PUBLIC, {"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}]}),
     "binance": ("/stream", {"method": "SUBSCRIBE", "params": ["btcusdt@ticker"]}),
     "bybit": ("/v5/public/spot", {"op": "subscribe", "args": ["tickers.BTCUSDT", "orderbook.1.BTCUSDT"]}),
+    "bingx": ("/market", {"reqType": "sub", "dataType": "BTC-USDT@ticker"}),
 }
 
 
@@ -196,6 +210,8 @@ def test_first_request_subscribes_as_the_exchange_documents(client, venue):
         assert isinstance(sent.pop("id"), int)           # Binance echoes the id in its answer
     if venue.name == "bybit":
         assert sent.pop("req_id").isdigit()              # ... and Bybit its req_id
+    if venue.name == "bingx":
+        assert sent.pop("id").isdigit()                  # ... and BingX its id
     assert (path, sent) == FIRST_SUBSCRIBE[venue.name]
 
 
@@ -272,24 +288,24 @@ def test_an_update_changes_the_local_book(client):
 
 
 UNREADABLE = {          # a message that names a subscribed channel but carries nonsense
-    "okx": '{"arg": {"channel": "tickers", "instId": "BTC-USDT"}, "data": 7}',
-    "binance": '{"stream": "btcusdt@ticker", "data": 7}',
-    "bybit": '{"topic": "tickers.BTCUSDT", "type": "snapshot", "data": 7}',
+    "okx": '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": 7}',
+    "binance": '{"stream": "btcusdt@trade", "data": 7}',
+    "bybit": '{"topic": "publicTrade.BTCUSDT", "type": "snapshot", "data": 7}',
+    "bingx": '{"code": 0, "dataType": "BTC-USDT@trade", "data": 7}',
 }
 
 
 def test_a_message_it_cannot_read_is_skipped(client, venue):
-    from_stream(client, None, "ticker", symbol="BTC_USDT")
+    first = from_stream(client, None, "trades", symbol="BTC_USDT")
     for session in list(client.fake.ws_sessions):
         session.send_text("{not json")
         session.send_text(UNREADABLE[venue.name])
-    client.data("trade", symbol="BTC_USDT", type="buy", price=-1, amount=10)     # a fill moves the ticker
-    before = client.data("ticker", symbol="BTC_USDT")
+    client.data("trade", symbol="BTC_USDT", type="buy", price=-1, amount=10)     # a fill: a trade after them
     for _ in range(5000):
-        ticker = from_stream(client, None, "ticker", symbol="BTC_USDT")
-        if ticker["time"] != before["time"]:
+        rows = from_stream(client, None, "trades", symbol="BTC_USDT")
+        if rows[-1]["id"] != first[-1]["id"]:
             break
-    assert ticker["symbol"] == "BTC_USDT" and client.fake.ws_connections == 1
+    assert rows[-1]["price"] == 50000.1 and client.fake.ws_connections == 1
 
 
 # -- Book integrity --------------------------------------------------------------------------------
@@ -483,6 +499,53 @@ def test_no_key_travels_on_a_public_channel(client, venue):
     text = " ".join(message for _, message in client.fake.ws_received)
     for secret in (client.fake.ACCESS_KEY, client.fake.SECRET_KEY) + venue.secrets:
         assert secret not in text
+
+
+@only("bingx")
+def test_bingx_pings_are_answered_in_each_hosts_form(repo_client, quick):
+    fake = repo_client.fake
+    fake.ws_ping_every, fake.ws_pong_limit = 0.02, 0.5      # BingX: every 5 s
+    repo_client.data("ticker", symbol="BTC_USDT")
+    repo_client.data("ticker", symbol="BTC_USDT.swap")
+    answers = lambda path: [m for p, m in list(fake.ws_received) if p == path and "ub" not in m]
+    fake.ws_wait(lambda: len(answers("/swap-market")) >= 5 and len(answers("/market")) >= 5)
+    assert set(answers("/swap-market")) == {"Pong"}
+    assert all(set(json.loads(m)) == {"pong", "time"} for m in answers("/market"))
+    assert fake.ws_connections == 2
+
+
+@only("bingx")
+def test_bingx_frames_are_gzip_and_the_stream_answers_through_them(client):
+    from_stream(client, None, "trades", symbol="BTC_USDT.swap")
+    sent = []
+    session = client.fake.ws_sessions[0]
+    original, session.send_binary = session.send_binary, lambda data: (sent.append(data), original(data))
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=0.01)
+    client.fake.ws_wait(lambda: sent)
+    assert sent[0][:2] == b"\x1f\x8b"                     # gzip's magic: what BingX sends
+    for _ in range(5000):
+        rows = from_stream(client, None, "trades", symbol="BTC_USDT.swap")
+        if rows[-1]["price"] == 50000.1:
+            break
+    assert rows[-1]["price"] == 50000.1 and rows[-1]["type"] == "buy"
+
+
+class Answers:
+    """A Feed that records what a dialect answers the exchange (for stream_read alone)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def reply(self, text):
+        self.sent.append(text)
+
+
+def test_bingx_ping_in_a_gzip_frame_is_answered_pong():
+    import gzip
+    feed = Answers()
+    bingx.stream_read(gzip.compress(b"Ping"), feed)
+    bingx.stream_read(gzip.compress(b'{"ping": "5963ba3d", "time": "2023-10-02T18:51:55.089+0800"}'), feed)
+    assert feed.sent == ["Pong", '{"pong": "5963ba3d", "time": "2023-10-02T18:51:55.089+0800"}']
 
 
 def test_status_shows_the_stream(repo_client):
