@@ -103,8 +103,8 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       feed.trades(topic, rows, raw) with FMZ trade rows, oldest first;
                       feed.resync(topic, why) when a sequence gap or a checksum says the book is
                       wrong (the manager unsubscribes and subscribes again for a fresh snapshot);
-                      feed.topics() the topics the connection carries (to find the topic of a push
-                      that names the exchange's stream); feed.parts(topic) a dict kept with the
+                      feed.topic_named(name, names_of) the topic whose exchange names include
+                      `name` (a push that names the exchange's stream); feed.parts(topic) a dict kept with the
                       channel until its copy is dropped (a ticker made of two of the exchange's
                       channels, a ticker sent as a snapshot and then deltas); feed.reply(text)
                       answers the exchange's own keepalive on the connection (BingX's "Ping").

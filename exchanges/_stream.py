@@ -121,6 +121,7 @@ class Feed:
 
     def __init__(self, connection):
         self._connection = connection
+        self._named = {}                     # the exchange's stream name -> topic, for topic_named
 
     def _channel(self, topic):
         return self._connection.channels.get(topic)
@@ -140,10 +141,16 @@ class Feed:
                 channel.ticker, channel.raw = ticker, raw
                 self._connection.went_live(channel)
 
-    def topics(self):
-        """The topics this connection carries (a dialect whose pushes name a stream, not a
-        topic, finds its topic among them)."""
-        return list(self._connection.channels)
+    def topic_named(self, name, names_of):
+        """The topic this connection carries whose exchange names (`names_of(topic)`, a list)
+        include `name`, or None: for a dialect whose pushes name the exchange's stream
+        ("btcusdt@trade"), which alone may not say whose (spot or futures) it is. The index is
+        rebuilt only when a name is new or its topic gone."""
+        topic = self._named.get(name)
+        if topic is None or topic not in self._connection.channels:
+            self._named = {each: t for t in list(self._connection.channels) for each in names_of(t)}
+            topic = self._named.get(name)
+        return topic
 
     def parts(self, topic):
         """A dict the dialect may keep for the channel between messages, e.g. the halves of a

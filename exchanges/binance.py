@@ -707,7 +707,7 @@ def stream_read(message, feed):
                 feed.subscribed(topic)
         return
     name, data = reply["stream"], reply.get("data") or {}
-    topic = next((t for t in feed.topics() if name in stream_names(t)), None)
+    topic = feed.topic_named(name, stream_names)
     if topic is not None:
         STREAM_READERS[topic[0]](topic, name, data, reply, feed)
 

@@ -729,7 +729,7 @@ def stream_read(message, feed):
         return
     market, _, rest = name.partition("@")
     wanted = market + "@" + rest.split("@")[0]            # "BTC-USDT@depth20@500ms" is BTC-USDT@depth20's
-    topic = next((t for t in feed.topics() if data_type(t) == wanted), None)
+    topic = feed.topic_named(wanted, lambda t: [data_type(t)])
     if topic is not None:
         STREAM_READERS[topic[0]](topic, reply, feed)
 
