@@ -36,7 +36,7 @@ import urllib.parse
 from collections import OrderedDict, deque
 
 from exchanges import _websocket
-from exchanges._kit import PluginError, number_or_zero
+from exchanges._kit import POOL, PluginError, number_or_zero
 
 IDLE_AFTER = 300.0          # seconds a channel stays subscribed after the last request for it
 TICK = 1.0                  # seconds between two looks at keepalive, idle channels and pending subscriptions
@@ -223,18 +223,15 @@ class Connection:
                                        name=f"stream {exchange.NAME} {endpoint}")
 
     # -- the request threads' side
-    def read(self, topic, method, kwargs):
-        """(data, raw) from the local copy, or None (and the channel is subscribed when new)."""
+    def read(self, topic, kwargs):
+        """(data, raw) from the channel's local copy, or None while it cannot answer."""
         with self.lock:
             channel = self.channels.get(topic)
             if channel is None:
-                channel = self.channels[topic] = Channel(topic, method)
+                return None
             channel.requested = time.monotonic()
             if self.ws is not None and channel.live:
-                answer = _answer(self.exchange, channel, kwargs)
-                if answer is not None:
-                    return answer
-        self.subscribe_pending()
+                return _answer(self.exchange, channel, kwargs)
         return None
 
     def seed(self, topic, rows, started, asked):
@@ -339,7 +336,7 @@ class Connection:
     def _session(self):
         """Connect, subscribe, read until the connection fails or carries nothing more. True when
         it delivered data (the next reconnect then starts from the first backoff)."""
-        ws = _websocket.connect(self.url, CONNECT_TIMEOUT)
+        ws = _websocket.connect(self.url, CONNECT_TIMEOUT, context=POOL.tls)    # REST's verified TLS
         with self.lock:
             self.ws, self.last_message, self.pinged = ws, time.monotonic(), False
             self.connected_since = int(time.time() * 1000)
@@ -567,54 +564,67 @@ class Streams:
                     return predicate()
 
     def serve(self, exchange, method, kwargs, rest, keys=None):
-        """(data, raw) from the stream when it holds them, else rest() (and the channel is
-        subscribed for the next request). `keys()` gives the robot's parsed keys, asked only for
-        an endpoint in the exchange's STREAM_LOGIN."""
-        connection, topic = self._route(exchange, method, kwargs, keys)
+        """(data, raw) from the stream when it holds them, else rest(); a channel is subscribed
+        once REST has answered for it (a symbol the exchange refuses is never subscribed).
+        `keys()` gives the robot's parsed keys, asked only for an endpoint in STREAM_LOGIN."""
+        route = self._route(exchange, method, kwargs, keys)
+        connection = self._carrier(exchange, route) if route else None
         if connection is not None:
-            found = connection.read(topic, method, kwargs)
+            found = connection.read(route[-1], kwargs)
             if found is not None:
                 return found
         started = time.monotonic()
         data, raw = rest()
-        if connection is not None and method == "trades":
-            connection.seed(topic, data, started, trades_wanted(exchange, kwargs))
+        if route and not self.closed:
+            connection = connection or self._connection(exchange, route, method)
+            if method == "trades":
+                connection.seed(route[-1], data, started, trades_wanted(exchange, kwargs))
         return data, raw
 
     def _route(self, exchange, method, kwargs, keys):
-        """(connection, topic) that carries this request's channel, or (None, None)."""
+        """(endpoint, url, keys, topic) of this request's channel, or None when no stream serves it."""
         if method not in STREAMED or self.closed:
-            return None, None
+            return None
         urls = self.urls_of(exchange)
         symbol = kwargs.get("symbol")
         where = exchange.stream_topic(symbol, method) if urls and symbol is not None else None
         if where is None:
-            return None, None
+            return None
         endpoint, topic = where
         if endpoint not in exchange.STREAM_LOGIN:
             keys = None                      # public channels never carry a key
         else:
             keys = _keys_or_none(keys)
             if keys is None:
-                return None, None
-        return self._connection(exchange, endpoint, urls[endpoint], keys, topic, method), topic
+                return None
+        return endpoint, urls[endpoint], keys, topic
 
-    def _connection(self, exchange, endpoint, url, keys, topic, method):
-        """The connection carrying `topic`, or one with room for it (the channel is added under
-        this lock, so a connection that just emptied cannot retire with it), or a new one."""
+    def _carrier(self, exchange, route):
+        """The connection that carries the route's topic already, or None."""
+        endpoint, url, keys, topic = route
         with self.lock:
-            group = self.connections.setdefault((exchange.NAME, endpoint, url, keys), [])
-            for connection in group:
+            for connection in self.connections.get((exchange.NAME, endpoint, url, keys), ()):
                 if topic in connection.channels:
                     return connection
-            roomy = [c for c in group if len(c.channels) < exchange.STREAM_TOPICS]
+        return None
+
+    def _connection(self, exchange, route, method):
+        """The connection that now carries the route's topic: one with room for it (the channel is
+        added under this lock, so a connection that just emptied cannot retire with it), or a new
+        one. The subscription goes out at once when the connection is up, else when it connects."""
+        endpoint, url, keys, topic = route
+        with self.lock:
+            group = self.connections.setdefault((exchange.NAME, endpoint, url, keys), [])
+            carrying = [c for c in group if topic in c.channels]
+            roomy = carrying or [c for c in group if len(c.channels) < exchange.STREAM_TOPICS]
             connection = roomy[0] if roomy else Connection(self, exchange, endpoint, url, keys)
             with connection.lock:
-                connection.channels[topic] = Channel(topic, method)
+                connection.channels.setdefault(topic, Channel(topic, method))
             if not roomy:
                 group.append(connection)
                 connection.start()
-            return connection
+        connection.subscribe_pending()
+        return connection
 
     def retire_if_unused(self, connection):
         """True (and the connection forgotten) when it carries no channel: its thread ends."""

@@ -57,8 +57,10 @@ import calendar
 import re
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once, iso_ms, markets_answer,
-                            new_client_id, number_or_zero, one_or_all, order_size, place_once, precision)
+from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, market, markets_answer, number_or_zero,
+                            one_or_all)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Alpaca"
 BASE_URL = "https://api.alpaca.markets"
@@ -95,8 +97,13 @@ DAY_MS = 86_400_000
 STOCK_SPAN = 6
 TRADES_LOOKBACK_MS = {"crypto": DAY_MS, "us_equity": 7 * DAY_MS}
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025). Its crypto rates: its
+# stocks trade commission-free (--paper-fees 0 for those).
+FEES = {"spot": ("0.0015", "0.0025")}
+
 # FMZ period in minutes -> Alpaca bar timeframe
-BARS = {
+PERIODS = {
     1: "1Min", 3: "3Min", 5: "5Min", 15: "15Min", 30: "30Min",
     60: "1Hour", 120: "2Hour", 240: "4Hour", 360: "6Hour", 720: "12Hour",
     1440: "1Day", 10080: "1Week",
@@ -178,7 +185,7 @@ def _market_data(api, specs, path, params=None):
     """GET on the data host for the assets `specs` (all stocks or all crypto): /v2/stocks/...
     with the key's feed, or /v1beta3/crypto/us/..., asking for them by symbols=A,B. Signed (the
     keys travel with it) but the same for every caller with these keys: per_key lets robots on
-    one key share an identical read under way (_kit.SharedReads), never across keys."""
+    one key share an identical read under way (_kit.SHARED_READS), never across keys."""
     stock = specs[0]["asset_class"] == "us_equity"
     query = {"symbols": ",".join(spec["alpaca_symbol"] for spec in specs), **(params or {}),
              "feed": api.keys.feed if stock else None}
@@ -283,15 +290,8 @@ def _spec(a):
     else:
         tick, lot = number_or_zero(STOCK_TICK), number_or_zero(FRACTIONAL_STEP if fractionable else 1)
         minimum, min_notional = lot, number_or_zero(FRACTIONAL_MIN_USD if fractionable else None)
-    return {
-        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
-        "tick_size": tick, "amount_size": lot, "price_precision": precision(tick),
-        "amount_precision": precision(lot), "min_qty": minimum, "max_qty": number_or_zero(None),
-        "min_notional": min_notional, "max_notional": number_or_zero(None),
-        "ct_val": number_or_zero(None), "ct_val_ccy": "",
-        "alpaca_symbol": a["symbol"], "asset_class": "crypto" if crypto else "us_equity",
-        "fractionable": fractionable,
-    }
+    return market(symbol, tick, lot, min_qty=minimum, min_notional=min_notional, alpaca_symbol=a["symbol"],
+                  asset_class="crypto" if crypto else "us_equity", fractionable=fractionable)
 
 
 def markets(api):
@@ -372,15 +372,14 @@ def depth(api, symbol, limit=None):
     return {"time": _ms(book.get("t")), "asks": asks, "bids": bids}, reply
 
 
-def trades(api, symbol, limit=None):
-    """GET /v2/stocks/trades or GET /v1beta3/crypto/us/trades (the latest `limit`, default 100,
-    of the last day for crypto, the last week for a stock; answered oldest first). Crypto trades
+def trades(api, symbol):
+    """GET /v2/stocks/trades or GET /v1beta3/crypto/us/trades (the latest 100 of the last
+    day for crypto, the last week for a stock; answered oldest first). Crypto trades
     say the taker's side (tks B/S); stock trades do not, so a stock trade is a buy when its price
     is not below the one before (the tick test)."""
     spec = asset(api, symbol)
-    wanted = min(limit or 100, DATA_PAGE)
     start = api.now() - TRADES_LOOKBACK_MS[spec["asset_class"]]
-    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": wanted, "sort": "desc"})
+    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": 100, "sort": "desc"})
     rows = list(reversed(_data(reply, "trades", spec) or []))
     answer, previous = [], None
     for t in rows:
@@ -396,9 +395,9 @@ def records(api, symbol, period=60, limit=None):
     """GET /v2/stocks/bars or GET /v1beta3/crypto/us/bars (newest first with sort=desc, paged with
     next_page_token; answered oldest first). A stock has bars only while it trades, so its start
     looks further back (STOCK_SPAN)."""
-    timeframe = BARS.get(period)
+    timeframe = PERIODS.get(period)
     if timeframe is None:
-        raise PluginError(f"Alpaca has no {period}-minute bars; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"Alpaca has no {period}-minute bars; periods: {', '.join(map(str, PERIODS))}")
     spec = asset(api, symbol)
     wanted, span = limit or 100, period * 60_000
     back = wanted * span + span if spec["asset_class"] == "crypto" else wanted * span * STOCK_SPAN + 7 * DAY_MS
@@ -428,8 +427,8 @@ def accounts(api):
     account = _trading(api, "GET", "/v2/account")
     positions = _trading(api, "GET", "/v2/positions")
     cash = number_or_zero(account.get("cash"))
-    held = number_or_zero(account.get("equity")) - number_or_zero(account.get("long_market_value")) \
-        - number_or_zero(account.get("short_market_value")) - cash
+    held = (number_or_zero(account.get("equity")) - number_or_zero(account.get("long_market_value"))
+            - number_or_zero(account.get("short_market_value")) - cash)
     rows = [{"currency": account.get("currency") or "USD", "free": cash, "frozen": max(held, number_or_zero(0))}]
     for p in positions or []:
         qty, available = number_or_zero(p.get("qty")), number_or_zero(p.get("qty_available"))

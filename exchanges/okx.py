@@ -9,7 +9,7 @@ timestamp is ISO-8601 UTC with milliseconds and is also sent as OK-ACCESS-TIMEST
 refuses a timestamp more than 30 s away from its clock (50102), hence the clock offset.
 
 Orders carry the `expTime` header ("Transaction Timeouts": OKX does not process an order once its
-clock is past it), --timeout after signing, which is what lets _kit.place_once prove that an
+clock is past it), --timeout after signing, which is what lets _orders.place_once prove that an
 unanswered order was not placed. OKX takes expTime on placing and amending orders, not on cancels.
 
 Order ids given to FMZ are `INSTID,ORDID` (`ETH-USDT,123456`): order and cancel need no lookup.
@@ -27,9 +27,10 @@ import zlib
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, book_levels, cancel_once, candle_row,
-                            iso_ms, markets_answer, new_client_id, number_or_zero, one_or_all, order_size, place_once,
-                            precision, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, market,
+                            markets_answer, number_or_zero, one_or_all, signed_io, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
@@ -73,7 +74,7 @@ RATE_LIMITS = {
 INST_TYPES = {"spot": "SPOT", "swap": "SWAP"}
 PAGE = 100                           # max rows per page of the order lists
 DEPTH_DEFAULT = 20                   # levels a side when the docker asks no limit
-TRADES_DEFAULT = 100                 # trades when the docker asks no limit
+TRADES_DEFAULT = 100                 # trades a `trades` answer holds
 
 # The stream (WebSocket API, docs-v5 "WebSocket"): tickers, books (400 levels: a snapshot, then
 # updates chained by seqId/prevSeqId and checked by a CRC32 of the top 25 levels) and trades on
@@ -92,9 +93,13 @@ STREAM_DEPTH = 400                   # levels a side the books channel keeps
 STREAM_CHANNELS = {"ticker": "tickers", "depth": "books", "trades": "trades"}
 CHECKSUM_LEVELS = 25
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.0008", "0.001"), "swap": ("0.0002", "0.0005")}
+
 # FMZ period in minutes -> OKX candle bar. Daily and longer bars use the UTC-aligned variants
 # so candle times fall on UTC midnight, as they do on every other exchange.
-BARS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1H", 120: "2H", 240: "4H", 360: "6Hutc", 720: "12Hutc",
     1440: "1Dutc", 10080: "1Wutc",
@@ -127,8 +132,8 @@ def parse_keys(access_key, secret_key):
         raise PluginError("OKX keys: access_key must be the API key and secret_key must be "
                           "SECRET,PASSPHRASE (optionally followed by ,simulate and/or ,isolated)")
     options = parts[2:]
-    if any(o not in KEY_OPTIONS for o in options) or len(set(options)) < len(options) \
-            or {"isolated", "cross"} <= set(options):
+    if (any(o not in KEY_OPTIONS for o in options) or len(set(options)) < len(options)
+            or {"isolated", "cross"} <= set(options)):
         raise PluginError("OKX keys: after SECRET,PASSPHRASE the secret_key takes only the options "
                           "simulate and one of isolated / cross")
     margin_mode = "isolated" if "isolated" in options else "cross"
@@ -240,10 +245,9 @@ def depth(api, symbol, limit=None):
             "bids": book_levels(book.get("bids"))}, reply
 
 
-def trades(api, symbol, limit=None):
-    """GET /api/v5/market/trades (newest first, up to 500; answered oldest first)"""
-    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": min(limit or TRADES_DEFAULT, 500)},
-                    signed=False)
+def trades(api, symbol):
+    """GET /api/v5/market/trades (newest first, the latest 100 of up to 500; answered oldest first)"""
+    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": TRADES_DEFAULT}, signed=False)
     return [_trade(t) for t in _data(reply)][::-1], reply
 
 
@@ -254,9 +258,9 @@ def _trade(t):
 
 def records(api, symbol, period=60, limit=None):
     """GET /api/v5/market/candles (newest first, 300 a page; paged back with `after`)"""
-    bar = BARS.get(period)
+    bar = PERIODS.get(period)
     if bar is None:
-        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, after = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = api.get("/api/v5/market/candles", {"instId": inst_id(symbol), "bar": bar,
@@ -286,15 +290,9 @@ def load_markets(api, kind):
             continue
         symbol = to_symbol(inst["instId"])
         tick, lot = number_or_zero(inst.get("tickSz")), number_or_zero(inst.get("lotSz"))
-        markets[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(inst.get("minSz")), "max_qty": number_or_zero(inst.get("maxLmtSz")),
-            "min_notional": Decimal(0), "max_notional": Decimal(0),
-            "ct_val": number_or_zero(inst.get("ctVal")), "ct_val_ccy": inst.get("ctValCcy", ""),
-        }
+        markets[str(symbol)] = market(
+            symbol, tick, lot, min_qty=number_or_zero(inst.get("minSz")), max_qty=number_or_zero(inst.get("maxLmtSz")),
+            ct_val=number_or_zero(inst.get("ctVal")), ct_val_ccy=inst.get("ctValCcy", ""))
     return markets
 
 
@@ -456,12 +454,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any OKX endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """An OKX order object as FMZ's Order: `type` is the side that went to the book, `offset`
     whether a swap order opens or closes (reduceOnly in net_mode; sell on posSide long or buy on
@@ -603,5 +595,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }

@@ -23,7 +23,7 @@ import time
 import pytest
 
 import fmz_plugin
-from exchanges import _kit, _paper
+from exchanges import _kit, _paper, _throttle
 from tests.fakes.base import SERVE_POLL
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
@@ -292,7 +292,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     _kit.MARKETS.clear()
-    _kit.THROTTLE.clear()
+    _throttle.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.CLOCK_OFFSETS.clear()
     yield
@@ -316,6 +316,29 @@ def okx(plugin_server, okx_fake):
     client = PluginClient(plugin_server, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
     client.fake = okx_fake
     return client
+
+
+def exchange_fixtures(fake_class, both_modes=False):
+    """The two fixtures every tests/test_<exchange>.py declares, under one name each:
+    `fake, client = exchange_fixtures(FakeX)`. `fake` is the exchange's fake; `client` a
+    PluginClient with the fake's keys (its fake at `.fake`, its URL at `.url`), for a plugin in
+    this process, or with `both_modes` for each of PLUGIN_MODES (the repo and the bundle)."""
+    @pytest.fixture
+    def fake():
+        with fake_class() as server:
+            yield server
+
+    def client(fake):
+        with client_of(fake) as plugin:
+            yield plugin
+
+    def client_in_both_modes(request, plugin_mode, fake):
+        with running_plugin(request, plugin_mode, fake, fake.NAME.lower()) as (url, server):
+            plugin = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+            plugin.fake, plugin.server = fake, server
+            yield plugin
+
+    return fake, pytest.fixture(client_in_both_modes if both_modes else client, name="client")
 
 
 @pytest.fixture(params=list(FAKES))

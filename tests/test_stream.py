@@ -215,6 +215,13 @@ def test_first_request_subscribes_as_the_exchange_documents(client, venue):
     assert (path, sent) == FIRST_SUBSCRIBE[venue.name]
 
 
+def test_a_symbol_the_exchange_refuses_is_never_subscribed(client, venue):
+    assert client.error("ticker", symbol="NOPE_USDT")
+    client.data("ticker", symbol="BTC_USDT")
+    client.fake.ws_wait(lambda: subscriptions(client.fake))
+    assert subscriptions(client.fake) == [venue.ticker_topic]
+
+
 @only("binance")
 def test_binance_futures_stream_on_its_own_host_with_the_book_ticker(client):
     client.data("ticker", symbol="ETH_USDT.swap")
