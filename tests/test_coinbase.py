@@ -16,23 +16,14 @@ pytest.importorskip("cryptography")
 
 from exchanges import _kit, coinbase  # noqa: E402
 from exchanges._kit import PluginError, Request, Symbol  # noqa: E402
-from tests.conftest import PluginClient, client_of  # noqa: E402
+from tests.conftest import PluginClient, client_of, exchange_fixtures  # noqa: E402
 from tests.fakes.coinbase import (EC_PEM, EC_PKCS8_PEM, ED25519_NAME, ED25519_SECRET, KEY_NAME,  # noqa: E402
                                   FakeCoinbase)
 
 API = "/api/v3/brokerage"
 
 
-@pytest.fixture
-def fake():
-    with FakeCoinbase() as exchange:
-        yield exchange
-
-
-@pytest.fixture
-def client(fake):
-    with client_of(fake) as plugin:
-        yield plugin
+fake, client = exchange_fixtures(FakeCoinbase)
 
 
 def decoded(token):
