@@ -117,8 +117,12 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       book.sequence free for the dialect's update ids), then feed.depth(topic, raw);
                       feed.trades(topic, rows, raw) with FMZ trade rows, oldest first;
                       feed.resync(topic, why) when a sequence gap or a checksum says the book is
-                      wrong (the manager unsubscribes and subscribes again for a fresh snapshot).
-                      Pongs, acks of unsubscribe and notices need no call.
+                      wrong (the manager unsubscribes and subscribes again for a fresh snapshot);
+                      feed.state(topic), a dict kept with the local copy for what the dialect
+                      needs between messages (a ticker updated by deltas); feed.send(text) for a
+                      message the exchange expects in answer (BingX's "Pong", a snapshot request).
+                      Data for a topic confirms its subscription too (Binance's and Bybit's acks
+                      do not name the topic). Pongs, acks of unsubscribe and notices need no call.
     The manager does everything else (connect, subscribe on first request, answer only while
     live, drop and reconnect, idle unsubscribe, status); a dialect never opens a socket.
 

@@ -105,67 +105,75 @@ class Channel:
         self.trades = None                   # rows oldest first, once seeded from REST
         self.streamed = []                   # trades streamed before the seed
         self.complete = False                # the seed held all the history REST had
+        self.state = {}                      # the dialect's own (Feed.state)
 
     def drop(self):
         """Forget the local copy (the connection dropped, or the book needs a resync)."""
         self.live, self.sent, self.confirmed_at = False, False, None
         self.raw = self.ticker = self.book = self.trades = None
-        self.streamed, self.complete = [], False
+        self.streamed, self.complete, self.state = [], False, {}
 
 
 class Feed:
-    """What a dialect's stream_read(message, feed) calls to update the local copy. `topic` is
-    the dialect's own topic, as stream_topic gave it; a topic not subscribed is ignored."""
+    """What a dialect's stream_read(message, feed) calls to update the local copy; it runs under
+    the connection's lock. `topic` is the dialect's own topic, as stream_topic gave it; a topic
+    not subscribed is ignored. Data for a topic also confirms its subscription (an exchange whose
+    acknowledgement does not name the topic needs no subscribed() call)."""
 
     def __init__(self, connection):
         self._connection = connection
 
     def _channel(self, topic):
-        return self._connection.channels.get(topic)
+        channel = self._connection.channels.get(topic)
+        if channel is not None and channel.confirmed_at is None:
+            channel.confirmed_at = time.monotonic()
+        return channel
 
     def subscribed(self, topic):
         """The exchange confirmed the subscription."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is not None and channel.confirmed_at is None:
-                channel.confirmed_at = time.monotonic()
+        self._channel(topic)
 
     def ticker(self, topic, ticker, raw):
         """A whole ticker in FMZ's shape (the REST handler's mapping)."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is not None:
-                channel.ticker, channel.raw = ticker, raw
-                self._connection.went_live(channel)
+        channel = self._channel(topic)
+        if channel is not None:
+            channel.ticker, channel.raw = ticker, raw
+            self._connection.went_live(channel)
 
     def book(self, topic):
         """The channel's Book to reset or update (a new one after a resync), or None."""
         channel = self._channel(topic)
-        if channel is None:
-            return None
-        if channel.book is None:
+        if channel is not None and channel.book is None:
             channel.book = Book()
-        return channel.book
+        return channel and channel.book
 
     def depth(self, topic, raw):
         """The book was updated and checked: it may answer."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is not None and channel.book is not None:
-                channel.raw = raw
-                self._connection.went_live(channel)
+        channel = self._channel(topic)
+        if channel is not None and channel.book is not None:
+            channel.raw = raw
+            self._connection.went_live(channel)
 
     def trades(self, topic, rows, raw):
         """New trades in FMZ's shape, oldest first."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is None:
-                return
-            channel.raw = raw
-            if channel.trades is None:
-                channel.streamed = (channel.streamed + rows)[-TRADES_KEPT:]
-            else:
-                channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
+        channel = self._channel(topic)
+        if channel is None:
+            return
+        channel.raw = raw
+        if channel.trades is None:
+            channel.streamed = (channel.streamed + rows)[-TRADES_KEPT:]
+        else:
+            channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
+
+    def state(self, topic):
+        """A dict the dialect keeps what it needs between messages in (a ticker that updates come
+        as deltas to), emptied with the local copy; None for a topic not subscribed."""
+        channel = self._connection.channels.get(topic)
+        return None if channel is None else channel.state
+
+    def send(self, text):
+        """A message the exchange expects in answer (BingX's "Pong", a book snapshot request)."""
+        self._connection._send_all(self._connection.ws, [text])
 
     def resync(self, topic, why):
         """The local copy is broken (a sequence gap, a failed checksum): drop it and subscribe

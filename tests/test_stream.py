@@ -417,3 +417,43 @@ def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
     assert sorted(sessions.values()) == [["/private", "login key-A", "subscribe trades:X"],
                                          ["/private", "login key-B", "subscribe trades:X"],
                                          ["/public", "subscribe ticker:X"]]       # one, and no key
+
+
+class Chatty(Acme):
+    """A dialect whose exchange pings in text ("Ping" wants "Pong") and sends ticker deltas."""
+    STREAM_LOGIN = ()
+
+    @staticmethod
+    def stream_read(message, feed):
+        if message == "Ping":
+            return feed.send("Pong")
+        _, symbol, field, value = message.split()          # "delta X last 5": no ack names the topic
+        state = feed.state(("ticker", symbol))
+        state[field] = int(value)
+        feed.ticker(("ticker", symbol), {"symbol": symbol, **state}, message)
+
+
+def test_a_dialect_answers_the_exchange_and_keeps_state_between_deltas():
+    def chatty(session):
+        assert session.receive() == "subscribe ticker:X"
+        server.ws_note(session, "subscribed")
+        session.send_text("Ping")
+        server.ws_note(session, session.receive())
+        session.send_text("delta X last 5")
+        session.send_text("delta X buy 4")
+        server.ws_note(session, session.receive())         # until the client goes
+
+    with FakeExchange() as server:
+        server.ws_routes = {"/public": chatty}
+        dialect, streams = Chatty(server), _stream.Streams(lambda exchange: exchange.STREAM_URLS)
+        rest = lambda: ({"symbol": "X", "from": "REST"}, None)
+        try:
+            assert streams.serve(dialect, "ticker", {"symbol": "X"}, rest) == rest()
+            server.ws_wait(lambda: [m for _, m in server.ws_received] == ["subscribed", "Pong"])
+            for _ in range(100000):                       # ask until both deltas are in
+                answer = streams.serve(dialect, "ticker", {"symbol": "X"}, rest)[0]
+                if answer == {"symbol": "X", "last": 5, "buy": 4}:
+                    break
+            assert answer == {"symbol": "X", "last": 5, "buy": 4}
+        finally:
+            streams.close()
