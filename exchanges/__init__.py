@@ -120,7 +120,8 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       wrong (the manager unsubscribes and subscribes again for a fresh snapshot);
                       feed.state(topic), a dict kept with the local copy for what the dialect
                       needs between messages (a ticker updated by deltas); feed.send(text) for a
-                      message the exchange expects in answer (BingX's "Pong", a snapshot request).
+                      message the exchange expects in answer (BingX's "Pong", a snapshot request);
+                      feed.reconnect(why) when the exchange announces it will close the connection.
                       Data for a topic confirms its subscription too (Binance's and Bybit's acks
                       do not name the topic). Pongs, acks of unsubscribe and notices need no call.
     The manager does everything else (connect, subscribe on first request, answer only while

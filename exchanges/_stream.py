@@ -180,6 +180,13 @@ class Feed:
         again for a fresh snapshot."""
         self._connection.resync(topic, why)
 
+    def reconnect(self, why):
+        """The exchange announced it will close this connection (a service upgrade): end it now,
+        so answers go to REST at once, and connect again."""
+        log.info("%s stream %s: %s; connecting again", self._connection.exchange.NAME, self._connection.endpoint,
+                 str(why)[:200])
+        self._connection.ws.abort()
+
 
 # -- One connection --------------------------------------------------------------------------------
 

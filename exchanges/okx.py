@@ -528,7 +528,7 @@ def stream_ping():
 
 
 def stream_read(message, feed):
-    """One message from OKX: an event (subscribe, unsubscribe, error), a "pong", or a push
+    """One message from OKX: an event (subscribe, unsubscribe, error, notice), a "pong", or a push
     {"arg": {"channel", "instId"}, ["action",] "data": [...]}."""
     if message == "pong":
         return
@@ -537,6 +537,8 @@ def stream_read(message, feed):
     topic = (arg.get("channel"), arg.get("instId"))
     if reply.get("event") == "subscribe":
         feed.subscribed(topic)
+    elif reply.get("event") == "notice":         # 64008: the connection closes soon for an upgrade
+        feed.reconnect(f"OKX {reply.get('code')}: {reply.get('msg')}")
     elif not reply.get("event") and topic[0] in STREAM_READERS:
         STREAM_READERS[topic[0]](topic, reply, feed)
 

@@ -252,6 +252,16 @@ def test_a_stream_host_that_refuses_the_upgrade_leaves_rest_answering(request, p
             assert rest_calls(fake, BOOKS_PATH) == count
 
 
+def test_okx_notice_of_an_upgrade_reconnects_at_once(repo_client, quick):
+    from_stream(repo_client, TICKER_PATH, "ticker", symbol="BTC_USDT")
+    notice = {"event": "notice", "code": "64008", "msg": "The connection will soon be closed for a service upgrade. "
+                                                         "Please reconnect.", "connId": "fake"}
+    for session in list(repo_client.fake.ws_sessions):
+        session.send_text(json.dumps(notice))
+    repo_client.fake.ws_wait(lambda: repo_client.fake.ws_connections == 2 and len(subscriptions(repo_client.fake)) == 2)
+    assert from_stream(repo_client, TICKER_PATH, "ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
 def test_silent_connection_is_closed_and_replaced(repo_client, quick, monkeypatch):
     monkeypatch.setattr(okx, "STREAM_KEEPALIVE", 0.05)
     monkeypatch.setattr(okx, "STREAM_SILENCE", 0.3)
