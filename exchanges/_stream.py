@@ -16,9 +16,9 @@ copy, in the shapes the REST handler gives. The rules, the same for every exchan
   connection silent for STREAM_SILENCE seconds is closed and replaced.
 - A channel nobody asked for in IDLE_AFTER seconds is unsubscribed; a connection left with
   none closes and its thread ends.
-- depth deeper than the stream keeps (STREAM_DEPTH) is served by REST; trades are answered once
-  the stream was seeded by a REST answer fetched after the subscription was confirmed (a
-  stream has no history), and while it holds as many rows as asked.
+- depth deeper than the stream keeps (STREAM_DEPTH) is served by REST; trades and records are
+  answered once the stream was seeded by a REST answer fetched after the subscription was
+  confirmed (a stream has no history), and while it holds as many rows as asked.
 - Public channels never carry a key: a connection gets the robot's keys only for an endpoint
   the exchange lists in STREAM_LOGIN (an authenticated data stream; private streams later),
   and then it is one connection per key.
@@ -42,9 +42,14 @@ TICK = 1.0                  # seconds between two looks at keepalive, idle chann
 CONNECT_TIMEOUT = 10.0      # seconds for TCP, TLS and the upgrade handshake
 BACKOFF_FIRST = 0.5         # seconds before the first reconnect; doubled after each failed one ...
 BACKOFF_MAX = 30.0          # ... up to this
-TRADES_KEPT = 1000          # trades kept per symbol (more than any exchange's REST page)
+ROWS_KEPT = 5000            # trades or candles kept per channel: as many as a request may ask (MAX_RECORDS)
 RATE_WINDOW = 10.0          # seconds over which messages per second are counted
-STREAMED = ("ticker", "depth", "trades")     # the protocol methods a stream can answer
+STREAMED = ("ticker", "depth", "trades", "records")     # the protocol methods a stream can answer
+SEEDED = ("trades", "records")          # ... whose history comes from a REST answer, then the stream
+# How rows of a seeded method are told apart (a candle still open comes again with the same open
+# time and replaces the row) and ordered.
+ROW_KEY = {"trades": lambda row: row["id"], "records": lambda row: row[0]}
+ROW_TIME = {"trades": lambda row: row["time"], "records": lambda row: row[0]}
 
 log = logging.getLogger("fmz_plugin")
 
@@ -102,15 +107,15 @@ class Channel:
         self.raw = None                      # the exchange's last message for it
         self.ticker = None
         self.book = None
-        self.trades = None                   # rows oldest first, once seeded from REST
-        self.streamed = []                   # trades streamed before the seed
+        self.rows = None                     # trades or candles oldest first, once seeded from REST
+        self.streamed = []                   # rows streamed before the seed
         self.complete = False                # the seed held all the history REST had
         self.state = {}                      # the dialect's own (Feed.state)
 
     def drop(self):
         """Forget the local copy (the connection dropped, or the book needs a resync)."""
         self.live, self.sent, self.confirmed_at = False, False, None
-        self.raw = self.ticker = self.book = self.trades = None
+        self.raw = self.ticker = self.book = self.rows = None
         self.streamed, self.complete, self.state = [], False, {}
 
 
@@ -156,14 +161,21 @@ class Feed:
 
     def trades(self, topic, rows, raw):
         """New trades in FMZ's shape, oldest first."""
+        self._rows(topic, rows, raw)
+
+    def candles(self, topic, rows, raw):
+        """Candles in FMZ's shape [time, open, high, low, close, volume], oldest first; the one
+        still open comes again with the same time and replaces the row."""
+        self._rows(topic, rows, raw)
+
+    def _rows(self, topic, rows, raw):
         channel = self._channel(topic)
-        if channel is None:
-            return
-        channel.raw = raw
-        if channel.trades is None:
-            channel.streamed = (channel.streamed + rows)[-TRADES_KEPT:]
-        else:
-            channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
+        if channel is not None:
+            channel.raw = raw
+            if channel.rows is None:
+                channel.streamed = merged(channel.method, channel.streamed, rows)
+            else:
+                channel.rows = merged(channel.method, channel.rows, rows)
 
     def state(self, topic):
         """A dict the dialect keeps what it needs between messages in (a ticker that updates come
@@ -222,15 +234,13 @@ class Connection:
         return None
 
     def seed(self, topic, rows, started, asked):
-        """A REST trades answer fetched after the subscription was confirmed seeds the stream."""
+        """A REST answer (trades, records) fetched after the subscription was confirmed seeds the
+        stream; the rows streamed meanwhile follow it (or replace its rows of the same key)."""
         with self.lock:
             channel = self.channels.get(topic)
             if channel is None or self.ws is None or channel.confirmed_at is None or started < channel.confirmed_at:
                 return
-            seen = {row["id"] for row in rows}
-            merged = list(rows) + [row for row in channel.streamed if row["id"] not in seen]
-            merged.sort(key=lambda row: row["time"])
-            channel.trades, channel.streamed = merged[-TRADES_KEPT:], []
+            channel.rows, channel.streamed = merged(channel.method, list(rows), channel.streamed), []
             channel.complete = channel.complete or len(rows) < asked
             self.went_live(channel)
 
@@ -433,10 +443,43 @@ def _answer(exchange, channel, kwargs):
     if channel.method == "depth":
         levels = kwargs.get("limit") or exchange.DEPTH_DEFAULT
         return (channel.book.depth(levels), channel.raw) if levels <= exchange.STREAM_DEPTH else None
-    wanted = kwargs.get("limit") or exchange.TRADES_DEFAULT
-    if channel.trades is None or (len(channel.trades) < wanted and not channel.complete):
+    wanted = _rows_wanted(exchange, channel.method, kwargs)
+    if channel.rows is None or (len(channel.rows) < wanted and not channel.complete):
         return None
-    return channel.trades[-wanted:], channel.raw
+    return channel.rows[-wanted:], channel.raw
+
+
+def _rows_wanted(exchange, method, kwargs):
+    return kwargs.get("limit") or (exchange.TRADES_DEFAULT if method == "trades" else exchange.RECORDS_DEFAULT)
+
+
+def merged(method, rows, new):
+    """`rows` (oldest first) with `new` rows: one of the same key is replaced (a candle still
+    open, a trade seen twice), a later one appended, an earlier one merged in by time; at most
+    ROWS_KEPT kept."""
+    key, when = ROW_KEY[method], ROW_TIME[method]
+    for index, row in enumerate(new):
+        if rows and when(row) < when(rows[-1]):
+            fresh = {key(r) for r in new[index:]}
+            rows = sorted([r for r in rows if key(r) not in fresh] + new[index:], key=when)
+            break
+        same = _same_key_at_the_end(rows, row, key, when)
+        if same is None:
+            rows.append(row)
+        else:
+            rows[same] = row
+    del rows[:-ROWS_KEPT]
+    return rows
+
+
+def _same_key_at_the_end(rows, row, key, when):
+    """The index of a row with row's key among the last rows of row's time, or None."""
+    for index in range(len(rows) - 1, -1, -1):
+        if when(rows[index]) < when(row):
+            return None
+        if key(rows[index]) == key(row):
+            return index
+    return None
 
 
 # -- Every exchange's connections ------------------------------------------------------------------
@@ -534,8 +577,8 @@ class Streams:
         data, raw = rest()
         if route and not self.closed:
             connection = connection or self._connection(exchange, route, method)
-            if method == "trades":
-                connection.seed(route[-1], data, started, kwargs.get("limit") or exchange.TRADES_DEFAULT)
+            if method in SEEDED:
+                connection.seed(route[-1], data, started, _rows_wanted(exchange, method, kwargs))
         return data, raw
 
     def _route(self, exchange, method, kwargs, keys):
@@ -544,7 +587,7 @@ class Streams:
             return None
         urls = self.urls_of(exchange)
         symbol = kwargs.get("symbol")
-        where = exchange.stream_topic(symbol, method) if urls and symbol is not None else None
+        where = exchange.stream_topic(symbol, method, kwargs.get("period")) if urls and symbol is not None else None
         if where is None:
             return None
         endpoint, topic = where

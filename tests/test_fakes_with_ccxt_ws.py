@@ -88,3 +88,12 @@ async def fake_subscribed(fake, channel, inst):
     """Wait (bounded, without blocking the event loop) until the fake took a subscription."""
     subscribed = lambda: any((channel, inst) in topics for topics in fake.ws_subscriptions.values())
     await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
+
+
+def test_okx_watch_ohlcv_on_the_business_endpoint():
+    async def check(client, fake):
+        candles = await soon(client.watch_ohlcv("BTC/USDT", "1m"))
+        assert len(candles[-1]) == 6 and candles[-1][0] % 60_000 == 0
+        business = [message for path, message in list(fake.ws_received) if path == "/ws/v5/business"]
+        assert '"candle1m"' in business[0]
+    watching(FakeOKX, okx_client, check)

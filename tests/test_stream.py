@@ -19,6 +19,7 @@ from tests.fakes.base import FakeExchange
 from tests.fakes.okx import API_KEY, PASSPHRASE, SECRET, FakeOKX
 
 TICKER_PATH, BOOKS_PATH, TRADES_PATH = "/api/v5/market/ticker", "/api/v5/market/books", "/api/v5/market/trades"
+CANDLES_PATH = "/api/v5/market/candles"
 PUBLIC = "/ws/v5/public"
 WAIT = 10.0        # seconds any awaited event may take at most (it takes milliseconds)
 
@@ -163,6 +164,22 @@ def test_a_fill_reaches_the_streamed_trades_and_ticker(client):
         if moved["time"] != ticker["time"]:
             break
     assert moved["time"] > ticker["time"]
+
+
+def test_records_from_the_stream_are_the_rest_answer_without_a_rest_call(client):
+    rest = client.data("records", symbol="BTC_USDT", period=1, limit=50)
+    streamed = from_stream(client, CANDLES_PATH, "records", symbol="BTC_USDT", period=1, limit=50)
+    by_time = {row[0]: row for row in rest}           # (a minute may have turned in between)
+    assert len(streamed) == 50 and all(row == by_time.get(row[0], row) for row in streamed)
+    assert [b[0] - a[0] for a, b in zip(streamed, streamed[1:])] == [60_000] * 49
+    before = rest_calls(client.fake, CANDLES_PATH)
+    assert client.data("records", symbol="BTC_USDT", period=1, limit=20) == streamed[-20:]
+    assert rest_calls(client.fake, CANDLES_PATH) == before
+    business = [json.loads(m) for path, m in list(client.fake.ws_received) if path == "/ws/v5/business"]
+    assert business[0] == {"op": "subscribe", "args": [{"channel": "candle1m", "instId": "BTC-USDT"}]}
+    before = rest_calls(client.fake, CANDLES_PATH)
+    client.data("records", symbol="BTC_USDT", period=1, limit=500)       # more than the seed held: REST
+    assert rest_calls(client.fake, CANDLES_PATH) == before + 2
 
 
 def test_an_update_changes_the_local_book(client):
@@ -363,9 +380,11 @@ def test_a_moved_rest_host_without_a_stream_host_does_not_stream(request, fake):
 
 
 def test_stream_urls_keep_the_exchanges_path():
-    assert _stream.stream_urls(okx, {}) == {"public": "wss://ws.okx.com:8443/ws/v5/public"}
+    assert _stream.stream_urls(okx, {}) == okx.STREAM_URLS
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1", "ws": "ws://127.0.0.1:2"}) == \
-        {"public": "ws://127.0.0.1:2/ws/v5/public"}
+        {"public": "ws://127.0.0.1:2/ws/v5/public", "business": "ws://127.0.0.1:2/ws/v5/business"}
+    assert _stream.stream_urls(okx, {"ws": "ws://127.0.0.1:2", "ws.business": "wss://b.example:3"}) == \
+        {"public": "ws://127.0.0.1:2/ws/v5/public", "business": "wss://b.example:3/ws/v5/business"}
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1"}) is None
 
 
@@ -382,7 +401,7 @@ class Acme:
         self.STREAM_URLS = {"public": server.ws_url + "/public", "private": server.ws_url + "/private"}
 
     @staticmethod
-    def stream_topic(symbol, method):
+    def stream_topic(symbol, method, period):
         return ("private" if method == "trades" else "public"), (method, symbol)
 
     @staticmethod
