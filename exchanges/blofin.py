@@ -15,8 +15,8 @@ Validity deadline: BloFin takes no expTime or recvWindow; a request is valid for
 timestamp. An order or cancel (deadline=True) is therefore signed with a timestamp set back by
 60 s less --timeout, so BloFin stops taking it --timeout after it was signed, which is what lets
 _kit.place_once prove an unanswered order absent. BloFin has no server-time endpoint: its clock
-is read from the `ts` of a one-level order book (a moment behind its clock, so waiting for it to
-pass a deadline waits a little longer, never shorter).
+is read from the `ts` of the BTC-USDT ticker (the moment BloFin generated it, a little behind its
+clock, so waiting for it to pass a deadline waits a little longer, never shorter).
 
 BloFin's documented API serves perpetual swaps only: `BTC_USDT.swap` is instId BTC-USDT and a
 spot symbol is refused before anything is sent. Amounts are contracts (contractValue of the base
@@ -81,7 +81,7 @@ PAGE = 100                             # rows per page of trades, order lists (t
 CANDLE_PAGE = 1440                     # candles per request, at most
 BOOK_DEPTH = 100                       # order book levels per side, at most
 FUNDING_INTERVAL = 8 * 3_600_000       # BloFin publishes no interval; its perpetuals settle every 8 h
-CLOCK_INSTRUMENT = "BTC-USDT"          # whose order book `ts` stands in for BloFin's clock
+CLOCK_INSTRUMENT = "BTC-USDT"          # whose ticker `ts` stands in for BloFin's clock
 KEY_OPTIONS = ("isolated", "cross")
 POSITION_MODE_MISMATCH = "102089"      # Position mode mismatch: the trader switched modes
 
@@ -162,11 +162,11 @@ def _result_of(data):
 
 
 def server_time(api):
-    """GET /api/v1/market/books (BloFin has no time endpoint: a one-level book's `ts`)"""
-    reply = api.get("/api/v1/market/books", {"instId": CLOCK_INSTRUMENT, "size": 1}, signed=False)
+    """GET /api/v1/market/tickers?instId=BTC-USDT (BloFin has no time endpoint: the ticker's `ts`)"""
+    reply = api.get("/api/v1/market/tickers", {"instId": CLOCK_INSTRUMENT}, signed=False)
     time = whole_or_zero((_rows(reply) or [{}])[0].get("ts"))
     if not time:
-        raise PluginError("BloFin answered an order book without a time")
+        raise PluginError("BloFin answered a ticker without a time")
     return time
 
 

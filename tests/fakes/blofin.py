@@ -98,13 +98,14 @@ class FakeBloFin(FakeExchange):
     NAME = "BloFin"
     ACCESS_KEY, SECRET_KEY = API_KEY, SECRET_KEY
     ORDER_PATH = "/api/v1/trade/order"
-    TIME_PATH = "/api/v1/market/books"              # BloFin has no time endpoint: the book's ts
+    TIME_PATH = "/api/v1/market/tickers"            # BloFin has no time endpoint: a ticker's ts
     CANCEL_ROUTE = ("POST", "/api/v1/trade/cancel-order")
     CODES = {reason: code for reason, (code, _) in REFUSALS.items()}
     CODES.update(unknown_order=ORDER_NOT_FOUND, insufficient=REFUSALS["insufficient_margin"][0])
     FOREIGN_ORDER_ID = "BTC-USDT,12345"              # well-formed, but no such order
     SWAPS = tuple(f"{base}_{quote}.swap" for base, quote, _ in LINEAR)
     SPOT = False
+    SYMBOL, AMOUNT = "BTC_USDT.swap", "1"            # 1 contract of 0.01 BTC: 40 USDT of margin at 40000
     FUNDING_INTERVAL = FUNDING_INTERVAL
 
     def __init__(self):
