@@ -75,7 +75,7 @@ def spot_only(client):
 def test_a_paper_session_never_sends_a_signed_request(paper):
     symbol, amount = paper.fake.SYMBOL, paper.fake.AMOUNT
     resting = paper.data("trade", symbol=symbol, type="buy", price=40000, amount=amount)["id"]
-    paper.data("trade", symbol=symbol, type="sell", price=-1, amount=amount)
+    paper.data("trade", symbol=symbol, type="sell" if paper.fake.SPOT else "buy", price=-1, amount=amount)
     paper.data("order", id=resting, symbol=symbol)
     paper.data("orders", symbol=symbol)
     paper.data("cancel", id=resting, symbol=symbol)
