@@ -489,12 +489,14 @@ def market(symbol, **fields):
     (fmz_plugin.orders_problems, [dict(ORDER, time=NOW // 1000)], "orders[0].time"),
     (fmz_plugin.orders_problems, [dict(ORDER, time="yesterday")], 'orders[0].time "yesterday" is not a number'),
 ])
-def test_validators_name_the_defect(validator, data, defect):
+def test_validators_name_the_defect(validator, data, defect, monkeypatch):
+    monkeypatch.setattr(fmz_plugin, "now_ms", lambda: NOW)   # NOW was taken at collection: the clock stops there
     problems = validator(data, "BTC_USDT")
     assert any(defect in problem for problem in problems), problems
 
 
-def test_validators_accept_numeric_strings_and_objects_keyed_by_symbol():
+def test_validators_accept_numeric_strings_and_objects_keyed_by_symbol(monkeypatch):
+    monkeypatch.setattr(fmz_plugin, "now_ms", lambda: NOW)
     ticker = {"symbol": "BTC_USDT", "buy": "1.5", "sell": "1.6", "high": "2", "low": "1", "open": "1",
               "last": "1.5", "vol": "10", "time": str(NOW)}
     assert fmz_plugin.ticker_problems(ticker, "BTC_USDT") == []
