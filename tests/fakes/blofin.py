@@ -74,9 +74,12 @@ def refuse_call(error):
 
 
 def refuse_order(error, order_id=None, client_id=""):
-    """A refused order or cancel: code "1" (All operations failed), the reason in data[0]."""
+    """A refused order or cancel: the reason in data[0].code / msg under a top-level code "0", the
+    way CCXT's handleErrors reads BloFin's order refusals (its example: orderId null, clientOrderId
+    "", msg "Order failed. Insufficient USDT margin in account", code "103003"). The plugin reads
+    the inner code under any top-level code (test_blofin: "1", All operations failed, too)."""
     code, msg = REFUSALS[error.reason]
-    return 200, {"code": "1", "msg": "All operations failed",
+    return 200, {"code": "0", "msg": "",
                  "data": [{"orderId": order_id, "clientOrderId": client_id, "msg": msg.format(error.detail),
                            "code": code}]}
 
