@@ -56,8 +56,8 @@ AMBIGUOUS_ERRORS = ("500", "103013")
 # Documented limits (docs "Rate Limits"): every REST endpoint 500 requests per minute and 1500 per
 # 5 minutes per IP (past either, BloFin suspends the IP for 5 minutes or an hour); trading-related
 # endpoints 30 requests per 10 s per user. The trading limit is counted per API key here.
-PER_IP = [Limit(500, 60.0, per="ip", pool="requests per minute"),
-          Limit(1500, 300.0, per="ip", pool="requests per 5 minutes")]
+PER_IP = [Limit(500, 60.0, per="ip", pool="REST requests"),
+          Limit(1500, 300.0, per="ip", pool="REST requests over 5 min")]
 TRADING = PER_IP + [Limit(30, 10.0, per="key", pool="trading requests")]
 RATE_LIMITS = {
     "GET /api/v1/market/instruments": PER_IP,
