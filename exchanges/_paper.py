@@ -74,6 +74,7 @@ FEES = {
     "BingX": {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")},
     "Bitvavo": {"spot": ("0.0015", "0.0025")},
     "Alpaca": {"spot": ("0.0015", "0.0025")},
+    "BloFin": {"swap": ("0.0002", "0.0006")},        # CCXT's describe(); BloFin serves swaps only
 }
 DEFAULT_FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
 
