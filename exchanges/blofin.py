@@ -14,7 +14,7 @@ the same millisecond. BloFin refuses a timestamp more than 60 s from its clock (
 Validity deadline: BloFin takes no expTime or recvWindow; a request is valid for 60 s after its
 timestamp. An order or cancel (deadline=True) is therefore signed with a timestamp set back by
 60 s less --timeout, so BloFin stops taking it --timeout after it was signed, which is what lets
-_kit.place_once prove an unanswered order absent. BloFin has no server-time endpoint: its clock
+_orders.place_once prove an unanswered order absent. BloFin has no server-time endpoint: its clock
 is read from the `ts` of the BTC-USDT ticker (the moment BloFin generated it, a little behind its
 clock, so waiting for it to pass a deadline waits a little longer, never shorter).
 
@@ -40,9 +40,10 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, book_levels, cancel_once,
-                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, markets_answer,
+                            number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "BloFin"
 BASE_URL = "https://openapi.blofin.com"
@@ -76,6 +77,7 @@ RATE_LIMITS = {
     "GET /api/v1/trade/orders-pending": TRADING,
     "GET /api/v1/trade/orders-history": TRADING,
 }
+STREAM_URLS = {}                       # no stream yet: market data from REST (exchanges/_stream.py)
 SIGNATURE_WINDOW_MS = 60_000           # how long after its timestamp BloFin takes a request
 PAGE = 100                             # rows per page of trades, order lists (their maximum)
 CANDLE_PAGE = 1440                     # candles per request, at most
