@@ -88,7 +88,8 @@ def test_wrong_secret_or_passphrase_carry_blofins_codes(bf, secret_key, code):
 
 
 def test_an_unknown_key_is_152401(bf):
-    assert PluginClient(bf.url, "BloFin", "other", f"{SECRET},{PASSPHRASE}").error("accounts").startswith("BloFin 152401:")
+    stranger = PluginClient(bf.url, "BloFin", "other", f"{SECRET},{PASSPHRASE}")
+    assert stranger.error("accounts").startswith("BloFin 152401:")
 
 
 @pytest.mark.parametrize("secret_key", ["", "only-secret", ",p", "s,p,simulate", "s,p,isolated,cross", "s,p,x"])
@@ -109,7 +110,8 @@ def test_a_clock_far_off_is_resynced_from_the_ticker(bf):
 @pytest.mark.parametrize("method, params", [
     ("ticker", {"symbol": "BTC_USDT"}), ("depth", {"symbol": "ETH_USDT"}), ("trades", {"symbol": "BTC_USDT"}),
     ("records", {"symbol": "BTC_USDT"}), ("orders", {"symbol": "BTC_USDT"}), ("tickers", {"symbol": "USDT"}),
-    ("historyorders", {"symbol": "BTC_USDT"}), ("trade", {"symbol": "BTC_USDT", "type": "buy", "price": 1, "amount": 1}),
+    ("historyorders", {"symbol": "BTC_USDT"}),
+    ("trade", {"symbol": "BTC_USDT", "type": "buy", "price": 1, "amount": 1}),
 ])
 def test_spot_symbols_are_refused_before_sending(bf, method, params):
     error = bf.error(method, **params)
@@ -229,7 +231,7 @@ def test_io_reaches_any_endpoint_signed(bf):
     assert answer["data"] == {"code": "0", "msg": "success", "data": {"positionMode": "net_mode"}}
 
 
-# ---------------------------------------------------------------------------- BloFin's messy replies (CCXT's recordings)
+# ---------------------------------------------------------------------------- messy replies (CCXT's recordings)
 
 CCXT_OPEN_ORDER = {   # ccxt ts/src/test/static/response/blofin.json, fetchOpenOrders
     "orderId": "2075704519", "clientOrderId": "", "instId": "LTC-USDT", "marginMode": "cross",

@@ -288,7 +288,8 @@ class FakeBloFin(FakeExchange):
         rows = []
         for p in [pair] if pair else LINEAR:
             funding = self.engine.funding(p)
-            rows.append({"instId": inst_id(p), "fundingRate": fmt(funding["rate"]), "fundingTime": str(funding["time"])})
+            rows.append({"instId": inst_id(p), "fundingRate": fmt(funding["rate"]),
+                         "fundingTime": str(funding["time"])})
         return ok(rows)
 
     # ------------------------------------------------------------------ account
