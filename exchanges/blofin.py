@@ -40,8 +40,8 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, markets_answer,
-                            number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+                            number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -87,8 +87,12 @@ CLOCK_INSTRUMENT = "BTC-USDT"          # whose ticker `ts` stands in for BloFin'
 KEY_OPTIONS = ("isolated", "cross")
 POSITION_MODE_MISMATCH = "102089"      # Position mode mismatch: the trader switched modes
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: BloFin's standard perpetual rates
+# (as CCXT describes them); BloFin serves no spot here.
+FEES = {"swap": ("0.0002", "0.0006")}
+
 # FMZ period in minutes -> BloFin candle bar (docs "GET Candlesticks").
-BARS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1H", 120: "2H", 240: "4H", 360: "6H", 480: "8H", 720: "12H",
     1440: "1D", 4320: "3D", 10080: "1W",
@@ -267,9 +271,9 @@ def trades(api, symbol):
 def records(api, symbol, period=60, limit=None):
     """GET /api/v1/market/candles (newest first, up to 1440 a page; paged back with `after`).
     Rows are [ts, open, high, low, close, vol (contracts), volCurrency, volCurrencyQuote, confirm]."""
-    bar = BARS.get(period)
+    bar = PERIODS.get(period)
     if bar is None:
-        raise PluginError(f"BloFin has no {period}-minute candles; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"BloFin has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, found, pages, after = limit or 100, {}, [], None
     while len(found) < wanted:
         asked = min(wanted - len(found), CANDLE_PAGE)
@@ -301,17 +305,12 @@ def load_markets(api, kind):
         symbol = to_symbol(inst.get("instId"))
         if not symbol.base or not symbol.quote:
             continue
-        tick, lot = number_or_zero(inst.get("tickSize")), number_or_zero(inst.get("lotSize"))
-        found[str(symbol)] = {
-            "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(inst.get("minSize")) or lot,
-            "max_qty": number_or_zero(inst.get("maxLimitSize")),
-            "min_notional": Decimal(0), "max_notional": Decimal(0),
-            "ct_val": number_or_zero(inst.get("contractValue")),
-            "ct_val_ccy": inst.get("baseCurrency") or symbol.base,
-        }
+        lot = number_or_zero(inst.get("lotSize"))
+        found[str(symbol)] = market(symbol, number_or_zero(inst.get("tickSize")), lot,
+                                    min_qty=number_or_zero(inst.get("minSize")) or lot,
+                                    max_qty=number_or_zero(inst.get("maxLimitSize")),
+                                    ct_val=number_or_zero(inst.get("contractValue")),
+                                    ct_val_ccy=inst.get("baseCurrency") or symbol.base)
     return found
 
 
@@ -476,12 +475,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any BloFin endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """A BloFin order as FMZ's Order: `type` the side that went to the book, `offset` close when it
     is reduceOnly (net_mode) or sell+long / buy+short (long_short_mode), `time` its createTime.
@@ -529,5 +522,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }
