@@ -2,7 +2,7 @@
 """Benchmark: this plugin beside a bare http.server and the FMZ guide's reference program.
 
     python3 benchmarks/bench.py              # OKX; about a minute and a half; prints Markdown tables
-    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, each through its fake
+    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, BloFin, each through its fake
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
     python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
@@ -70,16 +70,19 @@ from exchanges._risk import RiskGuard        # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402
 from tests.fakes.bitvavo import FakeBitvavo   # noqa: E402
+from tests.fakes.blofin import FakeBloFin     # noqa: E402
 from tests.fakes.bybit import FakeBybit       # noqa: E402
 from tests.fakes.okx import FakeOKX           # noqa: E402
 
-# --exchange value -> (the plugin's path and --base-url name, its fake, the fake's own spot ticker)
+# --exchange value -> (the plugin's path and --base-url name, its fake, the fake's own ticker of the
+# symbol the rows ask: the fake's SYMBOL, a spot pair, or BloFin's perpetual)
 EXCHANGES = {
     "okx": ("OKX", FakeOKX, "/api/v5/market/ticker?instId=BTC-USDT"),
     "binance": ("Binance", FakeBinance, "/api/v3/ticker/24hr?symbol=BTCUSDT"),
     "bybit": ("Bybit", FakeBybit, "/v5/market/tickers?category=spot&symbol=BTCUSDT"),
     "bingx": ("BingX", FakeBingX, "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT"),
     "bitvavo": ("Bitvavo", FakeBitvavo, "/v2/ticker/24h?market=BTC-USDT"),
+    "blofin": ("BloFin", FakeBloFin, "/api/v1/market/tickers?instId=BTC-USDT"),
 }
 
 
@@ -265,7 +268,7 @@ class Target:
         label, fake_class, direct = EXCHANGES[exchange or "okx"]     # the bare server answers any request
         self.label = label if exchange else "-"
         self.path = direct if verb == "GET" else "/" + label
-        self.bodies = {TICKER_PATH: envelope(fake_class, "BTC_USDT"),
+        self.bodies = {TICKER_PATH: envelope(fake_class, fake_class.SYMBOL),
                        REFUSED_PATH: envelope(fake_class, "BTCUSDT")}   # invalid: refused before any exchange call
 
     def upstream_connections(self):
@@ -444,11 +447,12 @@ def documented(exchange, endpoint):
 
 
 def trade_envelope(fake_class, n):
-    """Order n of a grid: a limit buy of 0.001 BTC, one price step lower each time."""
+    """Order n of a grid: a small limit buy of the fake's SYMBOL (0.01 BTC, or a BloFin contract),
+    one price step lower each time."""
     return json.dumps({"access_key": fake_class.ACCESS_KEY, "secret_key": fake_class.SECRET_KEY,
                        "method": "trade", "nonce": time.time_ns(),
-                       "params": {"symbol": "BTC_USDT", "type": "buy", "price": str(40000 - n), "amount": "0.001"}}
-                      ).encode()
+                       "params": {"symbol": fake_class.SYMBOL, "type": "buy", "price": str(40000 - n),
+                                  "amount": fake_class.AMOUNT}}).encode()
 
 
 class LimitRow:
