@@ -30,12 +30,13 @@ from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bingx import FakeBingX
 from tests.fakes.bitvavo import FakeBitvavo
+from tests.fakes.blofin import FakeBloFin
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.okx import FakeOKX
 
 FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca,
-         "Bitvavo": FakeBitvavo}   # exchange name -> its fake; the contract suite runs against each
+         "Bitvavo": FakeBitvavo, "BloFin": FakeBloFin}   # exchange name -> its fake; the contract suite runs against each
 if importlib.util.find_spec("cryptography"):    # fake Coinbase checks JWTs with it (a test-only dependency)
     FAKES["Coinbase"] = FakeCoinbase
 
