@@ -147,8 +147,9 @@ def test_okx_orders_on_two_instruments_each_have_their_own_limit(okx_client, mon
 
 
 def test_okx_two_instruments_take_half_the_time_of_one(okx_client, monkeypatch):
-    """On a fake clock: 6 orders on each of two pairs under 3 per 2 s per instrument go in one
-    wait of a window; counted per key, the same 12 would take three."""
+    """On a fake clock: 6 orders on each of two pairs under 3 per 2 s per instrument: 3 of each at
+    once, then, paced, one every window / 3 per pair (the last at a window and two paces);
+    counted per key, the same 12 take a window and eight paces, over twice as long."""
     exchange = okx_client
     throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _throttle.Limit(3, 2.0, per="key+instId"))
     clock = on_fake_clock(exchange)
@@ -156,13 +157,14 @@ def test_okx_two_instruments_take_half_the_time_of_one(okx_client, monkeypatch):
     for i in range(6):
         for symbol, price in (("BTC_USDT", 40000), ("ETH_USDT", 1000)):
             exchange.data("trade", symbol=symbol, type="buy", price=price - i, amount="0.01")
-    assert clock.now - start == pytest.approx(2.0 + _throttle.THROTTLE_MARGIN)
+    window = 2.0 + _throttle.THROTTLE_MARGIN
+    assert clock.now - start == pytest.approx(window + 2 * window / 3)
     monkeypatch.setitem(module_of(exchange).RATE_LIMITS, "POST /api/v5/trade/order", _throttle.Limit(3, 2.0, per="key"))
     start = clock.now
     for i in range(6):
         for symbol, price in (("BTC_USDT", 40000), ("ETH_USDT", 1000)):
             exchange.data("trade", symbol=symbol, type="buy", price=price - 10 - i, amount="0.01")
-    assert clock.now - start == pytest.approx(3 * (2.0 + _throttle.THROTTLE_MARGIN))
+    assert clock.now - start == pytest.approx(window + 8 * window / 3)
 
 
 def test_okx_order_limits_are_the_documented_ones():
@@ -181,6 +183,36 @@ def binance_client():
         client.url = "http://127.0.0.1:%d" % client.server.server_address[1]
         client.data("markets")
         yield client
+
+
+def test_binance_an_order_goes_before_robots_polling_depth_on_a_cold_markets_cache():
+    """#23: 8 robots polling a depth of 1000 (50 weight each, every robot its own call) while
+    the markets cache is cold: the reads spend what the weight lets them and then wait or are
+    refused; the order, and the markets load it needs first, go ahead of them and are placed."""
+    from tests.conftest import client_of
+    from tests.fakes.binance import FakeBinance
+    with FakeBinance() as fake, client_of(fake) as client:
+        settings = client.server.settings
+        settings.throttle, settings.max_wait, settings.shared_reads = _throttle.Throttle(), 2.0, None
+        url = "http://127.0.0.1:%d" % client.server.server_address[1]
+        stop, refused = threading.Event(), threading.Event()
+
+        def robot():
+            reader = PluginClient(url, "Binance", fake.ACCESS_KEY, fake.SECRET_KEY)
+            while not stop.is_set():
+                if "not sent" in reader.call("depth", symbol="BTC_USDT", limit=1000).get("error", ""):
+                    refused.set()
+
+        robots = [threading.Thread(target=robot) for _ in range(8)]
+        for thread in robots:
+            thread.start()
+        assert refused.wait(60)               # the reads have spent what they may: they are refused
+        answer = client.call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+        stop.set()
+        for thread in robots:
+            thread.join()
+        assert "data" in answer, answer
+        assert len(fake.engine.orders) == 1
 
 
 def test_binance_counts_request_weight_per_ip_across_endpoints(binance_client, monkeypatch):

@@ -39,9 +39,91 @@ def call(throttle, limit, key="bucket", max_wait=None):
 
 
 def test_a_burst_waits_in_line_instead_of_failing():
+    """The whole limit at once from idle, then one every half second (paced), not two at once
+    and a stall, again and again."""
     throttle, clock = on_fake_clock(max_wait=10)
     went = [call(throttle, Limit(2, 1.0)) for _ in range(6)]
-    assert went == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+    assert went == [0.0, 0.0, 1.0, 1.5, 2.0, 2.5]
+
+
+def test_a_steady_load_is_spread_evenly_through_the_window():
+    """OKX's 20 tickers per 2 s, asked without pause: the 20 an idle window allows at once, then
+    one every 0.1 s, never the whole limit at once and a stall until the window clears."""
+    throttle, clock = on_fake_clock(max_wait=100)
+    limit = Limit(20, 2.0)
+    went = [call(throttle, limit) for _ in range(100)]
+    gaps = [round(b - a, 9) for a, b in zip(went[20:], went[21:])]
+    assert [round(t, 9) for t in went[:21]] == [0.0] * 20 + [2.0]
+    assert set(gaps) == {0.1}
+    for i, start in enumerate(went):
+        assert sum(1 for t in went[i:] if t < start + limit.seconds - 1e-9) <= limit.requests
+
+
+def test_paced_calls_with_latency_stay_even_and_under_the_limit():
+    """Answers taking 50 ms (each call counted until a window after it): no call waits more than
+    one pace and one answer after the one before it (no stall until the window clears), and the
+    count stays under the limit however late within its flight each call arrived."""
+    throttle, clock = on_fake_clock(max_wait=100)
+    limit = Limit(20, 2.0)
+    went = []
+    for _ in range(200):
+        turn = throttle.turn([("b", limit, 1)], "X")
+        went.append(clock.now)
+        clock.now += 0.05
+        turn.done()
+    steady = [t for t in went if t >= 2.0]         # after the burst of an idle window
+    gaps = [b - a for a, b in zip(steady, steady[1:])]
+    assert len(steady) > 150 and max(gaps) <= 0.1 + 0.05 + 1e-9
+    answered = [t + 0.05 for t in went]
+    for i, late in enumerate(answered):
+        assert sum(1 for t in went[i + 1:] if t < late + limit.seconds - 1e-9) + 1 <= limit.requests
+
+
+def test_an_urgent_call_goes_before_the_reads_waiting_in_line():
+    """An order asking while a read waits for its turn goes first (#23: orders starved by reads)."""
+    throttle, clock = on_fake_clock(max_wait=10)
+    weight = Limit(100, 10.0)
+    call(throttle, weight.costing(100), "w")      # the whole limit: the next call waits 10 s
+    went = []
+
+    def wait(seconds):                            # while the next read waits, an order asks
+        if not went:
+            went.append("order asks")
+            turn = throttle.turn([("w", weight, 1)], "order", urgent=True)
+            went.append("order")
+            turn.done()
+        clock.now += seconds
+
+    throttle.wait_for_change = wait
+    throttle.turn([("w", weight.costing(50), 50)], "read").done()
+    went.append("read")
+    assert went == ["order asks", "order", "read"]
+
+
+def test_reads_waiting_in_line_are_refused_before_an_urgent_call_is():
+    """Eight depth reads of 50 waiting (42 s of pace): a ninth read cannot go within 3 s and is
+    refused; an order is counted behind the urgent calls alone, and goes at once."""
+    throttle, clock = on_fake_clock(max_wait=3)
+    weight = Limit(100, 10.0)
+    bucket = throttle._bucket("w", weight, clock.now)
+    bucket.queued_units = 8 * 50
+    with pytest.raises(Refused):
+        throttle.turn([("w", weight, 50)], "read")
+    throttle.turn([("w", weight, 1)], "order", urgent=True).done()
+    assert clock.waited == []
+
+
+def test_reads_leave_a_tenth_of_a_shared_budget_to_orders():
+    """A budget several endpoints share (Binance's request weight): reads fill 90 of 100, then
+    wait for the window; an order still goes at once."""
+    throttle, clock = on_fake_clock(max_wait=1)
+    weight = Limit(100, 60.0, pool="request weight")
+    for _ in range(9):
+        call(throttle, weight.costing(10), "w")
+    with pytest.raises(Refused):
+        call(throttle, weight.costing(10), "w")
+    throttle.turn([("w", weight, 10)], "order", urgent=True).done()
+    assert clock.now == 0.0
 
 
 def test_a_call_counts_until_a_window_after_its_answer():
@@ -125,7 +207,7 @@ def test_the_exchange_count_from_its_headers_is_followed():
     """The exchange says 9 of 10 are used (another program on this IP): one more fits, then the
     next waits for a window."""
     throttle, clock = on_fake_clock(max_wait=100)
-    weight = Limit(10, 60.0, per="ip", pool="weight", used=lambda headers: int(headers["used"]))
+    weight = Limit(10, 60.0, per="ip", used=lambda headers: int(headers["used"]))
     turn = throttle.turn([("w", weight, 1)], "X")
     turn.observe({"used": "9"})
     turn.done()
