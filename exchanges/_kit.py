@@ -315,7 +315,7 @@ class _Response(http.client.HTTPResponse):
             version, status, reason = self._read_status()
             if status != http.client.CONTINUE:
                 break
-            _header_lines(self.fp)        # a 100 Continue's own headers
+            header_lines(self.fp)        # a 100 Continue's own headers
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -324,7 +324,7 @@ class _Response(http.client.HTTPResponse):
             self.version = 11
         else:
             raise http.client.UnknownProtocol(version)
-        self.headers = self.msg = Headers(_header_lines(self.fp))
+        self.headers = self.msg = Headers(header_lines(self.fp))
         self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
         self.chunk_left = None
         self.will_close = self._check_close()
@@ -344,8 +344,9 @@ class _Response(http.client.HTTPResponse):
             self.will_close = True    # nothing says where the body ends but the end of the connection
 
 
-def _header_lines(fp):
-    """A reply's header lines up to the blank line, within http.client's own limits."""
+def header_lines(fp):
+    """A message's header lines up to the blank line (a reply's here, a docker's request's in
+    fmz_plugin's Handler), within http.client's own limits."""
     lines = []
     while True:
         line = fp.readline(http.client._MAXLINE + 1)
@@ -360,10 +361,11 @@ def _header_lines(fp):
 
 class Headers(dict):
     """Header values by name, any case (`get("X-MBX-USED-WEIGHT-1M")`); of a repeated header,
-    the first, as email's Message.get answers."""
+    the first, as email's Message.get answers. `names`: every name as sent, in order."""
 
     def __init__(self, lines=()):
         super().__init__()
+        self.names = []
         name = None
         for line in lines:
             text = line.decode("iso-8859-1")
@@ -371,6 +373,7 @@ class Headers(dict):
                 dict.__setitem__(self, name, dict.__getitem__(self, name) + " " + text.strip())
                 continue
             name, _, value = text.partition(":")
+            self.names.append(name.strip())
             name = name.strip().lower()
             self.setdefault(name, value.strip())
 

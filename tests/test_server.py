@@ -167,3 +167,22 @@ def test_one_api_serves_every_request_of_one_key_and_settings(okx_fake):
     assert len(api.signatures) == len(signed_once)     # this request's alone, not all three
     fmz_plugin.dispatch("OKX", dict(envelope, access_key=okx_fake.ACCESS_KEY + "x"), settings=settings)
     assert len(settings.apis) == 2
+
+
+def test_request_heads_are_read_as_http_server_reads_them(plugin_server, okx_fake):
+    """The Handler reads a request's headers without the email package, by http.server's rules:
+    any case, Connection close or keep-alive, HTTP/1.0 closes, at most 100 headers, HTTP/2 refused."""
+    envelope = json.dumps({"access_key": okx_fake.ACCESS_KEY, "secret_key": okx_fake.SECRET_KEY,
+                           "method": "ticker", "params": {"symbol": "BTC_USDT"}}).encode()
+    two = (b"POST /OKX HTTP/1.1\r\ncontent-length: %d\r\nX-Folded: a\r\n b\r\n\r\n" % len(envelope) + envelope) * 2
+    answers = raw_exchange(plugin_server, two)                      # kept alive: both answered
+    assert answers.count(b"HTTP/1.1 200 OK") == 2 and answers.count(b'"symbol":"BTC_USDT"') == 2
+    closing = b"POST /OKX HTTP/1.1\r\nCONTENT-LENGTH: %d\r\nConnection: close\r\n\r\n" % len(envelope) + envelope
+    assert raw_exchange(plugin_server, closing * 2, half_close=False).count(b"HTTP/1.1 200 OK") == 1
+    old = b"POST /OKX HTTP/1.0\r\nContent-Length: %d\r\n\r\n" % len(envelope) + envelope
+    assert raw_exchange(plugin_server, old * 2, half_close=False).count(b" 200 OK") == 1
+    many = b"POST /OKX HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n"
+    head, answer = head_and_json(raw_exchange(plugin_server, many))
+    assert answer == {"error": "HTTP 431: Too many headers"}
+    head, answer = head_and_json(raw_exchange(plugin_server, b"POST /OKX HTTP/2.0\r\n\r\n"))
+    assert answer["error"].startswith("HTTP 505")
