@@ -86,13 +86,18 @@ MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
 CLIENT_TIMEOUT = 30.0       # seconds a docker's keep-alive connection may wait idle for its next request
 REQUEST_TIMEOUT = 10.0      # seconds a request may take to arrive whole, from its first byte
-MAX_CONNECTIONS = 512       # docker connections served at once (--max-connections); see default_max_connections
+MAX_CONNECTIONS = 10_000    # docker connections served at once, at most by default (a thread each); see
+                            # default_max_connections: below this the open-file limit decides
+LISTEN_BACKLOG = 1024       # connections the system queues before accept, at least (more with --max-connections)
+SOMAXCONN = "/proc/sys/net/core/somaxconn"    # Linux caps every listen backlog at this
 FILES_KEPT = 32             # open files the process keeps for itself (listening socket, logs, a spare)
 ACCESS_LOG_EVERY = 60.0     # seconds between two lines counting the answers given (see AccessLog)
 REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many connections) is logged once per
 REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
 REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
 OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no descriptor even to refuse with
+OUT_OF_FILES_LINGER = 0.2   # seconds, at most, a connection refused with the spare descriptor waits for its client
+                            # to hang up (it does at once on reading the 503) before the spare is taken back
 APIS_KEPT = 1024            # Apis kept for reuse (one per exchange, keys and settings); the oldest goes first
 IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
@@ -646,6 +651,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return False
         if self.server.settings.allows(self.client_address[0]):
             return True
+        self.server.refused_counts["not allowed"] += 1
         if self.server.refusals.first_in_a_while(self.client_address[0]):
             log.warning("refused a request from %s (not in --allow; logged once a minute per address)",
                         self.client_address[0])
@@ -1021,11 +1027,13 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128          # listen backlog: 32 robots connecting at once are all accepted
+    request_queue_size = LISTEN_BACKLOG   # the listen backlog, per server: see listen_backlog
 
     def __init__(self, address, settings=None):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.settings = settings or Settings()
+        self.request_queue_size = listen_backlog(self.settings.max_connections)
+        self.refused_counts = {"max connections": 0, "out of files": 0, "not allowed": 0}   # the status page's
         self.stats = Stats()
         self.refusals = Refusals(REFUSALS_LOGGED_EVERY)
         self.access_log = AccessLog()
@@ -1074,8 +1082,10 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def _out_of_files(self):
         """accept() failed for want of a file descriptor: the waiting connection is refused with
         the spare one kept for this (else the loop would find it waiting again at once). While
-        the spare is taken by a refused connection (until service_actions closes it), the loop
-        pauses a moment instead of spinning."""
+        the spare is taken by a refused connection, the loop pauses a moment instead of spinning.
+        The refused connection is closed here once its client hangs up (at once, on reading the
+        503; OUT_OF_FILES_LINGER at most), not left half-open: robots arriving after it get their
+        503 at once too (they waited 17 s in line for the spare)."""
         if self.refusals.first_in_a_while("out of files"):
             log.error("cannot accept a connection: the process has no file descriptor left (limit %s); "
                       "lower --max-connections (now %d) or raise the limit (ulimit -n)",
@@ -1089,8 +1099,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             request, _ = self.socket.accept()
         except OSError:
             return
-        self._refuse(request, "the plugin has no file descriptor left for another connection")
-        self.spare_file = _spare_file()     # None while the refused one holds it
+        self.refused_counts["out of files"] += 1
+        self._refuse(request, "the plugin has no file descriptor left for another connection", linger=False)
+        self.spare_file = _spare_file()
 
     def process_request(self, request, client_address):
         with self.lock:
@@ -1098,6 +1109,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             if admitted:
                 self.open_connections += 1
         if not admitted:
+            self.refused_counts["max connections"] += 1
             if self.refusals.first_in_a_while("max connections"):
                 log.warning("refusing connections: %d are open, the --max-connections limit "
                             "(logged once a minute while it lasts)", self.settings.max_connections)
@@ -1133,10 +1145,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             request.send(head.encode() + body)
             request.shutdown(socket.SHUT_WR)
         except OSError:
-            linger = False
+            return request.close()
         if linger and len(self.refused) < REFUSED_KEPT:
             self.refused.append((time.monotonic() + REFUSED_LINGER, request))
         else:
+            _hung_up_within(request, OUT_OF_FILES_LINGER if not linger else 0)
             request.close()
 
     def service_actions(self):
@@ -1210,10 +1223,42 @@ def _open_file_limit():
 
 
 def default_max_connections():
-    """MAX_CONNECTIONS, or fewer when the open-file limit is low: each docker connection may hold
-    one to the exchange as well, and FILES_KEPT are kept for the process itself."""
+    """As many docker connections as the open-file limit allows: each may hold one to the
+    exchange as well (the pool keeps as many as were in use at once), and FILES_KEPT are kept
+    for the process itself; MAX_CONNECTIONS at most (a thread each). 20,000 files (ulimit -n)
+    serve 9,984 robots, 1,024 serve 496: 1,000 robots behind a fixed 512 got 503s by the
+    thousand a second."""
     limit = _open_file_limit()
     return MAX_CONNECTIONS if limit is None else max(1, min(MAX_CONNECTIONS, (limit - FILES_KEPT) // 2))
+
+
+def listen_backlog(max_connections):
+    """The listen backlog: room for every connection the plugin may serve arriving at once, and
+    LISTEN_BACKLOG at least (1,000 robots connecting together overflowed a backlog of 128: resets,
+    and 1 s SYN retries)."""
+    return max(LISTEN_BACKLOG, max_connections)
+
+
+def backlog_cap():
+    """The system's cap on every listen backlog (Linux net.core.somaxconn), or None unknown."""
+    try:
+        with open(SOMAXCONN) as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _hung_up_within(sock, seconds):
+    """Wait up to `seconds` for the peer to close `sock`, dropping what it sends meanwhile."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return True
+    except OSError:
+        pass
+    return False
 
 
 def _drained(sock):
@@ -1452,7 +1497,9 @@ def status_report(server):
               "methods": methods,
               "seen": stats.vocabulary.rows(),
               "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()},
-              "streams": server.settings.streams.status() if server.settings.streams is not None else {}}
+              "streams": server.settings.streams.status() if server.settings.streams is not None else {},
+              "connections": {"open": server.open_connections, "max": server.settings.max_connections,
+                              "refused": dict(server.refused_counts)}}
     # Extra sections go here, each under a key of its own, and are shown by status_html,
     # status_text and status_table after the exchanges (the risk guard: HALTED, refusals).
     if server.settings.risk is not None:
@@ -1709,7 +1756,7 @@ def status_html(report):
             f'page refreshed every {STATUS_REFRESH} s · as of <time data-ms="{report["now"]}">'
             f'{clock_text(report["now"])}</time></p>\n'
             '<div id="offline" class="banner alert" hidden></div>\n'
-            f'{risk_html(risk) if alarming else ""}{_paper_html(report)}'
+            f'{_refusals_html(report)}{risk_html(risk) if alarming else ""}{_paper_html(report)}'
             f'{_exchanges_html(report)}{_addresses_html(report)}{"" if alarming else risk_html(risk)}'
             f'{_seen_html(report["seen"])}'
             f'<footer>For scripts: <a href="/status?format=json">/status?format=json</a> (or any request '
@@ -1717,6 +1764,24 @@ def status_html(report):
             f'{html.escape(report["hosts"][-1])}/</code></footer>\n'
             f'</main><script>{STATUS_SCRIPT.replace("REFRESH_MS", str(STATUS_REFRESH * 1000))}</script>'
             '</body></html>\n')
+
+
+def _refusals_html(report):
+    """A line when connections were refused: how many, why (none: nothing shown)."""
+    line = refusals_line(report.get("connections"))
+    return f'<p class="banner">{html.escape(line)}</p>\n' if line else ""
+
+
+def refusals_line(connections):
+    """`Refused 1,204 connections: 1,200 over --max-connections 512, 4 out of files (open now: 512)`."""
+    refused = (connections or {}).get("refused", {})
+    if not any(refused.values()):
+        return ""
+    why = {"max connections": f"over --max-connections {connections['max']}", "out of files":
+           "with no file descriptor left", "not allowed": "not in --allow"}
+    parts = [f"{count:,} {why[kind]}" for kind, count in refused.items() if count]
+    return (f"Refused {sum(refused.values()):,} connections: {', '.join(parts)} "
+            f"(open now: {connections['open']:,})")
 
 
 def _utc_text(ms):
@@ -2092,6 +2157,12 @@ def banner(server, settings):
     elif host not in ("127.0.0.1", "localhost", "::1"):
         lines.append("Warning: --allow is missing: any machine that reaches this one may trade with the keys its "
                      "docker sends in clear. Name your docker's address, e.g. --allow 192.168.1.20.")
+    cap = backlog_cap()
+    if cap is not None and cap < server.request_queue_size:
+        lines.append(f"Note: the system caps the listen backlog at {cap} (net.core.somaxconn), below the "
+                     f"{server.request_queue_size} asked for --max-connections {settings.max_connections}: more "
+                     f"robots than that connecting at once may wait for a TCP retry (sysctl -w "
+                     f"net.core.somaxconn={server.request_queue_size} raises it)")
     lines.append(f"Status page: {status_page_url(server)}")
     return "\n".join(lines)
 
@@ -2615,6 +2686,8 @@ def status_text(report, stream=None):
     stream = stream or sys.stdout
     lines = [f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}; "
              f"status page {report['status_page']}"]
+    if refusals_line(report.get("connections")):
+        lines.append(paint(refusals_line(report["connections"]), YELLOW, stream))
     risk = report.get("risk")
     if risk is not None:
         lines.append(paint(risk_line(risk), RED if risk["halted"] or risk["problem"] else GREEN, stream))
