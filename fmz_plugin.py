@@ -3455,7 +3455,43 @@ def _bundle_module(name, path, text):
         setattr(_bundle_sys.modules[parent], child, module)
     source = text[1:]
     _bundle_linecache.cache[path] = (len(source), None, source.splitlines(True), path)  # tracebacks
-    exec(compile(source, path, "exec"), module.__dict__)
+    exec(_bundle_code(path, source), module.__dict__)
+
+
+def _bundle_code(path, source):
+    """The module compiled: read from __pycache__ beside this file when this very text was
+    compiled there before (the name carries its SHA-256 and the interpreter's tag), else compiled
+    now and kept there, as Python keeps the repository's modules (and not when it writes no
+    bytecode: PYTHONDONTWRITEBYTECODE). Compiling every module on every start cost ~45 ms."""
+    import hashlib
+    import importlib.util
+    import marshal
+    import os
+    here = globals().get("__file__")
+    if not here:                      # pasted into FMZ as a strategy: no file to keep a cache beside
+        return compile(source, path, "exec")
+    folder = os.path.join(os.path.dirname(os.path.abspath(here)), "__pycache__")
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    cached = os.path.join(folder, f"{{os.path.basename(here)}}.{{path.replace('/', '.')}}.{{digest}}."
+                                  f"{{_bundle_sys.implementation.cache_tag}}.pyc")
+    magic = importlib.util.MAGIC_NUMBER
+    try:
+        with open(cached, "rb") as file:
+            kept = file.read()        # then loads: marshal.load reads a file piece by piece, slowly
+        if kept.startswith(magic):
+            return marshal.loads(kept[len(magic):])
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    code = compile(source, path, "exec")
+    if not _bundle_sys.dont_write_bytecode:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(f"{{cached}}.{{os.getpid()}}", "wb") as file:
+                file.write(magic + marshal.dumps(code))
+            os.replace(f"{{cached}}.{{os.getpid()}}", cached)
+        except OSError:
+            pass
+    return code
 
 
 '''
