@@ -922,7 +922,14 @@ def markets_answer(api, kinds=("spot", "swap")):
 
 def book_levels(rows, price=0, amount=1):
     """An exchange's book side as [[price, amount], ...] of floats: rows are lists ([price,
-    amount, ...], the default) or objects ({"price": .., "qty": ..}: give the key names)."""
+    amount, ...], the default) or objects ({"price": .., "qty": ..}: give the key names). A book
+    whose every number reads (the usual case) is read with float() alone, no call per value."""
+    try:
+        levels = [[float(row[price]), float(row[amount])] for row in rows or []]
+        if math.isfinite(math.fsum(map(math.fsum, levels))):
+            return levels
+    except (TypeError, ValueError, OverflowError):
+        pass
     return [[answer_number(row[price]), answer_number(row[amount])] for row in rows or []]
 
 

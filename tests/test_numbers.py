@@ -31,6 +31,7 @@ def test_answer_numbers_are_the_floats_a_robot_reads():
     texts = ["50000.1", "0.00000001", "123456789.123456789", "1e-8", "83975.70", "0.000061000000000000005", 7, 2.5]
     assert [answer_number(text) for text in texts] == [float(text) for text in texts]
     assert [answer_number(text) for text in ["", None, "abc", "NaN", "Infinity", [1]]] == [0.0] * 6
+    assert book_levels([["NaN", "1"], ["1", ""], ["1e308", "1e308"]]) == [[0.0, 1.0], [1.0, 0.0], [1e308, 1e308]]
     assert book_levels([["1.5", "2"]]) == [[1.5, 2.0]] and book_levels([{"p": "3", "q": ""}], "p", "q") == [[3.0, 0.0]]
     assert candle_row(["1700000000000", "1", "2", "0.5", "1.5", "10", "x"]) == [1700000000000, 1.0, 2.0, 0.5, 1.5, 10.0]
 
