@@ -94,12 +94,12 @@ def free_port():
 class Process:
     """A server under test: started, timed to its first answer, measured, stopped."""
 
-    def __init__(self, argv, port, path, probe, cwd=ROOT):
+    def __init__(self, argv, port, path, probe, cwd=ROOT, env=None):
         self.port = port
         started = time.perf_counter()
         self.popen = subprocess.Popen(argv + ["--port", str(port)] if argv[1] != str(BARE) else argv + [str(port)],
                                       cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+                                      stderr=subprocess.DEVNULL, env=env)
         self.cold_start_ms = (wait_for_answer(port, path, probe, self.popen) - started) * 1000
 
     def cpu_seconds(self):
@@ -394,10 +394,10 @@ class Run:
     def note(self, figure, before, now):
         self.figures.append((figure, before, now))
 
-    def start(self, name, exchange, argv, cwd=ROOT):
+    def start(self, name, exchange, argv, cwd=ROOT, env=None):
         port = free_port()
         target = Target(name, exchange, port, self.fakes.get(exchange))
-        target.process = Process(argv, port, target.path, target.bodies[TICKER], cwd)
+        target.process = Process(argv, port, target.path, target.bodies[TICKER], cwd, env)
         self.servers.append(target)
         return target
 
@@ -630,7 +630,11 @@ def robots_rows(run, exchange):
 
 
 def start_rows(run, directory):
-    """Cold start (process start to first answer) and peak memory: bare, repo, bundle."""
+    """Cold start (process start to first answer) and peak memory: bare, repo, bundle. Python as
+    a user runs it: writing bytecode (PYTHONDONTWRITEBYTECODE unset), so after a first start the
+    repository's modules come from __pycache__ (and the bundle's from its own cache); that first
+    start of each is left out."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     bundle = Path(directory) / "fmz_plugin_bundle.py"
     subprocess.run([sys.executable, str(ROOT / "fmz_plugin.py"), "bundle", "-o", str(bundle)], cwd=ROOT,
                    check=True, capture_output=True)
@@ -642,11 +646,12 @@ def start_rows(run, directory):
         programs.append(("before", [sys.executable, str(run.baseline)], run.baseline.parent))
     times = {name: [] for name, _, _ in programs}
     rss = {}
-    for _ in range(max(3, run.rounds)):
+    for round_ in range(max(3, run.rounds) + 1):
         for name, argv, cwd in programs:
             flags = [] if name == "bare" else ["--no-throttle", "--base-url", url]
-            target = run.start(name, exchange if name != "bare" else None, argv + flags, cwd)
-            times[name].append(target.process.cold_start_ms)
+            target = run.start(name, exchange if name != "bare" else None, argv + flags, cwd, env)
+            if round_:                   # the first start of each writes its caches: left out
+                times[name].append(target.process.cold_start_ms)
             rss[name] = target.process.peak_rss_mb()
             run.stop([target])
     median = {name: statistics.median(values) for name, values in times.items()}
