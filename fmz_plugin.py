@@ -76,8 +76,8 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, Headers, PluginError, header_lines, iso_ms, now_ms,
-                            parse_number, parse_symbol, plain, round_down)
+from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Headers, PluginError, header_lines,
+                            iso_ms, now_ms, parse_number, parse_symbol, plain, round_down)
 from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
@@ -99,7 +99,6 @@ OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no desc
 OUT_OF_FILES_LINGER = 0.2   # seconds, at most, a connection refused with the spare descriptor waits for its client
                             # to hang up (it does at once on reading the 503) before the spare is taken back
 APIS_KEPT = 1024            # Apis kept for reuse (one per exchange, keys and settings); the oldest goes first
-IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
 BAD_REQUEST = "(bad request)"   # ... and requests that named no served method
@@ -142,8 +141,9 @@ ORDER_MEANING = {
 }
 CLOSE_TYPE_OF_SIDE = {"sell": "closebuy", "buy": "closesell"}
 
-# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes).
-MINUTE_PERIODS = (1, 3, 5, 15, 30, 60, 120, 240, 360, 480, 720, 1440, 4320, 10080)
+# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes):
+# the union of their PERIODS tables.
+MINUTE_PERIODS = frozenset(period for exchange in EXCHANGES.values() for period in exchange.PERIODS)
 
 
 def _symbol(params, required=True, allow_range=False):
