@@ -67,20 +67,33 @@ WARMUP = 3                               # requests per robot before measuring
 ROUNDS = 3                               # rounds per row, servers interleaved; the median is kept
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-# --exchange value -> (the plugin's path and --base-url name, the fake's module and class, its spot ticker)
-EXCHANGES = {
-    "okx": ("OKX", "okx", "FakeOKX", "/api/v5/market/ticker?instId=BTC-USDT"),
-    "binance": ("Binance", "binance", "FakeBinance", "/api/v3/ticker/24hr?symbol=BTCUSDT"),
-    "bybit": ("Bybit", "bybit", "FakeBybit", "/v5/market/tickers?category=spot&symbol=BTCUSDT"),
-    "bingx": ("BingX", "bingx", "FakeBingX", "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT"),
-    "bitvavo": ("Bitvavo", "bitvavo", "FakeBitvavo", "/v2/ticker/24h?market=BTC-USDT"),
+# The exchanges measured: the plugin's own registry (exchanges.EXCHANGES, for each one's NAME, the
+# path and --base-url name) and the suite's fakes (tests/conftest.py FAKES, by NAME). What only the
+# benchmark needs: each fake's own spot ticker, asked directly for scale and counted for the limits.
+DIRECT_TICKERS = {
+    "okx": "/api/v5/market/ticker?instId=BTC-USDT",
+    "binance": "/api/v3/ticker/24hr?symbol=BTCUSDT",
+    "bybit": "/v5/market/tickers?category=spot&symbol=BTCUSDT",
+    "bingx": "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT",
+    "bitvavo": "/v2/ticker/24h?market=BTC-USDT",
 }
+EXCHANGES = {}                           # --exchange value -> (NAME, the fake's class name, its ticker path)
+
+
+def registry():
+    """{--exchange value: (NAME, fake class, direct ticker)} from the plugin's and the suite's tables
+    (imported here, not at the top: the bare server and the fakes' processes need none of it)."""
+    if not EXCHANGES:
+        sys.path.insert(0, str(ROOT))
+        from exchanges import EXCHANGES as MODULES
+        from tests.conftest import FAKES
+        for key, path in DIRECT_TICKERS.items():
+            EXCHANGES[key] = (MODULES[key].NAME, FAKES[MODULES[key].NAME], path)
+    return EXCHANGES
 
 
 def fake_class(exchange):
-    sys.path.insert(0, str(ROOT))
-    _, module, name, _ = EXCHANGES[exchange]
-    return getattr(__import__(f"tests.fakes.{module}", fromlist=[name]), name)
+    return registry()[exchange][1]
 
 
 # ---------------------------------------------------------------------------- the processes
@@ -241,7 +254,7 @@ class Target:
     def __init__(self, name, exchange, port, fake=None, verb="POST"):
         self.name, self.exchange, self.port, self.fake, self.verb = name, exchange, port, fake, verb
         self.process = None
-        label, _, _, direct = EXCHANGES[exchange or "okx"]
+        label, _, direct = registry()[exchange or "okx"]
         self.label = label if exchange else "-"
         self.path = direct if verb == "GET" else "/" + label
         fake_type = fake_class(exchange or "okx")
@@ -403,7 +416,7 @@ class Run:
 
     def plugins(self, exchange, *flags):
         """This checkout's plugin (and the baseline's) for `exchange`, started with `flags`."""
-        url = f"{EXCHANGES[exchange][0]}={self.fakes[exchange].url}"
+        url = f"{registry()[exchange][0]}={self.fakes[exchange].url}"
         argv = ["--log-level", self.log_level, "--base-url", url, *flags]
         found = [self.start("plugin", exchange, [sys.executable, str(ROOT / "fmz_plugin.py"), *argv])]
         if self.baseline:
@@ -434,7 +447,7 @@ def per_answer(run, exchange, directory):
     if exchange == "okx" and run.guide is not None:
         code = extract_reference(run.guide, fake.url, directory)
         reference = run.start("reference", "okx", [sys.executable, str(code), "--address", "127.0.0.1"], directory)
-    label = EXCHANGES[exchange][0]
+    label = registry()[exchange][0]
     lines = []
     for clients in CLIENTS:
         say(f"  per answer: {label} ticker, {clients} robot(s), 0 ms")
@@ -483,7 +496,7 @@ def per_answer(run, exchange, directory):
 
 
 def depth_rows(run, exchange, plugins):
-    label = EXCHANGES[exchange][0]
+    label = registry()[exchange][0]
     say(f"  depth 400: {label}, 1 robot")
     got = measure(plugins, 1, run.seconds, run.rounds, DEPTH)
     if run.baseline and exchange == run.exchanges[0]:
@@ -525,7 +538,7 @@ def trade_envelope(fake_type, n):
 def poll_one_ticker(target, fake, exchange, seconds):
     """8 robots polling BTC_USDT at 50 ms exchange latency: what they got, and the most ticker
     calls the fake saw arrive in any window of the documented limit."""
-    label, _, _, direct = EXCHANGES[exchange]
+    label, _, direct = registry()[exchange]
     path = direct.split("?")[0]
     limit = documented(exchange, f"GET {path}")
     fake.set_latency(POLL_LATENCY_MS)
@@ -541,7 +554,7 @@ def poll_one_ticker(target, fake, exchange, seconds):
 
 def order_burst(target, fake, exchange):
     """One grid robot placing 105 limit orders in a loop, 0 ms exchange latency."""
-    label, _, _, _ = EXCHANGES[exchange]
+    label = registry()[exchange][0]
     fake_type = fake_class(exchange)
     path = fake_type.ORDER_PATH
     limit = documented(exchange, f"POST {path}")
@@ -573,7 +586,7 @@ def limit_rows(run, exchange):
     polls.sort(key=lambda taken: taken[0][0])
     bursts.sort(key=lambda line: line[0])
     if run.baseline and exchange == run.exchanges[0]:
-        label = EXCHANGES[exchange][0]
+        label = registry()[exchange][0]
         before = [out for line, out in polls if line[0] == "before"]
         now = [out for line, out in polls if line[0] == "plugin"]
         both = lambda outs, f: " / ".join(f(out) for out in outs)
@@ -606,7 +619,7 @@ def pool_rows(run, exchange):
                       f"{per_5s:.0f}", f"{100 * out.opened / max(out.calls, 1):.2f}"])
     run.stop(plugins)
     if run.baseline and exchange == run.exchanges[0]:
-        run.note(f"{EXCHANGES[exchange][0]} pool, {POOL_ROBOTS} robots signing: new connections per 5 s "
+        run.note(f"{registry()[exchange][0]} pool, {POOL_ROBOTS} robots signing: new connections per 5 s "
                  f"(% of calls)", f"{lines[0][7]} ({lines[0][8]} %)", f"{lines[1][7]} ({lines[1][8]} %)")
     return lines
 
@@ -624,7 +637,7 @@ def robots_rows(run, exchange):
                           f"{out.cpu_us:,.0f}"])
         if run.baseline and exchange == run.exchanges[0]:
             before, now = (", ".join(line[i] for i in (3, 4, 6)) for line in lines[-2:])
-            run.note(f"{EXCHANGES[exchange][0]} {robots} robots, defaults: answers/s, p50 ms, 503/s", before, now)
+            run.note(f"{registry()[exchange][0]} {robots} robots, defaults: answers/s, p50 ms, 503/s", before, now)
     run.stop(plugins)
     return lines
 
@@ -639,7 +652,7 @@ def start_rows(run, directory):
     subprocess.run([sys.executable, str(ROOT / "fmz_plugin.py"), "bundle", "-o", str(bundle)], cwd=ROOT,
                    check=True, capture_output=True)
     exchange = run.exchanges[0]
-    url = f"{EXCHANGES[exchange][0]}={run.fakes[exchange].url}"
+    url = f"{registry()[exchange][0]}={run.fakes[exchange].url}"
     programs = [("bare", [sys.executable, str(BARE)], ROOT), ("plugin", [sys.executable, str(ROOT / "fmz_plugin.py")], ROOT),
                 ("plugin, bundled", [sys.executable, str(bundle)], Path(directory))]
     if run.baseline:
@@ -717,14 +730,14 @@ def run_all(run, limits_only):
             if not limits_only:
                 for exchange in run.exchanges:
                     lines, depth = per_answer(run, exchange, directory)
-                    print(f"\nPer answer, {EXCHANGES[exchange][0]} (0 ms exchange, --no-throttle; median of "
+                    print(f"\nPer answer, {registry()[exchange][0]} (0 ms exchange, --no-throttle; median of "
                           f"{run.rounds} rounds of {run.seconds / run.rounds:g} s, servers taking turns):\n")
                     print(table(PER_ANSWER_HEADER, lines))
-                    print(f"\nA depth of 400 levels a side, 1 robot ({EXCHANGES[exchange][0]}):\n")
+                    print(f"\nA depth of 400 levels a side, 1 robot ({registry()[exchange][0]}):\n")
                     print(table(["server", "exchange", "answers/s", "p50 ms", "p99 ms", "CPU ms / answer"], depth))
             for exchange in run.exchanges:
                 polls, bursts = limit_rows(run, exchange)
-                print(f"\nThrottle on, {EXCHANGES[exchange][0]} (the documented limits, as the plugin runs by "
+                print(f"\nThrottle on, {registry()[exchange][0]} (the documented limits, as the plugin runs by "
                       "default; two runs each, taking turns):\n")
                 print(table(["server", "exchange", "run", "answers/s", "p50 ms", "p99 ms", "errors", "exchange calls",
                              "answers per call", "most in one window", "limit"], polls))
@@ -734,10 +747,10 @@ def run_all(run, limits_only):
             if limits_only:
                 return
             exchange = run.exchanges[0]
-            print(f"\nThe exchange connection pool, {EXCHANGES[exchange][0]} (0 ms, --no-throttle):\n")
+            print(f"\nThe exchange connection pool, {registry()[exchange][0]} (0 ms, --no-throttle):\n")
             print(table(["server", "exchange", "run", "answers/s", "errors", "exchange calls", "new connections",
                          "new connections / 5 s", "% of calls"], pool_rows(run, exchange)))
-            print(f"\nMany robots on one ticker, {EXCHANGES[exchange][0]} (0 ms; every default: throttle on, "
+            print(f"\nMany robots on one ticker, {registry()[exchange][0]} (0 ms; every default: throttle on, "
                   f"--max-connections as the plugin sets it; {run.robots_seconds:g} s each):\n")
             print(table(["server", "exchange", "robots", "answers/s", "p50 ms", "p99 ms", "HTTP 503 / s", "errors",
                          "exchange calls / answer", "CPU us / answer"], robots_rows(run, exchange)))
@@ -762,7 +775,7 @@ def main(argv):
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per row; the median is kept (default {ROUNDS})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="the plugin's --log-level (default info, the plugin's own default)")
-    parser.add_argument("--exchange", default="okx", choices=[*EXCHANGES, "all"],
+    parser.add_argument("--exchange", default="okx", choices=[*DIRECT_TICKERS, "all"],
                         help="the exchange(s) whose fake the plugin is measured against (default okx); "
                              "the guide's reference program speaks OKX only")
     parser.add_argument("--baseline", metavar="PATH", type=Path,
@@ -776,13 +789,13 @@ def main(argv):
     parser.add_argument("--guide", metavar="PATH", type=Path, default=None,
                         help="the FMZ guide's text, whose Python example is the reference program (default: "
                              f"{GUIDE} when it exists; without it the reference rows are skipped)")
-    parser.add_argument("--serve-fake", choices=list(EXCHANGES), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-fake", choices=list(DIRECT_TICKERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake:
         return serve_fake(args.serve_fake)
     if args.guard:
         return report_guard(guard_cost())
-    exchanges = list(EXCHANGES) if args.exchange == "all" else [args.exchange]
+    exchanges = list(DIRECT_TICKERS) if args.exchange == "all" else [args.exchange]
     guide = args.guide or (GUIDE if GUIDE.exists() else None)
     if args.guide is not None and not args.guide.is_file():
         raise SystemExit(f"--guide {args.guide}: no such file (give the FMZ guide's text, or leave --guide out)")
@@ -800,7 +813,7 @@ def main(argv):
     run.pool_seconds = min(POOL_SECONDS, args.seconds) if short else POOL_SECONDS
     run.robots_seconds = min(5.0, args.seconds) if short else 5.0
     print(f"\nfmz-plugin benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}; "
-          f"plugin at --log-level {args.log_level}; exchanges: {', '.join(EXCHANGES[e][0] for e in exchanges)}")
+          f"plugin at --log-level {args.log_level}; exchanges: {', '.join(registry()[e][0] for e in exchanges)}")
     run_all(run, args.limits)
     report_figures(run)
     if not args.limits:
