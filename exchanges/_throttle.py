@@ -126,20 +126,22 @@ class _Bucket:
     - the window (`earliest`): no more than the limit counted in any window, a call counting
       from the moment it is let go until a window after its answer (the exchange's own rule,
       however late each call arrived);
-    - the pace (`paced`): under a steady load, calls go one every `interval` (the window divided
-      by the limit, per unit), a leaky bucket. Without it, the window rule alone lets a whole
-      limit go back to back, then holds every robot until the window clears, again and again:
-      a one-second hiccup every two seconds. With it, the wait is even.
-    A rested bucket (new, or nothing counted and its pace a window behind: quiet for a window
-    after its last paced call) lets its whole limit go at once, as the exchange allows
-    (`burst_left`); the calls after that burst are paced. (Nothing counted alone is not rest:
-    after a burst the window empties all at once, and bursting again is the hiccup.)
+    - the pace (`paced`): reads go one every `interval` (the window divided by the limit, per
+      unit), a leaky bucket. Without it, the window rule alone lets a whole limit go back to
+      back, then holds every robot until the window clears, again and again: a one-second
+      hiccup every two seconds (and the burst that starts a busy spell is that hiccup once).
+      With it, the wait is even.
+    A rested bucket (new, or nothing counted and its pace a window behind) lets `burst` units go
+    at once (`burst_left`): only what the pace could not deliver within the call's wait, so that
+    pacing never refuses a call the window alone would have let go (5 calls per 1000 s with 10 s
+    to wait: all 5 at once; OKX's 20 tickers per 2 s: one, then one every 0.1 s). Urgent calls
+    (orders) are not paced: the window alone holds them, and reads pace behind them.
     """
 
     __slots__ = ("limit", "window", "done", "done_units", "in_flight", "queue", "queued_units",
-                 "queued_urgent", "reported", "last_used", "interval", "burst_left", "paced")
+                 "queued_urgent", "reported", "last_used", "interval", "burst", "burst_left", "paced")
 
-    def __init__(self, limit, margin, now):
+    def __init__(self, limit, margin, now, max_wait=THROTTLE_MAX_WAIT):
         self.limit = limit
         self.window = limit.seconds + margin
         self.done = deque()           # (answered at, units) of calls that came back, oldest first
@@ -151,8 +153,9 @@ class _Bucket:
         self.reported = (now, 0)      # (when, units) the exchange counted beyond ours (its headers)
         self.last_used = now
         self.interval = self.window / limit.requests     # seconds per unit under a steady load
-        self.paced = now - self.window    # when the pace lets the next call go (new: rested)
-        self.burst_left = 0           # units that may still go unpaced, in the burst after an idle window
+        self.paced = now - self.window    # when the pace lets the next read go (new: rested)
+        self.burst = max(1, limit.requests - int(max_wait / self.interval))   # units a rested bucket lets go at once
+        self.burst_left = 0           # units that may still go unpaced, in the burst a rest allows
 
     def next_in_line(self):
         """The ticket whose turn is next: the first urgent one, else the first."""
@@ -162,18 +165,19 @@ class _Bucket:
         """True when nothing is counted in the window and the pace has been idle for a window."""
         return not (self.in_flight or self.done_units or self.reported[1]) and now >= self.paced + self.window
 
-    def pace_from(self, now, units):
-        """When the pace lets a call of `units` go: at once within a burst, else one `interval`
-        per unit after the call before it."""
-        if self.rested(now) or self.burst_left >= units:
+    def pace_from(self, now, units, rank=READ):
+        """When the pace lets a call of `units` go: an urgent one, or a read within a burst, at
+        once; else one `interval` per unit after the call before it."""
+        if rank == URGENT or self.rested(now) or self.burst_left >= units:
             return now
         return max(now, self.paced)
 
-    def went(self, now, units):
-        """A call of `units` is let go (before it is counted in flight)."""
+    def went(self, now, units, rank=READ):
+        """A call of `units` is let go (before it is counted in flight): the pace moves on."""
         if self.rested(now):
-            self.burst_left = self.limit.requests
-        self.burst_left = max(0, self.burst_left - units)
+            self.burst_left = self.burst
+        if rank == READ:
+            self.burst_left = max(0, self.burst_left - units)
         self.paced = max(self.paced, now) + units * self.interval
 
     def forget_before(self, now):
@@ -216,8 +220,10 @@ class _Bucket:
         only ever makes turns come sooner than they will."""
         self.forget_before(now)
         ahead = self.queued_urgent if rank == URGENT else self.queued_units
-        unpaced = self.limit.requests if self.rested(now) else self.burst_left
-        paced = now if ahead + units <= unpaced else max(now, self.paced) + max(0, ahead - unpaced) * self.interval
+        unpaced = self.burst if self.rested(now) else self.burst_left
+        paced = max(now, self.paced) + max(0, ahead - unpaced) * self.interval
+        if rank == URGENT or ahead + units <= unpaced:
+            paced = now
         return max(paced, self._window_bound(now, units, ahead, self.room(rank)))
 
     def _window_bound(self, now, units, ahead, room_for_all):
@@ -299,7 +305,7 @@ class Throttle:
             now = self.clock()
             self._sweep(now)
             charges = sorted(charges, key=lambda charge: charge[0])
-            held = [(self._bucket(key, limit, now), units) for key, limit, units in charges]
+            held = [(self._bucket(key, limit, now, max_wait), units) for key, limit, units in charges]
             for bucket, units in held:
                 if units > bucket.room(rank) or bucket.lower_bound(now, units, rank) - now > max_wait:
                     raise self._refusal(label, bucket.limit, max_wait)
@@ -328,9 +334,9 @@ class Throttle:
                 now = self.clock()
                 at = float("inf")
                 if bucket.next_in_line() is ticket:
-                    at = max(bucket.earliest(now, units, rank), bucket.pace_from(now, units))
+                    at = max(bucket.earliest(now, units, rank), bucket.pace_from(now, units, rank))
                 if at <= now:
-                    bucket.went(now, units)
+                    bucket.went(now, units, rank)
                     bucket.in_flight += units
                     bucket.last_used = now
                     return
@@ -361,10 +367,11 @@ class Throttle:
             bucket.forget_before(now)
             bucket.reported = (now, max(0, exchange_count - bucket.done_units - units))
 
-    def _bucket(self, key, limit, now):
+    def _bucket(self, key, limit, now, max_wait=None):
         bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[key] = _Bucket(limit, self.margin, now)
+            max_wait = self.max_wait if max_wait is None else max_wait
+            bucket = self.buckets[key] = _Bucket(limit, self.margin, now, max_wait)
         return bucket
 
     def _sweep(self, now):
