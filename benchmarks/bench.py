@@ -37,6 +37,9 @@ The rows:
                 connections opened, per call (each would be a TLS handshake on a real exchange).
   many robots   64, 256 and 1,000 robots polling one ticker with every default (throttle on,
                 --max-connections as the plugin sets it): answers/s, p50, p99 and HTTP 503 a second.
+  streams       robots polling one ticker with default flags, the exchange's stream on the fake's
+                WebSocket, and the same with --no-stream: answers/s, p50/p99, the plugin's own
+                p50/p99, REST ticker calls a minute (exchanges that stream).
   start         process start to first answer, and peak memory, of the bare server, the plugin
                 from this checkout and the plugin as one bundled file.
   guard         the risk guard's own cost per order that needs no exchange call, in this process.
@@ -602,6 +605,64 @@ def limit_rows(run, exchange):
     return [line for line, _ in polls], bursts
 
 
+# ---------------------------------------------------------------------------- streams: market data from the WebSocket
+
+STREAM_ROBOTS = (8, 64)
+STREAM_WARM_SECONDS = 5.0                # at most, until the stream answers (no more REST ticker calls)
+
+
+def stream_rows(run, exchange):
+    """Robots polling one ticker through a plugin with default flags (throttle on), its stream
+    on the fake's WebSocket, and the same with --no-stream: answers/s, the robots' p50/p99, the
+    plugin's own p50/p99 (its status), and REST ticker calls per minute in the steady state."""
+    sys.path.insert(0, str(ROOT))
+    from exchanges import EXCHANGES as MODULES
+    if not MODULES[exchange].STREAM_URLS:
+        return []
+    label, _, direct = registry()[exchange]
+    fake, path, rows = run.fakes[exchange], direct.split("?")[0], []
+    fake.set_latency(POLL_LATENCY_MS)
+    for robots in STREAM_ROBOTS:
+        for flags in ([], ["--no-stream"]):
+            plugin = run.start("plugin" + (", --no-stream" if flags else ", stream"), exchange,
+                               [sys.executable, str(ROOT / "fmz_plugin.py"), "--log-level", run.log_level, *flags,
+                                "--base-url", f"{label}={fake.url}",
+                                "--base-url", f"{label}.ws={fake.url.replace('http://', 'ws://')}"])
+            warm_until_streamed(plugin, fake, path)
+            before = fake.calls("GET", path)
+            out = load(plugin, robots, run.seconds, TICKER, count_calls=False)
+            calls = fake.calls("GET", path) - before
+            own = plugin_latency(plugin.port, "ticker")
+            run.stop([plugin])
+            rows.append([label, str(robots), "off (--no-stream)" if flags else "on", f"{out.rps:,.0f}",
+                         ms(out.p(0.5)), ms(out.p(0.99)), own, str(out.errors), f"{calls * 60 / out.elapsed:,.0f}"])
+            say(f"  stream {' | '.join(rows[-1])}")
+    fake.set_latency(0)
+    return rows
+
+
+def warm_until_streamed(plugin, fake, path):
+    """Ask for the ticker until ten answers in a row needed no REST call (the stream answers),
+    or STREAM_WARM_SECONDS passed (--no-stream never gets there)."""
+    conn = http.client.HTTPConnection("127.0.0.1", plugin.port, timeout=30)
+    deadline, quiet = time.perf_counter() + STREAM_WARM_SECONDS, 0
+    while quiet < 10 and time.perf_counter() < deadline:
+        before = fake.calls("GET", path)
+        post(conn, plugin.path, plugin.bodies[TICKER])
+        quiet = quiet + 1 if fake.calls("GET", path) == before else 0
+    conn.close()
+
+
+def plugin_latency(port, method):
+    """The plugin's own p50 / p99 of `method` (ms), as its status reports them."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/status?format=json")
+    report = json.loads(conn.getresponse().read())
+    conn.close()
+    row = next((r for r in report["methods"] if r["method"] == method), None)
+    return f"{row['p50_ms']} / {row['p99_ms']}" if row else "-"
+
+
 # ---------------------------------------------------------------------------- the pool, many robots, start
 
 POOL_ROBOTS, POOL_SECONDS = 32, 5.0
@@ -760,6 +821,12 @@ def run_all(run, limits_only):
                   f"--max-connections as the plugin sets it; {run.robots_seconds:g} s each):\n")
             print(table(["server", "exchange", "robots", "answers/s", "p50 ms", "p99 ms", "HTTP 503 / s", "errors",
                          "exchange calls / answer", "CPU us / answer"], robots_rows(run, exchange)))
+            streamed = [row for exchange in run.exchanges for row in stream_rows(run, exchange)]
+            if streamed:
+                print(f"\nStreams: robots polling one ticker, default flags (throttle on), {POLL_LATENCY_MS} ms "
+                      "exchange latency:\n")
+                print(table(["exchange", "robots", "stream", "answers/s", "p50 ms", "p99 ms", "plugin p50 / p99 ms",
+                             "errors", "REST ticker calls/min"], streamed))
             print("\nStart (process start to first answer, median of 3; its CPU time, which load does not "
                   "stretch) and peak memory:\n")
             print(table(["server", "cold start ms", "CPU ms to the first answer", "peak RSS MB"], start_rows(run, directory)))

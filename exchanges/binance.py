@@ -708,7 +708,7 @@ def stream_read(message, feed):
 def _read_ticker(topic, name, data, reply, feed):
     """The 24 h ticker (c last, o open, h high, l low, v volume; spot also b bid, a ask) and, on
     futures, bookTicker (b bid, a ask): answered once the halves the REST ticker has are in."""
-    parts = feed.parts(topic)
+    parts = feed.state(topic)
     if name.endswith("@bookTicker"):
         parts["book"] = {"bidPrice": data.get("b"), "askPrice": data.get("a"), "E": data.get("E") or 0}
     else:
