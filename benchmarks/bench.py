@@ -79,6 +79,7 @@ DIRECT_TICKERS = {
     "bybit": "/v5/market/tickers?category=spot&symbol=BTCUSDT",
     "bingx": "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT",
     "bitvavo": "/v2/ticker/24h?market=BTC-USDT",
+    "blofin": "/api/v1/market/tickers?instId=BTC-USDT",       # its fake's SYMBOL is the perpetual
 }
 EXCHANGES = {}                           # --exchange value -> (NAME, the fake's class name, its ticker path)
 
@@ -262,8 +263,8 @@ class Target:
         self.label = label if exchange else "-"
         self.path = direct if verb == "GET" else "/" + label
         fake_type = fake_class(exchange or "okx")
-        self.bodies = {TICKER: envelope(fake_type, "ticker", symbol="BTC_USDT"),
-                       DEPTH: envelope(fake_type, "depth", symbol="BTC_USDT", limit="400"),
+        self.bodies = {TICKER: envelope(fake_type, "ticker", symbol=fake_type.SYMBOL),
+                       DEPTH: envelope(fake_type, "depth", symbol=fake_type.SYMBOL, limit="400"),
                        BALANCES: envelope(fake_type, "accounts")}
 
     def cpu_seconds(self):
@@ -535,8 +536,10 @@ def documented(exchange, endpoint):
 
 
 def trade_envelope(fake_type, n):
-    """Order n of a grid: a limit buy of 0.001 BTC, one price step lower each time."""
-    return envelope(fake_type, "trade", symbol="BTC_USDT", type="buy", price=str(40000 - n), amount="0.001")
+    """Order n of a grid: a small limit buy of the fake's SYMBOL (0.01 BTC, or a BloFin contract),
+    one price step lower each time."""
+    return envelope(fake_type, "trade", symbol=fake_type.SYMBOL, type="buy", price=str(40000 - n),
+                    amount=fake_type.AMOUNT)
 
 
 def poll_one_ticker(target, fake, exchange, seconds):

@@ -144,7 +144,7 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import alpaca, binance, bingx, bitvavo, bybit, okx
+from exchanges import alpaca, binance, bingx, bitvavo, blofin, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
@@ -153,4 +153,5 @@ EXCHANGES = {
     "bingx": bingx,
     "bitvavo": bitvavo,
     "alpaca": alpaca,
+    "blofin": blofin,
 }

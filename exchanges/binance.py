@@ -658,8 +658,10 @@ def _order(o, kind, names):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
+def stream_topic(symbol, method, period):
     """(endpoint, topic): ("spot", ("ticker", Symbol('BTC_USDT'))); futures on their own host."""
+    if method == "records":
+        return None                       # candles stay REST
     return ("futures" if symbol.is_swap else "spot"), (method, symbol)
 
 

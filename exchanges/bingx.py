@@ -664,8 +664,10 @@ def _order(o, kind, specs):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
+def stream_topic(symbol, method, period):
     """(endpoint, topic): ("swap", ("depth", Symbol('BTC_USDT.swap')))."""
+    if method == "records":
+        return None                       # candles stay REST
     return symbol.kind, (method, symbol)
 
 

@@ -606,8 +606,10 @@ def _pages(api, path, query, max_rows=None):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
+def stream_topic(symbol, method, period):
     """(endpoint, topic): ("linear", ("depth", Symbol('BTC_USDT.swap')))."""
+    if method == "records":
+        return None                       # candles stay REST
     return category(symbol), (method, symbol)
 
 

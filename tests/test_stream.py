@@ -571,7 +571,7 @@ class Answers:
     def __init__(self):
         self.sent = []
 
-    def reply(self, text):
+    def send(self, text):
         self.sent.append(text)
 
 
