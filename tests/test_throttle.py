@@ -4,6 +4,7 @@ forgetting idle buckets. Driven by a fake clock (no sleeping), or by real thread
 not speed, is asserted."""
 import random
 import threading
+import time
 
 import pytest
 
@@ -367,3 +368,42 @@ def test_a_call_held_by_one_limit_holds_up_no_call_under_another():
     throttle.turn(order, "order", max_wait=100).done()
     went.append(("order", clock.now))
     assert went == [("read", 0.0), ("order", 10.0)]
+
+
+def test_robots_asking_the_same_read_share_its_paced_turn():
+    """While a read waits for its paced turn, five robots asking the same join it (shared
+    reads): one exchange call when the pace lets it go, one answer for all six."""
+    throttle, clock = on_fake_clock(max_wait=10)
+    limit = Limit(20, 2.0)
+    call(throttle, limit, "ticker")            # the pace holds the next read 0.1 s
+    shared, went, answers, lock = _kit.SingleFlight(), [], [], threading.Lock()
+
+    def exchange_call():
+        turn = throttle.turn([("ticker", limit, 1)], "X GET /ticker")
+        went.append(clock.now)
+        turn.done()
+        return {"last": "50000.1"}
+
+    def robot():
+        answer = shared.get("GET /ticker", exchange_call)
+        with lock:
+            answers.append(answer)
+
+    robots = [threading.Thread(target=robot) for _ in range(5)]
+
+    def wait(seconds):                         # the leader waits for its turn: the others ask now
+        if not went and not robots[0].ident:
+            for thread in robots:
+                thread.start()
+            with shared.lock:
+                flight = shared.flights["GET /ticker"]
+            deadline = time.monotonic() + 10
+            while flight.joined < 5 and time.monotonic() < deadline:
+                time.sleep(0.001)             # the joiners are real threads, parked on the flight
+        clock.now += seconds
+
+    throttle.wait_for_change = wait
+    robot()
+    for thread in robots:
+        thread.join()
+    assert went == [0.1] and answers == [{"last": "50000.1"}] * 6
