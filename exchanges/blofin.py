@@ -29,6 +29,9 @@ an order or cancel refused inside a batch envelope carries its own code and msg 
 data). Order ids given to FMZ are `INSTID,ORDERID` (`BTC-USDT,28150801`): order and cancel need
 no lookup.
 
+Market data streams from BloFin's public WebSocket (/ws/public, OKX-like: tickers, books, trades,
+candles); the dialect is at the end of this module, its limits beside STREAM_URLS.
+
 Unverified (best readings, kept in one place each): that the 60 s window is checked when BloFin
 takes a request (as the other exchanges' windows are), that order-detail answers finished orders
 too, and the 8 h funding interval (BloFin publishes none).

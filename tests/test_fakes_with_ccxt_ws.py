@@ -1,5 +1,5 @@
 """The fakes' WebSocket streams speak their exchange's dialect: CCXT's async `ccxt.pro` clients
-(OKX, Binance spot and USDT-M, Bybit spot and linear, BingX spot and swap),
+(OKX, Binance spot and USDT-M, Bybit spot and linear, BingX spot and swap, BloFin perpetuals),
 written by other people against the real streams, watch tickers, books and trades through each
 fake without knowing it is one (as tests/test_fakes_with_ccxt.py does for REST).
 
@@ -19,6 +19,7 @@ import ccxt.pro  # noqa: E402  (after the skip, as the file needs ccxt)
 
 from tests.fakes.binance import FakeBinance  # noqa: E402
 from tests.fakes.bingx import FakeBingX  # noqa: E402
+from tests.fakes.blofin import FakeBloFin  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import FakeOKX  # noqa: E402
 
@@ -280,3 +281,60 @@ def test_bingx_watch_trades_sees_the_engines_fills():
 async def bingx_subscribed(fake, name):
     subscribed = lambda: any(name in names for names in list(fake.ws_subscriptions.values()))
     await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
+
+
+# -- BloFin (USDT-margined perpetuals) ------------------------------------------------------------
+
+def blofin_client(fake):
+    client = ccxt.pro.blofin({"enableRateLimit": False, "timeout": 5000})
+    client.urls["api"]["rest"] = fake.url
+    client.urls["api"]["ws"] = {"swap": {"public": fake.ws_url + "/ws/public", "private": fake.ws_url + "/ws/private"}}
+    client.has["fetchCurrencies"] = False
+    return client
+
+
+BLOFIN_BTC = ("BTC", "USDT", "swap")
+
+
+def test_blofin_watch_ticker():
+    async def check(client, fake):
+        ticker = await soon(client.watch_ticker("BTC/USDT:USDT"))
+        assert (ticker["bid"], ticker["ask"], ticker["last"]) == (50000, 50000.1, 50000)
+        assert ticker["symbol"] == "BTC/USDT:USDT" and ticker["timestamp"] > 1_600_000_000_000
+        with fake.lock:
+            fake.engine.place(BLOFIN_BTC, "buy", "market", D("1"))      # a fill pushes a fresh ticker
+        moved = await soon(client.watch_ticker("BTC/USDT:USDT"))
+        assert moved["timestamp"] >= ticker["timestamp"]
+    watching(FakeBloFin, blofin_client, check)
+
+
+def test_blofin_watch_order_book_snapshot_and_updates():
+    async def check(client, fake):
+        book = await soon(client.watch_order_book("BTC/USDT:USDT"))     # the books channel (200 levels)
+        assert book["asks"][0] == [50000.1, 10] and book["bids"][0] == [50000, 10]
+        assert len(book["asks"]) == len(book["bids"]) == 200 and book["nonce"] > 0
+        fake.push_book_update(BLOFIN_BTC, asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
+        book = await soon(client.watch_order_book("BTC/USDT:USDT"))
+        assert book["asks"][0] == [50000.2, 20] and book["bids"][0] == [50000.05, 2]
+    watching(FakeBloFin, blofin_client, check)
+
+
+def test_blofin_watch_trades_sees_the_engines_fills():
+    async def check(client, fake):
+        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT:USDT"))
+        await fake_subscribed(fake, "trades", "BTC-USDT")
+        with fake.lock:
+            fake.engine.place(BLOFIN_BTC, "sell", "market", D("2"))      # one fill: 2 contracts at 50000
+        trades = await soon(waiting)
+        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == \
+            [(50000, 2, "sell", "BTC/USDT:USDT")]
+        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+    watching(FakeBloFin, blofin_client, check)
+
+
+def test_blofin_watch_ohlcv():
+    async def check(client, fake):
+        candles = await soon(client.watch_ohlcv("BTC/USDT:USDT", "1m"))
+        assert len(candles[-1]) == 6 and candles[-1][0] % 60_000 == 0
+        assert '"candle1m"' in fake.ws_received[0][1]
+    watching(FakeBloFin, blofin_client, check)

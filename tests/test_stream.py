@@ -433,6 +433,74 @@ def test_book_checksum_is_a_signed_crc32_of_bid_then_ask_levels():
     assert okx.book_checksum(book) == (crc - (1 << 32) if crc >= 1 << 31 else crc) < 0
 
 
+@only("blofin")
+def test_blofin_subscribes_each_channel_as_documented_on_one_connection(client):
+    for method in ("ticker", "depth", "trades"):
+        client.data(method, symbol="ETH_USDT.swap")
+    client.data("records", symbol="ETH_USDT.swap", period=60)
+    client.fake.ws_wait(lambda: len(subscriptions(client.fake)) == 4)
+    assert subscriptions(client.fake) == [{"channel": channel, "instId": "ETH-USDT"}
+                                          for channel in ("tickers", "books", "trades", "candle1H")]
+    sent = {(path, tuple(sorted(json.loads(message)))) for path, message in list(client.fake.ws_received)}
+    assert sent == {("/ws/public", ("args", "op"))} and client.fake.ws_connections == 1
+
+
+@only("blofin")
+def test_blofin_records_from_the_stream_are_the_rest_answer_without_a_rest_call(client):
+    path = "/api/v1/market/candles"
+    rest = client.data("records", symbol="BTC_USDT.swap", period=1, limit=50)
+    streamed = from_stream(client, path, "records", symbol="BTC_USDT.swap", period=1, limit=50)
+    by_time = {row[0]: row for row in rest}           # (a minute may have turned in between)
+    assert len(streamed) == 50 and all(row == by_time.get(row[0], row) for row in streamed)
+    before = rest_calls(client.fake, path)
+    assert client.data("records", symbol="BTC_USDT.swap", period=1, limit=20) == streamed[-20:]
+    assert rest_calls(client.fake, path) == before
+
+
+@only("blofin")
+def test_blofin_spot_symbols_are_refused_and_never_subscribed(client):
+    assert "perpetual swaps only" in client.error("ticker", symbol="BTC_USDT")
+    assert "perpetual swaps only" in client.error("depth", symbol="BTC_USDT")
+    assert client.fake.ws_connections == 0 and not client.fake.requests
+
+
+class Recorder:
+    """A Feed that records what a dialect's stream_read hands it (one topic's book included)."""
+
+    def __init__(self):
+        self.calls, self.books = [], {}
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name,) + args[:1])
+
+    def book(self, topic):
+        return self.books.setdefault(topic, _stream.Book())
+
+    def resync(self, topic, why):
+        self.calls.append(("resync", topic))
+        self.books.pop(topic, None)
+
+
+def test_blofin_book_as_documented_numbers_and_all_then_a_gap_resyncs():
+    feed, topic = Recorder(), ("books", "DOGE-USDT")
+    arg = '"arg": {"channel": "books", "instId": "DOGE-USDT"}'
+    blofin.stream_read('{"event": "subscribe", %s}' % arg, feed)
+    blofin.stream_read('{%s, "action": "snapshot", "data": {"asks": [[0.08096, 1], [0.08097, 123]], '
+                       '"bids": [[0.08095, 4], [0.08094, 237]], "ts": "1707491587909", "prevSeqId": "0", '
+                       '"seqId": "3374250786"}}' % arg, feed)
+    blofin.stream_read('{%s, "action": "update", "data": {"asks": [[0.08096, 0]], "bids": [["0.08095", "5"]], '
+                       '"ts": "1707491588009", "prevSeqId": "3374250786", "seqId": "3374250790"}}' % arg, feed)
+    book = feed.books[topic]
+    assert book.sides() == ([("0.08097", "123")], [("0.08095", "5"), ("0.08094", "237")])
+    assert book.time == 1707491588009 and feed.calls == [("subscribed", topic), ("depth", topic), ("depth", topic)]
+    blofin.stream_read('{%s, "action": "update", "data": {"asks": [], "bids": [], "ts": "1707491588109", '
+                       '"prevSeqId": "3374250791", "seqId": "3374250795"}}' % arg, feed)
+    assert feed.calls[-1] == ("resync", topic)
+    blofin.stream_read("pong", feed)
+    blofin.stream_read('{"event": "error", "code": "60018", "msg": "doesn\'t exist"}', feed)
+    assert len(feed.calls) == 4
+
+
 # -- Losing and regaining the connection -----------------------------------------------------------
 
 def test_a_dropped_connection_falls_back_to_rest_then_resubscribes(repo_client, venue, quick, monkeypatch):
