@@ -105,12 +105,13 @@ class Channel:
         self.trades = None                   # rows oldest first, once seeded from REST
         self.streamed = []                   # trades streamed before the seed
         self.complete = False                # the seed held all the history REST had
+        self.parts = {}                      # what the dialect keeps between messages (a ticker's halves)
 
     def drop(self):
         """Forget the local copy (the connection dropped, or the book needs a resync)."""
         self.live, self.sent, self.confirmed_at = False, False, None
         self.raw = self.ticker = self.book = self.trades = None
-        self.streamed, self.complete = [], False
+        self.streamed, self.complete, self.parts = [], False, {}
 
 
 class Feed:
@@ -137,6 +138,18 @@ class Feed:
             if channel is not None:
                 channel.ticker, channel.raw = ticker, raw
                 self._connection.went_live(channel)
+
+    def topics(self):
+        """The topics this connection carries (a dialect whose pushes name a stream, not a
+        topic, finds its topic among them)."""
+        return list(self._connection.channels)
+
+    def parts(self, topic):
+        """A dict the dialect may keep for the channel between messages, e.g. the halves of a
+        ticker two of the exchange's channels make (emptied when the local copy is dropped); a
+        topic not subscribed gets a throwaway dict."""
+        channel = self._channel(topic)
+        return channel.parts if channel is not None else {}
 
     def book(self, topic):
         """The channel's Book to reset or update (a new one after a resync), or None."""
@@ -167,6 +180,14 @@ class Feed:
             else:
                 channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
 
+    def refused(self, why):
+        """The exchange refused the connection (a login it does not accept, a connection limit):
+        `why` (no secret in it) shows in the status until the stream delivers again; the
+        exchange closes the connection and it is retried with backoff, REST answering meanwhile."""
+        if self._connection.problem != why:
+            log.warning("%s stream %s: %s", self._connection.exchange.NAME, self._connection.endpoint, why)
+        self._connection.problem = why
+
     def resync(self, topic, why):
         """The local copy is broken (a sequence gap, a failed checksum): drop it and subscribe
         again for a fresh snapshot."""
@@ -189,6 +210,7 @@ class Connection:
         self.pinged = False                  # a keepalive ping is out since the last message
         self.requests = deque()              # when each subscribe / unsubscribe / login was sent here
         self.reconnects = self.resyncs = 0
+        self.problem = None                  # why the exchange refused this connection, until it delivers
         self.stopping = threading.Event()
         self.feed = Feed(self)
         self.thread = threading.Thread(target=self.run, daemon=True,
@@ -222,7 +244,7 @@ class Connection:
     def went_live(self, channel):
         """The channel's local copy may answer from now on (called under the lock)."""
         if not channel.live:
-            channel.live = True
+            channel.live, self.problem = True, None
             self.streams.notify()
 
     def subscribe_pending(self):
@@ -400,7 +422,19 @@ class Connection:
         return {"connected_since": self.connected_since, "subscriptions": len(self.channels),
                 "messages_per_second": round(recent / RATE_WINDOW, 1),
                 "last_message_age": round(now - self.last_message, 3) if self.last_message else None,
-                "reconnects": self.reconnects, "resyncs": self.resyncs}
+                "reconnects": self.reconnects, "resyncs": self.resyncs, "problem": self.problem}
+
+
+def _topic(exchange, symbol, method, api):
+    """The dialect's (endpoint, topic), or None: stream_route(api, symbol, method) when the dialect
+    needs the exchange's listing to tell (Alpaca: a stock or a coin, and the key's feed), which
+    may refuse the symbol (REST then says why), else stream_topic(symbol, method)."""
+    if not hasattr(exchange, "stream_route"):
+        return exchange.stream_topic(symbol, method)
+    try:
+        return exchange.stream_route(api, symbol, method) if api is not None else None
+    except PluginError:
+        return None
 
 
 def _keys_or_none(keys):
@@ -505,11 +539,13 @@ class Streams:
                 if not self.changed.wait_for(lambda: self.changes != seen, deadline - time.monotonic()):
                     return predicate()
 
-    def serve(self, exchange, method, kwargs, rest, keys=None):
+    def serve(self, exchange, method, kwargs, rest, keys=None, api=None):
         """(data, raw) from the stream when it holds them, else rest(); a channel is subscribed
         once REST has answered for it (a symbol the exchange refuses is never subscribed).
-        `keys()` gives the robot's parsed keys, asked only for an endpoint in STREAM_LOGIN."""
-        route = self._route(exchange, method, kwargs, keys)
+        `keys()` gives the robot's parsed keys, asked only for an endpoint in STREAM_LOGIN; `api`
+        is the request's _kit.Api, for a dialect whose channel depends on the exchange's listing
+        (stream_route)."""
+        route = self._route(exchange, method, kwargs, keys, api)
         connection = self._carrier(exchange, route) if route else None
         if connection is not None:
             found = connection.read(route[-1], kwargs)
@@ -523,13 +559,13 @@ class Streams:
                 connection.seed(route[-1], data, started, kwargs.get("limit") or exchange.TRADES_DEFAULT)
         return data, raw
 
-    def _route(self, exchange, method, kwargs, keys):
+    def _route(self, exchange, method, kwargs, keys, api=None):
         """(endpoint, url, keys, topic) of this request's channel, or None when no stream serves it."""
         if method not in STREAMED or self.closed:
             return None
         urls = self.urls_of(exchange)
         symbol = kwargs.get("symbol")
-        where = exchange.stream_topic(symbol, method) if urls and symbol is not None else None
+        where = _topic(exchange, symbol, method, api) if urls and symbol is not None else None
         if where is None:
             return None
         endpoint, topic = where
@@ -596,7 +632,8 @@ class Streams:
             for connection in group:
                 row = found.setdefault(name, {"connections": 0, "connected": 0, "connected_since": None,
                                               "subscriptions": 0, "messages_per_second": 0.0,
-                                              "last_message_age": None, "reconnects": 0, "resyncs": 0})
+                                              "last_message_age": None, "reconnects": 0, "resyncs": 0,
+                                              "problem": None})
                 _add(row, connection.status(now))
         return found
 
@@ -614,6 +651,7 @@ def _add(row, figures):
     row["connected"] += figures["connected_since"] is not None
     for field in ("subscriptions", "reconnects", "resyncs"):
         row[field] += figures[field]
+    row["problem"] = row["problem"] or figures["problem"]
     row["messages_per_second"] = round(row["messages_per_second"] + figures["messages_per_second"], 1)
     for field, pick in (("connected_since", min), ("last_message_age", min)):
         values = [v for v in (row[field], figures[field]) if v is not None]
