@@ -89,9 +89,8 @@ POST_PARAMS = "json"
 STREAM_URLS = {"crypto": "wss://stream.data.alpaca.markets/v1beta3/crypto/us",
                "iex": "wss://stream.data.alpaca.markets/v2/iex", "sip": "wss://stream.data.alpaca.markets/v2/sip"}
 STREAM_LOGIN = ("crypto", "iex", "sip")   # every endpoint takes the robot's key: one connection per key
-STREAM_KEEPALIVE = 30.0              # seconds without a message before a ping frame
-STREAM_SILENCE = 90.0                # seconds without any message: the connection is dead (a quiet stock
-                                     # may trade less often: pongs do not count here, so this is generous)
+STREAM_KEEPALIVE = 30.0              # seconds without a message before a ping frame (its pong counts as heard)
+STREAM_SILENCE = 60.0                # seconds without any message or pong: the connection is dead
 STREAM_CONNECTS = (3, 1.0)           # connection requests per second, per IP (ours: none documented)
 STREAM_REQUESTS = (60, 60.0)         # auth / subscribe / unsubscribe messages a minute (ours: none documented)
 STREAM_TOPICS = 10_000               # one connection per key carries everything (one is allowed)

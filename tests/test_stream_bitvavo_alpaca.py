@@ -228,7 +228,7 @@ def test_bitvavo_nonce_gap_takes_a_fresh_snapshot(repo_client):
 def test_bitvavo_public_channels_carry_no_key(client):
     for method in ("ticker", "depth", "trades"):
         client.data(method, symbol="BTC_USDT")
-    client.fake.ws_wait(lambda: len(sent(client.fake)) == 4)
+    client.fake.ws_wait(lambda: any(len(topics) == 3 for topics in client.fake.ws_subscriptions.values()))
     client.data("accounts")
     text = " ".join(message for _, message in client.fake.ws_received)
     assert client.fake.ACCESS_KEY not in text and client.fake.SECRET_KEY not in text
