@@ -676,7 +676,10 @@ def _read_day(item, feed):
 
 
 def _read_trade(item, feed):
-    """A trade: one more row for the trades topic, and the ticker's last price."""
+    """A trade: one more row for the trades topic, and the ticker's last price (a trade without
+    an id or a price is no trade)."""
+    if item.get("i") is None or item.get("p") is None:
+        return
     name = item.get("S")
     parts = feed.parts(("trades", name))
     row = _trade(item, parts.get("previous"))

@@ -517,7 +517,7 @@ def stream_read(message, feed):
     elif event == "ticker24h":
         for row in reply.get("data") or ():
             feed.ticker(("ticker24h", row.get("market")), _ticker(row), reply)
-    elif event == "trade":
+    elif event == "trade" and reply.get("id") and reply.get("price"):     # (a trade without them is no trade)
         feed.trades(("trades", reply.get("market")), [_trade(reply)], reply)
     elif event == "book":
         _read_book(reply, feed)

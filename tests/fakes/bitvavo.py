@@ -28,7 +28,8 @@ at /v2/ (and /v2, as CCXT writes it): {"action": "subscribe" | "unsubscribe", "c
 or channel it does not have. Channels: ticker24h (a push on subscribing and after every fill),
 book (changed levels with a nonce one past the last; no snapshot: the getBook action answers
 {"action": "getBook", "response": {"market", "nonce", "bids", "asks"}}), trades (every fill of the
-engine as {"event": "trade"}). The getTime action is answered too. Tests move the stream with
+engine as {"event": "trade"}). The getTime action is answered too (unless `ws_answers_ping` is
+False: a server gone silent). Tests move the stream with
 `push_book_update`, `ws_drop()` and `fault_next_book = "gap"` (the next update skips a nonce).
 """
 import itertools
@@ -582,7 +583,8 @@ class FakeBitvavo(FakeExchange):
             elif action == "getBook":
                 self._ws_get_book(session, request)
             elif action == "getTime":
-                session.send_text(json.dumps({"action": "getTime", "response": self.time(None)}))
+                if self.ws_answers_ping:             # False: a server gone silent
+                    session.send_text(json.dumps({"action": "getTime", "response": self.time(None)}))
             else:
                 session.send_text(json.dumps({"action": action, "errorCode": 400, "error": "Unknown error."}))
             self.ws_changed.notify_all()
