@@ -110,6 +110,9 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
     stream_topic(symbol, method) -> (endpoint, topic) | None    the channel of "ticker", "depth" or
                       "trades" for one symbol; `topic` is any hashable the dialect reads back
                       (OKX: ("tickers", "BTC-USDT")); None: that method is not streamed (REST).
+    stream_route(api, symbol, method) -> (endpoint, topic) | None   in place of stream_topic, for a
+                      dialect that needs the exchange's listing or the robot's keys to tell (Alpaca:
+                      a stock or a coin, the key's feed); a PluginError means REST answers.
     stream_subscribe(topics) -> [text]   the messages that subscribe these topics;
     stream_unsubscribe(topics) -> [text] and unsubscribe them.
     stream_ping() -> text | None          the keepalive message (None: a WebSocket ping frame).
@@ -128,7 +131,10 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       `name` (a push that names the exchange's stream); feed.parts(topic) a dict kept with the
                       channel until its copy is dropped (a ticker made of two of the exchange's
                       channels, a ticker sent as a snapshot and then deltas); feed.reply(text)
-                      answers the exchange's own keepalive on the connection (BingX's "Ping").
+                      answers the exchange's own keepalive on the connection (BingX's "Ping");
+                      feed.refused(why) when the exchange refuses the connection (a login it does not
+                      take, a connection limit: Alpaca's 402, 406): the status shows `why` (never a
+                      secret) while REST answers and the connection is retried with backoff.
                       Pongs, acks of unsubscribe and notices need no call.
     The manager does everything else (connect, subscribe on first request, answer only while
     live, drop and reconnect, idle unsubscribe, status); a dialect never opens a socket.
