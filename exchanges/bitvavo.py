@@ -115,7 +115,8 @@ NANOSECONDS_FROM = 10 ** 14          # a timestamp this large is in ns, not ms
 # connection to wss://ws.bitvavo.com/v2/ carries every channel. {"action": "subscribe", "channels":
 # [{"name": "ticker24h" | "book" | "trades", "markets": ["BTC-EUR"]}]} is answered {"event":
 # "subscribed", "subscriptions": {name: [markets]}}. ticker24h pushes the object GET /v2/ticker/24h
-# answers (bid and ask included); trades pushes each trade as {"event": "trade", ...} with REST's
+# answers (bid and ask included, about once a second), and the ticker channel the best bid, ask and
+# last price the moment they change: a ticker takes both, so its buy, sell and last are fresh; trades pushes each trade as {"event": "trade", ...} with REST's
 # fields; book pushes changed levels {"event": "book", "market", "nonce", "bids", "asks"} (size 0
 # removes) and no snapshot: as "Manage local order book" documents, the snapshot is getBook (REST
 # or the WebSocket action {"action": "getBook", "market"}, answered {"action": "getBook",
@@ -133,6 +134,7 @@ STREAM_REQUESTS = (100, 60.0)        # subscribe / unsubscribe / getBook per min
 STREAM_TOPICS = 300                  # channels one connection carries
 STREAM_DEPTH = 100                   # levels a side answered from the stream (the snapshot has DEPTH_MAX)
 STREAM_CHANNELS = {"ticker": "ticker24h", "depth": "book", "trades": "trades"}
+BEST_PRICES = {"bestBid": "buy", "bestAsk": "sell", "lastPrice": "last"}   # the ticker channel's fields
 
 # Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
 # rates the exchange publishes (fee pages, 2025).
@@ -492,9 +494,11 @@ def stream_unsubscribe(topics):
 
 
 def _channels(action, topics):
+    """One message for every channel of the topics; a ticker24h topic takes the ticker channel along."""
     names = {}
     for name, market in topics:
-        names.setdefault(name, []).append(market)
+        for channel in (name, "ticker") if name == "ticker24h" else (name,):
+            names.setdefault(channel, []).append(market)
     return json.dumps({"action": action, "channels": [{"name": name, "markets": markets}
                                                       for name, markets in names.items()]})
 
@@ -516,13 +520,40 @@ def stream_read(message, feed):
                 feed.subscribed((name, market))
     elif event == "ticker24h":
         for row in reply.get("data") or ():
-            feed.ticker(("ticker24h", row.get("market")), _ticker(row), reply)
+            _read_ticker24h(row, reply, feed)
+    elif event == "ticker":
+        _read_best_prices(reply, feed)
     elif event == "trade" and reply.get("id") and reply.get("price"):     # (a trade without them is no trade)
         feed.trades(("trades", reply.get("market")), [_trade(reply)], reply)
     elif event == "book":
         _read_book(reply, feed)
     elif reply.get("action") == "getBook" and isinstance(reply.get("response"), dict):
         _read_snapshot(reply, feed)
+
+
+def _read_ticker24h(row, reply, feed):
+    """The whole ticker, its best prices as of its own time (the ticker channel moves them after)."""
+    topic = ("ticker24h", row.get("market"))
+    parts = feed.parts(topic)
+    ticker = _ticker(row)
+    parts["ticker"] = ticker
+    feed.ticker(topic, ticker, reply)
+
+
+def _read_best_prices(reply, feed):
+    """The ticker channel: only the fields that changed (bestBid, bestAsk, lastPrice, with sizes),
+    applied to the last ticker24h (until one came, REST answers)."""
+    topic = ("ticker24h", reply.get("market"))
+    parts = feed.parts(topic)
+    if "ticker" not in parts:
+        return
+    ticker = dict(parts["ticker"])
+    for field, name in BEST_PRICES.items():
+        if reply.get(field) not in (None, ""):
+            ticker[name] = number_or_zero(reply[field])
+    ticker["time"] = max(ticker["time"], _now_ms())
+    parts["ticker"] = ticker
+    feed.ticker(topic, ticker, reply)
 
 
 def _read_snapshot(reply, feed):

@@ -89,12 +89,14 @@ def bingx_subscriptions(fake, op="subscribe"):
 
 
 def bitvavo_subscriptions(fake, op="subscribe"):
-    """"name:market" of every channel the fake Bitvavo was asked to subscribe (or unsubscribe), in order."""
+    """"name:market" of every channel the fake Bitvavo was asked to subscribe (or unsubscribe), in
+    order, less the ticker channel a ticker24h takes along."""
     found = []
     for path, message in list(fake.ws_received):
         request = json.loads(message)
         if request.get("action") == op:
-            found += [f"{c['name']}:{market}" for c in request["channels"] for market in c["markets"]]
+            found += [f"{c['name']}:{market}" for c in request["channels"] for market in c["markets"]
+                      if c["name"] != "ticker"]
     return found
 
 
@@ -236,7 +238,8 @@ FIRST_SUBSCRIBE = {     # the subscribe message BTC_USDT's ticker sends, as each
     "binance": ("/stream", {"method": "SUBSCRIBE", "params": ["btcusdt@ticker"]}),
     "bybit": ("/v5/public/spot", {"op": "subscribe", "args": ["tickers.BTCUSDT", "orderbook.1.BTCUSDT"]}),
     "bingx": ("/market", {"reqType": "sub", "dataType": "BTC-USDT@ticker"}),
-    "bitvavo": ("/v2/", {"action": "subscribe", "channels": [{"name": "ticker24h", "markets": ["BTC-USDT"]}]}),
+    "bitvavo": ("/v2/", {"action": "subscribe", "channels": [{"name": "ticker24h", "markets": ["BTC-USDT"]},
+                                                            {"name": "ticker", "markets": ["BTC-USDT"]}]}),
     "alpaca": ("/v1beta3/crypto/us", {"action": "subscribe", "quotes": ["BTC/USDT"], "trades": ["BTC/USDT"],
                                       "dailyBars": ["BTC/USDT"]}),
 }

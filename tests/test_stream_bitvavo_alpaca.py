@@ -55,6 +55,22 @@ def test_bitvavo_nonce_gap_takes_a_fresh_snapshot(repo_client):
     assert stream_status(repo_client)["resyncs"] == 1
 
 
+@only("bitvavo")
+def test_bitvavo_ticker_channel_moves_the_best_prices_between_ticker24h_pushes(client):
+    first = from_stream(client, None, "ticker", symbol="BTC_USDT")
+    assert first["last"] == 50000                                        # ticker24h's last
+    with client.fake.lock:
+        client.fake.ws_subscriptions = {session: topics - {("ticker24h", "BTC-USDT")}      # ticker24h goes quiet
+                                        for session, topics in client.fake.ws_subscriptions.items()}
+    client.data("trade", symbol="BTC_USDT", type="buy", price=50010, amount=0.01)      # fills at 50000.1
+    for _ in range(5000):
+        ticker = from_stream(client, None, "ticker", symbol="BTC_USDT")
+        if ticker["last"] != first["last"]:
+            break
+    assert (ticker["last"], ticker["buy"], ticker["sell"]) == (50000.1, 50000, 50000.1)     # the ticker channel's
+    assert (ticker["high"], ticker["vol"]) == (first["high"], first["vol"]) and ticker["time"] >= first["time"]
+
+
 # -- Alpaca: the robot's key logs in, one connection per key ---------------------------------------
 
 @only("alpaca")

@@ -26,6 +26,7 @@ at /v2/ (and /v2, as CCXT writes it): {"action": "subscribe" | "unsubscribe", "c
 "markets"}]} answered {"event": "subscribed" | "unsubscribed", "subscriptions": {name: [markets]}}
 (the session's channels after the change), or {"action", "errorCode": 205, "error"} for a market
 or channel it does not have. Channels: ticker24h (a push on subscribing and after every fill),
+ticker (the best bid, ask and last price after every fill),
 book (changed levels with a nonce one past the last; no snapshot: the getBook action answers
 {"action": "getBook", "response": {"market", "nonce", "bids", "asks"}}), trades (every fill of the
 engine as {"event": "trade"}). The getTime action is answered too (unless `ws_answers_ping` is
@@ -592,7 +593,7 @@ class FakeBitvavo(FakeExchange):
     def _ws_channels(self, session, action, channels):
         topics = [(c.get("name"), market) for c in channels for market in c.get("markets") or []]
         for name, market in topics:
-            if name not in ("ticker24h", "book", "trades") or pair_of(market) not in self.engine.markets:
+            if name not in ("ticker24h", "ticker", "book", "trades") or pair_of(market) not in self.engine.markets:
                 return session.send_text(json.dumps({"action": action, "errorCode": 205,
                                                      "error": "market parameter is invalid."}))
         subscribed = self.ws_subscriptions[session]
@@ -658,5 +659,9 @@ class FakeBitvavo(FakeExchange):
                  "price": fmt(price), "side": side}
         self._push(("trades", market), trade)
         self._push(("ticker24h", market), self._ticker24h(pair))
+        asks, bids = self.engine.book(pair, levels=1)
+        self._push(("ticker", market), {"event": "ticker", "market": market, "bestBid": fmt(bids[0][0]),
+                                        "bestBidSize": fmt(bids[0][1]), "bestAsk": fmt(asks[0][0]),
+                                        "bestAskSize": fmt(asks[0][1]), "lastPrice": fmt(price)})
         if any(("book", market) in subscribed for subscribed in self.ws_subscriptions.values()):
             self.push_book_update(pair)
