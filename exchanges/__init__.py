@@ -116,7 +116,8 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
     stream_subscribe(topics) -> [text]   the messages that subscribe these topics;
     stream_unsubscribe(topics) -> [text] and unsubscribe them.
     stream_ping() -> text | None          the keepalive message (None: a WebSocket ping frame).
-    stream_login(keys) -> [text]          the login messages (only for STREAM_LOGIN endpoints).
+    stream_login(keys) -> [text]          the login messages (only for STREAM_LOGIN endpoints; the
+                      dialect calls feed.logged_in() on the exchange's answer).
     stream_read(message, feed)            one received message (str, or bytes of a binary frame:
                       `_websocket.inflated` opens gzip) into the local copy, through the Feed:
                       feed.subscribed(topic) when the exchange confirms; feed.ticker(topic, ticker,
@@ -132,7 +133,8 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       channel until its copy is dropped (a ticker made of two of the exchange's
                       channels, a ticker sent as a snapshot and then deltas); feed.reply(text)
                       answers the exchange's own keepalive on the connection (BingX's "Ping");
-                      feed.refused(why) when the exchange refuses the connection (a login it does not
+                      feed.logged_in() when the exchange took the login of a STREAM_LOGIN endpoint
+                      (its subscriptions wait for it); feed.refused(why) when the exchange refuses the connection (a login it does not
                       take, a connection limit: Alpaca's 402, 406): the status shows `why` (never a
                       secret) while REST answers and the connection is retried with backoff.
                       Pongs, acks of unsubscribe and notices need no call.

@@ -188,6 +188,12 @@ class Feed:
             else:
                 channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
 
+    def logged_in(self):
+        """The exchange took the login (STREAM_LOGIN endpoints): the subscriptions go out now, not
+        before (an exchange may read a subscribe that overtakes the login's answer as unauthorized)."""
+        self._connection.logged_in = True
+        self._connection.subscribe_pending()
+
     def refused(self, why):
         """The exchange refused the connection (a login it does not accept, a connection limit):
         `why` (no secret in it) shows in the status until the stream delivers again; the
@@ -226,6 +232,7 @@ class Connection:
         self.requests = deque()              # when each subscribe / unsubscribe / login was sent here
         self.reconnects = self.resyncs = 0
         self.problem = None                  # why the exchange refused this connection, until it delivers
+        self.logged_in = keys is None        # a login endpoint subscribes once the exchange took the login
         self.stopping = threading.Event()
         self.feed = Feed(self)
         self.thread = threading.Thread(target=self.run, daemon=True,
@@ -267,7 +274,7 @@ class Connection:
         exchange's request limit has no room for wait for a later turn (REST answers meanwhile)."""
         with self.lock:
             ws = self.ws
-            pending = [c for c in self.channels.values() if not c.sent] if ws is not None else []
+            pending = [c for c in self.channels.values() if not c.sent] if ws is not None and self.logged_in else []
             if not pending:
                 return
             messages = self.exchange.stream_subscribe([c.topic for c in pending])
@@ -348,7 +355,7 @@ class Connection:
         ws = _websocket.connect(self.url, CONNECT_TIMEOUT, context=POOL.tls)    # REST's verified TLS
         with self.lock:
             self.ws, self.last_message, self.pinged = ws, time.monotonic(), False
-            self.connected_since = int(time.time() * 1000)
+            self.connected_since, self.logged_in = int(time.time() * 1000), self.keys is None
             self.requests.clear()            # the exchange counts them per connection
         self.streams.notify()
         if self.stopping.is_set():

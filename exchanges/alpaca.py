@@ -83,8 +83,7 @@ POST_PARAMS = "json"
 # one connection carries every channel of a key, and a robot whose key is already streaming
 # elsewhere (another program) gets REST answers while the status says why; the free plan also
 # caps the symbols subscribed (405 "symbol limit exceeded"). Stocks have no book stream: depth
-# stays REST. UNVERIFIED: that Alpaca takes a subscribe sent right after auth, before its answer
-# (messages are read in order); that the daily bar of a quiet symbol may come only after a minute
+# stays REST. Subscriptions wait for "authenticated" (Feed.logged_in). UNVERIFIED: that the daily bar of a quiet symbol may come only after a minute
 # (the ticker answers from REST until a quote and a daily bar arrived).
 STREAM_URLS = {"crypto": "wss://stream.data.alpaca.markets/v1beta3/crypto/us",
                "iex": "wss://stream.data.alpaca.markets/v2/iex", "sip": "wss://stream.data.alpaca.markets/v2/sip"}
@@ -657,7 +656,9 @@ def stream_read(message, feed):
     (a refused login or limit: the status says why), subscription, q, t, d, o."""
     for item in json.loads(message):
         kind = item.get("T")
-        if kind == "error":
+        if kind == "success" and item.get("msg") == "authenticated":
+            feed.logged_in()
+        elif kind == "error":
             feed.refused(f"Alpaca {item.get('code')}: {str(item.get('msg'))[:100]}")
         elif kind == "subscription":
             for method, channel in (("ticker", "quotes"), ("trades", "trades"), ("depth", "orderbooks")):

@@ -689,7 +689,8 @@ class Acme:
 
     @staticmethod
     def stream_read(message, feed):
-        pass
+        if message == "logged in":
+            feed.logged_in()
 
 
 def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
@@ -700,6 +701,8 @@ def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
         while True:
             sessions[session].append(session.receive())
             server.ws_note(session, sessions[session][-1])
+            if sessions[session][-1].startswith("login "):
+                session.send_text("logged in")      # subscriptions wait for the exchange's answer
 
     with FakeExchange() as server:
         server.ws_routes = {"/public": record, "/private": record}

@@ -82,6 +82,20 @@ def test_alpaca_logs_in_with_the_robots_key_then_subscribes(client):
 
 
 @only("alpaca")
+def test_alpaca_subscribes_only_once_its_login_is_answered(repo_client):
+    fake = repo_client.fake
+    fake.ws_hold_auth = True
+    actions = lambda: [message["action"] for message in sent(fake)]
+    repo_client.data("ticker", symbol="BTC_USD")
+    fake.ws_wait(lambda: fake.ws_held_auths)
+    assert repo_client.data("ticker", symbol="BTC_USD")["symbol"] == "BTC_USD"          # REST meanwhile
+    assert actions() == ["auth"]
+    fake.release_auth()
+    fake.ws_wait(lambda: actions() == ["auth", "subscribe"])
+    assert from_stream(repo_client, None, "ticker", symbol="BTC_USD")["symbol"] == "BTC_USD"
+
+
+@only("alpaca")
 def test_alpaca_stocks_stream_on_the_keys_feed_and_depth_stays_rest(request, plugin_mode, fake):
     for secret, path in ((ALPACA_SECRET, "/v2/iex"), (ALPACA_SECRET + ",sip", "/v2/sip")):
         with streaming(request, plugin_mode, fake, VENUES["alpaca"]) as client:

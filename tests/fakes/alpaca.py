@@ -167,6 +167,8 @@ class FakeAlpaca(FakeExchange):
         self.ws_routes = {path: self.ws_session for path in WS_PATHS}
         self.ws_keys = {KEY_ID: SECRET}      # key -> secret the stream accepts
         self.ws_logins = {}                  # session -> (key, path) once authenticated
+        self.ws_hold_auth = False            # True: a login is taken but its answer held until release_auth()
+        self.ws_held_auths = []              # sessions whose "authenticated" is held
         self.ws_subscriptions = {}           # session -> {(channel, symbol)}
         self._trade_ids = iter(range(7_000_000_000, 8_000_000_000))
 
@@ -660,8 +662,18 @@ class FakeAlpaca(FakeExchange):
         if (key, path) in self.ws_logins.values():
             return self._ws_error(session, 406, "connection limit exceeded")
         self.ws_logins[session] = (key, path)
-        session.send_text(json.dumps([{"T": "success", "msg": "authenticated"}]))
+        if self.ws_hold_auth:
+            self.ws_held_auths.append(session)
+        else:
+            session.send_text(json.dumps([{"T": "success", "msg": "authenticated"}]))
         return True
+
+    def release_auth(self):
+        """Send the held "authenticated" answers."""
+        with self.lock:
+            held, self.ws_held_auths = self.ws_held_auths, []
+            for session in held:
+                session.send_text(json.dumps([{"T": "success", "msg": "authenticated"}]))
 
     @staticmethod
     def _ws_error(session, code, message, close=True):
