@@ -611,9 +611,12 @@ def _order(o):
 
 # ---------------------------------------------------------------------------- stream (exchanges/_stream.py)
 
-def stream_route(api, symbol, method):
+def stream_route(api, symbol, method, period):
     """(endpoint, topic) of a method's channel: the asset list says whether the symbol is a coin
-    (the crypto endpoint) or a stock (the key's feed; no depth: REST). Topic (method, BTC/USD)."""
+    (the crypto endpoint) or a stock (the key's feed; no depth: REST). Topic (method, BTC/USD).
+    Candles stay REST."""
+    if method == "records":
+        return None
     spec = asset(api, symbol)
     if spec["asset_class"] == "crypto":
         return "crypto", (method, spec["alpaca_symbol"])
@@ -682,7 +685,7 @@ def _read_trade(item, feed):
     if item.get("i") is None or item.get("p") is None:
         return
     name = item.get("S")
-    parts = feed.parts(("trades", name))
+    parts = feed.state(("trades", name))
     row = _trade(item, parts.get("previous"))
     parts["previous"] = row["price"]
     feed.trades(("trades", name), [row], item)
@@ -694,7 +697,7 @@ def _ticker_part(feed, item, part):
     once a quote and a daily bar came; the last price is the newer of the last trade and the
     daily bar's close."""
     topic = ("ticker", item.get("S"))
-    parts = feed.parts(topic)
+    parts = feed.state(topic)
     parts[part] = item
     quote, day, trade = parts.get("quote"), parts.get("day"), parts.get("trade")
     if quote is None or day is None:

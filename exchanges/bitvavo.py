@@ -477,8 +477,11 @@ def _order(o):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
-    """(endpoint, topic) of a method's channel for one symbol: ("public", ("ticker24h", "BTC-EUR"))."""
+def stream_topic(symbol, method, period):
+    """(endpoint, topic) of a method's channel for one symbol: ("public", ("ticker24h", "BTC-EUR"));
+    candles stay REST."""
+    if method not in STREAM_CHANNELS:
+        return None
     return "public", (STREAM_CHANNELS[method], market_id(symbol))
 
 
@@ -534,7 +537,7 @@ def stream_read(message, feed):
 def _read_ticker24h(row, reply, feed):
     """The whole ticker, its best prices as of its own time (the ticker channel moves them after)."""
     topic = ("ticker24h", row.get("market"))
-    parts = feed.parts(topic)
+    parts = feed.state(topic)
     ticker = _ticker(row)
     parts["ticker"] = ticker
     feed.ticker(topic, ticker, reply)
@@ -544,7 +547,7 @@ def _read_best_prices(reply, feed):
     """The ticker channel: only the fields that changed (bestBid, bestAsk, lastPrice, with sizes),
     applied to the last ticker24h (until one came, REST answers)."""
     topic = ("ticker24h", reply.get("market"))
-    parts = feed.parts(topic)
+    parts = feed.state(topic)
     if "ticker" not in parts:
         return
     ticker = dict(parts["ticker"])

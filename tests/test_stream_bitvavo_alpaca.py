@@ -27,6 +27,15 @@ def with_secret(client, secret):
     return client
 
 
+@only("bitvavo", "alpaca")
+def test_records_stay_rest(client):
+    for count in range(1, 3):
+        before = len(client.fake.requests)
+        assert client.data("records", symbol="BTC_USDT", period=1, limit=5)
+        assert len(client.fake.requests) > before
+    assert not client.fake.ws_connections
+
+
 # -- Bitvavo: a public stream, a nonce-chained book -----------------------------------------------
 
 @only("bitvavo")
