@@ -14,11 +14,13 @@ import zlib
 import pytest
 
 import fmz_plugin
-from exchanges import _stream, binance, bingx, blofin, bybit, okx
+from exchanges import _stream, alpaca, binance, bingx, bitvavo, blofin, bybit, okx
 from tests.conftest import PluginClient, serving
+from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.base import FakeExchange
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bingx import FakeBingX
+from tests.fakes.bitvavo import FakeBitvavo
 from tests.fakes.blofin import FakeBloFin
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import PASSPHRASE, FakeOKX
@@ -32,8 +34,10 @@ class Venue:
     """What the exchange-neutral tests need to know of one exchange's stream and its fake."""
 
     def __init__(self, name, fake_class, module, ws_urls, subscriptions, ticker_topic, depth_topic=None,
-                 secrets=(), contract=1):
+                 secrets=(), contract=1, swaps=True, login=False):
         self.name, self.fake_class, self.module = name, fake_class, module
+        self.swaps = swaps                    # it lists BTC_USDT.swap and ETH_USDT.swap
+        self.login = login                    # its stream logs in with the robot's key first (no public channel)
         self.depth_topic = depth_topic        # how BTC_USDT's depth channel appears there (a diff book)
         self.contract = contract              # the amount of one BTC_USDT.swap contract in the plugin's unit
         self.ws_urls = ws_urls                # fake -> the --base-url entries of its stream
@@ -110,6 +114,31 @@ def bingx_subscriptions(fake, op="subscribe"):
     return found
 
 
+def bitvavo_subscriptions(fake, op="subscribe"):
+    """"name:market" of every channel the fake Bitvavo was asked to subscribe (or unsubscribe), in
+    order, less the ticker channel a ticker24h takes along."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message)
+        if request.get("action") == op:
+            found += [f"{c['name']}:{market}" for c in request["channels"] for market in c["markets"]
+                      if c["name"] != "ticker"]
+    return found
+
+
+def alpaca_subscriptions(fake, op="subscribe"):
+    """"method:SYMBOL" of every topic the fake Alpaca was asked to subscribe (or unsubscribe), in
+    order: quotes are a ticker's, orderbooks a depth's, trades alone a trades topic's."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message)
+        if request.get("action") == op:
+            tickers = request.get("quotes") or []
+            found += [f"ticker:{name}" for name in tickers] + [f"depth:{name}" for name in request.get("orderbooks") or []]
+            found += [f"trades:{name}" for name in request.get("trades") or [] if name not in tickers]
+    return found
+
+
 VENUES = {
     "okx": Venue("okx", FakeOKX, okx, lambda fake: {"okx.ws": fake.ws_url}, okx_subscriptions,
                  {"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"},
@@ -124,6 +153,10 @@ VENUES = {
     "blofin": Venue("blofin", FakeBloFin, blofin, lambda fake: {"blofin.ws": fake.ws_url}, blofin_subscriptions,
                     {"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"},
                     secrets=(FakeBloFin.SECRET_KEY.split(",")[1],)),
+    "bitvavo": Venue("bitvavo", FakeBitvavo, bitvavo, lambda fake: {"bitvavo.ws": fake.ws_url}, bitvavo_subscriptions,
+                     "ticker24h:BTC-USDT", "book:BTC-USDT", swaps=False),
+    "alpaca": Venue("alpaca", FakeAlpaca, alpaca, lambda fake: {"alpaca.ws": fake.ws_url}, alpaca_subscriptions,
+                    "ticker:BTC/USDT", "depth:BTC/USDT", swaps=False, login=True),
 }
 
 
@@ -219,12 +252,26 @@ def only(*names):
     return pytest.mark.parametrize("venue", [VENUES[name] for name in names], ids=list(names))
 
 
+def every_but(*names):
+    """The test holds for every exchange but these (whose dialect makes it moot: said where used)."""
+    return only(*[name for name in VENUES if name not in names])
+
+
+def skip_without_swaps(client, symbol):
+    if symbol.endswith(".swap") and not client.venue.swaps:
+        pytest.skip(f"{client.venue.name} lists no swaps")
+
+
 FIRST_SUBSCRIBE = {     # the subscribe message BTC_USDT's ticker sends, as each exchange documents it
     "okx": (PUBLIC, {"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}]}),
     "binance": ("/stream", {"method": "SUBSCRIBE", "params": ["btcusdt@ticker"]}),
     "bybit": ("/v5/public/spot", {"op": "subscribe", "args": ["tickers.BTCUSDT", "orderbook.1.BTCUSDT"]}),
     "bingx": ("/market", {"reqType": "sub", "dataType": "BTC-USDT@ticker"}),
     "blofin": ("/ws/public", {"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}]}),
+    "bitvavo": ("/v2/", {"action": "subscribe", "channels": [{"name": "ticker24h", "markets": ["BTC-USDT"]},
+                                                            {"name": "ticker", "markets": ["BTC-USDT"]}]}),
+    "alpaca": ("/v1beta3/crypto/us", {"action": "subscribe", "quotes": ["BTC/USDT"], "trades": ["BTC/USDT"],
+                                      "dailyBars": ["BTC/USDT"]}),
 }
 
 
@@ -234,7 +281,7 @@ def test_first_request_subscribes_as_the_exchange_documents(client, venue):
     answer = client.data("ticker", symbol=venue.traded("BTC_USDT"))
     assert answer["symbol"] == venue.traded("BTC_USDT") and rest_calls(client.fake) >= 1
     client.fake.ws_wait(lambda: subscriptions(client.fake))
-    path, message = client.fake.ws_received[0]
+    path, message = client.fake.ws_received[1 if venue.login else 0]     # (after the login, tested apart)
     sent = json.loads(message)
     if venue.name == "binance":
         assert isinstance(sent.pop("id"), int)           # Binance echoes the id in its answer
@@ -262,6 +309,7 @@ def test_binance_futures_stream_on_its_own_host_with_the_book_ticker(client):
 
 @pytest.mark.parametrize("symbol", ["BTC_USDT", "ETH_USDT.swap"])
 def test_ticker_from_the_stream_is_the_rest_answer_without_a_rest_call(client, venue, symbol):
+    skip_without_swaps(client, symbol)
     symbol = venue.traded(symbol)
     rest = client.data("ticker", symbol=symbol)
     streamed = from_stream(client, None, "ticker", symbol=symbol)
@@ -275,6 +323,7 @@ def test_ticker_from_the_stream_is_the_rest_answer_without_a_rest_call(client, v
 
 @pytest.mark.parametrize("symbol", ["BTC_USDT", "BTC_USDT.swap"])
 def test_depth_from_the_stream_matches_rest_level_for_level(client, venue, symbol):
+    skip_without_swaps(client, symbol)
     symbol = venue.traded(symbol)
     rest = client.data("depth", symbol=symbol, limit=20)
     streamed = from_stream(client, None, "depth", symbol=symbol, limit=20)
@@ -294,6 +343,7 @@ def test_depth_deeper_than_the_stream_keeps_is_served_by_rest(client, venue):
 
 @pytest.mark.parametrize("symbol", ["BTC_USDT", "BTC_USDT.swap"])
 def test_a_fill_reaches_the_streamed_trades_and_ticker(client, venue, symbol):
+    skip_without_swaps(client, symbol)
     symbol = venue.traded(symbol)
     rest = client.data("trades", symbol=symbol)
     first = from_stream(client, None, "trades", symbol=symbol)
@@ -332,7 +382,7 @@ def test_records_from_the_stream_are_the_rest_answer_without_a_rest_call(client)
     assert rest_calls(client.fake, CANDLES_PATH) == before + 2
 
 
-@only("okx", "bybit", "blofin")
+@only("okx", "bybit", "blofin", "bitvavo", "alpaca")
 def test_an_update_changes_the_local_book(client, venue):
     symbol = venue.traded("BTC_USDT")
     before = from_stream(client, None, "depth", symbol=symbol, limit=5)
@@ -350,6 +400,8 @@ UNREADABLE = {          # a message that names a subscribed channel but carries 
     "bybit": '{"topic": "publicTrade.BTCUSDT", "type": "snapshot", "data": 7}',
     "bingx": '{"code": 0, "dataType": "BTC-USDT@trade", "data": 7}',
     "blofin": '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": 7}',
+    "bitvavo": '{"event": "trade", "market": "BTC-USDT", "data": 7}',
+    "alpaca": '[{"T": "t", "S": "BTC/USDT", "data": 7}]',
 }
 
 
@@ -370,8 +422,9 @@ def test_a_message_it_cannot_read_is_skipped(client, venue):
 
 @pytest.mark.parametrize("venue, fault", [(VENUES["okx"], "checksum"), (VENUES["okx"], "gap"),
                                           (VENUES["bybit"], "gap"), (VENUES["blofin"], "gap"),
-                                          (VENUES["blofin"], "crossed")],
-                         ids=["okx-checksum", "okx-gap", "bybit-gap", "blofin-gap", "blofin-crossed"])
+                                          (VENUES["blofin"], "crossed"), (VENUES["bitvavo"], "gap")],
+                         ids=["okx-checksum", "okx-gap", "bybit-gap", "blofin-gap", "blofin-crossed",
+                              "bitvavo-gap"])
 def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(client, venue, fault):
     symbol = venue.traded("BTC_USDT")
     from_stream(client, None, "depth", symbol=symbol, limit=5)
@@ -386,7 +439,7 @@ def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(clie
     assert book["asks"][0] == [50000.1, 3]          # the fresh snapshot has the update
 
 
-@only("okx", "bybit", "blofin")
+@only("okx", "bybit", "blofin", "bitvavo")
 def test_resyncs_are_counted(repo_client, venue):
     from_stream(repo_client, None, "depth", symbol=venue.traded("BTC_USDT"), limit=5)
     repo_client.fake.fault_next_book = "gap"
@@ -530,6 +583,7 @@ def test_an_unreachable_stream_leaves_rest_answering(request, plugin_mode, fake,
             assert rest_calls(fake) > before
 
 
+@every_but("alpaca")        # its first request loads the asset list too: counted apart in its own tests
 def test_a_stream_host_that_refuses_the_upgrade_leaves_rest_answering(request, plugin_mode, fake, venue):
     with FakeExchange() as no_stream, streaming(request, plugin_mode, fake, venue, ws_url=no_stream.ws_url) as client:
         for _ in range(3):
@@ -603,6 +657,7 @@ def test_a_channel_nobody_asks_for_is_unsubscribed(repo_client, venue, quick, mo
 THREE_CHANNELS = (("ticker", "BTC_USDT"), ("ticker", "ETH_USDT"), ("depth", "BTC_USDT"))     # one endpoint
 
 
+@every_but("alpaca")        # one connection per key: a second is refused (tested apart)
 def test_channels_beyond_a_connections_limit_open_another(repo_client, venue, monkeypatch):
     monkeypatch.setattr(venue.module, "STREAM_TOPICS", 2)
     for method, symbol in THREE_CHANNELS:
@@ -611,6 +666,7 @@ def test_channels_beyond_a_connections_limit_open_another(repo_client, venue, mo
     assert stream_status(repo_client)["subscriptions"] == 3 and stream_status(repo_client)["connections"] == 2
 
 
+@every_but("alpaca")        # its login spends one of the requests
 def test_subscriptions_stay_within_the_requests_a_connection_may_send(repo_client, venue, monkeypatch):
     monkeypatch.setattr(venue.module, "STREAM_REQUESTS", (2, 3600.0))
     for sent, (method, symbol) in enumerate(THREE_CHANNELS[:2], 1):
@@ -632,6 +688,7 @@ def test_reconnects_are_paced():
     assert _stream.time.monotonic() - started >= 0.2      # the third waited for the window
 
 
+@every_but("alpaca")        # no public channel: the key logs in (its own tests keep it out of logs)
 def test_no_key_travels_on_a_public_channel(client, venue):
     for method in ("ticker", "depth", "trades"):
         client.data(method, symbol=venue.traded("BTC_USDT"))
@@ -768,7 +825,8 @@ class Acme:
 
     @staticmethod
     def stream_read(message, feed):
-        pass
+        if message == "logged in":
+            feed.logged_in()
 
 
 def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
@@ -779,6 +837,8 @@ def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
         while True:
             sessions[session].append(session.receive())
             server.ws_note(session, sessions[session][-1])
+            if sessions[session][-1].startswith("login "):
+                session.send_text("logged in")      # subscriptions wait for the exchange's answer
 
     with FakeExchange() as server:
         server.ws_routes = {"/public": record, "/private": record}
