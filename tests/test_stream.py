@@ -14,7 +14,7 @@ import zlib
 import pytest
 
 import fmz_plugin
-from exchanges import _stream, alpaca, binance, bingx, bitvavo, blofin, bybit, okx
+from exchanges import _stream, alpaca, binance, bingx, bitvavo, blofin, bybit, coinbase, okx
 from tests.conftest import PluginClient, serving
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.base import FakeExchange
@@ -23,6 +23,7 @@ from tests.fakes.bingx import FakeBingX
 from tests.fakes.bitvavo import FakeBitvavo
 from tests.fakes.blofin import FakeBloFin
 from tests.fakes.bybit import FakeBybit
+from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.okx import PASSPHRASE, FakeOKX
 
 TICKER_PATH, CANDLES_PATH = "/api/v5/market/ticker", "/api/v5/market/candles"
@@ -139,6 +140,17 @@ def alpaca_subscriptions(fake, op="subscribe"):
     return found
 
 
+def coinbase_subscriptions(fake, op="subscribe"):
+    """"channel:PRODUCT" of every channel the fake Coinbase was asked to subscribe (or unsubscribe),
+    in order, less the heartbeats channel a connection takes along."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message)
+        if request.get("type") == op and request.get("channel") != "heartbeats":
+            found += [f"{request['channel']}:{product}" for product in request.get("product_ids") or []]
+    return found
+
+
 VENUES = {
     "okx": Venue("okx", FakeOKX, okx, lambda fake: {"okx.ws": fake.ws_url}, okx_subscriptions,
                  {"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"},
@@ -157,6 +169,8 @@ VENUES = {
                      "ticker24h:BTC-USDT", "book:BTC-USDT", swaps=False),
     "alpaca": Venue("alpaca", FakeAlpaca, alpaca, lambda fake: {"alpaca.ws": fake.ws_url}, alpaca_subscriptions,
                     "ticker:BTC/USDT", "depth:BTC/USDT", swaps=False, login=True),
+    "coinbase": Venue("coinbase", FakeCoinbase, coinbase, lambda fake: {"coinbase.ws": fake.ws_url},
+                      coinbase_subscriptions, "ticker:BTC-USDT", "level2:BTC-USDT", swaps=False),
 }
 
 
@@ -272,6 +286,7 @@ FIRST_SUBSCRIBE = {     # the subscribe message BTC_USDT's ticker sends, as each
                                                             {"name": "ticker", "markets": ["BTC-USDT"]}]}),
     "alpaca": ("/v1beta3/crypto/us", {"action": "subscribe", "quotes": ["BTC/USDT"], "trades": ["BTC/USDT"],
                                       "dailyBars": ["BTC/USDT"]}),
+    "coinbase": ("/", {"type": "subscribe", "product_ids": ["BTC-USDT"], "channel": "ticker"}),
 }
 
 
@@ -402,6 +417,7 @@ UNREADABLE = {          # a message that names a subscribed channel but carries 
     "blofin": '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": 7}',
     "bitvavo": '{"event": "trade", "market": "BTC-USDT", "data": 7}',
     "alpaca": '[{"T": "t", "S": "BTC/USDT", "data": 7}]',
+    "coinbase": '{"channel": "market_trades", "events": [{"type": "update", "trades": 7}]}',
 }
 
 
