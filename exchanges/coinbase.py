@@ -680,7 +680,9 @@ def _read_subscriptions(event, feed):
     for channel, products in subscribed.items():
         for product in products or ():
             feed.subscribed((channel, product))
-    if "heartbeats" not in subscribed:
+    state = feed.connection_state()
+    if "heartbeats" not in subscribed and not state.get("heartbeats"):
+        state["heartbeats"] = True           # asked once a connection
         feed.send(json.dumps({"type": "subscribe", "channel": "heartbeats"}))
 
 
