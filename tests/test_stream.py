@@ -927,7 +927,9 @@ def test_a_dialect_answers_the_exchange_and_keeps_state_between_deltas():
 def test_coinbase_subscribes_one_channel_a_message_with_heartbeats_once_and_no_key(client):
     for method in ("ticker", "depth", "trades"):
         client.data(method, symbol="BTC_USDT")
-    client.fake.ws_wait(lambda: len(subscriptions(client.fake)) == 3)
+    heartbeats = lambda: [m for _, m in list(client.fake.ws_received) if '"heartbeats"' in m]
+    client.fake.ws_wait(lambda: len(subscriptions(client.fake)) == 3 and heartbeats())
+    client.data("ticker", symbol="BTC_USDT")
     sent = [json.loads(message) for _, message in list(client.fake.ws_received)]
     channels = [m for m in sent if m.get("channel") != "heartbeats"]
     assert channels == [{"type": "subscribe", "product_ids": ["BTC-USDT"], "channel": channel}
