@@ -136,7 +136,9 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       `name` (a push that names the exchange's stream, not its topic);
                       feed.state(topic), a dict kept with the local copy for what the dialect
                       needs between messages (a ticker updated by deltas, or made of two of the
-                      exchange's channels); feed.send(text) for a message the exchange expects
+                      exchange's channels); feed.connection_state(), a dict for the
+                      connection as a whole, emptied when it connects again (Coinbase's
+                      sequence_num, which counts a connection's messages); feed.send(text) for a message the exchange expects
                       in answer (BingX's "Pong", a snapshot request); feed.reconnect(why) when
                       the exchange announces it will close the connection; feed.logged_in() when
                       the exchange took the login of a STREAM_LOGIN endpoint (its subscriptions wait

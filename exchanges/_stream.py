@@ -211,6 +211,11 @@ class Feed:
         channel = self._connection.channels.get(topic)
         return {} if channel is None else channel.state
 
+    def connection_state(self):
+        """A dict for what the dialect keeps about the current connection as a whole (Coinbase's
+        sequence_num counts every message of a connection), emptied when it connects again."""
+        return self._connection.connection_state
+
     def send(self, text):
         """A message the exchange expects in answer (BingX's "Pong" to its "Ping", a book
         snapshot request), not counted as a request."""
@@ -249,6 +254,7 @@ class Connection:
         self.reconnects = self.resyncs = 0
         self.problem = None                  # why the exchange refused this connection, until it delivers
         self.logged_in = keys is None        # a login endpoint subscribes once the exchange took the login
+        self.connection_state = {}           # the dialect's own, for this connection (Feed.connection_state)
         self.stopping = threading.Event()
         self.feed = Feed(self)
         self.thread = threading.Thread(target=self.run, daemon=True,
@@ -370,6 +376,7 @@ class Connection:
         with self.lock:
             self.ws, self.last_message, self.pinged = ws, time.monotonic(), False
             self.connected_since, self.logged_in = int(time.time() * 1000), self.keys is None
+            self.connection_state = {}
             self.requests.clear()            # the exchange counts them per connection
         self.streams.notify()
         if self.stopping.is_set():

@@ -66,6 +66,7 @@ Facts this module relies on, and where they come from:
 """
 import calendar
 import functools
+import json
 import re
 import secrets
 import time
@@ -87,7 +88,6 @@ CLOCK_ERRORS = ("401",)                     # a JWT refused: maybe its nbf/exp a
 RATE_LIMIT_ERRORS = ("429", "rate_limit_exceeded", "RESOURCE_EXHAUSTED", "resource_exhausted")
 AMBIGUOUS_ERRORS = ()                       # a 5xx is ambiguous anyway; Coinbase names no other
 POST_PARAMS = "json"
-STREAM_URLS = {}                            # no stream yet: market data from REST (exchanges/_stream.py)
 API = "/api/v3/brokerage"
 JWT_LIFETIME = 120                          # seconds from nbf to exp, as Coinbase's examples sign
 
@@ -286,6 +286,34 @@ def _rfc3339(ms):
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % time.gmtime(seconds)[:6]
 
 
+# The stream (https://docs.cdp.coinbase.com/coinbase-app/advanced-trade-apis/websocket/websocket-overview
+# and "WebSocket Channels"): market data on wss://advanced-trade-ws.coinbase.com needs no key
+# (heartbeats, ticker, level2 and market_trades are documented "Requires Authentication: No"; only
+# user and futures_balance_summary need a JWT), so no key ever travels on it. One channel per
+# message: {"type": "subscribe" | "unsubscribe", "product_ids": [...], "channel": "ticker"}, answered
+# {"channel": "subscriptions", "events": [{"subscriptions": {channel: [product ids]}}]}. A connection
+# with no subscription is closed after 5 s (the manager subscribes as it connects), and a channel
+# with no update for 60-90 s is closed unless the connection also subscribes "heartbeats" (a message
+# every second): the first "subscriptions" answer without it takes it along. Every message carries
+# sequence_num, counted per connection over all its channels: a gap means a message was lost, so
+# every level2 book of the connection is subscribed again for a fresh snapshot. level2 arrives as
+# channel "l2_data": a snapshot, then updates, each {"side": "bid" | "offer", "price_level",
+# "new_quantity"} (the new size, not a delta; "0" removes). market_trades lists trades newest first
+# (answered oldest first, as REST). ticker carries price, best bid and ask, volume_24_h, high_24_h,
+# low_24_h and price_percent_chg_24_h. Limits ("WebSocket Rate Limits"): 8 connections a second
+# and 8 unauthenticated messages a second per IP.
+STREAM_URLS = {"public": "wss://advanced-trade-ws.coinbase.com"}
+STREAM_LOGIN = ()                            # market data needs no key
+STREAM_KEEPALIVE = 10.0                      # seconds without a message (heartbeats come every second): a ping frame
+STREAM_SILENCE = 30.0                        # seconds without any message: the connection is dead
+STREAM_CONNECTS = (8, 1.0)                   # connections per second, per IP
+STREAM_REQUESTS = (8, 1.0)                   # unauthenticated messages per second, per IP (kept per connection)
+STREAM_TOPICS = 100                          # channels one connection carries (ours: Coinbase names none)
+STREAM_DEPTH = 100                           # levels a side answered from the stream (the snapshot has the whole book)
+STREAM_CHANNELS = {"ticker": "ticker", "depth": "level2", "trades": "market_trades"}
+TRADES_DEFAULT = TRADES_LIMIT
+
+
 # -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
@@ -336,10 +364,14 @@ def tickers(api, symbol=None):
             continue
         price, change = number_or_zero(p.get("price")), number_or_zero(p.get("price_percentage_change_24h"))
         rows.append({"symbol": str(to_symbol(p["product_id"])), "buy": Decimal(0), "sell": Decimal(0),
-                     "high": Decimal(0), "low": Decimal(0),
-                     "open": price / (1 + change / 100) if price and change > -100 else Decimal(0),
+                     "high": Decimal(0), "low": Decimal(0), "open": _open(price, change),
                      "last": price, "vol": number_or_zero(p.get("volume_24h")), "time": now})
     return rows, reply
+
+
+def _open(price, change):
+    """The price 24 h ago, from today's price and its change in percent."""
+    return price / (1 + change / 100) if price and change > -100 else Decimal(0)
 
 
 def depth(api, symbol, limit=None):
@@ -354,10 +386,15 @@ def depth(api, symbol, limit=None):
 def trades(api, symbol):
     """GET /market/products/{id}/ticker?limit= (the latest trades, newest first; answered oldest first)"""
     reply = api.get(f"{API}/market/products/{product_id(symbol)}/ticker", {"limit": TRADES_LIMIT}, signed=False)
+    return _oldest_first(_data(reply, "trades", list)), reply
+
+
+def _oldest_first(trades):
+    """Coinbase's trades (newest first) as FMZ rows, oldest first (the same time keeps their order)."""
     rows = [{"id": str(t.get("trade_id", "")), "time": _ms(t.get("time")), "price": number_or_zero(t.get("price")),
              "amount": number_or_zero(t.get("size")), "type": str(t.get("side", "")).lower()}
-            for t in _objects(_data(reply, "trades", list))]
-    return sorted(rows, key=lambda row: row["time"]), reply
+            for t in reversed(_objects(trades))]
+    return sorted(rows, key=lambda row: row["time"])
 
 
 def records(api, symbol, period=60, limit=None):
@@ -569,6 +606,130 @@ def _order(o):
         "time": _ms(o.get("created_time")),
         "status": fmz_status,
     }
+
+
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method, period):
+    """(endpoint, topic) of a method's channel for one symbol: ("public", ("level2", "BTC-USD"));
+    candles stay REST (the candles channel has only five-minute candles)."""
+    if method not in STREAM_CHANNELS:
+        return None
+    return "public", (STREAM_CHANNELS[method], product_id(symbol))
+
+
+def stream_subscribe(topics):
+    """One {"type": "subscribe", "product_ids", "channel"} a channel, as Coinbase takes them."""
+    return _by_channel("subscribe", topics)
+
+
+def stream_unsubscribe(topics):
+    return _by_channel("unsubscribe", topics)
+
+
+def _by_channel(action, topics):
+    products = {}
+    for channel, product in topics:
+        products.setdefault(channel, []).append(product)
+    return [json.dumps({"type": action, "product_ids": ids, "channel": channel}) for channel, ids in products.items()]
+
+
+def stream_ping():
+    """A WebSocket ping frame: Coinbase has no text ping; its heartbeats channel keeps the connection."""
+    return None
+
+
+def stream_read(message, feed):
+    """One message from Coinbase: {"channel": "subscriptions" | "heartbeats" | "ticker" | "l2_data"
+    | "market_trades", "timestamp", "sequence_num", "events": [...]}, or {"type": "error",
+    "message"} (a product it does not have: never confirmed, so REST answers)."""
+    reply = json.loads(message)
+    if not isinstance(reply, dict) or "channel" not in reply:
+        return
+    _count_sequence(reply, feed)
+    channel, ms = reply["channel"], _ms(reply.get("timestamp"))
+    for event in reply.get("events") or ():
+        if not isinstance(event, dict):
+            continue
+        if channel == "subscriptions":
+            _read_subscriptions(event, feed)
+        elif channel == "ticker":
+            for row in _objects(event.get("tickers") or []):
+                feed.ticker(("ticker", row.get("product_id")), _stream_ticker(row, ms), reply)
+        elif channel == "market_trades":
+            _read_trades(event, reply, feed)
+        elif channel == "l2_data":
+            _read_book(event, ms, reply, feed)
+
+
+def _count_sequence(reply, feed):
+    """sequence_num counts the connection's messages: one skipped was lost, and with it maybe a book
+    update, so every book on the connection takes a fresh snapshot."""
+    state, number = feed.connection_state(), reply.get("sequence_num")
+    if not isinstance(number, int):
+        return
+    last = state.get("sequence")
+    state["sequence"] = number if last is None else max(last, number)
+    if last is not None and number != last + 1:
+        for topic in state.pop("books", set()):
+            feed.resync(topic, f"Coinbase stream: message {number} after {last}")
+
+
+def _read_subscriptions(event, feed):
+    subscribed = event.get("subscriptions") or {}
+    for channel, products in subscribed.items():
+        for product in products or ():
+            feed.subscribed((channel, product))
+    state = feed.connection_state()
+    if "heartbeats" not in subscribed and not state.get("heartbeats"):
+        state["heartbeats"] = True           # asked once a connection
+        feed.send(json.dumps({"type": "subscribe", "channel": "heartbeats"}))
+
+
+def _stream_ticker(row, ms):
+    """The ticker channel's row in FMZ's shape (high, low and open of the last 24 h)."""
+    price = number_or_zero(row.get("price"))
+    return {"symbol": str(to_symbol(row.get("product_id"))),
+            "buy": number_or_zero(row.get("best_bid")), "sell": number_or_zero(row.get("best_ask")),
+            "high": number_or_zero(row.get("high_24_h")), "low": number_or_zero(row.get("low_24_h")),
+            "open": _open(price, number_or_zero(row.get("price_percent_chg_24_h"))),
+            "last": price, "vol": number_or_zero(row.get("volume_24_h")), "time": ms or _now_ms()}
+
+
+def _read_trades(event, reply, feed):
+    """A snapshot (the latest trades) or an update, newest first; a trade without id or price is none."""
+    by_product = {}
+    for trade in _objects(event.get("trades") or []):
+        if trade.get("trade_id") and trade.get("price"):
+            by_product.setdefault(trade.get("product_id"), []).append(trade)
+    for product, trades in by_product.items():
+        feed.trades(("market_trades", product), _oldest_first(trades), reply)
+
+
+def _read_book(event, ms, reply, feed):
+    """A snapshot resets the book, an update changes the levels it names."""
+    topic = ("level2", event.get("product_id"))
+    book = feed.book(topic)
+    if book is None:
+        return
+    sides = {"offer": [], "bid": []}
+    for row in _objects(event.get("updates") or []):
+        if row.get("side") in sides:
+            sides[row["side"]].append([str(row.get("price_level")), str(row.get("new_quantity"))])
+    if event.get("type") == "snapshot":
+        book.reset(sides["offer"], sides["bid"])
+        book.sequence = "snapshot"
+        feed.connection_state().setdefault("books", set()).add(topic)
+    elif book.sequence is None:
+        return                               # an update before any snapshot: the snapshot holds it
+    else:
+        book.apply(sides["offer"], sides["bid"])
+    book.time = ms or _now_ms()
+    feed.depth(topic, reply)
+
+
+def _now_ms():
+    return int(time.time() * 1000)
 
 
 METHODS = {

@@ -1,5 +1,6 @@
 """The fakes' WebSocket streams speak their exchange's dialect: CCXT's async `ccxt.pro` clients
-(OKX, Binance spot and USDT-M, Bybit spot and linear, BingX spot and swap, BloFin perpetuals),
+(OKX, Binance spot and USDT-M, Bybit spot and linear, BingX spot and swap, BloFin perpetuals,
+Bitvavo, Alpaca, Coinbase),
 written by other people against the real streams, watch tickers, books and trades through each
 fake without knowing it is one (as tests/test_fakes_with_ccxt.py does for REST).
 
@@ -24,6 +25,7 @@ from tests.fakes.bitvavo import FakeBitvavo  # noqa: E402
 from tests.fakes.bingx import FakeBingX  # noqa: E402
 from tests.fakes.blofin import FakeBloFin  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
+from tests.fakes.coinbase import FakeCoinbase  # noqa: E402
 from tests.fakes.okx import FakeOKX  # noqa: E402
 
 WAIT = 10.0          # seconds any awaited message may take at most (it takes milliseconds)
@@ -439,3 +441,48 @@ async def fake_took(fake, predicate):
     subscription the predicate accepts (it gets that session's set of topics)."""
     took = lambda: any(predicate(topics) for topics in fake.ws_subscriptions.values())
     await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, took)
+
+
+# -- Coinbase (the public market-data channels, no key) ---------------------------------------------
+
+def coinbase_ws_client(fake):
+    client = ccxt.pro.coinbase({"enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {"rest": fake.url, "ws": fake.ws_url}
+    client.options["fetchMarkets"] = {"types": ["spot"]}
+    client.has["fetchCurrencies"] = False
+    return client
+
+
+def test_coinbase_watch_ticker():
+    async def check(client, fake):
+        ticker = await soon(client.watch_ticker("BTC/USDT"))
+        assert (ticker["bid"], ticker["ask"], ticker["last"], ticker["baseVolume"]) == (50000, 50000.1, 50000, 1234.5)
+        assert ticker["symbol"] == "BTC/USDT" and ticker["high"] >= ticker["low"] > 0
+        with fake.lock:
+            fake.engine.place(("BTC", "USDT"), "buy", "market", D("0.001"))     # a fill pushes a fresh ticker
+        moved = await soon(client.watch_ticker("BTC/USDT"))
+        assert moved["last"] == 50000.1
+        assert all("api_key" not in m and "jwt" not in m for _, m in fake.ws_received)
+    watching(FakeCoinbase, coinbase_ws_client, check)
+
+
+def test_coinbase_watch_order_book_snapshot_and_updates():
+    async def check(client, fake):
+        book = await soon(client.watch_order_book("BTC/USDT"))             # the level2 snapshot (l2_data)
+        assert book["asks"][0] == [50000.1, 0.5] and book["bids"][0] == [50000, 0.5] and len(book["asks"]) == 500
+        fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
+        book = await soon(client.watch_order_book("BTC/USDT"))
+        assert book["asks"][0] == [50000.2, 1] and book["bids"][0] == [50000.05, 2]
+    watching(FakeCoinbase, coinbase_ws_client, check)
+
+
+def test_coinbase_watch_trades_sees_the_engines_fills():
+    async def check(client, fake):
+        trades = await soon(client.watch_trades("BTC/USDT"))               # the snapshot: the latest trades
+        assert trades and all(t["symbol"] == "BTC/USDT" for t in trades)
+        with fake.lock:
+            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
+        trades = await soon(client.watch_trades("BTC/USDT"))
+        assert [(t["price"], t["amount"], t["side"]) for t in trades][-1:] == [(50000, 0.5, "sell")]
+        assert trades[-1]["timestamp"] > 1_600_000_000_000 and trades[-1]["id"]
+    watching(FakeCoinbase, coinbase_ws_client, check)

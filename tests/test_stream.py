@@ -10,11 +10,12 @@ import contextlib
 import json
 import socket
 import zlib
+from decimal import Decimal
 
 import pytest
 
 import fmz_plugin
-from exchanges import _stream, alpaca, binance, bingx, bitvavo, blofin, bybit, okx
+from exchanges import _stream, alpaca, binance, bingx, bitvavo, blofin, bybit, coinbase, okx
 from tests.conftest import PluginClient, serving
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.base import FakeExchange
@@ -23,6 +24,7 @@ from tests.fakes.bingx import FakeBingX
 from tests.fakes.bitvavo import FakeBitvavo
 from tests.fakes.blofin import FakeBloFin
 from tests.fakes.bybit import FakeBybit
+from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.okx import PASSPHRASE, FakeOKX
 
 TICKER_PATH, CANDLES_PATH = "/api/v5/market/ticker", "/api/v5/market/candles"
@@ -139,6 +141,17 @@ def alpaca_subscriptions(fake, op="subscribe"):
     return found
 
 
+def coinbase_subscriptions(fake, op="subscribe"):
+    """"channel:PRODUCT" of every channel the fake Coinbase was asked to subscribe (or unsubscribe),
+    in order, less the heartbeats channel a connection takes along."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message)
+        if request.get("type") == op and request.get("channel") != "heartbeats":
+            found += [f"{request['channel']}:{product}" for product in request.get("product_ids") or []]
+    return found
+
+
 VENUES = {
     "okx": Venue("okx", FakeOKX, okx, lambda fake: {"okx.ws": fake.ws_url}, okx_subscriptions,
                  {"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"},
@@ -157,6 +170,8 @@ VENUES = {
                      "ticker24h:BTC-USDT", "book:BTC-USDT", swaps=False),
     "alpaca": Venue("alpaca", FakeAlpaca, alpaca, lambda fake: {"alpaca.ws": fake.ws_url}, alpaca_subscriptions,
                     "ticker:BTC/USDT", "depth:BTC/USDT", swaps=False, login=True),
+    "coinbase": Venue("coinbase", FakeCoinbase, coinbase, lambda fake: {"coinbase.ws": fake.ws_url},
+                      coinbase_subscriptions, "ticker:BTC-USDT", "level2:BTC-USDT", swaps=False),
 }
 
 
@@ -272,6 +287,7 @@ FIRST_SUBSCRIBE = {     # the subscribe message BTC_USDT's ticker sends, as each
                                                             {"name": "ticker", "markets": ["BTC-USDT"]}]}),
     "alpaca": ("/v1beta3/crypto/us", {"action": "subscribe", "quotes": ["BTC/USDT"], "trades": ["BTC/USDT"],
                                       "dailyBars": ["BTC/USDT"]}),
+    "coinbase": ("/", {"type": "subscribe", "product_ids": ["BTC-USDT"], "channel": "ticker"}),
 }
 
 
@@ -382,7 +398,7 @@ def test_records_from_the_stream_are_the_rest_answer_without_a_rest_call(client)
     assert rest_calls(client.fake, CANDLES_PATH) == before + 2
 
 
-@only("okx", "bybit", "blofin", "bitvavo", "alpaca")
+@only("okx", "bybit", "blofin", "bitvavo", "alpaca", "coinbase")
 def test_an_update_changes_the_local_book(client, venue):
     symbol = venue.traded("BTC_USDT")
     before = from_stream(client, None, "depth", symbol=symbol, limit=5)
@@ -402,6 +418,7 @@ UNREADABLE = {          # a message that names a subscribed channel but carries 
     "blofin": '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": 7}',
     "bitvavo": '{"event": "trade", "market": "BTC-USDT", "data": 7}',
     "alpaca": '[{"T": "t", "S": "BTC/USDT", "data": 7}]',
+    "coinbase": '{"channel": "market_trades", "events": [{"type": "update", "trades": 7}]}',
 }
 
 
@@ -422,9 +439,10 @@ def test_a_message_it_cannot_read_is_skipped(client, venue):
 
 @pytest.mark.parametrize("venue, fault", [(VENUES["okx"], "checksum"), (VENUES["okx"], "gap"),
                                           (VENUES["bybit"], "gap"), (VENUES["blofin"], "gap"),
-                                          (VENUES["blofin"], "crossed"), (VENUES["bitvavo"], "gap")],
+                                          (VENUES["blofin"], "crossed"), (VENUES["bitvavo"], "gap"),
+                                          (VENUES["coinbase"], "gap")],
                          ids=["okx-checksum", "okx-gap", "bybit-gap", "blofin-gap", "blofin-crossed",
-                              "bitvavo-gap"])
+                              "bitvavo-gap", "coinbase-gap"])
 def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(client, venue, fault):
     symbol = venue.traded("BTC_USDT")
     from_stream(client, None, "depth", symbol=symbol, limit=5)
@@ -439,7 +457,7 @@ def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(clie
     assert book["asks"][0] == [50000.1, 3]          # the fresh snapshot has the update
 
 
-@only("okx", "bybit", "blofin", "bitvavo")
+@only("okx", "bybit", "blofin", "bitvavo", "coinbase")
 def test_resyncs_are_counted(repo_client, venue):
     from_stream(repo_client, None, "depth", symbol=venue.traded("BTC_USDT"), limit=5)
     repo_client.fake.fault_next_book = "gap"
@@ -901,3 +919,90 @@ def test_a_dialect_answers_the_exchange_and_keeps_state_between_deltas():
             assert answer == {"symbol": "X", "last": 5, "buy": 4}
         finally:
             streams.close()
+
+
+# -- Coinbase ---------------------------------------------------------------------------------------
+
+@only("coinbase")
+def test_coinbase_subscribes_one_channel_a_message_with_heartbeats_once_and_no_key(client):
+    for method in ("ticker", "depth", "trades"):
+        client.data(method, symbol="BTC_USDT")
+    heartbeats = lambda: [m for _, m in list(client.fake.ws_received) if '"heartbeats"' in m]
+    client.fake.ws_wait(lambda: len(subscriptions(client.fake)) == 3 and heartbeats())
+    client.data("ticker", symbol="BTC_USDT")
+    sent = [json.loads(message) for _, message in list(client.fake.ws_received)]
+    channels = [m for m in sent if m.get("channel") != "heartbeats"]
+    assert channels == [{"type": "subscribe", "product_ids": ["BTC-USDT"], "channel": channel}
+                        for channel in ("ticker", "level2", "market_trades")]
+    assert [m for m in sent if m.get("channel") == "heartbeats"] == [{"type": "subscribe", "channel": "heartbeats"}]
+    assert all(set(m) <= {"type", "product_ids", "channel"} for m in sent)        # no api_key, signature nor jwt
+
+
+@only("coinbase")
+def test_coinbase_a_sequence_gap_in_any_channel_resyncs_the_books_only(client):
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
+    from_stream(client, None, "ticker", symbol="BTC_USDT")
+    client.fake.ws_wait(lambda: len(subscriptions(client.fake)) == 2)
+    client.fake.push_heartbeat()                      # in sequence: nothing happens
+    with client.fake.lock:
+        for session in client.fake.ws_sequence:
+            client.fake.ws_sequence[session] += 1     # a message lost ...
+    client.fake.push_heartbeat()                      # ... seen at the next heartbeat
+    client.fake.ws_wait(lambda: subscriptions(client.fake, "unsubscribe") == ["level2:BTC-USDT"])
+    client.fake.ws_wait(lambda: subscriptions(client.fake).count("level2:BTC-USDT") == 2)
+    assert from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)["asks"]
+    assert client.fake.ws_connections == 1
+
+
+class Feed:
+    """What coinbase.stream_read calls, recorded."""
+
+    def __init__(self):
+        self.calls, self.books, self.connection = [], {}, {}
+
+    def connection_state(self):
+        return self.connection
+
+    def book(self, topic):
+        return self.books.setdefault(topic, _stream.Book())
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name,) + args)
+
+
+def test_coinbase_dialect_reads_documented_messages():
+    feed = Feed()
+    message = lambda channel, number, events: json.dumps({"channel": channel, "client_id": "", "sequence_num": number,
+                                                          "timestamp": "2023-02-09T20:32:50.714964855Z",
+                                                          "events": events})
+    coinbase.stream_read(message("subscriptions", 0, [{"subscriptions": {"level2": ["BTC-USD"]}}]), feed)
+    assert feed.calls[0] == ("subscribed", ("level2", "BTC-USD"))
+    assert json.loads(feed.calls[1][1]) == {"type": "subscribe", "channel": "heartbeats"}
+    snapshot = [{"type": "snapshot", "product_id": "BTC-USD", "updates": [
+        {"side": "bid", "event_time": "1970-01-01T00:00:00Z", "price_level": "21921.73", "new_quantity": "0.06"},
+        {"side": "offer", "event_time": "1970-01-01T00:00:00Z", "price_level": "21921.74", "new_quantity": "1.5"}]}]
+    coinbase.stream_read(message("l2_data", 1, snapshot), feed)
+    update = [{"type": "update", "product_id": "BTC-USD", "updates": [
+        {"side": "offer", "event_time": "2023-02-09T20:32:50.714964855Z", "price_level": "21921.74", "new_quantity": "0"},
+        {"side": "offer", "event_time": "2023-02-09T20:32:50.714964855Z", "price_level": "21922", "new_quantity": "2"}]}]
+    coinbase.stream_read(message("l2_data", 2, update), feed)
+    book = feed.books[("level2", "BTC-USD")].depth(5)
+    assert book["asks"] == [[22922 - 1000, 2]] and book["bids"] == [[Decimal("21921.73"), Decimal("0.06")]]
+    assert book["time"] == 1675974770714
+    trades = [{"type": "update", "trades": [
+        {"trade_id": "2", "product_id": "BTC-USD", "price": "2", "size": "0.1", "side": "SELL", "time": "2023-02-09T20:19:35.396Z"},
+        {"trade_id": "1", "product_id": "BTC-USD", "price": "1", "size": "0.1", "side": "BUY", "time": "2023-02-09T20:19:35.396Z"}]}]
+    coinbase.stream_read(message("market_trades", 3, trades), feed)
+    name, topic, rows, raw = feed.calls[-1]
+    assert (name, topic) == ("trades", ("market_trades", "BTC-USD")) and [r["id"] for r in rows] == ["1", "2"]
+    assert rows[0]["type"] == "buy" and rows[0]["time"] == 1675973975396
+    ticker = [{"type": "update", "tickers": [{"type": "ticker", "product_id": "BTC-USD", "price": "110",
+                                             "volume_24_h": "16038.28", "low_24_h": "90", "high_24_h": "120",
+                                             "price_percent_chg_24_h": "10", "best_bid": "109", "best_ask": "111"}]}]
+    coinbase.stream_read(message("ticker", 4, ticker), feed)
+    name, topic, answer, raw = feed.calls[-1]
+    assert (name, topic) == ("ticker", ("ticker", "BTC-USD"))
+    assert answer == {"symbol": "BTC_USD", "buy": 109, "sell": 111, "high": 120, "low": 90, "open": 100, "last": 110,
+                      "vol": Decimal("16038.28"), "time": 1675974770714}
+    coinbase.stream_read(message("heartbeats", 6, [{"heartbeat_counter": 7}]), feed)     # 5 was lost
+    assert feed.calls[-1][:2] == ("resync", ("level2", "BTC-USD"))

@@ -19,8 +19,22 @@ BTC-USDT product ids, UUID order ids (the last group is the engine's 12-digit id
 RFC 3339 times with microseconds, newest-first lists paged with cursor/has_next. A client_order_id
 used before (by any order, open or not) makes no new order: the order that has it is answered,
 as Coinbase documents.
+
+Its market-data WebSocket (wss://advanced-trade-ws.coinbase.com; "WebSocket Overview" and
+"WebSocket Channels") is served on the same port at / : {"type": "subscribe" | "unsubscribe",
+"product_ids": [...], "channel": ...} (one channel a message; CCXT's api_key, timestamp and signature
+fields, or a jwt, are taken and not needed: market data is public), answered {"channel":
+"subscriptions", "events": [{"subscriptions": {channel: [product ids]}}]} (the session's channels
+after the change), or {"type": "error", "message"} for a channel or product it does not have.
+Every message carries the session's sequence_num (0, 1, 2, ...). Channels: heartbeats (one on
+subscribing, then `push_heartbeat()`), ticker (a snapshot on subscribing, an update after every
+fill), level2 (sent as "l2_data": the whole book as a snapshot on subscribing, then the changed
+levels), market_trades (the latest 50 trades, newest first, on subscribing, then every fill of the
+engine). Tests move the stream with `push_book_update`, `ws_drop()` and `fault_next_book = "gap"`
+(the next level2 update skips a sequence_num).
 """
 import base64
+import itertools
 import json
 import re
 import urllib.parse
@@ -156,6 +170,13 @@ class FakeCoinbase(FakeExchange):
             ("POST", f"{API}/orders/batch_cancel"): self.private(self.batch_cancel),
             ("GET", f"{API}/orders/historical/batch"): self.private(self.list_orders),
         }
+        self.engine.watchers.append(self.stream_fill)
+        self.ws_routes = {"/": self.ws_session, "": self.ws_session}
+        self.ws_subscriptions = {}        # session -> {(channel, product id)}
+        self.ws_sequence = {}             # session -> the sequence_num of its next message
+        self.ws_books = {}                # product id -> {"asks": {price: size}, "bids": {price: size}}
+        self.fault_next_book = None       # "gap": the next level2 update skips a sequence_num
+        self._trade_ids = itertools.count(90000001)
 
     # ------------------------------------------------------------------ envelope
     def route(self, request):
@@ -298,11 +319,15 @@ class FakeCoinbase(FakeExchange):
         pair = self._pair(product)
         limit = self._int(request, "limit", 1, TRADES_MAX, 100)
         asks, bids = self.engine.book(pair, levels=1)
-        now, mid = self.now_ms(), self.engine.markets[pair]["mid"]
-        trades = [{"trade_id": str(90000000 - i), "product_id": product_of(pair), "price": fmt(mid + i),
-                   "size": "0.01", "time": iso(now - i * 1000), "side": "BUY" if i % 2 else "SELL",
-                   "bid": "", "ask": ""} for i in range(limit)]
+        trades = [dict(trade, bid="", ask="") for trade in self._recent(pair, limit)]
         return {"trades": trades, "best_bid": fmt(bids[0][0]), "best_ask": fmt(asks[0][0])}
+
+    def _recent(self, pair, limit):
+        """The latest trades, newest first (the engine keeps no public trades: made up around mid)."""
+        now, mid = self.now_ms(), self.engine.markets[pair]["mid"]
+        return [{"trade_id": str(90000000 - i), "product_id": product_of(pair), "price": fmt(mid + i),
+                 "size": "0.01", "time": iso(now - i * 1000), "side": "BUY" if i % 2 else "SELL"}
+                for i in range(limit)]
 
     def candles(self, request, product):
         """Newest first; start <= open time < end; at most 350."""
@@ -525,3 +550,135 @@ class FakeCoinbase(FakeExchange):
     @staticmethod
     def _repeated(request, name):
         return [value for key, value in urllib.parse.parse_qsl(request.raw_query) if key == name]
+
+    # ------------------------------------------------------------------ WebSocket
+    def ws_session(self, session):
+        with self.lock:
+            self.ws_subscriptions[session], self.ws_sequence[session] = set(), 0
+        try:
+            while True:
+                message = session.receive()
+                self.ws_note(session, message)
+                self.ws_message(session, message)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+                self.ws_sequence.pop(session, None)
+
+    def ws_message(self, session, message):
+        try:
+            request = json.loads(message)
+            action, channel = request["type"], request["channel"]
+            products = request.get("product_ids") or []
+        except (ValueError, KeyError, TypeError):
+            return session.send_text(json.dumps({"type": "error", "message": "malformed subscription request"}))
+        with self.lock:
+            if action not in ("subscribe", "unsubscribe"):
+                return session.send_text(json.dumps({"type": "error", "message": f"unknown type {str(action)[:20]}"}))
+            if channel not in ("heartbeats", "ticker", "level2", "market_trades") or \
+                    any(tuple(str(p).split("-")) not in self.engine.markets for p in products):
+                return session.send_text(json.dumps({"type": "error", "message": "Failure to subscribe"}))
+            topics = [("heartbeats", "heartbeats")] if channel == "heartbeats" else [(channel, p) for p in products]
+            subscribed = self.ws_subscriptions[session]
+            for topic in topics:
+                subscribed.add(topic) if action == "subscribe" else subscribed.discard(topic)
+            now = {}
+            for name, product in sorted(subscribed):
+                now.setdefault(name, []).append(product)
+            self._ws_send(session, "subscriptions", [{"subscriptions": now}])
+            if action == "subscribe":
+                for name, product in topics:
+                    self._ws_snapshot(session, name, product)
+            self.ws_changed.notify_all()
+
+    def _ws_send(self, session, channel, events, skip=0):
+        """One message in Coinbase's envelope with the session's next sequence_num (call under the lock)."""
+        self.ws_sequence[session] += skip
+        number = self.ws_sequence[session]
+        self.ws_sequence[session] += 1
+        session.send_text(json.dumps({"channel": channel, "client_id": "", "timestamp": iso(self.now_ms()),
+                                      "sequence_num": number, "events": events}))
+
+    def _ws_snapshot(self, session, channel, product):
+        pair = tuple(product.split("-"))
+        if channel == "heartbeats":
+            self._ws_send(session, "heartbeats", [self._heartbeat()])
+        elif channel == "ticker":
+            self._ws_send(session, "ticker", [{"type": "snapshot", "tickers": [self._ws_ticker(pair)]}])
+        elif channel == "level2":
+            book = self._ws_book(pair)
+            updates = [self._level("bid", p, q) for p, q in self._sorted(book["bids"], True)] + \
+                      [self._level("offer", p, q) for p, q in self._sorted(book["asks"], False)]
+            self._ws_send(session, "l2_data", [{"type": "snapshot", "product_id": product, "updates": updates}])
+        elif channel == "market_trades":
+            self._ws_send(session, "market_trades", [{"type": "snapshot", "trades": self._recent(pair, 50)}])
+
+    def _heartbeat(self):
+        now = self.now_ms()
+        return {"current_time": iso(now).replace("T", " ").replace("Z", " +0000 UTC"), "heartbeat_counter": now // 1000}
+
+    def _level(self, side, price, quantity):
+        return {"side": side, "event_time": iso(self.now_ms()), "price_level": price, "new_quantity": quantity}
+
+    @staticmethod
+    def _sorted(side, descending):
+        return sorted(side.items(), key=lambda level: D(level[0]), reverse=descending)
+
+    def _ws_book(self, pair):
+        product = product_of(pair)
+        if product not in self.ws_books:
+            asks, bids = self.engine.book(pair, levels=BOOK_MAX)
+            self.ws_books[product] = {"asks": {fmt(p): fmt(s) for p, s in asks}, "bids": {fmt(p): fmt(s) for p, s in bids}}
+        return self.ws_books[product]
+
+    def _ws_ticker(self, pair, price=None):
+        """The ticker channel's row: the REST ticker's figures (24 h high, low and open from the
+        hourly candles GET .../candles answers)."""
+        spec, now_s = self.engine.markets[pair], self.now_ms() // 1000
+        asks, bids = self.engine.book(pair, levels=1)
+        hours, ts = [], (now_s - 1) // 3600 * 3600
+        while ts >= now_s - 24 * 3600 and len(hours) < 24:
+            hours.append(self.engine.candle(pair, ts * 1000, 3_600_000))
+            ts -= 3600
+        price = spec["mid"] if price is None else price
+        opened = hours[-1][1]
+        return {"type": "ticker", "product_id": product_of(pair), "price": fmt(price), "volume_24_h": "1234.5",
+                "low_24_h": fmt(min(row[3] for row in hours)), "high_24_h": fmt(max(row[2] for row in hours)),
+                "low_52_w": fmt(min(row[3] for row in hours)), "high_52_w": fmt(max(row[2] for row in hours)),
+                "price_percent_chg_24_h": str((D(price) / D(opened) - 1) * 100),
+                "best_bid": fmt(bids[0][0]), "best_bid_quantity": fmt(bids[0][1]),
+                "best_ask": fmt(asks[0][0]), "best_ask_quantity": fmt(asks[0][1])}
+
+    def _push(self, topic, channel, events, skip=0):
+        """Send to every session subscribed to topic (call under the lock)."""
+        for session, subscribed in list(self.ws_subscriptions.items()):
+            if topic in subscribed:
+                self._ws_send(session, channel, events, skip)
+
+    def push_heartbeat(self):
+        with self.lock:
+            self._push(("heartbeats", "heartbeats"), "heartbeats", [self._heartbeat()])
+
+    def push_book_update(self, pair, asks=(), bids=()):
+        """A level2 update (levels [price, size] as text; size "0" removes)."""
+        with self.lock:
+            book, product = self._ws_book(pair), product_of(pair)
+            updates = []
+            for side, name, rows in (("asks", "offer", asks), ("bids", "bid", bids)):
+                for price, size in rows:
+                    book[side].pop(price, None) if D(size) == 0 else book[side].__setitem__(price, size)
+                    updates.append(self._level(name, price, size))
+            skip = 1 if self.fault_next_book == "gap" else 0
+            self.fault_next_book = None
+            self._push(("level2", product), "l2_data", [{"type": "update", "product_id": product, "updates": updates}],
+                       skip)
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): the trade, the ticker and the book move."""
+        product = product_of(pair)
+        trade = {"trade_id": str(next(self._trade_ids)), "product_id": product, "price": fmt(price),
+                 "size": fmt(amount), "side": side.upper(), "time": iso(self.now_ms())}
+        self._push(("market_trades", product), "market_trades", [{"type": "update", "trades": [trade]}])
+        self._push(("ticker", product), "ticker", [{"type": "update", "tickers": [self._ws_ticker(pair, price)]}])
+        if any(("level2", product) in subscribed for subscribed in self.ws_subscriptions.values()):
+            self.push_book_update(pair)
