@@ -44,6 +44,7 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
+from exchanges import okx
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
                             number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
@@ -547,22 +548,10 @@ def stream_topic(symbol, method, period):
     return "public", (channel, inst_id(symbol))
 
 
-def stream_subscribe(topics):
-    """{"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}, ...]}"""
-    return [_operation("subscribe", topics)]
-
-
-def stream_unsubscribe(topics):
-    return [_operation("unsubscribe", topics)]
-
-
-def _operation(op, topics):
-    return json.dumps({"op": op, "args": [{"channel": channel, "instId": inst} for channel, inst in topics]})
-
-
-def stream_ping():
-    """BloFin's keepalive is the text "ping", answered "pong"."""
-    return "ping"
+# BloFin's public stream speaks OKX's envelope: {"op": "subscribe", "args": [{"channel": "tickers",
+# "instId": "BTC-USDT"}, ...]}, "unsubscribe" alike, and the text "ping" as keepalive (answered
+# "pong"), so OKX's functions build the messages.
+stream_subscribe, stream_unsubscribe, stream_ping = okx.stream_subscribe, okx.stream_unsubscribe, okx.stream_ping
 
 
 def stream_read(message, feed):
