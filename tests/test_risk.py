@@ -388,6 +388,8 @@ def test_changed_rules_are_read_without_a_restart_and_a_bad_version_keeps_the_la
     ('{"OKX": {}, "okx": {}}', "risk.json: okx names an entry already given"),
     ('{"OKX:abc": {}}', "risk.json: 'OKX:abc': after the colon come the last 4 characters of an access key"),
     ('{"OKX": 5}', "risk.json: OKX must be an object of rules"),
+    ('{"OKX": {"allow_io": "yes"}}', 'risk.json: OKX.allow_io must be true or false, got "yes"'),
+    ('{"OKX": {"allow_io": 1}}', "risk.json: OKX.allow_io must be true or false, got 1"),
 ])
 def test_rules_that_are_not_valid_say_why(text, why):
     with pytest.raises(fmz_plugin.PluginError) as refusal:
@@ -417,8 +419,8 @@ def test_status_shows_halted_and_every_refusal_per_rule(guarded):
     open(halt_file, "w").close()
     ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
     risk = json.loads(get(ex.url, "/status")[2])["risk"]
-    assert risk == {"halted": True, "halt_file": halt_file, "rules": "risk.json", "rules_file": str(ex.path),
-                    "entries": [ex.exchange], "problem": "", "refusals": [
+    assert risk == {"halted": True, "halt_reason": risk["halt_reason"], "halt_file": halt_file, "rules": "risk.json",
+                    "rules_file": str(ex.path), "entries": [ex.exchange], "io_allowed": [], "problem": "", "refusals": [
                         {"exchange": ex.exchange, "rule": "halt", "count": 1, "last": risk["refusals"][0]["last"]},
                         {"exchange": ex.exchange, "rule": "max_order_value", "count": 2,
                          "last": f"risk guard: order value 4,000 USDT over max_order_value 1,000 ({ex.exchange}, "
@@ -522,3 +524,18 @@ def test_robots_racing_cannot_pass_a_limit_together(okx_fake, tmp_path, rule, li
     assert sum("data" in answer for answer in answers) == limit == len(okx_fake.engine.orders)
     assert {answer["error"].split(" over ")[1] for answer in answers if "error" in answer} == \
         {f"{rule} {limit} (OKX, Risk parameter)"}
+
+
+# ---------------------------------------------------------------------------- a sell below the market (#23, 2)
+
+def test_a_limit_sell_below_the_market_is_valued_at_the_best_bid(guarded):
+    """0.5 BTC offered at 0.1 fills at the bid (50,000): it is worth 25,000 USDT, not 0.05."""
+    ex = guarded(max_order_value=5000)
+    refused(ex, f"order value 25,000 USDT (at the best bid 50,000) over max_order_value 5,000 ({ex.exchange}, "
+                "risk.json)", symbol="BTC_USDT", type="sell", price="0.1", amount="0.5")
+    placed(ex, symbol="BTC_USDT", type="sell", price=60000, amount="0.05")      # above the bid: its own price
+    placed(ex, symbol="BTC_USDT", type="sell", price=45000, amount="0.1")       # 5,000 at the bid: at the limit
+    if "positions" in EXCHANGES[ex.exchange.lower()].METHODS:
+        contracts = amount(ex, "BTC_USDT.swap", 12)                             # 12 x 0.01 BTC x 50000
+        refused(ex, f"order value 6,000 USDT (at the best bid 50,000) over max_order_value 5,000 ({ex.exchange}, "
+                    "risk.json)", symbol="BTC_USDT.swap", type="sell", price=1, amount=contracts)
