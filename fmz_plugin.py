@@ -547,7 +547,8 @@ class Settings:
 
 
 PAPER_LABEL = " paper"       # how the status shows the calls of paper accounts: "OKX paper"
-GUARDED = ("trade", "margin_level")     # what the risk guard sees: never a read or a cancel
+GUARDED = ("trade", "margin_level", IO_PREFIX)   # what the risk guard sees: never a read or a cancel
+                                                # (exchange.IO: its calls other than GET)
 _KEY_TEXT = re.compile(r"[\x20-\x7e]*")      # what an API key may hold: printable ASCII (it travels in headers)
 
 
@@ -723,9 +724,10 @@ def _api_for(exchange, key, envelope, settings):
     the account (exchanges/_paper.py): the risk guard and everything else see it as any Api."""
     options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=settings.throttle,
                    max_wait=settings.max_wait, shared=settings.shared_reads)
-    if _paper.is_paper(envelope["access_key"]):
-        return settings.paper.api(exchange, envelope["secret_key"].strip(), **options)
-    return Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
+    access_key, secret_key = envelope["access_key"].strip(), envelope["secret_key"].strip()   # as typed, less
+    if _paper.is_paper(access_key):                                # the spaces around, which no key has
+        return settings.paper.api(exchange, secret_key, **options)
+    return Api(exchange, access_key, secret_key, **options)
 
 
 def _serve_call(api, method, kwargs, risk=None):
@@ -1678,11 +1680,12 @@ def risk_html(risk):
     """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
     if risk is None:
         return ""
-    state = ((f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
+    state = ((f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_reason"])}; '
               "every new order is refused (cancels go through)</p>\n") if risk["halted"] else
              f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n")
     entries = ", ".join(risk["entries"]) or "none"
-    rules = f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}.</p>\n"
+    rules = (f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}. "
+             f"{html.escape(io_line(risk))}</p>\n")
     problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
     refusals = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
     return ("<!-- risk guard -->\n<h2>Risk guard</h2>\n" + state + rules + problem +
@@ -1729,7 +1732,7 @@ def status_table(report):
         tables.append({"type": "table", "title": "Risk guard", "cols": RISK_COLUMNS,
                        "rows": [risk_cells(row) for row in risk["refusals"]]})
         if risk["halted"]:
-            line += f", HALTED by {risk['halt_file']}: every new order is refused"
+            line += f", HALTED: {risk['halt_reason']}"
         if risk["problem"]:
             line += f", risk guard: {risk['problem']}"
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
@@ -1953,8 +1956,15 @@ def risk_banner(guard):
 def risk_line(report):
     """The risk guard in one line: its rules and the kill switch's state."""
     rules = f"rules of {report['rules']} for {', '.join(report['entries'])}" if report["entries"] else "no rules"
-    state = "HALTED: it exists, every new order is refused" if report["halted"] else "absent, trading"
+    state = f"HALTED: {report['halt_reason']}" if report["halted"] else "absent, trading"
     return f"Risk guard: {rules}; kill switch {report['halt_file']} ({state})"
+
+
+def io_line(report):
+    """Which exchanges' exchange.IO calls other than GET the rules let through."""
+    allowed = ", ".join(report["io_allowed"])
+    return (f"exchange.IO other than GET: allowed for {allowed}" if allowed else "exchange.IO other than GET: "
+            "refused on exchanges with rules") + ", passed where there are none (refused while halted)."
 
 
 def serve(argv):
@@ -3419,11 +3429,19 @@ def paper_command(argv):
 # it exists, a running plugin refuses every new order on every exchange. Both find the file as
 # the server does: --halt-file, else beside --risk, else in the current directory.
 
+PLUGIN_URL = "http://127.0.0.1:6666"     # the running plugin halt and resume ask which file it watches
+SWITCH_TIMEOUT = 3.0                     # seconds they wait for its answer
+
+
 def parse_switch_args(command, argv):
     parser = argparse.ArgumentParser(
         prog=f"fmz_plugin.py {command}", description="Halt trading: every new order on every exchange is "
         "refused, cancels go through." if command == "halt" else "Resume trading after halt.")
     add_risk_args(parser)
+    parser.add_argument("--plugin", metavar="URL", default=PLUGIN_URL,
+                        help=f"the running plugin on this machine, asked which halt file it watches (default "
+                             f"{PLUGIN_URL}); without an answer: --halt-file, else beside --risk, else the current "
+                             "directory")
     if command == "halt":
         parser.add_argument("reason", nargs="*", help="why, written into the halt file")
     return parser.parse_args(argv)
@@ -3431,14 +3449,45 @@ def parse_switch_args(command, argv):
 
 def halt_command(argv):
     args = parse_switch_args("halt", argv)
-    print(halt(args.halt_file or default_halt_file(args.risk), " ".join(args.reason)))
+    halt_file, where = switch_file(args)
+    print(halt(halt_file, " ".join(args.reason), where))
     return 0
 
 
 def resume_command(argv):
     args = parse_switch_args("resume", argv)
-    print(resume(args.halt_file or default_halt_file(args.risk)))
+    halt_file, where = switch_file(args)
+    print(resume(halt_file, where))
     return 0
+
+
+def switch_file(args):
+    """(the halt file to act on, how it was found): --halt-file as given; else the one the running
+    plugin at --plugin watches, asked on its status address; else, when none answers, beside
+    --risk or in the current directory, which a plugin started elsewhere does not watch."""
+    if args.halt_file:
+        return args.halt_file, ""
+    watched, why = watched_halt_file(args.plugin)
+    if watched:
+        return watched, f" (the file the plugin at {args.plugin} watches)"
+    fallback = default_halt_file(args.risk)
+    print(f"no plugin answered at {args.plugin} ({why}): acting on {fallback}, beside --risk or in the current "
+          "directory; a plugin started elsewhere watches its own file (give --plugin URL or --halt-file)")
+    return fallback, ""
+
+
+def watched_halt_file(url):
+    """(the halt file the plugin at `url`, on this machine, watches, ""), or (None, why not)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None, f"{url} is not on this machine (127.0.0.1, localhost or ::1)"
+    report, problem = fetch_status(f"{parts.scheme}://{parts.netloc}/status", SWITCH_TIMEOUT)
+    if problem:
+        return None, problem
+    risk = report.get("risk") or {}
+    if not isinstance(risk.get("halt_file"), str):
+        return None, "it has no kill switch"
+    return risk["halt_file"], ""
 
 
 # -- Sub-commands ----------------------------------------------------------------------------------

@@ -612,19 +612,20 @@ def _read(path, source):
 
 # -- The kill switch from a terminal: halt / resume --------------------------------------------------
 
-def halt(halt_file, reason=""):
-    """Create the halt file (a line saying when and why); the message to print."""
-    if os.path.exists(halt_file):
-        return f"already halted: {halt_file} exists"
+def halt(halt_file, reason="", where=""):
+    """Create the halt file (a line saying when and why); the message to print. `where` says
+    how the file was found (the running plugin's, ...)."""
+    if os.path.lexists(halt_file):
+        return f"already halted: {halt_file} exists{where}"
     with open(halt_file, "w", encoding="utf-8") as file:
         file.write(f"halted at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}{': ' + reason if reason else ''}\n")
-    return f"trading halted: {halt_file} exists, every new order on every exchange is refused until `resume`"
+    return f"trading halted: {halt_file} exists{where}, every new order on every exchange is refused until `resume`"
 
 
-def resume(halt_file):
+def resume(halt_file, where=""):
     """Remove the halt file; the message to print."""
     try:
         os.remove(halt_file)
     except FileNotFoundError:
-        return f"not halted: {halt_file} does not exist"
-    return f"trading resumed: {halt_file} removed"
+        return f"not halted: {halt_file} does not exist{where}"
+    return f"trading resumed: {halt_file} removed{where}"
