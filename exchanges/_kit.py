@@ -429,6 +429,8 @@ class Api:
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
         self.shared = shared          # a SingleFlight joining identical public GETs, or None
         self.signatures = []          # what the signer added to each request (see _signed_values)
+        self.sent_write = None        # the last request that may change state (an order) sent ...
+        self.accepted_write = None    # ... and the last one the exchange accepted (see place_once)
         self._keys = None
 
     @property
@@ -557,6 +559,8 @@ class Api:
             raise
         if status == 429:
             raise self._rate_limit_error(request, f"HTTP 429 {str(reply)[:80]}", "429")
+        if not idempotent:
+            self.accepted_write = request
         return reply
 
     def _shared_as(self, request, host, signed, per_key):
@@ -587,6 +591,8 @@ class Api:
                 before = dict(request.headers), request.query
                 self.exchange.sign(request, keys, now)
                 self.signatures += _signed_values(before, request)
+            if not idempotent:
+                self.sent_write = request
             status, body, headers = self._send(request, idempotent, self.url_for(host))
             if turn is not None:
                 turn.observe(headers)
