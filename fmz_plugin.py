@@ -76,8 +76,8 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, iso_ms, now_ms, parse_number,
-                            parse_symbol, plain, round_down)
+from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, blank_secrets, iso_ms, key_parts,
+                            now_ms, parse_number, parse_symbol, plain, round_down, written_forms)
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
@@ -514,7 +514,7 @@ class Settings:
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
                  max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None):
-        self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
+        self.base_urls = {name.lower(): without_userinfo(url) for name, url in (base_urls or {}).items()}
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
         self.max_wait = max_wait                          # seconds a call may wait for its turn there
@@ -550,6 +550,15 @@ PAPER_LABEL = " paper"       # how the status shows the calls of paper accounts:
 GUARDED = ("trade", "margin_level", IO_PREFIX)   # what the risk guard sees: never a read or a cancel
                                                 # (exchange.IO: its calls other than GET)
 _KEY_TEXT = re.compile(r"[\x20-\x7e]*")      # what an API key may hold: printable ASCII (it travels in headers)
+
+
+def without_userinfo(url):
+    """The URL without a user:password@ part: never sent (the transport connects to the host and
+    port alone) and so never kept, where an error, the banner or the log could show it."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None, header_names=()):
@@ -767,40 +776,37 @@ def _unpack(exchange, exchange_name, envelope):
     return params
 
 
-SHORT_SECRET = 8            # characters: a shorter secret is blanked only where it stands alone
+CUT_RUN = 4                 # characters: a run this long of a secret, left where a text was cut, is blanked too
+CUT_MARK = r"(?=$|\.\.\.|\u2026|['\"])"    # where a cut text ends: its end, an ellipsis, a closing quote
 
 
 def redact(text, envelope, api=None):
     """Blank every secret of a request wherever it appears in `text`: the keys the docker sent,
-    each part of a SECRET,PASSPHRASE string, and the signatures `api` sent. An exchange may echo
-    a request back, so each is also looked for JSON-escaped and URL-encoded; the longest go
-    first, so a key that begins another leaves no tail. A secret under SHORT_SECRET characters
-    is blanked where it stands alone (not inside a longer word, which would blank every `a`)."""
+    each part of a SECRET,PASSPHRASE string, and the signatures `api` sent, in every written
+    form (_kit.blank_secrets). Replies are blanked before anything reads them (Api._blanked), so
+    a message cut short holds no secret; should a cut have come first anyway, what it left of
+    one (CUT_RUN characters or more, at the cut) is blanked too. Cut a message only after this."""
     secrets = _secrets_of(envelope) + (api.signatures if api is not None else [])
-    forms = {form for secret in secrets for form in _written_forms(secret)}
-    for form in sorted(forms, key=len, reverse=True):
-        if len(form) >= SHORT_SECRET:
-            text = text.replace(form, "***")
-        else:
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
+    return _blank_cut_runs(blank_secrets(text, secrets), secrets)
+
+
+def _blank_cut_runs(text, secrets):
+    """What a cut left of a secret: its beginning at the end of the text (or of a quoted or
+    elided snippet), its end at the text's start."""
+    for form in {form for secret in secrets for form in written_forms(secret) if len(form) > CUT_RUN}:
+        for size in range(len(form) - 1, CUT_RUN - 1, -1):
+            head, tail = form[:size], form[-size:]
+            if head in text:
+                text = re.sub(re.escape(head) + CUT_MARK, "***", text)
+            if text.startswith(tail):
+                text = "***" + text[size:]
     return text
 
 
 def _secrets_of(envelope):
     if not isinstance(envelope, dict) or _paper_envelope(envelope):
         return []                  # a paper account's keys are the word paper and its balances
-    values = [envelope.get(field) for field in ("access_key", "secret_key")]
-    return [part.strip() for value in values if isinstance(value, str)
-            for part in [value] + value.split(",") if part.strip()]
-
-
-def _written_forms(secret):
-    """How an exchange's reply may spell `secret`: as is, JSON-escaped (once or twice, with `/`
-    as `\\/` too) and URL-encoded (%2F or %2f, `+` or %20 for a space)."""
-    escaped = json.dumps(secret)[1:-1]
-    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), urllib.parse.quote(secret)]
-    lower = [re.sub(r"%[0-9A-F]{2}", lambda hit: hit.group().lower(), form) for form in quoted]
-    return {secret, escaped, json.dumps(escaped)[1:-1], escaped.replace("/", "\\/"), *quoted, *lower}
+    return key_parts(envelope.get("access_key"), envelope.get("secret_key"))
 
 
 def _capped(message, limit=MAX_ERROR):
@@ -1692,7 +1698,7 @@ def risk_html(risk):
             f"<table border=\"1\">{_html_row(RISK_COLUMNS, 'th')}{refusals}</table>\n<!-- /risk guard -->\n")
 
 
-PAPER_COLUMNS = ["Exchange", "Paper account (Secret Key)", "Calls"]
+PAPER_COLUMNS = ["Exchange", "Paper account (digest of its Secret Key)", "Calls"]
 
 
 def _paper_html(report):
@@ -2406,7 +2412,7 @@ def call_command(argv):
         answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)))
         ms = _ms_since(started)
     show_answer(answer, args.raw, envelope)
-    account = f", PAPER account {args.secret_key or '(default)'!r}" if _paper.is_paper(args.access_key) else ""
+    account = f", PAPER account {_paper.shown_name(args.secret_key.strip())}" if _paper.is_paper(args.access_key) else ""
     print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where}{account})", file=sys.stderr)
     return 0 if "data" in answer else 1
 
@@ -3411,7 +3417,7 @@ def paper_command(argv):
         if args.action == "list":
             rows = ledger.accounts()
             print(table(["exchange", "account", "open_orders", "positions", "created"],
-                        [[r["exchange"], r["account"] or "(default)", r["open_orders"], r["positions"], r["created"]]
+                        [[r["exchange"], r["account"], r["open_orders"], r["positions"], r["created"]]
                          for r in rows]) if rows else f"no paper account in {args.paper_db}")
             return 0
         removed = ledger.reset(args.name.strip(), args.exchange)
@@ -3419,7 +3425,7 @@ def paper_command(argv):
         print(f"error: {error}", file=sys.stderr)
         return 2
     where = f" on {args.exchange}" if args.exchange else ""
-    print(f"paper account {args.name.strip() or '(default)'!r}{where}: "
+    print(f"paper account {_paper.shown_name(args.name.strip())}{where}: "
           + (f"reset ({removed} removed); its next call starts it afresh" if removed else "none found, nothing to reset"))
     return 0
 

@@ -40,6 +40,7 @@ DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a de
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
 SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
+SHORT_SECRET = 8              # characters: a shorter secret is blanked only where it stands alone
 # The fields of FMZ's Market, what `markets` answers; a spec may keep more (quote_step, ...).
 MARKET_FIELDS = ("symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
                  "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val", "ct_val_ccy")
@@ -376,6 +377,44 @@ class _Flight:
         return self.result
 
 
+# -- Secrets: blanked wherever they could be shown ------------------------------------------------
+
+def key_parts(access_key, secret_key):
+    """The secrets of a pair of keys, as the exchange reads them: each key, and each part of a
+    SECRET,PASSPHRASE Secret Key."""
+    return [part.strip() for value in (access_key, secret_key) if isinstance(value, str)
+            for part in [value] + value.split(",") if part.strip()]
+
+
+def written_forms(secret):
+    """How a reply may spell `secret`: as is, JSON-escaped (once or twice, with `/` as `\\/`
+    too) and URL-encoded (%2F or %2f, `+` or %20 for a space)."""
+    escaped = json.dumps(secret)[1:-1]
+    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), urllib.parse.quote(secret)]
+    lower = [re.sub(r"%[0-9A-F]{2}", lambda hit: hit.group().lower(), form) for form in quoted]
+    return {secret, escaped, json.dumps(escaped)[1:-1], escaped.replace("/", "\\/"), *quoted, *lower}
+
+
+def blank_secrets(text, secrets):
+    """`text` (str, or a reply's bytes) with every written form of every secret blanked as ***.
+    The longest go first, so a key that begins another leaves no tail. A secret under
+    SHORT_SECRET characters is blanked where it stands alone (not inside a longer word, which
+    would blank every `a`). Text holding none of them is returned as it is, unscanned twice."""
+    as_bytes = isinstance(text, bytes)
+    blank = b"***" if as_bytes else "***"
+    forms = {form for secret in secrets for form in written_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        needle = form.encode() if as_bytes else form
+        if needle not in text:
+            continue
+        if len(form) >= SHORT_SECRET:
+            text = text.replace(needle, blank)
+        else:
+            alone = rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])"
+            text = re.sub(alone.encode() if as_bytes else alone, blank, text)
+    return text
+
+
 # -- HTTP: requests and the Api a handler calls through --------------------------------------------
 
 class Request:
@@ -546,6 +585,8 @@ class Api:
         except PluginError as error:
             error.deadline = request.deadline       # no answer: wait_past may wait it out
             raise
+        if signed:
+            body = self._blanked(body)               # before anything reads, cuts or passes it on
         try:
             reply = self._decode(status, body)
             self.exchange.check(status, reply)
@@ -562,6 +603,13 @@ class Api:
         if not idempotent:
             self.accepted_write = request
         return reply
+
+    def _blanked(self, body):
+        """The reply with every secret this Api sent blanked (***) before anything reads it: an
+        exchange, or a proxy in front of it, may echo the request (keys, passphrase, signature)
+        in an error or in a success, and an error's text is cut short later, after which a cut
+        secret could no longer be found whole. Only a reply holding one is rewritten."""
+        return blank_secrets(body, key_parts(self.access_key, self.secret_key) + self.signatures)
 
     def _shared_as(self, request, host, signed, per_key):
         """The SHARED_READS key of a GET that identical ones may join, or None: a public GET by

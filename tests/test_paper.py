@@ -358,7 +358,7 @@ def test_call_in_process_serves_a_paper_account(tmp_path, capsys):
         assert run("call", "OKX", "accounts", "--access-key", "paper", "--secret-key", "USDT=5",
                    "--base-url", f"okx={fake.url}", "--paper-db", tmp_path / "call.db") == 0
         out, err = capsys.readouterr()
-        assert "USDT" in out and "PAPER account 'USDT=5'" in err
+        assert "USDT" in out and f"PAPER account {_paper.shown_name('USDT=5')}" in err
         assert fake.signatures == []
 
 

@@ -16,9 +16,12 @@ switches below, which tests arm for the next matching request(s):
                                         error (OKX 50004, Binance -1007, Bybit 10000)
     fake.inject("drop_after")           do the work (store the order), then close without answering
     fake.inject("drop_before")          close without doing anything
-    fake.inject("echo", pad=N)          answer an HTML error page echoing the request: its line, every
-                                        header (keys, passphrase, signature) and body, after N dots
-                                        (a proxy's debug page; N moves the secrets across a cut)
+    fake.inject("echo", pad=N)          answer an HTML error page echoing the request: every header
+                                        (keys, passphrase, signature; the last sent first), its line
+                                        and body, after N dots (a proxy's debug page; N moves the
+                                        secrets across a cut)
+    fake.inject("echo_json")            answer the real (successful) reply with the request echoed in it
+                                        as "echo": {"headers", "target", "body"} (an API that echoes)
     fake.inject("no_id")                do the work, then answer the success without its id rows:
                                         every key named like an id (ordId, orderId, orderLinkId, id,
                                         client_order_id) dropped, and every list row that had one
@@ -326,6 +329,9 @@ class FakeExchange:
             return self._drop(handler)
         if kind == "no_id" and status < 300:
             reply = _without_ids(reply)
+        if kind == "echo_json" and isinstance(reply, dict):
+            reply = {**reply, "echo": {"headers": dict(request.headers.items()), "target": request.target,
+                                       "body": request.body}}
         if kind in ("nan", "infinity"):
             reply = _not_finite(reply, "NaN" if kind == "nan" else "Infinity")
         body, content_type = (reply, "text/html") if isinstance(reply, bytes) else \
@@ -391,8 +397,8 @@ class FakeExchange:
 
 def _echo_page(request, pad):
     """A proxy's error page that echoes the request it got, secrets and all."""
-    lines = [f"{request.method} {request.target}"] + [f"{name}: {value}" for name, value in request.headers.items()]
-    text = "<html><body><h1>502 Bad Gateway</h1><pre>" + "." * pad + "\n".join(lines) + "\n\n" + request.body
+    lines = [f"{name}: {value}" for name, value in reversed(request.headers.items())]
+    text = "<html><pre>" + "." * pad + "\n".join(lines + [f"{request.method} {request.target}", "", request.body])
     return (text + "</pre></body></html>").encode()
 
 
