@@ -82,6 +82,8 @@ from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
+DRAIN_MAX = 8 << 20         # bytes of a refused body read and dropped before closing (else a reset destroys the answer)
+DRAIN_SECONDS = 2.0         # ... for at most this long
 MAX_ERROR = 500             # characters of an error message
 CLIENT_TIMEOUT = 30.0       # seconds a docker's keep-alive connection may wait idle for its next request
 REQUEST_TIMEOUT = 10.0      # seconds a request may take to arrive whole, from its first byte
@@ -619,7 +621,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         started = time.monotonic()
         exchange_name = exchange_of_path(self.path)
         try:
-            envelope = json.loads(self._read_body())
+            body = self._read_body()
+            if body is None:
+                return                         # refused and answered already (413)
+            envelope = json.loads(body)
         except PluginError as error:
             return self._answer({"error": str(error)}, close=True)
         except ValueError:
@@ -648,6 +653,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         its body is read."""
         if not super().parse_request():
             return False
+        if "Transfer-Encoding" in self.headers:       # never read: framed by Content-Length, a request
+            self._answer({"error": "Transfer-Encoding is not accepted: send the body with a Content-Length"},
+                         close=True, status=400)      # smuggled inside it would be served
+            return False
         if self.server.settings.allows(self.client_address[0]):
             return True
         if self.server.refusals.first_in_a_while(self.client_address[0]):
@@ -663,7 +672,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise PluginError("the request needs a Content-Length header")
         length = int(length)
         if length > MAX_BODY:
-            raise PluginError(f"the request body is over {MAX_BODY} bytes")
+            self._answer({"error": f"the request body is over {MAX_BODY} bytes"}, close=True, status=413)
+            self._drain(length)
+            return None
         try:
             body = self.rfile.read(length)
         except (socket.timeout, TimeoutError) as error:      # distinct classes before Python 3.10
@@ -671,6 +682,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(body) < length:
             raise PluginError("the request body is shorter than its Content-Length")
         return body
+
+    def _drain(self, length):
+        """Read and drop what the client still sends of a refused body (at most DRAIN_MAX bytes,
+        for at most DRAIN_SECONDS): closed with unread bytes, the system resets the connection,
+        and a reset can destroy the answer before the client reads it."""
+        reader = self.rfile.raw
+        reader.deadline = min(reader.deadline or math.inf, time.monotonic() + DRAIN_SECONDS)
+        left = min(length, DRAIN_MAX)
+        try:
+            while left > 0:
+                chunk = self.rfile.read1(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
 
     def _answer(self, answer, close=False, status=200):
         self._send(to_json(answer), "application/json; charset=utf-8", close, status)
