@@ -889,8 +889,43 @@ log.addFilter(SafeFields())
 
 
 def to_json(answer):
-    """Decimals leave as JSON numbers; everything else as json would."""
-    return json.dumps(answer, default=_json_default, separators=(",", ":")).encode()
+    """Decimals leave as JSON numbers; everything else as json would. A number that is not
+    finite (NaN, Infinity) is no JSON: in `raw` (an exchange's reply as Python's json read it)
+    it becomes null; in `data` the answer becomes an error saying where."""
+    try:
+        return json.dumps(answer, default=_json_default, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        pass
+    where = _not_finite_at(answer.get("data"), "data") if isinstance(answer, dict) else None
+    if where is not None:
+        answer = {"error": f"the answer holds a number that is not finite ({where[1]}) at {where[0]}: not passed "
+                           f"on, as it is no JSON"}
+    return json.dumps(_finite(answer), default=_json_default, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _not_finite_at(value, path):
+    """(where, the number) of the first number in `value` that is not finite, or None."""
+    if isinstance(value, (float, Decimal)):
+        if value.is_finite() if isinstance(value, Decimal) else math.isfinite(value):
+            return None
+        return path, {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}.get(str(value), str(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _not_finite_at(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _finite(value):
+    """`value` with every number that is not finite as None."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value) or isinstance(value, Decimal) and not value.is_finite():
+        return None
+    return value
 
 
 def _json_default(value):

@@ -153,20 +153,26 @@ def _ascii_number(value):
 
 def number_or_zero(value):
     """An exchange's numeric field as Decimal; empty, absent or garbled fields (common in real
-    replies) are 0, never an error."""
+    replies) are 0, never an error. A number that is not finite ("NaN", "Infinity", a bare NaN
+    token) is an error: it is no JSON, and no robot may compute with it."""
     if value is None or value == "":
         return Decimal(0)
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         return Decimal(0)
+    if not number.is_finite():
+        raise PluginError(f"the exchange answered {_short(value, 20)} where a number belongs: not a finite number")
+    return number
 
 
 def whole_or_zero(value):
     """An exchange's whole-number field (a time in ms, a count of decimals) as int, cut toward
     zero; empty, absent or garbled fields (NaN and infinity included) are 0, never an error."""
-    number = number_or_zero(value)
-    return int(number) if number.is_finite() else 0
+    try:
+        return int(number_or_zero(value))
+    except PluginError:
+        return 0
 
 
 def plain(number):
