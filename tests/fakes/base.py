@@ -16,10 +16,10 @@ switches below, which tests arm for the next matching request(s):
                                         error (OKX 50004, Binance -1007, Bybit 10000)
     fake.inject("drop_after")           do the work (store the order), then close without answering
     fake.inject("drop_before")          close without doing anything
-    fake.inject("echo", pad=N)          answer an HTML error page echoing the request: every header
-                                        (keys, passphrase, signature; the last sent first), its line
-                                        and body, after N dots (a proxy's debug page; N moves the
-                                        secrets across a cut)
+    fake.inject("echo", pad=N, skip=K)  answer an HTML error page echoing the request: every header
+                                        (keys, passphrase, signature; the last sent first) but the
+                                        first K, its line and body, after N dots (a proxy's debug
+                                        page; N and K slide the secrets across a cut)
     fake.inject("echo_json")            answer the real (successful) reply with the request echoed in it
                                         as "echo": {"headers", "target", "body"} (an API that echoes)
     fake.inject("no_id")                do the work, then answer the success without its id rows:
@@ -83,9 +83,9 @@ class FakeRequest:
 
 
 class Fault:
-    def __init__(self, kind, path, times, seconds, method, pad=0):
+    def __init__(self, kind, path, times, seconds, method, pad=0, skip=0):
         self.kind, self.path, self.times, self.seconds, self.method = kind, path, times, seconds, method
-        self.pad = pad
+        self.pad, self.skip = pad, skip
 
     def matches(self, request):
         return self.path in (None, request.path) and self.method in (None, request.method)
@@ -214,10 +214,10 @@ class FakeExchange:
                 if target.split("?")[0] == path and verb in (None, v)]
 
     # ------------------------------------------------------------------ faults
-    def inject(self, kind, path=None, times=1, seconds=0.0, method=None, pad=0):
+    def inject(self, kind, path=None, times=1, seconds=0.0, method=None, pad=0, skip=0):
         """Arm a fault for the next `times` requests (to `path` / with `method` only, when given)."""
         with self.lock:
-            self.faults.append(Fault(kind, path, times, seconds, method, pad))
+            self.faults.append(Fault(kind, path, times, seconds, method, pad, skip))
 
     def wait_held(self, count, timeout=10.0):
         """Wait until `count` requests wait at a "hold" fault."""
@@ -313,7 +313,7 @@ class FakeExchange:
         if kind == "5xx":
             return self._send(handler, 503, b"Service Unavailable", "text/plain")
         if kind == "echo":
-            return self._send(handler, 502, _echo_page(request, fault.pad), "text/html")
+            return self._send(handler, 502, _echo_page(request, fault.pad, fault.skip), "text/html")
         if kind == "hold":
             with self.idle:
                 self.held += 1
@@ -395,10 +395,10 @@ class FakeExchange:
 
 # -- Fault bodies, the same for every exchange --------------------------------------------------------
 
-def _echo_page(request, pad):
+def _echo_page(request, pad, skip):
     """A proxy's error page that echoes the request it got, secrets and all."""
     lines = [f"{name}: {value}" for name, value in reversed(request.headers.items())]
-    text = "<html><pre>" + "." * pad + "\n".join(lines + [f"{request.method} {request.target}", "", request.body])
+    text = "<html><pre>" + "." * pad + "\n".join(lines[skip:] + [f"{request.method} {request.target}", "", request.body])
     return (text + "</pre></body></html>").encode()
 
 
