@@ -76,8 +76,9 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, blank_secrets, iso_ms, key_parts,
-                            now_ms, parse_number, parse_symbol, plain, round_down, written_forms)
+from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, PluginError, blank_secrets, iso_ms,
+                            key_parts, now_ms, parse_number, parse_symbol, plain, round_down, written_forms)
+from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
@@ -93,7 +94,6 @@ REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many c
 REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
 REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
 OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no descriptor even to refuse with
-IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
 BAD_REQUEST = "(bad request)"   # ... and requests that named no served method
@@ -143,8 +143,9 @@ ORDER_MEANING = {
 }
 CLOSE_TYPE_OF_SIDE = {"sell": "closebuy", "buy": "closesell"}
 
-# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes).
-MINUTE_PERIODS = (1, 3, 5, 15, 30, 60, 120, 240, 360, 480, 720, 1440, 4320, 10080)
+# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes):
+# the union of their PERIODS tables.
+MINUTE_PERIODS = frozenset(period for exchange in EXCHANGES.values() for period in exchange.PERIODS)
 
 
 def _symbol(params, required=True, allow_range=False):
@@ -522,8 +523,11 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None, stream=False):
         self.base_urls = {name.lower(): without_userinfo(url) for name, url in (base_urls or {}).items()}
+        # market data from the exchanges' WebSockets (the server's default; --no-stream): _stream.py
+        self.streams = Streams(lambda exchange: stream_urls(exchange, self.base_urls_of(exchange.NAME.lower()))) \
+            if stream else None
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
         self.max_wait = max_wait                          # seconds a call may wait for its turn there
@@ -588,7 +592,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         kwargs = _parse_params(method, envelope["method"], params, http_method)
         settings = settings or Settings()
         api = _api_for(exchange, exchange_name.lower(), envelope, settings)
-        answer = _serve_call(api, method, kwargs, settings.risk)
+        answer = _serve_call(api, method, kwargs, settings.risk, settings.streams, exchange)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
     except Exception as error:
@@ -773,20 +777,29 @@ def _api_for(exchange, key, envelope, settings):
     return Api(exchange, access_key, secret_key, **options)
 
 
-def _serve_call(api, method, kwargs, risk=None):
+def _serve_call(api, method, kwargs, risk=None, streams=None, exchange=None):
     """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
-    first passes the risk guard, which may refuse it (exchanges/_risk.py)."""
+    first passes the risk guard, which may refuse it (exchanges/_risk.py); market data is
+    answered from the exchange's stream when it holds it (exchanges/_stream.py)."""
     handler = api.exchange.METHODS.get(method)
     if handler is None:
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
-    if risk is None or method not in GUARDED:
-        with LARGE_READ_TURNS if is_large_read(method, kwargs) else contextlib.nullcontext():
-            data, raw = handler(api, **kwargs)
+    if streams is not None and method in STREAMED:
+        data, raw = streams.serve(exchange, method, kwargs, lambda: _read_in_turn(handler, api, method, kwargs),
+                                  lambda: api.keys)
+    elif risk is None or method not in GUARDED:
+        data, raw = _read_in_turn(handler, api, method, kwargs)
     else:
         with risk.admit(api, method, kwargs):
             data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
+
+
+def _read_in_turn(handler, api, method, kwargs):
+    """The handler's answer; a large read first waits its turn (LARGE_READ_TURNS)."""
+    with LARGE_READ_TURNS if is_large_read(method, kwargs) else contextlib.nullcontext():
+        return handler(api, **kwargs)
 
 
 def is_large_read(method, kwargs):
@@ -1054,6 +1067,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def server_close(self):
         super().server_close()
+        if self.status_of is self and self.settings.streams is not None:
+            self.settings.streams.close()
         for _, sock in self.refused:
             sock.close()
         if self.spare_file is not None:
@@ -1460,7 +1475,8 @@ def status_report(server):
               "health": health,
               "methods": methods,
               "seen": stats.vocabulary.rows(),
-              "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()}}
+              "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()},
+              "streams": server.settings.streams.status() if server.settings.streams is not None else {}}
     # Extra sections go here, each under a key of its own, and are shown by status_html,
     # status_text and status_table after the exchanges (the risk guard: HALTED, refusals).
     if server.settings.risk is not None:
@@ -1490,6 +1506,19 @@ def exchange_health(stats, methods):
             "failing_methods": failing,
             "state": "failing" if failing else "errors" if errors_5m else "ok"})
     return sorted(health, key=lambda h: (h["state"] != "failing", h["state"] != "errors", -h["calls"]))
+
+
+def stream_line(figures):
+    """One exchange's stream figures (exchanges/_stream.py Streams.status) as a line."""
+    if figures is None:
+        return ""
+    counts = f"{figures['reconnects']} reconnects, {figures['resyncs']} resyncs"
+    if not figures["connected"]:
+        return f"stream: down, reconnecting; {figures['subscriptions']} subscriptions, {counts}"
+    age = figures["last_message_age"]
+    return (f"stream: connected since {clock_text(figures['connected_since'])}, {figures['subscriptions']} "
+            f"subscriptions, {figures['messages_per_second']:g} messages/s, last "
+            f"{'-' if age is None else f'{age:.1f} s'} ago, {counts}")
 
 
 def health_line(entry):
@@ -1741,7 +1770,12 @@ def _exchange_card(entry, report):
     return (f'<section class="card {entry["state"]}"><h3>{html.escape(entry["exchange"])} '
             f'<span class="badge">{badge}</span></h3>\n'
             f'<p class="health">{html.escape(health_line(entry))}</p>\n{last}'
+            f'{_stream_html(report.get("streams", {}).get(entry["exchange"]))}'
             f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div></section>\n')
+
+
+def _stream_html(figures):
+    return f'<p class="health">{html.escape(stream_line(figures))}</p>\n' if figures else ""
 
 
 def _method_html(row, now_ms):
@@ -1840,6 +1874,9 @@ def status_table(report):
         {"type": "table", "title": "Service addresses", "cols": ["Exchange", "Service address"],
          "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
     ]
+    if report.get("streams"):
+        tables.append({"type": "table", "title": "Streams", "cols": ["Exchange", "Stream"],
+                       "rows": [[name, stream_line(figures)] for name, figures in report["streams"].items()]})
     if report.get("paper", {}).get("accounts"):
         tables.append({"type": "table", "title": "PAPER accounts (simulated)", "cols": PAPER_COLUMNS,
                        "rows": [[a["exchange"], a["account"], a["calls"]] for a in report["paper"]["accounts"]]})
@@ -1932,7 +1969,9 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=seconds_above_zero, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"seconds to wait for an exchange (connect and each read; default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--base-url", action="append", default=[], metavar="NAME=URL",
-                        help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
+                        help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable. "
+                             "NAME.ws=ws://HOST:PORT (or wss://) moves its stream's host; a moved REST host "
+                             "without NAME.ws does not stream")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
@@ -1945,6 +1984,9 @@ def parse_args(argv):
                         help=f"docker connections served at once; more are answered HTTP 503 (default "
                              f"{MAX_CONNECTIONS}, fewer when the open-file limit is low: half of it, less "
                              f"{FILES_KEPT}; now {default_max_connections()})")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="answer ticker, depth and trades from REST calls only, never from the "
+                             "exchanges' WebSocket streams")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
@@ -1977,11 +2019,16 @@ def parse_base_urls(parser, items):
         name, sep, url = item.partition("=")
         if not sep or not name:
             parser.error(f"--base-url wants NAME=URL such as okx=https://www.okx.com, got {item!r}")
-        if not re.match(r"^https?://[^/]", url):
-            parser.error(f"--base-url {item}: the URL needs http:// or https://, e.g. {name}=https://{url or 'HOST'}")
         key, _, host = name.lower().partition(".")
-        if key not in EXCHANGES or (host and host not in EXCHANGES[key].HOSTS):
-            parser.error(f"--base-url: unknown exchange or host {name!r}; NAME is one of {', '.join(base_url_names())}")
+        stream = host == "ws" or host.startswith("ws.")
+        if stream and not re.match(r"^wss?://[^/]", url):
+            parser.error(f"--base-url {item}: a stream's URL needs ws:// or wss://, e.g. {name}=wss://HOST:PORT")
+        if not stream and not re.match(r"^https?://[^/]", url):
+            parser.error(f"--base-url {item}: the URL needs http:// or https://, e.g. {name}=https://{url or 'HOST'}")
+        if key not in EXCHANGES or (host and not stream and host not in EXCHANGES[key].HOSTS) \
+                or (stream and host[3:] and host[3:] not in EXCHANGES[key].STREAM_URLS):
+            parser.error(f"--base-url: unknown exchange or host {name!r}; NAME is one of {', '.join(base_url_names())}"
+                         f" (and EXCHANGE.ws for the host of a stream: {', '.join(stream_names())})")
         base_urls[name.lower()] = url
     return base_urls
 
@@ -1989,6 +2036,11 @@ def parse_base_urls(parser, items):
 def base_url_names():
     """What --base-url NAME may be: each exchange, and each of its other hosts (binance.futures)."""
     return [f"{key}{'.' + host if host else ''}" for key, module in EXCHANGES.items() for host in ["", *module.HOSTS]]
+
+
+def stream_names():
+    """The exchanges whose WebSocket host --base-url NAME.ws=ws://HOST:PORT moves."""
+    return [f"{key}.ws" for key, module in EXCHANGES.items() if module.STREAM_URLS]
 
 
 RISK_HALT_NAME = os.path.basename(default_halt_file())
@@ -2008,7 +2060,7 @@ def settings_of(args):
     """The Settings the flags ask for; raises StartupError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
                     max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args),
-                    paper=args.paper)
+                    paper=args.paper, stream=not args.no_stream)
 
 
 def risk_guard_of(args):
@@ -2605,6 +2657,8 @@ def status_text(report, stream=None):
         lines += ["", paint(f"{entry['exchange']}  {entry['state']}", colour, stream) + "  " + health_line(entry)]
         if entry["last_error_at"]:
             lines.append("  " + last_error_line(entry, report["now"]))
+        if report.get("streams", {}).get(entry["exchange"]):
+            lines.append("  " + stream_line(report["streams"][entry["exchange"]]))
         rows = [row for row in report["methods"] if row["exchange"] == entry["exchange"]]
         cells = [["!" if row["failing"] else "", row["method"], row["calls"], row["errors"], row["errors_5m"],
                   row["p50_ms"], row["p99_ms"], method_cells(row, report["now"])[4]] for row in rows]

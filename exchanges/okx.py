@@ -22,11 +22,13 @@ reduce-only orders; in long_short_mode every order names its posSide.
 import base64
 import hashlib
 import hmac
+import json
+import zlib
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, markets_answer,
-                            number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, market,
+                            markets_answer, number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -71,10 +73,33 @@ RATE_LIMITS = {
 }
 INST_TYPES = {"spot": "SPOT", "swap": "SWAP"}
 PAGE = 100                           # max rows per page of the order lists
+DEPTH_DEFAULT = 20                   # levels a side when the docker asks no limit
+TRADES_DEFAULT = 100                 # trades a `trades` answer holds
+
+# The stream (WebSocket API, docs-v5 "WebSocket"): tickers, books (400 levels: a snapshot, then
+# updates chained by seqId/prevSeqId and checked by a CRC32 of the top 25 levels) and trades on
+# /ws/v5/public, spot and swaps alike. OKX closes a connection after 30 s without a message
+# from the client and asks for a text "ping" (answered "pong") when nothing came for N < 30 s;
+# it allows 3 connection requests per second per IP, and 480 subscribe/unsubscribe/login requests
+# per hour per connection.
+STREAM_URLS = {"public": "wss://ws.okx.com:8443/ws/v5/public"}
+STREAM_LOGIN = ()                    # no endpoint here needs a key
+STREAM_KEEPALIVE = 20.0              # seconds without a message before our "ping"
+STREAM_SILENCE = 29.0                # seconds without any message: the connection is dead
+STREAM_CONNECTS = (3, 1.0)           # connection requests per seconds, per IP
+STREAM_REQUESTS = (480, 3600.0)      # subscribe / unsubscribe / login requests per connection
+STREAM_TOPICS = 200                  # channels one connection carries
+STREAM_DEPTH = 400                   # levels a side the books channel keeps
+STREAM_CHANNELS = {"ticker": "tickers", "depth": "books", "trades": "trades"}
+CHECKSUM_LEVELS = 25
+
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.0008", "0.001"), "swap": ("0.0002", "0.0005")}
 
 # FMZ period in minutes -> OKX candle bar. Daily and longer bars use the UTC-aligned variants
 # so candle times fall on UTC midnight, as they do on every other exchange.
-BARS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1H", 120: "2H", 240: "4H", 360: "6Hutc", 720: "12Hutc",
     1440: "1Dutc", 10080: "1Wutc",
@@ -213,7 +238,8 @@ def tickers(api, symbol=None):
 
 def depth(api, symbol, limit=None):
     """GET /api/v5/market/books (sz up to 400 levels a side)"""
-    reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or 20, 400)}, signed=False)
+    reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or DEPTH_DEFAULT, 400)},
+                    signed=False)
     book = _first(reply, symbol)
     return {"time": whole_or_zero(book.get("ts")), "asks": book_levels(book.get("asks")),
             "bids": book_levels(book.get("bids"))}, reply
@@ -221,17 +247,20 @@ def depth(api, symbol, limit=None):
 
 def trades(api, symbol):
     """GET /api/v5/market/trades (newest first, the latest 100 of up to 500; answered oldest first)"""
-    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": 100}, signed=False)
-    rows = [{"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
-             "amount": number_or_zero(t["sz"]), "type": t["side"]} for t in _data(reply)]
-    return rows[::-1], reply
+    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": TRADES_DEFAULT}, signed=False)
+    return [_trade(t) for t in _data(reply)][::-1], reply
+
+
+def _trade(t):
+    return {"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
+            "amount": number_or_zero(t["sz"]), "type": t["side"]}
 
 
 def records(api, symbol, period=60, limit=None):
     """GET /api/v5/market/candles (newest first, 300 a page; paged back with `after`)"""
-    bar = BARS.get(period)
+    bar = PERIODS.get(period)
     if bar is None:
-        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, after = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = api.get("/api/v5/market/candles", {"instId": inst_id(symbol), "bar": bar,
@@ -261,15 +290,9 @@ def load_markets(api, kind):
             continue
         symbol = to_symbol(inst["instId"])
         tick, lot = number_or_zero(inst.get("tickSz")), number_or_zero(inst.get("lotSz"))
-        markets[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(inst.get("minSz")), "max_qty": number_or_zero(inst.get("maxLmtSz")),
-            "min_notional": Decimal(0), "max_notional": Decimal(0),
-            "ct_val": number_or_zero(inst.get("ctVal")), "ct_val_ccy": inst.get("ctValCcy", ""),
-        }
+        markets[str(symbol)] = market(
+            symbol, tick, lot, min_qty=number_or_zero(inst.get("minSz")), max_qty=number_or_zero(inst.get("maxLmtSz")),
+            ct_val=number_or_zero(inst.get("ctVal")), ct_val_ccy=inst.get("ctValCcy", ""))
     return markets
 
 
@@ -431,12 +454,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any OKX endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """An OKX order object as FMZ's Order: `type` is the side that went to the book, `offset`
     whether a swap order opens or closes (reduceOnly in net_mode; sell on posSide long or buy on
@@ -477,6 +494,90 @@ def _first(reply, symbol):
     return rows[0]
 
 
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method):
+    """(endpoint, topic) of a method's channel for one symbol: ("public", ("tickers", "BTC-USDT"))."""
+    return "public", (STREAM_CHANNELS[method], inst_id(symbol))
+
+
+def stream_subscribe(topics):
+    """{"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}, ...]}"""
+    return [_operation("subscribe", topics)]
+
+
+def stream_unsubscribe(topics):
+    return [_operation("unsubscribe", topics)]
+
+
+def _operation(op, topics):
+    return json.dumps({"op": op, "args": [{"channel": channel, "instId": inst} for channel, inst in topics]})
+
+
+def stream_ping():
+    """OKX's keepalive is the text "ping", answered "pong"."""
+    return "ping"
+
+
+def stream_read(message, feed):
+    """One message from OKX: an event (subscribe, unsubscribe, error), a "pong", or a push
+    {"arg": {"channel", "instId"}, ["action",] "data": [...]}."""
+    if message == "pong":
+        return
+    reply = json.loads(message)
+    arg = reply.get("arg") or {}
+    topic = (arg.get("channel"), arg.get("instId"))
+    if reply.get("event") == "subscribe":
+        feed.subscribed(topic)
+    elif not reply.get("event") and topic[0] in STREAM_READERS:
+        STREAM_READERS[topic[0]](topic, reply, feed)
+
+
+def _read_tickers(topic, reply, feed):
+    for t in _data(reply):
+        feed.ticker(topic, _ticker(t), reply)
+
+
+def _read_trades(topic, reply, feed):
+    rows = sorted((_trade(t) for t in _data(reply)), key=lambda row: row["time"])
+    feed.trades(topic, rows, reply)
+
+
+def _read_books(topic, reply, feed):
+    """A snapshot resets the book; an update applies when its prevSeqId is the last seqId (else a
+    message was lost); the CRC32 of the top 25 levels must then match OKX's `checksum`. Updates
+    before the first snapshot (just after a resync) are ignored."""
+    book = feed.book(topic)
+    for data in _data(reply):
+        if reply.get("action") == "snapshot":
+            book.reset(data.get("asks"), data.get("bids"))
+        elif book.sequence is None:
+            return
+        elif data.get("prevSeqId") != book.sequence:
+            return feed.resync(topic, f"OKX {topic[1]} book: update {data.get('prevSeqId')} after {book.sequence}")
+        else:
+            book.apply(data.get("asks"), data.get("bids"))
+        book.sequence, book.time = data.get("seqId"), whole_or_zero(data.get("ts"))
+        if "checksum" in data and data["checksum"] != book_checksum(book):
+            return feed.resync(topic, f"OKX {topic[1]} book: checksum mismatch")
+    feed.depth(topic, reply)
+
+
+def book_checksum(book):
+    """CRC32 (signed 32-bit) of "bid1px:bid1sz:ask1px:ask1sz:bid2px:..." over the top 25 levels
+    of each side, as OKX wrote them; a shorter side simply ends earlier."""
+    asks, bids = book.sides()
+    parts = []
+    for i in range(CHECKSUM_LEVELS):
+        parts += bids[i] if i < len(bids) else ()
+        parts += asks[i] if i < len(asks) else ()
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+STREAM_READERS = {"tickers": _read_tickers, "trades": _read_trades, "books": _read_books}
+
+
 METHODS = {
     "markets": markets,
     "ticker": ticker,
@@ -494,5 +595,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }

@@ -120,11 +120,12 @@ def account(request):
 
 
 @contextlib.contextmanager
-def serving(base_urls, timeout=3.0, throttle=False, allow=None, risk=None):
+def serving(base_urls, timeout=3.0, throttle=False, allow=None, risk=None, stream=False):
     """The plugin in this process, serving `base_urls`: yields (url, server), stops it after.
     The client-side throttle is off unless asked for: the fakes do not limit rates, and the
     suite places orders faster than OKX would allow. `risk`: a RiskGuard orders must pass."""
-    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow, risk=risk))
+    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow, risk=risk,
+                                                                            stream=stream))
     threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
     try:
         yield "http://127.0.0.1:%d" % server.server_address[1], server
@@ -315,6 +316,29 @@ def okx(plugin_server, okx_fake):
     client = PluginClient(plugin_server, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
     client.fake = okx_fake
     return client
+
+
+def exchange_fixtures(fake_class, both_modes=False):
+    """The two fixtures every tests/test_<exchange>.py declares, under one name each:
+    `fake, client = exchange_fixtures(FakeX)`. `fake` is the exchange's fake; `client` a
+    PluginClient with the fake's keys (its fake at `.fake`, its URL at `.url`), for a plugin in
+    this process, or with `both_modes` for each of PLUGIN_MODES (the repo and the bundle)."""
+    @pytest.fixture
+    def fake():
+        with fake_class() as server:
+            yield server
+
+    def client(fake):
+        with client_of(fake) as plugin:
+            yield plugin
+
+    def client_in_both_modes(request, plugin_mode, fake):
+        with running_plugin(request, plugin_mode, fake, fake.NAME.lower()) as (url, server):
+            plugin = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+            plugin.fake, plugin.server = fake, server
+            yield plugin
+
+    return fake, pytest.fixture(client_in_both_modes if both_modes else client, name="client")
 
 
 @pytest.fixture(params=list(FAKES))
