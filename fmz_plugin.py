@@ -537,6 +537,8 @@ class Settings:
         # paper accounts (access_key "paper"): their SQLite file, opened on the first paper call
         self.paper = paper or _paper.Ledger(_paper.default_path(globals().get("__file__")))
         self.risk = risk                                  # the RiskGuard orders pass (--risk), or None
+        if risk is not None:
+            risk.streams = self.streams                   # its best bid and ask from the stream when it runs
 
     def allows(self, client_address):
         """True when --allow was not given or the client's address is in one of its networks."""
@@ -2578,7 +2580,8 @@ def call_command(argv):
         answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)))
         ms = _ms_since(started)
     show_answer(answer, args.raw, envelope)
-    account = f", PAPER account {_paper.shown_name(args.secret_key.strip())}" if _paper.is_paper(args.access_key) else ""
+    paper = _paper.is_paper(args.access_key)
+    account = f", PAPER account {_paper.shown_name(args.secret_key.strip())}" if paper else ""
     print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where}{account})", file=sys.stderr)
     return 0 if "data" in answer else 1
 

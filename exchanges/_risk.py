@@ -72,14 +72,19 @@ REFUSALS_LOGGED_EVERY = 60.0                     # seconds: a refusal per exchan
 _UNGUARDED = contextlib.nullcontext()            # the context of a call no rule counts
 
 
-def best_price(api, symbol, side):
+def best_price(api, symbol, side, streams=None):
     """The price an order of `side` meets now: the best ask for a buy, the best bid for a sell.
 
-    The one place the guard reads the market. Today: the exchange module's ticker, through the
-    Api's shared reads (robots checking at once cost one call). A stream of the book, when one
-    runs, is to answer here first. Raises PluginError (or KeyError, ArithmeticError on a reply
-    it cannot read)."""
-    data, _ = api.exchange.METHODS["ticker"](api, symbol=symbol)
+    The one place the guard reads the market: from the exchange's stream when one runs
+    (`streams`, a _stream.Streams: its local copy of the ticker, no REST call), else the exchange
+    module's ticker, through the Api's shared reads (robots checking at once cost one call).
+    Raises PluginError (or KeyError, ArithmeticError on a reply it cannot read)."""
+    def ticker():
+        return api.exchange.METHODS["ticker"](api, symbol=symbol)
+    if streams is None:
+        data, _ = ticker()
+    else:
+        data, _ = streams.serve(api.exchange, "ticker", {"symbol": symbol}, ticker, lambda: api.keys)
     return Decimal(str(data["sell" if side == "buy" else "buy"]))
 
 
@@ -228,6 +233,7 @@ class RiskGuard:
         self.halt_file = os.path.abspath(halt_file or default_halt_file(path))
         self.log = log or logging.getLogger("fmz_plugin")
         self.clock = clock
+        self.streams = None           # the server's _stream.Streams when it runs (best_price reads them)
         self.lock = threading.Lock()
         self.problem = ""             # why the file's latest version was not taken, or ""
         self.stamp = None             # (mtime, size, inode) of the file version last read
@@ -401,7 +407,7 @@ class RiskGuard:
     def _best_price(self, api, order, rule):
         """The price a market order meets: the best ask for a buy, the best bid for a sell."""
         try:
-            price = best_price(api, order.symbol, order.side)
+            price = best_price(api, order.symbol, order.side, self.streams)
         except (PluginError, KeyError, TypeError, ArithmeticError) as error:
             self._cannot_check(api, rule, error)
         if not price > 0:

@@ -115,7 +115,8 @@ def test_a_body_over_the_cap_sent_whole_gets_its_413_not_a_reset(plugin_server, 
             chunks.append(chunk)
         sender.join()
     head, answer = head_and_json(b"".join(chunks))
-    assert head.startswith("HTTP/1.1 413 ") and answer == {"error": f"the request body is over {fmz_plugin.MAX_BODY} bytes"}
+    assert head.startswith("HTTP/1.1 413 ")
+    assert answer == {"error": f"the request body is over {fmz_plugin.MAX_BODY} bytes"}
     assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
 
 

@@ -16,7 +16,7 @@ import pytest
 
 import fmz_plugin
 from exchanges import EXCHANGES
-from exchanges._risk import RiskGuard, figure, parse_rules
+from exchanges._risk import RiskGuard, best_price, figure, parse_rules
 from tests.conftest import FAKES, PluginClient, serving
 from tests.fakes.okx import FakeOKX
 from tests.test_call_check import keys_of, rows, run
@@ -658,3 +658,16 @@ def test_halt_and_resume_act_on_the_file_the_running_plugin_watches(okx_fake, tm
     assert (elsewhere / "fmz-plugin.halt").exists()
     assert run("resume", "--plugin", nobody) == 0
     assert "no plugin answered" in capsys.readouterr().out and not (elsewhere / "fmz-plugin.halt").exists()
+
+
+def test_the_best_price_comes_from_the_stream_when_one_runs():
+    """best_price is the one place the guard reads the market: a running stream's ticker first."""
+    class Stream:
+        def serve(self, exchange, method, kwargs, rest, keys=None):
+            self.asked = (method, str(kwargs["symbol"]))
+            return {"buy": 49000, "sell": 49001}, None
+    stream = Stream()
+    api = fmz_plugin.Api(EXCHANGES["okx"])
+    symbol = fmz_plugin.parse_symbol("BTC_USDT")
+    assert best_price(api, symbol, "sell", stream) == 49000 and best_price(api, symbol, "buy", stream) == 49001
+    assert stream.asked == ("ticker", "BTC_USDT")

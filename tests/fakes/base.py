@@ -458,7 +458,8 @@ class FakeExchange:
 def _echo_page(request, pad, skip):
     """A proxy's error page that echoes the request it got, secrets and all."""
     lines = [f"{name}: {value}" for name, value in reversed(request.headers.items())]
-    text = "<html><pre>" + "." * pad + "\n".join(lines[skip:] + [f"{request.method} {request.target}", "", request.body])
+    echo = "\n".join(lines[skip:] + [f"{request.method} {request.target}", "", request.body])
+    text = "<html><pre>" + "." * pad + echo
     return (text + "</pre></body></html>").encode()
 
 
