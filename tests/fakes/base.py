@@ -149,6 +149,13 @@ class FakeExchange:
         SWAPS             the perpetual swaps the exchange serves, of the engine's SWAP_MARKETS
         CONTRACT_UNITS    {swap: how many of the exchange's amount units one engine contract is}
                           for an exchange that counts swaps in coins; 1 for those not listed
+        SYMBOL, AMOUNT    what the exchange-neutral suites (faults, hostile, exactly-once, risk)
+                          trade and read: BTC_USDT and 0.01, or a swap and its contracts on an
+                          exchange without spot markets
+        SPOT              False for an exchange that serves perpetual swaps only (BloFin): the
+                          spot suites skip it, and it must refuse spot symbols
+        FUNDING_INTERVAL  the funding interval (ms) the plugin assumes for an exchange that
+                          publishes none (BloFin: 8 h), its fake settling every swap so; else None
         engine            the shared Engine keeping the fake's state (set by each fake)
     and implements not_found, rate_limited and signature_of below.
     """
@@ -163,6 +170,9 @@ class FakeExchange:
     FOREIGN_ORDER_ID = ""
     SWAPS = ("BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap")
     CONTRACT_UNITS = {}
+    SPOT = True
+    SYMBOL, AMOUNT = "BTC_USDT", "0.01"
+    FUNDING_INTERVAL = None
 
     CLIENT_ID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")   # the client order ids the plugin sends here
     MAX_OPEN_ORDERS = None            # open orders the exchange allows per market (None: no such rule)
@@ -185,10 +195,11 @@ class FakeExchange:
         self.held = 0                    # requests waiting at a "hold" fault
         self.gate = threading.Event()    # set by release(): held requests go on
         self._server = None
-        self.ws_routes = {}              # WebSocket path -> function(session) that serves one session
+        self.ws_routes = {}              # WebSocket path (or "/ws/*": any last segment) -> function(session)
         self.ws_sessions = []            # open sessions (tests/fakes/ws.py Session)
         self.ws_received = []            # (path, message) of every message clients sent, oldest first
         self.ws_connections = 0          # WebSocket sessions ever accepted
+        self.ws_answers_ping = True      # False: pings (frames, or the exchange's text ping) go unanswered
         self.ws_changed = threading.Condition(self.lock)   # notified on every session and message
 
     # ------------------------------------------------------------------ lifecycle
@@ -232,11 +243,12 @@ class FakeExchange:
     def serve_ws(self, handler):
         """An upgrade request on the fake's HTTP port: the session runs in this handler's thread."""
         path = handler.path.split("?")[0]
-        serve = self.ws_routes.get(path)
+        serve = self.ws_routes.get(path) or self.ws_routes.get(path.rsplit("/", 1)[0] + "/*")    # "/ws/*": /ws/0 ...
         session = ws.upgrade(handler) if serve else handler.send_error(404)
         if session is None:
             return
         session.changed = self._ws_notify
+        session.answers_pings = lambda: self.ws_answers_ping
         with self.lock:
             self.ws_sessions.append(session)
             self.ws_connections += 1
