@@ -107,7 +107,7 @@ def test_an_order_answered_without_its_id_is_looked_up_not_an_internal_error(exc
     orderId, ...): the mapping fails after the send. That is an ambiguous outcome, resolved by the
     client id like a lost answer; "internal error" made robots retry and fill a second time."""
     exchange.fake.inject("no_id", path=exchange.fake.ORDER_PATH, method="POST")
-    answer = exchange.call("trade", symbol="BTC_USDT", type="buy", price=price, amount="0.01")
+    answer = exchange.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=price, amount=exchange.fake.AMOUNT)
     orders = engine_orders(exchange)
     assert len(orders) == 1 and "error" not in answer, (answer, orders)
     assert orders[0]["id"] in answer["data"]["id"] and len(placements(exchange)) == 1
