@@ -895,7 +895,7 @@ def _serve_call(api, method, kwargs, risk=None, streams=None, exchange=None):
     refuse_on_spot(api.exchange, method, kwargs)
     if streams is not None and method in STREAMED:
         data, raw = streams.serve(exchange, method, kwargs, lambda: _read_in_turn(handler, api, method, kwargs),
-                                  lambda: api.keys)
+                                  lambda: api.keys, api)
     elif risk is None or method not in GUARDED:
         data, raw = _read_in_turn(handler, api, method, kwargs)
     else:
@@ -1667,6 +1667,8 @@ def stream_line(figures):
     if figures is None:
         return ""
     counts = f"{figures['reconnects']} reconnects, {figures['resyncs']} resyncs"
+    if figures.get("problem"):
+        counts += f"; refused: {figures['problem']}"
     if not figures["connected"]:
         return f"stream: down, reconnecting; {figures['subscriptions']} subscriptions, {counts}"
     age = figures["last_message_age"]

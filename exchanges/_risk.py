@@ -84,7 +84,7 @@ def best_price(api, symbol, side, streams=None):
     if streams is None:
         data, _ = ticker()
     else:
-        data, _ = streams.serve(api.exchange, "ticker", {"symbol": symbol}, ticker, lambda: api.keys)
+        data, _ = streams.serve(api.exchange, "ticker", {"symbol": symbol}, ticker, lambda: api.keys, api)
     return Decimal(str(data["sell" if side == "buy" else "buy"]))
 
 

@@ -685,7 +685,7 @@ def test_halt_and_resume_act_on_the_file_the_running_plugin_watches(okx_fake, tm
 def test_the_best_price_comes_from_the_stream_when_one_runs():
     """best_price is the one place the guard reads the market: a running stream's ticker first."""
     class Stream:
-        def serve(self, exchange, method, kwargs, rest, keys=None):
+        def serve(self, exchange, method, kwargs, rest, keys=None, api=None):
             self.asked = (method, str(kwargs["symbol"]))
             return {"buy": 49000, "sell": 49001}, None
     stream = Stream()
