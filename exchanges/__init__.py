@@ -152,7 +152,7 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import alpaca, binance, bingx, bitvavo, blofin, bybit, okx
+from exchanges import alpaca, binance, bingx, bitvavo, blofin, bybit, coinbase, okx
 
 EXCHANGES = {
     "okx": okx,
@@ -162,4 +162,5 @@ EXCHANGES = {
     "bitvavo": bitvavo,
     "alpaca": alpaca,
     "blofin": blofin,
+    "coinbase": coinbase,
 }

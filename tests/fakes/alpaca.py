@@ -130,6 +130,7 @@ class FakeAlpaca(FakeExchange):
     ACCESS_KEY, SECRET_KEY = KEY_ID, SECRET
     ORDER_PATH, TIME_PATH = "/v2/orders", "/v2/clock"
     SIGNS_TIME = False                    # no timestamp in any request: a skewed clock changes nothing
+    DEADLINES = False                     # its client ids are never reused: no deadline needed
     CANCEL_ROUTE = ("DELETE", None)       # DELETE /v2/orders/{id}: None = every DELETE path
     CODES = {reason: str(code) for reason, (_, code, _) in REFUSALS.items()}
     CODES.update(unknown_symbol="40410000")            # GET /v2/assets/{symbol} of an unknown asset
