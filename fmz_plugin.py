@@ -76,13 +76,16 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Headers, PluginError, header_lines,
-                            iso_ms, now_ms, parse_number, parse_symbol, plain, round_down)
+from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Headers, PluginError, blank_secrets,
+                            header_lines, iso_ms, key_parts, now_ms, parse_number, parse_symbol, plain, round_down,
+                            written_forms)
 from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
+DRAIN_MAX = 8 << 20         # bytes of a refused body read and dropped before closing (else a reset destroys the answer)
+DRAIN_SECONDS = 2.0         # ... for at most this long
 MAX_ERROR = 500             # characters of an error message
 CLIENT_TIMEOUT = 30.0       # seconds a docker's keep-alive connection may wait idle for its next request
 REQUEST_TIMEOUT = 10.0      # seconds a request may take to arrive whole, from its first byte
@@ -112,6 +115,13 @@ STATUS_EVERY = 3.0          # seconds between two status tables in FMZ live-stra
 MAX_RECORDS = 5000          # candles per records call
 MAX_HISTORY_ORDERS = 1000   # orders per historyorders call
 MAX_HISTORY_DAYS = 90       # how far back historyorders' since may reach
+# Large reads run at most LARGE_READS at once, the others wait their turn: 400 robots asking for
+# 5,000 candles each took the process to 1.1 GB; bounded, it stays far under 300 MB. A read is
+# large beyond these limits (LARGE_LIMITS: method -> its `limit` above which it is), or always
+# (tickers: every market of the exchange).
+LARGE_READS = 8
+LARGE_LIMITS = {"records": 500, "depth": 100, "historyorders": 100}
+ALWAYS_LARGE = ("tickers",)
 DAY_MS = 86_400_000
 
 log = logging.getLogger("fmz_plugin")     # every field of its lines made printable: see SafeFields below
@@ -522,7 +532,7 @@ class Settings:
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
                  max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None, stream=False):
-        self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
+        self.base_urls = {name.lower(): without_userinfo(url) for name, url in (base_urls or {}).items()}
         # market data from the exchanges' WebSockets (the server's default; --no-stream): _stream.py
         self.streams = Streams(lambda exchange: stream_urls(exchange, self.base_urls_of(exchange.NAME.lower()))) \
             if stream else None
@@ -535,6 +545,8 @@ class Settings:
         # paper accounts (access_key "paper"): their SQLite file, opened on the first paper call
         self.paper = paper or _paper.Ledger(_paper.default_path(globals().get("__file__")))
         self.risk = risk                                  # the RiskGuard orders pass (--risk), or None
+        if risk is not None:
+            risk.streams = self.streams                   # its best bid and ask from the stream when it runs
         self.apis = {}            # one Api per exchange, keys and settings, reused: see _api_for
         self.lock = threading.Lock()
 
@@ -560,8 +572,18 @@ class Settings:
 
 
 PAPER_LABEL = " paper"       # how the status shows the calls of paper accounts: "OKX paper"
-GUARDED = ("trade", "margin_level")     # what the risk guard sees: never a read or a cancel
+GUARDED = ("trade", "margin_level", IO_PREFIX)   # what the risk guard sees: never a read or a cancel
+                                                # (exchange.IO: its calls other than GET)
 _KEY_TEXT = re.compile(r"[\x20-\x7e]*")      # what an API key may hold: printable ASCII (it travels in headers)
+
+
+def without_userinfo(url):
+    """The URL without a user:password@ part: never sent (the transport connects to the host and
+    port alone) and so never kept, where an error, the banner or the log could show it."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None, header_names=()):
@@ -622,7 +644,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         started = time.monotonic()
         exchange_name = exchange_of_path(self.path)
         try:
-            envelope = json.loads(self._read_body())
+            body = self._read_body()
+            if body is None:
+                return                         # refused and answered already (413)
+            envelope = json.loads(body)
         except PluginError as error:
             return self._answer({"error": str(error)}, close=True)
         except ValueError:
@@ -648,6 +673,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """After the request line and headers: refuse a client --allow does not list, before
         its body is read."""
         if not self._parse_head():
+            return False
+        if "Transfer-Encoding" in self.headers:       # never read: framed by Content-Length, a request
+            self._answer({"error": "Transfer-Encoding is not accepted: send the body with a Content-Length"},
+                         close=True, status=400)      # smuggled inside it would be served
             return False
         if self.server.settings.allows(self.client_address[0]):
             return True
@@ -710,7 +739,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise PluginError("the request needs a Content-Length header")
         length = int(length)
         if length > MAX_BODY:
-            raise PluginError(f"the request body is over {MAX_BODY} bytes")
+            self._answer({"error": f"the request body is over {MAX_BODY} bytes"}, close=True, status=413)
+            self._drain(length)
+            return None
         try:
             body = self.rfile.read(length)
         except (socket.timeout, TimeoutError) as error:      # distinct classes before Python 3.10
@@ -718,6 +749,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(body) < length:
             raise PluginError("the request body is shorter than its Content-Length")
         return body
+
+    def _drain(self, length):
+        """Read and drop what the client still sends of a refused body (at most DRAIN_MAX bytes,
+        for at most DRAIN_SECONDS): closed with unread bytes, the system resets the connection,
+        and a reset can destroy the answer before the client reads it."""
+        reader = self.rfile.raw
+        reader.deadline = min(reader.deadline or math.inf, time.monotonic() + DRAIN_SECONDS)
+        left = min(length, DRAIN_MAX)
+        try:
+            while left > 0:
+                chunk = self.rfile.read1(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
 
     def _answer(self, answer, close=False, status=200):
         self._send(to_json(answer), "application/json; charset=utf-8", close, status)
@@ -822,13 +869,14 @@ def _api_for(exchange, key, envelope, settings):
     the account (exchanges/_paper.py): the risk guard and everything else see it as any Api."""
     options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=settings.throttle,
                    max_wait=settings.max_wait, shared=settings.shared_reads)
-    if _paper.is_paper(envelope["access_key"]):
-        return settings.paper.api(exchange, envelope["secret_key"].strip(), **options)
-    wanted = (exchange.NAME, envelope["access_key"], envelope["secret_key"], *sorted(options["base_urls"].items()),
+    access_key, secret_key = envelope["access_key"].strip(), envelope["secret_key"].strip()   # as typed, less
+    if _paper.is_paper(access_key):                                # the spaces around, which no key has
+        return settings.paper.api(exchange, secret_key, **options)
+    wanted = (exchange.NAME, access_key, secret_key, *sorted(options["base_urls"].items()),
               settings.timeout, settings.throttle, settings.max_wait, settings.shared_reads)
     api = settings.apis.get(wanted)
     if api is None:
-        api = Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
+        api = Api(exchange, access_key, secret_key, **options)
         with settings.lock:
             if len(settings.apis) >= APIS_KEPT:
                 settings.apis.pop(next(iter(settings.apis)))      # the oldest: dicts keep their order
@@ -846,13 +894,64 @@ def _serve_call(api, method, kwargs, risk=None, streams=None, exchange=None):
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
     if streams is not None and method in STREAMED:
-        data, raw = streams.serve(exchange, method, kwargs, lambda: handler(api, **kwargs), lambda: api.keys, api)
+        data, raw = streams.serve(exchange, method, kwargs, lambda: _read_in_turn(handler, api, method, kwargs),
+                                  lambda: api.keys, api)
     elif risk is None or method not in GUARDED:
-        data, raw = handler(api, **kwargs)
+        data, raw = _read_in_turn(handler, api, method, kwargs)
     else:
         with risk.admit(api, method, kwargs):
             data, raw = handler(api, **kwargs)
     return {"data": data, "raw": raw}
+
+
+def _read_in_turn(handler, api, method, kwargs):
+    """The handler's answer; a large read first waits its turn (LARGE_READ_TURNS)."""
+    with LARGE_READ_TURNS if is_large_read(method, kwargs) else contextlib.nullcontext():
+        return handler(api, **kwargs)
+
+
+def is_large_read(method, kwargs):
+    """True for a read that may hold megabytes while it runs (LARGE_LIMITS, ALWAYS_LARGE)."""
+    if method in ALWAYS_LARGE:
+        return True
+    return method in LARGE_LIMITS and (kwargs.get("limit") or 0) > LARGE_LIMITS[method]
+
+
+class Turns:
+    """At most `size` calls at once; the others wait, first come first served."""
+
+    def __init__(self, size):
+        self.size, self.running, self.waiting = size, 0, 0
+        self.changed = threading.Condition()
+        self.line = deque()
+
+    def __enter__(self):
+        with self.changed:
+            ticket = object()
+            self.line.append(ticket)
+            self.waiting += 1
+            self.changed.notify_all()
+            try:
+                self.changed.wait_for(lambda: self.line[0] is ticket and self.running < self.size)
+            finally:
+                self.line.remove(ticket)
+                self.waiting -= 1
+                self.changed.notify_all()
+            self.running += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self.changed:
+            self.running -= 1
+            self.changed.notify_all()
+
+    def wait_waiting(self, count, timeout=10.0):
+        """Tests: wait until `count` calls wait their turn."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.waiting >= count, timeout), f"{self.waiting} waiting"
+
+
+LARGE_READ_TURNS = Turns(LARGE_READS)
 
 
 def _unpack(exchange, exchange_name, envelope):
@@ -877,40 +976,37 @@ def _unpack(exchange, exchange_name, envelope):
     return params
 
 
-SHORT_SECRET = 8            # characters: a shorter secret is blanked only where it stands alone
+CUT_RUN = 4                 # characters: a run this long of a secret, left where a text was cut, is blanked too
+CUT_MARK = r"(?=$|\.\.\.|\u2026|['\"])"    # where a cut text ends: its end, an ellipsis, a closing quote
 
 
 def redact(text, envelope, api=None):
     """Blank every secret of a request wherever it appears in `text`: the keys the docker sent,
-    each part of a SECRET,PASSPHRASE string, and the signatures `api` sent. An exchange may echo
-    a request back, so each is also looked for JSON-escaped and URL-encoded; the longest go
-    first, so a key that begins another leaves no tail. A secret under SHORT_SECRET characters
-    is blanked where it stands alone (not inside a longer word, which would blank every `a`)."""
+    each part of a SECRET,PASSPHRASE string, and the signatures `api` sent, in every written
+    form (_kit.blank_secrets). Replies are blanked before anything reads them (Api._blanked), so
+    a message cut short holds no secret; should a cut have come first anyway, what it left of
+    one (CUT_RUN characters or more, at the cut) is blanked too. Cut a message only after this."""
     secrets = _secrets_of(envelope) + (api.signatures if api is not None else [])
-    forms = {form for secret in secrets for form in _written_forms(secret)}
-    for form in sorted(forms, key=len, reverse=True):
-        if len(form) >= SHORT_SECRET:
-            text = text.replace(form, "***")
-        else:
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
+    return _blank_cut_runs(blank_secrets(text, secrets), secrets)
+
+
+def _blank_cut_runs(text, secrets):
+    """What a cut left of a secret: its beginning at the end of the text (or of a quoted or
+    elided snippet), its end at the text's start."""
+    for form in {form for secret in secrets for form in written_forms(secret) if len(form) > CUT_RUN}:
+        for size in range(len(form) - 1, CUT_RUN - 1, -1):
+            head, tail = form[:size], form[-size:]
+            if head in text:
+                text = re.sub(re.escape(head) + CUT_MARK, "***", text)
+            if text.startswith(tail):
+                text = "***" + text[size:]
     return text
 
 
 def _secrets_of(envelope):
     if not isinstance(envelope, dict) or _paper_envelope(envelope):
         return []                  # a paper account's keys are the word paper and its balances
-    values = [envelope.get(field) for field in ("access_key", "secret_key")]
-    return [part.strip() for value in values if isinstance(value, str)
-            for part in [value] + value.split(",") if part.strip()]
-
-
-def _written_forms(secret):
-    """How an exchange's reply may spell `secret`: as is, JSON-escaped (once or twice, with `/`
-    as `\\/` too) and URL-encoded (%2F or %2f, `+` or %20 for a space)."""
-    escaped = json.dumps(secret)[1:-1]
-    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), urllib.parse.quote(secret)]
-    lower = [re.sub(r"%[0-9A-F]{2}", lambda hit: hit.group().lower(), form) for form in quoted]
-    return {secret, escaped, json.dumps(escaped)[1:-1], escaped.replace("/", "\\/"), *quoted, *lower}
+    return key_parts(envelope.get("access_key"), envelope.get("secret_key"))
 
 
 def _capped(message, limit=MAX_ERROR):
@@ -967,8 +1063,43 @@ log.addFilter(SafeFields())
 
 def to_json(answer):
     """Decimals leave as JSON numbers; everything else as json would, by its C encoder (one
-    encoder for every answer: json.dumps with options builds a new one per call)."""
-    return _ENCODER.encode(answer).encode()
+    encoder for every answer: json.dumps with options builds a new one per call). A number that
+    is not finite (NaN, Infinity) is no JSON: in `raw` (an exchange's reply as Python's json read
+    it) it becomes null; in `data` the answer becomes an error saying where."""
+    try:
+        return _ENCODER.encode(answer).encode()
+    except ValueError:
+        pass
+    where = _not_finite_at(answer.get("data"), "data") if isinstance(answer, dict) else None
+    if where is not None:
+        answer = {"error": f"the answer holds a number that is not finite ({where[1]}) at {where[0]}: not passed "
+                           f"on, as it is no JSON"}
+    return _ENCODER.encode(_finite(answer)).encode()
+
+
+def _not_finite_at(value, path):
+    """(where, the number) of the first number in `value` that is not finite, or None."""
+    if isinstance(value, (float, Decimal)):
+        if value.is_finite() if isinstance(value, Decimal) else math.isfinite(value):
+            return None
+        return path, {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}.get(str(value), str(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _not_finite_at(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _finite(value):
+    """`value` with every number that is not finite as None."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value) or isinstance(value, Decimal) and not value.is_finite():
+        return None
+    return value
 
 
 def _json_default(value):
@@ -977,7 +1108,7 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"), allow_nan=False)   # NaN: see to_json
 
 
 # -- HTTP server: paths, request bodies, the server and its connections ----------------------------
@@ -1877,18 +2008,19 @@ def risk_html(risk):
     """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
     if risk is None:
         return ""
-    state = ((f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
+    state = ((f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_reason"])}; '
               "every new order is refused (cancels go through)</p>\n") if risk["halted"] else
              f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n")
     entries = ", ".join(risk["entries"]) or "none"
-    rules = f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}.</p>\n"
+    rules = (f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}. "
+             f"{html.escape(io_line(risk))}</p>\n")
     problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
     refusals = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
     return ("<!-- risk guard -->\n<h2>Risk guard</h2>\n" + state + rules + problem +
             f"<table border=\"1\">{_html_row(RISK_COLUMNS, 'th')}{refusals}</table>\n<!-- /risk guard -->\n")
 
 
-PAPER_COLUMNS = ["Exchange", "Paper account (Secret Key)", "Calls"]
+PAPER_COLUMNS = ["Exchange", "Paper account (digest of its Secret Key)", "Calls"]
 
 
 def _paper_html(report):
@@ -1931,7 +2063,7 @@ def status_table(report):
         tables.append({"type": "table", "title": "Risk guard", "cols": RISK_COLUMNS,
                        "rows": [risk_cells(row) for row in risk["refusals"]]})
         if risk["halted"]:
-            line += f", HALTED by {risk['halt_file']}: every new order is refused"
+            line += f", HALTED: {risk['halt_reason']}"
         if risk["problem"]:
             line += f", risk guard: {risk['problem']}"
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
@@ -2176,8 +2308,15 @@ def risk_banner(guard):
 def risk_line(report):
     """The risk guard in one line: its rules and the kill switch's state."""
     rules = f"rules of {report['rules']} for {', '.join(report['entries'])}" if report["entries"] else "no rules"
-    state = "HALTED: it exists, every new order is refused" if report["halted"] else "absent, trading"
+    state = f"HALTED: {report['halt_reason']}" if report["halted"] else "absent, trading"
     return f"Risk guard: {rules}; kill switch {report['halt_file']} ({state})"
+
+
+def io_line(report):
+    """Which exchanges' exchange.IO calls other than GET the rules let through."""
+    allowed = ", ".join(report["io_allowed"])
+    return (f"exchange.IO other than GET: allowed for {allowed}" if allowed else "exchange.IO other than GET: "
+            "refused on exchanges with rules") + ", passed where there are none (refused while halted)."
 
 
 def serve(argv):
@@ -2619,7 +2758,8 @@ def call_command(argv):
         answer = json.loads(to_json(dispatch(args.exchange, envelope, args.http_method, settings)))
         ms = _ms_since(started)
     show_answer(answer, args.raw, envelope)
-    account = f", PAPER account {args.secret_key or '(default)'!r}" if _paper.is_paper(args.access_key) else ""
+    paper = _paper.is_paper(args.access_key)
+    account = f", PAPER account {_paper.shown_name(args.secret_key.strip())}" if paper else ""
     print(f"{args.exchange} {args.method}: {ms:.0f} ms ({where}{account})", file=sys.stderr)
     return 0 if "data" in answer else 1
 
@@ -3664,7 +3804,7 @@ def paper_command(argv):
         if args.action == "list":
             rows = ledger.accounts()
             print(table(["exchange", "account", "open_orders", "positions", "created"],
-                        [[r["exchange"], r["account"] or "(default)", r["open_orders"], r["positions"], r["created"]]
+                        [[r["exchange"], r["account"], r["open_orders"], r["positions"], r["created"]]
                          for r in rows]) if rows else f"no paper account in {args.paper_db}")
             return 0
         removed = ledger.reset(args.name.strip(), args.exchange)
@@ -3672,7 +3812,7 @@ def paper_command(argv):
         print(f"error: {error}", file=sys.stderr)
         return 2
     where = f" on {args.exchange}" if args.exchange else ""
-    print(f"paper account {args.name.strip() or '(default)'!r}{where}: "
+    print(f"paper account {_paper.shown_name(args.name.strip())}{where}: "
           + (f"reset ({removed} removed); its next call starts it afresh" if removed else "none found, nothing to reset"))
     return 0
 
@@ -3682,11 +3822,19 @@ def paper_command(argv):
 # it exists, a running plugin refuses every new order on every exchange. Both find the file as
 # the server does: --halt-file, else beside --risk, else in the current directory.
 
+PLUGIN_URL = "http://127.0.0.1:6666"     # the running plugin halt and resume ask which file it watches
+SWITCH_TIMEOUT = 3.0                     # seconds they wait for its answer
+
+
 def parse_switch_args(command, argv):
     parser = argparse.ArgumentParser(
         prog=f"fmz_plugin.py {command}", description="Halt trading: every new order on every exchange is "
         "refused, cancels go through." if command == "halt" else "Resume trading after halt.")
     add_risk_args(parser)
+    parser.add_argument("--plugin", metavar="URL", default=PLUGIN_URL,
+                        help=f"the running plugin on this machine, asked which halt file it watches (default "
+                             f"{PLUGIN_URL}); without an answer: --halt-file, else beside --risk, else the current "
+                             "directory")
     if command == "halt":
         parser.add_argument("reason", nargs="*", help="why, written into the halt file")
     return parser.parse_args(argv)
@@ -3694,14 +3842,45 @@ def parse_switch_args(command, argv):
 
 def halt_command(argv):
     args = parse_switch_args("halt", argv)
-    print(halt(args.halt_file or default_halt_file(args.risk), " ".join(args.reason)))
+    halt_file, where = switch_file(args)
+    print(halt(halt_file, " ".join(args.reason), where))
     return 0
 
 
 def resume_command(argv):
     args = parse_switch_args("resume", argv)
-    print(resume(args.halt_file or default_halt_file(args.risk)))
+    halt_file, where = switch_file(args)
+    print(resume(halt_file, where))
     return 0
+
+
+def switch_file(args):
+    """(the halt file to act on, how it was found): --halt-file as given; else the one the running
+    plugin at --plugin watches, asked on its status address; else, when none answers, beside
+    --risk or in the current directory, which a plugin started elsewhere does not watch."""
+    if args.halt_file:
+        return args.halt_file, ""
+    watched, why = watched_halt_file(args.plugin)
+    if watched:
+        return watched, f" (the file the plugin at {args.plugin} watches)"
+    fallback = default_halt_file(args.risk)
+    print(f"no plugin answered at {args.plugin} ({why}): acting on {fallback}, beside --risk or in the current "
+          "directory; a plugin started elsewhere watches its own file (give --plugin URL or --halt-file)")
+    return fallback, ""
+
+
+def watched_halt_file(url):
+    """(the halt file the plugin at `url`, on this machine, watches, ""), or (None, why not)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None, f"{url} is not on this machine (127.0.0.1, localhost or ::1)"
+    report, problem = fetch_status(f"{parts.scheme}://{parts.netloc}/status", SWITCH_TIMEOUT)
+    if problem:
+        return None, problem
+    risk = report.get("risk") or {}
+    if not isinstance(risk.get("halt_file"), str):
+        return None, "it has no kill switch"
+    return risk["halt_file"], ""
 
 
 # -- Sub-commands ----------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (b
 USER_AGENT = "fmz-plugin"
 IO_PREFIX = "__api_"          # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
+SHORT_SECRET = 8              # characters: a shorter secret is blanked only where it stands alone
 # The fields of FMZ's Market, what `markets` answers; a spec may keep more (quote_step, ...).
 MARKET_FIELDS = ("symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
                  "amount_precision", "min_qty", "max_qty", "min_notional", "max_notional", "ct_val", "ct_val_ccy")
@@ -155,20 +156,26 @@ def _ascii_number(value):
 
 def number_or_zero(value):
     """An exchange's numeric field as Decimal; empty, absent or garbled fields (common in real
-    replies) are 0, never an error."""
+    replies) are 0, never an error. A number that is not finite ("NaN", "Infinity", a bare NaN
+    token) is an error: it is no JSON, and no robot may compute with it."""
     if value is None or value == "":
         return Decimal(0)
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         return Decimal(0)
+    if not number.is_finite():
+        raise PluginError(f"the exchange answered {_short(value, 20)} where a number belongs: not a finite number")
+    return number
 
 
 def whole_or_zero(value):
     """An exchange's whole-number field (a time in ms, a count of decimals) as int, cut toward
     zero; empty, absent or garbled fields (NaN and infinity included) are 0, never an error."""
-    number = number_or_zero(value)
-    return int(number) if number.is_finite() else 0
+    try:
+        return int(number_or_zero(value))
+    except PluginError:
+        return 0
 
 
 def plain(number):
@@ -490,6 +497,44 @@ class _Flight:
         return self.result
 
 
+# -- Secrets: blanked wherever they could be shown ------------------------------------------------
+
+def key_parts(access_key, secret_key):
+    """The secrets of a pair of keys, as the exchange reads them: each key, and each part of a
+    SECRET,PASSPHRASE Secret Key."""
+    return [part.strip() for value in (access_key, secret_key) if isinstance(value, str)
+            for part in [value] + value.split(",") if part.strip()]
+
+
+def written_forms(secret):
+    """How a reply may spell `secret`: as is, JSON-escaped (once or twice, with `/` as `\\/`
+    too) and URL-encoded (%2F or %2f, `+` or %20 for a space)."""
+    escaped = json.dumps(secret)[1:-1]
+    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), urllib.parse.quote(secret)]
+    lower = [re.sub(r"%[0-9A-F]{2}", lambda hit: hit.group().lower(), form) for form in quoted]
+    return {secret, escaped, json.dumps(escaped)[1:-1], escaped.replace("/", "\\/"), *quoted, *lower}
+
+
+def blank_secrets(text, secrets):
+    """`text` (str, or a reply's bytes) with every written form of every secret blanked as ***.
+    The longest go first, so a key that begins another leaves no tail. A secret under
+    SHORT_SECRET characters is blanked where it stands alone (not inside a longer word, which
+    would blank every `a`). Text holding none of them is returned as it is, unscanned twice."""
+    as_bytes = isinstance(text, bytes)
+    blank = b"***" if as_bytes else "***"
+    forms = {form for secret in secrets for form in written_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        needle = form.encode() if as_bytes else form
+        if needle not in text:
+            continue
+        if len(form) >= SHORT_SECRET:
+            text = text.replace(needle, blank)
+        else:
+            alone = rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])"
+            text = re.sub(alone.encode() if as_bytes else alone, blank, text)
+    return text
+
+
 # -- HTTP: requests and the Api a handler calls through --------------------------------------------
 
 class Request:
@@ -543,7 +588,7 @@ class Api:
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
         self.shared = shared          # a SingleFlight joining identical public GETs, or None
-        self._mine = threading.local()   # .signatures: this thread's, see signatures
+        self._mine = threading.local()   # .signatures, .sent_write, .accepted_write: this thread's
         self._keys = None
         self._digest = None
 
@@ -556,6 +601,16 @@ class Api:
         if mine is None:
             mine = self._mine.signatures = []
         return mine
+
+    @property
+    def sent_write(self):
+        """The last request that may change state (an order) this thread sent, for place_once."""
+        return getattr(self._mine, "sent_write", None)
+
+    @property
+    def accepted_write(self):
+        """... and the last one the exchange accepted (see _orders._sent)."""
+        return getattr(self._mine, "accepted_write", None)
 
     def new_request(self):
         """A new request starts in this thread: the signatures of the last one are forgotten."""
@@ -674,6 +729,8 @@ class Api:
         except PluginError as error:
             error.deadline = request.deadline       # no answer: wait_past may wait it out
             raise
+        if signed:
+            body = self._blanked(body)               # before anything reads, cuts or passes it on
         try:
             reply = self._decode(status, body)
             self.exchange.check(status, reply)
@@ -687,7 +744,16 @@ class Api:
             raise
         if status == 429:
             raise self._rate_limit_error(request, f"HTTP 429 {str(reply)[:80]}", "429")
+        if not idempotent:
+            self._mine.accepted_write = request
         return reply
+
+    def _blanked(self, body):
+        """The reply with every secret this Api sent blanked (***) before anything reads it: an
+        exchange, or a proxy in front of it, may echo the request (keys, passphrase, signature)
+        in an error or in a success, and an error's text is cut short later, after which a cut
+        secret could no longer be found whole. Only a reply holding one is rewritten."""
+        return blank_secrets(body, key_parts(self.access_key, self.secret_key) + self.signatures)
 
     def _shared_as(self, request, host, signed, per_key):
         """The SHARED_READS key of a GET that identical ones may join, or None: a public GET by
@@ -719,6 +785,8 @@ class Api:
                 before = dict(request.headers), request.query
                 self.exchange.sign(request, keys, now)
                 self.signatures.extend(_signed_values(before, request))
+            if not idempotent:
+                self._mine.sent_write = request
             status, body, headers = self._send(request, idempotent, self.url_for(host))
             if turn is not None:
                 turn.observe(headers)

@@ -74,7 +74,7 @@ def place_once(send, find, api=None, client_id="", ids_never_reused=False):
     once, without a deadline; if it is refused, the first send arrived after all and is looked up.
     """
     try:
-        return send()
+        return _sent(send, api)
     except PluginError as error:
         if not error.ambiguous:
             raise
@@ -83,7 +83,7 @@ def place_once(send, find, api=None, client_id="", ids_never_reused=False):
     if found is not None:
         return found
     try:
-        return send()
+        return _sent(send, api)
     except PluginError as error:
         if not error.ambiguous:
             found = _lookup(find, error, client_id) if ids_never_reused else None
@@ -100,6 +100,29 @@ def place_once(send, find, api=None, client_id="", ids_never_reused=False):
                                "client id once, so at most one order exists)") from None
     raise PluginError(f"{second}; sent twice with client order id {client_id}, each time without an "
                       f"answer, and looked up after each deadline: no order was placed") from None
+
+
+def _sent(send, api):
+    """send(), where any failure after the order request went out is an ambiguous outcome (the
+    order may exist), resolved by its client id like a lost answer, never "internal error": an
+    answer without its id row, an unexpected shape, a mapping that raises. The exchange's own
+    refusal (a PluginError with its code) stays a refusal."""
+    sent, accepted = getattr(api, "sent_write", None), getattr(api, "accepted_write", None)
+    try:
+        return send()
+    except PluginError as error:
+        if error.ambiguous or error.code is not None or getattr(api, "accepted_write", None) is accepted:
+            raise
+        raise _unreadable(error, api.accepted_write) from None
+    except Exception as error:
+        if getattr(api, "sent_write", None) is sent:
+            raise                             # nothing was sent: a plain internal error
+        raise _unreadable(error, api.sent_write) from None
+
+
+def _unreadable(error, request):
+    return PluginError(f"the order was sent, but its answer could not be read ({_why(error)})",
+                       ambiguous=True, deadline=request.deadline)
 
 
 def _settle(find, failure, api, client_id, wait=True):

@@ -3,6 +3,9 @@
 On FMZ the exchange is configured as usual (`http://127.0.0.1:6666/OKX`) with Access Key `paper`
 and Secret Key the account's starting balances, `USDT=10000,BTC=0.1` (empty: DEFAULT_BALANCES).
 The Secret Key string names the account: robots that type the same string trade one account.
+It is shown nowhere (status page, log, answers, `paper list`) but as a short digest, `#1f0c9a2b`
+(shown_name): a real SECRET,PASSPHRASE typed there by mistake never appears. It is at most
+LABEL_MAX characters, and each balance at most BALANCE_MAX: the database and the page stay small.
 `LABEL:USDT=10000` gives a second account with the same balances; a `hedge` item
 (`USDT=10000,hedge`) holds swap longs and shorts apart (long/short mode) instead of netting them.
 
@@ -47,6 +50,7 @@ robots trading one account at once never lose an update. Network calls never hap
 transaction. Amounts are kept as exact decimal text.
 """
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -65,6 +69,9 @@ BUSY_SECONDS = 10.0                  # how long a transaction waits for another 
 MONEY = Decimal("0.00000001")        # swap margins and profits are kept to 8 decimal places
 DB_NAME = "fmz_plugin_paper.db"      # the default database, beside the plugin file
 ACCOUNTS_SHOWN = 100                 # paper accounts the status page counts calls of (a bound, not a rule)
+LABEL_MAX = 256                      # characters of a paper account's Secret Key (700 KiB ones grew the file to 215 MB)
+BALANCE_MAX = 15                     # a starting balance is under 1e15 (1e999999999 is a typo or an attack)
+BALANCE_DECIMALS = 18                # ... and has no digit below 1e-18
 
 # The rates of a kind an exchange module's FEES does not list (or of an exchange not registered).
 DEFAULT_FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
@@ -91,6 +98,12 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 
 def is_paper(access_key):
     return isinstance(access_key, str) and access_key.strip().lower() == ACCESS_KEY
+
+
+def shown_name(name):
+    """How a paper account is shown: "(default)", or a short digest of its Secret Key, never the
+    text (it may be a real secret typed by mistake)."""
+    return "#" + hashlib.sha256(name.encode()).hexdigest()[:8] if name else "(default)"
 
 
 def default_path(beside):
@@ -202,11 +215,12 @@ class Ledger:
         """The Api of the paper account `name` on the exchange `module` (options as for Api):
         public calls go to the exchange, the private methods to the account (PaperExchange)."""
         api = PublicApi(module, ACCESS_KEY, name, **options)
+        account = Account(self, api, name)          # a Secret Key that is no account is refused here
         with self.lock:
             key = (module.NAME, name)
             if key in self.used or len(self.used) < ACCOUNTS_SHOWN:
                 self.used[key] = self.used.get(key, 0) + 1
-        api.exchange = PaperExchange(module, Account(self, api, name))
+        api.exchange = PaperExchange(module, account)
         return api
 
     def fee_rate(self, exchange, kind, maker):
@@ -221,17 +235,18 @@ class Ledger:
                               "(SELECT COUNT(*) FROM orders o WHERE o.account = a.id AND o.status IN (?, ?)), "
                               "(SELECT COUNT(*) FROM positions p WHERE p.account = a.id) "
                               "FROM accounts a ORDER BY a.exchange, a.name", LIVE).fetchall()
-        return [{"exchange": r[1], "account": r[2], "created": r[3], "open_orders": r[4], "positions": r[5]}
-                for r in rows]
+        return [{"exchange": r[1], "account": shown_name(r[2]), "created": r[3], "open_orders": r[4],
+                 "positions": r[5]} for r in rows]
 
     def reset(self, name, exchange=None):
-        """Forget the account `name` (on one exchange, or on all): its next call starts it afresh
-        from its starting balances. Returns how many accounts were removed."""
+        """Forget the account `name`, its Secret Key or the digest `paper list` shows (on one
+        exchange, or on all): its next call starts it afresh from its starting balances. Returns
+        how many accounts were removed."""
         with self.transaction() as db:
-            query, args = "SELECT id FROM accounts WHERE name = ?", [name]
+            query, args = "SELECT id, name FROM accounts", []
             if exchange:
-                query, args = query + " AND lower(exchange) = lower(?)", args + [exchange]
-            ids = [row[0] for row in db.execute(query, args)]
+                query, args = query + " WHERE lower(exchange) = lower(?)", [exchange]
+            ids = [row[0] for row in db.execute(query, args) if name in (row[1], shown_name(row[1]))]
             for table in ("balances", "orders", "positions", "leverage"):
                 db.executemany(f"DELETE FROM {table} WHERE account = ?", [(i,) for i in ids])
             db.executemany("DELETE FROM accounts WHERE id = ?", [(i,) for i in ids])
@@ -239,15 +254,19 @@ class Ledger:
 
     def used_accounts(self):
         with self.lock:
-            return [{"exchange": exchange, "account": name or "(default)", "calls": calls}
+            return [{"exchange": exchange, "account": shown_name(name), "calls": calls}
                     for (exchange, name), calls in sorted(self.used.items())]
 
 
 def starting_balances(name):
     """`LABEL:USDT=10000,BTC=0.1,hedge` -> ({"USDT": 10000, "BTC": 0.1}, hedge)."""
+    if len(name) > LABEL_MAX:
+        raise PluginError(f"paper account: the Secret Key is {len(name)} characters, over {LABEL_MAX}: it holds "
+                          f"the starting balances, e.g. USDT=10000,BTC=0.1")
     text = name.partition(":")[2] if ":" in name else name
     balances, hedge = {}, False
-    for item in [part.strip() for part in (text or DEFAULT_BALANCES).split(",") if part.strip()]:
+    items = [part.strip() for part in (text or DEFAULT_BALANCES).split(",") if part.strip()]
+    for number, item in enumerate(items, 1):
         if item.lower() == "hedge":
             hedge = True
             continue
@@ -258,7 +277,11 @@ def starting_balances(name):
             value = None
         if not sep or not currency.strip().isalnum() or value is None or not value.is_finite() or value < 0:
             raise PluginError(f"paper account: the Secret Key holds the starting balances as CURRENCY=AMOUNT "
-                              f"separated by commas (USDT=10000,BTC=0.1), got {item[:40]!r}")
+                              f"separated by commas (USDT=10000,BTC=0.1); item {number} is not (not shown: it "
+                              f"may be a real secret)")
+        if value and not -BALANCE_DECIMALS <= value.adjusted() < BALANCE_MAX:
+            raise PluginError(f"paper account: the starting balance of {currency.strip().upper()[:20]} is out of "
+                              f"range (1e-{BALANCE_DECIMALS} to 1e{BALANCE_MAX})")
         balances[currency.strip().upper()] = value
     return balances, hedge
 
@@ -269,6 +292,7 @@ class Account:
 
     def __init__(self, ledger, api, name):
         self.ledger, self.api, self.name = ledger, api, name
+        self.shown = shown_name(name)            # never the Secret Key's text
         self.exchange = api.name
         self.balances_at_start, self.hedge = starting_balances(name)
 
@@ -576,7 +600,7 @@ def accounts(account):
         if currency in upnl:
             row.update(equity=free + frozen + upnl[currency], upnl=upnl[currency])
         rows.append(row)
-    return rows, {"paper": account.exchange, "account": account.name}
+    return rows, {"paper": account.exchange, "account": account.shown}
 
 
 assets = accounts
@@ -608,7 +632,7 @@ def trade(account, symbol, order_type, price, amount):
         else:
             _place_spot(account, state, order, fills, left)
         state.save()
-    return {"id": order["id"]}, {"paper": account.exchange, "account": account.name,
+    return {"id": order["id"]}, {"paper": account.exchange, "account": account.shown,
                                  "fills": [[p, s] for p, s in fills]}
 
 
@@ -697,7 +721,7 @@ def orders(account, symbol=None):
     account.catch_up()
     with account.ledger.transaction() as db:
         found = account.orders(db, account.open(db), LIVE, symbol)
-    return [_answer(o) for o in found], {"paper": account.exchange, "account": account.name}
+    return [_answer(o) for o in found], {"paper": account.exchange, "account": account.shown}
 
 
 def order(account, order_id, symbol=None):
@@ -705,7 +729,7 @@ def order(account, order_id, symbol=None):
     order_id = _checked_id(account, order_id)
     with account.ledger.transaction() as db:
         found = account.find(db, account.open(db), order_id)
-    return _answer(found), {"paper": account.exchange, "account": account.name}
+    return _answer(found), {"paper": account.exchange, "account": account.shown}
 
 
 def historyorders(account, symbol, since=None, limit=None):
@@ -715,7 +739,7 @@ def historyorders(account, symbol, since=None, limit=None):
     with account.ledger.transaction() as db:
         found = account.orders(db, account.open(db), (FILLED, CANCELED), symbol)
     found = [o for o in found if since is None or o["created"] >= since][-(limit or 100):]
-    return [_answer(o) for o in found], {"paper": account.exchange, "account": account.name}
+    return [_answer(o) for o in found], {"paper": account.exchange, "account": account.shown}
 
 
 def cancel(account, order_id, symbol=None):
@@ -729,7 +753,7 @@ def cancel(account, order_id, symbol=None):
         state = State(account, db, account_id)
         state.finish(found, CANCELED)
         state.save()
-    return True, {"paper": account.exchange, "account": account.name}
+    return True, {"paper": account.exchange, "account": account.shown}
 
 
 def positions(account, symbol=None):
@@ -754,7 +778,7 @@ def positions(account, symbol=None):
                      "frozen_amount": reserved.get((text, side), Decimal(0)), "price": position["avg"],
                      "profit": profit, "type": 0 if side == LONG else 1, "contract_type": "swap",
                      "margin": position["margin"]})
-    return rows, {"paper": account.exchange, "account": account.name}
+    return rows, {"paper": account.exchange, "account": account.shown}
 
 
 def margin_level(account, symbol, level):
@@ -762,7 +786,7 @@ def margin_level(account, symbol, level):
     account.spec(symbol)
     with account.ledger.transaction() as db:
         db.execute("INSERT OR REPLACE INTO leverage VALUES (?, ?, ?)", (account.open(db), str(symbol), level))
-    return True, {"paper": account.exchange, "account": account.name, "leverage": level}
+    return True, {"paper": account.exchange, "account": account.shown, "leverage": level}
 
 
 def _checked_id(account, order_id):

@@ -3,8 +3,9 @@
 A bug in a robot can place a thousand orders, or one order a hundred times too large, in
 seconds. Every order of every robot on a docker passes through this plugin, so the guard sits
 here, between dispatch and the exchange module's handler (README "Risk guard"). It guards `trade`
-(and `margin_level`, for max_leverage) only: reads and cancels are never blocked. A refused order
-never reaches the exchange; its error names the rule, the value and the limit:
+(and `margin_level`, for max_leverage), and exchange.IO calls whose verb is not GET (they may place
+an order or set leverage past every rule: see allow_io): reads and cancels are never blocked. A
+refused order never reaches the exchange; its error names the rule, the value and the limit:
 
     risk guard: order value 12,000 USDT over max_order_value 5,000 (OKX, risk.json)
 
@@ -21,10 +22,12 @@ closesell) always passes symbols, max_order_value and max_position, so the guard
 trader in a position.
 
 What a rule needs from the exchange it asks through the same `api`, with the exchange module's own
-handlers (ticker: a market order's best price; orders; positions) and _kit.market_spec (a swap's
-contract value), and only when that rule is set. A check that cannot be made refuses the order.
+handlers (best_price: the ticker; orders; positions) and _kit.market_spec (a swap's contract value),
+and only when that rule is set. A check that cannot be made refuses the order.
 
-The kill switch: while the halt file exists, every new order on every exchange is refused.
+The kill switch: while the halt file exists, every new order on every exchange is refused, and
+every exchange.IO call but a GET. It fails closed: a halt file that cannot be examined (a folder
+the plugin may not search, a symlink loop) counts as present; only "no such file" means trading.
 
 Thread-safe: robots on many threads share one guard. Orders let through and not yet answered
 count as open orders (and toward the position) of their symbol, so robots racing each other
@@ -52,8 +55,12 @@ RULES = {
     "max_open_orders": "the exchange's open orders on the symbol, this one included",
     "max_position": "a swap position after the order, on the side it opens (amount unit)",
     "max_leverage": "the leverage margin_level may set",
+    "allow_io": "true lets exchange.IO calls other than GET through for this exchange or key; without it, an "
+                "entry with rules refuses them (an exchange without rules passes them)",
 }
 WHOLE_RULES = ("max_orders_per_minute", "max_open_orders", "max_leverage")    # whole numbers
+BOOLEAN_RULES = ("allow_io",)                    # true or false
+IO_METHOD = "__api_"                             # exchange.IO's key in a module's METHODS (the path follows)
 CLOSE_TYPES = ("closebuy", "closesell")          # reducing closes (the core parsed every other form into these)
 HALT_FILE = "fmz-plugin.halt"                    # the kill switch's default name, beside the risk file
 INLINE_SOURCE = "Risk parameter"                 # how messages name rules given as text
@@ -63,6 +70,22 @@ SYMBOLS_SHOWN = 6                                # allowed symbols a refusal lis
 FLIGHT_KEYS_KEPT = 1024                          # (exchange, key, symbol) lists kept before a sweep
 REFUSALS_LOGGED_EVERY = 60.0                     # seconds: a refusal per exchange and rule is logged once per
 _UNGUARDED = contextlib.nullcontext()            # the context of a call no rule counts
+
+
+def best_price(api, symbol, side, streams=None):
+    """The price an order of `side` meets now: the best ask for a buy, the best bid for a sell.
+
+    The one place the guard reads the market: from the exchange's stream when one runs
+    (`streams`, a _stream.Streams: its local copy of the ticker, no REST call), else the exchange
+    module's ticker, through the Api's shared reads (robots checking at once cost one call).
+    Raises PluginError (or KeyError, ArithmeticError on a reply it cannot read)."""
+    def ticker():
+        return api.exchange.METHODS["ticker"](api, symbol=symbol)
+    if streams is None:
+        data, _ = ticker()
+    else:
+        data, _ = streams.serve(api.exchange, "ticker", {"symbol": symbol}, ticker, lambda: api.keys, api)
+    return Decimal(str(data["sell" if side == "buy" else "buy"]))
 
 
 def default_halt_file(risk_path=None):
@@ -160,6 +183,11 @@ def _entry_rules(rules, name, source, scope):
 
 
 def _rule_value(rule, value, where):
+    if rule in BOOLEAN_RULES:
+        if not isinstance(value, bool):
+            shown = str(value) if isinstance(value, Decimal) else json.dumps(value)
+            raise PluginError(f"{where} must be true or false, got {shown[:40]}")
+        return value
     if rule == "symbols":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise PluginError(f"{where} must be a list of symbols such as [\"BTC_USDT\", \"BTC_USDT.swap\"]")
@@ -202,9 +230,10 @@ class RiskGuard:
     def __init__(self, names, path=None, text=None, halt_file=None, log=None, clock=time.monotonic):
         self.names, self.path = names, path
         self.source = os.path.basename(path) if path else INLINE_SOURCE
-        self.halt_file = halt_file or default_halt_file(path)
+        self.halt_file = os.path.abspath(halt_file or default_halt_file(path))
         self.log = log or logging.getLogger("fmz_plugin")
         self.clock = clock
+        self.streams = None           # the server's _stream.Streams when it runs (best_price reads them)
         self.lock = threading.Lock()
         self.problem = ""             # why the file's latest version was not taken, or ""
         self.stamp = None             # (mtime, size, inode) of the file version last read
@@ -226,27 +255,54 @@ class RiskGuard:
             return self._admit_order(api, kwargs)
         if method == "margin_level":
             self._check_leverage(api, kwargs["level"])
+        if method == IO_METHOD:
+            self._check_io(api, kwargs["http_method"], kwargs["path"])
         return _UNGUARDED
 
     def halted(self):
-        return os.path.exists(self.halt_file)
+        return self.halt_state()[0]
+
+    def halt_state(self):
+        """(halted, why). Fails closed: only "no such file" means trading; a halt file that
+        cannot be examined (a folder the plugin may not search, a symlink loop) halts, and a
+        dangling symlink is a file that exists (lstat, not exists(), which follows it)."""
+        try:
+            os.lstat(self.halt_file)
+        except FileNotFoundError:
+            return False, ""
+        except OSError as error:
+            return True, (f"trading halted: the kill switch {self.halt_file} cannot be examined "
+                          f"({error.strerror or error}), so every new order is refused until it can")
+        return True, (f"trading halted by {self.halt_file} (remove it, or run `fmz_plugin.py resume`, "
+                      f"to trade again)")
 
     def report(self):
         """What the status page shows: halted or not, the rules' source and state, refusals per rule."""
         with self.lock:
             refusals = [{"exchange": exchange, "rule": rule, "count": count, "last": last}
                         for (exchange, rule), (count, last) in sorted(self.refusals.items())]
-        return {"halted": self.halted(), "halt_file": self.halt_file, "rules": self.source,
+        halted, why = self.halt_state()
+        return {"halted": halted, "halt_reason": why, "halt_file": self.halt_file, "rules": self.source,
                 "rules_file": self.path, "entries": [_scope_label(*where) for where in sorted(self.rules)],
+                "io_allowed": [_scope_label(*where) for where, rules in sorted(self.rules.items())
+                               if _allows_io(rules)],
                 "problem": self.problem, "refusals": refusals}
 
     # ------------------------------------------------------------------ the rules of a call
     def _rules_for(self, api):
         """The rules for this exchange and key: its key's entry, else its exchange's, else none."""
+        return self._entry_for(api)[1]
+
+    def _entry_for(self, api):
+        """(the entry's label, its rules) for this exchange and key, ("", {}) when none applies."""
         self._reread_if_changed()
         rules = self.rules
-        suffix = api.access_key[-KEY_SUFFIX:] if len(api.access_key) >= KEY_SUFFIX else None
-        return rules.get((api.name, suffix)) or rules.get((api.name, "")) or {}
+        key = api.access_key.strip()          # as the exchange reads it (the core strips it too)
+        suffix = key[-KEY_SUFFIX:] if len(key) >= KEY_SUFFIX else None
+        for where in ((api.name, suffix), (api.name, "")):
+            if rules.get(where):
+                return _scope_label(*where), rules[where]
+        return "", {}
 
     def _reread_if_changed(self):
         if self.path is None:
@@ -270,9 +326,9 @@ class RiskGuard:
 
     # ------------------------------------------------------------------ orders
     def _admit_order(self, api, kwargs):
-        if self.halted():
-            self._refuse(api, "halt", f"trading halted by {self.halt_file} (remove it, or run "
-                                      f"`fmz_plugin.py resume`, to trade again)")
+        halted, why = self.halt_state()
+        if halted:
+            self._refuse(api, "halt", why)
         rules = self._rules_for(api)
         if not rules:
             return _UNGUARDED
@@ -309,37 +365,50 @@ class RiskGuard:
         rule = rules.get("max_order_value")
         if rule is None:
             return
-        value = self._value(api, order)
+        value, at_bid = self._value(api, order)
         if value > rule.limit:
-            self._refuse(api, "max_order_value", f"order value {figure(value)} {order.symbol.quote} over "
+            valued = f" (at the best bid {figure(at_bid)})" if at_bid is not None else ""
+            self._refuse(api, "max_order_value", f"order value {figure(value)} {order.symbol.quote}{valued} over "
                                                  f"max_order_value {figure(rule.limit)} ({rule.scope}, {self.source})")
 
     def _value(self, api, order):
-        """In the quote currency: price x amount; a spot market buy's amount is already quote. A
-        swap's amount counts contracts of ct_val ct_val_ccy each: of the base (linear, also a coin
-        amount with ct_val 1) times the price, or of the quote itself (inverse: 100 USD each)."""
+        """(value, the best bid when a limit sell is valued at it, else None). In the quote
+        currency: price x amount; a spot market buy's amount is already quote. A swap's amount
+        counts contracts of ct_val ct_val_ccy each: of the base (linear, also a coin amount with
+        ct_val 1) times the price, or of the quote itself (inverse: 100 USD each)."""
         if order.quote_amount:
-            return order.amount
-        if not order.symbol.is_swap:
-            return order.amount * self._price(api, order, "max_order_value")
-        try:
-            spec = market_spec(api, order.symbol)
-        except PluginError as error:
-            self._cannot_check(api, "max_order_value", error)
-        ct_val = spec["ct_val"] or Decimal(1)
-        if spec["ct_val_ccy"] == order.symbol.quote:
-            return order.amount * ct_val
-        return order.amount * ct_val * self._price(api, order, "max_order_value")
+            return order.amount, None
+        if order.symbol.is_swap:
+            try:
+                spec = market_spec(api, order.symbol)
+            except PluginError as error:
+                self._cannot_check(api, "max_order_value", error)
+            ct_val = spec["ct_val"] or Decimal(1)
+            if spec["ct_val_ccy"] == order.symbol.quote:
+                return order.amount * ct_val, None
+            amount = order.amount * ct_val
+        else:
+            amount = order.amount
+        price, at_bid = self._value_price(api, order)
+        return amount * price, at_bid
 
-    def _price(self, api, order, rule):
-        return order.price if order.price is not None else self._best_price(api, order, rule)
+    def _value_price(self, api, order):
+        """(the price an order is valued at, the best bid when that is it). A market order: the
+        best price it meets. A limit buy: its price, the most it pays. A limit sell: the higher of
+        its price and the best bid, since a sell far below the market fills at the bid (0.5 BTC
+        at 0.1 is worth 25,000 USDT, not 0.05)."""
+        if order.price is None:
+            return self._best_price(api, order, "max_order_value"), None
+        if order.side == "buy":
+            return order.price, None
+        bid = self._best_price(api, order, "max_order_value")
+        return (bid, bid) if bid > order.price else (order.price, None)
 
     def _best_price(self, api, order, rule):
         """The price a market order meets: the best ask for a buy, the best bid for a sell."""
         try:
-            data, _ = api.exchange.METHODS["ticker"](api, symbol=order.symbol)
-            price = Decimal(str(data["sell" if order.side == "buy" else "buy"]))
-        except (PluginError, KeyError, ArithmeticError) as error:
+            price = best_price(api, order.symbol, order.side, self.streams)
+        except (PluginError, KeyError, TypeError, ArithmeticError) as error:
             self._cannot_check(api, rule, error)
         if not price > 0:
             self._cannot_check(api, rule, f"no best price for {order.symbol}")
@@ -437,6 +506,22 @@ class RiskGuard:
             self._refuse(api, "max_leverage", f"leverage {level} over max_leverage {rule.limit} "
                                               f"({rule.scope}, {self.source})")
 
+    # ------------------------------------------------------------------ exchange.IO
+    def _check_io(self, api, verb, path):
+        """exchange.IO may place an order or set leverage past every rule: a GET always passes;
+        any other verb is refused while halted, and, on an exchange (or key) with rules, unless
+        its entry says "allow_io": true."""
+        if verb == "GET":
+            return
+        call = f"exchange.IO {verb} {path[:80]}"
+        halted, why = self.halt_state()
+        if halted:
+            self._refuse(api, "halt", f"{call} refused, {why}")
+        scope, rules = self._entry_for(api)
+        if rules and not _allows_io(rules):
+            self._refuse(api, "allow_io", f"{call} refused: {scope} has risk rules, and exchange.IO calls "
+                                          f"other than GET pass only with \"allow_io\": true ({self.source})")
+
     # ------------------------------------------------------------------ refusals
     def _cannot_check(self, api, rule, error):
         self._refuse(api, rule, f"cannot check {rule} ({error}), so the order was not sent")
@@ -462,6 +547,11 @@ class RiskGuard:
             return False
         self.logged[exchange, rule] = now
         return True
+
+
+def _allows_io(rules):
+    rule = rules.get("allow_io")
+    return rule is not None and rule.limit is True
 
 
 def _fresh(tickets, now):
@@ -528,19 +618,20 @@ def _read(path, source):
 
 # -- The kill switch from a terminal: halt / resume --------------------------------------------------
 
-def halt(halt_file, reason=""):
-    """Create the halt file (a line saying when and why); the message to print."""
-    if os.path.exists(halt_file):
-        return f"already halted: {halt_file} exists"
+def halt(halt_file, reason="", where=""):
+    """Create the halt file (a line saying when and why); the message to print. `where` says
+    how the file was found (the running plugin's, ...)."""
+    if os.path.lexists(halt_file):
+        return f"already halted: {halt_file} exists{where}"
     with open(halt_file, "w", encoding="utf-8") as file:
         file.write(f"halted at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}{': ' + reason if reason else ''}\n")
-    return f"trading halted: {halt_file} exists, every new order on every exchange is refused until `resume`"
+    return f"trading halted: {halt_file} exists{where}, every new order on every exchange is refused until `resume`"
 
 
-def resume(halt_file):
+def resume(halt_file, where=""):
     """Remove the halt file; the message to print."""
     try:
         os.remove(halt_file)
     except FileNotFoundError:
-        return f"not halted: {halt_file} does not exist"
-    return f"trading resumed: {halt_file} removed"
+        return f"not halted: {halt_file} does not exist{where}"
+    return f"trading resumed: {halt_file} removed{where}"

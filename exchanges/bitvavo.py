@@ -361,8 +361,12 @@ def load_markets(api, kind):
 
 
 def _step(decimals):
-    """quantityDecimals 8 -> 0.00000001 (a string or a number, as Bitvavo sends either)."""
-    digits = number_or_zero(decimals)
+    """quantityDecimals 8 -> 0.00000001 (a string or a number, as Bitvavo sends either); garbled
+    (2.5, NaN): 0, no step known."""
+    try:
+        digits = number_or_zero(decimals)
+    except PluginError:
+        return Decimal(0)
     return Decimal(1).scaleb(-whole_or_zero(digits)) if digits == whole_or_zero(digits) and 0 <= digits <= 18 else Decimal(0)
 
 

@@ -102,6 +102,18 @@ def test_an_outcome_unknown_answer_is_looked_up_not_reported_as_a_failure(exchan
     assert order["id"] in answer["data"]["id"] and len(placements(exchange)) == 1
 
 
+@pytest.mark.parametrize("price", [40000, 50010], ids=["resting", "filled"])
+def test_an_order_answered_without_its_id_is_looked_up_not_an_internal_error(exchange, price):
+    """The exchange took the order but its answer lacks the id row (OKX data [], Binance without
+    orderId, ...): the mapping fails after the send. That is an ambiguous outcome, resolved by the
+    client id like a lost answer; "internal error" made robots retry and fill a second time."""
+    exchange.fake.inject("no_id", path=exchange.fake.ORDER_PATH, method="POST")
+    answer = exchange.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=price, amount=exchange.fake.AMOUNT)
+    orders = engine_orders(exchange)
+    assert len(orders) == 1 and "error" not in answer, (answer, orders)
+    assert orders[0]["id"] in answer["data"]["id"] and len(placements(exchange)) == 1
+
+
 def test_an_unprovable_outcome_says_the_order_may_exist_and_names_its_client_id(exchange):
     """The order's answer is lost and every lookup fails too: nothing is proven either way."""
     exchange.data("cancel", id=resting(exchange), symbol=exchange.fake.SYMBOL)    # what an order reads first

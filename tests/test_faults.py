@@ -8,6 +8,9 @@ The rules proven here:
 - Every other method answers data (a read retried once) or a clear error naming the exchange
   and what went wrong, and the next request succeeds.
 """
+import http.client
+import json
+
 import pytest
 
 from exchanges import _kit, _orders
@@ -354,3 +357,32 @@ def test_place_once_a_lookup_reply_it_cannot_read_still_says_the_order_may_exist
 def test_cancel_once_a_lookup_reply_it_cannot_read_says_it_may_or_may_not_be_canceled():
     with pytest.raises(_kit.PluginError, match="TypeError.*may or may not be canceled"):
         _orders.cancel_once(script(ambiguous()), script(TypeError("bad")), Clock())
+
+
+# ---------------------------------------------------------------------------- numbers that are not finite (issue #23)
+
+def strict_answer(exchange, method, **params):
+    """The answer as JSON allows it: NaN and Infinity are no JSON (Python's json reads them)."""
+    host, port = exchange.url.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", "/" + exchange.exchange, body=json.dumps(exchange.envelope(method, params)))
+        body = conn.getresponse().read()
+    finally:
+        conn.close()
+    return json.loads(body, parse_constant=lambda word: pytest.fail(f"{method} answered {word}: {body[:300]!r}"))
+
+
+@pytest.mark.parametrize("kind", ["nan", "infinity"])
+def test_numbers_that_are_not_finite_never_make_invalid_json(exchange, kind):
+    """An exchange answering "NaN" (or a bare NaN token) for its numbers: the answer stays JSON,
+    an error naming the number, or data without it (the robot must not compute with NaN)."""
+    for method, params in [("ticker", {"symbol": "BTC_USDT"}), ("depth", {"symbol": "BTC_USDT"}),
+                           ("trades", {"symbol": "BTC_USDT"}), ("records", {"symbol": "BTC_USDT", "period": 1}),
+                           ("accounts", {}), ("orders", {"symbol": "BTC_USDT"})]:
+        exchange.fake.inject(kind, times=10)
+        answer = strict_answer(exchange, method, **params)
+        exchange.fake.faults.clear()
+        assert set(answer) in ({"error"}, {"data", "raw"}), answer
+        assert "internal error" not in answer.get("error", ""), answer
+    assert_next_request_works(exchange)

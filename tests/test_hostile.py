@@ -5,11 +5,12 @@ import contextlib
 import http.client
 import json
 import socket
+import threading
 
 import pytest
 
 import fmz_plugin
-from tests.conftest import raw_exchange, serving
+from tests.conftest import head_and_json, raw_exchange, serving
 
 
 def raw_post(url, body, path="/OKX", headers=None):
@@ -93,8 +94,48 @@ def test_silent_connection_is_closed_without_blocking_others(plugin_server, slow
 def test_body_over_the_cap_is_refused_before_reading_it(plugin_server, okx):
     answer = raw_exchange(plugin_server, b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"
                           % (fmz_plugin.MAX_BODY + 1))
-    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"error": f"the request body is over {fmz_plugin.MAX_BODY} bytes"}
+    head, body = head_and_json(answer)
+    assert head.startswith("HTTP/1.1 413 ") and "Connection: close" in head, head
+    assert body == {"error": f"the request body is over {fmz_plugin.MAX_BODY} bytes"}
     assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+def test_a_body_over_the_cap_sent_whole_gets_its_413_not_a_reset(plugin_server, okx):
+    """A 2 MiB body: the answer went out while the client was still sending, and closing then
+    reset the connection, destroying the answer unread. What the client still sends is read
+    (and dropped, within a bound) before closing."""
+    host, port = plugin_server.split("//")[1].split(":")
+    body = b"x" * (2 << 20)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sender = threading.Thread(target=sock.sendall, args=(
+            b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body,))
+        sender.start()
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        sender.join()
+    head, answer = head_and_json(b"".join(chunks))
+    assert head.startswith("HTTP/1.1 413 ")
+    assert answer == {"error": f"the request body is over {fmz_plugin.MAX_BODY} bytes"}
+    assert okx.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
+@pytest.mark.parametrize("encoding", ["chunked", "gzip, chunked", "gzip"])
+def test_transfer_encoding_is_refused_with_400_and_the_connection_closed(plugin_server, okx, encoding):
+    """Transfer-Encoding beside Content-Length: framed by Content-Length, a request smuggled after
+    the first was served. The plugin reads no Transfer-Encoding at all: 400, then close."""
+    first = json.dumps(okx.envelope("ticker", {"symbol": "BTC_USDT"})).encode()
+    smuggled = json.dumps(okx.envelope("trade", {"symbol": "BTC_USDT", "type": "buy", "price": 40000,
+                                                 "amount": "0.01"})).encode()
+    answer = raw_exchange(plugin_server, (
+        b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: %s\r\n\r\n%s"
+        b"POST /OKX HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s")
+        % (len(first), encoding.encode(), first, len(smuggled), smuggled))
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    head, body = head_and_json(answer)
+    assert head.startswith("HTTP/1.1 400 ") and "Connection: close" in head, head
+    assert body == {"error": "Transfer-Encoding is not accepted: send the body with a Content-Length"}
+    assert okx.fake.requests == [] and okx.fake.engine.orders == {}
 
 
 def test_body_at_the_cap_is_read(okx):

@@ -1,10 +1,13 @@
-"""Numbers read from exchange replies: garbled fields are 0, never an internal error."""
+"""Numbers read from exchange replies: garbled fields are 0, never an internal error; numbers
+that are not finite are an error, never NaN in an answer."""
+import json
 from decimal import Decimal
 
 import pytest
 
+import fmz_plugin
 from exchanges import bitvavo, okx
-from exchanges._kit import number_or_zero, whole_or_zero
+from exchanges._kit import PluginError, number_or_zero, whole_or_zero
 
 
 @pytest.mark.parametrize("field, whole", [
@@ -22,6 +25,22 @@ def test_number_or_zero_keeps_exact_decimals():
 def test_a_garbled_time_in_a_reply_maps_to_zero():
     assert okx._ticker({"instId": "BTC-USDT", "ts": "NaN"})["time"] == 0
     assert bitvavo._order({"market": "BTC-EUR", "orderId": "x", "created": "Infinity"})["time"] == 0
+
+
+@pytest.mark.parametrize("field", ["NaN", "Infinity", "-inf", float("nan"), float("inf"), "sNaN"])
+def test_a_number_that_is_not_finite_is_an_error_not_nan(field):
+    """NaN in an answer is no JSON, and a robot must not compute with it (issue #23)."""
+    with pytest.raises(PluginError, match="not a finite number"):
+        number_or_zero(field)
+
+
+def test_an_answer_is_json_whatever_numbers_it_holds():
+    """A reply's bare NaN (Python's json reads it) stays in raw as null; in data it is an error."""
+    assert json.loads(fmz_plugin.to_json({"data": 1, "raw": {"x": float("nan"), "y": [float("inf")]}}),
+                      parse_constant=pytest.fail) == {"data": 1, "raw": {"x": None, "y": [None]}}
+    answer = fmz_plugin.to_json({"data": {"buy": Decimal("NaN")}, "raw": None})
+    assert json.loads(answer, parse_constant=pytest.fail) == {
+        "error": "the answer holds a number that is not finite (NaN) at data.buy: not passed on, as it is no JSON"}
 
 
 def test_answer_numbers_are_the_floats_a_robot_reads():

@@ -22,6 +22,7 @@ import fmz_plugin
 from exchanges import EXCHANGES, _paper
 from exchanges._risk import RiskGuard
 from tests.conftest import FAKES, PAPER_BALANCES, PluginClient, client_of, paper_client, serving
+from tests.test_status import get
 
 
 def run(*argv):
@@ -259,8 +260,9 @@ def test_reset_starts_an_account_afresh_and_list_shows_it(okx_paper, tmp_path, c
     okx_paper.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="1")
     okx_paper.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
     assert run("paper", "list", "--paper-db", tmp_path / "paper.db") == 0
-    assert re.search(r"OKX\s+USDT=100000,BTC=1,ETH=10\s+1\s+0", capsys.readouterr().out)
-    assert run("paper", "reset", PAPER_BALANCES, "--exchange", "okx", "--paper-db", tmp_path / "paper.db") == 0
+    shown = _paper.shown_name(PAPER_BALANCES)                 # never the Secret Key's text
+    assert re.search(rf"OKX\s+{shown}\s+1\s+0", capsys.readouterr().out)
+    assert run("paper", "reset", shown, "--exchange", "okx", "--paper-db", tmp_path / "paper.db") == 0
     assert "reset (1 removed)" in capsys.readouterr().out
     assert balance(okx_paper, "ETH") == {"currency": "ETH", "free": 10, "frozen": 0}
     assert okx_paper.data("orders", symbol="ETH_USDT") == []
@@ -353,7 +355,8 @@ def test_robots_on_one_account_in_two_processes_lose_no_update(bundle_forker, tm
 def test_the_status_report_shows_paper_accounts_as_such(okx_paper):
     okx_paper.data("accounts")
     report = fmz_plugin.status_report(okx_paper.server)
-    assert report["paper"]["accounts"] == [{"exchange": "OKX", "account": PAPER_BALANCES, "calls": 2}]
+    assert report["paper"]["accounts"] == [{"exchange": "OKX", "account": _paper.shown_name(PAPER_BALANCES),
+                                                 "calls": 2}]
     assert {"OKX paper"} <= {row["exchange"] for row in report["methods"]}
     assert "PAPER accounts" in fmz_plugin.status_html(report)
     assert "PAPER accounts" in fmz_plugin.status_table(report)
@@ -364,7 +367,7 @@ def test_call_in_process_serves_a_paper_account(tmp_path, capsys):
         assert run("call", "OKX", "accounts", "--access-key", "paper", "--secret-key", "USDT=5",
                    "--base-url", f"okx={fake.url}", "--paper-db", tmp_path / "call.db") == 0
         out, err = capsys.readouterr()
-        assert "USDT" in out and "PAPER account 'USDT=5'" in err
+        assert "USDT" in out and f"PAPER account {_paper.shown_name('USDT=5')}" in err
         assert fake.signatures == []
 
 
@@ -403,3 +406,41 @@ def test_a_paper_database_that_cannot_be_opened_is_a_clear_error(okx_paper, tmp_
     error = okx_paper.error("accounts")
     assert error.startswith("paper database") and "--paper-db" in error
     assert okx_paper.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"     # public data still served
+
+
+# ---------------------------------------------------------------------------- a Secret Key shown nowhere (issue #23)
+
+def test_a_paper_account_is_shown_by_a_digest_never_its_secret_key(okx_paper, caplog):
+    """A real SECRET,PASSPHRASE typed into a paper account's Secret Key: neither the refusal, the
+    log, nor the status page shows any of it; a good one is shown by its digest alone."""
+    secret, passphrase = "s3cretKEYvalue99", "myPassphrase77"
+    okx_paper.secret_key = f"{secret},{passphrase}"
+    refusal = okx_paper.error("accounts")
+    assert refusal.startswith("paper account: the Secret Key holds the starting balances"), refusal
+    okx_paper.secret_key = "ETH=7,LTC=3"
+    raw = okx_paper.call("accounts")["raw"]
+    assert raw["account"] == _paper.shown_name("ETH=7,LTC=3") and re.fullmatch(r"#[0-9a-f]{8}", raw["account"])
+    status = get(okx_paper.url, "/status")[2] + get(okx_paper.url, "/", accept="text/html")[2]
+    assert raw["account"] in status
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for shown in (refusal, logged, status):
+        for text in (secret[:6], secret[-6:], passphrase[:6], passphrase[-6:], "ETH=7,LTC=3"):
+            assert text not in shown, (text, shown)
+
+
+@pytest.mark.parametrize("secret_key, why", [
+    ("USDT=1e999999999", "the starting balance of USDT is out of range (1e-18 to 1e15)"),
+    ("USDT=1e30", "the starting balance of USDT is out of range (1e-18 to 1e15)"),
+    ("BTC=1e-30", "the starting balance of BTC is out of range (1e-18 to 1e15)"),
+    ("USDT=1," + "BTC=1," * 50, "the Secret Key is 307 characters, over 256"),
+], ids=["1e999999999", "1e30", "1e-30", "307 characters"])
+def test_absurd_paper_balances_and_labels_are_refused(okx_paper, secret_key, why):
+    """USDT=1e999999999 dropped the connection (decimal.Overflow); 700 KiB labels grew the database
+    to 215 MB and the status page to 72 MB."""
+    okx_paper.secret_key = secret_key
+    assert okx_paper.error("accounts") == "paper account: " + why + (
+        ": it holds the starting balances, e.g. USDT=10000,BTC=0.1" if "characters" in why else "")
+    used = okx_paper.server.settings.paper.used_accounts()
+    assert _paper.shown_name(secret_key) not in [row["account"] for row in used]     # never counted, never shown
+    okx_paper.secret_key = PAPER_BALANCES
+    assert okx_paper.data("accounts")                           # the same connection still serves

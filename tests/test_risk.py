@@ -16,7 +16,7 @@ import pytest
 
 import fmz_plugin
 from exchanges import EXCHANGES
-from exchanges._risk import RiskGuard, figure, parse_rules
+from exchanges._risk import RiskGuard, best_price, figure, parse_rules
 from tests.conftest import FAKES, PluginClient, serving
 from tests.fakes.okx import FakeOKX
 from tests.test_call_check import keys_of, rows, run
@@ -331,7 +331,7 @@ def test_halt_refuses_every_new_order_cancels_pass_and_resume_trades_again(guard
     ex = guarded()
     halt_file = str(ex.path.with_name("fmz-plugin.halt"))
     order_id = placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
-    assert run("halt", "--risk", ex.path, "robot", "gone", "wild") == 0
+    assert run("halt", "--risk", ex.path, "--plugin", ex.url, "robot", "gone", "wild") == 0
     assert capsys.readouterr().out.startswith(f"trading halted: {halt_file} exists")
     assert "robot gone wild" in open(halt_file).read()
     halted = f"trading halted by {halt_file} (remove it, or run `fmz_plugin.py resume`, to trade again)"
@@ -407,6 +407,8 @@ def test_changed_rules_are_read_without_a_restart_and_a_bad_version_keeps_the_la
     ('{"OKX": {}, "okx": {}}', "risk.json: okx names an entry already given"),
     ('{"OKX:abc": {}}', "risk.json: 'OKX:abc': after the colon come the last 4 characters of an access key"),
     ('{"OKX": 5}', "risk.json: OKX must be an object of rules"),
+    ('{"OKX": {"allow_io": "yes"}}', 'risk.json: OKX.allow_io must be true or false, got "yes"'),
+    ('{"OKX": {"allow_io": 1}}', "risk.json: OKX.allow_io must be true or false, got 1"),
 ])
 def test_rules_that_are_not_valid_say_why(text, why):
     with pytest.raises(fmz_plugin.PluginError) as refusal:
@@ -436,8 +438,8 @@ def test_status_shows_halted_and_every_refusal_per_rule(guarded):
     open(halt_file, "w").close()
     ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
     risk = json.loads(get(ex.url, "/status")[2])["risk"]
-    assert risk == {"halted": True, "halt_file": halt_file, "rules": "risk.json", "rules_file": str(ex.path),
-                    "entries": [ex.exchange], "problem": "", "refusals": [
+    assert risk == {"halted": True, "halt_reason": risk["halt_reason"], "halt_file": halt_file, "rules": "risk.json",
+                    "rules_file": str(ex.path), "entries": [ex.exchange], "io_allowed": [], "problem": "", "refusals": [
                         {"exchange": ex.exchange, "rule": "halt", "count": 1, "last": risk["refusals"][0]["last"]},
                         {"exchange": ex.exchange, "rule": "max_order_value", "count": 2,
                          "last": f"risk guard: order value 4,000 USDT over max_order_value 1,000 ({ex.exchange}, "
@@ -455,8 +457,9 @@ def test_fmz_status_table_has_the_guards_refusals():
     report = {"version": "x", "uptime_seconds": 1, "methods": [], "exchanges": [], "risk": guard.report()}
     report["risk"]["refusals"] = [{"exchange": "OKX", "rule": "max_leverage", "count": 1, "last": "risk guard: ..."}]
     report["risk"]["halted"] = True
+    report["risk"]["halt_reason"] = "trading halted by /nonexistent/halt (remove it, ...)"
     text, tables = tables_of(fmz_plugin.status_table(report))
-    assert text.endswith(", HALTED by /nonexistent/halt: every new order is refused")
+    assert text.endswith(", HALTED: trading halted by /nonexistent/halt (remove it, ...)")
     assert tables["Risk guard"]["rows"] == [["OKX", "max_leverage", 1, "risk guard: ..."]]
 
 
@@ -546,3 +549,150 @@ def test_robots_racing_cannot_pass_a_limit_together(okx_fake, tmp_path, rule, li
     assert limit - 1 <= placed <= limit and placed == len(okx_fake.engine.orders), answers
     assert {answer["error"].split(" over ")[1] for answer in answers if "error" in answer} == \
         {f"{rule} {limit} (OKX, Risk parameter)"}, answers
+
+
+# ---------------------------------------------------------------------------- exchange.IO (issue #23, 1)
+
+def io_call(ex, verb, path, **params):
+    """exchange.IO as a robot sends it: the path in the method, the verb in the Http-Method header."""
+    return ex.call("__api_" + path, http_method=verb, **params)
+
+
+def io_sent(ex, verb, path):
+    return [r for r in ex.fake.requests if r[0] == verb and r[1].split("?")[0] == path]
+
+
+def test_io_other_than_get_is_refused_while_halted_on_every_exchange(fake, tmp_path):
+    """Halted, exchange.IO could still place an order (POST to the order path) or set leverage;
+    now every verb but GET is refused before it is sent, with or without rules."""
+    halt_file = tmp_path / "fmz-plugin.halt"
+    guard = RiskGuard(NAMES, halt_file=str(halt_file))
+    halt_file.write_text("")
+    with serving({fake.NAME.lower(): fake.url}, risk=guard) as (url, server):
+        ex = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+        ex.fake = fake
+        for verb in ("POST", "PUT", "DELETE"):
+            assert io_call(ex, verb, fake.ORDER_PATH, symbol="ETHUSDT") == {
+                "error": f"risk guard: exchange.IO {verb} {fake.ORDER_PATH} refused, trading halted by {halt_file} "
+                         f"(remove it, or run `fmz_plugin.py resume`, to trade again)"}
+        assert fake.requests == [] and fake.engine.orders == {}
+        assert "data" in io_call(ex, "GET", fake.TIME_PATH)
+        halt_file.unlink()
+        io_call(ex, "POST", fake.ORDER_PATH, symbol="ETHUSDT")       # no rules, not halted: IO passes
+        assert io_sent(ex, "POST", fake.ORDER_PATH)
+
+
+def test_an_exchange_with_rules_refuses_io_other_than_get_unless_allow_io(guarded, fake):
+    ex = guarded(max_order_value=5000)
+    assert io_call(ex, "POST", fake.ORDER_PATH, symbol="ETHUSDT") == {
+        "error": f"risk guard: exchange.IO POST {fake.ORDER_PATH} refused: {fake.NAME} has risk rules, and "
+                 f"exchange.IO calls other than GET pass only with \"allow_io\": true (risk.json)"}
+    assert "data" in io_call(ex, "GET", fake.TIME_PATH)
+    assert not io_sent(ex, "POST", fake.ORDER_PATH)
+    write(ex.path, {fake.NAME: {"max_order_value": 5000, "allow_io": True}})
+    io_call(ex, "POST", fake.ORDER_PATH, symbol="ETHUSDT")
+    assert len(io_sent(ex, "POST", fake.ORDER_PATH)) == 1
+    assert ex.guard.report()["io_allowed"] == [fake.NAME]
+    suffix = fake.ACCESS_KEY[-4:]
+    write(ex.path, {fake.NAME: {"allow_io": True}, f"{fake.NAME}:{suffix}": {"allow_io": False}})
+    assert io_call(ex, "DELETE", fake.ORDER_PATH)["error"].startswith(
+        f"risk guard: exchange.IO DELETE {fake.ORDER_PATH} refused: {fake.NAME} key ...{suffix} has risk rules")
+    assert len(io_sent(ex, "POST", fake.ORDER_PATH)) == 1 and not io_sent(ex, "DELETE", fake.ORDER_PATH)
+    page = get(ex.url, "/", accept="text/html")[2]
+    assert f"exchange.IO other than GET: allowed for {fake.NAME}" in page, page
+
+
+# ---------------------------------------------------------------------------- a sell below the market (#23, 2)
+
+def test_a_limit_sell_below_the_market_is_valued_at_the_best_bid(guarded):
+    """0.5 BTC offered at 0.1 fills at the bid (50,000): it is worth 25,000 USDT, not 0.05."""
+    ex = guarded(max_order_value=5000)
+    if ex.fake.SPOT:
+        refused(ex, f"order value 25,000 USDT (at the best bid 50,000) over max_order_value 5,000 ({ex.exchange}, "
+                    "risk.json)", symbol="BTC_USDT", type="sell", price="0.1", amount="0.5")
+        placed(ex, symbol="BTC_USDT", type="sell", price=60000, amount="0.05")      # above the bid: its own price
+        placed(ex, symbol="BTC_USDT", type="sell", price=45000, amount="0.1")       # 5,000 at the bid: at the limit
+    if "positions" in EXCHANGES[ex.exchange.lower()].METHODS:
+        contracts = amount(ex, "BTC_USDT.swap", 12)                             # 12 x 0.01 BTC x 50000
+        refused(ex, f"order value 6,000 USDT (at the best bid 50,000) over max_order_value 5,000 ({ex.exchange}, "
+                    "risk.json)", symbol="BTC_USDT.swap", type="sell", price=1, amount=contracts)
+
+
+# ---------------------------------------------------------------------------- keys as the exchange reads them (#23, 3)
+
+def test_a_key_with_surrounding_spaces_is_the_key_the_exchange_reads(guarded, fake):
+    """A trailing space typed into FMZ: the key is stripped everywhere (signing, the risk guard's
+    per-key entry, the throttle), as the exchange reads it."""
+    suffix = fake.ACCESS_KEY[-4:]
+    ex = guarded(file={f"{fake.NAME}:{suffix}": {"max_order_value": 100}})
+    ex.access_key, ex.secret_key = f" {fake.ACCESS_KEY}  ", f" {fake.SECRET_KEY} "
+    refused(ex, f"order value 400 USDT over max_order_value 100 ({fake.NAME} key ...{suffix}, risk.json)",
+            symbol=fake.SYMBOL, type="buy", price=40000, amount=fake.AMOUNT)        # 0.01 BTC on every exchange
+    assert ex.data("accounts")
+    placed(ex, symbol=fake.SYMBOL, type="buy", price=5000, amount=fake.AMOUNT)
+
+
+# ---------------------------------------------------------------------------- the kill switch fails closed (#23, 4)
+
+def test_a_halt_file_that_cannot_be_examined_halts(okx_fake, tmp_path):
+    """A dangling symlink exists as a file; a path that cannot be looked into halts too; only
+    "no such file" means trading."""
+    dangling, blocked = tmp_path / "dangling.halt", tmp_path / "a-file" / "fmz-plugin.halt"
+    os.symlink(tmp_path / "nowhere", dangling)
+    (tmp_path / "a-file").write_text("")
+    for halt_file, why in [(dangling, f"trading halted by {dangling} (remove it"),
+                           (blocked, f"trading halted: the kill switch {blocked} cannot be examined (Not a "
+                                     f"directory), so every new order is refused until it can")]:
+        guard = RiskGuard(NAMES, halt_file=str(halt_file))
+        with serving({"okx": okx_fake.url}, risk=guard) as (url, server):
+            ex = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
+            assert ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01").startswith(
+                "risk guard: " + why)
+            status = json.loads(get(url, "/status")[2])["risk"]
+            assert status["halted"] is True and status["halt_reason"].startswith(why)
+            assert "HALTED" in fmz_plugin.risk_line(status) and why in fmz_plugin.risk_line(status)
+            assert why in get(url, "/", accept="text/html")[2]
+    assert okx_fake.engine.orders == {}
+    assert RiskGuard(NAMES, halt_file=str(tmp_path / "absent.halt")).halt_state() == (False, "")
+
+
+# ---------------------------------------------------------------------------- halt acts on the plugin's file (#23, 5)
+
+def test_halt_and_resume_act_on_the_file_the_running_plugin_watches(okx_fake, tmp_path, monkeypatch, capsys):
+    watched = tmp_path / "server" / "fmz-plugin.halt"
+    watched.parent.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)                         # halt run from another directory
+    guard = RiskGuard(NAMES, halt_file=str(watched))
+    with serving({"okx": okx_fake.url}, risk=guard) as (url, server):
+        ex = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
+        assert run("halt", "--plugin", url, "stop") == 0
+        assert capsys.readouterr().out.startswith(f"trading halted: {watched} exists (the file the plugin at {url} "
+                                                  "watches)")
+        assert watched.exists() and not (elsewhere / "fmz-plugin.halt").exists()
+        assert ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01").startswith(
+            f"risk guard: trading halted by {watched}")
+        assert run("resume", "--plugin", url) == 0
+        assert capsys.readouterr().out.startswith(f"trading resumed: {watched} removed")
+        placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+    nobody = "http://127.0.0.1:1"
+    assert run("halt", "--plugin", nobody) == 0
+    out = capsys.readouterr().out
+    assert f"no plugin answered at {nobody}" in out and f"{elsewhere}/fmz-plugin.halt" in out, out
+    assert (elsewhere / "fmz-plugin.halt").exists()
+    assert run("resume", "--plugin", nobody) == 0
+    assert "no plugin answered" in capsys.readouterr().out and not (elsewhere / "fmz-plugin.halt").exists()
+
+
+def test_the_best_price_comes_from_the_stream_when_one_runs():
+    """best_price is the one place the guard reads the market: a running stream's ticker first."""
+    class Stream:
+        def serve(self, exchange, method, kwargs, rest, keys=None, api=None):
+            self.asked = (method, str(kwargs["symbol"]))
+            return {"buy": 49000, "sell": 49001}, None
+    stream = Stream()
+    api = fmz_plugin.Api(EXCHANGES["okx"])
+    symbol = fmz_plugin.parse_symbol("BTC_USDT")
+    assert best_price(api, symbol, "sell", stream) == 49000 and best_price(api, symbol, "buy", stream) == 49001
+    assert stream.asked == ("ticker", "BTC_USDT")

@@ -2,6 +2,7 @@
 log level, and every method is called on its success and error paths; nothing it printed (stdout,
 stderr, log lines, tracebacks) and nothing it answered may contain the API key, the secret, the
 passphrase or any signature the exchange received."""
+import itertools
 import json
 import logging
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 
 import fmz_plugin
 from exchanges import EXCHANGES
-from tests.conftest import FAKES, PluginClient, client_of
+from tests.conftest import FAKES, PluginClient, client_of, serving
+from tests.test_status import get
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = ["debug", "info", "warning", "error"]
@@ -130,3 +132,93 @@ def test_internal_error_traceback_is_redacted(okx_fake, monkeypatch, capfd):
     assert answer == "internal error in ticker: RuntimeError" and "RuntimeError: bug with ***" in printed
     for secret in secrets_of(okx_fake):
         assert secret not in printed + answer
+
+
+# ---------------------------------------------------------------------------- echoes, cuts, URLs (issue #23)
+
+RUN = 6                       # characters: no run this long of a key or secret may be shown
+
+
+WORDS = "secret_key Secret Key passphrase"      # the plugin's own words, also in the fakes' keys
+
+
+def runs(secret, length=RUN):
+    return {secret[i:i + length] for i in range(len(secret) - length + 1)} - runs_of_words(length)
+
+
+def runs_of_words(length):
+    return {WORDS[i:i + length] for i in range(len(WORDS) - length + 1)}
+
+
+def leaked(secrets, text, length=RUN):
+    return sorted(run for secret in secrets for run in runs(secret, max(length, 10 if len(secret) > 40 else length))
+                  if run in text)
+
+
+def status_texts(url):
+    return get(url, "/status")[2] + get(url, "/", accept="text/html")[2]
+
+
+@pytest.mark.parametrize("name", list(FAKES))
+def test_an_error_page_echoing_the_request_shows_no_part_of_a_secret(name, caplog):
+    """A proxy's error page echoes the request headers: the error is cut short for the answer,
+    and the cut once fell inside the passphrase, after which the whole of it could not be found
+    to blank (16 of its 20 characters reached the answer, the log and the status page).
+    Secrets are blanked before any cut; any run of one that survives a cut is blanked too."""
+    with FAKES[name]() as fake, client_of(fake) as client:
+        answers = []
+        for skip, pad in itertools.product(range(4), range(0, 72, 3)):     # the secrets slide across every cut
+            fake.inject("echo", pad=pad, skip=skip, times=2)                # a read is asked twice
+            answers.append(client.error("accounts"))
+        shown = "\n".join(answers) + status_texts(client.url)
+    shown += "\n".join(record.getMessage() for record in caplog.records)
+    assert "502" in answers[0], answers[0]
+    assert leaked(secrets_of(fake) + fake.signatures, shown) == []
+
+
+@pytest.mark.parametrize("name", list(FAKES))
+def test_a_successful_answer_echoing_the_request_shows_no_secret(name):
+    """An exchange (or exchange.IO's endpoint) whose successful reply echoes the request: keys,
+    passphrase and signatures are blanked in data and raw as in errors."""
+    with FAKES[name]() as fake, client_of(fake) as client:
+        fake.inject("echo_json", path=fake.TIME_PATH)
+        io = client.call("__api_" + fake.TIME_PATH)
+        fake.inject("echo_json")
+        accounts = client.call("accounts")
+    assert "data" in io and "***" in json.dumps(io["raw"]), io
+    shown = json.dumps(io) + json.dumps(accounts)
+    assert leaked(secrets_of(fake) + fake.signatures, shown) == []
+
+
+def test_a_base_url_never_shows_its_user_and_password(okx_fake, caplog):
+    """`--base-url okx=http://user:password@host`: the password was printed in errors, the status
+    page and the log. The user:password part is never sent (the transport has no use for it) and
+    never shown."""
+    password = "pa55word-hunter2"
+    port = okx_fake.url.rsplit(":", 1)[1]
+    args = fmz_plugin.parse_args(["--port", "0", "--base-url", f"okx=http://u5ername:{password}@127.0.0.1:{port}",
+                                  "--base-url", f"bybit=http://u5ername:{password}@127.0.0.1:1"])
+    settings = fmz_plugin.settings_of(args)
+    assert password not in json.dumps(settings.base_urls)
+    with serving(args.base_urls) as (url, server):
+        okx = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
+        assert okx.data("ticker", symbol="BTC_USDT")
+        bybit = PluginClient(url, "Bybit", "bybit-key", "bybit-secret")
+        error = bybit.error("ticker", symbol="BTC_USDT")
+        assert "cannot reach http://127.0.0.1:1" in error, error
+        shown = error + status_texts(url) + fmz_plugin.banner(server, server.settings)
+    shown += "\n".join(record.getMessage() for record in caplog.records)
+    assert "u5ername" not in shown and leaked([password], shown) == []
+
+
+def test_what_a_cut_left_of_a_secret_is_blanked():
+    """A message cut before it was redacted would hold part of a secret no whole-secret search
+    finds: a run of 4 or more of its characters at a cut (before ... or a closing quote, at the
+    end, or its end at the start) is blanked too; the same letters elsewhere are left alone."""
+    envelope = {"access_key": "AK7f3e9c1b2a", "secret_key": "S3cr3tValue0123,myPassphrase99"}
+    assert fmz_plugin.redact("proxy page: '<pre>myPass'", envelope) == "proxy page: '<pre>***'"
+    assert fmz_plugin.redact("echo S3cr3tVa...", envelope) == "echo ***..."
+    assert fmz_plugin.redact("7f3e9c1b2a rest of a page", envelope) == "*** rest of a page"
+    assert fmz_plugin.redact("myPa", envelope) == "***"
+    assert fmz_plugin.redact("my Passphrase of myPas is wrong", envelope) == "my Passphrase of myPas is wrong"
+    assert fmz_plugin.redact("key AK7f3e9c1b2a and S3cr3tValue0123", envelope) == "key *** and ***"

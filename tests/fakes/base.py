@@ -16,6 +16,20 @@ switches below, which tests arm for the next matching request(s):
                                         error (OKX 50004, Binance -1007, Bybit 10000)
     fake.inject("drop_after")           do the work (store the order), then close without answering
     fake.inject("drop_before")          close without doing anything
+    fake.inject("echo", pad=N, skip=K)  answer an HTML error page echoing the request: every header
+                                        (keys, passphrase, signature; the last sent first) but the
+                                        first K, its line and body, after N dots (a proxy's debug
+                                        page; N and K slide the secrets across a cut)
+    fake.inject("echo_json")            answer the real (successful) reply with the request echoed in it
+                                        as "echo": {"headers", "target", "body"} (an API that echoes)
+    fake.inject("no_id")                do the work, then answer the success without its id rows:
+                                        every key named like an id (ordId, orderId, orderLinkId, id,
+                                        client_order_id) dropped, and every list row that had one
+    fake.inject("nan")                  answer the real reply with every decimal number as "NaN"
+                                        (a string "1.5" -> "NaN", a JSON number 1.5 -> a bare NaN);
+                                        fake.inject("infinity") the same with "Infinity"
+    fake.inject("hold")                 the request waits until fake.release() (fake.wait_held(n):
+                                        until n requests are waiting there)
     fake.inject(kind, path=P, method="POST")   only requests to path P with that verb
     fake.clock_skew_ms = 60_000         the fake's clock runs ahead by a minute
     fake.jitter = 0.1                   each request arrives up to 0.1 s late (network jitter)
@@ -71,8 +85,9 @@ class FakeRequest:
 
 
 class Fault:
-    def __init__(self, kind, path, times, seconds, method):
+    def __init__(self, kind, path, times, seconds, method, pad=0, skip=0):
         self.kind, self.path, self.times, self.seconds, self.method = kind, path, times, seconds, method
+        self.pad, self.skip = pad, skip
 
     def matches(self, request):
         return self.path in (None, request.path) and self.method in (None, request.method)
@@ -181,6 +196,8 @@ class FakeExchange:
         self.sockets = []                # accepted connections, for close_idle()
         self.in_flight = 0
         self.idle = threading.Condition(self.lock)
+        self.held = 0                    # requests waiting at a "hold" fault
+        self.gate = threading.Event()    # set by release(): held requests go on
         self._server = None
         self.ws_routes = {}              # WebSocket path (or "/ws/*": any last segment) -> function(session)
         self.ws_sessions = []            # open sessions (tests/fakes/ws.py Session)
@@ -197,6 +214,7 @@ class FakeExchange:
         return self
 
     def stop(self):
+        self.release()                   # a held request must not outlive its fake
         self.ws_drop()
         self._server.shutdown()
         self._server.server_close()
@@ -272,10 +290,19 @@ class FakeExchange:
             session.drop()
 
     # ------------------------------------------------------------------ faults
-    def inject(self, kind, path=None, times=1, seconds=0.0, method=None):
+    def inject(self, kind, path=None, times=1, seconds=0.0, method=None, pad=0, skip=0):
         """Arm a fault for the next `times` requests (to `path` / with `method` only, when given)."""
         with self.lock:
-            self.faults.append(Fault(kind, path, times, seconds, method))
+            self.faults.append(Fault(kind, path, times, seconds, method, pad, skip))
+
+    def wait_held(self, count, timeout=10.0):
+        """Wait until `count` requests wait at a "hold" fault."""
+        with self.idle:
+            assert self.idle.wait_for(lambda: self.held >= count, timeout), f"{self.held} held, not {count}"
+
+    def release(self):
+        """Let every held request (and every later one at a "hold" fault) go on."""
+        self.gate.set()
 
     def forget(self):
         """Forget the arrivals so far, and what a fake that counts a budget (request weight) has
@@ -361,6 +388,13 @@ class FakeExchange:
             return self._send(handler, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
         if kind == "5xx":
             return self._send(handler, 503, b"Service Unavailable", "text/plain")
+        if kind == "echo":
+            return self._send(handler, 502, _echo_page(request, fault.pad, fault.skip), "text/html")
+        if kind == "hold":
+            with self.idle:
+                self.held += 1
+                self.idle.notify_all()
+            self.gate.wait()
         if kind == "429":
             status, reply = self.rate_limited()
         else:
@@ -369,6 +403,13 @@ class FakeExchange:
             status, reply = self.outcome_unknown()
         if kind == "drop_after":
             return self._drop(handler)
+        if kind == "no_id" and status < 300:
+            reply = _without_ids(reply)
+        if kind == "echo_json" and isinstance(reply, dict):
+            reply = {**reply, "echo": {"headers": dict(request.headers.items()), "target": request.target,
+                                       "body": request.body}}
+        if kind in ("nan", "infinity"):
+            reply = _not_finite(reply, "NaN" if kind == "nan" else "Infinity")
         body, content_type = (reply, "text/html") if isinstance(reply, bytes) else \
             (json.dumps(reply).encode(), "application/json")
         if kind == "truncated":
@@ -426,3 +467,41 @@ class FakeExchange:
     def signature_of(self, request):
         """The signature a private request carries (header or query field), or None."""
         raise NotImplementedError
+
+
+# -- Fault bodies, the same for every exchange --------------------------------------------------------
+
+def _echo_page(request, pad, skip):
+    """A proxy's error page that echoes the request it got, secrets and all."""
+    lines = [f"{name}: {value}" for name, value in reversed(request.headers.items())]
+    echo = "\n".join(lines[skip:] + [f"{request.method} {request.target}", "", request.body])
+    text = "<html><pre>" + "." * pad + echo
+    return (text + "</pre></body></html>").encode()
+
+
+def _is_id(name):
+    return name.lower() == "id" or name.lower().endswith(("_id", "id"))
+
+
+def _without_ids(value):
+    """The reply with every id-named key dropped, and every list row that had one."""
+    if isinstance(value, dict):
+        return {name: _without_ids(item) for name, item in value.items() if not _is_id(name)}
+    if isinstance(value, list):
+        return [_without_ids(item) for item in value if not (isinstance(item, dict) and any(map(_is_id, item)))]
+    return value
+
+
+def _not_finite(value, word):
+    """The reply with every decimal number (a string or JSON number with a point) as `word`: a
+    string stays a string ("NaN"), a JSON number becomes the bare token (NaN, Infinity), which
+    is not JSON but what some servers write."""
+    if isinstance(value, dict):
+        return {name: _not_finite(item, word) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_not_finite(item, word) for item in value]
+    if isinstance(value, float):
+        return float(word.lower().replace("infinity", "inf"))
+    if isinstance(value, str) and re.fullmatch(r"-?\d+\.\d+", value):
+        return word
+    return value
