@@ -23,12 +23,15 @@ Reading guide, one request top to bottom:
     -> risk guard            trade and margin_level only: limits, kill switch    (exchanges/_risk.py)
     -> exchange METHODS handler  exchanges/<name>.py, e.g. exchanges/okx.py ticker()
     -> Api                   signs, throttles, sends and checks the call         (exchanges/_kit.py)
+       -> Throttle           the call's turn under the exchange's limits      (exchanges/_throttle.py)
 
 Sections: Protocol (the methods, their parsers and aliases), the answer contract (what each
-method's data holds, written once), Dispatch, HTTP server, Status (GET /), Serve (flags,
-banner), FMZ strategy mode (FMZ calls main()), then the tools, none of which runs while serving: call (one request from a terminal), check (grade any plugin), bundle (this
-program as one file), halt and resume (the risk guard's kill switch), paper (list or reset paper
-accounts); the sub-command table and run() last.
+method's data holds, written once), Dispatch (dispatch, then the Handler whose do_POST calls it,
+then dispatch's steps), HTTP server, Status (GET /), Serve (flags, banner), FMZ strategy mode
+(FMZ calls main()), then the tools, none of which runs while serving: call (one request from a
+terminal), check (grade any plugin), bundle (this program as one file), halt and resume (the
+risk guard's kill switch), paper (list or reset paper accounts); the sub-command table and
+run() last.
 
 Paper trading (Access Key "paper"): _api_for gives the handlers an exchange whose private
 methods a simulated account serves (exchanges/_paper.py).
@@ -42,9 +45,11 @@ Status:              GET http://127.0.0.1:6666/ (JSON, or an HTML page for a bro
 __version__ = "0.1.0"
 
 import argparse
+import ast
 import contextlib
 import errno
 import html
+import http.client
 import http.server
 import io
 import ipaddress
@@ -63,7 +68,7 @@ import time
 import traceback
 import urllib.parse
 from collections import deque
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation, ROUND_UP
 
 try:
     import resource                 # POSIX: the process's open-file limit, for --max-connections
@@ -71,8 +76,9 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, THROTTLE, THROTTLE_MAX_WAIT, Api, PluginError,
-                            parse_number, parse_symbol)
+from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, iso_ms, now_ms, parse_number,
+                            parse_symbol, plain, round_down)
+from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
 from exchanges._risk import RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
@@ -358,8 +364,8 @@ def io_params(method, params, http_method):
     sent to another host, so absolute URLs, `//host`, `..` and odd characters are refused.
     """
     path = method[len(IO_PREFIX):]
-    if not re.fullmatch(r"/[A-Za-z0-9_\-./]*", path) or path.startswith("//") or "/../" in path + "/" \
-            or "/./" in path + "/":
+    if (not re.fullmatch(r"/[A-Za-z0-9_\-./]*", path) or path.startswith("//") or "/../" in path + "/"
+            or "/./" in path + "/"):
         raise PluginError(f"exchange.IO path {path[:80]!r} is refused: give a path such as /api/v5/account/balance")
     verb = (http_method or "GET").upper()
     if verb not in IO_VERBS:
@@ -540,6 +546,11 @@ class Settings:
         return found
 
 
+PAPER_LABEL = " paper"       # how the status shows the calls of paper accounts: "OKX paper"
+GUARDED = ("trade", "margin_level")     # what the risk guard sees: never a read or a cancel
+_KEY_TEXT = re.compile(r"[\x20-\x7e]*")      # what an API key may hold: printable ASCII (it travels in headers)
+
+
 def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=None, header_names=()):
     """One docker request -> its answer, {"data", "raw"} or {"error"}: the only place errors
     become {"error"}.
@@ -571,187 +582,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
     return answer
 
 
-PAPER_LABEL = " paper"       # how the status shows the calls of paper accounts: "OKX paper"
-
-
-def _paper_envelope(envelope):
-    return isinstance(envelope, dict) and _paper.is_paper(envelope.get("access_key"))
-
-
-def _require_served(exchange, called, method):
-    """An unknown method's error lists the methods this exchange serves, so a trader can tell
-    what a newer docker sent from what the plugin expects."""
-    if method == BAD_REQUEST:
-        served = [name for name in PROTOCOL if name in exchange.METHODS]
-        if IO_PREFIX in exchange.METHODS:
-            served.append(IO_PREFIX + "<path>")
-        raise PluginError(f"unknown method: {called[:60]}; served: {', '.join(served)}")
-
-
-def _parse_params(method, called, params, http_method):
-    """The handler's keyword arguments (exchange.IO: its path is in the method as called; Buy
-    and Sell: the order's side is)."""
-    if method == IO_PREFIX:
-        return io_params(called, params, http_method)
-    if method == "trade":
-        return trade_params(params, NAMED_SIDES.get(_name_key(called)))
-    return PROTOCOL[method](params)
-
-
-def _api_for(exchange, key, envelope, settings):
-    """The Api a handler calls the exchange through, for the envelope's keys. A paper account's
-    (Access Key paper) sends public calls only, and its exchange's private methods are served by
-    the account (exchanges/_paper.py): the risk guard and everything else see it as any Api."""
-    options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=settings.throttle,
-                   max_wait=settings.max_wait, shared=settings.shared_reads)
-    if _paper.is_paper(envelope["access_key"]):
-        return settings.paper.api(exchange, envelope["secret_key"].strip(), **options)
-    return Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
-
-
-def _serve_call(api, method, kwargs, risk=None):
-    """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
-    first passes the risk guard, which may refuse it (exchanges/_risk.py)."""
-    handler = api.exchange.METHODS.get(method)
-    if handler is None:
-        raise PluginError(f"{api.exchange.NAME} does not support {method}")
-    refuse_on_spot(api.exchange, method, kwargs)
-    if risk is None or method not in GUARDED:
-        data, raw = handler(api, **kwargs)
-    else:
-        with risk.admit(api, method, kwargs):
-            data, raw = handler(api, **kwargs)
-    return {"data": data, "raw": raw}
-
-
-GUARDED = ("trade", "margin_level")     # what the risk guard sees: never a read or a cancel
-
-
-def _unpack(exchange, exchange_name, envelope):
-    """The envelope's params, once the exchange is served and the envelope well formed."""
-    if exchange is None:
-        served = ", ".join("/" + module.NAME for module in EXCHANGES.values())
-        raise PluginError(f"unknown exchange path /{exchange_name[:40]}: this plugin serves {served} "
-                          "(the last segment of the service address names the exchange)")
-    if not isinstance(envelope, dict):
-        raise PluginError("the request body must be a JSON object {access_key, secret_key, method, params}")
-    for field in ("access_key", "secret_key", "method"):
-        if not isinstance(envelope.get(field), str):
-            raise PluginError(f"the request has no {field} string")
-    for field in ("access_key", "secret_key"):     # they travel in HTTP headers: no CR/LF injection
-        if not _KEY_TEXT.fullmatch(envelope[field]):
-            raise PluginError(f"{field} has characters an API key never has (only printable ASCII is allowed)")
-    params = envelope.get("params")
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise PluginError(f"params must be a JSON object, got {type(params).__name__}")
-    return params
-
-
-_KEY_TEXT = re.compile(r"[\x20-\x7e]*")
-
-
-SHORT_SECRET = 8            # characters: a shorter secret is blanked only where it stands alone
-
-
-def redact(text, envelope, api=None):
-    """Blank every secret of a request wherever it appears in `text`: the keys the docker sent,
-    each part of a SECRET,PASSPHRASE string, and the signatures `api` sent. An exchange may echo
-    a request back, so each is also looked for JSON-escaped and URL-encoded; the longest go
-    first, so a key that begins another leaves no tail. A secret under SHORT_SECRET characters
-    is blanked where it stands alone (not inside a longer word, which would blank every `a`)."""
-    secrets = _secrets_of(envelope) + (api.signatures if api is not None else [])
-    forms = {form for secret in secrets for form in _written_forms(secret)}
-    for form in sorted(forms, key=len, reverse=True):
-        if len(form) >= SHORT_SECRET:
-            text = text.replace(form, "***")
-        else:
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
-    return text
-
-
-def _secrets_of(envelope):
-    if not isinstance(envelope, dict) or _paper_envelope(envelope):
-        return []                  # a paper account's keys are the word paper and its balances
-    values = [envelope.get(field) for field in ("access_key", "secret_key")]
-    return [part.strip() for value in values if isinstance(value, str)
-            for part in [value] + value.split(",") if part.strip()]
-
-
-def _written_forms(secret):
-    """How an exchange's reply may spell `secret`: as is, JSON-escaped (once or twice, with `/`
-    as `\\/` too) and URL-encoded (%2F or %2f, `+` or %20 for a space)."""
-    escaped = json.dumps(secret)[1:-1]
-    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), urllib.parse.quote(secret)]
-    lower = [re.sub(r"%[0-9A-F]{2}", lambda hit: hit.group().lower(), form) for form in quoted]
-    return {secret, escaped, json.dumps(escaped)[1:-1], escaped.replace("/", "\\/"), *quoted, *lower}
-
-
-def _capped(message, limit=MAX_ERROR):
-    """An error never carries a whole hostile input back: the start of it is enough."""
-    return message if len(message) <= limit else message[:limit] + "..."
-
-
-def _logged(envelope):
-    """The method and symbol a request names, cut short for its log line ("?" when it names none)."""
-    envelope = envelope if isinstance(envelope, dict) else {}
-    params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
-    method, symbol = envelope.get("method"), params.get("symbol")
-    return (method[:60] if isinstance(method, str) else "?", symbol[:30] if isinstance(symbol, str) else "")
-
-
-def printable(text):
-    """`text` with every character that is not printable written as an escape (\\x0a, \\x1b,
-    \\u2028): a newline cannot start a forged log line, an ANSI escape cannot reach a terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-                   for c in text)
-
-
-def _printable(value, limit):
-    """`value` as text cut to `limit` characters, each one that is not printable shown as ?."""
-    return "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
-
-
-class Traceback(str):
-    """A log argument that spans lines on purpose: SafeFields keeps its lines, each indented."""
-
-
-class SafeFields(logging.Filter):
-    """The one place log lines are made safe: every text field of every record of the plugin's
-    logger is made printable (whoever logs it and whatever it holds: a path, a method name,
-    an exchange's error text). A Traceback keeps its lines, indented under the line that
-    announced it, so none of them can pass for a log line of its own."""
-
-    def filter(self, record):
-        if isinstance(record.args, tuple):
-            record.args = tuple(_safe_field(arg) for arg in record.args)
-        return True
-
-
-def _safe_field(value):
-    if isinstance(value, Traceback):
-        return "\n    ".join(printable(line) for line in value.rstrip("\n").split("\n"))
-    return printable(value) if isinstance(value, str) else value
-
-
-log.addFilter(SafeFields())
-
-
-def to_json(answer):
-    """Decimals leave as JSON numbers; everything else as json would."""
-    return json.dumps(answer, default=_json_default, separators=(",", ":")).encode()
-
-
-def _json_default(value):
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2 ** 53 else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-# -- HTTP server -----------------------------------------------------------------------------------
+# -- HTTP: the handler, which hands each request to dispatch ---------------------------------------
 
 class Handler(http.server.BaseHTTPRequestHandler):
     """POST /<Exchange> with the docker's JSON envelope; every answer is HTTP 200 JSON."""
@@ -859,6 +690,181 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if log.isEnabledFor(logging.DEBUG):         # called for every response: format only if shown
             log.debug("%s %s", self.address_string(), format % args)
 
+
+# -- Dispatch, step by step: envelope, params, the call, secrets kept out of answers ---------------
+
+def _paper_envelope(envelope):
+    return isinstance(envelope, dict) and _paper.is_paper(envelope.get("access_key"))
+
+
+def _require_served(exchange, called, method):
+    """An unknown method's error lists the methods this exchange serves, so a trader can tell
+    what a newer docker sent from what the plugin expects."""
+    if method == BAD_REQUEST:
+        served = [name for name in PROTOCOL if name in exchange.METHODS]
+        if IO_PREFIX in exchange.METHODS:
+            served.append(IO_PREFIX + "<path>")
+        raise PluginError(f"unknown method: {called[:60]}; served: {', '.join(served)}")
+
+
+def _parse_params(method, called, params, http_method):
+    """The handler's keyword arguments (exchange.IO: its path is in the method as called; Buy
+    and Sell: the order's side is)."""
+    if method == IO_PREFIX:
+        return io_params(called, params, http_method)
+    if method == "trade":
+        return trade_params(params, NAMED_SIDES.get(_name_key(called)))
+    return PROTOCOL[method](params)
+
+
+def _api_for(exchange, key, envelope, settings):
+    """The Api a handler calls the exchange through, for the envelope's keys. A paper account's
+    (Access Key paper) sends public calls only, and its exchange's private methods are served by
+    the account (exchanges/_paper.py): the risk guard and everything else see it as any Api."""
+    options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=settings.throttle,
+                   max_wait=settings.max_wait, shared=settings.shared_reads)
+    if _paper.is_paper(envelope["access_key"]):
+        return settings.paper.api(exchange, envelope["secret_key"].strip(), **options)
+    return Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
+
+
+def _serve_call(api, method, kwargs, risk=None):
+    """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
+    first passes the risk guard, which may refuse it (exchanges/_risk.py)."""
+    handler = api.exchange.METHODS.get(method)
+    if handler is None:
+        raise PluginError(f"{api.exchange.NAME} does not support {method}")
+    refuse_on_spot(api.exchange, method, kwargs)
+    if risk is None or method not in GUARDED:
+        data, raw = handler(api, **kwargs)
+    else:
+        with risk.admit(api, method, kwargs):
+            data, raw = handler(api, **kwargs)
+    return {"data": data, "raw": raw}
+
+
+def _unpack(exchange, exchange_name, envelope):
+    """The envelope's params, once the exchange is served and the envelope well formed."""
+    if exchange is None:
+        served = ", ".join("/" + module.NAME for module in EXCHANGES.values())
+        raise PluginError(f"unknown exchange path /{exchange_name[:40]}: this plugin serves {served} "
+                          "(the last segment of the service address names the exchange)")
+    if not isinstance(envelope, dict):
+        raise PluginError("the request body must be a JSON object {access_key, secret_key, method, params}")
+    for field in ("access_key", "secret_key", "method"):
+        if not isinstance(envelope.get(field), str):
+            raise PluginError(f"the request has no {field} string")
+    for field in ("access_key", "secret_key"):     # they travel in HTTP headers: no CR/LF injection
+        if not _KEY_TEXT.fullmatch(envelope[field]):
+            raise PluginError(f"{field} has characters an API key never has (only printable ASCII is allowed)")
+    params = envelope.get("params")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise PluginError(f"params must be a JSON object, got {type(params).__name__}")
+    return params
+
+
+SHORT_SECRET = 8            # characters: a shorter secret is blanked only where it stands alone
+
+
+def redact(text, envelope, api=None):
+    """Blank every secret of a request wherever it appears in `text`: the keys the docker sent,
+    each part of a SECRET,PASSPHRASE string, and the signatures `api` sent. An exchange may echo
+    a request back, so each is also looked for JSON-escaped and URL-encoded; the longest go
+    first, so a key that begins another leaves no tail. A secret under SHORT_SECRET characters
+    is blanked where it stands alone (not inside a longer word, which would blank every `a`)."""
+    secrets = _secrets_of(envelope) + (api.signatures if api is not None else [])
+    forms = {form for secret in secrets for form in _written_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= SHORT_SECRET:
+            text = text.replace(form, "***")
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
+    return text
+
+
+def _secrets_of(envelope):
+    if not isinstance(envelope, dict) or _paper_envelope(envelope):
+        return []                  # a paper account's keys are the word paper and its balances
+    values = [envelope.get(field) for field in ("access_key", "secret_key")]
+    return [part.strip() for value in values if isinstance(value, str)
+            for part in [value] + value.split(",") if part.strip()]
+
+
+def _written_forms(secret):
+    """How an exchange's reply may spell `secret`: as is, JSON-escaped (once or twice, with `/`
+    as `\\/` too) and URL-encoded (%2F or %2f, `+` or %20 for a space)."""
+    escaped = json.dumps(secret)[1:-1]
+    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret), urllib.parse.quote(secret)]
+    lower = [re.sub(r"%[0-9A-F]{2}", lambda hit: hit.group().lower(), form) for form in quoted]
+    return {secret, escaped, json.dumps(escaped)[1:-1], escaped.replace("/", "\\/"), *quoted, *lower}
+
+
+def _capped(message, limit=MAX_ERROR):
+    """An error never carries a whole hostile input back: the start of it is enough."""
+    return message if len(message) <= limit else message[:limit] + "..."
+
+
+def _logged(envelope):
+    """The method and symbol a request names, cut short for its log line ("?" when it names none)."""
+    envelope = envelope if isinstance(envelope, dict) else {}
+    params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
+    method, symbol = envelope.get("method"), params.get("symbol")
+    return (method[:60] if isinstance(method, str) else "?", symbol[:30] if isinstance(symbol, str) else "")
+
+
+def printable(text):
+    """`text` with every character that is not printable written as an escape (\\x0a, \\x1b,
+    \\u2028): a newline cannot start a forged log line, an ANSI escape cannot reach a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)
+
+
+def _printable(value, limit):
+    """`value` as text cut to `limit` characters, each one that is not printable shown as ?."""
+    return "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
+
+
+class Traceback(str):
+    """A log argument that spans lines on purpose: SafeFields keeps its lines, each indented."""
+
+
+class SafeFields(logging.Filter):
+    """The one place log lines are made safe: every text field of every record of the plugin's
+    logger is made printable (whoever logs it and whatever it holds: a path, a method name,
+    an exchange's error text). A Traceback keeps its lines, indented under the line that
+    announced it, so none of them can pass for a log line of its own."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(_safe_field(arg) for arg in record.args)
+        return True
+
+
+def _safe_field(value):
+    if isinstance(value, Traceback):
+        return "\n    ".join(printable(line) for line in value.rstrip("\n").split("\n"))
+    return printable(value) if isinstance(value, str) else value
+
+
+log.addFilter(SafeFields())
+
+
+def to_json(answer):
+    """Decimals leave as JSON numbers; everything else as json would."""
+    return json.dumps(answer, default=_json_default, separators=(",", ":")).encode()
+
+
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and abs(value) < 2 ** 53 else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# -- HTTP server: paths, request bodies, the server and its connections ----------------------------
 
 def exchange_of_path(path):
     """The exchange a request's path names: its last segment, as README says (`/OKX`,
@@ -1232,6 +1238,10 @@ class RecentCounts:
             self.seconds.popleft()
 
 
+SHAPES_KEPT = 100           # distinct request shapes Vocabulary keeps
+NAMES_KEPT = 30             # names kept per list of a shape (a docker sends a handful)
+
+
 class Vocabulary:
     """What the docker really sends, once per distinct shape: the method as sent, the names of
     the envelope's fields, of the params and of the HTTP headers, never a value.
@@ -1284,10 +1294,6 @@ class Vocabulary:
                     for (exchange, method, fields, params, headers), calls in self.shapes.items()]
 
 
-SHAPES_KEPT = 100           # distinct request shapes Vocabulary keeps
-NAMES_KEPT = 30             # names kept per list of a shape (a docker sends a handful)
-
-
 def request_shape(exchange, envelope, header_names=()):
     """The names a request is made of, never its values: (exchange, method as sent, envelope
     field names, param names, header names)."""
@@ -1304,8 +1310,8 @@ def _names_as_sent(exchange, envelope, header_names):
         return None
     params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
     names = (tuple(envelope), tuple(params), tuple(header_names))
-    if len(envelope["method"]) > 60 or max(map(len, names)) > NAMES_KEPT \
-            or sum(sum(map(len, group)) for group in names) > 1000:
+    if (len(envelope["method"]) > 60 or max(map(len, names)) > NAMES_KEPT
+            or sum(sum(map(len, group)) for group in names) > 1000):
         return None
     return (exchange, envelope["method"], *names)
 
@@ -1382,8 +1388,8 @@ def last_error_line(entry, now_ms):
     """`last error 12:03:04 UTC (3 min ago): OKX 51001: ...`, or '' when there was none."""
     if not entry["last_error_at"]:
         return ""
-    return f"last error {clock_text(entry['last_error_at'])} ({age_text(now_ms - entry['last_error_at'])}): " \
-           f"{entry['last_error']}"
+    return (f"last error {clock_text(entry['last_error_at'])} ({age_text(now_ms - entry['last_error_at'])}): "
+            f"{entry['last_error']}")
 
 
 def clock_text(ms):
@@ -1672,9 +1678,9 @@ def risk_html(risk):
     """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
     if risk is None:
         return ""
-    state = (f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
-             "every new order is refused (cancels go through)</p>\n") if risk["halted"] else \
-        f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n"
+    state = ((f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_file"])} exists, '
+              "every new order is refused (cancels go through)</p>\n") if risk["halted"] else
+             f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n")
     entries = ", ".join(risk["entries"]) or "none"
     rules = f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}.</p>\n"
     problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
@@ -1862,6 +1868,9 @@ def base_url_names():
     return [f"{key}{'.' + host if host else ''}" for key, module in EXCHANGES.items() for host in ["", *module.HOSTS]]
 
 
+RISK_HALT_NAME = os.path.basename(default_halt_file())
+
+
 def add_risk_args(parser):
     """--risk and --halt-file: the server's, and those of halt and resume, which find the same file."""
     parser.add_argument("--risk", metavar="FILE", default=None,
@@ -1870,9 +1879,6 @@ def add_risk_args(parser):
     parser.add_argument("--halt-file", metavar="PATH", default=None,
                         help=f"kill switch: while this file exists every new order is refused (default "
                              f"{RISK_HALT_NAME} beside the --risk file, else in the current directory)")
-
-
-RISK_HALT_NAME = os.path.basename(default_halt_file())
 
 
 def settings_of(args):
@@ -1990,6 +1996,16 @@ def listening(address, port, settings, status_port=None):
     return server
 
 
+# Ports browsers refuse to open (net::ERR_UNSAFE_PORT): the Fetch Standard's "bad port" list,
+# which Chrome and Firefox follow (https://fetch.spec.whatwg.org/#bad-port). 6666, the guide's
+# port and our default, is one of them: the status page is then also served on a port they open.
+BROWSER_REFUSED_PORTS = frozenset((
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103,
+    104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513,
+    514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720,
+    1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080))
+
+
 def status_port_for(server, asked):
     """The port of the status page's own server, or None when the protocol port serves it.
 
@@ -2050,16 +2066,6 @@ def free_port_near(address, port):
             except OSError:
                 continue
     return 0
-
-
-# Ports browsers refuse to open (net::ERR_UNSAFE_PORT): the Fetch Standard's "bad port" list,
-# which Chrome and Firefox follow (https://fetch.spec.whatwg.org/#bad-port). 6666, the guide's
-# port and our default, is one of them: the status page is then also served on a port they open.
-BROWSER_REFUSED_PORTS = frozenset((
-    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103,
-    104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513,
-    514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720,
-    1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080))
 
 
 # -- FMZ strategy mode -----------------------------------------------------------------------------
@@ -2183,14 +2189,6 @@ def main(stop=None):
 # ==================================================================================================
 # == Tools: nothing below runs while serving =======================================================
 # ==================================================================================================
-# The tools' own imports: the server above needs none of them.
-import ast
-import http.client
-from decimal import InvalidOperation, ROUND_UP
-
-from exchanges._kit import iso_ms, now_ms, plain, round_down
-
-
 # -- Tools: call, one request from a terminal ------------------------------------------------------
 # `call OKX ticker symbol=BTC_USDT` sends the envelope a docker would send, either to a running
 # plugin (--url, ours or anyone's) or in-process through dispatch(), and prints the answer for
@@ -2613,8 +2611,8 @@ def structure_problems(obj, structure, where, swap=None):
 
 def _row_problems(row, structure, where):
     """One row of a "rows" answer ([time, open, high, low, close, volume]) by its columns."""
-    if not isinstance(row, list) or len(row) < len(structure) or \
-            any(_number_or_none(value) is None for value in row[:len(structure)]):
+    if (not isinstance(row, list) or len(row) < len(structure)
+            or any(_number_or_none(value) is None for value in row[:len(structure)])):
         return [f"{where} {_json_text(row)} is not [{', '.join(structure)}] numbers"]
     return structure_problems(dict(zip(structure, row)), structure, where)
 
@@ -2793,8 +2791,8 @@ def markets_problems(data, symbol):
 
 def _loose(entry):
     """A market's field names without case and underscores: TickSize, tick_size -> ticksize."""
-    return {str(key).replace("_", "").lower(): value for key, value in entry.items()} \
-        if isinstance(entry, dict) else entry
+    return ({str(key).replace("_", "").lower(): value for key, value in entry.items()}
+            if isinstance(entry, dict) else entry)
 
 
 def _symbols(entries):

@@ -64,7 +64,8 @@ ROUNDS = 3                               # rounds per row, interleaved across se
 
 sys.path.insert(0, str(ROOT))
 from exchanges import EXCHANGES as MODULES    # noqa: E402  (the documented limits, for the report)
-from exchanges._kit import Api, limits_of, parse_symbol   # noqa: E402
+from exchanges._kit import Api, parse_symbol   # noqa: E402
+from exchanges._throttle import limits_of   # noqa: E402
 from exchanges._risk import RiskGuard        # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402
@@ -602,8 +603,8 @@ def report_limits(rows):
         over = int(r.figures["most in one window"]) > r.limit.requests
         if "poll" in r.what:
             ratio = float(r.figures["vs the limit-bound figure"].rstrip("x"))
-            wanted = ">= 8x the limit-bound answers/s" if r.binds else \
-                "(the limit does not bind at 50 ms: answers per call instead)"
+            wanted = (">= 8x the limit-bound answers/s" if r.binds
+                      else "(the limit does not bind at 50 ms: answers per call instead)")
             shown = f"{ratio:.1f}x" if r.binds else f"{r.figures['answers per call']} answers per call"
             good = ratio >= 8 if r.binds else float(r.figures["answers per call"]) >= 7
             lines.append([r.exchange, f"polling: 0 errors, never over the limit, {wanted}",

@@ -1,7 +1,23 @@
 """The exchanges this plugin serves, registered by name: `POST /OKX` is served by `exchanges/okx.py`.
 
+This folder holds the venues and what the venues share:
+    okx.py, binance.py, ...  one exchange each, method by method, registered in EXCHANGES below.
+    _kit.py                  errors, symbols, numbers, the transport (Pool, Request, Api),
+                             single-flight shared reads and the caches (markets, account settings).
+    _throttle.py             the client-side rate limit: RATE_LIMITS read as Limits, the Throttle.
+    _orders.py               order sizes, and placing and canceling orders exactly once.
+    _paper.py                paper trading: a simulated venue, served where an exchange would be
+                             (private methods on a simulated account, public ones from the real
+                             exchange), so it lives beside the venues it stands in for.
+    _risk.py                 the risk guard: it stands between dispatch and a venue (a trade or
+                             margin_level passes it before the exchange module's or _paper's
+                             handler runs), and counts open orders and positions through the
+                             venue's own handlers.
+None of them names an exchange; the underscore says they are not in EXCHANGES.
+
 Adding an exchange is one module in this folder plus one line in EXCHANGES below; the core
-(fmz_plugin.py) never names an exchange. The contract an exchange module fulfils (Contract v2):
+(fmz_plugin.py) never names an exchange. The contract an exchange module fulfils (Contract v2),
+naming only what every module has:
 
 Constants, every one declared (no defaults are assumed)
     NAME              how the exchange is written in messages and in the banner ("OKX").
@@ -16,8 +32,8 @@ Constants, every one declared (no defaults are assumed)
     AMBIGUOUS_ERRORS  codes meaning "outcome unknown, the order may exist": _kit.Api marks them
                       ambiguous whatever the HTTP status, so place_once looks the order up.
     RATE_LIMITS       {"VERB /path": (requests, seconds)}: the exchange's documented limits, which
-                      _kit.THROTTLE keeps each key (signed calls) or the process (public) under; a
-                      value may instead be a _kit.Limit (or a list of them) saying what the
+                      _throttle.THROTTLE keeps each key (signed calls) or the process (public) under; a
+                      value may instead be a _throttle.Limit (or a list of them) saying what the
                       exchange counts it per (IP, key, key + instrument) and a call's weight. A
                       key may be a template, "GET /v2/{market}/book": every path it matches is
                       that one endpoint, and {market} a param for the Limit's `per` and `cost`.
@@ -37,7 +53,7 @@ Functions the core and _kit.Api call
                                                  _kit.MARKET_FIELDS with Decimal values, optionally
                                                  `quote_step`; `_kit.markets_answer(api, kinds)`
                                                  serves `markets`, `_kit.market_spec` one spec.
-    _data(reply)                                 private: the one place the reply envelope is opened.
+Each module also opens its replies' envelope in one private place, `_data(reply)`.
 Account settings read before trading (a position mode) are kept per key in _kit.ACCOUNT_SETTINGS.
 Calls go through `api.get(path, params, *, signed, host=None)`, `api.post(path, body, *, signed,
 idempotent=False, host=None, deadline=False)` and `api.call(method, path, params, *, signed, ...)`:
@@ -55,12 +71,12 @@ Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api
     support <method>".
     `trade(api, symbol, order_type, price, amount)`: order_type is FMZ's buy, sell, closebuy or
     closesell; a spot market buy's amount is quote currency; answers {"id": ...}, an id that
-    carries what order and cancel need. `_kit.order_size` rounds; `_kit.place_once(send, find,
+    carries what order and cancel need. `_orders.order_size` rounds; `_orders.place_once(send, find,
     api, client_id)` places exactly once (send with deadline=True; find looks the client id up,
-    None when absent) and `_kit.cancel_once(send, lookup, api)` cancels, each explaining a lost
-    or refused answer by looking the order up (see their docstrings for the model). The core refuses, before any handler runs,
-    a close type on a spot symbol and a swap-only method (positions, margin_level, fundings) on
-    a spot symbol.
+    None when absent) and `_orders.cancel_once(send, lookup, api)` cancels, each explaining a lost
+    or refused answer by looking the order up (see their docstrings for the model). The core
+    refuses, before any handler runs, a close type on a spot symbol and a swap-only method
+    (positions, margin_level, fundings) on a spot symbol.
     Every order (order, orders, historyorders) is exactly fmz_plugin.ORDER: {"id", "symbol"
     (FMZ form), "amount", "price", "deal_amount", "avg_price", "type": "buy" | "sell" (the side
     that went to the book: a close-long is "sell"), "offset": "open" | "close" for swaps and ""

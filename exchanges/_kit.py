@@ -1,16 +1,17 @@
-"""What every exchange module shares: the error type, symbols, numbers, signed HTTP calls, the
-markets cache and account settings, and placing and canceling orders exactly once.
+"""What every exchange module shares, apart from the rate limit (exchanges/_throttle.py) and
+orders (exchanges/_orders.py): the error type, symbols, numbers, the transport (connection pool,
+requests, the Api a handler calls through), one single-flight for shared reads and the caches
+(markets, account settings), and reading replies.
 
-Nothing here names an exchange. An exchange module imports from this file; this file imports
-nothing of the project. See exchanges/__init__.py for the contract a module fulfils.
+Nothing here names an exchange. An exchange module imports from this file; of the project, this
+file imports only exchanges/_throttle.py. See exchanges/__init__.py for the contract a module fulfils.
 
-Sections, in order: errors; symbols; numbers; HTTP: connection pool; HTTP: client-side rate
-limit; HTTP: requests and the Api a handler calls through; markets cache; account settings;
-the shared state (POOL, THROTTLE, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
-(market_spec, markets_answer, book_levels, candle_row, one_or_all); orders: size, client id,
-exactly once.
+Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flight (one call for
+callers asking the same at once, and optionally its value kept: shared reads and the caches);
+HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
+state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
+(market_spec, markets_answer, book_levels, candle_row, one_or_all).
 """
-import functools
 import hashlib
 import http.client
 import json
@@ -20,18 +21,15 @@ import ssl
 import threading
 import time
 import urllib.parse
-import uuid
-from collections import deque
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation, ROUND_DOWN, ROUND_HALF_UP
+
+from exchanges._throttle import Refused, endpoint_limits
 
 DEFAULT_TIMEOUT = 10.0        # seconds, connect and each read, for every outbound call
 POOL_SIZE = 8                 # idle keep-alive connections kept per exchange host
 RETRY_BACKOFF = 0.2           # seconds before the single retry of an idempotent read
 RATE_LIMIT_WAIT = 0.5         # seconds a read waits once after the exchange said "slow down"
-THROTTLE_MAX_WAIT = 10.0      # seconds a call may wait for its turn under a rate limit (--max-wait)
-THROTTLE_MARGIN = 0.05        # seconds added to every documented window, for the exchange's clock
-THROTTLE_SWEEP = 5.0          # seconds between two sweeps of idle throttle buckets
 MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
 DEADLINE_MAX_MS = 60_000      # an order's validity deadline is --timeout after signing, at most this
 DEADLINE_MIN_MS = 100         # and at least this (Binance's recvWindow and Bitvavo's access window
@@ -39,7 +37,6 @@ DEADLINE_MIN_MS = 100         # and at least this (Binance's recvWindow and Bitv
 DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock must read before a late
                               # request counts as surely refused (its servers' clocks differ a little)
 DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
-QUOTE_STEP = Decimal("0.00000001")   # a spot market buy's quote amount step, unless the spec says (quote_step)
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
 SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
@@ -282,326 +279,60 @@ def _closed_by_peer(conn):
     return bool(readable)
 
 
-# -- HTTP: client-side rate limit ------------------------------------------------------------------
+# -- Single-flight: one call for callers asking the same at once ------------------------------------
 
-class Limit:
-    """One rate limit as the exchange counts it: `requests` units per `seconds`, for RATE_LIMITS.
+class SingleFlight:
+    """One call per key for the callers asking the same thing at the same time (single-flight),
+    and with `keep`, its value kept for later callers (for `ttl` seconds, or until forgotten).
 
-    `per` says whose calls the exchange counts together:
-        "ip"        every call of this process (the exchange counts per IP address)
-        "key"       every call made with one API key (per account / UID)
-        "key+NAME"  per API key and value of the request parameter NAME ("key+instId": OKX
-                    counts its order endpoints per account and instrument)
-        "ip+NAME"   per IP address and value of NAME
-        None        "key" for a signed call, "ip" for a public one
-    `cost` is what one call spends: 1 (a request), a documented weight, or a function of the
-    call's params giving it (a Binance depth of 500 levels weighs more than one of 5).
-    Limits with the same `pool` name are one budget shared by every endpoint naming it
-    (Binance's request weight per IP); a limit without a pool counts its endpoint alone.
-    `used(headers)` reads the exchange's own count of this budget from a reply's headers
-    (Binance X-MBX-USED-WEIGHT-1M), or None; the throttle then counts what the exchange
-    counted beyond our own calls (another program on the same IP or key).
+    The first caller of a key leads: it makes the call. Whoever asks for that key while the
+    call is under way joins it and gets its outcome instead of a call of their own. A leader's
+    call that asks for its own key again runs that call itself (it cannot wait for itself).
+
+    The one rule for a failure: every caller who joined meets the leader's failure, as the
+    leader does. A PluginError reaches each as a copy of its own (one exception object is not
+    raised in many threads); any other exception is raised again as it is, so each caller's
+    path answers it as it answers the leader's (the core: "internal error in <method>"). A
+    failure is never kept: the next caller asks again.
+
+    Two uses. SHARED_READS (keep=False): identical reads under way at once are one exchange
+    call (see Api._shared_as): 30 robots watching one ticker cost one call per round trip,
+    within the exchange's public limit. Never across different params (a depth of 5 levels is
+    not a depth of 10), and never an answer older than the call that was joined: the call
+    leaves the table the moment its reply is in. What is shared is the raw reply; each caller
+    decodes its own copy. The caches (keep=True: MarketsCache, AccountSettings): 40 robots
+    trading on a cold cache make one instrument-list request, not 40 that the rate limit
+    then refuses.
     """
 
-    __slots__ = ("requests", "seconds", "per", "cost", "pool", "used")
-
-    def __init__(self, requests, seconds, per=None, cost=1, pool=None, used=None):
-        self.requests, self.seconds, self.per = requests, float(seconds), per
-        self.cost, self.pool, self.used = cost, pool, used
-
-    def costing(self, cost):
-        """The same budget (same pool), spent `cost` units a call: one endpoint's weight."""
-        return Limit(self.requests, self.seconds, self.per, cost, self.pool, self.used)
-
-    def units(self, params):
-        return self.cost(params) if callable(self.cost) else self.cost
-
-    def describe(self):
-        """`60 requests per 2 s per API key and instId`, `6000 spot request weight per 60 s per IP`."""
-        counted = {None: "", "ip": " per IP", "key": " per API key"}.get(self.per)
-        if counted is None:
-            who, _, param = self.per.partition("+")
-            counted = f" per {'API key' if who == 'key' else 'IP'} and {param}"
-        return f"{self.requests} {self.pool or 'requests'} per {self.seconds:g} s{counted}"
-
-
-def limits_of(entry):
-    """A RATE_LIMITS value as a list of Limits: `(requests, seconds)`, a Limit, or a list of them."""
-    if entry is None:
-        return []
-    if isinstance(entry, Limit):
-        return [entry]
-    if len(entry) == 2 and all(isinstance(n, (int, float)) for n in entry):
-        return [Limit(*entry)]
-    return list(entry)
-
-
-def endpoint_limits(table, method, path):
-    """(key, Limits, placeholder values) of RATE_LIMITS `table` for one request. A key names a
-    fixed path ("GET /api/v3/depth") or a template whose {name} parts match one path segment
-    each ("DELETE /v2/orders/{id}", "GET /v2/{market}/book"): every path it matches is counted
-    as that one endpoint, and each {name} is a param for `per` and `cost`."""
-    exact = f"{method} {path}"
-    if exact in table:
-        return exact, limits_of(table[exact]), {}
-    for key, entry in table.items():
-        if "{" in key:
-            found = _template(key).fullmatch(exact)
-            if found:
-                return key, limits_of(entry), found.groupdict()
-    return exact, [], {}
-
-
-@functools.lru_cache(maxsize=1024)
-def _template(key):
-    parts = re.split(r"\{(\w+)\}", key)
-    return re.compile("".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)))
-
-
-class _Bucket:
-    """The calls one exchange counts together under one Limit, as the throttle sees them."""
-
-    __slots__ = ("limit", "window", "done", "done_units", "in_flight", "queue", "queued_units",
-                 "reported", "last_used")
-
-    def __init__(self, limit, margin, now):
-        self.limit = limit
-        self.window = limit.seconds + margin
-        self.done = deque()           # (answered at, units) of calls that came back, oldest first
-        self.done_units = 0
-        self.in_flight = 0            # units of calls sent and not answered yet: they count in every window
-        self.queue = deque()          # tickets of the calls waiting for their turn, first come first
-        self.queued_units = 0
-        self.reported = (now, 0)      # (when, units) the exchange counted beyond ours (its headers)
-        self.last_used = now
-
-    def forget_before(self, now):
-        while self.done and self.done[0][0] <= now - self.window:
-            self.done_units -= self.done.popleft()[1]
-        if self.reported[1] and self.reported[0] <= now - self.window:
-            self.reported = (now, 0)
-
-    def earliest(self, now, units):
-        """When `units` more fit in the window, counting answered calls until a window after
-        their answer; inf while only calls in flight could free room."""
-        self.forget_before(now)
-        over = self.in_flight + self.done_units + self.reported[1] + units - self.limit.requests
-        if over <= 0:
-            return now
-        report_at, report_units = self.reported
-        for at, done_units in self.done:
-            if report_units and report_at <= at:
-                over, report_units = over - report_units, 0
-                if over <= 0:
-                    return report_at + self.window
-            over -= done_units
-            if over <= 0:
-                return at + self.window
-        if report_units and over - report_units <= 0:
-            return report_at + self.window
-        return float("inf")
-
-    def lower_bound(self, now, units):
-        """No earlier than this can a call of `units` go, behind the calls queued ahead: the
-        line is played out as if every call were answered the moment it went (and those in
-        flight now), which only ever makes turns come sooner than they will."""
-        self.forget_before(now)
-        used = self.in_flight + self.done_units + self.reported[1]
-        ahead = self.queued_units
-        if used + ahead + units <= self.limit.requests:
-            return now
-        counted = deque(sorted([*self.done, self.reported, (now, self.in_flight)]))
-        played = deque()              # (went at, units) of the calls ahead, as played out
-        at = now
-        while True:
-            room = self.limit.requests - used
-            if ahead and room > 0:
-                going = min(room, ahead)
-                ahead, used, room = ahead - going, used + going, room - going
-                played.append((at, going))
-            if not ahead and room >= units:
-                return at
-            queue = counted if not played or (counted and counted[0] <= played[0]) else played
-            went, freed = queue.popleft()
-            at, used = max(at, went + self.window), used - freed
-
-    def idle(self, now):
-        return not (self.in_flight or self.queue) and self.last_used <= now - self.window
-
-
-class Throttle:
-    """Holds the calls of every robot under the exchanges' documented limits, counted as each
-    exchange counts them.
-
-    Each exchange module declares RATE_LIMITS = {"VERB /path": limit}: a plain
-    `(requests, seconds)` (counted per API key for a signed call, per IP for a public one) or
-    richer Limit objects naming what the exchange counts a limit per (IP, key, key and
-    instrument) and a call's weight. A call waits for its turn, first come first served, and
-    goes as soon as every limit it falls under has room; only a call that could not go within
-    `max_wait` seconds fails, naming the limit, and is not sent.
-
-    The exchange counts arrivals, and a call arrives some time after it leaves (signing, a new
-    connection, the network). So a call counts from the moment it is let go until a window
-    after its answer came back (not after it was let go): in any window the exchange measures,
-    no more calls than the limit can have arrived, however late each one travelled. Each window
-    is also `margin` seconds longer than documented, for the exchange's own clock.
-
-    A bucket (one limit of one exchange, base URL and key) that has been idle for a whole
-    window holds nothing worth keeping and is dropped, so memory stays bounded however many
-    keys and instruments pass through.
-    """
-
-    def __init__(self, max_wait=THROTTLE_MAX_WAIT, margin=THROTTLE_MARGIN, clock=time.monotonic, wait=None):
-        self.max_wait, self.margin = max_wait, margin
-        self.clock = clock
-        self.buckets = {}             # (exchange, base URL, scope, pool or endpoint) -> _Bucket
-        self.changed = threading.Condition()
-        self.wait_for_change = wait or (lambda seconds: self.changed.wait(seconds))
-        self.swept = clock()
-
-    def turn(self, charges, label, max_wait=None):
-        """Wait until a call charged `charges` ([(bucket key, Limit, units)]) may go: a Turn.
-
-        Raises PluginError naming the limit when that cannot happen within max_wait seconds.
-        The call takes its limits one at a time, always in the order of their keys: a call
-        waiting for one limit (Binance's order count) holds no place in the line of another
-        (the weight every market-data read shares), and two calls never wait for each other."""
-        max_wait = self.max_wait if max_wait is None else max_wait
-        with self.changed:
-            now = self.clock()
-            self._sweep(now)
-            charges = sorted(charges, key=lambda charge: charge[0])
-            held = [(self._bucket(key, limit, now), units) for key, limit, units in charges]
-            for bucket, units in held:
-                if units > bucket.limit.requests or bucket.lower_bound(now, units) - now > max_wait:
-                    raise self._refusal(label, bucket.limit, max_wait)
-            taken = []
-            try:
-                for bucket, units in held:
-                    self._take(bucket, units, label, now + max_wait, max_wait)
-                    taken.append((bucket, units))
-            except BaseException:
-                for bucket, units in taken:      # not sent after all: counted nowhere
-                    bucket.in_flight -= units
-                self.changed.notify_all()
-                raise
-            return Turn(self, held)
-
-    def _take(self, bucket, units, label, deadline, max_wait):
-        """Queue for `bucket`, first come first served, until it has room for `units`."""
-        ticket = object()
-        bucket.queue.append(ticket)
-        bucket.queued_units += units
-        self.changed.notify_all()
-        try:
-            while True:
-                now = self.clock()
-                at = bucket.earliest(now, units) if bucket.queue[0] is ticket else float("inf")
-                if at <= now:
-                    bucket.in_flight += units
-                    bucket.last_used = now
-                    return
-                if now >= deadline:
-                    raise self._refusal(label, bucket.limit, max_wait)
-                self.wait_for_change(min(at, deadline) - now)
-        finally:
-            bucket.queue.remove(ticket)
-            bucket.queued_units -= units
-            self.changed.notify_all()            # the next in line may be able to go too
-
-    def _answered(self, held):
-        with self.changed:
-            now = self.clock()
-            for bucket, units in held:
-                bucket.in_flight -= units
-                bucket.done.append((now, units))
-                bucket.done_units += units
-                bucket.last_used = now
-            self.changed.notify_all()
-
-    def _reported(self, bucket, units, exchange_count):
-        """The exchange says it counted `exchange_count` in this bucket's budget, this call's
-        `units` included: what exceeds our own count is another program's, counted too."""
-        with self.changed:
-            now = self.clock()
-            bucket.forget_before(now)
-            bucket.reported = (now, max(0, exchange_count - bucket.done_units - units))
-
-    def _bucket(self, key, limit, now):
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            bucket = self.buckets[key] = _Bucket(limit, self.margin, now)
-        return bucket
-
-    def _sweep(self, now):
-        """Drop buckets idle for a whole window (at most every THROTTLE_SWEEP seconds)."""
-        if now - self.swept < THROTTLE_SWEEP:
-            return
-        self.swept = now
-        for key in [key for key, bucket in self.buckets.items() if bucket.idle(now)]:
-            del self.buckets[key]
-
-    @staticmethod
-    def _refusal(label, limit, max_wait):
-        return PluginError(f"{label}: not sent, its turn under the exchange's limit of {limit.describe()} "
-                           f"cannot come within {max_wait:g} s (--max-wait); held back by this plugin",
-                           rate_limited=True)
-
-    def clear(self):
-        with self.changed:
-            self.buckets.clear()
-
-
-class Turn:
-    """A call let go by the throttle: `observe(headers)` the reply, then `done()` once answered."""
-
-    def __init__(self, throttle, held):
-        self.throttle, self.held = throttle, held
-
-    def observe(self, headers):
-        for bucket, units in self.held:
-            if bucket.limit.used is not None:
-                count = bucket.limit.used(headers)
-                if count is not None:
-                    self.throttle._reported(bucket, units, count)
-
-    def done(self):
-        self.throttle._answered(self.held)
-
-
-# -- HTTP: shared public reads (single-flight) ----------------------------------------------------
-
-class SharedReads:
-    """One exchange call for identical public reads asked at the same time (single-flight).
-
-    While an unsigned GET (same exchange, base URL, path and query) is waiting for its turn or
-    in flight, another robot asking exactly the same joins it and gets the same reply, or the
-    same error, instead of a call of its own: 30 robots watching one ticker cost one call per
-    round trip, within the exchange's public limit. Never across different params (a depth of
-    5 levels is not a depth of 10), and never an answer older than the call that was joined:
-    the call leaves the table the moment its reply is in, so whoever asks after that asks the
-    exchange again. What is shared is the raw reply; each caller decodes its own copy.
-
-    Signed calls are not shared, except a signed GET its module marks `per_key=True` (market
-    data behind the keys, as Alpaca's): that is shared only among callers with the same access
-    key and secret (Api.key_digest is part of the key), never across keys.
-    """
-
-    def __init__(self):
-        self.flights = {}             # key -> _Flight being waited for or in flight
+    def __init__(self, keep=False, ttl=None):
+        self.keep, self.ttl = keep, ttl
+        self.values = {}              # key -> (monotonic time kept, value), when keep
+        self.flights = {}             # key -> _Flight under way
         self.lock = threading.Lock()
 
-    def fetch(self, key, call):
-        """call()'s result, or that of the identical call already under way."""
+    def get(self, key, call):
+        """The kept value of `key`, else call()'s result, or that of the same call under way."""
         with self.lock:
+            kept = self.values.get(key)
+            if kept and (self.ttl is None or time.monotonic() - kept[0] < self.ttl):
+                return kept[1]
             flight = self.flights.get(key)
-            leading = flight is None
-            if leading:
+            if flight is None:
                 flight = self.flights[key] = _Flight()
+                role = "lead"
+            elif flight.owner == threading.get_ident():
+                role = "again"        # the leader's own call asks for its key
             else:
                 flight.joined += 1
-        if not leading:
+                role = "join"
+        if role == "join":
             return flight.outcome()
+        if role == "again":
+            return call()
+        return self._lead(key, flight, call)
+
+    def _lead(self, key, flight, call):
         try:
             flight.result = call()
         except BaseException as error:
@@ -609,22 +340,35 @@ class SharedReads:
             raise
         finally:
             with self.lock:
+                if self.keep and flight.error is None:
+                    self.values[key] = (time.monotonic(), flight.result)
                 del self.flights[key]
             flight.landed.set()
         return flight.result
 
+    def forget(self, key):
+        with self.lock:
+            self.values.pop(key, None)
+
+    def clear(self):
+        with self.lock:
+            self.values.clear()
+
 
 class _Flight:
-    __slots__ = ("landed", "result", "error", "joined")
+    """One call under way: the thread leading it, then its result or failure for those who joined."""
+
+    __slots__ = ("owner", "landed", "result", "error", "joined")
 
     def __init__(self):
+        self.owner = threading.get_ident()
         self.landed = threading.Event()
         self.result, self.error, self.joined = None, None, 0
 
     def outcome(self):
-        self.landed.wait()
+        self.landed.wait()            # the leader's calls have their own timeouts
         if isinstance(self.error, PluginError):
-            error = self.error       # each caller raises its own copy of the same error
+            error = self.error        # each caller raises its own copy of the same error
             raise PluginError(str(error), code=error.code, ambiguous=error.ambiguous,
                               rate_limited=error.rate_limited)
         if self.error is not None:
@@ -683,7 +427,7 @@ class Api:
         self.pool = pool or POOL
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
-        self.shared = shared          # a SharedReads joining identical public GETs, or None
+        self.shared = shared          # a SingleFlight joining identical public GETs, or None
         self.signatures = []          # what the signer added to each request (see _signed_values)
         self._keys = None
 
@@ -716,7 +460,7 @@ class Api:
 
     def get(self, path, params=None, *, signed, host=None, per_key=False):
         """A GET. `per_key=True` marks a signed read whose answer is the same for every caller
-        with these keys (market data an exchange serves only signed): SharedReads may then join
+        with these keys (market data an exchange serves only signed): SHARED_READS may then join
         identical ones of the same keys, never of other keys."""
         return self.call("GET", path, params, signed=signed, idempotent=True, host=host, per_key=per_key)
 
@@ -796,7 +540,7 @@ class Api:
             if shared_as is None:
                 status, body, headers = send()
             else:
-                status, body, headers = self.shared.fetch(shared_as, send)
+                status, body, headers = self.shared.get(shared_as, send)
         except PluginError as error:
             error.deadline = request.deadline       # no answer: wait_past may wait it out
             raise
@@ -816,7 +560,7 @@ class Api:
         return reply
 
     def _shared_as(self, request, host, signed, per_key):
-        """The SharedReads key of a GET that identical ones may join, or None: a public GET by
+        """The SHARED_READS key of a GET that identical ones may join, or None: a public GET by
         exchange, base URL and target; a signed one only when marked per_key, and then with the
         digest of its keys, so it is shared among callers with the same keys alone."""
         if self.shared is None or request.method != "GET" or (signed and not per_key):
@@ -866,7 +610,10 @@ class Api:
         params = {**{k: v for k, v in (params or {}).items() if v is not None}, **in_path}
         charges = [(self._bucket_key(limit, endpoint, params, signed, host), limit, limit.units(params))
                    for limit in limits]
-        return self.throttle.turn(charges, f"{self.name} {request.method} {request.path}", self.max_wait)
+        try:
+            return self.throttle.turn(charges, f"{self.name} {request.method} {request.path}", self.max_wait)
+        except Refused as refused:
+            raise PluginError(str(refused), rate_limited=True) from None
 
     def _bucket_key(self, limit, endpoint, params, signed, host):
         """Whose calls this limit counts together: this process (IP) or this key, maybe per
@@ -953,85 +700,18 @@ def _query_text(value):
     return json.dumps(value, separators=(",", ":"))
 
 
-# -- Caches: loaded once, markets -----------------------------------------------------------------
-
-class LoadedOnce:
-    """Values loaded once per key and shared by every thread, optionally for `ttl` seconds.
-
-    While a key is being loaded, other callers of that key wait for that load and get its
-    value (or its error) instead of loading their own copy: 40 robots trading on a cold cache
-    make one instrument-list request, not 40 that the rate limit then refuses.
-    """
-
-    def __init__(self, ttl=None):
-        self.ttl = ttl
-        self.values = {}              # key -> (monotonic time loaded, value)
-        self.loading = {}             # key -> _Load in progress
-        self.lock = threading.Lock()
-
-    def get(self, key, load):
-        with self.lock:
-            entry = self.values.get(key)
-            if entry and (self.ttl is None or time.monotonic() - entry[0] < self.ttl):
-                return entry[1]
-            running = self.loading.get(key)
-            leader = running is None or running.owner == threading.get_ident()   # (a load may ask for its own key)
-            if running is None:
-                running = self.loading[key] = _Load()
-        return self._load(key, load, running) if leader else running.result()
-
-    def _load(self, key, load, running):
-        try:
-            running.value = load()
-        except BaseException as error:
-            running.error = error
-            raise
-        finally:
-            with self.lock:
-                if running.error is None:
-                    self.values[key] = (time.monotonic(), running.value)
-                if self.loading.get(key) is running:
-                    del self.loading[key]
-            running.done.set()
-        return running.value
-
-    def forget(self, key):
-        with self.lock:
-            self.values.pop(key, None)
-
-    def clear(self):
-        with self.lock:
-            self.values.clear()
-
-
-class _Load:
-    """One load in progress: its owner thread, then its value or error for those who waited."""
-
-    def __init__(self):
-        self.owner = threading.get_ident()
-        self.done = threading.Event()
-        self.value = self.error = None
-
-    def result(self):
-        self.done.wait()              # the loader's calls have their own timeouts
-        if isinstance(self.error, PluginError):
-            error = self.error        # a copy each: one exception object raised in many threads
-            raise PluginError(str(error), error.code, error.ambiguous, error.rate_limited)
-        if self.error is not None:
-            raise PluginError(f"internal error while another call loaded this: {type(self.error).__name__}")
-        return self.value
-
+# -- Caches: markets -------------------------------------------------------------------------------
 
 class MarketsCache:
     """Instrument specs per (exchange, base URL, market kind), reloaded after MARKETS_TTL.
 
     Feeds the `markets` method and the tick/lot rounding of every order, so an order never
     waits for an instrument list except on the first call and after the TTL (and then waits
-    for the one load in progress, see LoadedOnce).
+    for the one load in progress, see SingleFlight).
     """
 
     def __init__(self, ttl=MARKETS_TTL):
-        self.cache = LoadedOnce(ttl)
+        self.cache = SingleFlight(keep=True, ttl=ttl)
 
     def get(self, api, kind):
         return self.cache.get((api.name, api.base_url, kind), lambda: api.exchange.load_markets(api, kind))
@@ -1050,7 +730,7 @@ class AccountSettings:
     for one read."""
 
     def __init__(self):
-        self.cache = LoadedOnce()
+        self.cache = SingleFlight(keep=True)
 
     def get(self, api, name, load):
         return self.cache.get((api.name, api.base_url, api.access_key, name), load)
@@ -1065,8 +745,7 @@ class AccountSettings:
 # -- Shared state: one of each per process, kept across calls --------------------------------------
 
 POOL = Pool()                          # idle keep-alive connections per host
-THROTTLE = Throttle()                  # the client-side rate limit (fmz_plugin: unless --no-throttle)
-SHARED_READS = SharedReads()           # identical public reads under way at once: one call
+SHARED_READS = SingleFlight()          # identical public reads under way at once: one call
 MARKETS = MarketsCache()               # instrument specs per exchange, base URL and kind
 ACCOUNT_SETTINGS = AccountSettings()   # per exchange, base URL and key: a position mode, ...
 CLOCK_OFFSETS = {}                     # (exchange NAME, base URL) -> ms to add to our clock
@@ -1107,178 +786,3 @@ def candle_row(row):
 def one_or_all(replies):
     """The `raw` of a handler that made several calls: the reply itself when there was one."""
     return replies[0] if len(replies) == 1 else replies
-
-
-# -- Orders: size, client id, exactly once ---------------------------------------------------------
-
-def order_size(api, symbol, price, amount, quote_amount=False):
-    """Price and amount as exact strings rounded to the market's tick and lot, checked against
-    its minimum. `quote_amount` marks a spot market buy, whose amount is quote currency, rounded
-    down to the spec's `quote_step` (QUOTE_STEP when the exchange states none)."""
-    spec = market_spec(api, symbol)
-    if quote_amount:
-        step = spec.get("quote_step") or QUOTE_STEP
-        quote = round_down(amount, step)
-        if quote <= 0:
-            raise PluginError(f"amount {plain(amount)} {symbol.quote} is below the quote step "
-                              f"{plain(step)} of {symbol}")
-        return None, plain(quote)
-    size = round_down(amount, spec["amount_size"])
-    if size <= 0 or size < spec["min_qty"]:
-        raise PluginError(f"amount {plain(amount)} is below the minimum {plain(spec['min_qty'])} "
-                          f"for {symbol} (lot size {plain(spec['amount_size'])})")
-    px = None if price is None else plain(round_nearest(price, spec["tick_size"]))
-    return px, plain(size)
-
-
-def new_client_id():
-    """A client order id every shipped exchange accepts: 32 letters and digits, starting with a
-    letter (OKX clOrdId allows 1-32 of those; Binance and Bybit up to 36 of a wider set)."""
-    return "fmz" + uuid.uuid4().hex[:29]
-
-
-def place_once(send, find, api=None, client_id="", ids_never_reused=False):
-    """Place an order exactly once: never two orders, never a failure for one that exists.
-
-    `send()` places the order, with a client order id chosen beforehand (`client_id`, so every
-    send is the same order) and the exchange's validity deadline (`api.post(..., deadline=True)`),
-    and returns the answer; `find()` looks the client id up and returns the same answer, or None
-    when the exchange has no such order.
-
-    The model. OKX, Binance, Bybit, BingX and Bitvavo check a client id only among OPEN orders:
-    once the first send has filled, a resend with the same id is a second order. So "not found"
-    proves nothing while the first send may still be on its way or queued inside the exchange.
-    What proves it is the deadline the request carried (OKX expTime, a recvWindow or access
-    window with the signed timestamp elsewhere, --timeout after signing): past it, the exchange
-    refuses the request however late it arrives. Hence, after an ambiguous send (no answer, 5xx, an "outcome unknown" code):
-      1. look the client id up: found -> that order's answer (the usual case: the reply was lost);
-      2. wait until the exchange's own clock is past the deadline (Api.wait_past);
-      3. look it up again: found -> that order; absent -> proof that nothing was placed, and only
-         then is the order sent again, as a new request with a new deadline;
-      4. the same steps once for that second send; after it, nothing is sent a third time.
-    Whenever proof is impossible (no deadline, the exchange's clock or the lookup unreachable),
-    nothing is resent and the error says the order may exist and names its client id.
-    Without `api`, nothing can be waited out, so an order not found is never sent again.
-
-    `ids_never_reused=True` is for an exchange that refuses any client id an earlier order had,
-    finished ones included (Alpaca): there a resend can never make a second order, so it goes at
-    once, without a deadline; if it is refused, the first send arrived after all and is looked up.
-    """
-    try:
-        return send()
-    except PluginError as error:
-        if not error.ambiguous:
-            raise
-        first = error
-    found = _settle(find, first, api, client_id, wait=not ids_never_reused)
-    if found is not None:
-        return found
-    try:
-        return send()
-    except PluginError as error:
-        if not error.ambiguous:
-            found = _lookup(find, error, client_id) if ids_never_reused else None
-            if found is not None:
-                return found              # the first send arrived late: its id refused this one
-            raise PluginError(f"{error} (sent again after the first request, unanswered, was found not "
-                              f"placed)", code=error.code) from None
-        second = error
-    found = _settle(find, second, api, client_id, wait=not ids_never_reused)
-    if found is not None:
-        return found
-    if ids_never_reused:
-        raise _outcome_unknown(second, client_id, "sent twice without an answer (the exchange takes a "
-                               "client id once, so at most one order exists)") from None
-    raise PluginError(f"{second}; sent twice with client order id {client_id}, each time without an "
-                      f"answer, and looked up after each deadline: no order was placed") from None
-
-
-def _settle(find, failure, api, client_id, wait=True):
-    """After an ambiguous send: the order's answer if it exists, None once it provably does not
-    (looked up after the request's deadline); PluginError "outcome unknown" when unprovable.
-    With wait=False, a first lookup that finds nothing is enough (ids_never_reused)."""
-    found = _lookup(find, failure, client_id)
-    if found is not None or not wait:
-        return found
-    if api is None or failure.deadline is None or not api.wait_past(failure.deadline):
-        raise _outcome_unknown(failure, client_id, "its deadline could not be waited out, so it may "
-                               "still be taken") from None
-    return _lookup(find, failure, client_id)
-
-
-def _lookup(find, failure, client_id):
-    """find(), or "outcome unknown" when it fails, even on a reply it cannot read (KeyError...):
-    the order may exist, and the robot must be told so rather than read "internal error"."""
-    try:
-        return find()
-    except Exception as error:
-        raise _outcome_unknown(failure, client_id, f"looking it up failed too ({_why(error)})") from None
-
-
-def _why(error):
-    """What went wrong in a lookup, for the trader: a PluginError's own text, else its type too."""
-    return str(error) if isinstance(error, PluginError) else f"{type(error).__name__}: {error}"
-
-
-def _outcome_unknown(failure, client_id, why):
-    return PluginError(f"{failure}; outcome unknown, {why}: the order may exist (client order id "
-                       f"{client_id}), look at open orders and history before placing it again",
-                       ambiguous=True)
-
-
-CANCELED = ("canceled", "partial-canceled")
-
-
-def cancel_once(send, lookup, api=None):
-    """Cancel an order; never report a canceled order as not canceled.
-
-    `send()` cancels (with the exchange's validity deadline where its cancels take one) and
-    returns `(True, raw)`; `lookup()` returns the order as `(order, raw)` in the FMZ shape.
-    - A refused cancel is explained by the order: already canceled -> True (a second cancel
-      succeeds, as FMZ reads "no error"); filled -> an error saying it filled; else the refusal.
-    - An unanswered cancel is looked up: canceled -> True; filled -> the error saying so; still
-      open -> with a deadline, looked up again once it has passed (a late cancel is then refused
-      by the exchange): canceled -> True, else "still open"; without one, the error says the
-      cancel may still take effect. Either way the robot may cancel again.
-    """
-    try:
-        return send()
-    except PluginError as error:
-        failure = error
-    if failure.rate_limited or (failure.code is None and not failure.ambiguous):
-        raise failure
-    order, raw = _order_after(lookup, failure)
-    if _settled(failure, order):
-        return True, raw
-    if not failure.ambiguous:
-        raise failure
-    if api is None or failure.deadline is None or not api.wait_past(failure.deadline):
-        raise PluginError(f"{failure}; looked up, the order is still {order.get('status')}: the cancel may "
-                          f"still take effect, cancel again to be sure") from None
-    order, raw = _order_after(lookup, failure)
-    if _settled(failure, order):
-        return True, raw
-    raise PluginError(f"{failure}; looked up after the cancel's deadline, the order is still open "
-                      f"({order.get('status')}): the cancel did not take effect") from None
-
-
-def _order_after(lookup, failure):
-    """The order looked up after a failed cancel; a refusal stands if the lookup fails too."""
-    try:
-        return lookup()
-    except Exception as error:                # a reply it cannot read counts as a failed lookup
-        if not failure.ambiguous:
-            raise failure from None
-        raise PluginError(f"{failure}; looking the order up failed too ({_why(error)}): it may or may not "
-                          f"be canceled") from None
-
-
-def _settled(failure, order):
-    """True when the looked-up order is canceled; a filled order raises, as nothing is left to
-    cancel; False while it is still open."""
-    if order.get("status") in CANCELED:
-        return True
-    if order.get("status") == "filled":
-        raise PluginError(f"{failure}: the order has already filled ({order.get('deal_amount')} at "
-                          f"{order.get('avg_price')}), nothing is left to cancel", code=failure.code) from None
-    return False

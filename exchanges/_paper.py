@@ -23,7 +23,7 @@ Matching
   exchange NAME and market kind, or `--paper-fees MAKER,TAKER` for all). Spot fees are taken
   from what the order receives (the base of a buy, the quote of a sell); swap fees from the
   margin currency's balance.
-- Orders are rounded and refused as the exchange would (`_kit.order_size`: tick, lot, minimum;
+- Orders are rounded and refused as the exchange would (`_orders.order_size`: tick, lot, minimum;
   the market's min_notional and max_qty), and refused when the balance does not cover them.
   A resting order freezes what it would spend (`frozen` in accounts) until it fills or is canceled.
 
@@ -53,7 +53,8 @@ import sqlite3
 import threading
 from decimal import Decimal
 
-from exchanges._kit import Api, PluginError, market_spec, now_ms, order_size, parse_symbol, round_down
+from exchanges._kit import Api, PluginError, market_spec, now_ms, parse_symbol, round_down
+from exchanges._orders import order_size
 
 ACCESS_KEY = "paper"                 # the Access Key that makes an account a paper one
 DEFAULT_BALANCES = "USDT=10000,USDC=10000,USD=10000,EUR=10000"   # an empty Secret Key's account
@@ -493,8 +494,8 @@ class State:
         swap, side = order["swap"], order["close_side"]
         position = self.positions[(order["symbol"], side)]
         pnl = _pnl(swap, side, position["avg"], price, size)
-        release = position["margin"] if size >= position["size"] else \
-            (position["margin"] * size / position["size"]).quantize(MONEY)
+        release = (position["margin"] if size >= position["size"]
+                   else (position["margin"] * size / position["size"]).quantize(MONEY))
         balance = self.balance(swap["settle"])
         balance[1] -= release
         balance[0] += release + pnl
@@ -640,8 +641,8 @@ def _place_spot(account, state, order, fills, left):
     base, quote = order["base"], order["quote"]
     order["frozen_ccy"] = quote if order["side"] == "buy" else base
     # a buy freezes its quote (a limit buy amount x price, a market buy the quote it spends), a sell its base
-    need = order["amount"] * order["price"] if order["side"] == "buy" and order["price"] is not None \
-        else order["amount"]
+    need = (order["amount"] * order["price"] if order["side"] == "buy" and order["price"] is not None
+            else order["amount"])
     free = state.balance(order["frozen_ccy"])[0]
     if free < need:
         raise account.refusal(f"insufficient {order['frozen_ccy']}: {free} free, {need} needed")

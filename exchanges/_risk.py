@@ -62,6 +62,7 @@ MINUTE = 60.0
 SYMBOLS_SHOWN = 6                                # allowed symbols a refusal lists
 FLIGHT_KEYS_KEPT = 1024                          # (exchange, key, symbol) lists kept before a sweep
 REFUSALS_LOGGED_EVERY = 60.0                     # seconds: a refusal per exchange and rule is logged once per
+_UNGUARDED = contextlib.nullcontext()            # the context of a call no rule counts
 
 
 def default_halt_file(risk_path=None):
@@ -282,8 +283,8 @@ class RiskGuard:
         if not order.closes:
             self._check_value(api, rules, order)
         open_now = self._exchange_count(api, rules, order, "max_open_orders", self._open_orders)
-        position_now = None if order.closes or not order.symbol.is_swap else \
-            self._exchange_count(api, rules, order, "max_position", self._position)
+        position_now = (None if order.closes or not order.symbol.is_swap
+                        else self._exchange_count(api, rules, order, "max_position", self._position))
         return self._take_turn(api, rules, order, open_now, position_now)
 
     def _check_symbol(self, api, rules, order):
@@ -506,9 +507,6 @@ class Ticket:
         reached = error is None or not isinstance(error, PluginError) or error.code is not None or error.ambiguous
         self.guard._landed(self, reached)
         return False
-
-
-_UNGUARDED = contextlib.nullcontext()      # the context of a call no rule counts
 
 
 def _stamp(path):

@@ -57,8 +57,10 @@ import calendar
 import re
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once, iso_ms, markets_answer,
-                            new_client_id, number_or_zero, one_or_all, order_size, place_once, precision)
+from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, markets_answer, number_or_zero,
+                            one_or_all, precision)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Alpaca"
 BASE_URL = "https://api.alpaca.markets"
@@ -177,7 +179,7 @@ def _market_data(api, specs, path, params=None):
     """GET on the data host for the assets `specs` (all stocks or all crypto): /v2/stocks/...
     with the key's feed, or /v1beta3/crypto/us/..., asking for them by symbols=A,B. Signed (the
     keys travel with it) but the same for every caller with these keys: per_key lets robots on
-    one key share an identical read under way (_kit.SharedReads), never across keys."""
+    one key share an identical read under way (_kit.SHARED_READS), never across keys."""
     stock = specs[0]["asset_class"] == "us_equity"
     query = {"symbols": ",".join(spec["alpaca_symbol"] for spec in specs), **(params or {}),
              "feed": api.keys.feed if stock else None}
@@ -371,15 +373,14 @@ def depth(api, symbol, limit=None):
     return {"time": _ms(book.get("t")), "asks": asks, "bids": bids}, reply
 
 
-def trades(api, symbol, limit=None):
-    """GET /v2/stocks/trades or GET /v1beta3/crypto/us/trades (the latest `limit`, default 100,
-    of the last day for crypto, the last week for a stock; answered oldest first). Crypto trades
+def trades(api, symbol):
+    """GET /v2/stocks/trades or GET /v1beta3/crypto/us/trades (the latest 100 of the last
+    day for crypto, the last week for a stock; answered oldest first). Crypto trades
     say the taker's side (tks B/S); stock trades do not, so a stock trade is a buy when its price
     is not below the one before (the tick test)."""
     spec = asset(api, symbol)
-    wanted = min(limit or 100, DATA_PAGE)
     start = api.now() - TRADES_LOOKBACK_MS[spec["asset_class"]]
-    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": wanted, "sort": "desc"})
+    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": 100, "sort": "desc"})
     rows = list(reversed(_data(reply, "trades", spec) or []))
     answer, previous = [], None
     for t in rows:
@@ -427,8 +428,8 @@ def accounts(api):
     account = _trading(api, "GET", "/v2/account")
     positions = _trading(api, "GET", "/v2/positions")
     cash = number_or_zero(account.get("cash"))
-    held = number_or_zero(account.get("equity")) - number_or_zero(account.get("long_market_value")) \
-        - number_or_zero(account.get("short_market_value")) - cash
+    held = (number_or_zero(account.get("equity")) - number_or_zero(account.get("long_market_value"))
+            - number_or_zero(account.get("short_market_value")) - cash)
     rows = [{"currency": account.get("currency") or "USD", "free": cash, "frozen": max(held, number_or_zero(0))}]
     for p in positions or []:
         qty, available = number_or_zero(p.get("qty")), number_or_zero(p.get("qty_available"))

@@ -13,7 +13,7 @@ the query string and an empty body (POST_PARAMS = "query"), so totalParams is th
 header. Binance refuses a timestamp more than recvWindow behind its clock or 1 s ahead (-1021),
 hence the clock offset. Orders and cancels carry recvWindow = --timeout instead (at most 60000):
 Binance does not take them later than that (futures: -5028 from the matching engine), which is
-what lets _kit.place_once prove that an unanswered order was not placed.
+what lets _orders.place_once prove that an unanswered order was not placed.
 
 Symbols: BTC_USDT is spot BTCUSDT; BTC_USDT.swap is the USDT-M perpetual BTCUSDT on /fapi. A
 futures amount is in the base coin, as Binance's quantity is: a swap's `ct_val` is 1.
@@ -29,10 +29,10 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
-                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision,
-                            whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
+                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
@@ -368,8 +368,8 @@ def load_markets(api, kind):
     reply = _get(api, kind, "/exchangeInfo", signed=False)
     markets = {}
     for info in _data(reply).get("symbols", []):
-        if info.get("status") != "TRADING" or info.get("isSpotTradingAllowed") is False \
-                or (kind == "swap" and info.get("contractType") != "PERPETUAL"):
+        if (info.get("status") != "TRADING" or info.get("isSpotTradingAllowed") is False
+                or (kind == "swap" and info.get("contractType") != "PERPETUAL")):
             continue
         symbol = Symbol(info["baseAsset"], info["quoteAsset"], kind)
         filters = {f.get("filterType"): f for f in info.get("filters", [])}

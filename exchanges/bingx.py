@@ -49,10 +49,10 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
-                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision,
-                            whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
+                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "BingX"
 BASE_URL = "https://open-api.bingx.com"

@@ -11,7 +11,7 @@ and body is the JSON body ("" for GET and DELETE). The timestamp (ms) travels as
 Bitvavo-Access-Timestamp, the key as Bitvavo-Access-Key, and Bitvavo-Access-Window (ms, default
 10000, at most 60000) bounds how late the request may arrive: later is refused with 304, hence the
 clock offset. Orders and cancels carry a window of --timeout (see _kit.Api.window_ms), which
-is what lets _kit.place_once prove that an unanswered order was not placed.
+is what lets _orders.place_once prove that an unanswered order was not placed.
 
 Replies carry no envelope: a success is the bare object or list, a refusal
 {"errorCode": 216, "error": "..."} with an HTTP 4xx/5xx status (https://docs.bitvavo.com/docs/errors).
@@ -61,9 +61,10 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (Limit, PluginError, Symbol, book_levels, cancel_once, candle_row, markets_answer,
-                            number_or_zero, one_or_all, order_size, place_once, precision,
-                            whole_or_zero)
+from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, markets_answer, number_or_zero,
+                            one_or_all, precision, whole_or_zero)
+from exchanges._orders import cancel_once, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Bitvavo"
 BASE_URL = "https://api.bitvavo.com"        # paths below start with /v2
@@ -236,7 +237,7 @@ def split_order_id(order_id):
 
 def _client_order_id():
     """Bitvavo's clientOrderId is a UUID (the FIX API requires one; the REST docs show one),
-    which _kit.new_client_id's 32 letters and digits are not."""
+    which _orders.new_client_id's 32 letters and digits are not."""
     return str(uuid.uuid4())
 
 

@@ -7,7 +7,7 @@ payload is the query string of a GET and the exact JSON body of a POST; sent as 
 X-BAPI-API-KEY, X-BAPI-TIMESTAMP (ms) and X-BAPI-RECV-WINDOW. Bybit refuses a timestamp outside
 [server - recv_window, server + 1000 ms) with retCode 10002, hence the clock offset. Orders and
 cancels carry recv_window = --timeout (at most 60 s): Bybit does not take them later than that,
-which is what lets _kit.place_once prove that an unanswered order was not placed.
+which is what lets _orders.place_once prove that an unanswered order was not placed.
 
 Order ids given to FMZ are `CATEGORY,SYMBOL,ORDERID` (`spot,BTCUSDT,1321003749386327552`,
 `linear,BTCUSDT,c6f055d9-7f21-...`): order and cancel need no lookup, and a spot order is never
@@ -26,10 +26,10 @@ import re
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, Limit, PluginError, Symbol, book_levels, cancel_once,
-                            candle_row, markets_answer, new_client_id, number_or_zero, one_or_all, order_size,
-                            place_once, precision,
-                            whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
+                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
@@ -191,8 +191,8 @@ def listed(api, category_name):
 def split_order_id(order_id):
     """`spot,BTCUSDT,123` -> ("spot", "BTCUSDT", "123")."""
     parts = order_id.split(",")
-    if len(parts) != 3 or parts[0] not in KINDS or not re.fullmatch(r"[A-Z0-9]{2,40}", parts[1]) \
-            or not re.fullmatch(r"[A-Za-z0-9\-]{1,64}", parts[2]):
+    if (len(parts) != 3 or parts[0] not in KINDS or not re.fullmatch(r"[A-Z0-9]{2,40}", parts[1])
+            or not re.fullmatch(r"[A-Za-z0-9\-]{1,64}", parts[2])):
         raise PluginError(f"invalid Bybit order id {order_id[:60]!r}: expected CATEGORY,SYMBOL,ORDERID "
                           f"such as spot,BTCUSDT,1321003749386327552")
     return parts[0], parts[1], parts[2]
@@ -278,8 +278,8 @@ def _market(inst, kind):
     """One instrument as FMZ Market fields; perpetuals only among linear contracts, and only those
     named BASE+QUOTE, so that BTC_USDT.swap <-> BTCUSDT holds both ways."""
     base, quote = inst.get("baseCoin", ""), inst.get("quoteCoin", "")
-    if inst.get("status") != "Trading" or inst.get("symbol") != base + quote \
-            or (kind == "swap" and inst.get("contractType") != "LinearPerpetual"):
+    if (inst.get("status") != "Trading" or inst.get("symbol") != base + quote
+            or (kind == "swap" and inst.get("contractType") != "LinearPerpetual")):
         return None
     lot, tick = inst.get("lotSizeFilter") or {}, number_or_zero((inst.get("priceFilter") or {}).get("tickSize"))
     step = number_or_zero(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))

@@ -9,7 +9,7 @@ timestamp is ISO-8601 UTC with milliseconds and is also sent as OK-ACCESS-TIMEST
 refuses a timestamp more than 30 s away from its clock (50102), hence the clock offset.
 
 Orders carry the `expTime` header ("Transaction Timeouts": OKX does not process an order once its
-clock is past it), --timeout after signing, which is what lets _kit.place_once prove that an
+clock is past it), --timeout after signing, which is what lets _orders.place_once prove that an
 unanswered order was not placed. OKX takes expTime on placing and amending orders, not on cancels.
 
 Order ids given to FMZ are `INSTID,ORDID` (`ETH-USDT,123456`): order and cancel need no lookup.
@@ -25,9 +25,10 @@ import hmac
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, Limit, PluginError, Symbol, book_levels, cancel_once, candle_row,
-                            iso_ms, markets_answer, new_client_id, number_or_zero, one_or_all, order_size, place_once,
-                            precision, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, markets_answer,
+                            number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._throttle import Limit
 
 NAME = "OKX"
 BASE_URL = "https://www.okx.com"
@@ -106,8 +107,8 @@ def parse_keys(access_key, secret_key):
         raise PluginError("OKX keys: access_key must be the API key and secret_key must be "
                           "SECRET,PASSPHRASE (optionally followed by ,simulate and/or ,isolated)")
     options = parts[2:]
-    if any(o not in KEY_OPTIONS for o in options) or len(set(options)) < len(options) \
-            or {"isolated", "cross"} <= set(options):
+    if (any(o not in KEY_OPTIONS for o in options) or len(set(options)) < len(options)
+            or {"isolated", "cross"} <= set(options)):
         raise PluginError("OKX keys: after SECRET,PASSPHRASE the secret_key takes only the options "
                           "simulate and one of isolated / cross")
     margin_mode = "isolated" if "isolated" in options else "cross"
@@ -218,10 +219,9 @@ def depth(api, symbol, limit=None):
             "bids": book_levels(book.get("bids"))}, reply
 
 
-def trades(api, symbol, limit=None):
-    """GET /api/v5/market/trades (newest first, up to 500; answered oldest first)"""
-    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": min(limit or 100, 500)},
-                    signed=False)
+def trades(api, symbol):
+    """GET /api/v5/market/trades (newest first, the latest 100 of up to 500; answered oldest first)"""
+    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": 100}, signed=False)
     rows = [{"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
              "amount": number_or_zero(t["sz"]), "type": t["side"]} for t in _data(reply)]
     return rows[::-1], reply

@@ -23,7 +23,7 @@ import time
 import pytest
 
 import fmz_plugin
-from exchanges import _kit, _paper
+from exchanges import _kit, _paper, _throttle
 from tests.fakes.base import SERVE_POLL
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
@@ -291,7 +291,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def fresh_caches():
     _kit.MARKETS.clear()
-    _kit.THROTTLE.clear()
+    _throttle.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.CLOCK_OFFSETS.clear()
     yield

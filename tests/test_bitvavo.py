@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from exchanges import _kit, bitvavo
+from exchanges import _kit, _throttle, bitvavo
 from exchanges._kit import PluginError, Request, Symbol
 from tests.conftest import PluginClient, client_of
 from tests.fakes.bitvavo import API_KEY, SECRET, FakeBitvavo
@@ -348,11 +348,11 @@ def test_every_endpoint_the_module_calls_has_its_limit(client):
     called = {(verb, target.split("?")[0]) for verb, target, _ in client.fake.requests}
     assert len(called) == 12                  # /v2/time through exchange.IO
     for verb, path in called:
-        assert _kit.endpoint_limits(bitvavo.RATE_LIMITS, verb, path)[1], (verb, path)
+        assert _throttle.endpoint_limits(bitvavo.RATE_LIMITS, verb, path)[1], (verb, path)
 
 
 def test_weights_are_the_documented_ones():
-    weight = lambda endpoint, **params: sum(limit.units(params) for limit in _kit.limits_of(bitvavo.RATE_LIMITS[endpoint])
+    weight = lambda endpoint, **params: sum(limit.units(params) for limit in _throttle.limits_of(bitvavo.RATE_LIMITS[endpoint])
                                             if limit.pool == "request weight")
     assert weight("GET /v2/ticker/24h", market="BTC-EUR") == 1 and weight("GET /v2/ticker/24h") == 25
     assert weight("GET /v2/ordersOpen") == 25 and weight("GET /v2/balance") == 5 and weight("GET /v2/orders") == 5
@@ -366,7 +366,7 @@ def test_weights_are_the_documented_ones():
 def test_the_remaining_weight_header_is_followed(client):
     """Another program spent 990 of this key's 1000 points: after a balance (5) Bitvavo says 5 are
     left, so every market's open orders (25) cannot go within --max-wait."""
-    client.server.settings.throttle = _kit.Throttle()
+    client.server.settings.throttle = _throttle.Throttle()
     client.server.settings.max_wait = 1.0
     client.fake.weight_used_elsewhere = 990
     assert client.data("accounts")

@@ -47,11 +47,14 @@ def test_bundle_is_plain_source_carrying_each_module_verbatim(bundle_path):
     text = bundle_path.read_text(encoding="utf-8")
     compile(text, "fmz_plugin.py", "exec")
     assert text.endswith(repo_text("fmz_plugin.py"))             # the core comes last, verbatim
-    for path in ["exchanges/_kit.py", "exchanges/__init__.py"] + exchange_paths():
+    shared = ["exchanges/_throttle.py", "exchanges/_kit.py", "exchanges/_orders.py"]
+    for path in shared + ["exchanges/__init__.py"] + exchange_paths():
         assert f"_bundle_module({path[:-3].replace('/', '.').replace('.__init__', '')!r}, {path!r}, r'''\n" in text
         assert repo_text(path) in text.replace("''' \"'''\" r'''", "'''")
-    starts = [text.index(f"{path!r}, r'''") for path in ["exchanges/_kit.py"] + exchange_paths() + ["exchanges/__init__.py"]]
-    assert starts[0] < min(starts[1:-1]) and max(starts[1:-1]) < starts[-1]    # dependencies first
+    starts = [text.index(f"{path!r}, r'''") for path in shared + exchange_paths() + ["exchanges/__init__.py"]]
+    first = len(shared)
+    assert starts[:first] == sorted(starts[:first])                     # _throttle, then _kit, then _orders
+    assert starts[first - 1] < min(starts[first:-1]) and max(starts[first:-1]) < starts[-1]    # dependencies first
 
 
 @pytest.mark.parametrize("text", ["plain", "a'''b", "'''", "ends in a backslash\\", "ends in a quote'",

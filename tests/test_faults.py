@@ -10,7 +10,7 @@ The rules proven here:
 """
 import pytest
 
-from exchanges import _kit
+from exchanges import _kit, _orders
 
 FAULTS = ["drop_after", "drop_before", "5xx", "html", "truncated", "delay", "429"]
 # What a trader reads for each fault, when it is not retried away.
@@ -272,18 +272,18 @@ class Clock:
 
 def test_place_once_looks_up_an_ambiguous_send_and_answers_the_found_order():
     send, find, clock = script(ambiguous()), script("found"), Clock()
-    assert _kit.place_once(send, find, clock, "fmz1") == "found" and send.left == [] and clock.waited == []
+    assert _orders.place_once(send, find, clock, "fmz1") == "found" and send.left == [] and clock.waited == []
 
 
 def test_place_once_resends_only_after_the_deadline_has_passed_and_the_order_is_still_absent():
     send, find, clock = script(ambiguous(deadline=1234), "placed"), script(None, None), Clock()
-    assert _kit.place_once(send, find, clock, "fmz1") == "placed"
+    assert _orders.place_once(send, find, clock, "fmz1") == "placed"
     assert clock.waited == [1234] and find.left == []
 
 
 def test_place_once_finds_an_order_taken_while_the_deadline_was_waited_out():
     send, find = script(ambiguous(), "never"), script(None, "found")
-    assert _kit.place_once(send, find, Clock(), "fmz1") == "found" and send.left == ["never"]
+    assert _orders.place_once(send, find, Clock(), "fmz1") == "found" and send.left == ["never"]
 
 
 def test_place_once_never_resends_without_a_deadline_or_a_readable_clock():
@@ -291,66 +291,66 @@ def test_place_once_never_resends_without_a_deadline_or_a_readable_clock():
                          (None, ambiguous())):
         send, find = script(failure, "never"), script(None)
         with pytest.raises(_kit.PluginError, match="outcome unknown.*may exist \\(client order id fmz7\\)"):
-            _kit.place_once(send, find, api, "fmz7")
+            _orders.place_once(send, find, api, "fmz7")
         assert send.left == ["never"]
 
 
 def test_place_once_refused_send_is_not_looked_up_or_resent():
     send, find = script(_kit.PluginError("X 51008: Insufficient balance", code="51008")), script()
     with pytest.raises(_kit.PluginError, match="51008"):
-        _kit.place_once(send, find, Clock(), "fmz1")
+        _orders.place_once(send, find, Clock(), "fmz1")
 
 
 def test_place_once_failed_lookup_says_the_order_may_exist_and_names_the_client_id():
     send, find = script(ambiguous()), script(ambiguous("lookup lost"))
     with pytest.raises(_kit.PluginError, match="lookup lost.*may exist \\(client order id fmz9\\)") as raised:
-        _kit.place_once(send, find, Clock(), "fmz9")
+        _orders.place_once(send, find, Clock(), "fmz9")
     assert raised.value.ambiguous
 
 
 def test_place_once_never_sends_a_third_time_and_says_nothing_was_placed():
     send, find = script(ambiguous(), ambiguous(), "never"), script(None, None, None, None)
     with pytest.raises(_kit.PluginError, match="sent twice.*no order was placed"):
-        _kit.place_once(send, find, Clock(), "fmz1")
+        _orders.place_once(send, find, Clock(), "fmz1")
     assert send.left == ["never"]
 
 
 def test_place_once_resend_refused_says_the_first_was_proven_not_placed():
     send = script(ambiguous(), _kit.PluginError("X 51008: Insufficient balance", code="51008"))
     with pytest.raises(_kit.PluginError, match="51008.*found not placed") as raised:
-        _kit.place_once(send, script(None, None), Clock(), "fmz1")
+        _orders.place_once(send, script(None, None), Clock(), "fmz1")
     assert raised.value.code == "51008"
 
 
 def test_cancel_once_confirms_an_unanswered_cancel_by_lookup():
-    assert _kit.cancel_once(script(ambiguous()), script(({"status": "canceled"}, "raw")), Clock()) == (True, "raw")
+    assert _orders.cancel_once(script(ambiguous()), script(({"status": "canceled"}, "raw")), Clock()) == (True, "raw")
     with pytest.raises(_kit.PluginError, match="still open \\(pending\\): the cancel did not take effect"):
-        _kit.cancel_once(script(ambiguous()), script(({"status": "pending"}, "r"), ({"status": "pending"}, "r")),
+        _orders.cancel_once(script(ambiguous()), script(({"status": "pending"}, "r"), ({"status": "pending"}, "r")),
                          Clock())
     with pytest.raises(_kit.PluginError, match="still pending: the cancel may still take effect"):
-        _kit.cancel_once(script(ambiguous(deadline=None)), script(({"status": "pending"}, "raw")), Clock())
+        _orders.cancel_once(script(ambiguous(deadline=None)), script(({"status": "pending"}, "raw")), Clock())
 
 
 def test_cancel_once_a_late_cancel_that_landed_before_its_deadline_answers_true():
     lookup = script(({"status": "pending"}, "r1"), ({"status": "canceled"}, "r2"))
-    assert _kit.cancel_once(script(ambiguous()), lookup, Clock()) == (True, "r2")
+    assert _orders.cancel_once(script(ambiguous()), lookup, Clock()) == (True, "r2")
 
 
 def test_cancel_once_explains_a_refusal_by_the_order():
     gone = _kit.PluginError("X 51400: filled, canceled or does not exist", code="51400")
-    assert _kit.cancel_once(script(gone), script(({"status": "canceled"}, "raw"))) == (True, "raw")
+    assert _orders.cancel_once(script(gone), script(({"status": "canceled"}, "raw"))) == (True, "raw")
     with pytest.raises(_kit.PluginError, match="51400.*already filled"):
-        _kit.cancel_once(script(gone), script(({"status": "filled", "deal_amount": 1}, "raw")))
+        _orders.cancel_once(script(gone), script(({"status": "filled", "deal_amount": 1}, "raw")))
     with pytest.raises(_kit.PluginError, match="^X 51400: filled, canceled or does not exist$"):
-        _kit.cancel_once(script(gone), script(_kit.PluginError("X 51603: Order does not exist", code="51603")))
+        _orders.cancel_once(script(gone), script(_kit.PluginError("X 51603: Order does not exist", code="51603")))
 
 
 def test_place_once_a_lookup_reply_it_cannot_read_still_says_the_order_may_exist():
     send, find = script(ambiguous()), script(KeyError("ordId"))
     with pytest.raises(_kit.PluginError, match="KeyError.*may exist \\(client order id fmz3\\)"):
-        _kit.place_once(send, find, Clock(), "fmz3")
+        _orders.place_once(send, find, Clock(), "fmz3")
 
 
 def test_cancel_once_a_lookup_reply_it_cannot_read_says_it_may_or_may_not_be_canceled():
     with pytest.raises(_kit.PluginError, match="TypeError.*may or may not be canceled"):
-        _kit.cancel_once(script(ambiguous()), script(TypeError("bad")), Clock())
+        _orders.cancel_once(script(ambiguous()), script(TypeError("bad")), Clock())

@@ -107,7 +107,7 @@ def test_a_crowd_on_a_cold_markets_cache_loads_it_once(fake, monkeypatch):
 
 
 def test_a_failed_load_is_shared_not_repeated_by_each_waiter():
-    cache, calls, started = _kit.LoadedOnce(), [], threading.Event()
+    cache, calls, started = _kit.SingleFlight(keep=True), [], threading.Event()
 
     def load():
         calls.append(1)

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import fmz_plugin
-from exchanges import EXCHANGES, _kit
+from exchanges import EXCHANGES, _throttle
 from tests.conftest import PluginClient
 
 pytestmark = pytest.mark.repo_only        # sets the plugin's throttle and limits in this process
@@ -21,7 +21,7 @@ def throttled(exchange, monkeypatch, endpoint, limit, max_wait=30.0):
     """Throttle on in the plugin serving `exchange`, with `limit` for `endpoint`; the fake
     forgets the arrivals so far (they went unthrottled)."""
     monkeypatch.setitem(module_of(exchange).RATE_LIMITS, endpoint, limit)
-    exchange.server.settings.throttle = _kit.Throttle()
+    exchange.server.settings.throttle = _throttle.Throttle()
     exchange.server.settings.max_wait = max_wait
     exchange.fake.arrivals.clear()
 
@@ -112,7 +112,7 @@ class FakeClock:
 
 def on_fake_clock(exchange):
     clock = FakeClock()
-    exchange.server.settings.throttle = _kit.Throttle(clock=clock, wait=clock.wait)
+    exchange.server.settings.throttle = _throttle.Throttle(clock=clock, wait=clock.wait)
     return clock
 
 
@@ -133,7 +133,7 @@ def test_okx_orders_on_two_instruments_each_have_their_own_limit(okx_client, mon
     """OKX counts orders per account and instrument: two robots, one per pair, each at 3 orders
     per 0.4 s; both pairs are placed in full and neither pair ever goes over its own limit."""
     exchange = okx_client
-    throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _kit.Limit(3, 0.4, per="key+instId"))
+    throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _throttle.Limit(3, 0.4, per="key+instId"))
     pairs = {0: ("BTC_USDT", 40000), 1: ("ETH_USDT", 1000)}
 
     def place(client, n):
@@ -150,27 +150,27 @@ def test_okx_two_instruments_take_half_the_time_of_one(okx_client, monkeypatch):
     """On a fake clock: 6 orders on each of two pairs under 3 per 2 s per instrument go in one
     wait of a window; counted per key, the same 12 would take three."""
     exchange = okx_client
-    throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _kit.Limit(3, 2.0, per="key+instId"))
+    throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _throttle.Limit(3, 2.0, per="key+instId"))
     clock = on_fake_clock(exchange)
     start = clock.now
     for i in range(6):
         for symbol, price in (("BTC_USDT", 40000), ("ETH_USDT", 1000)):
             exchange.data("trade", symbol=symbol, type="buy", price=price - i, amount="0.01")
-    assert clock.now - start == pytest.approx(2.0 + _kit.THROTTLE_MARGIN)
-    monkeypatch.setitem(module_of(exchange).RATE_LIMITS, "POST /api/v5/trade/order", _kit.Limit(3, 2.0, per="key"))
+    assert clock.now - start == pytest.approx(2.0 + _throttle.THROTTLE_MARGIN)
+    monkeypatch.setitem(module_of(exchange).RATE_LIMITS, "POST /api/v5/trade/order", _throttle.Limit(3, 2.0, per="key"))
     start = clock.now
     for i in range(6):
         for symbol, price in (("BTC_USDT", 40000), ("ETH_USDT", 1000)):
             exchange.data("trade", symbol=symbol, type="buy", price=price - 10 - i, amount="0.01")
-    assert clock.now - start == pytest.approx(3 * (2.0 + _kit.THROTTLE_MARGIN))
+    assert clock.now - start == pytest.approx(3 * (2.0 + _throttle.THROTTLE_MARGIN))
 
 
 def test_okx_order_limits_are_the_documented_ones():
     from exchanges import okx
-    place = _kit.limits_of(okx.RATE_LIMITS["POST /api/v5/trade/order"])
+    place = _throttle.limits_of(okx.RATE_LIMITS["POST /api/v5/trade/order"])
     assert [(l.requests, l.seconds, l.per) for l in place] == [(60, 2.0, "key+instId"), (1000, 2.0, "key")]
     for endpoint in ("GET /api/v5/trade/order", "POST /api/v5/trade/cancel-order"):
-        assert [(l.requests, l.per) for l in _kit.limits_of(okx.RATE_LIMITS[endpoint])] == [(60, "key+instId")]
+        assert [(l.requests, l.per) for l in _throttle.limits_of(okx.RATE_LIMITS[endpoint])] == [(60, "key+instId")]
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def test_binance_counts_request_weight_per_ip_across_endpoints(binance_client, m
     from exchanges import binance
     exchange = binance_client
     exchange.server.settings.shared_reads = None
-    weight = _kit.Limit(60, 0.5, per="ip", pool="spot request weight")
+    weight = _throttle.Limit(60, 0.5, per="ip", pool="spot request weight")
     for endpoint, cost in [("GET /api/v3/depth", binance._spot_depth_weight), ("GET /api/v3/ticker/24hr", 2)]:
         monkeypatch.setitem(binance.RATE_LIMITS, endpoint, weight.costing(cost))
     throttled(exchange, monkeypatch, "GET /api/v3/time", weight.costing(1))
@@ -209,15 +209,15 @@ def test_binance_counts_request_weight_per_ip_across_endpoints(binance_client, m
 
 def test_binance_weights_are_the_documented_ones():
     from exchanges import binance
-    weight = lambda endpoint, **params: sum(l.units(params) for l in _kit.limits_of(binance.RATE_LIMITS[endpoint])
+    weight = lambda endpoint, **params: sum(l.units(params) for l in _throttle.limits_of(binance.RATE_LIMITS[endpoint])
                                             if l.pool == "spot request weight")
     assert weight("GET /api/v3/depth", limit=100) == 5 and weight("GET /api/v3/depth", limit=500) == 25
     assert weight("GET /api/v3/depth", limit=5000) == 250
     assert weight("GET /api/v3/ticker/24hr", symbol="BTCUSDT") == 2 and weight("GET /api/v3/ticker/24hr") == 80
     assert weight("GET /api/v3/openOrders") == 80 and weight("POST /api/v3/order") == 1
-    assert [l.requests for l in _kit.limits_of(binance.RATE_LIMITS["GET /api/v3/exchangeInfo"])] == [6000]
-    assert [l.requests for l in _kit.limits_of(binance.RATE_LIMITS["GET /fapi/v1/exchangeInfo"])] == [2400]
-    assert [(l.requests, l.seconds) for l in _kit.limits_of(binance.RATE_LIMITS["POST /fapi/v1/order"])] \
+    assert [l.requests for l in _throttle.limits_of(binance.RATE_LIMITS["GET /api/v3/exchangeInfo"])] == [6000]
+    assert [l.requests for l in _throttle.limits_of(binance.RATE_LIMITS["GET /fapi/v1/exchangeInfo"])] == [2400]
+    assert [(l.requests, l.seconds) for l in _throttle.limits_of(binance.RATE_LIMITS["POST /fapi/v1/order"])] \
         == [(300, 10.0), (1200, 60.0)]
 
 
@@ -225,7 +225,7 @@ def test_binance_used_weight_header_is_followed(binance_client):
     """Another program on this IP has spent 5990 of 6000: after one ticker (the fake's
     X-MBX-USED-WEIGHT-1M says 5992) a depth of 500 (25) cannot go within --max-wait."""
     exchange = binance_client
-    exchange.server.settings.throttle = _kit.Throttle()
+    exchange.server.settings.throttle = _throttle.Throttle()
     exchange.server.settings.max_wait = 1.0
     exchange.fake.weight_used_elsewhere = 5990 - exchange.fake.weight_used
     assert exchange.data("ticker", symbol="BTC_USDT")
@@ -239,7 +239,7 @@ def test_binance_order_count_header_is_followed(binance_client):
     """Another program on this account placed 99 orders in these 10 s: one more is placed, the
     next one waits for the window (here: refused, --max-wait 1 s)."""
     exchange = binance_client
-    exchange.server.settings.throttle = _kit.Throttle()
+    exchange.server.settings.throttle = _throttle.Throttle()
     exchange.server.settings.max_wait = 1.0
     exchange.fake.orders_elsewhere = 99
     assert exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
@@ -268,7 +268,7 @@ def test_bybit_limit_status_header_is_followed(bybit_client):
     start = clock.now
     exchange.fake.uid_used_elsewhere = 0
     assert exchange.data("trade", symbol="BTC_USDT", type="buy", price=40001, amount="0.001")
-    assert clock.now - start == pytest.approx(1.0 + _kit.THROTTLE_MARGIN)
+    assert clock.now - start == pytest.approx(1.0 + _throttle.THROTTLE_MARGIN)
 
 
 # ---------------------------------------------------------------------------- identical public reads shared
@@ -281,7 +281,7 @@ def at_once(exchange, asks, wrong_secret=()):
     """One robot per ask ((method, params)), all sending at the same moment (a barrier), while
     the fake answers 0.3 s late so that they overlap; throttle on with the real limits. The
     robots numbered in `wrong_secret` send a secret the exchange refuses."""
-    exchange.server.settings.throttle = _kit.Throttle()
+    exchange.server.settings.throttle = _throttle.Throttle()
     barrier = threading.Barrier(len(asks))
 
     def ask(client, n):

@@ -1,5 +1,5 @@
 """Rate limits: the exchange's own "too many requests" answers, and the client-side throttle
-(_kit.Throttle) that holds every robot sharing a key under the exchange's documented limits
+(_throttle.Throttle) that holds every robot sharing a key under the exchange's documented limits
 (the module's RATE_LIMITS table). No assertion here depends on how fast the machine is: the
 throttle is driven by a fake clock, or by limits so tight that the count decides."""
 import random
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from exchanges import EXCHANGES, _kit
+from exchanges import EXCHANGES, _kit, _throttle
 from tests.conftest import PluginClient
 
 
@@ -46,7 +46,7 @@ def test_every_exchange_documents_its_limits(exchange):
         assert endpoint_of(exchange, method, **params) in limits
     assert f"POST {exchange.fake.ORDER_PATH}" in limits
     for entry in limits.values():
-        for limit in _kit.limits_of(entry):
+        for limit in _throttle.limits_of(entry):
             assert isinstance(limit.requests, int) and limit.requests > 0 and limit.seconds > 0
             assert limit.per in (None, "ip", "key") or limit.per.startswith(("ip+", "key+"))
 
@@ -56,7 +56,7 @@ def test_rate_limited_read_waits_once_then_names_the_limit(exchange):
     probes = len(requests_to(exchange, endpoint))
     exchange.fake.inject("429", times=2)
     error = exchange.error("ticker", symbol="BTC_USDT")
-    limit = _kit.limits_of(module_of(exchange).RATE_LIMITS[endpoint])[0]
+    limit = _throttle.limits_of(module_of(exchange).RATE_LIMITS[endpoint])[0]
     assert error.startswith(f"{exchange.fake.NAME} rate limit reached for {endpoint}")
     assert f"{exchange.fake.NAME} allows {limit.describe()}" in error
     assert len(requests_to(exchange, endpoint)) == probes + 2   # the call and its one retry
@@ -90,7 +90,7 @@ def test_http_429_without_a_json_body_is_a_rate_limit_too(exchange):
 
 def throttled(exchange, monkeypatch, endpoint, limit, throttle=None):
     monkeypatch.setitem(module_of(exchange).RATE_LIMITS, endpoint, limit)
-    exchange.server.settings.throttle = throttle or _kit.Throttle()
+    exchange.server.settings.throttle = throttle or _throttle.Throttle()
     exchange.fake.requests.clear()
 
 

@@ -1,4 +1,4 @@
-"""_kit.SharedReads on its own: callers asking the same thing while it is under way share one
+"""_kit.SingleFlight on its own (as SHARED_READS uses it, and keeping values as the caches do): callers asking the same thing while it is under way share one
 call, its answer or its error; a caller who asks after the answer came gets a call of its own.
 Threads are lined up with events, never with sleeps."""
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from exchanges._kit import PluginError, SharedReads
+from exchanges._kit import PluginError, SingleFlight
 
 
 class Leader:
@@ -32,21 +32,21 @@ def join_while_under_way(shared, key, call, followers):
 
     def ask():
         try:
-            outcome = shared.fetch(key, lambda: pytest.fail("a follower must not call"))
-        except PluginError as error:
+            outcome = shared.get(key, lambda: pytest.fail("a follower must not call"))
+        except Exception as error:
             outcome = error
         with lock:
             outcomes.append(outcome)
 
     leader_outcome = []
-    leader = threading.Thread(target=lambda: leader_outcome.append(_catch(shared.fetch, key, call)))
+    leader = threading.Thread(target=lambda: leader_outcome.append(_catch(shared.get, key, call)))
     leader.start()
     assert call.started.wait(10)
     threads = [threading.Thread(target=ask) for _ in range(followers)]
     for thread in threads:
         thread.start()
     flight, deadline = shared.flights[key], time.monotonic() + 10
-    while flight.joined < followers:          # until every follower is inside fetch, waiting
+    while flight.joined < followers:          # until every follower is inside get, waiting
         assert time.monotonic() < deadline, "the followers never joined"
         time.sleep(0.001)
     call.release.set()
@@ -58,19 +58,19 @@ def join_while_under_way(shared, key, call, followers):
 def _catch(function, *args):
     try:
         return function(*args)
-    except PluginError as error:
+    except Exception as error:
         return error
 
 
 def test_callers_asking_the_same_while_it_is_under_way_share_one_call():
-    shared, call = SharedReads(), Leader(answer=(200, b'{"last": "1"}', {}))
+    shared, call = SingleFlight(), Leader(answer=(200, b'{"last": "1"}', {}))
     outcomes, leader = join_while_under_way(shared, ("OKX", "url", "/ticker?instId=BTC-USDT"), call, 31)
     assert call.calls == 1
     assert outcomes == [(200, b'{"last": "1"}', {})] * 31 and leader == outcomes[0]
 
 
 def test_the_error_of_a_shared_call_reaches_every_caller_who_joined_it():
-    shared = SharedReads()
+    shared = SingleFlight()
     call = Leader(error=PluginError("OKX 51001: Instrument ID does not exist", code="51001"))
     outcomes, leader = join_while_under_way(shared, "key", call, 7)
     assert call.calls == 1 and len(outcomes) == 7
@@ -82,18 +82,39 @@ def test_the_error_of_a_shared_call_reaches_every_caller_who_joined_it():
 
 def test_a_caller_after_the_answer_asks_again():
     """Never an answer older than the call that was joined: once in, the call leaves the table."""
-    shared, answers = SharedReads(), iter([1, 2])
-    assert shared.fetch("key", lambda: next(answers)) == 1
-    assert shared.fetch("key", lambda: next(answers)) == 2
+    shared, answers = SingleFlight(), iter([1, 2])
+    assert shared.get("key", lambda: next(answers)) == 1
+    assert shared.get("key", lambda: next(answers)) == 2
     assert shared.flights == {}
 
 
 def test_different_keys_never_share():
-    shared = SharedReads()
+    shared = SingleFlight()
     call = Leader(answer="depth 5")
-    thread = threading.Thread(target=shared.fetch, args=("depth?limit=5", call))
+    thread = threading.Thread(target=shared.get, args=("depth?limit=5", call))
     thread.start()
     assert call.started.wait(10)
-    assert shared.fetch("depth?limit=10", lambda: "depth 10") == "depth 10"
+    assert shared.get("depth?limit=10", lambda: "depth 10") == "depth 10"
     call.release.set()
     thread.join()
+
+
+def test_any_other_failure_of_the_leader_is_raised_again_to_every_caller_who_joined_it():
+    """The one rule: who joined meets what the leader met; only a PluginError is copied."""
+    bug = KeyError("last")
+    outcomes, leader = join_while_under_way(SingleFlight(keep=True), "key", Leader(error=bug), 5)
+    assert outcomes == [bug] * 5 and leader is bug
+
+
+def test_kept_values_serve_later_callers_until_forgotten():
+    cache, answers = SingleFlight(keep=True), iter([1, 2])
+    assert cache.get("key", lambda: next(answers)) == 1
+    assert cache.get("key", lambda: pytest.fail("kept: not called again")) == 1
+    cache.forget("key")
+    assert cache.get("key", lambda: next(answers)) == 2
+
+
+def test_a_call_that_asks_for_its_own_key_runs_it_rather_than_wait_for_itself():
+    cache = SingleFlight(keep=True)
+    assert cache.get("key", lambda: cache.get("key", lambda: "inner") + " outer") == "inner outer"
+    assert cache.get("key", lambda: pytest.fail("kept")) == "inner outer"

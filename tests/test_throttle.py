@@ -1,4 +1,4 @@
-"""_kit.Throttle on its own: waiting in line instead of refusing, counting a call from the moment
+"""_throttle.Throttle on its own: waiting in line instead of refusing, counting a call from the moment
 it is let go until a window after its answer, failing only what cannot go within max_wait, and
 forgetting idle buckets. Driven by a fake clock (no sleeping), or by real threads whose order,
 not speed, is asserted."""
@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from exchanges import _kit
-from exchanges._kit import Limit, PluginError, Throttle
+from exchanges import _kit, _throttle
+from exchanges._throttle import Limit, Refused, Throttle
 
 
 class FakeClock:
@@ -60,7 +60,7 @@ def test_calls_in_flight_count_in_every_window():
     limit = Limit(2, 1.0)
     turns = [throttle.turn([("b", limit, 1)], "X") for _ in range(2)]
     clock.now = 100.0                       # long after: still in flight, still counted
-    with pytest.raises(PluginError, match="not sent"):
+    with pytest.raises(Refused, match="not sent"):
         throttle.turn([("b", limit, 1)], "X")
     turns[0].done()
     assert call(throttle, limit, "b", max_wait=5) == 101.0
@@ -77,10 +77,10 @@ def test_a_call_that_cannot_go_within_max_wait_fails_at_once_naming_the_limit():
     throttle, clock = on_fake_clock(max_wait=0.5)
     limit = Limit(1, 2.0, per="key")
     call(throttle, limit)
-    with pytest.raises(PluginError, match=r"X GET /t: not sent, its turn under the exchange's limit of "
+    with pytest.raises(Refused, match=r"X GET /t: not sent, its turn under the exchange's limit of "
                                           r"1 requests per 2 s per API key cannot come within 0.5 s") as error:
         call(throttle, limit)
-    assert error.value.rate_limited and clock.waited == []
+    assert clock.waited == []
     clock.now = 2.0
     assert call(throttle, limit) == 2.0      # nothing was reserved by the refused call
 
@@ -93,14 +93,14 @@ def test_max_wait_counts_the_calls_waiting_ahead():
         call(throttle, limit)
     bucket = throttle.buckets["bucket"]
     bucket.queued_units = 6                  # six calls of other threads waiting ahead
-    with pytest.raises(PluginError, match="cannot come within 3 s"):
+    with pytest.raises(Refused, match="cannot come within 3 s"):
         throttle.turn([("bucket", limit, 1)], "X", max_wait=3)
     assert bucket.lower_bound(clock.now, 1) == 4.0
 
 
 def test_a_call_heavier_than_the_whole_limit_fails_at_once():
     throttle, clock = on_fake_clock()
-    with pytest.raises(PluginError, match="limit of 10 spot weight per 60 s"):
+    with pytest.raises(Refused, match="limit of 10 spot weight per 60 s"):
         throttle.turn([("w", Limit(10, 60, pool="spot weight"), 11)], "X")
 
 
@@ -137,7 +137,7 @@ def test_buckets_are_independent():
     throttle, clock = on_fake_clock(max_wait=0)
     call(throttle, Limit(1, 1.0), "a")
     call(throttle, Limit(1, 1.0), "b")
-    with pytest.raises(PluginError):
+    with pytest.raises(Refused):
         call(throttle, Limit(1, 1.0), "a")
 
 
@@ -148,7 +148,7 @@ def test_idle_buckets_are_forgotten():
     for n in range(60_000):
         call(throttle, limit, key=("OKX", "url", f"key{n}", "GET /t"))
     assert len(throttle.buckets) == 60_000
-    clock.now += 2.0 + _kit.THROTTLE_SWEEP
+    clock.now += 2.0 + _throttle.THROTTLE_SWEEP
     call(throttle, limit, key="fresh")
     assert list(throttle.buckets) == ["fresh"]
 
@@ -156,7 +156,7 @@ def test_idle_buckets_are_forgotten():
 def test_a_bucket_still_counting_is_kept():
     throttle, clock = on_fake_clock()
     call(throttle, Limit(1, 60.0), "slow")
-    clock.now += _kit.THROTTLE_SWEEP
+    clock.now += _throttle.THROTTLE_SWEEP
     call(throttle, Limit(1, 1.0), "other")
     assert "slow" in throttle.buckets
 
@@ -210,9 +210,9 @@ def test_calls_go_in_the_order_they_came():
 
 
 def test_a_plain_tuple_is_one_limit_counted_per_key_or_per_ip():
-    assert [(l.requests, l.seconds, l.per) for l in _kit.limits_of((20, 2.0))] == [(20, 2.0, None)]
+    assert [(l.requests, l.seconds, l.per) for l in _throttle.limits_of((20, 2.0))] == [(20, 2.0, None)]
     many = [Limit(1, 1), Limit(2, 2)]
-    assert _kit.limits_of(many) == many and _kit.limits_of(None) == []
+    assert _throttle.limits_of(many) == many and _throttle.limits_of(None) == []
 
     class Exchange:
         NAME, BASE_URL, HOSTS = "X", "https://x", {}
@@ -225,9 +225,21 @@ def test_a_plain_tuple_is_one_limit_counted_per_key_or_per_ip():
     assert api._bucket_key(Limit(1, 1, per="ip", pool="w"), endpoint, params, True, None)[2:] == (("", ""), "w")
 
 
+def test_the_api_raises_a_refusal_as_a_rate_limited_plugin_error():
+    class Exchange:
+        NAME, BASE_URL, HOSTS, RATE_LIMITS = "X", "https://x", {}, {"GET /t": (1, 2.0)}
+
+    clock = FakeClock()
+    api = _kit.Api(Exchange, "key", "s", throttle=Throttle(max_wait=0.5, clock=clock, wait=clock.wait))
+    api._wait_for_turn(_kit.Request("GET", "/t"), {}, False, None)
+    with pytest.raises(_kit.PluginError, match="X GET /t: not sent, its turn") as error:
+        api._wait_for_turn(_kit.Request("GET", "/t"), {}, False, None)
+    assert error.value.rate_limited and not error.value.ambiguous
+
+
 def test_max_wait_is_a_flag_and_a_strategy_parameter():
     import fmz_plugin
-    assert fmz_plugin.settings_of(fmz_plugin.parse_args([])).max_wait == _kit.THROTTLE_MAX_WAIT == 10
+    assert fmz_plugin.settings_of(fmz_plugin.parse_args([])).max_wait == _throttle.THROTTLE_MAX_WAIT == 10
     assert fmz_plugin.settings_of(fmz_plugin.parse_args(["--max-wait", "2.5"])).max_wait == 2.5
     with pytest.raises(SystemExit):
         fmz_plugin.parse_args(["--max-wait", "-1"])
@@ -238,12 +250,12 @@ def test_max_wait_is_a_flag_and_a_strategy_parameter():
 def test_a_templated_key_counts_every_path_it_matches_as_one_endpoint():
     table = {"GET /v2/{market}/book": Limit(10, 1.0, per="ip"), "DELETE /v2/orders/{id}": (5, 1.0),
              "GET /v2/ticker": (20, 1.0)}
-    assert _kit.endpoint_limits(table, "GET", "/v2/ticker")[0] == "GET /v2/ticker"
-    key, limits, in_path = _kit.endpoint_limits(table, "GET", "/v2/BTC-EUR/book")
+    assert _throttle.endpoint_limits(table, "GET", "/v2/ticker")[0] == "GET /v2/ticker"
+    key, limits, in_path = _throttle.endpoint_limits(table, "GET", "/v2/BTC-EUR/book")
     assert (key, limits[0].requests, in_path) == ("GET /v2/{market}/book", 10, {"market": "BTC-EUR"})
-    assert _kit.endpoint_limits(table, "DELETE", "/v2/orders/abc-123")[2] == {"id": "abc-123"}
-    assert _kit.endpoint_limits(table, "GET", "/v2/BTC-EUR/book/extra")[1] == []
-    assert _kit.endpoint_limits(table, "POST", "/v2/BTC-EUR/book")[1] == []
+    assert _throttle.endpoint_limits(table, "DELETE", "/v2/orders/abc-123")[2] == {"id": "abc-123"}
+    assert _throttle.endpoint_limits(table, "GET", "/v2/BTC-EUR/book/extra")[1] == []
+    assert _throttle.endpoint_limits(table, "POST", "/v2/BTC-EUR/book")[1] == []
 
     class Exchange:
         NAME, BASE_URL, HOSTS, RATE_LIMITS = "X", "https://x", {}, table

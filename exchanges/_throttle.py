@@ -1,0 +1,308 @@
+"""The client-side rate limit: each exchange's documented limits (Limit, RATE_LIMITS tables read
+by limits_of and endpoint_limits), the buckets that count calls as the exchange counts them
+(_Bucket), and the line a call waits in for its turn (Throttle, Turn; THROTTLE, the one per process).
+
+Nothing here names an exchange or imports the project: a call that cannot have its turn within
+its wait is refused with Refused, which exchanges/_kit.py's Api turns into a PluginError.
+"""
+import functools
+import re
+import threading
+import time
+from collections import deque
+
+THROTTLE_MAX_WAIT = 10.0      # seconds a call may wait for its turn under a rate limit (--max-wait)
+THROTTLE_MARGIN = 0.05        # seconds added to every documented window, for the exchange's clock
+THROTTLE_SWEEP = 5.0          # seconds between two sweeps of idle throttle buckets
+
+
+class Refused(Exception):
+    """A call the throttle holds back (not sent): its turn cannot come within the wait allowed.
+    The message names the call and the limit; Api raises it as a rate-limited PluginError."""
+
+
+class Limit:
+    """One rate limit as the exchange counts it: `requests` units per `seconds`, for RATE_LIMITS.
+
+    `per` says whose calls the exchange counts together:
+        "ip"        every call of this process (the exchange counts per IP address)
+        "key"       every call made with one API key (per account / UID)
+        "key+NAME"  per API key and value of the request parameter NAME ("key+instId": OKX
+                    counts its order endpoints per account and instrument)
+        "ip+NAME"   per IP address and value of NAME
+        None        "key" for a signed call, "ip" for a public one
+    `cost` is what one call spends: 1 (a request), a documented weight, or a function of the
+    call's params giving it (a Binance depth of 500 levels weighs more than one of 5).
+    Limits with the same `pool` name are one budget shared by every endpoint naming it
+    (Binance's request weight per IP); a limit without a pool counts its endpoint alone.
+    `used(headers)` reads the exchange's own count of this budget from a reply's headers
+    (Binance X-MBX-USED-WEIGHT-1M), or None; the throttle then counts what the exchange
+    counted beyond our own calls (another program on the same IP or key).
+    """
+
+    __slots__ = ("requests", "seconds", "per", "cost", "pool", "used")
+
+    def __init__(self, requests, seconds, per=None, cost=1, pool=None, used=None):
+        self.requests, self.seconds, self.per = requests, float(seconds), per
+        self.cost, self.pool, self.used = cost, pool, used
+
+    def costing(self, cost):
+        """The same budget (same pool), spent `cost` units a call: one endpoint's weight."""
+        return Limit(self.requests, self.seconds, self.per, cost, self.pool, self.used)
+
+    def units(self, params):
+        return self.cost(params) if callable(self.cost) else self.cost
+
+    def describe(self):
+        """`60 requests per 2 s per API key and instId`, `6000 spot request weight per 60 s per IP`."""
+        counted = {None: "", "ip": " per IP", "key": " per API key"}.get(self.per)
+        if counted is None:
+            who, _, param = self.per.partition("+")
+            counted = f" per {'API key' if who == 'key' else 'IP'} and {param}"
+        return f"{self.requests} {self.pool or 'requests'} per {self.seconds:g} s{counted}"
+
+
+def limits_of(entry):
+    """A RATE_LIMITS value as a list of Limits: `(requests, seconds)`, a Limit, or a list of them."""
+    if entry is None:
+        return []
+    if isinstance(entry, Limit):
+        return [entry]
+    if len(entry) == 2 and all(isinstance(n, (int, float)) for n in entry):
+        return [Limit(*entry)]
+    return list(entry)
+
+
+def endpoint_limits(table, method, path):
+    """(key, Limits, placeholder values) of RATE_LIMITS `table` for one request. A key names a
+    fixed path ("GET /api/v3/depth") or a template whose {name} parts match one path segment
+    each ("DELETE /v2/orders/{id}", "GET /v2/{market}/book"): every path it matches is counted
+    as that one endpoint, and each {name} is a param for `per` and `cost`."""
+    exact = f"{method} {path}"
+    if exact in table:
+        return exact, limits_of(table[exact]), {}
+    for key, entry in table.items():
+        if "{" in key:
+            found = _template(key).fullmatch(exact)
+            if found:
+                return key, limits_of(entry), found.groupdict()
+    return exact, [], {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(key):
+    parts = re.split(r"\{(\w+)\}", key)
+    return re.compile("".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)))
+
+
+class _Bucket:
+    """The calls one exchange counts together under one Limit, as the throttle sees them."""
+
+    __slots__ = ("limit", "window", "done", "done_units", "in_flight", "queue", "queued_units",
+                 "reported", "last_used")
+
+    def __init__(self, limit, margin, now):
+        self.limit = limit
+        self.window = limit.seconds + margin
+        self.done = deque()           # (answered at, units) of calls that came back, oldest first
+        self.done_units = 0
+        self.in_flight = 0            # units of calls sent and not answered yet: they count in every window
+        self.queue = deque()          # tickets of the calls waiting for their turn, first come first
+        self.queued_units = 0
+        self.reported = (now, 0)      # (when, units) the exchange counted beyond ours (its headers)
+        self.last_used = now
+
+    def forget_before(self, now):
+        while self.done and self.done[0][0] <= now - self.window:
+            self.done_units -= self.done.popleft()[1]
+        if self.reported[1] and self.reported[0] <= now - self.window:
+            self.reported = (now, 0)
+
+    def earliest(self, now, units):
+        """When `units` more fit in the window, counting answered calls until a window after
+        their answer; inf while only calls in flight could free room."""
+        self.forget_before(now)
+        over = self.in_flight + self.done_units + self.reported[1] + units - self.limit.requests
+        if over <= 0:
+            return now
+        report_at, report_units = self.reported
+        for at, done_units in self.done:
+            if report_units and report_at <= at:
+                over, report_units = over - report_units, 0
+                if over <= 0:
+                    return report_at + self.window
+            over -= done_units
+            if over <= 0:
+                return at + self.window
+        if report_units and over - report_units <= 0:
+            return report_at + self.window
+        return float("inf")
+
+    def lower_bound(self, now, units):
+        """No earlier than this can a call of `units` go, behind the calls queued ahead: the
+        line is played out as if every call were answered the moment it went (and those in
+        flight now), which only ever makes turns come sooner than they will."""
+        self.forget_before(now)
+        used = self.in_flight + self.done_units + self.reported[1]
+        ahead = self.queued_units
+        if used + ahead + units <= self.limit.requests:
+            return now
+        counted = deque(sorted([*self.done, self.reported, (now, self.in_flight)]))
+        played = deque()              # (went at, units) of the calls ahead, as played out
+        at = now
+        while True:
+            room = self.limit.requests - used
+            if ahead and room > 0:
+                going = min(room, ahead)
+                ahead, used, room = ahead - going, used + going, room - going
+                played.append((at, going))
+            if not ahead and room >= units:
+                return at
+            queue = counted if not played or (counted and counted[0] <= played[0]) else played
+            went, freed = queue.popleft()
+            at, used = max(at, went + self.window), used - freed
+
+    def idle(self, now):
+        return not (self.in_flight or self.queue) and self.last_used <= now - self.window
+
+
+class Throttle:
+    """Holds the calls of every robot under the exchanges' documented limits, counted as each
+    exchange counts them.
+
+    Each exchange module declares RATE_LIMITS = {"VERB /path": limit}: a plain
+    `(requests, seconds)` (counted per API key for a signed call, per IP for a public one) or
+    richer Limit objects naming what the exchange counts a limit per (IP, key, key and
+    instrument) and a call's weight. A call waits for its turn, first come first served, and
+    goes as soon as every limit it falls under has room; only a call that could not go within
+    `max_wait` seconds fails, naming the limit, and is not sent.
+
+    The exchange counts arrivals, and a call arrives some time after it leaves (signing, a new
+    connection, the network). So a call counts from the moment it is let go until a window
+    after its answer came back (not after it was let go): in any window the exchange measures,
+    no more calls than the limit can have arrived, however late each one travelled. Each window
+    is also `margin` seconds longer than documented, for the exchange's own clock.
+
+    A bucket (one limit of one exchange, base URL and key) that has been idle for a whole
+    window holds nothing worth keeping and is dropped, so memory stays bounded however many
+    keys and instruments pass through.
+    """
+
+    def __init__(self, max_wait=THROTTLE_MAX_WAIT, margin=THROTTLE_MARGIN, clock=time.monotonic, wait=None):
+        self.max_wait, self.margin = max_wait, margin
+        self.clock = clock
+        self.buckets = {}             # (exchange, base URL, scope, pool or endpoint) -> _Bucket
+        self.changed = threading.Condition()
+        self.wait_for_change = wait or (lambda seconds: self.changed.wait(seconds))
+        self.swept = clock()
+
+    def turn(self, charges, label, max_wait=None):
+        """Wait until a call charged `charges` ([(bucket key, Limit, units)]) may go: a Turn.
+
+        Raises Refused naming the limit when that cannot happen within max_wait seconds.
+        The call takes its limits one at a time, always in the order of their keys: a call
+        waiting for one limit (Binance's order count) holds no place in the line of another
+        (the weight every market-data read shares), and two calls never wait for each other."""
+        max_wait = self.max_wait if max_wait is None else max_wait
+        with self.changed:
+            now = self.clock()
+            self._sweep(now)
+            charges = sorted(charges, key=lambda charge: charge[0])
+            held = [(self._bucket(key, limit, now), units) for key, limit, units in charges]
+            for bucket, units in held:
+                if units > bucket.limit.requests or bucket.lower_bound(now, units) - now > max_wait:
+                    raise self._refusal(label, bucket.limit, max_wait)
+            taken = []
+            try:
+                for bucket, units in held:
+                    self._take(bucket, units, label, now + max_wait, max_wait)
+                    taken.append((bucket, units))
+            except BaseException:
+                for bucket, units in taken:      # not sent after all: counted nowhere
+                    bucket.in_flight -= units
+                self.changed.notify_all()
+                raise
+            return Turn(self, held)
+
+    def _take(self, bucket, units, label, deadline, max_wait):
+        """Queue for `bucket`, first come first served, until it has room for `units`."""
+        ticket = object()
+        bucket.queue.append(ticket)
+        bucket.queued_units += units
+        self.changed.notify_all()
+        try:
+            while True:
+                now = self.clock()
+                at = bucket.earliest(now, units) if bucket.queue[0] is ticket else float("inf")
+                if at <= now:
+                    bucket.in_flight += units
+                    bucket.last_used = now
+                    return
+                if now >= deadline:
+                    raise self._refusal(label, bucket.limit, max_wait)
+                self.wait_for_change(min(at, deadline) - now)
+        finally:
+            bucket.queue.remove(ticket)
+            bucket.queued_units -= units
+            self.changed.notify_all()            # the next in line may be able to go too
+
+    def _answered(self, held):
+        with self.changed:
+            now = self.clock()
+            for bucket, units in held:
+                bucket.in_flight -= units
+                bucket.done.append((now, units))
+                bucket.done_units += units
+                bucket.last_used = now
+            self.changed.notify_all()
+
+    def _reported(self, bucket, units, exchange_count):
+        """The exchange says it counted `exchange_count` in this bucket's budget, this call's
+        `units` included: what exceeds our own count is another program's, counted too."""
+        with self.changed:
+            now = self.clock()
+            bucket.forget_before(now)
+            bucket.reported = (now, max(0, exchange_count - bucket.done_units - units))
+
+    def _bucket(self, key, limit, now):
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = _Bucket(limit, self.margin, now)
+        return bucket
+
+    def _sweep(self, now):
+        """Drop buckets idle for a whole window (at most every THROTTLE_SWEEP seconds)."""
+        if now - self.swept < THROTTLE_SWEEP:
+            return
+        self.swept = now
+        for key in [key for key, bucket in self.buckets.items() if bucket.idle(now)]:
+            del self.buckets[key]
+
+    @staticmethod
+    def _refusal(label, limit, max_wait):
+        return Refused(f"{label}: not sent, its turn under the exchange's limit of {limit.describe()} "
+                       f"cannot come within {max_wait:g} s (--max-wait); held back by this plugin")
+
+    def clear(self):
+        with self.changed:
+            self.buckets.clear()
+
+
+class Turn:
+    """A call let go by the throttle: `observe(headers)` the reply, then `done()` once answered."""
+
+    def __init__(self, throttle, held):
+        self.throttle, self.held = throttle, held
+
+    def observe(self, headers):
+        for bucket, units in self.held:
+            if bucket.limit.used is not None:
+                count = bucket.limit.used(headers)
+                if count is not None:
+                    self.throttle._reported(bucket, units, count)
+
+    def done(self):
+        self.throttle._answered(self.held)
+
+
+THROTTLE = Throttle()                  # the client-side rate limit (fmz_plugin: unless --no-throttle)
