@@ -134,6 +134,6 @@ def test_private_limits_are_per_key(exchange, monkeypatch):
     throttled(exchange, monkeypatch, endpoint, (1, 1000.0))
     assert exchange.data("accounts")
     assert "held back by this plugin" in exchange.error("accounts")
-    other = PluginClient(exchange.url, exchange.exchange, "other-key", exchange.secret_key)
+    other = PluginClient(exchange.url, exchange.exchange, "other-key-".ljust(64, "0"), exchange.secret_key)
     assert "held back" not in other.error("accounts")            # reached the exchange, refused there
     assert len(requests_to(exchange, endpoint)) == 2
