@@ -81,7 +81,7 @@ from exchanges import EXCHANGES, _paper
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, iso_ms, now_ms, parse_number,
                             parse_symbol, plain, round_down)
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
-from exchanges._risk import RiskGuard, default_halt_file, halt, resume
+from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -2432,6 +2432,7 @@ def parse_args(argv):
     parser.add_argument("--risk-json", metavar="JSON", default=None,
                         help="the risk rules as JSON text instead of a file (what FMZ's Risk parameter passes)")
     add_paper_flags(parser)
+    parser.set_defaults(risk_json_name="--risk-json")      # how messages name --risk-json's rules (see strategy_args)
     args = parser.parse_args(argv)
     if args.risk and args.risk_json:
         parser.error("give the risk rules once: --risk FILE or --risk-json JSON")
@@ -2493,13 +2494,20 @@ def settings_of(args):
 
 def risk_guard_of(args):
     """The RiskGuard every order passes: the rules of --risk or --risk-json (none: only the kill
-    switch), and the halt file."""
+    switch), and the halt file. Rules given as text are named as the user gave them: --risk-json
+    in a terminal, the Risk parameter in FMZ (args.risk_json_name); no rules have no name."""
     names = {**{key: module.NAME for key, module in EXCHANGES.items()},
              **{module.NAME.lower(): module.NAME for module in EXCHANGES.values()}}
     try:
-        return RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
+        guard = RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
     except PluginError as error:
-        raise StartupError(f"the risk rules are not valid: {error}") from None
+        why = str(error)
+        if args.risk is None and why.startswith(INLINE_SOURCE):
+            why = args.risk_json_name + why[len(INLINE_SOURCE):]
+        raise StartupError(f"the risk rules are not valid: {why}") from None
+    if args.risk is None:
+        guard.source = args.risk_json_name if args.risk_json is not None else None
+    return guard
 
 
 def add_paper_flags(parser, fees=True):
@@ -2743,7 +2751,9 @@ def strategy_args(params, say):
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            return parse_args(strategy_argv(params))
+            args = parse_args(strategy_argv(params))
+        args.risk_json_name = INLINE_SOURCE           # FMZ's words: the Risk parameter
+        return args
     except SystemExit:
         line = errors.getvalue().strip().splitlines()[-1].replace(" (--help lists every flag)", "")
         say("fmz-plugin cannot start: strategy parameter " + in_fmz_words(line.replace("fmz_plugin.py: ", "", 1)))
