@@ -56,6 +56,7 @@ import io
 import ipaddress
 import json
 import logging
+import logging.handlers
 import math
 import os
 import queue
@@ -101,6 +102,8 @@ LATENCIES_KEPT = 500        # recent call durations kept per method, for the p50
 HEALTH_WINDOW = 300.0       # seconds: the status page's "last 5 minutes" (calls, error rate)
 STATUS_REFRESH = 5          # seconds between two refreshes of the status page in a browser
 STATUS_EVERY = 3.0          # seconds between two status tables in FMZ live-strategy mode
+LOG_FILE_MB = 10            # a --log-file is rotated at this size (MB) ...
+LOG_FILES_KEPT = 5          # ... keeping this many older ones: PATH.1 (the latest) to PATH.5
 # How much one request may ask of an exchange: each page costs a signed or weighted request
 # and memory (records limit=1e9 grew the process to 1.6 GB; a Bybit history since 2001 cost
 # 1,317 requests). Beyond these the request is refused, naming the limit (README "Limits").
@@ -2415,6 +2418,11 @@ def parse_args(argv):
                         help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
+    parser.add_argument("--log-file", metavar="PATH", default=None,
+                        help=f"write the log to PATH instead of stderr, rotated at {LOG_FILE_MB} MB "
+                             f"({LOG_FILES_KEPT} older files kept: PATH.1 ...)")
+    parser.add_argument("--version", action="version", version=f"fmz-plugin {__version__}",
+                        help="print the version and exit")
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
                         help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
                              "others get HTTP 403 (default: any)")
@@ -2570,20 +2578,33 @@ def risk_line(report):
 
 def serve(argv):
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     try:
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s",
+                            handlers=log_handlers(args))
         settings = settings_of(args)
         server = listening(args.address, args.port, settings, args.status_port)
     except StartupError as error:
         print(f"fmz_plugin.py: {error}", file=sys.stderr)
         return 2
-    print(banner(server, settings), flush=True)
+    logged = f"\nLog: {os.path.abspath(args.log_file)}" if args.log_file else ""
+    print(banner(server, settings) + logged, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         close(server)
+
+
+def log_handlers(args):
+    """Where the log goes: stderr, or --log-file, rotated by the standard library."""
+    if not args.log_file:
+        return [logging.StreamHandler()]
+    try:
+        return [logging.handlers.RotatingFileHandler(args.log_file, maxBytes=LOG_FILE_MB * 1024 * 1024,
+                                                     backupCount=LOG_FILES_KEPT, encoding="utf-8")]
+    except OSError as error:
+        raise StartupError(f"--log-file {args.log_file} cannot be written: {error.strerror or error}") from None
 
 
 def listening(address, port, settings, status_port=None):
