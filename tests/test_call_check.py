@@ -454,7 +454,7 @@ def market(symbol, **fields):
     (fmz_plugin.ticker_problems, {"symbol": "BTC_USDT", "buy": 1, "sell": 2, "high": 2, "low": 1, "open": 1,
                                   "last": 1, "vol": 1, "time": NOW * 1000}, "not milliseconds"),
     (fmz_plugin.ticker_problems, {"symbol": "BTC_USDT", "buy": 1, "sell": 2, "high": 2, "low": 1, "open": 1,
-                                  "last": 1, "vol": 1, "time": NOW - 2 * HOUR}, "minutes old"),
+                                  "last": 1, "vol": 1, "time": NOW - 2 * HOUR}, "120 minutes old"),
     (fmz_plugin.ticker_problems, [1, 2], "ticker is a list, expected an object"),
     (fmz_plugin.depth_problems, {"time": NOW, "asks": [[2, 1]], "bids": [[3, 1]]}, "best bid 3 > best ask 2"),
     (fmz_plugin.depth_problems, {"time": NOW, "asks": [[2, 1]], "bids": [[1, 1], [1.5, 1]]},
