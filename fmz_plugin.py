@@ -47,6 +47,7 @@ __version__ = "0.1.0"
 import argparse
 import ast
 import contextlib
+import difflib
 import errno
 import hashlib
 import html
@@ -64,6 +65,7 @@ import random
 import re
 import socket
 import socketserver
+import ssl
 import statistics
 import sys
 import threading
@@ -710,12 +712,15 @@ def _paper_envelope(envelope):
 
 def _require_served(exchange, called, method):
     """An unknown method's error lists the methods this exchange serves, so a trader can tell
-    what a newer docker sent from what the plugin expects."""
+    what a newer docker sent from what the plugin expects, and names the one a typo was meant
+    for (`tiker`: did you mean ticker?)."""
     if method == BAD_REQUEST:
         served = [name for name in PROTOCOL if name in exchange.METHODS]
+        guess = difflib.get_close_matches(_name_key(called[:60]), METHOD_NAMES, n=1, cutoff=0.75)
+        meant = f" (did you mean {METHOD_NAMES[guess[0]]}?)" if guess and METHOD_NAMES[guess[0]] in served else ""
         if IO_PREFIX in exchange.METHODS:
             served.append(IO_PREFIX + "<path>")
-        raise PluginError(f"unknown method: {called[:60]}; served: {', '.join(served)}")
+        raise PluginError(f"unknown method: {called[:60]}{meant}; served: {', '.join(served)}")
 
 
 def _parse_params(method, called, params, http_method):
@@ -2883,6 +2888,11 @@ def post_to_plugin(url, body, http_method=None, timeout=PLUGIN_TIMEOUT, headers=
         return Reply(_ms_since(started), problem="the connection was dropped without a complete answer")
     except (socket.timeout, TimeoutError):
         return Reply(_ms_since(started), problem=f"no answer within {timeout:g}s", timed_out=True)
+    except ssl.SSLError as error:
+        plain_http = "WRONG_VERSION_NUMBER" in str(error)       # a plain HTTP answer to our TLS hello
+        hint = f": it serves plain HTTP, use {urllib.parse.urlunsplit(('http',) + parts[1:])}" if plain_http else ""
+        return Reply(_ms_since(started), problem=f"the TLS handshake with {parts.netloc} failed "
+                                                 f"({error.reason or error}){hint}", unreachable=True)
     except (OSError, http.client.HTTPException) as error:
         return Reply(_ms_since(started), problem=f"{type(error).__name__}: {error}")
     finally:
@@ -3004,6 +3014,11 @@ def parse_call_args(argv):
     if not args.url and args.exchange.lower() not in EXCHANGES:
         parser.error(f"in-process calls serve {', '.join(m.NAME for m in EXCHANGES.values())}; "
                      f"for another plugin give --url")
+    if method_of(args.method) in KEYED_METHODS and not has_keys(args.access_key, args.secret_key):
+        missing = ("no secret key given (FMZ_SECRET_KEY / --secret-key)" if args.access_key else
+                   "no keys given (FMZ_ACCESS_KEY / --access-key and FMZ_SECRET_KEY / --secret-key; "
+                   "or --access-key paper for a paper account)")
+        parser.error(f"{args.method} needs keys: {missing}")
     args.param_dict = {}
     for item in args.params:
         name, sep, value = item.partition("=")
@@ -3011,6 +3026,10 @@ def parse_call_args(argv):
             parser.error(f"params are name=value, such as symbol=BTC_USDT; got {item!r}")
         args.param_dict[name] = value
     return args
+
+
+KEYED_METHODS = ("accounts", "assets", "orders", "historyorders", "trade", "order", "cancel", "positions",
+                 "margin_level")                 # what no exchange answers without keys
 
 
 def call_command(argv):
@@ -3640,6 +3659,23 @@ class Checker:
         passed = "" if problems else f"error: {reply.answer['error']}"[:100]
         self.verdict("error: " + name, problems, reply.ms, passed)
 
+    # ------------------------------------------------------------------ is the plugin there?
+    def contact_problem(self):
+        """Why nothing can be checked at the URL, in one line, or None: nothing answers there, it
+        speaks plain HTTP to an https:// URL, or it is fmz-plugin's status page (which names the
+        port the protocol is served at). Asked with a body that is not JSON: no exchange call."""
+        reply = self.send(b"{")
+        if reply.unreachable and reply.problem.startswith("the TLS"):
+            return f"{self.url}: {reply.problem}"
+        if reply.unreachable:
+            return f"nothing answers at {self.url}: is the plugin running?"
+        served = re.search(r"status page only; the General Protocol is served at (\S+)/<Exchange>",
+                           str((reply.answer or {}).get("error", "")))
+        if served:
+            return (f"{self.url} is fmz-plugin's status page, not the plugin: check "
+                    f"{served.group(1)}/{self.exchange}")
+        return None
+
     # ------------------------------------------------------------------ is the exchange there?
     def probe_exchange(self):
         """The first ticker's reply, after deciding whether the exchange behind the plugin can be
@@ -3846,6 +3882,10 @@ def parse_check_args(argv):
 def check_command(argv):
     args = parse_check_args(argv)
     checker = Checker(args.url, args.symbol, args.access_key, args.secret_key, args.timeout)
+    problem = checker.contact_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     print(f"Checking {args.url} with {args.symbol}", flush=True)
     first = checker.probe_exchange()
     if checker.exchange_down:
@@ -4087,8 +4127,8 @@ def _raw_literal(text):
 # starting balances. A running plugin may keep serving: the file is shared safely.
 
 def paper_command(argv):
-    parser = argparse.ArgumentParser(prog="fmz_plugin.py paper",
-                                     description="Paper accounts (Access Key paper): list them or start one afresh.")
+    parser = FlagParser(prog="fmz_plugin.py paper",
+                        description="Paper accounts (Access Key paper): list them or start one afresh.")
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="every paper account in the file")
     reset = actions.add_parser("reset", help="start an account afresh from its starting balances")
@@ -4098,6 +4138,13 @@ def paper_command(argv):
     for action in (listing, reset):
         add_paper_flags(action, fees=False)
     args = parser.parse_args(argv)
+    if getattr(args, "exchange", None) and args.exchange.lower() not in EXCHANGES:
+        parser.error(f"--exchange {args.exchange}: no such exchange here; the plugin serves "
+                     f"{', '.join(module.NAME for module in EXCHANGES.values())}")
+    if not os.path.exists(args.paper_db):          # never created by looking
+        print(f"no paper account: {args.paper_db} does not exist (--paper-db; the plugin creates it on the first "
+              "call of a paper account)")
+        return 0
     ledger = _paper.Ledger(args.paper_db)
     try:
         if args.action == "list":
