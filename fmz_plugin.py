@@ -1528,7 +1528,7 @@ def exchange_health(stats, methods):
     """Per exchange that was called: its state (the rules above Stats), its calls, the last 5
     minutes' calls per minute, exchange error rate, bad requests and refusals, p50 and p99, the
     last error of each kind with its time, the methods whose latest exchange call failed, and
-    its last hour (`timeline`, Timeline.series). Worst state first, then the busiest."""
+    its last hour (`timeline`, Timeline.series). Worst state first, then by name."""
     now = stats.wall()
     span = min(HEALTH_WINDOW, max(60.0, stats.uptime()))      # seconds the 5-minute counts cover so far
     health = []
@@ -1553,7 +1553,7 @@ def exchange_health(stats, methods):
             "last_errors": {kind: {"error": text, "at": _ms_or_none(at)} for kind, (text, at) in last.items()},
             "failing_methods": [row["method"] for row in rows if row["failing"]],
             "timeline": timeline})
-    return sorted(health, key=lambda h: (STATES.index(h["state"]), -h["calls_5m"], h["exchange"]))
+    return sorted(health, key=lambda h: (STATES.index(h["state"]), h["exchange"]))     # stable between refreshes
 
 
 def health_state(calls, asked, failed, latest_failed):
@@ -1575,7 +1575,7 @@ def summary_rows(health, exchanges, rate_limits, streams):
         name = entry["exchange"]
         served = name[:-len(PAPER_LABEL)] if name.endswith(PAPER_LABEL) else name
         called.add(served)
-        fullest = max((r for r in rate_limits if r["exchange"] == served), key=lambda r: r["used_pct"], default=None)
+        fullest = max(rate_limits_of({"rate_limits": rate_limits}, name), key=lambda r: r["used_pct"], default=None)
         rows.append({"exchange": name, "state": entry["state"], "calls_per_minute": entry["calls_per_minute"],
                      "error_rate_5m": entry["error_rate_5m"], "p50_ms": entry["p50_ms"], "p99_ms": entry["p99_ms"],
                      "bad_requests_5m": entry["bad_requests_5m"],
@@ -1590,6 +1590,15 @@ def summary_rows(health, exchanges, rate_limits, streams):
                          "refusals_5m": 0, "stream": stream_state(streams, exchange["name"]),
                          "rate_limit_pct": None, "rate_limit": ""})
     return rows
+
+
+def rate_limits_of(report, exchange):
+    """The rate-limit rows of one exchange as the status names it: a paper account ("OKX paper")
+    spends the public budgets (IP) of its exchange, never a key's."""
+    if exchange.endswith(PAPER_LABEL):
+        served = exchange[:-len(PAPER_LABEL)]
+        return [row for row in report.get("rate_limits", []) if row["exchange"] == served and row["key"] == "IP"]
+    return [row for row in report.get("rate_limits", []) if row["exchange"] == exchange]
 
 
 def stream_state(streams, exchange):
@@ -1978,7 +1987,9 @@ tr.bad td{background:#f5f3ff}
 .line.bad-request{color:#6d28d9}.line.risk{color:#9a3412}.line.throttle{color:#1e40af}.line.rate{color:#374151}
 .line.rate.hot,td.hot{color:#b45309;font-weight:600}td.state{white-space:nowrap}
 .scroll{overflow-x:auto}
-td.err{color:#991b1b;overflow-wrap:anywhere;min-width:12em}tr.bad td.err{color:#6d28d9}
+td.err{color:#991b1b;min-width:12em}tr.bad td.err{color:#6d28d9}
+.clip{max-width:24em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+table.rates{margin:6px 0;font-size:12px}table.rates td,table.rates th{padding:2px 6px}table.rates td:first-child{white-space:nowrap}
 code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#eef2ff;padding:2px 6px;border-radius:4px;
 user-select:all;overflow-wrap:anywhere}
 .banner{border-radius:8px;padding:8px 12px;margin:10px 0;font-weight:600}
@@ -2173,12 +2184,8 @@ def _exchange_card(entry, report):
                   f'{html.escape(entry["last_error"])}</p>\n')
     for kind, counted, last in other_errors(entry):
         lines += (f'<p class="line {kind.replace(" ", "-")}">{html.escape(counted.capitalize())}; last '
-                  f'{_time_html(last["at"], now)}: {html.escape(last["error"])}</p>\n')
-    served = exchange[:-len(PAPER_LABEL)] if exchange.endswith(PAPER_LABEL) else exchange
-    for row in report.get("rate_limits", []):
-        if row["exchange"] == served:
-            hot = " hot" if row["used_pct"] >= RATE_LIMIT_HOT or row["refused_5m"] else ""
-            lines += f'<p class="line rate{hot}">Rate limit, {html.escape(rate_limit_line(row))}</p>\n'
+                  f'{_time_html(last["at"], now)}: {_clipped_html(last["error"])}</p>\n')
+    lines += _rate_limits_html(rate_limits_of(report, exchange))
     rows = [row for row in report["methods"] if row["exchange"] == exchange]
     opened = " open" if entry["state"] in ("failing", "errors") else ""
     head = "".join(f'<th class="{css}">{name}</th>' if css else f"<th>{name}</th>" for name, css in HTML_METHOD_COLUMNS)
@@ -2193,7 +2200,35 @@ def _exchange_card(entry, report):
             f'<div class="charts">{charts}</div>\n{lines}{methods}</section>\n')
 
 
-CHARTS = [("calls", "calls per minute, last hour: exchange errors red, bad or refused violet"),
+CLIPPED = 160              # characters of an error a card shows on its line (all of it on hover)
+
+
+def _clipped_html(text, limit=CLIPPED):
+    if len(text) <= limit:
+        return html.escape(text)
+    return f'<span title="{html.escape(text)}">{html.escape(text[:limit])}…</span>'
+
+
+RATE_COLUMNS = [("Rate limit", ""), ("Last minute", "num"), ("Fullest budget", ""), ("Waited", "num"),
+                ("Refused", "num")]
+
+
+def _rate_limits_html(rows):
+    """The rate-limit use of one exchange, a line per key: the last minute's fullest budget, and
+    the calls the throttle made wait or refused in 5 minutes."""
+    if not rows:
+        return ""
+    head = "".join(f'<th class="{css}">{name}</th>' for name, css in RATE_COLUMNS)
+    body = ""
+    for row in rows:
+        hot = " hot" if row["used_pct"] >= RATE_LIMIT_HOT or row["refused_5m"] else ""
+        body += (f'<tr><td>{html.escape(row["key"])}</td><td class="num{hot}">{row["used_pct"]:g}%</td>'
+                 f'<td>{html.escape(row["budget"])}</td><td class="num">{row["waited_5m"]}</td>'
+                 f'<td class="num{hot}">{row["refused_5m"]}</td></tr>')
+    return f'<div class="scroll"><table class="rates"><tr>{head}</tr>{body}</table></div>\n'
+
+
+CHARTS = [("calls", "calls/min, last hour · errors red · bad or refused violet"),
           ("p99", "p99 latency per minute, last hour")]
 HTML_METHOD_COLUMNS = [("Method", ""), ("Calls", "num"), ("Errors", "num"), ("5 min", "num wide"),
                        ("p50 ms", "num"), ("p99 ms", "num wide"), ("Last error", "err")]
@@ -2205,18 +2240,22 @@ def _time_html(ms, now_ms):
 
 
 def _method_html(row, now_ms):
-    state = "failing" if row["failing"] else "errors" if row["errors_5m"] else "bad" if row["last_error"] else ""
+    other = row["last_error_kind"] not in (None, EXCHANGE_ERROR)
+    state = "failing" if row["failing"] else "errors" if row["errors_5m"] else "bad" if other else ""
     error = html.escape(row["last_error"])
     if row["last_error_at"]:
         kind = "" if row["last_error_kind"] in (None, EXCHANGE_ERROR) else f'{row["last_error_kind"]}, '
-        error = (f'<time data-ms="{row["last_error_at"]}">{clock_text(row["last_error_at"])}</time> '
-                 f'({kind}{age_text(now_ms - row["last_error_at"])}): {error}')
+        error = f'{kind}{age_text(now_ms - row["last_error_at"])}: {error}'
+
     cells = [html.escape(row["method"]), row["calls"], row["errors"], row["errors_5m"], f'{row["p50_ms"]:g}',
              f'{row["p99_ms"]:g}']
     tds = "".join(f'<td class="{css}">{cell}</td>' if css else f"<td>{cell}</td>"
                   for cell, (_, css) in zip(cells, HTML_METHOD_COLUMNS))
     row_html = f'<tr class="{state}">' if state else "<tr>"
-    return f'{row_html}{tds}<td class="err">{error}</td></tr>'
+    clip = ""
+    if row["last_error_at"]:
+        clip = f' title="{clock_text(row["last_error_at"])}: {html.escape(row["last_error"])}"'
+    return f'{row_html}{tds}<td class="err"><div class="clip"{clip}>{error}</div></td></tr>'
 
 
 def _streams_html(report):
@@ -2306,13 +2345,12 @@ def _fmz_table(title, columns, rows):
 
 def _exchanges_tables(report):
     now, health = report.get("now"), report.get("health", [])
-    rate_limits = report.get("rate_limits", [])
     return [
         _fmz_table(SECTIONS["exchanges"], SUMMARY_COLUMNS, [summary_cells(row) for row in report.get("summary", [])]),
         _fmz_table("Exchanges: health", ["Exchange", "Health", "Last exchange error", "Other errors", "Rate limit"],
                    [[h["exchange"], health_line(h), last_error_line(h, now),
                      "; ".join(other_error_lines(h, now)),
-                     "; ".join(rate_limit_line(row) for row in rate_limits if row["exchange"] == h["exchange"])]
+                     "; ".join(rate_limit_line(row) for row in rate_limits_of(report, h["exchange"]))]
                     for h in health]),
         _fmz_table("Exchanges: methods", METHOD_COLUMNS, [method_cells(row, now) for row in report.get("methods", [])]),
     ]
@@ -3146,8 +3184,7 @@ def _exchanges_text(report, stream):
         if entry["last_error_at"]:
             lines.append("  " + last_error_line(entry, now))
         lines += ["  " + line for line in other_error_lines(entry, now)]
-        lines += ["  rate limit, " + rate_limit_line(row) for row in report.get("rate_limits", [])
-                  if row["exchange"] == entry["exchange"]]
+        lines += ["  rate limit, " + rate_limit_line(row) for row in rate_limits_of(report, entry["exchange"])]
         rows = [row for row in report["methods"] if row["exchange"] == entry["exchange"]]
         cells = [["!" if row["failing"] else "", row["method"], row["calls"], row["errors"], row["errors_5m"],
                   row["p50_ms"], row["p99_ms"], method_cells(row, now)[4]] for row in rows]

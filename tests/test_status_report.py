@@ -172,7 +172,8 @@ def test_the_status_shows_rate_limit_use_per_exchange_and_key(served):
     assert report["summary"][0]["rate_limit_pct"] == 15.0
     assert "20 requests per 2 s (GET /api/v5/market/ticker)" in report["summary"][0]["rate_limit"]
     page = get(served.url, accept=BROWSER)[2]
-    assert f"Rate limit, {digest}: 10% of 10 requests per 2 s" in page and served.access_key not in page
+    assert (f'<tr><td>{digest}</td><td class="num">10%</td><td>10 requests per 2 s (GET /api/v5/account/balance)</td>'
+            '<td class="num">0</td><td class="num">0</td></tr>') in page and served.access_key not in page
 
 
 # ---------------------------------------------------------------------------- status in a pipe
