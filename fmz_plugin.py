@@ -1654,6 +1654,8 @@ class RateUse:
     def sample(self, throttle, force=False):
         """Note each exchange and key's fullest budget now (at most every RATE_SAMPLE_EVERY s)."""
         now = self.clock()
+        if not force and now - self.sampled < RATE_SAMPLE_EVERY:      # the usual call: no lock taken
+            return
         with self.lock:
             if not force and now - self.sampled < RATE_SAMPLE_EVERY:
                 return
