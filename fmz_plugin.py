@@ -83,6 +83,7 @@ except ImportError:
 from exchanges import EXCHANGES, _paper
 from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, iso_ms, now_ms, parse_number,
                             parse_symbol, plain, round_down)
+from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
 from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, halt, resume
 
@@ -520,8 +521,11 @@ class Settings:
     """What the command line decides for every exchange call."""
 
     def __init__(self, base_urls=None, timeout=DEFAULT_TIMEOUT, throttle=True, allow=None,
-                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None):
+                 max_wait=THROTTLE_MAX_WAIT, max_connections=None, risk=None, paper=None, stream=False):
         self.base_urls = {name.lower(): url for name, url in (base_urls or {}).items()}
+        # market data from the exchanges' WebSockets (the server's default; --no-stream): _stream.py
+        self.streams = Streams(lambda exchange: stream_urls(exchange, self.base_urls_of(exchange.NAME.lower()))) \
+            if stream else None
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
         self.rate_use = RateUse()                         # how near the limits the calls came (status)
@@ -580,7 +584,7 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
         api = _api_for(exchange, exchange_name.lower(), envelope, settings)
         handler = _handler_of(api, method, kwargs)
         asked = True                  # from here on, an error is the exchange's (or a refusal)
-        answer = _serve_call(api, handler, method, kwargs, settings.risk)
+        answer = _serve_call(api, handler, method, kwargs, settings.risk, settings.streams, exchange)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
         kind = error_kind(error, asked, header_names)
@@ -755,10 +759,13 @@ def _handler_of(api, method, kwargs):
     return handler
 
 
-def _serve_call(api, handler, method, kwargs, risk=None):
+def _serve_call(api, handler, method, kwargs, risk=None, streams=None, exchange=None):
     """`handler` called with `api`; an order (and a leverage) first passes the risk guard,
-    which may refuse it (exchanges/_risk.py)."""
-    if risk is None or method not in GUARDED:
+    which may refuse it (exchanges/_risk.py); market data is answered from the exchange's
+    stream when it holds it (exchanges/_stream.py)."""
+    if streams is not None and method in STREAMED:
+        data, raw = streams.serve(exchange, method, kwargs, lambda: handler(api, **kwargs), lambda: api.keys)
+    elif risk is None or method not in GUARDED:
         data, raw = handler(api, **kwargs)
     else:
         with risk.admit(api, method, kwargs):
@@ -968,6 +975,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     def server_close(self):
         super().server_close()
+        if self.status_of is self and self.settings.streams is not None:
+            self.settings.streams.close()
         for _, sock in self.refused:
             sock.close()
         if self.spare_file is not None:
@@ -1504,7 +1513,7 @@ def status_report(server):
     methods = stats.rows()
     health = exchange_health(stats, methods)
     rate_limits = settings.rate_use.report(settings.throttle)
-    streams = stream_rows()
+    streams = settings.streams.status() if settings.streams is not None else {}     # exchange NAME -> figures
     exchanges = [{"name": module.NAME, "service_address": f"{hosts[0]}/{module.NAME}",
                   "service_addresses": [f"{host}/{module.NAME}" for host in hosts]} for module in EXCHANGES.values()]
     report = {"name": "fmz-plugin", "version": __version__,
@@ -1566,6 +1575,19 @@ def health_state(calls, asked, failed, latest_failed):
     return "errors" if failed else "ok"
 
 
+def stream_line(figures):
+    """One exchange's stream figures (exchanges/_stream.py Streams.status) as a line."""
+    if figures is None:
+        return ""
+    counts = f"{figures['reconnects']} reconnects, {figures['resyncs']} resyncs"
+    if not figures["connected"]:
+        return f"stream: down, reconnecting; {figures['subscriptions']} subscriptions, {counts}"
+    age = figures["last_message_age"]
+    return (f"stream: connected since {clock_text(figures['connected_since'])}, {figures['subscriptions']} "
+            f"subscriptions, {figures['messages_per_second']:g} messages/s, last "
+            f"{'-' if age is None else f'{age:.1f} s'} ago, {counts}")
+
+
 def summary_rows(health, exchanges, rate_limits, streams):
     """The first table of every rendering, one line per exchange: each one called (its paper
     accounts on a line of their own), worst first, then those not called since start (unused).
@@ -1602,9 +1624,12 @@ def rate_limits_of(report, exchange):
 
 
 def stream_state(streams, exchange):
-    """An exchange's streams in a word or two: `none`, or each distinct state, worst first."""
-    states = [row["state"] for row in streams if row["exchange"] == exchange]
-    return ", ".join(sorted(set(states))) if states else "none"
+    """An exchange's stream in a word for the summary: `connected`, `down` (reconnecting: REST
+    answers meanwhile) or `none` (no stream open: every call goes over REST)."""
+    figures = streams.get(exchange)
+    if not figures:
+        return "none"
+    return "connected" if figures["connected"] == figures["connections"] else "down"
 
 
 # Rate-limit use. The throttle (exchanges/_throttle.py) counts every exchange's budgets per IP or
@@ -1722,13 +1747,6 @@ def _budget_name(bucket_key, limit):
     named = [] if limit.pool else [pool_or_endpoint]
     named += [value] if value else []
     return limit.describe() + (f" ({', '.join(named)})" if named else "")
-
-
-def stream_rows():
-    """The WebSocket streams, one row each: {"exchange", "stream", "state", "detail"}: the
-    status's Streams section and the summary's stream column. Filled by the streams when they
-    run; none in this version, so calls go over REST."""
-    return []
 
 
 def clock_text(ms):
@@ -1950,8 +1968,13 @@ def risk_cells(row):
 
 PAPER_COLUMNS = ["Exchange", "Paper account (Secret Key)", "Calls"]
 PAPER_NOTE = "simulated: no order reaches an exchange"
-NO_STREAM = "No stream: every call goes over REST."
-STREAM_COLUMNS = ["Exchange", "Stream", "State", "Detail"]
+NO_STREAM = "No stream open: ticker, depth and trades are answered over REST."
+STREAM_COLUMNS = ["Exchange", "Stream"]
+
+
+def stream_rows(report):
+    """[exchange, its stream's line] per exchange with a stream (exchanges/_stream.py)."""
+    return [[name, stream_line(figures)] for name, figures in sorted((report.get("streams") or {}).items())]
 SEEN_COLUMNS = ["Exchange", "Method as sent", "Params", "Fields", "Calls"]
 
 
@@ -2199,6 +2222,7 @@ def _exchange_card(entry, report):
     return (f'<section class="card {entry["state"]}" id="{_anchor(exchange)}"><h3>{html.escape(exchange)} '
             f'<span class="badge">{STATE_WORDS[entry["state"]]}</span></h3>\n'
             f'<p class="health">{html.escape(health_line(entry))}</p>\n'
+            f'{_stream_html((report.get("streams") or {}).get(exchange))}'
             f'<div class="charts">{charts}</div>\n{lines}{methods}</section>\n')
 
 
@@ -2241,6 +2265,10 @@ def _time_html(ms, now_ms):
     return f'<time data-ms="{ms}">{clock_text(ms)}</time> ({age_text(now_ms - ms)})'
 
 
+def _stream_html(figures):
+    return f'<p class="health">{html.escape(stream_line(figures))}</p>\n' if figures else ""
+
+
 def _method_html(row, now_ms):
     other = row["last_error_kind"] not in (None, EXCHANGE_ERROR)
     state = "failing" if row["failing"] else "errors" if row["errors_5m"] else "bad" if other else ""
@@ -2261,11 +2289,11 @@ def _method_html(row, now_ms):
 
 
 def _streams_html(report):
-    streams = report.get("streams") or []
-    if not streams:
+    rows = stream_rows(report)
+    if not rows:
         return _section_html("streams", f'<p class="note">{NO_STREAM}</p>\n')
-    rows = "".join(_html_row([s["exchange"], s["stream"], s["state"], s.get("detail", "")]) for s in streams)
-    return _section_html("streams", f'<div class="scroll"><table>{_html_row(STREAM_COLUMNS, "th")}{rows}</table></div>\n')
+    body = "".join(_html_row(row) for row in rows)
+    return _section_html("streams", f'<div class="scroll"><table>{_html_row(STREAM_COLUMNS, "th")}{body}</table></div>\n')
 
 
 def _addresses_html(report):
@@ -2359,8 +2387,7 @@ def _exchanges_tables(report):
 
 
 def _streams_tables(report):
-    rows = [[s["exchange"], s["stream"], s["state"], s.get("detail", "")] for s in report.get("streams", [])]
-    return [_fmz_table(SECTIONS["streams"], STREAM_COLUMNS, rows or [["", "", "none", NO_STREAM]])]
+    return [_fmz_table(SECTIONS["streams"], STREAM_COLUMNS, stream_rows(report) or [["", NO_STREAM]])]
 
 
 def _risk_tables(report):
@@ -2460,7 +2487,9 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=seconds_above_zero, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"seconds to wait for an exchange (connect and each read; default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--base-url", action="append", default=[], metavar="NAME=URL",
-                        help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable")
+                        help="send exchange NAME's calls to URL (testnet, other domain, proxy, fake); repeatable. "
+                             "NAME.ws=ws://HOST:PORT (or wss://) moves its stream's host; a moved REST host "
+                             "without NAME.ws does not stream")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
     parser.add_argument("--log-file", metavar="PATH", default=None,
@@ -2478,6 +2507,9 @@ def parse_args(argv):
                         help=f"docker connections served at once; more are answered HTTP 503 (default "
                              f"{MAX_CONNECTIONS}, fewer when the open-file limit is low: half of it, less "
                              f"{FILES_KEPT}; now {default_max_connections()})")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="answer ticker, depth and trades from REST calls only, never from the "
+                             "exchanges' WebSocket streams")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "
                              "(only for a fake exchange or a raised limit)")
@@ -2511,11 +2543,16 @@ def parse_base_urls(parser, items):
         name, sep, url = item.partition("=")
         if not sep or not name:
             parser.error(f"--base-url wants NAME=URL such as okx=https://www.okx.com, got {item!r}")
-        if not re.match(r"^https?://[^/]", url):
-            parser.error(f"--base-url {item}: the URL needs http:// or https://, e.g. {name}=https://{url or 'HOST'}")
         key, _, host = name.lower().partition(".")
-        if key not in EXCHANGES or (host and host not in EXCHANGES[key].HOSTS):
-            parser.error(f"--base-url: unknown exchange or host {name!r}; NAME is one of {', '.join(base_url_names())}")
+        stream = host == "ws" or host.startswith("ws.")
+        if stream and not re.match(r"^wss?://[^/]", url):
+            parser.error(f"--base-url {item}: a stream's URL needs ws:// or wss://, e.g. {name}=wss://HOST:PORT")
+        if not stream and not re.match(r"^https?://[^/]", url):
+            parser.error(f"--base-url {item}: the URL needs http:// or https://, e.g. {name}=https://{url or 'HOST'}")
+        if key not in EXCHANGES or (host and not stream and host not in EXCHANGES[key].HOSTS) \
+                or (stream and host[3:] and host[3:] not in EXCHANGES[key].STREAM_URLS):
+            parser.error(f"--base-url: unknown exchange or host {name!r}; NAME is one of {', '.join(base_url_names())}"
+                         f" (and EXCHANGE.ws for the host of a stream: {', '.join(stream_names())})")
         base_urls[name.lower()] = url
     return base_urls
 
@@ -2523,6 +2560,11 @@ def parse_base_urls(parser, items):
 def base_url_names():
     """What --base-url NAME may be: each exchange, and each of its other hosts (binance.futures)."""
     return [f"{key}{'.' + host if host else ''}" for key, module in EXCHANGES.items() for host in ["", *module.HOSTS]]
+
+
+def stream_names():
+    """The exchanges whose WebSocket host --base-url NAME.ws=ws://HOST:PORT moves."""
+    return [f"{key}.ws" for key, module in EXCHANGES.items() if module.STREAM_URLS]
 
 
 RISK_HALT_NAME = os.path.basename(default_halt_file())
@@ -2542,7 +2584,7 @@ def settings_of(args):
     """The Settings the flags ask for; raises StartupError when the risk rules are not valid."""
     return Settings(args.base_urls, args.timeout, throttle=not args.no_throttle, allow=args.allow_list,
                     max_wait=args.max_wait, max_connections=args.max_connections, risk=risk_guard_of(args),
-                    paper=args.paper)
+                    paper=args.paper, stream=not args.no_stream)
 
 
 def risk_guard_of(args):
@@ -3185,6 +3227,8 @@ def _exchanges_text(report, stream):
                   + health_line(entry)]
         if entry["last_error_at"]:
             lines.append("  " + last_error_line(entry, now))
+        if report.get("streams", {}).get(entry["exchange"]):
+            lines.append("  " + stream_line(report["streams"][entry["exchange"]]))
         lines += ["  " + line for line in other_error_lines(entry, now)]
         lines += ["  rate limit, " + rate_limit_line(row) for row in rate_limits_of(report, entry["exchange"])]
         rows = [row for row in report["methods"] if row["exchange"] == entry["exchange"]]
@@ -3197,11 +3241,8 @@ def _exchanges_text(report, stream):
 
 
 def _streams_text(report, stream):
-    streams = report.get("streams", [])
-    if not streams:
-        return ["  " + NO_STREAM]
-    return _indented(table(STREAM_COLUMNS, [[s["exchange"], s["stream"], s["state"], s.get("detail", "")]
-                                            for s in streams]))
+    rows = stream_rows(report)
+    return _indented(table(STREAM_COLUMNS, rows)) if rows else ["  " + NO_STREAM]
 
 
 def _risk_text(report, stream):

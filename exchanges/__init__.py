@@ -83,6 +83,45 @@ Protocol handlers, listed in the module's METHODS dict (exchange.IO under "__api
     for spot, "contract_type": "swap" | "", "time": the creation time in ms (int), "status"
     (FMZ's words)}.
 
+Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py runs it)
+    STREAM_URLS       {endpoint: default wss:// URL}, e.g. {"public": "wss://ws.okx.com:8443/ws/v5/public"};
+                      {} when the exchange does not stream (the rest of this section is then unused).
+                      `--base-url NAME.ws=ws://HOST:PORT` moves every endpoint's scheme, host and port
+                      (its path stays), `NAME.ws.ENDPOINT=` one endpoint.
+    STREAM_LOGIN      endpoints whose connection must log in (Alpaca's data stream; private streams):
+                      they get the robot's parsed keys, one connection per key; every other endpoint
+                      is public and never sees a key.
+    STREAM_KEEPALIVE  seconds without a message before stream_ping() is sent.
+    STREAM_SILENCE    seconds without any message after which the connection is dead and replaced.
+    STREAM_CONNECTS   (connection requests, seconds): the exchange's limit per IP; reconnects wait for it.
+    STREAM_REQUESTS   (messages, seconds): subscribe, unsubscribe and login messages one connection
+                      may send (the exchange's limit; keepalive not counted); a subscription with no
+                      room waits its turn while REST answers.
+    STREAM_TOPICS     channels one connection carries; more open another connection.
+    STREAM_DEPTH      levels a side the depth channel keeps; a deeper request goes to REST.
+    DEPTH_DEFAULT, TRADES_DEFAULT   the levels / trades REST answers when the docker gave no
+                      limit (the REST handlers use them too, so both paths answer alike).
+    stream_topic(symbol, method) -> (endpoint, topic) | None    the channel of "ticker", "depth" or
+                      "trades" for one symbol; `topic` is any hashable the dialect reads back
+                      (OKX: ("tickers", "BTC-USDT")); None: that method is not streamed (REST).
+    stream_subscribe(topics) -> [text]   the messages that subscribe these topics;
+    stream_unsubscribe(topics) -> [text] and unsubscribe them.
+    stream_ping() -> text | None          the keepalive message (None: a WebSocket ping frame).
+    stream_login(keys) -> [text]          the login messages (only for STREAM_LOGIN endpoints).
+    stream_read(message, feed)            one received message (str, or bytes of a binary frame:
+                      `_websocket.inflated` opens gzip) into the local copy, through the Feed:
+                      feed.subscribed(topic) when the exchange confirms; feed.ticker(topic, ticker,
+                      raw) with the REST handler's FMZ ticker; feed.book(topic) -> a _stream.Book to
+                      reset(asks, bids) on a snapshot or apply(asks, bids) an update (rows [price
+                      text, size text, ...], size 0 removes; book.time = the event's ms,
+                      book.sequence free for the dialect's update ids), then feed.depth(topic, raw);
+                      feed.trades(topic, rows, raw) with FMZ trade rows, oldest first;
+                      feed.resync(topic, why) when a sequence gap or a checksum says the book is
+                      wrong (the manager unsubscribes and subscribes again for a fresh snapshot).
+                      Pongs, acks of unsubscribe and notices need no call.
+    The manager does everything else (connect, subscribe on first request, answer only while
+    live, drop and reconnect, idle unsubscribe, status); a dialect never opens a socket.
+
 Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.

@@ -69,6 +69,7 @@ CLOCK_ERRORS = ()                      # nothing is timestamped: a skewed clock 
 RATE_LIMIT_ERRORS = ("42910000",)      # rate limit exceeded (HTTP 429)
 AMBIGUOUS_ERRORS = ()                  # no "outcome unknown" code: a 5xx or a lost answer is (check())
 POST_PARAMS = "json"
+STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 # Alpaca counts 200 requests a minute per account on the trading API, and 200 a minute per key
 # on free market data (Algo Trader Plus: more): one budget each, shared by its endpoints.
 TRADING_LIMIT = Limit(200, 60, per="key", pool="alpaca trading")

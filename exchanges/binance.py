@@ -38,6 +38,7 @@ NAME = "Binance"
 BASE_URL = "https://api.binance.com"
 HOSTS = {"futures": "https://fapi.binance.com"}     # USDT-M futures live on their own host
 POST_PARAMS = "query"                # a POST's params travel in the (signed) query string, the body is empty
+STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 CLOCK_ERRORS = ("-1021",)            # Timestamp for this request is outside of the recvWindow.
 RATE_LIMIT_ERRORS = ("-1003", "-1015")   # Too much request weight used (HTTP 429) / too many new orders
 # "Outcome unknown" (errors.md): -1000 unknown error while processing, -1006 "Execution status

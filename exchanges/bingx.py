@@ -61,6 +61,7 @@ CLOCK_ERRORS = ("100421",)           # timestamp missing or outside recvWindow
 RATE_LIMIT_ERRORS = ("100410",)      # request frequency too high
 AMBIGUOUS_ERRORS = ("100500",)       # internal server error: the order may exist (unverified)
 POST_PARAMS = "query"                # a POST's parameters travel in the query string, signed with it
+STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 SPOT, SWAP = "/openApi/spot/v1", "/openApi/swap/v2"
 # BingX's limits (support article "API rate limit upgrade", bingx.com/en/support/articles/
 # 31103871611289, 2025): every market-data endpoint of both APIs shares 500 requests per 10 s per

@@ -73,6 +73,7 @@ CLOCK_ERRORS = ("304",)                     # Request was not received within ac
 RATE_LIMIT_ERRORS = ("103", "104", "105")   # rate limited (weight) / too many new orders / banned
 AMBIGUOUS_ERRORS = ("101", "109")           # "Operation may or may not have succeeded"
 POST_PARAMS = "json"                        # a POST's params travel as its JSON body
+STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 
 
 # -- Rate limits -----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
 HOSTS = {}                           # one REST host for every category
 POST_PARAMS = "json"                 # a POST's params travel as a JSON body (the signed payload)
+STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 CLOCK_ERRORS = ("10002",)            # The request time exceeds the time window range.
 RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
 # "Outcome unknown" (docs v5 "Error Codes"): 10000 Server Timeout and 10016 Server error, both with

@@ -22,6 +22,8 @@ reduce-only orders; in long_short_mode every order names its posSide.
 import base64
 import hashlib
 import hmac
+import json
+import zlib
 from collections import namedtuple
 from decimal import Decimal
 
@@ -71,6 +73,25 @@ RATE_LIMITS = {
 }
 INST_TYPES = {"spot": "SPOT", "swap": "SWAP"}
 PAGE = 100                           # max rows per page of the order lists
+DEPTH_DEFAULT = 20                   # levels a side when the docker asks no limit
+TRADES_DEFAULT = 100                 # trades a `trades` answer holds
+
+# The stream (WebSocket API, docs-v5 "WebSocket"): tickers, books (400 levels: a snapshot, then
+# updates chained by seqId/prevSeqId and checked by a CRC32 of the top 25 levels) and trades on
+# /ws/v5/public, spot and swaps alike. OKX closes a connection after 30 s without a message
+# from the client and asks for a text "ping" (answered "pong") when nothing came for N < 30 s;
+# it allows 3 connection requests per second per IP, and 480 subscribe/unsubscribe/login requests
+# per hour per connection.
+STREAM_URLS = {"public": "wss://ws.okx.com:8443/ws/v5/public"}
+STREAM_LOGIN = ()                    # no endpoint here needs a key
+STREAM_KEEPALIVE = 20.0              # seconds without a message before our "ping"
+STREAM_SILENCE = 29.0                # seconds without any message: the connection is dead
+STREAM_CONNECTS = (3, 1.0)           # connection requests per seconds, per IP
+STREAM_REQUESTS = (480, 3600.0)      # subscribe / unsubscribe / login requests per connection
+STREAM_TOPICS = 200                  # channels one connection carries
+STREAM_DEPTH = 400                   # levels a side the books channel keeps
+STREAM_CHANNELS = {"ticker": "tickers", "depth": "books", "trades": "trades"}
+CHECKSUM_LEVELS = 25
 
 # FMZ period in minutes -> OKX candle bar. Daily and longer bars use the UTC-aligned variants
 # so candle times fall on UTC midnight, as they do on every other exchange.
@@ -213,7 +234,8 @@ def tickers(api, symbol=None):
 
 def depth(api, symbol, limit=None):
     """GET /api/v5/market/books (sz up to 400 levels a side)"""
-    reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or 20, 400)}, signed=False)
+    reply = api.get("/api/v5/market/books", {"instId": inst_id(symbol), "sz": min(limit or DEPTH_DEFAULT, 400)},
+                    signed=False)
     book = _first(reply, symbol)
     return {"time": whole_or_zero(book.get("ts")), "asks": book_levels(book.get("asks")),
             "bids": book_levels(book.get("bids"))}, reply
@@ -221,10 +243,13 @@ def depth(api, symbol, limit=None):
 
 def trades(api, symbol):
     """GET /api/v5/market/trades (newest first, the latest 100 of up to 500; answered oldest first)"""
-    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": 100}, signed=False)
-    rows = [{"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
-             "amount": number_or_zero(t["sz"]), "type": t["side"]} for t in _data(reply)]
-    return rows[::-1], reply
+    reply = api.get("/api/v5/market/trades", {"instId": inst_id(symbol), "limit": TRADES_DEFAULT}, signed=False)
+    return [_trade(t) for t in _data(reply)][::-1], reply
+
+
+def _trade(t):
+    return {"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
+            "amount": number_or_zero(t["sz"]), "type": t["side"]}
 
 
 def records(api, symbol, period=60, limit=None):
@@ -475,6 +500,90 @@ def _first(reply, symbol):
     if not rows:
         raise PluginError(f"OKX returned no data for {symbol}")
     return rows[0]
+
+
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method):
+    """(endpoint, topic) of a method's channel for one symbol: ("public", ("tickers", "BTC-USDT"))."""
+    return "public", (STREAM_CHANNELS[method], inst_id(symbol))
+
+
+def stream_subscribe(topics):
+    """{"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}, ...]}"""
+    return [_operation("subscribe", topics)]
+
+
+def stream_unsubscribe(topics):
+    return [_operation("unsubscribe", topics)]
+
+
+def _operation(op, topics):
+    return json.dumps({"op": op, "args": [{"channel": channel, "instId": inst} for channel, inst in topics]})
+
+
+def stream_ping():
+    """OKX's keepalive is the text "ping", answered "pong"."""
+    return "ping"
+
+
+def stream_read(message, feed):
+    """One message from OKX: an event (subscribe, unsubscribe, error), a "pong", or a push
+    {"arg": {"channel", "instId"}, ["action",] "data": [...]}."""
+    if message == "pong":
+        return
+    reply = json.loads(message)
+    arg = reply.get("arg") or {}
+    topic = (arg.get("channel"), arg.get("instId"))
+    if reply.get("event") == "subscribe":
+        feed.subscribed(topic)
+    elif not reply.get("event") and topic[0] in STREAM_READERS:
+        STREAM_READERS[topic[0]](topic, reply, feed)
+
+
+def _read_tickers(topic, reply, feed):
+    for t in _data(reply):
+        feed.ticker(topic, _ticker(t), reply)
+
+
+def _read_trades(topic, reply, feed):
+    rows = sorted((_trade(t) for t in _data(reply)), key=lambda row: row["time"])
+    feed.trades(topic, rows, reply)
+
+
+def _read_books(topic, reply, feed):
+    """A snapshot resets the book; an update applies when its prevSeqId is the last seqId (else a
+    message was lost); the CRC32 of the top 25 levels must then match OKX's `checksum`. Updates
+    before the first snapshot (just after a resync) are ignored."""
+    book = feed.book(topic)
+    for data in _data(reply):
+        if reply.get("action") == "snapshot":
+            book.reset(data.get("asks"), data.get("bids"))
+        elif book.sequence is None:
+            return
+        elif data.get("prevSeqId") != book.sequence:
+            return feed.resync(topic, f"OKX {topic[1]} book: update {data.get('prevSeqId')} after {book.sequence}")
+        else:
+            book.apply(data.get("asks"), data.get("bids"))
+        book.sequence, book.time = data.get("seqId"), whole_or_zero(data.get("ts"))
+        if "checksum" in data and data["checksum"] != book_checksum(book):
+            return feed.resync(topic, f"OKX {topic[1]} book: checksum mismatch")
+    feed.depth(topic, reply)
+
+
+def book_checksum(book):
+    """CRC32 (signed 32-bit) of "bid1px:bid1sz:ask1px:ask1sz:bid2px:..." over the top 25 levels
+    of each side, as OKX wrote them; a shorter side simply ends earlier."""
+    asks, bids = book.sides()
+    parts = []
+    for i in range(CHECKSUM_LEVELS):
+        parts += bids[i] if i < len(bids) else ()
+        parts += asks[i] if i < len(asks) else ()
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+STREAM_READERS = {"tickers": _read_tickers, "trades": _read_trades, "books": _read_books}
 
 
 METHODS = {

@@ -120,11 +120,12 @@ def account(request):
 
 
 @contextlib.contextmanager
-def serving(base_urls, timeout=3.0, throttle=False, allow=None, risk=None):
+def serving(base_urls, timeout=3.0, throttle=False, allow=None, risk=None, stream=False):
     """The plugin in this process, serving `base_urls`: yields (url, server), stops it after.
     The client-side throttle is off unless asked for: the fakes do not limit rates, and the
     suite places orders faster than OKX would allow. `risk`: a RiskGuard orders must pass."""
-    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow, risk=risk))
+    server = fmz_plugin.Server(("127.0.0.1", 0), fmz_plugin.Settings(base_urls, timeout, throttle, allow, risk=risk,
+                                                                            stream=stream))
     threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
     try:
         yield "http://127.0.0.1:%d" % server.server_address[1], server

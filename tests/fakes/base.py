@@ -46,6 +46,8 @@ import time
 import urllib.parse
 from collections import deque, namedtuple
 
+from tests.fakes import ws
+
 SERVE_POLL = 0.005   # seconds: stop() waits up to one poll of serve_forever, and every test stops servers
 
 
@@ -81,6 +83,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def _serve(self):
+        if self.headers.get("Upgrade", "").lower() == "websocket" and self.command == "GET":
+            return self.server.fake.serve_ws(self)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.fake.handle(self, FakeRequest(self, body))
@@ -164,6 +168,11 @@ class FakeExchange:
         self.in_flight = 0
         self.idle = threading.Condition(self.lock)
         self._server = None
+        self.ws_routes = {}              # WebSocket path -> function(session) that serves one session
+        self.ws_sessions = []            # open sessions (tests/fakes/ws.py Session)
+        self.ws_received = []            # (path, message) of every message clients sent, oldest first
+        self.ws_connections = 0          # WebSocket sessions ever accepted
+        self.ws_changed = threading.Condition(self.lock)   # notified on every session and message
 
     # ------------------------------------------------------------------ lifecycle
     def start(self):
@@ -173,6 +182,7 @@ class FakeExchange:
         return self
 
     def stop(self):
+        self.ws_drop()
         self._server.shutdown()
         self._server.server_close()
 
@@ -194,6 +204,56 @@ class FakeExchange:
         """(target, body) of every request to `path` (any query; by `verb` only, when given), oldest first."""
         return [(target, body) for v, target, body in self.requests
                 if target.split("?")[0] == path and verb in (None, v)]
+
+    # ------------------------------------------------------------------ WebSocket
+    @property
+    def ws_url(self):
+        """The fake's WebSocket host, as `--base-url NAME.ws=` takes it (the path is the exchange's)."""
+        return self.url.replace("http://", "ws://")
+
+    def serve_ws(self, handler):
+        """An upgrade request on the fake's HTTP port: the session runs in this handler's thread."""
+        path = handler.path.split("?")[0]
+        serve = self.ws_routes.get(path)
+        session = ws.upgrade(handler) if serve else handler.send_error(404)
+        if session is None:
+            return
+        session.changed = self._ws_notify
+        with self.lock:
+            self.ws_sessions.append(session)
+            self.ws_connections += 1
+            self.ws_changed.notify_all()
+        try:
+            serve(session)
+        except (ws.Closed, OSError):
+            pass
+        finally:
+            session.drop()
+            with self.lock:
+                self.ws_sessions.remove(session)
+                self.ws_changed.notify_all()
+
+    def _ws_notify(self):
+        with self.lock:
+            self.ws_changed.notify_all()
+
+    def ws_note(self, session, message):
+        """Record a message a client sent (what the stream tests read)."""
+        with self.lock:
+            self.ws_received.append((session.path.split("?")[0], message))
+            self.ws_changed.notify_all()
+
+    def ws_wait(self, predicate, timeout=10.0):
+        """Wait (bounded) until predicate() holds, re-checked on every WebSocket event."""
+        with self.ws_changed:
+            assert self.ws_changed.wait_for(predicate, timeout), "the WebSocket event never came"
+
+    def ws_drop(self):
+        """End every WebSocket session without a close frame (a network failure)."""
+        with self.lock:
+            sessions = list(self.ws_sessions)
+        for session in sessions:
+            session.drop()
 
     # ------------------------------------------------------------------ faults
     def inject(self, kind, path=None, times=1, seconds=0.0, method=None):

@@ -106,6 +106,7 @@ class Engine:
         self.leverage = {}                   # swap pair -> leverage set by the trader
         self.hedge_mode = False
         self._ids = itertools.count(first_id)          # order ids: numbers in creation order
+        self.watchers = []                   # functions(pair, side, price, amount) told of every fill (streams)
 
     def spec(self, pair):
         """The spec of a spot market or a swap, or None."""
@@ -210,9 +211,14 @@ class Engine:
         for px, take in fills:
             order["filled"] += take
             order["cost"] += take * px
+            self._traded(order["pair"], order["side"], px, take)
         if order["filled"]:
             self._settle(order)
         self._after_match(order, remaining)
+
+    def _traded(self, pair, side, price, amount):
+        for watcher in self.watchers:
+            watcher(pair, side, price, amount)
 
     def _after_match(self, order, remaining):
         if order["type"] == "market" or remaining <= 0:
@@ -322,6 +328,7 @@ class Engine:
         for px, size in fills:
             order["filled"] += size
             order["cost"] += size * px
+            self._traded(pair, side, px, size)
         self._after_match(order, remaining)
         return order
 

@@ -11,10 +11,25 @@ market orders fill against the book, cancel frees the frozen funds, filled and c
 move to the history. SWAP instruments (BTC-USDT-SWAP, ETH-USDT-SWAP, BTC-USD-SWAP) trade in
 contracts with positions, leverage, funding and net / long_short position modes through the same
 engine; `fake.engine.set_hedge_mode(True)` is what POST /api/v5/account/set-position-mode does.
+
+Its WebSocket API (docs-v5 "WebSocket", public channels) is served on the same port at
+/ws/v5/public: {"op": "subscribe" | "unsubscribe", "args": [{"channel", "instId"}]} answered by
+an event per arg ({"event": "subscribe", "arg", "connId"}) or {"event": "error", "code": "60018"};
+channels tickers (a push on subscribing and after every fill), books (a 400-level snapshot,
+then updates chained by seqId / prevSeqId with the CRC32 checksum of the top 25 levels), books5
+(the top 5 levels, whole in every push) and
+trades (every fill of the engine). A text "ping" is answered "pong"; a connection that sends
+nothing for `ws_idle_limit` seconds (OKX: 30) is closed. Tests move the stream with
+`push_book_update`, `ws_drop()`, and `fault_next_book` ("checksum": a wrong checksum, "gap": a
+skipped sequence number).
 """
 import base64
 import hashlib
 import hmac
+import itertools
+import json
+import socket
+import zlib
 from datetime import datetime
 from decimal import Decimal as D
 
@@ -49,6 +64,8 @@ REFUSALS = {
     "position_mode_busy": ("59000", "Settings failed. Close any open positions or orders before modifying settings."),
 }
 POS_MODES = {False: "net_mode", True: "long_short_mode"}
+WS_BOOK_LEVELS = 400           # levels a side of a books snapshot
+WS_CHANNELS = ("tickers", "books", "books5", "trades")
 
 
 def ok(data):
@@ -89,6 +106,19 @@ def pair_of(inst):
     return parts if len(parts) == 2 else None
 
 
+def okx_checksum(book):
+    """OKX's book checksum: signed CRC32 of bid1px:bid1sz:ask1px:ask1sz:... over 25 levels a side."""
+    asks = sorted(book["asks"].items(), key=lambda level: D(level[0]))[:25]
+    bids = sorted(book["bids"].items(), key=lambda level: D(level[0]), reverse=True)[:25]
+    fields = []
+    for i in range(25):
+        for side in (bids, asks):
+            if i < len(side):
+                fields += side[i]
+    crc = zlib.crc32(":".join(fields).encode())
+    return crc - 2 ** 32 if crc > 2 ** 31 - 1 else crc
+
+
 def inst_type(pair):
     return "SWAP" if len(pair) == 3 else "SPOT"
 
@@ -105,6 +135,15 @@ class FakeOKX(FakeExchange):
     def __init__(self):
         super().__init__()
         self.engine = Engine(self.now_ms)
+        self.engine.watchers.append(self.stream_fill)
+        self.ws_routes = {"/ws/v5/public": self.ws_public}
+        self.ws_idle_limit = 30.0            # seconds OKX waits for a client message before closing
+        self.ws_answers_ping = True          # False: "ping" goes unanswered (a connection gone silent)
+        self.ws_subscriptions = {}           # session -> {(channel, instId)}
+        self.ws_books = {}                   # instId -> {"asks": {px: sz}, "bids": {px: sz}, "seq": int}
+        self.fault_next_book = None          # "checksum" | "gap": the next book update is broken so
+        self._seq = itertools.count(1000)
+        self._trade_ids = itertools.count(500000000)
         self.routes = {
             ("GET", "/api/v5/public/time"): self.time,
             ("GET", "/api/v5/public/instruments"): self.instruments,
@@ -324,6 +363,117 @@ class FakeOKX(FakeExchange):
                 "premium": "0.0000910113652644", "settFundingRate": fmt(funding["rate"]),
                 "settState": "settled", "ts": str(self.now_ms())})
         return ok(rows)
+
+    # ------------------------------------------------------------------ WebSocket
+    def ws_public(self, session):
+        with self.lock:
+            self.ws_subscriptions[session] = set()
+        try:
+            while True:
+                try:
+                    message = session.receive(timeout=self.ws_idle_limit)
+                except socket.timeout:
+                    return session.close(4004)      # OKX closes a connection silent for 30 s
+                self.ws_note(session, message)
+                if message == "ping":
+                    if self.ws_answers_ping:
+                        session.send_text("pong")
+                else:
+                    self.ws_operation(session, message)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+
+    def ws_operation(self, session, message):
+        try:
+            request = json.loads(message)
+            op, args = request["op"], request["args"]
+        except (ValueError, KeyError, TypeError):
+            return session.send_text(json.dumps({"event": "error", "code": "60012",
+                                                 "msg": f"Invalid request: {message[:100]}", "connId": "fake"}))
+        for arg in args:
+            topic = (arg.get("channel"), arg.get("instId"))
+            pair = pair_of(topic[1])
+            if op not in ("subscribe", "unsubscribe") or topic[0] not in WS_CHANNELS or not self.engine.spec(pair or ()):
+                session.send_text(json.dumps({"event": "error", "code": "60018", "connId": "fake",
+                                              "msg": f"Wrong URL or channel:{topic[0]},instId:{topic[1]} doesn't exist."}))
+                continue
+            with self.lock:
+                subscribed = self.ws_subscriptions[session]
+                subscribed.add(topic) if op == "subscribe" else subscribed.discard(topic)
+                session.send_text(json.dumps({"event": op, "arg": arg, "connId": "fake"}))
+                if op == "subscribe":
+                    self._first_push(session, topic, pair)
+                self.ws_changed.notify_all()
+
+    def _first_push(self, session, topic, pair):
+        channel, inst = topic
+        if channel == "tickers":
+            session.send_text(json.dumps({"arg": {"channel": channel, "instId": inst}, "data": [self._ticker(pair)]}))
+        elif channel == "books5":
+            session.send_text(json.dumps(self._books5(pair)))
+        elif channel == "books":
+            book = self._ws_book(pair)
+            data = {"asks": self._rows(book["asks"], False), "bids": self._rows(book["bids"], True),
+                    "ts": str(self.now_ms()), "checksum": okx_checksum(book), "prevSeqId": -1, "seqId": book["seq"]}
+            session.send_text(json.dumps({"arg": {"channel": channel, "instId": inst}, "action": "snapshot",
+                                          "data": [data]}))
+
+    def _books5(self, pair):
+        """A books5 push: the top 5 levels a side, whole every time (no action, no checksum)."""
+        book, inst = self._ws_book(pair), inst_id(pair)
+        data = {"asks": self._rows(book["asks"], False)[:5], "bids": self._rows(book["bids"], True)[:5],
+                "instId": inst, "ts": str(self.now_ms()), "seqId": book["seq"]}
+        return {"arg": {"channel": "books5", "instId": inst}, "data": [data]}
+
+    def _ws_book(self, pair):
+        inst = inst_id(pair)
+        if inst not in self.ws_books:
+            asks, bids = self.engine.book(pair, levels=WS_BOOK_LEVELS)
+            self.ws_books[inst] = {"asks": {fmt(p): fmt(s) for p, s in asks}, "bids": {fmt(p): fmt(s) for p, s in bids},
+                                   "seq": next(self._seq)}
+        return self.ws_books[inst]
+
+    @staticmethod
+    def _rows(side, descending):
+        return [[p, s, "0", "1"] for p, s in sorted(side.items(), key=lambda level: D(level[0]), reverse=descending)]
+
+    def _push(self, topic, message):
+        """Send to every session subscribed to topic; call under the lock."""
+        text = json.dumps(message)
+        for session, subscribed in self.ws_subscriptions.items():
+            if topic in subscribed:
+                session.send_text(text)
+
+    def push_book_update(self, pair, asks=(), bids=()):
+        """A books update (levels [price, size] as text; size "0" removes) with its checksum."""
+        with self.lock:
+            book, inst = self._ws_book(pair), inst_id(pair)
+            for side, rows in (("asks", asks), ("bids", bids)):
+                for price, size in rows:
+                    book[side].pop(price, None) if D(size) == 0 else book[side].__setitem__(price, size)
+            previous, book["seq"] = book["seq"], next(self._seq)
+            checksum = okx_checksum(book)
+            fault, self.fault_next_book = self.fault_next_book, None
+            if fault == "checksum":
+                checksum += 1
+            if fault == "gap":
+                previous -= 1
+            data = {"asks": [[p, s, "0", "1"] for p, s in asks], "bids": [[p, s, "0", "1"] for p, s in bids],
+                    "ts": str(self.now_ms()), "checksum": checksum, "prevSeqId": previous, "seqId": book["seq"]}
+            self._push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": [data]})
+            self._push(("books5", inst), self._books5(pair))
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): the trade, the ticker and the book move."""
+        inst = inst_id(pair)
+        trade = {"instId": inst, "tradeId": str(next(self._trade_ids)), "px": fmt(price), "sz": fmt(amount),
+                 "side": side, "ts": str(self.now_ms()), "count": "1"}
+        self._push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
+        self._push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
+        if any(("books", inst) in subscribed or ("books5", inst) in subscribed
+               for subscribed in self.ws_subscriptions.values()):
+            self.push_book_update(pair)
 
     # ------------------------------------------------------------------ account
     def balance(self, request):
