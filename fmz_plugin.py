@@ -85,7 +85,7 @@ from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, iso
                             parse_symbol, plain, round_down)
 from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
-from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, halt, resume
+from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, figure, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
@@ -4229,8 +4229,9 @@ def paper_command(argv):
     try:
         if args.action == "list":
             rows = ledger.accounts()
-            print(table(["exchange", "account", "open_orders", "positions", "created"],
-                        [[r["exchange"], r["account"] or "(default)", r["open_orders"], r["positions"], r["created"]]
+            print(table(["exchange", "account", "open_orders", "positions", "created", "balances (free, frozen)"],
+                        [[r["exchange"], r["account"] or "(default)", r["open_orders"], r["positions"],
+                          _utc(r["created"])[:16] + " UTC", _balances_text(r["balances"])]
                          for r in rows]) if rows else f"no paper account in {args.paper_db}")
             return 0
         removed = ledger.reset(args.name.strip(), args.exchange)
@@ -4241,6 +4242,15 @@ def paper_command(argv):
     print(f"paper account {args.name.strip() or '(default)'!r}{where}: "
           + (f"reset ({removed} removed); its next call starts it afresh" if removed else "none found, nothing to reset"))
     return 0
+
+
+def _balances_text(balances):
+    """`USDT 99,000 (1,000 frozen), BTC 1`: every currency held, frozen only where some is."""
+    shown = []
+    for currency, (free, frozen) in balances.items():
+        if free or frozen:
+            shown.append(f"{currency} {figure(free)}" + (f" ({figure(frozen)} frozen)" if frozen else ""))
+    return ", ".join(shown) or "nothing"
 
 
 # -- Tools: halt and resume, the kill switch from a terminal ----------------------------------------

@@ -2,12 +2,14 @@
 port, a method name with a typo, a call that needs keys without any, paper commands naming an
 exchange the plugin does not serve or a database that does not exist."""
 import os
+import re
 import threading
 
 import pytest
 
 import fmz_plugin
 from tests.conftest import serving
+from tests.test_paper import okx_paper  # noqa: F401 (a fixture)
 
 
 def test_check_over_https_on_a_plain_http_plugin_says_so(okx, capsys):
@@ -82,3 +84,11 @@ def test_paper_commands_never_create_a_missing_database(tmp_path, capsys, action
     assert fmz_plugin.run(["paper", *action, "--paper-db", str(path)]) == 0
     assert not os.path.exists(path) and os.listdir(tmp_path) == []
     assert capsys.readouterr().out.startswith(f"no paper account: {path} does not exist (--paper-db; ")
+
+
+def test_paper_list_shows_balances_and_a_readable_time(okx_paper, tmp_path, capsys):
+    okx_paper.data("trade", symbol="ETH_USDT", type="buy", price=1000, amount="0.01")    # freezes 10 USDT
+    assert fmz_plugin.run(["paper", "list", "--paper-db", str(tmp_path / "paper.db")]) == 0
+    head, row = capsys.readouterr().out.splitlines()
+    assert head.split() == ["exchange", "account", "open_orders", "positions", "created", "balances", "(free,", "frozen)"]
+    assert re.search(r"\s1\s+0\s+20\d\d-\d\d-\d\d \d\d:\d\d UTC\s+BTC 1, ETH 10, USDT 99,990 \(10 frozen\)$", row), row
