@@ -81,8 +81,8 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, SHARED_READS, Api, PluginError, iso_ms, now_ms, parse_number,
-                            parse_symbol, plain, round_down)
+from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, PluginError, iso_ms, now_ms,
+                            parse_number, parse_symbol, plain, round_down)
 from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
 from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, figure, halt, resume
@@ -97,7 +97,6 @@ REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many c
 REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
 REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
 OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no descriptor even to refuse with
-IO_PREFIX = "__api_"        # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
 BAD_REQUEST = "(bad request)"   # ... and requests that named no served method
@@ -142,8 +141,9 @@ ORDER_MEANING = {
 }
 CLOSE_TYPE_OF_SIDE = {"sell": "closebuy", "buy": "closesell"}
 
-# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes).
-MINUTE_PERIODS = (1, 3, 5, 15, 30, 60, 120, 240, 360, 480, 720, 1440, 4320, 10080)
+# Candle periods, in minutes, that the served exchanges have (the guide's `period` is minutes):
+# the union of their PERIODS tables.
+MINUTE_PERIODS = frozenset(period for exchange in EXCHANGES.values() for period in exchange.PERIODS)
 
 
 def _symbol(params, required=True, allow_range=False):

@@ -16,7 +16,7 @@ This folder holds the venues and what the venues share:
 None of them names an exchange; the underscore says they are not in EXCHANGES.
 
 Adding an exchange is one module in this folder plus one line in EXCHANGES below; the core
-(fmz_plugin.py) never names an exchange. The contract an exchange module fulfils (Contract v2),
+(fmz_plugin.py) and the shared modules never name an exchange. The contract an exchange module fulfils (Contract v2),
 naming only what every module has:
 
 Constants, every one declared (no defaults are assumed)
@@ -37,6 +37,11 @@ Constants, every one declared (no defaults are assumed)
                       exchange counts it per (IP, key, key + instrument) and a call's weight. A
                       key may be a template, "GET /v2/{market}/book": every path it matches is
                       that one endpoint, and {market} a param for the Limit's `per` and `cost`.
+    PERIODS           {minutes: the exchange's name of that candle period}: the periods `records`
+                      serves; the core reads every module's to know a period in minutes from one
+                      in seconds (fmz_plugin.MINUTE_PERIODS).
+    FEES              {kind: (maker, taker)} as decimal strings, the exchange's standard rates,
+                      which paper trading (_paper) charges on that kind's fills.
 
 Functions the core and _kit.Api call
     parse_keys(access_key, secret_key) -> keys   the docker's two strings; any object the

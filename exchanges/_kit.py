@@ -9,8 +9,9 @@ file imports only exchanges/_throttle.py. See exchanges/__init__.py for the cont
 Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flight (one call for
 callers asking the same at once, and optionally its value kept: shared reads and the caches);
 HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
-state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies
-(market_spec, markets_answer, book_levels, candle_row, one_or_all).
+state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies (market,
+market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, signed_io: exchange.IO
+passed through, one_or_all).
 """
 import hashlib
 import http.client
@@ -39,6 +40,7 @@ DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock mus
 DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
+IO_PREFIX = "__api_"          # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
 # The fields of FMZ's Market, what `markets` answers; a spec may keep more (quote_step, ...).
 MARKET_FIELDS = ("symbol", "base_asset", "quote_asset", "tick_size", "amount_size", "price_precision",
@@ -751,7 +753,22 @@ ACCOUNT_SETTINGS = AccountSettings()   # per exchange, base URL and key: a posit
 CLOCK_OFFSETS = {}                     # (exchange NAME, base URL) -> ms to add to our clock
 
 
-# -- Reading replies: specs, the markets answer, book levels, candles, raw --------------------------
+# -- Reading replies: specs, the markets answer, book levels, candles, IO, raw ----------------------
+
+def market(symbol, tick, step, *, min_qty=Decimal(0), max_qty=Decimal(0), min_notional=Decimal(0),
+           max_notional=Decimal(0), ct_val=Decimal(0), ct_val_ccy="", **more):
+    """One instrument's spec as load_markets gives it: the MARKET_FIELDS of `symbol` (a Symbol)
+    with its price `tick` and amount `step` (Decimals; the precisions follow from them), a limit
+    the exchange does not give 0, a spot market's contract value 0 and ""; `more` adds fields of
+    the module's own (quote_step, ...)."""
+    return {
+        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
+        "tick_size": tick, "amount_size": step,
+        "price_precision": precision(tick), "amount_precision": precision(step),
+        "min_qty": min_qty, "max_qty": max_qty, "min_notional": min_notional, "max_notional": max_notional,
+        "ct_val": ct_val, "ct_val_ccy": ct_val_ccy, **more,
+    }
+
 
 def market_spec(api, symbol):
     """The cached spec of one instrument: a dict of FMZ Market fields with Decimal values (and
@@ -760,6 +777,13 @@ def market_spec(api, symbol):
     if spec is None:
         raise PluginError(f"{api.name} has no live market {symbol}")
     return spec
+
+
+def specs_by_exchange_id(api, kind, separator=""):
+    """{the exchange's name of an instrument: its cached spec} for the live markets of a kind, the
+    name written base, separator, quote (BTCUSDT, BTC-USDT): the listed markets say where a name
+    that does not mark the split divides into base and quote."""
+    return {spec["base_asset"] + separator + spec["quote_asset"]: spec for spec in MARKETS.get(api, kind).values()}
 
 
 def markets_answer(api, kinds=("spot", "swap")):
@@ -781,6 +805,13 @@ def book_levels(rows, price=0, amount=1):
 def candle_row(row):
     """An exchange's candle [open time ms, open, high, low, close, volume, ...] as FMZ's record."""
     return [int(row[0])] + [number_or_zero(value) for value in row[1:6]]
+
+
+def signed_io(api, http_method, path, params):
+    """exchange.IO("api", VERB, path, query) where a METHODS table points at it: any endpoint of
+    the exchange's REST host, signed; the reply unchanged, as both data and raw."""
+    reply = api.call(http_method, path, params, signed=True)
+    return reply, reply
 
 
 def one_or_all(replies):

@@ -1,4 +1,5 @@
-"""Orders: their size on the market's tick and lot (order_size), a fresh client order id
+"""Orders: their size on the market's tick and lot (order_size), the currency one pays with
+(paid_in), a fresh client order id
 (new_client_id), and placing and canceling exactly once (place_once, cancel_once): never two
 orders, never a failure reported for an order that exists, never a canceled order reported open.
 
@@ -30,6 +31,12 @@ def order_size(api, symbol, price, amount, quote_amount=False):
                           f"for {symbol} (lot size {plain(spec['amount_size'])})")
     px = None if price is None else plain(round_nearest(price, spec["tick_size"]))
     return px, plain(size)
+
+
+def paid_in(symbol, order_type):
+    """The currency an order pays with, for a refusal ("insufficient balance") that does not say
+    which: the quote for a spot buy and for any swap order (its margin), the base for a spot sell."""
+    return symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
 
 
 def new_client_id():

@@ -20,7 +20,7 @@ Matching
   it was matched with, fill it by their volume. This is looked at on every call that touches
   the account, for every market in which it has an open order.
 - Fees: the taker rate on fills against the book, the maker rate on resting fills (FEES per
-  exchange NAME and market kind, or `--paper-fees MAKER,TAKER` for all). Spot fees are taken
+  market kind in each exchange module, or `--paper-fees MAKER,TAKER` for all). Spot fees are taken
   from what the order receives (the base of a buy, the quote of a sell); swap fees from the
   margin currency's balance.
 - Orders are rounded and refused as the exchange would (`_orders.order_size`: tick, lot, minimum;
@@ -53,7 +53,8 @@ import sqlite3
 import threading
 from decimal import Decimal
 
-from exchanges._kit import Api, PluginError, market_spec, now_ms, parse_symbol, round_down
+from exchanges import EXCHANGES
+from exchanges._kit import IO_PREFIX, Api, PluginError, market_spec, now_ms, parse_symbol, round_down
 from exchanges._orders import order_size
 
 ACCESS_KEY = "paper"                 # the Access Key that makes an account a paper one
@@ -65,17 +66,7 @@ MONEY = Decimal("0.00000001")        # swap margins and profits are kept to 8 de
 DB_NAME = "fmz_plugin_paper.db"      # the default database, beside the plugin file
 ACCOUNTS_SHOWN = 100                 # paper accounts the status page counts calls of (a bound, not a rule)
 
-# Standard (lowest tier) maker and taker rates, as each exchange publishes them (fee pages,
-# 2025): {NAME: {kind: (maker, taker)}}. Others get DEFAULT_FEES. Alpaca's are its crypto
-# rates (its stocks trade commission-free: --paper-fees 0 for those).
-FEES = {
-    "OKX": {"spot": ("0.0008", "0.001"), "swap": ("0.0002", "0.0005")},
-    "Binance": {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")},
-    "Bybit": {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.00055")},
-    "BingX": {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")},
-    "Bitvavo": {"spot": ("0.0015", "0.0025")},
-    "Alpaca": {"spot": ("0.0015", "0.0025")},
-}
+# The rates of a kind an exchange module's FEES does not list (or of an exchange not registered).
 DEFAULT_FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
 
 OPEN, PARTIAL, FILLED, CANCELED = "pending", "partial-filled", "filled", "canceled"   # FMZ's words
@@ -147,14 +138,11 @@ class PaperExchange:
         for name, handler in METHODS.items():
             if name in module.METHODS:
                 self.METHODS[name] = _served_by(account, handler)
-        if IO_METHOD in module.METHODS:
-            self.METHODS[IO_METHOD] = _no_io
+        if IO_PREFIX in module.METHODS:
+            self.METHODS[IO_PREFIX] = _no_io
 
     def __getattr__(self, name):
         return getattr(self.module, name)          # NAME, BASE_URL, load_markets, check, ...
-
-
-IO_METHOD = "__api_"                 # exchange.IO's key in a module's METHODS
 
 
 def _served_by(account, handler):
@@ -222,7 +210,8 @@ class Ledger:
         return api
 
     def fee_rate(self, exchange, kind, maker):
-        rates = self.fees or FEES.get(exchange, DEFAULT_FEES).get(kind) or DEFAULT_FEES[kind]
+        listed = next((module.FEES for module in EXCHANGES.values() if module.NAME == exchange), {})
+        rates = self.fees or listed.get(kind) or DEFAULT_FEES[kind]
         return Decimal(rates[0] if maker else rates[1])
 
     def accounts(self):
@@ -365,12 +354,13 @@ class Account:
 
     def catch_up(self):
         """Fill the resting orders the market has traded through since they were last looked at:
-        the recent trades of each market with an open order, then one transaction."""
+        the recent trades of each market with an open order, then one transaction. Every open
+        order has a price: a market order is done once placed (State.after_fills)."""
         if not self.ledger.fill_from_trades:
             return
         with self.ledger.transaction() as db:
             account = self.open(db)
-            symbols = sorted({o["symbol"] for o in self.orders(db, account, LIVE) if o["price"] is not None})
+            symbols = sorted({o["symbol"] for o in self.orders(db, account, LIVE)})
         tapes = {}
         for text in symbols:
             try:
@@ -383,7 +373,7 @@ class Account:
             account = self.open(db)
             state = State(self, db, account)
             for order in self.orders(db, account, LIVE):
-                if order["symbol"] in tapes and order["price"] is not None:
+                if order["symbol"] in tapes:
                     state.fill_from_tape(order, tapes[order["symbol"]])
             state.save()
 

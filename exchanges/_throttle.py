@@ -35,9 +35,11 @@ class Limit:
     call's params giving it (a Binance depth of 500 levels weighs more than one of 5).
     Limits with the same `pool` name are one budget shared by every endpoint naming it
     (Binance's request weight per IP); a limit without a pool counts its endpoint alone.
+    by_param(name, one, every) is a cost that depends on whether a call names one instrument.
     `used(headers)` reads the exchange's own count of this budget from a reply's headers
     (Binance X-MBX-USED-WEIGHT-1M), or None; the throttle then counts what the exchange
-    counted beyond our own calls (another program on the same IP or key).
+    counted beyond our own calls (another program on the same IP or key). used_from(limit
+    header, remaining header) reads a budget sent as a limit and what remains of it.
     """
 
     __slots__ = ("requests", "seconds", "per", "cost", "pool", "used")
@@ -60,6 +62,23 @@ class Limit:
             who, _, param = self.per.partition("+")
             counted = f" per {'API key' if who == 'key' else 'IP'} and {param}"
         return f"{self.requests} {self.pool or 'requests'} per {self.seconds:g} s{counted}"
+
+
+def by_param(name, one, every):
+    """A `cost`: `one` for a call naming `name` (a symbol, a market), `every` without it (the
+    endpoint then answers every one)."""
+    return lambda params: one if params.get(name) else every
+
+
+def used_from(limit_header, remaining_header):
+    """A `used` reader for an exchange that sends a budget and what remains of it in two headers:
+    the budget less the remainder, None when either is absent or not a whole number."""
+    def used(headers):
+        limit, remaining = headers.get(limit_header), headers.get(remaining_header)
+        if not (limit and remaining and limit.isdigit() and remaining.isdigit()):
+            return None
+        return max(int(limit) - int(remaining), 0)
+    return used
 
 
 def limits_of(entry):

@@ -57,8 +57,8 @@ import calendar
 import re
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, markets_answer, number_or_zero,
-                            one_or_all, precision)
+from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, market, markets_answer, number_or_zero,
+                            one_or_all)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -97,8 +97,13 @@ DAY_MS = 86_400_000
 STOCK_SPAN = 6
 TRADES_LOOKBACK_MS = {"crypto": DAY_MS, "us_equity": 7 * DAY_MS}
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025). Its crypto rates: its
+# stocks trade commission-free (--paper-fees 0 for those).
+FEES = {"spot": ("0.0015", "0.0025")}
+
 # FMZ period in minutes -> Alpaca bar timeframe
-BARS = {
+PERIODS = {
     1: "1Min", 3: "3Min", 5: "5Min", 15: "15Min", 30: "30Min",
     60: "1Hour", 120: "2Hour", 240: "4Hour", 360: "6Hour", 720: "12Hour",
     1440: "1Day", 10080: "1Week",
@@ -285,15 +290,8 @@ def _spec(a):
     else:
         tick, lot = number_or_zero(STOCK_TICK), number_or_zero(FRACTIONAL_STEP if fractionable else 1)
         minimum, min_notional = lot, number_or_zero(FRACTIONAL_MIN_USD if fractionable else None)
-    return {
-        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
-        "tick_size": tick, "amount_size": lot, "price_precision": precision(tick),
-        "amount_precision": precision(lot), "min_qty": minimum, "max_qty": number_or_zero(None),
-        "min_notional": min_notional, "max_notional": number_or_zero(None),
-        "ct_val": number_or_zero(None), "ct_val_ccy": "",
-        "alpaca_symbol": a["symbol"], "asset_class": "crypto" if crypto else "us_equity",
-        "fractionable": fractionable,
-    }
+    return market(symbol, tick, lot, min_qty=minimum, min_notional=min_notional, alpaca_symbol=a["symbol"],
+                  asset_class="crypto" if crypto else "us_equity", fractionable=fractionable)
 
 
 def markets(api):
@@ -397,9 +395,9 @@ def records(api, symbol, period=60, limit=None):
     """GET /v2/stocks/bars or GET /v1beta3/crypto/us/bars (newest first with sort=desc, paged with
     next_page_token; answered oldest first). A stock has bars only while it trades, so its start
     looks further back (STOCK_SPAN)."""
-    timeframe = BARS.get(period)
+    timeframe = PERIODS.get(period)
     if timeframe is None:
-        raise PluginError(f"Alpaca has no {period}-minute bars; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"Alpaca has no {period}-minute bars; periods: {', '.join(map(str, PERIODS))}")
     spec = asset(api, symbol)
     wanted, span = limit or 100, period * 60_000
     back = wanted * span + span if spec["asset_class"] == "crypto" else wanted * span * STOCK_SPAN + 7 * DAY_MS

@@ -29,10 +29,10 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
-from exchanges._orders import cancel_once, new_client_id, order_size, place_once
-from exchanges._throttle import Limit
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+                            number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
+from exchanges._throttle import Limit, by_param
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
@@ -75,11 +75,6 @@ FUTURES_ORDERS_1M = Limit(1200, 60.0, per="key", pool="futures orders a minute",
                           used=_header("X-MBX-ORDER-COUNT-1M"))
 
 
-def _by_symbol(one, every):
-    """Weight `one` with a symbol, `every` without (the endpoint then answers every symbol)."""
-    return lambda params: one if params.get("symbol") else every
-
-
 def _limit_param(params, default):
     """The `limit` a weight depends on (a number, or Binance's default when absent or odd)."""
     text = str(params.get("limit") or "")
@@ -107,7 +102,7 @@ def _futures_klines_weight(params):
 RATE_LIMITS = {
     "GET /api/v3/time": SPOT_WEIGHT.costing(1),
     "GET /api/v3/exchangeInfo": SPOT_WEIGHT.costing(20),
-    "GET /api/v3/ticker/24hr": SPOT_WEIGHT.costing(_by_symbol(2, 80)),
+    "GET /api/v3/ticker/24hr": SPOT_WEIGHT.costing(by_param("symbol", 2, 80)),
     "GET /api/v3/depth": SPOT_WEIGHT.costing(_spot_depth_weight),
     "GET /api/v3/trades": SPOT_WEIGHT.costing(25),
     "GET /api/v3/klines": SPOT_WEIGHT.costing(2),
@@ -115,15 +110,15 @@ RATE_LIMITS = {
     "POST /api/v3/order": [SPOT_WEIGHT.costing(1), SPOT_ORDERS],
     "GET /api/v3/order": SPOT_WEIGHT.costing(4),
     "DELETE /api/v3/order": SPOT_WEIGHT.costing(1),
-    "GET /api/v3/openOrders": SPOT_WEIGHT.costing(_by_symbol(6, 80)),
+    "GET /api/v3/openOrders": SPOT_WEIGHT.costing(by_param("symbol", 6, 80)),
     "GET /api/v3/allOrders": SPOT_WEIGHT.costing(20),
     "GET /fapi/v1/exchangeInfo": FUTURES_WEIGHT.costing(1),
-    "GET /fapi/v1/ticker/24hr": FUTURES_WEIGHT.costing(_by_symbol(1, 40)),
-    "GET /fapi/v1/ticker/bookTicker": FUTURES_WEIGHT.costing(_by_symbol(2, 5)),
+    "GET /fapi/v1/ticker/24hr": FUTURES_WEIGHT.costing(by_param("symbol", 1, 40)),
+    "GET /fapi/v1/ticker/bookTicker": FUTURES_WEIGHT.costing(by_param("symbol", 2, 5)),
     "GET /fapi/v1/depth": FUTURES_WEIGHT.costing(_futures_depth_weight),
     "GET /fapi/v1/trades": FUTURES_WEIGHT.costing(5),
     "GET /fapi/v1/klines": FUTURES_WEIGHT.costing(_futures_klines_weight),
-    "GET /fapi/v1/premiumIndex": FUTURES_WEIGHT.costing(_by_symbol(1, 10)),
+    "GET /fapi/v1/premiumIndex": FUTURES_WEIGHT.costing(by_param("symbol", 1, 10)),
     "GET /fapi/v1/fundingInfo": Limit(500, 300.0, per="ip", pool="funding info"),   # 500 per 5 min per IP
     "GET /fapi/v2/account": FUTURES_WEIGHT.costing(5),
     "GET /fapi/v2/positionRisk": FUTURES_WEIGHT.costing(5),
@@ -132,7 +127,7 @@ RATE_LIMITS = {
     "POST /fapi/v1/order": [FUTURES_ORDERS_10S, FUTURES_ORDERS_1M],
     "GET /fapi/v1/order": FUTURES_WEIGHT.costing(1),
     "DELETE /fapi/v1/order": FUTURES_WEIGHT.costing(1),
-    "GET /fapi/v1/openOrders": FUTURES_WEIGHT.costing(_by_symbol(1, 40)),
+    "GET /fapi/v1/openOrders": FUTURES_WEIGHT.costing(by_param("symbol", 1, 40)),
     "GET /fapi/v1/allOrders": FUTURES_WEIGHT.costing(5),
 }
 
@@ -151,8 +146,12 @@ FUNDING_HOURS = 8                    # a perpetual not listed by /fapi/v1/fundin
 HOUR_MS = 3_600_000
 NO_FUTURES = ("-2015", "-2014")      # a key without futures permission (or a spot-testnet key)
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
+
 # FMZ period in minutes -> Binance kline interval (rest-api.md, "Kline/Candlestick chart intervals")
-INTERVALS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1h", 120: "2h", 240: "4h", 360: "6h", 480: "8h", 720: "12h",
     1440: "1d", 4320: "3d", 10080: "1w",
@@ -254,8 +253,8 @@ def market_id(symbol):
 
 def _names(api, kind):
     """BTCUSDT -> Symbol for every live market of a kind: Binance's symbols do not mark the split."""
-    return {spec["base_asset"] + spec["quote_asset"]: Symbol(spec["base_asset"], spec["quote_asset"], kind)
-            for spec in MARKETS.get(api, kind).values()}
+    return {name: Symbol(spec["base_asset"], spec["quote_asset"], kind)
+            for name, spec in specs_by_exchange_id(api, kind).items()}
 
 
 def _kinds(symbol):
@@ -341,9 +340,9 @@ def trades(api, symbol):
 def records(api, symbol, period=60, limit=None):
     """GET /api/v3/klines, /fapi/v1/klines (oldest first, 1000 or 1500 a page; older pages asked
     for with endTime)"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"Binance has no {period}-minute klines; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"Binance has no {period}-minute klines; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, end = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = _get(api, symbol.kind, "/klines", {"symbol": market_id(symbol), "interval": interval, "endTime": end,
@@ -378,16 +377,11 @@ def load_markets(api, kind):
         lot = filters.get("LOT_SIZE", {})
         step = number_or_zero(lot.get("stepSize"))
         notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
-        markets[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": step,
-            "price_precision": precision(tick), "amount_precision": precision(step),
-            "min_qty": number_or_zero(lot.get("minQty")), "max_qty": number_or_zero(lot.get("maxQty")),
-            "min_notional": number_or_zero(notional.get("minNotional") or notional.get("notional")),
-            "max_notional": number_or_zero(notional.get("maxNotional")),
-            "ct_val": Decimal(1 if kind == "swap" else 0), "ct_val_ccy": symbol.base if kind == "swap" else "",
-        }
+        markets[str(symbol)] = market(
+            symbol, tick, step, min_qty=number_or_zero(lot.get("minQty")), max_qty=number_or_zero(lot.get("maxQty")),
+            min_notional=number_or_zero(notional.get("minNotional") or notional.get("notional")),
+            max_notional=number_or_zero(notional.get("maxNotional")),
+            ct_val=Decimal(1 if kind == "swap" else 0), ct_val_ccy=symbol.base if kind == "swap" else "")
     return markets
 
 
@@ -498,8 +492,7 @@ def _swap_side(api, order_type):
 
 def _name_the_currency(error, symbol, order_type):
     """Binance's spot -2010 "insufficient balance" does not say which balance: add it."""
-    currency = symbol.quote if order_type == "buy" else symbol.base
-    return PluginError(f"{error} (a {order_type} of {symbol} spends {currency})", code=error.code)
+    return PluginError(f"{error} (a {order_type} of {symbol} spends {paid_in(symbol, order_type)})", code=error.code)
 
 
 def positions(api, symbol=None):

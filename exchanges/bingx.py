@@ -49,9 +49,9 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
-from exchanges._orders import cancel_once, new_client_id, order_size, place_once
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+                            number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit
 
 NAME = "BingX"
@@ -128,8 +128,12 @@ LOOKUP_ID = {"spot": "clientOrderID", "swap": "clientOrderId"}    # the query en
 NO_SWAP_PERMISSION = ("100004",)     # Permission denied: a key without perpetual rights
 INSUFFICIENT = ("100202", "101204")
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
+
 # FMZ period in minutes -> BingX kline interval.
-INTERVALS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1h", 120: "2h", 240: "4h", 360: "6h", 720: "12h",
     1440: "1d", 10080: "1w",
@@ -230,11 +234,6 @@ def _order_id(kind, name, bingx_id):
     return f"{name}{'.swap' if kind == 'swap' else ''},{bingx_id}"
 
 
-def _listed(api, kind):
-    """{BingX name: FMZ symbol text} of the live markets of a kind."""
-    return {spec["base_asset"] + "-" + spec["quote_asset"]: name for name, spec in MARKETS.get(api, kind).items()}
-
-
 # -- Market data -----------------------------------------------------------------------------------
 
 def ticker(api, symbol):
@@ -267,11 +266,11 @@ def tickers(api, symbol=None):
     for kind in [symbol.kind] if symbol else ["spot", "swap"]:
         reply = api.get(PATHS["ticker"][kind], signed=False)
         replies.append(reply)
-        listed = _listed(api, kind)
+        specs = specs_by_exchange_id(api, kind, "-")
         for t in _data(reply) or []:
-            name = listed.get(t.get("symbol"))
-            if name and (symbol is None or symbol.covers(to_symbol(t["symbol"], kind))):
-                rows.append(_ticker(t, name, reply))
+            spec = specs.get(t.get("symbol"))
+            if spec and (symbol is None or symbol.covers(to_symbol(t["symbol"], kind))):
+                rows.append(_ticker(t, spec["symbol"], reply))
     return rows, one_or_all(replies)
 
 
@@ -309,9 +308,9 @@ def records(api, symbol, period=60, limit=None):
     """GET /openApi/spot/v1/market/kline (timeZone=0: days start at UTC midnight, BingX's spot
     default being UTC+8; CCXT reads spot candles there and found timeZone live), /openApi/swap/v3/
     quote/klines; 1440 a page, paged back with endTime"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"BingX has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"BingX has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, found, pages, end = limit or 100, {}, [], None
     while len(found) < wanted:
         asked = min(wanted - len(found), KLINE_PAGE)
@@ -362,10 +361,10 @@ def _spot_market(row):
     if symbol is None:
         return None
     tick, step = number_or_zero(row.get("tickSize")), number_or_zero(row.get("stepSize"))
-    return _spec(symbol, tick, step,
-                 min_qty=number_or_zero(row.get("minQty")), max_qty=number_or_zero(row.get("maxQty")),
-                 min_notional=number_or_zero(row.get("minNotional")),
-                 max_notional=number_or_zero(row.get("maxNotional")))
+    return market(symbol, tick, step,
+                  min_qty=number_or_zero(row.get("minQty")), max_qty=number_or_zero(row.get("maxQty")),
+                  min_notional=number_or_zero(row.get("minNotional")),
+                  max_notional=number_or_zero(row.get("maxNotional")))
 
 
 def _swap_market(row):
@@ -374,10 +373,8 @@ def _swap_market(row):
         return None
     tick = Decimal(1).scaleb(-whole_or_zero(row.get("pricePrecision")))
     step = Decimal(1).scaleb(-whole_or_zero(row.get("quantityPrecision")))
-    spec = _spec(symbol, tick, step, min_qty=number_or_zero(row.get("tradeMinQuantity")) or step, max_qty=Decimal(0),
-                 min_notional=number_or_zero(row.get("tradeMinUSDT")), max_notional=Decimal(0))
-    spec.update(ct_val=Decimal(1), ct_val_ccy=symbol.base)
-    return spec
+    return market(symbol, tick, step, min_qty=number_or_zero(row.get("tradeMinQuantity")) or step,
+                  min_notional=number_or_zero(row.get("tradeMinUSDT")), ct_val=Decimal(1), ct_val_ccy=symbol.base)
 
 
 def _fmz_symbol(name, kind):
@@ -385,16 +382,6 @@ def _fmz_symbol(name, kind):
     if len(parts) != 2 or not all(re.fullmatch(r"[A-Z0-9]{1,20}", part) for part in parts):
         return None
     return Symbol(parts[0], parts[1], kind)
-
-
-def _spec(symbol, tick, step, min_qty, max_qty, min_notional, max_notional):
-    return {
-        "symbol": str(symbol), "base_asset": symbol.base, "quote_asset": symbol.quote,
-        "tick_size": tick, "amount_size": step,
-        "price_precision": precision(tick), "amount_precision": precision(step),
-        "min_qty": min_qty, "max_qty": max_qty, "min_notional": min_notional, "max_notional": max_notional,
-        "ct_val": Decimal(0), "ct_val_ccy": "",
-    }
 
 
 # -- Account ---------------------------------------------------------------------------------------
@@ -481,8 +468,7 @@ def trade(api, symbol, order_type, price, amount):
         return place_once(send, find, api, client_id)
     except PluginError as error:
         if error.code in INSUFFICIENT:
-            pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
-            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from error
+            raise PluginError(f"{error} (this order pays in {paid_in(symbol, order_type)})", code=error.code) from error
         raise
 
 
@@ -513,15 +499,15 @@ def orders(api, symbol=None):
     kind = symbol.kind if symbol else "spot"
     query = {"symbol": bingx_symbol(symbol)} if symbol else {}
     reply = api.get(PATHS["open"][kind], query, signed=True)
-    listed = _listed(api, kind)
-    return [_order(o, kind, listed) for o in (_data(reply) or {}).get("orders") or []], reply
+    specs = specs_by_exchange_id(api, kind, "-")
+    return [_order(o, kind, specs) for o in (_data(reply) or {}).get("orders") or []], reply
 
 
 def order(api, order_id, symbol=None):
     """GET /openApi/spot/v1/trade/query, /openApi/swap/v2/trade/order"""
     kind, name, bingx_id = split_order_id(order_id)
     reply = api.get(PATHS["query"][kind], {"symbol": name, "orderId": bingx_id}, signed=True)
-    return _order(_order_object(reply), kind, _listed(api, kind)), reply
+    return _order(_order_object(reply), kind, specs_by_exchange_id(api, kind, "-")), reply
 
 
 def historyorders(api, symbol, since=None, limit=None):
@@ -537,8 +523,8 @@ def historyorders(api, symbol, since=None, limit=None):
         rows, raw = _history_pages(api, query, wanted)
     finished = [o for o in rows if o.get("status") in FINISHED]
     finished.sort(key=lambda o: whole_or_zero(o.get("time")))
-    listed = _listed(api, symbol.kind)
-    return [_order(o, symbol.kind, listed) for o in finished[-wanted:]], raw
+    specs = specs_by_exchange_id(api, symbol.kind, "-")
+    return [_order(o, symbol.kind, specs) for o in finished[-wanted:]], raw
 
 
 def _history_pages(api, query, wanted):
@@ -573,9 +559,9 @@ def positions(api, symbol=None):
     """GET /openApi/swap/v2/user/positions (one swap, or every one; a range such as USDT.swap narrows it)"""
     one = symbol is not None and symbol.base
     reply = api.get(SWAP + "/user/positions", {"symbol": bingx_symbol(symbol) if one else None}, signed=True)
-    listed = _listed(api, "swap")
-    rows = [_position(p, listed[p["symbol"]]) for p in _data(reply) or []
-            if number_or_zero(p.get("positionAmt")) and p.get("symbol") in listed
+    specs = specs_by_exchange_id(api, "swap", "-")
+    rows = [_position(p, specs[p["symbol"]]["symbol"]) for p in _data(reply) or []
+            if number_or_zero(p.get("positionAmt")) and p.get("symbol") in specs
             and (symbol is None or symbol.covers(to_symbol(p["symbol"], "swap")))]
     return rows, reply
 
@@ -611,25 +597,19 @@ def fundings(api, symbol=None):
     one = symbol is not None and symbol.base
     reply = api.get(SWAP + "/quote/premiumIndex", {"symbol": bingx_symbol(symbol) if one else None}, signed=False)
     data = _data(reply)
-    listed = _listed(api, "swap")
+    specs = specs_by_exchange_id(api, "swap", "-")
     rows = []
     for f in [data] if isinstance(data, dict) else data or []:
-        name = listed.get(f.get("symbol"))
-        if name and (symbol is None or symbol.covers(to_symbol(f["symbol"], "swap"))):
+        spec = specs.get(f.get("symbol"))
+        if spec and (symbol is None or symbol.covers(to_symbol(f["symbol"], "swap"))):
             hours = number_or_zero(f.get("fundingIntervalHours"))
-            rows.append({"symbol": name, "rate": number_or_zero(f.get("lastFundingRate")),
+            rows.append({"symbol": spec["symbol"], "rate": number_or_zero(f.get("lastFundingRate")),
                          "time": whole_or_zero(f.get("nextFundingTime")),
                          "interval": int(hours * 3_600_000) if hours else DEFAULT_FUNDING_INTERVAL})
     return rows, reply
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any BingX endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
-def _order(o, kind, listed):
+def _order(o, kind, specs):
     """A BingX order object as FMZ's Order. Spot orders carry no avgPrice: it is the quote filled
     over the quantity filled. A spot market buy by quote amount has origQty 0: its amount is the
     quote (origQuoteOrderQty), as FMZ gives it. `type` is the side that went to the book; a swap
@@ -645,7 +625,7 @@ def _order(o, kind, listed):
     closes = o.get("reduceOnly") in (True, "true") or (side, position_side) in (("sell", "LONG"), ("buy", "SHORT"))
     return {
         "id": _order_id(kind, name, o.get("orderId")),
-        "symbol": listed.get(name, name),
+        "symbol": specs[name]["symbol"] if name in specs else name,
         "amount": amount, "price": number_or_zero(o.get("price")),
         "deal_amount": filled, "avg_price": avg,
         "type": side,
@@ -673,5 +653,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }

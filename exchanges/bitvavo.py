@@ -61,10 +61,10 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, markets_answer, number_or_zero,
-                            one_or_all, precision, whole_or_zero)
-from exchanges._orders import cancel_once, order_size, place_once
-from exchanges._throttle import Limit
+from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, market, markets_answer, number_or_zero,
+                            one_or_all, signed_io, whole_or_zero)
+from exchanges._orders import cancel_once, order_size, paid_in, place_once
+from exchanges._throttle import Limit, by_param, used_from
 
 NAME = "Bitvavo"
 BASE_URL = "https://api.bitvavo.com"        # paths below start with /v2
@@ -83,25 +83,13 @@ STREAM_URLS = {}                     # no stream yet: market data from REST (exc
 # counts it, which the throttle follows. New orders are also limited per account: 100 a second
 # (104). The market paths are templates: every /v2/{market}/book is one endpoint.
 
-def _weight_used(headers):
-    """Points spent this minute as Bitvavo counts them: the limit less what remains."""
-    limit, remaining = headers.get("bitvavo-ratelimit-limit"), headers.get("bitvavo-ratelimit-remaining")
-    if not (limit and remaining and limit.isdigit() and remaining.isdigit()):
-        return None
-    return max(int(limit) - int(remaining), 0)
-
-
-def _by_market(one, every):
-    """Weight `one` with a market, `every` without (the endpoint then answers every market)."""
-    return lambda params: one if params.get("market") else every
-
-
-WEIGHT = Limit(1000, 60.0, pool="request weight", used=_weight_used)   # per key signed, per IP public
+_WEIGHT_USED = used_from("bitvavo-ratelimit-limit", "bitvavo-ratelimit-remaining")   # points spent this minute
+WEIGHT = Limit(1000, 60.0, pool="request weight", used=_WEIGHT_USED)   # per key signed, per IP public
 NEW_ORDERS = Limit(100, 1.0, per="key", pool="new orders")
 RATE_LIMITS = {
     "GET /v2/time": WEIGHT.costing(1),
     "GET /v2/markets": WEIGHT.costing(1),
-    "GET /v2/ticker/24h": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/ticker/24h": WEIGHT.costing(by_param("market", 1, 25)),
     "GET /v2/{market}/book": WEIGHT.costing(1),
     "GET /v2/{market}/trades": WEIGHT.costing(5),
     "GET /v2/{market}/candles": WEIGHT.costing(1),
@@ -109,7 +97,7 @@ RATE_LIMITS = {
     "POST /v2/order": [WEIGHT.costing(1), NEW_ORDERS],
     "GET /v2/order": WEIGHT.costing(1),
     "DELETE /v2/order": WEIGHT.costing(1),
-    "GET /v2/ordersOpen": WEIGHT.costing(_by_market(1, 25)),
+    "GET /v2/ordersOpen": WEIGHT.costing(by_param("market", 1, 25)),
     "GET /v2/orders": WEIGHT.costing(5),
 }
 
@@ -122,8 +110,12 @@ HISTORY_PAGE, HISTORY_DEFAULT = 1000, 100
 LIVE = ("trading", "auction")        # market states that take orders (halted does not)
 NANOSECONDS_FROM = 10 ** 14          # a timestamp this large is in ns, not ms
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.0015", "0.0025")}
+
 # FMZ period in minutes -> Bitvavo candle interval (GET /v2/{market}/candles, "interval")
-INTERVALS = {
+PERIODS = {
     1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 120: "2h", 240: "4h",
     360: "6h", 480: "8h", 720: "12h", 1440: "1d", 10080: "1W",
 }
@@ -301,9 +293,9 @@ def trades(api, symbol):
 def records(api, symbol, period=60, limit=None):
     """GET /v2/{market}/candles (newest first, 1440 a page; older pages asked for with `end`, the
     open time of the oldest candle so far, which ends the interval before it)"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"Bitvavo has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"Bitvavo has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     path, wanted, candles, pages, end = f"/v2/{market_id(symbol)}/candles", limit or 100, {}, [], None
     while len(candles) < wanted:
         reply = api.get(path, {"interval": interval, "limit": min(wanted - len(candles), CANDLES_PAGE),
@@ -335,18 +327,12 @@ def load_markets(api, kind):
         symbol = to_symbol(m["market"])
         tick = number_or_zero(m.get("tickSize"))
         lot = _step(m.get("quantityDecimals"))
-        found[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(m.get("minOrderInBaseAsset")),
-            "max_qty": number_or_zero(m.get("maxOrderInBaseAsset")),
-            "min_notional": number_or_zero(m.get("minOrderInQuoteAsset")),
-            "max_notional": number_or_zero(m.get("maxOrderInQuoteAsset")),
-            "ct_val": Decimal(0), "ct_val_ccy": "",
-            "quote_step": _step(m.get("notionalDecimals")),
-        }
+        found[str(symbol)] = market(
+            symbol, tick, lot,
+            min_qty=number_or_zero(m.get("minOrderInBaseAsset")), max_qty=number_or_zero(m.get("maxOrderInBaseAsset")),
+            min_notional=number_or_zero(m.get("minOrderInQuoteAsset")),
+            max_notional=number_or_zero(m.get("maxOrderInQuoteAsset")),
+            quote_step=_step(m.get("notionalDecimals")))
     return found
 
 
@@ -401,8 +387,8 @@ def trade(api, symbol, order_type, price, amount):
     except PluginError as error:
         if error.code != "216":
             raise
-        spends = symbol.quote if order_type == "buy" else symbol.base
-        raise PluginError(f"{error} (a {order_type} of {symbol} spends {spends})", code=error.code) from error
+        raise PluginError(f"{error} (a {order_type} of {symbol} spends {paid_in(symbol, order_type)})",
+                          code=error.code) from error
 
 
 def _placed_id(market, reply):
@@ -449,13 +435,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any Bitvavo endpoint (a path such as /v2/balance),
-    signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """A Bitvavo order object as FMZ's Order. A market buy by amountQuote has no amount: its
     amount is the quote it spends, as placed; a market order has no price (0)."""
@@ -486,5 +465,5 @@ METHODS = {
     "order": order,
     "historyorders": historyorders,
     "cancel": cancel,
-    "__api_": io,
+    "__api_": signed_io,
 }

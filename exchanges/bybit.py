@@ -26,10 +26,10 @@ import re
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row,
-                            markets_answer, number_or_zero, one_or_all, precision, whole_or_zero)
-from exchanges._orders import cancel_once, new_client_id, order_size, place_once
-from exchanges._throttle import Limit
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row, market,
+                            markets_answer, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
+from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
+from exchanges._throttle import Limit, used_from
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
@@ -47,19 +47,13 @@ AMBIGUOUS_ERRORS = ("10000", "10016")
 # stricter), queries taken as 20/s. Every private reply carries X-Bapi-Limit (the account's limit
 # of that endpoint) and X-Bapi-Limit-Status (what is left of it in this second), so the throttle
 # follows Bybit's own count of the endpoint (another program on the same key).
-def _bapi_used(headers):
-    """X-Bapi-Limit minus X-Bapi-Limit-Status: the calls Bybit counted to this endpoint and UID."""
-    limit, left = headers.get("X-Bapi-Limit"), headers.get("X-Bapi-Limit-Status")
-    if not (limit and left and limit.isdigit() and left.isdigit()):
-        return None
-    return max(0, int(limit) - int(left))
-
-
+# X-Bapi-Limit minus X-Bapi-Limit-Status: the calls Bybit counted to this endpoint and UID.
+_BAPI_USED = used_from("X-Bapi-Limit", "X-Bapi-Limit-Status")
 PER_IP = Limit(600, 5.0, per="ip", pool="requests")       # one budget for every endpoint
 
 
 def _per_uid(requests):
-    return [PER_IP, Limit(requests, 1.0, per="key", used=_bapi_used)]
+    return [PER_IP, Limit(requests, 1.0, per="key", used=_BAPI_USED)]
 
 
 RATE_LIMITS = {
@@ -101,8 +95,12 @@ SWAP_SIDES = {
     "closesell": ("Buy", 2, True),
 }
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.00055")}
+
 # FMZ period in minutes -> Bybit kline interval (docs v5 enum "interval").
-INTERVALS = {
+PERIODS = {
     1: "1", 3: "3", 5: "5", 15: "15", 30: "30",
     60: "60", 120: "120", 240: "240", 360: "360", 720: "720",
     1440: "D", 10080: "W",
@@ -182,13 +180,6 @@ def bybit_symbol(symbol):
     return symbol.base + symbol.quote
 
 
-def listed(api, category_name):
-    """{Bybit name: FMZ market spec} of a category: BTCUSDT -> the spec of BTC_USDT (spot) or
-    BTC_USDT.swap (linear). The listed markets say where a name splits into base and quote."""
-    return {spec["base_asset"] + spec["quote_asset"]: spec
-            for spec in MARKETS.get(api, KINDS[category_name]).values()}
-
-
 def split_order_id(order_id):
     """`spot,BTCUSDT,123` -> ("spot", "BTCUSDT", "123")."""
     parts = order_id.split(",")
@@ -242,9 +233,9 @@ def trades(api, symbol):
 
 def records(api, symbol, period=60, limit=None):
     """GET /v5/market/kline (newest first, 1000 a page; paged back with `end`)"""
-    interval = INTERVALS.get(period)
+    interval = PERIODS.get(period)
     if interval is None:
-        raise PluginError(f"Bybit has no {period}-minute candles; periods: {', '.join(map(str, INTERVALS))}")
+        raise PluginError(f"Bybit has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, end = limit or 100, [], [], None
     while len(rows) < wanted:
         asked = min(wanted - len(rows), KLINE_PAGE)
@@ -286,17 +277,13 @@ def _market(inst, kind):
     step = number_or_zero(lot.get("basePrecision") if kind == "spot" else lot.get("qtyStep"))
     symbol = Symbol(base, quote, kind)
     interval = whole_or_zero(inst.get("fundingInterval")) * 60_000       # minutes -> ms
-    return {
-        "symbol": str(symbol), "base_asset": base, "quote_asset": quote,
-        "tick_size": tick, "amount_size": step,
-        "price_precision": precision(tick), "amount_precision": precision(step),
-        "min_qty": number_or_zero(lot.get("minOrderQty")),
-        "max_qty": number_or_zero(lot.get("maxLimitOrderQty") or lot.get("maxOrderQty")),
-        "min_notional": number_or_zero(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
-        "max_notional": number_or_zero(lot.get("maxOrderAmt")),
-        "ct_val": Decimal(1 if kind == "swap" else 0), "ct_val_ccy": base if kind == "swap" else "",
-        "quote_step": number_or_zero(lot.get("quotePrecision")), "funding_interval": interval,
-    }
+    return market(
+        symbol, tick, step, min_qty=number_or_zero(lot.get("minOrderQty")),
+        max_qty=number_or_zero(lot.get("maxLimitOrderQty") or lot.get("maxOrderQty")),
+        min_notional=number_or_zero(lot.get("minOrderAmt") or lot.get("minNotionalValue")),
+        max_notional=number_or_zero(lot.get("maxOrderAmt")),
+        ct_val=Decimal(1 if kind == "swap" else 0), ct_val_ccy=base if kind == "swap" else "",
+        quote_step=number_or_zero(lot.get("quotePrecision")), funding_interval=interval)
 
 
 def markets(api):
@@ -318,7 +305,7 @@ def tickers(api, symbol=None):
 
 def _listed_rows(api, category_name, reply, symbol):
     """(row, market spec) of a reply's rows whose instrument is listed and within `symbol`."""
-    specs = listed(api, category_name)
+    specs = specs_by_exchange_id(api, KINDS[category_name])
     for row in _rows(reply):
         spec = specs.get(row.get("symbol"))
         if spec and (symbol is None or symbol.covers(Symbol(spec["base_asset"], spec["quote_asset"],
@@ -373,8 +360,7 @@ def trade(api, symbol, order_type, price, amount):
         return _place(api, symbol, order_type, body)
     except PluginError as error:
         if error.code in INSUFFICIENT:
-            pays = symbol.quote if order_type == "buy" or symbol.is_swap else symbol.base
-            raise PluginError(f"{error} (this order pays in {pays})", code=error.code) from error
+            raise PluginError(f"{error} (this order pays in {paid_in(symbol, order_type)})", code=error.code) from error
         raise
 
 
@@ -440,7 +426,7 @@ def orders(api, symbol=None):
     query = {"category": category(symbol) if symbol else "spot",
              "symbol": bybit_symbol(symbol) if symbol else None, "limit": PAGE}
     rows, pages = _pages(api, "/v5/order/realtime", query)
-    specs = listed(api, query["category"])
+    specs = specs_by_exchange_id(api, KINDS[query["category"]])
     return [_order(o, query["category"], specs) for o in rows], pages
 
 
@@ -452,7 +438,7 @@ def order(api, order_id, symbol=None):
         reply = api.get(path, query, signed=True)
         rows = _rows(reply)
         if rows:
-            return _order(rows[0], category_name, listed(api, category_name)), reply
+            return _order(rows[0], category_name, specs_by_exchange_id(api, KINDS[category_name])), reply
     code, message = NO_ORDER[category_name]
     raise PluginError(f"Bybit {code}: {message} (no {category_name} order {bybit_id} on {name})", code=code)
 
@@ -470,7 +456,7 @@ def historyorders(api, symbol, since=None, limit=None):
         if len(rows) >= wanted:
             break
     rows.sort(key=lambda o: whole_or_zero(o.get("createdTime")))
-    specs = listed(api, query["category"])
+    specs = specs_by_exchange_id(api, KINDS[query["category"]])
     return [_order(o, query["category"], specs) for o in rows], pages
 
 
@@ -498,7 +484,7 @@ def positions(api, symbol=None):
         found, replies = _pages(api, "/v5/position/list", {"category": "linear", "limit": 200, **query})
         rows += found
         pages += replies
-    specs = listed(api, "linear")
+    specs = specs_by_exchange_id(api, "swap")
     answer = [_position(p, specs[p["symbol"]]["symbol"]) for p in rows
               if number_or_zero(p.get("size")) and p.get("symbol") in specs]
     return answer, one_or_all(pages)
@@ -552,12 +538,6 @@ def cancel(api, order_id, symbol=None):
                               signed=True, deadline=True)
 
     return cancel_once(send, lambda: order(api, order_id), api)
-
-
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any Bybit v5 endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
 
 
 def _order(o, category_name, specs):
@@ -614,5 +594,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }

@@ -27,8 +27,8 @@ import zlib
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, markets_answer,
-                            number_or_zero, one_or_all, precision, whole_or_zero)
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, market,
+                            markets_answer, number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -93,9 +93,13 @@ STREAM_DEPTH = 400                   # levels a side the books channel keeps
 STREAM_CHANNELS = {"ticker": "tickers", "depth": "books", "trades": "trades"}
 CHECKSUM_LEVELS = 25
 
+# Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
+# rates the exchange publishes (fee pages, 2025).
+FEES = {"spot": ("0.0008", "0.001"), "swap": ("0.0002", "0.0005")}
+
 # FMZ period in minutes -> OKX candle bar. Daily and longer bars use the UTC-aligned variants
 # so candle times fall on UTC midnight, as they do on every other exchange.
-BARS = {
+PERIODS = {
     1: "1m", 3: "3m", 5: "5m", 15: "15m", 30: "30m",
     60: "1H", 120: "2H", 240: "4H", 360: "6Hutc", 720: "12Hutc",
     1440: "1Dutc", 10080: "1Wutc",
@@ -254,9 +258,9 @@ def _trade(t):
 
 def records(api, symbol, period=60, limit=None):
     """GET /api/v5/market/candles (newest first, 300 a page; paged back with `after`)"""
-    bar = BARS.get(period)
+    bar = PERIODS.get(period)
     if bar is None:
-        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, BARS))}")
+        raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
     wanted, rows, pages, after = limit or 100, [], [], None
     while len(rows) < wanted:
         reply = api.get("/api/v5/market/candles", {"instId": inst_id(symbol), "bar": bar,
@@ -286,15 +290,9 @@ def load_markets(api, kind):
             continue
         symbol = to_symbol(inst["instId"])
         tick, lot = number_or_zero(inst.get("tickSz")), number_or_zero(inst.get("lotSz"))
-        markets[str(symbol)] = {
-            "symbol": str(symbol),
-            "base_asset": symbol.base, "quote_asset": symbol.quote,
-            "tick_size": tick, "amount_size": lot,
-            "price_precision": precision(tick), "amount_precision": precision(lot),
-            "min_qty": number_or_zero(inst.get("minSz")), "max_qty": number_or_zero(inst.get("maxLmtSz")),
-            "min_notional": Decimal(0), "max_notional": Decimal(0),
-            "ct_val": number_or_zero(inst.get("ctVal")), "ct_val_ccy": inst.get("ctValCcy", ""),
-        }
+        markets[str(symbol)] = market(
+            symbol, tick, lot, min_qty=number_or_zero(inst.get("minSz")), max_qty=number_or_zero(inst.get("maxLmtSz")),
+            ct_val=number_or_zero(inst.get("ctVal")), ct_val_ccy=inst.get("ctValCcy", ""))
     return markets
 
 
@@ -456,12 +454,6 @@ def cancel(api, order_id, symbol=None):
     return cancel_once(send, lambda: order(api, order_id), api)
 
 
-def io(api, http_method, path, params):
-    """exchange.IO("api", VERB, path, query): any OKX endpoint, signed; the reply unchanged."""
-    reply = api.call(http_method, path, params, signed=True)
-    return reply, reply
-
-
 def _order(o):
     """An OKX order object as FMZ's Order: `type` is the side that went to the book, `offset`
     whether a swap order opens or closes (reduceOnly in net_mode; sell on posSide long or buy on
@@ -603,5 +595,5 @@ METHODS = {
     "positions": positions,
     "margin_level": margin_level,
     "fundings": fundings,
-    "__api_": io,
+    "__api_": signed_io,
 }

@@ -318,6 +318,29 @@ def okx(plugin_server, okx_fake):
     return client
 
 
+def exchange_fixtures(fake_class, both_modes=False):
+    """The two fixtures every tests/test_<exchange>.py declares, under one name each:
+    `fake, client = exchange_fixtures(FakeX)`. `fake` is the exchange's fake; `client` a
+    PluginClient with the fake's keys (its fake at `.fake`, its URL at `.url`), for a plugin in
+    this process, or with `both_modes` for each of PLUGIN_MODES (the repo and the bundle)."""
+    @pytest.fixture
+    def fake():
+        with fake_class() as server:
+            yield server
+
+    def client(fake):
+        with client_of(fake) as plugin:
+            yield plugin
+
+    def client_in_both_modes(request, plugin_mode, fake):
+        with running_plugin(request, plugin_mode, fake, fake.NAME.lower()) as (url, server):
+            plugin = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+            plugin.fake, plugin.server = fake, server
+            yield plugin
+
+    return fake, pytest.fixture(client_in_both_modes if both_modes else client, name="client")
+
+
 @pytest.fixture(params=list(FAKES))
 def exchange(request, plugin_mode):
     """A plugin client for each exchange in FAKES, its fake at `.fake`."""

@@ -9,20 +9,11 @@ import pytest
 import fmz_plugin
 from exchanges import alpaca
 from exchanges._kit import Request
-from tests.conftest import client_of, serving
+from tests.conftest import client_of, exchange_fixtures, serving
 from tests.fakes.alpaca import KEY_ID, SECRET, FakeAlpaca
 
 
-@pytest.fixture
-def fake():
-    with FakeAlpaca() as server:
-        yield server
-
-
-@pytest.fixture
-def client(fake):
-    with client_of(fake) as plugin:
-        yield plugin
+fake, client = exchange_fixtures(FakeAlpaca)
 
 
 def orders_sent(fake):

@@ -12,23 +12,14 @@ import pytest
 
 from exchanges import bingx
 from exchanges._kit import PluginError, Request, Symbol
-from tests.conftest import PluginClient, client_of
+from tests.conftest import PluginClient, exchange_fixtures
 from tests.fakes.bingx import API_KEY, SECRET, FakeBingX
 
 DOCS_KEY = "Zsm4DcrHBTewmVaElrdwA67PmivPv6VDK6JAkiECZ9QfcUnmn67qjCOgvRuZVOzU"
 DOCS_SECRET = "UuGuyEGt6ZEkpUObCYCmIfh0elYsZVh80jlYwpJuRZEw70t6vomMH7Sjmf94ztSI"
 
 
-@pytest.fixture
-def bingx_fake():
-    with FakeBingX() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(bingx_fake):
-    with client_of(bingx_fake) as plugin:
-        yield plugin
+fake, client = exchange_fixtures(FakeBingX)
 
 
 # ---------------------------------------------------------------------------- signing and keys
@@ -186,7 +177,7 @@ def test_spot_order_example_without_avg_price():
     o = {"symbol": "XRP-USDT", "orderId": 1514087361158316032, "price": "0.5", "origQty": "10",
          "executedQty": "4", "cummulativeQuoteQty": "2", "status": "CANCELED", "type": "LIMIT", "side": "BUY",
          "time": 1649821532000, "updateTime": 1649821543000, "origQuoteOrderQty": "0", "fee": "0", "feeAsset": "XRP"}
-    assert bingx._order(o, "spot", {"XRP-USDT": "XRP_USDT"}) == {
+    assert bingx._order(o, "spot", {"XRP-USDT": {"symbol": "XRP_USDT"}}) == {
         "id": "XRP-USDT,1514087361158316032", "symbol": "XRP_USDT", "amount": 10, "price": Decimal("0.5"),
         "deal_amount": 4, "avg_price": Decimal("0.5"), "type": "buy", "offset": "", "contract_type": "",
         "time": 1649821532000, "status": "canceled"}
@@ -197,7 +188,7 @@ def test_swap_order_example_with_empty_fields():
          "type": "TAKE_PROFIT_MARKET", "origQty": "1.0000", "price": "0.0", "executedQty": "0.0000",
          "avgPrice": "0.0", "cumQuote": "", "stopPrice": "16494.0", "profit": "", "commission": "",
          "status": "FILLED", "time": 1669731935000, "updateTime": 1669752524000}
-    mapped = bingx._order(o, "swap", {"BTC-USDT": "BTC_USDT.swap"})
+    mapped = bingx._order(o, "swap", {"BTC-USDT": {"symbol": "BTC_USDT.swap"}})
     assert mapped["id"] == "BTC-USDT.swap,1597597642269917184" and mapped["symbol"] == "BTC_USDT.swap"
     assert (mapped["amount"], mapped["deal_amount"], mapped["avg_price"]) == (1, 0, 0)
     assert (mapped["type"], mapped["offset"], mapped["status"]) == ("sell", "close", "filled")   # SELL on LONG closes

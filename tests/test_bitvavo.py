@@ -12,22 +12,13 @@ import pytest
 
 from exchanges import _kit, _throttle, bitvavo
 from exchanges._kit import PluginError, Request, Symbol
-from tests.conftest import PluginClient, client_of
+from tests.conftest import PluginClient, client_of, exchange_fixtures
 from tests.fakes.bitvavo import API_KEY, SECRET, FakeBitvavo
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
-@pytest.fixture
-def bitvavo_fake():
-    with FakeBitvavo() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(bitvavo_fake):
-    with client_of(bitvavo_fake) as plugin:
-        yield plugin
+fake, client = exchange_fixtures(FakeBitvavo)
 
 
 class Replies:
@@ -97,21 +88,21 @@ def test_wrong_secret_key_and_window_get_bitvavo_codes(client):
     assert PluginClient(url, "Bitvavo", "s" * 40, SECRET).error("accounts") == "Bitvavo 301: API Key must be of length 64."
 
 
-def test_the_fake_refuses_a_window_beyond_a_minute(bitvavo_fake):
+def test_the_fake_refuses_a_window_beyond_a_minute(fake):
     request = Request("GET", "/v2/balance")
-    bitvavo.sign(request, bitvavo.parse_keys(API_KEY, SECRET), bitvavo_fake.now_ms())
+    bitvavo.sign(request, bitvavo.parse_keys(API_KEY, SECRET), fake.now_ms())
     request.headers["Bitvavo-Access-Window"] = "60001"
     seen = type("Seen", (), {"headers": request.headers, "method": "GET", "target": "/v2/balance", "body": ""})
-    assert bitvavo_fake.authenticate(seen) == (403, {"errorCode": 303, "error": "Window must be between 100 and 60000 ms."})
+    assert fake.authenticate(seen) == (403, {"errorCode": 303, "error": "Window must be between 100 and 60000 ms."})
 
 
-def test_operator_id_goes_with_every_order_and_cancel(bitvavo_fake):
-    with client_of(bitvavo_fake) as plugin:
+def test_operator_id_goes_with_every_order_and_cancel(fake):
+    with client_of(fake) as plugin:
         plugin.secret_key = SECRET + ",42"
         order_id = plugin.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
         assert plugin.data("cancel", id=order_id, symbol="BTC_USDT") is True
-    assert bitvavo_fake.operators == [42, 42]
-    (cancel,) = [target for verb, target, _ in bitvavo_fake.requests if verb == "DELETE"]
+    assert fake.operators == [42, 42]
+    (cancel,) = [target for verb, target, _ in fake.requests if verb == "DELETE"]
     assert "operatorId=42" in cancel and "market=BTC-USDT" in cancel
 
 
@@ -134,11 +125,11 @@ def test_a_market_buy_spends_quote_rounded_to_notional_decimals(client):
     assert order["amount"] == 100.12 and order["price"] == 0 and order["status"] == "filled"
 
 
-def test_a_client_order_id_may_be_reused_once_the_order_is_closed(bitvavo_fake):
+def test_a_client_order_id_may_be_reused_once_the_order_is_closed(fake):
     """Bitvavo checks clientOrderId among a market's open orders only (220 "conflict")."""
     body = {"market": "BTC-USDT", "side": "buy", "orderType": "limit", "price": "40000", "amount": "0.01",
             "operatorId": 1, "clientOrderId": str(uuid.uuid4())}
-    api = _kit.Api(bitvavo, API_KEY, SECRET, {"": bitvavo_fake.url})
+    api = _kit.Api(bitvavo, API_KEY, SECRET, {"": fake.url})
     first = api.post("/v2/order", body, signed=True)
     with pytest.raises(PluginError, match="Bitvavo 220: clientOrderId conflict within the market."):
         api.post("/v2/order", body, signed=True)
@@ -358,8 +349,8 @@ def test_weights_are_the_documented_ones():
     assert weight("GET /v2/ordersOpen") == 25 and weight("GET /v2/balance") == 5 and weight("GET /v2/orders") == 5
     assert weight("POST /v2/order") == 1 and weight("DELETE /v2/order") == 1
     assert weight("GET /v2/{market}/trades") == 5 and weight("GET /v2/{market}/book") == 1
-    assert bitvavo._weight_used({"bitvavo-ratelimit-limit": "1000", "bitvavo-ratelimit-remaining": "990"}) == 10
-    assert bitvavo._weight_used({}) is None
+    assert bitvavo._WEIGHT_USED({"bitvavo-ratelimit-limit": "1000", "bitvavo-ratelimit-remaining": "990"}) == 10
+    assert bitvavo._WEIGHT_USED({}) is None
 
 
 @pytest.mark.repo_only
@@ -376,9 +367,9 @@ def test_the_remaining_weight_header_is_followed(client):
     assert len(client.fake.requests) == before
 
 
-def test_the_fake_refuses_a_field_bitvavo_does_not_take(bitvavo_fake):
+def test_the_fake_refuses_a_field_bitvavo_does_not_take(fake):
     """So the plugin is held to Bitvavo's own field names (204 for any other)."""
-    api = _kit.Api(bitvavo, API_KEY, SECRET, {"": bitvavo_fake.url})
+    api = _kit.Api(bitvavo, API_KEY, SECRET, {"": fake.url})
     body = {"market": "BTC-USDT", "side": "buy", "orderType": "limit", "price": "40000", "amount": "0.01",
             "operatorId": 1, "quantity": "0.01"}
     with pytest.raises(PluginError, match="Bitvavo 204: quantity parameter is not supported."):

@@ -7,25 +7,11 @@ import pytest
 
 from exchanges import bybit
 from exchanges._kit import Request
-from tests.conftest import PluginClient, client_of
+from tests.conftest import PluginClient, exchange_fixtures
 from tests.fakes.bybit import API_KEY, SECRET, FakeBybit
 
 
-@pytest.fixture
-def bybit_fake():
-    with FakeBybit() as fake:
-        yield fake
-
-
-@pytest.fixture
-def client(bybit_fake):
-    with client_of(bybit_fake) as plugin:
-        yield plugin
-
-
-@pytest.fixture
-def bybit_url(client):
-    return client.url
+fake, client = exchange_fixtures(FakeBybit)
 
 
 def test_signature_of_a_get_is_hex_hmac_of_time_key_window_query():
@@ -45,19 +31,19 @@ def test_signature_of_a_post_covers_the_exact_body():
     assert request.headers["X-BAPI-SIGN"] == hmac.new(b"our-secret", prehash.encode(), hashlib.sha256).hexdigest()
 
 
-def test_wrong_secret_and_wrong_key_get_bybits_codes(bybit_fake, bybit_url):
-    error = PluginClient(bybit_url, "Bybit", API_KEY, "not-" + SECRET).error("accounts")
+def test_wrong_secret_and_wrong_key_get_bybits_codes(fake, client):
+    error = PluginClient(client.url, "Bybit", API_KEY, "not-" + SECRET).error("accounts")
     assert error.startswith("Bybit 10004: error sign!")
     assert API_KEY not in error and SECRET not in error          # Bybit echoes the signed string
-    assert PluginClient(bybit_url, "Bybit", "other-key", SECRET).error("accounts") == \
+    assert PluginClient(client.url, "Bybit", "other-key", SECRET).error("accounts") == \
         "Bybit 10003: API key is invalid."
 
 
 @pytest.mark.parametrize("secret_key", ["", "   ", "secret,passphrase"])
-def test_bad_key_format_is_a_clear_error(bybit_fake, bybit_url, secret_key):
-    client = PluginClient(bybit_url, "Bybit", API_KEY, secret_key)
-    assert client.error("accounts").startswith("Bybit keys:")
-    assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"     # public data needs no keys
+def test_bad_key_format_is_a_clear_error(fake, client, secret_key):
+    keyed = PluginClient(client.url, "Bybit", API_KEY, secret_key)
+    assert keyed.error("accounts").startswith("Bybit keys:")
+    assert keyed.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"     # public data needs no keys
 
 
 def test_ticker_maps_bybit_fields(client):

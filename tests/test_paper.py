@@ -200,7 +200,7 @@ def test_the_default_fees_are_the_exchanges_standard_rates(okx_paper, tmp_path):
     use_ledger(okx_paper, tmp_path / "fees.db")
     okx_paper.data("trade", symbol="ETH_USDT", type="sell", price=-1, amount="0.01")      # OKX spot taker 0.1%
     assert balance(okx_paper, "USDT")["free"] == pytest.approx(100000 + 30 * (1 - 0.001))
-    assert _paper.FEES["OKX"]["spot"] == ("0.0008", "0.001")
+    assert EXCHANGES["okx"].FEES["spot"] == ("0.0008", "0.001")
 
 
 @pytest.mark.parametrize("text, rates", [("0", (0, 0)), ("0.0002,0.0005", (D("0.0002"), D("0.0005")))])
