@@ -1169,9 +1169,12 @@ def _spare_file():
 
 
 # -- Status: GET / and the FMZ status table --------------------------------------------------------
-# What GET / (and GET /status) and the FMZ status table show: the version, the uptime, the
-# service addresses and the Stats counters, whose error texts are the (redacted) answers
-# already sent. Never a key, and no base URL (a proxy URL may carry a password).
+# What GET / (and GET /status) and the FMZ status table show: one report (status_report: the
+# version, the uptime, the Stats counters and each exchange's health and last hour, the
+# rate-limit use, the streams, the risk guard, the paper accounts, the service addresses), and
+# three renderings of the same SECTIONS in the same order: the page (status_html), the terminal
+# (status_text, with the tools) and FMZ's status table (status_table). Its error texts are the
+# (redacted) answers already sent. Never a key, and no base URL (a proxy URL may carry a password).
 
 # Health. Every error answer is one of ERROR_KINDS, and only EXCHANGE_ERROR makes an exchange's
 # state: a bad request (an unknown method, bad params, `check`'s deliberate ones), a refusal of
