@@ -92,7 +92,8 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
     STREAM_URLS       {endpoint: default wss:// URL}, e.g. {"public": "wss://ws.okx.com:8443/ws/v5/public"};
                       {} when the exchange does not stream (the rest of this section is then unused).
                       `--base-url NAME.ws=ws://HOST:PORT` moves every endpoint's scheme, host and port
-                      (its path stays), `NAME.ws.ENDPOINT=` one endpoint.
+                      (its path stays, after the host's own path if one is given), `NAME.ws.ENDPOINT=`
+                      one endpoint.
     STREAM_LOGIN      endpoints whose connection must log in (Alpaca's data stream; private streams):
                       they get the robot's parsed keys, one connection per key; every other endpoint
                       is public and never sees a key.
@@ -122,7 +123,12 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       book.sequence free for the dialect's update ids), then feed.depth(topic, raw);
                       feed.trades(topic, rows, raw) with FMZ trade rows, oldest first;
                       feed.resync(topic, why) when a sequence gap or a checksum says the book is
-                      wrong (the manager unsubscribes and subscribes again for a fresh snapshot).
+                      wrong (the manager unsubscribes and subscribes again for a fresh snapshot);
+                      feed.topic_named(name, names_of) the topic whose exchange names include
+                      `name` (a push that names the exchange's stream); feed.parts(topic) a dict kept with the
+                      channel until its copy is dropped (a ticker made of two of the exchange's
+                      channels, a ticker sent as a snapshot and then deltas); feed.reply(text)
+                      answers the exchange's own keepalive on the connection (BingX's "Ping").
                       Pongs, acks of unsubscribe and notices need no call.
     The manager does everything else (connect, subscribe on first request, answer only while
     live, drop and reconnect, idle unsubscribe, status); a dialect never opens a socket.

@@ -27,12 +27,13 @@ The exchange's side is its dialect (exchanges/__init__.py documents it): URLs, l
 functions that build subscribe / unsubscribe / ping messages and read one received message into
 a Feed. This module never names an exchange.
 """
+import itertools
 import logging
 import socket
 import threading
 import time
 import urllib.parse
-from collections import deque
+from collections import OrderedDict, deque
 
 from exchanges import _websocket
 from exchanges._kit import POOL, PluginError, number_or_zero
@@ -105,12 +106,13 @@ class Channel:
         self.trades = None                   # rows oldest first, once seeded from REST
         self.streamed = []                   # trades streamed before the seed
         self.complete = False                # the seed held all the history REST had
+        self.parts = {}                      # what the dialect keeps between messages (a ticker's halves)
 
     def drop(self):
         """Forget the local copy (the connection dropped, or the book needs a resync)."""
         self.live, self.sent, self.confirmed_at = False, False, None
         self.raw = self.ticker = self.book = self.trades = None
-        self.streamed, self.complete = [], False
+        self.streamed, self.complete, self.parts = [], False, {}
 
 
 class Feed:
@@ -119,6 +121,7 @@ class Feed:
 
     def __init__(self, connection):
         self._connection = connection
+        self._named = {}                     # the exchange's stream name -> topic, for topic_named
 
     def _channel(self, topic):
         return self._connection.channels.get(topic)
@@ -137,6 +140,24 @@ class Feed:
             if channel is not None:
                 channel.ticker, channel.raw = ticker, raw
                 self._connection.went_live(channel)
+
+    def topic_named(self, name, names_of):
+        """The topic this connection carries whose exchange names (`names_of(topic)`, a list)
+        include `name`, or None: for a dialect whose pushes name the exchange's stream
+        ("btcusdt@trade"), which alone may not say whose (spot or futures) it is. The index is
+        rebuilt only when a name is new or its topic gone."""
+        topic = self._named.get(name)
+        if topic is None or topic not in self._connection.channels:
+            self._named = {each: t for t in list(self._connection.channels) for each in names_of(t)}
+            topic = self._named.get(name)
+        return topic
+
+    def parts(self, topic):
+        """A dict the dialect may keep for the channel between messages, e.g. the halves of a
+        ticker two of the exchange's channels make (emptied when the local copy is dropped); a
+        topic not subscribed gets a throwaway dict."""
+        channel = self._channel(topic)
+        return channel.parts if channel is not None else {}
 
     def book(self, topic):
         """The channel's Book to reset or update (a new one after a resync), or None."""
@@ -167,6 +188,13 @@ class Feed:
             else:
                 channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
 
+    def reply(self, text):
+        """Answer the exchange on this connection: its own keepalive (BingX's "Ping" wants a
+        "Pong"), not counted as a request."""
+        ws = self._connection.ws
+        if ws is not None:
+            self._connection._send_all(ws, [text])
+
     def resync(self, topic, why):
         """The local copy is broken (a sequence gap, a failed checksum): drop it and subscribe
         again for a fresh snapshot."""
@@ -186,7 +214,7 @@ class Connection:
         self.connected_since = None          # ms, wall clock
         self.last_message = None             # monotonic time of the last message received
         self.counts = deque(maxlen=int(RATE_WINDOW) + 1)   # [second, messages received in it]
-        self.pinged = False                  # a keepalive ping is out since the last message
+        self.pinged = False                  # when a keepalive ping went out unanswered (monotonic), or False
         self.requests = deque()              # when each subscribe / unsubscribe / login was sent here
         self.reconnects = self.resyncs = 0
         self.stopping = threading.Event()
@@ -363,11 +391,14 @@ class Connection:
 
     def _chores(self, ws, now):
         """Keepalive, idle channels, pending subscriptions; False when nothing is left to carry."""
-        silent = now - self.last_message
+        heard = max(self.last_message, ws.last_frame)     # a pong to a ping frame counts
+        silent = now - heard
         if silent > self.exchange.STREAM_SILENCE:
             raise _websocket.WebSocketError(f"silent for {silent:.0f} s")
+        if self.pinged and ws.last_frame > self.pinged:
+            self.pinged = False              # the ping frame was answered
         if silent > self.exchange.STREAM_KEEPALIVE and not self.pinged:
-            self.pinged = True
+            self.pinged = now
             ping = self.exchange.stream_ping()
             if ping is None:
                 ws.ping()
@@ -411,6 +442,32 @@ def _keys_or_none(keys):
         return None
 
 
+def trades_wanted(exchange, kwargs):
+    """The trades a request wants: its limit, or what REST answers without one (TRADES_DEFAULT,
+    or {market kind: count} where the exchange's REST answers differently per kind)."""
+    default = exchange.TRADES_DEFAULT
+    return kwargs.get("limit") or (default[kwargs["symbol"].kind] if isinstance(default, dict) else default)
+
+
+class Requests:
+    """A dialect's subscribe requests awaiting the exchange's answer, by the request id it put in
+    them: new(topics) gives the next id, answered(id) the topics it carried (once). Ids never
+    answered (a dropped connection) are forgotten after `kept` newer ones."""
+
+    def __init__(self, kept=1000):
+        self.ids, self.waiting, self.kept = itertools.count(1), OrderedDict(), kept
+
+    def new(self, topics):
+        request_id = next(self.ids)
+        self.waiting[request_id] = list(topics)
+        while len(self.waiting) > self.kept:
+            self.waiting.popitem(last=False)
+        return request_id
+
+    def answered(self, request_id):
+        return self.waiting.pop(request_id, ())
+
+
 def _answer(exchange, channel, kwargs):
     """The local copy in the REST handler's shape, or None when REST must answer."""
     if channel.method == "ticker":
@@ -418,7 +475,7 @@ def _answer(exchange, channel, kwargs):
     if channel.method == "depth":
         levels = kwargs.get("limit") or exchange.DEPTH_DEFAULT
         return (channel.book.depth(levels), channel.raw) if levels <= exchange.STREAM_DEPTH else None
-    wanted = kwargs.get("limit") or exchange.TRADES_DEFAULT
+    wanted = trades_wanted(exchange, kwargs)
     if channel.trades is None or (len(channel.trades) < wanted and not channel.complete):
         return None
     return channel.trades[-wanted:], channel.raw
@@ -469,10 +526,11 @@ def stream_urls(exchange, base_urls):
 
 
 def _on_host(url, host):
-    """`url`'s path and query on `host` (ws://127.0.0.1:8080)."""
+    """`url`'s path and query on `host` (ws://127.0.0.1:8080), after the host's own path if it
+    has one (ws://127.0.0.1:8080/futures: a proxy, or a fake serving two hosts' same paths)."""
     path = urllib.parse.urlsplit(url)
     moved = urllib.parse.urlsplit(host)
-    return urllib.parse.urlunsplit((moved.scheme, moved.netloc, path.path, path.query, ""))
+    return urllib.parse.urlunsplit((moved.scheme, moved.netloc, moved.path.rstrip("/") + path.path, path.query, ""))
 
 
 class Streams:
@@ -520,7 +578,7 @@ class Streams:
         if route and not self.closed:
             connection = connection or self._connection(exchange, route, method)
             if method == "trades":
-                connection.seed(route[-1], data, started, kwargs.get("limit") or exchange.TRADES_DEFAULT)
+                connection.seed(route[-1], data, started, trades_wanted(exchange, kwargs))
         return data, raw
 
     def _route(self, exchange, method, kwargs, keys):

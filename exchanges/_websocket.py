@@ -58,6 +58,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 import urllib.parse
 import zlib
 
@@ -203,6 +204,7 @@ class WebSocket:
         self.send_lock = threading.Lock()
         self.close_sent = False
         self.closed = False
+        self.last_frame = time.monotonic()  # when the last frame of any kind (a pong too) came
 
     def send_text(self, text):
         self._send(TEXT, text.encode())
@@ -238,6 +240,7 @@ class WebSocket:
             frame = parse_frame(self.buffer)
             if frame is not None:
                 del self.buffer[:frame[3]]
+                self.last_frame = time.monotonic()
                 return frame[:3]
             chunk = self.sock.recv(READ_SIZE)
             if not chunk:

@@ -24,7 +24,9 @@ about a futures order.
 """
 import hashlib
 import hmac
+import json
 import re
+import time
 import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
@@ -33,6 +35,7 @@ from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, 
                             number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, by_param
+from exchanges._stream import Requests
 
 NAME = "Binance"
 BASE_URL = "https://api.binance.com"
@@ -140,11 +143,36 @@ KLINES_PAGE = {"spot": 1000, "swap": 1500}          # max klines per request
 DEPTH_LIMITS = {"spot": (5, 10, 20, 50, 100, 500, 1000, 5000), "swap": (5, 10, 20, 50, 100, 500, 1000)}
 DEPTH_DEFAULT = 20                   # levels a side when the docker sends no limit
 TRADES_LIMIT = 100                   # recent trades answered by `trades`
+TRADES_DEFAULT = TRADES_LIMIT        # ... which the stream answers alike
 HISTORY_PAGE = 1000                  # max orders per GET .../allOrders
 HISTORY_DEFAULT = 100                # history orders answered when the docker sends no limit
 FUNDING_HOURS = 8                    # a perpetual not listed by /fapi/v1/fundingInfo settles every 8 h
 HOUR_MS = 3_600_000
 NO_FUTURES = ("-2015", "-2014")      # a key without futures permission (or a spot-testnet key)
+
+# The stream (spot "WebSocket Streams", USDT-M "Websocket Market Streams"): one combined-stream
+# connection per host (/stream: every push comes as {"stream": NAME, "data": PAYLOAD}, so even a
+# partial book, which names no symbol, says whose it is), streams added and removed with
+# {"method": "SUBSCRIBE" | "UNSUBSCRIBE", "params": [NAME], "id": N} answered {"result": null,
+# "id": N}. Channels: ticker = <symbol>@ticker (the 24 h ticker; on spot it carries the best bid
+# and ask, on futures <symbol>@bookTicker adds them, as the REST ticker adds bookTicker); depth =
+# <symbol>@depth20@100ms, the top 20 levels whole in every push (the partial book stream: no
+# snapshot-plus-diff bookkeeping, and no REST snapshot, needed for the levels FMZ asks; deeper
+# requests go to REST); trades = <symbol>@trade (each trade, the ids REST /trades gives).
+# Binance pings every 20 s (spot) or 3 min (futures) and drops a connection that does not pong
+# within a minute (the client pongs by itself); a connection carries 1024 streams (futures: 200)
+# and takes 5 incoming messages a second, pings and pongs included; 300 connection attempts per
+# 5 minutes per IP.
+STREAM_URLS = {"spot": "wss://stream.binance.com:9443/stream", "futures": "wss://fstream.binance.com/stream"}
+STREAM_LOGIN = ()                    # market streams need no key
+STREAM_KEEPALIVE = 30.0              # seconds without a frame before our ping frame
+STREAM_SILENCE = 90.0                # seconds without any frame (Binance's pings count): dead
+STREAM_CONNECTS = (300, 300.0)       # connection attempts per seconds, per IP
+STREAM_REQUESTS = (4, 1.0)           # SUBSCRIBE / UNSUBSCRIBE a second (5 messages, a pong spared)
+STREAM_TOPICS = 100                  # channels a connection carries (a futures ticker is 2 of the 200 streams)
+STREAM_DEPTH = 20                    # levels a side of <symbol>@depth20
+STREAM_NAMES = {"ticker": ("@ticker",), "depth": ("@depth20@100ms",), "trades": ("@trade",)}
+SUBSCRIBING = Requests()             # SUBSCRIBE ids awaiting Binance's answer
 
 # Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
 # rates the exchange publishes (fee pages, 2025).
@@ -331,10 +359,12 @@ def depth(api, symbol, limit=None):
 def trades(api, symbol):
     """GET /api/v3/trades, /fapi/v1/trades (recent trades, oldest first)"""
     reply = _get(api, symbol.kind, "/trades", {"symbol": market_id(symbol), "limit": TRADES_LIMIT}, signed=False)
-    rows = [{"id": str(t["id"]), "time": int(t["time"]), "price": number_or_zero(t.get("price")),
-             "amount": number_or_zero(t.get("qty")), "type": "sell" if t.get("isBuyerMaker") else "buy"}
-            for t in _data(reply)]
-    return rows, reply
+    return [_trade(t) for t in _data(reply)], reply
+
+
+def _trade(t):
+    return {"id": str(t["id"]), "time": int(t["time"]), "price": number_or_zero(t.get("price")),
+            "amount": number_or_zero(t.get("qty")), "type": "sell" if t.get("isBuyerMaker") else "buy"}
 
 
 def records(api, symbol, period=60, limit=None):
@@ -624,6 +654,92 @@ def _order(o, kind, names):
         "time": whole_or_zero(o.get("time") or o.get("updateTime")),
         "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
+
+
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method):
+    """(endpoint, topic): ("spot", ("ticker", Symbol('BTC_USDT'))); futures on their own host."""
+    return ("futures" if symbol.is_swap else "spot"), (method, symbol)
+
+
+def stream_names(topic):
+    """The Binance streams of one topic: ["btcusdt@ticker"], futures tickers ["...@ticker", "...@bookTicker"]."""
+    method, symbol = topic
+    suffixes = STREAM_NAMES[method] + (("@bookTicker",) if method == "ticker" and symbol.is_swap else ())
+    return [market_id(symbol).lower() + suffix for suffix in suffixes]
+
+
+def stream_subscribe(topics):
+    """{"method": "SUBSCRIBE", "params": ["btcusdt@ticker", ...], "id": 7}"""
+    return [_request("SUBSCRIBE", topics, SUBSCRIBING.new(topics))]
+
+
+def stream_unsubscribe(topics):
+    return [_request("UNSUBSCRIBE", topics, SUBSCRIBING.new(()))]
+
+
+def _request(method, topics, request_id):
+    return json.dumps({"method": method, "params": [name for topic in topics for name in stream_names(topic)],
+                       "id": request_id})
+
+
+def stream_ping():
+    """Binance pings and the client pongs; our own keepalive is a ping frame (Binance pongs)."""
+    return None
+
+
+def stream_read(message, feed):
+    """One message: an answer {"result": null, "id": N} (or {"error": ..., "id": N}), or a push
+    {"stream": "btcusdt@trade", "data": {...}}."""
+    reply = json.loads(message)
+    if "stream" not in reply:
+        topics = SUBSCRIBING.answered(reply.get("id"))
+        if reply.get("result") is None and "error" not in reply:
+            for topic in topics:
+                feed.subscribed(topic)
+        return
+    name, data = reply["stream"], reply.get("data") or {}
+    topic = feed.topic_named(name, stream_names)
+    if topic is not None:
+        STREAM_READERS[topic[0]](topic, name, data, reply, feed)
+
+
+def _read_ticker(topic, name, data, reply, feed):
+    """The 24 h ticker (c last, o open, h high, l low, v volume; spot also b bid, a ask) and, on
+    futures, bookTicker (b bid, a ask): answered once the halves the REST ticker has are in."""
+    parts = feed.parts(topic)
+    if name.endswith("@bookTicker"):
+        parts["book"] = {"bidPrice": data.get("b"), "askPrice": data.get("a"), "E": data.get("E") or 0}
+    else:
+        parts["day"] = {"lastPrice": data.get("c"), "openPrice": data.get("o"), "highPrice": data.get("h"),
+                        "lowPrice": data.get("l"), "volume": data.get("v"), "bidPrice": data.get("b"),
+                        "askPrice": data.get("a"), "E": data.get("E") or 0}
+    symbol = topic[1]
+    if "day" in parts and ("book" in parts or not symbol.is_swap):
+        halves = [parts["day"]] + ([parts["book"]] if symbol.is_swap else [])
+        merged = {key: value for half in halves for key, value in half.items()}
+        merged["closeTime"] = max(half["E"] for half in halves)
+        feed.ticker(topic, _ticker(merged, symbol), reply)
+
+
+def _read_depth(topic, name, data, reply, feed):
+    """The top 20 levels, whole: spot {"lastUpdateId", "bids", "asks"} (no time: ours), futures
+    {"e": "depthUpdate", "E", "T", "b", "a", ...}."""
+    book = feed.book(topic)
+    book.reset(data.get("asks", data.get("a")), data.get("bids", data.get("b")))
+    book.time = whole_or_zero(data.get("E")) or int(time.time() * 1000)
+    feed.depth(topic, reply)
+
+
+def _read_trades(topic, name, data, reply, feed):
+    """One trade {"t" id, "p" price, "q" quantity, "T" time, "m" the buyer is the maker}."""
+    trade = _trade({"id": data.get("t"), "time": data.get("T"), "price": data.get("p"), "qty": data.get("q"),
+                    "isBuyerMaker": data.get("m")})
+    feed.trades(topic, [trade], reply)
+
+
+STREAM_READERS = {"ticker": _read_ticker, "depth": _read_depth, "trades": _read_trades}
 
 
 METHODS = {

@@ -44,7 +44,9 @@ fallback when premiumIndex omits fundingIntervalHours, and allOrders answering e
 """
 import hashlib
 import hmac
+import json
 import re
+import time
 import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
@@ -53,6 +55,8 @@ from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, 
                             number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit
+from exchanges import _websocket
+from exchanges._stream import Requests
 
 NAME = "BingX"
 BASE_URL = "https://open-api.bingx.com"
@@ -61,7 +65,6 @@ CLOCK_ERRORS = ("100421",)           # timestamp missing or outside recvWindow
 RATE_LIMIT_ERRORS = ("100410",)      # request frequency too high
 AMBIGUOUS_ERRORS = ("100500",)       # internal server error: the order may exist (unverified)
 POST_PARAMS = "query"                # a POST's parameters travel in the query string, signed with it
-STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 SPOT, SWAP = "/openApi/spot/v1", "/openApi/swap/v2"
 # BingX's limits (support article "API rate limit upgrade", bingx.com/en/support/articles/
 # 31103871611289, 2025): every market-data endpoint of both APIs shares 500 requests per 10 s per
@@ -119,6 +122,28 @@ PATHS = {
 }
 SWAP_DEPTHS = (5, 10, 20, 50, 100, 500, 1000)       # the only `limit` values quote/depth takes
 TRADES_LIMIT = 100
+DEPTH_DEFAULT = 20                   # levels a side when the docker sends no limit
+TRADES_DEFAULT = TRADES_LIMIT        # trades REST answers (and so the stream)
+
+# The stream (spot and perpetual "Websocket Market Data"): wss://open-api-ws.bingx.com/market and
+# wss://open-api-swap.bingx.com/swap-market. Every message from BingX is a gzip-compressed binary
+# frame. {"id", "reqType": "sub" | "unsub", "dataType": "BTC-USDT@depth20"} subscribes one data
+# type, answered {"id", "code": 0, ...} with no dataType; pushes carry {"dataType", "data"}.
+# Data types: BTC-USDT@ticker (the 24 h ticker with the best bid and ask), BTC-USDT@depth20 (the
+# top 20 levels whole in every push: a partial book, no sequence to keep) and BTC-USDT@trade.
+# BingX keeps the connection alive itself: the swap host sends "Ping" and wants "Pong", the spot
+# host sends {"ping": ID, "time"} and wants {"pong": ID, "time"}, every 5 s. BingX documents no
+# limits on connections or subscriptions that we found: modest ones are kept.
+STREAM_URLS = {"spot": "wss://open-api-ws.bingx.com/market", "swap": "wss://open-api-swap.bingx.com/swap-market"}
+STREAM_LOGIN = ()                    # market data needs no key
+STREAM_KEEPALIVE = 15.0              # seconds without a frame before our ping frame (BingX pings every 5 s)
+STREAM_SILENCE = 30.0                # seconds without any frame: dead
+STREAM_CONNECTS = (5, 1.0)           # connection requests per seconds (ours: none documented)
+STREAM_REQUESTS = (10, 1.0)          # sub / unsub requests a second (ours: none documented)
+STREAM_TOPICS = 100                  # data types a connection carries (ours: none documented)
+STREAM_DEPTH = 20                    # levels a side of @depth20
+STREAM_CHANNELS = {"ticker": "@ticker", "depth": "@depth20", "trades": "@trade"}
+SUBSCRIBING = Requests()             # sub ids awaiting BingX's answer
 KLINE_PAGE = 1440                    # max candles per kline call
 HISTORY_PAGE = 100                   # spot historyOrders pageSize, at most
 ALL_ORDERS_LIMIT = 1000              # swap allOrders limit, at most
@@ -278,7 +303,7 @@ def depth(api, symbol, limit=None):
     """GET /openApi/spot/v1/market/depth (limit up to 1000), /openApi/swap/v2/quote/depth (limit one
     of 5, 10, 20, 50, 100, 500, 1000). BingX's examples list asks best-last: both sides are sorted
     here, asks ascending and bids descending."""
-    wanted = min(limit or 20, 1000)
+    wanted = min(limit or DEPTH_DEFAULT, 1000)
     asked = wanted if not symbol.is_swap else next(n for n in SWAP_DEPTHS if n >= wanted)
     reply = api.get(PATHS["depth"][symbol.kind], {"symbol": bingx_symbol(symbol), "limit": asked}, signed=False)
     book = _data(reply) or {}
@@ -294,14 +319,15 @@ def trades(api, symbol):
     stands in."""
     reply = api.get(PATHS["trades"][symbol.kind], {"symbol": bingx_symbol(symbol), "limit": TRADES_LIMIT},
                     signed=False)
-    rows = []
-    for t in _data(reply) or []:
-        maker = t.get("buyerMaker", t.get("isBuyerMaker"))
-        rows.append({"id": str(t.get("id") or t.get("time")), "time": whole_or_zero(t.get("time")),
-                     "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("qty")),
-                     "type": "sell" if maker else "buy"})
-    rows.sort(key=lambda row: row["time"])
+    rows = sorted((_trade(t) for t in _data(reply) or []), key=lambda row: row["time"])
     return rows, reply
+
+
+def _trade(t):
+    maker = t.get("buyerMaker", t.get("isBuyerMaker"))
+    return {"id": str(t.get("id") or t.get("time")), "time": whole_or_zero(t.get("time")),
+            "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("qty")),
+            "type": "sell" if maker else "buy"}
 
 
 def records(api, symbol, period=60, limit=None):
@@ -634,6 +660,89 @@ def _order(o, kind, specs):
         "time": whole_or_zero(o.get("time") or o.get("updateTime")),
         "status": STATUS.get(o.get("status"), str(o.get("status", ""))),
     }
+
+
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method):
+    """(endpoint, topic): ("swap", ("depth", Symbol('BTC_USDT.swap')))."""
+    return symbol.kind, (method, symbol)
+
+
+def data_type(topic):
+    """BingX's name of a topic's data: "BTC-USDT@depth20"."""
+    method, symbol = topic
+    return bingx_symbol(symbol) + STREAM_CHANNELS[method]
+
+
+def stream_subscribe(topics):
+    """{"id": "7", "reqType": "sub", "dataType": "BTC-USDT@ticker"}, one data type a request."""
+    return [json.dumps({"id": str(SUBSCRIBING.new([topic])), "reqType": "sub", "dataType": data_type(topic)})
+            for topic in topics]
+
+
+def stream_unsubscribe(topics):
+    return [json.dumps({"id": "unsub", "reqType": "unsub", "dataType": data_type(topic)}) for topic in topics]
+
+
+def stream_ping():
+    """BingX pings us; our own keepalive is a ping frame."""
+    return None
+
+
+def stream_read(message, feed):
+    """One message, gzip in a binary frame: "Ping" (swap) or {"ping", "time"} (spot) to answer,
+    an answer to a request {"id", "code", ...} (no dataType), or a push {"dataType", "data"}."""
+    text = _websocket.inflated(message).decode() if isinstance(message, bytes) else message
+    if text == "Ping":
+        return feed.reply("Pong")
+    reply = json.loads(text)
+    if "ping" in reply:
+        return feed.reply(json.dumps({"pong": reply["ping"], "time": reply.get("time")}))
+    name = reply.get("dataType") or ""
+    if not name:
+        request_id = str(reply.get("id", ""))
+        topics = SUBSCRIBING.answered(int(request_id)) if request_id.isdigit() else ()
+        if reply.get("code") in (0, "0"):
+            for topic in topics:
+                feed.subscribed(topic)
+        return
+    market, _, rest = name.partition("@")
+    wanted = market + "@" + rest.split("@")[0]            # "BTC-USDT@depth20@500ms" is BTC-USDT@depth20's
+    topic = feed.topic_named(wanted, lambda t: [data_type(t)])
+    if topic is not None:
+        STREAM_READERS[topic[0]](topic, reply, feed)
+
+
+def _read_ticker(topic, reply, feed):
+    """24hTicker: c last, o open, h high, l low, v volume, B bid, A ask, E event time."""
+    t = reply.get("data") or {}
+    fields = {"bidPrice": t.get("B"), "askPrice": t.get("A"), "highPrice": t.get("h"), "lowPrice": t.get("l"),
+              "openPrice": t.get("o"), "lastPrice": t.get("c"), "volume": t.get("v"),
+              "closeTime": t.get("E") or t.get("C")}
+    feed.ticker(topic, _ticker(fields, str(topic[1]), reply), reply)
+
+
+def _read_depth(topic, reply, feed):
+    """The top 20 levels, whole ({"bids", "asks"}; asks may come best last: the Book sorts)."""
+    data = reply.get("data") or {}
+    book = feed.book(topic)
+    book.reset(data.get("asks"), data.get("bids"))
+    stamp = data.get("T") or data.get("ts") or reply.get("ts") or reply.get("timestamp")
+    book.time = whole_or_zero(stamp) or int(time.time() * 1000)
+    feed.depth(topic, reply)
+
+
+def _read_trades(topic, reply, feed):
+    """Spot: one trade {"t" id, "p", "q", "T" time, "m" buyer is maker}; swap: a list of them
+    without an id (the time stands in, as in REST)."""
+    data = reply.get("data") or []
+    rows = [_trade({"id": t.get("t"), "time": t.get("T"), "price": t.get("p"), "qty": t.get("q"),
+                    "buyerMaker": t.get("m")}) for t in (data if isinstance(data, list) else [data])]
+    feed.trades(topic, sorted(rows, key=lambda row: row["time"]), reply)
+
+
+STREAM_READERS = {"ticker": _read_ticker, "depth": _read_depth, "trades": _read_trades}
 
 
 METHODS = {

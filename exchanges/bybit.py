@@ -22,6 +22,7 @@ side's positionIdx (1 long, 2 short).
 """
 import hashlib
 import hmac
+import json
 import re
 from collections import namedtuple
 from decimal import Decimal
@@ -30,12 +31,12 @@ from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book
                             markets_answer, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, used_from
+from exchanges._stream import Book, Requests
 
 NAME = "Bybit"
 BASE_URL = "https://api.bybit.com"
 HOSTS = {}                           # one REST host for every category
 POST_PARAMS = "json"                 # a POST's params travel as a JSON body (the signed payload)
-STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 CLOCK_ERRORS = ("10002",)            # The request time exceeds the time window range.
 RATE_LIMIT_ERRORS = ("10006",)       # Too many visits!
 # "Outcome unknown" (docs v5 "Error Codes"): 10000 Server Timeout and 10016 Server error, both with
@@ -81,6 +82,28 @@ KLINE_PAGE = 1000                    # max candles per /v5/market/kline call
 WEEK_MS = 7 * 24 * 3600 * 1000       # /v5/order/history answers at most a 7-day window per call
 DEPTH_MAX = {"spot": 200, "linear": 500}
 TRADES_LIMIT = {"spot": 60, "linear": 100}
+DEPTH_DEFAULT = 20                   # levels a side when the docker sends no limit
+TRADES_DEFAULT = {"spot": 60, "swap": 100}       # trades REST answers (and so the stream) per market kind
+
+# The stream (v5 "WebSocket Stream", public): /v5/public/spot and /v5/public/linear, topics
+# tickers.BTCUSDT (linear: a snapshot, then deltas of the fields that changed; spot: snapshots
+# without the best bid and ask, which orderbook.1 adds), orderbook.50.BTCUSDT (a snapshot, then
+# deltas whose update id `u` follows the last one by one; u = 1 is a fresh snapshot after a
+# restart of Bybit's service) and publicTrade.BTCUSDT. {"req_id", "op": "subscribe" |
+# "unsubscribe", "args": [topic, ...]} (spot: at most 10 args a request) is answered {"success",
+# "ret_msg", "req_id", "op"}. Bybit asks for {"op": "ping"} every 20 s and drops a connection
+# that sends nothing for longer; at most 500 connections per 5 minutes per IP.
+STREAM_URLS = {"spot": "wss://stream.bybit.com/v5/public/spot", "linear": "wss://stream.bybit.com/v5/public/linear"}
+STREAM_LOGIN = ()                    # public topics need no key
+STREAM_KEEPALIVE = 20.0              # seconds without a message before {"op": "ping"}
+STREAM_SILENCE = 30.0                # seconds without any message (the pong included): dead
+STREAM_CONNECTS = (500, 300.0)       # connections per seconds, per IP
+STREAM_REQUESTS = (20, 1.0)          # subscribe / unsubscribe requests a second (a modest pace: none is documented)
+STREAM_TOPICS = 100                  # channels a connection carries (a spot ticker is two topics)
+STREAM_DEPTH = 50                    # levels a side of orderbook.50
+STREAM_ARGS = 10                     # topics one spot request may carry
+STREAM_NAMES = {"ticker": ("tickers.",), "depth": ("orderbook.50.",), "trades": ("publicTrade.",)}
+SUBSCRIBING = Requests()             # subscribe req_ids awaiting Bybit's answer
 # "Order does not exist" per category (docs v5 "Error Codes"): order() reports a lookup that
 # finds nothing with it, as cancel() gets it from Bybit.
 NO_ORDER = {"spot": ("170213", "Order does not exist."), "linear": ("110001", "Order does not exist")}
@@ -216,7 +239,8 @@ def _ticker(t, symbol, time_ms):
 def depth(api, symbol, limit=None):
     """GET /v5/market/orderbook (up to 200 levels a side for spot, 500 for linear)"""
     reply = api.get("/v5/market/orderbook", {"category": category(symbol), "symbol": bybit_symbol(symbol),
-                                             "limit": min(limit or 20, DEPTH_MAX[category(symbol)])}, signed=False)
+                                             "limit": min(limit or DEPTH_DEFAULT, DEPTH_MAX[category(symbol)])},
+                    signed=False)
     book = _data(reply)
     return {"time": whole_or_zero(book.get("ts")), "asks": book_levels(book.get("a")),
             "bids": book_levels(book.get("b"))}, reply
@@ -226,9 +250,12 @@ def trades(api, symbol):
     """GET /v5/market/recent-trade (newest first: 60 for spot, 100 for linear; answered oldest first)"""
     reply = api.get("/v5/market/recent-trade", {"category": category(symbol), "symbol": bybit_symbol(symbol),
                                                 "limit": TRADES_LIMIT[category(symbol)]}, signed=False)
-    rows = [{"id": t["execId"], "time": whole_or_zero(t["time"]), "price": number_or_zero(t["price"]),
-             "amount": number_or_zero(t["size"]), "type": t["side"].lower()} for t in _rows(reply)]
-    return rows[::-1], reply
+    return [_trade(t) for t in _rows(reply)][::-1], reply
+
+
+def _trade(t):
+    return {"id": t["execId"], "time": whole_or_zero(t["time"]), "price": number_or_zero(t["price"]),
+            "amount": number_or_zero(t["size"]), "type": t["side"].lower()}
 
 
 def records(api, symbol, period=60, limit=None):
@@ -575,6 +602,109 @@ def _pages(api, path, query, max_rows=None):
         if not cursor:
             break
     return rows[:max_rows], pages
+
+
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method):
+    """(endpoint, topic): ("linear", ("depth", Symbol('BTC_USDT.swap')))."""
+    return category(symbol), (method, symbol)
+
+
+def stream_names(topic):
+    """Bybit's topics of one channel: ["orderbook.50.BTCUSDT"]; a spot ticker also orderbook.1."""
+    method, symbol = topic
+    names = [prefix + bybit_symbol(symbol) for prefix in STREAM_NAMES[method]]
+    return names + (["orderbook.1." + bybit_symbol(symbol)] if method == "ticker" and not symbol.is_swap else [])
+
+
+def stream_subscribe(topics):
+    """{"req_id": "7", "op": "subscribe", "args": ["tickers.BTCUSDT", ...]}, 10 args at most each."""
+    return _operations("subscribe", topics, SUBSCRIBING.new)
+
+
+def stream_unsubscribe(topics):
+    return _operations("unsubscribe", topics, lambda chunk: "unsubscribe")
+
+
+def _operations(op, topics, request_id):
+    topics, messages = list(topics), []
+    for start in range(0, len(topics), STREAM_ARGS // 2):            # a topic has at most 2 args
+        chunk = topics[start:start + STREAM_ARGS // 2]
+        messages.append(json.dumps({"req_id": str(request_id(chunk)), "op": op,
+                                    "args": [name for topic in chunk for name in stream_names(topic)]}))
+    return messages
+
+
+def stream_ping():
+    return json.dumps({"op": "ping"})
+
+
+def stream_read(message, feed):
+    """One message: an answer {"success", "ret_msg", "op", "req_id"} (pongs too), or a push
+    {"topic", "type": "snapshot" | "delta", "ts", "data"}."""
+    reply = json.loads(message)
+    if "topic" not in reply:
+        topics = SUBSCRIBING.answered(int(reply["req_id"])) if str(reply.get("req_id", "")).isdigit() else ()
+        if reply.get("op") == "subscribe" and reply.get("success"):
+            for topic in topics:
+                feed.subscribed(topic)
+        return
+    name = reply["topic"]
+    topic = feed.topic_named(name, stream_names)
+    if topic is not None:
+        STREAM_READERS[topic[0]](topic, name, reply, feed)
+
+
+def _read_ticker(topic, name, reply, feed):
+    """tickers: a snapshot, then (linear) deltas of the changed fields; a spot ticker's best bid
+    and ask come from orderbook.1 (kept as a book of one level)."""
+    parts, symbol, data = feed.parts(topic), topic[1], reply.get("data") or {}
+    if name.startswith("orderbook."):
+        best = parts.setdefault("best", Book())
+        if not _update_book(best, reply, data) and best.sequence is not None:
+            return feed.resync(topic, f"Bybit {name}: update {data.get('u')} after {best.sequence}")
+    elif reply.get("type") == "snapshot":
+        parts["ticker"] = dict(data)
+    elif "ticker" in parts:
+        parts["ticker"].update(data)
+    if "ticker" in parts and (symbol.is_swap or "best" in parts):
+        fields = dict(parts["ticker"])
+        if not symbol.is_swap:
+            asks, bids = parts["best"].sides()
+            fields.update(ask1Price=asks[0][0] if asks else None, bid1Price=bids[0][0] if bids else None)
+        feed.ticker(topic, _ticker(fields, str(symbol), reply.get("ts")), reply)
+
+
+def _read_depth(topic, name, reply, feed):
+    book = feed.book(topic)
+    if _update_book(book, reply, reply.get("data") or {}):
+        feed.depth(topic, reply)
+    elif book.sequence is not None:
+        feed.resync(topic, f"Bybit {name}: update {reply['data'].get('u')} after {book.sequence}")
+
+
+def _update_book(book, reply, data):
+    """A snapshot resets the book; a delta applies when its `u` follows the last by one. False
+    when a delta does not follow (a message was lost) or came before any snapshot."""
+    if reply.get("type") == "snapshot":
+        book.reset(data.get("a"), data.get("b"))
+    elif book.sequence is None or data.get("u") != book.sequence + 1:
+        return False
+    else:
+        book.apply(data.get("a"), data.get("b"))
+    book.sequence, book.time = data.get("u"), whole_or_zero(reply.get("ts"))
+    return True
+
+
+def _read_trades(topic, name, reply, feed):
+    """publicTrade: [{"i" id, "T" time, "p" price, "v" size, "S" Buy | Sell}, ...]"""
+    rows = [_trade({"execId": t.get("i"), "time": t.get("T"), "price": t.get("p"), "size": t.get("v"),
+                    "side": t.get("S", "")}) for t in reply.get("data") or []]
+    feed.trades(topic, sorted(rows, key=lambda row: row["time"]), reply)
+
+
+STREAM_READERS = {"ticker": _read_ticker, "depth": _read_depth, "trades": _read_trades}
 
 
 METHODS = {

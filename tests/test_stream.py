@@ -1,6 +1,7 @@
-"""Market data from the stream (exchanges/_stream.py) with OKX's dialect, against the fake OKX's
-WebSocket (tests/fakes/okx.py): subscribe, answer locally, resync, drop and reconnect, idle,
-keepalive. A request answered by the stream leaves no trace in the fake's REST log.
+"""Market data from the stream (exchanges/_stream.py) with each exchange's dialect, against the
+fakes' WebSockets (tests/fakes/<exchange>.py): subscribe, answer locally, resync, drop and
+reconnect, idle, keepalive. A request answered by the stream leaves no trace in the fake's REST
+log. The tests that do not depend on a dialect run for every streaming exchange (VENUES).
 
 Tests that shorten the manager's intervals reach into the plugin's process (repo mode only);
 the others run against the bundle too.
@@ -13,49 +14,135 @@ import zlib
 import pytest
 
 import fmz_plugin
-from exchanges import _stream, okx
+from exchanges import _stream, binance, bingx, bybit, okx
 from tests.conftest import PluginClient, serving
 from tests.fakes.base import FakeExchange
-from tests.fakes.okx import API_KEY, PASSPHRASE, SECRET, FakeOKX
+from tests.fakes.binance import FakeBinance
+from tests.fakes.bingx import FakeBingX
+from tests.fakes.bybit import FakeBybit
+from tests.fakes.okx import PASSPHRASE, FakeOKX
 
-TICKER_PATH, BOOKS_PATH, TRADES_PATH = "/api/v5/market/ticker", "/api/v5/market/books", "/api/v5/market/trades"
+TICKER_PATH = "/api/v5/market/ticker"
 PUBLIC = "/ws/v5/public"
 WAIT = 10.0        # seconds any awaited event may take at most (it takes milliseconds)
 
 
+class Venue:
+    """What the exchange-neutral tests need to know of one exchange's stream and its fake."""
+
+    def __init__(self, name, fake_class, module, ws_urls, subscriptions, ticker_topic, depth_topic=None,
+                 secrets=(), contract=1):
+        self.name, self.fake_class, self.module = name, fake_class, module
+        self.depth_topic = depth_topic        # how BTC_USDT's depth channel appears there (a diff book)
+        self.contract = contract              # the amount of one BTC_USDT.swap contract in the plugin's unit
+        self.ws_urls = ws_urls                # fake -> the --base-url entries of its stream
+        self.subscriptions = subscriptions    # (fake, op) -> the topics subscribed (or unsubscribed), in order
+        self.ticker_topic = ticker_topic      # how BTC_USDT's ticker channel appears there
+        self.secrets = secrets                # more secrets than the fake's key and secret
+
+    def __repr__(self):
+        return self.name
+
+
+def okx_subscriptions(fake, op="subscribe"):
+    """The args of every subscribe (or unsubscribe) the fake OKX received, in order."""
+    found = []
+    for path, message in list(fake.ws_received):
+        if path == PUBLIC and message.startswith("{") and json.loads(message).get("op") == op:
+            found += json.loads(message)["args"]
+    return found
+
+
+def binance_subscriptions(fake, op="subscribe"):
+    """The stream names of every SUBSCRIBE (or UNSUBSCRIBE) the fake Binance received, in order."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message)
+        if request.get("method") == op.upper():
+            found += request["params"]
+    return found
+
+
+def bybit_subscriptions(fake, op="subscribe"):
+    """The topics of every subscribe (or unsubscribe) the fake Bybit received, in order, less the
+    orderbook.1 a spot ticker takes along."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message)
+        if request.get("op") == op:
+            found += [arg for arg in request["args"] if not arg.startswith("orderbook.1.")]
+    return found
+
+
+def bingx_subscriptions(fake, op="subscribe"):
+    """The dataType of every sub (or unsub) the fake BingX received, in order."""
+    found = []
+    for path, message in list(fake.ws_received):
+        request = json.loads(message) if message.startswith("{") else {}
+        if request.get("reqType") == {"subscribe": "sub", "unsubscribe": "unsub"}[op]:
+            found.append(request["dataType"])
+    return found
+
+
+VENUES = {
+    "okx": Venue("okx", FakeOKX, okx, lambda fake: {"okx.ws": fake.ws_url}, okx_subscriptions,
+                 {"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"},
+                 secrets=(PASSPHRASE,)),
+    "bybit": Venue("bybit", FakeBybit, bybit, lambda fake: {"bybit.ws": fake.ws_url}, bybit_subscriptions,
+                   "tickers.BTCUSDT", "orderbook.50.BTCUSDT", contract=0.01),
+    "bingx": Venue("bingx", FakeBingX, bingx, lambda fake: {"bingx.ws": fake.ws_url}, bingx_subscriptions,
+                   "BTC-USDT@ticker", contract=0.01),
+    "binance": Venue("binance", FakeBinance, binance,
+                     lambda fake: {"binance.ws": fake.ws_url, "binance.ws.futures": fake.ws_url + "/futures"},
+                     binance_subscriptions, "btcusdt@ticker", contract=0.01),
+}
+
+
 @contextlib.contextmanager
-def streaming(request, mode, fake, ws_url=None):
-    """A plugin client of `fake` whose OKX stream is the fake's (or `ws_url`); .server in repo mode."""
-    urls = {"okx": fake.url, "okx.ws": ws_url or fake.ws_url}
+def streaming(request, mode, fake, venue, ws_url=None):
+    """A plugin client of `fake` whose stream is the fake's (or `ws_url`); .server in repo mode."""
+    urls = {venue.name: fake.url, **venue.ws_urls(fake)}
+    if ws_url:
+        urls = {name: (ws_url if name != venue.name else url) for name, url in urls.items()}
     if mode == "bundle":
         with request.getfixturevalue("bundle_forker").plugin(urls) as url:
-            yield _client(url, fake, None)
+            yield _client(url, fake, None, venue)
         return
     with serving(urls, stream=True) as (url, server):
-        yield _client(url, fake, server)
+        yield _client(url, fake, server, venue)
 
 
-def _client(url, fake, server):
-    client = PluginClient(url, "OKX", fake.ACCESS_KEY, fake.SECRET_KEY)
-    client.fake, client.server = fake, server
+def _client(url, fake, server, venue=VENUES["okx"]):
+    client = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
+    client.fake, client.server, client.venue = fake, server, venue
     return client
 
 
+@pytest.fixture(params=list(VENUES))
+def venue(request):
+    return VENUES[request.param]
+
+
 @pytest.fixture
-def fake():
-    with FakeOKX() as fake:
+def okx_venue():
+    return VENUES["okx"]
+
+
+@pytest.fixture
+def fake(venue):
+    with venue.fake_class() as fake:
         yield fake
 
 
 @pytest.fixture
-def client(request, plugin_mode, fake):
-    with streaming(request, plugin_mode, fake) as client:
+def client(request, plugin_mode, fake, venue):
+    with streaming(request, plugin_mode, fake, venue) as client:
         yield client
 
 
 @pytest.fixture
-def repo_client(request, fake):
-    with streaming(request, "repo", fake) as client:
+def repo_client(request, fake, venue):
+    with streaming(request, "repo", fake, venue) as client:
         yield client
 
 
@@ -67,106 +154,138 @@ def quick(monkeypatch):
     monkeypatch.setattr(_stream, "BACKOFF_MAX", 0.2)
 
 
-def rest_calls(fake, path):
-    return len(fake.sent(path))
+def rest_calls(fake, path=None):
+    """REST requests the fake received (to `path`, or any)."""
+    return len(fake.sent(path)) if path else len(fake.requests)
 
 
 def from_stream(client, path, method, **params):
     """Ask until an answer comes without a REST request (the stream went live), at most WAIT
     seconds of asking; the answer."""
     for _ in range(5000):
-        before = rest_calls(client.fake, path)
+        before = rest_calls(client.fake)
         data = client.data(method, **params)
-        if rest_calls(client.fake, path) == before:
+        if rest_calls(client.fake) == before:
             return data
     raise AssertionError(f"{method} never came from the stream")
 
 
 def subscriptions(fake, op="subscribe"):
-    """The args of every subscribe (or unsubscribe) the fake received, in order."""
-    found = []
-    for path, message in list(fake.ws_received):
-        if path == PUBLIC and message.startswith("{") and json.loads(message).get("op") == op:
-            found += json.loads(message)["args"]
-    return found
+    return VENUE_OF[type(fake)].subscriptions(fake, op)
+
+
+VENUE_OF = {venue.fake_class: venue for venue in VENUES.values()}
 
 
 def wait_state(client, predicate):
     assert client.server.settings.streams.wait_for(predicate, WAIT), "the stream never reached that state"
 
 
-def okx_status(client):
-    return client.server.settings.streams.status().get("OKX", {})
+def stream_status(client):
+    return client.server.settings.streams.status().get(client.fake.NAME, {})
+
+
+def only(*names):
+    """The test is about these exchanges' dialects."""
+    return pytest.mark.parametrize("venue", [VENUES[name] for name in names], ids=list(names))
+
+
+FIRST_SUBSCRIBE = {     # the subscribe message BTC_USDT's ticker sends, as each exchange documents it
+    "okx": (PUBLIC, {"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}]}),
+    "binance": ("/stream", {"method": "SUBSCRIBE", "params": ["btcusdt@ticker"]}),
+    "bybit": ("/v5/public/spot", {"op": "subscribe", "args": ["tickers.BTCUSDT", "orderbook.1.BTCUSDT"]}),
+    "bingx": ("/market", {"reqType": "sub", "dataType": "BTC-USDT@ticker"}),
+}
 
 
 # -- Subscribing and answering ---------------------------------------------------------------------
 
-def test_first_request_subscribes_as_okx_documents(client):
+def test_first_request_subscribes_as_the_exchange_documents(client, venue):
     answer = client.data("ticker", symbol="BTC_USDT")
-    assert answer["symbol"] == "BTC_USDT" and rest_calls(client.fake, TICKER_PATH) == 1
+    assert answer["symbol"] == "BTC_USDT" and rest_calls(client.fake) >= 1
     client.fake.ws_wait(lambda: subscriptions(client.fake))
     path, message = client.fake.ws_received[0]
-    assert path == PUBLIC
-    assert json.loads(message) == {"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}]}
+    sent = json.loads(message)
+    if venue.name == "binance":
+        assert isinstance(sent.pop("id"), int)           # Binance echoes the id in its answer
+    if venue.name == "bybit":
+        assert sent.pop("req_id").isdigit()              # ... and Bybit its req_id
+    if venue.name == "bingx":
+        assert sent.pop("id").isdigit()                  # ... and BingX its id
+    assert (path, sent) == FIRST_SUBSCRIBE[venue.name]
 
 
-def test_a_symbol_the_exchange_refuses_is_never_subscribed(client):
-    assert client.error("ticker", symbol="NOPE_USDT").startswith("OKX 51001")
+def test_a_symbol_the_exchange_refuses_is_never_subscribed(client, venue):
+    assert client.error("ticker", symbol="NOPE_USDT")
     client.data("ticker", symbol="BTC_USDT")
     client.fake.ws_wait(lambda: subscriptions(client.fake))
-    assert subscriptions(client.fake) == [{"channel": "tickers", "instId": "BTC-USDT"}]
+    assert subscriptions(client.fake) == [venue.ticker_topic]
 
 
-def test_ticker_from_the_stream_is_the_rest_answer_without_a_rest_call(client):
-    rest = client.data("ticker", symbol="ETH_USDT.swap")
-    streamed = from_stream(client, TICKER_PATH, "ticker", symbol="ETH_USDT.swap")
-    calls = rest_calls(client.fake, TICKER_PATH)
+@only("binance")
+def test_binance_futures_stream_on_its_own_host_with_the_book_ticker(client):
+    client.data("ticker", symbol="ETH_USDT.swap")
+    client.fake.ws_wait(lambda: subscriptions(client.fake))
+    path, message = client.fake.ws_received[0]
+    assert path == "/futures/stream" and json.loads(message)["params"] == ["ethusdt@ticker", "ethusdt@bookTicker"]
+
+
+@pytest.mark.parametrize("symbol", ["BTC_USDT", "ETH_USDT.swap"])
+def test_ticker_from_the_stream_is_the_rest_answer_without_a_rest_call(client, symbol):
+    rest = client.data("ticker", symbol=symbol)
+    streamed = from_stream(client, None, "ticker", symbol=symbol)
+    calls = rest_calls(client.fake)
     for _ in range(20):
-        assert client.data("ticker", symbol="ETH_USDT.swap") == streamed
-    assert rest_calls(client.fake, TICKER_PATH) == calls
+        assert client.data("ticker", symbol=symbol) == streamed
+    assert rest_calls(client.fake) == calls
     assert {k: v for k, v in streamed.items() if k != "time"} == {k: v for k, v in rest.items() if k != "time"}
     assert streamed["time"] > 0 and rest["time"] > 0
 
 
-def test_depth_from_the_stream_matches_rest_level_for_level(client):
-    rest = client.data("depth", symbol="BTC_USDT", limit=20)
-    streamed = from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=20)
+@pytest.mark.parametrize("symbol", ["BTC_USDT", "BTC_USDT.swap"])
+def test_depth_from_the_stream_matches_rest_level_for_level(client, symbol):
+    rest = client.data("depth", symbol=symbol, limit=20)
+    streamed = from_stream(client, None, "depth", symbol=symbol, limit=20)
     assert streamed["asks"] == rest["asks"] and streamed["bids"] == rest["bids"]
     assert len(streamed["asks"]) == 20 and streamed["asks"][0][0] < streamed["asks"][1][0]
     assert streamed["bids"][0][0] > streamed["bids"][1][0]
-    assert from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT")["asks"] == rest["asks"]   # default 20
+    assert from_stream(client, None, "depth", symbol=symbol)["asks"] == rest["asks"]   # default 20
+    assert from_stream(client, None, "depth", symbol=symbol, limit=5)["bids"] == rest["bids"][:5]
 
 
-def test_depth_deeper_than_the_stream_keeps_is_served_by_rest(client):
-    from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
-    before = rest_calls(client.fake, BOOKS_PATH)
-    client.data("depth", symbol="BTC_USDT", limit=okx.STREAM_DEPTH + 1)       # (OKX's REST gives 400 at most too)
-    assert rest_calls(client.fake, BOOKS_PATH) == before + 1
+def test_depth_deeper_than_the_stream_keeps_is_served_by_rest(client, venue):
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
+    before = rest_calls(client.fake)
+    client.data("depth", symbol="BTC_USDT", limit=venue.module.STREAM_DEPTH + 1)
+    assert rest_calls(client.fake) == before + 1
 
 
-def test_a_fill_reaches_the_streamed_trades_and_ticker(client):
-    rest = client.data("trades", symbol="BTC_USDT")
-    first = from_stream(client, TRADES_PATH, "trades", symbol="BTC_USDT")
+@pytest.mark.parametrize("symbol", ["BTC_USDT", "BTC_USDT.swap"])
+def test_a_fill_reaches_the_streamed_trades_and_ticker(client, venue, symbol):
+    rest = client.data("trades", symbol=symbol)
+    first = from_stream(client, None, "trades", symbol=symbol)
     assert first == rest or first[-1]["time"] >= rest[-1]["time"]
-    ticker = from_stream(client, TICKER_PATH, "ticker", symbol="BTC_USDT")
-    client.data("trade", symbol="BTC_USDT", type="buy", price=-1, amount=10)    # a market buy: fills
-    calls = rest_calls(client.fake, TRADES_PATH)
+    ticker = from_stream(client, None, "ticker", symbol=symbol)
+    amount = 10 if symbol == "BTC_USDT" else venue.contract      # a market buy: 10 USDT, or a contract
+    client.data("trade", symbol=symbol, type="buy", price=-1, amount=amount)
+    calls = rest_calls(client.fake)
     for _ in range(5000):
-        rows = client.data("trades", symbol="BTC_USDT")
+        rows = client.data("trades", symbol=symbol)
         if rows[-1]["id"] != first[-1]["id"]:
             break
-    assert rows[-1]["type"] == "buy" and rows[-1]["price"] == 50000.1 and len(rows) == 100
+    assert rows[-1]["type"] == "buy" and rows[-1]["price"] == 50000.1 and len(rows) == len(rest)
     assert rows[-1]["time"] >= rows[0]["time"]
-    assert rest_calls(client.fake, TRADES_PATH) == calls
+    assert rest_calls(client.fake) == calls
     for _ in range(5000):
-        moved = client.data("ticker", symbol="BTC_USDT")
+        moved = client.data("ticker", symbol=symbol)
         if moved["time"] != ticker["time"]:
             break
     assert moved["time"] > ticker["time"]
 
 
+@only("okx", "bybit")
 def test_an_update_changes_the_local_book(client):
-    from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
     client.fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "0"], ["50000.15", "0.25"]], bids=[["50000", "9"]])
     for _ in range(5000):
         book = client.data("depth", symbol="BTC_USDT", limit=5)
@@ -175,28 +294,37 @@ def test_an_update_changes_the_local_book(client):
     assert book["asks"][:2] == [[50000.15, 0.25], [50000.2, 1]] and book["bids"][0] == [50000, 9]
 
 
-def test_a_message_it_cannot_read_is_skipped(client):
-    from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
+UNREADABLE = {          # a message that names a subscribed channel but carries nonsense
+    "okx": '{"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": 7}',
+    "binance": '{"stream": "btcusdt@trade", "data": 7}',
+    "bybit": '{"topic": "publicTrade.BTCUSDT", "type": "snapshot", "data": 7}',
+    "bingx": '{"code": 0, "dataType": "BTC-USDT@trade", "data": 7}',
+}
+
+
+def test_a_message_it_cannot_read_is_skipped(client, venue):
+    first = from_stream(client, None, "trades", symbol="BTC_USDT")
     for session in list(client.fake.ws_sessions):
         session.send_text("{not json")
-        session.send_text('{"arg": {"channel": "books", "instId": "BTC-USDT"}, "data": 7}')
-    client.fake.push_book_update(("BTC", "USDT"), bids=[["50000", "4"]])
+        session.send_text(UNREADABLE[venue.name])
+    client.data("trade", symbol="BTC_USDT", type="buy", price=-1, amount=10)     # a fill: a trade after them
     for _ in range(5000):
-        book = from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
-        if book["bids"][0] == [50000, 4]:
+        rows = from_stream(client, None, "trades", symbol="BTC_USDT")
+        if rows[-1]["id"] != first[-1]["id"]:
             break
-    assert book["bids"][0] == [50000, 4] and client.fake.ws_connections == 1
+    assert rows[-1]["price"] == 50000.1 and client.fake.ws_connections == 1
 
 
 # -- Book integrity --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fault", ["checksum", "gap"])
-def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(client, fault):
-    from_stream(client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
+@pytest.mark.parametrize("venue, fault", [(VENUES["okx"], "checksum"), (VENUES["okx"], "gap"),
+                                          (VENUES["bybit"], "gap")], ids=["okx-checksum", "okx-gap", "bybit-gap"])
+def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(client, venue, fault):
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
     client.fake.fault_next_book = fault
     client.fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "3"]])
-    client.fake.ws_wait(lambda: subscriptions(client.fake, "unsubscribe") == [{"channel": "books", "instId": "BTC-USDT"}])
-    client.fake.ws_wait(lambda: subscriptions(client.fake).count({"channel": "books", "instId": "BTC-USDT"}) == 2)
+    client.fake.ws_wait(lambda: subscriptions(client.fake, "unsubscribe") == [venue.depth_topic])
+    client.fake.ws_wait(lambda: subscriptions(client.fake).count(venue.depth_topic) == 2)
     for _ in range(5000):
         book = client.data("depth", symbol="BTC_USDT", limit=5)
         if book["asks"][0] == [50000.1, 3]:
@@ -204,11 +332,44 @@ def test_a_bad_checksum_or_a_sequence_gap_resubscribes_for_a_fresh_snapshot(clie
     assert book["asks"][0] == [50000.1, 3]          # the fresh snapshot has the update
 
 
+@only("okx", "bybit")
 def test_resyncs_are_counted(repo_client):
-    from_stream(repo_client, BOOKS_PATH, "depth", symbol="BTC_USDT", limit=5)
-    repo_client.fake.fault_next_book = "checksum"
+    from_stream(repo_client, None, "depth", symbol="BTC_USDT", limit=5)
+    repo_client.fake.fault_next_book = "gap"
     repo_client.fake.push_book_update(("BTC", "USDT"))
-    wait_state(repo_client, lambda: okx_status(repo_client).get("resyncs") == 1)
+    wait_state(repo_client, lambda: stream_status(repo_client).get("resyncs") == 1)
+
+
+@only("bybit")
+def test_bybit_a_u1_snapshot_after_a_restart_replaces_the_book(client):
+    from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
+    client.fake.fault_next_book = "restart"
+    client.fake.push_book_update(("BTC", "USDT"), bids=[["50000", "7"]])
+    for _ in range(5000):
+        book = client.data("depth", symbol="BTC_USDT", limit=5)
+        if book["bids"][0] == [50000, 7]:
+            break
+    assert book["bids"][0] == [50000, 7]
+    client.fake.push_book_update(("BTC", "USDT"), bids=[["50000", "8"]])      # u = 2 follows the u = 1 snapshot
+    for _ in range(5000):
+        book = client.data("depth", symbol="BTC_USDT", limit=5)
+        if book["bids"][0] == [50000, 8]:
+            break
+    assert book["bids"][0] == [50000, 8] and not subscriptions(client.fake, "unsubscribe")
+
+
+@only("bybit")
+def test_bybit_linear_ticker_deltas_update_the_snapshot(client):
+    first = from_stream(client, None, "ticker", symbol="BTC_USDT.swap")
+    swap = next(pair for pair in client.fake.engine.swaps if pair[:2] == ("BTC", "USDT"))
+    client.fake.push_ticker_delta(swap, lastPrice="50123.5")
+    for _ in range(5000):
+        ticker = from_stream(client, None, "ticker", symbol="BTC_USDT.swap")
+        if ticker["last"] == 50123.5:
+            break
+    assert ticker["last"] == 50123.5
+    assert {k: v for k, v in ticker.items() if k not in ("last", "time")} == \
+        {k: v for k, v in first.items() if k not in ("last", "time")}          # the rest kept from the snapshot
 
 
 def test_book_checksum_is_a_signed_crc32_of_bid_then_ask_levels():
@@ -220,41 +381,43 @@ def test_book_checksum_is_a_signed_crc32_of_bid_then_ask_levels():
 
 # -- Losing and regaining the connection -----------------------------------------------------------
 
-def test_a_dropped_connection_falls_back_to_rest_then_resubscribes(repo_client, quick, monkeypatch):
+def test_a_dropped_connection_falls_back_to_rest_then_resubscribes(repo_client, venue, quick, monkeypatch):
     fake = repo_client.fake
-    streamed = from_stream(repo_client, TICKER_PATH, "ticker", symbol="BTC_USDT")
+    streamed = from_stream(repo_client, None, "ticker", symbol="BTC_USDT")
     monkeypatch.setattr(_stream, "BACKOFF_FIRST", 0.5)    # long enough to be asked while down
     fake.ws_drop()
-    wait_state(repo_client, lambda: okx_status(repo_client)["connected"] == 0)
-    before = rest_calls(fake, TICKER_PATH)
+    wait_state(repo_client, lambda: stream_status(repo_client)["connected"] == 0)
+    before = rest_calls(fake)
     assert repo_client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"      # no error
-    assert rest_calls(fake, TICKER_PATH) == before + 1
+    assert rest_calls(fake) > before
     fake.ws_wait(lambda: fake.ws_connections == 2 and len(subscriptions(fake)) == 2)
-    assert subscriptions(fake)[1] == {"channel": "tickers", "instId": "BTC-USDT"}
-    assert from_stream(repo_client, TICKER_PATH, "ticker", symbol="BTC_USDT")["symbol"] == streamed["symbol"]
-    assert okx_status(repo_client)["reconnects"] == 1
+    assert subscriptions(fake)[1] == venue.ticker_topic
+    assert from_stream(repo_client, None, "ticker", symbol="BTC_USDT")["symbol"] == streamed["symbol"]
+    assert stream_status(repo_client)["reconnects"] == 1
 
 
-def test_an_unreachable_stream_leaves_rest_answering(request, plugin_mode, fake):
+def test_an_unreachable_stream_leaves_rest_answering(request, plugin_mode, fake, venue):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    with streaming(request, plugin_mode, fake, ws_url=f"ws://127.0.0.1:{port}") as client:
-        for count in range(1, 4):
+    with streaming(request, plugin_mode, fake, venue, ws_url=f"ws://127.0.0.1:{port}") as client:
+        for _ in range(3):
+            before = rest_calls(fake)
             assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
-            assert rest_calls(fake, TICKER_PATH) == count
+            assert rest_calls(fake) > before
 
 
-def test_a_stream_host_that_refuses_the_upgrade_leaves_rest_answering(request, plugin_mode, fake):
-    with FakeExchange() as no_stream, streaming(request, plugin_mode, fake, ws_url=no_stream.ws_url) as client:
-        for count in range(1, 4):
+def test_a_stream_host_that_refuses_the_upgrade_leaves_rest_answering(request, plugin_mode, fake, venue):
+    with FakeExchange() as no_stream, streaming(request, plugin_mode, fake, venue, ws_url=no_stream.ws_url) as client:
+        for _ in range(3):
+            before = rest_calls(fake)
             assert client.data("depth", symbol="BTC_USDT", limit=5)["asks"]
-            assert rest_calls(fake, BOOKS_PATH) == count
+            assert rest_calls(fake) == before + 1
 
 
-def test_silent_connection_is_closed_and_replaced(repo_client, quick, monkeypatch):
-    monkeypatch.setattr(okx, "STREAM_KEEPALIVE", 0.05)
-    monkeypatch.setattr(okx, "STREAM_SILENCE", 0.3)
+def test_silent_connection_is_closed_and_replaced(repo_client, venue, quick, monkeypatch):
+    monkeypatch.setattr(venue.module, "STREAM_KEEPALIVE", 0.05)
+    monkeypatch.setattr(venue.module, "STREAM_SILENCE", 0.3)
     repo_client.fake.ws_answers_ping = False
     repo_client.data("ticker", symbol="BTC_USDT")
     repo_client.fake.ws_wait(lambda: repo_client.fake.ws_connections >= 2)
@@ -262,41 +425,68 @@ def test_silent_connection_is_closed_and_replaced(repo_client, quick, monkeypatc
 
 # -- Keepalive, idle channels, limits --------------------------------------------------------------
 
-def test_keepalive_pings_keep_the_connection(repo_client, quick, monkeypatch):
-    monkeypatch.setattr(okx, "STREAM_KEEPALIVE", 0.05)
+KEEPALIVE = {"okx": "ping", "bybit": '{"op": "ping"}'}     # the exchange's text ping
+
+
+@only("okx", "bybit")
+def test_text_keepalive_pings_keep_the_connection(repo_client, venue, quick, monkeypatch):
+    monkeypatch.setattr(venue.module, "STREAM_KEEPALIVE", 0.05)
     repo_client.fake.ws_idle_limit = 0.5                    # the fake closes a client silent this long
     repo_client.data("ticker", symbol="BTC_USDT")
-    pings = lambda: [m for p, m in list(repo_client.fake.ws_received) if m == "ping"]
+    pings = lambda: [m for p, m in list(repo_client.fake.ws_received) if m == KEEPALIVE[venue.name]]
     repo_client.fake.ws_wait(lambda: len(pings()) >= 5)
     assert repo_client.fake.ws_connections == 1
 
 
-def test_a_channel_nobody_asks_for_is_unsubscribed(repo_client, quick, monkeypatch):
+@only("binance")
+def test_binance_pings_are_ponged(repo_client, quick):
+    fake = repo_client.fake
+    fake.ws_ping_every, fake.ws_pong_limit = 0.02, 0.5        # Binance: every 20 s, a minute to pong
+    repo_client.data("trades", symbol="BTC_USDT")
+    fake.ws_wait(lambda: fake.ws_sessions and len(fake.ws_sessions[0].pongs) >= 5)
+    assert fake.ws_connections == 1
+
+
+@only("binance")
+def test_binance_ping_frames_keep_a_quiet_connection(repo_client, quick, monkeypatch):
+    monkeypatch.setattr(binance, "STREAM_KEEPALIVE", 0.02)
+    monkeypatch.setattr(binance, "STREAM_SILENCE", 0.1)     # only the pongs to our pings are heard
+    fake = repo_client.fake
+    repo_client.data("trades", symbol="BTC_USDT")              # no trade happens: a quiet channel
+    fake.ws_wait(lambda: fake.ws_sessions and len(fake.ws_sessions[0].pings) >= 10)
+    assert fake.ws_connections == 1
+    assert all(message.startswith("{") for _, message in fake.ws_received)    # no text ping on Binance
+
+
+def test_a_channel_nobody_asks_for_is_unsubscribed(repo_client, venue, quick, monkeypatch):
     monkeypatch.setattr(_stream, "IDLE_AFTER", 0.2)
     repo_client.data("ticker", symbol="BTC_USDT")
-    repo_client.fake.ws_wait(lambda: subscriptions(repo_client.fake, "unsubscribe")
-                             == [{"channel": "tickers", "instId": "BTC-USDT"}])
-    wait_state(repo_client, lambda: not okx_status(repo_client))      # the empty connection closed
+    repo_client.fake.ws_wait(lambda: subscriptions(repo_client.fake, "unsubscribe") == [venue.ticker_topic])
+    wait_state(repo_client, lambda: not stream_status(repo_client))      # the empty connection closed
     repo_client.fake.ws_wait(lambda: not repo_client.fake.ws_sessions)
 
 
-def test_channels_beyond_a_connections_limit_open_another(repo_client, monkeypatch):
-    monkeypatch.setattr(okx, "STREAM_TOPICS", 2)
-    for symbol in ("BTC_USDT", "ETH_USDT", "BTC_USDT.swap"):
-        repo_client.data("ticker", symbol=symbol)
+THREE_CHANNELS = (("ticker", "BTC_USDT"), ("ticker", "ETH_USDT"), ("depth", "BTC_USDT"))     # one endpoint
+
+
+def test_channels_beyond_a_connections_limit_open_another(repo_client, venue, monkeypatch):
+    monkeypatch.setattr(venue.module, "STREAM_TOPICS", 2)
+    for method, symbol in THREE_CHANNELS:
+        repo_client.data(method, symbol=symbol)
     repo_client.fake.ws_wait(lambda: repo_client.fake.ws_connections == 2 and len(subscriptions(repo_client.fake)) == 3)
-    assert okx_status(repo_client)["subscriptions"] == 3 and okx_status(repo_client)["connections"] == 2
+    assert stream_status(repo_client)["subscriptions"] == 3 and stream_status(repo_client)["connections"] == 2
 
 
-def test_subscriptions_stay_within_the_requests_a_connection_may_send(repo_client, monkeypatch):
-    monkeypatch.setattr(okx, "STREAM_REQUESTS", (2, 3600.0))
-    for sent, symbol in enumerate(("BTC_USDT", "ETH_USDT"), 1):
-        repo_client.data("ticker", symbol=symbol)
+def test_subscriptions_stay_within_the_requests_a_connection_may_send(repo_client, venue, monkeypatch):
+    monkeypatch.setattr(venue.module, "STREAM_REQUESTS", (2, 3600.0))
+    for sent, (method, symbol) in enumerate(THREE_CHANNELS[:2], 1):
+        repo_client.data(method, symbol=symbol)
         repo_client.fake.ws_wait(lambda: len(subscriptions(repo_client.fake)) == sent)
+    method, symbol = THREE_CHANNELS[2]
     for count in range(1, 4):                         # a third subscription waits its turn: REST
-        before = rest_calls(repo_client.fake, TICKER_PATH)
-        repo_client.data("ticker", symbol="BTC_USDT.swap")
-        assert rest_calls(repo_client.fake, TICKER_PATH) == before + 1
+        before = rest_calls(repo_client.fake)
+        repo_client.data(method, symbol=symbol)
+        assert rest_calls(repo_client.fake) == before + 1
     assert len(subscriptions(repo_client.fake)) == 2
 
 
@@ -308,24 +498,71 @@ def test_reconnects_are_paced():
     assert _stream.time.monotonic() - started >= 0.2      # the third waited for the window
 
 
-def test_no_key_travels_on_a_public_channel(client):
-    for method, path in (("ticker", TICKER_PATH), ("depth", BOOKS_PATH), ("trades", TRADES_PATH)):
+def test_no_key_travels_on_a_public_channel(client, venue):
+    for method in ("ticker", "depth", "trades"):
         client.data(method, symbol="BTC_USDT")
     client.fake.ws_wait(lambda: len(subscriptions(client.fake)) == 3)
     client.data("accounts")
     text = " ".join(message for _, message in client.fake.ws_received)
-    for secret in (API_KEY, SECRET, PASSPHRASE):
+    for secret in (client.fake.ACCESS_KEY, client.fake.SECRET_KEY) + venue.secrets:
         assert secret not in text
 
 
+@only("bingx")
+def test_bingx_pings_are_answered_in_each_hosts_form(repo_client, quick):
+    fake = repo_client.fake
+    fake.ws_ping_every, fake.ws_pong_limit = 0.02, 0.5      # BingX: every 5 s
+    repo_client.data("ticker", symbol="BTC_USDT")
+    repo_client.data("ticker", symbol="BTC_USDT.swap")
+    answers = lambda path: [m for p, m in list(fake.ws_received) if p == path and "ub" not in m]
+    fake.ws_wait(lambda: len(answers("/swap-market")) >= 5 and len(answers("/market")) >= 5)
+    assert set(answers("/swap-market")) == {"Pong"}
+    assert all(set(json.loads(m)) == {"pong", "time"} for m in answers("/market"))
+    assert fake.ws_connections == 2
+
+
+@only("bingx")
+def test_bingx_frames_are_gzip_and_the_stream_answers_through_them(client):
+    from_stream(client, None, "trades", symbol="BTC_USDT.swap")
+    sent = []
+    session = client.fake.ws_sessions[0]
+    original, session.send_binary = session.send_binary, lambda data: (sent.append(data), original(data))
+    client.data("trade", symbol="BTC_USDT.swap", type="buy", price=-1, amount=0.01)
+    client.fake.ws_wait(lambda: sent)
+    assert sent[0][:2] == b"\x1f\x8b"                     # gzip's magic: what BingX sends
+    for _ in range(5000):
+        rows = from_stream(client, None, "trades", symbol="BTC_USDT.swap")
+        if rows[-1]["price"] == 50000.1:
+            break
+    assert rows[-1]["price"] == 50000.1 and rows[-1]["type"] == "buy"
+
+
+class Answers:
+    """A Feed that records what a dialect answers the exchange (for stream_read alone)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def reply(self, text):
+        self.sent.append(text)
+
+
+def test_bingx_ping_in_a_gzip_frame_is_answered_pong():
+    import gzip
+    feed = Answers()
+    bingx.stream_read(gzip.compress(b"Ping"), feed)
+    bingx.stream_read(gzip.compress(b'{"ping": "5963ba3d", "time": "2023-10-02T18:51:55.089+0800"}'), feed)
+    assert feed.sent == ["Pong", '{"pong": "5963ba3d", "time": "2023-10-02T18:51:55.089+0800"}']
+
+
 def test_status_shows_the_stream(repo_client):
-    from_stream(repo_client, TICKER_PATH, "ticker", symbol="BTC_USDT")
-    status = okx_status(repo_client)
+    from_stream(repo_client, None, "ticker", symbol="BTC_USDT")
+    status = stream_status(repo_client)
     assert status["connected"] == 1 and status["subscriptions"] == 1 and status["reconnects"] == 0
     assert status["connected_since"] > 0 and status["last_message_age"] >= 0
     assert set(status) >= {"messages_per_second", "resyncs"}
     report = fmz_plugin.status_report(repo_client.server)
-    assert report["streams"]["OKX"]["subscriptions"] == 1
+    assert report["streams"][repo_client.fake.NAME]["subscriptions"] == 1
     assert "stream: connected since" in fmz_plugin.status_text(report)
     assert "stream: connected since" in fmz_plugin.status_html(report)
     assert "Streams" in fmz_plugin.status_table(report)
@@ -333,6 +570,7 @@ def test_status_shows_the_stream(repo_client):
 
 # -- When there is no stream -----------------------------------------------------------------------
 
+@only("okx")
 def test_no_stream_flag_answers_from_rest(request, fake):
     forker = request.getfixturevalue("bundle_forker")
     with forker.plugin({"okx": fake.url, "okx.ws": fake.ws_url}, extra=["--no-stream"]) as url:
@@ -343,6 +581,7 @@ def test_no_stream_flag_answers_from_rest(request, fake):
     assert fake.ws_connections == 0
 
 
+@only("okx")
 def test_a_moved_rest_host_without_a_stream_host_does_not_stream(request, fake):
     with request.getfixturevalue("bundle_forker").plugin({"okx": fake.url}) as url:
         client = _client(url, fake, None)
@@ -357,6 +596,8 @@ def test_stream_urls_keep_the_exchanges_path():
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1", "ws": "ws://127.0.0.1:2"}) == \
         {"public": "ws://127.0.0.1:2/ws/v5/public"}
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1"}) is None
+    assert _stream.stream_urls(binance, {"ws": "ws://h:2", "ws.futures": "ws://h:2/futures/"}) == \
+        {"spot": "ws://h:2/stream", "futures": "ws://h:2/futures/stream"}       # a host's own path stays in front
 
 
 # -- An authenticated endpoint (Alpaca's data stream; private streams later) -----------------------
@@ -417,3 +658,10 @@ def test_a_login_endpoint_gets_the_robots_keys_and_a_connection_per_key():
     assert sorted(sessions.values()) == [["/private", "login key-A", "subscribe trades:X"],
                                          ["/private", "login key-B", "subscribe trades:X"],
                                          ["/public", "subscribe ticker:X"]]       # one, and no key
+
+
+def test_bybit_requests_carry_at_most_10_args():
+    from exchanges._kit import Symbol
+    topics = [("ticker", Symbol(base, "USDT")) for base in ("A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K")]
+    messages = [json.loads(message)["args"] for message in bybit.stream_subscribe(topics)]
+    assert max(map(len, messages)) <= bybit.STREAM_ARGS and sum(map(len, messages)) == 22      # ticker + orderbook.1

@@ -168,10 +168,11 @@ class FakeExchange:
         self.in_flight = 0
         self.idle = threading.Condition(self.lock)
         self._server = None
-        self.ws_routes = {}              # WebSocket path -> function(session) that serves one session
+        self.ws_routes = {}              # WebSocket path (or "/ws/*": any last segment) -> function(session)
         self.ws_sessions = []            # open sessions (tests/fakes/ws.py Session)
         self.ws_received = []            # (path, message) of every message clients sent, oldest first
         self.ws_connections = 0          # WebSocket sessions ever accepted
+        self.ws_answers_ping = True      # False: pings (frames, or the exchange's text ping) go unanswered
         self.ws_changed = threading.Condition(self.lock)   # notified on every session and message
 
     # ------------------------------------------------------------------ lifecycle
@@ -214,11 +215,12 @@ class FakeExchange:
     def serve_ws(self, handler):
         """An upgrade request on the fake's HTTP port: the session runs in this handler's thread."""
         path = handler.path.split("?")[0]
-        serve = self.ws_routes.get(path)
+        serve = self.ws_routes.get(path) or self.ws_routes.get(path.rsplit("/", 1)[0] + "/*")    # "/ws/*": /ws/0 ...
         session = ws.upgrade(handler) if serve else handler.send_error(404)
         if session is None:
             return
         session.changed = self._ws_notify
+        session.answers_pings = lambda: self.ws_answers_ping
         with self.lock:
             self.ws_sessions.append(session)
             self.ws_connections += 1

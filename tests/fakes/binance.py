@@ -25,13 +25,30 @@ filters (PRICE_FILTER, LOT_SIZE, NOTIONAL / futures MIN_NOTIONAL), positionSide 
   trader's money. Transfers between them are not modelled.
 - Margin: a position's margin is what the engine holds for it (margin at the entry price), where
   Binance recomputes initial margin at the mark price.
+
+Its market streams (spot "WebSocket Streams", USDT-M "Websocket Market Streams") are served on the
+same port: spot at /ws and /stream/ws (raw pushes; CCXT adds /N) and /stream (combined:
+{"stream", "data"}),
+futures the same under /futures (where the plugin's tests move `binance.ws.futures`) and under
+USDT-M's /public and /market hosts (where CCXT goes). {"method": "SUBSCRIBE" | "UNSUBSCRIBE" |
+"LIST_SUBSCRIPTIONS", "params": [...], "id": N} is answered {"result": ..., "id": N}, a bad one
+{"error": {"code", "msg"}, "id"}. Streams: <symbol>@ticker, @miniTicker, @bookTicker, @depth5/10/20[@100ms]
+(the top levels whole), @depth[@100ms] (diff updates chained by U/u, and pu on futures, after
+the lastUpdateId REST /depth gives), @trade and @aggTrade; a subscription gets the current
+ticker, book ticker and partial book at once, and every engine fill pushes the trade, the
+tickers and the books. `ws_ping_every` seconds (None: never) the fake pings, and closes a
+connection whose pong has not come `ws_pong_limit` seconds later (Binance: a minute).
+
 Simplifications: LIMIT orders are GTC only, quoteOrderQty is accepted on spot market buys only,
 a spot FULL answer reports one aggregated fill, every futures position is cross margin.
 """
 import functools
 import hashlib
 import hmac
+import itertools
+import json
 import re
+import socket
 import time
 import urllib.parse
 import uuid
@@ -51,6 +68,12 @@ FUTURES_DEPTH_LIMITS = ("5", "10", "20", "50", "100", "500", "1000")
 FUTURES_MIN_NOTIONAL = D("5")        # BTCUSDT's MIN_NOTIONAL on Binance (reduce-only orders exempt)
 DEFAULT_FUNDING_HOURS = 8            # /fapi/v1/fundingInfo lists only the perpetuals that differ
 SEVEN_DAYS_MS = 7 * 86_400_000       # the futures allOrders window
+FIRST_UPDATE_ID = 1027024            # a book's lastUpdateId before any update
+WS_STREAM = re.compile(r"([a-z0-9]+)@(ticker|miniTicker|bookTicker|depth(?:5|10|20)?(?:@100ms|@1000ms)?|trade|aggTrade)")
+# path prefix -> futures: spot at the root and under /stream (CCXT tells a spot connection by
+# "/stream" in its URL, as the real host stream.binance.com has), futures under /futures (the
+# plugin's tests) and USDT-M's /public and /market (CCXT)
+WS_HOSTS = {"": False, "/stream": False, "/futures": True, "/public": True, "/market": True}
 
 INTERVAL_MS = {"1s": 1000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
                "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
@@ -179,6 +202,18 @@ class FakeBinance(FakeExchange):
         self.weight_used_elsewhere = 0     # weight another program on this IP spent this minute
         self.orders_placed = {"spot": deque(), "futures": deque()}    # when, over the last minute
         self.orders_elsewhere = 0          # orders another program on this account placed just now
+        self.engine.watchers.append(self.stream_fill)
+        self.update_ids = {}               # pair -> the book's last update id (REST lastUpdateId, U/u)
+        self.ws_subscriptions = {}         # session -> {stream name}
+        self.ws_kinds = {}                 # session -> (futures, combined)
+        self.ws_ping_every = None          # seconds between the fake's pings (None: it does not ping)
+        self.ws_pong_limit = 60.0          # seconds a ping may go unanswered before the connection closes
+        self._trade_ids = itertools.count(30_000_000)
+        self.ws_routes = {}
+        for prefix, futures in WS_HOSTS.items():
+            for path, combined in (("/ws", False), ("/stream", True)):
+                serve = functools.partial(self.ws_market, futures=futures, combined=combined)
+                self.ws_routes[prefix + path] = self.ws_routes[prefix + path + "/*"] = serve
         spot, futures = {"futures": False}, {"futures": True}
         market = lambda function, kind: functools.partial(function, **kind)
         signed = lambda function, kind: self.signed(functools.partial(function, **kind))
@@ -456,7 +491,7 @@ class FakeBinance(FakeExchange):
             return illegal("limit", "1-5000")
         asks, bids = self.engine.book(pair, levels=min(int(limit), 5000))
         level = lambda px, size: [self.text(pair, px), self.text(pair, self.coins(pair, size))]
-        book = {"lastUpdateId": 1027024, "bids": [level(*b) for b in bids], "asks": [level(*a) for a in asks]}
+        book = {"lastUpdateId": self.update_ids.get(pair, FIRST_UPDATE_ID), "bids": [level(*b) for b in bids], "asks": [level(*a) for a in asks]}
         if futures:
             book.update(E=self.now_ms(), T=self.now_ms())
         return 200, book
@@ -888,3 +923,142 @@ class FakeBinance(FakeExchange):
         else:
             found = found[-limit:]
         return 200, [self.render(o) for o in found]
+
+    # ------------------------------------------------------------------ WebSocket market streams
+    def ws_market(self, session, futures, combined):
+        with self.lock:
+            self.ws_subscriptions[session], self.ws_kinds[session] = set(), (futures, combined)
+        pinged, pongs = None, 0             # when the unanswered ping went out; pongs seen
+        try:
+            while True:
+                if pinged is not None and len(session.pongs) > pongs:
+                    pinged, pongs = None, len(session.pongs)
+                if pinged is not None and time.monotonic() - pinged > self.ws_pong_limit:
+                    return session.close(1008)     # no pong within the limit: Binance disconnects
+                try:
+                    message = session.receive(timeout=self.ws_ping_every or 0.5)
+                except socket.timeout:
+                    if self.ws_ping_every and pinged is None:
+                        pinged = time.monotonic()
+                        session.ping(b"")
+                    continue
+                self.ws_note(session, message)
+                self.ws_request(session, message, futures)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+                self.ws_kinds.pop(session, None)
+
+    def ws_request(self, session, message, futures):
+        try:
+            request = json.loads(message)
+            method, names, request_id = request["method"], request.get("params", []), request["id"]
+            if method not in ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS") or not isinstance(names, list):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return session.send_text(json.dumps({"error": {"code": 2, "msg": f"Invalid request: {message[:100]}"},
+                                                 "id": None}))
+        listed = self.listed(futures)
+        found = [WS_STREAM.fullmatch(name) if isinstance(name, str) else None for name in names]
+        if any(match is None or match.group(1).upper() not in listed for match in found):
+            return session.send_text(json.dumps({"error": {"code": 2, "msg": "Invalid request: unknown stream"},
+                                                 "id": request_id}))
+        with self.lock:
+            subscribed = self.ws_subscriptions[session]
+            if method == "LIST_SUBSCRIPTIONS":
+                return session.send_text(json.dumps({"result": sorted(subscribed), "id": request_id}))
+            for name in names:
+                subscribed.add(name) if method == "SUBSCRIBE" else subscribed.discard(name)
+            session.send_text(json.dumps({"result": None, "id": request_id}))
+            if method == "SUBSCRIBE":
+                for match in found:
+                    self._first_push(session, match.group(0), listed[match.group(1).upper()], match.group(2))
+            self.ws_changed.notify_all()
+
+    def _first_push(self, session, name, pair, kind):
+        """What Binance's next tick would bring: the tickers and partial books (diffs and trades
+        come when something changes)."""
+        if kind in ("ticker", "miniTicker", "bookTicker") or WS_PARTIAL.fullmatch(kind):
+            self._ws_send(session, name, self._payload(pair, kind))
+
+    def _ws_send(self, session, name, payload):
+        combined = self.ws_kinds[session][1]
+        session.send_text(json.dumps({"stream": name, "data": payload} if combined else payload))
+
+    def _push(self, pair, make):
+        """Send `make(kind)` to every session subscribed to a stream of the pair (under the lock)."""
+        futures, stream_id = pair in self.engine.swaps, (pair[0] + pair[1]).lower()
+        for session, names in self.ws_subscriptions.items():
+            if self.ws_kinds[session][0] != futures:
+                continue
+            for name in sorted(names):
+                symbol, _, kind = name.partition("@")
+                payload = make(kind) if symbol == stream_id else None
+                if payload is not None:
+                    self._ws_send(session, name, payload)
+
+    def _payload(self, pair, kind, diff=None, trade=None):
+        """A push of one stream kind (None: that kind does not push now)."""
+        futures, now, text = pair in self.engine.swaps, self.now_ms(), functools.partial(self.text, pair)
+        symbol = pair[0] + pair[1]
+        if kind in ("ticker", "miniTicker"):
+            t = self.ticker_of(pair, futures)
+            day = {"e": "24hrTicker", "E": now, "s": symbol, "p": t["priceChange"], "P": t["priceChangePercent"],
+                   "w": t["weightedAvgPrice"], "c": t["lastPrice"], "Q": t["lastQty"], "o": t["openPrice"],
+                   "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"],
+                   "O": t["openTime"], "C": t["closeTime"], "F": t["firstId"], "L": t["lastId"], "n": t["count"]}
+            if kind == "miniTicker":
+                return {"e": "24hrMiniTicker", **{k: day[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")}}
+            if not futures:
+                day.update(x=t["prevClosePrice"], b=t["bidPrice"], B=t["bidQty"], a=t["askPrice"], A=t["askQty"])
+            return day
+        update_id = self.update_ids.get(pair, FIRST_UPDATE_ID)
+        level = lambda row: [text(row[0]), text(self.coins(pair, row[1]))]
+        if kind == "bookTicker":
+            (ask, *_), (bid, *_) = self.engine.book(pair, levels=1)
+            book = {"u": update_id, "s": symbol, "b": level(bid)[0], "B": level(bid)[1], "a": level(ask)[0],
+                    "A": level(ask)[1]}
+            return {"e": "bookTicker", **book, "E": now, "T": now} if futures else book
+        partial = WS_PARTIAL.fullmatch(kind)
+        if partial:
+            asks, bids = self.engine.book(pair, levels=int(partial.group(1)))
+            if not futures:
+                return {"lastUpdateId": update_id, "bids": [level(b) for b in bids], "asks": [level(a) for a in asks]}
+            return {"e": "depthUpdate", "E": now, "T": now, "s": symbol, "U": update_id, "u": update_id,
+                    "pu": update_id - 1, "b": [level(b) for b in bids], "a": [level(a) for a in asks]}
+        if WS_DIFF.fullmatch(kind) and diff is not None:
+            first, last, previous, asks, bids = diff
+            event = {"e": "depthUpdate", "E": now, "s": symbol, "U": first, "u": last, "b": bids, "a": asks}
+            return {**event, "T": now, "pu": previous} if futures else event
+        if kind in ("trade", "aggTrade") and trade is not None:
+            trade_id, side, price, amount = trade
+            row = {"e": kind, "E": now, "s": symbol, "p": text(price), "q": text(self.coins(pair, amount)),
+                   "T": now, "m": side == "sell"}
+            row.update({"t": trade_id} if kind == "trade" else {"a": trade_id, "f": trade_id, "l": trade_id})
+            return {**row, "X": "MARKET"} if futures and kind == "trade" else {**row, "M": True}
+        return None
+
+    def push_depth_update(self, pair, asks=(), bids=(), gap=False):
+        """A diff-depth event (levels [price, quantity] as text; quantity "0" removes) with the next
+        update id (`gap`: one skipped, as when a message is lost)."""
+        with self.lock:
+            previous = self.update_ids.get(pair, FIRST_UPDATE_ID)
+            first = previous + 1 + bool(gap)
+            self.update_ids[pair] = first
+            diff = (first, first, previous, [list(a) for a in asks], [list(b) for b in bids])
+            self._push(pair, lambda kind: self._payload(pair, kind, diff=diff) if WS_DIFF.fullmatch(kind) else None)
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): the trade, the tickers and the books move."""
+        if not self.ws_subscriptions or not (pair in self.engine.markets or pair in self.listed(True).values()):
+            return
+        trade = (next(self._trade_ids), side, price, amount)
+        self._push(pair, lambda kind: self._payload(pair, kind, trade=trade) if kind in ("trade", "aggTrade")
+                   else self._payload(pair, kind))
+        asks, bids = self.engine.book(pair, levels=5)
+        level = lambda row: [self.text(pair, row[0]), self.text(pair, self.coins(pair, row[1]))]
+        self.push_depth_update(pair, asks=[level(a) for a in asks], bids=[level(b) for b in bids])
+
+
+WS_PARTIAL = re.compile(r"depth(5|10|20)(?:@100ms|@1000ms)?")
+WS_DIFF = re.compile(r"depth(?:@100ms|@1000ms)?")

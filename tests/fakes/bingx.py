@@ -21,12 +21,25 @@ reduceOnly, clientOrderID. A client order id is refused only while an order with
 - Wallets: BingX keeps the spot and the perpetual wallets apart; the engine has one. The fake
   answers the margin its swaps hold (positions and resting swap orders) as the perpetual wallet
   and the rest as the spot wallet, so the two add up to the engine's wallet.
+- Its market-data streams are served on the same port at /market (spot) and /swap-market (swap),
+  every message gzip-compressed in a binary frame, as BingX sends them: {"id", "reqType": "sub" |
+  "unsub", "dataType"} answered {"id", "code": 0, ...}; data types X@ticker, X@depth{5,10,20,50,100}
+  (whole top levels; a swap's asks best last, as BingX's examples list them) and X@trade; every
+  engine fill pushes the trade, the ticker and the books. Every `ws_ping_every` seconds (None:
+  never; BingX: 5) the swap host sends "Ping" and the spot host {"ping": ID, "time"}; a connection
+  whose answer has not come `ws_pong_limit` seconds later is closed.
 - Error codes marked "unverified" below are the best reading of BingX's docs and of the codes
   client libraries map (CCXT, BingX.Net); the plugin treats them the same way as the others.
 """
+import gzip
 import hashlib
 import hmac
+import itertools
+import json
 import re
+import socket
+import time
+import uuid
 from decimal import Decimal as D, InvalidOperation
 
 from tests.fakes.base import FakeExchange
@@ -43,6 +56,7 @@ INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m"
                "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000, "1w": 604_800_000}
 MONDAY_MS = 4 * 86_400_000             # 1970-01-05: weekly candles open on Mondays
 KLINE_MAX = 1440
+WS_DATA_TYPE = re.compile(r"([A-Z0-9]+-[A-Z0-9]+)@(ticker|depth(5|10|20|50|100)|trade)")
 MIN_NOTIONAL_SWAP = D("2")             # quote/contracts tradeMinUSDT
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")   # unverified: BingX's rule for clientOrderID
 SPOT_STATUS = {OPEN: "PENDING", PARTIAL: "PARTIALLY_FILLED", FILLED: "FILLED", CANCELED: "CANCELED"}
@@ -117,6 +131,12 @@ class FakeBingX(FakeExchange):
     def __init__(self):
         super().__init__()
         self.engine = Engine(self.now_ms)
+        self.engine.watchers.append(self.stream_fill)
+        self.ws_routes = {"/market": self.ws_market, "/swap-market": self.ws_market}
+        self.ws_subscriptions = {}        # session -> {dataType}
+        self.ws_ping_every = None         # seconds between the fake's pings (None: it does not ping)
+        self.ws_pong_limit = 30.0         # seconds a ping may go unanswered before the connection closes
+        self._trade_ids = itertools.count(90_000_000)
         public, private = self.public, self.private
         self.routes = {
             ("GET", SPOT + "/server/time"): public(self.time),
@@ -649,3 +669,109 @@ class FakeBingX(FakeExchange):
         found = [o for o in self.engine.listing((OPEN, PARTIAL, FILLED, CANCELED), pair)
                  if start <= o["created"] <= end]
         return {"orders": [self.render_swap(o) for o in found[:limit]]}
+
+
+    # ------------------------------------------------------------------ WebSocket
+    @staticmethod
+    def _ws_kind(session):
+        return "swap" if session.path.split("?")[0] == "/swap-market" else "spot"
+
+    def ws_send(self, session, message):
+        """Every message gzip-compressed in a binary frame, as BingX sends them."""
+        text = message if isinstance(message, str) else json.dumps(message)
+        session.send_binary(gzip.compress(text.encode()))
+
+    def ws_market(self, session):
+        kind = self._ws_kind(session)
+        with self.lock:
+            self.ws_subscriptions[session] = set()
+        pinged = None                     # (ping id, when) of the unanswered ping
+        try:
+            while True:
+                if pinged is not None and time.monotonic() - pinged[1] > self.ws_pong_limit:
+                    return session.close(1000)
+                try:
+                    message = session.receive(timeout=self.ws_ping_every or 0.5)
+                except socket.timeout:
+                    if self.ws_ping_every and pinged is None:
+                        pinged = (uuid.uuid4().hex, time.monotonic())
+                        self.ws_send(session, "Ping" if kind == "swap" else
+                                     {"ping": pinged[0], "time": time.strftime("%Y-%m-%dT%H:%M:%S.000+0800")})
+                    continue
+                self.ws_note(session, message)
+                if message == "Pong" and kind == "swap":
+                    pinged = None
+                    continue
+                try:
+                    request = json.loads(message)
+                except ValueError:
+                    self.ws_send(session, {"code": 100400, "msg": "invalid message", "timestamp": self.now_ms()})
+                    continue
+                if isinstance(request, dict) and "pong" in request and kind == "spot":
+                    pinged = None if pinged and request["pong"] == pinged[0] else pinged
+                    continue
+                self.ws_request(session, kind, request)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+
+    def ws_request(self, session, kind, request):
+        request = request if isinstance(request, dict) else {}
+        request_id, op, name = request.get("id"), request.get("reqType", "sub"), request.get("dataType", "")
+        match = WS_DATA_TYPE.fullmatch(name) if isinstance(name, str) else None
+        pair = self._ws_pair(kind, match.group(1)) if match else None
+        if op not in ("sub", "unsub") or pair is None:
+            return self.ws_send(session, {"id": request_id, "code": 100400,
+                                          "msg": f"dataType {str(name)[:60]} not supported", "timestamp": self.now_ms()})
+        with self.lock:
+            subscribed = self.ws_subscriptions[session]
+            subscribed.add(name) if op == "sub" else subscribed.discard(name)
+            answer = {"id": request_id, "code": 0, "msg": "", "dataType": "", "data": None} if kind == "swap" else \
+                {"code": 0, "id": request_id, "msg": "SUCCESS", "timestamp": self.now_ms()}
+            self.ws_send(session, answer)
+            if op == "sub" and match.group(2) != "trade":
+                self.ws_send(session, self._ws_payload(pair, name, match.group(2)))
+            self.ws_changed.notify_all()
+
+    def _ws_pair(self, kind, name):
+        listed = LINEAR if kind == "swap" else self.engine.markets
+        return next((pair for pair in listed if name_of(pair) == name), None)
+
+    def _ws_payload(self, pair, name, channel, trade=None):
+        swap, now = pair in LINEAR, self.now_ms()
+        unit = self.engine.swaps[pair]["ct_val"] if swap else D(1)
+        if channel == "ticker":
+            t = self._ticker(pair, swap)
+            data = {"e": "24hTicker", "E": now, "s": name_of(pair), "p": t["priceChange"],
+                    "P": t["priceChangePercent"], "o": t["openPrice"], "h": t["highPrice"], "l": t["lowPrice"],
+                    "c": t["lastPrice"], "v": t["volume"], "q": t["quoteVolume"], "O": t["openTime"],
+                    "C": t["closeTime"], "A": fmt(D(str(t["askPrice"]))), "a": t["askQty"],
+                    "B": fmt(D(str(t["bidPrice"]))), "b": t["bidQty"]}
+            return {"code": 0, "dataType": name, "timestamp": now, "data": data}
+        if channel.startswith("depth"):
+            asks, bids = self.engine.book(pair, levels=int(channel[5:]))
+            side = lambda rows: [[fmt(p), fmt(q * unit)] for p, q in rows]
+            asks = side(reversed(asks)) if swap else side(asks)          # the swap examples: asks best last
+            if swap:
+                return {"code": 0, "dataType": name, "ts": now, "data": {"bids": side(bids), "asks": asks}}
+            return {"code": 0, "dataType": name, "timestamp": now, "success": True,
+                    "data": {"bids": side(bids), "asks": asks, "lastUpdateId": next(self._trade_ids)}}
+        side, price, amount = trade
+        row = {"p": fmt(price), "q": fmt(amount * unit), "T": now, "m": side == "sell", "s": name_of(pair)}
+        if swap:
+            return {"code": 0, "dataType": name, "data": [row]}
+        return {"code": 0, "dataType": name, "success": True,
+                "data": {"e": "trade", "E": now, "t": str(next(self._trade_ids)), **row}}
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): the trade, the ticker and the books move."""
+        if not self.ws_subscriptions or not (pair in self.engine.markets or pair in LINEAR):
+            return
+        kind = "swap" if pair in LINEAR else "spot"
+        for session, names in self.ws_subscriptions.items():
+            if self._ws_kind(session) != kind:
+                continue
+            for name in sorted(names):
+                match = WS_DATA_TYPE.fullmatch(name)
+                if match.group(1) == name_of(pair):
+                    self.ws_send(session, self._ws_payload(pair, name, match.group(2), (side, price, amount)))

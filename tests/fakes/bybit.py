@@ -15,10 +15,23 @@ Category linear lists the engine's USDT-margined swaps (its coin-margined one wo
 category inverse, which this fake does not serve). Bybit counts linear quantities in coins: one
 engine contract of BTC_USDT.swap (0.01 BTC) is qty 0.01 here, so every size is converted at the
 edge (CONTRACT_UNITS) and margins, prices and profits stay the engine's.
+
+Its public streams ("WebSocket Stream") are served on the same port at /v5/public/spot and
+/v5/public/linear: {"req_id", "op": "subscribe" | "unsubscribe", "args": [topic]} (spot: 10 args
+at most) answered {"success", "ret_msg", "conn_id", "req_id", "op"}; {"op": "ping"} answered
+with a pong; a connection silent for `ws_idle_limit` seconds is closed. Topics tickers.X (a
+snapshot; linear then deltas of the fields that changed), orderbook.{1,50,200}.X (a snapshot,
+then deltas numbered by `u`; level 1 a snapshot every push) and publicTrade.X; every engine fill
+pushes the trade, the ticker and the books. Tests move the stream with `push_book_update`,
+`fault_next_book` ("gap": an update id skipped; "restart": a u = 1 snapshot, as after a restart
+of Bybit's service), `push_ticker_delta` and `ws_drop()`.
 """
 import hashlib
 import hmac
+import itertools
 import json
+import re
+import socket
 import time
 import urllib.parse
 from collections import deque
@@ -43,6 +56,9 @@ POSITION_LIMITS = (1, 200, 20)         # position/list
 INSTRUMENT_LIMITS = (1, 1000, 500)     # instruments-info (linear)
 MIN_NOTIONAL = D("5")                  # linear lotSizeFilter.minNotionalValue (USDT)
 LINEAR = {pair: spec for pair, spec in SWAP_MARKETS.items() if not spec["inverse"]}
+WS_TOPIC = re.compile(r"(tickers|orderbook\.(1|50|200)|publicTrade)\.([A-Z0-9]+)")
+WS_BOOK_LEVELS = 200
+WS_SPOT_ARGS = 10                      # args one spot request may carry
 POSITION_IDX = {LONG: 1, SHORT: 2}     # hedge mode; one-way mode is positionIdx 0
 STATUSES = {OPEN: "New", PARTIAL: "PartiallyFilled", FILLED: "Filled", CANCELED: "Cancelled"}
 # Engine refusals -> Bybit retCode and retMsg for spot (docs v5 "Error Codes", Spot Trade)
@@ -109,6 +125,15 @@ class FakeBybit(FakeExchange):
         self.recent_closed = 500          # closed orders /v5/order/realtime still finds by id (UTA)
         self.uid_calls = {}               # (API key, path) -> arrival times over the last second
         self.uid_used_elsewhere = 0       # calls another program on this UID made in that second
+        self.engine.watchers.append(self.stream_fill)
+        self.ws_routes = {"/v5/public/spot": self.ws_public, "/v5/public/linear": self.ws_public}
+        self.ws_idle_limit = 600.0        # seconds without a client message before the fake closes
+        self.ws_subscriptions = {}        # session -> {topic}
+        self.ws_books = {}                # pair -> {"asks": {px: size}, "bids": {px: size}}
+        self.ws_update_ids = {}           # (pair, levels) -> the last `u` of that book topic
+        self.fault_next_book = None       # "gap" | "restart": the next book update is broken so
+        self._seq = itertools.count(7_961_638_724)
+        self._trade_ids = itertools.count(1)
         self.routes = {
             ("GET", "/v5/market/time"): self.public(self.time),
             ("GET", "/v5/market/instruments-info"): self.public(self.instruments),
@@ -668,3 +693,152 @@ class FakeBybit(FakeExchange):
         except Refused as error:
             raise Rejected(*LINEAR_REFUSALS[error.reason])
         return {}
+
+
+    # ------------------------------------------------------------------ WebSocket
+    def ws_public(self, session):
+        category = session.path.split("?")[0].rsplit("/", 1)[1]
+        with self.lock:
+            self.ws_subscriptions[session] = set()
+        try:
+            while True:
+                try:
+                    message = session.receive(timeout=self.ws_idle_limit)
+                except socket.timeout:
+                    return session.close(1000)            # no ping for that long
+                self.ws_note(session, message)
+                self.ws_request(session, category, message)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+
+    def ws_request(self, session, category, message):
+        try:
+            request = json.loads(message)
+            op, args, req_id = request["op"], request.get("args") or [], request.get("req_id")
+        except (ValueError, KeyError, TypeError):
+            return session.send_text(json.dumps({"success": False, "ret_msg": "error:request not json",
+                                                 "conn_id": "fake", "op": ""}))
+        answer = {"success": True, "ret_msg": "", "conn_id": "fake-conn", "req_id": req_id, "op": op}
+        if op == "ping":
+            if self.ws_answers_ping:
+                pong = {**answer, "ret_msg": "pong"} if category == "spot" else \
+                    {"req_id": req_id, "op": "pong", "args": [str(self.now_ms())], "conn_id": "fake-conn"}
+                session.send_text(json.dumps(pong))
+            return
+        found = [WS_TOPIC.fullmatch(arg) if isinstance(arg, str) else None for arg in args]
+        bad = [arg for arg, match in zip(args, found) if match is None or not self._pair(category, match.group(3))]
+        if op not in ("subscribe", "unsubscribe") or bad or not args:
+            return session.send_text(json.dumps({**answer, "success": False,
+                                                 "ret_msg": f"error:handler not found,topic:{','.join(map(str, bad))}"}))
+        if category == "spot" and len(args) > WS_SPOT_ARGS:
+            return session.send_text(json.dumps({**answer, "success": False, "ret_msg": "args size >10"}))
+        with self.lock:
+            subscribed = self.ws_subscriptions[session]
+            session.send_text(json.dumps({**answer, "ret_msg": "subscribe" if category == "spot" else ""}))
+            for match in found:
+                subscribed.add(match.group(0)) if op == "subscribe" else subscribed.discard(match.group(0))
+                if op == "subscribe":
+                    first = self._ws_first(self._pair(category, match.group(3)), match.group(0), match.group(1))
+                    if first is not None:
+                        session.send_text(json.dumps(first))
+            self.ws_changed.notify_all()
+
+    def _ws_first(self, pair, topic, kind):
+        if kind == "tickers":
+            return self._ws_ticker(pair, topic)
+        if kind == "publicTrade":
+            return None                  # trades come when they happen
+        return self._ws_snapshot(pair, topic, int(kind.split(".")[1]))
+
+    def _ws_ticker(self, pair, topic):
+        data = self._ticker(pair)
+        if pair not in LINEAR:           # the spot ticker stream has no best bid and ask
+            data = {k: v for k, v in data.items() if not k.startswith(("bid1", "ask1"))}
+        return {"topic": topic, "ts": self.now_ms(), "type": "snapshot", "cs": next(self._seq), "data": data}
+
+    def _ws_book(self, pair):
+        if pair not in self.ws_books:
+            asks, bids = self.engine.book(pair, levels=WS_BOOK_LEVELS)
+            level = lambda rows: {fmt(px): fmt(size * self.unit(pair)) for px, size in rows}
+            self.ws_books[pair] = {"asks": level(asks), "bids": level(bids)}
+        return self.ws_books[pair]
+
+    def _ws_snapshot(self, pair, topic, levels, update_id=None):
+        book = self._ws_book(pair)
+        if update_id is None:
+            update_id = self.ws_update_ids.setdefault((pair, levels), 1000)
+        rows = lambda side, descending: [[p, q] for p, q in sorted(book[side].items(), key=lambda lv: D(lv[0]),
+                                                                 reverse=descending)][:levels]
+        now = self.now_ms()
+        return {"topic": topic, "type": "snapshot", "ts": now, "cts": now - 1,
+                "data": {"s": name_of(pair), "b": rows("bids", True), "a": rows("asks", False), "u": update_id,
+                         "seq": next(self._seq)}}
+
+    def _ws_push(self, pair, make):
+        """Send make(topic, kind) to every session subscribed to a topic of the pair (under the lock)."""
+        category = category_of(pair)
+        for session, topics in self.ws_subscriptions.items():
+            if session.path.split("?")[0].rsplit("/", 1)[1] != category:
+                continue
+            for topic in sorted(topics):
+                match = WS_TOPIC.fullmatch(topic)
+                message = make(topic, match.group(1)) if match.group(3) == name_of(pair) else None
+                if message is not None:
+                    session.send_text(json.dumps(message))
+
+    def push_book_update(self, pair, asks=(), bids=(), fault=None):
+        """A book change (levels [price, size] as text; size "0" removes): a delta on orderbook.50
+        and .200 (`fault` "gap": an update id skipped; "restart": a u = 1 snapshot instead), a
+        snapshot on orderbook.1."""
+        with self.lock:
+            fault, self.fault_next_book = fault or self.fault_next_book, None
+            book = self._ws_book(pair)
+            for side, rows in (("asks", asks), ("bids", bids)):
+                for price, size in rows:
+                    book[side].pop(price, None) if D(size) == 0 else book[side].__setitem__(price, size)
+            changed = {}
+            for levels in (1, 50, 200):
+                update_id = self.ws_update_ids.get((pair, levels), 1000) + 1 + (fault == "gap")
+                self.ws_update_ids[(pair, levels)] = 1 if fault == "restart" else update_id
+                changed[levels] = self.ws_update_ids[(pair, levels)]
+
+            def make(topic, kind):
+                if not kind.startswith("orderbook."):
+                    return None
+                levels = int(kind.split(".")[1])
+                if levels == 1 or fault == "restart":
+                    return self._ws_snapshot(pair, topic, levels, changed[levels])
+                now = self.now_ms()
+                return {"topic": topic, "type": "delta", "ts": now, "cts": now - 1,
+                        "data": {"s": name_of(pair), "b": [list(b) for b in bids], "a": [list(a) for a in asks],
+                                 "u": changed[levels], "seq": next(self._seq)}}
+            self._ws_push(pair, make)
+
+    def push_ticker_delta(self, pair, **fields):
+        """A linear tickers delta carrying only `fields` (Bybit's names, text values)."""
+        with self.lock:
+            self._ws_push(pair, lambda topic, kind: {"topic": topic, "type": "delta", "ts": self.now_ms(),
+                                                     "cs": next(self._seq),
+                                                     "data": {"symbol": name_of(pair), **fields}}
+                          if kind == "tickers" else None)
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): the trade, the ticker and the books move."""
+        if not self.ws_subscriptions or not (pair in self.engine.markets or pair in LINEAR):
+            return
+        now = self.now_ms()
+        trade = {"T": now, "s": name_of(pair), "S": side.capitalize(), "v": fmt(amount * self.unit(pair)),
+                 "p": fmt(price), "L": "PlusTick" if side == "buy" else "MinusTick",
+                 "i": f"fake-{next(self._trade_ids):08d}-0000-0000-0000-000000000000", "BT": False}
+
+        def make(topic, kind):
+            if kind == "publicTrade":
+                return {"topic": topic, "type": "snapshot", "ts": now, "data": [trade]}
+            if kind == "tickers" and pair in LINEAR:      # a delta of what changed (here: nothing but the time)
+                ticker = self._ticker(pair)
+                return {"topic": topic, "type": "delta", "ts": now, "cs": next(self._seq),
+                        "data": {k: ticker[k] for k in ("symbol", "lastPrice", "bid1Price", "ask1Price")}}
+            return self._ws_ticker(pair, topic) if kind == "tickers" else None
+        self._ws_push(pair, make)
+        self.push_book_update(pair)

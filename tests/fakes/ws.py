@@ -59,9 +59,11 @@ class Session:
         self.lock = threading.Lock()
         self.unmasked = 0           # client frames that came without a mask (a protocol error)
         self.pongs = []             # payloads of the pongs the client sent
+        self.pings = []             # payloads of the pings the client sent
         self.closed = False
         self.close_code = None      # the code of the client's close frame
         self.changed = lambda: None  # called on a pong and a close (the fake notifies its waiters)
+        self.answers_pings = lambda: True    # False: the client's ping frames go unanswered (a dead peer)
 
     # -- sending (any thread)
     def send_text(self, text):
@@ -104,7 +106,10 @@ class Session:
         while True:
             fin, opcode, payload = self._frame()
             if opcode == PING:
-                self.send_frames([(PONG, payload)])
+                self.pings.append(payload)
+                self.changed()
+                if self.answers_pings():
+                    self.send_frames([(PONG, payload)])
             elif opcode == PONG:
                 self.pongs.append(payload)
                 self.changed()
