@@ -2511,7 +2511,7 @@ def parse_args(argv):
                              f"{MAX_CONNECTIONS}, fewer when the open-file limit is low: half of it, less "
                              f"{FILES_KEPT}; now {default_max_connections()})")
     parser.add_argument("--no-stream", action="store_true",
-                        help="answer ticker, depth and trades from REST calls only, never from the "
+                        help="answer ticker, depth, trades and records from REST calls only, never from the "
                              "exchanges' WebSocket streams")
     parser.add_argument("--no-throttle", action="store_true",
                         help="do not hold calls under the exchanges' documented rate limits "

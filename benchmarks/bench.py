@@ -2,7 +2,7 @@
 """Benchmark: this plugin beside a bare http.server and the FMZ guide's reference program.
 
     python3 benchmarks/bench.py              # OKX; about a minute and a half; prints Markdown tables
-    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, each through its fake
+    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, BloFin, each through its fake
     python3 benchmarks/bench.py --seconds 1  # quicker, noisier
     python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
     python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
@@ -70,16 +70,19 @@ from exchanges._risk import RiskGuard        # noqa: E402
 from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
 from tests.fakes.bingx import FakeBingX       # noqa: E402
 from tests.fakes.bitvavo import FakeBitvavo   # noqa: E402
+from tests.fakes.blofin import FakeBloFin     # noqa: E402
 from tests.fakes.bybit import FakeBybit       # noqa: E402
 from tests.fakes.okx import FakeOKX           # noqa: E402
 
-# --exchange value -> (the plugin's path and --base-url name, its fake, the fake's own spot ticker)
+# --exchange value -> (the plugin's path and --base-url name, its fake, the fake's own ticker of the
+# symbol the rows ask: the fake's SYMBOL, a spot pair, or BloFin's perpetual)
 EXCHANGES = {
     "okx": ("OKX", FakeOKX, "/api/v5/market/ticker?instId=BTC-USDT"),
     "binance": ("Binance", FakeBinance, "/api/v3/ticker/24hr?symbol=BTCUSDT"),
     "bybit": ("Bybit", FakeBybit, "/v5/market/tickers?category=spot&symbol=BTCUSDT"),
     "bingx": ("BingX", FakeBingX, "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT"),
     "bitvavo": ("Bitvavo", FakeBitvavo, "/v2/ticker/24h?market=BTC-USDT"),
+    "blofin": ("BloFin", FakeBloFin, "/api/v1/market/tickers?instId=BTC-USDT"),
 }
 
 
@@ -265,7 +268,7 @@ class Target:
         label, fake_class, direct = EXCHANGES[exchange or "okx"]     # the bare server answers any request
         self.label = label if exchange else "-"
         self.path = direct if verb == "GET" else "/" + label
-        self.bodies = {TICKER_PATH: envelope(fake_class, "BTC_USDT"),
+        self.bodies = {TICKER_PATH: envelope(fake_class, fake_class.SYMBOL),
                        REFUSED_PATH: envelope(fake_class, "BTCUSDT")}   # invalid: refused before any exchange call
 
     def upstream_connections(self):
@@ -389,7 +392,7 @@ def measure(config, seconds, rounds):
 def run(exchanges, seconds, rounds, log_level, limits_only=False, guide=None):
     """Measure the plugin for each of `exchanges` (keys of EXCHANGES), beside the bare server
     and, when OKX is among them and the `guide` is given, the guide's reference program; then
-    the throttle-on rows (alone with `limits_only`)."""
+    the throttle-on rows (alone with `limits_only`) and the stream rows."""
     fakes = {exchange: FakeExchangeProcess(exchange) for exchange in exchanges}
     python, servers = sys.executable, []
     with tempfile.TemporaryDirectory() as directory:
@@ -403,7 +406,7 @@ def run(exchanges, seconds, rounds, log_level, limits_only=False, guide=None):
                 return target
 
             if limits_only:
-                return [], [], limit_rows(exchanges, fakes, start, log_level)
+                return [], [], limit_rows(exchanges, fakes, start, log_level), []
             bare = start("bare", None, [python, __file__, "--serve-bare"])
             plugins = [start("plugin", exchange, [python, str(ROOT / "fmz_plugin.py"), "--no-throttle",
                                                   "--log-level", log_level,
@@ -420,12 +423,13 @@ def run(exchanges, seconds, rounds, log_level, limits_only=False, guide=None):
             summary = [(t.name, t.label, t.process.cold_start_ms, t.process.peak_rss_mb(), t.upstream)
                        for t in servers]
             throttled = limit_rows(exchanges, fakes, start, log_level)
+            streamed = stream_rows(exchanges, fakes, start, log_level, seconds)
         finally:
             for target in servers:
                 target.process.stop()
             for fake in fakes.values():
                 fake.stop()
-    return rows, summary, throttled
+    return rows, summary, throttled, streamed
 
 
 # ---------------------------------------------------------------------------- throttle on: the real limits
@@ -443,11 +447,12 @@ def documented(exchange, endpoint):
 
 
 def trade_envelope(fake_class, n):
-    """Order n of a grid: a limit buy of 0.001 BTC, one price step lower each time."""
+    """Order n of a grid: a small limit buy of the fake's SYMBOL (0.01 BTC, or a BloFin contract),
+    one price step lower each time."""
     return json.dumps({"access_key": fake_class.ACCESS_KEY, "secret_key": fake_class.SECRET_KEY,
                        "method": "trade", "nonce": time.time_ns(),
-                       "params": {"symbol": "BTC_USDT", "type": "buy", "price": str(40000 - n), "amount": "0.001"}}
-                      ).encode()
+                       "params": {"symbol": fake_class.SYMBOL, "type": "buy", "price": str(40000 - n),
+                                  "amount": fake_class.AMOUNT}}).encode()
 
 
 class LimitRow:
@@ -513,6 +518,74 @@ def limit_rows(exchanges, fakes, start, log_level):
         for row in rows[-2:]:
             print(f"  throttle on {row.exchange:<8} {row.what}: {row.figures}", file=sys.stderr, flush=True)
     return rows
+
+
+# ---------------------------------------------------------------------------- streams: market data from the WebSocket
+
+STREAM_ROBOTS = (8, 64)
+STREAM_WARM_SECONDS = 5.0                # at most, until the stream answers (no more REST ticker calls)
+
+
+def stream_rows(exchanges, fakes, start, log_level, seconds):
+    """Robots polling one ticker through a plugin with default flags (throttle on), its stream
+    on the fake's WebSocket, and the same with --no-stream: answers/s, the robots' p50/p99, the
+    plugin's own p50/p99 (its status), and REST ticker calls per minute in the steady state."""
+    rows = []
+    for exchange in [e for e in exchanges if MODULES[e].STREAM_URLS]:
+        label, _, direct = EXCHANGES[exchange]
+        fake, path = fakes[exchange], direct.split("?")[0]
+        fake.set_latency(POLL_LATENCY_MS)
+        for robots in STREAM_ROBOTS:
+            for flags in ([], ["--no-stream"]):
+                plugin = start("plugin" + (", --no-stream" if flags else ", stream"), exchange,
+                               [sys.executable, str(ROOT / "fmz_plugin.py"), "--log-level", log_level, *flags,
+                                "--base-url", f"{label}={fake.url}",
+                                "--base-url", f"{label}.ws={fake.url.replace('http://', 'ws://')}"])
+                warm_until_streamed(plugin, fake, path)
+                before = fake.calls("GET", path)
+                latencies, errors, elapsed, _ = load(plugin, robots, seconds, TICKER_PATH)
+                calls = fake.calls("GET", path) - before
+                own = plugin_latency(plugin.port, "ticker")
+                plugin.process.stop()
+                latencies.sort()
+                rows.append([label, str(robots), "off (--no-stream)" if flags else "on",
+                             f"{len(latencies) / elapsed:,.0f}", f"{percentile(latencies, 0.5) * 1000:.2f}",
+                             f"{percentile(latencies, 0.99) * 1000:.2f}", own, str(errors),
+                             f"{calls * 60 / elapsed:,.0f}"])
+                print(f"  stream {' | '.join(rows[-1])}", file=sys.stderr, flush=True)
+        fake.set_latency(0)
+    return rows
+
+
+def warm_until_streamed(plugin, fake, path):
+    """Ask for the ticker until ten answers in a row needed no REST call (the stream answers),
+    or STREAM_WARM_SECONDS passed (--no-stream never gets there)."""
+    conn = http.client.HTTPConnection("127.0.0.1", plugin.port, timeout=30)
+    deadline, quiet = time.perf_counter() + STREAM_WARM_SECONDS, 0
+    while quiet < 10 and time.perf_counter() < deadline:
+        before = fake.calls("GET", path)
+        post(conn, plugin.path, plugin.bodies[TICKER_PATH])
+        quiet = quiet + 1 if fake.calls("GET", path) == before else 0
+    conn.close()
+
+
+def plugin_latency(port, method):
+    """The plugin's own p50 / p99 of `method` (ms), as its status reports them."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/status?format=json")
+    report = json.loads(conn.getresponse().read())
+    conn.close()
+    row = next((r for r in report["methods"] if r["method"] == method), None)
+    return f"{row['p50_ms']} / {row['p99_ms']}" if row else "-"
+
+
+def report_streams(rows):
+    if not rows:
+        return
+    print("\nStreams: robots polling one ticker over keep-alive connections, default flags (throttle on), "
+          f"{POLL_LATENCY_MS} ms exchange latency:\n")
+    print(table(["exchange", "robots", "stream", "answers/s", "p50 ms", "p99 ms", "plugin p50 / p99 ms",
+                 "errors", "REST ticker calls/min"], rows))
 
 
 # ---------------------------------------------------------------------------- the report
@@ -695,10 +768,11 @@ def main(argv):
               f"(give --guide PATH; looked for {GUIDE}).", flush=True)
     if args.quick:
         args.seconds, args.rounds = 1.0, 1
-    rows, servers, throttled = run(exchanges, args.seconds, args.rounds, args.log_level, args.limits, guide)
+    rows, servers, throttled, streamed = run(exchanges, args.seconds, args.rounds, args.log_level, args.limits, guide)
     if not args.limits:
         report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
     report_limits(throttled)
+    report_streams(streamed)
     if not args.limits:
         report_guard(guard_cost())
 

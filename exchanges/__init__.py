@@ -105,11 +105,13 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       room waits its turn while REST answers.
     STREAM_TOPICS     channels one connection carries; more open another connection.
     STREAM_DEPTH      levels a side the depth channel keeps; a deeper request goes to REST.
-    DEPTH_DEFAULT, TRADES_DEFAULT   the levels / trades REST answers when the docker gave no
-                      limit (the REST handlers use them too, so both paths answer alike).
-    stream_topic(symbol, method) -> (endpoint, topic) | None    the channel of "ticker", "depth" or
-                      "trades" for one symbol; `topic` is any hashable the dialect reads back
-                      (OKX: ("tickers", "BTC-USDT")); None: that method is not streamed (REST).
+    DEPTH_DEFAULT, TRADES_DEFAULT, RECORDS_DEFAULT   the levels / trades / candles REST answers
+                      when the docker gave no limit (the REST handlers use them too, so both paths
+                      answer alike).
+    stream_topic(symbol, method, period) -> (endpoint, topic) | None    the channel of "ticker",
+                      "depth", "trades" or "records" (of `period` minutes; None for the others) for
+                      one symbol; `topic` is any hashable the dialect reads back (OKX: ("tickers",
+                      "BTC-USDT")); None: that method is not streamed (REST answers).
     stream_subscribe(topics) -> [text]   the messages that subscribe these topics;
     stream_unsubscribe(topics) -> [text] and unsubscribe them.
     stream_ping() -> text | None          the keepalive message (None: a WebSocket ping frame).
@@ -122,14 +124,19 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       text, size text, ...], size 0 removes; book.time = the event's ms,
                       book.sequence free for the dialect's update ids), then feed.depth(topic, raw);
                       feed.trades(topic, rows, raw) with FMZ trade rows, oldest first;
+                      feed.candles(topic, rows, raw) with FMZ records rows, oldest first (the
+                      candle still open replaces the row of its time);
                       feed.resync(topic, why) when a sequence gap or a checksum says the book is
                       wrong (the manager unsubscribes and subscribes again for a fresh snapshot);
                       feed.topic_named(name, names_of) the topic whose exchange names include
-                      `name` (a push that names the exchange's stream); feed.parts(topic) a dict kept with the
-                      channel until its copy is dropped (a ticker made of two of the exchange's
-                      channels, a ticker sent as a snapshot and then deltas); feed.reply(text)
-                      answers the exchange's own keepalive on the connection (BingX's "Ping").
-                      Pongs, acks of unsubscribe and notices need no call.
+                      `name` (a push that names the exchange's stream, not its topic);
+                      feed.state(topic), a dict kept with the local copy for what the dialect
+                      needs between messages (a ticker updated by deltas, or made of two of the
+                      exchange's channels); feed.send(text) for a message the exchange expects
+                      in answer (BingX's "Pong", a snapshot request); feed.reconnect(why) when
+                      the exchange announces it will close the connection.
+                      Data for a topic confirms its subscription too (Binance's and Bybit's acks
+                      do not name the topic). Pongs, acks of unsubscribe and notices need no call.
     The manager does everything else (connect, subscribe on first request, answer only while
     live, drop and reconnect, idle unsubscribe, status); a dialect never opens a socket.
 
@@ -137,7 +144,7 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import alpaca, binance, bingx, bitvavo, bybit, okx
+from exchanges import alpaca, binance, bingx, bitvavo, blofin, bybit, okx
 
 EXCHANGES = {
     "okx": okx,
@@ -146,4 +153,5 @@ EXCHANGES = {
     "bingx": bingx,
     "bitvavo": bitvavo,
     "alpaca": alpaca,
+    "blofin": blofin,
 }

@@ -16,9 +16,9 @@ copy, in the shapes the REST handler gives. The rules, the same for every exchan
   connection silent for STREAM_SILENCE seconds is closed and replaced.
 - A channel nobody asked for in IDLE_AFTER seconds is unsubscribed; a connection left with
   none closes and its thread ends.
-- depth deeper than the stream keeps (STREAM_DEPTH) is served by REST; trades are answered once
-  the stream was seeded by a REST answer fetched after the subscription was confirmed (a
-  stream has no history), and while it holds as many rows as asked.
+- depth deeper than the stream keeps (STREAM_DEPTH) is served by REST; trades and records are
+  answered once the stream was seeded by a REST answer fetched after the subscription was
+  confirmed (a stream has no history), and while it holds as many rows as asked.
 - Public channels never carry a key: a connection gets the robot's keys only for an endpoint
   the exchange lists in STREAM_LOGIN (an authenticated data stream; private streams later),
   and then it is one connection per key.
@@ -43,9 +43,14 @@ TICK = 1.0                  # seconds between two looks at keepalive, idle chann
 CONNECT_TIMEOUT = 10.0      # seconds for TCP, TLS and the upgrade handshake
 BACKOFF_FIRST = 0.5         # seconds before the first reconnect; doubled after each failed one ...
 BACKOFF_MAX = 30.0          # ... up to this
-TRADES_KEPT = 1000          # trades kept per symbol (more than any exchange's REST page)
+ROWS_KEPT = 5000            # trades or candles kept per channel: as many as a request may ask (MAX_RECORDS)
 RATE_WINDOW = 10.0          # seconds over which messages per second are counted
-STREAMED = ("ticker", "depth", "trades")     # the protocol methods a stream can answer
+STREAMED = ("ticker", "depth", "trades", "records")     # the protocol methods a stream can answer
+SEEDED = ("trades", "records")          # ... whose history comes from a REST answer, then the stream
+# How rows of a seeded method are told apart (a candle still open comes again with the same open
+# time and replaces the row) and ordered.
+ROW_KEY = {"trades": lambda row: row["id"], "records": lambda row: row[0]}
+ROW_TIME = {"trades": lambda row: row["time"], "records": lambda row: row[0]}
 
 log = logging.getLogger("fmz_plugin")
 
@@ -103,43 +108,44 @@ class Channel:
         self.raw = None                      # the exchange's last message for it
         self.ticker = None
         self.book = None
-        self.trades = None                   # rows oldest first, once seeded from REST
-        self.streamed = []                   # trades streamed before the seed
+        self.rows = None                     # trades or candles oldest first, once seeded from REST
+        self.streamed = []                   # rows streamed before the seed
         self.complete = False                # the seed held all the history REST had
-        self.parts = {}                      # what the dialect keeps between messages (a ticker's halves)
+        self.state = {}                      # the dialect's own (Feed.state)
 
     def drop(self):
         """Forget the local copy (the connection dropped, or the book needs a resync)."""
         self.live, self.sent, self.confirmed_at = False, False, None
-        self.raw = self.ticker = self.book = self.trades = None
-        self.streamed, self.complete, self.parts = [], False, {}
+        self.raw = self.ticker = self.book = self.rows = None
+        self.streamed, self.complete, self.state = [], False, {}
 
 
 class Feed:
-    """What a dialect's stream_read(message, feed) calls to update the local copy. `topic` is
-    the dialect's own topic, as stream_topic gave it; a topic not subscribed is ignored."""
+    """What a dialect's stream_read(message, feed) calls to update the local copy; it runs under
+    the connection's lock. `topic` is the dialect's own topic, as stream_topic gave it; a topic
+    not subscribed is ignored. Data for a topic also confirms its subscription (an exchange whose
+    acknowledgement does not name the topic needs no subscribed() call)."""
 
     def __init__(self, connection):
         self._connection = connection
         self._named = {}                     # the exchange's stream name -> topic, for topic_named
 
     def _channel(self, topic):
-        return self._connection.channels.get(topic)
+        channel = self._connection.channels.get(topic)
+        if channel is not None and channel.confirmed_at is None:
+            channel.confirmed_at = time.monotonic()
+        return channel
 
     def subscribed(self, topic):
         """The exchange confirmed the subscription."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is not None and channel.confirmed_at is None:
-                channel.confirmed_at = time.monotonic()
+        self._channel(topic)
 
     def ticker(self, topic, ticker, raw):
         """A whole ticker in FMZ's shape (the REST handler's mapping)."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is not None:
-                channel.ticker, channel.raw = ticker, raw
-                self._connection.went_live(channel)
+        channel = self._channel(topic)
+        if channel is not None:
+            channel.ticker, channel.raw = ticker, raw
+            self._connection.went_live(channel)
 
     def topic_named(self, name, names_of):
         """The topic this connection carries whose exchange names (`names_of(topic)`, a list)
@@ -152,45 +158,48 @@ class Feed:
             topic = self._named.get(name)
         return topic
 
-    def parts(self, topic):
-        """A dict the dialect may keep for the channel between messages, e.g. the halves of a
-        ticker two of the exchange's channels make (emptied when the local copy is dropped); a
-        topic not subscribed gets a throwaway dict."""
-        channel = self._channel(topic)
-        return channel.parts if channel is not None else {}
-
     def book(self, topic):
         """The channel's Book to reset or update (a new one after a resync), or None."""
         channel = self._channel(topic)
-        if channel is None:
-            return None
-        if channel.book is None:
+        if channel is not None and channel.book is None:
             channel.book = Book()
-        return channel.book
+        return channel and channel.book
 
     def depth(self, topic, raw):
         """The book was updated and checked: it may answer."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is not None and channel.book is not None:
-                channel.raw = raw
-                self._connection.went_live(channel)
+        channel = self._channel(topic)
+        if channel is not None and channel.book is not None:
+            channel.raw = raw
+            self._connection.went_live(channel)
 
     def trades(self, topic, rows, raw):
         """New trades in FMZ's shape, oldest first."""
-        with self._connection.lock:
-            channel = self._channel(topic)
-            if channel is None:
-                return
-            channel.raw = raw
-            if channel.trades is None:
-                channel.streamed = (channel.streamed + rows)[-TRADES_KEPT:]
-            else:
-                channel.trades = (channel.trades + rows)[-TRADES_KEPT:]
+        self._rows(topic, rows, raw)
 
-    def reply(self, text):
-        """Answer the exchange on this connection: its own keepalive (BingX's "Ping" wants a
-        "Pong"), not counted as a request."""
+    def candles(self, topic, rows, raw):
+        """Candles in FMZ's shape [time, open, high, low, close, volume], oldest first; the one
+        still open comes again with the same time and replaces the row."""
+        self._rows(topic, rows, raw)
+
+    def _rows(self, topic, rows, raw):
+        channel = self._channel(topic)
+        if channel is not None:
+            channel.raw = raw
+            if channel.rows is None:
+                channel.streamed = merged(channel.method, channel.streamed, rows)
+            else:
+                channel.rows = merged(channel.method, channel.rows, rows)
+
+    def state(self, topic):
+        """A dict the dialect keeps what it needs between messages in (a ticker that updates come
+        as deltas to, the halves of a ticker two of the exchange's channels make), emptied with
+        the local copy; a topic not subscribed gets a throwaway dict."""
+        channel = self._connection.channels.get(topic)
+        return {} if channel is None else channel.state
+
+    def send(self, text):
+        """A message the exchange expects in answer (BingX's "Pong" to its "Ping", a book
+        snapshot request), not counted as a request."""
         ws = self._connection.ws
         if ws is not None:
             self._connection._send_all(ws, [text])
@@ -199,6 +208,13 @@ class Feed:
         """The local copy is broken (a sequence gap, a failed checksum): drop it and subscribe
         again for a fresh snapshot."""
         self._connection.resync(topic, why)
+
+    def reconnect(self, why):
+        """The exchange announced it will close this connection (a service upgrade): end it now,
+        so answers go to REST at once, and connect again."""
+        log.info("%s stream %s: %s; connecting again", self._connection.exchange.NAME, self._connection.endpoint,
+                 str(why)[:200])
+        self._connection.ws.abort()
 
 
 # -- One connection --------------------------------------------------------------------------------
@@ -235,15 +251,13 @@ class Connection:
         return None
 
     def seed(self, topic, rows, started, asked):
-        """A REST trades answer fetched after the subscription was confirmed seeds the stream."""
+        """A REST answer (trades, records) fetched after the subscription was confirmed seeds the
+        stream; the rows streamed meanwhile follow it (or replace its rows of the same key)."""
         with self.lock:
             channel = self.channels.get(topic)
             if channel is None or self.ws is None or channel.confirmed_at is None or started < channel.confirmed_at:
                 return
-            seen = {row["id"] for row in rows}
-            merged = list(rows) + [row for row in channel.streamed if row["id"] not in seen]
-            merged.sort(key=lambda row: row["time"])
-            channel.trades, channel.streamed = merged[-TRADES_KEPT:], []
+            channel.rows, channel.streamed = merged(channel.method, list(rows), channel.streamed), []
             channel.complete = channel.complete or len(rows) < asked
             self.went_live(channel)
 
@@ -442,13 +456,6 @@ def _keys_or_none(keys):
         return None
 
 
-def trades_wanted(exchange, kwargs):
-    """The trades a request wants: its limit, or what REST answers without one (TRADES_DEFAULT,
-    or {market kind: count} where the exchange's REST answers differently per kind)."""
-    default = exchange.TRADES_DEFAULT
-    return kwargs.get("limit") or (default[kwargs["symbol"].kind] if isinstance(default, dict) else default)
-
-
 class Requests:
     """A dialect's subscribe requests awaiting the exchange's answer, by the request id it put in
     them: new(topics) gives the next id, answered(id) the topics it carried (once). Ids never
@@ -475,10 +482,47 @@ def _answer(exchange, channel, kwargs):
     if channel.method == "depth":
         levels = kwargs.get("limit") or exchange.DEPTH_DEFAULT
         return (channel.book.depth(levels), channel.raw) if levels <= exchange.STREAM_DEPTH else None
-    wanted = trades_wanted(exchange, kwargs)
-    if channel.trades is None or (len(channel.trades) < wanted and not channel.complete):
+    wanted = _rows_wanted(exchange, channel.method, kwargs)
+    if channel.rows is None or (len(channel.rows) < wanted and not channel.complete):
         return None
-    return channel.trades[-wanted:], channel.raw
+    return channel.rows[-wanted:], channel.raw
+
+
+def _rows_wanted(exchange, method, kwargs):
+    """The rows a request wants: its limit, or what REST answers without one (TRADES_DEFAULT or
+    RECORDS_DEFAULT, either of which may be {market kind: count} where the exchange's REST
+    answers differently per kind)."""
+    default = exchange.TRADES_DEFAULT if method == "trades" else exchange.RECORDS_DEFAULT
+    return kwargs.get("limit") or (default[kwargs["symbol"].kind] if isinstance(default, dict) else default)
+
+
+def merged(method, rows, new):
+    """`rows` (oldest first) with `new` rows: one of the same key is replaced (a candle still
+    open, a trade seen twice), a later one appended, an earlier one merged in by time; at most
+    ROWS_KEPT kept."""
+    key, when = ROW_KEY[method], ROW_TIME[method]
+    for index, row in enumerate(new):
+        if rows and when(row) < when(rows[-1]):
+            fresh = {key(r) for r in new[index:]}
+            rows = sorted([r for r in rows if key(r) not in fresh] + new[index:], key=when)
+            break
+        same = _same_key_at_the_end(rows, row, key, when)
+        if same is None:
+            rows.append(row)
+        else:
+            rows[same] = row
+    del rows[:-ROWS_KEPT]
+    return rows
+
+
+def _same_key_at_the_end(rows, row, key, when):
+    """The index of a row with row's key among the last rows of row's time, or None."""
+    for index in range(len(rows) - 1, -1, -1):
+        if when(rows[index]) < when(row):
+            return None
+        if key(rows[index]) == key(row):
+            return index
+    return None
 
 
 # -- Every exchange's connections ------------------------------------------------------------------
@@ -577,8 +621,8 @@ class Streams:
         data, raw = rest()
         if route and not self.closed:
             connection = connection or self._connection(exchange, route, method)
-            if method == "trades":
-                connection.seed(route[-1], data, started, trades_wanted(exchange, kwargs))
+            if method in SEEDED:
+                connection.seed(route[-1], data, started, _rows_wanted(exchange, method, kwargs))
         return data, raw
 
     def _route(self, exchange, method, kwargs, keys):
@@ -587,7 +631,7 @@ class Streams:
             return None
         urls = self.urls_of(exchange)
         symbol = kwargs.get("symbol")
-        where = exchange.stream_topic(symbol, method) if urls and symbol is not None else None
+        where = exchange.stream_topic(symbol, method, kwargs.get("period")) if urls and symbol is not None else None
         if where is None:
             return None
         endpoint, topic = where

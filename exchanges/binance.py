@@ -658,8 +658,10 @@ def _order(o, kind, names):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
+def stream_topic(symbol, method, period):
     """(endpoint, topic): ("spot", ("ticker", Symbol('BTC_USDT'))); futures on their own host."""
+    if method == "records":
+        return None                       # candles stay REST
     return ("futures" if symbol.is_swap else "spot"), (method, symbol)
 
 
@@ -708,7 +710,7 @@ def stream_read(message, feed):
 def _read_ticker(topic, name, data, reply, feed):
     """The 24 h ticker (c last, o open, h high, l low, v volume; spot also b bid, a ask) and, on
     futures, bookTicker (b bid, a ask): answered once the halves the REST ticker has are in."""
-    parts = feed.parts(topic)
+    parts = feed.state(topic)
     if name.endswith("@bookTicker"):
         parts["book"] = {"bidPrice": data.get("b"), "askPrice": data.get("a"), "E": data.get("E") or 0}
     else:

@@ -664,8 +664,10 @@ def _order(o, kind, specs):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
+def stream_topic(symbol, method, period):
     """(endpoint, topic): ("swap", ("depth", Symbol('BTC_USDT.swap')))."""
+    if method == "records":
+        return None                       # candles stay REST
     return symbol.kind, (method, symbol)
 
 
@@ -695,10 +697,10 @@ def stream_read(message, feed):
     an answer to a request {"id", "code", ...} (no dataType), or a push {"dataType", "data"}."""
     text = _websocket.inflated(message).decode() if isinstance(message, bytes) else message
     if text == "Ping":
-        return feed.reply("Pong")
+        return feed.send("Pong")
     reply = json.loads(text)
     if "ping" in reply:
-        return feed.reply(json.dumps({"pong": reply["ping"], "time": reply.get("time")}))
+        return feed.send(json.dumps({"pong": reply["ping"], "time": reply.get("time")}))
     name = reply.get("dataType") or ""
     if not name:
         request_id = str(reply.get("id", ""))

@@ -606,8 +606,10 @@ def _pages(api, path, query, max_rows=None):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
+def stream_topic(symbol, method, period):
     """(endpoint, topic): ("linear", ("depth", Symbol('BTC_USDT.swap')))."""
+    if method == "records":
+        return None                       # candles stay REST
     return category(symbol), (method, symbol)
 
 
@@ -659,7 +661,7 @@ def stream_read(message, feed):
 def _read_ticker(topic, name, reply, feed):
     """tickers: a snapshot, then (linear) deltas of the changed fields; a spot ticker's best bid
     and ask come from orderbook.1 (kept as a book of one level)."""
-    parts, symbol, data = feed.parts(topic), topic[1], reply.get("data") or {}
+    parts, symbol, data = feed.state(topic), topic[1], reply.get("data") or {}
     if name.startswith("orderbook."):
         best = parts.setdefault("best", Book())
         if not _update_book(best, reply, data) and best.sequence is not None:

@@ -75,14 +75,16 @@ INST_TYPES = {"spot": "SPOT", "swap": "SWAP"}
 PAGE = 100                           # max rows per page of the order lists
 DEPTH_DEFAULT = 20                   # levels a side when the docker asks no limit
 TRADES_DEFAULT = 100                 # trades a `trades` answer holds
+RECORDS_DEFAULT = 100                # candles when the docker asks no limit
 
 # The stream (WebSocket API, docs-v5 "WebSocket"): tickers, books (400 levels: a snapshot, then
 # updates chained by seqId/prevSeqId and checked by a CRC32 of the top 25 levels) and trades on
-# /ws/v5/public, spot and swaps alike. OKX closes a connection after 30 s without a message
+# /ws/v5/public, candles (candle1m, candle1H, candle1Dutc, ...: the candle still open, pushed as
+# it changes) on /ws/v5/business, spot and swaps alike. OKX closes a connection after 30 s without a message
 # from the client and asks for a text "ping" (answered "pong") when nothing came for N < 30 s;
 # it allows 3 connection requests per second per IP, and 480 subscribe/unsubscribe/login requests
 # per hour per connection.
-STREAM_URLS = {"public": "wss://ws.okx.com:8443/ws/v5/public"}
+STREAM_URLS = {"public": "wss://ws.okx.com:8443/ws/v5/public", "business": "wss://ws.okx.com:8443/ws/v5/business"}
 STREAM_LOGIN = ()                    # no endpoint here needs a key
 STREAM_KEEPALIVE = 20.0              # seconds without a message before our "ping"
 STREAM_SILENCE = 29.0                # seconds without any message: the connection is dead
@@ -261,7 +263,7 @@ def records(api, symbol, period=60, limit=None):
     bar = PERIODS.get(period)
     if bar is None:
         raise PluginError(f"OKX has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
-    wanted, rows, pages, after = limit or 100, [], [], None
+    wanted, rows, pages, after = limit or RECORDS_DEFAULT, [], [], None
     while len(rows) < wanted:
         reply = api.get("/api/v5/market/candles", {"instId": inst_id(symbol), "bar": bar,
                                                    "limit": min(wanted - len(rows), 300), "after": after},
@@ -496,8 +498,11 @@ def _first(reply, symbol):
 
 # -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
 
-def stream_topic(symbol, method):
-    """(endpoint, topic) of a method's channel for one symbol: ("public", ("tickers", "BTC-USDT"))."""
+def stream_topic(symbol, method, period):
+    """(endpoint, topic) of a method's channel for one symbol: ("public", ("tickers", "BTC-USDT")),
+    ("business", ("candle1H", "BTC-USDT")) for records of `period` minutes (None: no such bar)."""
+    if method == "records":
+        return ("business", ("candle" + PERIODS[period], inst_id(symbol))) if period in PERIODS else None
     return "public", (STREAM_CHANNELS[method], inst_id(symbol))
 
 
@@ -520,7 +525,7 @@ def stream_ping():
 
 
 def stream_read(message, feed):
-    """One message from OKX: an event (subscribe, unsubscribe, error), a "pong", or a push
+    """One message from OKX: an event (subscribe, unsubscribe, error, notice), a "pong", or a push
     {"arg": {"channel", "instId"}, ["action",] "data": [...]}."""
     if message == "pong":
         return
@@ -529,6 +534,10 @@ def stream_read(message, feed):
     topic = (arg.get("channel"), arg.get("instId"))
     if reply.get("event") == "subscribe":
         feed.subscribed(topic)
+    elif reply.get("event") == "notice":         # 64008: the connection closes soon for an upgrade
+        feed.reconnect(f"OKX {reply.get('code')}: {reply.get('msg')}")
+    elif not reply.get("event") and str(topic[0]).startswith("candle"):
+        feed.candles(topic, sorted(candle_row(row) for row in _data(reply)), reply)
     elif not reply.get("event") and topic[0] in STREAM_READERS:
         STREAM_READERS[topic[0]](topic, reply, feed)
 

@@ -29,11 +29,12 @@ from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bingx import FakeBingX
 from tests.fakes.bitvavo import FakeBitvavo
+from tests.fakes.blofin import FakeBloFin
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import FakeOKX
 
 FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca,
-         "Bitvavo": FakeBitvavo}   # exchange name -> its fake; the contract suite runs against each
+         "Bitvavo": FakeBitvavo, "BloFin": FakeBloFin}   # exchange name -> its fake; the contract suite runs against each
 
 
 class PluginClient:

@@ -232,7 +232,7 @@ def test_call_usage_problems_exit_2(argv, capsys):
 
 def test_check_passes_against_our_plugin_with_each_fake(exchange, capsys):
     url = f"{exchange.url}/{exchange.exchange}"
-    assert run("check", url, "--trade", "--yes", *keys_of(exchange.fake)) == 0
+    assert run("check", url, "--symbol", exchange.fake.SYMBOL, "--trade", "--yes", *keys_of(exchange.fake)) == 0
     out = capsys.readouterr().out
     found = rows(out)
     assert not [name for name, (outcome, _) in found.items() if outcome == "FAIL"], out

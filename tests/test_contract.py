@@ -19,6 +19,12 @@ def exchange(exchange, account, tmp_path):
     return paper_client(exchange, tmp_path) if account == "paper" else exchange
 
 
+@pytest.fixture(autouse=True)
+def serves_spot(exchange):
+    if not exchange.fake.SPOT:
+        pytest.skip(f"{exchange.fake.NAME} serves perpetual swaps only (test_contract_swap.py)")
+
+
 def order_requests(ex):
     """What the plugin sent to place orders (target and body), oldest first, without the client
     order ids of the orders placed (a UUID's "e-" is not an exponent)."""

@@ -59,6 +59,11 @@ def swaps_of(ex):
     return set(ex.fake.SWAPS)
 
 
+def spots_of(ex):
+    """The spot markets the exchange serves: none on a swap-only exchange (its fake's SPOT)."""
+    return {"BTC_USDT", "ETH_USDT"} if ex.fake.SPOT else set()
+
+
 def digits(number):
     return max(0, -Decimal(repr(number)).normalize().as_tuple().exponent)
 
@@ -88,13 +93,16 @@ def refused(ex, reason, method, **params):
 
 def test_markets_list_spot_and_swap_with_contract_values(exchange):
     markets = exchange.data("markets")
-    assert {"BTC_USDT", "ETH_USDT"} | swaps_of(exchange) <= set(markets)
-    spot = markets["BTC_USDT"]
-    assert set(spot) == set(fmz_plugin.MARKET)
-    assert (spot["symbol"], spot["base_asset"], spot["quote_asset"]) == ("BTC_USDT", "BTC", "USDT")
-    assert (spot["tick_size"], spot["amount_size"], spot["min_qty"]) == (0.1, 0.00000001, 0.00001)
-    assert (spot["price_precision"], spot["amount_precision"]) == (1, 8)
+    assert spots_of(exchange) | swaps_of(exchange) <= set(markets)
+    if exchange.fake.SPOT:
+        spot = markets["BTC_USDT"]
+        assert (spot["symbol"], spot["base_asset"], spot["quote_asset"]) == ("BTC_USDT", "BTC", "USDT")
+        assert (spot["tick_size"], spot["amount_size"], spot["min_qty"]) == (0.1, 0.00000001, 0.00001)
+        assert (spot["price_precision"], spot["amount_precision"]) == (1, 8)
+    else:
+        assert not [name for name in markets if not name.endswith(".swap")]
     linear = markets["BTC_USDT.swap"]
+    assert set(linear) == set(fmz_plugin.MARKET)
     assert (linear["base_asset"], linear["quote_asset"], linear["tick_size"]) == ("BTC", "USDT", 0.1)
     lot = units(exchange, "BTC_USDT.swap", "0.1")
     assert (linear["amount_size"], linear["min_qty"], linear["amount_precision"]) == (lot, lot, digits(lot))
@@ -110,8 +118,9 @@ def test_markets_list_spot_and_swap_with_contract_values(exchange):
 
 def test_tickers_every_market_in_one_answer(exchange):
     tickers = {t["symbol"]: t for t in exchange.data("tickers")}
-    assert {"BTC_USDT", "ETH_USDT"} | swaps_of(exchange) <= set(tickers)
-    assert tickers["BTC_USDT"] == exchange.data("ticker", symbol="BTC_USDT") | {"time": tickers["BTC_USDT"]["time"]}
+    assert spots_of(exchange) | swaps_of(exchange) <= set(tickers)
+    one = "BTC_USDT" if exchange.fake.SPOT else "BTC_USDT.swap"
+    assert tickers[one] == exchange.data("ticker", symbol=one) | {"time": tickers[one]["time"]}
     assert (tickers["ETH_USDT.swap"]["buy"], tickers["ETH_USDT.swap"]["sell"]) == (3000, 3000.01)
 
 
@@ -236,9 +245,10 @@ def test_positions_by_symbol_range_and_all(exchange):
 
 def test_funding_rate_next_time_and_interval(exchange):
     now = int(time.time() * 1000)
+    eth_interval = exchange.fake.FUNDING_INTERVAL or 4 * HOUR_MS     # the engine's, unless the exchange publishes none
     (funding,) = exchange.data("fundings", symbol="ETH_USDT.swap")
-    assert (funding["symbol"], funding["rate"], funding["interval"]) == ("ETH_USDT.swap", -0.00005, 4 * HOUR_MS)
-    assert funding["time"] % funding["interval"] == 0 and now < funding["time"] <= now + 4 * HOUR_MS + 60_000
+    assert (funding["symbol"], funding["rate"], funding["interval"]) == ("ETH_USDT.swap", -0.00005, eth_interval)
+    assert funding["time"] % funding["interval"] == 0 and now < funding["time"] <= now + eth_interval + 60_000
     every = {f["symbol"]: f for f in exchange.data("fundings")}
     assert swaps_of(exchange) <= set(every)
     assert (every["BTC_USDT.swap"]["rate"], every["BTC_USDT.swap"]["interval"]) == (0.0001, 8 * HOUR_MS)

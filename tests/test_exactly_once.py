@@ -40,11 +40,11 @@ def placements(exchange):
 
 def filled_now(exchange):
     """A limit buy above the best ask: it fills the moment the engine takes it."""
-    return exchange.call("trade", symbol="BTC_USDT", type="buy", price=50010, amount="0.01")
+    return exchange.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=50010, amount=exchange.fake.AMOUNT)
 
 
 def resting(exchange):
-    return exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
+    return exchange.data("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)["id"]
 
 
 def engine_orders(exchange):
@@ -57,7 +57,7 @@ def engine_orders(exchange):
 def test_every_order_carries_its_deadline_of_timeout_after_signing(exchange):
     """OKX expTime, Binance/Bybit/BingX recvWindow, Bitvavo's access window: --timeout (Alpaca's
     requests carry none: its client ids are never reused, which is its proof instead)."""
-    exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    exchange.data("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     (placed,) = [r for r in exchange.fake.recent if r.method == "POST" and r.path == exchange.fake.ORDER_PATH]
     deadline = exchange.fake.deadline_of(placed)
     if exchange.fake.NAME == "Alpaca":
@@ -95,7 +95,7 @@ def test_an_outcome_unknown_answer_is_looked_up_not_reported_as_a_failure(exchan
     """OKX 50004 (HTTP 400), Binance -1007 (HTTP 408), Bybit 10000 (HTTP 200): the order was
     taken; the robot gets its id, not an error that would make it place a second one."""
     exchange.fake.inject("unknown", path=exchange.fake.ORDER_PATH, method="POST")
-    answer = exchange.call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    answer = exchange.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     (order,) = engine_orders(exchange)
     assert "error" not in answer, answer
     assert order["id"] in answer["data"]["id"] and len(placements(exchange)) == 1
@@ -103,9 +103,10 @@ def test_an_outcome_unknown_answer_is_looked_up_not_reported_as_a_failure(exchan
 
 def test_an_unprovable_outcome_says_the_order_may_exist_and_names_its_client_id(exchange):
     """The order's answer is lost and every lookup fails too: nothing is proven either way."""
-    exchange.data("markets")                 # the instrument specs are cached: the order is sent
+    exchange.data("cancel", id=resting(exchange), symbol=exchange.fake.SYMBOL)    # what an order reads first
+    exchange.fake.requests.clear()           # (specs, a position mode) is cached: the order is sent
     exchange.fake.inject("5xx", times=20)
-    error = exchange.call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["error"]
+    error = exchange.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)["error"]
     client_id = CLIENT_ID.search(placements(exchange)[0][1] + placements(exchange)[0][2]).group()
     assert client_id in error and "may exist" in error, error
     assert len(placements(exchange)) == 1, "never sent again without proof"
@@ -115,13 +116,13 @@ def test_an_unprovable_outcome_says_the_order_may_exist_and_names_its_client_id(
 
 def test_a_second_cancel_of_a_canceled_order_answers_true(exchange):
     order_id = resting(exchange)
-    assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
-    assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+    assert exchange.data("cancel", id=order_id, symbol=exchange.fake.SYMBOL) is True
+    assert exchange.data("cancel", id=order_id, symbol=exchange.fake.SYMBOL) is True
 
 
 def test_cancel_of_a_filled_order_is_an_error_saying_it_filled(exchange):
     order_id = filled_now(exchange)["data"]["id"]
-    error = exchange.error("cancel", id=order_id, symbol="BTC_USDT")
+    error = exchange.error("cancel", id=order_id, symbol=exchange.fake.SYMBOL)
     assert error.startswith(exchange.fake.NAME) and "filled" in error, error
 
 
@@ -133,10 +134,10 @@ def test_a_cancel_the_exchange_takes_late_is_reported_and_a_second_cancel_answer
     order_id = resting(exchange)
     verb, path = exchange.fake.CANCEL_ROUTE
     exchange.fake.inject("queue", path=path, method=verb, seconds=LATE)
-    error = exchange.error("cancel", id=order_id, symbol="BTC_USDT")
+    error = exchange.error("cancel", id=order_id, symbol=exchange.fake.SYMBOL)
     assert "still open" in error or "may still" in error, error
     engine_orders(exchange)
-    assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+    assert exchange.data("cancel", id=order_id, symbol=exchange.fake.SYMBOL) is True
     (order,) = exchange.fake.engine.orders.values()
     assert order["status"] == "canceled"
 
@@ -145,7 +146,7 @@ def test_an_outcome_unknown_cancel_is_looked_up(exchange):
     order_id = resting(exchange)
     verb, path = exchange.fake.CANCEL_ROUTE
     exchange.fake.inject("unknown", path=path, method=verb)
-    assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+    assert exchange.data("cancel", id=order_id, symbol=exchange.fake.SYMBOL) is True
 
 
 def test_without_the_exchanges_clock_nothing_is_sent_again(exchange):
@@ -156,7 +157,7 @@ def test_without_the_exchanges_clock_nothing_is_sent_again(exchange):
     exchange.data("markets")
     exchange.fake.inject("html", path=exchange.fake.TIME_PATH, times=10)
     exchange.fake.inject("drop_before", path=exchange.fake.ORDER_PATH, method="POST")
-    error = exchange.error("trade", symbol="BTC_USDT", type="buy", price=50010, amount="0.01")
+    error = exchange.error("trade", symbol=exchange.fake.SYMBOL, type="buy", price=50010, amount=exchange.fake.AMOUNT)
     assert "may exist" in error and len(placements(exchange)) == 1, error
     assert engine_orders(exchange) == []
 

@@ -17,6 +17,7 @@ from tests.fakes.alpaca import FakeAlpaca  # noqa: E402  (after the skip, as the
 from tests.fakes.binance import FakeBinance  # noqa: E402
 from tests.fakes.bingx import FakeBingX  # noqa: E402
 from tests.fakes.bitvavo import FakeBitvavo  # noqa: E402
+from tests.fakes.blofin import FakeBloFin  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
 
@@ -937,3 +938,95 @@ def test_bingx_swap_position_lifecycle(bingx):
     bingx.create_order("BTC/USDT:USDT", "market", "sell", 0.02, params={"reduceOnly": True})
     assert bingx.fetch_positions(["BTC/USDT:USDT"]) == []
     assert len(bingx.fetch_closed_orders("BTC/USDT:USDT")) == 2
+
+
+# ---------------------------------------------------------------------------- BloFin (USDT-margined perpetuals)
+
+def blofin_client(fake, secret_key=None):
+    """CCXT signs BloFin with its millisecond timestamp as the nonce, which BloFin refuses twice
+    within 60 s: its clock here never reads the same millisecond twice, so the fake's nonce check
+    holds without two requests of one millisecond being refused."""
+    secret, passphrase = (secret_key or fake.SECRET_KEY).split(",")
+    client = ccxt.blofin({"apiKey": fake.ACCESS_KEY, "secret": secret, "password": passphrase,
+                         "enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {"rest": fake.url}
+    client.has["fetchCurrencies"] = False           # /asset/currencies: not a fake endpoint
+    clock = client.milliseconds
+    last = [0]
+
+    def never_twice():
+        last[0] = max(clock(), last[0] + 1)
+        return last[0]
+    client.milliseconds = never_twice
+    return client
+
+
+@pytest.fixture
+def blofin():
+    with loaded(FakeBloFin, blofin_client) as client:
+        yield client
+
+
+def test_blofin_markets_and_data(blofin):
+    market = blofin.market("BTC/USDT:USDT")
+    assert market["id"] == "BTC-USDT" and market["swap"] and market["linear"] and market["active"]
+    assert (market["contractSize"], market["precision"]["amount"], market["limits"]["amount"]["min"]) == \
+        (0.01, 0.1, 0.1)
+    assert blofin.markets["OLD/USDT:USDT"]["active"] is False
+    ticker = blofin.fetch_ticker("BTC/USDT:USDT")
+    assert (ticker["bid"], ticker["ask"], ticker["last"]) == (50000, 50000.1, 50000)
+    book = blofin.fetch_order_book("ETH/USDT:USDT", limit=5)
+    assert len(book["asks"]) == 5 and book["asks"][0] == [3000.01, 100]
+    trades = blofin.fetch_trades("BTC/USDT:USDT", limit=3)
+    assert len(trades) == 3 and all(t["price"] >= 50000 for t in trades)
+    candles = blofin.fetch_ohlcv("BTC/USDT:USDT", "1h", limit=3)
+    assert len(candles) == 3 and [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [3_600_000] * 2
+    funding = blofin.fetch_funding_rate("BTC/USDT:USDT")
+    assert funding["fundingRate"] == 0.0001 and funding["fundingTimestamp"] % (8 * 3_600_000) == 0
+
+
+def test_blofin_position_lifecycle(blofin):
+    assert blofin.fetch_position_mode()["hedged"] is False
+    blofin.set_leverage(5, "BTC/USDT:USDT")
+    order = blofin.create_order("BTC/USDT:USDT", "market", "buy", 2)           # 2 contracts = 0.02 BTC
+    assert order["id"] and order["side"] == "buy"
+    [position] = blofin.fetch_positions(["BTC/USDT:USDT"])
+    assert (position["side"], position["contracts"], position["leverage"]) == ("long", 2, 5)
+    assert position["entryPrice"] == 50000.1 and position["marginMode"] == "cross"
+    assert blofin.fetch_balance()["USDT"]["free"] == pytest.approx(100000 - 200, abs=0.01)
+    resting = blofin.create_order("BTC/USDT:USDT", "limit", "sell", 1, 60000, params={"reduceOnly": True})
+    [listed] = blofin.fetch_open_orders("BTC/USDT:USDT")
+    assert listed["id"] == resting["id"] and listed["reduceOnly"] and listed["price"] == 60000
+    blofin.cancel_order(resting["id"], "BTC/USDT:USDT")
+    assert blofin.fetch_open_orders("BTC/USDT:USDT") == []
+    blofin.create_order("BTC/USDT:USDT", "market", "sell", 2, params={"reduceOnly": True})
+    assert [p for p in blofin.fetch_positions(["BTC/USDT:USDT"]) if p["contracts"]] == []
+    closed = blofin.fetch_closed_orders("BTC/USDT:USDT")
+    assert sorted(o["status"] for o in closed) == ["canceled", "closed", "closed"]
+
+
+def test_blofin_refusals_map_to_ccxt_errors(blofin):
+    with pytest.raises(ccxt.InsufficientFunds):
+        blofin.create_order("BTC/USDT:USDT", "limit", "buy", 100000, 40000)
+    with pytest.raises(ccxt.InvalidOrder, match="102022"):
+        blofin.create_order("BTC/USDT:USDT", "market", "sell", 1, params={"reduceOnly": True})
+    with pytest.raises(ccxt.BadRequest, match="102068"):
+        blofin.cancel_order("12345", "BTC/USDT:USDT")
+
+
+def test_blofin_refuses_wrong_secret_and_passphrase(blofin):
+    for secret_key in ("wrong-secret," + blofin.password, blofin.secret + ",wrong-pass"):
+        impostor = blofin_client(blofin.fake, secret_key)
+        impostor.markets, impostor.markets_by_id = blofin.markets, blofin.markets_by_id
+        with pytest.raises(ccxt.ExchangeError, match="15240[89]"):
+            impostor.fetch_balance()
+
+
+def test_blofin_rate_limits_and_outages(blofin):
+    blofin.fake.inject("429")
+    with pytest.raises((ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.ExchangeNotAvailable)):
+        blofin.fetch_balance()
+    blofin.fake.inject("5xx")
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        blofin.fetch_ticker("BTC/USDT:USDT")
+    assert blofin.fetch_balance()["USDT"]["free"] == 100000

@@ -95,6 +95,15 @@ async def fake_subscribed(fake, channel, inst):
     await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
 
 
+def test_okx_watch_ohlcv_on_the_business_endpoint():
+    async def check(client, fake):
+        candles = await soon(client.watch_ohlcv("BTC/USDT", "1m"))
+        assert len(candles[-1]) == 6 and candles[-1][0] % 60_000 == 0
+        business = [message for path, message in list(fake.ws_received) if path == "/ws/v5/business"]
+        assert '"candle1m"' in business[0]
+    watching(FakeOKX, okx_client, check)
+
+
 # -- Binance ---------------------------------------------------------------------------------------
 
 def binance_client(fake):

@@ -56,7 +56,7 @@ def assert_clear_error(exchange, answer, kind):
 
 
 def assert_next_request_works(exchange):
-    assert exchange.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    assert exchange.data("ticker", symbol=exchange.fake.SYMBOL)["symbol"] == exchange.fake.SYMBOL
 
 
 def placements(exchange):
@@ -69,7 +69,7 @@ def cancels(exchange):
 
 
 def resting_order(exchange):
-    return exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
+    return exchange.data("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)["id"]
 
 
 # ---------------------------------------------------------------------------- trade
@@ -77,7 +77,7 @@ def resting_order(exchange):
 @pytest.mark.parametrize("kind", FAULTS)
 def test_trade_under_fault_makes_exactly_one_order_or_a_clear_refusal(exchange, kind):
     answer = call_under_fault(exchange, kind, "trade", path=exchange.fake.ORDER_PATH, verb="POST",
-                              symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+                              symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     exchange.fake.wait_idle()                     # a delayed first send has been served (and refused)
     orders = list(exchange.fake.engine.orders.values())
     if kind == "429":                             # refused by the exchange: nothing exists, nothing resent
@@ -87,7 +87,7 @@ def test_trade_under_fault_makes_exactly_one_order_or_a_clear_refusal(exchange, 
         assert len(orders) == 1, (answer, orders)
         assert "error" not in answer, answer
         assert orders[0]["id"] in answer["data"]["id"]
-        assert [o["id"] for o in exchange.data("orders", symbol="BTC_USDT")] == [answer["data"]["id"]]
+        assert [o["id"] for o in exchange.data("orders", symbol=exchange.fake.SYMBOL)] == [answer["data"]["id"]]
         assert len(placements(exchange)) <= 2     # at most one resend, with the same client id
     assert_next_request_works(exchange)
 
@@ -95,13 +95,13 @@ def test_trade_under_fault_makes_exactly_one_order_or_a_clear_refusal(exchange, 
 @pytest.mark.parametrize("kind", ["drop_after", "truncated"])
 def test_trade_whose_order_arrived_is_not_sent_again(exchange, kind):
     answer = call_under_fault(exchange, kind, "trade", path=exchange.fake.ORDER_PATH, verb="POST",
-                              symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+                              symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     assert "data" in answer and len(placements(exchange)) == 1
 
 
 def test_trade_resends_once_with_the_same_client_id(exchange):
     call_under_fault(exchange, "drop_before", "trade", path=exchange.fake.ORDER_PATH, verb="POST",
-                     symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+                     symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     first, second = placements(exchange)
     (order,) = exchange.fake.engine.orders.values()
     assert order["client_id"] in first[1] + first[2] and order["client_id"] in second[1] + second[2]
@@ -110,7 +110,7 @@ def test_trade_resends_once_with_the_same_client_id(exchange):
 def test_trade_under_repeated_faults_never_doubles(exchange):
     # Every placement fails the same way: the answer says so, and at most one order exists.
     answer = call_under_fault(exchange, "5xx", "trade", times=5, path=exchange.fake.ORDER_PATH, verb="POST",
-                              symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+                              symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     assert_clear_error(exchange, answer, "5xx")
     # looked up after each request's deadline; Alpaca has none, but never takes one client id twice
     assert "no order was placed" in answer["error"] or "at most one order exists" in answer["error"]
@@ -124,7 +124,7 @@ def test_trade_under_repeated_faults_never_doubles(exchange):
 def test_cancel_is_sent_once_under_fault(exchange, kind):
     order_id = resting_order(exchange)
     verb, path = exchange.fake.CANCEL_ROUTE
-    answer = call_under_fault(exchange, kind, "cancel", path=path, verb=verb, id=order_id, symbol="BTC_USDT")
+    answer = call_under_fault(exchange, kind, "cancel", path=path, verb=verb, id=order_id, symbol=exchange.fake.SYMBOL)
     exchange.fake.wait_idle()
     assert len(cancels(exchange)) == 1
     (order,) = exchange.fake.engine.orders.values()
@@ -138,14 +138,14 @@ def test_cancel_is_sent_once_under_fault(exchange, kind):
             assert "take effect" in answer["error"]
     assert_next_request_works(exchange)
     if order["status"] == "open":                 # the robot may cancel again: it works
-        assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+        assert exchange.data("cancel", id=order_id, symbol=exchange.fake.SYMBOL) is True
 
 
 @pytest.mark.parametrize("kind", ["drop_after", "truncated"])
 def test_cancel_that_arrived_answers_true(exchange, kind):
     order_id = resting_order(exchange)
     verb, path = exchange.fake.CANCEL_ROUTE
-    answer = call_under_fault(exchange, kind, "cancel", path=path, verb=verb, id=order_id, symbol="BTC_USDT")
+    answer = call_under_fault(exchange, kind, "cancel", path=path, verb=verb, id=order_id, symbol=exchange.fake.SYMBOL)
     assert answer["data"] is True and len(cancels(exchange)) == 1
 
 
@@ -153,15 +153,15 @@ def test_cancel_that_arrived_answers_true(exchange, kind):
 
 def read_calls(exchange, order_id):
     return {
-        "ticker": {"symbol": "BTC_USDT"},
-        "depth": {"symbol": "BTC_USDT", "limit": 5},
-        "trades": {"symbol": "BTC_USDT"},
-        "records": {"symbol": "BTC_USDT", "period": 1, "limit": 10},
+        "ticker": {"symbol": exchange.fake.SYMBOL},
+        "depth": {"symbol": exchange.fake.SYMBOL, "limit": 5},
+        "trades": {"symbol": exchange.fake.SYMBOL},
+        "records": {"symbol": exchange.fake.SYMBOL, "period": 1, "limit": 10},
         "accounts": {},
         "assets": {},
-        "orders": {"symbol": "BTC_USDT"},
-        "order": {"id": order_id, "symbol": "BTC_USDT"},
-        "historyorders": {"symbol": "BTC_USDT", "since": 0, "limit": 10},
+        "orders": {"symbol": exchange.fake.SYMBOL},
+        "order": {"id": order_id, "symbol": exchange.fake.SYMBOL},
+        "historyorders": {"symbol": exchange.fake.SYMBOL, "since": 0, "limit": 10},
         "__api_" + exchange.fake.TIME_PATH: {},
     }
 
@@ -186,7 +186,7 @@ def test_a_single_fault_on_each_read_is_retried_away(exchange, kind):
 
 
 def test_timeout_is_a_clear_error_naming_the_limit(exchange):
-    answer = call_under_fault(exchange, "delay", "ticker", times=2, timeout=READ_TIMEOUT, symbol="BTC_USDT")
+    answer = call_under_fault(exchange, "delay", "ticker", times=2, timeout=READ_TIMEOUT, symbol=exchange.fake.SYMBOL)
     assert answer["error"].startswith(f"{exchange.fake.NAME}: no answer within {READ_TIMEOUT:g}s for GET ")
 
 
@@ -207,8 +207,8 @@ def test_orders_after_the_first_send_only_the_order(exchange):
 @pytest.mark.parametrize("skew_ms", [120_000, -120_000])
 def test_clock_skew_on_trade_resyncs_once_and_keeps_the_offset(exchange, skew_ms):
     exchange.fake.clock_skew_ms = skew_ms
-    first = exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
-    second = exchange.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
+    first = exchange.data("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)["id"]
+    second = exchange.data("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)["id"]
     assert first != second and len(exchange.fake.engine.orders) == 2
     assert exchange.data("accounts")
     time_calls = [t for _, t, _ in exchange.fake.requests if t.startswith(exchange.fake.TIME_PATH)]
@@ -216,13 +216,13 @@ def test_clock_skew_on_trade_resyncs_once_and_keeps_the_offset(exchange, skew_ms
 
 
 def test_connection_closed_by_the_exchange_while_idle_is_replaced(exchange):
-    exchange.data("ticker", symbol="BTC_USDT")
+    exchange.data("ticker", symbol=exchange.fake.SYMBOL)
     exchange.fake.close_idle()
-    assert exchange.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    assert exchange.data("ticker", symbol=exchange.fake.SYMBOL)["symbol"] == exchange.fake.SYMBOL
     exchange.fake.close_idle()
     order_id = resting_order(exchange)
     exchange.fake.close_idle()
-    assert exchange.data("cancel", id=order_id, symbol="BTC_USDT") is True
+    assert exchange.data("cancel", id=order_id, symbol=exchange.fake.SYMBOL) is True
     assert len(exchange.fake.engine.orders) == 1 and len(placements(exchange)) == 1
     assert len(cancels(exchange)) == 1
 
@@ -231,11 +231,11 @@ def test_dead_pooled_socket_missed_by_the_check_is_still_replaced(exchange, monk
     """The exchange closes the socket just after the pool checked it: a read is resent on a
     fresh connection; an order is resolved by its client id, never doubled."""
     monkeypatch.setattr(_kit, "_closed_by_peer", lambda conn: conn.sock is None)
-    exchange.data("ticker", symbol="BTC_USDT")
+    exchange.data("ticker", symbol=exchange.fake.SYMBOL)
     exchange.fake.close_idle()
-    assert exchange.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    assert exchange.data("ticker", symbol=exchange.fake.SYMBOL)["symbol"] == exchange.fake.SYMBOL
     exchange.fake.close_idle()
-    answer = exchange.call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    answer = exchange.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     (order,) = exchange.fake.engine.orders.values()
     assert order["id"] in answer["data"]["id"]
 

@@ -73,10 +73,10 @@ def fds_above_select_limit():
 def test_keep_alive_to_the_exchange_survives_descriptors_above_1023(fake, fds_above_select_limit):
     with client_of(fake) as client:
         for _ in range(3):
-            assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+            assert client.data("ticker", symbol=fake.SYMBOL)["symbol"] == fake.SYMBOL
         assert fake.connections == 1          # the pooled connection was checked and reused
         fake.close_idle()                     # the exchange closes it: noticed before reuse
-        assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+        assert client.data("ticker", symbol=fake.SYMBOL)["symbol"] == fake.SYMBOL
         assert fake.connections == 2
 
 
@@ -99,8 +99,8 @@ def test_a_crowd_on_a_cold_markets_cache_loads_it_once(fake, monkeypatch):
     module, counts = EXCHANGES[fake.NAME.lower()], {}
     monkeypatch.setattr(module, "load_markets", counting(module.load_markets, counts, "markets"))
     with client_of(fake) as client:
-        answers = all_at_once(lambda robot: robot.call("trade", symbol="BTC_USDT", type="buy", price=40000,
-                                                       amount="0.001"), robots(client, 40))
+        answers = all_at_once(lambda robot: robot.call("trade", symbol=fake.SYMBOL, type="buy", price=40000,
+                                                       amount=fake.AMOUNT), robots(client, 40))
     assert [answer for answer in answers if "data" not in answer] == []
     assert counts == {"markets": 1}
     assert len(fake.engine.orders) == 40
@@ -206,17 +206,17 @@ def test_a_request_line_sent_a_byte_at_a_time_is_cut_off(fake, quick_deadline):
     with client_of(fake) as client:
         answer, sent = dribble(client.url, b"P", [bytes([c]) for c in b"OST /OKX HTTP/1.1\r\nHost: x" * 4])
         assert sent < 100 and answer == b""           # closed long before the request was whole
-        assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+        assert client.data("ticker", symbol=fake.SYMBOL)["symbol"] == fake.SYMBOL
 
 
 def test_a_body_sent_a_byte_at_a_time_is_answered_with_an_error(fake, quick_deadline):
     with client_of(fake) as client:
-        body = json.dumps(client.envelope("ticker", {"symbol": "BTC_USDT"})).encode()
+        body = json.dumps(client.envelope("ticker", {"symbol": fake.SYMBOL})).encode()
         head = b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (fake.NAME.encode(), len(body))
         answer, sent = dribble(client.url, head, [bytes([c]) for c in body])
         assert sent < len(body)
         assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"error": "the request did not arrive whole within 0.3s"}
-        assert client.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+        assert client.data("ticker", symbol=fake.SYMBOL)["symbol"] == fake.SYMBOL
 
 
 def test_a_keep_alive_connection_may_idle_between_requests(okx_fake, monkeypatch):
@@ -232,27 +232,27 @@ def test_a_keep_alive_connection_may_idle_between_requests(okx_fake, monkeypatch
 
 def test_records_limit_is_capped_before_anything_is_sent(fake):
     with client_of(fake) as client:
-        assert client.error("records", symbol="BTC_USDT", period=60, limit="1e9") == \
+        assert client.error("records", symbol=fake.SYMBOL, period=60, limit="1e9") == \
             f"limit 1000000000 is over the {fmz_plugin.MAX_RECORDS} that records answers at most: ask for fewer"
-        assert "is over" in client.error("historyorders", symbol="BTC_USDT", limit=fmz_plugin.MAX_HISTORY_ORDERS + 1)
+        assert "is over" in client.error("historyorders", symbol=fake.SYMBOL, limit=fmz_plugin.MAX_HISTORY_ORDERS + 1)
     assert fake.requests == []
 
 
 def test_records_at_the_cap_is_served_in_few_requests(fake):
     with client_of(fake) as client:
-        rows = client.data("records", symbol="BTC_USDT", period=1, limit=fmz_plugin.MAX_RECORDS)
+        rows = client.data("records", symbol=fake.SYMBOL, period=1, limit=fmz_plugin.MAX_RECORDS)
     assert 0 < len(rows) <= fmz_plugin.MAX_RECORDS
     assert len(fake.requests) <= 20           # pages of 300 (OKX) to 1000 candles, and the clock
 
 
 def test_history_since_is_capped(fake):
     with client_of(fake) as client:
-        assert client.error("historyorders", symbol="BTC_USDT", since=2001) == \
+        assert client.error("historyorders", symbol=fake.SYMBOL, since=2001) == \
             f"since 2001 is more than {fmz_plugin.MAX_HISTORY_DAYS} days ago (that looks like seconds: since " \
             f"is in milliseconds): historyorders looks back at most {fmz_plugin.MAX_HISTORY_DAYS} days"
         assert fake.requests == []
         oldest = int(time.time() * 1000) - (fmz_plugin.MAX_HISTORY_DAYS - 1) * fmz_plugin.DAY_MS
-        assert client.data("historyorders", symbol="BTC_USDT", since=oldest) == []
+        assert client.data("historyorders", symbol=fake.SYMBOL, since=oldest) == []
     assert len(fake.requests) <= 20           # Bybit: 13 windows of 7 days, one page each
 
 

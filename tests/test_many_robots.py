@@ -53,8 +53,8 @@ def test_a_burst_larger_than_the_limit_is_all_placed_and_never_over_the_limit(ex
     throttled(exchange, monkeypatch, order, (4, 0.3))
 
     def place(client, n):
-        return [client.call("trade", symbol="BTC_USDT", type="buy", price=40000 - 10 * (3 * n + i),
-                            amount="0.001") for i in range(3)]
+        return [client.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000 - 10 * (3 * n + i),
+                            amount=exchange.fake.AMOUNT) for i in range(3)]
 
     answers = robots(exchange, 4, place)
     assert [a for a in answers if "error" in a] == []
@@ -73,8 +73,8 @@ def test_network_jitter_never_puts_more_than_the_limit_into_a_window(exchange, m
     exchange.fake.jitter = 0.15
 
     def place(client, n):
-        return [client.call("trade", symbol="BTC_USDT", type="buy", price=40000 - 10 * (3 * n + i),
-                            amount="0.001") for i in range(3)]
+        return [client.call("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000 - 10 * (3 * n + i),
+                            amount=exchange.fake.AMOUNT) for i in range(3)]
 
     answers = robots(exchange, 3, place)
     assert [a for a in answers if "error" in a] == [] and len(exchange.fake.engine.orders) == 9
@@ -303,11 +303,12 @@ def test_32_robots_asking_one_ticker_at_once_cost_a_few_exchange_calls(exchange)
     module marks per_key (Alpaca's market data carries the keys) among robots on one key."""
     exchange.data("markets")
     before, signatures = len(gets_to(exchange)), len(exchange.fake.signatures)
-    one = exchange.data("ticker", symbol="BTC_USDT")
+    symbol = exchange.fake.SYMBOL
+    one = exchange.data("ticker", symbol=symbol)
     per_ticker = len(gets_to(exchange)) - before                  # calls one ticker costs alone
     before = len(gets_to(exchange))
-    answers = at_once(exchange, [("ticker", {"symbol": "BTC_USDT"})] * 32)
-    assert len(answers) == 32 and all("data" in a and a["data"]["symbol"] == "BTC_USDT" for a in answers.values())
+    answers = at_once(exchange, [("ticker", {"symbol": symbol})] * 32)
+    assert len(answers) == 32 and all("data" in a and a["data"]["symbol"] == symbol for a in answers.values())
     assert {a["data"]["last"] for a in answers.values()} == {one["last"]}
     assert len(gets_to(exchange)) - before <= 3 * per_ticker
 
@@ -318,10 +319,10 @@ def test_a_signed_market_read_is_never_shared_across_keys(exchange):
     (data, or the exchange's refusal), never the answer of another key's call."""
     exchange.data("markets")
     signatures = len(exchange.fake.signatures)
-    exchange.data("ticker", symbol="BTC_USDT")
+    exchange.data("ticker", symbol=exchange.fake.SYMBOL)
     if len(exchange.fake.signatures) == signatures:
         pytest.skip(f"{exchange.exchange}'s ticker is public: no keys to share it by")
-    asks = [("ticker", {"symbol": "BTC_USDT"})] * 16
+    asks = [("ticker", {"symbol": exchange.fake.SYMBOL})] * 16
     answers = at_once(exchange, asks, wrong_secret=range(1, 16, 2))
     for n, answer in answers.items():
         assert ("error" in answer) == (n % 2 == 1), (n, answer)
@@ -329,19 +330,20 @@ def test_a_signed_market_read_is_never_shared_across_keys(exchange):
 
 def test_mixed_symbols_and_depths_never_share_an_answer(exchange):
     exchange.data("markets")
-    asks = [("ticker", {"symbol": "BTC_USDT"}), ("ticker", {"symbol": "ETH_USDT"}),
-            ("depth", {"symbol": "BTC_USDT", "limit": 5}), ("depth", {"symbol": "BTC_USDT", "limit": 10}),
-            ("depth", {"symbol": "ETH_USDT", "limit": 5})] * 4
+    btc, eth = ("BTC_USDT", "ETH_USDT") if exchange.fake.SPOT else ("BTC_USDT.swap", "ETH_USDT.swap")
+    asks = [("ticker", {"symbol": btc}), ("ticker", {"symbol": eth}),
+            ("depth", {"symbol": btc, "limit": 5}), ("depth", {"symbol": btc, "limit": 10}),
+            ("depth", {"symbol": eth, "limit": 5})] * 4
     answers = at_once(exchange, asks)
     for n, (method, params) in enumerate(asks):
         data = answers[n]["data"]
         if method == "ticker":
             assert data["symbol"] == params["symbol"]
-            assert 1000 < data["last"] < 10000 if params["symbol"] == "ETH_USDT" else data["last"] > 10000
+            assert 1000 < data["last"] < 10000 if params["symbol"] == eth else data["last"] > 10000
         else:
             assert len(data["asks"]) == len(data["bids"]) == params["limit"]
             best = data["asks"][0][0]
-            assert 1000 < best < 10000 if params["symbol"] == "ETH_USDT" else best > 10000
+            assert 1000 < best < 10000 if params["symbol"] == eth else best > 10000
 
 
 def test_a_shared_call_error_reaches_every_robot_that_joined_it(exchange):

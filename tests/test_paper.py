@@ -64,15 +64,22 @@ def serves_swaps(client):
     return "positions" in EXCHANGES[client.exchange.lower()].METHODS
 
 
+def spot_only(client):
+    """For a test of spot orders: skipped on an exchange without spot markets (BloFin)."""
+    if not client.fake.SPOT:
+        pytest.skip(f"{client.exchange} serves perpetual swaps only")
+
+
 # ---------------------------------------------------------------------------- never a signed request
 
 def test_a_paper_session_never_sends_a_signed_request(paper):
-    resting = paper.data("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")["id"]
-    paper.data("trade", symbol="BTC_USDT", type="sell", price=-1, amount="0.01")
-    paper.data("order", id=resting, symbol="BTC_USDT")
-    paper.data("orders", symbol="BTC_USDT")
-    paper.data("cancel", id=resting, symbol="BTC_USDT")
-    paper.data("historyorders", symbol="BTC_USDT", since=0, limit=10)
+    symbol, amount = paper.fake.SYMBOL, paper.fake.AMOUNT
+    resting = paper.data("trade", symbol=symbol, type="buy", price=40000, amount=amount)["id"]
+    paper.data("trade", symbol=symbol, type="sell" if paper.fake.SPOT else "buy", price=-1, amount=amount)
+    paper.data("order", id=resting, symbol=symbol)
+    paper.data("orders", symbol=symbol)
+    paper.data("cancel", id=resting, symbol=symbol)
+    paper.data("historyorders", symbol=symbol, since=0, limit=10)
     paper.data("accounts")
     if serves_swaps(paper):
         lot = paper.data("markets")["BTC_USDT.swap"]["min_qty"]
@@ -98,6 +105,7 @@ def test_an_exchange_whose_market_data_needs_keys_says_so(tmp_path):
 # ---------------------------------------------------------------------------- matching
 
 def test_a_market_order_walks_the_book_levels(paper):
+    spot_only(paper)
     # bids 50000 x 0.5, 49999.9 x 1.0, 49999.8 x 1.5: a market sell of 1.2 takes 0.5 + 0.7
     order_id = paper.data("trade", symbol="BTC_USDT", type="sell", price=-1, amount="1")["id"]
     order = paper.data("order", id=order_id, symbol="BTC_USDT")
@@ -133,6 +141,7 @@ def test_a_min_notional_is_refused_as_the_exchange_would(tmp_path):
 
 
 def test_a_resting_order_fills_when_trades_go_through_it(paper, tmp_path):
+    spot_only(paper)
     use_ledger(paper, tmp_path / "tape.db", fees=(0, 0))
     buy = paper.data("trade", symbol="BTC_USDT", type="buy", price=49000, amount="0.01")["id"]
     sell = paper.data("trade", symbol="ETH_USDT", type="sell", price=4000, amount="0.01")["id"]

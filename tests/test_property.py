@@ -42,4 +42,4 @@ def test_any_envelope_gets_data_or_a_clear_error(served, method, params, real_ke
 
 
 def test_server_still_serves_after_the_property_run(served):
-    assert served.data("ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+    assert served.data("ticker", symbol=served.fake.SYMBOL)["symbol"] == served.fake.SYMBOL

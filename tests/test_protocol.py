@@ -214,9 +214,9 @@ def test_records_period_defaults_to_an_hour():
 
 
 def test_records_in_seconds_answer_what_minutes_answer(exchange):
-    hourly = exchange.data("records", symbol="BTC_USDT", period=3600, limit=5)
+    hourly = exchange.data("records", symbol=exchange.fake.SYMBOL, period=3600, limit=5)
     assert {b[0] - a[0] for a, b in zip(hourly, hourly[1:])} == {3_600_000}
-    daily = exchange.data("GetRecords", symbol="BTC_USDT", period=86400, limit=3)
+    daily = exchange.data("GetRecords", symbol=exchange.fake.SYMBOL, period=86400, limit=3)
     assert {b[0] - a[0] for a, b in zip(daily, daily[1:])} == {86_400_000}
 
 

@@ -42,7 +42,7 @@ def requests_to(exchange, endpoint):
 
 def test_every_exchange_documents_its_limits(exchange):
     limits = module_of(exchange).RATE_LIMITS
-    for method, params in [("ticker", {"symbol": "BTC_USDT"}), ("accounts", {})]:
+    for method, params in [("ticker", {"symbol": exchange.fake.SYMBOL}), ("accounts", {})]:
         assert endpoint_of(exchange, method, **params) in limits
     assert f"POST {exchange.fake.ORDER_PATH}" in limits
     for entry in limits.values():
@@ -52,15 +52,15 @@ def test_every_exchange_documents_its_limits(exchange):
 
 
 def test_rate_limited_read_waits_once_then_names_the_limit(exchange):
-    endpoint = endpoint_of(exchange, "ticker", symbol="BTC_USDT")
+    endpoint = endpoint_of(exchange, "ticker", symbol=exchange.fake.SYMBOL)
     probes = len(requests_to(exchange, endpoint))
     exchange.fake.inject("429", times=2)
-    error = exchange.error("ticker", symbol="BTC_USDT")
+    error = exchange.error("ticker", symbol=exchange.fake.SYMBOL)
     limit = _throttle.limits_of(module_of(exchange).RATE_LIMITS[endpoint])[0]
     assert error.startswith(f"{exchange.fake.NAME} rate limit reached for {endpoint}")
     assert f"{exchange.fake.NAME} allows {limit.describe()}" in error
     assert len(requests_to(exchange, endpoint)) == probes + 2   # the call and its one retry
-    assert exchange.data("ticker", symbol="BTC_USDT")
+    assert exchange.data("ticker", symbol=exchange.fake.SYMBOL)
 
 
 def test_one_rate_limited_answer_on_a_read_is_waited_out(exchange):
@@ -70,7 +70,7 @@ def test_one_rate_limited_answer_on_a_read_is_waited_out(exchange):
 
 def test_rate_limited_order_is_not_resent(exchange):
     exchange.fake.inject("429", path=exchange.fake.ORDER_PATH, method="POST")
-    error = exchange.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.01")
+    error = exchange.error("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     assert "rate limit reached for POST" in error
     assert exchange.fake.engine.orders == {}
     assert len(requests_to(exchange, f"POST {exchange.fake.ORDER_PATH}")) == 1
@@ -81,7 +81,7 @@ def test_http_429_without_a_json_body_is_a_rate_limit_too(exchange):
     exchange.fake.rate_limited = lambda: (429, "<html>slow down</html>")
     exchange.fake.inject("429", times=2)
     try:
-        assert "rate limit reached" in exchange.error("ticker", symbol="BTC_USDT")
+        assert "rate limit reached" in exchange.error("ticker", symbol=exchange.fake.SYMBOL)
     finally:
         exchange.fake.rate_limited = original
 
@@ -98,7 +98,7 @@ def test_robots_sharing_a_key_never_exceed_the_limit(exchange, monkeypatch):
     """Eight robots, one key, a limit of 5 requests per 1000 s: exactly 5 reach the exchange;
     every other call, whose turn could not come within --max-wait, is answered at once with an
     error naming the limit."""
-    endpoint = endpoint_of(exchange, "ticker", symbol="BTC_USDT")
+    endpoint = endpoint_of(exchange, "ticker", symbol=exchange.fake.SYMBOL)
     throttled(exchange, monkeypatch, endpoint, (5, 1000.0))
     exchange.server.settings.shared_reads = None          # each robot's ticker a call of its own
     answers, lock = [], threading.Lock()
@@ -106,7 +106,7 @@ def test_robots_sharing_a_key_never_exceed_the_limit(exchange, monkeypatch):
     def robot():
         client = PluginClient(exchange.url, exchange.exchange, exchange.access_key, exchange.secret_key)
         for _ in range(3):
-            answer = client.call("ticker", symbol="BTC_USDT")
+            answer = client.call("ticker", symbol=exchange.fake.SYMBOL)
             with lock:
                 answers.append(answer)
 
@@ -122,10 +122,10 @@ def test_robots_sharing_a_key_never_exceed_the_limit(exchange, monkeypatch):
 
 
 def test_throttle_waits_briefly_instead_of_failing(exchange, monkeypatch):
-    endpoint = endpoint_of(exchange, "ticker", symbol="BTC_USDT")
+    endpoint = endpoint_of(exchange, "ticker", symbol=exchange.fake.SYMBOL)
     throttled(exchange, monkeypatch, endpoint, (2, 0.05))
     for _ in range(6):
-        assert exchange.data("ticker", symbol="BTC_USDT")
+        assert exchange.data("ticker", symbol=exchange.fake.SYMBOL)
     assert len(requests_to(exchange, endpoint)) == 6
 
 

@@ -46,6 +46,7 @@ def guarded(fake, tmp_path):
             client = PluginClient(url, fake.NAME, fake.ACCESS_KEY, fake.SECRET_KEY)
             client.fake, client.server, client.guard, client.path = fake, server, guard, path
             return client
+        start.fake = fake
         yield start
 
 
@@ -60,6 +61,12 @@ def write(path, rules):
 def serves_swaps(ex):
     if "positions" not in EXCHANGES[ex.exchange.lower()].METHODS:
         pytest.skip(f"{ex.exchange} serves no perpetual swaps")
+
+
+def serves_spot(guarded):
+    """For a test of spot orders: skipped on an exchange without spot markets (BloFin)."""
+    if not guarded.fake.SPOT:
+        pytest.skip(f"{guarded.fake.NAME} serves perpetual swaps only")
 
 
 def refused(ex, rule_text, **order):
@@ -89,6 +96,7 @@ def amount(ex, symbol, contracts):
 # ---------------------------------------------------------------------------- max_order_value
 
 def test_order_value_over_the_limit_is_refused_before_the_exchange(guarded):
+    serves_spot(guarded)
     ex = guarded(max_order_value=5000)
     refused(ex, f"order value 8,000 USDT over max_order_value 5,000 ({ex.exchange}, risk.json)",
             symbol="BTC_USDT", type="buy", price=40000, amount="0.2")
@@ -96,6 +104,7 @@ def test_order_value_over_the_limit_is_refused_before_the_exchange(guarded):
 
 
 def test_market_orders_are_valued_at_the_best_price(guarded):
+    serves_spot(guarded)
     ex = guarded(max_order_value=5000)
     refused(ex, f"order value 10,000 USDT over max_order_value 5,000 ({ex.exchange}, risk.json)",
             symbol="BTC_USDT", type="sell", price=-1, amount="0.2")             # at the best bid, 50000
@@ -141,6 +150,7 @@ def test_a_close_passes_value_symbol_and_position_rules(guarded, close):
 # ---------------------------------------------------------------------------- max_order_amount
 
 def test_order_amount_over_the_limit_is_refused(guarded):
+    serves_spot(guarded)
     ex = guarded(max_order_amount="0.2")
     refused(ex, f"order amount 0.5 BTC over max_order_amount 0.2 ({ex.exchange}, risk.json)",
             symbol="BTC_USDT", type="buy", price=40000, amount="0.5")
@@ -166,6 +176,7 @@ def units_of(fake, symbol, contracts):
 # ---------------------------------------------------------------------------- symbols
 
 def test_only_the_listed_symbols_may_be_traded(guarded):
+    serves_spot(guarded)
     ex = guarded(symbols=["BTC_USDT", "USDT.swap"])
     refused(ex, f"ETH_USDT is not in symbols [BTC_USDT, USDT.swap] ({ex.exchange}, risk.json)",
             symbol="ETH_USDT", type="buy", price=1000, amount="0.01")
@@ -175,6 +186,7 @@ def test_only_the_listed_symbols_may_be_traded(guarded):
 
 
 def test_reads_and_cancels_are_never_blocked(guarded):
+    serves_spot(guarded)
     ex = guarded(symbols=[], max_order_value=0)
     order_id = ex.fake.engine.place(("BTC", "USDT"), "buy", "limit", Decimal("0.001"), Decimal(40000))["id"]
     assert ex.data("ticker", symbol="ETH_USDT")["symbol"] == "ETH_USDT"
@@ -189,6 +201,7 @@ def test_reads_and_cancels_are_never_blocked(guarded):
 # ---------------------------------------------------------------------------- max_orders_per_minute
 
 def test_orders_per_minute_count_only_orders_that_reached_the_exchange(guarded):
+    serves_spot(guarded)
     ex = guarded(max_orders_per_minute=2, max_order_value=150000)
     refused(ex, f"order value 200,000 USDT over max_order_value 150,000 ({ex.exchange}, risk.json)",
             symbol="BTC_USDT", type="buy", price=40000, amount=5)                # refused here: not counted
@@ -205,6 +218,7 @@ def test_orders_per_minute_count_only_orders_that_reached_the_exchange(guarded):
 
 
 def test_orders_per_minute_forget_orders_older_than_a_minute(guarded):
+    serves_spot(guarded)
     ex = guarded(max_orders_per_minute=1)
     clock = [1000.0]
     ex.guard.clock = lambda: clock[0]
@@ -218,6 +232,7 @@ def test_orders_per_minute_forget_orders_older_than_a_minute(guarded):
 # ---------------------------------------------------------------------------- max_open_orders
 
 def test_open_orders_on_the_symbol_are_counted_before_the_order(guarded):
+    serves_spot(guarded)
     ex = guarded(max_open_orders=2)
     first = placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
     placed(ex, symbol="BTC_USDT", type="buy", price=40001, amount="0.001")
@@ -232,6 +247,7 @@ def test_open_orders_on_the_symbol_are_counted_before_the_order(guarded):
 
 
 def test_a_check_the_exchange_cannot_answer_refuses_the_order(guarded):
+    serves_spot(guarded)
     ex = guarded(max_open_orders=5)
     ex.fake.inject("5xx", times=2)                  # the open orders' read and its one retry
     error = ex.error("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
@@ -297,6 +313,7 @@ def test_leverage_over_the_limit_is_refused(guarded):
 # ---------------------------------------------------------------------------- one key's entry
 
 def test_a_keys_entry_overrides_its_exchanges_rules_and_keeps_the_others(guarded, fake):
+    serves_spot(guarded)
     ex = guarded(file={fake.NAME: {"max_order_value": 5000, "symbols": ["BTC_USDT"]},
                        f"{fake.NAME}:{fake.ACCESS_KEY[-4:]}": {"max_order_value": 100},
                        f"{fake.NAME}:zzzz": {"max_order_value": 1}})
@@ -310,6 +327,7 @@ def test_a_keys_entry_overrides_its_exchanges_rules_and_keeps_the_others(guarded
 # ---------------------------------------------------------------------------- the kill switch
 
 def test_halt_refuses_every_new_order_cancels_pass_and_resume_trades_again(guarded, capsys):
+    serves_spot(guarded)
     ex = guarded()
     halt_file = str(ex.path.with_name("fmz-plugin.halt"))
     order_id = placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
@@ -350,6 +368,7 @@ def test_halt_without_rules_refuses_every_order_on_every_exchange(tmp_path):
 # ---------------------------------------------------------------------------- the file changes
 
 def test_changed_rules_are_read_without_a_restart_and_a_bad_version_keeps_the_last_good(guarded, caplog):
+    serves_spot(guarded)
     ex = guarded(max_order_value=5000)
     placed(ex, symbol="BTC_USDT", type="buy", price=40000, amount="0.1")               # 4,000
     write(ex.path, {ex.exchange: {"max_order_value": 1000}})
@@ -511,6 +530,8 @@ def test_check_trade_passes_with_a_permissive_risk_file(guarded, symbol, capsys)
     ex = guarded(**PERMISSIVE)
     if symbol.endswith(".swap"):
         serves_swaps(ex)
+    else:
+        serves_spot(guarded)
     assert run("check", f"{ex.url}/{ex.exchange}", "--symbol", symbol, "--trade", "--yes", *keys_of(ex.fake)) == 0
     found = rows(capsys.readouterr().out)
     assert found["trade"][0] == found["trade: gone"][0] == "pass", found

@@ -24,12 +24,12 @@ FAULTS = ["5xx", "drop_after", "429"]     # a failed read, a lost answer, a rate
 def params_for(method, fake, order_id):
     """Plausible params for each protocol method (unknown ones get none)."""
     return {
-        "ticker": {"symbol": "BTC_USDT"}, "depth": {"symbol": "BTC_USDT", "limit": 5},
-        "trades": {"symbol": "BTC_USDT"}, "records": {"symbol": "BTC_USDT", "period": 1, "limit": 5},
-        "trade": {"symbol": "BTC_USDT", "type": "buy", "price": 40000, "amount": "0.01"},
-        "orders": {"symbol": "BTC_USDT"}, "order": {"id": order_id, "symbol": "BTC_USDT"},
-        "historyorders": {"symbol": "BTC_USDT", "since": 0, "limit": 5},
-        "cancel": {"id": order_id, "symbol": "BTC_USDT"},
+        "ticker": {"symbol": fake.SYMBOL}, "depth": {"symbol": fake.SYMBOL, "limit": 5},
+        "trades": {"symbol": fake.SYMBOL}, "records": {"symbol": fake.SYMBOL, "period": 1, "limit": 5},
+        "trade": {"symbol": fake.SYMBOL, "type": "buy", "price": 40000, "amount": fake.AMOUNT},
+        "orders": {"symbol": fake.SYMBOL}, "order": {"id": order_id, "symbol": fake.SYMBOL},
+        "historyorders": {"symbol": fake.SYMBOL, "since": 0, "limit": 5},
+        "cancel": {"id": order_id, "symbol": fake.SYMBOL},
         "tickers": {"symbol": "USDT.swap"}, "positions": {"symbol": "USDT.swap"},
         "margin_level": {"symbol": "BTC_USDT.swap", "level": 5}, "fundings": {"symbol": "USDT.swap"},
     }.get(method, {})
@@ -77,8 +77,8 @@ def exercise(client, fake, module):
             fake.inject(kind, times=2)
             call(method, **params_for(method, fake, order_id))
             fake.faults.clear()
-    call("trade", symbol="BTC_USDT", type="buy", price=1, amount="-1")     # refused before sending
-    call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="999999")   # refused by the exchange
+    call("trade", symbol=fake.SYMBOL, type="buy", price=1, amount="-1")     # refused before sending
+    call("trade", symbol=fake.SYMBOL, type="buy", price=40000, amount="999999")   # refused by the exchange
     call("teleport")
     wrong = [fake.SECRET_KEY.replace(secrets_of(fake)[1], secrets_of(fake)[1] + "x"),   # wrong secret
              "x", "a,b,c,d,e", ""]

@@ -22,7 +22,7 @@ from tests.fakes.bingx import FakeBingX
 from tests.fakes.bybit import FakeBybit
 from tests.fakes.okx import PASSPHRASE, FakeOKX
 
-TICKER_PATH = "/api/v5/market/ticker"
+TICKER_PATH, CANDLES_PATH = "/api/v5/market/ticker", "/api/v5/market/candles"
 PUBLIC = "/ws/v5/public"
 WAIT = 10.0        # seconds any awaited event may take at most (it takes milliseconds)
 
@@ -283,6 +283,23 @@ def test_a_fill_reaches_the_streamed_trades_and_ticker(client, venue, symbol):
     assert moved["time"] > ticker["time"]
 
 
+@only("okx")
+def test_records_from_the_stream_are_the_rest_answer_without_a_rest_call(client):
+    rest = client.data("records", symbol="BTC_USDT", period=1, limit=50)
+    streamed = from_stream(client, CANDLES_PATH, "records", symbol="BTC_USDT", period=1, limit=50)
+    by_time = {row[0]: row for row in rest}           # (a minute may have turned in between)
+    assert len(streamed) == 50 and all(row == by_time.get(row[0], row) for row in streamed)
+    assert [b[0] - a[0] for a, b in zip(streamed, streamed[1:])] == [60_000] * 49
+    before = rest_calls(client.fake, CANDLES_PATH)
+    assert client.data("records", symbol="BTC_USDT", period=1, limit=20) == streamed[-20:]
+    assert rest_calls(client.fake, CANDLES_PATH) == before
+    business = [json.loads(m) for path, m in list(client.fake.ws_received) if path == "/ws/v5/business"]
+    assert business[0] == {"op": "subscribe", "args": [{"channel": "candle1m", "instId": "BTC-USDT"}]}
+    before = rest_calls(client.fake, CANDLES_PATH)
+    client.data("records", symbol="BTC_USDT", period=1, limit=500)       # more than the seed held: REST
+    assert rest_calls(client.fake, CANDLES_PATH) == before + 2
+
+
 @only("okx", "bybit")
 def test_an_update_changes_the_local_book(client):
     from_stream(client, None, "depth", symbol="BTC_USDT", limit=5)
@@ -415,6 +432,17 @@ def test_a_stream_host_that_refuses_the_upgrade_leaves_rest_answering(request, p
             assert rest_calls(fake) == before + 1
 
 
+@only("okx")
+def test_okx_notice_of_an_upgrade_reconnects_at_once(repo_client, quick):
+    from_stream(repo_client, TICKER_PATH, "ticker", symbol="BTC_USDT")
+    notice = {"event": "notice", "code": "64008", "msg": "The connection will soon be closed for a service upgrade. "
+                                                         "Please reconnect.", "connId": "fake"}
+    for session in list(repo_client.fake.ws_sessions):
+        session.send_text(json.dumps(notice))
+    repo_client.fake.ws_wait(lambda: repo_client.fake.ws_connections == 2 and len(subscriptions(repo_client.fake)) == 2)
+    assert from_stream(repo_client, TICKER_PATH, "ticker", symbol="BTC_USDT")["symbol"] == "BTC_USDT"
+
+
 def test_silent_connection_is_closed_and_replaced(repo_client, venue, quick, monkeypatch):
     monkeypatch.setattr(venue.module, "STREAM_KEEPALIVE", 0.05)
     monkeypatch.setattr(venue.module, "STREAM_SILENCE", 0.3)
@@ -543,7 +571,7 @@ class Answers:
     def __init__(self):
         self.sent = []
 
-    def reply(self, text):
+    def send(self, text):
         self.sent.append(text)
 
 
@@ -592,9 +620,11 @@ def test_a_moved_rest_host_without_a_stream_host_does_not_stream(request, fake):
 
 
 def test_stream_urls_keep_the_exchanges_path():
-    assert _stream.stream_urls(okx, {}) == {"public": "wss://ws.okx.com:8443/ws/v5/public"}
+    assert _stream.stream_urls(okx, {}) == okx.STREAM_URLS
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1", "ws": "ws://127.0.0.1:2"}) == \
-        {"public": "ws://127.0.0.1:2/ws/v5/public"}
+        {"public": "ws://127.0.0.1:2/ws/v5/public", "business": "ws://127.0.0.1:2/ws/v5/business"}
+    assert _stream.stream_urls(okx, {"ws": "ws://127.0.0.1:2", "ws.business": "wss://b.example:3"}) == \
+        {"public": "ws://127.0.0.1:2/ws/v5/public", "business": "wss://b.example:3/ws/v5/business"}
     assert _stream.stream_urls(okx, {"": "http://127.0.0.1:1"}) is None
     assert _stream.stream_urls(binance, {"ws": "ws://h:2", "ws.futures": "ws://h:2/futures/"}) == \
         {"spot": "ws://h:2/stream", "futures": "ws://h:2/futures/stream"}       # a host's own path stays in front
@@ -613,7 +643,7 @@ class Acme:
         self.STREAM_URLS = {"public": server.ws_url + "/public", "private": server.ws_url + "/private"}
 
     @staticmethod
-    def stream_topic(symbol, method):
+    def stream_topic(symbol, method, period):
         return ("private" if method == "trades" else "public"), (method, symbol)
 
     @staticmethod
@@ -665,3 +695,43 @@ def test_bybit_requests_carry_at_most_10_args():
     topics = [("ticker", Symbol(base, "USDT")) for base in ("A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K")]
     messages = [json.loads(message)["args"] for message in bybit.stream_subscribe(topics)]
     assert max(map(len, messages)) <= bybit.STREAM_ARGS and sum(map(len, messages)) == 22      # ticker + orderbook.1
+
+
+class Chatty(Acme):
+    """A dialect whose exchange pings in text ("Ping" wants "Pong") and sends ticker deltas."""
+    STREAM_LOGIN = ()
+
+    @staticmethod
+    def stream_read(message, feed):
+        if message == "Ping":
+            return feed.send("Pong")
+        _, symbol, field, value = message.split()          # "delta X last 5": no ack names the topic
+        state = feed.state(("ticker", symbol))
+        state[field] = int(value)
+        feed.ticker(("ticker", symbol), {"symbol": symbol, **state}, message)
+
+
+def test_a_dialect_answers_the_exchange_and_keeps_state_between_deltas():
+    def chatty(session):
+        assert session.receive() == "subscribe ticker:X"
+        server.ws_note(session, "subscribed")
+        session.send_text("Ping")
+        server.ws_note(session, session.receive())
+        session.send_text("delta X last 5")
+        session.send_text("delta X buy 4")
+        server.ws_note(session, session.receive())         # until the client goes
+
+    with FakeExchange() as server:
+        server.ws_routes = {"/public": chatty}
+        dialect, streams = Chatty(server), _stream.Streams(lambda exchange: exchange.STREAM_URLS)
+        rest = lambda: ({"symbol": "X", "from": "REST"}, None)
+        try:
+            assert streams.serve(dialect, "ticker", {"symbol": "X"}, rest) == rest()
+            server.ws_wait(lambda: [m for _, m in server.ws_received] == ["subscribed", "Pong"])
+            for _ in range(100000):                       # ask until both deltas are in
+                answer = streams.serve(dialect, "ticker", {"symbol": "X"}, rest)[0]
+                if answer == {"symbol": "X", "last": 5, "buy": 4}:
+                    break
+            assert answer == {"symbol": "X", "last": 5, "buy": 4}
+        finally:
+            streams.close()

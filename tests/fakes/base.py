@@ -134,6 +134,13 @@ class FakeExchange:
         SWAPS             the perpetual swaps the exchange serves, of the engine's SWAP_MARKETS
         CONTRACT_UNITS    {swap: how many of the exchange's amount units one engine contract is}
                           for an exchange that counts swaps in coins; 1 for those not listed
+        SYMBOL, AMOUNT    what the exchange-neutral suites (faults, hostile, exactly-once, risk)
+                          trade and read: BTC_USDT and 0.01, or a swap and its contracts on an
+                          exchange without spot markets
+        SPOT              False for an exchange that serves perpetual swaps only (BloFin): the
+                          spot suites skip it, and it must refuse spot symbols
+        FUNDING_INTERVAL  the funding interval (ms) the plugin assumes for an exchange that
+                          publishes none (BloFin: 8 h), its fake settling every swap so; else None
         engine            the shared Engine keeping the fake's state (set by each fake)
     and implements not_found, rate_limited and signature_of below.
     """
@@ -148,6 +155,9 @@ class FakeExchange:
     FOREIGN_ORDER_ID = ""
     SWAPS = ("BTC_USDT.swap", "ETH_USDT.swap", "BTC_USD.swap")
     CONTRACT_UNITS = {}
+    SPOT = True
+    SYMBOL, AMOUNT = "BTC_USDT", "0.01"
+    FUNDING_INTERVAL = None
 
     CLIENT_ID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,31}")   # the client order ids the plugin sends here
     MAX_OPEN_ORDERS = None            # open orders the exchange allows per market (None: no such rule)

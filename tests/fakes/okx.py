@@ -13,7 +13,8 @@ contracts with positions, leverage, funding and net / long_short position modes 
 engine; `fake.engine.set_hedge_mode(True)` is what POST /api/v5/account/set-position-mode does.
 
 Its WebSocket API (docs-v5 "WebSocket", public channels) is served on the same port at
-/ws/v5/public: {"op": "subscribe" | "unsubscribe", "args": [{"channel", "instId"}]} answered by
+/ws/v5/public and /ws/v5/business (candles: candle1m, candle1H, ..., the candle still open on
+subscribing and after every fill): {"op": "subscribe" | "unsubscribe", "args": [{"channel", "instId"}]} answered by
 an event per arg ({"event": "subscribe", "arg", "connId"}) or {"event": "error", "code": "60018"};
 channels tickers (a push on subscribing and after every fill), books (a 400-level snapshot,
 then updates chained by seqId / prevSeqId with the CRC32 checksum of the top 25 levels), books5
@@ -65,7 +66,8 @@ REFUSALS = {
 }
 POS_MODES = {False: "net_mode", True: "long_short_mode"}
 WS_BOOK_LEVELS = 400           # levels a side of a books snapshot
-WS_CHANNELS = ("tickers", "books", "books5", "trades")
+WS_CHANNELS = {"/ws/v5/public": ("tickers", "books", "books5", "trades"),      # path -> its channels
+               "/ws/v5/business": tuple("candle" + bar for bar in BAR_MS)}
 
 
 def ok(data):
@@ -136,7 +138,7 @@ class FakeOKX(FakeExchange):
         super().__init__()
         self.engine = Engine(self.now_ms)
         self.engine.watchers.append(self.stream_fill)
-        self.ws_routes = {"/ws/v5/public": self.ws_public}
+        self.ws_routes = {"/ws/v5/public": self.ws_public, "/ws/v5/business": self.ws_public}
         self.ws_idle_limit = 30.0            # seconds OKX waits for a client message before closing
         self.ws_answers_ping = True          # False: "ping" goes unanswered (a connection gone silent)
         self.ws_subscriptions = {}           # session -> {(channel, instId)}
@@ -394,7 +396,8 @@ class FakeOKX(FakeExchange):
         for arg in args:
             topic = (arg.get("channel"), arg.get("instId"))
             pair = pair_of(topic[1])
-            if op not in ("subscribe", "unsubscribe") or topic[0] not in WS_CHANNELS or not self.engine.spec(pair or ()):
+            channels = WS_CHANNELS[session.path.split("?")[0]]
+            if op not in ("subscribe", "unsubscribe") or topic[0] not in channels or not self.engine.spec(pair or ()):
                 session.send_text(json.dumps({"event": "error", "code": "60018", "connId": "fake",
                                               "msg": f"Wrong URL or channel:{topic[0]},instId:{topic[1]} doesn't exist."}))
                 continue
@@ -408,7 +411,9 @@ class FakeOKX(FakeExchange):
 
     def _first_push(self, session, topic, pair):
         channel, inst = topic
-        if channel == "tickers":
+        if channel.startswith("candle"):
+            session.send_text(json.dumps(self._candle_push(channel, pair)))
+        elif channel == "tickers":
             session.send_text(json.dumps({"arg": {"channel": channel, "instId": inst}, "data": [self._ticker(pair)]}))
         elif channel == "books5":
             session.send_text(json.dumps(self._books5(pair)))
@@ -464,6 +469,14 @@ class FakeOKX(FakeExchange):
             self._push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": [data]})
             self._push(("books5", inst), self._books5(pair))
 
+    def _candle_push(self, channel, pair):
+        """The candle still open, as the candle channels push it (confirm "0")."""
+        step = BAR_MS[channel[len("candle"):]]
+        ts = self.now_ms() // step * step
+        _, o, h, low, c, vol = self.engine.candle(pair, ts, step)
+        row = [str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), "1050", "1050", "0"]
+        return {"arg": {"channel": channel, "instId": inst_id(pair)}, "data": [row]}
+
     def stream_fill(self, pair, side, price, amount):
         """The engine filled an order (under the lock): the trade, the ticker and the book move."""
         inst = inst_id(pair)
@@ -471,6 +484,9 @@ class FakeOKX(FakeExchange):
                  "side": side, "ts": str(self.now_ms()), "count": "1"}
         self._push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
         self._push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
+        for channel in {c for subscribed in self.ws_subscriptions.values() for c, i in subscribed
+                        if i == inst and c.startswith("candle")}:
+            self._push((channel, inst), self._candle_push(channel, pair))
         if any(("books", inst) in subscribed or ("books5", inst) in subscribed
                for subscribed in self.ws_subscriptions.values()):
             self.push_book_update(pair)
