@@ -774,15 +774,20 @@ def _serve_call(api, handler, method, kwargs, risk=None, streams=None, exchange=
 
 
 def error_kind(error, asked, header_names=()):
-    """Which of ERROR_KINDS a PluginError is, for the status: a bad request when it came before
-    the exchange was asked (or `check` sent the request wrong on purpose, CHECK_HEADER), a
-    refusal of the risk guard or of the throttle, else the exchange's."""
+    """Which of ERROR_KINDS a PluginError is, for the status: a refusal of the risk guard or of
+    the throttle; the exchange's when the exchange said so (its error code) or its answer was
+    lost (a timeout, a dropped connection, HTTP 5xx: ambiguous); else a bad request, which the
+    plugin or the exchange module refused before asking (unknown method, bad params, a spot
+    symbol on a swap-only exchange, an amount under the minimum, keys in the wrong form), or
+    which `check` sent wrong on purpose (CHECK_HEADER)."""
     if not asked or any(name.lower() == CHECK_HEADER for name in header_names):
         return BAD_REQUEST_ERROR
     if str(error).startswith(RISK_REFUSAL_TEXT):
         return RISK_REFUSAL
     if error.rate_limited and error.code is None:          # the exchange's own "too fast" has its code
         return THROTTLED
+    if error.code is None and not error.ambiguous:
+        return BAD_REQUEST_ERROR
     return EXCHANGE_ERROR
 
 
@@ -1176,10 +1181,10 @@ def _spare_file():
 # (status_text, with the tools) and FMZ's status table (status_table). Its error texts are the
 # (redacted) answers already sent. Never a key, and no base URL (a proxy URL may carry a password).
 
-# Health. Every error answer is one of ERROR_KINDS, and only EXCHANGE_ERROR makes an exchange's
-# state: a bad request (an unknown method, bad params, `check`'s deliberate ones), a refusal of
-# the risk guard and a call the throttle held back are counted in rows of their own, never as
-# the exchange failing. Over the last 5 minutes (HEALTH_WINDOW) an exchange is
+# Health. Every error answer is one of ERROR_KINDS (error_kind), and only EXCHANGE_ERROR makes
+# an exchange's state: a bad request (an unknown method, bad params, `check`'s deliberate ones),
+# a refusal of the risk guard and a call the throttle held back are counted in rows of their own,
+# never as the exchange failing. Over the last 5 minutes (HEALTH_WINDOW) an exchange is
 #     idle      when it had no call at all,
 #     failing   when at least FAILING_SHARE of the calls that asked it failed, the latest one too,
 #     errors    when some of them failed,
@@ -2001,7 +2006,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:now
 tr.failing td{background:#fee2e2}tr.errors td{background:#fffbeb}tr.unused td{color:#6b7280}
 tr.bad td{background:#f5f3ff}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:10px;margin-top:10px}
-.card{background:#fff;border:1px solid #e5e7eb;border-left:6px solid #16a34a;border-radius:8px;padding:10px 12px;min-width:0}
+.card{background:#fff;border:1px solid #e5e7eb;border-left:6px solid #16a34a;border-radius:8px;padding:10px 12px;
+min-width:0}
 .card.errors{border-left-color:#d97706}.card.failing{border-left-color:#dc2626}.card.idle{border-left-color:#9ca3af}
 .badge{font-size:11px;font-weight:600;padding:1px 8px;border-radius:10px;background:#dcfce7;color:#166534}
 .errors .badge{background:#fef3c7;color:#92400e}.failing .badge{background:#fee2e2;color:#991b1b}
@@ -2017,7 +2023,8 @@ tr.bad td{background:#f5f3ff}
 .scroll{overflow-x:auto}
 td.err{color:#991b1b;min-width:12em}tr.bad td.err{color:#6d28d9}
 .clip{max-width:24em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-table.rates{margin:6px 0;font-size:12px}table.rates td,table.rates th{padding:2px 6px}table.rates td:first-child{white-space:nowrap}
+table.rates{margin:6px 0;font-size:12px}table.rates td,table.rates th{padding:2px 6px}
+table.rates td:first-child{white-space:nowrap}
 code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#eef2ff;padding:2px 6px;border-radius:4px;
 user-select:all;overflow-wrap:anywhere}
 .banner{border-radius:8px;padding:8px 12px;margin:10px 0;font-weight:600}
@@ -2090,7 +2097,8 @@ STATUS_SCRIPT = """
       add(add(svg, 'circle', {cx: i * 4 + 2, cy: y, r: 1.6, fill: '#0f766e'}), 'title', {},
           minuteText(t, i) + ': p99 ' + v + ' ms');
     });
-    if (points.length > 1) add(svg, 'polyline', {points: points.join(' '), fill: 'none', stroke: '#0f766e', 'stroke-width': 1});
+    if (points.length > 1)
+      add(svg, 'polyline', {points: points.join(' '), fill: 'none', stroke: '#0f766e', 'stroke-width': 1});
   }
   function charts(){
     var data = document.getElementById('timelines');
@@ -2296,12 +2304,13 @@ def _streams_html(report):
     if not rows:
         return _section_html("streams", f'<p class="note">{NO_STREAM}</p>\n')
     body = "".join(_html_row(row) for row in rows)
-    return _section_html("streams", f'<div class="scroll"><table>{_html_row(STREAM_COLUMNS, "th")}{body}</table></div>\n')
+    return _section_html("streams", f'<div class="scroll"><table>{_html_row(STREAM_COLUMNS, "th")}{body}'
+                                    '</table></div>\n')
 
 
 def _addresses_html(report):
-    rows = "".join(f'<tr><td>{html.escape(e["name"])}</td><td><code>{html.escape(e["service_address"])}</code></td></tr>'
-                   for e in report["exchanges"])
+    rows = "".join(f'<tr><td>{html.escape(e["name"])}</td><td><code>{html.escape(e["service_address"])}'
+                   '</code></td></tr>' for e in report["exchanges"])
     others = ""
     if len(report["hosts"]) > 1:
         others = ('<p class="note">The same paths are served at ' +
@@ -2319,7 +2328,8 @@ def _seen_html(report):
     table = (f'<div class="scroll"><table>{_html_row(SEEN_COLUMNS, "th")}{rows}</table></div>' if seen else
              '<p class="note">Nothing yet.</p>')
     return (f'<section data-section="seen"><details class="seen" id="seen"><summary><h2>{SECTIONS["seen"]}</h2> '
-            f'({_plural(len(seen), "request shape")}: names only, never a value)</summary>\n{table}</details></section>\n')
+            f'({_plural(len(seen), "request shape")}: names only, never a value)</summary>\n{table}'
+            '</details></section>\n')
 
 
 def risk_html(report):
@@ -2331,9 +2341,11 @@ def risk_html(report):
              else f"<p>{html.escape(risk_state_text(risk))}</p>\n")
     rules = f"<p>{html.escape(risk_rules_text(risk))}</p>\n"
     problem = f'<p class="banner alert">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
-    refusals = ("<table>" + _html_row(RISK_COLUMNS, "th") + "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
-                + "</table>\n") if risk["refusals"] else '<p class="note">No order refused since start.</p>\n'
-    return _section_html("risk", "<!-- risk guard -->\n" + state + rules + problem + refusals + "<!-- /risk guard -->\n")
+    refusals = '<p class="note">No order refused since start.</p>\n'
+    if risk["refusals"]:
+        rows = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
+        refusals = f"<table>{_html_row(RISK_COLUMNS, 'th')}{rows}</table>\n"
+    return _section_html("risk", f"<!-- risk guard -->\n{state}{rules}{problem}{refusals}<!-- /risk guard -->\n")
 
 
 def _paper_html(report):
@@ -3210,6 +3222,7 @@ def status_text(report, stream=None):
 
 
 STATE_COLOURS = {"failing": RED, "errors": YELLOW, "ok": GREEN}
+TEXT_METHOD_COLUMNS = ["", "method", "calls", "errors", "5 min", "p50 ms", "p99 ms", "last error"]
 
 
 def _indented(text):
@@ -3237,7 +3250,7 @@ def _exchanges_text(report, stream):
         rows = [row for row in report["methods"] if row["exchange"] == entry["exchange"]]
         cells = [["!" if row["failing"] else "", row["method"], row["calls"], row["errors"], row["errors_5m"],
                   row["p50_ms"], row["p99_ms"], method_cells(row, now)[4]] for row in rows]
-        head, *body = table(["", "method", "calls", "errors", "5 min", "p50 ms", "p99 ms", "last error"], cells).splitlines()
+        head, *body = table(TEXT_METHOD_COLUMNS, cells).splitlines()
         lines.append("  " + head)
         lines += ["  " + (paint(line, RED, stream) if row["failing"] else line) for line, row in zip(body, rows)]
     return lines

@@ -110,6 +110,9 @@ def test_the_worst_state_comes_first(stats):
     (PluginError("OKX GET /x: not sent, ... held back by this plugin", rate_limited=True), True, (), THROTTLED),
     (PluginError("OKX rate limit reached for GET /x", code="50011", rate_limited=True), True, (), EXCHANGE_ERROR),
     (PluginError("OKX: no answer within 10s", ambiguous=True), True, (), EXCHANGE_ERROR),
+    (PluginError("BloFin serves perpetual swaps only: BTC_USDT is a spot symbol, use BTC_USDT.swap"), True, (),
+     BAD_REQUEST_ERROR),                                    # the module refused it before asking
+    (PluginError("OKX keys: access_key must be the API key and ..."), True, (), BAD_REQUEST_ERROR),
 ])
 def test_what_kind_an_error_is(error, asked, headers, kind):
     assert fmz_plugin.error_kind(error, asked, headers) == kind
