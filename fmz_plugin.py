@@ -81,8 +81,8 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, PluginError, iso_ms, now_ms,
-                            parse_number, parse_symbol, plain, round_down)
+from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Headers, PluginError, header_lines,
+                            iso_ms, now_ms, parse_number, parse_symbol, plain, round_down)
 from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
 from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, figure, halt, resume
@@ -91,12 +91,19 @@ MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 MAX_ERROR = 500             # characters of an error message
 CLIENT_TIMEOUT = 30.0       # seconds a docker's keep-alive connection may wait idle for its next request
 REQUEST_TIMEOUT = 10.0      # seconds a request may take to arrive whole, from its first byte
-MAX_CONNECTIONS = 512       # docker connections served at once (--max-connections); see default_max_connections
+MAX_CONNECTIONS = 10_000    # docker connections served at once, at most by default (a thread each); see
+                            # default_max_connections: below this the open-file limit decides
+LISTEN_BACKLOG = 1024       # connections the system queues before accept, at least (more with --max-connections)
+SOMAXCONN = "/proc/sys/net/core/somaxconn"    # Linux caps every listen backlog at this
 FILES_KEPT = 32             # open files the process keeps for itself (listening socket, logs, a spare)
+ACCESS_LOG_EVERY = 60.0     # seconds between two lines counting the answers given (see AccessLog)
 REFUSALS_LOGGED_EVERY = 60.0    # seconds: a refused client (--allow, too many connections) is logged once per
 REFUSED_LINGER = 2.0        # seconds a refused connection stays half-open for its request to arrive and be dropped
 REFUSED_KEPT = 64           # refused connections left half-open at once; more are closed at once
 OUT_OF_FILES_PAUSE = 0.05   # seconds the accept loop pauses when it has no descriptor even to refuse with
+OUT_OF_FILES_LINGER = 0.2   # seconds, at most, a connection refused with the spare descriptor waits for its client
+                            # to hang up (it does at once on reading the 503) before the spare is taken back
+APIS_KEPT = 1024            # Apis kept for reuse (one per exchange, keys and settings); the oldest goes first
 IO_VERBS = ("GET", "POST", "DELETE", "PUT")
 IO_LABEL = "IO"             # how the status shows exchange.IO calls
 BAD_REQUEST = "(bad request)"   # ... and requests that named no served method
@@ -536,6 +543,8 @@ class Settings:
         # paper accounts (access_key "paper"): their SQLite file, opened on the first paper call
         self.paper = paper or _paper.Ledger(_paper.default_path(globals().get("__file__")))
         self.risk = risk                                  # the RiskGuard orders pass (--risk), or None
+        self.apis = {}            # one Api per exchange, keys and settings, reused: see _api_for
+        self.lock = threading.Lock()
 
     def allows(self, client_address):
         """True when --allow was not given or the client's address is in one of its networks."""
@@ -634,11 +643,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except RecursionError:
             return self._answer({"error": "the request body is nested too deeply"})
         answer = dispatch(exchange_name, envelope, self.headers.get("Http-Method"),
-                          self.server.settings, self.server.stats, self.headers.keys())
+                          self.server.settings, self.server.stats, self.headers.names)
         self._answer(answer)
-        outcome = "ok" if "data" in answer else "error: " + answer["error"]
-        log.info("%s %s %s %.0fms %s", exchange_name, *_logged(envelope),
-                 (time.monotonic() - started) * 1000, outcome)
+        self.server.access_log.note(exchange_name, envelope, started, answer)
 
     def do_GET(self):
         """GET / or /status: the status page for humans; any other GET is a protocol mistake."""
@@ -653,16 +660,62 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def parse_request(self):
         """After the request line and headers: refuse a client --allow does not list, before
         its body is read."""
-        if not super().parse_request():
+        if not self._parse_head():
             return False
         if self.server.settings.allows(self.client_address[0]):
             return True
+        self.server.refused_counts["not allowed"] += 1
         if self.server.refusals.first_in_a_while(self.client_address[0]):
             log.warning("refused a request from %s (not in --allow; logged once a minute per address)",
                         self.client_address[0])
         self._answer({"error": f"client address {self.client_address[0]} is not allowed (see --allow)"},
                      close=True, status=403)
         return False
+
+    def _parse_head(self):
+        """BaseHTTPRequestHandler.parse_request's rules (request line, version, header limits,
+        Connection, Expect), with the headers read into a plain dict (_kit.Headers) instead of
+        through the email package, which took a tenth of the CPU of an answer."""
+        self.command, self.request_version, self.close_connection = None, self.default_request_version, True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:
+            version = words[-1]
+            number = version[5:].split(".") if version.startswith("HTTP/") else []
+            if len(number) != 2 or not all(part.isdigit() and len(part) <= 10 for part in number):
+                self.send_error(400, f"Bad request version ({version!r})")
+                return False
+            if (int(number[0]), int(number[1])) >= (2, 0):
+                self.send_error(505, f"Invalid HTTP version ({version[5:]})")
+                return False
+            self.close_connection = (int(number[0]), int(number[1])) < (1, 1)
+            self.request_version = version
+        if not 2 <= len(words) <= 3 or (len(words) == 2 and words[0] != "GET"):
+            self.send_error(400, f"Bad request syntax ({self.requestline!r})")
+            return False
+        self.command, self.path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")
+        try:
+            self.headers = Headers(header_lines(self.rfile))
+        except http.client.LineTooLong as error:
+            self.send_error(431, "Line too long", str(error))
+            return False
+        except http.client.HTTPException as error:
+            self.send_error(431, "Too many headers", str(error))
+            return False
+        connection = self.headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if self.headers.get("Expect", "").lower() == "100-continue" and self.request_version >= "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
 
     def _read_body(self):
         length = self.headers.get("Content-Length")
@@ -707,6 +760,48 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if log.isEnabledFor(logging.DEBUG):         # called for every response: format only if shown
             log.debug("%s %s", self.address_string(), format % args)
 
+    def date_time_string(self, timestamp=None):
+        """The Date header, made once a second rather than once an answer."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        if _DATE[0] != second:
+            _DATE[:] = [second, super().date_time_string(second)]
+        return _DATE[1]
+
+
+_DATE = [None, ""]            # (the second, its Date header text): Handler.date_time_string
+
+
+class AccessLog:
+    """The line per request, costing nothing when nobody reads it: every request at --log-level
+    debug; at info (the default) each error answer on its own line and, at most once every
+    `every` seconds, one line counting the answers given since (their times, methods and errors
+    per exchange are on the status page). Formatting a line per request took a tenth of the
+    CPU of an answer."""
+
+    def __init__(self, every=ACCESS_LOG_EVERY):
+        self.every = every
+        self.answered, self.errors = 0, 0
+        self.since = time.monotonic()
+        self.lock = threading.Lock()
+
+    def note(self, exchange_name, envelope, started, answer):
+        error = answer.get("error")
+        if log.isEnabledFor(logging.DEBUG) or (error is not None and log.isEnabledFor(logging.INFO)):
+            log.log(logging.DEBUG if error is None else logging.INFO, "%s %s %s %.0fms %s", exchange_name,
+                    *_logged(envelope), (time.monotonic() - started) * 1000, "ok" if error is None else "error: " + error)
+        now = time.monotonic()
+        with self.lock:
+            self.answered += 1
+            self.errors += error is not None
+            if now - self.since < self.every:
+                return
+            answered, errors, seconds = self.answered, self.errors, now - self.since
+            self.answered, self.errors, self.since = 0, 0, now
+        log.info("%d requests answered in the last %.0f s, %d of them errors (each error is logged; every "
+                 "request at --log-level debug)", answered, seconds, errors)
+
 
 # -- Dispatch, step by step: envelope, params, the call, secrets kept out of answers ---------------
 
@@ -747,7 +842,17 @@ def _api_for(exchange, key, envelope, settings):
                    max_wait=settings.max_wait, shared=settings.shared_reads)
     if _paper.is_paper(envelope["access_key"]):
         return settings.paper.api(exchange, envelope["secret_key"].strip(), **options)
-    return Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
+    wanted = (exchange.NAME, envelope["access_key"], envelope["secret_key"], *sorted(options["base_urls"].items()),
+              settings.timeout, settings.throttle, settings.max_wait, settings.shared_reads)
+    api = settings.apis.get(wanted)
+    if api is None:
+        api = Api(exchange, envelope["access_key"], envelope["secret_key"], **options)
+        with settings.lock:
+            if len(settings.apis) >= APIS_KEPT:
+                settings.apis.pop(next(iter(settings.apis)))      # the oldest: dicts keep their order
+            settings.apis[wanted] = api
+    api.new_request()
+    return api
 
 
 def _handler_of(api, method, kwargs):
@@ -902,14 +1007,18 @@ log.addFilter(SafeFields())
 
 
 def to_json(answer):
-    """Decimals leave as JSON numbers; everything else as json would."""
-    return json.dumps(answer, default=_json_default, separators=(",", ":")).encode()
+    """Decimals leave as JSON numbers; everything else as json would, by its C encoder (one
+    encoder for every answer: json.dumps with options builds a new one per call)."""
+    return _ENCODER.encode(answer).encode()
 
 
 def _json_default(value):
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and abs(value) < 2 ** 53 else float(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
 
 
 # -- HTTP server: paths, request bodies, the server and its connections ----------------------------
@@ -959,13 +1068,16 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128          # listen backlog: 32 robots connecting at once are all accepted
+    request_queue_size = LISTEN_BACKLOG   # the listen backlog, per server: see listen_backlog
 
     def __init__(self, address, settings=None):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.settings = settings or Settings()
+        self.request_queue_size = listen_backlog(self.settings.max_connections)
+        self.refused_counts = {"max connections": 0, "out of files": 0, "not allowed": 0}   # the status page's
         self.stats = Stats()
         self.refusals = Refusals(REFUSALS_LOGGED_EVERY)
+        self.access_log = AccessLog()
         self.open_connections = 0
         self.lock = threading.Lock()
         self.spare_file = _spare_file()
@@ -1011,8 +1123,10 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def _out_of_files(self):
         """accept() failed for want of a file descriptor: the waiting connection is refused with
         the spare one kept for this (else the loop would find it waiting again at once). While
-        the spare is taken by a refused connection (until service_actions closes it), the loop
-        pauses a moment instead of spinning."""
+        the spare is taken by a refused connection, the loop pauses a moment instead of spinning.
+        The refused connection is closed here once its client hangs up (at once, on reading the
+        503; OUT_OF_FILES_LINGER at most), not left half-open: robots arriving after it get their
+        503 at once too (they waited 17 s in line for the spare)."""
         if self.refusals.first_in_a_while("out of files"):
             log.error("cannot accept a connection: the process has no file descriptor left (limit %s); "
                       "lower --max-connections (now %d) or raise the limit (ulimit -n)",
@@ -1026,8 +1140,9 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             request, _ = self.socket.accept()
         except OSError:
             return
-        self._refuse(request, "the plugin has no file descriptor left for another connection")
-        self.spare_file = _spare_file()     # None while the refused one holds it
+        self.refused_counts["out of files"] += 1
+        self._refuse(request, "the plugin has no file descriptor left for another connection", linger=False)
+        self.spare_file = _spare_file()
 
     def process_request(self, request, client_address):
         with self.lock:
@@ -1035,6 +1150,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             if admitted:
                 self.open_connections += 1
         if not admitted:
+            self.refused_counts["max connections"] += 1
             if self.refusals.first_in_a_while("max connections"):
                 log.warning("refusing connections: %d are open, the --max-connections limit "
                             "(logged once a minute while it lasts)", self.settings.max_connections)
@@ -1070,10 +1186,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             request.send(head.encode() + body)
             request.shutdown(socket.SHUT_WR)
         except OSError:
-            linger = False
+            return request.close()
         if linger and len(self.refused) < REFUSED_KEPT:
             self.refused.append((time.monotonic() + REFUSED_LINGER, request))
         else:
+            _hung_up_within(request, OUT_OF_FILES_LINGER if not linger else 0)
             request.close()
 
     def service_actions(self):
@@ -1147,10 +1264,42 @@ def _open_file_limit():
 
 
 def default_max_connections():
-    """MAX_CONNECTIONS, or fewer when the open-file limit is low: each docker connection may hold
-    one to the exchange as well, and FILES_KEPT are kept for the process itself."""
+    """As many docker connections as the open-file limit allows: each may hold one to the
+    exchange as well (the pool keeps as many as were in use at once), and FILES_KEPT are kept
+    for the process itself; MAX_CONNECTIONS at most (a thread each). 20,000 files (ulimit -n)
+    serve 9,984 robots, 1,024 serve 496: 1,000 robots behind a fixed 512 got 503s by the
+    thousand a second."""
     limit = _open_file_limit()
     return MAX_CONNECTIONS if limit is None else max(1, min(MAX_CONNECTIONS, (limit - FILES_KEPT) // 2))
+
+
+def listen_backlog(max_connections):
+    """The listen backlog: room for every connection the plugin may serve arriving at once, and
+    LISTEN_BACKLOG at least (1,000 robots connecting together overflowed a backlog of 128: resets,
+    and 1 s SYN retries)."""
+    return max(LISTEN_BACKLOG, max_connections)
+
+
+def backlog_cap():
+    """The system's cap on every listen backlog (Linux net.core.somaxconn), or None unknown."""
+    try:
+        with open(SOMAXCONN) as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _hung_up_within(sock, seconds):
+    """Wait up to `seconds` for the peer to close `sock`, dropping what it sends meanwhile."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return True
+    except OSError:
+        pass
+    return False
 
 
 def _drained(sock):
@@ -1535,7 +1684,9 @@ def status_report(server):
               "methods": methods,
               "streams": streams,
               "seen": stats.vocabulary.rows(),
-              "paper": {"db": settings.paper.path, "accounts": settings.paper.used_accounts()}}
+              "paper": {"db": settings.paper.path, "accounts": settings.paper.used_accounts()},
+              "connections": {"open": server.open_connections, "max": settings.max_connections,
+                              "refused": dict(server.refused_counts)}}
     if settings.risk is not None:
         report["risk"] = settings.risk.report()      # halted, the rules, refusals per rule
     return report
@@ -1661,12 +1812,12 @@ class RateUse:
         self.fullest = {}          # (exchange NAME, whose) -> deque of (at, share of the budget, its name)
         self.turns = {}            # (exchange NAME, whose) -> RecentCounts of "waited" and "refused"
 
-    def turn(self, throttle, charges, label, max_wait=None):
+    def turn(self, throttle, charges, label, max_wait=None, urgent=False):
         """throttle.turn(...), counting the call as waited (its turn took WAITED or more by the
         throttle's clock) or refused (Refused: not sent)."""
         asked = throttle.clock()
         try:
-            turn = throttle.turn(charges, label, max_wait)
+            turn = throttle.turn(charges, label, max_wait, urgent)
         except Refused:
             self._count(charges, "refused")
             raise
@@ -1735,8 +1886,8 @@ class Watched:
     def __init__(self, throttle, use):
         self.throttle, self.use = throttle, use
 
-    def turn(self, charges, label, max_wait=None):
-        return self.use.turn(self.throttle, charges, label, max_wait)
+    def turn(self, charges, label, max_wait=None, urgent=False):
+        return self.use.turn(self.throttle, charges, label, max_wait, urgent)
 
     def __getattr__(self, name):
         return getattr(self.throttle, name)
@@ -2156,12 +2307,30 @@ def status_html(report):
             f'page refreshed every {STATUS_REFRESH} s · as of <time data-ms="{report["now"]}">'
             f'{clock_text(report["now"])}</time></p>\n'
             '<div id="offline" class="banner alert" hidden></div>\n'
-            f'{sections}'
+            f'{_refusals_html(report)}{sections}'
             f'<footer>For scripts: <a href="/status?format=json">/status?format=json</a> (or any request '
             f'without Accept: text/html). In a terminal: <code>python3 fmz_plugin.py status '
             f'{html.escape(report["hosts"][-1])}/</code></footer>\n'
             f'</main><script>{STATUS_SCRIPT.replace("REFRESH_MS", str(STATUS_REFRESH * 1000))}</script>'
             '</body></html>\n')
+
+
+def _refusals_html(report):
+    """A line when connections were refused: how many, why (none: nothing shown)."""
+    line = refusals_line(report.get("connections"))
+    return f'<p class="banner">{html.escape(line)}</p>\n' if line else ""
+
+
+def refusals_line(connections):
+    """`Refused 1,204 connections: 1,200 over --max-connections 512, 4 out of files (open now: 512)`."""
+    refused = (connections or {}).get("refused", {})
+    if not any(refused.values()):
+        return ""
+    why = {"max connections": f"over --max-connections {connections['max']}", "out of files":
+           "with no file descriptor left", "not allowed": "not in --allow"}
+    parts = [f"{count:,} {why[kind]}" for kind, count in refused.items() if count]
+    return (f"Refused {sum(refused.values()):,} connections: {', '.join(parts)} "
+            f"(open now: {connections['open']:,})")
 
 
 def _utc_text(ms):
@@ -2663,6 +2832,12 @@ def banner(server, settings):
     elif host not in ("127.0.0.1", "localhost", "::1"):
         lines.append("Warning: --allow is missing: any machine that reaches this one may trade with the keys its "
                      "docker sends in clear. Name your docker's address, e.g. --allow 192.168.1.20.")
+    cap = backlog_cap()
+    if cap is not None and cap < server.request_queue_size:
+        lines.append(f"Note: the system caps the listen backlog at {cap} (net.core.somaxconn), below the "
+                     f"{server.request_queue_size} asked for --max-connections {settings.max_connections}: more "
+                     f"robots than that connecting at once may wait for a TCP retry (sysctl -w "
+                     f"net.core.somaxconn={server.request_queue_size} raises it)")
     lines.append(f"Status page: {status_page_url(server)}")
     return "\n".join(lines)
 
@@ -3216,6 +3391,8 @@ def status_text(report, stream=None):
     stream = stream or sys.stdout
     lines = [f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}; "
              f"status page {report['status_page']}"]
+    if refusals_line(report.get("connections")):
+        lines.append(paint(refusals_line(report["connections"]), YELLOW, stream))
     for key in section_order(report):
         lines += ["", SECTIONS[key]] + TEXT_SECTIONS[key](report, stream)
     return "\n".join(lines)
@@ -4068,7 +4245,43 @@ def _bundle_module(name, path, text):
         setattr(_bundle_sys.modules[parent], child, module)
     source = text[1:]
     _bundle_linecache.cache[path] = (len(source), None, source.splitlines(True), path)  # tracebacks
-    exec(compile(source, path, "exec"), module.__dict__)
+    exec(_bundle_code(path, source), module.__dict__)
+
+
+def _bundle_code(path, source):
+    """The module compiled: read from __pycache__ beside this file when this very text was
+    compiled there before (the name carries its SHA-256 and the interpreter's tag), else compiled
+    now and kept there, as Python keeps the repository's modules (and not when it writes no
+    bytecode: PYTHONDONTWRITEBYTECODE). Compiling every module on every start cost ~45 ms."""
+    import hashlib
+    import importlib.util
+    import marshal
+    import os
+    here = globals().get("__file__")
+    if not here:                      # pasted into FMZ as a strategy: no file to keep a cache beside
+        return compile(source, path, "exec")
+    folder = os.path.join(os.path.dirname(os.path.abspath(here)), "__pycache__")
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    cached = os.path.join(folder, f"{{os.path.basename(here)}}.{{path.replace('/', '.')}}.{{digest}}."
+                                  f"{{_bundle_sys.implementation.cache_tag}}.pyc")
+    magic = importlib.util.MAGIC_NUMBER
+    try:
+        with open(cached, "rb") as file:
+            kept = file.read()        # then loads: marshal.load reads a file piece by piece, slowly
+        if kept.startswith(magic):
+            return marshal.loads(kept[len(magic):])
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    code = compile(source, path, "exec")
+    if not _bundle_sys.dont_write_bytecode:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(f"{{cached}}.{{os.getpid()}}", "wb") as file:
+                file.write(magic + marshal.dumps(code))
+            os.replace(f"{{cached}}.{{os.getpid()}}", cached)
+        except OSError:
+            pass
+    return code
 
 
 '''

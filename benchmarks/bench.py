@@ -1,43 +1,50 @@
 #!/usr/bin/env python3
-"""Benchmark: this plugin beside a bare http.server and the FMZ guide's reference program.
+"""Benchmark: this plugin beside a bare http.server, an earlier version of itself (--baseline)
+and the FMZ guide's reference program, every server in a process of its own.
 
-    python3 benchmarks/bench.py              # OKX; about a minute and a half; prints Markdown tables
-    python3 benchmarks/bench.py --exchange all        # OKX, Binance, Bybit, BingX, Bitvavo, BloFin, each through its fake
-    python3 benchmarks/bench.py --seconds 1  # quicker, noisier
-    python3 benchmarks/bench.py --log-level warning   # the plugin without its line per request
+    python3 benchmarks/bench.py                      # OKX; about three minutes; prints Markdown tables
+    python3 benchmarks/bench.py --baseline OLD.py    # and an earlier version, measured in the same run
+    python3 benchmarks/bench.py --exchange all       # OKX, Binance, Bybit, BingX, Bitvavo, each through its fake
     python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
-    python3 benchmarks/bench.py --guard      # only the risk guard's cost per order (a second)
+    python3 benchmarks/bench.py --guard              # only the risk guard's cost per order (a second)
 
-Everything runs on this machine: the chosen exchanges' fakes (tests/fakes/), each in a process of
-its own, each server under test in a process of its own, and the clients (threads, one keep-alive
-connection each) in this process. Measured for 1 and 8 concurrent clients, with 0 and 50 ms of
-latency added by the fake exchange to every answer:
+`--baseline PATH` names another plugin program (an older checkout's fmz_plugin.py, or a bundle
+of it: `git stash; python3 fmz_plugin.py bundle -o /tmp/before.py; git stash pop`): every plugin
+row is then measured for it too, the two taking turns, and a last table puts each figure before
+and after side by side. Figures from two separate runs on a shared machine do not compare;
+figures of one run do.
 
-  bare       a ThreadingMixIn http.server answering a constant JSON: the ceiling of this stack
-  plugin     fmz_plugin.py, one process per chosen exchange, pointed at that exchange's fake with
-             --base-url NAME=URL: `ticker` through the fake, and a request refused before any
-             exchange call (an invalid symbol), i.e. the plugin's own overhead
-  reference  the FMZ guide's Python example (the code at the end of the guide's text), extracted
-             at run time into a temp dir with its hard-coded https://www.okx.com replaced by the
-             fake's URL. The guide is not part of this repository: give its text with --guide
-             PATH (found without it at ../shared/seeds/000_2cf53884887e97c0.txt, beside the
-             checkout); without it these rows are skipped, with one line saying so. It speaks
-             OKX only, so it is measured only when OKX is among the chosen exchanges.
-  exchange   the fake exchange's ticker asked directly, for scale
+What runs where: the chosen exchanges' fakes (tests/fakes/), each in a process of its own, at 0 ms
+latency unless a row says otherwise; the bare server (benchmarks/bare.py: http.server answering a
+constant JSON, importing nothing of this repository); each plugin; and the robots, threads of
+this process with a keep-alive connection each (reconnecting at once when a server closes it, as
+a docker does). CPU per answer is the server process's own CPU time (user + system, from
+/proc/PID/stat) over a round, divided by the answers it gave in that round: unlike a latency, it
+hardly depends on what else the machine is running.
 
-Then, with the throttle on (the plugin's default, the exchanges' real documented limits), per
-chosen exchange: 8 robots polling one ticker for 3 s at 50 ms exchange latency (answers/s,
-errors, and the most ticker calls the fake saw arrive in any window of the exchange's limit),
-and one grid robot placing 105 limit orders in a loop (time, orders placed, refused, and the
-most orders the fake saw arrive in any window of the order limit).
+The rows:
+  per answer    a real ticker through the plugin against a 0 ms exchange, 1 and 8 robots: the
+                plugin's p50, p99 and CPU per answer as ratios to the bare server's in the same
+                run, and what the plugin adds to asking the exchange directly. With 8 robots,
+                identical public reads at once share one exchange call (shared reads): the
+                column "exchange calls / answer" says how much. Throttle off (--no-throttle).
+  depth 400     CPU per answer of a 400-level depth (1 robot): decoding, mapping, encoding.
+  throttle      the plugin as it runs by default (throttle on, the exchanges' documented limits):
+                8 robots polling one ticker for 10 s at 50 ms exchange latency (answers/s, p50,
+                p99, exchange calls, the most the fake saw arrive in one window of the limit),
+                and one grid robot placing 105 limit orders in a loop.
+  pool          32 robots making signed calls (balances, not shared) for 5 s: exchange
+                connections opened, per call (each would be a TLS handshake on a real exchange).
+  many robots   64, 256 and 1,000 robots polling one ticker with every default (throttle on,
+                --max-connections as the plugin sets it): answers/s, p50, p99 and HTTP 503 a second.
+  streams       robots polling one ticker with default flags, the exchange's stream on the fake's
+                WebSocket, and the same with --no-stream: answers/s, p50/p99, the plugin's own
+                p50/p99, REST ticker calls a minute (exchanges that stream).
+  start         process start to first answer, and peak memory, of the bare server, the plugin
+                from this checkout and the plugin as one bundled file.
+  guard         the risk guard's own cost per order that needs no exchange call, in this process.
 
-Last, the risk guard's own cost per order when no rule needs an exchange call (a limit order
-checked against symbols, max_order_amount, max_order_value and max_orders_per_minute, the rules
-file's and the halt file's stat included), measured in this process: the guard's admission and
-its bookkeeping after the answer, without the HTTP round trips (README "Risk guard").
-
-Columns: requests/s, p50 and p99 latency seen by the client, upstream (exchange) connections
-opened per 100 requests; per server: cold start (process start to first answer) and peak RSS.
+Rounds: each row is measured `--rounds` times, the servers taking turns; the median round is kept.
 This is a benchmark, not a test: numbers depend on the machine, nothing is asserted.
 """
 import argparse
@@ -47,43 +54,50 @@ import os
 import platform
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BARE = Path(__file__).resolve().parent / "bare.py"
 GUIDE = ROOT.parent / "shared" / "seeds" / "000_2cf53884887e97c0.txt"    # where --guide is looked for
 CLIENTS = (1, 8)
-LATENCIES_MS = (0, 50)
-WARMUP = 3                               # requests per client before measuring
-ROUNDS = 3                               # rounds per row, interleaved across servers; the best is kept
+WARMUP = 3                               # requests per robot before measuring
+ROUNDS = 3                               # rounds per row, servers interleaved; the median is kept
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-sys.path.insert(0, str(ROOT))
-from exchanges import EXCHANGES as MODULES    # noqa: E402  (the documented limits, for the report)
-from exchanges._kit import Api, parse_symbol   # noqa: E402
-from exchanges._throttle import limits_of   # noqa: E402
-from exchanges._risk import RiskGuard        # noqa: E402
-from tests.fakes.binance import FakeBinance   # noqa: E402  (the fakes live in the repository's tests)
-from tests.fakes.bingx import FakeBingX       # noqa: E402
-from tests.fakes.bitvavo import FakeBitvavo   # noqa: E402
-from tests.fakes.blofin import FakeBloFin     # noqa: E402
-from tests.fakes.bybit import FakeBybit       # noqa: E402
-from tests.fakes.okx import FakeOKX           # noqa: E402
-
-# --exchange value -> (the plugin's path and --base-url name, its fake, the fake's own ticker of the
-# symbol the rows ask: the fake's SYMBOL, a spot pair, or BloFin's perpetual)
-EXCHANGES = {
-    "okx": ("OKX", FakeOKX, "/api/v5/market/ticker?instId=BTC-USDT"),
-    "binance": ("Binance", FakeBinance, "/api/v3/ticker/24hr?symbol=BTCUSDT"),
-    "bybit": ("Bybit", FakeBybit, "/v5/market/tickers?category=spot&symbol=BTCUSDT"),
-    "bingx": ("BingX", FakeBingX, "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT"),
-    "bitvavo": ("Bitvavo", FakeBitvavo, "/v2/ticker/24h?market=BTC-USDT"),
-    "blofin": ("BloFin", FakeBloFin, "/api/v1/market/tickers?instId=BTC-USDT"),
+# The exchanges measured: the plugin's own registry (exchanges.EXCHANGES, for each one's NAME, the
+# path and --base-url name) and the suite's fakes (tests/conftest.py FAKES, by NAME). What only the
+# benchmark needs: each fake's own spot ticker, asked directly for scale and counted for the limits.
+DIRECT_TICKERS = {
+    "okx": "/api/v5/market/ticker?instId=BTC-USDT",
+    "binance": "/api/v3/ticker/24hr?symbol=BTCUSDT",
+    "bybit": "/v5/market/tickers?category=spot&symbol=BTCUSDT",
+    "bingx": "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT",
+    "bitvavo": "/v2/ticker/24h?market=BTC-USDT",
+    "blofin": "/api/v1/market/tickers?instId=BTC-USDT",       # its fake's SYMBOL is the perpetual
 }
+EXCHANGES = {}                           # --exchange value -> (NAME, the fake's class name, its ticker path)
+
+
+def registry():
+    """{--exchange value: (NAME, fake class, direct ticker)} from the plugin's and the suite's tables
+    (imported here, not at the top: the bare server and the fakes' processes need none of it)."""
+    if not EXCHANGES:
+        sys.path.insert(0, str(ROOT))
+        from exchanges import EXCHANGES as MODULES
+        from tests.conftest import FAKES
+        for key, path in DIRECT_TICKERS.items():
+            EXCHANGES[key] = (MODULES[key].NAME, FAKES[MODULES[key].NAME], path)
+    return EXCHANGES
+
+
+def fake_class(exchange):
+    return registry()[exchange][1]
 
 
 # ---------------------------------------------------------------------------- the processes
@@ -97,13 +111,22 @@ def free_port():
 class Process:
     """A server under test: started, timed to its first answer, measured, stopped."""
 
-    def __init__(self, argv, port, path, probe, cwd=ROOT):
+    def __init__(self, argv, port, path, probe, cwd=ROOT, env=None):
         self.port = port
         started = time.perf_counter()
-        self.popen = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
-        self.cold_start_ms = wait_for_answer(port, path, probe, self.popen) - started
-        self.cold_start_ms *= 1000
+        self.popen = subprocess.Popen(argv + ["--port", str(port)] if argv[1] != str(BARE) else argv + [str(port)],
+                                      cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=env)
+        self.cold_start_ms = (wait_for_answer(port, path, probe, self.popen) - started) * 1000
+        self.start_cpu_ms = self.cpu_seconds() * 1000      # CPU spent up to the first answer: load-proof
+
+    def cpu_seconds(self):
+        """User + system CPU time of the whole process so far (every thread, ended ones included)."""
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
+            return float("nan")
 
     def peak_rss_mb(self):
         """VmHWM: the most resident memory the process ever had (Linux)."""
@@ -135,7 +158,7 @@ def wait_for_answer(port, path, body, popen):
 class FakeExchangeProcess:
     """One exchange's fake (tests/fakes/) in a process of its own, steered over its stdin:
     `latency S`, `connections`, `forget` (the arrivals so far), `most SECONDS VERB PATH` (the most
-    requests that arrived in any SECONDS), `calls VERB PATH`."""
+    requests that arrived in any SECONDS), `calls VERB PATH`, `orders`."""
 
     def __init__(self, exchange):
         self.popen = subprocess.Popen([sys.executable, __file__, "--serve-fake", exchange], cwd=ROOT, text=True,
@@ -160,8 +183,8 @@ class FakeExchangeProcess:
     def orders(self):
         return int(self.ask("orders"))
 
-    def calls(self, verb, path):
-        return int(self.ask(f"calls {verb} {path}"))
+    def calls(self, verb=None, path=None):
+        return int(self.ask(f"calls {verb} {path}" if verb else "calls"))
 
     def stop(self):
         self.popen.stdin.close()
@@ -170,7 +193,7 @@ class FakeExchangeProcess:
 
 def serve_fake(exchange):
     """The --serve-fake side of FakeExchangeProcess."""
-    fake = EXCHANGES[exchange][1]().start()
+    fake = fake_class(exchange)().start()
     print(fake.url, flush=True)
     for line in sys.stdin:
         command, _, value = line.strip().partition(" ")
@@ -188,38 +211,9 @@ def serve_fake(exchange):
         elif command == "orders":
             print(len(fake.engine.orders), flush=True)
         elif command == "calls":
-            verb, path = value.split()
-            print(sum(1 for a in list(fake.arrivals) if (a.method, a.path) == (verb, path)), flush=True)
+            verb, _, path = value.partition(" ")
+            print(sum(1 for a in list(fake.arrivals) if not verb or (a.method, a.path) == (verb, path)), flush=True)
     fake.stop()
-
-
-def serve_bare(port):
-    """--serve-bare: the same stack as the plugin (ThreadingMixIn, HTTP/1.1 keep-alive, no Nagle,
-    one write per answer), reading the body and answering one constant JSON."""
-    import http.server
-    import socketserver
-    answer = json.dumps({"data": {"symbol": "BTC_USDT", "buy": 50000, "sell": 50000.1, "last": 50000}}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-        wbufsize = -1
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args):
-            pass
-
-    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-        daemon_threads = True
-
-    Server(("127.0.0.1", port), Handler).serve_forever()
 
 
 def extract_reference(guide, fake_url, directory):
@@ -236,7 +230,7 @@ def extract_reference(guide, fake_url, directory):
     return path
 
 
-# ---------------------------------------------------------------------------- the clients
+# ---------------------------------------------------------------------------- the robots
 
 def post(conn, path, body):
     conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
@@ -244,56 +238,90 @@ def post(conn, path, body):
     data = response.read()
     if response.will_close:
         conn.close()
-    return data
+    return response.status, data
 
 
-def envelope(fake, symbol):
-    """A `ticker` request as FMZ's docker sends it, with the keys `fake` accepts."""
-    return json.dumps({"access_key": fake.ACCESS_KEY, "secret_key": fake.SECRET_KEY, "method": "ticker",
-                       "params": {"symbol": symbol}, "nonce": time.time_ns()}).encode()
+def envelope(fake, method, **params):
+    """A request as FMZ's docker sends it, with the keys `fake` accepts."""
+    return json.dumps({"access_key": fake.ACCESS_KEY, "secret_key": fake.SECRET_KEY, "method": method,
+                       "params": params, "nonce": time.time_ns()}).encode()
 
 
-TICKER_PATH, REFUSED_PATH = "ticker", "refused (no exchange call)"
-CONSTANT_PATH, DIRECT_PATH = "constant JSON", "ticker (the fake, direct)"
+TICKER = "ticker"
+DEPTH = "depth 400"
+BALANCES = "accounts (signed)"
 
 
 class Target:
-    """Something the clients can ask: a server under test (speaking `exchange`, None for the bare
-    server), or the fake exchange itself (verb GET). `fake` is the FakeExchangeProcess it calls."""
+    """A server the robots ask: a plugin (speaking `exchange`), the bare server (exchange None),
+    or the fake exchange itself (verb GET, `process` None)."""
 
     def __init__(self, name, exchange, port, fake=None, verb="POST"):
         self.name, self.exchange, self.port, self.fake, self.verb = name, exchange, port, fake, verb
-        self.process = None              # the Process, for a server under test
-        self.upstream = 0                # exchange connections opened while it was measured
-        label, fake_class, direct = EXCHANGES[exchange or "okx"]     # the bare server answers any request
+        self.process = None
+        label, _, direct = registry()[exchange or "okx"]
         self.label = label if exchange else "-"
         self.path = direct if verb == "GET" else "/" + label
-        self.bodies = {TICKER_PATH: envelope(fake_class, fake_class.SYMBOL),
-                       REFUSED_PATH: envelope(fake_class, "BTCUSDT")}   # invalid: refused before any exchange call
+        fake_type = fake_class(exchange or "okx")
+        self.bodies = {TICKER: envelope(fake_type, "ticker", symbol=fake_type.SYMBOL),
+                       DEPTH: envelope(fake_type, "depth", symbol=fake_type.SYMBOL, limit="400"),
+                       BALANCES: envelope(fake_type, "accounts")}
 
-    def upstream_connections(self):
-        return self.fake.connections() if self.fake else 0
+    def cpu_seconds(self):
+        return self.process.cpu_seconds() if self.process else float("nan")
 
 
-def load(target, clients, seconds, request):
-    """`clients` threads, each on its own keep-alive connection (reopened when the server closes
-    it), sending `request` (TICKER_PATH or REFUSED_PATH) for `seconds` after a short warm-up.
-    Returns (latencies in seconds, errors, seconds actually taken, exchange connections opened
-    after the warm-up)."""
-    body, count_upstream = target.bodies[request], target.upstream_connections
-    latencies, errors, ends, lock = [], [], [], threading.Lock()
-    warm = threading.Barrier(clients + 1, timeout=120)
-    go = threading.Barrier(clients + 1, timeout=120)
+class Outcome:
+    """What the robots of one round got: latencies of answers with data, errors, HTTP 503s,
+    the round's length, the server's CPU and the exchange's calls and connections meanwhile."""
 
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
-        mine, failed = [], 0
+    def __init__(self, latencies, errors, refused, elapsed, cpu, calls, opened):
+        self.latencies = sorted(latencies)
+        self.count, self.errors, self.refused, self.elapsed = len(latencies), errors, refused, elapsed
+        self.cpu, self.calls, self.opened = cpu, calls, opened
+
+    @property
+    def rps(self):
+        return self.count / self.elapsed if self.elapsed else 0.0
+
+    def p(self, fraction):
+        if not self.latencies:
+            return float("nan")
+        return self.latencies[min(len(self.latencies) - 1, int(fraction * len(self.latencies)))] * 1000
+
+    @property
+    def cpu_us(self):
+        """Server CPU per answer (503s included: refusing costs CPU too)."""
+        answered = self.count + self.errors + self.refused
+        return self.cpu / answered * 1e6 if answered else float("nan")
+
+    @property
+    def calls_per_answer(self):
+        return self.calls / self.count if self.count else float("nan")
+
+
+def load(target, robots, seconds, request, count_calls=True):
+    """`robots` threads, each on its own keep-alive connection (reopened at once when the server
+    closes it), sending `request` for `seconds` after a short warm-up. Returns an Outcome."""
+    body = target.bodies[request]
+    latencies, errors, refused, ends, lock = [], [], [], [], threading.Lock()
+    warm = threading.Barrier(robots + 1, timeout=300)
+    go = threading.Barrier(robots + 1, timeout=300)
+
+    def robot():
+        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
+        mine, failed, turned_away = [], 0, 0
 
         def once():
-            if target.verb == "GET":
-                conn.request("GET", target.path)
-                return conn.getresponse().read()
-            return post(conn, target.path, body)
+            try:
+                if target.verb == "GET":
+                    conn.request("GET", target.path)
+                    response = conn.getresponse()
+                    return response.status, response.read()
+                return post(conn, target.path, body)
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                return None, b""
 
         for _ in range(WARMUP):
             once()
@@ -304,220 +332,280 @@ def load(target, clients, seconds, request):
             began = time.perf_counter()
             if began >= deadline:
                 break
-            answer = once()
-            mine.append(time.perf_counter() - began)
-            failed += b'"error"' in answer and request == TICKER_PATH
+            status, answer = once()
+            if status == 503:
+                turned_away += 1
+            elif status != 200 or (target.verb == "POST" and b'"error"' in answer):
+                failed += 1
+            else:
+                mine.append(time.perf_counter() - began)
         with lock:
             ends.append(time.perf_counter())
             latencies.extend(mine)
             errors.append(failed)
+            refused.append(turned_away)
         conn.close()
 
-    opened_before = count_upstream()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    stack = threading.stack_size(256 * 1024)
+    threads = [threading.Thread(target=robot, daemon=True) for _ in range(robots)]
     for thread in threads:
         thread.start()
+    threading.stack_size(stack)
     warm.wait()
-    measured_before = count_upstream()
+    fake = target.fake
+    calls_before = fake.calls() if fake and count_calls else 0
+    opened_before = fake.connections() if fake else 0
+    cpu_before = target.cpu_seconds()
     go.wait()
     started = time.perf_counter()
     for thread in threads:
         thread.join()
-    opened_after = count_upstream()
-    target.upstream += opened_after - opened_before
-    return latencies, sum(errors), max(ends) - started, opened_after - measured_before
+    cpu = target.cpu_seconds() - cpu_before
+    calls = fake.calls() - calls_before if fake and count_calls else float("nan")
+    opened = fake.connections() - opened_before if fake else float("nan")
+    return Outcome(latencies, sum(errors), sum(refused), max(ends) - started, cpu, calls, opened)
 
 
-def percentile(sorted_values, fraction):
-    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
+def median_round(outcomes):
+    """The round with the median answers/s: one burst of outside load spoils a round, not the row."""
+    return sorted(outcomes, key=lambda outcome: outcome.rps)[len(outcomes) // 2]
 
 
-class Row:
-    def __init__(self, server, exchange, path, clients, latency_ms, latencies, errors, elapsed, upstream):
-        latencies.sort()
-        self.server, self.exchange, self.path = server, exchange, path
-        self.clients, self.latency_ms = clients, latency_ms
-        self.count, self.errors, self.upstream = len(latencies), errors, upstream
-        self.rps = len(latencies) / elapsed         # elapsed: until the last answer, not the nominal window
-        self.p50 = percentile(latencies, 0.50) * 1000
-        self.p99 = percentile(latencies, 0.99) * 1000
-
-    def cells(self):
-        upstream = "-" if self.upstream is None else f"{100 * self.upstream / self.count:.2f}"
-        latency = "-" if self.latency_ms is None else f"{self.latency_ms} ms"
-        errors = f" ({self.errors} errors)" if self.errors else ""
-        return [self.server, self.exchange, self.path, str(self.clients), latency, f"{self.rps:,.0f}{errors}",
-                f"{self.p50:.2f}", f"{self.p99:.2f}", upstream]
-
-
-# ---------------------------------------------------------------------------- the run
-
-def configurations(bare, plugins, reference, directs):
-    """(request name, exchange latency, clients, targets, the fake whose latency is set): targets
-    compared side by side. `plugins` and `directs` hold one target per chosen exchange, in order;
-    `reference` (OKX only) is None when OKX was not chosen."""
-    speaks_okx = [reference] if reference else []
-    for clients in CLIENTS:
-        yield REFUSED_PATH, None, clients, [bare, *plugins, *speaks_okx], None
-    for plugin, direct in zip(plugins, directs):
-        beside = speaks_okx if plugin.exchange == "okx" else []
-        for latency_ms in LATENCIES_MS:
-            for clients in CLIENTS:
-                yield (TICKER_PATH, latency_ms, clients, [plugin, *beside] + ([direct] if not latency_ms else []),
-                       plugin.fake)
-
-
-def measure(config, seconds, rounds):
-    """Each target of one configuration in turn, `rounds` times; the best round of each is kept,
-    so a burst of outside load on the machine spoils one round, not the comparison."""
-    request, latency_ms, clients, targets, fake = config
-    if fake:
-        fake.set_latency(latency_ms)
-    best = {}
+def measure(targets, robots, seconds, rounds, request):
+    """Each target in turn, `rounds` times: {target: the median Outcome}."""
+    taken = {target: [] for target in targets}
     for _ in range(rounds):
         for target in targets:
-            latencies, errors, elapsed, upstream = load(target, clients, seconds / rounds, request)
-            name = {"bare": CONSTANT_PATH, "exchange": DIRECT_PATH}.get(target.name, request)
-            through_us = request == TICKER_PATH and target.verb == "POST"     # a server that asks the exchange
-            row = Row(target.name, target.label, name, clients, latency_ms, latencies, errors, elapsed,
-                      upstream if through_us else None)
-            if target not in best or row.rps > best[target].rps:
-                best[target] = row
-    for row in best.values():
-        print(f"  {row.server:<10} {row.exchange:<8} {row.path:<27} {clients} clients {latency_ms or 0:>2} ms: "
-              f"{row.rps:,.0f} req/s", file=sys.stderr, flush=True)
-    return list(best.values())
+            taken[target].append(load(target, robots, seconds / rounds, request))
+    return {target: median_round(outcomes) for target, outcomes in taken.items()}
 
 
-def run(exchanges, seconds, rounds, log_level, limits_only=False, guide=None):
-    """Measure the plugin for each of `exchanges` (keys of EXCHANGES), beside the bare server
-    and, when OKX is among them and the `guide` is given, the guide's reference program; then
-    the throttle-on rows (alone with `limits_only`) and the stream rows."""
-    fakes = {exchange: FakeExchangeProcess(exchange) for exchange in exchanges}
-    python, servers = sys.executable, []
-    with tempfile.TemporaryDirectory() as directory:
-        try:
-            def start(name, exchange, argv, cwd=ROOT):
-                port = free_port()
-                target = Target(name, exchange, port, fakes.get(exchange))
-                target.process = Process(argv + ["--port", str(port)], port, target.path,
-                                         target.bodies[REFUSED_PATH], cwd)
-                servers.append(target)
-                return target
+# ---------------------------------------------------------------------------- the report
 
-            if limits_only:
-                return [], [], limit_rows(exchanges, fakes, start, log_level), []
-            bare = start("bare", None, [python, __file__, "--serve-bare"])
-            plugins = [start("plugin", exchange, [python, str(ROOT / "fmz_plugin.py"), "--no-throttle",
-                                                  "--log-level", log_level,
-                                                  "--base-url", f"{EXCHANGES[exchange][0]}={fakes[exchange].url}"])
-                       for exchange in exchanges]
-            reference = None
-            if "okx" in fakes and guide is not None:
-                code = extract_reference(guide, fakes["okx"].url, directory)
-                reference = start("reference", "okx", [python, str(code), "--address", "127.0.0.1"], directory)
-            directs = [Target("exchange", exchange, fakes[exchange].port, fakes[exchange], "GET")
-                       for exchange in exchanges]
-            rows = [row for config in configurations(bare, plugins, reference, directs)
-                    for row in measure(config, seconds, rounds)]
-            summary = [(t.name, t.label, t.process.cold_start_ms, t.process.peak_rss_mb(), t.upstream)
-                       for t in servers]
-            throttled = limit_rows(exchanges, fakes, start, log_level)
-            streamed = stream_rows(exchanges, fakes, start, log_level, seconds)
-        finally:
-            for target in servers:
-                target.process.stop()
-            for fake in fakes.values():
-                fake.stop()
-    return rows, summary, throttled, streamed
+def table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(out + ["| " + " | ".join(map(str, line)) + " |" for line in lines])
+
+
+def ms(value):
+    return f"{value:.2f}"
+
+
+def ratio(value, base):
+    return f"{value / base:.1f}x" if base and value == value and base == base else "-"
+
+
+def say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+class Run:
+    """One benchmark run: the fakes, the servers started, the figures kept for the last table."""
+
+    def __init__(self, exchanges, seconds, rounds, log_level, baseline, guide, robots):
+        self.exchanges, self.seconds, self.rounds, self.log_level = exchanges, seconds, rounds, log_level
+        self.baseline, self.guide, self.robots = baseline, guide, robots
+        self.fakes = {}
+        self.servers = []
+        self.figures = []             # (figure, before, now): the before/after table
+
+    def note(self, figure, before, now):
+        self.figures.append((figure, before, now))
+
+    def start(self, name, exchange, argv, cwd=ROOT, env=None):
+        port = free_port()
+        target = Target(name, exchange, port, self.fakes.get(exchange))
+        target.process = Process(argv, port, target.path, target.bodies[TICKER], cwd, env)
+        self.servers.append(target)
+        return target
+
+    def plugins(self, exchange, *flags):
+        """This checkout's plugin (and the baseline's) for `exchange`, started with `flags`."""
+        url = f"{registry()[exchange][0]}={self.fakes[exchange].url}"
+        argv = ["--log-level", self.log_level, "--base-url", url, *flags]
+        found = [self.start("plugin", exchange, [sys.executable, str(ROOT / "fmz_plugin.py"), *argv])]
+        if self.baseline:
+            found.insert(0, self.start("before", exchange, [sys.executable, str(self.baseline), *argv],
+                                       cwd=self.baseline.parent))
+        return found
+
+    def stop(self, targets):
+        for target in targets:
+            target.process.stop()
+            self.servers.remove(target)
+
+    def close(self):
+        for target in list(self.servers):
+            target.process.stop()
+        for fake in self.fakes.values():
+            fake.stop()
+
+
+def per_answer(run, exchange, directory):
+    """Ticker at 0 ms (and 50 ms) through the plugin, beside bare, the exchange and the reference."""
+    fake = run.fakes[exchange]
+    fake.set_latency(0)
+    bare = run.start("bare", None, [sys.executable, str(BARE)])
+    plugins = run.plugins(exchange, "--no-throttle")
+    direct = Target("exchange", exchange, fake.port, fake, "GET")
+    reference = None
+    if exchange == "okx" and run.guide is not None:
+        code = extract_reference(run.guide, fake.url, directory)
+        reference = run.start("reference", "okx", [sys.executable, str(code), "--address", "127.0.0.1"], directory)
+    label = registry()[exchange][0]
+    lines = []
+    for clients in CLIENTS:
+        say(f"  per answer: {label} ticker, {clients} robot(s), 0 ms")
+        targets = [bare, *plugins, direct] + ([reference] if reference else [])
+        got = measure(targets, clients, run.seconds, run.rounds, TICKER)
+        base = got[bare]
+        for target in targets:
+            out = got[target]
+            through = target.name not in ("bare", "exchange")
+            lines.append([target.name, target.label, TICKER if target.name != "bare" else "constant JSON", clients,
+                          "0 ms", f"{out.rps:,.0f}" + (f" ({out.errors} errors)" if out.errors else ""),
+                          ms(out.p(0.5)), ms(out.p(0.99)),
+                          f"{out.cpu_us:,.0f}" if target.process else "-",
+                          ratio(out.p(0.5), base.p(0.5)), ratio(out.p(0.99), base.p(0.99)),
+                          ratio(out.cpu_us, base.cpu_us) if target.process else "-",
+                          f"{out.calls_per_answer:.2f}" if through else "-",
+                          f"{100 * out.opened / max(out.count, 1):.2f}" if through else "-"])
+        added = {t.name: (got[t].p(0.5) - got[direct].p(0.5), got[t].p(0.99) - got[direct].p(0.99))
+                 for t in plugins}
+        for target in plugins:
+            lines.append([f"{target.name}: added to the exchange's own", target.label, TICKER, clients, "0 ms", "-",
+                          ms(added[target.name][0]), ms(added[target.name][1]), "-", "-", "-", "-", "-", "-"])
+        if run.baseline and exchange == run.exchanges[0]:
+            before, now = got[plugins[0]], got[plugins[1]]
+            run.note(f"{label} ticker, {clients} robot(s): CPU per answer, x bare", ratio(before.cpu_us, base.cpu_us),
+                     ratio(now.cpu_us, base.cpu_us))
+            run.note(f"{label} ticker, {clients} robot(s): CPU us per answer", f"{before.cpu_us:,.0f}",
+                     f"{now.cpu_us:,.0f}")
+            run.note(f"{label} ticker, {clients} robot(s): p50 / p99 ms, x bare",
+                     f"{ratio(before.p(0.5), base.p(0.5))} / {ratio(before.p(0.99), base.p(0.99))}",
+                     f"{ratio(now.p(0.5), base.p(0.5))} / {ratio(now.p(0.99), base.p(0.99))}")
+            run.note(f"{label} ticker, {clients} robot(s): answers/s (bare {base.rps:,.0f})", f"{before.rps:,.0f}",
+                     f"{now.rps:,.0f}")
+    if reference:
+        fake.set_latency(50)
+        say(f"  per answer: {label} ticker, 8 robots, 50 ms, beside the reference")
+        got = measure([*plugins, reference], 8, run.seconds, run.rounds, TICKER)
+        for target, out in got.items():
+            lines.append([target.name, target.label, TICKER, 8, "50 ms", f"{out.rps:,.0f}", ms(out.p(0.5)),
+                          ms(out.p(0.99)), f"{out.cpu_us:,.0f}", "-", "-", "-", f"{out.calls_per_answer:.2f}",
+                          f"{100 * out.opened / max(out.count, 1):.2f}"])
+        fake.set_latency(0)
+    depth = depth_rows(run, exchange, plugins)
+    run.stop([bare, *plugins] + ([reference] if reference else []))
+    return lines, depth
+
+
+def depth_rows(run, exchange, plugins):
+    label = registry()[exchange][0]
+    say(f"  depth 400: {label}, 1 robot")
+    got = measure(plugins, 1, run.seconds, run.rounds, DEPTH)
+    if run.baseline and exchange == run.exchanges[0]:
+        run.note(f"{label} depth of 400 levels: CPU ms per answer", f"{got[plugins[0]].cpu_us / 1000:.2f}",
+                 f"{got[plugins[1]].cpu_us / 1000:.2f}")
+    return [[t.name, t.label, f"{out.rps:,.0f}", ms(out.p(0.5)), ms(out.p(0.99)), f"{out.cpu_us / 1000:.2f}"]
+            for t, out in got.items()]
+
+
+PER_ANSWER_HEADER = ["server", "exchange", "request", "robots", "exchange latency", "answers/s", "p50 ms", "p99 ms",
+                     "CPU us / answer", "p50 x bare", "p99 x bare", "CPU x bare", "exchange calls / answer",
+                     "new exchange connections / 100 answers"]
 
 
 # ---------------------------------------------------------------------------- throttle on: the real limits
 
-POLL_ROBOTS, POLL_SECONDS, POLL_LATENCY_MS = 8, 3.0, 50
+POLL_ROBOTS, POLL_SECONDS, POLL_LATENCY_MS = 8, 10.0, 50
 BURST_ORDERS = 105
 ONE_INSTRUMENT = {"symbol": "x", "market": "x"}     # a call's params naming one instrument (a weight may depend on it)
 
 
 def documented(exchange, endpoint):
-    """The tightest limit the exchange module documents for `endpoint` ("VERB /path"): the
-    fewest calls per second it allows (a weight divides the budget)."""
+    """The tightest limit the exchange module documents for `endpoint` ("VERB /path")."""
+    sys.path.insert(0, str(ROOT))
+    from exchanges import EXCHANGES as MODULES
+    try:
+        from exchanges._throttle import limits_of
+    except ImportError:                      # a checkout before the throttle had a module of its own
+        from exchanges._kit import limits_of
     calls_per_second = lambda limit: limit.requests / limit.seconds / (limit.units(ONE_INSTRUMENT) or 1)
     return min(limits_of(MODULES[exchange].RATE_LIMITS.get(endpoint)), key=calls_per_second)
 
 
-def trade_envelope(fake_class, n):
+def trade_envelope(fake_type, n):
     """Order n of a grid: a small limit buy of the fake's SYMBOL (0.01 BTC, or a BloFin contract),
     one price step lower each time."""
-    return json.dumps({"access_key": fake_class.ACCESS_KEY, "secret_key": fake_class.SECRET_KEY,
-                       "method": "trade", "nonce": time.time_ns(),
-                       "params": {"symbol": fake_class.SYMBOL, "type": "buy", "price": str(40000 - n),
-                                  "amount": fake_class.AMOUNT}}).encode()
+    return envelope(fake_type, "trade", symbol=fake_type.SYMBOL, type="buy", price=str(40000 - n),
+                    amount=fake_type.AMOUNT)
 
 
-class LimitRow:
-    def __init__(self, exchange, what, figures, limit):
-        self.exchange, self.what, self.figures, self.limit = exchange, what, figures, limit
-
-
-def poll_one_ticker(target, fake, exchange):
-    """8 robots polling BTC_USDT for 3 s, 50 ms exchange latency: what they got, and the most
-    ticker calls the fake saw arrive in any window of the documented limit."""
-    label, fake_class, direct = EXCHANGES[exchange]
+def poll_one_ticker(target, fake, exchange, seconds):
+    """8 robots polling BTC_USDT at 50 ms exchange latency: what they got, and the most ticker
+    calls the fake saw arrive in any window of the documented limit."""
+    label, _, direct = registry()[exchange]
     path = direct.split("?")[0]
     limit = documented(exchange, f"GET {path}")
     fake.set_latency(POLL_LATENCY_MS)
     fake.ask("forget")
-    latencies, errors, elapsed, _ = load(target, POLL_ROBOTS, POLL_SECONDS, TICKER_PATH)
+    out = load(target, POLL_ROBOTS, seconds, TICKER, count_calls=False)
     calls = fake.calls("GET", path)
     most = fake.most(limit.seconds, "GET", path) * limit.units(ONE_INSTRUMENT)   # in the limit's units
     fake.set_latency(0)
-    answers_per_s = len(latencies) / elapsed
-    bound = limit.requests / limit.seconds / (limit.units(ONE_INSTRUMENT) or 1)   # answers/s at one call each
-    row = LimitRow(label, "8 robots poll one ticker, 50 ms latency, 3 s", {
-        "answers/s": f"{answers_per_s:,.0f}", "errors": str(errors),
-        "exchange calls": f"{calls} ({calls / elapsed:.1f}/s)",
-        "answers per call": f"{len(latencies) / max(calls, 1):.1f}",
-        "most in one window": f"{most}", "vs the limit-bound figure": f"{answers_per_s / bound:.1f}x",
-    }, limit)
-    row.binds = bound < 1000 / POLL_LATENCY_MS      # the limit, not the latency, bounds one robot
-    return row
+    return [target.name, label, f"{POLL_ROBOTS} robots, one ticker, {POLL_LATENCY_MS} ms, {seconds:g} s",
+            f"{out.rps:,.0f}", ms(out.p(0.5)), ms(out.p(0.99)), str(out.errors), f"{calls} ({calls / out.elapsed:.1f}/s)",
+            f"{out.count / max(calls, 1):.1f}", f"{most} of {limit.requests}", limit.describe()], out
 
 
 def order_burst(target, fake, exchange):
     """One grid robot placing 105 limit orders in a loop, 0 ms exchange latency."""
-    label, fake_class, _ = EXCHANGES[exchange]
-    path = fake_class.ORDER_PATH
+    label = registry()[exchange][0]
+    fake_type = fake_class(exchange)
+    path = fake_type.ORDER_PATH
     limit = documented(exchange, f"POST {path}")
     fake.ask("forget")
     orders_before = fake.orders()
     conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
     started, refused = time.perf_counter(), 0
     for n in range(BURST_ORDERS):
-        answer = json.loads(post(conn, target.path, trade_envelope(fake_class, n)))
-        refused += "error" in answer
+        refused += b'"error"' in post(conn, target.path, trade_envelope(fake_type, n))[1]
     elapsed = time.perf_counter() - started
     conn.close()
     placed = fake.orders() - orders_before
     most = fake.most(limit.seconds, "POST", path)
-    return LimitRow(label, f"{BURST_ORDERS} limit orders in a loop, 0 ms latency", {
-        "time s": f"{elapsed:.2f}", "placed": str(placed), "refused": str(refused),
-        "most in one window": str(most),
-    }, limit)
+    return [target.name, label, f"{BURST_ORDERS} limit orders in a loop, 0 ms", f"{elapsed:.2f}", str(placed),
+            str(refused), f"{most} of {limit.requests}", limit.describe()]
 
 
-def limit_rows(exchanges, fakes, start, log_level):
-    """The throttle-on rows: a plugin per exchange started with its default throttle."""
-    rows = []
-    for exchange in exchanges:
-        plugin = start("plugin, throttle on", exchange,
-                       [sys.executable, str(ROOT / "fmz_plugin.py"), "--log-level", log_level,
-                        "--base-url", f"{EXCHANGES[exchange][0]}={fakes[exchange].url}"])
-        rows.append(poll_one_ticker(plugin, fakes[exchange], exchange))
-        rows.append(order_burst(plugin, fakes[exchange], exchange))
-        for row in rows[-2:]:
-            print(f"  throttle on {row.exchange:<8} {row.what}: {row.figures}", file=sys.stderr, flush=True)
-    return rows
+def limit_rows(run, exchange):
+    """The throttle-on rows: the plugin (and the baseline) started with the default throttle."""
+    polls, bursts = [], []
+    plugins = run.plugins(exchange)
+    for _ in range(2):               # two runs each, taking turns
+        for target in plugins:
+            say(f"  throttle on: {target.name} {target.label}, polling and an order burst")
+            line, out = poll_one_ticker(target, run.fakes[exchange], exchange, run.poll_seconds)
+            polls.append((line, out))
+            bursts.append(order_burst(target, run.fakes[exchange], exchange))
+    run.stop(plugins)
+    polls.sort(key=lambda taken: taken[0][0])
+    bursts.sort(key=lambda line: line[0])
+    if run.baseline and exchange == run.exchanges[0]:
+        label = registry()[exchange][0]
+        before = [out for line, out in polls if line[0] == "before"]
+        now = [out for line, out in polls if line[0] == "plugin"]
+        both = lambda outs, f: " / ".join(f(out) for out in outs)
+        run.note(f"{label} throttle on, 8 robots polling at 50 ms: answers/s (two runs)",
+                 both(before, lambda o: f"{o.rps:.0f}"), both(now, lambda o: f"{o.rps:.0f}"))
+        run.note(f"{label} throttle on, 8 robots polling at 50 ms: p50 / p99 ms",
+                 both(before, lambda o: f"{o.p(0.5):.0f}/{o.p(0.99):.0f}"),
+                 both(now, lambda o: f"{o.p(0.5):.0f}/{o.p(0.99):.0f}"))
+        run.note(f"{label} throttle on, {BURST_ORDERS} orders in a loop: seconds",
+                 both([line for line in bursts if line[0] == "before"], lambda l: l[3]),
+                 both([line for line in bursts if line[0] == "plugin"], lambda l: l[3]))
+    return [line for line, _ in polls], bursts
 
 
 # ---------------------------------------------------------------------------- streams: market data from the WebSocket
@@ -526,34 +614,33 @@ STREAM_ROBOTS = (8, 64)
 STREAM_WARM_SECONDS = 5.0                # at most, until the stream answers (no more REST ticker calls)
 
 
-def stream_rows(exchanges, fakes, start, log_level, seconds):
+def stream_rows(run, exchange):
     """Robots polling one ticker through a plugin with default flags (throttle on), its stream
     on the fake's WebSocket, and the same with --no-stream: answers/s, the robots' p50/p99, the
     plugin's own p50/p99 (its status), and REST ticker calls per minute in the steady state."""
-    rows = []
-    for exchange in [e for e in exchanges if MODULES[e].STREAM_URLS]:
-        label, _, direct = EXCHANGES[exchange]
-        fake, path = fakes[exchange], direct.split("?")[0]
-        fake.set_latency(POLL_LATENCY_MS)
-        for robots in STREAM_ROBOTS:
-            for flags in ([], ["--no-stream"]):
-                plugin = start("plugin" + (", --no-stream" if flags else ", stream"), exchange,
-                               [sys.executable, str(ROOT / "fmz_plugin.py"), "--log-level", log_level, *flags,
+    sys.path.insert(0, str(ROOT))
+    from exchanges import EXCHANGES as MODULES
+    if not MODULES[exchange].STREAM_URLS:
+        return []
+    label, _, direct = registry()[exchange]
+    fake, path, rows = run.fakes[exchange], direct.split("?")[0], []
+    fake.set_latency(POLL_LATENCY_MS)
+    for robots in STREAM_ROBOTS:
+        for flags in ([], ["--no-stream"]):
+            plugin = run.start("plugin" + (", --no-stream" if flags else ", stream"), exchange,
+                               [sys.executable, str(ROOT / "fmz_plugin.py"), "--log-level", run.log_level, *flags,
                                 "--base-url", f"{label}={fake.url}",
                                 "--base-url", f"{label}.ws={fake.url.replace('http://', 'ws://')}"])
-                warm_until_streamed(plugin, fake, path)
-                before = fake.calls("GET", path)
-                latencies, errors, elapsed, _ = load(plugin, robots, seconds, TICKER_PATH)
-                calls = fake.calls("GET", path) - before
-                own = plugin_latency(plugin.port, "ticker")
-                plugin.process.stop()
-                latencies.sort()
-                rows.append([label, str(robots), "off (--no-stream)" if flags else "on",
-                             f"{len(latencies) / elapsed:,.0f}", f"{percentile(latencies, 0.5) * 1000:.2f}",
-                             f"{percentile(latencies, 0.99) * 1000:.2f}", own, str(errors),
-                             f"{calls * 60 / elapsed:,.0f}"])
-                print(f"  stream {' | '.join(rows[-1])}", file=sys.stderr, flush=True)
-        fake.set_latency(0)
+            warm_until_streamed(plugin, fake, path)
+            before = fake.calls("GET", path)
+            out = load(plugin, robots, run.seconds, TICKER, count_calls=False)
+            calls = fake.calls("GET", path) - before
+            own = plugin_latency(plugin.port, "ticker")
+            run.stop([plugin])
+            rows.append([label, str(robots), "off (--no-stream)" if flags else "on", f"{out.rps:,.0f}",
+                         ms(out.p(0.5)), ms(out.p(0.99)), own, str(out.errors), f"{calls * 60 / out.elapsed:,.0f}"])
+            say(f"  stream {' | '.join(rows[-1])}")
+    fake.set_latency(0)
     return rows
 
 
@@ -564,7 +651,7 @@ def warm_until_streamed(plugin, fake, path):
     deadline, quiet = time.perf_counter() + STREAM_WARM_SECONDS, 0
     while quiet < 10 and time.perf_counter() < deadline:
         before = fake.calls("GET", path)
-        post(conn, plugin.path, plugin.bodies[TICKER_PATH])
+        post(conn, plugin.path, plugin.bodies[TICKER])
         quiet = quiet + 1 if fake.calls("GET", path) == before else 0
     conn.close()
 
@@ -579,116 +666,83 @@ def plugin_latency(port, method):
     return f"{row['p50_ms']} / {row['p99_ms']}" if row else "-"
 
 
-def report_streams(rows):
-    if not rows:
-        return
-    print("\nStreams: robots polling one ticker over keep-alive connections, default flags (throttle on), "
-          f"{POLL_LATENCY_MS} ms exchange latency:\n")
-    print(table(["exchange", "robots", "stream", "answers/s", "p50 ms", "p99 ms", "plugin p50 / p99 ms",
-                 "errors", "REST ticker calls/min"], rows))
+# ---------------------------------------------------------------------------- the pool, many robots, start
+
+POOL_ROBOTS, POOL_SECONDS = 32, 5.0
 
 
-# ---------------------------------------------------------------------------- the report
-
-def table(header, lines):
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines])
-
-
-def find(rows, server, exchange, path, clients, latency_ms):
-    wanted = (server, exchange, path, clients, latency_ms)
-    return next(r for r in rows if (r.server, r.exchange, r.path, r.clients, r.latency_ms) == wanted)
-
-
-def verdicts(rows, servers, exchange):
-    """The issue's targets for the plugin speaking `exchange` (a label: OKX, Binance, Bybit),
-    each with the figure measured and whether it was met. The comparison with the reference
-    program is made for OKX only: the reference speaks nothing else."""
-    def plugin(path, clients, latency_ms=None):
-        return find(rows, "plugin", exchange, path, clients, latency_ms)
-
-    def bare(clients):
-        return find(rows, "bare", "-", CONSTANT_PATH, clients, None)
-
-    overhead = plugin(REFUSED_PATH, 1).p50 - bare(1).p50
-    through = plugin(TICKER_PATH, 1, 0).p50 - find(rows, "exchange", exchange, DIRECT_PATH, 1, 0).p50
-    share = [plugin(REFUSED_PATH, n).rps / bare(n).rps for n in CLIENTS]
-    plugin_upstream = next(s[4] for s in servers if s[:2] == ("plugin", exchange))
-    yes = lambda ok: "met" if ok else "MISSED"
-    lines = [
-        ["plugin overhead, p50 (refused request minus bare server, 1 client)", "<= 0.3 ms",
-         f"{overhead:.3f} ms", yes(overhead <= 0.3)],
-        ["  for reference: plugin ticker minus the exchange asked directly, 1 client, 0 ms", "-",
-         f"{through:.3f} ms", "-"],
-        ["throughput on the overhead path vs the bare server (1 / 8 clients)", ">= 80 %",
-         " / ".join(f"{100 * s:.0f} %" for s in share), yes(min(share) >= 0.8)],
-    ]
-    if any(row.server == "reference" for row in rows) and exchange == "OKX":
-        speedup = plugin(TICKER_PATH, 8, 50).rps / find(rows, "reference", "OKX", TICKER_PATH, 8, 50).rps
-        lines.append(["ticker throughput vs the reference, 8 clients, 50 ms latency", ">= 5x",
-                      f"{speedup:.1f}x", yes(speedup >= 5)])
-    lines.append(["upstream connections over the plugin's whole run (8 client threads at most)", "<= 8",
-                  str(plugin_upstream), yes(plugin_upstream <= max(CLIENTS))])
+def pool_rows(run, exchange):
+    """32 robots making signed calls: new exchange connections per 5 s and per call."""
+    plugins = run.plugins(exchange, "--no-throttle")
+    lines = []
+    for target in plugins:
+        say(f"  pool: {target.name} {target.label}, {POOL_ROBOTS} robots, signed calls")
+        out = load(target, POOL_ROBOTS, run.pool_seconds, BALANCES)
+        per_5s = out.opened / out.elapsed * 5 if out.elapsed else float("nan")
+        lines.append([target.name, target.label, f"{POOL_ROBOTS} robots, {BALANCES}, {run.pool_seconds:g} s",
+                      f"{out.rps:,.0f}", str(out.errors), f"{out.calls:,}", f"{out.opened}",
+                      f"{per_5s:.0f}", f"{100 * out.opened / max(out.calls, 1):.2f}"])
+    run.stop(plugins)
+    if run.baseline and exchange == run.exchanges[0]:
+        run.note(f"{registry()[exchange][0]} pool, {POOL_ROBOTS} robots signing: new connections per 5 s "
+                 f"(% of calls)", f"{lines[0][7]} ({lines[0][8]} %)", f"{lines[1][7]} ({lines[1][8]} %)")
     return lines
 
 
-def report(rows, servers, exchanges, seconds, rounds, log_level):
-    labels = [EXCHANGES[exchange][0] for exchange in exchanges]
-    print(f"\nfmz-plugin benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"{platform.machine()}; each row the best of {rounds} rounds of {seconds / rounds:g} s, "
-          f"servers interleaved; plugin at --log-level {log_level}; exchanges: {', '.join(labels)}")
-    if any(server[0] == "reference" for server in servers):
-        print("The guide's reference program speaks OKX only: its rows are OKX's.\n")
-    else:
-        print("The guide's reference program was not measured (it needs --guide and okx among --exchange).\n")
-    print(table(["server", "exchange", "request", "clients", "exchange latency", "req/s", "p50 ms", "p99 ms",
-                 "upstream conns / 100 req"], [row.cells() for row in rows]))
-    print()
-    print(table(["server", "exchange", "cold start ms", "peak RSS MB", "upstream connections, whole run"],
-                [[name, label, f"{cold:.0f}", f"{rss:.1f}", str(upstream) if name != "bare" else "-"]
-                 for name, label, cold, rss, upstream in servers]))
-    if len(labels) > 1:
-        print("\nticker through the plugin, by exchange (0 ms exchange latency):\n")
-        print(table(["exchange"] + [f"{n} client{'s' * (n > 1)}: req/s, p50 ms" for n in CLIENTS],
-                    [[label] + [f"{r.rps:,.0f}, {r.p50:.2f}" for r in
-                                (find(rows, "plugin", label, TICKER_PATH, n, 0) for n in CLIENTS)]
-                     for label in labels]))
-    for label in labels:
-        print(f"\n{label}:\n")
-        print(table(["target", "wanted", "measured", ""], verdicts(rows, servers, label)))
-
-
-def report_limits(rows):
-    """The throttle-on rows and their targets: nothing refused, the exchange never over its
-    limit, and polling robots answered at least 8x what the limit allows one robot per call."""
-    print("\nThrottle on (the exchanges' documented limits, as the plugin runs by default):\n")
-    for kind in ("poll", "burst"):
-        chosen = [r for r in rows if ("poll" in r.what) == (kind == "poll")]
-        if not chosen:
-            continue
-        names = list(chosen[0].figures)
-        print(table(["exchange", "run", *names, "limit"],
-                    [[r.exchange, r.what, *r.figures.values(), r.limit.describe()] for r in chosen]))
-        print()
-    yes = lambda ok: "met" if ok else "MISSED"
+def robots_rows(run, exchange):
+    """64, 256, 1,000 robots on one ticker, every default: answers/s, latency, 503s."""
     lines = []
-    for r in rows:
-        over = int(r.figures["most in one window"]) > r.limit.requests
-        if "poll" in r.what:
-            ratio = float(r.figures["vs the limit-bound figure"].rstrip("x"))
-            wanted = (">= 8x the limit-bound answers/s" if r.binds
-                      else "(the limit does not bind at 50 ms: answers per call instead)")
-            shown = f"{ratio:.1f}x" if r.binds else f"{r.figures['answers per call']} answers per call"
-            good = ratio >= 8 if r.binds else float(r.figures["answers per call"]) >= 7
-            lines.append([r.exchange, f"polling: 0 errors, never over the limit, {wanted}",
-                          f"{r.figures['errors']} errors, most {r.figures['most in one window']} of "
-                          f"{r.limit.requests}, {shown}", yes(r.figures["errors"] == "0" and not over and good)])
-        else:
-            lines.append([r.exchange, f"burst: all {BURST_ORDERS} placed, 0 refused, never over the limit",
-                          f"{r.figures['placed']} placed, {r.figures['refused']} refused, most "
-                          f"{r.figures['most in one window']} of {r.limit.requests}",
-                          yes(r.figures["refused"] == "0" and not over)])
-    print(table(["exchange", "target", "measured", ""], lines))
+    plugins = run.plugins(exchange)
+    for robots in run.robots:
+        for target in plugins:
+            say(f"  many robots: {target.name} {target.label}, {robots} robots")
+            out = load(target, robots, run.robots_seconds, TICKER)
+            lines.append([target.name, target.label, robots, f"{out.rps:,.0f}", ms(out.p(0.5)), ms(out.p(0.99)),
+                          f"{out.refused / out.elapsed:,.0f}", str(out.errors), f"{out.calls_per_answer:.3f}",
+                          f"{out.cpu_us:,.0f}"])
+        if run.baseline and exchange == run.exchanges[0]:
+            before, now = (", ".join(line[i] for i in (3, 4, 6)) for line in lines[-2:])
+            run.note(f"{registry()[exchange][0]} {robots} robots, defaults: answers/s, p50 ms, 503/s", before, now)
+    run.stop(plugins)
+    return lines
+
+
+def start_rows(run, directory):
+    """Cold start (process start to first answer) and peak memory: bare, repo, bundle. Python as
+    a user runs it: writing bytecode (PYTHONDONTWRITEBYTECODE unset), so after a first start the
+    repository's modules come from __pycache__ (and the bundle's from its own cache); that first
+    start of each is left out."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    bundle = Path(directory) / "fmz_plugin_bundle.py"
+    subprocess.run([sys.executable, str(ROOT / "fmz_plugin.py"), "bundle", "-o", str(bundle)], cwd=ROOT,
+                   check=True, capture_output=True)
+    exchange = run.exchanges[0]
+    url = f"{registry()[exchange][0]}={run.fakes[exchange].url}"
+    programs = [("bare", [sys.executable, str(BARE)], ROOT), ("plugin", [sys.executable, str(ROOT / "fmz_plugin.py")], ROOT),
+                ("plugin, bundled", [sys.executable, str(bundle)], Path(directory))]
+    if run.baseline:
+        programs.append(("before", [sys.executable, str(run.baseline)], run.baseline.parent))
+    times = {name: [] for name, _, _ in programs}
+    cpu = {name: [] for name, _, _ in programs}
+    rss = {}
+    for round_ in range(max(3, run.rounds) + 1):
+        for name, argv, cwd in programs:
+            flags = [] if name == "bare" else ["--no-throttle", "--base-url", url]
+            target = run.start(name, exchange if name != "bare" else None, argv + flags, cwd, env)
+            if round_:                   # the first start of each writes its caches: left out
+                times[name].append(target.process.cold_start_ms)
+                cpu[name].append(target.process.start_cpu_ms)
+            rss[name] = target.process.peak_rss_mb()
+            run.stop([target])
+    median = {name: statistics.median(values) for name, values in times.items()}
+    median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
+    if run.baseline:
+        run.note("start, process start to first answer: ms, and its CPU ms (repo)",
+                 f"{median['before']:.0f}, {median_cpu['before']:.0f}", f"{median['plugin']:.0f}, {median_cpu['plugin']:.0f}")
+        run.note("start: the bundle minus the repo, ms, and CPU ms", "-",
+                 f"{median['plugin, bundled'] - median['plugin']:.0f}, "
+                 f"{median_cpu['plugin, bundled'] - median_cpu['plugin']:.0f}")
+    return [[name, f"{median[name]:.0f}", f"{median_cpu[name]:.0f}", f"{rss[name]:.1f}"] for name, _, _ in programs]
 
 
 # ---------------------------------------------------------------------------- the risk guard's cost
@@ -700,6 +754,11 @@ GUARD_TARGET_MS = 0.1                    # what the guard may cost an order that
 def guard_cost():
     """[(what, microseconds per order)]: the guard admitting a limit order and noting its answer,
     best of ROUNDS runs of GUARD_ORDERS, with rules that need no exchange call and with none."""
+    sys.path.insert(0, str(ROOT))
+    from decimal import Decimal
+    from exchanges import EXCHANGES as MODULES
+    from exchanges._kit import Api, parse_symbol
+    from exchanges._risk import RiskGuard
     names = {key: module.NAME for key, module in MODULES.items()}
     order = {"symbol": parse_symbol("BTC_USDT"), "order_type": "buy", "price": Decimal("40000"),
              "amount": Decimal("0.01")}
@@ -732,47 +791,108 @@ def report_guard(rows):
                 [[what, f"{us:.1f}", "yes" if us < GUARD_TARGET_MS * 1000 else "NO"] for what, us in rows]))
 
 
+# ---------------------------------------------------------------------------- the run
+
+def run_all(run, limits_only):
+    with tempfile.TemporaryDirectory() as directory:
+        run.fakes = {exchange: FakeExchangeProcess(exchange) for exchange in run.exchanges}
+        try:
+            if not limits_only:
+                for exchange in run.exchanges:
+                    lines, depth = per_answer(run, exchange, directory)
+                    print(f"\nPer answer, {registry()[exchange][0]} (0 ms exchange, --no-throttle; median of "
+                          f"{run.rounds} rounds of {run.seconds / run.rounds:g} s, servers taking turns):\n")
+                    print(table(PER_ANSWER_HEADER, lines))
+                    print(f"\nA depth of 400 levels a side, 1 robot ({registry()[exchange][0]}):\n")
+                    print(table(["server", "exchange", "answers/s", "p50 ms", "p99 ms", "CPU ms / answer"], depth))
+            for exchange in run.exchanges:
+                polls, bursts = limit_rows(run, exchange)
+                print(f"\nThrottle on, {registry()[exchange][0]} (the documented limits, as the plugin runs by "
+                      "default; two runs each, taking turns):\n")
+                print(table(["server", "exchange", "run", "answers/s", "p50 ms", "p99 ms", "errors", "exchange calls",
+                             "answers per call", "most in one window", "limit"], polls))
+                print()
+                print(table(["server", "exchange", "run", "time s", "placed", "refused", "most in one window",
+                             "limit"], bursts))
+            if limits_only:
+                return
+            exchange = run.exchanges[0]
+            print(f"\nThe exchange connection pool, {registry()[exchange][0]} (0 ms, --no-throttle):\n")
+            print(table(["server", "exchange", "run", "answers/s", "errors", "exchange calls", "new connections",
+                         "new connections / 5 s", "% of calls"], pool_rows(run, exchange)))
+            print(f"\nMany robots on one ticker, {registry()[exchange][0]} (0 ms; every default: throttle on, "
+                  f"--max-connections as the plugin sets it; {run.robots_seconds:g} s each):\n")
+            print(table(["server", "exchange", "robots", "answers/s", "p50 ms", "p99 ms", "HTTP 503 / s", "errors",
+                         "exchange calls / answer", "CPU us / answer"], robots_rows(run, exchange)))
+            streamed = [row for exchange in run.exchanges for row in stream_rows(run, exchange)]
+            if streamed:
+                print(f"\nStreams: robots polling one ticker, default flags (throttle on), {POLL_LATENCY_MS} ms "
+                      "exchange latency:\n")
+                print(table(["exchange", "robots", "stream", "answers/s", "p50 ms", "p99 ms", "plugin p50 / p99 ms",
+                             "errors", "REST ticker calls/min"], streamed))
+            print("\nStart (process start to first answer, median of 3; its CPU time, which load does not "
+                  "stretch) and peak memory:\n")
+            print(table(["server", "cold start ms", "CPU ms to the first answer", "peak RSS MB"], start_rows(run, directory)))
+        finally:
+            run.close()
+
+
+def report_figures(run):
+    if not run.figures:
+        return
+    print(f"\nBefore ({run.baseline}) and now (this checkout), measured in this one run:\n")
+    print(table(["figure", "before", "now"], run.figures))
+
+
 def main(argv):
-    parser = argparse.ArgumentParser(description="Benchmark the plugin against a bare server and the guide's example.")
+    parser = argparse.ArgumentParser(description="Benchmark the plugin against a bare server, an earlier version "
+                                                 "of itself and the guide's example.")
     parser.add_argument("--seconds", type=float, default=3.0,
-                        help="measuring time per row and server, split into rounds (default 3)")
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per row; the best is kept (default {ROUNDS})")
+                        help="measuring time per per-answer row and server, split into rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per row; the median is kept (default {ROUNDS})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                        help="the plugin's --log-level (default info, the plugin's own default: a line per request)")
-    parser.add_argument("--exchange", default="okx", choices=[*EXCHANGES, "all"],
+                        help="the plugin's --log-level (default info, the plugin's own default)")
+    parser.add_argument("--exchange", default="okx", choices=[*DIRECT_TICKERS, "all"],
                         help="the exchange(s) whose fake the plugin is measured against (default okx); "
                              "the guide's reference program speaks OKX only")
-    parser.add_argument("--quick", action="store_true", help="one round of 1 s per row: a rough look in seconds")
+    parser.add_argument("--baseline", metavar="PATH", type=Path,
+                        help="another plugin program (an earlier version) measured beside this checkout's")
+    parser.add_argument("--robots", default="64,256,1000",
+                        help="robot counts of the many-robots rows (default 64,256,1000)")
+    parser.add_argument("--quick", action="store_true", help="one round of 1 s per row: a rough look")
     parser.add_argument("--limits", action="store_true",
                         help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
     parser.add_argument("--guard", action="store_true", help="only the risk guard's cost per order")
     parser.add_argument("--guide", metavar="PATH", type=Path, default=None,
                         help="the FMZ guide's text, whose Python example is the reference program (default: "
                              f"{GUIDE} when it exists; without it the reference rows are skipped)")
-    parser.add_argument("--serve-fake", choices=list(EXCHANGES), help=argparse.SUPPRESS)
-    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)          # the bare server's
+    parser.add_argument("--serve-fake", choices=list(DIRECT_TICKERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake:
         return serve_fake(args.serve_fake)
-    if args.serve_bare:
-        return serve_bare(args.port)
     if args.guard:
         return report_guard(guard_cost())
-    exchanges = list(EXCHANGES) if args.exchange == "all" else [args.exchange]
+    exchanges = list(DIRECT_TICKERS) if args.exchange == "all" else [args.exchange]
     guide = args.guide or (GUIDE if GUIDE.exists() else None)
     if args.guide is not None and not args.guide.is_file():
         raise SystemExit(f"--guide {args.guide}: no such file (give the FMZ guide's text, or leave --guide out)")
+    if args.baseline is not None and not args.baseline.is_file():
+        raise SystemExit(f"--baseline {args.baseline}: no such file (give an earlier fmz_plugin.py or its bundle)")
     if guide is None and "okx" in exchanges and not args.limits:
         print(f"Reference rows skipped: they run the FMZ guide's example, and the guide is not here "
               f"(give --guide PATH; looked for {GUIDE}).", flush=True)
     if args.quick:
         args.seconds, args.rounds = 1.0, 1
-    rows, servers, throttled, streamed = run(exchanges, args.seconds, args.rounds, args.log_level, args.limits, guide)
-    if not args.limits:
-        report(rows, servers, exchanges, args.seconds, args.rounds, args.log_level)
-    report_limits(throttled)
-    report_streams(streamed)
+    run = Run(exchanges, args.seconds, args.rounds, args.log_level, args.baseline and args.baseline.resolve(),
+              guide, [int(n) for n in args.robots.split(",") if n.strip()])
+    short = args.seconds < 1
+    run.poll_seconds = min(POLL_SECONDS, args.seconds) if short else POLL_SECONDS
+    run.pool_seconds = min(POOL_SECONDS, args.seconds) if short else POOL_SECONDS
+    run.robots_seconds = min(5.0, args.seconds) if short else 5.0
+    print(f"\nfmz-plugin benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}; "
+          f"plugin at --log-level {args.log_level}; exchanges: {', '.join(registry()[e][0] for e in exchanges)}")
+    run_all(run, args.limits)
+    report_figures(run)
     if not args.limits:
         report_guard(guard_cost())
 

@@ -16,8 +16,9 @@ passed through, one_or_all).
 import hashlib
 import http.client
 import json
+import math
 import re
-import select
+import socket
 import ssl
 import threading
 import time
@@ -28,7 +29,7 @@ from decimal import Decimal, InvalidOperation, ROUND_DOWN, ROUND_HALF_UP
 from exchanges._throttle import Refused, endpoint_limits
 
 DEFAULT_TIMEOUT = 10.0        # seconds, connect and each read, for every outbound call
-POOL_SIZE = 8                 # idle keep-alive connections kept per exchange host
+POOL_MOST = 256               # idle keep-alive connections kept per exchange host, at most (see Pool)
 RETRY_BACKOFF = 0.2           # seconds before the single retry of an idempotent read
 RATE_LIMIT_WAIT = 0.5         # seconds a read waits once after the exchange said "slow down"
 MARKETS_TTL = 300.0           # seconds instrument specs are trusted before reloading
@@ -217,41 +218,65 @@ def now_ms():
 class Pool:
     """Idle keep-alive connections per host (scheme, host, port), shared by all threads.
 
-    A connection is taken out while in use, so no two threads share one. An idle connection
-    the server has closed is noticed before reuse (its socket turns readable at EOF) and dropped.
+    A connection is taken out while in use, so no two threads share one. A host keeps as many
+    idle connections as it ever had in use at once (at most `most`): 32 robots signing at once
+    find their 32 connections again, where a fixed pool of 8 closed the rest and opened new ones
+    (a TLS handshake each on a real exchange). An idle connection the server has closed is
+    noticed before reuse and dropped. The TLS context (certificates and host names verified) is
+    made for the first https connection, so a start that never needs it does not pay for it.
     """
 
-    def __init__(self, size=POOL_SIZE):
-        self.size = size
-        self.idle = {}
-        self.opened = 0               # connections ever opened: the benchmark reports it
+    def __init__(self, most=POOL_MOST):
+        self.most = most
+        self.idle = {}                # key -> idle connections, the most recently used last
+        self.busy = {}                # key -> connections in use now
+        self.peak = {}                # key -> the most ever in use at once: how many idle ones to keep
+        self.opened = 0               # connections ever opened: the benchmark and the tests count them
         self.lock = threading.Lock()
-        self.tls = ssl.create_default_context()   # certificates and host names verified
+        self._tls = None
+
+    @property
+    def tls(self):
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     def take(self, scheme, host, port, timeout):
         key = (scheme, host, port)
         with self.lock:
+            busy = self.busy[key] = self.busy.get(key, 0) + 1
+            self.peak[key] = max(self.peak.get(key, 0), busy)
             idle = self.idle.get(key, [])
             while idle:
                 conn = idle.pop()
                 if not _closed_by_peer(conn):
                     conn.timeout = timeout
-                    if conn.sock is not None:
-                        conn.sock.settimeout(timeout)
+                    conn.sock.settimeout(timeout)
                     return conn, True
                 conn.close()
             self.opened += 1
         if scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.tls), False
-        return http.client.HTTPConnection(host, port, timeout=timeout), False
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self.tls)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.response_class = _Response
+        return conn, False
 
     def give_back(self, scheme, host, port, conn):
+        """A connection whose answer was read whole: kept for the next call to this host."""
         key = (scheme, host, port)
         with self.lock:
+            self.busy[key] -= 1
             idle = self.idle.setdefault(key, [])
-            if len(idle) < self.size:
+            if len(idle) < min(self.peak[key], self.most):
                 idle.append(conn)
                 return
+        conn.close()
+
+    def discard(self, scheme, host, port, conn):
+        """A connection that failed or that the server will close: closed, not kept."""
+        with self.lock:
+            self.busy[(scheme, host, port)] -= 1
         conn.close()
 
     def clear(self):
@@ -264,21 +289,108 @@ class Pool:
 
 
 def _closed_by_peer(conn):
-    """True when an idle connection's socket is readable (the server closed it, or sent bytes
-    nobody asked for) or gone. poll() where the platform has it: select() cannot watch a file
-    descriptor numbered 1024 or more, and a busy plugin holds that many (Windows' select has no
-    such limit and no poll)."""
+    """True when an idle connection's socket is gone or reads as closed (the server hung up, or
+    sent bytes nobody asked for): one look without waiting (the socket made non-blocking; the
+    caller sets its timeout again) and without consuming (MSG_PEEK). No poll object per look,
+    and no select(), which cannot watch a descriptor numbered 1024 or more."""
     if conn.sock is None:
         return True
     try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(conn.sock, select.POLLIN)
-            return bool(poller.poll(0))
-        readable, _, _ = select.select([conn.sock], [], [], 0)
+        conn.sock.setblocking(False)
+        conn.sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False                  # nothing to read: open, and quiet as an idle one should be
     except (OSError, ValueError):
         return True
-    return bool(readable)
+    return True                       # EOF, or unasked-for bytes: either way not reusable
+
+
+class _Response(http.client.HTTPResponse):
+    """http.client's response with its headers read into a plain dict instead of through the
+    email package (a parser per reply, a tenth of the plugin's CPU per answer): the same status
+    line, limits and framing rules (chunked, Content-Length, keep-alive) as HTTPResponse.begin."""
+
+    def begin(self):
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()
+            if status != http.client.CONTINUE:
+                break
+            header_lines(self.fp)        # a 100 Continue's own headers
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        self.headers = self.msg = Headers(header_lines(self.fp))
+        self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        self.chunk_left = None
+        self.will_close = self._check_close()
+        self.length = None
+        length = self.headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                pass
+            if self.length is not None and self.length < 0:
+                self.length = None
+        if status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED) or 100 <= status < 200 \
+                or self._method == "HEAD":
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True    # nothing says where the body ends but the end of the connection
+
+
+def header_lines(fp):
+    """A message's header lines up to the blank line (a reply's here, a docker's request's in
+    fmz_plugin's Handler), within http.client's own limits."""
+    lines = []
+    while True:
+        line = fp.readline(http.client._MAXLINE + 1)
+        if len(line) > http.client._MAXLINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            return lines
+        lines.append(line)
+        if len(lines) > http.client._MAXHEADERS:
+            raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
+
+
+class Headers(dict):
+    """Header values by name, any case (`get("X-MBX-USED-WEIGHT-1M")`); of a repeated header,
+    the first, as email's Message.get answers. `names`: every name as sent, in order."""
+
+    def __init__(self, lines=()):
+        super().__init__()
+        self.names = []
+        name = None
+        for line in lines:
+            text = line.decode("iso-8859-1")
+            if text[:1] in (" ", "\t") and name is not None:     # a folded line continues the last one
+                dict.__setitem__(self, name, dict.__getitem__(self, name) + " " + text.strip())
+                continue
+            name, _, value = text.partition(":")
+            self.names.append(name.strip())
+            name = name.strip().lower()
+            self.setdefault(name, value.strip())
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name.lower())
+
+    def get_all(self, name, failobj=None):
+        """What HTTPResponse.getheader asks for."""
+        return [self[name]] if name in self else failobj
 
 
 # -- Single-flight: one call for callers asking the same at once ------------------------------------
@@ -430,8 +542,23 @@ class Api:
         self.throttle = throttle      # a Throttle, or None to send as fast as asked
         self.max_wait = max_wait      # seconds a call may wait for its turn (None: the throttle's own)
         self.shared = shared          # a SingleFlight joining identical public GETs, or None
-        self.signatures = []          # what the signer added to each request (see _signed_values)
+        self._mine = threading.local()   # .signatures: this thread's, see signatures
         self._keys = None
+        self._digest = None
+
+    @property
+    def signatures(self):
+        """What the signer added to this thread's requests since new_request() (see
+        _signed_values), for redact(): per thread, since one Api serves every robot that has
+        these keys and settings (fmz_plugin keeps it), each request in a thread of its own."""
+        mine = getattr(self._mine, "signatures", None)
+        if mine is None:
+            mine = self._mine.signatures = []
+        return mine
+
+    def new_request(self):
+        """A new request starts in this thread: the signatures of the last one are forgotten."""
+        self.signatures.clear()
 
     @property
     def base_url(self):
@@ -574,7 +701,9 @@ class Api:
     def key_digest(self):
         """SHA-256 of the access key and secret as sent: equal only for equal keys, and no secret
         in the clear in a table key."""
-        return hashlib.sha256(f"{self.access_key}\n{self.secret_key}".encode()).hexdigest()
+        if self._digest is None:
+            self._digest = hashlib.sha256(f"{self.access_key}\n{self.secret_key}".encode()).hexdigest()
+        return self._digest
 
     def _send_in_turn(self, request, params, keys, idempotent, host, deadline=False):
         """Wait for the throttle's turn, sign (with the validity deadline of an order or cancel:
@@ -588,7 +717,7 @@ class Api:
                     request.deadline = now + request.window_ms
                 before = dict(request.headers), request.query
                 self.exchange.sign(request, keys, now)
-                self.signatures += _signed_values(before, request)
+                self.signatures.extend(_signed_values(before, request))
             status, body, headers = self._send(request, idempotent, self.url_for(host))
             if turn is not None:
                 turn.observe(headers)
@@ -613,7 +742,8 @@ class Api:
         charges = [(self._bucket_key(limit, endpoint, params, signed, host), limit, limit.units(params))
                    for limit in limits]
         try:
-            return self.throttle.turn(charges, f"{self.name} {request.method} {request.path}", self.max_wait)
+            return self.throttle.turn(charges, f"{self.name} {request.method} {request.path}", self.max_wait,
+                                      urgent=request.method != "GET" or getattr(_URGENT, "on", False))
         except Refused as refused:
             raise PluginError(str(refused), rate_limited=True) from None
 
@@ -657,17 +787,20 @@ class Api:
                 response = conn.getresponse()
                 body = response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                conn.close()
+                self.pool.discard(url.scheme, url.hostname, port, conn)
                 if reused and idempotent and not fresh_try:
                     continue          # a keep-alive socket the server had dropped: once more, fresh
                 raise PluginError(f"{self.name}: connection lost during {request.method} {request.path}"
                                   f" ({type(error).__name__})", ambiguous=True) from error
             except (TimeoutError, OSError, http.client.HTTPException) as error:
-                conn.close()
+                self.pool.discard(url.scheme, url.hostname, port, conn)
                 raise PluginError(self._network_message(request, error, base_url, idempotent),
                                   ambiguous=True) from error
+            except BaseException:
+                self.pool.discard(url.scheme, url.hostname, port, conn)
+                raise
             if response.will_close:
-                conn.close()
+                self.pool.discard(url.scheme, url.hostname, port, conn)
             else:
                 self.pool.give_back(url.scheme, url.hostname, port, conn)
             return response.status, body, response.headers
@@ -704,6 +837,21 @@ def _query_text(value):
 
 # -- Caches: markets -------------------------------------------------------------------------------
 
+_URGENT = threading.local()            # .on while this thread makes calls an order waits for
+
+
+def urgently(load, *args):
+    """load(*args), every call it makes going before the market-data reads waiting in the
+    throttle's lines (as orders do): the markets load an order needs must not queue behind
+    robots polling depth (Binance: a depth of 1000 weighs 50 of the 6000 a minute)."""
+    before = getattr(_URGENT, "on", False)
+    _URGENT.on = True
+    try:
+        return load(*args)
+    finally:
+        _URGENT.on = before
+
+
 class MarketsCache:
     """Instrument specs per (exchange, base URL, market kind), reloaded after MARKETS_TTL.
 
@@ -716,7 +864,7 @@ class MarketsCache:
         self.cache = SingleFlight(keep=True, ttl=ttl)
 
     def get(self, api, kind):
-        return self.cache.get((api.name, api.base_url, kind), lambda: api.exchange.load_markets(api, kind))
+        return self.cache.get((api.name, api.base_url, kind), lambda: urgently(api.exchange.load_markets, api, kind))
 
     def clear(self):
         self.cache.clear()
@@ -797,14 +945,35 @@ def markets_answer(api, kinds=("spot", "swap")):
 
 
 def book_levels(rows, price=0, amount=1):
-    """An exchange's book side as [[Decimal price, Decimal amount], ...]: rows are lists
-    ([price, amount, ...], the default) or objects ({"price": .., "qty": ..}: give the key names)."""
-    return [[number_or_zero(row[price]), number_or_zero(row[amount])] for row in rows or []]
+    """An exchange's book side as [[price, amount], ...] of floats: rows are lists ([price,
+    amount, ...], the default) or objects ({"price": .., "qty": ..}: give the key names). A book
+    whose every number reads (the usual case) is read with float() alone, no call per value."""
+    try:
+        levels = [[float(row[price]), float(row[amount])] for row in rows or []]
+        if math.isfinite(math.fsum(map(math.fsum, levels))):
+            return levels
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return [[answer_number(row[price]), answer_number(row[amount])] for row in rows or []]
 
 
 def candle_row(row):
     """An exchange's candle [open time ms, open, high, low, close, volume, ...] as FMZ's record."""
-    return [int(row[0])] + [number_or_zero(value) for value in row[1:6]]
+    return [int(row[0])] + [answer_number(value) for value in row[1:6]]
+
+
+def answer_number(value):
+    """An exchange's numeric field as the float a robot reads, for answers only (book levels,
+    candles: the bulk of an answer's numbers). FMZ reads every number of an answer as a float64,
+    and float(text) is that float exactly (correctly rounded, as from the exact decimal), so
+    nothing a robot keeps is lost, while the answer is then encoded by json's C encoder with no
+    Python call per number. Empty, absent, garbled or non-finite fields are 0.0, never an error.
+    Amounts and prices toward the exchange stay exact decimal strings (parse_number, plain)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def signed_io(api, http_method, path, params):

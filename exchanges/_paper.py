@@ -346,7 +346,8 @@ class Account:
 
     def book(self, symbol):
         book, _ = self.api.exchange.METHODS["depth"](self.api, symbol=symbol, limit=BOOK_LEVELS)
-        return book
+        exact = lambda levels: [[Decimal(repr(price)), Decimal(repr(amount))] for price, amount in levels]
+        return {**book, "asks": exact(book["asks"]), "bids": exact(book["bids"])}     # answers carry floats
 
     def last_price(self, symbol):
         ticker, _ = self.api.exchange.METHODS["ticker"](self.api, symbol=symbol)

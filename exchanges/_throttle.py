@@ -14,6 +14,11 @@ from collections import deque
 THROTTLE_MAX_WAIT = 10.0      # seconds a call may wait for its turn under a rate limit (--max-wait)
 THROTTLE_MARGIN = 0.05        # seconds added to every documented window, for the exchange's clock
 THROTTLE_SWEEP = 5.0          # seconds between two sweeps of idle throttle buckets
+URGENT, READ = 0, 1           # a call's place in a line: orders (and what they need) before market data
+READS_SHARE = 0.9             # of a budget several endpoints share (a Limit's pool), what reads may fill: the
+                              # rest is kept for orders and the markets load they need (robots polling a
+                              # Binance depth of 1000, 50 weight each, once spent a minute's weight and
+                              # every order was refused until it cleared)
 
 
 class Refused(Exception):
@@ -115,21 +120,65 @@ def _template(key):
 
 
 class _Bucket:
-    """The calls one exchange counts together under one Limit, as the throttle sees them."""
+    """The calls one exchange counts together under one Limit, as the throttle sees them.
+
+    Two rules decide when a call may go, and it goes when both agree:
+    - the window (`earliest`): no more than the limit counted in any window, a call counting
+      from the moment it is let go until a window after its answer (the exchange's own rule,
+      however late each call arrived);
+    - the pace (`paced`): reads go one every `interval` (the window divided by the limit, per
+      unit), a leaky bucket. Without it, the window rule alone lets a whole limit go back to
+      back, then holds every robot until the window clears, again and again: a one-second
+      hiccup every two seconds (and the burst that starts a busy spell is that hiccup once).
+      With it, the wait is even.
+    A rested bucket (new, or nothing counted and its pace a window behind) lets `burst` units go
+    at once (`burst_left`): only what the pace could not deliver within the call's wait, so that
+    pacing never refuses a call the window alone would have let go (5 calls per 1000 s with 10 s
+    to wait: all 5 at once; OKX's 20 tickers per 2 s: one, then one every 0.1 s). Urgent calls
+    (orders) are not paced: the window alone holds them, and reads pace behind them.
+    """
 
     __slots__ = ("limit", "window", "done", "done_units", "in_flight", "queue", "queued_units",
-                 "reported", "last_used")
+                 "queued_urgent", "reported", "last_used", "interval", "burst", "burst_left", "paced")
 
-    def __init__(self, limit, margin, now):
+    def __init__(self, limit, margin, now, max_wait=THROTTLE_MAX_WAIT):
         self.limit = limit
         self.window = limit.seconds + margin
         self.done = deque()           # (answered at, units) of calls that came back, oldest first
         self.done_units = 0
         self.in_flight = 0            # units of calls sent and not answered yet: they count in every window
-        self.queue = deque()          # tickets of the calls waiting for their turn, first come first
+        self.queue = deque()          # _Tickets of the calls waiting for their turn, first come first
         self.queued_units = 0
+        self.queued_urgent = 0        # ... of them, units of URGENT calls (which go before reads)
         self.reported = (now, 0)      # (when, units) the exchange counted beyond ours (its headers)
         self.last_used = now
+        self.interval = self.window / limit.requests     # seconds per unit under a steady load
+        self.paced = now - self.window    # when the pace lets the next read go (new: rested)
+        self.burst = max(1, limit.requests - int(max_wait / self.interval))   # units a rested bucket lets go at once
+        self.burst_left = 0           # units that may still go unpaced, in the burst a rest allows
+
+    def next_in_line(self):
+        """The ticket whose turn is next: the first urgent one, else the first."""
+        return min(self.queue, key=lambda ticket: ticket.rank)
+
+    def rested(self, now):
+        """True when nothing is counted in the window and the pace has been idle for a window."""
+        return not (self.in_flight or self.done_units or self.reported[1]) and now >= self.paced + self.window
+
+    def pace_from(self, now, units, rank=READ):
+        """When the pace lets a call of `units` go: an urgent one, or a read within a burst, at
+        once; else one `interval` per unit after the call before it."""
+        if rank == URGENT or self.rested(now) or self.burst_left >= units:
+            return now
+        return max(now, self.paced)
+
+    def went(self, now, units, rank=READ):
+        """A call of `units` is let go (before it is counted in flight): the pace moves on."""
+        if self.rested(now):
+            self.burst_left = self.burst
+        if rank == READ:
+            self.burst_left = max(0, self.burst_left - units)
+        self.paced = max(self.paced, now) + units * self.interval
 
     def forget_before(self, now):
         while self.done and self.done[0][0] <= now - self.window:
@@ -137,11 +186,18 @@ class _Bucket:
         if self.reported[1] and self.reported[0] <= now - self.window:
             self.reported = (now, 0)
 
-    def earliest(self, now, units):
-        """When `units` more fit in the window, counting answered calls until a window after
-        their answer; inf while only calls in flight could free room."""
+    def room(self, rank):
+        """What a window holds for a call of this rank: the whole limit, less what a shared budget
+        keeps for urgent calls when it is a read (READS_SHARE)."""
+        if rank == URGENT or self.limit.pool is None:
+            return self.limit.requests
+        return max(1, int(self.limit.requests * READS_SHARE))
+
+    def earliest(self, now, units, rank=URGENT):
+        """When `units` more fit in the window (its room for `rank`), counting answered calls
+        until a window after their answer; inf while only calls in flight could free room."""
         self.forget_before(now)
-        over = self.in_flight + self.done_units + self.reported[1] + units - self.limit.requests
+        over = self.in_flight + self.done_units + self.reported[1] + units - self.room(rank)
         if over <= 0:
             return now
         report_at, report_units = self.reported
@@ -157,20 +213,28 @@ class _Bucket:
             return report_at + self.window
         return float("inf")
 
-    def lower_bound(self, now, units):
-        """No earlier than this can a call of `units` go, behind the calls queued ahead: the
-        line is played out as if every call were answered the moment it went (and those in
-        flight now), which only ever makes turns come sooner than they will."""
+    def lower_bound(self, now, units, rank=READ):
+        """No earlier than this can a call of `units` go, behind the calls queued ahead (only
+        the urgent ones for an urgent call): the pace of those ahead, and the line played out
+        as if every call were answered the moment it went (and those in flight now), which
+        only ever makes turns come sooner than they will."""
         self.forget_before(now)
+        ahead = self.queued_urgent if rank == URGENT else self.queued_units
+        unpaced = self.burst if self.rested(now) else self.burst_left
+        paced = max(now, self.paced) + max(0, ahead - unpaced) * self.interval
+        if rank == URGENT or ahead + units <= unpaced:
+            paced = now
+        return max(paced, self._window_bound(now, units, ahead, self.room(rank)))
+
+    def _window_bound(self, now, units, ahead, room_for_all):
         used = self.in_flight + self.done_units + self.reported[1]
-        ahead = self.queued_units
-        if used + ahead + units <= self.limit.requests:
+        if used + ahead + units <= room_for_all:
             return now
         counted = deque(sorted([*self.done, self.reported, (now, self.in_flight)]))
         played = deque()              # (went at, units) of the calls ahead, as played out
         at = now
         while True:
-            room = self.limit.requests - used
+            room = room_for_all - used
             if ahead and room > 0:
                 going = min(room, ahead)
                 ahead, used, room = ahead - going, used + going, room - going
@@ -182,7 +246,17 @@ class _Bucket:
             at, used = max(at, went + self.window), used - freed
 
     def idle(self, now):
-        return not (self.in_flight or self.queue) and self.last_used <= now - self.window
+        return (not (self.in_flight or self.queue) and self.last_used <= now - self.window
+                and now >= self.paced + self.window)
+
+
+class _Ticket:
+    """A call's place in a bucket's line (compared by identity): its rank, URGENT or READ."""
+
+    __slots__ = ("rank",)
+
+    def __init__(self, rank):
+        self.rank = rank
 
 
 class Throttle:
@@ -192,9 +266,10 @@ class Throttle:
     Each exchange module declares RATE_LIMITS = {"VERB /path": limit}: a plain
     `(requests, seconds)` (counted per API key for a signed call, per IP for a public one) or
     richer Limit objects naming what the exchange counts a limit per (IP, key, key and
-    instrument) and a call's weight. A call waits for its turn, first come first served, and
-    goes as soon as every limit it falls under has room; only a call that could not go within
-    `max_wait` seconds fails, naming the limit, and is not sent.
+    instrument) and a call's weight. A call waits for its turn, first come first served
+    (orders before market-data reads), and goes as soon as every limit it falls under has room
+    and its pace allows (calls are spread evenly through the window, see _Bucket); only a
+    call that could not go within `max_wait` seconds fails, naming the limit, and is not sent.
 
     The exchange counts arrivals, and a call arrives some time after it leaves (signing, a new
     connection, the network). So a call counts from the moment it is let go until a window
@@ -215,26 +290,29 @@ class Throttle:
         self.wait_for_change = wait or (lambda seconds: self.changed.wait(seconds))
         self.swept = clock()
 
-    def turn(self, charges, label, max_wait=None):
+    def turn(self, charges, label, max_wait=None, urgent=False):
         """Wait until a call charged `charges` ([(bucket key, Limit, units)]) may go: a Turn.
 
         Raises Refused naming the limit when that cannot happen within max_wait seconds.
         The call takes its limits one at a time, always in the order of their keys: a call
         waiting for one limit (Binance's order count) holds no place in the line of another
-        (the weight every market-data read shares), and two calls never wait for each other."""
+        (the weight every market-data read shares), and two calls never wait for each other.
+        An `urgent` call (an order, a cancel, the markets load an order needs) goes before
+        every read waiting in the same line: reads wait, or are refused, first."""
         max_wait = self.max_wait if max_wait is None else max_wait
+        rank = URGENT if urgent else READ
         with self.changed:
             now = self.clock()
             self._sweep(now)
             charges = sorted(charges, key=lambda charge: charge[0])
-            held = [(self._bucket(key, limit, now), units) for key, limit, units in charges]
+            held = [(self._bucket(key, limit, now, max_wait), units) for key, limit, units in charges]
             for bucket, units in held:
-                if units > bucket.limit.requests or bucket.lower_bound(now, units) - now > max_wait:
+                if units > bucket.room(rank) or bucket.lower_bound(now, units, rank) - now > max_wait:
                     raise self._refusal(label, bucket.limit, max_wait)
             taken = []
             try:
                 for bucket, units in held:
-                    self._take(bucket, units, label, now + max_wait, max_wait)
+                    self._take(bucket, units, rank, label, now + max_wait, max_wait)
                     taken.append((bucket, units))
             except BaseException:
                 for bucket, units in taken:      # not sent after all: counted nowhere
@@ -243,17 +321,22 @@ class Throttle:
                 raise
             return Turn(self, held)
 
-    def _take(self, bucket, units, label, deadline, max_wait):
-        """Queue for `bucket`, first come first served, until it has room for `units`."""
-        ticket = object()
+    def _take(self, bucket, units, rank, label, deadline, max_wait):
+        """Queue for `bucket` (urgent calls first, then first come first served) until both its
+        window and its pace let `units` go."""
+        ticket = _Ticket(rank)
         bucket.queue.append(ticket)
         bucket.queued_units += units
+        bucket.queued_urgent += units if rank == URGENT else 0
         self.changed.notify_all()
         try:
             while True:
                 now = self.clock()
-                at = bucket.earliest(now, units) if bucket.queue[0] is ticket else float("inf")
+                at = float("inf")
+                if bucket.next_in_line() is ticket:
+                    at = max(bucket.earliest(now, units, rank), bucket.pace_from(now, units, rank))
                 if at <= now:
+                    bucket.went(now, units, rank)
                     bucket.in_flight += units
                     bucket.last_used = now
                     return
@@ -263,6 +346,7 @@ class Throttle:
         finally:
             bucket.queue.remove(ticket)
             bucket.queued_units -= units
+            bucket.queued_urgent -= units if rank == URGENT else 0
             self.changed.notify_all()            # the next in line may be able to go too
 
     def _answered(self, held):
@@ -283,10 +367,11 @@ class Throttle:
             bucket.forget_before(now)
             bucket.reported = (now, max(0, exchange_count - bucket.done_units - units))
 
-    def _bucket(self, key, limit, now):
+    def _bucket(self, key, limit, now, max_wait=None):
         bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[key] = _Bucket(limit, self.margin, now)
+            max_wait = self.max_wait if max_wait is None else max_wait
+            bucket = self.buckets[key] = _Bucket(limit, self.margin, now, max_wait)
         return bucket
 
     def _sweep(self, now):

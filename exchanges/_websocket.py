@@ -69,15 +69,16 @@ NORMAL_CLOSURE = 1000
 MAX_HEAD = 16384              # bytes of the server's handshake answer
 MAX_MESSAGE = 16 << 20        # bytes of one message, all its fragments together
 READ_SIZE = 65536
-TLS = ssl.create_default_context()      # certificates and host names verified
 
 
 class WebSocketError(ConnectionError):
     """The handshake was refused, the peer broke the protocol, or the connection is closed."""
 
 
-def connect(url, timeout, context=TLS, headers=None):
-    """Open a WebSocket to ws:// or wss:// `url`: connect, TLS, handshake, each within `timeout`."""
+def connect(url, timeout, context=None, headers=None):
+    """Open a WebSocket to ws:// or wss:// `url`: connect, TLS, handshake, each within `timeout`.
+    `context`: the TLS context of a wss:// one (default: one verifying certificates and host
+    names, made on the first call, not at import: building it takes ~25 ms a start needs not pay)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         raise WebSocketError(f"not a WebSocket address: {url[:80]}")
@@ -85,7 +86,7 @@ def connect(url, timeout, context=TLS, headers=None):
     sock = socket.create_connection((parts.hostname, port), timeout=timeout)
     try:
         if parts.scheme == "wss":
-            sock = context.wrap_socket(sock, server_hostname=parts.hostname)
+            sock = (context or ssl.create_default_context()).wrap_socket(sock, server_hostname=parts.hostname)
         rest = _handshake(sock, parts, headers or {})
     except BaseException:
         sock.close()

@@ -19,7 +19,8 @@ def test_the_benchmark_runs_in_a_clone_without_the_guide(tmp_path):
             shutil.copy(source, clone / name)
         else:
             shutil.copytree(source, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
-    done = subprocess.run([sys.executable, "benchmarks/bench.py", "--seconds", "0.05", "--rounds", "1"], cwd=clone,
+    done = subprocess.run([sys.executable, "benchmarks/bench.py", "--seconds", "0.05", "--rounds", "1", "--robots", "4"],
+                          cwd=clone,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()

@@ -207,7 +207,7 @@ def test_docs_book(timestamp, ms):
     data, _ = bitvavo.depth(api, Symbol("BTC", "EUR"), limit=4)
     assert api.sent == [("/v2/BTC-EUR/book", {"depth": 4})]
     assert data["time"] == ms
-    assert data["bids"][0] == [Decimal("4999.9"), Decimal("0.015")] and data["asks"][-1][0] == Decimal("5001.4")
+    assert data["bids"][0] == [4999.9, 0.015] and data["asks"][-1][0] == 5001.4     # the floats a robot reads
 
 
 def test_docs_trades_newest_first_answered_oldest_first():
@@ -227,8 +227,7 @@ def test_docs_candles_with_string_or_number_times():
              ["1590383640000", "8091.3", "8091.5", "8091.3", "8091.5", "0.04931221"]]
     rows, _ = bitvavo.records(Replies(reply, []), Symbol("BTC", "EUR"), period=1, limit=5)
     assert [r[0] for r in rows] == [1590383640000, 1590383700000]
-    assert rows[0][1:] == [Decimal("8091.3"), Decimal("8091.5"), Decimal("8091.3"), Decimal("8091.5"),
-                           Decimal("0.04931221")]
+    assert rows[0][1:] == [8091.3, 8091.5, 8091.3, 8091.5, 0.04931221]     # the floats a robot reads
 
 
 def test_candles_page_back_with_end():

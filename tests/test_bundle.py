@@ -75,8 +75,25 @@ def test_bundle_starts_cold_in_an_empty_directory(tmp_path, bundle_path):
         finally:
             plugin.stop()
     log = plugin.log_path.read_text()
-    assert "OKX ticker BTC_USDT" in log and fake.SECRET_KEY.split(",")[0] not in log
+    assert "OKX ticker NOPE_USDT" in log and fake.SECRET_KEY.split(",")[0] not in log     # an error's line
     assert os.listdir(tmp_path) == ["plugin.log"]                 # it wrote nothing else
+
+
+def test_the_bundle_keeps_its_compiled_modules_beside_itself(tmp_path):
+    """The first start compiles each carried module and keeps it in __pycache__ beside the file
+    (as Python does for the repository); later starts read it back. Not when bytecode writing
+    is off."""
+    bundle(tmp_path)
+    path = tmp_path / "out" / "fmz_plugin.py"
+    writing = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    run = lambda env: subprocess.run([sys.executable, str(path), "--help"], env=env, capture_output=True, timeout=60)
+    assert run(dict(writing, PYTHONDONTWRITEBYTECODE="1")).returncode == 0
+    assert not (tmp_path / "out" / "__pycache__").exists()
+    assert run(writing).returncode == 0
+    kept = sorted(os.listdir(tmp_path / "out" / "__pycache__"))
+    assert any(name.startswith("fmz_plugin.py.exchanges._kit.py.") for name in kept)
+    assert len(kept) == len(re.findall(r"^_bundle_module\(", path.read_text(), re.M))
+    assert run(writing).returncode == 0 and sorted(os.listdir(tmp_path / "out" / "__pycache__")) == kept
 
 
 def test_bundle_of_some_exchanges_serves_only_those(tmp_path):

@@ -323,8 +323,60 @@ def test_max_connections_default_follows_the_open_file_limit(monkeypatch):
         fmz_plugin.parse_args(["--max-connections", "0"])
     monkeypatch.setattr(fmz_plugin, "_open_file_limit", lambda: 1024)
     assert fmz_plugin.default_max_connections() == (1024 - fmz_plugin.FILES_KEPT) // 2
+    monkeypatch.setattr(fmz_plugin, "_open_file_limit", lambda: 20_000)      # no fixed 512: 1,000 robots fit
+    assert fmz_plugin.default_max_connections() == (20_000 - fmz_plugin.FILES_KEPT) // 2 == 9_984
+    monkeypatch.setattr(fmz_plugin, "_open_file_limit", lambda: 10 ** 6)
+    assert fmz_plugin.default_max_connections() == fmz_plugin.MAX_CONNECTIONS
     monkeypatch.setattr(fmz_plugin, "_open_file_limit", lambda: None)
     assert fmz_plugin.Settings().max_connections == fmz_plugin.MAX_CONNECTIONS
+
+
+def test_the_listen_backlog_is_the_connection_limit_and_a_system_cap_is_said(okx_fake, monkeypatch):
+    assert fmz_plugin.listen_backlog(100) == 1024 and fmz_plugin.listen_backlog(5000) == 5000
+    monkeypatch.setattr(fmz_plugin, "backlog_cap", lambda: 128)
+    with plugin_with(okx_fake, max_connections=3000) as (url, server):
+        assert server.request_queue_size == 3000
+        banner = fmz_plugin.banner(server, server.settings)
+    assert ("the system caps the listen backlog at 128 (net.core.somaxconn), below the 3000 asked for "
+            "--max-connections 3000") in banner
+    monkeypatch.setattr(fmz_plugin, "backlog_cap", lambda: 4096)
+    with plugin_with(okx_fake, max_connections=3000) as (url, server):
+        assert "somaxconn" not in fmz_plugin.banner(server, server.settings)
+
+
+def test_refused_connections_are_counted_on_the_status_page(okx_fake):
+    with plugin_with(okx_fake, max_connections=1) as (url, server):
+        robot = connected(url, 1)
+        for _ in range(2):
+            assert refused(url)[0] == 503
+        report = fmz_plugin.status_report(server)
+        assert report["connections"] == {"open": 1, "max": 1, "refused": {"max connections": 2, "out of files": 0,
+                                                                          "not allowed": 0}}
+        line = "Refused 2 connections: 2 over --max-connections 1 (open now: 1)"
+        assert line in fmz_plugin.status_html(report) and line in fmz_plugin.refusals_line(report["connections"])
+        robot[0].close()
+
+
+def test_a_connection_refused_for_want_of_files_is_closed_once_its_client_hangs_up(okx_fake):
+    """At the file limit the spare descriptor refuses a robot: the 503 is read whole, and the
+    socket is closed as soon as the robot hangs up, not kept half-open (#23: robots behind it
+    waited 17 s for their 503)."""
+    with plugin_with(okx_fake) as (url, server), socket.create_server(("127.0.0.1", 0)) as listener:
+        robot = socket.create_connection(listener.getsockname(), timeout=10)
+        robot.sendall(b"POST /OKX HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        accepted, _ = listener.accept()
+
+        def read_and_hang_up():
+            answer.append(_read_all(robot))
+            robot.close()
+
+        answer = []
+        reader = threading.Thread(target=read_and_hang_up)
+        reader.start()
+        server._refuse(accepted, "no file descriptor left", linger=False)
+        reader.join()
+        assert accepted.fileno() == -1 and server.refused == []
+        assert answer[0].startswith(b"HTTP/1.1 503 ") and answer[0].endswith(b'{"error":"no file descriptor left"}')
 
 
 LOW_FILE_LIMIT = 64

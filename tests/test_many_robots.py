@@ -148,7 +148,7 @@ def test_okx_orders_on_two_instruments_each_have_their_own_limit(okx_client, mon
 
 def test_okx_two_instruments_take_half_the_time_of_one(okx_client, monkeypatch):
     """On a fake clock: 6 orders on each of two pairs under 3 per 2 s per instrument go in one
-    wait of a window; counted per key, the same 12 would take three."""
+    wait of a window; counted per key, the same 12 would take three. (Orders are not paced.)"""
     exchange = okx_client
     throttled(exchange, monkeypatch, "POST /api/v5/trade/order", _throttle.Limit(3, 2.0, per="key+instId"))
     clock = on_fake_clock(exchange)
@@ -181,6 +181,36 @@ def binance_client():
         client.url = "http://127.0.0.1:%d" % client.server.server_address[1]
         client.data("markets")
         yield client
+
+
+def test_binance_an_order_goes_before_robots_polling_depth_on_a_cold_markets_cache():
+    """#23: 8 robots polling a depth of 1000 (50 weight each, every robot its own call) while
+    the markets cache is cold: the reads spend what the weight lets them and then wait or are
+    refused; the order, and the markets load it needs first, go ahead of them and are placed."""
+    from tests.conftest import client_of
+    from tests.fakes.binance import FakeBinance
+    with FakeBinance() as fake, client_of(fake) as client:
+        settings = client.server.settings
+        settings.throttle, settings.max_wait, settings.shared_reads = _throttle.Throttle(), 2.0, None
+        url = "http://127.0.0.1:%d" % client.server.server_address[1]
+        stop, refused = threading.Event(), threading.Event()
+
+        def robot():
+            reader = PluginClient(url, "Binance", fake.ACCESS_KEY, fake.SECRET_KEY)
+            while not stop.is_set():
+                if "not sent" in reader.call("depth", symbol="BTC_USDT", limit=1000).get("error", ""):
+                    refused.set()
+
+        robots = [threading.Thread(target=robot) for _ in range(8)]
+        for thread in robots:
+            thread.start()
+        assert refused.wait(60)               # the reads have spent what they may: they are refused
+        answer = client.call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+        stop.set()
+        for thread in robots:
+            thread.join()
+        assert "data" in answer, answer
+        assert len(fake.engine.orders) == 1
 
 
 def test_binance_counts_request_weight_per_ip_across_endpoints(binance_client, monkeypatch):

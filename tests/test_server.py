@@ -121,3 +121,68 @@ def test_banner_names_the_url_to_paste(okx_fake):
     finally:
         server.server_close()
     assert f"http://127.0.0.1:{server.server_address[1]}/OKX" in text
+
+
+def test_the_access_log_costs_nothing_per_good_request_at_info(okx_fake, caplog):
+    """At info (the default): an error answer has its line, a good one none; every `every`
+    seconds one line counts the answers. At debug: every request has its line."""
+    access = fmz_plugin.AccessLog(every=3600)
+    good, bad = {"data": {}}, {"error": "OKX 51001: Instrument ID does not exist"}
+    envelope = {"method": "ticker", "params": {"symbol": "BTC_USDT"}}
+    caplog.set_level("INFO", logger="fmz_plugin")
+    access.note("OKX", envelope, 0.0, good)
+    access.note("OKX", envelope, 0.0, bad)
+    assert [r.getMessage().split()[:3] + r.getMessage().split()[4:5] for r in caplog.records] == \
+        [["OKX", "ticker", "BTC_USDT", "error:"]]
+    caplog.clear()
+    access.every = 0
+    access.note("OKX", envelope, 0.0, good)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("3 requests answered in the last ") and ", 1 of them errors" in line
+    caplog.clear()
+    caplog.set_level("DEBUG", logger="fmz_plugin")
+    access.every = 3600
+    access.note("OKX", envelope, 0.0, good)
+    assert [r.getMessage().split()[:3] + r.getMessage().split()[4:] for r in caplog.records] == \
+        [["OKX", "ticker", "BTC_USDT", "ok"]]
+
+
+def test_the_date_header_is_made_once_a_second():
+    handler = object.__new__(fmz_plugin.Handler)
+    first = handler.date_time_string()
+    second = fmz_plugin._DATE[0]
+    assert first == fmz_plugin.http.server.BaseHTTPRequestHandler.date_time_string(handler, second)
+    assert handler.date_time_string() is first or fmz_plugin._DATE[0] != second
+
+
+def test_one_api_serves_every_request_of_one_key_and_settings(okx_fake):
+    settings = fmz_plugin.Settings({"okx": okx_fake.url})
+    envelope = {"access_key": okx_fake.ACCESS_KEY, "secret_key": okx_fake.SECRET_KEY, "method": "accounts"}
+    assert "data" in fmz_plugin.dispatch("OKX", dict(envelope), settings=settings)
+    (api,) = settings.apis.values()
+    signed_once = list(api.signatures)
+    for _ in range(2):
+        assert "data" in fmz_plugin.dispatch("OKX", dict(envelope), settings=settings)
+    assert list(settings.apis.values()) == [api]
+    assert len(api.signatures) == len(signed_once)     # this request's alone, not all three
+    fmz_plugin.dispatch("OKX", dict(envelope, access_key=okx_fake.ACCESS_KEY + "x"), settings=settings)
+    assert len(settings.apis) == 2
+
+
+def test_request_heads_are_read_as_http_server_reads_them(plugin_server, okx_fake):
+    """The Handler reads a request's headers without the email package, by http.server's rules:
+    any case, Connection close or keep-alive, HTTP/1.0 closes, at most 100 headers, HTTP/2 refused."""
+    envelope = json.dumps({"access_key": okx_fake.ACCESS_KEY, "secret_key": okx_fake.SECRET_KEY,
+                           "method": "ticker", "params": {"symbol": "BTC_USDT"}}).encode()
+    two = (b"POST /OKX HTTP/1.1\r\ncontent-length: %d\r\nX-Folded: a\r\n b\r\n\r\n" % len(envelope) + envelope) * 2
+    answers = raw_exchange(plugin_server, two)                      # kept alive: both answered
+    assert answers.count(b"HTTP/1.1 200 OK") == 2 and answers.count(b'"symbol":"BTC_USDT"') == 2
+    closing = b"POST /OKX HTTP/1.1\r\nCONTENT-LENGTH: %d\r\nConnection: close\r\n\r\n" % len(envelope) + envelope
+    assert raw_exchange(plugin_server, closing * 2, half_close=False).count(b"HTTP/1.1 200 OK") == 1
+    old = b"POST /OKX HTTP/1.0\r\nContent-Length: %d\r\n\r\n" % len(envelope) + envelope
+    assert raw_exchange(plugin_server, old * 2, half_close=False).count(b" 200 OK") == 1
+    many = b"POST /OKX HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n"
+    head, answer = head_and_json(raw_exchange(plugin_server, many))
+    assert answer == {"error": "HTTP 431: Too many headers"}
+    head, answer = head_and_json(raw_exchange(plugin_server, b"POST /OKX HTTP/2.0\r\n\r\n"))
+    assert answer["error"].startswith("HTTP 505")

@@ -249,7 +249,8 @@ def test_main_serves_shows_the_status_table_and_stops_with_fmz(okx_fake, monkeyp
     logged = []
     while not fmz.logs.empty():
         logged.append(fmz.logs.get())
-    assert any("OKX ticker BTC_USDT" in line for line in logged)        # request lines go through FMZ's Log
+    assert any("OKX ticker NOPE_USDT" in line and "error: OKX 51001" in line for line in logged)   # error lines
+    assert not any("OKX ticker BTC_USDT" in line for line in logged)    # go through FMZ's Log; others at debug
     for secret in okx_fake.SECRET_KEY.split(",") + [okx_fake.ACCESS_KEY]:
         assert all(secret not in line for line in logged)
     fmz.stop()

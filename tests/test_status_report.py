@@ -142,9 +142,10 @@ def test_rate_limit_use_names_the_fullest_budget_and_counts_waits_and_refusals()
     orders, weight = Limit(4, 10.0), Limit(100, 60.0, per="ip", pool="request weight")
     key = lambda limit, who: ("OKX", "https://x", (who, ""), limit.pool or "POST /api/v5/trade/order")
     for _ in range(8):                                  # the fifth waits 10 s for its turn, then 4 in 10 s
-        watched.turn([(key(orders, "KEY-1"), orders, 1), (key(weight, ""), weight, 5)], "OKX POST /o").done()
+        watched.turn([(key(orders, "KEY-1"), orders, 1), (key(weight, ""), weight, 5)], "OKX POST /o",
+                     urgent=True).done()            # orders: the window alone holds them, no pacing
     with pytest.raises(Refused):
-        watched.turn([(key(orders, "KEY-1"), orders, 1)], "OKX POST /o", max_wait=0)
+        watched.turn([(key(orders, "KEY-1"), orders, 1)], "OKX POST /o", max_wait=0, urgent=True)
     rows = use.report(throttle)
     digest = "key #" + hashlib.sha256(b"KEY-1").hexdigest()[:8]
     assert rows == [

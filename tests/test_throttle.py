@@ -4,6 +4,7 @@ forgetting idle buckets. Driven by a fake clock (no sleeping), or by real thread
 not speed, is asserted."""
 import random
 import threading
+import time
 
 import pytest
 
@@ -39,9 +40,87 @@ def call(throttle, limit, key="bucket", max_wait=None):
 
 
 def test_a_burst_waits_in_line_instead_of_failing():
+    """Paced: one every half second, not two at once and a stall, again and again."""
     throttle, clock = on_fake_clock(max_wait=10)
     went = [call(throttle, Limit(2, 1.0)) for _ in range(6)]
-    assert went == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+    assert went == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+def test_a_steady_load_is_spread_evenly_through_the_window():
+    """OKX's 20 tickers per 2 s, asked without pause: one every 0.1 s from the first, never the
+    whole limit at once and a stall until the window clears."""
+    throttle, clock = on_fake_clock(max_wait=10)
+    limit = Limit(20, 2.0)
+    went = [call(throttle, limit) for _ in range(100)]
+    assert went[0] == 0.0 and {round(b - a, 9) for a, b in zip(went, went[1:])} == {0.1}
+    for i, start in enumerate(went):
+        assert sum(1 for t in went[i:] if t < start + limit.seconds - 1e-9) <= limit.requests
+
+
+def test_paced_calls_with_latency_stay_even_and_under_the_limit():
+    """Answers taking 50 ms (each call counted until a window after it): no call waits more than
+    one pace and one answer after the one before it (no stall until the window clears), and the
+    count stays under the limit however late within its flight each call arrived."""
+    throttle, clock = on_fake_clock(max_wait=10)
+    limit = Limit(20, 2.0)
+    went = []
+    for _ in range(200):
+        turn = throttle.turn([("b", limit, 1)], "X")
+        went.append(clock.now)
+        clock.now += 0.05
+        turn.done()
+    gaps = [b - a for a, b in zip(went, went[1:])]
+    assert max(gaps) <= 0.1 + 0.05 + 1e-9
+    answered = [t + 0.05 for t in went]
+    for i, late in enumerate(answered):
+        assert sum(1 for t in went[i + 1:] if t < late + limit.seconds - 1e-9) + 1 <= limit.requests
+
+
+def test_an_urgent_call_goes_before_the_reads_waiting_in_line():
+    """An order asking while a read waits for its turn goes first (#23: orders starved by reads)."""
+    throttle, clock = on_fake_clock(max_wait=10)
+    weight = Limit(100, 10.0)
+    call(throttle, weight.costing(100), "w")      # the whole limit: the next call waits 10 s
+    went = []
+
+    def wait(seconds):                            # while the next read waits, an order asks
+        if not went:
+            went.append("order asks")
+            turn = throttle.turn([("w", weight, 1)], "order", urgent=True)
+            went.append("order")
+            turn.done()
+        clock.now += seconds
+
+    throttle.wait_for_change = wait
+    throttle.turn([("w", weight.costing(50), 50)], "read").done()
+    went.append("read")
+    assert went == ["order asks", "order", "read"]
+
+
+def test_reads_waiting_in_line_are_refused_before_an_urgent_call_is():
+    """Eight depth reads of 50 waiting (42 s of pace): a ninth read cannot go within 3 s and is
+    refused; an order is counted behind the urgent calls alone, and goes at once."""
+    throttle, clock = on_fake_clock(max_wait=3)
+    weight = Limit(100, 10.0)
+    bucket = throttle._bucket("w", weight, clock.now)
+    bucket.queued_units = 8 * 50
+    with pytest.raises(Refused):
+        throttle.turn([("w", weight, 50)], "read")
+    throttle.turn([("w", weight, 1)], "order", urgent=True).done()
+    assert clock.waited == []
+
+
+def test_reads_leave_a_tenth_of_a_shared_budget_to_orders():
+    """A budget several endpoints share (Binance's request weight): reads fill 90 of 100, then
+    wait for the window; an order still goes at once."""
+    throttle, clock = on_fake_clock(max_wait=1)
+    weight = Limit(100, 60.0, pool="request weight")
+    for _ in range(9):
+        call(throttle, weight.costing(10), "w")
+    with pytest.raises(Refused):
+        call(throttle, weight.costing(10), "w")
+    throttle.turn([("w", weight, 10)], "order", urgent=True).done()
+    assert clock.now == 0.0
 
 
 def test_a_call_counts_until_a_window_after_its_answer():
@@ -107,7 +186,7 @@ def test_a_call_heavier_than_the_whole_limit_fails_at_once():
 def test_weights_add_up_against_one_budget():
     throttle, clock = on_fake_clock(max_wait=100)
     weight = Limit(10, 60.0, per="ip", pool="request weight")
-    assert [call(throttle, weight.costing(4), key="ip") for _ in range(3)] == [0.0, 0.0, 60.0]
+    assert [call(throttle, weight.costing(4), key="ip") for _ in range(3)] == [0.0, 24.0, 60.0]   # paced, then the window
 
 
 def test_a_call_under_two_limits_waits_for_both():
@@ -118,18 +197,18 @@ def test_a_call_under_two_limits_waits_for_both():
         turn = throttle.turn([("orders", orders, 1), ("weight", weight, 1)], "X")
         went.append(clock.now)
         turn.done()
-    assert went == [0.0, 10.0, 20.0, 60.0]
+    assert went == [0.0, 20.0, 40.0, 60.0]         # paced by the slower, then the weight's window
 
 
 def test_the_exchange_count_from_its_headers_is_followed():
-    """The exchange says 9 of 10 are used (another program on this IP): one more fits, then the
-    next waits for a window."""
+    """The exchange says 9 of 10 are used (another program on this IP): one more fits (at its
+    pace), then the next waits for a window."""
     throttle, clock = on_fake_clock(max_wait=100)
-    weight = Limit(10, 60.0, per="ip", pool="weight", used=lambda headers: int(headers["used"]))
+    weight = Limit(10, 60.0, per="ip", used=lambda headers: int(headers["used"]))
     turn = throttle.turn([("w", weight, 1)], "X")
     turn.observe({"used": "9"})
     turn.done()
-    assert call(throttle, weight, "w") == 0.0
+    assert call(throttle, weight, "w") == 6.0
     assert call(throttle, weight, "w") == 60.0
 
 
@@ -271,10 +350,11 @@ def test_a_templated_key_counts_every_path_it_matches_as_one_endpoint():
 def test_a_call_held_by_one_limit_holds_up_no_call_under_another():
     """An order waits for the order limit; meanwhile a read under the weight budget it also
     falls under goes at once: the order holds no place in the weight budget's line."""
-    throttle, clock = on_fake_clock(max_wait=100)
-    weight, orders = Limit(5, 60.0), Limit(1, 10.0)
+    throttle, clock = on_fake_clock(max_wait=1)      # a second to wait: the weight lets its burst go
+    weight, orders = Limit(100, 60.0), Limit(1, 10.0)
     order = [("a weight", weight, 1), ("b orders", orders, 1)]      # the weight is taken first
-    throttle.turn(order, "order").done()
+    throttle.turn([("a weight", weight, 1)], "read").done()
+    throttle.turn(order, "order", max_wait=100).done()
     went = []
 
     def wait(seconds):                       # while the second order waits, a read asks
@@ -285,6 +365,45 @@ def test_a_call_held_by_one_limit_holds_up_no_call_under_another():
         clock.now += seconds
 
     throttle.wait_for_change = wait
-    throttle.turn(order, "order").done()
+    throttle.turn(order, "order", max_wait=100).done()
     went.append(("order", clock.now))
     assert went == [("read", 0.0), ("order", 10.0)]
+
+
+def test_robots_asking_the_same_read_share_its_paced_turn():
+    """While a read waits for its paced turn, five robots asking the same join it (shared
+    reads): one exchange call when the pace lets it go, one answer for all six."""
+    throttle, clock = on_fake_clock(max_wait=10)
+    limit = Limit(20, 2.0)
+    call(throttle, limit, "ticker")            # the pace holds the next read 0.1 s
+    shared, went, answers, lock = _kit.SingleFlight(), [], [], threading.Lock()
+
+    def exchange_call():
+        turn = throttle.turn([("ticker", limit, 1)], "X GET /ticker")
+        went.append(clock.now)
+        turn.done()
+        return {"last": "50000.1"}
+
+    def robot():
+        answer = shared.get("GET /ticker", exchange_call)
+        with lock:
+            answers.append(answer)
+
+    robots = [threading.Thread(target=robot) for _ in range(5)]
+
+    def wait(seconds):                         # the leader waits for its turn: the others ask now
+        if not went and not robots[0].ident:
+            for thread in robots:
+                thread.start()
+            with shared.lock:
+                flight = shared.flights["GET /ticker"]
+            deadline = time.monotonic() + 10
+            while flight.joined < 5 and time.monotonic() < deadline:
+                time.sleep(0.001)             # the joiners are real threads, parked on the flight
+        clock.now += seconds
+
+    throttle.wait_for_change = wait
+    robot()
+    for thread in robots:
+        thread.join()
+    assert went == [0.1] and answers == [{"last": "50000.1"}] * 6
