@@ -2544,6 +2544,8 @@ def status_table(report):
     failing = [h["exchange"] for h in report.get("health", []) if h["state"] == "failing"]
     if failing:
         line += ", FAILING: " + ", ".join(failing)
+    if refusals_line(report.get("connections")):
+        line += ", " + refusals_line(report["connections"])
     risk = report.get("risk")
     if risk is not None:
         if risk["halted"]:

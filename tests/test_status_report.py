@@ -78,6 +78,14 @@ def test_the_risk_guard_comes_first_in_the_three_when_it_alarms(served):
     assert table_sections(fmz_plugin.status_table(report)) == expected
 
 
+def test_refused_connections_are_said_in_the_three(served):
+    served.server.refused_counts["max connections"] = 1200
+    report = fmz_plugin.status_report(served.server)
+    said = f"Refused 1,200 connections: 1,200 over --max-connections {report['connections']['max']} (open now: "
+    for rendering in (fmz_plugin.status_html(report), fmz_plugin.status_text(report), fmz_plugin.status_table(report)):
+        assert said in rendering
+
+
 def test_each_section_says_the_same_in_the_three(served):
     drive(served)
     report = fmz_plugin.status_report(served.server)
