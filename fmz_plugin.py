@@ -869,7 +869,7 @@ def _serve_call(api, handler, method, kwargs, risk=None, streams=None, exchange=
     which may refuse it (exchanges/_risk.py); market data is answered from the exchange's
     stream when it holds it (exchanges/_stream.py)."""
     if streams is not None and method in STREAMED:
-        data, raw = streams.serve(exchange, method, kwargs, lambda: handler(api, **kwargs), lambda: api.keys)
+        data, raw = streams.serve(exchange, method, kwargs, lambda: handler(api, **kwargs), lambda: api.keys, api)
     elif risk is None or method not in GUARDED:
         data, raw = handler(api, **kwargs)
     else:
@@ -1739,6 +1739,8 @@ def stream_line(figures):
     if figures is None:
         return ""
     counts = f"{figures['reconnects']} reconnects, {figures['resyncs']} resyncs"
+    if figures.get("problem"):
+        counts += f"; refused: {figures['problem']}"
     if not figures["connected"]:
         return f"stream: down, reconnecting; {figures['subscriptions']} subscriptions, {counts}"
     age = figures["last_message_age"]

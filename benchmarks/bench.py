@@ -7,6 +7,7 @@ and the FMZ guide's reference program, every server in a process of its own.
     python3 benchmarks/bench.py --exchange all       # OKX, Binance, Bybit, BingX, Bitvavo, each through its fake
     python3 benchmarks/bench.py --limits --exchange all   # only the throttle-on rows, every exchange
     python3 benchmarks/bench.py --guard              # only the risk guard's cost per order (a second)
+    python3 benchmarks/bench.py --sign               # only Coinbase's JWT signing cost per request
 
 `--baseline PATH` names another plugin program (an older checkout's fmz_plugin.py, or a bundle
 of it: `git stash; python3 fmz_plugin.py bundle -o /tmp/before.py; git stash pop`): every plugin
@@ -80,6 +81,7 @@ DIRECT_TICKERS = {
     "bingx": "/openApi/spot/v1/ticker/24hr?symbol=BTC-USDT",
     "bitvavo": "/v2/ticker/24h?market=BTC-USDT",
     "blofin": "/api/v1/market/tickers?instId=BTC-USDT",       # its fake's SYMBOL is the perpetual
+    "coinbase": "/api/v3/brokerage/market/products/BTC-USDT/ticker?limit=1",   # its fake needs cryptography
 }
 EXCHANGES = {}                           # --exchange value -> (NAME, the fake's class name, its ticker path)
 
@@ -527,12 +529,14 @@ def documented(exchange, endpoint):
     """The tightest limit the exchange module documents for `endpoint` ("VERB /path")."""
     sys.path.insert(0, str(ROOT))
     from exchanges import EXCHANGES as MODULES
-    try:
-        from exchanges._throttle import limits_of
+    try:                                     # a key may be a template ("GET /products/{product}/ticker")
+        from exchanges._throttle import endpoint_limits
+        limits = endpoint_limits(MODULES[exchange].RATE_LIMITS, *endpoint.split(" ", 1))[1]
     except ImportError:                      # a checkout before the throttle had a module of its own
         from exchanges._kit import limits_of
+        limits = limits_of(MODULES[exchange].RATE_LIMITS.get(endpoint))
     calls_per_second = lambda limit: limit.requests / limit.seconds / (limit.units(ONE_INSTRUMENT) or 1)
-    return min(limits_of(MODULES[exchange].RATE_LIMITS.get(endpoint)), key=calls_per_second)
+    return min(limits, key=calls_per_second)
 
 
 def trade_envelope(fake_type, n):
@@ -844,6 +848,35 @@ def report_figures(run):
     print(table(["figure", "before", "now"], run.figures))
 
 
+# ---------------------------------------------------------------------------- Coinbase's signing cost
+
+SIGNS = 50                               # JWTs per round
+
+
+def sign_cost():
+    """[(key kind, ms per signed request)]: exchanges/coinbase.sign, a fresh JWT (ES256 or EdDSA,
+    pure Python) added to one request, the best of ROUNDS rounds of SIGNS."""
+    sys.path.insert(0, str(ROOT))
+    from exchanges import coinbase
+    from exchanges._kit import Request
+    from tests.fakes.coinbase import EC_PEM, ED25519_NAME, ED25519_SECRET, KEY_NAME
+    rows = []
+    for kind, name, secret in (("EC P-256 (ES256)", KEY_NAME, EC_PEM), ("Ed25519 (EdDSA)", ED25519_NAME, ED25519_SECRET)):
+        keys, best = coinbase.parse_keys(name, secret), float("inf")
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            for _ in range(SIGNS):
+                coinbase.sign(Request("GET", "/api/v3/brokerage/accounts"), keys, int(time.time() * 1000))
+            best = min(best, (time.perf_counter() - started) * 1000 / SIGNS)
+        rows.append((kind, f"{best:.2f}"))
+    return rows
+
+
+def report_sign(rows):
+    print(f"\nCoinbase JWT per signed request, pure Python (best of {ROUNDS} x {SIGNS}):\n")
+    print(table(["key", "ms per request"], rows))
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description="Benchmark the plugin against a bare server, an earlier version "
                                                  "of itself and the guide's example.")
@@ -863,6 +896,7 @@ def main(argv):
     parser.add_argument("--limits", action="store_true",
                         help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
     parser.add_argument("--guard", action="store_true", help="only the risk guard's cost per order")
+    parser.add_argument("--sign", action="store_true", help="only Coinbase's JWT signing cost per request")
     parser.add_argument("--guide", metavar="PATH", type=Path, default=None,
                         help="the FMZ guide's text, whose Python example is the reference program (default: "
                              f"{GUIDE} when it exists; without it the reference rows are skipped)")
@@ -872,6 +906,8 @@ def main(argv):
         return serve_fake(args.serve_fake)
     if args.guard:
         return report_guard(guard_cost())
+    if args.sign:
+        return report_sign(sign_cost())
     exchanges = list(DIRECT_TICKERS) if args.exchange == "all" else [args.exchange]
     guide = args.guide or (GUIDE if GUIDE.exists() else None)
     if args.guide is not None and not args.guide.is_file():

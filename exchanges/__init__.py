@@ -112,10 +112,14 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       "depth", "trades" or "records" (of `period` minutes; None for the others) for
                       one symbol; `topic` is any hashable the dialect reads back (OKX: ("tickers",
                       "BTC-USDT")); None: that method is not streamed (REST answers).
+    stream_route(api, symbol, method, period) -> (endpoint, topic) | None   in place of stream_topic,
+                      for a dialect that needs the exchange's listing or the robot's keys to tell
+                      (Alpaca: a stock or a coin, the key's feed); a PluginError means REST answers.
     stream_subscribe(topics) -> [text]   the messages that subscribe these topics;
     stream_unsubscribe(topics) -> [text] and unsubscribe them.
     stream_ping() -> text | None          the keepalive message (None: a WebSocket ping frame).
-    stream_login(keys) -> [text]          the login messages (only for STREAM_LOGIN endpoints).
+    stream_login(keys) -> [text]          the login messages (only for STREAM_LOGIN endpoints; the
+                      dialect calls feed.logged_in() on the exchange's answer).
     stream_read(message, feed)            one received message (str, or bytes of a binary frame:
                       `_websocket.inflated` opens gzip) into the local copy, through the Feed:
                       feed.subscribed(topic) when the exchange confirms; feed.ticker(topic, ticker,
@@ -134,7 +138,11 @@ Stream dialect (market data from the exchange's WebSocket; exchanges/_stream.py 
                       needs between messages (a ticker updated by deltas, or made of two of the
                       exchange's channels); feed.send(text) for a message the exchange expects
                       in answer (BingX's "Pong", a snapshot request); feed.reconnect(why) when
-                      the exchange announces it will close the connection.
+                      the exchange announces it will close the connection; feed.logged_in() when
+                      the exchange took the login of a STREAM_LOGIN endpoint (its subscriptions wait
+                      for it); feed.refused(why) when the exchange refuses the connection (a login it
+                      does not take, a connection limit: Alpaca's 402, 406): the status shows `why`
+                      (never a secret) while REST answers and the connection is retried with backoff.
                       Data for a topic confirms its subscription too (Binance's and Bybit's acks
                       do not name the topic). Pongs, acks of unsubscribe and notices need no call.
     The manager does everything else (connect, subscribe on first request, answer only while
@@ -144,7 +152,7 @@ Errors
     Raise _kit.PluginError with a message a trader can act on; anything else is a bug and is
     answered "internal error" by the core.
 """
-from exchanges import alpaca, binance, bingx, bitvavo, blofin, bybit, okx
+from exchanges import alpaca, binance, bingx, bitvavo, blofin, bybit, coinbase, okx
 
 EXCHANGES = {
     "okx": okx,
@@ -154,4 +162,5 @@ EXCHANGES = {
     "bitvavo": bitvavo,
     "alpaca": alpaca,
     "blofin": blofin,
+    "coinbase": coinbase,
 }

@@ -521,6 +521,7 @@ def _signed_values(before, request):
     known = set(urllib.parse.parse_qsl(query, keep_blank_values=True))
     added += [value for pair in urllib.parse.parse_qsl(request.query, keep_blank_values=True)
               if pair not in known for value in pair[1:]]
+    added += [part for value in added for part in re.split(r"[\s.]+", str(value))[1:]]   # a JWT's parts
     return [value for value in map(str, added) if len(value) >= SIGNATURE_MIN and not value.isdigit()]
 
 
@@ -820,6 +821,8 @@ class Api:
         try:
             return json.loads(body)
         except ValueError as error:
+            if status in (401, 403):      # "Unauthorized" as text (Coinbase): a refusal for check()
+                return body[:200].decode("utf-8", "replace")
             snippet = body[:80].decode("utf-8", "replace").replace("\n", " ")
             raise PluginError(f"{self.name} answered HTTP {status} with a body that is not JSON: "
                               f"{snippet!r}", ambiguous=True) from error

@@ -176,6 +176,20 @@ class Feed:
         """New trades in FMZ's shape, oldest first."""
         self._rows(topic, rows, raw)
 
+    def logged_in(self):
+        """The exchange took the login (STREAM_LOGIN endpoints): the subscriptions go out now, not
+        before (an exchange may read a subscribe that overtakes the login's answer as unauthorized)."""
+        self._connection.logged_in = True
+        self._connection.subscribe_pending()
+
+    def refused(self, why):
+        """The exchange refused the connection (a login it does not accept, a connection limit):
+        `why` (no secret in it) shows in the status until the stream delivers again; the
+        exchange closes the connection and it is retried with backoff, REST answering meanwhile."""
+        if self._connection.problem != why:
+            log.warning("%s stream %s: %s", self._connection.exchange.NAME, self._connection.endpoint, why)
+        self._connection.problem = why
+
     def candles(self, topic, rows, raw):
         """Candles in FMZ's shape [time, open, high, low, close, volume], oldest first; the one
         still open comes again with the same time and replaces the row."""
@@ -233,6 +247,8 @@ class Connection:
         self.pinged = False                  # when a keepalive ping went out unanswered (monotonic), or False
         self.requests = deque()              # when each subscribe / unsubscribe / login was sent here
         self.reconnects = self.resyncs = 0
+        self.problem = None                  # why the exchange refused this connection, until it delivers
+        self.logged_in = keys is None        # a login endpoint subscribes once the exchange took the login
         self.stopping = threading.Event()
         self.feed = Feed(self)
         self.thread = threading.Thread(target=self.run, daemon=True,
@@ -264,7 +280,7 @@ class Connection:
     def went_live(self, channel):
         """The channel's local copy may answer from now on (called under the lock)."""
         if not channel.live:
-            channel.live = True
+            channel.live, self.problem = True, None
             self.streams.notify()
 
     def subscribe_pending(self):
@@ -272,7 +288,7 @@ class Connection:
         exchange's request limit has no room for wait for a later turn (REST answers meanwhile)."""
         with self.lock:
             ws = self.ws
-            pending = [c for c in self.channels.values() if not c.sent] if ws is not None else []
+            pending = [c for c in self.channels.values() if not c.sent] if ws is not None and self.logged_in else []
             if not pending:
                 return
             messages = self.exchange.stream_subscribe([c.topic for c in pending])
@@ -353,7 +369,7 @@ class Connection:
         ws = _websocket.connect(self.url, CONNECT_TIMEOUT, context=POOL.tls)    # REST's verified TLS
         with self.lock:
             self.ws, self.last_message, self.pinged = ws, time.monotonic(), False
-            self.connected_since = int(time.time() * 1000)
+            self.connected_since, self.logged_in = int(time.time() * 1000), self.keys is None
             self.requests.clear()            # the exchange counts them per connection
         self.streams.notify()
         if self.stopping.is_set():
@@ -445,7 +461,19 @@ class Connection:
         return {"connected_since": self.connected_since, "subscriptions": len(self.channels),
                 "messages_per_second": round(recent / RATE_WINDOW, 1),
                 "last_message_age": round(now - self.last_message, 3) if self.last_message else None,
-                "reconnects": self.reconnects, "resyncs": self.resyncs}
+                "reconnects": self.reconnects, "resyncs": self.resyncs, "problem": self.problem}
+
+
+def _topic(exchange, symbol, method, period, api):
+    """The dialect's (endpoint, topic), or None: stream_route(api, symbol, method, period) when the
+    dialect needs the exchange's listing to tell (Alpaca: a stock or a coin, and the key's feed),
+    which may refuse the symbol (REST then says why), else stream_topic(symbol, method, period)."""
+    if not hasattr(exchange, "stream_route"):
+        return exchange.stream_topic(symbol, method, period)
+    try:
+        return exchange.stream_route(api, symbol, method, period) if api is not None else None
+    except PluginError:
+        return None
 
 
 def _keys_or_none(keys):
@@ -607,11 +635,13 @@ class Streams:
                 if not self.changed.wait_for(lambda: self.changes != seen, deadline - time.monotonic()):
                     return predicate()
 
-    def serve(self, exchange, method, kwargs, rest, keys=None):
+    def serve(self, exchange, method, kwargs, rest, keys=None, api=None):
         """(data, raw) from the stream when it holds them, else rest(); a channel is subscribed
         once REST has answered for it (a symbol the exchange refuses is never subscribed).
-        `keys()` gives the robot's parsed keys, asked only for an endpoint in STREAM_LOGIN."""
-        route = self._route(exchange, method, kwargs, keys)
+        `keys()` gives the robot's parsed keys, asked only for an endpoint in STREAM_LOGIN; `api`
+        is the request's _kit.Api, for a dialect whose channel depends on the exchange's listing
+        (stream_route)."""
+        route = self._route(exchange, method, kwargs, keys, api)
         connection = self._carrier(exchange, route) if route else None
         if connection is not None:
             found = connection.read(route[-1], kwargs)
@@ -625,13 +655,13 @@ class Streams:
                 connection.seed(route[-1], data, started, _rows_wanted(exchange, method, kwargs))
         return data, raw
 
-    def _route(self, exchange, method, kwargs, keys):
+    def _route(self, exchange, method, kwargs, keys, api=None):
         """(endpoint, url, keys, topic) of this request's channel, or None when no stream serves it."""
         if method not in STREAMED or self.closed:
             return None
         urls = self.urls_of(exchange)
         symbol = kwargs.get("symbol")
-        where = exchange.stream_topic(symbol, method, kwargs.get("period")) if urls and symbol is not None else None
+        where = _topic(exchange, symbol, method, kwargs.get("period"), api) if urls and symbol is not None else None
         if where is None:
             return None
         endpoint, topic = where
@@ -698,7 +728,8 @@ class Streams:
             for connection in group:
                 row = found.setdefault(name, {"connections": 0, "connected": 0, "connected_since": None,
                                               "subscriptions": 0, "messages_per_second": 0.0,
-                                              "last_message_age": None, "reconnects": 0, "resyncs": 0})
+                                              "last_message_age": None, "reconnects": 0, "resyncs": 0,
+                                              "problem": None})
                 _add(row, connection.status(now))
         return found
 
@@ -716,6 +747,7 @@ def _add(row, figures):
     row["connected"] += figures["connected_since"] is not None
     for field in ("subscriptions", "reconnects", "resyncs"):
         row[field] += figures[field]
+    row["problem"] = row["problem"] or figures["problem"]
     row["messages_per_second"] = round(row["messages_per_second"] + figures["messages_per_second"], 1)
     for field, pick in (("connected_since", min), ("last_message_age", min)):
         values = [v for v in (row[field], figures[field]) if v is not None]

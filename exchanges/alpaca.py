@@ -54,6 +54,7 @@ at its top level, as some clients read it (both are read), that sub-dollar stock
 DELETE /v2/orders/{id} count in the trading budget (RATE_LIMITS names fixed paths only).
 """
 import calendar
+import json
 import re
 from collections import namedtuple
 
@@ -69,7 +70,31 @@ CLOCK_ERRORS = ()                      # nothing is timestamped: a skewed clock 
 RATE_LIMIT_ERRORS = ("42910000",)      # rate limit exceeded (HTTP 429)
 AMBIGUOUS_ERRORS = ()                  # no "outcome unknown" code: a 5xx or a lost answer is (check())
 POST_PARAMS = "json"
-STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
+# The stream (Market Data API "Real-time crypto / stock data", WebSocket): one authenticated
+# connection per key and endpoint: crypto wss://stream.data.alpaca.markets/v1beta3/crypto/us,
+# stocks .../v2/iex (or .../v2/sip with the key's ,sip). Alpaca greets [{"T": "success", "msg":
+# "connected"}]; {"action": "auth", "key", "secret"} is answered [{"T": "success", "msg":
+# "authenticated"}] or [{"T": "error", "code": 402, "msg": "auth failed"}] and a close. {"action":
+# "subscribe", "quotes": [..], "trades": [..], "dailyBars": [..], "orderbooks": [..]} is answered
+# [{"T": "subscription", ...}] listing everything subscribed. Pushes are arrays of {"T": "q"}
+# quotes, {"T": "t"} trades, {"T": "d"} daily bars, {"T": "o"} crypto books ("r": true a whole
+# book, else changed levels, size 0 removes; no sequence number to check). Most plans allow ONE
+# connection per key and endpoint (a second is refused with 406 "connection limit exceeded"), so
+# one connection carries every channel of a key, and a robot whose key is already streaming
+# elsewhere (another program) gets REST answers while the status says why; the free plan also
+# caps the symbols subscribed (405 "symbol limit exceeded"). Stocks have no book stream: depth
+# stays REST. Subscriptions wait for "authenticated" (Feed.logged_in). UNVERIFIED: that the daily bar of a quiet symbol may come only after a minute
+# (the ticker answers from REST until a quote and a daily bar arrived).
+STREAM_URLS = {"crypto": "wss://stream.data.alpaca.markets/v1beta3/crypto/us",
+               "iex": "wss://stream.data.alpaca.markets/v2/iex", "sip": "wss://stream.data.alpaca.markets/v2/sip"}
+STREAM_LOGIN = ("crypto", "iex", "sip")   # every endpoint takes the robot's key: one connection per key
+STREAM_KEEPALIVE = 30.0              # seconds without a message before a ping frame (its pong counts as heard)
+STREAM_SILENCE = 60.0                # seconds without any message or pong: the connection is dead
+STREAM_CONNECTS = (3, 1.0)           # connection requests per second, per IP (ours: none documented)
+STREAM_REQUESTS = (60, 60.0)         # auth / subscribe / unsubscribe messages a minute (ours: none documented)
+STREAM_TOPICS = 10_000               # one connection per key carries everything (one is allowed)
+STREAM_DEPTH = 10_000                # the crypto book streams whole, as REST gives it
+TICKER_CHANNELS = ("quotes", "trades", "dailyBars")   # a ticker: best bid/ask, last price, the day's bar
 # Alpaca counts 200 requests a minute per account on the trading API, and 200 a minute per key
 # on free market data (Algo Trader Plus: more): one budget each, shared by its endpoints.
 TRADING_LIMIT = Limit(200, 60, per="key", pool="alpaca trading")
@@ -86,7 +111,8 @@ RATE_LIMITS = {
 STOCK_DATA, CRYPTO_DATA = "/v2/stocks", "/v1beta3/crypto/us"
 ORDER_PAGE = 500                       # GET /v2/orders rows a page, at most
 DATA_PAGE = 10000                      # bars or trades a page, at most
-DEPTH_LEVELS = 20                      # default levels a side of a crypto book
+DEPTH_DEFAULT = 20                     # default levels a side of a crypto book
+TRADES_DEFAULT = 100                   # trades a `trades` answer holds
 STOCK_TICK = "0.01"                    # stocks trade in cents (above $1; see "Unverified")
 FRACTIONAL_STEP = "0.000000001"        # a fractional share: 9 decimals
 FRACTIONAL_MIN_USD = 1                 # the smallest fractional order, in USD
@@ -367,8 +393,8 @@ def depth(api, symbol, limit=None):
         return {"time": _ms(quote.get("t")), "asks": [a for a in asks if a[0]], "bids": [b for b in bids if b[0]]}, reply
     reply = _market_data(api, [spec], "/latest/orderbooks")
     book = _data(reply, "orderbooks", spec)
-    asks = sorted(book_levels(book.get("a"), price="p", amount="s"))[:limit or DEPTH_LEVELS]
-    bids = sorted(book_levels(book.get("b"), price="p", amount="s"), reverse=True)[:limit or DEPTH_LEVELS]
+    asks = sorted(book_levels(book.get("a"), price="p", amount="s"))[:limit or DEPTH_DEFAULT]
+    bids = sorted(book_levels(book.get("b"), price="p", amount="s"), reverse=True)[:limit or DEPTH_DEFAULT]
     return {"time": _ms(book.get("t")), "asks": asks, "bids": bids}, reply
 
 
@@ -379,16 +405,21 @@ def trades(api, symbol):
     is not below the one before (the tick test)."""
     spec = asset(api, symbol)
     start = api.now() - TRADES_LOOKBACK_MS[spec["asset_class"]]
-    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": 100, "sort": "desc"})
-    rows = list(reversed(_data(reply, "trades", spec) or []))
+    reply = _market_data(api, [spec], "/trades", {"start": iso_ms(start), "limit": TRADES_DEFAULT, "sort": "desc"})
     answer, previous = [], None
-    for t in rows:
-        price = number_or_zero(t.get("p"))
-        side = {"B": "buy", "S": "sell"}.get(t.get("tks")) or ("sell" if previous and price < previous else "buy")
-        answer.append({"id": str(t.get("i", "")), "time": _ms(t.get("t")), "price": price,
-                       "amount": number_or_zero(t.get("s")), "type": side})
-        previous = price
+    for t in reversed(_data(reply, "trades", spec) or []):
+        answer.append(_trade(t, previous))
+        previous = answer[-1]["price"]
     return answer, reply
+
+
+def _trade(t, previous):
+    """A trade row; the side is the taker's (tks) or, for a stock, the tick test against the
+    `previous` trade's price."""
+    price = number_or_zero(t.get("p"))
+    side = {"B": "buy", "S": "sell"}.get(t.get("tks")) or ("sell" if previous and price < previous else "buy")
+    return {"id": str(t.get("i", "")), "time": _ms(t.get("t")), "price": price,
+            "amount": number_or_zero(t.get("s")), "type": side}
 
 
 def records(api, symbol, period=60, limit=None):
@@ -576,6 +607,126 @@ def _order(o):
         "time": _ms(o.get("created_at")),
         "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
+
+
+# ---------------------------------------------------------------------------- stream (exchanges/_stream.py)
+
+def stream_route(api, symbol, method, period):
+    """(endpoint, topic) of a method's channel: the asset list says whether the symbol is a coin
+    (the crypto endpoint) or a stock (the key's feed; no depth: REST). Topic (method, BTC/USD).
+    Candles stay REST."""
+    if method == "records":
+        return None
+    spec = asset(api, symbol)
+    if spec["asset_class"] == "crypto":
+        return "crypto", (method, spec["alpaca_symbol"])
+    return (api.keys.feed, (method, spec["alpaca_symbol"])) if method != "depth" else None
+
+
+def stream_login(keys):
+    """{"action": "auth", "key", "secret"}: the robot's own key (one connection per key)."""
+    return [json.dumps({"action": "auth", "key": keys.key_id, "secret": keys.secret})]
+
+
+def stream_subscribe(topics):
+    """{"action": "subscribe", "quotes": ["BTC/USD"], "trades": [...], "dailyBars": [...],
+    "orderbooks": [...]}: a ticker takes quotes, trades and the daily bar, trades the trades,
+    depth the crypto book."""
+    return [_action("subscribe", topics, TICKER_CHANNELS)]
+
+
+def stream_unsubscribe(topics):
+    """As subscribe; a ticker leaves the trades channel on (a trades topic of the symbol may still
+    read it; unread pushes are ignored)."""
+    return [_action("unsubscribe", topics, ("quotes", "dailyBars"))]
+
+
+def _action(action, topics, ticker_channels):
+    channels = {}
+    for method, name in topics:
+        for channel in {"ticker": ticker_channels, "trades": ("trades",), "depth": ("orderbooks",)}[method]:
+            channels.setdefault(channel, []).append(name)
+    return json.dumps({"action": action, **{channel: sorted(set(names)) for channel, names in channels.items()}})
+
+
+def stream_ping():
+    """No keepalive message of Alpaca's own: a WebSocket ping frame."""
+    return None
+
+
+def stream_read(message, feed):
+    """One message from Alpaca: an array of {"T": ...}: success (connected, authenticated), error
+    (a refused login or limit: the status says why), subscription, q, t, d, o."""
+    for item in json.loads(message):
+        kind = item.get("T")
+        if kind == "success" and item.get("msg") == "authenticated":
+            feed.logged_in()
+        elif kind == "error":
+            feed.refused(f"Alpaca {item.get('code')}: {str(item.get('msg'))[:100]}")
+        elif kind == "subscription":
+            for method, channel in (("ticker", "quotes"), ("trades", "trades"), ("depth", "orderbooks")):
+                for name in item.get(channel) or ():
+                    feed.subscribed((method, name))
+        elif kind in STREAM_READERS:
+            STREAM_READERS[kind](item, feed)
+
+
+def _read_quote(item, feed):
+    _ticker_part(feed, item, "quote")
+
+
+def _read_day(item, feed):
+    _ticker_part(feed, item, "day")
+
+
+def _read_trade(item, feed):
+    """A trade: one more row for the trades topic, and the ticker's last price (a trade without
+    an id or a price is no trade)."""
+    if item.get("i") is None or item.get("p") is None:
+        return
+    name = item.get("S")
+    parts = feed.state(("trades", name))
+    row = _trade(item, parts.get("previous"))
+    parts["previous"] = row["price"]
+    feed.trades(("trades", name), [row], item)
+    _ticker_part(feed, item, "trade")
+
+
+def _ticker_part(feed, item, part):
+    """The ticker is REST's snapshot made of the latest quote, trade and daily bar: it answers
+    once a quote and a daily bar came; the last price is the newer of the last trade and the
+    daily bar's close."""
+    topic = ("ticker", item.get("S"))
+    parts = feed.state(topic)
+    parts[part] = item
+    quote, day, trade = parts.get("quote"), parts.get("day"), parts.get("trade")
+    if quote is None or day is None:
+        return
+    last = trade if trade is not None and _ms(trade.get("t")) >= _ms(day.get("t")) else {"p": day.get("c"), "t": day.get("t")}
+    spec = {"symbol": str(to_symbol(item.get("S", ""), "crypto" if "/" in item.get("S", "") else "us_equity"))}
+    feed.ticker(topic, _ticker(spec, {"latestQuote": quote, "latestTrade": last, "dailyBar": day}), item)
+
+
+def _read_book(item, feed):
+    """A crypto book: "r" true is the whole book, else changed levels (size 0 removes); changes
+    before a whole book are ignored."""
+    topic = ("depth", item.get("S"))
+    book = feed.book(topic)
+    if book is None:
+        return
+    rows = lambda side: [[str(level.get("p")), str(level.get("s"))] for level in item.get(side) or ()]
+    if item.get("r"):
+        book.reset(rows("a"), rows("b"))
+        book.sequence = 0
+    elif book.sequence is None:
+        return
+    else:
+        book.apply(rows("a"), rows("b"))
+    book.time = _ms(item.get("t"))
+    feed.depth(topic, item)
+
+
+STREAM_READERS = {"q": _read_quote, "t": _read_trade, "d": _read_day, "o": _read_book}
 
 
 METHODS = {

@@ -56,7 +56,9 @@ the bitvavo-ratelimit-* headers; see RATE_LIMITS below.
 """
 import hashlib
 import hmac
+import json
 import re
+import time
 import uuid
 from collections import namedtuple
 from decimal import Decimal
@@ -73,7 +75,6 @@ CLOCK_ERRORS = ("304",)                     # Request was not received within ac
 RATE_LIMIT_ERRORS = ("103", "104", "105")   # rate limited (weight) / too many new orders / banned
 AMBIGUOUS_ERRORS = ("101", "109")           # "Operation may or may not have succeeded"
 POST_PARAMS = "json"                        # a POST's params travel as its JSON body
-STREAM_URLS = {}                     # no stream yet: market data from REST (exchanges/_stream.py)
 
 
 # -- Rate limits -----------------------------------------------------------------------------------
@@ -104,11 +105,36 @@ RATE_LIMITS = {
 ACCESS_WINDOW = 10_000               # ms: Bitvavo's default, sent explicitly
 DEFAULT_OPERATOR_ID = 1
 DEPTH_DEFAULT, DEPTH_MAX = 20, 1000
-TRADES_LIMIT = 100                   # recent trades answered by `trades` (Bitvavo allows 1000)
+TRADES_DEFAULT = 100                 # recent trades answered by `trades` (Bitvavo allows 1000)
 CANDLES_PAGE = 1440
 HISTORY_PAGE, HISTORY_DEFAULT = 1000, 100
 LIVE = ("trading", "auction")        # market states that take orders (halted does not)
 NANOSECONDS_FROM = 10 ** 14          # a timestamp this large is in ns, not ms
+
+# The stream (WebSocket API, https://docs.bitvavo.com/docs/websocket-overview): one public
+# connection to wss://ws.bitvavo.com/v2/ carries every channel. {"action": "subscribe", "channels":
+# [{"name": "ticker24h" | "book" | "trades", "markets": ["BTC-EUR"]}]} is answered {"event":
+# "subscribed", "subscriptions": {name: [markets]}}. ticker24h pushes the object GET /v2/ticker/24h
+# answers (bid and ask included, about once a second), and the ticker channel the best bid, ask and
+# last price the moment they change: a ticker takes both, so its buy, sell and last are fresh; trades pushes each trade as {"event": "trade", ...} with REST's
+# fields; book pushes changed levels {"event": "book", "market", "nonce", "bids", "asks"} (size 0
+# removes) and no snapshot: as "Manage local order book" documents, the snapshot is getBook (REST
+# or the WebSocket action {"action": "getBook", "market"}, answered {"action": "getBook",
+# "response": {"market", "nonce", "bids", "asks"}}), then each update's nonce must be the last one
+# plus one; a gap takes a fresh getBook. WebSocket actions spend the same weight as REST (1000 a
+# minute per IP for public ones, 15 minutes' ban beyond), so subscriptions, snapshots and keepalive
+# are kept far below it. Bitvavo documents no keepalive or connection limit (UNVERIFIED: the pace
+# and the silence limit below are ours); the keepalive is the getTime action, answered by any server.
+STREAM_URLS = {"public": "wss://ws.bitvavo.com/v2/"}
+STREAM_LOGIN = ()                    # market data needs no key
+STREAM_KEEPALIVE = 30.0              # seconds without a message before our getTime
+STREAM_SILENCE = 60.0                # seconds without any message: the connection is dead
+STREAM_CONNECTS = (5, 1.0)           # connection requests per seconds, per IP (ours: none documented)
+STREAM_REQUESTS = (100, 60.0)        # subscribe / unsubscribe / getBook per minute: a tenth of the weight
+STREAM_TOPICS = 300                  # channels one connection carries
+STREAM_DEPTH = 100                   # levels a side answered from the stream (the snapshot has DEPTH_MAX)
+STREAM_CHANNELS = {"ticker": "ticker24h", "depth": "book", "trades": "trades"}
+BEST_PRICES = {"bestBid": "buy", "bestAsk": "sell", "lastPrice": "last"}   # the ticker channel's fields
 
 # Paper trading's maker and taker rates, {kind: (maker, taker)}: the standard (lowest tier)
 # rates the exchange publishes (fee pages, 2025).
@@ -283,11 +309,14 @@ def depth(api, symbol, limit=None):
 
 def trades(api, symbol):
     """GET /v2/{market}/trades (newest first; answered oldest first)"""
-    reply = api.get(f"/v2/{market_id(symbol)}/trades", {"limit": TRADES_LIMIT}, signed=False)
-    rows = [{"id": str(t.get("id", "")), "time": _ms(t.get("timestamp")),
-             "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("amount")),
-             "type": t.get("side", "")} for t in _objects(reply)]
+    reply = api.get(f"/v2/{market_id(symbol)}/trades", {"limit": TRADES_DEFAULT}, signed=False)
+    rows = [_trade(t) for t in _objects(reply)]
     return sorted(rows, key=lambda row: row["time"]), reply
+
+
+def _trade(t):
+    return {"id": str(t.get("id", "")), "time": _ms(t.get("timestamp")), "price": number_or_zero(t.get("price")),
+            "amount": number_or_zero(t.get("amount")), "type": t.get("side", "")}
 
 
 def records(api, symbol, period=60, limit=None):
@@ -449,6 +478,124 @@ def _order(o):
         "time": whole_or_zero(o.get("created")),
         "status": STATUS.get(o.get("status"), o.get("status", "")),
     }
+
+
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method, period):
+    """(endpoint, topic) of a method's channel for one symbol: ("public", ("ticker24h", "BTC-EUR"));
+    candles stay REST."""
+    if method not in STREAM_CHANNELS:
+        return None
+    return "public", (STREAM_CHANNELS[method], market_id(symbol))
+
+
+def stream_subscribe(topics):
+    """{"action": "subscribe", "channels": [{"name": "book", "markets": ["BTC-EUR"]}, ...]}, then a
+    getBook for each book: its snapshot (updates before it are ignored, a gap after it resyncs)."""
+    books = [{"action": "getBook", "market": market, "depth": DEPTH_MAX} for name, market in topics if name == "book"]
+    return [_channels("subscribe", topics)] + [json.dumps(book) for book in books]
+
+
+def stream_unsubscribe(topics):
+    return [_channels("unsubscribe", topics)]
+
+
+def _channels(action, topics):
+    """One message for every channel of the topics; a ticker24h topic takes the ticker channel along."""
+    names = {}
+    for name, market in topics:
+        for channel in (name, "ticker") if name == "ticker24h" else (name,):
+            names.setdefault(channel, []).append(market)
+    return json.dumps({"action": action, "channels": [{"name": name, "markets": markets}
+                                                      for name, markets in names.items()]})
+
+
+def stream_ping():
+    """Bitvavo's getTime action: answered {"action": "getTime", "response": {"time"}}."""
+    return json.dumps({"action": "getTime"})
+
+
+def stream_read(message, feed):
+    """One message from Bitvavo: {"event": "subscribed" | "ticker24h" | "trade" | "book", ...}, an
+    action's answer {"action", "response"} (getBook's snapshot; getTime), or an error {"action",
+    "errorCode", "error"} (a market Bitvavo does not list: never confirmed, so REST answers)."""
+    reply = json.loads(message)
+    event = reply.get("event")
+    if event == "subscribed":
+        for name, markets in (reply.get("subscriptions") or {}).items():
+            for market in markets or ():
+                feed.subscribed((name, market))
+    elif event == "ticker24h":
+        for row in reply.get("data") or ():
+            _read_ticker24h(row, reply, feed)
+    elif event == "ticker":
+        _read_best_prices(reply, feed)
+    elif event == "trade" and reply.get("id") and reply.get("price"):     # (a trade without them is no trade)
+        feed.trades(("trades", reply.get("market")), [_trade(reply)], reply)
+    elif event == "book":
+        _read_book(reply, feed)
+    elif reply.get("action") == "getBook" and isinstance(reply.get("response"), dict):
+        _read_snapshot(reply, feed)
+
+
+def _read_ticker24h(row, reply, feed):
+    """The whole ticker, its best prices as of its own time (the ticker channel moves them after)."""
+    topic = ("ticker24h", row.get("market"))
+    parts = feed.state(topic)
+    ticker = _ticker(row)
+    parts["ticker"] = ticker
+    feed.ticker(topic, ticker, reply)
+
+
+def _read_best_prices(reply, feed):
+    """The ticker channel: only the fields that changed (bestBid, bestAsk, lastPrice, with sizes),
+    applied to the last ticker24h (until one came, REST answers)."""
+    topic = ("ticker24h", reply.get("market"))
+    parts = feed.state(topic)
+    if "ticker" not in parts:
+        return
+    ticker = dict(parts["ticker"])
+    for field, name in BEST_PRICES.items():
+        if reply.get(field) not in (None, ""):
+            ticker[name] = number_or_zero(reply[field])
+    ticker["time"] = max(ticker["time"], _now_ms())
+    parts["ticker"] = ticker
+    feed.ticker(topic, ticker, reply)
+
+
+def _read_snapshot(reply, feed):
+    snapshot = reply["response"]
+    topic = ("book", snapshot.get("market"))
+    book = feed.book(topic)
+    if book is None:
+        return
+    book.reset(snapshot.get("asks"), snapshot.get("bids"))
+    book.sequence, book.time = whole_or_zero(snapshot.get("nonce")), _ms(snapshot.get("timestamp")) or _now_ms()
+    feed.depth(topic, reply)
+
+
+def _read_book(reply, feed):
+    """An update applies when its nonce follows the book's by one; an older one is already in the
+    snapshot; one further on means an update was lost: a fresh snapshot. Updates before the
+    snapshot are ignored (the snapshot, asked after subscribing, holds them)."""
+    topic = ("book", reply.get("market"))
+    book = feed.book(topic)
+    if book is None or book.sequence is None:
+        return
+    nonce = whole_or_zero(reply.get("nonce"))
+    if nonce <= book.sequence:
+        return
+    if nonce != book.sequence + 1:
+        return feed.resync(topic, f"Bitvavo {topic[1]} book: update {nonce} after {book.sequence}")
+    book.apply(reply.get("asks"), reply.get("bids"))
+    book.sequence, book.time = nonce, _ms(reply.get("timestamp")) or _now_ms()
+    feed.depth(topic, reply)
+
+
+def _now_ms():
+    """A book event carries no time: the time it was read."""
+    return int(time.time() * 1000)
 
 
 METHODS = {

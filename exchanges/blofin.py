@@ -29,6 +29,9 @@ an order or cancel refused inside a batch envelope carries its own code and msg 
 data). Order ids given to FMZ are `INSTID,ORDERID` (`BTC-USDT,28150801`): order and cancel need
 no lookup.
 
+Market data streams from BloFin's public WebSocket (/ws/public, OKX-like: tickers, books, trades,
+candles); the dialect is at the end of this module, its limits beside STREAM_URLS.
+
 Unverified (best readings, kept in one place each): that the 60 s window is checked when BloFin
 takes a request (as the other exchanges' windows are), that order-detail answers finished orders
 too, and the 8 h funding interval (BloFin publishes none).
@@ -36,6 +39,7 @@ too, and the 8 h funding interval (BloFin publishes none).
 import base64
 import hashlib
 import hmac
+import json
 import uuid
 from collections import namedtuple
 from decimal import Decimal
@@ -77,7 +81,6 @@ RATE_LIMITS = {
     "GET /api/v1/trade/orders-pending": TRADING,
     "GET /api/v1/trade/orders-history": TRADING,
 }
-STREAM_URLS = {}                       # no stream yet: market data from REST (exchanges/_stream.py)
 SIGNATURE_WINDOW_MS = 60_000           # how long after its timestamp BloFin takes a request
 PAGE = 100                             # rows per page of trades, order lists (their maximum)
 CANDLE_PAGE = 1440                     # candles per request, at most
@@ -86,6 +89,29 @@ FUNDING_INTERVAL = 8 * 3_600_000       # BloFin publishes no interval; its perpe
 CLOCK_INSTRUMENT = "BTC-USDT"          # whose ticker `ts` stands in for BloFin's clock
 KEY_OPTIONS = ("isolated", "cross")
 POSITION_MODE_MISMATCH = "102089"      # Position mode mismatch: the trader switched modes
+DEPTH_DEFAULT = 20                     # levels a side when the docker asks no limit
+TRADES_DEFAULT = PAGE                  # trades a `trades` answer holds
+RECORDS_DEFAULT = 100                  # candles when the docker asks no limit
+
+# The stream (docs "WebSocket" / "Public Channels"), one public endpoint for every channel:
+# tickers, books (a 200-level snapshot, then updates every 100 ms chained by prevSeqId / seqId;
+# BloFin documents no checksum for it, so a gap in the chain, or a book that comes out crossed,
+# is what resyncs it), trades, and candles (candle1m, candle1H, ...: the candle still open,
+# pushed as it changes). Subscribe {"op": "subscribe", "args": [{"channel", "instId"}]}, each
+# acknowledged {"event": "subscribe", "arg": ...}. BloFin closes a connection when nothing was
+# pushed or subscribed for 30 s and asks for a text "ping" (answered "pong") when nothing came for
+# N < 30 s; it allows 1 connection request per second per IP. It documents no limit of
+# subscribe requests or channels per connection: OKX's (480 an hour; here at most 100 channels)
+# are kept, which BloFin's OKX-like API is our best reading of (unverified).
+STREAM_URLS = {"public": "wss://openapi.blofin.com/ws/public"}
+STREAM_LOGIN = ()                      # public channels only: no key travels on the stream
+STREAM_KEEPALIVE = 20.0                # seconds without a message before our "ping"
+STREAM_SILENCE = 29.0                  # seconds without any message: the connection is dead
+STREAM_CONNECTS = (1, 1.0)             # connection requests per second, per IP
+STREAM_REQUESTS = (480, 3600.0)        # subscribe / unsubscribe requests per connection (unverified)
+STREAM_TOPICS = 100                    # channels one connection carries (unverified)
+STREAM_DEPTH = 200                     # levels a side the books snapshot holds
+STREAM_CHANNELS = {"ticker": "tickers", "depth": "books", "trades": "trades"}
 
 # Paper trading's maker and taker rates, {kind: (maker, taker)}: BloFin's standard perpetual rates
 # (as CCXT describes them); BloFin serves no spot here.
@@ -251,7 +277,7 @@ def tickers(api, symbol=None):
 
 def depth(api, symbol, limit=None):
     """GET /api/v1/market/books (size up to 100 levels a side; rows [price, contracts, ...])"""
-    reply = api.get("/api/v1/market/books", {"instId": inst_id(symbol), "size": min(limit or 20, BOOK_DEPTH)},
+    reply = api.get("/api/v1/market/books", {"instId": inst_id(symbol), "size": min(limit or DEPTH_DEFAULT, BOOK_DEPTH)},
                     signed=False)
     book = (_rows(reply) or [{}])[0]
     return {"time": whole_or_zero(book.get("ts")), "asks": book_levels(book.get("asks")),
@@ -260,12 +286,16 @@ def depth(api, symbol, limit=None):
 
 def trades(api, symbol):
     """GET /api/v1/market/trades (the last 100, newest first; answered oldest first)"""
-    reply = api.get("/api/v1/market/trades", {"instId": inst_id(symbol), "limit": PAGE}, signed=False)
-    rows = [{"id": str(t.get("tradeId", "")), "time": whole_or_zero(t.get("ts")),
-             "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("size")),
-             "type": t.get("side", "")} for t in _rows(reply)]
-    rows.sort(key=lambda row: row["time"])
-    return rows, reply
+    reply = api.get("/api/v1/market/trades", {"instId": inst_id(symbol), "limit": TRADES_DEFAULT}, signed=False)
+    return _trade_rows(_rows(reply)), reply
+
+
+def _trade_rows(rows):
+    """BloFin's trades (REST and stream alike) as FMZ's, oldest first."""
+    found = [{"id": str(t.get("tradeId", "")), "time": whole_or_zero(t.get("ts")),
+              "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("size")),
+              "type": t.get("side", "")} for t in rows if isinstance(t, dict)]
+    return sorted(found, key=lambda row: row["time"])
 
 
 def records(api, symbol, period=60, limit=None):
@@ -274,7 +304,7 @@ def records(api, symbol, period=60, limit=None):
     bar = PERIODS.get(period)
     if bar is None:
         raise PluginError(f"BloFin has no {period}-minute candles; periods: {', '.join(map(str, PERIODS))}")
-    wanted, found, pages, after = limit or 100, {}, [], None
+    wanted, found, pages, after = limit or RECORDS_DEFAULT, {}, [], None
     while len(found) < wanted:
         asked = min(wanted - len(found), CANDLE_PAGE)
         reply = api.get("/api/v1/market/candles", {"instId": inst_id(symbol), "bar": bar, "limit": asked,
@@ -503,6 +533,86 @@ def _pages(api, path, query, max_rows=None):
         if len(page) < query["limit"]:
             break
     return rows[:max_rows], pages
+
+
+# -- Stream (the dialect exchanges/_stream.py speaks) ------------------------------------------------
+
+def stream_topic(symbol, method, period):
+    """(endpoint, topic) of a method's channel for one swap: ("public", ("tickers", "BTC-USDT")),
+    ("public", ("candle1H", "BTC-USDT")) for records of `period` minutes. None for a spot symbol
+    (REST refuses it) and a period BloFin has no candle of."""
+    if not symbol.is_swap or (method == "records" and period not in PERIODS):
+        return None
+    channel = "candle" + PERIODS[period] if method == "records" else STREAM_CHANNELS[method]
+    return "public", (channel, inst_id(symbol))
+
+
+def stream_subscribe(topics):
+    """{"op": "subscribe", "args": [{"channel": "tickers", "instId": "BTC-USDT"}, ...]}"""
+    return [_operation("subscribe", topics)]
+
+
+def stream_unsubscribe(topics):
+    return [_operation("unsubscribe", topics)]
+
+
+def _operation(op, topics):
+    return json.dumps({"op": op, "args": [{"channel": channel, "instId": inst} for channel, inst in topics]})
+
+
+def stream_ping():
+    """BloFin's keepalive is the text "ping", answered "pong"."""
+    return "ping"
+
+
+def stream_read(message, feed):
+    """One message from BloFin: an event (subscribe, unsubscribe, error), a "pong", or a push
+    {"arg": {"channel", "instId"}, ["action",] "data": ...}. Numbers are read as exact text."""
+    if message == "pong":
+        return
+    reply = json.loads(message, parse_float=Decimal)
+    arg = reply.get("arg") or {}
+    topic = (arg.get("channel"), arg.get("instId"))
+    if reply.get("event") == "subscribe":
+        feed.subscribed(topic)
+    elif reply.get("event") or "data" not in reply:
+        return
+    elif str(topic[0]).startswith("candle"):
+        rows = [candle_row(row) for row in _rows(reply) if isinstance(row, list) and row]
+        feed.candles(topic, sorted(rows), reply)
+    elif topic[0] == "tickers":
+        for t in _rows(reply):
+            feed.ticker(topic, _ticker(t), reply)
+    elif topic[0] == "trades":
+        feed.trades(topic, _trade_rows(_rows(reply)), reply)
+    elif topic[0] == "books":
+        _read_books(topic, reply, feed)
+
+
+def _read_books(topic, reply, feed):
+    """A snapshot resets the book; an update applies when its prevSeqId is the last seqId (else a
+    message was lost) and must leave the best bid under the best ask. Updates before the first
+    snapshot (just after a resync) are ignored."""
+    book = feed.book(topic)
+    for data in _rows(reply):
+        if reply.get("action") == "snapshot":
+            book.reset(_levels(data.get("asks")), _levels(data.get("bids")))
+        elif book.sequence is None:
+            return
+        elif str(data.get("prevSeqId")) != book.sequence:
+            return feed.resync(topic, f"BloFin {topic[1]} book: update {data.get('prevSeqId')} after {book.sequence}")
+        else:
+            book.apply(_levels(data.get("asks")), _levels(data.get("bids")))
+        book.sequence, book.time = str(data.get("seqId")), whole_or_zero(data.get("ts"))
+        asks, bids = book.sides()
+        if asks and bids and number_or_zero(bids[0][0]) >= number_or_zero(asks[0][0]):
+            return feed.resync(topic, f"BloFin {topic[1]} book: crossed at {bids[0][0]} / {asks[0][0]}")
+    feed.depth(topic, reply)
+
+
+def _levels(rows):
+    """Book rows [price, size, ...] (text, or numbers read as Decimal) as text the Book keys on."""
+    return [[str(row[0]), str(row[1])] for row in rows or () if isinstance(row, list) and len(row) >= 2]
 
 
 METHODS = {

@@ -10,6 +10,7 @@ into the plugin's process (monkeypatch, caplog) is marked `@pytest.mark.repo_onl
 """
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import time
 import pytest
 
 import fmz_plugin
-from exchanges import _kit, _paper, _throttle
+from exchanges import _kit, _paper, _throttle, coinbase
 from tests.fakes.base import SERVE_POLL
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.binance import FakeBinance
@@ -31,10 +32,13 @@ from tests.fakes.bingx import FakeBingX
 from tests.fakes.bitvavo import FakeBitvavo
 from tests.fakes.blofin import FakeBloFin
 from tests.fakes.bybit import FakeBybit
+from tests.fakes.coinbase import FakeCoinbase
 from tests.fakes.okx import FakeOKX
 
 FAKES = {"OKX": FakeOKX, "Binance": FakeBinance, "Bybit": FakeBybit, "BingX": FakeBingX, "Alpaca": FakeAlpaca,
          "Bitvavo": FakeBitvavo, "BloFin": FakeBloFin}   # exchange name -> its fake; the contract suite runs against each
+if importlib.util.find_spec("cryptography"):    # fake Coinbase checks JWTs with it (a test-only dependency)
+    FAKES["Coinbase"] = FakeCoinbase
 
 
 class PluginClient:
@@ -296,6 +300,7 @@ def fresh_caches():
     _throttle.THROTTLE.clear()
     _kit.ACCOUNT_SETTINGS.clear()
     _kit.CLOCK_OFFSETS.clear()
+    coinbase.DAY_STATS.clear()      # a ticker's 24 h figures, kept 30 s per base URL (a new fake may reuse a port)
     yield
     _kit.POOL.clear()       # idle sockets to this test's fakes; past 1024 open files select() fails
 

@@ -56,11 +56,12 @@ def engine_orders(exchange):
 
 def test_every_order_carries_its_deadline_of_timeout_after_signing(exchange):
     """OKX expTime, Binance/Bybit/BingX recvWindow, Bitvavo's access window: --timeout (Alpaca's
-    requests carry none: its client ids are never reused, which is its proof instead)."""
+    and Coinbase's requests carry none: a client id never makes two orders there, which is their
+    proof instead)."""
     exchange.data("trade", symbol=exchange.fake.SYMBOL, type="buy", price=40000, amount=exchange.fake.AMOUNT)
     (placed,) = [r for r in exchange.fake.recent if r.method == "POST" and r.path == exchange.fake.ORDER_PATH]
     deadline = exchange.fake.deadline_of(placed)
-    if exchange.fake.NAME == "Alpaca":
+    if not exchange.fake.DEADLINES:
         assert deadline is None
     else:
         assert 0 < deadline - placed.arrived_ms <= TIMEOUT * 1000
@@ -152,8 +153,8 @@ def test_an_outcome_unknown_cancel_is_looked_up(exchange):
 def test_without_the_exchanges_clock_nothing_is_sent_again(exchange):
     """The answer is lost and the exchange's time endpoint fails: the deadline cannot be proven
     past, so the order is not resent and the error says it may exist."""
-    if exchange.fake.NAME == "Alpaca":
-        pytest.skip("Alpaca needs no clock: its client ids are never reused")
+    if not exchange.fake.DEADLINES:
+        pytest.skip(f"{exchange.fake.NAME} needs no clock: a client id never makes two orders there")
     exchange.data("markets")
     exchange.fake.inject("html", path=exchange.fake.TIME_PATH, times=10)
     exchange.fake.inject("drop_before", path=exchange.fake.ORDER_PATH, method="POST")

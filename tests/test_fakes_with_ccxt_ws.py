@@ -1,5 +1,5 @@
 """The fakes' WebSocket streams speak their exchange's dialect: CCXT's async `ccxt.pro` clients
-(OKX, Binance spot and USDT-M, Bybit spot and linear, BingX spot and swap),
+(OKX, Binance spot and USDT-M, Bybit spot and linear, BingX spot and swap, BloFin perpetuals),
 written by other people against the real streams, watch tickers, books and trades through each
 fake without knowing it is one (as tests/test_fakes_with_ccxt.py does for REST).
 
@@ -8,6 +8,7 @@ CCXT is never a dependency of this project; without it this file is skipped. To 
     /work/venv-ccxt/bin/python -m pytest tests/test_fakes_with_ccxt_ws.py   (ccxt, aiohttp, pytest)
 """
 import asyncio
+import json
 import re
 from decimal import Decimal as D
 
@@ -17,8 +18,11 @@ ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 import ccxt.pro  # noqa: E402  (after the skip, as the file needs ccxt)
 
+from tests.fakes.alpaca import FakeAlpaca  # noqa: E402
 from tests.fakes.binance import FakeBinance  # noqa: E402
+from tests.fakes.bitvavo import FakeBitvavo  # noqa: E402
 from tests.fakes.bingx import FakeBingX  # noqa: E402
+from tests.fakes.blofin import FakeBloFin  # noqa: E402
 from tests.fakes.bybit import FakeBybit  # noqa: E402
 from tests.fakes.okx import FakeOKX  # noqa: E402
 
@@ -280,3 +284,158 @@ def test_bingx_watch_trades_sees_the_engines_fills():
 async def bingx_subscribed(fake, name):
     subscribed = lambda: any(name in names for names in list(fake.ws_subscriptions.values()))
     await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
+
+
+# -- BloFin (USDT-margined perpetuals) ------------------------------------------------------------
+
+def blofin_client(fake):
+    client = ccxt.pro.blofin({"enableRateLimit": False, "timeout": 5000})
+    client.urls["api"]["rest"] = fake.url
+    client.urls["api"]["ws"] = {"swap": {"public": fake.ws_url + "/ws/public", "private": fake.ws_url + "/ws/private"}}
+    client.has["fetchCurrencies"] = False
+    return client
+
+
+BLOFIN_BTC = ("BTC", "USDT", "swap")
+
+
+def test_blofin_watch_ticker():
+    async def check(client, fake):
+        ticker = await soon(client.watch_ticker("BTC/USDT:USDT"))
+        assert (ticker["bid"], ticker["ask"], ticker["last"]) == (50000, 50000.1, 50000)
+        assert ticker["symbol"] == "BTC/USDT:USDT" and ticker["timestamp"] > 1_600_000_000_000
+        with fake.lock:
+            fake.engine.place(BLOFIN_BTC, "buy", "market", D("1"))      # a fill pushes a fresh ticker
+        moved = await soon(client.watch_ticker("BTC/USDT:USDT"))
+        assert moved["timestamp"] >= ticker["timestamp"]
+    watching(FakeBloFin, blofin_client, check)
+
+
+def test_blofin_watch_order_book_snapshot_and_updates():
+    async def check(client, fake):
+        book = await soon(client.watch_order_book("BTC/USDT:USDT"))     # the books channel (200 levels)
+        assert book["asks"][0] == [50000.1, 10] and book["bids"][0] == [50000, 10]
+        assert len(book["asks"]) == len(book["bids"]) == 200 and book["nonce"] > 0
+        fake.push_book_update(BLOFIN_BTC, asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
+        book = await soon(client.watch_order_book("BTC/USDT:USDT"))
+        assert book["asks"][0] == [50000.2, 20] and book["bids"][0] == [50000.05, 2]
+    watching(FakeBloFin, blofin_client, check)
+
+
+def test_blofin_watch_trades_sees_the_engines_fills():
+    async def check(client, fake):
+        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT:USDT"))
+        await fake_subscribed(fake, "trades", "BTC-USDT")
+        with fake.lock:
+            fake.engine.place(BLOFIN_BTC, "sell", "market", D("2"))      # one fill: 2 contracts at 50000
+        trades = await soon(waiting)
+        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == \
+            [(50000, 2, "sell", "BTC/USDT:USDT")]
+        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+    watching(FakeBloFin, blofin_client, check)
+
+
+def test_blofin_watch_ohlcv():
+    async def check(client, fake):
+        candles = await soon(client.watch_ohlcv("BTC/USDT:USDT", "1m"))
+        assert len(candles[-1]) == 6 and candles[-1][0] % 60_000 == 0
+        assert '"candle1m"' in fake.ws_received[0][1]
+    watching(FakeBloFin, blofin_client, check)
+
+
+# -- Bitvavo (public channels on /v2/) --------------------------------------------------------------
+
+def bitvavo_client(fake):
+    client = ccxt.pro.bitvavo({"enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {"public": fake.url, "private": fake.url, "ws": fake.ws_url + "/v2"}
+    return client
+
+
+def test_bitvavo_watch_ticker():
+    async def check(client, fake):
+        ticker = await soon(client.watch_ticker("BTC/USDT"))                # the ticker24h channel
+        assert (ticker["bid"], ticker["ask"], ticker["last"], ticker["high"]) == (50000, 50000.1, 50000, 50500)
+        assert ticker["symbol"] == "BTC/USDT" and ticker["timestamp"] > 1_600_000_000_000
+        with fake.lock:
+            fake.engine.place(("BTC", "USDT"), "buy", "market", D("0.001"))     # a fill pushes a fresh ticker
+        moved = await soon(client.watch_ticker("BTC/USDT"))
+        assert moved["timestamp"] >= ticker["timestamp"]
+    watching(FakeBitvavo, bitvavo_client, check)
+
+
+def test_bitvavo_watch_order_book_snapshot_by_getbook_and_nonce_updates():
+    async def check(client, fake):
+        waiting = asyncio.ensure_future(client.watch_order_book("BTC/USDT"))
+        await fake_took(fake, lambda topics: ("book", "BTC-USDT") in topics)
+        fake.push_book_update(("BTC", "USDT"), bids=[["50000.05", "2"]])  # CCXT asks getBook on its first update
+        book = await soon(waiting)
+        assert book["asks"][0] == [50000.1, 0.5] and book["bids"][0] == [50000.05, 2] and len(book["asks"]) == 1000
+        assert any(json.loads(m).get("action") == "getBook" for _, m in fake.ws_received)
+        fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "0"]])
+        book = await soon(client.watch_order_book("BTC/USDT"))            # nonce one past the snapshot's
+        assert book["asks"][0] == [50000.2, 1] and book["nonce"] == fake.ws_books["BTC-USDT"]["nonce"]
+    watching(FakeBitvavo, bitvavo_client, check)
+
+
+def test_bitvavo_watch_trades_sees_the_engines_fills():
+    async def check(client, fake):
+        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
+        await fake_took(fake, lambda topics: ("trades", "BTC-USDT") in topics)
+        with fake.lock:
+            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
+        trades = await soon(waiting)
+        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USDT")]
+        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+    watching(FakeBitvavo, bitvavo_client, check)
+
+
+# -- Alpaca (the authenticated crypto data stream) --------------------------------------------------
+
+def alpaca_client(fake):
+    client = ccxt.pro.alpaca({"apiKey": fake.ACCESS_KEY, "secret": fake.SECRET_KEY,
+                              "enableRateLimit": False, "timeout": 5000})
+    client.urls["api"] = {"trader": fake.url, "market": fake.url, "broker": fake.url,
+                          "ws": {"crypto": fake.ws_url + "/v1beta3/crypto/us", "trading": fake.ws_url + "/stream"}}
+    return client
+
+
+def test_alpaca_watch_ticker_after_auth():
+    async def check(client, fake):
+        ticker = await soon(client.watch_ticker("BTC/USD"))                 # quotes, after CCXT's auth
+        assert (ticker["bid"], ticker["ask"]) == (50000, 50000.1) and ticker["symbol"] == "BTC/USD"
+        assert ticker["timestamp"] > 1_600_000_000_000
+        assert json.loads(fake.ws_received[0][1]) == {"action": "auth", "key": fake.ACCESS_KEY, "secret": fake.SECRET_KEY}
+        with fake.lock:
+            fake.engine.place(("BTC", "USD"), "buy", "market", D("0.001"))      # a fill pushes a fresh quote
+        moved = await soon(client.watch_ticker("BTC/USD"))
+        assert moved["timestamp"] >= ticker["timestamp"]
+    watching(FakeAlpaca, alpaca_client, check)
+
+
+def test_alpaca_watch_order_book_whole_then_updates():
+    async def check(client, fake):
+        book = await soon(client.watch_order_book("BTC/USD"))
+        assert book["asks"][0] == [50000.1, 0.5] and book["bids"][0] == [50000, 0.5] and len(book["asks"]) == 100
+        fake.push_book_update(("BTC", "USD"), asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
+        book = await soon(client.watch_order_book("BTC/USD"))
+        assert book["asks"][0] == [50000.2, 1] and book["bids"][0] == [50000.05, 2]
+    watching(FakeAlpaca, alpaca_client, check)
+
+
+def test_alpaca_watch_trades_sees_the_engines_fills():
+    async def check(client, fake):
+        waiting = asyncio.ensure_future(client.watch_trades("BTC/USD"))
+        await fake_took(fake, lambda topics: ("trades", "BTC/USD") in topics)
+        with fake.lock:
+            fake.engine.place(("BTC", "USD"), "sell", "market", D("0.5"))       # one fill: 0.5 at 50000
+        trades = await soon(waiting)
+        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USD")]
+        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+    watching(FakeAlpaca, alpaca_client, check)
+
+
+async def fake_took(fake, predicate):
+    """Wait (bounded, without blocking the event loop) until one of the fake's sessions holds a
+    subscription the predicate accepts (it gets that session's set of topics)."""
+    took = lambda: any(predicate(topics) for topics in fake.ws_subscriptions.values())
+    await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, took)

@@ -22,9 +22,21 @@ open (status "accepted", funds frozen, nothing matched); `fake.open_market()` ma
 `fake.pattern_day_trader` refuses stock orders with 40310100 (PDT protection). Canceling an
 order that is no longer open is 422 'order is already in "filled" state' (42210000).
 
+Its market-data stream (docs "Real-time crypto pricing data", "Real-time stock pricing data") is
+served on the same port: /v1beta3/crypto/us (crypto) and /v2/iex, /v2/sip (stocks). It greets
+[{"T": "success", "msg": "connected"}] and wants {"action": "auth", "key", "secret"} first: a key
+and secret it does not know (`ws_keys`) get [{"T": "error", "code": 402, "msg": "auth failed"}]
+and a close, a second connection of one key to one endpoint [{"T": "error", "code": 406, "msg":
+"connection limit exceeded"}] and a close (most plans allow one), anything before auth 401 "not
+authenticated". {"action": "subscribe" | "unsubscribe", "quotes" | "trades" | "dailyBars" |
+"orderbooks" (crypto): [symbols]} is answered [{"T": "subscription", ...}] with every channel's
+symbols. Pushes: the latest quote, the daily bar and the whole book ("r": true) on subscribing,
+then every fill of the engine as a trade, a fresh quote and a book update.
+
 Unverified details (not in the docs we could read): the exact texts of the not-fractionable and
 wrong-time-in-force refusals, and the 403 text of the data host.
 """
+import json
 import re
 import uuid
 from datetime import datetime, timezone
@@ -34,6 +46,11 @@ from tests.fakes.base import FakeExchange
 from tests.fakes.engine import CANCELED, FILLED, OPEN, PARTIAL, SPOT_MARKETS, Engine, Refused, fmt
 
 KEY_ID, SECRET = "alpaca-test-key-id", "alpaca-test-secret"
+CRYPTO_STREAM = "/v1beta3/crypto/us"
+WS_PATHS = (CRYPTO_STREAM, "/v2/iex", "/v2/sip")
+WS_CHANNELS_CRYPTO = ("trades", "quotes", "orderbooks", "bars", "updatedBars", "dailyBars")
+WS_CHANNELS_STOCKS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
+WS_BOOK_LEVELS = 100           # levels a side of the whole book pushed on subscribing
 CRYPTO = {("BTC", "USDT"), ("ETH", "USDT"), ("BTC", "USD"), ("ETH", "USD")}
 STOCKS = {
     ("AAPL", "USD"): {"tick": D("0.01"), "lot": D("0.000000001"), "min": D("0.000000001"), "max": D("1000000"),
@@ -113,6 +130,7 @@ class FakeAlpaca(FakeExchange):
     ACCESS_KEY, SECRET_KEY = KEY_ID, SECRET
     ORDER_PATH, TIME_PATH = "/v2/orders", "/v2/clock"
     SIGNS_TIME = False                    # no timestamp in any request: a skewed clock changes nothing
+    DEADLINES = False                     # its client ids are never reused: no deadline needed
     CANCEL_ROUTE = ("DELETE", None)       # DELETE /v2/orders/{id}: None = every DELETE path
     CODES = {reason: str(code) for reason, (_, code, _) in REFUSALS.items()}
     CODES.update(unknown_symbol="40410000")            # GET /v2/assets/{symbol} of an unknown asset
@@ -146,6 +164,14 @@ class FakeAlpaca(FakeExchange):
             ("GET", "/v1beta3/crypto/us/trades"): self.crypto_data(self.trades),
             ("GET", "/v1beta3/crypto/us/bars"): self.crypto_data(self.bars),
         }
+        self.engine.watchers.append(self.stream_fill)
+        self.ws_routes = {path: self.ws_session for path in WS_PATHS}
+        self.ws_keys = {KEY_ID: SECRET}      # key -> secret the stream accepts
+        self.ws_logins = {}                  # session -> (key, path) once authenticated
+        self.ws_hold_auth = False            # True: a login is taken but its answer held until release_auth()
+        self.ws_held_auths = []              # sessions whose "authenticated" is held
+        self.ws_subscriptions = {}           # session -> {(channel, symbol)}
+        self._trade_ids = iter(range(7_000_000_000, 8_000_000_000))
 
     # ------------------------------------------------------------------ routing and auth
     def route(self, request):
@@ -502,11 +528,19 @@ class FakeAlpaca(FakeExchange):
             answers[name] = {
                 "latestTrade": self._trade(pair, market, now - 1000, 0), "latestQuote": self._quote(pair, market),
                 "minuteBar": self._bar(pair, now // 60_000 * 60_000, 60_000),
-                "dailyBar": {"t": rfc3339(day).replace(".000000000Z", "Z"), "o": float(mid - 100),
-                             "h": float(mid + 500), "l": float(mid - 500), "c": float(mid), "v": 1234.5,
-                             "n": 129, "vw": float(mid)},
+                "dailyBar": self._daily_bar(pair),
                 "prevDailyBar": self._bar(pair, day - 86_400_000, 86_400_000)}
         return 200, self._keyed(market, "snapshots", answers)
+
+    def _daily_bar(self, pair):
+        mid, day = self.engine.markets[pair]["mid"], self.now_ms() // 86_400_000 * 86_400_000
+        return {"t": rfc3339(day).replace(".000000000Z", "Z"), "o": float(mid - 100), "h": float(mid + 500),
+                "l": float(mid - 500), "c": float(mid), "v": 1234.5, "n": 129, "vw": float(mid)}
+
+    def _book(self, pair, levels=30):
+        asks, bids = self.engine.book(pair, levels=levels)
+        return {"a": [{"p": float(p), "s": float(s)} for p, s in asks],
+                "b": [{"p": float(p), "s": float(s)} for p, s in bids], "t": rfc3339(self.now_ms(), 1)}
 
     def latest_quotes(self, request, market):
         return 200, self._keyed(market, "quotes", {name: self._quote(pair, market)
@@ -515,9 +549,7 @@ class FakeAlpaca(FakeExchange):
     def orderbooks(self, request, market):
         books = {}
         for name, pair in self._symbols(request, market).items():
-            asks, bids = self.engine.book(pair, levels=30)
-            books[name] = {"a": [{"p": float(p), "s": float(s)} for p, s in asks],
-                           "b": [{"p": float(p), "s": float(s)} for p, s in bids], "t": rfc3339(self.now_ms(), 1)}
+            books[name] = self._book(pair)
         return 200, {"orderbooks": books}
 
     def _page_params(self, request):
@@ -573,6 +605,120 @@ class FakeAlpaca(FakeExchange):
         start = max(start, end - 20_000 * step)
         return self._paged(request, market, "bars",
                            lambda pair: [self._bar(pair, ts, step) for ts in range(start, end + 1, step)])
+
+    # ------------------------------------------------------------------ market-data stream
+    def ws_session(self, session):
+        crypto = session.path.split("?")[0] == CRYPTO_STREAM
+        with self.lock:
+            self.ws_subscriptions[session] = set()
+        session.send_text(json.dumps([{"T": "success", "msg": "connected"}]))
+        try:
+            while True:
+                message = session.receive()
+                self.ws_note(session, message)
+                with self.lock:
+                    if not self.ws_action(session, message, crypto):
+                        return
+                    self.ws_changed.notify_all()
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+                self.ws_logins.pop(session, None)
+
+    def ws_action(self, session, message, crypto):
+        """Answer one client message (under the lock); False when the session must end."""
+        try:
+            request = json.loads(message)
+            action = request["action"]
+        except (ValueError, KeyError, TypeError):
+            return self._ws_error(session, 400, "invalid syntax", close=False)
+        if action == "auth":
+            return self._ws_auth(session, request)
+        if session not in self.ws_logins:
+            return self._ws_error(session, 401, "not authenticated", close=False)
+        if action not in ("subscribe", "unsubscribe"):
+            return self._ws_error(session, 400, "invalid syntax", close=False)
+        channels = WS_CHANNELS_CRYPTO if crypto else WS_CHANNELS_STOCKS
+        subscribed, added = self.ws_subscriptions[session], []
+        for channel in channels:
+            for name in request.get(channel) or ():
+                pair = self._pair(name)
+                if pair is None or (pair in CRYPTO) != crypto:
+                    continue
+                if action == "subscribe" and (channel, name) not in subscribed:
+                    added.append((channel, name, pair))
+                subscribed.add((channel, name)) if action == "subscribe" else subscribed.discard((channel, name))
+        answer = {"T": "subscription", **{c: sorted(n for ch, n in subscribed if ch == c) for c in channels}}
+        session.send_text(json.dumps([answer]))
+        for channel, name, pair in added:
+            self._ws_first_push(session, channel, name, pair, crypto)
+        return True
+
+    def _ws_auth(self, session, request):
+        key, secret, path = request.get("key"), request.get("secret"), session.path.split("?")[0]
+        if session in self.ws_logins:
+            return self._ws_error(session, 403, "already authenticated", close=False)
+        if not key or self.ws_keys.get(key) != secret:
+            return self._ws_error(session, 402, "auth failed")
+        if (key, path) in self.ws_logins.values():
+            return self._ws_error(session, 406, "connection limit exceeded")
+        self.ws_logins[session] = (key, path)
+        if self.ws_hold_auth:
+            self.ws_held_auths.append(session)
+        else:
+            session.send_text(json.dumps([{"T": "success", "msg": "authenticated"}]))
+        return True
+
+    def release_auth(self):
+        """Send the held "authenticated" answers."""
+        with self.lock:
+            held, self.ws_held_auths = self.ws_held_auths, []
+            for session in held:
+                session.send_text(json.dumps([{"T": "success", "msg": "authenticated"}]))
+
+    @staticmethod
+    def _ws_error(session, code, message, close=True):
+        session.send_text(json.dumps([{"T": "error", "code": code, "msg": message}]))
+        if close:
+            session.close(1008)
+        return not close
+
+    def _ws_first_push(self, session, channel, name, pair, crypto):
+        market = "crypto" if crypto else "stocks"
+        if channel == "quotes":
+            session.send_text(json.dumps([{"T": "q", "S": name, **self._quote(pair, market)}]))
+        elif channel == "dailyBars":
+            session.send_text(json.dumps([{"T": "d", "S": name, **self._daily_bar(pair)}]))
+        elif channel == "orderbooks":
+            session.send_text(json.dumps([{"T": "o", "S": name, **self._book(pair, levels=WS_BOOK_LEVELS), "r": True}]))
+
+    def _ws_push(self, channel, name, item):
+        """Send to every session subscribed to (channel, name); call under the lock."""
+        text = json.dumps([item])
+        for session, subscribed in self.ws_subscriptions.items():
+            if (channel, name) in subscribed:
+                session.send_text(text)
+
+    def push_book_update(self, pair, asks=(), bids=()):
+        """A crypto book update: levels [price, size] (size 0 removes)."""
+        with self.lock:
+            name = alpaca_symbol(pair)
+            self._ws_push("orderbooks", name, {"T": "o", "S": name, "t": rfc3339(self.now_ms(), 2),
+                                               "a": [{"p": float(p), "s": float(q)} for p, q in asks],
+                                               "b": [{"p": float(p), "s": float(q)} for p, q in bids]})
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): a trade, a fresh quote and a book update."""
+        if pair not in CRYPTO and pair not in STOCKS:
+            return
+        name, crypto = alpaca_symbol(pair), pair in CRYPTO
+        trade = {"T": "t", "S": name, "p": float(price), "s": float(amount), "t": rfc3339(self.now_ms(), 3),
+                 "i": next(self._trade_ids)}
+        trade.update(tks="B" if side == "buy" else "S") if crypto else trade.update(x="V", c=["@"], z="C")
+        self._ws_push("trades", name, trade)
+        self._ws_push("quotes", name, {"T": "q", "S": name, **self._quote(pair, "crypto" if crypto else "stocks")})
+        if crypto:
+            self.push_book_update(pair)
 
 
 def order_uuid(engine_id):

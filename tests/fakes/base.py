@@ -127,6 +127,9 @@ class FakeExchange:
         TIME_PATH         the path of the exchange's clock (a clock resync is counted on it)
         SIGNS_TIME        False for an exchange whose signature carries no timestamp (Alpaca):
                           no clock resync is then expected
+        DEADLINES         False for an exchange whose orders carry no validity deadline (Alpaca,
+                          Coinbase): a client order id never makes a second order there, which is
+                          the plugin's proof instead (deadline_of answers None)
         CANCEL_ROUTE      (VERB, path) of a cancel
         CODES             engine refusal reason (tests/fakes/engine.py) -> the exchange's own
                           error code, as text ("unknown_symbol": "51001")
@@ -149,6 +152,7 @@ class FakeExchange:
     ACCESS_KEY = SECRET_KEY = ""
     ORDER_PATH = TIME_PATH = ""
     SIGNS_TIME = True
+    DEADLINES = True
     SWAP_ORDER_PATH = None
     CANCEL_ROUTE = ("", "")
     CODES = {}

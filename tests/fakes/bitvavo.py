@@ -20,7 +20,21 @@ each endpoint's documented weight.
 State lives in the shared engine (tests/fakes/engine.py); this file speaks Bitvavo's dialect:
 BTC-USDT market names, UUID order ids, amountQuote for a market buy by quote, newest-first lists.
 An order id is a UUID whose last group is the engine's 12-digit order id.
+
+Its WebSocket API (https://docs.bitvavo.com/docs/websocket-overview) is served on the same port
+at /v2/ (and /v2, as CCXT writes it): {"action": "subscribe" | "unsubscribe", "channels": [{"name",
+"markets"}]} answered {"event": "subscribed" | "unsubscribed", "subscriptions": {name: [markets]}}
+(the session's channels after the change), or {"action", "errorCode": 205, "error"} for a market
+or channel it does not have. Channels: ticker24h (a push on subscribing and after every fill),
+ticker (the best bid, ask and last price after every fill),
+book (changed levels with a nonce one past the last; no snapshot: the getBook action answers
+{"action": "getBook", "response": {"market", "nonce", "bids", "asks"}}), trades (every fill of the
+engine as {"event": "trade"}). The getTime action is answered too (unless `ws_answers_ping` is
+False: a server gone silent). Tests move the stream with
+`push_book_update`, `ws_drop()` and `fault_next_book = "gap"` (the next update skips a nonce).
 """
+import itertools
+import json
 import hashlib
 import hmac
 import re
@@ -149,6 +163,12 @@ class FakeBitvavo(FakeExchange):
             ("GET", "/v2/orders"): self.private(self.orders),
         }
         self.market_routes = {"book": self.book, "trades": self.trades, "candles": self.candles}
+        self.engine.watchers.append(self.stream_fill)
+        self.ws_routes = {"/v2/": self.ws_session, "/v2": self.ws_session}
+        self.ws_subscriptions = {}           # session -> {(channel name, market)}
+        self.ws_books = {}                   # market -> {"asks": {px: sz}, "bids": {px: sz}, "nonce": int}
+        self.fault_next_book = None          # "gap": the next book update skips a nonce
+        self._trade_ids = itertools.count(1)
 
     # ------------------------------------------------------------------ envelope
     def route(self, request):
@@ -538,3 +558,110 @@ class FakeBitvavo(FakeExchange):
         if request.query.get("end"):
             found = [o for o in found if o["created"] <= self._int(request, "end")]
         return [self.render(o) for o in found[:limit]]
+
+    # ------------------------------------------------------------------ WebSocket
+    def ws_session(self, session):
+        with self.lock:
+            self.ws_subscriptions[session] = set()
+        try:
+            while True:
+                message = session.receive()
+                self.ws_note(session, message)
+                self.ws_action(session, message)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+
+    def ws_action(self, session, message):
+        try:
+            request = json.loads(message)
+            action = request["action"]
+        except (ValueError, KeyError, TypeError):
+            return session.send_text(json.dumps({"errorCode": 400, "error": "Unknown error."}))
+        with self.lock:
+            if action in ("subscribe", "unsubscribe"):
+                self._ws_channels(session, action, request.get("channels") or [])
+            elif action == "getBook":
+                self._ws_get_book(session, request)
+            elif action == "getTime":
+                if self.ws_answers_ping:             # False: a server gone silent
+                    session.send_text(json.dumps({"action": "getTime", "response": self.time(None)}))
+            else:
+                session.send_text(json.dumps({"action": action, "errorCode": 400, "error": "Unknown error."}))
+            self.ws_changed.notify_all()
+
+    def _ws_channels(self, session, action, channels):
+        topics = [(c.get("name"), market) for c in channels for market in c.get("markets") or []]
+        for name, market in topics:
+            if name not in ("ticker24h", "ticker", "book", "trades") or pair_of(market) not in self.engine.markets:
+                return session.send_text(json.dumps({"action": action, "errorCode": 205,
+                                                     "error": "market parameter is invalid."}))
+        subscribed = self.ws_subscriptions[session]
+        for topic in topics:
+            subscribed.add(topic) if action == "subscribe" else subscribed.discard(topic)
+        now = {}
+        for name, market in sorted(subscribed):
+            now.setdefault(name, []).append(market)
+        session.send_text(json.dumps({"event": action + "d", "subscriptions": now}))
+        for name, market in topics:
+            if action == "subscribe" and name == "ticker24h":
+                session.send_text(json.dumps(self._ticker24h(pair_of(market))))
+
+    def _ws_get_book(self, session, request):
+        pair = pair_of(request.get("market"))
+        if pair not in self.engine.markets:
+            return session.send_text(json.dumps({"action": "getBook", "errorCode": 205,
+                                                 "error": "market parameter is invalid."}))
+        book, depth = self._ws_book(pair), int(request.get("depth") or BOOK_LIMIT)
+        session.send_text(json.dumps({"action": "getBook", "response": {
+            "market": market_of(pair), "nonce": book["nonce"],
+            "bids": self._rows(book["bids"], True)[:depth], "asks": self._rows(book["asks"], False)[:depth]}}))
+
+    def _ticker24h(self, pair):
+        return {"event": "ticker24h", "data": [self._ticker(pair)]}
+
+    def _ws_book(self, pair):
+        market = market_of(pair)
+        if market not in self.ws_books:
+            asks, bids = self.engine.book(pair, levels=BOOK_LIMIT)
+            self.ws_books[market] = {"asks": {fmt(p): fmt(s) for p, s in asks},
+                                     "bids": {fmt(p): fmt(s) for p, s in bids}, "nonce": 438524}
+        return self.ws_books[market]
+
+    @staticmethod
+    def _rows(side, descending):
+        return [[p, s] for p, s in sorted(side.items(), key=lambda level: D(level[0]), reverse=descending)]
+
+    def _push(self, topic, message):
+        """Send to every session subscribed to topic; call under the lock."""
+        text = json.dumps(message)
+        for session, subscribed in self.ws_subscriptions.items():
+            if topic in subscribed:
+                session.send_text(text)
+
+    def push_book_update(self, pair, asks=(), bids=()):
+        """A book event (levels [price, size] as text; size "0" removes) with the next nonce."""
+        with self.lock:
+            book, market = self._ws_book(pair), market_of(pair)
+            for side, rows in (("asks", asks), ("bids", bids)):
+                for price, size in rows:
+                    book[side].pop(price, None) if D(size) == 0 else book[side].__setitem__(price, size)
+            book["nonce"] += 2 if self.fault_next_book == "gap" else 1
+            self.fault_next_book = None
+            self._push(("book", market), {"event": "book", "market": market, "nonce": book["nonce"],
+                                          "bids": [list(row) for row in bids], "asks": [list(row) for row in asks]})
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): the trade, the ticker and the book move."""
+        market = market_of(pair)
+        trade = {"event": "trade", "timestamp": self.now_ms(), "market": market,
+                 "id": str(uuid.UUID(int=(1 << 64) + next(self._trade_ids))), "amount": fmt(amount),
+                 "price": fmt(price), "side": side}
+        self._push(("trades", market), trade)
+        self._push(("ticker24h", market), self._ticker24h(pair))
+        asks, bids = self.engine.book(pair, levels=1)
+        self._push(("ticker", market), {"event": "ticker", "market": market, "bestBid": fmt(bids[0][0]),
+                                        "bestBidSize": fmt(bids[0][1]), "bestAsk": fmt(asks[0][0]),
+                                        "bestAskSize": fmt(asks[0][1]), "lastPrice": fmt(price)})
+        if any(("book", market) in subscribed for subscribed in self.ws_subscriptions.values()):
+            self.push_book_update(pair)

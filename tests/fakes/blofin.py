@@ -18,11 +18,25 @@ BloFin documents that a net-mode reduce-only close larger than the position clos
 engine refuses it instead (close_exceeds_position), which the plugin does not rely on either way.
 BloFin publishes no funding interval: every swap settles every 8 h here (FUNDING_INTERVAL).
 Codes marked "unverified" are our best reading where BloFin's table names none.
+
+Its public WebSocket (docs "WebSocket", "Public Channels") is served on the same port at
+/ws/public: {"op": "subscribe" | "unsubscribe", "args": [{"channel", "instId"}]} answered by an
+event per arg ({"event": "subscribe", "arg"}) or {"event": "error", "code", "msg"} for a channel
+or instrument it does not have; channels tickers (a push on subscribing and after every fill),
+books (a 200-level snapshot, then updates whose prevSeqId is the seqId before), trades (every
+fill of the engine) and candle1m, candle1H, ... (the candle still open, on subscribing and after
+every fill). Book levels and numbers are text, the data of books an object. A text "ping" is
+answered "pong"; a connection that sends nothing for `ws_idle_limit` seconds (BloFin: 30) is
+closed. Tests move the stream with `push_book_update`, `ws_drop()`, and `fault_next_book` ("gap":
+a skipped sequence number, "crossed": a bid at the best ask that BloFin's own book never has).
 """
 import base64
 import hashlib
 import hmac
+import itertools
+import json
 import re
+import socket
 from decimal import Decimal as D, InvalidOperation
 
 from tests.fakes.base import FakeExchange
@@ -56,6 +70,9 @@ REFUSALS = {
     "leverage_too_high": ("152002", "Parameter leverage error."),                              # unverified
     "position_mode_busy": ("110019", "Setting failed. Cancel any open orders, and close positions first."),
 }
+WS_PATH = "/ws/public"
+WS_BOOK_LEVELS = 200           # levels a side of a books snapshot
+WS_CHANNELS = ("tickers", "books", "trades") + tuple("candle" + bar for bar in BAR_MS)
 STATES = {OPEN: "live", PARTIAL: "partially_filled", FILLED: "filled"}
 POSITION_MODES = {False: "net_mode", True: "long_short_mode"}
 
@@ -117,6 +134,14 @@ class FakeBloFin(FakeExchange):
         for pair in self.engine.swaps:
             self.engine.swaps[pair]["funding_interval"] = FUNDING_INTERVAL
         self.nonces = {}                             # nonce -> when it arrived (ms)
+        self.engine.watchers.append(self.stream_fill)
+        self.ws_routes = {WS_PATH: self.ws_public}
+        self.ws_idle_limit = 30.0            # seconds BloFin waits for a client message before closing
+        self.ws_subscriptions = {}           # session -> {(channel, instId)}
+        self.ws_books = {}                   # instId -> {"asks": {px: sz}, "bids": {px: sz}, "seq": int}
+        self.fault_next_book = None          # "gap" | "crossed": the next book update is broken so
+        self._seq = itertools.count(3374250786)
+        self._trade_ids = itertools.count(3373545342)
         private = self.private
         self.routes = {
             ("GET", "/api/v1/market/instruments"): self.instruments,
@@ -291,6 +316,119 @@ class FakeBloFin(FakeExchange):
             rows.append({"instId": inst_id(p), "fundingRate": fmt(funding["rate"]),
                          "fundingTime": str(funding["time"])})
         return ok(rows)
+
+    # ------------------------------------------------------------------ WebSocket
+    def ws_public(self, session):
+        with self.lock:
+            self.ws_subscriptions[session] = set()
+        try:
+            while True:
+                try:
+                    message = session.receive(timeout=self.ws_idle_limit)
+                except socket.timeout:
+                    return session.close(1000)      # BloFin closes a connection silent for 30 s
+                self.ws_note(session, message)
+                if message == "ping":
+                    if self.ws_answers_ping:
+                        session.send_text("pong")
+                else:
+                    self.ws_operation(session, message)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+
+    def ws_operation(self, session, message):
+        try:
+            request = json.loads(message)
+            op, args = request["op"], list(request["args"])
+        except (ValueError, KeyError, TypeError):
+            return session.send_text(json.dumps({"event": "error", "code": "60012",        # code unverified
+                                                 "msg": f"Invalid request: {message[:100]}"}))
+        for arg in args:
+            topic = (arg.get("channel"), arg.get("instId"))
+            pair = pair_of(topic[1])
+            if op not in ("subscribe", "unsubscribe") or topic[0] not in WS_CHANNELS or pair is None:
+                session.send_text(json.dumps({"event": "error", "code": "60018",           # code unverified
+                                              "msg": f"channel:{topic[0]},instId:{topic[1]} doesn't exist"}))
+                continue
+            with self.lock:
+                subscribed = self.ws_subscriptions[session]
+                subscribed.add(topic) if op == "subscribe" else subscribed.discard(topic)
+                session.send_text(json.dumps({"event": op, "arg": {"channel": topic[0], "instId": topic[1]}}))
+                if op == "subscribe":
+                    self._first_push(session, topic, pair)
+                self.ws_changed.notify_all()
+
+    def _first_push(self, session, topic, pair):
+        channel, inst = topic
+        arg = {"channel": channel, "instId": inst}
+        if channel.startswith("candle"):
+            session.send_text(json.dumps(self._candle_push(channel, pair)))
+        elif channel == "tickers":
+            session.send_text(json.dumps({"arg": arg, "data": [self._ticker(pair)]}))
+        elif channel == "books":
+            book = self._ws_book(pair)
+            data = {"asks": self._levels(book["asks"], False), "bids": self._levels(book["bids"], True),
+                    "ts": str(self.now_ms()), "prevSeqId": "0", "seqId": str(book["seq"])}
+            session.send_text(json.dumps({"arg": arg, "action": "snapshot", "data": data}))
+
+    def _ws_book(self, pair):
+        inst = inst_id(pair)
+        if inst not in self.ws_books:
+            asks, bids = self.engine.book(pair, levels=WS_BOOK_LEVELS)
+            self.ws_books[inst] = {"asks": {fmt(p): fmt(s) for p, s in asks}, "bids": {fmt(p): fmt(s) for p, s in bids},
+                                   "seq": next(self._seq)}
+        return self.ws_books[inst]
+
+    @staticmethod
+    def _levels(side, descending):
+        return [[p, s] for p, s in sorted(side.items(), key=lambda level: D(level[0]), reverse=descending)]
+
+    def _push(self, topic, message):
+        """Send to every session subscribed to topic; call under the lock."""
+        text = json.dumps(message)
+        for session, subscribed in self.ws_subscriptions.items():
+            if topic in subscribed:
+                session.send_text(text)
+
+    def push_book_update(self, pair, asks=(), bids=()):
+        """A books update (levels [price, size] as text; size "0" removes) chained to the last."""
+        with self.lock:
+            book, inst = self._ws_book(pair), inst_id(pair)
+            fault, self.fault_next_book = self.fault_next_book, None
+            for side, rows in (("asks", asks), ("bids", bids)):
+                for price, size in rows:
+                    book[side].pop(price, None) if D(size) == 0 else book[side].__setitem__(price, size)
+            pushed = list(bids) + ([[min(book["asks"], key=D), "1"]] if fault == "crossed" else [])   # never kept
+            previous, book["seq"] = book["seq"], next(self._seq)
+            if fault == "gap":
+                previous -= 1
+            data = {"asks": [list(row) for row in asks], "bids": [list(row) for row in pushed],
+                    "ts": str(self.now_ms()), "prevSeqId": str(previous), "seqId": str(book["seq"])}
+            self._push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": data})
+
+    def _candle_push(self, channel, pair):
+        """The candle still open, as the candle channels push it (confirm "0")."""
+        step = BAR_MS[channel[len("candle"):]]
+        ts = self.now_ms() // step * step
+        _, o, h, low, c, vol = self.engine.candle(pair, ts, step)
+        row = [str(ts), fmt(o), fmt(h), fmt(low), fmt(c), fmt(vol), fmt(vol / 100), fmt(vol * c), "0"]
+        return {"arg": {"channel": channel, "instId": inst_id(pair)}, "data": [row]}
+
+    def stream_fill(self, pair, side, price, amount):
+        """The engine filled an order (under the lock): the trade, the ticker and the book move."""
+        inst = inst_id(pair)
+        if pair not in LINEAR:
+            return
+        trade = {"instId": inst, "tradeId": str(next(self._trade_ids)), "price": fmt(price), "size": fmt(amount),
+                 "side": side, "ts": str(self.now_ms())}
+        self._push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
+        self._push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
+        for channel in {c for subscribed in self.ws_subscriptions.values() for c, i in subscribed
+                        if i == inst and c.startswith("candle")}:
+            self._push((channel, inst), self._candle_push(channel, pair))
+        if any(("books", inst) in subscribed for subscribed in self.ws_subscriptions.values()):
+            self.push_book_update(pair)
 
     # ------------------------------------------------------------------ account
     def balance(self, request):
