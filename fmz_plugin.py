@@ -47,7 +47,9 @@ __version__ = "0.1.0"
 import argparse
 import ast
 import contextlib
+import difflib
 import errno
+import hashlib
 import html
 import http.client
 import http.server
@@ -55,12 +57,15 @@ import io
 import ipaddress
 import json
 import logging
+import logging.handlers
 import math
 import os
 import queue
+import random
 import re
 import socket
 import socketserver
+import ssl
 import statistics
 import sys
 import threading
@@ -80,8 +85,8 @@ from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Heade
                             header_lines, iso_ms, key_parts, now_ms, parse_number, parse_symbol, plain, round_down,
                             written_forms)
 from exchanges._stream import STREAMED, Streams, stream_urls
-from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT
-from exchanges._risk import RiskGuard, default_halt_file, halt, resume
+from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
+from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, figure, halt, resume
 
 MAX_BODY = 1 << 20          # bytes; a docker envelope is a few hundred
 DRAIN_MAX = 8 << 20         # bytes of a refused body read and dropped before closing (else a reset destroys the answer)
@@ -109,6 +114,8 @@ LATENCIES_KEPT = 500        # recent call durations kept per method, for the p50
 HEALTH_WINDOW = 300.0       # seconds: the status page's "last 5 minutes" (calls, error rate)
 STATUS_REFRESH = 5          # seconds between two refreshes of the status page in a browser
 STATUS_EVERY = 3.0          # seconds between two status tables in FMZ live-strategy mode
+LOG_FILE_MB = 10            # a --log-file is rotated at this size (MB) ...
+LOG_FILES_KEPT = 5          # ... keeping this many older ones: PATH.1 (the latest) to PATH.5
 # How much one request may ask of an exchange: each page costs a signed or weighted request
 # and memory (records limit=1e9 grew the process to 1.6 GB; a Bybit history since 2001 cost
 # 1,317 requests). Beyond these the request is refused, naming the limit (README "Limits").
@@ -538,6 +545,7 @@ class Settings:
             if stream else None
         self.timeout = timeout
         self.throttle = THROTTLE if throttle else None    # keep under the exchanges' documented limits
+        self.rate_use = RateUse()                         # how near the limits the calls came (status)
         self.max_wait = max_wait                          # seconds a call may wait for its turn there
         self.shared_reads = SHARED_READS                  # identical public reads at once: one call
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
@@ -591,28 +599,33 @@ def dispatch(exchange_name, envelope, http_method=None, settings=None, stats=Non
     become {"error"}.
 
     When `stats` is given, the call is counted there under the exchange and the method it
-    named (an alias under its PROTOCOL method), refused or not; a request that names no served
-    method counts as BAD_REQUEST. Its shape (method, param and header names) is noted there too.
+    named (an alias under its PROTOCOL method), refused or not, with what its error was
+    (error_kind); a request that names no served method counts as BAD_REQUEST. Its shape
+    (method, param and header names) is noted there too.
     """
     started = time.monotonic()
     exchange = EXCHANGES.get(exchange_name.lower())
     method = method_of(envelope.get("method") if isinstance(envelope, dict) else None) or BAD_REQUEST
-    api = None
+    api, asked, kind = None, False, None
     try:
         params = _unpack(exchange, exchange_name, envelope)
         _require_served(exchange, envelope["method"], method)
         kwargs = _parse_params(method, envelope["method"], params, http_method)
         settings = settings or Settings()
         api = _api_for(exchange, exchange_name.lower(), envelope, settings)
-        answer = _serve_call(api, method, kwargs, settings.risk, settings.streams, exchange)
+        handler = _handler_of(api, method, kwargs)
+        asked = True                  # from here on, an error is the exchange's (or a refusal)
+        answer = _serve_call(api, handler, method, kwargs, settings.risk, settings.streams, exchange)
     except PluginError as error:
         answer = {"error": _capped(redact(str(error), envelope, api))}
+        kind = error_kind(error, asked, header_names)
     except Exception as error:
         log.error("internal error in %s:\n    %s", method, Traceback(redact(traceback.format_exc(), envelope, api)))
         answer = {"error": f"internal error in {method}: {type(error).__name__}"}
+        kind = EXCHANGE_ERROR
     if stats is not None and exchange is not None:
         shown = exchange.NAME + PAPER_LABEL if _paper_envelope(envelope) else exchange.NAME
-        stats.record(shown, method, time.monotonic() - started, answer.get("error"))
+        stats.record(shown, method, time.monotonic() - started, answer.get("error"), kind)
         stats.vocabulary.note(exchange.NAME, envelope, header_names)
     return answer
 
@@ -845,12 +858,15 @@ def _paper_envelope(envelope):
 
 def _require_served(exchange, called, method):
     """An unknown method's error lists the methods this exchange serves, so a trader can tell
-    what a newer docker sent from what the plugin expects."""
+    what a newer docker sent from what the plugin expects, and names the one a typo was meant
+    for (`tiker`: did you mean ticker?)."""
     if method == BAD_REQUEST:
         served = [name for name in PROTOCOL if name in exchange.METHODS]
+        guess = difflib.get_close_matches(_name_key(called[:60]), METHOD_NAMES, n=1, cutoff=0.75)
+        meant = f" (did you mean {METHOD_NAMES[guess[0]]}?)" if guess and METHOD_NAMES[guess[0]] in served else ""
         if IO_PREFIX in exchange.METHODS:
             served.append(IO_PREFIX + "<path>")
-        raise PluginError(f"unknown method: {called[:60]}; served: {', '.join(served)}")
+        raise PluginError(f"unknown method: {called[:60]}{meant}; served: {', '.join(served)}")
 
 
 def _parse_params(method, called, params, http_method):
@@ -866,8 +882,10 @@ def _parse_params(method, called, params, http_method):
 def _api_for(exchange, key, envelope, settings):
     """The Api a handler calls the exchange through, for the envelope's keys. A paper account's
     (Access Key paper) sends public calls only, and its exchange's private methods are served by
-    the account (exchanges/_paper.py): the risk guard and everything else see it as any Api."""
-    options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=settings.throttle,
+    the account (exchanges/_paper.py): the risk guard and everything else see it as any Api.
+    Its throttle is Watched, for the rate-limit use the status shows."""
+    throttle = settings.throttle and Watched(settings.throttle, settings.rate_use)
+    options = dict(base_urls=settings.base_urls_of(key), timeout=settings.timeout, throttle=throttle,
                    max_wait=settings.max_wait, shared=settings.shared_reads)
     access_key, secret_key = envelope["access_key"].strip(), envelope["secret_key"].strip()   # as typed, less
     if _paper.is_paper(access_key):                                # the spaces around, which no key has
@@ -885,14 +903,19 @@ def _api_for(exchange, key, envelope, settings):
     return api
 
 
-def _serve_call(api, method, kwargs, risk=None, streams=None, exchange=None):
-    """The exchange module's handler of `method`, called with `api`; an order (and a leverage)
-    first passes the risk guard, which may refuse it (exchanges/_risk.py); market data is
-    answered from the exchange's stream when it holds it (exchanges/_stream.py)."""
+def _handler_of(api, method, kwargs):
+    """The exchange module's handler of `method`, once the call suits the exchange."""
     handler = api.exchange.METHODS.get(method)
     if handler is None:
         raise PluginError(f"{api.exchange.NAME} does not support {method}")
     refuse_on_spot(api.exchange, method, kwargs)
+    return handler
+
+
+def _serve_call(api, handler, method, kwargs, risk=None, streams=None, exchange=None):
+    """`handler` called with `api`; an order (and a leverage) first passes the risk guard,
+    which may refuse it (exchanges/_risk.py); market data is answered from the exchange's
+    stream when it holds it (exchanges/_stream.py)."""
     if streams is not None and method in STREAMED:
         data, raw = streams.serve(exchange, method, kwargs, lambda: _read_in_turn(handler, api, method, kwargs),
                                   lambda: api.keys, api)
@@ -952,6 +975,24 @@ class Turns:
 
 
 LARGE_READ_TURNS = Turns(LARGE_READS)
+
+
+def error_kind(error, asked, header_names=()):
+    """Which of ERROR_KINDS a PluginError is, for the status: a refusal of the risk guard or of
+    the throttle; the exchange's when the exchange said so (its error code) or its answer was
+    lost (a timeout, a dropped connection, HTTP 5xx: ambiguous); else a bad request, which the
+    plugin or the exchange module refused before asking (unknown method, bad params, a spot
+    symbol on a swap-only exchange, an amount under the minimum, keys in the wrong form), or
+    which `check` sent wrong on purpose (CHECK_HEADER)."""
+    if not asked or any(name.lower() == CHECK_HEADER for name in header_names):
+        return BAD_REQUEST_ERROR
+    if str(error).startswith(RISK_REFUSAL_TEXT):
+        return RISK_REFUSAL
+    if error.rate_limited and error.code is None:          # the exchange's own "too fast" has its code
+        return THROTTLED
+    if error.code is None and not error.ambiguous:
+        return BAD_REQUEST_ERROR
+    return EXCHANGE_ERROR
 
 
 def _unpack(exchange, exchange_name, envelope):
@@ -1413,69 +1454,105 @@ def _spare_file():
 
 
 # -- Status: GET / and the FMZ status table --------------------------------------------------------
-# What GET / (and GET /status) and the FMZ status table show: the version, the uptime, the
-# service addresses and the Stats counters, whose error texts are the (redacted) answers
-# already sent. Never a key, and no base URL (a proxy URL may carry a password).
+# What GET / (and GET /status) and the FMZ status table show: one report (status_report: the
+# version, the uptime, the Stats counters and each exchange's health and last hour, the
+# rate-limit use, the streams, the risk guard, the paper accounts, the service addresses), and
+# three renderings of the same SECTIONS in the same order: the page (status_html), the terminal
+# (status_text, with the tools) and FMZ's status table (status_table). Its error texts are the
+# (redacted) answers already sent. Never a key, and no base URL (a proxy URL may carry a password).
+
+# Health. Every error answer is one of ERROR_KINDS (error_kind), and only EXCHANGE_ERROR makes
+# an exchange's state: a bad request (an unknown method, bad params, `check`'s deliberate ones),
+# a refusal of the risk guard and a call the throttle held back are counted in rows of their own,
+# never as the exchange failing. Over the last 5 minutes (HEALTH_WINDOW) an exchange is
+#     idle      when it had no call at all,
+#     failing   when at least FAILING_SHARE of the calls that asked it failed, the latest one too,
+#     errors    when some of them failed,
+#     ok        when none did;
+# so it recovers as calls succeed: the first success ends "failing", five minutes without an
+# exchange error end "errors".
+
+EXCHANGE_ERROR = "exchange"         # the exchange refused or failed, could not be reached, or the plugin erred
+BAD_REQUEST_ERROR = "bad request"   # wrong before any exchange was asked: unknown method, bad params, ...
+RISK_REFUSAL = "risk"               # the risk guard refused an order (exchanges/_risk.py)
+THROTTLED = "throttle"              # the plugin's throttle held the call back: it was not sent
+ERROR_KINDS = (EXCHANGE_ERROR, BAD_REQUEST_ERROR, RISK_REFUSAL, THROTTLED)
+RISK_REFUSAL_TEXT = "risk guard: "  # how every refusal of the risk guard begins
+CHECK_HEADER = "fmz-check"          # `check` sends its deliberate bad requests with this header
+FAILING_SHARE = 0.5                 # of the last 5 minutes' exchange calls: failed ones that make "failing"
+STATES = ("failing", "errors", "ok", "idle", "unused")   # worst first; unused: not called since start
+TIMELINE_MINUTES = 60               # minutes of per-minute counts kept per exchange, for the page's charts
+TIMES_KEPT = 1000                   # durations kept of one minute's calls for its p99 (a fair sample beyond)
+
 
 class Stats:
-    """Calls, errors, the last error and recent durations per exchange and method, since start,
-    and the calls and errors of the last HEALTH_WINDOW seconds.
+    """Calls, errors, the last error and recent durations per exchange and method, since start;
+    the counts of the last HEALTH_WINDOW seconds; per exchange, its last error of each kind and
+    the last hour minute by minute (Timeline).
 
     dispatch() records every call that named a served exchange; GET /status and the FMZ status
-    table read it. The last error is the text already answered to the docker, so it never
-    holds a key (dispatch redacts them).
+    table read it. The errors are the texts already answered to the docker, so they never hold
+    a key (dispatch redacts them).
     """
 
-    def __init__(self):
-        self.started = time.monotonic()
-        self.started_at = time.time()
+    def __init__(self, clock=time.monotonic, wall=time.time):
+        self.clock, self.wall = clock, wall    # seconds: for the windows; of the wall clock, for the times shown
+        self.started = clock()
+        self.started_at = wall()
         self.lock = threading.Lock()
         self.methods = {}                  # (exchange NAME, method) -> MethodStats
-        self.last_errors = {}              # exchange NAME -> (its latest error, time.time() of it)
+        self.exchanges = {}                # exchange NAME -> ExchangeStats
         self.vocabulary = Vocabulary()     # what the docker sends, shown as `seen`
 
-    def record(self, exchange, method, seconds, error=None):
-        """Count one call; exchange.IO calls (method IO_PREFIX) are counted together as IO_LABEL."""
+    def record(self, exchange, method, seconds, error=None, kind=EXCHANGE_ERROR):
+        """Count one call: `error` is the error it answered (None: it answered data) and `kind`
+        which of ERROR_KINDS that error is. exchange.IO calls (method IO_PREFIX) are counted
+        together as IO_LABEL."""
         key = (exchange, IO_LABEL if method == IO_PREFIX else method)
+        kind = None if error is None else kind
+        now, at = self.clock(), self.wall()
         with self.lock:
             entry = self.methods.get(key)
             if entry is None:
                 entry = self.methods[key] = MethodStats()
-            entry.calls += 1
-            entry.durations.append(seconds)
-            entry.recent.add(time.monotonic(), error is not None)
-            entry.failing = error is not None
-            if error is not None:
-                entry.errors += 1
-                entry.last_error, entry.last_error_at = error, time.time()
-                self.last_errors[exchange] = (error, entry.last_error_at)
+            whole = self.exchanges.get(exchange)
+            if whole is None:
+                whole = self.exchanges[exchange] = ExchangeStats()
+            entry.count(now, at, seconds, error, kind)
+            whole.count(at, seconds, error, kind)
 
     def uptime(self):
-        return time.monotonic() - self.started
+        return self.clock() - self.started
 
     def rows(self):
         """One dict per exchange and method, each exchange's methods together, failing ones
-        first (the last call answered an error), then those with errors in the last 5 minutes,
-        then the busiest: what /status and the FMZ table show."""
-        now = time.monotonic()
+        first (their latest exchange call failed), then those with exchange errors in the last
+        5 minutes, then the busiest: what /status and the FMZ table show."""
+        now = self.clock()
         with self.lock:
             rows = [_method_row(exchange, method, entry, now) for (exchange, method), entry in self.methods.items()]
         return sorted(rows, key=lambda row: (row["exchange"], not row["failing"], not row["errors_5m"],
                                              -row["calls"], row["method"]))
 
-    def durations_of(self, exchange):
-        """The recent durations (seconds) of every method of one exchange, for its p50 and p99."""
+    def exchange_view(self, exchange, at):
+        """(its last error of each kind {kind: (text, time)}, whether its latest exchange call
+        failed, the recent durations (seconds) of all its methods, its Timeline.series(at))."""
         with self.lock:
-            return [d for (name, _), entry in self.methods.items() if name == exchange for d in entry.durations]
+            whole = self.exchanges[exchange]
+            durations = [d for (name, _), entry in self.methods.items() if name == exchange for d in entry.durations]
+            return dict(whole.last), whole.failing, durations, whole.timeline.series(at)
 
 
 def _method_row(exchange, method, entry, now):
-    calls_5m, errors_5m = entry.recent.totals(now)
+    recent = entry.recent.totals(now)
     durations = sorted(entry.durations)
     return {"exchange": exchange, "method": method, "calls": entry.calls, "errors": entry.errors,
             "last_error": entry.last_error, "last_error_at": _ms_or_none(entry.last_error_at),
+            "last_error_kind": entry.last_error_kind,
             "p50_ms": percentile_ms(durations, 0.5), "p99_ms": percentile_ms(durations, 0.99),
-            "calls_5m": calls_5m, "errors_5m": errors_5m, "failing": entry.failing}
+            "calls_5m": recent["calls"], "errors_5m": recent[EXCHANGE_ERROR],
+            "bad_requests_5m": recent[BAD_REQUEST_ERROR], "refusals_5m": recent[RISK_REFUSAL],
+            "throttled_5m": recent[THROTTLED], "failing": entry.failing}
 
 
 def percentile_ms(sorted_seconds, fraction):
@@ -1492,39 +1569,143 @@ def _ms_or_none(seconds):
 
 
 class MethodStats:
-    __slots__ = ("calls", "errors", "last_error", "last_error_at", "durations", "recent", "failing")
+    """One exchange method's counters. Durations and `failing` are of the calls that asked the
+    exchange (answered, or failed there): a bad request or a refusal says nothing of it."""
+
+    __slots__ = ("calls", "errors", "last_error", "last_error_at", "last_error_kind", "durations", "recent",
+                 "failing")
 
     def __init__(self):
-        self.calls, self.errors, self.last_error, self.last_error_at = 0, 0, "", None
+        self.calls, self.errors = 0, 0
+        self.last_error, self.last_error_at, self.last_error_kind = "", None, None
         self.durations = deque(maxlen=LATENCIES_KEPT)
-        self.recent = RecentCounts()
-        self.failing = False               # the last call answered an error
+        self.recent = RecentCounts(("calls",) + ERROR_KINDS)
+        self.failing = False               # the latest call that asked the exchange failed
+
+    def count(self, now, at, seconds, error, kind):
+        self.calls += 1
+        self.recent.add(now, "calls", *([kind] if kind else []))
+        if kind in (None, EXCHANGE_ERROR):
+            self.durations.append(seconds)
+            self.failing = kind is not None
+        if error is not None:
+            self.errors += 1
+            self.last_error, self.last_error_at, self.last_error_kind = error, at, kind
+
+
+class ExchangeStats:
+    """One exchange's last error of each kind, whether its latest exchange call failed, and its
+    last hour minute by minute."""
+
+    __slots__ = ("last", "failing", "timeline")
+
+    def __init__(self):
+        self.last = {}                     # kind -> (error text, time.time() of it)
+        self.failing = False
+        self.timeline = Timeline()
+
+    def count(self, at, seconds, error, kind):
+        self.timeline.add(at, seconds, kind)
+        if kind in (None, EXCHANGE_ERROR):
+            self.failing = kind is not None
+        if error is not None:
+            self.last[kind] = (error, at)
 
 
 class RecentCounts:
-    """Calls and errors of the last HEALTH_WINDOW seconds, counted per second: at most one
-    small entry per second, however many calls."""
+    """Counts of the last `window` seconds (HEALTH_WINDOW), one per name, kept per second: at
+    most one small entry per second, however many events."""
 
-    def __init__(self, window=None):
+    def __init__(self, names, window=None):
+        self.names = names
         self.window = HEALTH_WINDOW if window is None else window
-        self.seconds = deque()             # [second, calls, errors], oldest first
+        self.seconds = deque()             # [second, a count per name], oldest first
 
-    def add(self, now, error):
+    def add(self, now, *names):
+        """One event, counted under each of `names`."""
         second = int(now)
         if not self.seconds or self.seconds[-1][0] != second:
-            self.seconds.append([second, 0, 0])
+            self.seconds.append([second] + [0] * len(self.names))
             self._forget(now)
-        self.seconds[-1][1] += 1
-        self.seconds[-1][2] += error
+        counts = self.seconds[-1]
+        for name in names:
+            counts[1 + self.names.index(name)] += 1
 
     def totals(self, now):
-        """(calls, errors) of the window ending `now`."""
+        """{name: count} of the window ending `now`."""
         self._forget(now)
-        return sum(entry[1] for entry in self.seconds), sum(entry[2] for entry in self.seconds)
+        return {name: sum(entry[column] for entry in self.seconds) for column, name in enumerate(self.names, 1)}
 
     def _forget(self, now):
         while self.seconds and self.seconds[0][0] <= now - self.window:
             self.seconds.popleft()
+
+
+class Timeline:
+    """One exchange's last TIMELINE_MINUTES minutes, minute by minute of the wall clock: its
+    calls, its errors of each kind and the p99 of the calls that asked the exchange. The status
+    page draws its charts from series()."""
+
+    def __init__(self, minutes=TIMELINE_MINUTES):
+        self.kept = minutes
+        self.minutes = deque()             # Minute, oldest first; a minute without a call is absent
+
+    def add(self, at, seconds, kind):
+        minute = int(at // 60)
+        if not self.minutes or minute > self.minutes[-1].minute:     # a clock set back: the last minute
+            if self.minutes:
+                self.minutes[-1].close()
+            self.minutes.append(Minute(minute))
+            while self.minutes[0].minute <= minute - self.kept:
+                self.minutes.popleft()
+        self.minutes[-1].add(seconds, kind)
+
+    def series(self, at):
+        """One value per minute, oldest first, the last for the minute of `at`: "calls",
+        "exchange_errors", "bad_requests", "refusals" (risk guard), "throttled", "p99_ms" (None
+        without a call to the exchange); "start" is the first minute's time (ms)."""
+        last = int(at // 60)
+        first = last - self.kept + 1
+        found = {minute.minute: minute for minute in self.minutes}
+        rows = [found.get(number) for number in range(first, last + 1)]
+        counts = lambda kind: [minute.errors[kind] if minute else 0 for minute in rows]
+        return {"start": first * 60_000, "calls": [minute.calls if minute else 0 for minute in rows],
+                "exchange_errors": counts(EXCHANGE_ERROR), "bad_requests": counts(BAD_REQUEST_ERROR),
+                "refusals": counts(RISK_REFUSAL), "throttled": counts(THROTTLED),
+                "p99_ms": [minute.p99_ms() if minute else None for minute in rows]}
+
+
+class Minute:
+    """One minute of a Timeline. While it lasts it keeps its calls' durations (all of them, or
+    a fair sample of TIMES_KEPT: reservoir sampling); once over, only their p99."""
+
+    __slots__ = ("minute", "calls", "errors", "timed", "times", "p99")
+
+    def __init__(self, minute):
+        self.minute, self.calls, self.timed = minute, 0, 0
+        self.errors = dict.fromkeys(ERROR_KINDS, 0)
+        self.times, self.p99 = [], None
+
+    def add(self, seconds, kind):
+        self.calls += 1
+        if kind is not None:
+            self.errors[kind] += 1
+        if kind in (None, EXCHANGE_ERROR) and self.times is not None:
+            self.timed += 1
+            if len(self.times) < TIMES_KEPT:
+                self.times.append(seconds)
+            else:
+                slot = random.randrange(self.timed)      # every call equally likely to be in the sample
+                if slot < TIMES_KEPT:
+                    self.times[slot] = seconds
+
+    def close(self):
+        self.p99, self.times = self.p99_ms(), None
+
+    def p99_ms(self):
+        if self.times is None:
+            return self.p99
+        return percentile_ms(sorted(self.times), 0.99) if self.times else None
 
 
 SHAPES_KEPT = 100           # distinct request shapes Vocabulary keeps
@@ -1612,54 +1793,76 @@ def _names(names):
 
 def status_report(server):
     """What GET / answers (JSON for scripts; the page, the terminal `status` and the FMZ table
-    show the same): version, uptime, where to paste and where the page is, per exchange a health
-    line, per method its counters (failing first), the shapes the docker sent, extra sections."""
-    stats, hosts = server.stats, service_hosts(server)
+    show the same sections, see SECTIONS): version, uptime, where to paste and where the page
+    is, a summary row per exchange, per exchange called its health and last hour, rate-limit use
+    per exchange and key, per method its counters (failing first), the streams, the risk guard,
+    the paper accounts and the shapes the docker sent."""
+    stats, hosts, settings = server.stats, service_hosts(server), server.settings
     methods = stats.rows()
     health = exchange_health(stats, methods)
+    rate_limits = settings.rate_use.report(settings.throttle)
+    streams = settings.streams.status() if settings.streams is not None else {}     # exchange NAME -> figures
+    exchanges = [{"name": module.NAME, "service_address": f"{hosts[0]}/{module.NAME}",
+                  "service_addresses": [f"{host}/{module.NAME}" for host in hosts]} for module in EXCHANGES.values()]
     report = {"name": "fmz-plugin", "version": __version__,
               "uptime_seconds": int(stats.uptime()), "started_at": int(stats.started_at * 1000),
-              "now": int(time.time() * 1000), "status_page": status_page_url(server),
+              "now": int(stats.wall() * 1000), "status_page": status_page_url(server),
               "hosts": hosts,
-              "exchanges": [{"name": module.NAME, "service_address": f"{hosts[0]}/{module.NAME}",
-                             "service_addresses": [f"{host}/{module.NAME}" for host in hosts]}
-                            for module in EXCHANGES.values()],
+              "exchanges": exchanges,
+              "summary": summary_rows(health, exchanges, rate_limits, streams),
               "health": health,
+              "rate_limits": rate_limits,
               "methods": methods,
+              "streams": streams,
               "seen": stats.vocabulary.rows(),
-              "paper": {"db": server.settings.paper.path, "accounts": server.settings.paper.used_accounts()},
-              "streams": server.settings.streams.status() if server.settings.streams is not None else {},
-              "connections": {"open": server.open_connections, "max": server.settings.max_connections,
+              "paper": {"db": settings.paper.path, "accounts": settings.paper.used_accounts()},
+              "connections": {"open": server.open_connections, "max": settings.max_connections,
                               "refused": dict(server.refused_counts)}}
-    # Extra sections go here, each under a key of its own, and are shown by status_html,
-    # status_text and status_table after the exchanges (the risk guard: HALTED, refusals).
-    if server.settings.risk is not None:
-        report["risk"] = server.settings.risk.report()      # halted, the rules, refusals per rule
+    if settings.risk is not None:
+        report["risk"] = settings.risk.report()      # halted, the rules, refusals per rule
     return report
 
 
 def exchange_health(stats, methods):
-    """Per exchange that was called, its health line: calls, the last 5 minutes' error rate,
-    p50 and p99, the last error with its time and age, and the methods now failing. Exchanges
-    with a failing method come first, then the busiest."""
-    now = time.time()
+    """Per exchange that was called: its state (the rules above Stats), its calls, the last 5
+    minutes' calls per minute, exchange error rate, bad requests and refusals, p50 and p99, the
+    last error of each kind with its time, the methods whose latest exchange call failed, and
+    its last hour (`timeline`, Timeline.series). Worst state first, then by name."""
+    now = stats.wall()
+    span = min(HEALTH_WINDOW, max(60.0, stats.uptime()))      # seconds the 5-minute counts cover so far
     health = []
     for exchange in dict.fromkeys(row["exchange"] for row in methods):
         rows = [row for row in methods if row["exchange"] == exchange]
-        calls_5m, errors_5m = sum(r["calls_5m"] for r in rows), sum(r["errors_5m"] for r in rows)
-        last_error, last_at = stats.last_errors.get(exchange, ("", None))
-        durations = sorted(stats.durations_of(exchange))
-        failing = [r["method"] for r in rows if r["failing"]]
+        total = lambda field: sum(row[field] for row in rows)
+        last, latest_failed, durations, timeline = stats.exchange_view(exchange, now)
+        calls_5m, errors_5m = total("calls_5m"), total("errors_5m")
+        asked_5m = calls_5m - total("bad_requests_5m") - total("refusals_5m") - total("throttled_5m")
+        durations.sort()
+        error, error_at = last.get(EXCHANGE_ERROR, ("", None))
         health.append({
-            "exchange": exchange, "calls": sum(r["calls"] for r in rows), "errors": sum(r["errors"] for r in rows),
-            "calls_5m": calls_5m, "errors_5m": errors_5m,
-            "error_rate_5m": round(errors_5m / calls_5m, 4) if calls_5m else 0.0,
+            "exchange": exchange, "state": health_state(calls_5m, asked_5m, errors_5m, latest_failed),
+            "calls": total("calls"), "errors": total("errors"),
+            "calls_5m": calls_5m, "calls_per_minute": round(calls_5m * 60 / span, 1),
+            "errors_5m": errors_5m, "error_rate_5m": round(errors_5m / asked_5m, 4) if asked_5m else 0.0,
+            "bad_requests_5m": total("bad_requests_5m"), "refusals_5m": total("refusals_5m"),
+            "throttled_5m": total("throttled_5m"),
             "p50_ms": percentile_ms(durations, 0.5), "p99_ms": percentile_ms(durations, 0.99),
-            "last_error": last_error, "last_error_at": _ms_or_none(last_at),
-            "last_error_age_seconds": None if last_at is None else int(now - last_at),
-            "failing_methods": failing,
-            "state": "failing" if failing else "errors" if errors_5m else "ok"})
-    return sorted(health, key=lambda h: (h["state"] != "failing", h["state"] != "errors", -h["calls"]))
+            "last_error": error, "last_error_at": _ms_or_none(error_at),
+            "last_error_age_seconds": None if error_at is None else int(now - error_at),
+            "last_errors": {kind: {"error": text, "at": _ms_or_none(at)} for kind, (text, at) in last.items()},
+            "failing_methods": [row["method"] for row in rows if row["failing"]],
+            "timeline": timeline})
+    return sorted(health, key=lambda h: (STATES.index(h["state"]), h["exchange"]))     # stable between refreshes
+
+
+def health_state(calls, asked, failed, latest_failed):
+    """An exchange's state from its last 5 minutes: `calls` of every kind, `asked` of them
+    asked the exchange, `failed` of those failed, `latest_failed` the latest one did."""
+    if not calls:
+        return "idle"
+    if failed and latest_failed and failed >= FAILING_SHARE * asked:
+        return "failing"
+    return "errors" if failed else "ok"
 
 
 def stream_line(figures):
@@ -1677,26 +1880,165 @@ def stream_line(figures):
             f"{'-' if age is None else f'{age:.1f} s'} ago, {counts}")
 
 
-def health_line(entry):
-    """One exchange's health as one line of text (the page, the terminal, FMZ's table)."""
-    parts = [_calls_text(entry["calls"]),
-             f"last 5 min: {_calls_text(entry['calls_5m'])}, {entry['error_rate_5m'] * 100:.1f}% errors",
-             f"p50 {entry['p50_ms']:g} ms", f"p99 {entry['p99_ms']:g} ms"]
-    if entry["failing_methods"]:
-        parts.insert(0, "FAILING: " + ", ".join(entry["failing_methods"]))
-    return " · ".join(parts)
+def summary_rows(health, exchanges, rate_limits, streams):
+    """The first table of every rendering, one line per exchange: each one called (its paper
+    accounts on a line of their own), worst first, then those not called since start (unused).
+    The rate limit is the fullest budget of the last minute among the exchange's keys."""
+    rows, called = [], set()
+    for entry in health:
+        name = entry["exchange"]
+        served = name[:-len(PAPER_LABEL)] if name.endswith(PAPER_LABEL) else name
+        called.add(served)
+        fullest = max(rate_limits_of({"rate_limits": rate_limits}, name), key=lambda r: r["used_pct"], default=None)
+        rows.append({"exchange": name, "state": entry["state"], "calls_per_minute": entry["calls_per_minute"],
+                     "error_rate_5m": entry["error_rate_5m"], "p50_ms": entry["p50_ms"], "p99_ms": entry["p99_ms"],
+                     "bad_requests_5m": entry["bad_requests_5m"],
+                     "refusals_5m": entry["refusals_5m"] + entry["throttled_5m"],
+                     "stream": stream_state(streams, served),
+                     "rate_limit_pct": fullest["used_pct"] if fullest else None,
+                     "rate_limit": fullest["budget"] if fullest else ""})
+    for exchange in exchanges:
+        if exchange["name"] not in called:
+            rows.append({"exchange": exchange["name"], "state": "unused", "calls_per_minute": 0.0,
+                         "error_rate_5m": 0.0, "p50_ms": None, "p99_ms": None, "bad_requests_5m": 0,
+                         "refusals_5m": 0, "stream": stream_state(streams, exchange["name"]),
+                         "rate_limit_pct": None, "rate_limit": ""})
+    return rows
 
 
-def _calls_text(count):
-    return f"{count} call" if count == 1 else f"{count} calls"
+def rate_limits_of(report, exchange):
+    """The rate-limit rows of one exchange as the status names it: a paper account ("OKX paper")
+    spends the public budgets (IP) of its exchange, never a key's."""
+    if exchange.endswith(PAPER_LABEL):
+        served = exchange[:-len(PAPER_LABEL)]
+        return [row for row in report.get("rate_limits", []) if row["exchange"] == served and row["key"] == "IP"]
+    return [row for row in report.get("rate_limits", []) if row["exchange"] == exchange]
 
 
-def last_error_line(entry, now_ms):
-    """`last error 12:03:04 UTC (3 min ago): OKX 51001: ...`, or '' when there was none."""
-    if not entry["last_error_at"]:
-        return ""
-    return (f"last error {clock_text(entry['last_error_at'])} ({age_text(now_ms - entry['last_error_at'])}): "
-            f"{entry['last_error']}")
+def stream_state(streams, exchange):
+    """An exchange's stream in a word for the summary: `connected`, `down` (reconnecting: REST
+    answers meanwhile) or `none` (no stream open: every call goes over REST)."""
+    figures = streams.get(exchange)
+    if not figures:
+        return "none"
+    return "connected" if figures["connected"] == figures["connections"] else "down"
+
+
+# Rate-limit use. The throttle (exchanges/_throttle.py) counts every exchange's budgets per IP or
+# per key; RateUse reads them (Throttle.usage) at most every RATE_SAMPLE_EVERY seconds while
+# calls go and when the status is asked, and keeps, per exchange and key, the fullest budget of
+# the last minute. Each Api's throttle is Watched: the calls that had to wait for their turn, and
+# those refused, are counted as they pass. A key is shown by a digest, never by its text.
+
+RATE_SAMPLE_EVERY = 0.5     # seconds between two readings of the throttle's buckets
+RATE_USE_WINDOW = 60.0      # seconds over which the fullest budget is shown ("the last minute")
+WAITED = 0.001              # seconds: a turn that took longer had to wait
+
+
+class RateUse:
+    """How near each exchange and key came to its limits, for the status."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.sampled = float("-inf")
+        self.fullest = {}          # (exchange NAME, whose) -> deque of (at, share of the budget, its name)
+        self.turns = {}            # (exchange NAME, whose) -> RecentCounts of "waited" and "refused"
+
+    def turn(self, throttle, charges, label, max_wait=None, urgent=False):
+        """throttle.turn(...), counting the call as waited (its turn took WAITED or more by the
+        throttle's clock) or refused (Refused: not sent)."""
+        asked = throttle.clock()
+        try:
+            turn = throttle.turn(charges, label, max_wait, urgent)
+        except Refused:
+            self._count(charges, "refused")
+            raise
+        if throttle.clock() - asked >= WAITED:
+            self._count(charges, "waited")
+        self.sample(throttle)
+        return turn
+
+    def _count(self, charges, outcome):
+        now = self.clock()
+        with self.lock:
+            for whose in {_whose(key) for key, _, _ in charges}:
+                counts = self.turns.get(whose)
+                if counts is None:
+                    counts = self.turns[whose] = RecentCounts(("waited", "refused"))
+                counts.add(now, outcome)
+
+    def sample(self, throttle, force=False):
+        """Note each exchange and key's fullest budget now (at most every RATE_SAMPLE_EVERY s)."""
+        now = self.clock()
+        if not force and now - self.sampled < RATE_SAMPLE_EVERY:      # the usual call: no lock taken
+            return
+        with self.lock:
+            if not force and now - self.sampled < RATE_SAMPLE_EVERY:
+                return
+            self.sampled = now
+        fullest = {}
+        for key, limit, used in throttle.usage():
+            share = used / limit.requests if limit.requests else 0.0
+            whose = _whose(key)
+            if share > 0 and share > fullest.get(whose, (0,))[0]:
+                fullest[whose] = (share, _budget_name(key, limit))
+        with self.lock:
+            for whose, (share, name) in fullest.items():
+                self.fullest.setdefault(whose, deque()).append((now, share, name))
+            for whose, samples in list(self.fullest.items()):
+                while samples and samples[0][0] <= now - RATE_USE_WINDOW:
+                    samples.popleft()
+                if not samples:
+                    del self.fullest[whose]
+
+    def report(self, throttle=None):
+        """One row per exchange and key used lately: the fullest budget of the last minute (its
+        share in %, and its name), and the calls that waited or were refused in 5 minutes."""
+        if throttle is not None:
+            self.sample(throttle, force=True)
+        now = self.clock()
+        rows = []
+        with self.lock:
+            for whose in sorted(set(self.fullest) | set(self.turns)):
+                share, name = max(((s, n) for _, s, n in self.fullest.get(whose, ())), default=(0.0, ""))
+                counts = self.turns[whose].totals(now) if whose in self.turns else {"waited": 0, "refused": 0}
+                if not share and not counts["waited"] and not counts["refused"]:
+                    self.turns.pop(whose, None)
+                    continue
+                rows.append({"exchange": whose[0], "key": whose[1], "used_pct": round(share * 100, 1),
+                             "budget": name, "waited_5m": counts["waited"], "refused_5m": counts["refused"]})
+        return rows
+
+
+class Watched:
+    """The throttle as an Api sees it (see _api_for): its turns counted by a RateUse."""
+
+    __slots__ = ("throttle", "use")
+
+    def __init__(self, throttle, use):
+        self.throttle, self.use = throttle, use
+
+    def turn(self, charges, label, max_wait=None, urgent=False):
+        return self.use.turn(self.throttle, charges, label, max_wait, urgent)
+
+    def __getattr__(self, name):
+        return getattr(self.throttle, name)
+
+
+def _whose(bucket_key):
+    """(exchange NAME, "IP" or "key #digest") of a throttle bucket key, which Api._bucket_key
+    makes (exchange NAME, base URL, (access key or "", a param's value), pool or endpoint)."""
+    exchange, _, (access_key, _), _ = bucket_key
+    return exchange, "key #" + hashlib.sha256(access_key.encode()).hexdigest()[:8] if access_key else "IP"
+
+
+def _budget_name(bucket_key, limit):
+    """`20 requests per 2 s per IP (GET /api/v5/market/ticker)`, `6000 request weight per 60 s per IP`."""
+    _, _, (_, value), pool_or_endpoint = bucket_key
+    named = [] if limit.pool else [pool_or_endpoint]
+    named += [value] if value else []
+    return limit.describe() + (f" ({', '.join(named)})" if named else "")
 
 
 def clock_text(ms):
@@ -1790,6 +2132,79 @@ def uptime_text(seconds):
     return f"{hours}h{minutes:02d}m{seconds:02d}s"
 
 
+def health_line(entry):
+    """One exchange's health as one line of text (the page, the terminal, FMZ's table)."""
+    parts = [f"{entry['calls_per_minute']:g} calls/min", f"{entry['error_rate_5m'] * 100:.1f}% exchange errors",
+             f"p50 {entry['p50_ms']:g} ms", f"p99 {entry['p99_ms']:g} ms",
+             f"{_plural(entry['calls'], 'call')} since start"]
+    return " · ".join(parts)
+
+
+def _plural(count, word):
+    """`1 call`, `2 calls`, `1 request shape`."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+STATE_WORDS = {"failing": "FAILING", "errors": "exchange errors", "ok": "ok", "idle": "idle",
+               "unused": "not called yet"}
+
+
+def last_error_line(entry, now_ms):
+    """`last error 12:03:04 UTC (3 min ago): OKX 51001: ...`, or '' when there was none."""
+    if not entry["last_error_at"]:
+        return ""
+    return (f"last error {clock_text(entry['last_error_at'])} ({age_text(now_ms - entry['last_error_at'])}): "
+            f"{entry['last_error']}")
+
+
+# What a card says of the errors that are not the exchange's (5 min): (kind, count field, words).
+OTHER_ERRORS = [(BAD_REQUEST_ERROR, "bad_requests_5m", "bad request"),
+                (RISK_REFUSAL, "refusals_5m", "refused by the risk guard"),
+                (THROTTLED, "throttled_5m", "held back by the throttle")]
+
+
+def other_errors(entry):
+    """[(kind, `2 bad requests in 5 min`, {"error", "at"} of the last)] for each kind of error
+    that is not the exchange's and happened in the last 5 minutes."""
+    found = []
+    for kind, field, words in OTHER_ERRORS:
+        count, last = entry.get(field, 0), entry.get("last_errors", {}).get(kind)
+        if count and last:
+            counted = _plural(count, words) if kind == BAD_REQUEST_ERROR else f"{count} {words}"
+            found.append((kind, f"{counted} in 5 min", last))
+    return found
+
+
+def other_error_lines(entry, now_ms):
+    """[`2 bad requests in 5 min; last 12:03:04 UTC (3 min ago): unknown method ...`]"""
+    return [f"{counted}; last {clock_text(last['at'])} ({age_text(now_ms - last['at'])}): {last['error']}"
+            for _, counted, last in other_errors(entry)]
+
+
+def rate_limit_line(row):
+    """`key #1f0c9a2b: 12% of 20 requests per 2 s per API key in the last minute; 3 waited, 0
+    refused by the throttle (5 min)`."""
+    used = f"{row['used_pct']:g}% of {row['budget']} in the last minute" if row["budget"] else "no budget in use"
+    return f"{row['key']}: {used}; {row['waited_5m']} waited, {row['refused_5m']} refused by the throttle (5 min)"
+
+
+RATE_LIMIT_HOT = 80          # % of a budget from which the page and the terminal warn
+
+
+SUMMARY_COLUMNS = ["Exchange", "State", "Calls/min", "Errors", "p50 ms", "p99 ms", "Bad req.", "Refused", "Stream",
+                   "Rate limit"]
+
+
+def summary_cells(row):
+    """One exchange's summary line as text cells (the same in the three renderings)."""
+    used = "" if row["rate_limit_pct"] is None else f"{row['rate_limit_pct']:g}%"
+    if row["state"] == "unused":
+        return [row["exchange"], STATE_WORDS["unused"], "", "", "", "", "", "", row["stream"], used]
+    return [row["exchange"], STATE_WORDS[row["state"]], f"{row['calls_per_minute']:g}",
+            f"{row['error_rate_5m'] * 100:.1f}%", f"{row['p50_ms']:g}", f"{row['p99_ms']:g}",
+            str(row["bad_requests_5m"]), str(row["refusals_5m"]), row["stream"], used]
+
+
 METHOD_COLUMNS = ["Exchange", "Method", "Calls", "Errors", "Last error", "p50 ms", "p99 ms", "Errors, 5 min"]
 
 
@@ -1801,48 +2216,181 @@ def method_cells(row, now_ms=None):
             row["errors_5m"]]
 
 
+# The sections of the status, in the order every rendering shows them (section_order): the page
+# (status_html), the terminal (status_text) and FMZ's status table (status_table).
+SECTIONS = {
+    "exchanges": "Exchanges",
+    "streams": "Streams",
+    "risk": "Risk guard",
+    "paper": "PAPER accounts",
+    "addresses": "Service addresses",
+    "seen": "What the docker sent",
+}
+
+
+def section_order(report):
+    """The keys of SECTIONS in order: the exchanges first, unless the risk guard alarms (halted,
+    or its file not valid): then the risk guard comes first."""
+    order = list(SECTIONS)
+    risk = report.get("risk")
+    if risk and (risk["halted"] or risk["problem"]):
+        order.remove("risk")
+        order.insert(0, "risk")
+    return order
+
+
+def risk_state_text(risk):
+    if risk["halted"]:
+        return f"HALTED: {risk['halt_reason']}; every new order is refused (cancels go through)"
+    return f"Trading (kill switch: {risk['halt_file']} is absent)."
+
+
+def risk_rules_text(risk):
+    if not risk["entries"]:
+        return "No risk rules (--risk FILE or --risk-json): the kill switch alone."
+    return f"Rules of {risk['rules']} for {', '.join(risk['entries'])}."
+
+
+RISK_COLUMNS = ["Exchange", "Rule", "Refused", "Last refusal"]
+
+
+def risk_cells(row):
+    return [row["exchange"], row["rule"], row["count"], row["last"]]
+
+
+PAPER_COLUMNS = ["Exchange", "Paper account (digest of its Secret Key)", "Calls"]
+PAPER_NOTE = "simulated: no order reaches an exchange"
+NO_STREAM = "No stream open: ticker, depth and trades are answered over REST."
+STREAM_COLUMNS = ["Exchange", "Stream"]
+
+
+def stream_rows(report):
+    """[exchange, its stream's line] per exchange with a stream (exchanges/_stream.py)."""
+    return [[name, stream_line(figures)] for name, figures in sorted((report.get("streams") or {}).items())]
+SEEN_COLUMNS = ["Exchange", "Method as sent", "Params", "Fields", "Calls"]
+
+
+def seen_cells(row):
+    return [row["exchange"], row["method"], ", ".join(row["params"]), ", ".join(row["fields"]), row["calls"]]
+
+
 STATUS_CSS = """
-body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f3f4f6;color:#1f2937}
-main{max-width:1100px;margin:0 auto;padding:16px}
-h1{font-size:22px;margin:0}h1 small{font-weight:normal;color:#6b7280;font-size:15px}
-h2{font-size:17px;margin:22px 0 8px}h3{font-size:17px;margin:0 0 4px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}
-.meta{color:#4b5563;margin:4px 0 0}
-.card{background:#fff;border:1px solid #e5e7eb;border-left:6px solid #16a34a;border-radius:8px;padding:12px 14px;margin:10px 0}
-.card.errors{border-left-color:#d97706}.card.failing{border-left-color:#dc2626}.card.idle{border-left-color:#9ca3af}
-.badge{font-size:12px;font-weight:600;padding:2px 8px;border-radius:10px;background:#dcfce7;color:#166534}
-.errors .badge{background:#fef3c7;color:#92400e}.failing .badge{background:#fee2e2;color:#991b1b}
-.health{margin:2px 0;color:#374151}.lasterror{margin:2px 0 8px;color:#991b1b;overflow-wrap:anywhere}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;width:100%;font-size:14px}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}
-th{color:#6b7280;font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f3f4f6;color:#1f2937}
+main{max-width:1180px;margin:0 auto;padding:12px 16px}
+h1{font-size:20px;margin:0;display:inline}h1 small{font-weight:normal;color:#6b7280;font-size:14px}
+h2{font-size:16px;margin:18px 0 6px}h3{font-size:16px;margin:0;display:flex;gap:8px;align-items:center;flex-wrap:wrap}
+.meta{color:#4b5563;margin:2px 0 0}
+table{border-collapse:collapse;width:100%;font-size:13px;background:#fff}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}
+th{color:#6b7280;font-weight:600;font-size:11px;text-transform:uppercase;letter-spacing:.03em;white-space:nowrap}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.err{color:#991b1b;overflow-wrap:anywhere;min-width:12em}
-tr.failing td{background:#fee2e2}tr.failing td:first-child{font-weight:600;color:#991b1b}
-tr.errors td{background:#fffbeb}
-code{font:13px ui-monospace,Menlo,Consolas,monospace;background:#eef2ff;padding:2px 6px;border-radius:4px;
+.summary td:first-child a{color:inherit;font-weight:600;text-decoration:none}
+.dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px;background:#16a34a}
+.failing .dot{background:#dc2626}.errors .dot{background:#d97706}.idle .dot,.unused .dot{background:#9ca3af}
+tr.failing td{background:#fee2e2}tr.errors td{background:#fffbeb}tr.unused td{color:#6b7280}
+tr.bad td{background:#f5f3ff}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:10px;margin-top:10px}
+.card{background:#fff;border:1px solid #e5e7eb;border-left:6px solid #16a34a;border-radius:8px;padding:10px 12px;
+min-width:0}
+.card.errors{border-left-color:#d97706}.card.failing{border-left-color:#dc2626}.card.idle{border-left-color:#9ca3af}
+.badge{font-size:11px;font-weight:600;padding:1px 8px;border-radius:10px;background:#dcfce7;color:#166534}
+.errors .badge{background:#fef3c7;color:#92400e}.failing .badge{background:#fee2e2;color:#991b1b}
+.idle .badge{background:#f3f4f6;color:#4b5563}
+.health{margin:2px 0 4px;color:#374151}
+.charts{display:flex;gap:14px;flex-wrap:wrap;margin:4px 0}
+.charts figure{margin:0;width:250px}.charts svg{display:block;width:250px;height:60px}
+.charts figcaption{font-size:11px;color:#6b7280}
+.line{margin:3px 0;overflow-wrap:anywhere;font-size:13px}
+.line.exchange{color:#991b1b}.line.old{color:#6b7280}
+.line.bad-request{color:#6d28d9}.line.risk{color:#9a3412}.line.throttle{color:#1e40af}.line.rate{color:#374151}
+.line.rate.hot,td.hot{color:#b45309;font-weight:600}td.state{white-space:nowrap}
+.scroll{overflow-x:auto}
+td.err{color:#991b1b;min-width:12em}tr.bad td.err{color:#6d28d9}
+.clip{max-width:24em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+table.rates{margin:6px 0;font-size:12px}table.rates td,table.rates th{padding:2px 6px}
+table.rates td:first-child{white-space:nowrap}
+code{font:12px ui-monospace,Menlo,Consolas,monospace;background:#eef2ff;padding:2px 6px;border-radius:4px;
 user-select:all;overflow-wrap:anywhere}
-.banner{border-radius:8px;padding:10px 14px;margin:12px 0;font-weight:600}
+.banner{border-radius:8px;padding:8px 12px;margin:10px 0;font-weight:600}
 .banner.alert{background:#fee2e2;color:#991b1b;border:1px solid #fca5a5}
-.note{color:#6b7280;font-size:13px}
-details{margin-top:18px}summary{cursor:pointer;font-weight:600}
-footer{color:#6b7280;font-size:13px;margin:22px 0 8px}
-tr.under{display:none}
-@media (max-width:640px){main{padding:10px}.wide,td.err,th.err{display:none}th,td{padding:4px 5px}
-tr.under{display:table-row}tr.under td{color:#991b1b;font-size:13px;padding-top:0;overflow-wrap:anywhere;font-weight:normal!important}
-tr.has-under td{border-bottom:0}}
+.note{color:#6b7280;font-size:13px;margin:4px 0}
+details summary{cursor:pointer}details.methods{margin-top:6px}details.methods summary{font-size:13px;color:#374151}
+details.seen{margin-top:16px}details.seen h2{display:inline;font-size:16px}
+footer{color:#6b7280;font-size:12px;margin:18px 0 8px}
+@media (max-width:700px){main{padding:8px}.wide{display:none}th,td{padding:3px 3px}table{font-size:12px}
+th{font-size:10px;letter-spacing:0}.cards{grid-template-columns:1fr}.charts figure,.charts svg{width:155px}
+.charts svg{height:50px}h1{font-size:18px}}
 """
 
-# Refreshes the page in place every STATUS_REFRESH seconds (keeping the scroll position and an
-# open <details>), writes times in the browser's own time zone, and says so when the plugin
-# stops answering. Without script, the <noscript> meta refresh reloads the page instead.
+# Refreshes the page in place every STATUS_REFRESH seconds (keeping the scroll position and the
+# open <details>), writes times in the browser's own time zone, draws each exchange's charts of
+# the last hour from the timelines in the page (inline SVG), and says so when the plugin stops
+# answering. Without script, the <noscript> meta refresh reloads the page instead (no charts).
 STATUS_SCRIPT = """
 (function(){
-  var since = null;
+  var since = null, SVG = 'http://www.w3.org/2000/svg';
   function localTimes(){
     document.querySelectorAll('time[data-ms]').forEach(function(t){
       var d = new Date(+t.getAttribute('data-ms'));
       t.title = t.textContent; t.textContent = t.hasAttribute('data-date') ? d.toLocaleString() : d.toLocaleTimeString();
+    });
+  }
+  function add(parent, name, attrs, text){
+    var e = document.createElementNS(SVG, name);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text) e.textContent = text;
+    parent.appendChild(e);
+    return e;
+  }
+  function minuteText(t, i){
+    return new Date(t.start + i * 60000).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
+  }
+  function frame(svg, t, top){
+    var n = t.calls.length;
+    svg.setAttribute('viewBox', '0 0 ' + (n * 4) + ' 60');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    add(svg, 'line', {x1: 0, y1: 48.5, x2: n * 4, y2: 48.5, stroke: '#d1d5db', 'stroke-width': 1});
+    add(svg, 'text', {x: 1, y: 8, 'font-size': 8, fill: '#6b7280'}, top);
+    add(svg, 'text', {x: 1, y: 58, 'font-size': 7, fill: '#9ca3af'}, minuteText(t, 0));
+    add(svg, 'text', {x: n * 4 - 1, y: 58, 'font-size': 7, fill: '#9ca3af', 'text-anchor': 'end'}, 'now');
+  }
+  function calls(svg, t){
+    var most = Math.max.apply(null, t.calls.concat([1]));
+    frame(svg, t, 'max ' + most + '/min');
+    t.calls.forEach(function(c, i){
+      if (!c) return;
+      var other = t.bad_requests[i] + t.refusals[i] + t.throttled[i], bad = t.exchange_errors[i], y = 48;
+      [[c - other - bad, '#60a5fa'], [other, '#a78bfa'], [bad, '#dc2626']].forEach(function(part){
+        if (!part[0]) return;
+        var h = Math.max(1, part[0] / most * 38);
+        y -= h;
+        add(svg, 'rect', {x: i * 4 + 0.5, y: y, width: 3, height: h, fill: part[1]});
+      });
+      add(add(svg, 'rect', {x: i * 4, y: 0, width: 4, height: 48, fill: 'transparent'}), 'title', {},
+          minuteText(t, i) + ': ' + c + ' calls, ' + bad + ' exchange errors, ' + other + ' bad or refused');
+    });
+  }
+  function p99(svg, t){
+    var values = t.p99_ms.filter(function(v){ return v !== null; }), most = Math.max.apply(null, values.concat([1]));
+    frame(svg, t, 'max ' + Math.round(most) + ' ms');
+    var points = [];
+    t.p99_ms.forEach(function(v, i){
+      if (v === null) return;
+      var y = 48 - v / most * 38;
+      points.push((i * 4 + 2) + ',' + y.toFixed(1));
+      add(add(svg, 'circle', {cx: i * 4 + 2, cy: y, r: 1.6, fill: '#0f766e'}), 'title', {},
+          minuteText(t, i) + ': p99 ' + v + ' ms');
+    });
+    if (points.length > 1)
+      add(svg, 'polyline', {points: points.join(' '), fill: 'none', stroke: '#0f766e', 'stroke-width': 1});
+  }
+  function charts(){
+    var data = document.getElementById('timelines');
+    if (!data) return;
+    var timelines = JSON.parse(data.textContent);
+    document.querySelectorAll('svg[data-chart]').forEach(function(svg){
+      var t = timelines[svg.getAttribute('data-exchange')];
+      if (t) (svg.getAttribute('data-chart') === 'calls' ? calls : p99)(svg, t);
     });
   }
   function refresh(){
@@ -1851,10 +2399,11 @@ STATUS_SCRIPT = """
       return r.text();
     }).then(function(text){
       var page = new DOMParser().parseFromString(text, 'text/html'), next = page.getElementById('status');
-      var open = document.querySelector('details') && document.querySelector('details').open;
+      var open = {};
+      document.querySelectorAll('details[id]').forEach(function(d){ open[d.id] = d.open; });
       document.getElementById('status').replaceWith(next);
-      if (open && next.querySelector('details')) next.querySelector('details').open = true;
-      document.title = page.title; since = null; localTimes();
+      next.querySelectorAll('details[id]').forEach(function(d){ if (d.id in open) d.open = open[d.id]; });
+      document.title = page.title; since = null; localTimes(); charts();
     }).catch(function(){
       since = since || new Date();
       var b = document.getElementById('offline');
@@ -1863,25 +2412,27 @@ STATUS_SCRIPT = """
       document.title = 'not answering - fmz-plugin';
     });
   }
-  localTimes();
+  localTimes(); charts();
   setInterval(refresh, REFRESH_MS);
 })();
 """
 
 
 def status_html(report):
-    """The report as a page a trader keeps open: it refreshes itself; one card per exchange
-    called (its health line, then its methods, failing ones first in a warning colour); the
-    service addresses to paste; the extra sections (the risk guard); what the docker sent.
-    Inline CSS and script, no external asset: it works offline."""
+    """The report as a page a trader keeps open: it refreshes itself; the sections of SECTIONS
+    in section_order: first a line per exchange (the summary), then a card per exchange called
+    (its health, charts of its last hour, rate-limit use, the errors that are not the
+    exchange's, its methods), the streams, the risk guard, the paper accounts, the service
+    addresses to paste and what the docker sent. Inline CSS and script, no external asset:
+    it works offline."""
     failing = [h["exchange"] for h in report["health"] if h["state"] == "failing"]
-    title = (f"FAILING {', '.join(failing)} - " if failing else "") + "fmz-plugin"
+    risk = report.get("risk") or {}
+    title = ("HALTED - " if risk.get("halted") else "") + (f"FAILING {', '.join(failing)} - " if failing else "")
     started = f'<time data-ms="{report["started_at"]}" data-date>{_utc_text(report["started_at"])}</time>'
-    risk = report.get("risk")
-    alarming = risk is not None and (risk["halted"] or risk["problem"])     # then first, else after the addresses
+    sections = "".join(HTML_SECTIONS[key](report) for key in section_order(report))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<title>{html.escape(title)}</title><link rel="icon" href="data:,">\n'
+            f'<title>{html.escape(title)}fmz-plugin</title><link rel="icon" href="data:,">\n'
             f'<noscript><meta http-equiv="refresh" content="{STATUS_REFRESH}"></noscript>\n'
             f'<style>{STATUS_CSS}</style></head>\n<body><main id="status">\n'
             f'<h1>fmz-plugin <small>{html.escape(report["version"])}</small></h1>\n'
@@ -1889,9 +2440,7 @@ def status_html(report):
             f'page refreshed every {STATUS_REFRESH} s · as of <time data-ms="{report["now"]}">'
             f'{clock_text(report["now"])}</time></p>\n'
             '<div id="offline" class="banner alert" hidden></div>\n'
-            f'{_refusals_html(report)}{risk_html(risk) if alarming else ""}{_paper_html(report)}'
-            f'{_exchanges_html(report)}{_addresses_html(report)}{"" if alarming else risk_html(risk)}'
-            f'{_seen_html(report["seen"])}'
+            f'{_refusals_html(report)}{sections}'
             f'<footer>For scripts: <a href="/status?format=json">/status?format=json</a> (or any request '
             f'without Accept: text/html). In a terminal: <code>python3 fmz_plugin.py status '
             f'{html.escape(report["hosts"][-1])}/</code></footer>\n'
@@ -1921,31 +2470,112 @@ def _utc_text(ms):
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
+def _section_html(key, body):
+    return f'<section data-section="{key}"><h2>{SECTIONS[key]}</h2>\n{body}</section>\n'
+
+
+def _anchor(exchange):
+    return "x-" + re.sub(r"[^A-Za-z0-9]", "-", exchange)
+
+
+HTML_SUMMARY_WIDE = (5, 6, 7, 8)      # columns of SUMMARY_COLUMNS a phone leaves out (p99 .. Stream)
+
+
 def _exchanges_html(report):
+    head = "".join(f'<th class="{_summary_class(i)}">{name}</th>' for i, name in enumerate(SUMMARY_COLUMNS))
+    rows = "".join(_summary_html(row) for row in report["summary"])
+    summary = f'<div class="scroll"><table class="summary"><tr>{head}</tr>{rows}</table></div>\n'
     if not report["health"]:
-        return ('<h2>Exchanges</h2>\n<p class="card idle">No call yet. Add an exchange on FMZ with a service '
-                'address below, and start a robot that uses it: its calls show here.</p>\n')
-    return "<h2>Exchanges</h2>\n" + "".join(_exchange_card(entry, report) for entry in report["health"])
+        return _section_html("exchanges", summary + '<p class="note">No call yet. Add an exchange on FMZ with a '
+                             'service address below, and start a robot that uses it: its calls show here.</p>\n')
+    timelines = json.dumps({h["exchange"]: h["timeline"] for h in report["health"]}, separators=(",", ":"))
+    timelines = timelines.replace("</", "<\\/")          # JSON inside <script>: no "</script>" can end it
+    cards = "".join(_exchange_card(entry, report) for entry in report["health"])
+    return _section_html("exchanges", f'{summary}<div class="cards">{cards}</div>\n'
+                         f'<script type="application/json" id="timelines">{timelines}</script>\n')
 
 
+def _summary_class(column):
+    numeric = 2 <= column <= 7 or column == 9
+    return " ".join(name for name, wanted in (("num", numeric), ("wide", column in HTML_SUMMARY_WIDE)) if wanted)
+
+
+def _summary_html(row):
+    cells = summary_cells(row)
+    name = html.escape(cells[0])
+    if row["state"] != "unused":
+        name = f'<a href="#{_anchor(row["exchange"])}">{name}</a>'
+    state = f'<span class="dot"></span>{html.escape(cells[1])}'
+    rest = "".join(f'<td class="{_summary_class(i)}">{html.escape(cell)}</td>' for i, cell in enumerate(cells[2:-1], 2))
+    hot = " hot" if (row["rate_limit_pct"] or 0) >= RATE_LIMIT_HOT else ""
+    rate = (f'<td class="num{hot}" title="{html.escape(row["rate_limit"])} (the fullest budget, last minute)">'
+            f'{html.escape(cells[-1])}</td>')
+    return f'<tr class="{row["state"]}"><td>{name}</td><td class="state">{state}</td>{rest}{rate}</tr>'
+
+
+def _exchange_card(entry, report):
+    exchange, now = entry["exchange"], report["now"]
+    lines = ""
+    if entry["last_error_at"]:
+        recent = "exchange" if entry["state"] in ("failing", "errors") else "exchange old"
+        lines += (f'<p class="line {recent}">Last exchange error {_time_html(entry["last_error_at"], now)}: '
+                  f'{html.escape(entry["last_error"])}</p>\n')
+    for kind, counted, last in other_errors(entry):
+        lines += (f'<p class="line {kind.replace(" ", "-")}">{html.escape(counted.capitalize())}; last '
+                  f'{_time_html(last["at"], now)}: {_clipped_html(last["error"])}</p>\n')
+    lines += _rate_limits_html(rate_limits_of(report, exchange))
+    rows = [row for row in report["methods"] if row["exchange"] == exchange]
+    opened = " open" if entry["state"] in ("failing", "errors") else ""
+    head = "".join(f'<th class="{css}">{name}</th>' if css else f"<th>{name}</th>" for name, css in HTML_METHOD_COLUMNS)
+    methods = (f'<details class="methods" id="m-{_anchor(exchange)}"{opened}><summary>Methods '
+               f'({len(rows)})</summary><div class="scroll"><table><tr>{head}</tr>'
+               f'{"".join(_method_html(row, now) for row in rows)}</table></div></details>\n')
+    charts = "".join(f'<figure><svg data-chart="{chart}" data-exchange="{html.escape(exchange)}"></svg>'
+                     f'<figcaption>{caption}</figcaption></figure>' for chart, caption in CHARTS)
+    return (f'<section class="card {entry["state"]}" id="{_anchor(exchange)}"><h3>{html.escape(exchange)} '
+            f'<span class="badge">{STATE_WORDS[entry["state"]]}</span></h3>\n'
+            f'<p class="health">{html.escape(health_line(entry))}</p>\n'
+            f'{_stream_html((report.get("streams") or {}).get(exchange))}'
+            f'<div class="charts">{charts}</div>\n{lines}{methods}</section>\n')
+
+
+CLIPPED = 160              # characters of an error a card shows on its line (all of it on hover)
+
+
+def _clipped_html(text, limit=CLIPPED):
+    if len(text) <= limit:
+        return html.escape(text)
+    return f'<span title="{html.escape(text)}">{html.escape(text[:limit])}…</span>'
+
+
+RATE_COLUMNS = [("Rate limit", ""), ("Last minute", "num"), ("Fullest budget", ""), ("Waited", "num"),
+                ("Refused", "num")]
+
+
+def _rate_limits_html(rows):
+    """The rate-limit use of one exchange, a line per key: the last minute's fullest budget, and
+    the calls the throttle made wait or refused in 5 minutes."""
+    if not rows:
+        return ""
+    head = "".join(f'<th class="{css}">{name}</th>' for name, css in RATE_COLUMNS)
+    body = ""
+    for row in rows:
+        hot = " hot" if row["used_pct"] >= RATE_LIMIT_HOT or row["refused_5m"] else ""
+        body += (f'<tr><td>{html.escape(row["key"])}</td><td class="num{hot}">{row["used_pct"]:g}%</td>'
+                 f'<td>{html.escape(row["budget"])}</td><td class="num">{row["waited_5m"]}</td>'
+                 f'<td class="num{hot}">{row["refused_5m"]}</td></tr>')
+    return f'<div class="scroll"><table class="rates"><tr>{head}</tr>{body}</table></div>\n'
+
+
+CHARTS = [("calls", "calls/min, last hour · errors red · bad or refused violet"),
+          ("p99", "p99 latency per minute, last hour")]
 HTML_METHOD_COLUMNS = [("Method", ""), ("Calls", "num"), ("Errors", "num"), ("5 min", "num wide"),
                        ("p50 ms", "num"), ("p99 ms", "num wide"), ("Last error", "err")]
 
 
-def _exchange_card(entry, report):
-    badge = {"failing": "failing", "errors": "errors in the last 5 min", "ok": "ok"}[entry["state"]]
-    last = last_error_line(entry, report["now"])
-    if last:
-        last = (f'<p class="lasterror">Last error <time data-ms="{entry["last_error_at"]}">'
-                f'{clock_text(entry["last_error_at"])}</time> ({age_text(report["now"] - entry["last_error_at"])}): '
-                f'{html.escape(entry["last_error"])}</p>\n')
-    head = "".join(f'<th class="{css}">{name}</th>' if css else f"<th>{name}</th>" for name, css in HTML_METHOD_COLUMNS)
-    rows = "".join(_method_html(row, report["now"]) for row in report["methods"] if row["exchange"] == entry["exchange"])
-    return (f'<section class="card {entry["state"]}"><h3>{html.escape(entry["exchange"])} '
-            f'<span class="badge">{badge}</span></h3>\n'
-            f'<p class="health">{html.escape(health_line(entry))}</p>\n{last}'
-            f'{_stream_html(report.get("streams", {}).get(entry["exchange"]))}'
-            f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div></section>\n')
+def _time_html(ms, now_ms):
+    """`12:03:04 UTC (3 min ago)`, the time in the browser's own zone once the script ran."""
+    return f'<time data-ms="{ms}">{clock_text(ms)}</time> ({age_text(now_ms - ms)})'
 
 
 def _stream_html(figures):
@@ -1953,120 +2583,153 @@ def _stream_html(figures):
 
 
 def _method_html(row, now_ms):
-    state = "failing" if row["failing"] else "errors" if row["errors_5m"] else ""
+    other = row["last_error_kind"] not in (None, EXCHANGE_ERROR)
+    state = "failing" if row["failing"] else "errors" if row["errors_5m"] else "bad" if other else ""
     error = html.escape(row["last_error"])
     if row["last_error_at"]:
-        error = (f'<time data-ms="{row["last_error_at"]}">{clock_text(row["last_error_at"])}</time> '
-                 f'({age_text(now_ms - row["last_error_at"])}): {error}')
+        kind = "" if row["last_error_kind"] in (None, EXCHANGE_ERROR) else f'{row["last_error_kind"]}, '
+        error = f'{kind}{age_text(now_ms - row["last_error_at"])}: {error}'
+
     cells = [html.escape(row["method"]), row["calls"], row["errors"], row["errors_5m"], f'{row["p50_ms"]:g}',
              f'{row["p99_ms"]:g}']
     tds = "".join(f'<td class="{css}">{cell}</td>' if css else f"<td>{cell}</td>"
                   for cell, (_, css) in zip(cells, HTML_METHOD_COLUMNS))
-    classes = " ".join(name for name in (state, "has-under" if error else "") if name)
-    row_html = f'<tr class="{classes}">' if classes else "<tr>"
-    below = f'<tr class="{state} under"><td colspan="{len(HTML_METHOD_COLUMNS)}">{error}</td></tr>' if error else ""
-    return f'{row_html}{tds}<td class="err">{error}</td></tr>{below}'     # `under`: the error on a phone
+    row_html = f'<tr class="{state}">' if state else "<tr>"
+    clip = ""
+    if row["last_error_at"]:
+        clip = f' title="{clock_text(row["last_error_at"])}: {html.escape(row["last_error"])}"'
+    return f'{row_html}{tds}<td class="err"><div class="clip"{clip}>{error}</div></td></tr>'
+
+
+def _streams_html(report):
+    rows = stream_rows(report)
+    if not rows:
+        return _section_html("streams", f'<p class="note">{NO_STREAM}</p>\n')
+    body = "".join(_html_row(row) for row in rows)
+    return _section_html("streams", f'<div class="scroll"><table>{_html_row(STREAM_COLUMNS, "th")}{body}'
+                                    '</table></div>\n')
 
 
 def _addresses_html(report):
-    states = {h["exchange"]: h for h in report["health"]}
-    rows = ""
-    for exchange in report["exchanges"]:
-        health = states.get(exchange["name"])
-        state = f'{health["calls"]} calls' + (", failing" if health["state"] == "failing" else "") if health else "no call yet"
-        rows += (f'<tr><td>{html.escape(exchange["name"])}</td><td><code>{html.escape(exchange["service_address"])}'
-                 f'</code></td><td class="wide">{state}</td></tr>')
+    rows = "".join(f'<tr><td>{html.escape(e["name"])}</td><td><code>{html.escape(e["service_address"])}'
+                   '</code></td></tr>' for e in report["exchanges"])
     others = ""
     if len(report["hosts"]) > 1:
         others = ('<p class="note">The same paths are served at ' +
                   ", ".join(f"<code>{html.escape(host)}/</code>" for host in report["hosts"][1:]) +
                   " (127.0.0.1: for a docker on this machine).</p>\n")
-    return ('<h2>Service addresses to paste into FMZ</h2>\n<p class="note">Exchange -> Add exchange, protocol '
-            '<b>General Protocol</b>, this service address, and your keys.</p>\n'
-            f'<div class="scroll"><table><tr><th>Exchange</th><th>Service address</th><th class="wide">Now</th></tr>'
-            f'{rows}</table></div>\n{others}')
+    return _section_html("addresses", '<p class="note">To paste into FMZ: Exchange -> Add exchange, protocol '
+                         '<b>General Protocol</b>, this service address, and your keys.</p>\n'
+                         f'<div class="scroll"><table><tr><th>Exchange</th><th>Service address</th></tr>'
+                         f'{rows}</table></div>\n{others}')
 
 
-def _seen_html(seen):
-    if not seen:
-        return ""
-    rows = "".join(_html_row([row["exchange"], row["method"], ", ".join(row["params"]), ", ".join(row["fields"]),
-                              row["calls"]]) for row in seen)
-    return (f'<details><summary>What the docker sent ({len(seen)} request shapes: names only, never a value)</summary>\n'
-            '<div class="scroll"><table><tr><th>Exchange</th><th>Method as sent</th><th>Params</th><th>Fields</th>'
-            f'<th>Calls</th></tr>{rows}</table></div></details>\n')
+def _seen_html(report):
+    seen = report.get("seen") or []
+    rows = "".join(_html_row(seen_cells(row)) for row in seen)
+    table = (f'<div class="scroll"><table>{_html_row(SEEN_COLUMNS, "th")}{rows}</table></div>' if seen else
+             '<p class="note">Nothing yet.</p>')
+    return (f'<section data-section="seen"><details class="seen" id="seen"><summary><h2>{SECTIONS["seen"]}</h2> '
+            f'({_plural(len(seen), "request shape")}: names only, never a value)</summary>\n{table}'
+            '</details></section>\n')
 
 
-RISK_COLUMNS = ["Exchange", "Rule", "Refused", "Last refusal"]
-
-
-def risk_cells(row):
-    return [row["exchange"], row["rule"], row["count"], row["last"]]
-
-
-def risk_html(risk):
+def risk_html(report):
     """The risk guard's section of the page: HALTED in red, the rules' state, refusals per rule."""
+    risk = report.get("risk")
     if risk is None:
-        return ""
-    state = ((f'<p style="color:#c00;font-weight:bold">HALTED: {html.escape(risk["halt_reason"])}; '
-              "every new order is refused (cancels go through)</p>\n") if risk["halted"] else
-             f"<p>Trading (kill switch: {html.escape(risk['halt_file'])} is absent).</p>\n")
-    entries = ", ".join(risk["entries"]) or "none"
-    rules = (f"<p>Rules of {html.escape(risk['rules'])} for {html.escape(entries)}. "
-             f"{html.escape(io_line(risk))}</p>\n")
-    problem = f'<p style="color:#c00">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
-    refusals = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
-    return ("<!-- risk guard -->\n<h2>Risk guard</h2>\n" + state + rules + problem +
-            f"<table border=\"1\">{_html_row(RISK_COLUMNS, 'th')}{refusals}</table>\n<!-- /risk guard -->\n")
-
-
-PAPER_COLUMNS = ["Exchange", "Paper account (digest of its Secret Key)", "Calls"]
+        return _section_html("risk", '<p class="note">No risk guard.</p>\n')
+    state = (f'<p class="banner alert" style="color:#c00">{html.escape(risk_state_text(risk))}</p>\n' if risk["halted"]
+             else f"<p>{html.escape(risk_state_text(risk))}</p>\n")
+    rules = f"<p>{html.escape(risk_rules_text(risk))} {html.escape(io_line(risk))}</p>\n"
+    problem = f'<p class="banner alert">{html.escape(risk["problem"])}</p>\n' if risk["problem"] else ""
+    refusals = '<p class="note">No order refused since start.</p>\n'
+    if risk["refusals"]:
+        rows = "".join(_html_row(risk_cells(row)) for row in risk["refusals"])
+        refusals = f"<table>{_html_row(RISK_COLUMNS, 'th')}{rows}</table>\n"
+    return _section_html("risk", f"<!-- risk guard -->\n{state}{rules}{problem}{refusals}<!-- /risk guard -->\n")
 
 
 def _paper_html(report):
     """The paper accounts used since start, said to be simulated: never confusable with live ones."""
     paper = report.get("paper") or {}
     if not paper.get("accounts"):
-        return ""
+        return _section_html("paper", f'<p class="note">None used since start ({PAPER_NOTE}; Access Key paper).</p>\n')
     rows = "".join(_html_row([a["exchange"], a["account"], a["calls"]]) for a in paper["accounts"])
-    return (f"<h2>PAPER accounts (simulated: no order reaches an exchange)</h2>\n<p>Kept in "
-            f"{html.escape(paper['db'])}</p>\n<table border=\"1\">{_html_row(PAPER_COLUMNS, 'th')}{rows}</table>\n")
+    return _section_html("paper", f"<p>{PAPER_NOTE.capitalize()}. Kept in {html.escape(paper['db'])}</p>\n"
+                         f"<table>{_html_row(PAPER_COLUMNS, 'th')}{rows}</table>\n")
 
 
 def _html_row(cells, tag="td"):
     return "<tr>" + "".join(f"<{tag}>{html.escape(str(cell))}</{tag}>" for cell in cells) + "</tr>"
 
 
+HTML_SECTIONS = {"exchanges": _exchanges_html, "streams": _streams_html, "risk": risk_html, "paper": _paper_html,
+                 "addresses": _addresses_html, "seen": _seen_html}
+
+
 def status_table(report):
-    """The FMZ LogStatus text: a line, then tables as JSON between backticks (FMZ renders them)."""
-    health, now = report.get("health", []), report.get("now")
-    tables = [
-        {"type": "table", "title": "Health", "cols": ["Exchange", "Health", "Last error"],
-         "rows": [[h["exchange"], health_line(h), last_error_line(h, now)] for h in health]},
-        {"type": "table", "title": "Calls", "cols": METHOD_COLUMNS,
-         "rows": [method_cells(row, now) for row in report["methods"]]},
-        {"type": "table", "title": "Service addresses", "cols": ["Exchange", "Service address"],
-         "rows": [[e["name"], e["service_address"]] for e in report["exchanges"]]},
-    ]
-    if report.get("streams"):
-        tables.append({"type": "table", "title": "Streams", "cols": ["Exchange", "Stream"],
-                       "rows": [[name, stream_line(figures)] for name, figures in report["streams"].items()]})
-    if report.get("paper", {}).get("accounts"):
-        tables.append({"type": "table", "title": "PAPER accounts (simulated)", "cols": PAPER_COLUMNS,
-                       "rows": [[a["exchange"], a["account"], a["calls"]] for a in report["paper"]["accounts"]]})
+    """The FMZ LogStatus text: a line, then tables as JSON between backticks (FMZ renders them):
+    the sections of SECTIONS in section_order, each a table titled with its name (the exchanges
+    have two more, their health and their methods)."""
+    tables = [table for key in section_order(report) for table in TABLE_SECTIONS[key](report)]
     line = f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}"
-    failing = [h["exchange"] for h in health if h["state"] == "failing"]
+    failing = [h["exchange"] for h in report.get("health", []) if h["state"] == "failing"]
     if failing:
         line += ", FAILING: " + ", ".join(failing)
+    if refusals_line(report.get("connections")):
+        line += ", " + refusals_line(report["connections"])
     risk = report.get("risk")
     if risk is not None:
-        tables.append({"type": "table", "title": "Risk guard", "cols": RISK_COLUMNS,
-                       "rows": [risk_cells(row) for row in risk["refusals"]]})
         if risk["halted"]:
             line += f", HALTED: {risk['halt_reason']}"
         if risk["problem"]:
             line += f", risk guard: {risk['problem']}"
     return line + "\n`" + json.dumps(tables, ensure_ascii=False) + "`"
+
+
+def _fmz_table(title, columns, rows):
+    return {"type": "table", "title": title, "cols": columns, "rows": rows}
+
+
+def _exchanges_tables(report):
+    now, health = report.get("now"), report.get("health", [])
+    return [
+        _fmz_table(SECTIONS["exchanges"], SUMMARY_COLUMNS, [summary_cells(row) for row in report.get("summary", [])]),
+        _fmz_table("Exchanges: health", ["Exchange", "Health", "Last exchange error", "Other errors", "Rate limit"],
+                   [[h["exchange"], health_line(h), last_error_line(h, now),
+                     "; ".join(other_error_lines(h, now)),
+                     "; ".join(rate_limit_line(row) for row in rate_limits_of(report, h["exchange"]))]
+                    for h in health]),
+        _fmz_table("Exchanges: methods", METHOD_COLUMNS, [method_cells(row, now) for row in report.get("methods", [])]),
+    ]
+
+
+def _streams_tables(report):
+    return [_fmz_table(SECTIONS["streams"], STREAM_COLUMNS, stream_rows(report) or [["", NO_STREAM]])]
+
+
+def _risk_tables(report):
+    risk = report.get("risk")
+    return [_fmz_table(SECTIONS["risk"], RISK_COLUMNS, [risk_cells(row) for row in risk["refusals"]] if risk else [])]
+
+
+def _paper_tables(report):
+    accounts = report.get("paper", {}).get("accounts", [])
+    return [_fmz_table(SECTIONS["paper"], PAPER_COLUMNS, [[a["exchange"], a["account"], a["calls"]] for a in accounts])]
+
+
+def _addresses_tables(report):
+    return [_fmz_table(SECTIONS["addresses"], ["Exchange", "Service address"],
+                       [[e["name"], e["service_address"]] for e in report.get("exchanges", [])])]
+
+
+def _seen_tables(report):
+    return [_fmz_table(SECTIONS["seen"], SEEN_COLUMNS, [seen_cells(row) for row in report.get("seen", [])])]
+
+
+TABLE_SECTIONS = {"exchanges": _exchanges_tables, "streams": _streams_tables, "risk": _risk_tables,
+                  "paper": _paper_tables, "addresses": _addresses_tables, "seen": _seen_tables}
 
 
 # -- Serve: flags and banner -----------------------------------------------------------------------
@@ -2148,6 +2811,11 @@ def parse_args(argv):
                              "without NAME.ws does not stream")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log detail (default info: one line per request; keys are never logged)")
+    parser.add_argument("--log-file", metavar="PATH", default=None,
+                        help=f"write the log to PATH instead of stderr, rotated at {LOG_FILE_MB} MB "
+                             f"({LOG_FILES_KEPT} older files kept: PATH.1 ...)")
+    parser.add_argument("--version", action="version", version=f"fmz-plugin {__version__}",
+                        help="print the version and exit")
     parser.add_argument("--allow", metavar="IP[,IP]", default=None,
                         help="only these client addresses (or networks, 10.0.0.0/8) may call the plugin; "
                              "others get HTTP 403 (default: any)")
@@ -2168,6 +2836,7 @@ def parse_args(argv):
     parser.add_argument("--risk-json", metavar="JSON", default=None,
                         help="the risk rules as JSON text instead of a file (what FMZ's Risk parameter passes)")
     add_paper_flags(parser)
+    parser.set_defaults(risk_json_name="--risk-json")      # how messages name --risk-json's rules (see strategy_args)
     args = parser.parse_args(argv)
     if args.risk and args.risk_json:
         parser.error("give the risk rules once: --risk FILE or --risk-json JSON")
@@ -2239,13 +2908,20 @@ def settings_of(args):
 
 def risk_guard_of(args):
     """The RiskGuard every order passes: the rules of --risk or --risk-json (none: only the kill
-    switch), and the halt file."""
+    switch), and the halt file. Rules given as text are named as the user gave them: --risk-json
+    in a terminal, the Risk parameter in FMZ (args.risk_json_name); no rules have no name."""
     names = {**{key: module.NAME for key, module in EXCHANGES.items()},
              **{module.NAME.lower(): module.NAME for module in EXCHANGES.values()}}
     try:
-        return RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
+        guard = RiskGuard(names, path=args.risk, text=args.risk_json, halt_file=args.halt_file, log=log)
     except PluginError as error:
-        raise StartupError(f"the risk rules are not valid: {error}") from None
+        why = str(error)
+        if args.risk is None and why.startswith(INLINE_SOURCE):
+            why = args.risk_json_name + why[len(INLINE_SOURCE):]
+        raise StartupError(f"the risk rules are not valid: {why}") from None
+    if args.risk is None:
+        guard.source = args.risk_json_name if args.risk_json is not None else None
+    return guard
 
 
 def add_paper_flags(parser, fees=True):
@@ -2321,20 +2997,33 @@ def io_line(report):
 
 def serve(argv):
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     try:
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s",
+                            handlers=log_handlers(args))
         settings = settings_of(args)
         server = listening(args.address, args.port, settings, args.status_port)
     except StartupError as error:
         print(f"fmz_plugin.py: {error}", file=sys.stderr)
         return 2
-    print(banner(server, settings), flush=True)
+    logged = f"\nLog: {os.path.abspath(args.log_file)}" if args.log_file else ""
+    print(banner(server, settings) + logged, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         close(server)
+
+
+def log_handlers(args):
+    """Where the log goes: stderr, or --log-file, rotated by the standard library."""
+    if not args.log_file:
+        return [logging.StreamHandler()]
+    try:
+        return [logging.handlers.RotatingFileHandler(args.log_file, maxBytes=LOG_FILE_MB * 1024 * 1024,
+                                                     backupCount=LOG_FILES_KEPT, encoding="utf-8")]
+    except OSError as error:
+        raise StartupError(f"--log-file {args.log_file} cannot be written: {error.strerror or error}") from None
 
 
 def listening(address, port, settings, status_port=None):
@@ -2502,7 +3191,9 @@ def strategy_args(params, say):
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            return parse_args(strategy_argv(params))
+            args = parse_args(strategy_argv(params))
+        args.risk_json_name = INLINE_SOURCE           # FMZ's words: the Risk parameter
+        return args
     except SystemExit:
         line = errors.getvalue().strip().splitlines()[-1].replace(" (--help lists every flag)", "")
         say("fmz-plugin cannot start: strategy parameter " + in_fmz_words(line.replace("fmz_plugin.py: ", "", 1)))
@@ -2592,11 +3283,11 @@ def _decode_answer(status, content_type, body):
     return answer, None
 
 
-def post_to_plugin(url, body, http_method=None, timeout=PLUGIN_TIMEOUT):
+def post_to_plugin(url, body, http_method=None, timeout=PLUGIN_TIMEOUT, headers=None):
     """POST body to a plugin on a fresh connection. Never raises for anything the plugin does."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if http_method:
         headers["Http-Method"] = http_method
     started = time.monotonic()
@@ -2611,6 +3302,11 @@ def post_to_plugin(url, body, http_method=None, timeout=PLUGIN_TIMEOUT):
         return Reply(_ms_since(started), problem="the connection was dropped without a complete answer")
     except (socket.timeout, TimeoutError):
         return Reply(_ms_since(started), problem=f"no answer within {timeout:g}s", timed_out=True)
+    except ssl.SSLError as error:
+        plain_http = "WRONG_VERSION_NUMBER" in str(error)       # a plain HTTP answer to our TLS hello
+        hint = f": it serves plain HTTP, use {urllib.parse.urlunsplit(('http',) + parts[1:])}" if plain_http else ""
+        return Reply(_ms_since(started), problem=f"the TLS handshake with {parts.netloc} failed "
+                                                 f"({error.reason or error}){hint}", unreachable=True)
     except (OSError, http.client.HTTPException) as error:
         return Reply(_ms_since(started), problem=f"{type(error).__name__}: {error}")
     finally:
@@ -2732,6 +3428,11 @@ def parse_call_args(argv):
     if not args.url and args.exchange.lower() not in EXCHANGES:
         parser.error(f"in-process calls serve {', '.join(m.NAME for m in EXCHANGES.values())}; "
                      f"for another plugin give --url")
+    if method_of(args.method) in KEYED_METHODS and not has_keys(args.access_key, args.secret_key):
+        missing = ("no secret key given (FMZ_SECRET_KEY / --secret-key)" if args.access_key else
+                   "no keys given (FMZ_ACCESS_KEY / --access-key and FMZ_SECRET_KEY / --secret-key; "
+                   "or --access-key paper for a paper account)")
+        parser.error(f"{args.method} needs keys: {missing}")
     args.param_dict = {}
     for item in args.params:
         name, sep, value = item.partition("=")
@@ -2739,6 +3440,10 @@ def parse_call_args(argv):
             parser.error(f"params are name=value, such as symbol=BTC_USDT; got {item!r}")
         args.param_dict[name] = value
     return args
+
+
+KEYED_METHODS = ("accounts", "assets", "orders", "historyorders", "trade", "order", "cancel", "positions",
+                 "margin_level")                 # what no exchange answers without keys
 
 
 def call_command(argv):
@@ -2823,37 +3528,99 @@ def fetch_status(url, timeout):
 
 
 def status_text(report, stream=None):
-    """The report for a terminal (`python3 fmz_plugin.py status`): what the page shows, in the
-    same order; failing methods marked `!` (red on a terminal)."""
+    """The report for a terminal (`python3 fmz_plugin.py status`): the sections of SECTIONS in
+    section_order, each under its name, as the page shows them; the summary and a failing method
+    in red on a terminal (marked `!`), exchange errors in yellow."""
     stream = stream or sys.stdout
     lines = [f"fmz-plugin {report['version']}, up {uptime_text(report['uptime_seconds'])}; "
              f"status page {report['status_page']}"]
     if refusals_line(report.get("connections")):
         lines.append(paint(refusals_line(report["connections"]), YELLOW, stream))
-    risk = report.get("risk")
-    if risk is not None:
-        lines.append(paint(risk_line(risk), RED if risk["halted"] or risk["problem"] else GREEN, stream))
+    for key in section_order(report):
+        lines += ["", SECTIONS[key]] + TEXT_SECTIONS[key](report, stream)
+    return "\n".join(lines)
+
+
+STATE_COLOURS = {"failing": RED, "errors": YELLOW, "ok": GREEN}
+TEXT_METHOD_COLUMNS = ["", "method", "calls", "errors", "5 min", "p50 ms", "p99 ms", "last error"]
+
+
+def _indented(text):
+    return ["  " + line for line in text.splitlines()]
+
+
+def _exchanges_text(report, stream):
+    summary = report.get("summary", [])
+    head, *body = table(SUMMARY_COLUMNS, [summary_cells(row) for row in summary]).splitlines()
+    lines = ["  " + head] + ["  " + (paint(line, STATE_COLOURS[row["state"]], stream)
+                                      if row["state"] in STATE_COLOURS else line) for line, row in zip(body, summary)]
     if not report["health"]:
-        lines.append("No call yet.")
+        lines.append("  No call yet.")
+    now = report["now"]
     for entry in report["health"]:
-        colour = {"failing": RED, "errors": YELLOW, "ok": GREEN}[entry["state"]]
-        lines += ["", paint(f"{entry['exchange']}  {entry['state']}", colour, stream) + "  " + health_line(entry)]
+        colour = STATE_COLOURS.get(entry["state"], "0")
+        lines += ["", paint(f"{entry['exchange']}  {STATE_WORDS[entry['state']]}", colour, stream) + "  "
+                  + health_line(entry)]
         if entry["last_error_at"]:
-            lines.append("  " + last_error_line(entry, report["now"]))
+            lines.append("  " + last_error_line(entry, now))
         if report.get("streams", {}).get(entry["exchange"]):
             lines.append("  " + stream_line(report["streams"][entry["exchange"]]))
+        lines += ["  " + line for line in other_error_lines(entry, now)]
+        lines += ["  rate limit, " + rate_limit_line(row) for row in rate_limits_of(report, entry["exchange"])]
         rows = [row for row in report["methods"] if row["exchange"] == entry["exchange"]]
         cells = [["!" if row["failing"] else "", row["method"], row["calls"], row["errors"], row["errors_5m"],
-                  row["p50_ms"], row["p99_ms"], method_cells(row, report["now"])[4]] for row in rows]
-        text = table(["", "method", "calls", "errors", "5 min", "p50 ms", "p99 ms", "last error"], cells)
-        head, *body = text.splitlines()
+                  row["p50_ms"], row["p99_ms"], method_cells(row, now)[4]] for row in rows]
+        head, *body = table(TEXT_METHOD_COLUMNS, cells).splitlines()
         lines.append("  " + head)
         lines += ["  " + (paint(line, RED, stream) if row["failing"] else line) for line, row in zip(body, rows)]
-    lines += ["", "Service addresses to paste into FMZ (General Protocol):"]
+    return lines
+
+
+def _streams_text(report, stream):
+    rows = stream_rows(report)
+    return _indented(table(STREAM_COLUMNS, rows)) if rows else ["  " + NO_STREAM]
+
+
+def _risk_text(report, stream):
+    risk = report.get("risk")
+    if risk is None:
+        return ["  No risk guard."]
+    alarm = lambda text: paint(text, RED, stream)
+    lines = ["  " + (alarm(risk_state_text(risk)) if risk["halted"] else risk_state_text(risk)),
+             "  " + risk_rules_text(risk)]
+    if risk["problem"]:
+        lines.append("  " + alarm(risk["problem"]))
+    if not risk["refusals"]:
+        return lines + ["  No order refused since start."]
+    return lines + _indented(table(RISK_COLUMNS, [risk_cells(row) for row in risk["refusals"]]))
+
+
+def _paper_text(report, stream):
+    paper = report.get("paper", {})
+    if not paper.get("accounts"):
+        return [f"  None used since start ({PAPER_NOTE}; Access Key paper)."]
+    return ([f"  {PAPER_NOTE.capitalize()}; kept in {paper['db']}"]
+            + _indented(table(PAPER_COLUMNS, [[a["exchange"], a["account"], a["calls"]] for a in paper["accounts"]])))
+
+
+def _addresses_text(report, stream):
+    lines = ["  To paste into FMZ (General Protocol):"]
     lines += [f"  {e['name']:<10} {e['service_address']}" for e in report["exchanges"]]
     if len(report["hosts"]) > 1:
         lines.append("  also at " + ", ".join(report["hosts"][1:]))
-    return "\n".join(lines)
+    return lines
+
+
+def _seen_text(report, stream):
+    seen = report.get("seen", [])
+    if not seen:
+        return ["  Nothing yet."]
+    return ([f"  {_plural(len(seen), 'request shape')}: names only, never a value"]
+            + _indented(table(SEEN_COLUMNS, [seen_cells(row) for row in seen])))
+
+
+TEXT_SECTIONS = {"exchanges": _exchanges_text, "streams": _streams_text, "risk": _risk_text, "paper": _paper_text,
+                 "addresses": _addresses_text, "seen": _seen_text}
 
 
 
@@ -3230,8 +3997,11 @@ class Checker:
     def failed(self):
         return any(outcome == FAIL for _, outcome, _ in self.rows)
 
-    def send(self, body):
-        return post_to_plugin(self.url, body, timeout=self.timeout)
+    def send(self, body, deliberate=False):
+        """POST `body`; `deliberate`: a bad request sent on purpose, marked so (CHECK_HEADER) that
+        our plugin's status counts it as a bad request, never as its exchange failing."""
+        headers = {CHECK_HEADER: "deliberate bad request"} if deliberate else None
+        return post_to_plugin(self.url, body, timeout=self.timeout, headers=headers)
 
     def request(self, method, params=None):
         return self.send(json.dumps(envelope_for(method, params or {}, **self.keys)).encode())
@@ -3292,7 +4062,7 @@ class Checker:
     def error_check(self, name, body):
         if self.exchange_down and name in EXCHANGE_ERROR_CASES:
             return None
-        reply = self.send(body)
+        reply = self.send(body, deliberate=True)
         problems = error_answer_problems(reply)
         if self.exchange_down:          # still serving? asked with a request that needs no exchange
             after = self.request("ticker", {})
@@ -3304,6 +4074,23 @@ class Checker:
                 problems.append(f"a valid ticker right after got: {after.problem or after.answer.get('error')}")
         passed = "" if problems else f"error: {reply.answer['error']}"[:100]
         self.verdict("error: " + name, problems, reply.ms, passed)
+
+    # ------------------------------------------------------------------ is the plugin there?
+    def contact_problem(self):
+        """Why nothing can be checked at the URL, in one line, or None: nothing answers there, it
+        speaks plain HTTP to an https:// URL, or it is fmz-plugin's status page (which names the
+        port the protocol is served at). Asked with a body that is not JSON: no exchange call."""
+        reply = self.send(b"{")
+        if reply.unreachable and reply.problem.startswith("the TLS"):
+            return f"{self.url}: {reply.problem}"
+        if reply.unreachable:
+            return f"nothing answers at {self.url}: is the plugin running?"
+        served = re.search(r"status page only; the General Protocol is served at (\S+)/<Exchange>",
+                           str((reply.answer or {}).get("error", "")))
+        if served:
+            return (f"{self.url} is fmz-plugin's status page, not the plugin: check "
+                    f"{served.group(1)}/{self.exchange}")
+        return None
 
     # ------------------------------------------------------------------ is the exchange there?
     def probe_exchange(self):
@@ -3511,6 +4298,10 @@ def parse_check_args(argv):
 def check_command(argv):
     args = parse_check_args(argv)
     checker = Checker(args.url, args.symbol, args.access_key, args.secret_key, args.timeout)
+    problem = checker.contact_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     print(f"Checking {args.url} with {args.symbol}", flush=True)
     first = checker.probe_exchange()
     if checker.exchange_down:
@@ -3788,8 +4579,8 @@ def _raw_literal(text):
 # starting balances. A running plugin may keep serving: the file is shared safely.
 
 def paper_command(argv):
-    parser = argparse.ArgumentParser(prog="fmz_plugin.py paper",
-                                     description="Paper accounts (Access Key paper): list them or start one afresh.")
+    parser = FlagParser(prog="fmz_plugin.py paper",
+                        description="Paper accounts (Access Key paper): list them or start one afresh.")
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="every paper account in the file")
     reset = actions.add_parser("reset", help="start an account afresh from its starting balances")
@@ -3799,12 +4590,20 @@ def paper_command(argv):
     for action in (listing, reset):
         add_paper_flags(action, fees=False)
     args = parser.parse_args(argv)
+    if getattr(args, "exchange", None) and args.exchange.lower() not in EXCHANGES:
+        parser.error(f"--exchange {args.exchange}: no such exchange here; the plugin serves "
+                     f"{', '.join(module.NAME for module in EXCHANGES.values())}")
+    if not os.path.exists(args.paper_db):          # never created by looking
+        print(f"no paper account: {args.paper_db} does not exist (--paper-db; the plugin creates it on the first "
+              "call of a paper account)")
+        return 0
     ledger = _paper.Ledger(args.paper_db)
     try:
         if args.action == "list":
             rows = ledger.accounts()
-            print(table(["exchange", "account", "open_orders", "positions", "created"],
-                        [[r["exchange"], r["account"], r["open_orders"], r["positions"], r["created"]]
+            print(table(["exchange", "account", "open_orders", "positions", "created", "balances (free, frozen)"],
+                        [[r["exchange"], r["account"] or "(default)", r["open_orders"], r["positions"],
+                          _utc(r["created"])[:16] + " UTC", _balances_text(r["balances"])]
                          for r in rows]) if rows else f"no paper account in {args.paper_db}")
             return 0
         removed = ledger.reset(args.name.strip(), args.exchange)
@@ -3815,6 +4614,15 @@ def paper_command(argv):
     print(f"paper account {_paper.shown_name(args.name.strip())}{where}: "
           + (f"reset ({removed} removed); its next call starts it afresh" if removed else "none found, nothing to reset"))
     return 0
+
+
+def _balances_text(balances):
+    """`USDT 99,000 (1,000 frozen), BTC 1`: every currency held, frozen only where some is."""
+    shown = []
+    for currency, (free, frozen) in balances.items():
+        if free or frozen:
+            shown.append(f"{currency} {figure(free)}" + (f" ({figure(frozen)} frozen)" if frozen else ""))
+    return ", ".join(shown) or "nothing"
 
 
 # -- Tools: halt and resume, the kill switch from a terminal ----------------------------------------
@@ -3899,9 +4707,17 @@ COMMANDS = {
 
 
 def run(argv):
-    if argv and argv[0] in COMMANDS:
-        return COMMANDS[argv[0]](argv[1:])
-    return serve(argv)
+    if not argv or argv[0] not in COMMANDS:
+        return serve(argv)
+    try:
+        status = COMMANDS[argv[0]](argv[1:])
+        sys.stdout.flush()                 # a reader gone shows here, not in Python's shutdown
+        return status
+    except BrokenPipeError:
+        # `status | head`: the reader has all it wanted. Nothing more is written, and no traceback
+        # (Python's "Note on SIGPIPE": stdout now goes nowhere, so its last flush cannot fail).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__" and "LogStatus" not in globals():     # in FMZ, FMZ calls main()

@@ -229,14 +229,20 @@ class Ledger:
         return Decimal(rates[0] if maker else rates[1])
 
     def accounts(self):
-        """Every account in the file: [{exchange, account, created, open_orders, positions}]."""
+        """Every account in the file: [{exchange, account, created, open_orders, positions,
+        balances: {currency: (free, frozen)}}]."""
         with self.transaction() as db:
             rows = db.execute("SELECT a.id, a.exchange, a.name, a.created, "
                               "(SELECT COUNT(*) FROM orders o WHERE o.account = a.id AND o.status IN (?, ?)), "
                               "(SELECT COUNT(*) FROM positions p WHERE p.account = a.id) "
                               "FROM accounts a ORDER BY a.exchange, a.name", LIVE).fetchall()
+            balances = {}
+            for account, currency, free, frozen in db.execute("SELECT account, currency, free, frozen FROM balances "
+                                                              "ORDER BY currency"):
+                balances.setdefault(account, {})[currency] = (Decimal(free), Decimal(frozen))
         return [{"exchange": r[1], "account": shown_name(r[2]), "created": r[3], "open_orders": r[4],
-                 "positions": r[5]} for r in rows]
+                 "positions": r[5],
+                 "balances": balances.get(r[0], {})} for r in rows]
 
     def reset(self, name, exchange=None):
         """Forget the account `name`, its Secret Key or the digest `paper list` shows (on one

@@ -391,6 +391,19 @@ class Throttle:
         with self.changed:
             self.buckets.clear()
 
+    def usage(self):
+        """What each bucket counts now, for the status page (read only): [(bucket key, Limit,
+        units in its window: calls in flight, answered within it, and another program's)]."""
+        with self.changed:
+            now = self.clock()
+            rows = []
+            for key, bucket in self.buckets.items():
+                since = now - bucket.window
+                used = bucket.in_flight + sum(units for at, units in bucket.done if at > since)
+                used += bucket.reported[1] if bucket.reported[0] > since else 0
+                rows.append((key, bucket.limit, used))
+            return rows
+
 
 class Turn:
     """A call let go by the throttle: `observe(headers)` the reply, then `done()` once answered."""

@@ -166,6 +166,8 @@ OPEN_STATES = ("new", "awaitingTrigger", "partiallyFilled")
 
 Keys = namedtuple("Keys", "api_key secret operator_id")
 _HEADER_SAFE = re.compile(r"[!-~]+")
+KEY_LENGTH = 64                      # characters of a Bitvavo API key (others: error 301)
+KEY_SHORTEST = 32                    # a shorter API key was cut when pasted: refused before any call
 _ORDER_ID = re.compile(r"([A-Z0-9]{1,20}-[A-Z0-9]{1,20}),([0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})")
 
 
@@ -177,6 +179,9 @@ def parse_keys(access_key, secret_key):
                           "(optionally followed by ,OPERATORID)")
     if not _HEADER_SAFE.fullmatch(api_key):
         raise PluginError("Bitvavo keys: the API key has spaces or characters a Bitvavo key never has")
+    if len(api_key) < KEY_SHORTEST:
+        raise PluginError(f"Bitvavo keys: the API key is {len(api_key)} characters, Bitvavo's are {KEY_LENGTH}: "
+                          "paste the whole key as the Access Key")
     operator = operator.strip()
     if operator and not (operator.isdigit() and len(operator) <= 18):
         raise PluginError("Bitvavo keys: after SECRET, the secret_key takes only an operator id, a whole "

@@ -63,13 +63,21 @@ def test_a_get_signs_its_path_with_the_query_and_no_body():
 
 
 def test_keys_take_an_optional_operator_id():
-    assert bitvavo.parse_keys(" key ", " secret ") == bitvavo.Keys("key", "secret", 1)
-    assert bitvavo.parse_keys("key", "secret,42") == bitvavo.Keys("key", "secret", 42)
+    assert bitvavo.parse_keys(f" {API_KEY} ", " secret ") == bitvavo.Keys(API_KEY, "secret", 1)
+    assert bitvavo.parse_keys(API_KEY, "secret,42") == bitvavo.Keys(API_KEY, "secret", 42)
     for secret_key in ("", ",42", "secret,abc", "secret,4,2", "secret,-1"):
         with pytest.raises(PluginError, match="Bitvavo keys"):
-            bitvavo.parse_keys("key", secret_key)
+            bitvavo.parse_keys(API_KEY, secret_key)
     with pytest.raises(PluginError, match="Bitvavo keys"):
         bitvavo.parse_keys("", "secret")
+
+
+def test_a_key_cut_short_is_refused_before_any_call(client):
+    """A 3-character Access Key never reaches Bitvavo: the answer says how long a key is."""
+    client.fake.requests.clear()
+    error = PluginClient(client.url, "Bitvavo", "abc", SECRET).error("accounts")
+    assert error == "Bitvavo keys: the API key is 3 characters, Bitvavo's are 64: paste the whole key as the Access Key"
+    assert client.fake.requests == []
 
 
 def test_wrong_secret_key_and_window_get_bitvavo_codes(client):
@@ -77,7 +85,7 @@ def test_wrong_secret_key_and_window_get_bitvavo_codes(client):
     assert PluginClient(url, "Bitvavo", API_KEY, "x" + SECRET).error("accounts") == \
         "Bitvavo 309: The signature is invalid."
     assert PluginClient(url, "Bitvavo", "B" * 64, SECRET).error("accounts") == "Bitvavo 305: No active API key found."
-    assert PluginClient(url, "Bitvavo", "short", SECRET).error("accounts") == "Bitvavo 301: API Key must be of length 64."
+    assert PluginClient(url, "Bitvavo", "s" * 40, SECRET).error("accounts") == "Bitvavo 301: API Key must be of length 64."
 
 
 def test_the_fake_refuses_a_window_beyond_a_minute(fake):

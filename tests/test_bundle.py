@@ -169,7 +169,7 @@ def test_bundle_runs_as_an_fmz_strategy(tmp_path, bundle_path):
             okx.data("ticker", symbol="BTC_USDT")
             fmz.stdin.write("tick\n")
             fmz.stdin.flush()
-            rows = tables_of(next_line("STATUS"))[1]["Calls"]["rows"]
+            rows = tables_of(next_line("STATUS"))[1]["Exchanges: methods"]["rows"]
             assert [row[:4] for row in rows] == [["OKX", "ticker", 1, 0]]
             fmz.stdin.write("stop\n")
             fmz.stdin.flush()

@@ -98,15 +98,18 @@ def test_sell_carrying_a_close_long_is_a_close_long(echo):
     assert answer["data"]["kwargs"]["order_type"] == "closebuy"
 
 
-@pytest.mark.parametrize("name", ["tiker", "GetTick", "tradez", "", "__api"])
-def test_unknown_method_lists_the_methods_served(echo, name):
+@pytest.mark.parametrize("name, meant", [("tiker", "ticker"), ("GetTick", "ticker"), ("tradez", "trade"), ("", None),
+                                         ("__api", None)])
+def test_unknown_method_lists_the_methods_served(echo, name, meant):
     error = echo(name, {})["error"]
-    assert error == f"unknown method: {name}; served: {', '.join(PROTOCOL)}, __api_<path>"
+    guess = f" (did you mean {meant}?)" if meant else ""
+    assert error == f"unknown method: {name}{guess}; served: {', '.join(PROTOCOL)}, __api_<path>"
 
 
 def test_unknown_method_lists_only_what_the_exchange_serves(echo):
     fmz_plugin.EXCHANGES["echo"].METHODS = {"ticker": None, "depth": None}
-    assert echo("tiker", {})["error"] == "unknown method: tiker; served: ticker, depth"
+    assert echo("tiker", {})["error"] == "unknown method: tiker (did you mean ticker?); served: ticker, depth"
+    assert echo("acount", {})["error"] == "unknown method: acount; served: ticker, depth"      # not served: no hint
 
 
 def test_aliases_reach_the_real_exchange(okx):

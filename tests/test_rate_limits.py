@@ -140,6 +140,6 @@ def test_private_limits_are_per_key(exchange, monkeypatch):
     throttled(exchange, monkeypatch, endpoint, (1, 1000.0))
     assert exchange.data("accounts")
     assert "held back by this plugin" in exchange.error("accounts")
-    other = PluginClient(exchange.url, exchange.exchange, "other-key", exchange.secret_key)
+    other = PluginClient(exchange.url, exchange.exchange, "other-key-".ljust(64, "0"), exchange.secret_key)
     other.error("accounts")              # refused by the exchange (Coinbase's 401 is then resent after a
     assert len(requests_to(exchange, endpoint)) == 2       # clock check, and that resend is held back)

@@ -476,17 +476,28 @@ def test_the_banner_names_the_rules_and_the_kill_switch(tmp_path):
 
 def test_the_risk_strategy_parameter_holds_the_rules(okx_fake):
     rules = json.dumps({"OKX": {"max_order_value": 100}})
-    argv = fmz_plugin.strategy_argv({"Risk": rules, "HaltFile": "/tmp/no-such-halt-file"})
-    assert argv[-4:] == ["--risk-json", rules, "--halt-file", "/tmp/no-such-halt-file"]
-    args = fmz_plugin.parse_args(argv + ["--base-url", f"okx={okx_fake.url}"])
-    settings = fmz_plugin.settings_of(args)
+    parameters = {"Risk": rules, "HaltFile": "/tmp/no-such-halt-file", "BaseUrls": f"okx={okx_fake.url}"}
+    argv = fmz_plugin.strategy_argv(parameters)
+    assert argv[-6:-2] == ["--risk-json", rules, "--halt-file", "/tmp/no-such-halt-file"]
+    settings = fmz_plugin.settings_of(fmz_plugin.strategy_args(parameters, print))
     answer = fmz_plugin.dispatch("OKX", {"access_key": okx_fake.ACCESS_KEY, "secret_key": okx_fake.SECRET_KEY,
                                          "method": "trade", "params": {"symbol": "BTC_USDT", "type": "buy",
                                                                        "price": "40000", "amount": "0.01"}},
                                  settings=settings)
     assert answer == {"error": "risk guard: order value 400 USDT over max_order_value 100 (OKX, Risk parameter)"}
     with pytest.raises(fmz_plugin.StartupError, match="Risk parameter: OKX.max_order_value must be"):
-        fmz_plugin.settings_of(fmz_plugin.parse_args(["--risk-json", '{"OKX": {"max_order_value": "x"}}']))
+        fmz_plugin.settings_of(fmz_plugin.strategy_args({"Risk": '{"OKX": {"max_order_value": "x"}}'}, print))
+
+
+def test_risk_json_in_a_terminal_is_named_as_typed(capsys):
+    """--risk-json answers in the terminal's words, not in FMZ's (its Risk parameter)."""
+    assert fmz_plugin.run(["--port", "0", "--risk-json", "{bad"]) == 2
+    assert capsys.readouterr().err.startswith("fmz_plugin.py: the risk rules are not valid: --risk-json is not "
+                                              "valid JSON: ")
+    guard = fmz_plugin.risk_guard_of(fmz_plugin.parse_args(["--risk-json", '{"OKX": {"max_leverage": 3}}']))
+    assert guard.report()["rules"] == "--risk-json"
+    nothing = fmz_plugin.risk_guard_of(fmz_plugin.parse_args([])).report()
+    assert (nothing["rules"], nothing["entries"]) == (None, [])           # no rules: named nowhere
 
 
 def test_a_bad_risk_parameter_is_said_in_fmz_log(monkeypatch):

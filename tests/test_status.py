@@ -27,8 +27,8 @@ def get(url, path="/", accept="*/*"):
 
 
 def drive(okx):
-    """Two good tickers, one refused by the exchange, one trade refused for its type: what the
-    counters below expect."""
+    """Two good tickers, one refused by the exchange (an exchange error), one trade refused for
+    its type (a bad request): what the counters below expect."""
     okx.data("ticker", symbol="BTC_USDT")
     okx.data("ticker", symbol="ETH_USDT")
     okx.error("ticker", symbol="NOPE_USDT")
@@ -60,44 +60,50 @@ def test_status_json_has_a_health_line_per_exchange_and_failing_methods_first(ok
     okx.data("depth", symbol="BTC_USDT")
     report = json.loads(get(okx.url)[2])
     [health] = report["health"]
-    assert health["exchange"] == "OKX" and health["state"] == "failing"
-    assert (health["calls"], health["errors"], health["calls_5m"], health["errors_5m"]) == (5, 2, 5, 2)
-    assert health["error_rate_5m"] == 0.4 and health["failing_methods"] == ["ticker", "trade"]
-    assert 0 <= health["p50_ms"] <= health["p99_ms"]
-    assert "type" in health["last_error"]                         # the latest: the trade's
+    assert health["exchange"] == "OKX" and health["state"] == "errors"      # 1 of 4 exchange calls failed
+    assert (health["calls"], health["errors"], health["calls_5m"], health["errors_5m"]) == (5, 2, 5, 1)
+    assert health["bad_requests_5m"] == 1 and "type" in health["last_errors"]["bad request"]["error"]
+    assert health["error_rate_5m"] == 0.25 and health["failing_methods"] == ["ticker"]
+    assert 0 <= health["p50_ms"] <= health["p99_ms"] and health["calls_per_minute"] == 5.0
+    assert health["last_error"].startswith("OKX 51001")             # the latest exchange error
     assert abs(health["last_error_at"] - report["now"]) < 60_000 and health["last_error_age_seconds"] >= 0
-    assert [row["method"] for row in report["methods"]] == ["ticker", "trade", "depth"]   # failing first
-    assert [row["failing"] for row in report["methods"]] == [True, True, False]
+    assert [row["method"] for row in report["methods"]] == ["ticker", "depth", "trade"]   # failing first
+    assert [row["failing"] for row in report["methods"]] == [True, False, False]
     assert report["methods"][0]["last_error"].startswith("OKX 51001") and report["methods"][0]["p99_ms"] >= 0
+    assert report["methods"][2]["last_error_kind"] == "bad request"
 
 
 def test_status_page_for_a_browser(okx):
     drive(okx)
-    okx.data("depth", symbol="BTC_USDT")
+    okx.error("ticker", symbol="NOPE_USDT")
+    okx.error("depth", symbol="NOPE_USDT")
     status, content_type, body = get(okx.url, "/status", accept=BROWSER)
     assert status == 200 and content_type.startswith("text/html")
     assert body.startswith("<!DOCTYPE html>") and f"<code>{okx.url}/OKX</code>" in body
-    assert "<title>FAILING OKX - fmz-plugin</title>" in body
+    assert "<title>FAILING OKX - fmz-plugin</title>" in body                # 3 of 5 failed, the latest too
     assert f'<meta http-equiv="refresh" content="{fmz_plugin.STATUS_REFRESH}">' in body    # without script
     assert "setInterval(refresh, 5000)" in body                                           # with script
     assert "<script src" not in body and '<link rel="stylesheet"' not in body and "@import" not in body
-    assert "http" not in body.split("<script>")[1] and '<link rel="icon" href="data:,">' in body   # no asset fetched
-    card = body[body.index('<section class="card failing"><h3>OKX'):]
+    script = body.split("<script>")[1]
+    assert "http" not in script.replace("http://www.w3.org/2000/svg", "") and '<link rel="icon" href="data:,">' in body
+    card = body[body.index('<section class="card failing" id="x-OKX"><h3>OKX'):]
     card = card[:card.index("</section>")]
-    assert "FAILING: ticker, trade · 5 calls · last 5 min: 5 calls, 40.0% errors · p50 " in card
-    assert '<p class="lasterror">Last error <time data-ms=' in card
-    ticker, trade, depth = (card.index(f"<td>{name}</td>") for name in ("ticker", "trade", "depth"))
-    assert ticker < trade < depth                                         # failing methods first
-    assert '<tr class="failing has-under"><td>ticker</td><td class="num">3</td><td class="num">1</td>' in card
-    assert "<tr><td>depth</td>" in card                                   # no warning colour
+    assert "6 calls/min · 60.0% exchange errors · p50 " in card
+    assert '<p class="line exchange">Last exchange error <time data-ms=' in card
+    assert '<p class="line bad-request">1 bad request in 5 min; last <time data-ms=' in card
+    ticker, depth, trade = (card.index(f"<td>{name}</td>") for name in ("ticker", "depth", "trade"))
+    assert ticker < depth < trade                                         # failing methods first, the busiest first
+    assert '<tr class="failing"><td>ticker</td><td class="num">4</td><td class="num">2</td>' in card
+    assert '<tr class="failing"><td>depth</td>' in card and '<tr class="bad"><td>trade</td>' in card
     assert "ago): OKX 51001: Instrument ID does not exist" in card
+    assert '<svg data-chart="calls" data-exchange="OKX">' in card and '<svg data-chart="p99" data-exchange="OKX">' in card
     for secret in [okx.access_key] + okx.secret_key.split(","):
         assert secret not in body
 
 
 def test_status_page_before_any_call_says_so(okx):
     body = get(okx.url, "/", accept=BROWSER)[2]
-    assert "No call yet" in body and "<title>fmz-plugin</title>" in body and "no call yet" in body
+    assert "No call yet" in body and "<title>fmz-plugin</title>" in body and "not called yet" in body
 
 
 def test_status_json_on_request_from_a_browser(okx):
@@ -114,13 +120,13 @@ def test_an_error_shows_its_time_and_age():
 
 
 def test_recent_counts_forget_what_is_older_than_the_window():
-    recent = fmz_plugin.RecentCounts(window=300)
-    recent.add(1000.0, False)
-    recent.add(1000.5, True)
-    recent.add(1200.0, True)
-    assert recent.totals(1200.0) == (3, 2)
-    assert recent.totals(1301.0) == (1, 1)
-    assert recent.totals(1501.0) == (0, 0) and not recent.seconds
+    recent = fmz_plugin.RecentCounts(("calls", "errors"), window=300)
+    recent.add(1000.0, "calls")
+    recent.add(1000.5, "calls", "errors")
+    recent.add(1200.0, "calls", "errors")
+    assert recent.totals(1200.0) == {"calls": 3, "errors": 2}
+    assert recent.totals(1301.0) == {"calls": 1, "errors": 1}
+    assert recent.totals(1501.0) == {"calls": 0, "errors": 0} and not recent.seconds
 
 
 def test_other_get_paths_still_answer_the_protocol_error(okx):
@@ -223,18 +229,21 @@ def test_main_serves_shows_the_status_table_and_stops_with_fmz(okx_fake, monkeyp
     fmz = FakeFMZ(monkeypatch, Address="127.0.0.1", Port=0, BaseUrls=f"okx={okx_fake.url}", LogLevel="info")
     url = fmz.run_main()
     first = fmz.statuses.get(timeout=30)
-    assert tables_of(first)[1]["Calls"]["rows"] == []
+    assert tables_of(first)[1]["Exchanges: methods"]["rows"] == []
     okx = PluginClient(url, "OKX", okx_fake.ACCESS_KEY, okx_fake.SECRET_KEY)
     drive(okx)
+    okx.error("ticker", symbol="NOPE_USDT")
     text, tables = tables_of(fmz.tick())
-    assert re.fullmatch(r"fmz-plugin \S+, up \d+h\d\dm\d\ds, FAILING: OKX", text)
-    calls = tables["Calls"]
+    assert re.fullmatch(r"fmz-plugin \S+, up \d+h\d\dm\d\ds, FAILING: OKX", text)     # 2 of 3 failed, the latest too
+    calls = tables["Exchanges: methods"]
     assert calls["type"] == "table" and calls["cols"] == ["Exchange", "Method", "Calls", "Errors", "Last error", "p50 ms",
                                                           "p99 ms", "Errors, 5 min"]
-    assert tables["Health"]["rows"][0][:2] == ["OKX", tables["Health"]["rows"][0][1]]
-    assert tables["Health"]["rows"][0][1].startswith("FAILING: ticker, trade · 4 calls")
+    assert tables["Exchanges"]["rows"][0][:2] == ["OKX", "FAILING"]
+    [health] = tables["Exchanges: health"]["rows"]
+    assert health[0] == "OKX" and " calls/min · 50.0% exchange errors · p50 " in health[1]
+    assert health[2].startswith("last error ") and health[3].startswith("1 bad request in 5 min; last ")
     rows = {(row[0], row[1]): row for row in calls["rows"]}
-    assert rows["OKX", "ticker"][2:4] == [3, 1] and rows["OKX", "ticker"][4].startswith("OKX 51001")
+    assert rows["OKX", "ticker"][2:4] == [4, 2] and rows["OKX", "ticker"][4].startswith("OKX 51001")
     assert ["OKX", url + "/OKX"] in tables["Service addresses"]["rows"]
     assert fmz.slept and all(ms == fmz_plugin.STATUS_EVERY * 1000 for ms in fmz.slept)
     logged = []
@@ -378,10 +387,12 @@ def test_status_command_prints_the_report(okx, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith(f"fmz-plugin {fmz_plugin.__version__}, up ") and f"status page {okx.url}/" in lines[0]
-    assert any(line.startswith("OKX  failing  FAILING: ticker, trade · 4 calls") for line in lines)
+    assert any(line.startswith("OKX  exchange errors  ") and "33.3% exchange errors" in line for line in lines)
     assert any(line.startswith("  last error ") for line in lines)
-    methods = [line.split()[1] for line in lines if line.startswith("  !")]
-    assert methods == ["ticker", "trade"]
+    assert any(line.startswith("  1 bad request in 5 min; last ") for line in lines)
+    assert [line.split()[1] for line in lines if line.startswith("  !")] == ["ticker"]
+    assert lines[lines.index("Exchanges") + 1].split() == " ".join(fmz_plugin.SUMMARY_COLUMNS).split()
+    assert lines[lines.index("Exchanges") + 2].split()[:4] == ["OKX", "exchange", "errors", "4"]
     assert f"  OKX        {okx.url}/OKX" in lines
     for secret in [okx.access_key] + okx.secret_key.split(","):
         assert secret not in out
