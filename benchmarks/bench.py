@@ -53,6 +53,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import re
 import socket
 import statistics
@@ -105,9 +106,16 @@ def fake_class(exchange):
 # ---------------------------------------------------------------------------- the processes
 
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768-60999 on Linux), so that between
+    this check and the server's own bind no other program's port-0 bind can take it."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class Process:
