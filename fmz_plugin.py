@@ -49,6 +49,7 @@ import ast
 import contextlib
 import difflib
 import errno
+import gc
 import hashlib
 import html
 import http.client
@@ -81,9 +82,9 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Headers, PluginError, blank_secrets,
-                            header_lines, iso_ms, key_parts, now_ms, parse_number, parse_symbol, plain, round_down,
-                            written_forms)
+from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Headers, BookSide, PluginError, Reply,
+                            ReplyList, blank_secrets, header_lines, iso_ms, key_parts, now_ms, parse_number,
+                            parse_symbol, plain, round_down, written_forms)
 from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
 from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, figure, halt, resume
@@ -1103,12 +1104,14 @@ log.addFilter(SafeFields())
 
 
 def to_json(answer):
-    """Decimals leave as JSON numbers; everything else as json would, by its C encoder (one
-    encoder for every answer: json.dumps with options builds a new one per call). A number that
-    is not finite (NaN, Infinity) is no JSON: in `raw` (an exchange's reply as Python's json read
-    it) it becomes null; in `data` the answer becomes an error saying where."""
+    """The answer's JSON bytes, by json's C encoder (one encoder for every answer: json.dumps
+    with options builds a new one per call), except for parts that carry their JSON text
+    already (exchanges/_kit.py): the exchange's reply as it sent it, in `raw`, and a depth's
+    book sides in the exchange's own number text. A number that is not finite (NaN, Infinity)
+    is no JSON: in `raw` (an exchange's reply as Python's json read it) it becomes null; in
+    `data` the answer becomes an error saying where."""
     try:
-        return _ENCODER.encode(answer).encode()
+        return _encoded(answer).encode()
     except ValueError:
         pass
     where = _not_finite_at(answer.get("data"), "data") if isinstance(answer, dict) else None
@@ -1116,6 +1119,31 @@ def to_json(answer):
         answer = {"error": f"the answer holds a number that is not finite ({where[1]}) at {where[0]}: not passed "
                            f"on, as it is no JSON"}
     return _ENCODER.encode(_finite(answer)).encode()
+
+
+def _encoded(answer):
+    """{"data", "raw"} as JSON text, its parts that have their text (`json`) written as that."""
+    if type(answer) is not dict or answer.keys() != {"data", "raw"}:
+        return _ENCODER.encode(answer)
+    data, raw = answer["data"], answer["raw"]
+    raw_text = _text_carried(raw)
+    sides = type(data) is dict and [name for name, item in data.items() if _text_carried(item) is not None]
+    if raw_text is None and not sides:
+        return _ENCODER.encode(answer)
+    if sides and all(type(name) is str for name in data):
+        data_text = "{" + ",".join(_ENCODER.encode(name) + ":" + (_text_carried(item) or _ENCODER.encode(item))
+                                   for name, item in data.items()) + "}"
+    else:
+        data_text = _ENCODER.encode(data)
+    return '{"data":' + data_text + ',"raw":' + (raw_text or _ENCODER.encode(raw)) + "}"
+
+
+def _text_carried(value):
+    """The JSON text a part of an answer carries (a Reply, ReplyList or BookSide), or None."""
+    return value.json if type(value) in HAS_JSON_TEXT else None
+
+
+HAS_JSON_TEXT = (Reply, ReplyList, BookSide)
 
 
 def _not_finite_at(value, path):
@@ -1144,6 +1172,8 @@ def _finite(value):
 
 
 def _json_default(value):
+    if isinstance(value, BookSide):
+        return value.levels()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and abs(value) < 2 ** 53 else float(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
@@ -3007,6 +3037,7 @@ def serve(argv):
         return 2
     logged = f"\nLog: {os.path.abspath(args.log_file)}" if args.log_file else ""
     print(banner(server, settings) + logged, flush=True)
+    gc.freeze()           # what start made lives as long as the process: no collection scans it again
     try:
         server.serve_forever()
     except KeyboardInterrupt:

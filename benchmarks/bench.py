@@ -805,7 +805,7 @@ def report_guard(rows):
 
 # ---------------------------------------------------------------------------- the run
 
-def run_all(run, limits_only):
+def run_all(run, limits_only, per_answer_only=False):
     with tempfile.TemporaryDirectory() as directory:
         run.fakes = {exchange: FakeExchangeProcess(exchange) for exchange in run.exchanges}
         try:
@@ -817,6 +817,8 @@ def run_all(run, limits_only):
                     print(table(PER_ANSWER_HEADER, lines))
                     print(f"\nA depth of 400 levels a side, 1 robot ({registry()[exchange][0]}):\n")
                     print(table(["server", "exchange", "answers/s", "p50 ms", "p99 ms", "CPU ms / answer"], depth))
+            if per_answer_only:
+                return
             for exchange in run.exchanges:
                 polls, bursts = limit_rows(run, exchange)
                 print(f"\nThrottle on, {registry()[exchange][0]} (the documented limits, as the plugin runs by "
@@ -903,6 +905,8 @@ def main(argv):
     parser.add_argument("--quick", action="store_true", help="one round of 1 s per row: a rough look")
     parser.add_argument("--limits", action="store_true",
                         help="only the throttle-on rows (the exchanges' real limits): polling robots, an order burst")
+    parser.add_argument("--per-answer", action="store_true",
+                        help="only the per-answer rows (ticker at 1 and 8 robots, depth 400) beside the bare server")
     parser.add_argument("--guard", action="store_true", help="only the risk guard's cost per order")
     parser.add_argument("--sign", action="store_true", help="only Coinbase's JWT signing cost per request")
     parser.add_argument("--guide", metavar="PATH", type=Path, default=None,
@@ -935,9 +939,9 @@ def main(argv):
     run.robots_seconds = min(5.0, args.seconds) if short else 5.0
     print(f"\nfmz-plugin benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}; "
           f"plugin at --log-level {args.log_level}; exchanges: {', '.join(registry()[e][0] for e in exchanges)}")
-    run_all(run, args.limits)
+    run_all(run, args.limits, args.per_answer)
     report_figures(run)
-    if not args.limits:
+    if not args.limits and not args.per_answer:
         report_guard(guard_cost())
 
 

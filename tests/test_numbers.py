@@ -63,3 +63,44 @@ def test_a_depth_of_400_levels_is_the_exchanges_to_the_float(okx):
     for side in ("asks", "bids"):
         assert len(answer["data"][side]) == 400
         assert answer["data"][side] == [[float(price), float(amount)] for price, amount, *_ in book[side]]
+
+
+from hypothesis import given, settings, strategies as st   # noqa: E402
+
+from exchanges._kit import BookSide, answer_number, book_levels, reply_of   # noqa: E402
+
+NUMBER_TEXT = st.text(alphabet="-+0123456789.eE _", max_size=8) | st.sampled_from(
+    ["0", "-0", "0.5", "50000.10", "1e5", "1E-8", "05", "-05", ".5", "5.", "+5", "1_0", " 1", "-", "NaN", "inf", "9" * 400])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(NUMBER_TEXT, NUMBER_TEXT), max_size=4))
+def test_a_book_side_is_valid_json_with_the_float_of_each_text(rows):
+    """However an exchange spells its numbers, a depth's answer is JSON a robot reads as
+    float(text) of each (0 where it does not read); a side written with the exchange's own
+    text holds only plain JSON numbers."""
+    side = book_levels([list(row) for row in rows])
+    answer = json.loads(fmz_plugin.to_json({"data": {"asks": side}, "raw": None}), parse_constant=pytest.fail)
+    assert answer["data"]["asks"] == [[answer_number(price), answer_number(amount)] for price, amount in rows]
+    if isinstance(side, BookSide):
+        assert side.json == "[" + ",".join(f"[{price},{amount}]" for price, amount in rows) + "]"
+
+
+def test_a_plain_book_is_passed_on_in_the_exchanges_own_text():
+    side = book_levels([["50000.10", "0.500"], ["-0", "12"]])
+    assert isinstance(side, BookSide) and side == [[50000.1, 0.5], [-0.0, 12.0]] and len(side) == 2
+    assert fmz_plugin.to_json({"data": {"time": 1, "asks": side, "bids": []}, "raw": None}) == \
+        b'{"data":{"time":1,"asks":[[50000.10,0.500],[-0,12]],"bids":[]},"raw":null}'
+    assert book_levels([[50000.1, 0.5]]) == [[50000.1, 0.5]]          # numbers, not strings: floats
+
+
+def test_raw_is_the_exchanges_reply_as_it_was_sent():
+    """An answer's raw is the reply's own text (its spacing and key order), not a copy encoded again;
+    a reply that is no plain JSON (NaN, a byte order mark) is encoded from what was read."""
+    sent = b'{"b": [1, 2.50],  "a": "\\u00e9"}'
+    assert fmz_plugin.to_json({"data": 1, "raw": reply_of(sent)}) == b'{"data":1,"raw":' + sent + b'}'
+    assert json.loads(fmz_plugin.to_json({"data": 1, "raw": reply_of(b'{"x": NaN}')})) == {"data": 1, "raw": {"x": None}}
+    assert fmz_plugin.to_json({"data": 1, "raw": reply_of(b'\xef\xbb\xbf[1]')}) == b'{"data":1,"raw":[1]}'
+    assert reply_of(b'"text"') == "text" and reply_of(b"7") == 7
+    with pytest.raises(ValueError):
+        reply_of(b"\xff{")
