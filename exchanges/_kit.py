@@ -1018,13 +1018,14 @@ class AccountSettings:
     once per exchange, base URL and API key and kept until forgotten: they change only when the
     trader changes them on the exchange, and a handler forgets one when the exchange says it
     no longer holds (the next call reads it again). Robots sharing a key that ask at once wait
-    for one read."""
+    for one read. An order waits for it as for the markets, so it goes before market-data reads
+    (urgently): BloFin's position mode counts in the budget its books share."""
 
     def __init__(self):
         self.cache = SingleFlight(keep=True)
 
     def get(self, api, name, load):
-        return self.cache.get((api.name, api.base_url, api.access_key, name), load)
+        return self.cache.get((api.name, api.base_url, api.access_key, name), lambda: urgently(load))
 
     def forget(self, api, name):
         self.cache.forget((api.name, api.base_url, api.access_key, name))

@@ -7,8 +7,9 @@ import threading
 import pytest
 
 import fmz_plugin
-from exchanges import EXCHANGES, _throttle
+from exchanges import EXCHANGES, _kit, _throttle
 from tests.conftest import PluginClient
+from tests.test_contract_swap import units
 
 pytestmark = pytest.mark.repo_only        # sets the plugin's throttle and limits in this process
 
@@ -183,34 +184,95 @@ def binance_client():
         yield client
 
 
-def test_binance_an_order_goes_before_robots_polling_depth_on_a_cold_markets_cache():
-    """#23: 8 robots polling a depth of 1000 (50 weight each, every robot its own call) while
-    the markets cache is cold: the reads spend what the weight lets them and then wait or are
-    refused; the order, and the markets load it needs first, go ahead of them and are placed."""
-    from tests.conftest import client_of
-    from tests.fakes.binance import FakeBinance
-    with FakeBinance() as fake, client_of(fake) as client:
-        settings = client.server.settings
-        settings.throttle, settings.max_wait, settings.shared_reads = _throttle.Throttle(), 2.0, None
-        url = "http://127.0.0.1:%d" % client.server.server_address[1]
-        stop, refused = threading.Event(), threading.Event()
+# ---------------------------------------------------------------------------- orders before reads (#23, 7)
 
-        def robot():
-            reader = PluginClient(url, "Binance", fake.ACCESS_KEY, fake.SECRET_KEY)
-            while not stop.is_set():
-                if "not sent" in reader.call("depth", symbol="BTC_USDT", limit=1000).get("error", ""):
-                    refused.set()
+# What robots poll, per exchange and market: a read that spends a budget the order, or what an
+# order needs first (the markets, an account setting such as the position mode), also counts in
+# (each module's RATE_LIMITS), with its symbol; its weight divides what reads may spend of that
+# budget, so they leave nothing of their share unspent.
+HEAVY_READS = {
+    ("OKX", "spot"): ("depth", "BTC_USDT"),         # books: 40 per 2 s of its own (see SHARES_A_BUDGET)
+    ("OKX", "swap"): ("depth", "BTC_USDT.swap"),
+    ("Binance", "spot"): ("trades", "BTC_USDT"),    # 25 of the IP's 6000 weight a minute, which exchangeInfo
+                                                    # and orders spend too (a depth of 1000 weighs 50, and its
+                                                    # 1000 levels make the scenario slow)
+    ("Binance", "swap"): ("fundings", "USDT.swap"),  # premiumIndex of every swap: 10 of the IP's 2400
+                                                    # futures weight a minute, as positionSide/dual (30)
+    ("Bybit", "spot"): ("depth", "BTC_USDT"),       # orderbook: 600 per 5 s per IP, as instruments-info
+    ("Bybit", "swap"): ("depth", "BTC_USDT.swap"),  # ... and position/list (the position mode)
+    ("BingX", "spot"): ("depth", "BTC_USDT"),       # 500 market-data calls per 10 s per IP, as common/symbols
+    ("BingX", "swap"): ("depth", "BTC_USDT.swap"),  # ... and quote/contracts
+    ("Bitvavo", "spot"): ("tickers", "BTC_USDT"),   # every market: 25 of 1000 weight a minute per IP, as /v2/markets
+    ("Alpaca", "spot"): ("depth", "BTC_USDT"),      # market data: 200 a minute per key (see SHARES_A_BUDGET)
+    ("BloFin", "swap"): ("depth", "BTC_USDT.swap"),  # 500 per minute per IP, as instruments, position-mode, orders
+    ("Coinbase", "spot"): ("depth", "BTC_USDT"),    # public: 10 a second per IP, as market/products
+}
+# Where reads and orders count in no common budget, orders (and what they need) go ahead of reads
+# trivially: OKX counts books, instruments, its account config and orders each on its own; Alpaca
+# counts market data and trading (assets, orders) in two budgets. The scenario runs there all the same.
+SHARES_A_BUDGET = {name: name not in ("OKX", "Alpaca") for name, market in HEAVY_READS}
 
-        robots = [threading.Thread(target=robot) for _ in range(8)]
-        for thread in robots:
-            thread.start()
-        assert refused.wait(60)               # the reads have spent what they may: they are refused
-        answer = client.call("trade", symbol="BTC_USDT", type="buy", price=40000, amount="0.001")
+
+class RecordingThrottle(_throttle.Throttle):
+    """The throttle, noting the buckets urgent calls (orders and what they need) and reads were charged."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.charged = {True: set(), False: set()}
+
+    def turn(self, charges, label, max_wait=None, urgent=False):
+        with self.changed:
+            self.charged[urgent].update(key for key, limit, units in charges)
+        return super().turn(charges, label, max_wait, urgent)
+
+
+@pytest.mark.parametrize("market", ["spot", "swap"])
+def test_orders_go_before_robots_polling_a_heavy_read_on_a_cold_markets_cache(exchange, market):
+    """#23: on Binance, 8 robots polling a depth of 1000 (50 weight each) while the markets cache
+    was cold got every order of another robot refused. Under each exchange's own RATE_LIMITS, 8
+    robots poll a heavy read until the throttle refuses them; then, the caches cold, another
+    robot's orders, and what they need first (the markets, the position mode), go ahead of the
+    reads and are all placed. A read is refused as soon as it would wait (--max-wait 5 ms, less
+    than one step of any of these budgets' pace), so the reads spend all a window lets them at
+    once; the markets were loaded before, so that share is spent on reads alone (an exchangeInfo
+    among Binance's reads would leave room a cold load fits in)."""
+    if (exchange.exchange, market) not in HEAVY_READS:
+        pytest.skip(f"{exchange.exchange} serves no {market} markets")
+    method, read_symbol = HEAVY_READS[exchange.exchange, market]
+    symbol, amount = ("BTC_USDT.swap", units(exchange, "BTC_USDT.swap", 1)) if market == "swap" else \
+        ("BTC_USDT", exchange.fake.AMOUNT)
+    settings, fake = exchange.server.settings, exchange.fake
+    exchange.data("markets")
+    fake.forget()                               # the weight that load spent, where the fake counts it
+    settings.throttle, settings.max_wait, settings.shared_reads = RecordingThrottle(), 0.005, None
+    stop, refused, failures = threading.Event(), threading.Event(), []
+
+    def robot():
+        reader = PluginClient(exchange.url, exchange.exchange, exchange.access_key, exchange.secret_key)
+        while not stop.is_set():
+            error = reader.call(method, symbol=read_symbol).get("error")
+            if error and "not sent" in error:
+                refused.set()
+            elif error:
+                failures.append(error)
+
+    readers = [threading.Thread(target=robot) for _ in range(8)]
+    for thread in readers:
+        thread.start()
+    try:
+        assert refused.wait(60), "the reads were never held back"
+        _kit.MARKETS.clear()                    # cold: the first order loads the markets again
+        _kit.ACCOUNT_SETTINGS.clear()           # ... and the position mode, where it reads one
+        answers = [exchange.call("trade", symbol=symbol, type="buy", price=40000 - i, amount=amount)
+                   for i in range(3)]
+    finally:
         stop.set()
-        for thread in robots:
+        for thread in readers:
             thread.join()
-        assert "data" in answer, answer
-        assert len(fake.engine.orders) == 1
+    assert failures == [] and [a for a in answers if "error" in a] == [], (failures, answers)
+    assert len(fake.engine.orders) == 3
+    charged = settings.throttle.charged
+    assert bool(charged[True] & charged[False]) == SHARES_A_BUDGET[exchange.exchange], charged
 
 
 def test_binance_counts_request_weight_per_ip_across_endpoints(binance_client, monkeypatch):

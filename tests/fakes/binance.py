@@ -317,6 +317,12 @@ class FakeBinance(FakeExchange):
     def signature_of(self, request):
         return split_signature(request.raw_query, request.body)[0]
 
+    def forget(self):
+        super().forget()
+        with self.lock:
+            self.weights.clear()
+            self.weight_used = 0
+
     def reply_headers(self, request, status):
         """X-MBX-USED-WEIGHT-1M on every reply (this IP's weight over the last minute, counted
         here over a sliding minute where Binance counts calendar minutes); on a placed order,
