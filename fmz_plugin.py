@@ -784,15 +784,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(to_json(answer), "application/json; charset=utf-8", close, status)
 
     def _send(self, body, content_type, close=False, status=200):
+        """The status line, headers and body in one write (send_response and send_header, as
+        they are, build and encode one line at a time)."""
         self.connection.settimeout(self.timeout)      # reads may have left a shorter one
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.log_request(status)
         if close:                          # the stream may hold leftovers of a broken request
-            self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
+        head = (f"{self.protocol_version} {status} {self.responses[status][0]}\r\n"
+                f"Server: {self.version_string()}\r\nDate: {self.date_time_string()}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+                + ("Connection: close\r\n\r\n" if close else "\r\n"))
+        self.wfile.write(head.encode("latin-1") + body)
         self.wfile.flush()                 # the answer leaves now, before the log line is written
 
     def send_error(self, code, message=None, explain=None):

@@ -14,11 +14,13 @@ market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, sign
 passed through, one_or_all).
 """
 import collections.abc
+import functools
 import hashlib
 import http.client
 import json
 import math
 import re
+import select
 import socket
 import ssl
 import threading
@@ -258,8 +260,9 @@ class Pool:
             while idle:
                 conn = idle.pop()
                 if not _closed_by_peer(conn):
-                    conn.timeout = timeout
-                    conn.sock.settimeout(timeout)
+                    if conn.timeout != timeout:
+                        conn.timeout = timeout
+                        conn.sock.settimeout(timeout)
                     return conn, True
                 conn.close()
             self.opened += 1
@@ -293,11 +296,14 @@ class Pool:
 
 def _closed_by_peer(conn):
     """True when an idle connection's socket is gone or reads as closed (the server hung up, or
-    sent bytes nobody asked for): one look without waiting (the socket made non-blocking; the
-    caller sets its timeout again) and without consuming (MSG_PEEK). No poll object per look,
-    and no select(), which cannot watch a descriptor numbered 1024 or more."""
+    sent bytes nobody asked for): one look without waiting, through the connection's own poll
+    object (one system call, and no select(), which cannot watch a descriptor numbered 1024 or
+    more). Where the system has no poll (Windows): one recv(MSG_PEEK) with the socket made
+    non-blocking for it."""
     if conn.sock is None:
         return True
+    if conn.poller is not None:
+        return bool(conn.poller.poll(0))          # readable, hung up or failed: not reusable
     try:
         conn.sock.setblocking(False)
         socket.socket.recv(conn.sock, 1, socket.MSG_PEEK)      # the TCP stream's bytes, under TLS too (an
@@ -305,6 +311,8 @@ def _closed_by_peer(conn):
         return False                  # nothing to read: open, and quiet as an idle one should be
     except (OSError, ValueError):
         return True
+    finally:
+        conn.sock.settimeout(conn.timeout)
     return True                       # EOF, or unasked-for bytes: either way not reusable
 
 
@@ -321,7 +329,7 @@ class Connection:
         self.scheme, self.host, self.port, self.timeout, self.tls = scheme, host, port, timeout, tls
         name = f"[{host}]" if ":" in host else host                     # an IPv6 address in brackets
         self.host_header = name if port == {"http": 80, "https": 443}.get(scheme) else f"{name}:{port}"
-        self.sock = self.reader = None
+        self.sock = self.reader = self.poller = None
 
     def request(self, method, target, body, headers):
         """Send one request and read its reply: (status, body bytes, Headers, will_close)."""
@@ -342,6 +350,9 @@ class Connection:
             sock.close()
             raise
         self.sock, self.reader = sock, sock.makefile("rb")
+        if hasattr(select, "poll"):
+            self.poller = select.poll()              # kept: Pool looks at an idle connection through it
+            self.poller.register(sock, select.POLLIN)
 
     def _reply(self, method):
         while True:
@@ -366,7 +377,7 @@ class Connection:
         for part in (self.reader, self.sock):
             if part is not None:
                 part.close()
-        self.sock = self.reader = None
+        self.sock = self.reader = self.poller = None
 
 
 def _request_head(method, target, host, headers, length):
@@ -517,6 +528,7 @@ class SingleFlight:
                 role = "again"        # the leader's own call asks for its key
             else:
                 flight.joined += 1
+                flight.landed = flight.landed or threading.Event()    # made by the first to wait
                 role = "join"
         if role == "join":
             return flight.outcome()
@@ -535,7 +547,8 @@ class SingleFlight:
                 if self.keep and flight.error is None:
                     self.values[key] = (time.monotonic(), flight.result)
                 del self.flights[key]
-            flight.landed.set()
+            if flight.landed is not None:          # someone joined: nobody can any more
+                flight.landed.set()
         return flight.result
 
     def forget(self, key):
@@ -554,7 +567,7 @@ class _Flight:
 
     def __init__(self):
         self.owner = threading.get_ident()
-        self.landed = threading.Event()
+        self.landed = None            # an Event, once a caller joins (most calls are never joined)
         self.result, self.error, self.joined = None, None, 0
 
     def outcome(self):
@@ -916,32 +929,31 @@ class Api:
 
         A reused keep-alive socket that turns out dead is replaced and the call sent again,
         but only for idempotent calls: an order may have arrived before the socket died."""
-        url = urllib.parse.urlsplit(base_url)
-        port = url.port or (443 if url.scheme == "https" else 80)
+        scheme, host, port, path = _parts_of(base_url)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **request.headers}
-        target = url.path.rstrip("/") + request.target
+        target = path + request.target
         for fresh_try in (False, True):
-            conn, reused = self.pool.take(url.scheme, url.hostname, port, self.timeout)
+            conn, reused = self.pool.take(scheme, host, port, self.timeout)
             try:
                 status, body, reply_headers, will_close = conn.request(request.method, target, request.body.encode(),
                                                                        headers)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                self.pool.discard(url.scheme, url.hostname, port, conn)
+                self.pool.discard(scheme, host, port, conn)
                 if reused and idempotent and not fresh_try:
                     continue          # a keep-alive socket the server had dropped: once more, fresh
                 raise PluginError(f"{self.name}: connection lost during {request.method} {request.path}"
                                   f" ({type(error).__name__})", ambiguous=True) from error
             except (TimeoutError, OSError, http.client.HTTPException) as error:
-                self.pool.discard(url.scheme, url.hostname, port, conn)
+                self.pool.discard(scheme, host, port, conn)
                 raise PluginError(self._network_message(request, error, base_url, idempotent),
                                   ambiguous=True) from error
             except BaseException:
-                self.pool.discard(url.scheme, url.hostname, port, conn)
+                self.pool.discard(scheme, host, port, conn)
                 raise
             if will_close:
-                self.pool.discard(url.scheme, url.hostname, port, conn)
+                self.pool.discard(scheme, host, port, conn)
             else:
-                self.pool.give_back(url.scheme, url.hostname, port, conn)
+                self.pool.give_back(scheme, host, port, conn)
             return status, body, reply_headers
 
     def _network_message(self, request, error, base_url, idempotent=False):
@@ -964,6 +976,13 @@ class Api:
             snippet = body[:80].decode("utf-8", "replace").replace("\n", " ")
             raise PluginError(f"{self.name} answered HTTP {status} with a body that is not JSON: "
                               f"{snippet!r}", ambiguous=True) from error
+
+
+@functools.lru_cache(maxsize=256)
+def _parts_of(base_url):
+    """(scheme, host, port, path without its trailing /) of a base URL, split once."""
+    url = urllib.parse.urlsplit(base_url)
+    return url.scheme, url.hostname, url.port or (443 if url.scheme == "https" else 80), url.path.rstrip("/")
 
 
 def _query_text(value):
