@@ -931,8 +931,11 @@ def _serve_call(api, handler, method, kwargs, risk=None, streams=None, exchange=
 
 
 def _read_in_turn(handler, api, method, kwargs):
-    """The handler's answer; a large read first waits its turn (LARGE_READ_TURNS)."""
-    with LARGE_READ_TURNS if is_large_read(method, kwargs) else contextlib.nullcontext():
+    """The handler's answer; a large read first waits its turn (LARGE_READ_TURNS), as long as a
+    call may wait for the throttle (--max-wait)."""
+    if not is_large_read(method, kwargs):
+        return handler(api, **kwargs)
+    with LARGE_READ_TURNS.turn(api.max_wait or THROTTLE_MAX_WAIT):
         return handler(api, **kwargs)
 
 
@@ -944,32 +947,41 @@ def is_large_read(method, kwargs):
 
 
 class Turns:
-    """At most `size` calls at once; the others wait, first come first served."""
+    """At most `size` calls at once; the others wait, first come first served, each for at most
+    the seconds it is given (then it is refused, as a call the throttle cannot fit in time)."""
 
     def __init__(self, size):
         self.size, self.running, self.waiting = size, 0, 0
         self.changed = threading.Condition()
         self.line = deque()
 
-    def __enter__(self):
+    @contextlib.contextmanager
+    def turn(self, most_wait):
+        self._take(most_wait)
+        try:
+            yield self
+        finally:
+            with self.changed:
+                self.running -= 1
+                self.changed.notify_all()
+
+    def _take(self, most_wait):
         with self.changed:
             ticket = object()
             self.line.append(ticket)
             self.waiting += 1
             self.changed.notify_all()
             try:
-                self.changed.wait_for(lambda: self.line[0] is ticket and self.running < self.size)
+                granted = self.changed.wait_for(lambda: self.line[0] is ticket and self.running < self.size, most_wait)
             finally:
                 self.line.remove(ticket)
                 self.waiting -= 1
                 self.changed.notify_all()
+            if not granted:
+                raise PluginError(f"{self.size} large reads (thousands of candles or orders, a deep book, every "
+                                  f"ticker) are under way and others wait: no turn within {most_wait:g}s (--max-wait); "
+                                  "ask again, or ask for less", rate_limited=True)
             self.running += 1
-        return self
-
-    def __exit__(self, *exc):
-        with self.changed:
-            self.running -= 1
-            self.changed.notify_all()
 
     def wait_waiting(self, count, timeout=10.0):
         """Tests: wait until `count` calls wait their turn."""

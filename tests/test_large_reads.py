@@ -48,3 +48,16 @@ def test_large_reads_beyond_the_bound_wait_their_turn(okx_fake):
 ])
 def test_which_reads_are_large(method, params, large):
     assert fmz_plugin.is_large_read(method, params) is large
+
+
+def test_a_large_read_waits_its_turn_no_longer_than_max_wait():
+    """A turn that does not come within the wait a call is allowed (--max-wait) is refused as a
+    throttled call is, and the line moves on without it."""
+    turns = fmz_plugin.Turns(1)
+    with turns.turn(1.0):
+        with pytest.raises(fmz_plugin.PluginError, match=r"no turn within 0.01s \(--max-wait\)") as refused:
+            with turns.turn(0.01):
+                pass
+        assert refused.value.rate_limited and turns.waiting == 0 and not turns.line
+    with turns.turn(0.01):
+        assert turns.running == 1
