@@ -1186,10 +1186,12 @@ def _finite(value):
 
 
 def _json_default(value):
-    if isinstance(value, BookSide):
+    if type(value) is Decimal:
+        return int(value) if value == value.to_integral_value() and abs(value) < 2 ** 53 else float(value)
+    if type(value) is BookSide:
         return value.levels()
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2 ** 53 else float(value)
+        return _json_default(Decimal(value))
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
