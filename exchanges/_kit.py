@@ -1137,13 +1137,15 @@ def book_levels(rows, price=0, amount=1):
     """An exchange's book side, [[price, amount], ...] of floats: rows are lists ([price,
     amount, ...], the default) or objects ({"price": .., "qty": ..}: give the key names). Rows
     whose every number is a JSON number in a string (the usual case) come as a BookSide, which
-    an answer writes with the exchange's own text; any other as a list of floats, a field that
-    does not read (empty, garbled, not finite) as 0.0."""
+    an answer writes with the exchange's own text; any other as a list of floats, without the
+    levels whose price or amount does not read as a finite number (empty, garbled, NaN): a level
+    at price 0 would be the best ask a robot acts on."""
     rows = rows or []
     text = _levels_text(rows, price, amount)
     if text is not None:
         return BookSide(rows, price, amount, text)
-    return [[answer_number(row[price]), answer_number(row[amount])] for row in rows]
+    levels = ([_finite_float(row[price]), _finite_float(row[amount])] for row in rows)
+    return [level for level in levels if None not in level]
 
 
 def _levels_text(rows, price, amount):
@@ -1200,9 +1202,18 @@ def candle_row(row):
     return [int(row[0])] + [answer_number(value) for value in row[1:6]]
 
 
+def _finite_float(value):
+    """float(value) when that is a finite number, else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def answer_number(value):
-    """An exchange's numeric field as the float a robot reads, for answers only (book levels,
-    candles: the bulk of an answer's numbers). FMZ reads every number of an answer as a float64,
+    """An exchange's numeric field as the float a robot reads, for answers only (candles: the
+    bulk of an answer's numbers). FMZ reads every number of an answer as a float64,
     and float(text) is that float exactly (correctly rounded, as from the exact decimal), so
     nothing a robot keeps is lost, while the answer is then encoded by json's C encoder with no
     Python call per number. Empty, absent, garbled or non-finite fields are 0.0, never an error.

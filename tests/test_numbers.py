@@ -50,8 +50,8 @@ def test_answer_numbers_are_the_floats_a_robot_reads():
     texts = ["50000.1", "0.00000001", "123456789.123456789", "1e-8", "83975.70", "0.000061000000000000005", 7, 2.5]
     assert [answer_number(text) for text in texts] == [float(text) for text in texts]
     assert [answer_number(text) for text in ["", None, "abc", "NaN", "Infinity", [1]]] == [0.0] * 6
-    assert book_levels([["NaN", "1"], ["1", ""], ["1e308", "1e308"]]) == [[0.0, 1.0], [1.0, 0.0], [1e308, 1e308]]
-    assert book_levels([["1.5", "2"]]) == [[1.5, 2.0]] and book_levels([{"p": "3", "q": ""}], "p", "q") == [[3.0, 0.0]]
+    assert book_levels([["NaN", "1"], ["1", ""], ["1e308", "1e308"], ["2", "3"]]) == [[1e308, 1e308], [2.0, 3.0]]
+    assert book_levels([["1.5", "2"]]) == [[1.5, 2.0]] and book_levels([{"p": "3", "q": ""}], "p", "q") == []
     assert candle_row(["1700000000000", "1", "2", "0.5", "1.5", "10", "x"]) == [1700000000000, 1.0, 2.0, 0.5, 1.5, 10.0]
 
 
@@ -67,7 +67,7 @@ def test_a_depth_of_400_levels_is_the_exchanges_to_the_float(okx):
 
 from hypothesis import given, settings, strategies as st   # noqa: E402
 
-from exchanges._kit import BookSide, answer_number, book_levels, reply_of   # noqa: E402
+from exchanges._kit import BookSide, _finite_float, book_levels, reply_of   # noqa: E402
 
 NUMBER_TEXT = st.text(alphabet="-+0123456789.eE _", max_size=8) | st.sampled_from(
     ["0", "-0", "0.5", "50000.10", "1e5", "1E-8", "05", "-05", ".5", "5.", "+5", "1_0", " 1", "-", "NaN", "inf", "9" * 400])
@@ -77,11 +77,12 @@ NUMBER_TEXT = st.text(alphabet="-+0123456789.eE _", max_size=8) | st.sampled_fro
 @given(st.lists(st.tuples(NUMBER_TEXT, NUMBER_TEXT), max_size=4))
 def test_a_book_side_is_valid_json_with_the_float_of_each_text(rows):
     """However an exchange spells its numbers, a depth's answer is JSON a robot reads as
-    float(text) of each (0 where it does not read); a side written with the exchange's own
-    text holds only plain JSON numbers."""
+    float(text) of each, without the levels where one does not read as a finite number; a side
+    written with the exchange's own text holds only plain JSON numbers."""
     side = book_levels([list(row) for row in rows])
     answer = json.loads(fmz_plugin.to_json({"data": {"asks": side}, "raw": None}), parse_constant=pytest.fail)
-    assert answer["data"]["asks"] == [[answer_number(price), answer_number(amount)] for price, amount in rows]
+    readable = [(price, amount) for price, amount in rows if None not in (_finite_float(price), _finite_float(amount))]
+    assert answer["data"]["asks"] == [[float(price), float(amount)] for price, amount in readable]
     if isinstance(side, BookSide):
         assert side.json == "[" + ",".join(f"[{price},{amount}]" for price, amount in rows) + "]"
 
