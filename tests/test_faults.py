@@ -129,7 +129,16 @@ def test_cancel_is_sent_once_under_fault(exchange, kind):
     verb, path = exchange.fake.CANCEL_ROUTE
     answer = call_under_fault(exchange, kind, "cancel", path=path, verb=verb, id=order_id, symbol=exchange.fake.SYMBOL)
     exchange.fake.wait_idle()
-    assert len(cancels(exchange)) == 1
+    sent = cancels(exchange)
+    if kind == "delay" and len(sent) == 2:
+        # On a loaded machine the late answer can beat the plugin's timeout: the exchange refused
+        # the first cancel for its time, and a request refused for the clock is sent again once
+        # after the clock is read (Api.call): safe, as the first was refused, and only then.
+        requests = exchange.fake.requests
+        between = requests[requests.index(sent[0]) + 1:requests.index(sent[1])]
+        assert any(r[0] == "GET" and r[1].split("?")[0] == exchange.fake.TIME_PATH for r in between), requests
+    else:
+        assert len(sent) == 1
     (order,) = exchange.fake.engine.orders.values()
     if "data" in answer:                          # the cancel arrived, confirmed by a lookup if need be
         assert answer["data"] is True and order["status"] == "canceled"
