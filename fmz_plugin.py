@@ -82,9 +82,9 @@ except ImportError:
     resource = None
 
 from exchanges import EXCHANGES, _paper
-from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, Headers, BookSide, PluginError, Reply,
-                            ReplyList, blank_secrets, header_lines, iso_ms, key_parts, now_ms, parse_number,
-                            parse_symbol, plain, round_down, written_forms)
+from exchanges._kit import (DEFAULT_TIMEOUT, IO_PREFIX, SHARED_READS, Api, BookSide, Headers, PluginError, Reply,
+                            ReplyList, SingleFlight, blank_secrets, header_lines, iso_ms, key_parts, now_ms,
+                            parse_number, parse_symbol, plain, round_down, written_forms)
 from exchanges._stream import STREAMED, Streams, stream_urls
 from exchanges._throttle import THROTTLE, THROTTLE_MAX_WAIT, Refused
 from exchanges._risk import INLINE_SOURCE, RiskGuard, default_halt_file, figure, halt, resume
@@ -931,12 +931,39 @@ def _serve_call(api, handler, method, kwargs, risk=None, streams=None, exchange=
 
 
 def _read_in_turn(handler, api, method, kwargs):
-    """The handler's answer; a large read first waits its turn (LARGE_READ_TURNS), as long as a
-    call may wait for the throttle (--max-wait)."""
+    """The handler's answer. Robots of the same keys asking the same market data at the same
+    time share one answer (SHARED_ANSWERS), as their exchange calls are shared (SHARED_READS):
+    eight robots on one ticker decode and map one reply, not eight. A large read first waits
+    its turn (LARGE_READ_TURNS), as long as a call may wait for the throttle (--max-wait)."""
+    shared_as = _shared_answer_key(api, method, kwargs)
+    if shared_as is not None:
+        return SHARED_ANSWERS.get(shared_as, lambda: _read_alone(handler, api, method, kwargs))
+    return _read_alone(handler, api, method, kwargs)
+
+
+def _read_alone(handler, api, method, kwargs):
     if not is_large_read(method, kwargs):
         return handler(api, **kwargs)
     with LARGE_READ_TURNS.turn(api.max_wait or THROTTLE_MAX_WAIT):
         return handler(api, **kwargs)
+
+
+def _shared_answer_key(api, method, kwargs):
+    """The SHARED_ANSWERS key of a market-data read (exchange, base URL, keys, method and its
+    params), or None when shared reads are off or a param cannot be a key. The keys count: an
+    exchange may answer market data by its account's subscription (Alpaca's feeds)."""
+    if method not in SHARED_METHODS or api.shared is None:
+        return None
+    params = tuple(sorted(kwargs.items()))
+    try:
+        hash(params)
+    except TypeError:
+        return None
+    return api.name, api.base_url, api.key_digest, method, params
+
+
+SHARED_METHODS = ("ticker", "depth", "trades", "records")
+SHARED_ANSWERS = SingleFlight()
 
 
 def is_large_read(method, kwargs):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from exchanges._kit import PluginError, SingleFlight
+from exchanges._kit import SHARED_READS, PluginError, SingleFlight
 
 
 class Leader:
@@ -118,3 +118,35 @@ def test_a_call_that_asks_for_its_own_key_runs_it_rather_than_wait_for_itself():
     cache = SingleFlight(keep=True)
     assert cache.get("key", lambda: cache.get("key", lambda: "inner") + " outer") == "inner outer"
     assert cache.get("key", lambda: pytest.fail("kept")) == "inner outer"
+
+
+def test_robots_of_the_same_keys_asking_one_ticker_at_once_share_one_answer(okx_fake):
+    """Through the plugin: eight robots of one key asking one ticker while the exchange is slow
+    get one answer, decoded and mapped once (SHARED_ANSWERS); a robot of another key gets its
+    own answer, from the same single exchange call (SHARED_READS)."""
+    import fmz_plugin
+    from tests.conftest import PluginClient, serving
+    okx_fake.inject("hold", path="/api/v5/market/ticker", times=100)
+    answers, lock = [], threading.Lock()
+    with serving({"okx": okx_fake.url}) as (url, server):
+        def robot(access_key):
+            data = PluginClient(url, "OKX", access_key, okx_fake.SECRET_KEY).data("ticker", symbol="BTC_USDT")
+            with lock:
+                answers.append((access_key, data))
+        robots = [threading.Thread(target=robot, args=(okx_fake.ACCESS_KEY,)) for _ in range(8)]
+        robots.append(threading.Thread(target=robot, args=("another-key",)))
+        robots[0].start()
+        okx_fake.wait_held(1)
+        for thread in robots[1:]:
+            thread.start()
+        deadline = time.monotonic() + 10
+        joined = lambda shared: sum(flight.joined for flight in list(shared.flights.values()))
+        while joined(fmz_plugin.SHARED_ANSWERS) < 7 or joined(SHARED_READS) < 1:
+            assert time.monotonic() < deadline, "the robots never joined"
+            time.sleep(0.001)
+        assert len(fmz_plugin.SHARED_ANSWERS.flights) == 2           # one per key
+        okx_fake.release()
+        for thread in robots:
+            thread.join()
+    assert len(answers) == 9 and all(data == answers[0][1] for _, data in answers)
+    assert sum(1 for request in okx_fake.requests if request[1].startswith("/api/v5/market/ticker")) == 1
