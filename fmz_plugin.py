@@ -786,7 +786,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _send(self, body, content_type, close=False, status=200):
         """The status line, headers and body in one write (send_response and send_header, as
         they are, build and encode one line at a time)."""
-        self.connection.settimeout(self.timeout)      # reads may have left a shorter one
+        self.rfile.raw.set_timeout(self.timeout)      # reads may have left a shorter one
         self.log_request(status)
         if close:                          # the stream may hold leftovers of a broken request
             self.close_connection = True
@@ -1242,6 +1242,7 @@ class RequestReader(io.RawIOBase):
     def __init__(self, sock, idle, total):
         self.sock, self.idle, self.total = sock, idle, total
         self.deadline = None          # None while idle, between requests
+        self.timeout = None           # the socket's timeout as last set here (each setting is a system call)
 
     def next_request(self):
         self.deadline = None
@@ -1249,14 +1250,19 @@ class RequestReader(io.RawIOBase):
     def readable(self):
         return True
 
+    def set_timeout(self, seconds):
+        if seconds != self.timeout:
+            self.sock.settimeout(seconds)
+            self.timeout = seconds
+
     def readinto(self, buffer):
         if self.deadline is None:
-            self.sock.settimeout(self.idle)
+            self.set_timeout(self.idle)
         else:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise socket.timeout("timed out")       # TimeoutError since Python 3.10
-            self.sock.settimeout(left)
+            self.set_timeout(left)
         count = self.sock.recv_into(buffer)
         if self.deadline is None and count:
             self.deadline = time.monotonic() + self.total
