@@ -59,6 +59,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque, namedtuple
+from decimal import Decimal
 
 from tests.fakes import ws
 
@@ -204,6 +205,7 @@ class FakeExchange:
         self.ws_received = []            # (path, message) of every message clients sent, oldest first
         self.ws_connections = 0          # WebSocket sessions ever accepted
         self.ws_answers_ping = True      # False: pings (frames, or the exchange's text ping) go unanswered
+        self.ws_idle_limit = None        # seconds a ws_serve session may stay silent (None: no limit)
         self.ws_changed = threading.Condition(self.lock)   # notified on every session and message
 
     # ------------------------------------------------------------------ lifecycle
@@ -276,6 +278,41 @@ class FakeExchange:
         with self.lock:
             self.ws_received.append((session.path.split("?")[0], message))
             self.ws_changed.notify_all()
+
+    def ws_serve(self, session, answer, idle_close_code=1000):
+        """Serve a session whose topics the fake keeps in `ws_subscriptions` (session -> set) while it
+        lasts: each message the client sends is noted, then given to answer(session, message). A
+        session silent for `ws_idle_limit` seconds (None: never closed) is closed with idle_close_code."""
+        with self.lock:
+            self.ws_subscriptions[session] = set()
+        try:
+            while True:
+                try:
+                    message = session.receive(timeout=self.ws_idle_limit)
+                except socket.timeout:
+                    return session.close(idle_close_code)
+                self.ws_note(session, message)
+                answer(session, message)
+        finally:
+            with self.lock:
+                self.ws_subscriptions.pop(session, None)
+
+    def text_pings_then(self, answer):
+        """An answer for ws_serve: a text "ping" gets "pong" (unless ws_answers_ping is False), any
+        other message goes to answer(session, message)."""
+        def answering(session, message):
+            if message != "ping":
+                answer(session, message)
+            elif self.ws_answers_ping:
+                session.send_text("pong")
+        return answering
+
+    def ws_push(self, topic, message):
+        """Send message to every session subscribed to topic (in `ws_subscriptions`); call under the lock."""
+        text = json.dumps(message)
+        for session, subscribed in self.ws_subscriptions.items():
+            if topic in subscribed:
+                session.send_text(text)
 
     def ws_wait(self, predicate, timeout=10.0):
         """Wait (bounded) until predicate() holds, re-checked on every WebSocket event."""
@@ -505,3 +542,8 @@ def _not_finite(value, word):
     if isinstance(value, str) and re.fullmatch(r"-?\d+\.\d+", value):
         return word
     return value
+
+
+def book_rows(side, descending):
+    """A WebSocket book side {price text: size text} as [[price, size], ...], best first."""
+    return [[p, s] for p, s in sorted(side.items(), key=lambda level: Decimal(level[0]), reverse=descending)]

@@ -41,7 +41,7 @@ import re
 import uuid
 from decimal import Decimal as D, InvalidOperation
 
-from tests.fakes.base import FakeExchange
+from tests.fakes.base import FakeExchange, book_rows
 from tests.fakes.engine import CANCELED, FILLED, OPEN, PARTIAL, Engine, Refused, fmt
 
 API_KEY = "bitvavo0test0key0" + "a" * 47                       # Bitvavo keys are 64 characters
@@ -561,16 +561,7 @@ class FakeBitvavo(FakeExchange):
 
     # ------------------------------------------------------------------ WebSocket
     def ws_session(self, session):
-        with self.lock:
-            self.ws_subscriptions[session] = set()
-        try:
-            while True:
-                message = session.receive()
-                self.ws_note(session, message)
-                self.ws_action(session, message)
-        finally:
-            with self.lock:
-                self.ws_subscriptions.pop(session, None)
+        self.ws_serve(session, self.ws_action)
 
     def ws_action(self, session, message):
         try:
@@ -615,7 +606,7 @@ class FakeBitvavo(FakeExchange):
         book, depth = self._ws_book(pair), int(request.get("depth") or BOOK_LIMIT)
         session.send_text(json.dumps({"action": "getBook", "response": {
             "market": market_of(pair), "nonce": book["nonce"],
-            "bids": self._rows(book["bids"], True)[:depth], "asks": self._rows(book["asks"], False)[:depth]}}))
+            "bids": book_rows(book["bids"], True)[:depth], "asks": book_rows(book["asks"], False)[:depth]}}))
 
     def _ticker24h(self, pair):
         return {"event": "ticker24h", "data": [self._ticker(pair)]}
@@ -628,17 +619,6 @@ class FakeBitvavo(FakeExchange):
                                      "bids": {fmt(p): fmt(s) for p, s in bids}, "nonce": 438524}
         return self.ws_books[market]
 
-    @staticmethod
-    def _rows(side, descending):
-        return [[p, s] for p, s in sorted(side.items(), key=lambda level: D(level[0]), reverse=descending)]
-
-    def _push(self, topic, message):
-        """Send to every session subscribed to topic; call under the lock."""
-        text = json.dumps(message)
-        for session, subscribed in self.ws_subscriptions.items():
-            if topic in subscribed:
-                session.send_text(text)
-
     def push_book_update(self, pair, asks=(), bids=()):
         """A book event (levels [price, size] as text; size "0" removes) with the next nonce."""
         with self.lock:
@@ -648,7 +628,7 @@ class FakeBitvavo(FakeExchange):
                     book[side].pop(price, None) if D(size) == 0 else book[side].__setitem__(price, size)
             book["nonce"] += 2 if self.fault_next_book == "gap" else 1
             self.fault_next_book = None
-            self._push(("book", market), {"event": "book", "market": market, "nonce": book["nonce"],
+            self.ws_push(("book", market), {"event": "book", "market": market, "nonce": book["nonce"],
                                           "bids": [list(row) for row in bids], "asks": [list(row) for row in asks]})
 
     def stream_fill(self, pair, side, price, amount):
@@ -657,10 +637,10 @@ class FakeBitvavo(FakeExchange):
         trade = {"event": "trade", "timestamp": self.now_ms(), "market": market,
                  "id": str(uuid.UUID(int=(1 << 64) + next(self._trade_ids))), "amount": fmt(amount),
                  "price": fmt(price), "side": side}
-        self._push(("trades", market), trade)
-        self._push(("ticker24h", market), self._ticker24h(pair))
+        self.ws_push(("trades", market), trade)
+        self.ws_push(("ticker24h", market), self._ticker24h(pair))
         asks, bids = self.engine.book(pair, levels=1)
-        self._push(("ticker", market), {"event": "ticker", "market": market, "bestBid": fmt(bids[0][0]),
+        self.ws_push(("ticker", market), {"event": "ticker", "market": market, "bestBid": fmt(bids[0][0]),
                                         "bestBidSize": fmt(bids[0][1]), "bestAsk": fmt(asks[0][0]),
                                         "bestAskSize": fmt(asks[0][1]), "lastPrice": fmt(price)})
         if any(("book", market) in subscribed for subscribed in self.ws_subscriptions.values()):

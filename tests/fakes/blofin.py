@@ -36,10 +36,9 @@ import hmac
 import itertools
 import json
 import re
-import socket
 from decimal import Decimal as D, InvalidOperation
 
-from tests.fakes.base import FakeExchange
+from tests.fakes.base import FakeExchange, book_rows
 from tests.fakes.engine import CANCELED, FILLED, LONG, OPEN, PARTIAL, SHORT, SWAP_MARKETS, Engine, Refused, fmt
 
 API_KEY, SECRET, PASSPHRASE = "blofin-test-key", "blofin-test-secret", "blofin-test-pass"
@@ -319,23 +318,8 @@ class FakeBloFin(FakeExchange):
 
     # ------------------------------------------------------------------ WebSocket
     def ws_public(self, session):
-        with self.lock:
-            self.ws_subscriptions[session] = set()
-        try:
-            while True:
-                try:
-                    message = session.receive(timeout=self.ws_idle_limit)
-                except socket.timeout:
-                    return session.close(1000)      # BloFin closes a connection silent for 30 s
-                self.ws_note(session, message)
-                if message == "ping":
-                    if self.ws_answers_ping:
-                        session.send_text("pong")
-                else:
-                    self.ws_operation(session, message)
-        finally:
-            with self.lock:
-                self.ws_subscriptions.pop(session, None)
+        self.ws_serve(session, self.text_pings_then(self.ws_operation),
+                      idle_close_code=1000)      # BloFin closes a connection silent for 30 s
 
     def ws_operation(self, session, message):
         try:
@@ -368,7 +352,7 @@ class FakeBloFin(FakeExchange):
             session.send_text(json.dumps({"arg": arg, "data": [self._ticker(pair)]}))
         elif channel == "books":
             book = self._ws_book(pair)
-            data = {"asks": self._levels(book["asks"], False), "bids": self._levels(book["bids"], True),
+            data = {"asks": book_rows(book["asks"], False), "bids": book_rows(book["bids"], True),
                     "ts": str(self.now_ms()), "prevSeqId": "0", "seqId": str(book["seq"])}
             session.send_text(json.dumps({"arg": arg, "action": "snapshot", "data": data}))
 
@@ -379,17 +363,6 @@ class FakeBloFin(FakeExchange):
             self.ws_books[inst] = {"asks": {fmt(p): fmt(s) for p, s in asks}, "bids": {fmt(p): fmt(s) for p, s in bids},
                                    "seq": next(self._seq)}
         return self.ws_books[inst]
-
-    @staticmethod
-    def _levels(side, descending):
-        return [[p, s] for p, s in sorted(side.items(), key=lambda level: D(level[0]), reverse=descending)]
-
-    def _push(self, topic, message):
-        """Send to every session subscribed to topic; call under the lock."""
-        text = json.dumps(message)
-        for session, subscribed in self.ws_subscriptions.items():
-            if topic in subscribed:
-                session.send_text(text)
 
     def push_book_update(self, pair, asks=(), bids=()):
         """A books update (levels [price, size] as text; size "0" removes) chained to the last."""
@@ -405,7 +378,7 @@ class FakeBloFin(FakeExchange):
                 previous -= 1
             data = {"asks": [list(row) for row in asks], "bids": [list(row) for row in pushed],
                     "ts": str(self.now_ms()), "prevSeqId": str(previous), "seqId": str(book["seq"])}
-            self._push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": data})
+            self.ws_push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": data})
 
     def _candle_push(self, channel, pair):
         """The candle still open, as the candle channels push it (confirm "0")."""
@@ -422,11 +395,11 @@ class FakeBloFin(FakeExchange):
             return
         trade = {"instId": inst, "tradeId": str(next(self._trade_ids)), "price": fmt(price), "size": fmt(amount),
                  "side": side, "ts": str(self.now_ms())}
-        self._push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
-        self._push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
+        self.ws_push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
+        self.ws_push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
         for channel in {c for subscribed in self.ws_subscriptions.values() for c, i in subscribed
                         if i == inst and c.startswith("candle")}:
-            self._push((channel, inst), self._candle_push(channel, pair))
+            self.ws_push((channel, inst), self._candle_push(channel, pair))
         if any(("books", inst) in subscribed for subscribed in self.ws_subscriptions.values()):
             self.push_book_update(pair)
 

@@ -31,7 +31,6 @@ import hmac
 import itertools
 import json
 import re
-import socket
 import time
 import urllib.parse
 from collections import deque
@@ -698,19 +697,7 @@ class FakeBybit(FakeExchange):
     # ------------------------------------------------------------------ WebSocket
     def ws_public(self, session):
         category = session.path.split("?")[0].rsplit("/", 1)[1]
-        with self.lock:
-            self.ws_subscriptions[session] = set()
-        try:
-            while True:
-                try:
-                    message = session.receive(timeout=self.ws_idle_limit)
-                except socket.timeout:
-                    return session.close(1000)            # no ping for that long
-                self.ws_note(session, message)
-                self.ws_request(session, category, message)
-        finally:
-            with self.lock:
-                self.ws_subscriptions.pop(session, None)
+        self.ws_serve(session, lambda session, message: self.ws_request(session, category, message))
 
     def ws_request(self, session, category, message):
         try:

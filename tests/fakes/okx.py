@@ -29,12 +29,11 @@ import hashlib
 import hmac
 import itertools
 import json
-import socket
 import zlib
 from datetime import datetime
 from decimal import Decimal as D
 
-from tests.fakes.base import FakeExchange
+from tests.fakes.base import FakeExchange, book_rows
 from tests.fakes.engine import CANCELED, FILLED, LONG, OPEN, PARTIAL, Engine, Refused, fmt
 
 API_KEY, SECRET, PASSPHRASE = "okx-test-key", "okx-test-secret", "okx-test-pass"
@@ -368,23 +367,8 @@ class FakeOKX(FakeExchange):
 
     # ------------------------------------------------------------------ WebSocket
     def ws_public(self, session):
-        with self.lock:
-            self.ws_subscriptions[session] = set()
-        try:
-            while True:
-                try:
-                    message = session.receive(timeout=self.ws_idle_limit)
-                except socket.timeout:
-                    return session.close(4004)      # OKX closes a connection silent for 30 s
-                self.ws_note(session, message)
-                if message == "ping":
-                    if self.ws_answers_ping:
-                        session.send_text("pong")
-                else:
-                    self.ws_operation(session, message)
-        finally:
-            with self.lock:
-                self.ws_subscriptions.pop(session, None)
+        self.ws_serve(session, self.text_pings_then(self.ws_operation),
+                      idle_close_code=4004)      # OKX closes a connection silent for 30 s
 
     def ws_operation(self, session, message):
         try:
@@ -441,14 +425,8 @@ class FakeOKX(FakeExchange):
 
     @staticmethod
     def _rows(side, descending):
-        return [[p, s, "0", "1"] for p, s in sorted(side.items(), key=lambda level: D(level[0]), reverse=descending)]
-
-    def _push(self, topic, message):
-        """Send to every session subscribed to topic; call under the lock."""
-        text = json.dumps(message)
-        for session, subscribed in self.ws_subscriptions.items():
-            if topic in subscribed:
-                session.send_text(text)
+        """OKX's levels: [price, size, "0" (deprecated), order count]."""
+        return [row + ["0", "1"] for row in book_rows(side, descending)]
 
     def push_book_update(self, pair, asks=(), bids=()):
         """A books update (levels [price, size] as text; size "0" removes) with its checksum."""
@@ -466,8 +444,8 @@ class FakeOKX(FakeExchange):
                 previous -= 1
             data = {"asks": [[p, s, "0", "1"] for p, s in asks], "bids": [[p, s, "0", "1"] for p, s in bids],
                     "ts": str(self.now_ms()), "checksum": checksum, "prevSeqId": previous, "seqId": book["seq"]}
-            self._push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": [data]})
-            self._push(("books5", inst), self._books5(pair))
+            self.ws_push(("books", inst), {"arg": {"channel": "books", "instId": inst}, "action": "update", "data": [data]})
+            self.ws_push(("books5", inst), self._books5(pair))
 
     def _candle_push(self, channel, pair):
         """The candle still open, as the candle channels push it (confirm "0")."""
@@ -482,11 +460,11 @@ class FakeOKX(FakeExchange):
         inst = inst_id(pair)
         trade = {"instId": inst, "tradeId": str(next(self._trade_ids)), "px": fmt(price), "sz": fmt(amount),
                  "side": side, "ts": str(self.now_ms()), "count": "1"}
-        self._push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
-        self._push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
+        self.ws_push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
+        self.ws_push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
         for channel in {c for subscribed in self.ws_subscriptions.values() for c, i in subscribed
                         if i == inst and c.startswith("candle")}:
-            self._push((channel, inst), self._candle_push(channel, pair))
+            self.ws_push((channel, inst), self._candle_push(channel, pair))
         if any(("books", inst) in subscribed or ("books5", inst) in subscribed
                for subscribed in self.ws_subscriptions.values()):
             self.push_book_update(pair)
