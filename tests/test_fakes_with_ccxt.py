@@ -31,8 +31,16 @@ def loaded(fake_class, make_client, **options):
         client = make_client(fake)
         client.options.update(options)
         client.fake = fake
+        client.make_client = make_client
         client.load_markets()
         yield client
+
+
+def impostor_of(client, *credentials):
+    """Another client of the same fake, made with other credentials, sharing the loaded markets."""
+    impostor = client.make_client(client.fake, *credentials)
+    impostor.markets, impostor.markets_by_id = client.markets, client.markets_by_id
+    return impostor
 
 
 def okx_client(fake, secret_key=None):
@@ -50,20 +58,6 @@ def okx_client(fake, secret_key=None):
 def okx():
     with loaded(FakeOKX, okx_client) as client:
         yield client
-
-
-def test_okx_markets(okx):
-    market = okx.market("BTC/USDT")
-    assert market["id"] == "BTC-USDT" and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
-    assert market["limits"]["amount"]["min"] == 0.00001
-    assert okx.markets["OLD/USDT"]["active"] is False
-
-
-def test_okx_balance(okx):
-    balance = okx.fetch_balance()
-    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
-    assert balance["BTC"]["free"] == 1
 
 
 def test_okx_limit_order_lifecycle(okx):
@@ -101,19 +95,6 @@ def test_okx_market_orders_fill(okx):
     closed = okx.fetch_closed_orders()
     assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
     assert okx.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
-
-
-def test_okx_refuses_wrong_secret(okx):
-    impostor = okx_client(okx.fake, "wrong-secret," + okx.fake.SECRET_KEY.split(",")[1])
-    impostor.markets, impostor.markets_by_id = okx.markets, okx.markets_by_id
-    with pytest.raises(ccxt.AuthenticationError):
-        impostor.fetch_balance()
-
-
-def test_okx_refuses_wrong_passphrase(okx):
-    impostor = okx_client(okx.fake, okx.fake.SECRET_KEY.split(",")[0] + ",wrong")
-    with pytest.raises(ccxt.AuthenticationError):
-        impostor.fetch_balance()
 
 
 def test_okx_demo_trading(okx):
@@ -157,15 +138,6 @@ def test_okx_order_refusals_map_to_ccxt_errors(okx):
         okx.create_order("BTC/USDT", "limit", "buy", 0.000001, 40000)   # below minSz
 
 
-def test_okx_clock(okx):
-    okx.fake.clock_skew_ms = 60_000
-    assert abs(okx.fetch_time() - okx.milliseconds() - 60_000) < 5_000
-    with pytest.raises(ccxt.InvalidNonce):                               # 50102
-        okx.fetch_balance()
-    okx.load_time_difference()                                           # /public/time
-    assert okx.fetch_balance()["USDT"]["free"] == 100000
-
-
 # ---------------------------------------------------------------------------- Binance (spot)
 
 def binance_client(fake, secret=None):
@@ -183,19 +155,6 @@ def binance_client(fake, secret=None):
 def binance():
     with loaded(FakeBinance, binance_client) as client:
         yield client
-
-
-def test_binance_markets(binance):
-    market = binance.market("BTC/USDT")
-    assert market["id"] == "BTCUSDT" and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
-    assert market["limits"]["amount"]["min"] == 0.00001 and market["limits"]["cost"]["min"] == 0.1
-
-
-def test_binance_balance(binance):
-    balance = binance.fetch_balance()
-    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
-    assert balance["BTC"]["free"] == 1
 
 
 def test_binance_limit_order_lifecycle(binance):
@@ -250,22 +209,6 @@ def test_binance_refusals_map_to_ccxt_errors(binance):
         binance.cancel_order("123", "BTC/USDT")
 
 
-def test_binance_refuses_wrong_secret(binance):
-    impostor = binance_client(binance.fake, "x" * 64)
-    impostor.markets, impostor.markets_by_id = binance.markets, binance.markets_by_id
-    with pytest.raises(ccxt.AuthenticationError):
-        impostor.fetch_balance()
-
-
-def test_binance_clock(binance):
-    binance.fake.clock_skew_ms = -60_000                            # the fake's clock is behind
-    assert abs(binance.fetch_time() - binance.milliseconds() + 60_000) < 5_000
-    with pytest.raises(ccxt.InvalidNonce):                           # -1021
-        binance.fetch_balance()
-    binance.load_time_difference()
-    assert binance.fetch_balance()["USDT"]["free"] == 100000
-
-
 # ---------------------------------------------------------------------------- Bybit (spot)
 
 SEEN = {"acknowledged": True}   # ccxt: "fetchOrder finds only the last 500 orders", which these are
@@ -286,13 +229,6 @@ def bybit_client(fake, secret=None):
 def bybit():
     with loaded(FakeBybit, bybit_client) as client:
         yield client
-
-
-def test_bybit_markets(bybit):
-    market = bybit.market("BTC/USDT")
-    assert market["id"] == "BTCUSDT" and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
-    assert market["limits"]["amount"]["min"] == 0.00001
 
 
 def test_bybit_balance(bybit):
@@ -343,22 +279,6 @@ def test_bybit_refusals_map_to_ccxt_errors(bybit):
         bybit.create_order("BTC/USDT", "limit", "buy", 5, 40000)
     with pytest.raises(ccxt.OrderNotFound):
         bybit.cancel_order("123", "BTC/USDT")
-
-
-def test_bybit_refuses_wrong_secret(bybit):
-    impostor = bybit_client(bybit.fake, "wrong-secret")
-    impostor.markets, impostor.markets_by_id = bybit.markets, bybit.markets_by_id
-    with pytest.raises(ccxt.AuthenticationError):
-        impostor.fetch_balance()
-
-
-def test_bybit_clock(bybit):
-    bybit.fake.clock_skew_ms = 60_000
-    assert abs(bybit.fetch_time() - bybit.milliseconds() - 60_000) < 5_000
-    with pytest.raises(ccxt.InvalidNonce):                           # 10002
-        bybit.fetch_balance()
-    bybit.load_time_difference()
-    assert bybit.fetch_balance()["USDT"]["free"] == 100000
 
 
 # ---------------------------------------------------------------------------- OKX perpetual swaps
@@ -420,21 +340,15 @@ def alpaca():
         yield client
 
 
-def test_alpaca_markets(alpaca):
+def test_alpaca_lists_crypto_only(alpaca):
     """ccxt lists the crypto assets (asset_class=crypto): the stocks stay out."""
     assert set(alpaca.markets) == {"BTC/USDT", "ETH/USDT", "BTC/USD", "ETH/USD"}
-    market = alpaca.market("BTC/USDT")
-    assert market["id"] == "BTC/USDT" and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
-    assert market["limits"]["amount"]["min"] == 0.00001
 
 
 def test_alpaca_balance(alpaca):
     """USD is the account's cash; USDT, BTC and ETH are positions (USDTUSD, BTCUSD, ETHUSD)."""
     balance = alpaca.fetch_balance()
-    assert balance["USD"]["free"] == 100000
-    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
-    assert balance["BTC"]["free"] == 1 and balance["ETH"]["free"] == 10
+    assert balance["USD"]["free"] == 100000 and balance["ETH"]["free"] == 10
 
 
 def test_alpaca_limit_order_lifecycle(alpaca):
@@ -478,13 +392,6 @@ def test_alpaca_client_order_ids_are_unique_for_good(alpaca):
         alpaca.create_order("ETH/USDT", "limit", "sell", 1, 3100, params={"clientOrderId": "ccxtTest1"})
 
 
-def test_alpaca_refuses_wrong_secret(alpaca):
-    impostor = alpaca_client(alpaca.fake, "wrong-secret")
-    impostor.markets, impostor.markets_by_id = alpaca.markets, alpaca.markets_by_id
-    with pytest.raises(ccxt.PermissionDenied):                  # 40110000
-        impostor.fetch_balance()
-
-
 def test_alpaca_clock(alpaca):
     """/v2/clock gives New York time with its offset and nanoseconds."""
     assert abs(alpaca.fetch_time() - alpaca.milliseconds()) < 5_000
@@ -504,20 +411,6 @@ def bitvavo_client(fake, secret=None):
 def bitvavo():
     with loaded(FakeBitvavo, bitvavo_client) as client:
         yield client
-
-
-def test_bitvavo_markets(bitvavo):
-    market = bitvavo.market("BTC/USDT")
-    assert market["id"] == "BTC-USDT" and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
-    assert market["limits"]["amount"]["min"] == 0.00001 and market["limits"]["cost"]["min"] == 0.1
-    assert bitvavo.markets["OLD/USDT"]["active"] is False
-
-
-def test_bitvavo_balance(bitvavo):
-    balance = bitvavo.fetch_balance()
-    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
-    assert balance["BTC"]["free"] == 1
 
 
 def test_bitvavo_limit_order_lifecycle(bitvavo):
@@ -588,21 +481,6 @@ def test_bitvavo_open_orders_are_capped_per_market(bitvavo):
     assert bitvavo.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)["id"]
 
 
-def test_bitvavo_refuses_wrong_secret(bitvavo):
-    impostor = bitvavo_client(bitvavo.fake, "wrong-secret")
-    impostor.markets, impostor.markets_by_id = bitvavo.markets, bitvavo.markets_by_id
-    with pytest.raises(ccxt.AuthenticationError, match="309"):
-        impostor.fetch_balance()
-
-
-def test_bitvavo_clock(bitvavo):
-    """ccxt sends an access window of 10 s: a fake clock a minute ahead refuses it (304)."""
-    bitvavo.fake.clock_skew_ms = 60_000
-    assert abs(bitvavo.fetch_time() - bitvavo.milliseconds() - 60_000) < 5_000
-    with pytest.raises(ccxt.AuthenticationError, match="304"):
-        bitvavo.fetch_balance()
-
-
 # ---------------------------------------------------------------------------- Coinbase (spot)
 
 def coinbase_client(fake, api_key=None, secret=None):
@@ -626,13 +504,6 @@ def coinbase_client(fake, api_key=None, secret=None):
 def coinbase():
     with loaded(FakeCoinbase, coinbase_client, fetchMarkets={"types": ["spot"]}) as client:
         yield client
-
-
-def test_coinbase_markets(coinbase):
-    market = coinbase.market("BTC/USDT")
-    assert market["id"] == "BTC-USDT" and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
-    assert market["limits"]["amount"]["min"] == 0.00001 and market["limits"]["cost"]["min"] == 0.1
 
 
 def test_coinbase_market_data(coinbase):
@@ -678,8 +549,7 @@ def test_coinbase_refusals_map_to_ccxt_errors(coinbase):
 
 
 def test_coinbase_ed25519_key(coinbase):
-    ed = coinbase_client(coinbase.fake, ED25519_NAME, ED25519_SECRET)
-    ed.markets, ed.markets_by_id = coinbase.markets, coinbase.markets_by_id
+    ed = impostor_of(coinbase, ED25519_NAME, ED25519_SECRET)
     assert ed.fetch_balance()["BTC"]["free"] == 1
     assert coinbase.fake.jwts[-1][0]["alg"] == "EdDSA"
 
@@ -689,13 +559,81 @@ def test_coinbase_refuses_another_key(coinbase):
     from cryptography.hazmat.primitives.asymmetric import ec
     other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
-    impostor = coinbase_client(coinbase.fake, secret=other.decode())
-    impostor.markets, impostor.markets_by_id = coinbase.markets, coinbase.markets_by_id
     with pytest.raises((ccxt.AuthenticationError, ccxt.ExchangeError)):
-        impostor.fetch_balance()
+        impostor_of(coinbase, None, other.decode()).fetch_balance()
 
 
 # ---------------------------------------------------------------------------- every fake
+
+SPOT_MARKETS = {   # exchange: (BTC/USDT's id, its minimum cost where ccxt reads one, whether it lists a delisted OLD/USDT)
+    "okx": ("BTC-USDT", None, True), "binance": ("BTCUSDT", 0.1, False), "bybit": ("BTCUSDT", None, False),
+    "alpaca": ("BTC/USDT", None, False), "bitvavo": ("BTC-USDT", 0.1, True), "coinbase": ("BTC-USDT", 0.1, False)}
+
+
+@pytest.mark.parametrize("name", SPOT_MARKETS)
+def test_spot_markets(request, name):
+    client = request.getfixturevalue(name)
+    market_id, min_cost, lists_old = SPOT_MARKETS[name]
+    market = client.market("BTC/USDT")
+    assert market["id"] == market_id and market["spot"] and market["active"]
+    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
+    assert market["limits"]["amount"]["min"] == 0.00001
+    if min_cost is not None:
+        assert market["limits"]["cost"]["min"] == min_cost
+    if lists_old:
+        assert client.markets["OLD/USDT"]["active"] is False
+
+
+@pytest.mark.parametrize("name", ["okx", "binance", "alpaca", "bitvavo"])
+def test_spot_balance(request, name):
+    balance = request.getfixturevalue(name).fetch_balance()
+    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    assert balance["BTC"]["free"] == 1
+
+
+WRONG_SECRETS = {   # exchange: (wrong secrets, made from the right client; what ccxt raises; the exchange's code)
+    "okx": (lambda okx: ["wrong-secret," + okx.password, okx.secret + ",wrong"], ccxt.AuthenticationError, None),
+    "binance": (lambda binance: ["x" * 64], ccxt.AuthenticationError, None),
+    "bybit": (lambda bybit: ["wrong-secret"], ccxt.AuthenticationError, None),
+    "alpaca": (lambda alpaca: ["wrong-secret"], ccxt.PermissionDenied, None),                # 40110000
+    "bitvavo": (lambda bitvavo: ["wrong-secret"], ccxt.AuthenticationError, "309"),
+    "bingx": (lambda bingx: ["wrong-secret"], ccxt.AuthenticationError, None),              # 100001
+    "blofin": (lambda blofin: ["wrong-secret," + blofin.password, blofin.secret + ",wrong-pass"],
+               ccxt.ExchangeError, "15240[89]")}
+
+
+@pytest.mark.parametrize("name", WRONG_SECRETS)
+def test_refuses_wrong_secret(request, name):
+    """A client signing with a wrong secret (or passphrase) is refused."""
+    client = request.getfixturevalue(name)
+    wrong_secrets, error, code = WRONG_SECRETS[name]
+    for secret in wrong_secrets(client):
+        with pytest.raises(error, match=code):
+            impostor_of(client, secret).fetch_balance()
+
+
+CLOCK_SKEWS = {   # exchange: (the fake's clock ahead by, in ms; what ccxt raises then; the exchange's code;
+    #                         whether ccxt's load_time_difference mends it)
+    "okx": (60_000, ccxt.InvalidNonce, None, True),                  # 50102
+    "binance": (-60_000, ccxt.InvalidNonce, None, True),             # -1021; the fake's clock is behind
+    "bybit": (60_000, ccxt.InvalidNonce, None, True),                # 10002
+    "bingx": (60_000, ccxt.ExchangeError, "100421", False),
+    "bitvavo": (60_000, ccxt.AuthenticationError, "304", False),     # ccxt sends an access window of 10 s
+}
+
+
+@pytest.mark.parametrize("name", CLOCK_SKEWS)
+def test_clock_skew(request, name):
+    client = request.getfixturevalue(name)
+    skew, error, code, mendable = CLOCK_SKEWS[name]
+    client.fake.clock_skew_ms = skew
+    assert abs(client.fetch_time() - client.milliseconds() - skew) < 5_000
+    with pytest.raises(error, match=code):
+        client.fetch_balance()
+    if mendable:
+        client.load_time_difference()                                   # OKX /public/time
+        assert client.fetch_balance()["USDT"]["free"] == 100000
+
 
 @pytest.fixture(params=["okx", "binance", "bybit", "alpaca", "bitvavo", "coinbase"])
 def any_client(request):
@@ -1001,19 +939,8 @@ def test_bingx_refusals_map_to_ccxt_errors(bingx):
         bingx.create_order("BTC/USDT", "limit", "buy", 5, 40000)
     with pytest.raises(ccxt.OrderNotFound):
         bingx.cancel_order("123", "BTC/USDT:USDT")
-    with pytest.raises(ccxt.AuthenticationError):               # 100001: signature
-        impostor = bingx_client(bingx.fake, "wrong-secret")
-        impostor.markets, impostor.markets_by_id = bingx.markets, bingx.markets_by_id
-        impostor.fetch_balance()
     bingx.apiKey = "A" * len(bingx.apiKey)
     with pytest.raises(ccxt.AuthenticationError):               # 100413: key
-        bingx.fetch_balance()
-
-
-def test_bingx_clock(bingx):
-    bingx.fake.clock_skew_ms = 60_000
-    assert abs(bingx.fetch_time() - bingx.milliseconds() - 60_000) < 5_000
-    with pytest.raises(ccxt.ExchangeError, match="100421"):
         bingx.fetch_balance()
 
 
@@ -1106,14 +1033,6 @@ def test_blofin_refusals_map_to_ccxt_errors(blofin):
         blofin.create_order("BTC/USDT:USDT", "market", "sell", 1, params={"reduceOnly": True})
     with pytest.raises(ccxt.BadRequest, match="102068"):
         blofin.cancel_order("12345", "BTC/USDT:USDT")
-
-
-def test_blofin_refuses_wrong_secret_and_passphrase(blofin):
-    for secret_key in ("wrong-secret," + blofin.password, blofin.secret + ",wrong-pass"):
-        impostor = blofin_client(blofin.fake, secret_key)
-        impostor.markets, impostor.markets_by_id = blofin.markets, blofin.markets_by_id
-        with pytest.raises(ccxt.ExchangeError, match="15240[89]"):
-            impostor.fetch_balance()
 
 
 def test_blofin_rate_limits_and_outages(blofin):
