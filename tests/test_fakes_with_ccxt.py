@@ -60,41 +60,18 @@ def okx():
         yield client
 
 
-def test_okx_limit_order_lifecycle(okx):
+def test_okx_canceled_order_is_not_closed(okx):
     order = okx.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
-    assert order["id"]
-
-    fetched = okx.fetch_order(order["id"], "BTC/USDT")
-    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
-    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
-    assert okx.fetch_balance()["USDT"]["used"] == 400
-
-    assert [o["id"] for o in okx.fetch_open_orders("BTC/USDT")] == [order["id"]]
-
     okx.cancel_order(order["id"], "BTC/USDT")
-    assert okx.fetch_order(order["id"], "BTC/USDT")["status"] == "canceled"
-    assert okx.fetch_open_orders("BTC/USDT") == []
-    canceled = okx.fetch_canceled_orders("BTC/USDT")
-    assert [(o["id"], o["status"]) for o in canceled] == [(order["id"], "canceled")]
     assert okx.fetch_closed_orders("BTC/USDT") == []       # ccxt asks orders-history for state=filled
-    assert okx.fetch_balance()["USDT"] == {"free": 100000, "used": 0, "total": 100000}
 
 
-def test_okx_market_orders_fill(okx):
+def test_okx_market_order_fees(okx):
     sell = okx.create_order("BTC/USDT", "market", "sell", 0.1)
     filled = okx.fetch_order(sell["id"], "BTC/USDT")
-    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
-    assert filled["fee"]["currency"] == "USDT" and filled["cost"] == 5000
-    assert filled["lastTradeTimestamp"] == filled["timestamp"]             # fillTime
-
-    buy = okx.create_market_buy_order_with_cost("ETH/USDT", 30)      # tgtCcy=quote_ccy: spend 30 USDT
-    bought = okx.fetch_order(buy["id"], "ETH/USDT")
-    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
-    assert bought["fee"]["currency"] == "ETH" and bought["filled"] == pytest.approx(30 / 3000.01)
-
-    closed = okx.fetch_closed_orders()
-    assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
-    assert okx.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
+    assert filled["fee"]["currency"] == "USDT" and filled["lastTradeTimestamp"] == filled["timestamp"]  # fillTime
+    buy = okx.create_market_buy_order_with_cost("ETH/USDT", 30)
+    assert okx.fetch_order(buy["id"], "ETH/USDT")["fee"]["currency"] == "ETH"
 
 
 def test_okx_demo_trading(okx):
@@ -157,34 +134,15 @@ def binance():
         yield client
 
 
-def test_binance_limit_order_lifecycle(binance):
+def test_binance_answers_orders_it_places_and_cancels(binance):
     order = binance.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
     assert order["id"] and order["status"] == "open" and order["price"] == 40000
-
-    fetched = binance.fetch_order(order["id"], "BTC/USDT")
-    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
-    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
-    assert binance.fetch_balance()["USDT"]["used"] == 400
-    assert [o["id"] for o in binance.fetch_open_orders("BTC/USDT")] == [order["id"]]
-
-    canceled = binance.cancel_order(order["id"], "BTC/USDT")
-    assert canceled["status"] == "canceled"
-    assert binance.fetch_order(order["id"], "BTC/USDT")["status"] == "canceled"
-    assert binance.fetch_open_orders("BTC/USDT") == []
-    everything = binance.fetch_orders("BTC/USDT")                   # /api/v3/allOrders
-    assert [(o["id"], o["status"]) for o in everything] == [(order["id"], "canceled")]
-    assert binance.fetch_balance()["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    assert binance.cancel_order(order["id"], "BTC/USDT")["status"] == "canceled"
 
 
-def test_binance_market_orders_fill(binance):
+def test_binance_answers_a_market_order_filled(binance):
     sell = binance.create_order("BTC/USDT", "market", "sell", 0.1)
     assert sell["status"] == "closed" and sell["filled"] == 0.1 and sell["average"] == 50000
-    buy = binance.create_market_buy_order_with_cost("ETH/USDT", 30)   # quoteOrderQty
-    bought = binance.fetch_order(buy["id"], "ETH/USDT")
-    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
-    closed = binance.fetch_closed_orders("BTC/USDT") + binance.fetch_closed_orders("ETH/USDT")
-    assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
-    assert binance.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
 
 
 def test_binance_client_order_ids(binance):
@@ -235,36 +193,6 @@ def test_bybit_balance(bybit):
     balance = bybit.fetch_balance()
     assert balance["USDT"]["free"] == 100000 and balance["USDT"]["total"] == 100000
     assert balance["BTC"]["total"] == 1
-
-
-def test_bybit_limit_order_lifecycle(bybit):
-    order = bybit.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
-    assert order["id"]
-
-    fetched = bybit.fetch_order(order["id"], "BTC/USDT", params=SEEN)
-    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
-    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
-    assert [o["id"] for o in bybit.fetch_open_orders("BTC/USDT")] == [order["id"]]
-    assert bybit.fetch_balance()["USDT"]["used"] == 400
-
-    bybit.cancel_order(order["id"], "BTC/USDT")
-    assert bybit.fetch_order(order["id"], "BTC/USDT", params=SEEN)["status"] == "canceled"
-    assert bybit.fetch_open_orders("BTC/USDT") == []
-    canceled = bybit.fetch_canceled_orders("BTC/USDT")
-    assert [(o["id"], o["status"]) for o in canceled] == [(order["id"], "canceled")]
-    assert bybit.fetch_balance()["USDT"]["free"] == 100000
-
-
-def test_bybit_market_orders_fill(bybit):
-    sell = bybit.create_order("BTC/USDT", "market", "sell", 0.1)
-    filled = bybit.fetch_order(sell["id"], "BTC/USDT", params=SEEN)
-    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
-    buy = bybit.create_market_buy_order_with_cost("ETH/USDT", 30)     # marketUnit quoteCoin
-    bought = bybit.fetch_order(buy["id"], "ETH/USDT", params=SEEN)
-    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
-    closed = bybit.fetch_closed_orders(params={"type": "spot"})     # without a symbol ccxt asks linear
-    assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
-    assert bybit.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
 
 
 def test_bybit_client_order_ids(bybit):
@@ -364,17 +292,6 @@ def test_alpaca_limit_order_lifecycle(alpaca):
     assert alpaca.fetch_open_orders() == []
 
 
-def test_alpaca_market_orders_fill(alpaca):
-    sell = alpaca.create_order("BTC/USDT", "market", "sell", 0.1)
-    filled = alpaca.fetch_order(sell["id"])
-    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
-
-    buy = alpaca.create_market_buy_order_with_cost("ETH/USDT", 30)      # notional: spend 30 USDT
-    bought = alpaca.fetch_order(buy["id"])
-    assert bought["status"] == "closed" and bought["filled"] == pytest.approx(30 / 3000.01, rel=1e-6)
-    assert {o["id"] for o in alpaca.fetch_closed_orders()} == {sell["id"], buy["id"]}
-
-
 def test_alpaca_refusals_map_to_ccxt_errors(alpaca):
     with pytest.raises(ccxt.InsufficientFunds):                 # "insufficient balance for USDT"
         alpaca.create_order("BTC/USDT", "limit", "buy", 5, 40000)
@@ -413,39 +330,17 @@ def bitvavo():
         yield client
 
 
-def test_bitvavo_limit_order_lifecycle(bitvavo):
+def test_bitvavo_lists_open_orders_of_every_market_and_sends_the_operator(bitvavo):
     order = bitvavo.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
     assert order["id"] and order["status"] == "open"
-
-    fetched = bitvavo.fetch_order(order["id"], "BTC/USDT")
-    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
-    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
-    assert bitvavo.fetch_balance()["USDT"]["used"] == 400
-    assert [o["id"] for o in bitvavo.fetch_open_orders("BTC/USDT")] == [order["id"]]
     assert [o["id"] for o in bitvavo.fetch_open_orders()] == [order["id"]]          # every market
-
     bitvavo.cancel_order(order["id"], "BTC/USDT")
-    assert bitvavo.fetch_order(order["id"], "BTC/USDT")["status"] == "canceled"
-    assert bitvavo.fetch_open_orders("BTC/USDT") == []
-    assert [(o["id"], o["status"]) for o in bitvavo.fetch_orders("BTC/USDT")] == [(order["id"], "canceled")]
-    assert bitvavo.fetch_balance()["USDT"] == {"free": 100000, "used": 0, "total": 100000}
     assert bitvavo.fake.operators == [7, 7]
 
 
-def test_bitvavo_market_orders_fill(bitvavo):
+def test_bitvavo_market_order_has_its_fill(bitvavo):
     sell = bitvavo.create_order("BTC/USDT", "market", "sell", 0.1)
-    filled = bitvavo.fetch_order(sell["id"], "BTC/USDT")
-    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["cost"] == 5000
-    assert filled["average"] == 50000 and len(filled["trades"]) == 1
-
-    buy = bitvavo.create_order("ETH/USDT", "market", "buy", 0, params={"cost": 30})    # amountQuote: 30 USDT
-    bought = bitvavo.fetch_order(buy["id"], "ETH/USDT")
-    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
-    assert bought["filled"] == pytest.approx(30 / 3000.01, rel=1e-6)
-
-    closed = bitvavo.fetch_closed_orders("ETH/USDT") + bitvavo.fetch_closed_orders("BTC/USDT")
-    assert {o["id"] for o in closed} == {sell["id"], buy["id"]}
-    assert bitvavo.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
+    assert len(bitvavo.fetch_order(sell["id"], "BTC/USDT")["trades"]) == 1
 
 
 def test_bitvavo_client_order_ids(bitvavo):
@@ -564,6 +459,74 @@ def test_coinbase_refuses_another_key(coinbase):
 
 
 # ---------------------------------------------------------------------------- every fake
+
+def buy_eth_for_30_usdt(client):
+    """ccxt's market buy by cost: OKX tgtCcy=quote_ccy, Binance quoteOrderQty, Bybit marketUnit
+    quoteCoin, Alpaca notional."""
+    return client.create_market_buy_order_with_cost("ETH/USDT", 30)
+
+
+def both_markets_closed(client):
+    return client.fetch_closed_orders("BTC/USDT") + client.fetch_closed_orders("ETH/USDT")
+
+
+MARKET_ORDERS = {   # exchange: (a market buy of ETH/USDT for 30 USDT, every closed spot order)
+    "okx": (buy_eth_for_30_usdt, lambda okx: okx.fetch_closed_orders()),
+    "binance": (buy_eth_for_30_usdt, both_markets_closed),
+    "bybit": (buy_eth_for_30_usdt, lambda bybit: bybit.fetch_closed_orders(params={"type": "spot"})),  # not linear
+    "alpaca": (buy_eth_for_30_usdt, lambda alpaca: alpaca.fetch_closed_orders()),
+    "bitvavo": (lambda bitvavo: bitvavo.create_order("ETH/USDT", "market", "buy", 0, params={"cost": 30}),  # amountQuote
+                both_markets_closed)}
+
+
+@pytest.mark.parametrize("name", MARKET_ORDERS)
+def test_spot_market_orders_fill(request, name):
+    """A market sell of 0.1 BTC fills at the bid, a market buy for 30 USDT at the ask."""
+    client = request.getfixturevalue(name)
+    buy_for_30, closed_orders = MARKET_ORDERS[name]
+    seen = SEEN if name == "bybit" else {}
+    sell = client.create_order("BTC/USDT", "market", "sell", 0.1)
+    filled = client.fetch_order(sell["id"], "BTC/USDT", params=seen)
+    assert filled["status"] == "closed" and filled["filled"] == 0.1 and filled["average"] == 50000
+    assert filled["cost"] == 5000
+
+    buy = buy_for_30(client)
+    bought = client.fetch_order(buy["id"], "ETH/USDT", params=seen)
+    assert bought["status"] == "closed" and bought["cost"] == pytest.approx(30)
+    assert bought["filled"] == pytest.approx(30 / 3000.01, rel=1e-6)
+
+    assert {o["id"] for o in closed_orders(client)} == {sell["id"], buy["id"]}
+    assert client.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
+
+
+ORDER_HISTORY = {   # exchange: how ccxt lists the BTC/USDT orders no longer open
+    "okx": lambda okx: okx.fetch_canceled_orders("BTC/USDT"),
+    "binance": lambda binance: binance.fetch_orders("BTC/USDT"),                # /api/v3/allOrders
+    "bybit": lambda bybit: bybit.fetch_canceled_orders("BTC/USDT"),
+    "bitvavo": lambda bitvavo: bitvavo.fetch_orders("BTC/USDT")}
+
+
+@pytest.mark.parametrize("name", ORDER_HISTORY)
+def test_spot_limit_order_lifecycle(request, name):
+    """A limit buy rests (its USDT held), is listed open, is canceled, is listed in the history."""
+    client = request.getfixturevalue(name)
+    seen = SEEN if name == "bybit" else {}
+    order = client.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
+    assert order["id"]
+
+    fetched = client.fetch_order(order["id"], "BTC/USDT", params=seen)
+    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
+    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
+    assert client.fetch_balance()["USDT"]["used"] == 400
+    assert [o["id"] for o in client.fetch_open_orders("BTC/USDT")] == [order["id"]]
+
+    client.cancel_order(order["id"], "BTC/USDT")
+    assert client.fetch_order(order["id"], "BTC/USDT", params=seen)["status"] == "canceled"
+    assert client.fetch_open_orders("BTC/USDT") == []
+    assert [(o["id"], o["status"]) for o in ORDER_HISTORY[name](client)] == [(order["id"], "canceled")]
+    usdt = client.fetch_balance()["USDT"]
+    assert usdt["free"] == 100000 and (name == "bybit" or usdt == {"free": 100000, "used": 0, "total": 100000})
+
 
 SPOT_MARKETS = {   # exchange: (BTC/USDT's id, its minimum cost where ccxt reads one, whether it lists a delisted OLD/USDT)
     "okx": ("BTC-USDT", None, True), "binance": ("BTCUSDT", 0.1, False), "bybit": ("BTCUSDT", None, False),
