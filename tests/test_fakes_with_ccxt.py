@@ -25,8 +25,8 @@ from tests.fakes.okx import DEMO_API_KEY, FakeOKX  # noqa: E402
 
 @contextlib.contextmanager
 def loaded(fake_class, make_client, **options):
-    """A CCXT client (`make_client(fake)`, then `options`) of a fresh fake, kept at `.fake`, its
-    markets loaded."""
+    """A CCXT client (`make_client(fake)`, then `options`) of a fresh fake, kept at `.fake` (and
+    make_client at `.make_client`), its markets loaded."""
     with fake_class() as fake:
         client = make_client(fake)
         client.options.update(options)
@@ -34,6 +34,15 @@ def loaded(fake_class, make_client, **options):
         client.make_client = make_client
         client.load_markets()
         yield client
+
+
+def client_fixture(name, fake_class, make_client, **options):
+    """The fixture `name`: a CCXT client of a fresh fake, as loaded() makes it."""
+    @pytest.fixture(name=name)
+    def fixture():
+        with loaded(fake_class, make_client, **options) as client:
+            yield client
+    return fixture
 
 
 def impostor_of(client, *credentials):
@@ -54,10 +63,7 @@ def okx_client(fake, secret_key=None):
     return client
 
 
-@pytest.fixture
-def okx():
-    with loaded(FakeOKX, okx_client) as client:
-        yield client
+okx = client_fixture("okx", FakeOKX, okx_client)
 
 
 def test_okx_canceled_order_is_not_closed(okx):
@@ -128,10 +134,7 @@ def binance_client(fake, secret=None):
     return client
 
 
-@pytest.fixture
-def binance():
-    with loaded(FakeBinance, binance_client) as client:
-        yield client
+binance = client_fixture("binance", FakeBinance, binance_client)
 
 
 def test_binance_answers_orders_it_places_and_cancels(binance):
@@ -183,10 +186,7 @@ def bybit_client(fake, secret=None):
     return client
 
 
-@pytest.fixture
-def bybit():
-    with loaded(FakeBybit, bybit_client) as client:
-        yield client
+bybit = client_fixture("bybit", FakeBybit, bybit_client)
 
 
 def test_bybit_balance(bybit):
@@ -211,10 +211,7 @@ def test_bybit_refusals_map_to_ccxt_errors(bybit):
 
 # ---------------------------------------------------------------------------- OKX perpetual swaps
 
-@pytest.fixture
-def okx_swap():
-    with loaded(FakeOKX, okx_client, fetchMarkets={"types": ["spot", "swap"]}) as client:
-        yield client
+okx_swap = client_fixture("okx_swap", FakeOKX, okx_client, fetchMarkets={"types": ["spot", "swap"]})
 
 
 def test_okx_swap_markets_and_data(okx_swap):
@@ -262,10 +259,7 @@ def alpaca_client(fake, secret=None):
     return client
 
 
-@pytest.fixture
-def alpaca():
-    with loaded(FakeAlpaca, alpaca_client) as client:
-        yield client
+alpaca = client_fixture("alpaca", FakeAlpaca, alpaca_client)
 
 
 def test_alpaca_lists_crypto_only(alpaca):
@@ -324,10 +318,7 @@ def bitvavo_client(fake, secret=None):
     return client
 
 
-@pytest.fixture
-def bitvavo():
-    with loaded(FakeBitvavo, bitvavo_client) as client:
-        yield client
+bitvavo = client_fixture("bitvavo", FakeBitvavo, bitvavo_client)
 
 
 def test_bitvavo_lists_open_orders_of_every_market_and_sends_the_operator(bitvavo):
@@ -395,10 +386,7 @@ def coinbase_client(fake, api_key=None, secret=None):
     return client
 
 
-@pytest.fixture
-def coinbase():
-    with loaded(FakeCoinbase, coinbase_client, fetchMarkets={"types": ["spot"]}) as client:
-        yield client
+coinbase = client_fixture("coinbase", FakeCoinbase, coinbase_client, fetchMarkets={"types": ["spot"]})
 
 
 def test_coinbase_market_data(coinbase):
@@ -842,10 +830,7 @@ def bingx_client(fake, secret=None):
     return client
 
 
-@pytest.fixture
-def bingx():
-    with loaded(FakeBingX, bingx_client) as client:
-        yield client
+bingx = client_fixture("bingx", FakeBingX, bingx_client)
 
 
 def test_bingx_markets(bingx):
@@ -945,10 +930,7 @@ def blofin_client(fake, secret_key=None):
     return client
 
 
-@pytest.fixture
-def blofin():
-    with loaded(FakeBloFin, blofin_client) as client:
-        yield client
+blofin = client_fixture("blofin", FakeBloFin, blofin_client)
 
 
 def test_blofin_markets_and_data(blofin):
