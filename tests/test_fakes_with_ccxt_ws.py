@@ -56,6 +56,39 @@ async def soon(awaitable):
     return await asyncio.wait_for(awaitable, WAIT)
 
 
+async def fake_took(fake, topic):
+    """Wait (bounded, without blocking the event loop) until one of the fake's sessions holds the
+    subscription `topic` (as the fake keeps it in ws_subscriptions)."""
+    took = lambda: any(topic in topics for topics in list(fake.ws_subscriptions.values()))
+    await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, took)
+
+
+async def one_sale_seen(fake, waiting, symbol, pair, amount):
+    """The engine sells `amount` at market (one fill at 50000): the awaited watch_trades (`waiting`)
+    answers that one trade."""
+    with fake.lock:
+        fake.engine.place(pair, "sell", "market", D(amount))
+    trades = await soon(waiting)
+    assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, float(amount), "sell", symbol)]
+    assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+
+
+async def a_fill_moves_the_ticker(client, fake, symbol, pair, ticker, amount="0.001", params=None):
+    """The engine buys `amount` at market: the fake pushes a fresh ticker, no older than `ticker`."""
+    with fake.lock:
+        fake.engine.place(pair, "buy", "market", D(amount))
+    moved = await soon(client.watch_ticker(symbol, params or {}))
+    assert moved["timestamp"] >= ticker["timestamp"]
+
+
+async def the_best_ask_goes(client, fake, symbol, pair, next_ask):
+    """A book update takes the best ask (50000.1) away and bids 2 at 50000.05: CCXT's book shows
+    `next_ask` first and the new bid."""
+    fake.push_book_update(pair, asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
+    book = await soon(client.watch_order_book(symbol))
+    assert book["asks"][0] == next_ask and book["bids"][0] == [50000.05, 2]
+
+
 def test_okx_watch_ticker():
     async def check(client, fake):
         ticker = await soon(client.watch_ticker("BTC/USDT"))
@@ -63,10 +96,7 @@ def test_okx_watch_ticker():
         assert ticker["symbol"] == "BTC/USDT" and ticker["timestamp"] > 1_600_000_000_000
         swap = await soon(client.watch_ticker("ETH/USDT:USDT"))
         assert swap["symbol"] == "ETH/USDT:USDT" and swap["last"] == 3000
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "buy", "market", D("0.001"))     # a fill pushes a fresh ticker
-        moved = await soon(client.watch_ticker("BTC/USDT"))
-        assert moved["timestamp"] >= ticker["timestamp"]
+        await a_fill_moves_the_ticker(client, fake, "BTC/USDT", ("BTC", "USDT"), ticker)
     watching(FakeOKX, okx_client, check)
 
 
@@ -75,30 +105,10 @@ def test_okx_watch_order_book_snapshot_and_updates():
         book = await soon(client.watch_order_book("BTC/USDT"))           # the books channel (400 levels)
         assert book["asks"][0] == [50000.1, 0.5] and book["bids"][0] == [50000, 0.5]
         assert len(book["asks"]) == len(book["bids"]) == 400
-        fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
-        book = await soon(client.watch_order_book("BTC/USDT"))            # CCXT checks prevSeqId
-        assert book["asks"][0] == [50000.2, 1] and book["bids"][0] == [50000.05, 2]
+        await the_best_ask_goes(client, fake, "BTC/USDT", ("BTC", "USDT"), [50000.2, 1])    # CCXT checks prevSeqId
         small = await soon(client.watch_order_book("ETH/USDT", limit=5))  # the books5 channel
         assert small["asks"][0][:2] == [3000.01, 0.5] and len(small["bids"]) == 5
     watching(FakeOKX, okx_client, check)
-
-
-def test_okx_watch_trades_sees_the_engines_fills():
-    async def check(client, fake):
-        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
-        await fake_subscribed(fake, "trades", "BTC-USDT")
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
-        trades = await soon(waiting)
-        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USDT")]
-        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
-    watching(FakeOKX, okx_client, check)
-
-
-async def fake_subscribed(fake, channel, inst):
-    """Wait (bounded, without blocking the event loop) until the fake took a subscription."""
-    subscribed = lambda: any((channel, inst) in topics for topics in fake.ws_subscriptions.values())
-    await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
 
 
 def test_okx_watch_ohlcv_on_the_business_endpoint():
@@ -134,10 +144,7 @@ def test_binance_watch_ticker_spot_and_futures():
         assert ticker["symbol"] == "BTC/USDT" and ticker["timestamp"] > 1_600_000_000_000
         swap = await soon(client.watch_ticker("ETH/USDT:USDT"))
         assert swap["symbol"] == "ETH/USDT:USDT" and swap["last"] == 3000
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "buy", "market", D("0.001"))     # a fill pushes a fresh ticker
-        moved = await soon(client.watch_ticker("BTC/USDT", {"name": "ticker"}))
-        assert moved["timestamp"] >= ticker["timestamp"]
+        await a_fill_moves_the_ticker(client, fake, "BTC/USDT", ("BTC", "USDT"), ticker, params={"name": "ticker"})
     watching(FakeBinance, binance_client, check)
 
 
@@ -164,11 +171,7 @@ def test_binance_watch_trades_sees_the_engines_fills():
     async def check(client, fake):
         waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
         await binance_subscribed(fake, "btcusdt@trade")
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
-        trades = await soon(waiting)
-        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USDT")]
-        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+        await one_sale_seen(fake, waiting, "BTC/USDT", ("BTC", "USDT"), "0.5")
         waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT:USDT"))
         await binance_subscribed(fake, "btcusdt@trade", futures=True)
         swap = linear_btc(fake)
@@ -222,23 +225,6 @@ def test_bybit_watch_order_book_snapshot_and_deltas(symbol):
     watching(FakeBybit, bybit_client, check)
 
 
-def test_bybit_watch_trades_sees_the_engines_fills():
-    async def check(client, fake):
-        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
-        await bybit_subscribed(fake, "publicTrade.BTCUSDT")
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
-        trades = await soon(waiting)
-        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USDT")]
-        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
-    watching(FakeBybit, bybit_client, check)
-
-
-async def bybit_subscribed(fake, topic):
-    subscribed = lambda: any(topic in topics for topics in list(fake.ws_subscriptions.values()))
-    await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
-
-
 # -- BingX -----------------------------------------------------------------------------------------
 
 async def no_markets(params):
@@ -272,22 +258,6 @@ def test_bingx_watch_order_book(symbol):
     watching(FakeBingX, bingx_client, check)
 
 
-def test_bingx_watch_trades_sees_the_engines_fills():
-    async def check(client, fake):
-        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
-        await bingx_subscribed(fake, "BTC-USDT@trade")
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
-        trades = await soon(waiting)
-        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USDT")]
-    watching(FakeBingX, bingx_client, check)
-
-
-async def bingx_subscribed(fake, name):
-    subscribed = lambda: any(name in names for names in list(fake.ws_subscriptions.values()))
-    await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, subscribed)
-
-
 # -- BloFin (USDT-margined perpetuals) ------------------------------------------------------------
 
 def blofin_client(fake):
@@ -306,10 +276,7 @@ def test_blofin_watch_ticker():
         ticker = await soon(client.watch_ticker("BTC/USDT:USDT"))
         assert (ticker["bid"], ticker["ask"], ticker["last"]) == (50000, 50000.1, 50000)
         assert ticker["symbol"] == "BTC/USDT:USDT" and ticker["timestamp"] > 1_600_000_000_000
-        with fake.lock:
-            fake.engine.place(BLOFIN_BTC, "buy", "market", D("1"))      # a fill pushes a fresh ticker
-        moved = await soon(client.watch_ticker("BTC/USDT:USDT"))
-        assert moved["timestamp"] >= ticker["timestamp"]
+        await a_fill_moves_the_ticker(client, fake, "BTC/USDT:USDT", BLOFIN_BTC, ticker, amount="1")   # contract
     watching(FakeBloFin, blofin_client, check)
 
 
@@ -318,22 +285,7 @@ def test_blofin_watch_order_book_snapshot_and_updates():
         book = await soon(client.watch_order_book("BTC/USDT:USDT"))     # the books channel (200 levels)
         assert book["asks"][0] == [50000.1, 10] and book["bids"][0] == [50000, 10]
         assert len(book["asks"]) == len(book["bids"]) == 200 and book["nonce"] > 0
-        fake.push_book_update(BLOFIN_BTC, asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
-        book = await soon(client.watch_order_book("BTC/USDT:USDT"))
-        assert book["asks"][0] == [50000.2, 20] and book["bids"][0] == [50000.05, 2]
-    watching(FakeBloFin, blofin_client, check)
-
-
-def test_blofin_watch_trades_sees_the_engines_fills():
-    async def check(client, fake):
-        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT:USDT"))
-        await fake_subscribed(fake, "trades", "BTC-USDT")
-        with fake.lock:
-            fake.engine.place(BLOFIN_BTC, "sell", "market", D("2"))      # one fill: 2 contracts at 50000
-        trades = await soon(waiting)
-        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == \
-            [(50000, 2, "sell", "BTC/USDT:USDT")]
-        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
+        await the_best_ask_goes(client, fake, "BTC/USDT:USDT", BLOFIN_BTC, [50000.2, 20])
     watching(FakeBloFin, blofin_client, check)
 
 
@@ -358,17 +310,14 @@ def test_bitvavo_watch_ticker():
         ticker = await soon(client.watch_ticker("BTC/USDT"))                # the ticker24h channel
         assert (ticker["bid"], ticker["ask"], ticker["last"], ticker["high"]) == (50000, 50000.1, 50000, 50500)
         assert ticker["symbol"] == "BTC/USDT" and ticker["timestamp"] > 1_600_000_000_000
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "buy", "market", D("0.001"))     # a fill pushes a fresh ticker
-        moved = await soon(client.watch_ticker("BTC/USDT"))
-        assert moved["timestamp"] >= ticker["timestamp"]
+        await a_fill_moves_the_ticker(client, fake, "BTC/USDT", ("BTC", "USDT"), ticker)
     watching(FakeBitvavo, bitvavo_client, check)
 
 
 def test_bitvavo_watch_order_book_snapshot_by_getbook_and_nonce_updates():
     async def check(client, fake):
         waiting = asyncio.ensure_future(client.watch_order_book("BTC/USDT"))
-        await fake_took(fake, lambda topics: ("book", "BTC-USDT") in topics)
+        await fake_took(fake, ("book", "BTC-USDT"))
         fake.push_book_update(("BTC", "USDT"), bids=[["50000.05", "2"]])  # CCXT asks getBook on its first update
         book = await soon(waiting)
         assert book["asks"][0] == [50000.1, 0.5] and book["bids"][0] == [50000.05, 2] and len(book["asks"]) == 1000
@@ -376,18 +325,6 @@ def test_bitvavo_watch_order_book_snapshot_by_getbook_and_nonce_updates():
         fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "0"]])
         book = await soon(client.watch_order_book("BTC/USDT"))            # nonce one past the snapshot's
         assert book["asks"][0] == [50000.2, 1] and book["nonce"] == fake.ws_books["BTC-USDT"]["nonce"]
-    watching(FakeBitvavo, bitvavo_client, check)
-
-
-def test_bitvavo_watch_trades_sees_the_engines_fills():
-    async def check(client, fake):
-        waiting = asyncio.ensure_future(client.watch_trades("BTC/USDT"))
-        await fake_took(fake, lambda topics: ("trades", "BTC-USDT") in topics)
-        with fake.lock:
-            fake.engine.place(("BTC", "USDT"), "sell", "market", D("0.5"))      # one fill: 0.5 at 50000
-        trades = await soon(waiting)
-        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USDT")]
-        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
     watching(FakeBitvavo, bitvavo_client, check)
 
 
@@ -407,10 +344,7 @@ def test_alpaca_watch_ticker_after_auth():
         assert (ticker["bid"], ticker["ask"]) == (50000, 50000.1) and ticker["symbol"] == "BTC/USD"
         assert ticker["timestamp"] > 1_600_000_000_000
         assert json.loads(fake.ws_received[0][1]) == {"action": "auth", "key": fake.ACCESS_KEY, "secret": fake.SECRET_KEY}
-        with fake.lock:
-            fake.engine.place(("BTC", "USD"), "buy", "market", D("0.001"))      # a fill pushes a fresh quote
-        moved = await soon(client.watch_ticker("BTC/USD"))
-        assert moved["timestamp"] >= ticker["timestamp"]
+        await a_fill_moves_the_ticker(client, fake, "BTC/USD", ("BTC", "USD"), ticker)
     watching(FakeAlpaca, alpaca_client, check)
 
 
@@ -418,29 +352,8 @@ def test_alpaca_watch_order_book_whole_then_updates():
     async def check(client, fake):
         book = await soon(client.watch_order_book("BTC/USD"))
         assert book["asks"][0] == [50000.1, 0.5] and book["bids"][0] == [50000, 0.5] and len(book["asks"]) == 100
-        fake.push_book_update(("BTC", "USD"), asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
-        book = await soon(client.watch_order_book("BTC/USD"))
-        assert book["asks"][0] == [50000.2, 1] and book["bids"][0] == [50000.05, 2]
+        await the_best_ask_goes(client, fake, "BTC/USD", ("BTC", "USD"), [50000.2, 1])
     watching(FakeAlpaca, alpaca_client, check)
-
-
-def test_alpaca_watch_trades_sees_the_engines_fills():
-    async def check(client, fake):
-        waiting = asyncio.ensure_future(client.watch_trades("BTC/USD"))
-        await fake_took(fake, lambda topics: ("trades", "BTC/USD") in topics)
-        with fake.lock:
-            fake.engine.place(("BTC", "USD"), "sell", "market", D("0.5"))       # one fill: 0.5 at 50000
-        trades = await soon(waiting)
-        assert [(t["price"], t["amount"], t["side"], t["symbol"]) for t in trades] == [(50000, 0.5, "sell", "BTC/USD")]
-        assert trades[0]["timestamp"] > 1_600_000_000_000 and trades[0]["id"]
-    watching(FakeAlpaca, alpaca_client, check)
-
-
-async def fake_took(fake, predicate):
-    """Wait (bounded, without blocking the event loop) until one of the fake's sessions holds a
-    subscription the predicate accepts (it gets that session's set of topics)."""
-    took = lambda: any(predicate(topics) for topics in fake.ws_subscriptions.values())
-    await asyncio.get_running_loop().run_in_executor(None, fake.ws_wait, took)
 
 
 # -- Coinbase (the public market-data channels, no key) ---------------------------------------------
@@ -470,9 +383,7 @@ def test_coinbase_watch_order_book_snapshot_and_updates():
     async def check(client, fake):
         book = await soon(client.watch_order_book("BTC/USDT"))             # the level2 snapshot (l2_data)
         assert book["asks"][0] == [50000.1, 0.5] and book["bids"][0] == [50000, 0.5] and len(book["asks"]) == 500
-        fake.push_book_update(("BTC", "USDT"), asks=[["50000.1", "0"]], bids=[["50000.05", "2"]])
-        book = await soon(client.watch_order_book("BTC/USDT"))
-        assert book["asks"][0] == [50000.2, 1] and book["bids"][0] == [50000.05, 2]
+        await the_best_ask_goes(client, fake, "BTC/USDT", ("BTC", "USDT"), [50000.2, 1])
     watching(FakeCoinbase, coinbase_ws_client, check)
 
 
@@ -486,3 +397,25 @@ def test_coinbase_watch_trades_sees_the_engines_fills():
         assert [(t["price"], t["amount"], t["side"]) for t in trades][-1:] == [(50000, 0.5, "sell")]
         assert trades[-1]["timestamp"] > 1_600_000_000_000 and trades[-1]["id"]
     watching(FakeCoinbase, coinbase_ws_client, check)
+
+
+# -- every fake ------------------------------------------------------------------------------------
+
+TRADE_STREAMS = {   # exchange: (fake, client, symbol, the engine's pair, the fake's topic for it, amount sold)
+    "okx": (FakeOKX, okx_client, "BTC/USDT", ("BTC", "USDT"), ("trades", "BTC-USDT"), "0.5"),
+    "bybit": (FakeBybit, bybit_client, "BTC/USDT", ("BTC", "USDT"), "publicTrade.BTCUSDT", "0.5"),
+    "bingx": (FakeBingX, bingx_client, "BTC/USDT", ("BTC", "USDT"), "BTC-USDT@trade", "0.5"),
+    "blofin": (FakeBloFin, blofin_client, "BTC/USDT:USDT", BLOFIN_BTC, ("trades", "BTC-USDT"), "2"),   # contracts
+    "bitvavo": (FakeBitvavo, bitvavo_client, "BTC/USDT", ("BTC", "USDT"), ("trades", "BTC-USDT"), "0.5"),
+    "alpaca": (FakeAlpaca, alpaca_client, "BTC/USD", ("BTC", "USD"), ("trades", "BTC/USD"), "0.5")}
+
+
+@pytest.mark.parametrize("name", TRADE_STREAMS)
+def test_watch_trades_sees_the_engines_fills(name):
+    fake_class, make_client, symbol, pair, topic, amount = TRADE_STREAMS[name]
+
+    async def check(client, fake):
+        waiting = asyncio.ensure_future(client.watch_trades(symbol))
+        await fake_took(fake, topic)
+        await one_sale_seen(fake, waiting, symbol, pair, amount)
+    watching(fake_class, make_client, check)
