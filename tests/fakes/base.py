@@ -307,6 +307,25 @@ class FakeExchange:
                 session.send_text("pong")
         return answering
 
+    def ws_follow(self, session, action, topics):
+        """Subscribe the session to topics (action "subscribe") or unsubscribe it (any other action);
+        answer its subscriptions after, as {channel: [market, ...]}. Call under the lock."""
+        subscribed = self.ws_subscriptions[session]
+        for topic in topics:
+            subscribed.add(topic) if action == "subscribe" else subscribed.discard(topic)
+        now = {}
+        for channel, market in sorted(subscribed):
+            now.setdefault(channel, []).append(market)
+        return now
+
+    def ws_watched(self, *topics):
+        """Whether some session is subscribed to one of topics; call under the lock."""
+        return any(topic in subscribed for subscribed in self.ws_subscriptions.values() for topic in topics)
+
+    def ws_channels_on(self, market):
+        """The channels of the topics (channel, market) some session is subscribed to; call under the lock."""
+        return {channel for subscribed in self.ws_subscriptions.values() for channel, key in subscribed if key == market}
+
     def ws_push(self, topic, message):
         """Send message to every session subscribed to topic (in `ws_subscriptions`); call under the lock."""
         text = json.dumps(message)

@@ -587,12 +587,7 @@ class FakeBitvavo(FakeExchange):
             if name not in ("ticker24h", "ticker", "book", "trades") or pair_of(market) not in self.engine.markets:
                 return session.send_text(json.dumps({"action": action, "errorCode": 205,
                                                      "error": "market parameter is invalid."}))
-        subscribed = self.ws_subscriptions[session]
-        for topic in topics:
-            subscribed.add(topic) if action == "subscribe" else subscribed.discard(topic)
-        now = {}
-        for name, market in sorted(subscribed):
-            now.setdefault(name, []).append(market)
+        now = self.ws_follow(session, action, topics)
         session.send_text(json.dumps({"event": action + "d", "subscriptions": now}))
         for name, market in topics:
             if action == "subscribe" and name == "ticker24h":
@@ -643,5 +638,5 @@ class FakeBitvavo(FakeExchange):
         self.ws_push(("ticker", market), {"event": "ticker", "market": market, "bestBid": fmt(bids[0][0]),
                                         "bestBidSize": fmt(bids[0][1]), "bestAsk": fmt(asks[0][0]),
                                         "bestAskSize": fmt(asks[0][1]), "lastPrice": fmt(price)})
-        if any(("book", market) in subscribed for subscribed in self.ws_subscriptions.values()):
+        if self.ws_watched(("book", market)):
             self.push_book_update(pair)

@@ -579,12 +579,7 @@ class FakeCoinbase(FakeExchange):
                     any(tuple(str(p).split("-")) not in self.engine.markets for p in products):
                 return session.send_text(json.dumps({"type": "error", "message": "Failure to subscribe"}))
             topics = [("heartbeats", "heartbeats")] if channel == "heartbeats" else [(channel, p) for p in products]
-            subscribed = self.ws_subscriptions[session]
-            for topic in topics:
-                subscribed.add(topic) if action == "subscribe" else subscribed.discard(topic)
-            now = {}
-            for name, product in sorted(subscribed):
-                now.setdefault(name, []).append(product)
+            now = self.ws_follow(session, action, topics)
             self._ws_send(session, "subscriptions", [{"subscriptions": now}])
             if action == "subscribe":
                 for name, product in topics:
@@ -680,5 +675,5 @@ class FakeCoinbase(FakeExchange):
                  "size": fmt(amount), "side": side.upper(), "time": iso(self.now_ms())}
         self._push(("market_trades", product), "market_trades", [{"type": "update", "trades": [trade]}])
         self._push(("ticker", product), "ticker", [{"type": "update", "tickers": [self._ws_ticker(pair, price)]}])
-        if any(("level2", product) in subscribed for subscribed in self.ws_subscriptions.values()):
+        if self.ws_watched(("level2", product)):
             self.push_book_update(pair)

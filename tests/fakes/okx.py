@@ -386,8 +386,7 @@ class FakeOKX(FakeExchange):
                                               "msg": f"Wrong URL or channel:{topic[0]},instId:{topic[1]} doesn't exist."}))
                 continue
             with self.lock:
-                subscribed = self.ws_subscriptions[session]
-                subscribed.add(topic) if op == "subscribe" else subscribed.discard(topic)
+                self.ws_follow(session, op, [topic])
                 session.send_text(json.dumps({"event": op, "arg": arg, "connId": "fake"}))
                 if op == "subscribe":
                     self._first_push(session, topic, pair)
@@ -462,11 +461,10 @@ class FakeOKX(FakeExchange):
                  "side": side, "ts": str(self.now_ms()), "count": "1"}
         self.ws_push(("trades", inst), {"arg": {"channel": "trades", "instId": inst}, "data": [trade]})
         self.ws_push(("tickers", inst), {"arg": {"channel": "tickers", "instId": inst}, "data": [self._ticker(pair)]})
-        for channel in {c for subscribed in self.ws_subscriptions.values() for c, i in subscribed
-                        if i == inst and c.startswith("candle")}:
-            self.ws_push((channel, inst), self._candle_push(channel, pair))
-        if any(("books", inst) in subscribed or ("books5", inst) in subscribed
-               for subscribed in self.ws_subscriptions.values()):
+        for channel in self.ws_channels_on(inst):
+            if channel.startswith("candle"):
+                self.ws_push((channel, inst), self._candle_push(channel, pair))
+        if self.ws_watched(("books", inst), ("books5", inst)):
             self.push_book_update(pair)
 
     # ------------------------------------------------------------------ account
