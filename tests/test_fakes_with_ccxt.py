@@ -436,11 +436,59 @@ def test_coinbase_refuses_another_key(coinbase):
 
 # ---------------------------------------------------------------------------- every fake
 
-@pytest.mark.parametrize("name", ["okx", "binance", "bybit", "alpaca", "bitvavo", "coinbase", "bingx"])
-def test_insufficient_funds(request, name):
-    """5 BTC at 40000 asks twice the USDT held: Alpaca "insufficient balance for USDT", Bitvavo 216."""
-    with pytest.raises(ccxt.InsufficientFunds):
-        request.getfixturevalue(name).create_order("BTC/USDT", "limit", "buy", 5, 40000)
+SPOT_MARKETS = {   # exchange: (BTC/USDT's id, its minimum cost where ccxt reads one, whether it lists a delisted OLD/USDT)
+    "okx": ("BTC-USDT", None, True), "binance": ("BTCUSDT", 0.1, False), "bybit": ("BTCUSDT", None, False),
+    "alpaca": ("BTC/USDT", None, False), "bitvavo": ("BTC-USDT", 0.1, True), "coinbase": ("BTC-USDT", 0.1, False)}
+
+
+@pytest.mark.parametrize("name", SPOT_MARKETS)
+def test_spot_markets(request, name):
+    client = request.getfixturevalue(name)
+    market_id, min_cost, lists_old = SPOT_MARKETS[name]
+    market = client.market("BTC/USDT")
+    assert market["id"] == market_id and market["spot"] and market["active"]
+    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
+    assert market["limits"]["amount"]["min"] == 0.00001
+    if min_cost is not None:
+        assert market["limits"]["cost"]["min"] == min_cost
+    if lists_old:
+        assert client.markets["OLD/USDT"]["active"] is False
+
+
+@pytest.mark.parametrize("name", ["okx", "binance", "alpaca", "bitvavo"])
+def test_spot_balance(request, name):
+    balance = request.getfixturevalue(name).fetch_balance()
+    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
+    assert balance["BTC"]["free"] == 1
+
+
+ORDER_HISTORY = {   # exchange: how ccxt lists the BTC/USDT orders no longer open
+    "okx": lambda okx: okx.fetch_canceled_orders("BTC/USDT"),
+    "binance": lambda binance: binance.fetch_orders("BTC/USDT"),                # /api/v3/allOrders
+    "bybit": lambda bybit: bybit.fetch_canceled_orders("BTC/USDT"),
+    "bitvavo": lambda bitvavo: bitvavo.fetch_orders("BTC/USDT")}
+
+
+@pytest.mark.parametrize("name", ORDER_HISTORY)
+def test_spot_limit_order_lifecycle(request, name):
+    """A limit buy rests (its USDT held), is listed open, is canceled, is listed in the history."""
+    client = request.getfixturevalue(name)
+    seen = SEEN if name == "bybit" else {}
+    order = client.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
+    assert order["id"]
+
+    fetched = client.fetch_order(order["id"], "BTC/USDT", params=seen)
+    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
+    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
+    assert client.fetch_balance()["USDT"]["used"] == 400
+    assert [o["id"] for o in client.fetch_open_orders("BTC/USDT")] == [order["id"]]
+
+    client.cancel_order(order["id"], "BTC/USDT")
+    assert client.fetch_order(order["id"], "BTC/USDT", params=seen)["status"] == "canceled"
+    assert client.fetch_open_orders("BTC/USDT") == []
+    assert [(o["id"], o["status"]) for o in ORDER_HISTORY[name](client)] == [(order["id"], "canceled")]
+    usdt = {key: value for key, value in client.fetch_balance()["USDT"].items() if key != "debt"}   # ccxt: Bybit's
+    assert usdt == {"free": 100000, "used": 0, "total": 100000}
 
 
 def buy_eth_for_30_usdt(client):
@@ -482,59 +530,11 @@ def test_spot_market_orders_fill(request, name):
     assert client.fetch_balance()["BTC"]["total"] == pytest.approx(0.9)
 
 
-ORDER_HISTORY = {   # exchange: how ccxt lists the BTC/USDT orders no longer open
-    "okx": lambda okx: okx.fetch_canceled_orders("BTC/USDT"),
-    "binance": lambda binance: binance.fetch_orders("BTC/USDT"),                # /api/v3/allOrders
-    "bybit": lambda bybit: bybit.fetch_canceled_orders("BTC/USDT"),
-    "bitvavo": lambda bitvavo: bitvavo.fetch_orders("BTC/USDT")}
-
-
-@pytest.mark.parametrize("name", ORDER_HISTORY)
-def test_spot_limit_order_lifecycle(request, name):
-    """A limit buy rests (its USDT held), is listed open, is canceled, is listed in the history."""
-    client = request.getfixturevalue(name)
-    seen = SEEN if name == "bybit" else {}
-    order = client.create_order("BTC/USDT", "limit", "buy", 0.01, 40000)
-    assert order["id"]
-
-    fetched = client.fetch_order(order["id"], "BTC/USDT", params=seen)
-    assert fetched["status"] == "open" and fetched["price"] == 40000 and fetched["amount"] == 0.01
-    assert fetched["filled"] == 0 and fetched["side"] == "buy" and fetched["type"] == "limit"
-    assert client.fetch_balance()["USDT"]["used"] == 400
-    assert [o["id"] for o in client.fetch_open_orders("BTC/USDT")] == [order["id"]]
-
-    client.cancel_order(order["id"], "BTC/USDT")
-    assert client.fetch_order(order["id"], "BTC/USDT", params=seen)["status"] == "canceled"
-    assert client.fetch_open_orders("BTC/USDT") == []
-    assert [(o["id"], o["status"]) for o in ORDER_HISTORY[name](client)] == [(order["id"], "canceled")]
-    usdt = client.fetch_balance()["USDT"]
-    assert usdt["free"] == 100000 and (name == "bybit" or usdt == {"free": 100000, "used": 0, "total": 100000})
-
-
-SPOT_MARKETS = {   # exchange: (BTC/USDT's id, its minimum cost where ccxt reads one, whether it lists a delisted OLD/USDT)
-    "okx": ("BTC-USDT", None, True), "binance": ("BTCUSDT", 0.1, False), "bybit": ("BTCUSDT", None, False),
-    "alpaca": ("BTC/USDT", None, False), "bitvavo": ("BTC-USDT", 0.1, True), "coinbase": ("BTC-USDT", 0.1, False)}
-
-
-@pytest.mark.parametrize("name", SPOT_MARKETS)
-def test_spot_markets(request, name):
-    client = request.getfixturevalue(name)
-    market_id, min_cost, lists_old = SPOT_MARKETS[name]
-    market = client.market("BTC/USDT")
-    assert market["id"] == market_id and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.1 and market["precision"]["amount"] == 0.00000001
-    assert market["limits"]["amount"]["min"] == 0.00001
-    if min_cost is not None:
-        assert market["limits"]["cost"]["min"] == min_cost
-    if lists_old:
-        assert client.markets["OLD/USDT"]["active"] is False
-
-
-@pytest.mark.parametrize("name", ["okx", "binance", "alpaca", "bitvavo"])
-def test_spot_balance(request, name):
-    balance = request.getfixturevalue(name).fetch_balance()
-    assert balance["USDT"] == {"free": 100000, "used": 0, "total": 100000}
-    assert balance["BTC"]["free"] == 1
+@pytest.mark.parametrize("name", ["okx", "binance", "bybit", "alpaca", "bitvavo", "coinbase", "bingx"])
+def test_insufficient_funds(request, name):
+    """5 BTC at 40000 asks twice the USDT held: Alpaca "insufficient balance for USDT", Bitvavo 216."""
+    with pytest.raises(ccxt.InsufficientFunds):
+        request.getfixturevalue(name).create_order("BTC/USDT", "limit", "buy", 5, 40000)
 
 
 WRONG_SECRETS = {   # exchange: (wrong secrets, made from the right client; what ccxt raises; the exchange's code)
