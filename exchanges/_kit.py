@@ -10,7 +10,7 @@ Sections, in order: errors; symbols; numbers; HTTP: connection pool; single-flig
 callers asking the same at once, and optionally its value kept: shared reads and the caches);
 HTTP: requests and the Api a handler calls through; caches: markets; account settings; the shared
 state (POOL, SHARED_READS, MARKETS, ACCOUNT_SETTINGS, CLOCK_OFFSETS); reading replies (market,
-market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_row, signed_io: exchange.IO
+market_spec, specs_by_exchange_id, markets_answer, book_levels, candle_rows, signed_io: exchange.IO
 passed through, one_or_all).
 """
 import collections.abc
@@ -1197,9 +1197,19 @@ class BookSide(collections.abc.Sequence):
         return repr(self.levels())
 
 
-def candle_row(row):
-    """An exchange's candle [open time ms, open, high, low, close, volume, ...] as FMZ's record."""
-    return [int(row[0])] + [answer_number(value) for value in row[1:6]]
+def candle_rows(rows):
+    """An exchange's candles [open time ms, open, high, low, close, volume, ...] as FMZ's
+    records, without a candle whose time or price does not read as a finite number (empty,
+    garbled, NaN: a low of 0 would look like a crash to a robot's indicators, and a candle
+    without a time has no place); an unreadable volume is 0."""
+    records = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) < 5:
+            continue
+        time, *prices = (_finite_float(value) for value in row[:5])
+        if time is not None and None not in prices:
+            records.append([int(time), *prices, answer_number(row[5] if len(row) > 5 else None)])
+    return records
 
 
 def _finite_float(value):

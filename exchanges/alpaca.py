@@ -58,8 +58,8 @@ import json
 import re
 from collections import namedtuple
 
-from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, iso_ms, market, markets_answer, number_or_zero,
-                            one_or_all)
+from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, candle_rows, iso_ms, market, markets_answer,
+                            number_or_zero, one_or_all)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -439,8 +439,8 @@ def records(api, symbol, period=60, limit=None):
                                                   "page_token": token})
         pages.append(reply)
         bars = (reply.get("bars") or {}).get(spec["alpaca_symbol"]) or []
-        rows += [[_ms(b.get("t")), number_or_zero(b.get("o")), number_or_zero(b.get("h")),
-                  number_or_zero(b.get("l")), number_or_zero(b.get("c")), number_or_zero(b.get("v"))] for b in bars]
+        rows += candle_rows([_ms(b.get("t")) or None, b.get("o"), b.get("h"), b.get("l"), b.get("c"), b.get("v")]
+                            for b in bars)
         token = reply.get("next_page_token")
         if not bars or not token:
             break

@@ -31,7 +31,7 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, market, markets_answer,
                             number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, by_param
@@ -382,7 +382,7 @@ def records(api, symbol, period=60, limit=None):
         page = _data(reply)
         if not page:
             break
-        rows = [candle_row(r) for r in page] + rows
+        rows = candle_rows(page) + rows
         end = int(page[0][0]) - 1
     return rows, one_or_all(pages)
 

@@ -51,7 +51,7 @@ import urllib.parse
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, market, markets_answer,
                             number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit
@@ -345,7 +345,7 @@ def records(api, symbol, period=60, limit=None):
             query["timeZone"] = 0
         reply = api.get(PATHS["klines"][symbol.kind], query, signed=False)
         pages.append(reply)
-        page = [_candle(row) for row in _data(reply) or []]
+        page = candle_rows(_candle_fields(row) for row in _data(reply) or [])
         found.update((row[0], row) for row in page)
         if len(page) < asked:
             break
@@ -354,12 +354,12 @@ def records(api, symbol, period=60, limit=None):
     return rows, one_or_all(pages)
 
 
-def _candle(row):
+def _candle_fields(row):
     """Spot rows are [openTime, open, high, low, close, volume, closeTime, quoteVolume]; swap rows
-    are {open, close, high, low, volume, time}."""
+    are {open, close, high, low, volume, time}: both as a list in the spot order."""
     if isinstance(row, list):
-        return candle_row(row)
-    return candle_row([row.get(field) for field in ("time", "open", "high", "low", "close", "volume")])
+        return row
+    return [row.get(field) for field in ("time", "open", "high", "low", "close", "volume")]
 
 
 def markets(api):

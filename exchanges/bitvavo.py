@@ -63,7 +63,7 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (PluginError, Symbol, book_levels, candle_row, market, markets_answer, number_or_zero,
+from exchanges._kit import (PluginError, Symbol, book_levels, candle_rows, market, markets_answer, number_or_zero,
                             one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, order_size, paid_in, place_once
 from exchanges._throttle import Limit, by_param, used_from
@@ -330,7 +330,7 @@ def records(api, symbol, period=60, limit=None):
         reply = api.get(path, {"interval": interval, "limit": min(wanted - len(candles), CANDLES_PAGE),
                                "end": end}, signed=False)
         pages.append(reply)
-        rows = [candle_row(r) for r in _data(reply, list) if isinstance(r, list) and len(r) >= 6]
+        rows = candle_rows(_data(reply, list))
         fresh = {row[0]: row for row in rows if row[0] not in candles}
         if not fresh:
             break

@@ -45,7 +45,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges import okx
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, market, markets_answer,
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, market, markets_answer,
                             number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
@@ -311,7 +311,7 @@ def records(api, symbol, period=60, limit=None):
         reply = api.get("/api/v1/market/candles", {"instId": inst_id(symbol), "bar": bar, "limit": asked,
                                                    "after": after}, signed=False)
         pages.append(reply)
-        page = [candle_row(row) for row in _rows(reply) if isinstance(row, list) and row]
+        page = candle_rows(_rows(reply))
         found.update((row[0], row) for row in page)
         if len(page) < asked:
             break
@@ -567,7 +567,7 @@ def stream_read(message, feed):
     elif reply.get("event") or "data" not in reply:
         return
     elif str(topic[0]).startswith("candle"):
-        rows = [candle_row(row) for row in _rows(reply) if isinstance(row, list) and row]
+        rows = candle_rows(_rows(reply))
         feed.candles(topic, sorted(rows), reply)
     elif topic[0] == "tickers":
         for t in _rows(reply):

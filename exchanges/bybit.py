@@ -27,7 +27,7 @@ import re
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_row, market,
+from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_rows, market,
                             markets_answer, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, used_from
@@ -270,7 +270,7 @@ def records(api, symbol, period=60, limit=None):
                                              "interval": interval, "limit": asked, "end": end}, signed=False)
         pages.append(reply)
         page = _rows(reply)
-        rows += [candle_row(r) for r in page]
+        rows += candle_rows(page)
         if len(page) < asked:
             break
         end = int(page[-1][0]) - 1

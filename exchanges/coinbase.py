@@ -75,8 +75,8 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges import _ecc
-from exchanges._kit import (PluginError, SingleFlight, Symbol, book_levels, market, markets_answer, number_or_zero,
-                            one_or_all, signed_io)
+from exchanges._kit import (PluginError, SingleFlight, Symbol, book_levels, candle_rows, market, markets_answer,
+                            number_or_zero, one_or_all, signed_io)
 from exchanges._orders import cancel_once, order_size, paid_in, place_once
 from exchanges._throttle import Limit
 
@@ -347,7 +347,8 @@ def _day(api, product):
     candles = api.get(f"{API}/market/products/{product}/candles",
                       {"start": now_s - 24 * 3600, "end": now_s, "granularity": "ONE_HOUR", "limit": 24},
                       signed=False)
-    _candles(candles)
+    for figure in ("volume_24h", "price"):
+        number_or_zero(info.get(figure))       # a reply with a number that is not finite is not kept
     return info, candles
 
 
@@ -420,13 +421,9 @@ def records(api, symbol, period=60, limit=None):
 
 def _candles(reply):
     """{"candles": [{"start": "1639508050", "low", "high", "open", "close", "volume"}]} as FMZ rows."""
-    rows = []
-    for c in _objects(_data(reply, "candles", list)):
-        start = number_or_zero(c.get("start"))
-        if start > 0:
-            rows.append([int(start) * 1000] + [number_or_zero(c.get(f)) for f in ("open", "high", "low", "close",
-                                                                                    "volume")])
-    return rows
+    rows = candle_rows([c.get(f) for f in ("start", "open", "high", "low", "close", "volume")]
+                       for c in _objects(_data(reply, "candles", list)))
+    return [[start * 1000, *values] for start, *values in rows if start > 0]
 
 
 def markets(api):

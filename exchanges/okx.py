@@ -27,7 +27,7 @@ import zlib
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_row, iso_ms, market,
+from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, iso_ms, market,
                             markets_answer, number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
@@ -272,7 +272,7 @@ def records(api, symbol, period=60, limit=None):
         page = _data(reply)
         if not page:
             break
-        rows += [candle_row(r) for r in page]
+        rows += candle_rows(page)
         after = page[-1][0]
     rows.sort(key=lambda row: row[0])
     return rows, one_or_all(pages)
@@ -537,7 +537,7 @@ def stream_read(message, feed):
     elif reply.get("event") == "notice":         # 64008: the connection closes soon for an upgrade
         feed.reconnect(f"OKX {reply.get('code')}: {reply.get('msg')}")
     elif not reply.get("event") and str(topic[0]).startswith("candle"):
-        feed.candles(topic, sorted(candle_row(row) for row in _data(reply)), reply)
+        feed.candles(topic, sorted(candle_rows(_data(reply))), reply)
     elif not reply.get("event") and topic[0] in STREAM_READERS:
         STREAM_READERS[topic[0]](topic, reply, feed)
 

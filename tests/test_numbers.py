@@ -7,7 +7,7 @@ import pytest
 
 import fmz_plugin
 from exchanges import bitvavo, okx
-from exchanges._kit import PluginError, number_or_zero, whole_or_zero
+from exchanges._kit import PluginError, candle_rows, number_or_zero, whole_or_zero
 
 
 @pytest.mark.parametrize("field, whole", [
@@ -46,13 +46,23 @@ def test_an_answer_is_json_whatever_numbers_it_holds():
 def test_answer_numbers_are_the_floats_a_robot_reads():
     """FMZ reads every number of an answer as a float64: a book level or candle value is that
     float of the exchange's text exactly; absent, empty, garbled or non-finite text is 0."""
-    from exchanges._kit import answer_number, book_levels, candle_row
+    from exchanges._kit import answer_number, book_levels
     texts = ["50000.1", "0.00000001", "123456789.123456789", "1e-8", "83975.70", "0.000061000000000000005", 7, 2.5]
     assert [answer_number(text) for text in texts] == [float(text) for text in texts]
     assert [answer_number(text) for text in ["", None, "abc", "NaN", "Infinity", [1]]] == [0.0] * 6
     assert book_levels([["NaN", "1"], ["1", ""], ["1e308", "1e308"], ["2", "3"]]) == [[1e308, 1e308], [2.0, 3.0]]
     assert book_levels([["1.5", "2"]]) == [[1.5, 2.0]] and book_levels([{"p": "3", "q": ""}], "p", "q") == []
-    assert candle_row(["1700000000000", "1", "2", "0.5", "1.5", "10", "x"]) == [1700000000000, 1.0, 2.0, 0.5, 1.5, 10.0]
+    assert candle_rows([["1700000000000", "1", "2", "0.5", "1.5", "10", "x"]]) == [[1700000000000, 1.0, 2.0, 0.5, 1.5, 10.0]]
+
+
+@pytest.mark.parametrize("row", [["", "1", "2", "0.5", "1.5", "10"], [None, "1", "2", "0.5", "1.5"],
+                                 ["1700000000000", "1", "2", "NaN", "1.5", "10"], ["1700000000000", "1", "", "0.5", "1"],
+                                 ["1700000000000", "1", "2"], "1,2,3,4,5", {"open": "1"}])
+def test_a_candle_whose_time_or_price_does_not_read_is_left_out(row):
+    """A low of 0 would look like a crash to a robot's indicators; a candle without a time has no
+    place. Only an unreadable volume is 0."""
+    good = ["1700000060000", "1", "2", "0.5", "1.5", ""]
+    assert candle_rows([row, good]) == [[1700000060000, 1.0, 2.0, 0.5, 1.5, 0.0]]
 
 
 def test_a_depth_of_400_levels_is_the_exchanges_to_the_float(okx):
