@@ -1168,7 +1168,7 @@ def _encoded(answer):
         return _ENCODER.encode(answer)
     data, raw = answer["data"], answer["raw"]
     raw_text = _text_carried(raw)
-    sides = type(data) is dict and [name for name, item in data.items() if _text_carried(item) is not None]
+    sides = type(data) is dict and any(_text_carried(item) is not None for item in data.values())
     if raw_text is None and not sides:
         return _ENCODER.encode(answer)
     if sides and all(type(name) is str for name in data):

@@ -44,6 +44,7 @@ DEADLINE_MARGIN_MS = 100      # how far past a deadline the exchange's clock mus
 DEADLINE_CHECKS = 3           # reads of the exchange's clock while waiting a deadline out
 NUMBER_RANGE = 20             # the docker's numbers lie within 1e-20 .. 1e20 (beyond: a typo or an attack)
 USER_AGENT = "fmz-plugin"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 IO_PREFIX = "__api_"          # exchange.IO("api", ...) arrives as method "__api_<path>", served by METHODS["__api_"]
 SIGNATURE_MIN = 16            # characters: shorter values a signer adds (a key version, a window) are not secret
 SHORT_SECRET = 8              # characters: a shorter secret is blanked only where it stands alone
@@ -328,7 +329,7 @@ class Connection:
     def __init__(self, scheme, host, port, timeout, tls=None):
         self.scheme, self.host, self.port, self.timeout, self.tls = scheme, host, port, timeout, tls
         name = f"[{host}]" if ":" in host else host                     # an IPv6 address in brackets
-        self.host_header = name if port == {"http": 80, "https": 443}.get(scheme) else f"{name}:{port}"
+        self.host_header = name if port == DEFAULT_PORTS.get(scheme) else f"{name}:{port}"
         self.sock = self.reader = self.poller = None
 
     def request(self, method, target, body, headers):
@@ -982,7 +983,7 @@ class Api:
 def _parts_of(base_url):
     """(scheme, host, port, path without its trailing /) of a base URL, split once."""
     url = urllib.parse.urlsplit(base_url)
-    return url.scheme, url.hostname, url.port or (443 if url.scheme == "https" else 80), url.path.rstrip("/")
+    return url.scheme, url.hostname, url.port or DEFAULT_PORTS.get(url.scheme, 80), url.path.rstrip("/")
 
 
 def _query_text(value):
@@ -1222,17 +1223,12 @@ def _finite_float(value):
 
 
 def answer_number(value):
-    """An exchange's numeric field as the float a robot reads, for answers only (candles: the
-    bulk of an answer's numbers). FMZ reads every number of an answer as a float64,
-    and float(text) is that float exactly (correctly rounded, as from the exact decimal), so
-    nothing a robot keeps is lost, while the answer is then encoded by json's C encoder with no
-    Python call per number. Empty, absent, garbled or non-finite fields are 0.0, never an error.
-    Amounts and prices toward the exchange stay exact decimal strings (parse_number, plain)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0
+    """An exchange's numeric field as the float a robot reads, for answers only (a candle's
+    volume): FMZ reads every number of an answer as a float64, and float(text) is that float
+    exactly. Empty, absent, garbled or non-finite fields are 0.0, never an error. Amounts and
+    prices toward the exchange stay exact decimal strings (parse_number, plain)."""
+    number = _finite_float(value)
+    return 0.0 if number is None else number
 
 
 def signed_io(api, http_method, path, params):

@@ -36,7 +36,7 @@ import urllib.parse
 from collections import OrderedDict, deque
 
 from exchanges import _websocket
-from exchanges._kit import POOL, PluginError, number_or_zero
+from exchanges._kit import POOL, PluginError, now_ms, number_or_zero
 
 IDLE_AFTER = 300.0          # seconds a channel stays subscribed after the last request for it
 TICK = 1.0                  # seconds between two looks at keepalive, idle channels and pending subscriptions
@@ -375,7 +375,7 @@ class Connection:
         ws = _websocket.connect(self.url, CONNECT_TIMEOUT, context=POOL.tls)    # REST's verified TLS
         with self.lock:
             self.ws, self.last_message, self.pinged = ws, time.monotonic(), False
-            self.connected_since, self.logged_in = int(time.time() * 1000), self.keys is None
+            self.connected_since, self.logged_in = now_ms(), self.keys is None
             self.connection_state = {}
             self.requests.clear()            # the exchange counts them per connection
         self.streams.notify()
