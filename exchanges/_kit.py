@@ -438,7 +438,28 @@ def _exactly(reader, length):
 
 def header_lines(fp):
     """A message's header lines up to the blank line (a reply's here, a docker's request's in
-    fmz_plugin's Handler), within http.client's own limits."""
+    fmz_plugin's Handler) as one text, a line per "\\n", within http.client's own limits.
+    The head has usually arrived whole with the first bytes: then it is taken from the reader's
+    buffer at once, rather than a line at a time."""
+    waiting = fp.peek() if hasattr(fp, "peek") else b""
+    blank = -1 if waiting.startswith(b"\r\n") else waiting.find(b"\r\n\r\n")
+    if blank > 0 and _crlf_lines(waiting[:blank + 2]):
+        lines = fp.read(blank + 4)[:blank].decode("iso-8859-1").split("\r\n")
+    else:
+        lines = _lines_one_by_one(fp)
+    if len(lines) > http.client._MAXHEADERS:
+        raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
+    return "\n".join(lines)
+
+
+def _crlf_lines(head):
+    """True when every line of `head` ends in CRLF, with no CR or LF elsewhere: then its first
+    empty line is the first CRLF CRLF, and no line is over http.client's limit (a buffer holds
+    fewer bytes)."""
+    return head.count(b"\n") == head.count(b"\r") == head.count(b"\r\n") and len(head) <= http.client._MAXLINE
+
+
+def _lines_one_by_one(fp):
     lines = []
     while True:
         line = fp.readline(http.client._MAXLINE + 1)
@@ -446,28 +467,25 @@ def header_lines(fp):
             raise http.client.LineTooLong("header line")
         if line in (b"\r\n", b"\n", b""):
             return lines
-        lines.append(line)
+        lines.append(line.decode("iso-8859-1").rstrip("\r\n"))
         if len(lines) > http.client._MAXHEADERS:
-            raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
+            return lines
 
 
 class Headers(dict):
     """Header values by name, any case (`get("X-MBX-USED-WEIGHT-1M")`); of a repeated header,
-    the first, as email's Message.get answers. `names`: every name as sent, in order."""
+    the first, as email's Message.get answers. `names`: every name as sent, in order. Made from
+    the text header_lines reads; a line folded onto the next (obsolete, but allowed) is one."""
 
-    def __init__(self, lines=()):
+    def __init__(self, text=""):
         super().__init__()
         self.names = []
-        name = None
-        for line in lines:
-            text = line.decode("iso-8859-1")
-            if text[:1] in (" ", "\t") and name is not None:     # a folded line continues the last one
-                dict.__setitem__(self, name, dict.__getitem__(self, name) + " " + text.strip())
-                continue
-            name, _, value = text.partition(":")
+        if "\n " in text or "\n\t" in text:
+            text = _FOLD.sub(" ", text)
+        for line in text.split("\n") if text else ():
+            name, _, value = line.partition(":")
             self.names.append(name.strip())
-            name = name.strip().lower()
-            self.setdefault(name, value.strip())
+            self.setdefault(name.strip().lower(), value.strip())
 
     def get(self, name, default=None):
         return dict.get(self, name.lower(), default)
@@ -481,6 +499,9 @@ class Headers(dict):
     def get_all(self, name, failobj=None):
         """What HTTPResponse.getheader asks for."""
         return [self[name]] if name in self else failobj
+
+
+_FOLD = re.compile(r"\n[ \t]+")           # a line that starts blank continues the one before
 
 
 # -- Single-flight: one call for callers asking the same at once ------------------------------------
@@ -920,8 +941,7 @@ class Api:
         in a JSON body or the query string, as the module's POST_PARAMS says."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         if method in ("GET", "DELETE") or self.exchange.POST_PARAMS == "query":
-            return Request(method, path, query=urllib.parse.urlencode(
-                [(name, _query_text(value)) for name, value in params.items()]))
+            return Request(method, path, query=query_string(params))
         body = json.dumps(params, separators=(",", ":")) if params else ""
         return Request(method, path, body=body, headers={"Content-Type": "application/json"})
 
@@ -984,6 +1004,18 @@ def _parts_of(base_url):
     """(scheme, host, port, path without its trailing /) of a base URL, split once."""
     url = urllib.parse.urlsplit(base_url)
     return url.scheme, url.hostname, url.port or DEFAULT_PORTS.get(url.scheme, 80), url.path.rstrip("/")
+
+
+def query_string(params):
+    """{name: value} as urlencode writes it; names and values of unreserved characters alone
+    (the usual: instId=BTC-USDT) are written as they are, without its quoting machinery."""
+    pairs = [(name, _query_text(value)) for name, value in params.items()]
+    if all(_UNRESERVED.fullmatch(name) and _UNRESERVED.fullmatch(value) for name, value in pairs):
+        return "&".join([name + "=" + value for name, value in pairs])
+    return urllib.parse.urlencode(pairs)
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")             # what urlencode never quotes
 
 
 def _query_text(value):

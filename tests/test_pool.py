@@ -1,7 +1,7 @@
 """_kit.Pool and _kit.Connection on their own: a host keeps as many idle connections as it had in
 use at once (bounded), a dead idle one is never handed out, a TLS one is reused, the TLS context
 waits for the first https connection, and a reply is framed and its headers read as http.client
-would, without the email package."""
+would, without the email package; a query string is written as urlencode writes it."""
 import datetime
 import http.client
 import http.server
@@ -9,6 +9,7 @@ import io
 import socket
 import ssl
 import threading
+import urllib.parse
 
 import pytest
 
@@ -86,10 +87,28 @@ def test_the_tls_context_is_made_for_the_first_https_connection():
 
 
 def reply(head, method="GET"):
-    """(status, body, headers, will_close) as a Connection reads `head` (status line, headers, body)."""
-    conn = _kit.Connection("http", "127.0.0.1", 80, 5)
-    conn.reader = io.BytesIO(head)
-    return conn._reply(method)
+    """(status, body, headers, will_close) as a Connection reads `head` (status line, headers,
+    body), the same whether the head is in the reader's buffer, taken at once, or read a line at
+    a time (a reader that cannot peek); an error, the same error either way."""
+    outcomes = []
+    for reader in (io.BufferedReader(io.BytesIO(head)), io.BytesIO(head)):
+        conn = _kit.Connection("http", "127.0.0.1", 80, 5)
+        conn.reader = reader
+        try:
+            status, body, headers, will_close = conn._reply(method)
+            outcomes.append((status, body, dict(headers), headers.names, will_close))
+        except Exception as error:
+            outcomes.append(error)
+    buffered, by_lines = outcomes
+    if isinstance(buffered, Exception) or isinstance(by_lines, Exception):
+        assert type(buffered) is type(by_lines), outcomes
+        raise buffered
+    assert buffered == by_lines
+    status, body, headers, names, will_close = buffered
+    read = _kit.Headers()
+    dict.update(read, headers)
+    read.names = names
+    return status, body, read, will_close
 
 
 def test_reply_headers_read_as_http_client_reads_them():
@@ -100,6 +119,21 @@ def test_reply_headers_read_as_http_client_reads_them():
     assert headers.get("x-mbx-used-weight-1m") == headers.get("X-MBX-USED-WEIGHT-1M") == "12"
     assert headers["x-folded"] == "one two" and headers.get("set-cookie") == "a=1"
     assert headers.get("absent") is None and "content-type" in headers
+    assert headers.names == ["Content-Type", "X-MBX-USED-WEIGHT-1M", "X-Folded", "Set-Cookie", "Set-Cookie",
+                             "Content-Length"]
+
+
+@pytest.mark.parametrize("head, fields, body", [
+    (b"HTTP/1.1 200 OK\r\n\r\nab\r\n\r\ncd", {}, b"ab\r\n\r\ncd"),          # no headers; a blank line in the body
+    (b"HTTP/1.1 200 OK\nA: 1\nB:2 \n\nab", {"a": "1", "b": "2"}, b"ab"),         # lines ended by LF alone
+    (b"HTTP/1.1 200 OK\r\nA: 1\nB: 2\r\n\r\nab", {"a": "1", "b": "2"}, b"ab"),  # a mix
+    (b"HTTP/1.1 200 OK\r\nA : x\ty \t\r\nNo colon\r\nB:\r\n\r\nab", {"a": "x\ty", "no colon": "", "b": ""},
+     b"ab"),
+    (b"HTTP/1.1 200 OK\r\nA: 1\r\n\t2\r\n 3\r\n\r\nab", {"a": "1 2 3"}, b"ab"),   # folded twice
+])
+def test_odd_reply_heads_read_alike_either_way(head, fields, body):
+    status, got, headers, _ = reply(head)
+    assert (status, dict(headers), got) == (200, fields, body)
 
 
 def test_reply_framing_follows_rfc_9112():
@@ -203,3 +237,17 @@ def test_a_reply_with_too_many_headers_is_refused_as_http_client_refuses_it():
     head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n"
     with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
         reply(head)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(hypothesis.strategies.dictionaries(
+    hypothesis.strategies.text(max_size=6),
+    hypothesis.strategies.text(alphabet="aZ09-_.~ +&=/%é\n", max_size=8) | hypothesis.strategies.integers()
+    | hypothesis.strategies.booleans() | hypothesis.strategies.lists(hypothesis.strategies.integers(), max_size=2),
+    max_size=4))
+def test_a_query_string_is_what_urlencode_writes(params):
+    pairs = [(name, _kit._query_text(value)) for name, value in params.items()]
+    assert _kit.query_string(params) == urllib.parse.urlencode(pairs)
