@@ -464,17 +464,20 @@ def per_answer(run, exchange, directory):
     bare = run.start("bare", None, [sys.executable, str(BARE)])
     plugins = run.plugins(exchange, "--no-throttle")
     direct = Target("exchange", exchange, fake.port, fake, "GET")
+    streamed = streamed_plugin(run, exchange)
     reference = None
     if exchange == "okx" and run.guide is not None:
         code = extract_reference(run.guide, fake.url, directory)
         reference = run.start("reference", "okx", [sys.executable, str(code), "--address", "127.0.0.1"], directory)
     label = registry()[exchange][0]
-    lines = []
+    lines, bare_cpu_us = [], float("nan")
     for clients in CLIENTS:
         say(f"  per answer: {label} ticker, {clients} robot(s), 0 ms")
-        targets = [bare, *plugins, direct] + ([reference] if reference else [])
+        targets = [bare, *plugins, direct] + ([streamed] if streamed else []) + ([reference] if reference else [])
         got = measure(targets, clients, run.seconds, run.rounds, TICKER)
         base = got[bare]
+        if clients == 1:
+            bare_cpu_us = base.cpu_us
         for target in targets:
             out = got[target]
             through = target.name not in ("bare", "exchange")
@@ -511,20 +514,42 @@ def per_answer(run, exchange, directory):
                           ms(out.p(0.99)), f"{out.cpu_us:,.0f}", "-", "-", "-", f"{out.calls_per_answer:.2f}",
                           f"{100 * out.opened / max(out.count, 1):.2f}"])
         fake.set_latency(0)
-    depth = depth_rows(run, exchange, plugins)
-    run.stop([bare, *plugins] + ([reference] if reference else []))
+    depth = depth_rows(run, exchange, plugins, bare_cpu_us)
+    run.stop([bare, *plugins] + ([streamed] if streamed else []) + ([reference] if reference else []))
     return lines, depth
 
 
-def depth_rows(run, exchange, plugins):
+def streamed_plugin(run, exchange):
+    """This checkout's plugin answering the ticker from its stream of the fake's WebSocket (no
+    exchange call per answer: what the plugin's own request path costs), or None for an
+    exchange without a stream."""
+    sys.path.insert(0, str(ROOT))
+    from exchanges import EXCHANGES as MODULES
+    if not MODULES[exchange].STREAM_URLS:
+        return None
+    label, _, direct = registry()[exchange]
+    url = run.fakes[exchange].url
+    target = run.start("plugin, from its stream", exchange,
+                       [sys.executable, str(ROOT / "fmz_plugin.py"), "--log-level", run.log_level, "--no-throttle",
+                        "--base-url", f"{label}={url}", "--base-url", f"{label}.ws={url.replace('http://', 'ws://')}"])
+    warm_until_streamed(target, run.fakes[exchange], direct.split("?")[0])
+    return target
+
+
+def depth_rows(run, exchange, plugins, bare_cpu_us):
+    """A 400-level depth's CPU per answer, also as a multiple of the bare server's per answer in
+    this run (a figure of this machine's speed: the same code takes twice as long on a machine
+    half as fast)."""
     label = registry()[exchange][0]
     say(f"  depth 400: {label}, 1 robot")
     got = measure(plugins, 1, run.seconds, run.rounds, DEPTH)
     if run.baseline and exchange == run.exchanges[0]:
         run.note(f"{label} depth of 400 levels: CPU ms per answer", f"{got[plugins[0]].cpu_us / 1000:.2f}",
                  f"{got[plugins[1]].cpu_us / 1000:.2f}")
-    return [[t.name, t.label, f"{out.rps:,.0f}", ms(out.p(0.5)), ms(out.p(0.99)), f"{out.cpu_us / 1000:.2f}"]
-            for t, out in got.items()]
+        run.note(f"{label} depth of 400 levels: CPU per answer, x bare", ratio(got[plugins[0]].cpu_us, bare_cpu_us),
+                 ratio(got[plugins[1]].cpu_us, bare_cpu_us))
+    return [[t.name, t.label, f"{out.rps:,.0f}", ms(out.p(0.5)), ms(out.p(0.99)), f"{out.cpu_us / 1000:.2f}",
+             ratio(out.cpu_us, bare_cpu_us)] for t, out in got.items()]
 
 
 PER_ANSWER_HEADER = ["server", "exchange", "request", "robots", "exchange latency", "answers/s", "p50 ms", "p99 ms",
@@ -823,7 +848,8 @@ def run_all(run, limits_only, per_answer_only=False):
                           f"{run.rounds} rounds of {run.seconds / run.rounds:g} s, servers taking turns):\n")
                     print(table(PER_ANSWER_HEADER, lines))
                     print(f"\nA depth of 400 levels a side, 1 robot ({registry()[exchange][0]}):\n")
-                    print(table(["server", "exchange", "answers/s", "p50 ms", "p99 ms", "CPU ms / answer"], depth))
+                    print(table(["server", "exchange", "answers/s", "p50 ms", "p99 ms", "CPU ms / answer",
+                                 "CPU x bare (1 robot)"], depth))
             if per_answer_only:
                 return
             for exchange in run.exchanges:

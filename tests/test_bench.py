@@ -28,6 +28,7 @@ def test_the_benchmark_runs_in_a_clone_without_the_guide(tmp_path):
                                "here (give --guide PATH;")
     assert sum("skipped" in line for line in lines) == 1
     assert any(line.startswith("| plugin | OKX | ticker | 1 |") for line in lines)
+    assert any(line.startswith("| plugin, from its stream | OKX | ticker | 1 |") for line in lines)
     assert not any(line.startswith("| reference |") for line in lines)
 
 
