@@ -1776,7 +1776,7 @@ class Minute:
             if len(self.times) < TIMES_KEPT:
                 self.times.append(seconds)
             else:
-                slot = random.randrange(self.timed)      # every call equally likely to be in the sample
+                slot = int(random.random() * self.timed)     # every call equally likely to be in the sample
                 if slot < TIMES_KEPT:
                     self.times[slot] = seconds
 
@@ -1816,14 +1816,16 @@ class Vocabulary:
     def note(self, exchange, envelope, header_names=()):
         sent = _names_as_sent(exchange, envelope, header_names)
         with self.lock:
-            if sent in self.as_sent:
-                self.shapes[self.as_sent[sent]] += 1
+            shape = self.as_sent.get(sent)
+            if shape is not None:
+                self.shapes[shape] += 1
                 return
         shape = request_shape(exchange, envelope, header_names)
+        kept = sent is not None and _rememberable(sent)
         with self.lock:
             if shape in self.shapes:
                 self.shapes[shape] += 1
-                if sent is not None and len(self.as_sent) < 4 * self.kept:
+                if kept and len(self.as_sent) < 4 * self.kept:
                     self.as_sent[sent] = shape
                 return
             if len(self.shapes) >= self.kept:
@@ -1832,7 +1834,7 @@ class Vocabulary:
                     log.info("request shapes: %d kept, later new ones are not recorded", self.kept)
                 return
             self.shapes[shape] = 1
-            if sent is not None:
+            if kept:
                 self.as_sent[sent] = shape
         log.info("the docker sent a new request shape: %s method %s, fields [%s], params [%s], headers [%s]",
                  exchange, shape[1], *(", ".join(names) for names in shape[2:]))
@@ -1855,16 +1857,19 @@ def request_shape(exchange, envelope, header_names=()):
 
 
 def _names_as_sent(exchange, envelope, header_names):
-    """The names of a request as they arrived, as a key to remember its shape by; None for one
-    too odd to remember (not an object, a long method, many or long names)."""
+    """The names of a request as they arrived, as a key to remember its shape by (None for a
+    request that is not an object naming a method); only a _rememberable one is kept."""
     if not isinstance(envelope, dict) or not isinstance(envelope.get("method"), str):
         return None
     params = envelope.get("params") if isinstance(envelope.get("params"), dict) else {}
-    names = (tuple(envelope), tuple(params), tuple(header_names))
-    if (len(envelope["method"]) > 60 or max(map(len, names)) > NAMES_KEPT
-            or sum(sum(map(len, group)) for group in names) > 1000):
-        return None
-    return (exchange, envelope["method"], *names)
+    return exchange, envelope["method"], tuple(envelope), tuple(params), tuple(header_names)
+
+
+def _rememberable(sent):
+    """False for names too odd to keep as a key: a long method, many or long names."""
+    names = sent[2:]
+    return (len(sent[1]) <= 60 and max(map(len, names)) <= NAMES_KEPT
+            and sum(sum(map(len, group)) for group in names) <= 1000)
 
 
 def _names(names):
