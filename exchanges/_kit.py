@@ -357,8 +357,7 @@ class Connection:
 
     def _reply(self, method):
         while True:
-            version, status = _status_line(self.reader.readline(http.client._MAXLINE + 1))
-            headers = Headers(header_lines(self.reader))
+            version, status, headers = self._head()
             if not 100 <= status < 200:           # 100 Continue, 103 Early Hints: the reply follows
                 break
         tokens = headers.get("connection", "").lower()
@@ -373,6 +372,21 @@ class Connection:
         if not length.isdigit():
             raise http.client.HTTPException(f"Content-Length {length[:20]!r} is not a number")
         return status, _exactly(self.reader, int(length)), headers, will_close
+
+    def _head(self):
+        """(version, status, Headers) of a reply: its status line and headers, taken at once when
+        they are in the reader's buffer (see whole_head), else a line at a time."""
+        lines = whole_head(self.reader)
+        if lines is None:
+            line = self.reader.readline(http.client._MAXLINE + 1)
+            if len(line) > http.client._MAXLINE:
+                raise http.client.LineTooLong("status line")
+            version, status = _status_line(line.decode("iso-8859-1").rstrip("\r\n") if line else None)
+            return version, status, Headers(header_lines(self.reader))
+        if len(lines) > http.client._MAXHEADERS + 1:
+            raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
+        version, status = _status_line(lines[0])
+        return version, status, Headers(lines[1:])
 
     def close(self):
         for part in (self.reader, self.sock):
@@ -399,12 +413,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")        # a tab may stand in a
 
 
 def _status_line(line):
-    """(version, status) of a reply's status line, e.g. b"HTTP/1.1 200 OK"."""
-    if not line:
+    """(version, status) of a reply's status line, e.g. "HTTP/1.1 200 OK" (None: nothing came)."""
+    if line is None:
         raise http.client.RemoteDisconnected("Remote end closed connection without response")
-    if len(line) > http.client._MAXLINE:
-        raise http.client.LineTooLong("status line")
-    version, _, rest = line.decode("iso-8859-1").rstrip("\r\n").partition(" ")
+    version, _, rest = line.partition(" ")
     if not version.startswith("HTTP/1.") or not rest[:3].isdigit() or rest[3:4] not in ("", " "):
         raise http.client.BadStatusLine(repr(line[:80]))
     return version, int(rest[:3])
@@ -438,25 +450,27 @@ def _exactly(reader, length):
 
 def header_lines(fp):
     """A message's header lines up to the blank line (a reply's here, a docker's request's in
-    fmz_plugin's Handler) as one text, a line per "\\n", within http.client's own limits.
-    The head has usually arrived whole with the first bytes: then it is taken from the reader's
-    buffer at once, rather than a line at a time."""
-    waiting = fp.peek() if hasattr(fp, "peek") else b""
-    blank = -1 if waiting.startswith(b"\r\n") else waiting.find(b"\r\n\r\n")
-    if blank > 0 and _crlf_lines(waiting[:blank + 2]):
-        lines = fp.read(blank + 4)[:blank].decode("iso-8859-1").split("\r\n")
-    else:
+    fmz_plugin's Handler), as text, within http.client's own limits."""
+    lines = whole_head(fp)
+    if lines is None:
         lines = _lines_one_by_one(fp)
     if len(lines) > http.client._MAXHEADERS:
         raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
-    return "\n".join(lines)
+    return lines
 
 
-def _crlf_lines(head):
-    """True when every line of `head` ends in CRLF, with no CR or LF elsewhere: then its first
-    empty line is the first CRLF CRLF, and no line is over http.client's limit (a buffer holds
-    fewer bytes)."""
-    return head.count(b"\n") == head.count(b"\r") == head.count(b"\r\n") and len(head) <= http.client._MAXLINE
+def whole_head(fp):
+    """The lines of a message's head up to the blank line, as text, when the reader's buffer
+    holds all of it with every line ended by CRLF (usually: a head arrives with the first bytes),
+    taken from it at once; else None, and nothing is read. No line is then over http.client's
+    limit: a buffer holds fewer bytes."""
+    waiting = fp.peek() if hasattr(fp, "peek") else b""
+    blank = -1 if waiting.startswith(b"\r\n") else waiting.find(b"\r\n\r\n")
+    head = waiting[:blank + 2]
+    if blank <= 0 or not head.count(b"\n") == head.count(b"\r") == head.count(b"\r\n") or \
+            len(head) > http.client._MAXLINE:
+        return None
+    return fp.read(blank + 4)[:blank].decode("iso-8859-1").split("\r\n")
 
 
 def _lines_one_by_one(fp):
@@ -475,14 +489,16 @@ def _lines_one_by_one(fp):
 class Headers(dict):
     """Header values by name, any case (`get("X-MBX-USED-WEIGHT-1M")`); of a repeated header,
     the first, as email's Message.get answers. `names`: every name as sent, in order. Made from
-    the text header_lines reads; a line folded onto the next (obsolete, but allowed) is one."""
+    header lines as text; a line that starts blank continues the one before (obsolete folding)."""
 
-    def __init__(self, text=""):
+    def __init__(self, lines=()):
         super().__init__()
         self.names = []
-        if "\n " in text or "\n\t" in text:
-            text = _FOLD.sub(" ", text)
-        for line in text.split("\n") if text else ():
+        for line in lines:
+            if line[:1] in (" ", "\t") and self.names:
+                name = self.names[-1].lower()
+                dict.__setitem__(self, name, dict.__getitem__(self, name) + " " + line.strip())
+                continue
             name, _, value = line.partition(":")
             self.names.append(name.strip())
             self.setdefault(name.strip().lower(), value.strip())
@@ -499,9 +515,6 @@ class Headers(dict):
     def get_all(self, name, failobj=None):
         """What HTTPResponse.getheader asks for."""
         return [self[name]] if name in self else failobj
-
-
-_FOLD = re.compile(r"\n[ \t]+")           # a line that starts blank continues the one before
 
 
 # -- Single-flight: one call for callers asking the same at once ------------------------------------
