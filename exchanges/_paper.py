@@ -55,6 +55,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from decimal import Decimal
 
 from exchanges import EXCHANGES
@@ -65,6 +66,7 @@ ACCESS_KEY = "paper"                 # the Access Key that makes an account a pa
 DEFAULT_BALANCES = "USDT=10000,USDC=10000,USD=10000,EUR=10000"   # an empty Secret Key's account
 DEFAULT_LEVERAGE = 10
 BOOK_LEVELS = 50                     # levels of the live book an order may walk
+LOCKED_PAUSE = 0.01                   # seconds between two tries of a statement SQLite refused as locked
 BUSY_SECONDS = 10.0                  # how long a transaction waits for another process's to end
 MONEY = Decimal("0.00000001")        # swap margins and profits are kept to 8 decimal places
 DB_NAME = "fmz_plugin_paper.db"      # the default database, beside the plugin file
@@ -168,6 +170,21 @@ def _no_io(api, **params):
 
 # -- The database ----------------------------------------------------------------------------------
 
+def _while_locked(statement):
+    """statement(), asked again while the file is locked, for at most BUSY_SECONDS. SQLite waits
+    out another connection's lock by itself, but not when two connections (two processes, or two
+    robots' first calls) turn a new file to WAL at the same moment: one of them is refused at
+    once, "database is locked"."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(LOCKED_PAUSE)
+
+
 class Ledger:
     """The SQLite file every paper account lives in. `fees` replaces FEES for every exchange
     ((maker, taker) or None); `fill_from_trades=False` lets resting orders fill only when
@@ -181,13 +198,17 @@ class Ledger:
 
     def connect(self):
         db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        with self.lock:
-            if not self.ready:
-                db.execute("PRAGMA journal_mode=WAL")     # readers never wait; kept in the file
-                db.executescript(SCHEMA)
-                self.ready = True
-        db.execute("PRAGMA synchronous=NORMAL")           # WAL: a commit survives the process dying
+        try:
+            db.row_factory = sqlite3.Row
+            with self.lock:
+                if not self.ready:
+                    _while_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))   # readers never wait; kept in
+                    db.executescript(SCHEMA)                                        # the file
+                    self.ready = True
+            db.execute("PRAGMA synchronous=NORMAL")           # WAL: a commit survives the process dying
+        except BaseException:
+            db.close()
+            raise
         return db
 
     @contextlib.contextmanager
