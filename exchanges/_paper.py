@@ -397,7 +397,8 @@ class Account:
 
     def last_price(self, symbol):
         ticker, _ = self.api.exchange.METHODS["ticker"](self.api, symbol=symbol)
-        return ticker["last"] or (ticker["buy"] + ticker["sell"]) / 2
+        price = ticker["last"] or (ticker["buy"] + ticker["sell"]) / 2
+        return Decimal(repr(price))                         # answers carry floats
 
     def catch_up(self):
         """Fill the resting orders the market has traded through since they were last looked at:
@@ -411,7 +412,9 @@ class Account:
         tapes = {}
         for text in symbols:
             try:
-                tapes[text], _ = self.api.exchange.METHODS["trades"](self.api, symbol=parse_symbol(text))
+                trades, _ = self.api.exchange.METHODS["trades"](self.api, symbol=parse_symbol(text))
+                tapes[text] = [{**t, "price": Decimal(repr(t["price"])), "amount": Decimal(repr(t["amount"]))}
+                               for t in trades]            # answers carry floats
             except PluginError:
                 continue                   # the exchange is away: those orders are looked at next call
         if not tapes:

@@ -36,7 +36,7 @@ import urllib.parse
 from collections import OrderedDict, deque
 
 from exchanges import _websocket
-from exchanges._kit import POOL, PluginError, now_ms, number_or_zero
+from exchanges._kit import POOL, PluginError, book_levels, now_ms, number_or_zero
 
 IDLE_AFTER = 300.0          # seconds a channel stays subscribed after the last request for it
 TICK = 1.0                  # seconds between two looks at keepalive, idle channels and pending subscriptions
@@ -90,10 +90,10 @@ class Book:
         return self._sorted
 
     def depth(self, levels):
-        """FMZ's depth: {time, asks, bids} with `levels` levels a side, Decimal numbers."""
+        """FMZ's depth: {time, asks, bids} with `levels` levels a side, as _kit.book_levels makes
+        a REST depth's: the exchange's own number text, written into the answer as it is."""
         asks, bids = self.sides()
-        as_numbers = lambda rows: [[number_or_zero(p), number_or_zero(s)] for p, s in rows[:levels]]
-        return {"time": self.time, "asks": as_numbers(asks), "bids": as_numbers(bids)}
+        return {"time": self.time, "asks": book_levels(asks[:levels]), "bids": book_levels(bids[:levels])}
 
 
 class Channel:

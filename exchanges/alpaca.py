@@ -59,7 +59,7 @@ import re
 from collections import namedtuple
 
 from exchanges._kit import (MARKETS, PluginError, Symbol, book_levels, candle_rows, iso_ms, market, markets_answer,
-                            number_or_zero, one_or_all)
+                            float_or_zero, number_or_zero, one_or_all)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -340,10 +340,10 @@ def _ticker(spec, snapshot):
     day = snapshot.get("dailyBar") or {}
     return {
         "symbol": spec["symbol"],
-        "buy": number_or_zero(quote.get("bp")), "sell": number_or_zero(quote.get("ap")),
-        "high": number_or_zero(day.get("h")), "low": number_or_zero(day.get("l")),
-        "open": number_or_zero(day.get("o")), "last": number_or_zero(trade.get("p")),
-        "vol": number_or_zero(day.get("v")), "time": _ms(quote.get("t") or trade.get("t")),
+        "buy": float_or_zero(quote.get("bp")), "sell": float_or_zero(quote.get("ap")),
+        "high": float_or_zero(day.get("h")), "low": float_or_zero(day.get("l")),
+        "open": float_or_zero(day.get("o")), "last": float_or_zero(trade.get("p")),
+        "vol": float_or_zero(day.get("v")), "time": _ms(quote.get("t") or trade.get("t")),
     }
 
 
@@ -416,10 +416,10 @@ def trades(api, symbol):
 def _trade(t, previous):
     """A trade row; the side is the taker's (tks) or, for a stock, the tick test against the
     `previous` trade's price."""
-    price = number_or_zero(t.get("p"))
+    price = float_or_zero(t.get("p"))
     side = {"B": "buy", "S": "sell"}.get(t.get("tks")) or ("sell" if previous and price < previous else "buy")
     return {"id": str(t.get("i", "")), "time": _ms(t.get("t")), "price": price,
-            "amount": number_or_zero(t.get("s")), "type": side}
+            "amount": float_or_zero(t.get("s")), "type": side}
 
 
 def records(api, symbol, period=60, limit=None):

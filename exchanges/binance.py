@@ -32,7 +32,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, market, markets_answer,
-                            number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
+                            float_or_zero, number_or_zero, one_or_all, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, by_param
 from exchanges._stream import Requests
@@ -321,10 +321,10 @@ def ticker(api, symbol):
 def _ticker(t, symbol):
     return {
         "symbol": str(symbol),
-        "buy": number_or_zero(t.get("bidPrice")), "sell": number_or_zero(t.get("askPrice")),
-        "high": number_or_zero(t.get("highPrice")), "low": number_or_zero(t.get("lowPrice")),
-        "open": number_or_zero(t.get("openPrice")), "last": number_or_zero(t.get("lastPrice")),
-        "vol": number_or_zero(t.get("volume")), "time": whole_or_zero(t.get("closeTime")),
+        "buy": float_or_zero(t.get("bidPrice")), "sell": float_or_zero(t.get("askPrice")),
+        "high": float_or_zero(t.get("highPrice")), "low": float_or_zero(t.get("lowPrice")),
+        "open": float_or_zero(t.get("openPrice")), "last": float_or_zero(t.get("lastPrice")),
+        "vol": float_or_zero(t.get("volume")), "time": whole_or_zero(t.get("closeTime")),
     }
 
 
@@ -363,8 +363,8 @@ def trades(api, symbol):
 
 
 def _trade(t):
-    return {"id": str(t["id"]), "time": int(t["time"]), "price": number_or_zero(t.get("price")),
-            "amount": number_or_zero(t.get("qty")), "type": "sell" if t.get("isBuyerMaker") else "buy"}
+    return {"id": str(t["id"]), "time": int(t["time"]), "price": float_or_zero(t.get("price")),
+            "amount": float_or_zero(t.get("qty")), "type": "sell" if t.get("isBuyerMaker") else "buy"}
 
 
 def records(api, symbol, period=60, limit=None):

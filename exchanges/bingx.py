@@ -52,7 +52,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, market, markets_answer,
-                            number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
+                            float_or_zero, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit
 from exchanges import _websocket
@@ -276,10 +276,10 @@ def _ticker(t, symbol, reply):
     stands in where it is absent."""
     return {
         "symbol": symbol,
-        "buy": number_or_zero(t.get("bidPrice")), "sell": number_or_zero(t.get("askPrice")),
-        "high": number_or_zero(t.get("highPrice")), "low": number_or_zero(t.get("lowPrice")),
-        "open": number_or_zero(t.get("openPrice")), "last": number_or_zero(t.get("lastPrice")),
-        "vol": number_or_zero(t.get("volume")),
+        "buy": float_or_zero(t.get("bidPrice")), "sell": float_or_zero(t.get("askPrice")),
+        "high": float_or_zero(t.get("highPrice")), "low": float_or_zero(t.get("lowPrice")),
+        "open": float_or_zero(t.get("openPrice")), "last": float_or_zero(t.get("lastPrice")),
+        "vol": float_or_zero(t.get("volume")),
         "time": whole_or_zero(t.get("closeTime") or reply.get("timestamp")),
     }
 
@@ -326,7 +326,7 @@ def trades(api, symbol):
 def _trade(t):
     maker = t.get("buyerMaker", t.get("isBuyerMaker"))
     return {"id": str(t.get("id") or t.get("time")), "time": whole_or_zero(t.get("time")),
-            "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("qty")),
+            "price": float_or_zero(t.get("price")), "amount": float_or_zero(t.get("qty")),
             "type": "sell" if maker else "buy"}
 
 

@@ -63,7 +63,7 @@ import uuid
 from collections import namedtuple
 from decimal import Decimal
 
-from exchanges._kit import (PluginError, Symbol, book_levels, candle_rows, market, markets_answer, number_or_zero,
+from exchanges._kit import (PluginError, Symbol, book_levels, candle_rows, market, markets_answer, float_or_zero, number_or_zero,
                             one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, order_size, paid_in, place_once
 from exchanges._throttle import Limit, by_param, used_from
@@ -282,10 +282,10 @@ def _ticker(t):
     """A market without trades in 24 h has nulls for its prices: they read as 0."""
     return {
         "symbol": str(to_symbol(t.get("market", ""))),
-        "buy": number_or_zero(t.get("bid")), "sell": number_or_zero(t.get("ask")),
-        "high": number_or_zero(t.get("high")), "low": number_or_zero(t.get("low")),
-        "open": number_or_zero(t.get("open")), "last": number_or_zero(t.get("last")),
-        "vol": number_or_zero(t.get("volume")), "time": _ms(t.get("timestamp")),
+        "buy": float_or_zero(t.get("bid")), "sell": float_or_zero(t.get("ask")),
+        "high": float_or_zero(t.get("high")), "low": float_or_zero(t.get("low")),
+        "open": float_or_zero(t.get("open")), "last": float_or_zero(t.get("last")),
+        "vol": float_or_zero(t.get("volume")), "time": _ms(t.get("timestamp")),
     }
 
 
@@ -315,8 +315,8 @@ def trades(api, symbol):
 
 
 def _trade(t):
-    return {"id": str(t.get("id", "")), "time": _ms(t.get("timestamp")), "price": number_or_zero(t.get("price")),
-            "amount": number_or_zero(t.get("amount")), "type": t.get("side", "")}
+    return {"id": str(t.get("id", "")), "time": _ms(t.get("timestamp")), "price": float_or_zero(t.get("price")),
+            "amount": float_or_zero(t.get("amount")), "type": t.get("side", "")}
 
 
 def records(api, symbol, period=60, limit=None):

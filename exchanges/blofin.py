@@ -46,7 +46,7 @@ from decimal import Decimal
 
 from exchanges import okx
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, market, markets_answer,
-                            number_or_zero, one_or_all, signed_io, whole_or_zero)
+                            float_or_zero, number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -260,10 +260,10 @@ def _ticker(t):
     """vol is vol24h, in contracts (volCurrency24h is the base currency)."""
     return {
         "symbol": str(to_symbol(t.get("instId"))),
-        "buy": number_or_zero(t.get("bidPrice")), "sell": number_or_zero(t.get("askPrice")),
-        "high": number_or_zero(t.get("high24h")), "low": number_or_zero(t.get("low24h")),
-        "open": number_or_zero(t.get("open24h")), "last": number_or_zero(t.get("last")),
-        "vol": number_or_zero(t.get("vol24h")), "time": whole_or_zero(t.get("ts")),
+        "buy": float_or_zero(t.get("bidPrice")), "sell": float_or_zero(t.get("askPrice")),
+        "high": float_or_zero(t.get("high24h")), "low": float_or_zero(t.get("low24h")),
+        "open": float_or_zero(t.get("open24h")), "last": float_or_zero(t.get("last")),
+        "vol": float_or_zero(t.get("vol24h")), "time": whole_or_zero(t.get("ts")),
     }
 
 
@@ -294,7 +294,7 @@ def trades(api, symbol):
 def _trade_rows(rows):
     """BloFin's trades (REST and stream alike) as FMZ's, oldest first."""
     found = [{"id": str(t.get("tradeId", "")), "time": whole_or_zero(t.get("ts")),
-              "price": number_or_zero(t.get("price")), "amount": number_or_zero(t.get("size")),
+              "price": float_or_zero(t.get("price")), "amount": float_or_zero(t.get("size")),
               "type": t.get("side", "")} for t in rows if isinstance(t, dict)]
     return sorted(found, key=lambda row: row["time"])
 

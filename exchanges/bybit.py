@@ -28,7 +28,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, MARKETS, PluginError, Symbol, book_levels, candle_rows, market,
-                            markets_answer, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
+                            markets_answer, float_or_zero, number_or_zero, one_or_all, signed_io, specs_by_exchange_id, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, paid_in, place_once
 from exchanges._throttle import Limit, used_from
 from exchanges._stream import Book, Requests
@@ -229,10 +229,10 @@ def _ticker(t, symbol, time_ms):
     """Bybit tickers carry no timestamp of their own: the reply's `time` is used."""
     return {
         "symbol": symbol,
-        "buy": number_or_zero(t.get("bid1Price")), "sell": number_or_zero(t.get("ask1Price")),
-        "high": number_or_zero(t.get("highPrice24h")), "low": number_or_zero(t.get("lowPrice24h")),
-        "open": number_or_zero(t.get("prevPrice24h")), "last": number_or_zero(t.get("lastPrice")),
-        "vol": number_or_zero(t.get("volume24h")), "time": whole_or_zero(time_ms),
+        "buy": float_or_zero(t.get("bid1Price")), "sell": float_or_zero(t.get("ask1Price")),
+        "high": float_or_zero(t.get("highPrice24h")), "low": float_or_zero(t.get("lowPrice24h")),
+        "open": float_or_zero(t.get("prevPrice24h")), "last": float_or_zero(t.get("lastPrice")),
+        "vol": float_or_zero(t.get("volume24h")), "time": whole_or_zero(time_ms),
     }
 
 
@@ -254,8 +254,8 @@ def trades(api, symbol):
 
 
 def _trade(t):
-    return {"id": t["execId"], "time": whole_or_zero(t["time"]), "price": number_or_zero(t["price"]),
-            "amount": number_or_zero(t["size"]), "type": t["side"].lower()}
+    return {"id": t["execId"], "time": whole_or_zero(t["time"]), "price": float_or_zero(t["price"]),
+            "amount": float_or_zero(t["size"]), "type": t["side"].lower()}
 
 
 def records(api, symbol, period=60, limit=None):

@@ -76,7 +76,7 @@ from decimal import Decimal
 
 from exchanges import _ecc
 from exchanges._kit import (PluginError, SingleFlight, Symbol, book_levels, candle_rows, market, markets_answer,
-                            number_or_zero, one_or_all, signed_io)
+                            float_or_zero, number_or_zero, one_or_all, signed_io)
 from exchanges._orders import cancel_once, order_size, paid_in, place_once
 from exchanges._throttle import Limit
 
@@ -326,12 +326,12 @@ def ticker(api, symbol):
     hours = sorted(_candles(candles))
     data = {
         "symbol": str(symbol),
-        "buy": number_or_zero(quote.get("best_bid")), "sell": number_or_zero(quote.get("best_ask")),
-        "high": max((row[2] for row in hours), default=Decimal(0)),
-        "low": min((row[3] for row in hours), default=Decimal(0)),
-        "open": hours[0][1] if hours else Decimal(0),
-        "last": number_or_zero(last.get("price")) or number_or_zero(info.get("price")),
-        "vol": number_or_zero(info.get("volume_24h")),
+        "buy": float_or_zero(quote.get("best_bid")), "sell": float_or_zero(quote.get("best_ask")),
+        "high": max((row[2] for row in hours), default=0.0),
+        "low": min((row[3] for row in hours), default=0.0),
+        "open": hours[0][1] if hours else 0.0,
+        "last": float_or_zero(last.get("price")) or float_or_zero(info.get("price")),
+        "vol": float_or_zero(info.get("volume_24h")),
         "time": _ms(last.get("time")) or api.now(),
     }
     return data, [quote, info, candles]
@@ -364,9 +364,9 @@ def tickers(api, symbol=None):
         if not _tradable(p) or (symbol and not symbol.covers(to_symbol(p["product_id"]))):
             continue
         price, change = number_or_zero(p.get("price")), number_or_zero(p.get("price_percentage_change_24h"))
-        rows.append({"symbol": str(to_symbol(p["product_id"])), "buy": Decimal(0), "sell": Decimal(0),
-                     "high": Decimal(0), "low": Decimal(0), "open": _open(price, change),
-                     "last": price, "vol": number_or_zero(p.get("volume_24h")), "time": now})
+        rows.append({"symbol": str(to_symbol(p["product_id"])), "buy": 0.0, "sell": 0.0, "high": 0.0, "low": 0.0,
+                     "open": float(_open(price, change)), "last": float(price),
+                     "vol": float_or_zero(p.get("volume_24h")), "time": now})
     return rows, reply
 
 
@@ -392,8 +392,8 @@ def trades(api, symbol):
 
 def _oldest_first(trades):
     """Coinbase's trades (newest first) as FMZ rows, oldest first (the same time keeps their order)."""
-    rows = [{"id": str(t.get("trade_id", "")), "time": _ms(t.get("time")), "price": number_or_zero(t.get("price")),
-             "amount": number_or_zero(t.get("size")), "type": str(t.get("side", "")).lower()}
+    rows = [{"id": str(t.get("trade_id", "")), "time": _ms(t.get("time")), "price": float_or_zero(t.get("price")),
+             "amount": float_or_zero(t.get("size")), "type": str(t.get("side", "")).lower()}
             for t in reversed(_objects(trades))]
     return sorted(rows, key=lambda row: row["time"])
 
@@ -687,10 +687,10 @@ def _stream_ticker(row, ms):
     """The ticker channel's row in FMZ's shape (high, low and open of the last 24 h)."""
     price = number_or_zero(row.get("price"))
     return {"symbol": str(to_symbol(row.get("product_id"))),
-            "buy": number_or_zero(row.get("best_bid")), "sell": number_or_zero(row.get("best_ask")),
-            "high": number_or_zero(row.get("high_24_h")), "low": number_or_zero(row.get("low_24_h")),
-            "open": _open(price, number_or_zero(row.get("price_percent_chg_24_h"))),
-            "last": price, "vol": number_or_zero(row.get("volume_24_h")), "time": ms or _now_ms()}
+            "buy": float_or_zero(row.get("best_bid")), "sell": float_or_zero(row.get("best_ask")),
+            "high": float_or_zero(row.get("high_24_h")), "low": float_or_zero(row.get("low_24_h")),
+            "open": float(_open(price, number_or_zero(row.get("price_percent_chg_24_h")))),
+            "last": float(price), "vol": float_or_zero(row.get("volume_24_h")), "time": ms or _now_ms()}
 
 
 def _read_trades(event, reply, feed):

@@ -28,7 +28,7 @@ from collections import namedtuple
 from decimal import Decimal
 
 from exchanges._kit import (ACCOUNT_SETTINGS, PluginError, Symbol, book_levels, candle_rows, iso_ms, market,
-                            markets_answer, number_or_zero, one_or_all, signed_io, whole_or_zero)
+                            markets_answer, float_or_zero, number_or_zero, one_or_all, signed_io, whole_or_zero)
 from exchanges._orders import cancel_once, new_client_id, order_size, place_once
 from exchanges._throttle import Limit
 
@@ -220,10 +220,10 @@ def ticker(api, symbol):
 def _ticker(t):
     return {
         "symbol": str(to_symbol(t["instId"])),
-        "buy": number_or_zero(t.get("bidPx")), "sell": number_or_zero(t.get("askPx")),
-        "high": number_or_zero(t.get("high24h")), "low": number_or_zero(t.get("low24h")),
-        "open": number_or_zero(t.get("open24h")), "last": number_or_zero(t.get("last")),
-        "vol": number_or_zero(t.get("vol24h")), "time": whole_or_zero(t.get("ts")),
+        "buy": float_or_zero(t.get("bidPx")), "sell": float_or_zero(t.get("askPx")),
+        "high": float_or_zero(t.get("high24h")), "low": float_or_zero(t.get("low24h")),
+        "open": float_or_zero(t.get("open24h")), "last": float_or_zero(t.get("last")),
+        "vol": float_or_zero(t.get("vol24h")), "time": whole_or_zero(t.get("ts")),
     }
 
 
@@ -254,8 +254,8 @@ def trades(api, symbol):
 
 
 def _trade(t):
-    return {"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": number_or_zero(t["px"]),
-            "amount": number_or_zero(t["sz"]), "type": t["side"]}
+    return {"id": t["tradeId"], "time": whole_or_zero(t["ts"]), "price": float_or_zero(t["px"]),
+            "amount": float_or_zero(t["sz"]), "type": t["side"]}
 
 
 def records(api, symbol, period=60, limit=None):

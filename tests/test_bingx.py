@@ -150,9 +150,9 @@ def test_ticker_is_a_list_on_spot_and_an_object_on_swaps():
                   "/openApi/swap/v2/quote/ticker": {"code": 0, "msg": "", "data": row}})
     spot, _ = bingx.ticker(api, Symbol("SOL", "USDT"))
     swap, _ = bingx.ticker(api, Symbol("SOL", "USDT", "swap"))
-    assert spot == {"symbol": "SOL_USDT", "buy": Decimal("140.573"), "sell": Decimal("140.577"),
-                    "high": Decimal("146.190"), "low": Decimal("138.586"), "open": Decimal("142.994"),
-                    "last": Decimal("140.574"), "vol": Decimal("1464648.00"), "time": 1720647284976}
+    assert spot == {"symbol": "SOL_USDT", "buy": 140.573, "sell": 140.577,
+                    "high": 146.190, "low": 138.586, "open": 142.994,
+                    "last": 140.574, "vol": 1464648.00, "time": 1720647284976}
     assert swap == dict(spot, symbol="SOL_USDT.swap")
 
 

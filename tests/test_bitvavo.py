@@ -181,9 +181,9 @@ DOCS_TICKER = {"market": "BTC-EUR", "startTimestamp": 1700490607372, "timestamp"
 def test_docs_ticker(reply):
     """GET /ticker/24h: the docs' schema shows a list even for one market, CCXT reads an object."""
     data, raw = bitvavo.ticker(Replies(reply), Symbol("BTC", "EUR"))
-    assert data == {"symbol": "BTC_EUR", "buy": Decimal("4999.9"), "sell": Decimal("5003.3"),
-                    "high": Decimal("5003.2"), "low": Decimal("5001.1"), "open": Decimal("5001.1"),
-                    "last": Decimal("5003.2"), "vol": Decimal("0.15"), "time": 1700576057382}
+    assert data == {"symbol": "BTC_EUR", "buy": 4999.9, "sell": 5003.3,
+                    "high": 5003.2, "low": 5001.1, "open": 5001.1,
+                    "last": 5003.2, "vol": 0.15, "time": 1700576057382}
     assert raw is reply
 
 
@@ -218,7 +218,7 @@ def test_docs_trades_newest_first_answered_oldest_first():
     rows, _ = bitvavo.trades(Replies(reply), Symbol("BTC", "EUR"))
     assert [r["id"] for r in rows] == ["57b1159b-6bf5-4cde-9e2c-6bd6a5678baf", "94154c98-6e8b-4e33-92a8-74e33fc05650"]
     assert rows[1] == {"id": "94154c98-6e8b-4e33-92a8-74e33fc05650", "time": 1590382761859,
-                       "price": Decimal("8095.3"), "amount": Decimal("0.06026079"), "type": "buy"}
+                       "price": 8095.3, "amount": 0.06026079, "type": "buy"}
 
 
 def test_docs_candles_with_string_or_number_times():

@@ -10,7 +10,6 @@ import contextlib
 import json
 import socket
 import zlib
-from decimal import Decimal
 
 import pytest
 
@@ -987,7 +986,7 @@ def test_coinbase_dialect_reads_documented_messages():
         {"side": "offer", "event_time": "2023-02-09T20:32:50.714964855Z", "price_level": "21922", "new_quantity": "2"}]}]
     coinbase.stream_read(message("l2_data", 2, update), feed)
     book = feed.books[("level2", "BTC-USD")].depth(5)
-    assert book["asks"] == [[22922 - 1000, 2]] and book["bids"] == [[Decimal("21921.73"), Decimal("0.06")]]
+    assert book["asks"] == [[22922 - 1000, 2]] and book["bids"] == [[21921.73, 0.06]]
     assert book["time"] == 1675974770714
     trades = [{"type": "update", "trades": [
         {"trade_id": "2", "product_id": "BTC-USD", "price": "2", "size": "0.1", "side": "SELL", "time": "2023-02-09T20:19:35.396Z"},
@@ -1003,6 +1002,6 @@ def test_coinbase_dialect_reads_documented_messages():
     name, topic, answer, raw = feed.calls[-1]
     assert (name, topic) == ("ticker", ("ticker", "BTC-USD"))
     assert answer == {"symbol": "BTC_USD", "buy": 109, "sell": 111, "high": 120, "low": 90, "open": 100, "last": 110,
-                      "vol": Decimal("16038.28"), "time": 1675974770714}
+                      "vol": 16038.28, "time": 1675974770714}
     coinbase.stream_read(message("heartbeats", 6, [{"heartbeat_counter": 7}]), feed)     # 5 was lost
     assert feed.calls[-1][:2] == ("resync", ("level2", "BTC-USD"))
