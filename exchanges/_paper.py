@@ -66,7 +66,7 @@ ACCESS_KEY = "paper"                 # the Access Key that makes an account a pa
 DEFAULT_BALANCES = "USDT=10000,USDC=10000,USD=10000,EUR=10000"   # an empty Secret Key's account
 DEFAULT_LEVERAGE = 10
 BOOK_LEVELS = 50                     # levels of the live book an order may walk
-LOCKED_PAUSE = 0.01                   # seconds between two tries of a statement SQLite refused as locked
+LOCKED_PAUSE = 0.01                  # seconds between two tries of a statement SQLite refused as locked
 BUSY_SECONDS = 10.0                  # how long a transaction waits for another process's to end
 MONEY = Decimal("0.00000001")        # swap margins and profits are kept to 8 decimal places
 DB_NAME = "fmz_plugin_paper.db"      # the default database, beside the plugin file
@@ -201,9 +201,9 @@ class Ledger:
         try:
             db.row_factory = sqlite3.Row
             with self.lock:
-                if not self.ready:
-                    _while_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))   # readers never wait; kept in
-                    db.executescript(SCHEMA)                                        # the file
+                if not self.ready:                        # WAL (kept in the file): readers never wait
+                    _while_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+                    db.executescript(SCHEMA)
                     self.ready = True
             db.execute("PRAGMA synchronous=NORMAL")           # WAL: a commit survives the process dying
         except BaseException:
