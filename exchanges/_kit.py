@@ -165,8 +165,13 @@ def float_or_zero(value):
     except ValueError:
         return 0.0
     if not math.isfinite(number):
-        raise PluginError(f"the exchange answered {_short(value, 20)} where a number belongs: not a finite number")
+        raise _not_finite(value)
     return number
+
+
+def _not_finite(value):
+    """The error for an exchange's number that is not finite: no JSON, and no robot may compute with it."""
+    return PluginError(f"the exchange answered {_short(value, 20)} where a number belongs: not a finite number")
 
 
 def _ascii_number(value):
@@ -186,7 +191,7 @@ def number_or_zero(value):
     except InvalidOperation:
         return Decimal(0)
     if not number.is_finite():
-        raise PluginError(f"the exchange answered {_short(value, 20)} where a number belongs: not a finite number")
+        raise _not_finite(value)
     return number
 
 
@@ -400,10 +405,9 @@ class Connection:
                 raise http.client.LineTooLong("status line")
             version, status = _status_line(line.decode("iso-8859-1").rstrip("\r\n") if line else None)
             return version, status, Headers(header_lines(self.reader))
-        if len(lines) > http.client._MAXHEADERS + 1:
-            raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
+        headers = _counted(lines[1:])
         version, status = _status_line(lines[0])
-        return version, status, Headers(lines[1:])
+        return version, status, Headers(headers)
 
     def close(self):
         for part in (self.reader, self.sock):
@@ -469,8 +473,11 @@ def header_lines(fp):
     """A message's header lines up to the blank line (a reply's here, a docker's request's in
     fmz_plugin's Handler), as text, within http.client's own limits."""
     lines = whole_head(fp)
-    if lines is None:
-        lines = _lines_one_by_one(fp)
+    return _counted(_lines_one_by_one(fp) if lines is None else lines)
+
+
+def _counted(lines):
+    """Header lines, once they are no more than http.client takes."""
     if len(lines) > http.client._MAXHEADERS:
         raise http.client.HTTPException(f"got more than {http.client._MAXHEADERS} headers")
     return lines

@@ -170,6 +170,12 @@ def _no_io(api, **params):
 
 # -- The database ----------------------------------------------------------------------------------
 
+def _exact(number):
+    """The Decimal of a number from a public answer, which carries floats (the float64 a robot
+    reads): its shortest repr, the exchange's own digits."""
+    return Decimal(repr(number))
+
+
 def _while_locked(statement):
     """statement(), asked again while the file is locked, for at most BUSY_SECONDS. SQLite waits
     out another connection's lock by itself, but not when two connections (two processes, or two
@@ -392,13 +398,12 @@ class Account:
 
     def book(self, symbol):
         book, _ = self.api.exchange.METHODS["depth"](self.api, symbol=symbol, limit=BOOK_LEVELS)
-        exact = lambda levels: [[Decimal(repr(price)), Decimal(repr(amount))] for price, amount in levels]
-        return {**book, "asks": exact(book["asks"]), "bids": exact(book["bids"])}     # answers carry floats
+        exact = lambda levels: [[_exact(price), _exact(amount)] for price, amount in levels]
+        return {**book, "asks": exact(book["asks"]), "bids": exact(book["bids"])}
 
     def last_price(self, symbol):
         ticker, _ = self.api.exchange.METHODS["ticker"](self.api, symbol=symbol)
-        price = ticker["last"] or (ticker["buy"] + ticker["sell"]) / 2
-        return Decimal(repr(price))                         # answers carry floats
+        return _exact(ticker["last"] or (ticker["buy"] + ticker["sell"]) / 2)
 
     def catch_up(self):
         """Fill the resting orders the market has traded through since they were last looked at:
@@ -413,8 +418,7 @@ class Account:
         for text in symbols:
             try:
                 trades, _ = self.api.exchange.METHODS["trades"](self.api, symbol=parse_symbol(text))
-                tapes[text] = [{**t, "price": Decimal(repr(t["price"])), "amount": Decimal(repr(t["amount"]))}
-                               for t in trades]            # answers carry floats
+                tapes[text] = [{**t, "price": _exact(t["price"]), "amount": _exact(t["amount"])} for t in trades]
             except PluginError:
                 continue                   # the exchange is away: those orders are looked at next call
         if not tapes:
